@@ -17,7 +17,7 @@
  * beyond the three label modes (no miners, no cross-batch memory).
  */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3")
+#pragma GCC optimize("O3", "-fno-trapping-math")
 #endif
 #include <errno.h>
 #include <float.h>
@@ -49,7 +49,10 @@ struct sv_loss_ws {
 	int32_t *gsz;  /* m: group size by label */
 	int32_t *uf;   /* m: union-find parents / sort scratch */
 	struct keyrow *kr; /* m: rows sorted by key (graph mode) */
-	double *rsum;  /* m: row sums of C */
+	double *rsum;  /* m: row sums of C, squared row norms */
+	float *nf;     /* m: squared row norms in float; ntxent row maxima */
+	int32_t *gst;  /* m + 1: group starts in uf (which then lists members) */
+	float *wv;     /* m: ntxent per-row coefficients */
 };
 
 void sv_loss_params_default(struct sv_loss_params *p, enum sv_loss_kind kind)
@@ -73,7 +76,7 @@ size_t sv_loss_ws_bytes(size_t max_pairs, uint32_t d_out)
 	if (m > SIZE_MAX / m / (2 * sizeof(float)))
 		return 0;
 	return sizeof(struct sv_loss_ws) + 2 * m * m * sizeof(float) +
-	       4 * m * sizeof(int32_t) + m * (sizeof(double) + sizeof(struct keyrow));
+	       (5 * m + 1) * sizeof(int32_t) + m * (sizeof(double) + 2 * sizeof(float) + sizeof(struct keyrow));
 }
 
 int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
@@ -96,8 +99,11 @@ int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
 	ws->uf = malloc(m * sizeof(int32_t));
 	ws->kr = malloc(m * sizeof(*ws->kr));
 	ws->rsum = malloc(m * sizeof(double));
+	ws->nf = malloc(m * sizeof(float));
+	ws->gst = malloc((m + 1) * sizeof(int32_t));
+	ws->wv = malloc(m * sizeof(float));
 	if (!ws->S || !ws->C || !ws->lab || !ws->excl || !ws->gsz || !ws->uf || !ws->kr ||
-	    !ws->rsum) {
+	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv) {
 		sv_loss_ws_free(ws);
 		return -ENOMEM;
 	}
@@ -117,6 +123,9 @@ void sv_loss_ws_free(sv_loss_ws *ws)
 	free(ws->uf);
 	free(ws->kr);
 	free(ws->rsum);
+	free(ws->nf);
+	free(ws->gst);
+	free(ws->wv);
 	free(ws);
 }
 
@@ -150,6 +159,21 @@ static inline float fast_exp(float x)
 	float y = p * sc.f * 2.0f;
 	y = x > 88.72283f ? INFINITY : y;
 	return x < -86.5f ? 0.0f : y;
+}
+
+/* sqrt(x) for x >= 0 without libm (whose errno path blocks vectorizing):
+ * the bit-trick reciprocal square root refined by three Newton steps, then
+ * x * rsqrt(x).  Within a few ulp for normal x; 0 gives 0. */
+static inline float fast_sqrt(float x)
+{
+	union fbits u;
+	u.f = x;
+	u.i = 0x5f3759df - (u.i >> 1);
+	float y = u.f, hx = 0.5f * x;
+	y = y * (1.5f - hx * y * y);
+	y = y * (1.5f - hx * y * y);
+	y = y * (1.5f - hx * y * y);
+	return x * y;
 }
 
 void sv_loss_exp(float *x, size_t cnt)
@@ -237,35 +261,60 @@ static void build_labels(sv_loss_ws *ws, const struct sv_pair_labels *lab, int g
 		same += (size_t)(gs[c[r]] - 1);
 	*n_pos = same - 2 * *contra;
 	*n_neg = m * (m - 1) - same;
+	/* rows grouped by label: members of label l are mem[gst[l] .. gst[l+1]) */
+	int32_t *gst = ws->gst, *mem = ws->uf;
+	gst[0] = 0;
+	for (size_t l = 0; l < m; l++)
+		gst[l + 1] = gst[l] + gs[l];
+	for (size_t l = 0; l < m; l++)
+		gs[l] = gst[l]; /* fill cursor; restored below */
+	for (size_t r = 0; r < m; r++)
+		mem[gs[c[r]]++] = (int32_t)r;
+	for (size_t l = 0; l < m; l++)
+		gs[l] = gst[l + 1] - gst[l];
 }
 
-/* Copy the upper triangle of the m x m matrix A onto its lower triangle. */
-static void mirror_upper(float *A, size_t m)
-{
-	const size_t B = 64;
-	for (size_t i0 = 0; i0 < m; i0 += B)
-		for (size_t j0 = 0; j0 <= i0; j0 += B) {
-			size_t i1 = i0 + B < m ? i0 + B : m, j1 = j0 + B < m ? j0 + B : m;
-			for (size_t i = i0; i < i1; i++)
-				for (size_t j = j0; j < j1 && j < i; j++)
-					A[i * m + j] = A[j * m + i];
-		}
-}
+#define TILE 16
 
-/* C <- C + C^T in place (m x m), blocked. */
-static void symmetrize(float *C, size_t m)
+/* Over the m x m matrix A: add = 0 copies the upper triangle onto the lower
+ * one (A = triu(A) mirrored); add = 1 makes A + A^T in place.  Works on
+ * 16 x 16 tile pairs through local buffers, so every memory access runs
+ * along rows (column walks with a power-of-two stride thrash the cache). */
+static void tile_sym(float *A, size_t m, int add)
 {
-	const size_t B = 64;
-	for (size_t i0 = 0; i0 < m; i0 += B)
-		for (size_t j0 = i0; j0 < m; j0 += B) {
-			size_t i1 = i0 + B < m ? i0 + B : m, j1 = j0 + B < m ? j0 + B : m;
-			for (size_t i = i0; i < i1; i++)
-				for (size_t j = j0 > i ? j0 : i; j < j1; j++) {
-					float v = C[i * m + j] + C[j * m + i];
-					C[i * m + j] = v;
-					C[j * m + i] = v;
+	float q[TILE][TILE], t[TILE][TILE];
+	for (size_t i0 = 0; i0 < m; i0 += TILE) {
+		size_t ni = m - i0 < TILE ? m - i0 : TILE;
+		/* diagonal tile */
+		for (size_t i = 0; i < ni; i++)
+			for (size_t j = i; j < ni; j++) {
+				float *u = &A[(i0 + i) * m + i0 + j], *l = &A[(i0 + j) * m + i0 + i];
+				float v = add ? *u + *l : *u;
+				*u = v;
+				*l = v;
+			}
+		for (size_t j0 = i0 + TILE; j0 < m; j0 += TILE) {
+			size_t nj = m - j0 < TILE ? m - j0 : TILE;
+			/* P = A[i0.., j0..] (upper), Q = A[j0.., i0..] (lower) */
+			if (add)
+				for (size_t j = 0; j < nj; j++)
+					for (size_t i = 0; i < ni; i++)
+						q[j][i] = A[(j0 + j) * m + i0 + i];
+			for (size_t i = 0; i < ni; i++) {
+				float *prow = &A[(i0 + i) * m + j0];
+				for (size_t j = 0; j < nj; j++) {
+					float v = add ? prow[j] + q[j][i] : prow[j];
+					prow[j] = v;
+					t[j][i] = v;
 				}
+			}
+			for (size_t j = 0; j < nj; j++) {
+				float *qrow = &A[(j0 + j) * m + i0];
+				for (size_t i = 0; i < ni; i++)
+					qrow[i] = t[j][i];
+			}
 		}
+	}
 }
 
 static double direct_dist(const float *a, const float *b, uint32_t d)
@@ -350,36 +399,57 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 	row_sqnorms(nrm, E, m, d);
 	/* Pass 1: distances into the upper triangle of S, sums over active
 	 * unordered entries (each stands for two ordered ones). */
+	float *nf = ws->nf;
+	for (size_t r = 0; r < m; r++)
+		nf[r] = (float)nrm[r];
 	double sp = 0.0, sn = 0.0;
 	size_t ap = 0, an = 0;
 	for (size_t r = 0; r < m; r++) {
 		float *row = S + r * m;
-		const float nr = (float)nrm[r];
+		const float nr = nf[r];
 		const int32_t cr = c[r], xr = ex[r];
-		double rsp = 0.0, rsn = 0.0;
-		size_t rap = 0, ran = 0;
+		int32_t near = 0;
 		for (size_t s = r + 1; s < m; s++) {
-			float d2 = nr + (float)nrm[s] - 2.0f * row[s];
-			float dist;
-			if (d2 < NEAR_D2)
-				dist = (float)direct_dist(E + r * d, E + s * d, d);
-			else
-				dist = sqrtf(d2);
-			row[s] = dist;
-			if (c[s] != cr) {
-				if (dist < nm) {
-					rsn += nm - dist;
-					ran++;
-				}
-			} else if ((int32_t)s != xr && dist > pm) {
-				rsp += dist - pm;
-				rap++;
-			}
+			float d2 = nr + nf[s] - 2.0f * row[s];
+			near += d2 < NEAR_D2;
+			row[s] = fast_sqrt(d2 > 0.0f ? d2 : 0.0f);
 		}
-		sp += rsp;
-		sn += rsn;
-		ap += rap;
-		an += ran;
+		if (near)
+			for (size_t s = r + 1; s < m; s++)
+				if (row[s] * row[s] < NEAR_D2)
+					row[s] = (float)direct_dist(E + r * d, E + s * d, d);
+		/* 8 lanes of float sums and int counts, so the loop vectorizes */
+		float lsp[8] = {0}, lsn[8] = {0};
+		int32_t lap[8] = {0}, lan[8] = {0};
+		size_t s0 = r + 1;
+		for (; s0 + 8 <= m; s0 += 8)
+			for (int l = 0; l < 8; l++) {
+				size_t s = s0 + (size_t)l;
+				float dist = row[s];
+				int neg = c[s] != cr;
+				int pos = !neg && (int32_t)s != xr && dist > pm;
+				neg = neg && dist < nm;
+				lsp[l] += pos ? dist - pm : 0.0f;
+				lsn[l] += neg ? nm - dist : 0.0f;
+				lap[l] += pos;
+				lan[l] += neg;
+			}
+		for (; s0 < m; s0++) {
+			float dist = row[s0];
+			int neg = c[s0] != cr;
+			int pos = !neg && (int32_t)s0 != xr && dist > pm;
+			neg = neg && dist < nm;
+			lsp[0] += pos ? dist - pm : 0.0f;
+			lsn[0] += neg ? nm - dist : 0.0f;
+			lap[0] += pos;
+			lan[0] += neg;
+		}
+		for (int l = 0; l < 8; l++) {
+			sp += lsp[l];
+			sn += lsn[l];
+			ap += (size_t)lap[l];
+			an += (size_t)lan[l];
+		}
 	}
 	st->pos_loss = ap ? sp / (double)ap : 0.0;
 	st->neg_loss = an ? sn / (double)an : 0.0;
@@ -405,7 +475,7 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 			crow[s] = dist >= dnear ? w / dist : 0.0f;
 		}
 	}
-	mirror_upper(C, m);
+	tile_sym(C, m, 0);
 	/* G = diag(C 1) E - C E */
 	for (size_t r = 0; r < m; r++) {
 		const float *crow = C + r * m;
@@ -443,61 +513,110 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 
 /* ---- NTXentLoss ---------------------------------------------------------- */
 
+/* Row maximum of S over the negatives of row a (label != ca). */
+static float neg_row_max(const float *row, const int32_t *c, int32_t ca, size_t m)
+{
+	float lmax[8] = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX,
+			 -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
+	size_t s = 0;
+	for (; s + 8 <= m; s += 8)
+		for (int l = 0; l < 8; l++) {
+			float v = c[s + l] != ca ? row[s + l] : -FLT_MAX;
+			lmax[l] = v > lmax[l] ? v : lmax[l];
+		}
+	for (; s < m; s++) {
+		float v = c[s] != ca ? row[s] : -FLT_MAX;
+		lmax[0] = v > lmax[0] ? v : lmax[0];
+	}
+	float smax = lmax[0];
+	for (int l = 1; l < 8; l++)
+		smax = lmax[l] > smax ? lmax[l] : smax;
+	return smax;
+}
+
+/* crow[s] = exp((row[s] - ref) / tau) on negatives, 0 elsewhere; returns
+ * the sum (8 float lanes, added in double). */
+static double neg_row_exp(float *crow, const float *row, const int32_t *c, int32_t ca,
+			  size_t m, float ref, float inv_tau)
+{
+	float part[8] = {0};
+	size_t s = 0;
+	for (; s + 8 <= m; s += 8)
+		for (int l = 0; l < 8; l++) {
+			float ev = fast_exp((row[s + l] - ref) * inv_tau);
+			ev = c[s + l] != ca ? ev : 0.0f;
+			crow[s + l] = ev;
+			part[l] += ev;
+		}
+	double z = 0.0;
+	for (; s < m; s++) {
+		float ev = fast_exp((row[s] - ref) * inv_tau);
+		ev = c[s] != ca ? ev : 0.0f;
+		crow[s] = ev;
+		z += ev;
+	}
+	for (int l = 0; l < 8; l++)
+		z += part[l];
+	return z;
+}
+
+/* NT-Xent in BATCH/GRAPH mode.  C gets the symmetric coefficient matrix
+ * C + C^T of LOSSES.md 7.2 directly: a negative entry (a, s) of row a is
+ *     k_a exp((S_as - smax_a)/tau) + k_s exp((S_as - smax_s)/tau)
+ *   = exp((S_as - R)/tau) (w_a + w_s),  w_a = k_a exp((R - smax_a)/tau),
+ * with one shared reference R = max_a smax_a, so no transpose pass is
+ * needed.  That is safe while the spread of the row maxima over tau stays
+ * below SPREAD_MAX; otherwise each row uses its own smax_a and C is
+ * symmetrized afterwards.  Positive entries (few) are scattered in. */
+#define SPREAD_MAX 60.0f
 static void ntxent_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
 			  size_t n_pos, const float *E, uint32_t d, float *G,
 			  struct sv_loss_stats *st)
 {
-	float *S = ws->S, *C = ws->C;
-	const int32_t *c = ws->lab, *ex = ws->excl, *gs = ws->gsz;
+	float *S = ws->S, *C = ws->C, *smax = ws->nf, *w = ws->wv;
+	const int32_t *c = ws->lab, *ex = ws->excl, *gs = ws->gsz, *gst = ws->gst, *mem = ws->uf;
 	const double tau = p->temperature;
 	const float inv_tau = (float)(1.0 / tau);
 	const double scale = 1.0 / ((double)n_pos * tau);
 	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, S, m);
-	mirror_upper(S, m);
+	tile_sym(S, m, 0);
+	float rmax = -FLT_MAX, rmin = FLT_MAX;
+	for (size_t a = 0; a < m; a++) {
+		if ((size_t)gs[c[a]] == m) {
+			smax[a] = 0.0f; /* no negatives */
+			continue;
+		}
+		smax[a] = neg_row_max(S + a * m, c, c[a], m);
+		rmax = smax[a] > rmax ? smax[a] : rmax;
+		rmin = smax[a] < rmin ? smax[a] : rmin;
+	}
+	const int shared = (rmax - rmin) * inv_tau <= SPREAD_MAX;
 	double loss = 0.0;
 	for (size_t a = 0; a < m; a++) {
 		const float *row = S + a * m;
 		float *crow = C + a * m;
 		const int32_t ca = c[a], xa = ex[a];
-		int32_t npos = gs[ca] - 1 - (xa >= 0);
-		size_t nneg = m - (size_t)gs[ca];
-		if (npos <= 0 || nneg == 0) {
-			/* no positives: not an anchor; no negatives: l_k = 0 and
-			 * no gradient, but the entries count in |P| (n_pos). */
+		const int32_t npos = gs[ca] - 1 - (xa >= 0);
+		w[a] = 0.0f;
+		if ((size_t)gs[ca] == m) {
 			if (G)
 				memset(crow, 0, m * sizeof(*crow));
+			continue; /* no negatives: l_k = 0, still counted in |P| */
+		}
+		const float ref = shared ? rmax : smax[a];
+		if (!G && npos <= 0)
 			continue;
-		}
-		/* max similarity over the negatives */
-		float smax = -FLT_MAX;
-		for (size_t s = 0; s < m; s++) {
-			float v = c[s] != ca ? row[s] : -FLT_MAX;
-			smax = v > smax ? v : smax;
-		}
-		/* exp((s - smax)/tau) on negatives, 0 elsewhere; 8 partial sums */
-		float part[8] = {0};
-		size_t s = 0;
-		for (; s + 8 <= m; s += 8)
-			for (int l = 0; l < 8; l++) {
-				float ev = fast_exp((row[s + l] - smax) * inv_tau);
-				ev = c[s + l] != ca ? ev : 0.0f;
-				crow[s + l] = ev;
-				part[l] += ev;
-			}
-		double zneg = 0.0;
-		for (; s < m; s++) {
-			float ev = fast_exp((row[s] - smax) * inv_tau);
-			ev = c[s] != ca ? ev : 0.0f;
-			crow[s] = ev;
-			zneg += ev;
-		}
-		for (int l = 0; l < 8; l++)
-			zneg += part[l];
-		/* each positive entry (a, q): its own max M = max(t0, tn) */
-		const double tn = (double)smax * inv_tau;
+		double zref = neg_row_exp(crow, row, c, ca, m, ref, inv_tau);
+		if (npos <= 0)
+			continue; /* not an anchor; its row still carries w_s terms */
+		/* zneg relative to smax_a */
+		const double shift = exp(((double)ref - smax[a]) * inv_tau);
+		const double zneg = zref * shift;
+		const double tn = (double)smax[a] * inv_tau;
 		double coef = 0.0;
-		for (size_t q = 0; q < m; q++) {
-			if (c[q] != ca || q == a || (int32_t)q == xa)
+		for (int32_t k = gst[ca]; k < gst[ca + 1]; k++) {
+			int32_t q = mem[k];
+			if (q == (int32_t)a || q == xa)
 				continue;
 			double t0 = (double)row[q] * inv_tau;
 			double M = t0 > tn ? t0 : tn;
@@ -507,20 +626,41 @@ static void ntxent_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t
 			loss += -log(q0 + TINY32);
 			double rho = q0 / (q0 + TINY32);
 			coef += rho * exp(tn - M) / den;
-			crow[q] = (float)(-rho * (negs / den) * scale);
+			if (G) /* dl/dt0 = -rho (1 - q0), 1 - q0 = negs / den */
+				crow[q] = (float)(-rho * (negs / den) * scale);
 		}
-		if (G) {
-			const float cf = (float)(coef * scale);
-			for (size_t k = 0; k < m; k++) {
-				float v = crow[k] * cf;
-				crow[k] = c[k] != ca ? v : crow[k];
-			}
-		}
+		w[a] = (float)(coef * scale * shift);
 	}
 	st->loss = loss / (double)n_pos;
 	if (!G)
 		return;
-	symmetrize(C, m);
+	/* negatives scaled; positive entries (same label) keep their value */
+	for (size_t a = 0; a < m; a++) {
+		if ((size_t)gs[c[a]] == m)
+			continue;
+		float *crow = C + a * m;
+		const float wa = w[a];
+		const int32_t ca = c[a];
+		if (shared)
+			for (size_t s = 0; s < m; s++)
+				crow[s] = c[s] != ca ? crow[s] * (wa + w[s]) : crow[s];
+		else
+			for (size_t s = 0; s < m; s++)
+				crow[s] = c[s] != ca ? crow[s] * wa : crow[s];
+	}
+	if (shared) {
+		/* symmetrize the positive entries only, group by group */
+		for (size_t l = 0; l < m; l++)
+			for (int32_t i = gst[l]; i < gst[l + 1]; i++)
+				for (int32_t j = i + 1; j < gst[l + 1]; j++) {
+					size_t ra = (size_t)mem[i], rb = (size_t)mem[j];
+					float v = C[ra * m + rb] + C[rb * m + ra];
+					C[ra * m + rb] = v;
+					C[rb * m + ra] = v;
+				}
+	}
+	if (!shared)
+		tile_sym(C, m, 1);
 	sv_blas_gemm(0, 0, m, d, m, 1.0f, C, m, E, d, 0.0f, G, d);
 }
 

@@ -271,9 +271,9 @@ Test(loss, contrastive_gradient_matches_finite_differences)
 
 Test(loss, ntxent_gradient_matches_finite_differences)
 {
-	const float taus[] = {0.07f, 0.1f, 0.5f, 1.0f};
+	const float taus[] = {0.005f, 0.07f, 0.1f, 0.5f, 1.0f};
 	for (int mode = 0; mode < 3; mode++)
-		for (int ti = 0; ti < 4; ti++)
+		for (int ti = 0; ti < 5; ti++)
 			for (int rep = 0; rep < 2; rep++) {
 				rng = 2000 + 100 * mode + 10 * ti + rep;
 				struct batch b;
