@@ -34,7 +34,7 @@ static float point_threshold(const struct sv_metrics_roc *roc, size_t k)
 }
 
 static void make_op(const struct sv_metrics_roc *roc, float thr, uint64_t tp, uint64_t fp,
-		    struct sv_metrics_op *op)
+                    struct sv_metrics_op *op)
 {
 	op->threshold = thr;
 	op->far = (double)fp / (double)roc->n_neg;
@@ -66,8 +66,7 @@ double sv_metrics_roc_auc(const struct sv_metrics_roc *roc)
 }
 
 /* The crossing segment: first k >= 1 with FPR_k >= FNR_k; alpha along k-1 -> k. */
-static void eer_segment(const struct sv_metrics_roc *roc, size_t *kk, double *alpha,
-			double *eer)
+static void eer_segment(const struct sv_metrics_roc *roc, size_t *kk, double *alpha, double *eer)
 {
 	double dprev = -1.0, fprev = 0.0;
 
@@ -110,7 +109,7 @@ int sv_metrics_roc_eer(const struct sv_metrics_roc *roc, double *eer, float *thr
 }
 
 int sv_metrics_roc_tar_at_far(const struct sv_metrics_roc *roc, double far,
-			      struct sv_metrics_op *op)
+                              struct sv_metrics_op *op)
 {
 	size_t best = 0;
 
@@ -129,8 +128,7 @@ int sv_metrics_roc_tar_at_far(const struct sv_metrics_roc *roc, double far,
 	return 0;
 }
 
-int sv_metrics_roc_at(const struct sv_metrics_roc *roc, float threshold,
-		      struct sv_metrics_op *op)
+int sv_metrics_roc_at(const struct sv_metrics_roc *roc, float threshold, struct sv_metrics_op *op)
 {
 	size_t lo = 0, hi;
 	uint64_t tp, fp;
@@ -193,7 +191,7 @@ int sv_metrics_roc_summary(const struct sv_metrics_roc *roc, struct sv_metrics_s
 }
 
 int sv_metrics_roc_threshold(const struct sv_metrics_roc *roc,
-			     const struct sv_metrics_policy_cfg *cfg, struct sv_metrics_op *op)
+                             const struct sv_metrics_policy_cfg *cfg, struct sv_metrics_op *op)
 {
 	struct sv_metrics_op r;
 	double eer;
@@ -228,7 +226,7 @@ int sv_metrics_roc_threshold(const struct sv_metrics_roc *roc,
 }
 
 int sv_metrics_accuracy(const float *scores, const uint8_t *labels, size_t n, float t,
-			double *accuracy)
+                        double *accuracy)
 {
 	size_t right = 0;
 
@@ -276,7 +274,7 @@ static struct sv_metrics_roc *roc_alloc(size_t max_points)
 }
 
 int sv_metrics_roc_new(struct sv_metrics_roc **out, const float *scores, const uint8_t *labels,
-		       size_t n)
+                       size_t n)
 {
 	struct scored *v = NULL;
 	struct sv_metrics_roc *roc = NULL;
@@ -379,7 +377,7 @@ static uint32_t bin_of(const struct sv_metrics_window *w, float s)
 }
 
 int sv_metrics_window_new(struct sv_metrics_window **out, uint32_t capacity, uint32_t n_bins,
-			  double loss_alpha)
+                          double loss_alpha)
 {
 	struct sv_metrics_window *w;
 
@@ -507,8 +505,7 @@ static int window_roc_exact(const struct sv_metrics_window *w, struct sv_metrics
 	return rc;
 }
 
-int sv_metrics_window_roc(const struct sv_metrics_window *w, int exact,
-			  struct sv_metrics_roc **out)
+int sv_metrics_window_roc(const struct sv_metrics_window *w, int exact, struct sv_metrics_roc **out)
 {
 	struct sv_metrics_roc *roc;
 	uint64_t tp = 0, fp = 0;
@@ -560,8 +557,8 @@ int sv_metrics_window_summary(const struct sv_metrics_window *w, struct sv_metri
 }
 
 int sv_metrics_window_threshold(const struct sv_metrics_window *w,
-				const struct sv_metrics_policy_cfg *cfg, struct sv_metrics_op *op,
-				int *from_window)
+                                const struct sv_metrics_policy_cfg *cfg, struct sv_metrics_op *op,
+                                int *from_window)
 {
 	struct sv_metrics_roc *roc = NULL;
 	struct sv_metrics_policy_cfg fixed;
@@ -616,7 +613,7 @@ static uint8_t *put(uint8_t *p, const void *v, size_t n)
 }
 
 int sv_metrics_window_serialize(const struct sv_metrics_window *w, void *buf, size_t cap,
-				size_t *len)
+                                size_t *len)
 {
 	uint32_t version = WIN_VERSION;
 	size_t need;

@@ -105,22 +105,23 @@ static void unmap(struct mapping *m)
 /* Checks shared by both formats: length >= header, magic, version,
  * header_bytes.  Returns 0 or an SV_ERR_* with the message written. */
 static int check_common(const uint8_t *b, size_t len, const char *magic, const char *name,
-			char *err, size_t errlen)
+                        char *err, size_t errlen)
 {
 	if (len < SV_PAIRFILE_HEADER_BYTES) {
-		seterr(err, errlen, "%s: header: found %zu bytes, expected at least %u", name,
-		       len, SV_PAIRFILE_HEADER_BYTES);
+		seterr(err, errlen, "%s: header: found %zu bytes, expected at least %u", name, len,
+		       SV_PAIRFILE_HEADER_BYTES);
 		return SV_ERR_TRUNCATED;
 	}
 	if (memcmp(b, magic, 8) != 0) {
-		seterr(err, errlen,
-		       "%s: field 'magic': found %02x%02x%02x%02x%02x%02x%02x%02x, expected \"%.8s\"",
-		       name, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], magic);
+		seterr(
+		    err, errlen,
+		    "%s: field 'magic': found %02x%02x%02x%02x%02x%02x%02x%02x, expected \"%.8s\"",
+		    name, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], magic);
 		return SV_ERR_MAGIC;
 	}
 	if (rd32(b + 8) != SV_PAIRFILE_VERSION) {
-		seterr(err, errlen, "%s: field 'version': found %u, expected %u", name,
-		       rd32(b + 8), SV_PAIRFILE_VERSION);
+		seterr(err, errlen, "%s: field 'version': found %u, expected %u", name, rd32(b + 8),
+		       SV_PAIRFILE_VERSION);
 		return SV_ERR_VERSION;
 	}
 	if (rd32(b + 12) != SV_PAIRFILE_HEADER_BYTES) {
@@ -131,22 +132,20 @@ static int check_common(const uint8_t *b, size_t len, const char *magic, const c
 	return 0;
 }
 
-static int check_reserved(const uint8_t *b, size_t from, const char *name, char *err,
-			  size_t errlen)
+static int check_reserved(const uint8_t *b, size_t from, const char *name, char *err, size_t errlen)
 {
 	for (size_t i = from; i < SV_PAIRFILE_HEADER_BYTES; i++) {
 		if (b[i] != 0) {
-			seterr(err, errlen,
-			       "%s: field 'reserved' (byte %zu): found %u, expected 0", name, i,
-			       b[i]);
+			seterr(err, errlen, "%s: field 'reserved' (byte %zu): found %u, expected 0",
+			       name, i, b[i]);
 			return SV_ERR_CORRUPT;
 		}
 	}
 	return 0;
 }
 
-static int check_length(uint64_t want, size_t len, const char *name, const char *what,
-			char *err, size_t errlen)
+static int check_length(uint64_t want, size_t len, const char *name, const char *what, char *err,
+                        size_t errlen)
 {
 	if ((uint64_t)len < want) {
 		seterr(err, errlen, "%s: file length: found %zu bytes, expected %llu (%s)", name,
@@ -155,8 +154,8 @@ static int check_length(uint64_t want, size_t len, const char *name, const char 
 	}
 	if ((uint64_t)len > want) {
 		seterr(err, errlen,
-		       "%s: file length: found %zu bytes, expected %llu (%s); trailing bytes",
-		       name, len, (unsigned long long)want, what);
+		       "%s: file length: found %zu bytes, expected %llu (%s); trailing bytes", name,
+		       len, (unsigned long long)want, what);
 		return SV_ERR_SHAPE;
 	}
 	return 0;
@@ -213,8 +212,8 @@ static int vec_parse(struct sv_vecfile *vf, const char *name, char *err, size_t 
 	want = SV_PAIRFILE_HEADER_BYTES + 4ull * h.n_rows * h.dim +
 	       (h.n_classes ? (uint64_t)h.n_rows : 0);
 	rc = check_length(want, len, name,
-			  h.n_classes ? "64 + 4*n_rows*dim + n_rows" : "64 + 4*n_rows*dim", err,
-			  errlen);
+	                  h.n_classes ? "64 + 4*n_rows*dim + n_rows" : "64 + 4*n_rows*dim", err,
+	                  errlen);
 	if (rc)
 		return rc;
 	vf->data = (const float *)(b + SV_PAIRFILE_HEADER_BYTES);
@@ -234,8 +233,8 @@ static int vec_parse(struct sv_vecfile *vf, const char *name, char *err, size_t 
 	return 0;
 }
 
-static int vec_finish(struct sv_vecfile **out, struct sv_vecfile *vf, const char *name,
-		      char *err, size_t errlen)
+static int vec_finish(struct sv_vecfile **out, struct sv_vecfile *vf, const char *name, char *err,
+                      size_t errlen)
 {
 	int rc = vec_parse(vf, name, err, errlen);
 
@@ -267,8 +266,8 @@ int sv_vecfile_open(struct sv_vecfile **out, const char *path, char *err, size_t
 	return vec_finish(out, vf, path, err, errlen);
 }
 
-int sv_vecfile_from_buffer(struct sv_vecfile **out, const void *buf, size_t len,
-			   const char *name, char *err, size_t errlen)
+int sv_vecfile_from_buffer(struct sv_vecfile **out, const void *buf, size_t len, const char *name,
+                           char *err, size_t errlen)
 {
 	struct sv_vecfile *vf;
 
@@ -316,7 +315,7 @@ const uint8_t *sv_vecfile_classes(const struct sv_vecfile *vf)
 
 /* Write len bytes from each of up to three pieces to path.tmp, then rename. */
 static int write_file(const char *path, const void *p1, size_t n1, const void *p2, size_t n2,
-		      const void *p3, size_t n3)
+                      const void *p3, size_t n3)
 {
 	char *tmp = NULL;
 	FILE *f = NULL;
@@ -361,8 +360,7 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 int sv_vecfile_write(const char *path, const float *data, uint32_t n_rows, uint32_t dim,
-		     uint32_t id_base, uint32_t feature, const uint8_t *classes,
-		     uint32_t n_classes)
+                     uint32_t id_base, uint32_t feature, const uint8_t *classes, uint32_t n_classes)
 {
 	uint8_t h[SV_PAIRFILE_HEADER_BYTES] = {0};
 
@@ -383,16 +381,15 @@ int sv_vecfile_write(const char *path, const float *data, uint32_t n_rows, uint3
 	put32(h + 32, feature);
 	put32(h + 36, n_classes);
 	return write_file(path, h, sizeof h, data, (size_t)n_rows * dim * sizeof(float), classes,
-			  classes ? n_rows : 0);
+	                  classes ? n_rows : 0);
 }
 
 /* --------------------------------------------------------------- .pairs */
 
 /* Validate n records against the id range; count positives.  Returns 0 or
  * SV_ERR_CORRUPT with the message naming the record. */
-static int check_records(const struct sv_pair_rec *rec, uint32_t n, uint32_t id_lo,
-			 uint32_t id_hi, uint32_t *n_pos, const char *name, char *err,
-			 size_t errlen)
+static int check_records(const struct sv_pair_rec *rec, uint32_t n, uint32_t id_lo, uint32_t id_hi,
+                         uint32_t *n_pos, const char *name, char *err, size_t errlen)
 {
 	uint32_t pos = 0;
 
@@ -402,19 +399,22 @@ static int check_records(const struct sv_pair_rec *rec, uint32_t n, uint32_t id_
 		memcpy(&r, rec + i, sizeof r);
 		if (r.a < id_lo || r.a >= id_hi || r.b < id_lo || r.b >= id_hi) {
 			seterr(err, errlen,
-			       "%s: record %u: field '%s': found %u, expected in [%u, %u)", name,
-			       i, (r.a < id_lo || r.a >= id_hi) ? "a" : "b",
+			       "%s: record %u: field '%s': found %u, expected in [%u, %u)", name, i,
+			       (r.a < id_lo || r.a >= id_hi) ? "a" : "b",
 			       (r.a < id_lo || r.a >= id_hi) ? r.a : r.b, id_lo, id_hi);
 			return SV_ERR_CORRUPT;
 		}
 		if (r.a == r.b) {
-			seterr(err, errlen, "%s: record %u: fields 'a','b': found a == b == %u, "
-			       "expected distinct ids", name, i, r.a);
+			seterr(err, errlen,
+			       "%s: record %u: fields 'a','b': found a == b == %u, "
+			       "expected distinct ids",
+			       name, i, r.a);
 			return SV_ERR_CORRUPT;
 		}
 		if (r.label > 1) {
-			seterr(err, errlen, "%s: record %u: field 'label': found %u, expected 0 or 1",
-			       name, i, r.label);
+			seterr(err, errlen,
+			       "%s: record %u: field 'label': found %u, expected 0 or 1", name, i,
+			       r.label);
 			return SV_ERR_CORRUPT;
 		}
 		pos += r.label;
@@ -466,7 +466,7 @@ static int pair_parse(struct sv_pairfile *pf, const char *name, char *err, size_
 		return SV_ERR_SHAPE;
 	}
 	rc = check_length(SV_PAIRFILE_HEADER_BYTES + (uint64_t)SV_PAIRFILE_RECORD_BYTES * h.n_pairs,
-			  len, name, "64 + 12*n_pairs", err, errlen);
+	                  len, name, "64 + 12*n_pairs", err, errlen);
 	if (rc)
 		return rc;
 	pf->rec = (const struct sv_pair_rec *)(b + SV_PAIRFILE_HEADER_BYTES);
@@ -484,7 +484,7 @@ static int pair_parse(struct sv_pairfile *pf, const char *name, char *err, size_
 }
 
 static int pair_finish(struct sv_pairfile **out, struct sv_pairfile *pf, const char *name,
-		       char *err, size_t errlen)
+                       char *err, size_t errlen)
 {
 	int rc = pair_parse(pf, name, err, errlen);
 
@@ -516,8 +516,8 @@ int sv_pairfile_open(struct sv_pairfile **out, const char *path, char *err, size
 	return pair_finish(out, pf, path, err, errlen);
 }
 
-int sv_pairfile_from_buffer(struct sv_pairfile **out, const void *buf, size_t len,
-			    const char *name, char *err, size_t errlen)
+int sv_pairfile_from_buffer(struct sv_pairfile **out, const void *buf, size_t len, const char *name,
+                            char *err, size_t errlen)
 {
 	struct sv_pairfile *pf;
 
@@ -551,8 +551,8 @@ const struct sv_pair_rec *sv_pairfile_records(const struct sv_pairfile *pf)
 	return pf->rec;
 }
 
-int sv_pairfile_check_vec(const struct sv_pairfile *pf, const struct sv_vecfile *vf,
-			  char *err, size_t errlen)
+int sv_pairfile_check_vec(const struct sv_pairfile *pf, const struct sv_vecfile *vf, char *err,
+                          size_t errlen)
 {
 	const struct sv_pair_header *ph;
 	const struct sv_vec_header *vh;
@@ -594,8 +594,10 @@ int sv_pairfile_check_vec(const struct sv_pairfile *pf, const struct sv_vecfile 
 			return SV_ERR_CORRUPT;
 		}
 		if (r.label != (ca == cb)) {
-			seterr(err, errlen, "pairs record %u: field 'label': found %u, expected %u "
-			       "(classes %u,%u)", i, r.label, ca == cb, ca, cb);
+			seterr(err, errlen,
+			       "pairs record %u: field 'label': found %u, expected %u "
+			       "(classes %u,%u)",
+			       i, r.label, ca == cb, ca, cb);
 			return SV_ERR_CORRUPT;
 		}
 	}
@@ -603,8 +605,7 @@ int sv_pairfile_check_vec(const struct sv_pairfile *pf, const struct sv_vecfile 
 }
 
 int sv_pairfile_write(const char *path, const struct sv_pair_rec *rec, uint32_t n_pairs,
-		      uint32_t dim, uint32_t seed, uint32_t split, uint32_t id_lo,
-		      uint32_t id_hi)
+                      uint32_t dim, uint32_t seed, uint32_t split, uint32_t id_lo, uint32_t id_hi)
 {
 	uint8_t h[SV_PAIRFILE_HEADER_BYTES] = {0};
 	uint32_t pos = 0;
@@ -624,6 +625,6 @@ int sv_pairfile_write(const char *path, const struct sv_pair_rec *rec, uint32_t 
 	put32(h + 36, split);
 	put32(h + 40, id_lo);
 	put32(h + 44, id_hi);
-	return write_file(path, h, sizeof h, rec, (size_t)n_pairs * SV_PAIRFILE_RECORD_BYTES,
-			  NULL, 0);
+	return write_file(path, h, sizeof h, rec, (size_t)n_pairs * SV_PAIRFILE_RECORD_BYTES, NULL,
+	                  0);
 }

@@ -33,7 +33,7 @@ static double naive_auc(const float *s, const uint8_t *l, size_t n)
 
 /* FPR / TPR at threshold t by counting. */
 static void naive_rates(const float *s, const uint8_t *l, size_t n, double t, double *fpr,
-			double *tpr)
+                        double *tpr)
 {
 	double tp = 0, fp = 0, np = 0, nn = 0;
 
@@ -237,8 +237,8 @@ static void check_against_naive(const float *s, const uint8_t *l, size_t n)
 		double acc;
 
 		cr_assert_eq(sv_metrics_roc_tar_at_far(roc, fars[i], &op), 0);
-		cr_assert_float_eq(op.tar, naive_tar_at_far(s, l, n, fars[i]), 1e-12,
-				   "far %g", fars[i]);
+		cr_assert_float_eq(op.tar, naive_tar_at_far(s, l, n, fars[i]), 1e-12, "far %g",
+		                   fars[i]);
 		cr_assert_leq(op.far, fars[i]);
 		/* the threshold it names gives that operating point */
 		cr_assert_eq(sv_metrics_accuracy(s, l, n, op.threshold, &acc), 0);

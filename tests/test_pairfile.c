@@ -48,10 +48,10 @@ static void path_in(char *buf, size_t n, const char *name)
  * classes 0,0,1,1,2,2, and 4 pairs. */
 static const uint8_t CLS[6] = {0, 0, 1, 1, 2, 2};
 static const struct sv_pair_rec REC[4] = {
-	{100, 101, 1, 0, 0, 0},
-	{100, 102, 0, 0, 1, 0},
-	{105, 104, 1, 2, 2, 0},
-	{103, 105, 0, 1, 2, 0},
+    {100, 101, 1, 0, 0, 0},
+    {100, 102, 0, 0, 1, 0},
+    {105, 104, 1, 2, 2, 0},
+    {103, 105, 0, 1, 2, 0},
 };
 
 static void write_small(char *vp, char *pp, size_t n)
@@ -206,8 +206,7 @@ Test(pairfile, truncated_files)
 	write_small(vp, pp, sizeof vp);
 	cr_assert_eq(truncate(pp, 64 + 3 * 12 + 5), 0);
 	cr_assert_eq(open_pairs(pp), SV_ERR_TRUNCATED);
-	cr_assert(strstr(err, "s.pairs") && strstr(err, "105") && strstr(err, "112"), "%s",
-		  err);
+	cr_assert(strstr(err, "s.pairs") && strstr(err, "105") && strstr(err, "112"), "%s", err);
 	cr_assert_eq(truncate(pp, 10), 0);
 	cr_assert_eq(open_pairs(pp), SV_ERR_TRUNCATED);
 	cr_assert_eq(truncate(pp, 0), 0);
@@ -364,10 +363,9 @@ Test(pairfile, from_buffer_matches_file)
 	struct sv_pairfile *pf = NULL;
 
 	cr_assert_eq(sv_pairfile_from_buffer(&pf, junk, sizeof junk, NULL, err, sizeof err),
-		     SV_ERR_VERSION);
+	             SV_ERR_VERSION);
 	cr_assert(strstr(err, "<buffer>"), "%s", err);
-	cr_assert_eq(sv_pairfile_from_buffer(&pf, NULL, 0, "z", err, sizeof err),
-		     SV_ERR_TRUNCATED);
+	cr_assert_eq(sv_pairfile_from_buffer(&pf, NULL, 0, "z", err, sizeof err), SV_ERR_TRUNCATED);
 	cr_assert_null(pf);
 }
 
@@ -382,9 +380,9 @@ Test(pairfile, reference_generator_files, .timeout = 120)
 
 	cr_assert_not_null(shared, "SV_SHARED_DIR not set (run through meson test)");
 	snprintf(cmd, sizeof cmd,
-		 "/usr/bin/python3 %s/data/make_pairs.py --split t10k --n-pairs 500 "
-		 "--out-dir %s >/dev/null",
-		 shared, dir);
+	         "/usr/bin/python3 %s/data/make_pairs.py --split t10k --n-pairs 500 "
+	         "--out-dir %s >/dev/null",
+	         shared, dir);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 	path_in(vp, sizeof vp, "fmnist_t10k.vec");
 	path_in(pp, sizeof pp, "fmnist_t10k_n500_p50_s1.pairs");

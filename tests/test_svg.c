@@ -12,14 +12,14 @@
 #include "sv/svg.h"
 
 static struct sv_metrics_roc_point P1[3] = {
-	{0.9f, 50, 0}, /* FAR 0 -> left edge, TAR 0.5 */
-	{0.5f, 80, 1}, /* FAR 1e-2, TAR 0.8 */
-	{0.1f, 100, 100},
+    {0.9f, 50, 0}, /* FAR 0 -> left edge, TAR 0.5 */
+    {0.5f, 80, 1}, /* FAR 1e-2, TAR 0.8 */
+    {0.1f, 100, 100},
 };
 static struct sv_metrics_roc R1 = {100, 100, 3, P1};
 static struct sv_metrics_roc_point P2[2] = {
-	{0.7f, 10, 10}, /* FAR 1e-1 TAR 0.1 */
-	{0.0f, 100, 100},
+    {0.7f, 10, 10}, /* FAR 1e-1 TAR 0.1 */
+    {0.0f, 100, 100},
 };
 static struct sv_metrics_roc R2 = {100, 100, 2, P2};
 
@@ -41,7 +41,8 @@ static int tags_balanced(const char *s)
 			s = e + 1;
 			continue;
 		}
-		for (const char *p = s + 1 + closing; p < e && *p != ' ' && *p != '/' && n < 31; p++)
+		for (const char *p = s + 1 + closing; p < e && *p != ' ' && *p != '/' && n < 31;
+		     p++)
 			name[n++] = *p;
 		name[n] = 0;
 		if (closing) {
@@ -87,7 +88,7 @@ Test(svg, well_formed_and_contains_points)
 	cr_assert(tags_balanced(doc), "unbalanced tags");
 	/* curve 0: origin, (FAR 0 -> x=80, TAR .5 -> y=250), (380,130), (680,50) */
 	cr_assert(strstr(doc, "points=\"80.00,450.00 80.00,250.00 380.00,130.00 680.00,50.00\""),
-		  "curve 0 points");
+	          "curve 0 points");
 	/* curve 1: FAR .1 -> x=530, TAR .1 -> y=410 */
 	cr_assert(strstr(doc, "530.00,410.00 680.00,50.00\""), "curve 1 points");
 	cr_assert(strstr(doc, "stroke-dasharray"));
@@ -95,7 +96,8 @@ Test(svg, well_formed_and_contains_points)
 	cr_assert(strstr(doc, "threshold 0.5000"));
 	cr_assert(strstr(doc, "before &amp; &lt;after&gt;"), "escaped title");
 	cr_assert(strstr(doc, ">1e-4</text>") && strstr(doc, ">1e-2</text>") &&
-		  strstr(doc, ">0.5</text>"), "tick labels");
+	              strstr(doc, ">0.5</text>"),
+	          "tick labels");
 	cr_assert(strstr(doc, "after (AUC "), "legend");
 
 	if (access("/usr/bin/xmllint", X_OK) == 0) {

@@ -55,8 +55,8 @@ struct sv_metrics_roc_point {
 };
 
 struct sv_metrics_roc {
-	uint64_t n_pos, n_neg; /* both > 0 */
-	size_t n_points;       /* >= 1 */
+	uint64_t n_pos, n_neg;               /* both > 0 */
+	size_t n_points;                     /* >= 1 */
 	struct sv_metrics_roc_point *points; /* owned by the roc; decreasing threshold */
 };
 
@@ -75,8 +75,8 @@ struct sv_metrics_summary {
 	float eer_threshold;
 	struct sv_metrics_op far_1e2; /* TAR@FAR=1e-2 and its threshold */
 	struct sv_metrics_op far_1e3; /* TAR@FAR=1e-3 and its threshold */
-	double loss;     /* running loss (window only; NaN when none was pushed) */
-	uint64_t n_loss; /* losses pushed so far (window only) */
+	double loss;                  /* running loss (window only; NaN when none was pushed) */
+	uint64_t n_loss;              /* losses pushed so far (window only) */
 };
 
 /* ------------------------------------------------------------ exact ROC */
@@ -87,7 +87,7 @@ struct sv_metrics_summary {
  * SV_ERR_NONFINITE (a NaN or infinite score), SV_ERR_RANGE (a label > 1),
  * SV_ERR_METRICS_ONECLASS (no positives or no negatives, including n == 0). */
 int sv_metrics_roc_new(struct sv_metrics_roc **out, const float *scores, const uint8_t *labels,
-		       size_t n);
+                       size_t n);
 
 /* Free.  Accepts NULL. */
 void sv_metrics_roc_free(struct sv_metrics_roc *roc);
@@ -101,13 +101,12 @@ int sv_metrics_roc_eer(const struct sv_metrics_roc *roc, double *eer, float *thr
 /* TAR@FAR=far as an operating point.  far in [0, 1] else SV_ERR_RANGE.
  * Returns 0, -EINVAL or SV_ERR_RANGE. */
 int sv_metrics_roc_tar_at_far(const struct sv_metrics_roc *roc, double far,
-			      struct sv_metrics_op *op);
+                              struct sv_metrics_op *op);
 
 /* The operating point of an arbitrary threshold (for the histogram ROC it is
  * the point of the lowest bin edge >= threshold).  Returns 0, -EINVAL, or
  * SV_ERR_NONFINITE for a NaN threshold. */
-int sv_metrics_roc_at(const struct sv_metrics_roc *roc, float threshold,
-		      struct sv_metrics_op *op);
+int sv_metrics_roc_at(const struct sv_metrics_roc *roc, float threshold, struct sv_metrics_op *op);
 
 /* The point of highest accuracy (the highest threshold among ties; the
  * origin counts).  Returns 0 or -EINVAL. */
@@ -120,7 +119,7 @@ int sv_metrics_roc_summary(const struct sv_metrics_roc *roc, struct sv_metrics_s
 /* Accuracy of threshold t directly on arrays: (#pos >= t + #neg < t) / n.
  * Returns 0, -EINVAL (NULL, n == 0), SV_ERR_NONFINITE, SV_ERR_RANGE (label). */
 int sv_metrics_accuracy(const float *scores, const uint8_t *labels, size_t n, float t,
-			double *accuracy);
+                        double *accuracy);
 
 /* ------------------------------------------------------ threshold policy */
 
@@ -142,7 +141,7 @@ struct sv_metrics_policy_cfg {
  * threshold and its operating point.  Returns 0, -EINVAL, SV_ERR_RANGE (an
  * unknown policy, target_far outside [0, 1], a non-finite initial). */
 int sv_metrics_roc_threshold(const struct sv_metrics_roc *roc,
-			     const struct sv_metrics_policy_cfg *cfg, struct sv_metrics_op *op);
+                             const struct sv_metrics_policy_cfg *cfg, struct sv_metrics_op *op);
 
 /* ---------------------------------------------------------------- window */
 
@@ -155,7 +154,7 @@ struct sv_metrics_window;
 /* Returns 0, -EINVAL (out NULL, capacity 0, n_bins 0 or > 1<<20, alpha
  * outside (0, 1]) or -ENOMEM. */
 int sv_metrics_window_new(struct sv_metrics_window **out, uint32_t capacity, uint32_t n_bins,
-			  double loss_alpha);
+                          double loss_alpha);
 
 /* Free.  Accepts NULL. */
 void sv_metrics_window_free(struct sv_metrics_window *w);
@@ -181,7 +180,7 @@ void sv_metrics_window_loss(const struct sv_metrics_window *w, double *loss, uin
  * O(n_bins)), exact = 1 from the ring (O(W log W)).  Caller frees *out with
  * sv_metrics_roc_free().  Returns 0, -EINVAL, -ENOMEM, SV_ERR_METRICS_ONECLASS. */
 int sv_metrics_window_roc(const struct sv_metrics_window *w, int exact,
-			  struct sv_metrics_roc **out);
+                          struct sv_metrics_roc **out);
 
 /* Histogram summary plus the running loss.  Errors as sv_metrics_window_roc(). */
 int sv_metrics_window_summary(const struct sv_metrics_window *w, struct sv_metrics_summary *s);
@@ -192,8 +191,8 @@ int sv_metrics_window_summary(const struct sv_metrics_window *w, struct sv_metri
  * otherwise).  *from_window (may be NULL) says which.  Returns 0, -EINVAL,
  * SV_ERR_RANGE (as sv_metrics_roc_threshold()), -ENOMEM. */
 int sv_metrics_window_threshold(const struct sv_metrics_window *w,
-				const struct sv_metrics_policy_cfg *cfg, struct sv_metrics_op *op,
-				int *from_window);
+                                const struct sv_metrics_policy_cfg *cfg, struct sv_metrics_op *op,
+                                int *from_window);
 
 /* Serialization (saved with each checkpoint).  The image holds the settings,
  * the running loss and the ring oldest-first; the histograms are rebuilt
@@ -208,7 +207,7 @@ size_t sv_metrics_window_serialized_size(const struct sv_metrics_window *w);
 /* Write the image into buf (cap bytes).  *len gets its size.
  * Returns 0, -EINVAL, or -ENOSPC (cap too small; nothing written). */
 int sv_metrics_window_serialize(const struct sv_metrics_window *w, void *buf, size_t cap,
-				size_t *len);
+                                size_t *len);
 
 /* Make a new window from an image.  Returns 0, -EINVAL, -ENOMEM,
  * SV_ERR_TRUNCATED (len shorter than the image), SV_ERR_MAGIC,

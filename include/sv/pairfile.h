@@ -59,15 +59,15 @@ struct sv_vec_header {
 
 /* The .pairs header, field by field (the magic and reserved bytes left out). */
 struct sv_pair_header {
-	uint32_t version, header_bytes, n_pairs, n_pos, dim, record_bytes, seed, split,
-		id_lo, id_hi;
+	uint32_t version, header_bytes, n_pairs, n_pos, dim, record_bytes, seed, split, id_lo,
+	    id_hi;
 };
 
 /* One pair record, exactly as stored (12 bytes, no padding).  class_a and
  * class_b are diagnostics: a trainer must use label only. */
 struct sv_pair_rec {
-	uint32_t a, b;   /* global ids, a != b */
-	uint8_t label;   /* 1 same class, 0 different */
+	uint32_t a, b; /* global ids, a != b */
+	uint8_t label; /* 1 same class, 0 different */
 	uint8_t class_a, class_b, reserved;
 };
 
@@ -92,8 +92,8 @@ int sv_vecfile_open(struct sv_vecfile **out, const char *path, char *err, size_t
 /* The same validation for an in-memory image of a file (len bytes at buf,
  * borrowed: it must outlive *out).  name is used in messages (NULL ->
  * "<buffer>").  Same errors as sv_vecfile_open() apart from -errno. */
-int sv_vecfile_from_buffer(struct sv_vecfile **out, const void *buf, size_t len,
-			   const char *name, char *err, size_t errlen);
+int sv_vecfile_from_buffer(struct sv_vecfile **out, const void *buf, size_t len, const char *name,
+                           char *err, size_t errlen);
 
 /* Unmap and free.  Accepts NULL. */
 void sv_vecfile_close(struct sv_vecfile *vf);
@@ -118,8 +118,8 @@ const uint8_t *sv_vecfile_classes(const struct sv_vecfile *vf);
  * Returns 0, -EINVAL (NULL data/path, zero dims, classes without n_classes or
  * a class out of range), or -errno from the file calls. */
 int sv_vecfile_write(const char *path, const float *data, uint32_t n_rows, uint32_t dim,
-		     uint32_t id_base, uint32_t feature, const uint8_t *classes,
-		     uint32_t n_classes);
+                     uint32_t id_base, uint32_t feature, const uint8_t *classes,
+                     uint32_t n_classes);
 
 /* --------------------------------------------------------------- .pairs */
 
@@ -141,8 +141,8 @@ int sv_pairfile_open(struct sv_pairfile **out, const char *path, char *err, size
 
 /* As sv_pairfile_open() for an in-memory image (borrowed; see
  * sv_vecfile_from_buffer()). */
-int sv_pairfile_from_buffer(struct sv_pairfile **out, const void *buf, size_t len,
-			    const char *name, char *err, size_t errlen);
+int sv_pairfile_from_buffer(struct sv_pairfile **out, const void *buf, size_t len, const char *name,
+                            char *err, size_t errlen);
 
 /* Unmap and free.  Accepts NULL. */
 void sv_pairfile_close(struct sv_pairfile *pf);
@@ -158,8 +158,8 @@ const struct sv_pair_rec *sv_pairfile_records(const struct sv_pairfile *pf);
  * block, every record's class_a/class_b equal the classes of its rows and
  * label == (class_a == class_b) (SV_ERR_CORRUPT, message names the record).
  * Returns 0, -EINVAL for NULL handles, or one of those codes. */
-int sv_pairfile_check_vec(const struct sv_pairfile *pf, const struct sv_vecfile *vf,
-			  char *err, size_t errlen);
+int sv_pairfile_check_vec(const struct sv_pairfile *pf, const struct sv_vecfile *vf, char *err,
+                          size_t errlen);
 
 /* Write a .pairs file of n_pairs records (n_pos counted from the labels;
  * reserved bytes of the header written as zero, records as given), via
@@ -167,8 +167,7 @@ int sv_pairfile_check_vec(const struct sv_pairfile *pf, const struct sv_vecfile 
  * n_pairs > 0, dim 0, id_lo >= id_hi), SV_ERR_CORRUPT (a record that
  * sv_pairfile_open() would refuse), or -errno. */
 int sv_pairfile_write(const char *path, const struct sv_pair_rec *rec, uint32_t n_pairs,
-		      uint32_t dim, uint32_t seed, uint32_t split, uint32_t id_lo,
-		      uint32_t id_hi);
+                      uint32_t dim, uint32_t seed, uint32_t split, uint32_t id_lo, uint32_t id_hi);
 
 #ifdef __cplusplus
 }

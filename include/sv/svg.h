@@ -46,11 +46,11 @@ struct sv_svg_curve {
 };
 
 struct sv_svg_roc_opts {
-	const char *title;              /* NULL -> "ROC" */
-	struct sv_svg_curve curves[2];  /* curves[0] solid blue, curves[1] dashed red */
-	size_t n_curves;                /* 1 or 2 */
-	int mark_op;                    /* nonzero: draw op on the plot */
-	struct sv_metrics_op op;        /* e.g. from sv_metrics_roc_threshold() */
+	const char *title;             /* NULL -> "ROC" */
+	struct sv_svg_curve curves[2]; /* curves[0] solid blue, curves[1] dashed red */
+	size_t n_curves;               /* 1 or 2 */
+	int mark_op;                   /* nonzero: draw op on the plot */
+	struct sv_metrics_op op;       /* e.g. from sv_metrics_roc_threshold() */
 };
 
 /* Render into a new buffer: *out (NUL-terminated, caller frees with free())
