@@ -90,9 +90,9 @@ struct sv_vecfile;
 int sv_vecfile_open(struct sv_vecfile **out, const char *path, char *err, size_t errlen);
 
 /* The same validation for an in-memory image of a file (len bytes at buf,
- * borrowed: it must outlive *out, 4-byte aligned as malloc and mmap give).  name is used in
- * messages (NULL ->
- * "<buffer>").  Same errors as sv_vecfile_open() apart from -errno. */
+ * borrowed: it must outlive *out, and be 4-byte aligned as malloc and mmap
+ * give).  name is used in messages (NULL -> "<buffer>").  Same errors as
+ * sv_vecfile_open() apart from -errno. */
 int sv_vecfile_from_buffer(struct sv_vecfile **out, const void *buf, size_t len, const char *name,
                            char *err, size_t errlen);
 
