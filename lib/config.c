@@ -1143,3 +1143,13 @@ void sv_config_train_params(const struct sv_config *c, struct sv_train_params *p
 	sv_config_loss_params(c, &p->loss);
 	sv_config_optim_params(c, &p->optim);
 }
+
+void sv_config_proto_limits(const struct sv_config *c, struct sv_proto_limits *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->d_in = (uint32_t)c->model_d_in;
+	lim->max_msg_bytes = (size_t)c->limits_max_msg_bytes;
+	lim->max_pairs = (size_t)c->limits_max_batch_pairs;
+	lim->max_id_bytes = (size_t)c->limits_max_id_bytes;
+	lim->max_k = (uint32_t)c->limits_max_k;
+}

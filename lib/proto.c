@@ -108,6 +108,7 @@ const char *sv_proto_reason_name(int reason)
 const char *sv_proto_verb_name(int verb)
 {
 	switch (verb) {
+	case SV_PROTO_VERB_NONE: return NULL;
 	case SV_PROTO_VERB_ITEM_PUT: return "item_put";
 	case SV_PROTO_VERB_ITEM_DEL: return "item_del";
 	case SV_PROTO_VERB_ITEM_GET: return "item_get";
@@ -263,7 +264,7 @@ static int decode_header(struct dctx *c, int want_reply, struct sv_proto_header 
 	h->reason = rd16(p + 28);
 	c->err->have_header = 1;
 	c->err->header = *h;
-	if (verb_class(h->verb) < 0)
+	if (verb_class(h->verb) < 0 && !(want_reply && h->verb == SV_PROTO_VERB_NONE))
 		return fail(c, SV_PROTO_REASON_UNKNOWN_VERB, 0, "(header): unknown verb 0x%02x",
 			    h->verb);
 	if (total > c->max_msg)
@@ -1133,7 +1134,9 @@ static int reply_start(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, in
 {
 	size_t len = msg ? strlen(msg) : 0;
 
-	if (!mb || !sv_proto_verb_name(verb) || status < 0 || status >= SV_PROTO_STATUS_COUNT_ ||
+	if (!mb || (!sv_proto_verb_name(verb) &&
+		    !(verb == SV_PROTO_VERB_NONE && status == SV_PROTO_STATUS_MALFORMED)) ||
+	    status < 0 || status >= SV_PROTO_STATUS_COUNT_ ||
 	    reason < 0 || reason >= SV_PROTO_REASON_COUNT_ ||
 	    (reason != 0) != (status == SV_PROTO_STATUS_MALFORMED))
 		return -EINVAL;

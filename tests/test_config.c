@@ -462,6 +462,11 @@ Test(config, converters)
 	cr_assert_eq(tp.optim.lr, 1e-3);
 	cr_assert_eq(tp.optim.beta2, 0.999);
 	cr_assert_eq(tp.optim.eps, 1e-8);
+
+	struct sv_proto_limits lim;
+	sv_config_proto_limits(&cfg, &lim);
+	cr_assert(lim.d_in == 784 && lim.max_msg_bytes == 64u << 20 && lim.max_pairs == 4096 &&
+		  lim.max_id_bytes == 255 && lim.max_k == 1000);
 }
 
 Test(config, null_and_empty_inputs)

@@ -275,6 +275,15 @@ Test(proto, reply_generic_and_error)
 	rep(&r);
 	cr_assert_eq(r.status, SV_PROTO_STATUS_NOT_FOUND);
 	cr_assert_eq(r.msg_len, 0);
+	/* no verb to echo: verb NONE, only with MALFORMED */
+	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_NONE, 0, SV_PROTO_STATUS_MALFORMED,
+					   SV_PROTO_REASON_BAD_MAGIC, "frame 0 (header): magic"),
+		     0);
+	rep(&r);
+	cr_assert_eq(r.hdr.verb, SV_PROTO_VERB_NONE);
+	cr_assert_eq(r.reason, SV_PROTO_REASON_BAD_MAGIC);
+	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_NONE, 0, SV_PROTO_STATUS_OK, 0, NULL),
+		     -EINVAL);
 	/* a reason needs MALFORMED and MALFORMED needs a reason */
 	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_SCORE, 9, 0, 3, NULL), -EINVAL);
 	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_SCORE, 9, 1, 0, NULL), -EINVAL);

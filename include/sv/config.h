@@ -51,6 +51,7 @@
 
 #include "sv/loss.h"
 #include "sv/optim.h"
+#include "sv/proto.h"
 #include "sv/train.h"
 
 #ifdef __cplusplus
@@ -245,6 +246,9 @@ int sv_config_reload_check(const struct sv_config *old, const struct sv_config *
 /* Converters to the learning core's parameter structs (all fields set). */
 void sv_config_loss_params(const struct sv_config *cfg, struct sv_loss_params *p);
 void sv_config_optim_params(const struct sv_config *cfg, struct sv_optim_params *p);
+/* The wire decoder's limits: d_in, limits.max_msg_bytes, max_batch_pairs,
+ * max_id_bytes, max_k. */
+void sv_config_proto_limits(const struct sv_config *cfg, struct sv_proto_limits *lim);
 /* max_pairs = train.batch_pairs. */
 void sv_config_train_params(const struct sv_config *cfg, struct sv_train_params *p);
 

@@ -65,6 +65,8 @@ extern "C" {
 #define SV_PROTO_ACK_ROW 4
 
 enum sv_proto_verb {
+	SV_PROTO_VERB_NONE = 0x00, /* only in a MALFORMED reply to a message whose
+				    * header could not be read (no verb to echo) */
 	SV_PROTO_VERB_ITEM_PUT = 0x01,
 	SV_PROTO_VERB_ITEM_DEL = 0x02,
 	SV_PROTO_VERB_ITEM_GET = 0x03,
@@ -171,7 +173,11 @@ struct sv_proto_header {
 
 /* A decode failure.  frame is the index at fault (-1: the message as a
  * whole).  When have_header is 1, header holds frame 0 (so the daemon can
- * echo request_id and verb in its error reply). */
+ * echo request_id and verb in its error reply); when it is 0, or the verb is
+ * unknown, reply with SV_PROTO_VERB_NONE and request_id 0:
+ *     sv_proto_encode_reply(mb, known ? e.header.verb : SV_PROTO_VERB_NONE,
+ *                           e.have_header ? e.header.request_id : 0,
+ *                           SV_PROTO_STATUS_MALFORMED, e.reason, e.msg); */
 struct sv_proto_error {
 	enum sv_proto_reason reason;
 	int frame;

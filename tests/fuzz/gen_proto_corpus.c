@@ -83,6 +83,9 @@ int main(int argc, char **argv)
 	sv_proto_encode_reply(&mb, SV_PROTO_VERB_PAIR, 4, SV_PROTO_STATUS_MALFORMED,
 			      SV_PROTO_REASON_WRONG_DIM, "frame 3 (vectors): 4 bytes, expected 64");
 	save(dir, "reply_malformed", &mb);
+	sv_proto_encode_reply(&mb, SV_PROTO_VERB_NONE, 0, SV_PROTO_STATUS_MALFORMED,
+			      SV_PROTO_REASON_BAD_MAGIC, "frame 0 (header): bad magic");
+	save(dir, "reply_malformed_noverb", &mb);
 	sv_proto_encode_reply_vec(&mb, 3, NULL, va, D);
 	save(dir, "reply_item_get", &mb);
 	sv_proto_encode_reply_scores(&mb, SV_PROTO_VERB_SCORE_BATCH, 8, SV_PROTO_STATUS_PARTIAL,
