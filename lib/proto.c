@@ -854,24 +854,19 @@ int sv_proto_reply_topk_query(const struct sv_proto_reply *r, size_t i,
 	return 0;
 }
 
-/* it->row: hit index; it->vec_idx: current query; it->id_off: id bytes used.
- * Queries' hits are consumed in order; iter keeps a count of the current
- * query's hits left in the upper bits of nothing: recompute per step. */
+/* it->row: hit index; it->vec_idx: its query; it->base: hits before that
+ * query; it->id_off: id bytes used.  O(1) amortized per hit. */
 int sv_proto_next_hit(const struct sv_proto_reply *r, struct sv_proto_iter *it, size_t *query,
 		      struct sv_proto_hit *h)
 {
 	const uint8_t *row;
-	size_t before = 0;
 
 	if (!r || !it || !h || !query || r->hdr.verb != SV_PROTO_VERB_TOPK || !r->hits ||
 	    it->row >= r->n_hits)
 		return 0;
-	/* Find the query owning hit it->row, starting at the current one. */
-	for (size_t q = 0; q < it->vec_idx && q < r->n; q++)
-		before += rd32(r->rows + q * SV_PROTO_TOPKQ_ROW + 8);
 	while (it->vec_idx < r->n &&
-	       before + rd32(r->rows + it->vec_idx * SV_PROTO_TOPKQ_ROW + 8) <= it->row) {
-		before += rd32(r->rows + it->vec_idx * SV_PROTO_TOPKQ_ROW + 8);
+	       it->base + rd32(r->rows + it->vec_idx * SV_PROTO_TOPKQ_ROW + 8) <= it->row) {
+		it->base += rd32(r->rows + it->vec_idx * SV_PROTO_TOPKQ_ROW + 8);
 		it->vec_idx++;
 	}
 	row = r->hits + it->row * SV_PROTO_HIT_ROW;

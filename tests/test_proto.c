@@ -319,15 +319,19 @@ Test(proto, reply_vec_scores_topk_ack_admin)
 	}
 	cr_assert_eq(sv_proto_reply_score(&r, 2, &so), SV_ERR_RANGE);
 
-	struct sv_proto_topk_query q[2] = {{.model_version = 5, .n_hits = 2},
+	struct sv_proto_topk_query q[3] = {{.model_version = 5, .n_hits = 2},
+					   {.model_version = 5, .status = SV_PROTO_STATUS_NOT_FOUND},
 					   {.model_version = 5, .n_hits = 1}}, qo;
 	struct sv_proto_hit h[3] = {{"aa", 2, 0.9f}, {"b", 1, 0.8f}, {"ccc", 3, 0.7f}}, ho;
 	struct sv_proto_iter it = {0};
-	size_t qi, k = 0, want_q[3] = {0, 0, 1};
-	cr_assert_eq(sv_proto_encode_reply_topk(&mb, 3, 0, NULL, 2, q, 2, h), 0);
+	size_t qi, k = 0, want_q[3] = {0, 0, 2};
+	cr_assert_eq(sv_proto_encode_reply_topk(&mb, 3, SV_PROTO_STATUS_PARTIAL, NULL, 2, q, 3, h),
+		     0);
 	rep(&r);
 	cr_assert_eq(r.k, 2);
 	cr_assert_eq(sv_proto_reply_topk_query(&r, 1, &qo), 0);
+	cr_assert(qo.n_hits == 0 && qo.status == SV_PROTO_STATUS_NOT_FOUND);
+	cr_assert_eq(sv_proto_reply_topk_query(&r, 2, &qo), 0);
 	cr_assert(qo.model_version == 5 && qo.n_hits == 1);
 	while (sv_proto_next_hit(&r, &it, &qi, &ho)) {
 		cr_assert_eq(qi, want_q[k]);

@@ -235,9 +235,10 @@ struct sv_proto_request {
 
 /* Iteration state for rows; zero it (= {0}) before the first call. */
 struct sv_proto_iter {
-	size_t row;
-	size_t id_off;
-	size_t vec_idx;
+	size_t row;     /* rows (or hits) consumed */
+	size_t id_off;  /* id bytes consumed */
+	size_t vec_idx; /* vectors consumed (hits: the current query) */
+	size_t base;    /* hits: hits of the queries before the current one */
 };
 
 /* The next pair of a PAIR/PAIR_BATCH/SCORE/SCORE_BATCH request.  Returns 1
