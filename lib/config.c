@@ -30,111 +30,110 @@ static const char *const w_policy[] = {"fixed", "target_far", "eer", "max_accura
 #define T(t) SV_CONFIG_TYPE_##t
 
 static const struct sv_config_key keys[] = {
-	{"state_dir", T(STRING), OFF(state_dir), 0, 0, "/var/lib/simverify", NULL, 0, 0,
-	 "directory of the store and the ipc sockets; replaces @STATE@ below"},
+    {"state_dir", T(STRING), OFF(state_dir), 0, 0, "/var/lib/simverify", NULL, 0, 0,
+     "directory of the store and the ipc sockets; replaces @STATE@ below"},
 
-	{"model.d_in", T(UINT), OFF(model_d_in), 1, 1 << 20, "784", NULL, 0, 0,
-	 "input vector dimension (float32 per item)"},
-	{"model.d_out", T(UINT), OFF(model_d_out), 1, 1 << 16, "64", NULL, 0, 0,
-	 "embedding dimension (columns of W)"},
-	{"model.seed", T(UINT), OFF(model_seed), 0, U64MAX, "0", NULL, 0, 0,
-	 "seed of the orthogonal initial W"},
+    {"model.d_in", T(UINT), OFF(model_d_in), 1, 1 << 20, "784", NULL, 0, 0,
+     "input vector dimension (float32 per item)"},
+    {"model.d_out", T(UINT), OFF(model_d_out), 1, 1 << 16, "64", NULL, 0, 0,
+     "embedding dimension (columns of W)"},
+    {"model.seed", T(UINT), OFF(model_seed), 0, U64MAX, "0", NULL, 0, 0,
+     "seed of the orthogonal initial W"},
 
-	{"train.loss", T(ENUM), OFF(train_loss), 0, 0, "ntxent", w_loss, 0, 0,
-	 "loss function: ntxent | contrastive"},
-	{"train.temperature", T(DOUBLE), OFF(train_temperature), 0, 100, "0.07", NULL, MINX, 0,
-	 "NT-Xent temperature (> 0)"},
-	{"train.pos_margin", T(DOUBLE), OFF(train_pos_margin), 0, 2, "0", NULL, 0, 0,
-	 "contrastive: positive pairs closer than this cost nothing (distance units)"},
-	{"train.neg_margin", T(DOUBLE), OFF(train_neg_margin), 0, 2, "1", NULL, 0, 0,
-	 "contrastive: negative pairs farther than this cost nothing (distance units)"},
-	{"train.mode", T(ENUM), OFF(train_mode), 0, 0, "batch", w_mode, 0, 0,
-	 "which row pairs are positives/negatives: batch | pairs | graph"},
-	{"train.batch_pairs", T(UINT), OFF(train_batch_pairs), 1, 65536, "256", NULL, 0, 0,
-	 "pairs per training step"},
-	{"train.max_wait_ms", T(DURATION), OFF(train_max_wait_ms), 0, 3600000, "100ms", NULL, R,
-	 1, "train on a partial batch after this long without a full one"},
-	{"train.optimizer", T(ENUM), OFF(train_optimizer), 0, 0, "adam", w_optim, 0, 0,
-	 "optimizer: sgd | adam | adamw"},
-	{"train.lr", T(DOUBLE), OFF(train_lr), 0, 10, "0.001", NULL, R | MINX, 0,
-	 "learning rate (> 0)"},
-	{"train.momentum", T(DOUBLE), OFF(train_momentum), 0, 1, "0", NULL, R | MAXX, 0,
-	 "SGD momentum [0, 1)"},
-	{"train.dampening", T(DOUBLE), OFF(train_dampening), 0, 1, "0", NULL, R, 0,
-	 "SGD dampening [0, 1]"},
-	{"train.nesterov", T(BOOL), OFF(train_nesterov), 0, 0, "false", NULL, R, 0,
-	 "SGD Nesterov momentum (needs momentum > 0, dampening 0)"},
-	{"train.weight_decay", T(DOUBLE), OFF(train_weight_decay), 0, 1, "0", NULL, R, 0,
-	 "L2 penalty (sgd, adam) or decoupled decay (adamw)"},
-	{"train.beta1", T(DOUBLE), OFF(train_beta1), 0, 1, "0.9", NULL, R | MAXX, 0,
-	 "Adam first-moment decay [0, 1)"},
-	{"train.beta2", T(DOUBLE), OFF(train_beta2), 0, 1, "0.999", NULL, R | MAXX, 0,
-	 "Adam second-moment decay [0, 1)"},
-	{"train.eps", T(DOUBLE), OFF(train_eps), 0, 1, "1e-08", NULL, R | MINX, 0,
-	 "Adam denominator term (> 0)"},
-	{"train.threads", T(UINT), OFF(train_threads), 1, 256, "1", NULL, 0, 0,
-	 "BLAS threads of the trainer"},
+    {"train.loss", T(ENUM), OFF(train_loss), 0, 0, "ntxent", w_loss, 0, 0,
+     "loss function: ntxent | contrastive"},
+    {"train.temperature", T(DOUBLE), OFF(train_temperature), 0, 100, "0.07", NULL, MINX, 0,
+     "NT-Xent temperature (> 0)"},
+    {"train.pos_margin", T(DOUBLE), OFF(train_pos_margin), 0, 2, "0", NULL, 0, 0,
+     "contrastive: positive pairs closer than this cost nothing (distance units)"},
+    {"train.neg_margin", T(DOUBLE), OFF(train_neg_margin), 0, 2, "1", NULL, 0, 0,
+     "contrastive: negative pairs farther than this cost nothing (distance units)"},
+    {"train.mode", T(ENUM), OFF(train_mode), 0, 0, "batch", w_mode, 0, 0,
+     "which row pairs are positives/negatives: batch | pairs | graph"},
+    {"train.batch_pairs", T(UINT), OFF(train_batch_pairs), 1, 65536, "256", NULL, 0, 0,
+     "pairs per training step"},
+    {"train.max_wait_ms", T(DURATION), OFF(train_max_wait_ms), 0, 3600000, "100ms", NULL, R, 1,
+     "train on a partial batch after this long without a full one"},
+    {"train.optimizer", T(ENUM), OFF(train_optimizer), 0, 0, "adam", w_optim, 0, 0,
+     "optimizer: sgd | adam | adamw"},
+    {"train.lr", T(DOUBLE), OFF(train_lr), 0, 10, "0.001", NULL, R | MINX, 0,
+     "learning rate (> 0)"},
+    {"train.momentum", T(DOUBLE), OFF(train_momentum), 0, 1, "0", NULL, R | MAXX, 0,
+     "SGD momentum [0, 1)"},
+    {"train.dampening", T(DOUBLE), OFF(train_dampening), 0, 1, "0", NULL, R, 0,
+     "SGD dampening [0, 1]"},
+    {"train.nesterov", T(BOOL), OFF(train_nesterov), 0, 0, "false", NULL, R, 0,
+     "SGD Nesterov momentum (needs momentum > 0, dampening 0)"},
+    {"train.weight_decay", T(DOUBLE), OFF(train_weight_decay), 0, 1, "0", NULL, R, 0,
+     "L2 penalty (sgd, adam) or decoupled decay (adamw)"},
+    {"train.beta1", T(DOUBLE), OFF(train_beta1), 0, 1, "0.9", NULL, R | MAXX, 0,
+     "Adam first-moment decay [0, 1)"},
+    {"train.beta2", T(DOUBLE), OFF(train_beta2), 0, 1, "0.999", NULL, R | MAXX, 0,
+     "Adam second-moment decay [0, 1)"},
+    {"train.eps", T(DOUBLE), OFF(train_eps), 0, 1, "1e-08", NULL, R | MINX, 0,
+     "Adam denominator term (> 0)"},
+    {"train.threads", T(UINT), OFF(train_threads), 1, 256, "1", NULL, 0, 0,
+     "BLAS threads of the trainer"},
 
-	{"store.path", T(STRING), OFF(store_path), 0, 0, "@STATE@/store", NULL, 0, 0,
-	 "LMDB environment directory"},
-	{"store.sync", T(ENUM), OFF(store_sync), 0, 0, "full", w_sync, 0, 0,
-	 "durability: full (fsync each commit) | meta | none"},
-	{"store.map_size", T(SIZE), OFF(store_map_size), 1048576, U64MAX, "1GiB", NULL, 0, 0,
-	 "initial LMDB map size"},
-	{"store.max_map_size", T(SIZE), OFF(store_max_map_size), 1048576, U64MAX, "64GiB", NULL, 0,
-	 0, "the map grows up to this, then writes fail"},
-	{"store.keep_versions", T(UINT), OFF(store_keep_versions), 1, 1000000, "10", NULL, R, 0,
-	 "checkpoints kept (older ones are pruned)"},
+    {"store.path", T(STRING), OFF(store_path), 0, 0, "@STATE@/store", NULL, 0, 0,
+     "LMDB environment directory"},
+    {"store.sync", T(ENUM), OFF(store_sync), 0, 0, "full", w_sync, 0, 0,
+     "durability: full (fsync each commit) | meta | none"},
+    {"store.map_size", T(SIZE), OFF(store_map_size), 1048576, U64MAX, "1GiB", NULL, 0, 0,
+     "initial LMDB map size"},
+    {"store.max_map_size", T(SIZE), OFF(store_max_map_size), 1048576, U64MAX, "64GiB", NULL, 0, 0,
+     "the map grows up to this, then writes fail"},
+    {"store.keep_versions", T(UINT), OFF(store_keep_versions), 1, 1000000, "10", NULL, R, 0,
+     "checkpoints kept (older ones are pruned)"},
 
-	{"checkpoint.every_steps", T(UINT), OFF(checkpoint_every_steps), 0, U64MAX, "1000", NULL,
-	 R, 0, "checkpoint after this many steps (0: off)"},
-	{"checkpoint.every_s", T(DURATION), OFF(checkpoint_every_ms), 0, 86400000, "60s", NULL, R,
-	 1000, "checkpoint after this long with new steps (0: off)"},
+    {"checkpoint.every_steps", T(UINT), OFF(checkpoint_every_steps), 0, U64MAX, "1000", NULL, R, 0,
+     "checkpoint after this many steps (0: off)"},
+    {"checkpoint.every_s", T(DURATION), OFF(checkpoint_every_ms), 0, 86400000, "60s", NULL, R, 1000,
+     "checkpoint after this long with new steps (0: off)"},
 
-	{"endpoints.ingest", T(STRING), OFF(endpoints_ingest), 0, 0, "ipc://@STATE@/ingest.sock",
-	 NULL, 0, 0, "PULL: fire-and-forget pairs and items"},
-	{"endpoints.ingest_acked", T(STRING), OFF(endpoints_ingest_acked), 0, 0,
-	 "ipc://@STATE@/ingest-acked.sock", NULL, 0, 0, "ROUTER: pairs acknowledged on commit"},
-	{"endpoints.query", T(STRING), OFF(endpoints_query), 0, 0, "ipc://@STATE@/query.sock", NULL,
-	 0, 0, "ROUTER: score, topk, item get"},
-	{"endpoints.admin", T(STRING), OFF(endpoints_admin), 0, 0, "ipc://@STATE@/admin.sock", NULL,
-	 0, 0, "ROUTER: admin verbs (simverifyctl)"},
-	{"endpoints.admin_mode", T(MODE), OFF(endpoints_admin_mode), 0, 0777, "0600", NULL, 0, 0,
-	 "file mode of the ipc admin socket"},
-	{"endpoints.allow_tcp_admin", T(BOOL), OFF(endpoints_allow_tcp_admin), 0, 0, "false", NULL,
-	 0, 0, "allow a tcp:// admin endpoint (use with CURVE)"},
+    {"endpoints.ingest", T(STRING), OFF(endpoints_ingest), 0, 0, "ipc://@STATE@/ingest.sock", NULL,
+     0, 0, "PULL: fire-and-forget pairs and items"},
+    {"endpoints.ingest_acked", T(STRING), OFF(endpoints_ingest_acked), 0, 0,
+     "ipc://@STATE@/ingest-acked.sock", NULL, 0, 0, "ROUTER: pairs acknowledged on commit"},
+    {"endpoints.query", T(STRING), OFF(endpoints_query), 0, 0, "ipc://@STATE@/query.sock", NULL, 0,
+     0, "ROUTER: score, topk, item get"},
+    {"endpoints.admin", T(STRING), OFF(endpoints_admin), 0, 0, "ipc://@STATE@/admin.sock", NULL, 0,
+     0, "ROUTER: admin verbs (simverifyctl)"},
+    {"endpoints.admin_mode", T(MODE), OFF(endpoints_admin_mode), 0, 0777, "0600", NULL, 0, 0,
+     "file mode of the ipc admin socket"},
+    {"endpoints.allow_tcp_admin", T(BOOL), OFF(endpoints_allow_tcp_admin), 0, 0, "false", NULL, 0,
+     0, "allow a tcp:// admin endpoint (use with CURVE)"},
 
-	{"log.level", T(ENUM), OFF(log_level), 0, 0, "info", w_log, R, 0,
-	 "least severe level logged: debug | info | notice | warning | err"},
+    {"log.level", T(ENUM), OFF(log_level), 0, 0, "info", w_log, R, 0,
+     "least severe level logged: debug | info | notice | warning | err"},
 
-	{"query.threads", T(UINT), OFF(query_threads), 1, 256, "2", NULL, 0, 0,
-	 "query worker threads"},
-	{"query.threshold_policy", T(ENUM), OFF(query_threshold_policy), 0, 0, "target_far",
-	 w_policy, R, 0, "decision threshold: fixed | target_far | eer | max_accuracy"},
-	{"query.threshold", T(DOUBLE), OFF(query_threshold), -1, 1, "0.5", NULL, R, 0,
-	 "cosine threshold: the fixed one, and the initial one of the others"},
-	{"query.target_far", T(DOUBLE), OFF(query_target_far), 0, 1, "0.001", NULL,
-	 R | MINX | MAXX, 0, "false accept rate aimed at by target_far (0, 1)"},
-	{"query.window_pairs", T(UINT), OFF(query_window_pairs), 1, 100000000, "20000", NULL, R,
-	 0, "recent scored pairs the threshold is computed on"},
-	{"query.min_window_pairs", T(UINT), OFF(query_min_window_pairs), 0, 100000000, "1000",
-	 NULL, R, 0, "keep query.threshold until the window holds this many pairs"},
+    {"query.threads", T(UINT), OFF(query_threads), 1, 256, "2", NULL, 0, 0, "query worker threads"},
+    {"query.threshold_policy", T(ENUM), OFF(query_threshold_policy), 0, 0, "target_far", w_policy,
+     R, 0, "decision threshold: fixed | target_far | eer | max_accuracy"},
+    {"query.threshold", T(DOUBLE), OFF(query_threshold), -1, 1, "0.5", NULL, R, 0,
+     "cosine threshold: the fixed one, and the initial one of the others"},
+    {"query.target_far", T(DOUBLE), OFF(query_target_far), 0, 1, "0.001", NULL, R | MINX | MAXX, 0,
+     "false accept rate aimed at by target_far (0, 1)"},
+    {"query.window_pairs", T(UINT), OFF(query_window_pairs), 1, 100000000, "20000", NULL, R, 0,
+     "recent scored pairs the threshold is computed on"},
+    {"query.min_window_pairs", T(UINT), OFF(query_min_window_pairs), 0, 100000000, "1000", NULL, R,
+     0, "keep query.threshold until the window holds this many pairs"},
 
-	{"limits.max_msg_bytes", T(SIZE), OFF(limits_max_msg_bytes), 1024, 4294967296.0, "64MiB",
-	 NULL, R, 0, "largest message accepted"},
-	{"limits.max_batch_pairs", T(UINT), OFF(limits_max_batch_pairs), 1, 1048576, "4096", NULL,
-	 R, 0, "most pairs (or queries) in one batch message"},
-	{"limits.max_id_bytes", T(UINT), OFF(limits_max_id_bytes), 1, 255, "255", NULL, R, 0,
-	 "longest item id"},
-	{"limits.max_k", T(UINT), OFF(limits_max_k), 1, 100000, "1000", NULL, R, 0,
-	 "largest k of a topk query"},
-	{"limits.max_pending_pairs", T(UINT), OFF(limits_max_pending_pairs), 1, 100000000,
-	 "65536", NULL, 0, 0, "ingest queue length; beyond it acked ingest answers busy"},
+    {"limits.max_msg_bytes", T(SIZE), OFF(limits_max_msg_bytes), 1024, 4294967296.0, "64MiB", NULL,
+     R, 0, "largest message accepted"},
+    {"limits.max_batch_pairs", T(UINT), OFF(limits_max_batch_pairs), 1, 1048576, "4096", NULL, R, 0,
+     "most pairs (or queries) in one batch message"},
+    {"limits.max_id_bytes", T(UINT), OFF(limits_max_id_bytes), 1, 255, "255", NULL, R, 0,
+     "longest item id"},
+    {"limits.max_k", T(UINT), OFF(limits_max_k), 1, 100000, "1000", NULL, R, 0,
+     "largest k of a topk query"},
+    {"limits.max_pending_pairs", T(UINT), OFF(limits_max_pending_pairs), 1, 100000000, "65536",
+     NULL, 0, 0, "ingest queue length; beyond it acked ingest answers busy"},
 
-	{"security.curve_server_key", T(STRING), OFF(security_curve_server_key), 0, 0, "", NULL, 0,
-	 0, "file with the CURVE server secret key (empty: CURVE off), all sockets"},
-	{"security.curve_allow", T(STRING), OFF(security_curve_allow), 0, 0, "", NULL, 0, 0,
-	 "file of allowed client public keys, one z85 key a line (empty: any)"},
+    {"security.curve_server_key", T(STRING), OFF(security_curve_server_key), 0, 0, "", NULL, 0, 0,
+     "file with the CURVE server secret key (empty: CURVE off), all sockets"},
+    {"security.curve_allow", T(STRING), OFF(security_curve_allow), 0, 0, "", NULL, 0, 0,
+     "file of allowed client public keys, one z85 key a line (empty: any)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -174,7 +173,8 @@ void sv_config_errors_free(struct sv_config_errors *e)
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void errs_add(struct sv_config_errors *e, const char *fmt, ...)
+static void
+errs_add(struct sv_config_errors *e, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -227,21 +227,26 @@ static int parse_u64(const char *s, uint64_t *out, const char **end, int base)
 static const struct {
 	const char *name;
 	uint64_t mul;
-} size_units[] = {
-	{"TiB", 1ull << 40}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10},
-	{"TB", 1000000000000ull}, {"GB", 1000000000ull}, {"MB", 1000000ull}, {"kB", 1000ull},
-	{"B", 1},
-}, dur_units[] = {
-	{"h", 3600000}, {"min", 60000}, {"s", 1000}, {"ms", 1},
+} size_units[] =
+    {
+        {"TiB", 1ull << 40}, {"GiB", 1ull << 30},      {"MiB", 1ull << 20},
+        {"KiB", 1ull << 10}, {"TB", 1000000000000ull}, {"GB", 1000000000ull},
+        {"MB", 1000000ull},  {"kB", 1000ull},          {"B", 1},
+},
+  dur_units[] = {
+      {"h", 3600000},
+      {"min", 60000},
+      {"s", 1000},
+      {"ms", 1},
 };
 
 static int parse_unit(const char *s, const char *key_unit_hint, uint64_t bare, int sizes,
-		      uint64_t *out, char *why, size_t wl)
+                      uint64_t *out, char *why, size_t wl)
 {
 	uint64_t v, mul = bare;
 	const char *end;
 	size_t nu = sizes ? sizeof(size_units) / sizeof(size_units[0])
-			  : sizeof(dur_units) / sizeof(dur_units[0]);
+	                  : sizeof(dur_units) / sizeof(dur_units[0]);
 
 	if (parse_u64(s, &v, &end, 10)) {
 		snprintf(why, wl, "expected %s, got '%s'", key_unit_hint, s);
@@ -260,8 +265,7 @@ static int parse_unit(const char *s, const char *key_unit_hint, uint64_t bare, i
 		}
 		if (i == nu) {
 			snprintf(why, wl, "unknown unit '%s' in '%s' (%s)", end, s,
-				 sizes ? "B, KiB, MiB, GiB, TiB, kB, MB, GB, TB"
-				       : "ms, s, min, h");
+			         sizes ? "B, KiB, MiB, GiB, TiB, kB, MB, GB, TB" : "ms, s, min, h");
 			return -1;
 		}
 	}
@@ -285,13 +289,13 @@ static int in_bounds(const struct sv_config_key *k, double v)
 static void range_text(const struct sv_config_key *k, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s%.15g, %.15g%s", (k->flags & MINX) ? "(" : "[", k->min, k->max,
-		 (k->flags & MAXX) ? ")" : "]");
+	         (k->flags & MAXX) ? ")" : "]");
 }
 
 /* Parse text for key k into *val (a buffer as big as the field).  0 or -1
  * with a reason in why. */
 static int parse_value(const struct sv_config_key *k, const char *s, void *val, char *why,
-		       size_t wl)
+                       size_t wl)
 {
 	char rng[96];
 
@@ -321,9 +325,9 @@ static int parse_value(const struct sv_config_key *k, const char *s, void *val, 
 		int base = k->type == SV_CONFIG_TYPE_MODE ? 8 : 10;
 		if (parse_u64(s, &v, &end, base) || *end) {
 			snprintf(why, wl, "expected %s, got '%s'",
-				 base == 8 ? "an octal file mode like 0600"
-					   : "a non-negative integer",
-				 s);
+			         base == 8 ? "an octal file mode like 0600"
+			                   : "a non-negative integer",
+			         s);
 			return -1;
 		}
 		if (!in_bounds(k, (double)v)) {
@@ -363,7 +367,8 @@ static int parse_value(const struct sv_config_key *k, const char *s, void *val, 
 		return 0;
 	}
 	case SV_CONFIG_TYPE_BOOL: {
-		static const char *const t[] = {"true", "yes", "on"}, *const f[] = {"false", "no", "off"};
+		static const char *const t[] = {"true", "yes", "on"}, *const f[] = {"false", "no",
+		                                                                    "off"};
 		for (int i = 0; i < 3; i++) {
 			if (strcmp(s, t[i]) == 0) {
 				*(int *)val = 1;
@@ -394,7 +399,7 @@ static int parse_value(const struct sv_config_key *k, const char *s, void *val, 
 	case SV_CONFIG_TYPE_STRING:
 		if (strlen(s) >= SV_CONFIG_STR_MAX) {
 			snprintf(why, wl, "string of %zu bytes, limit %d", strlen(s),
-				 SV_CONFIG_STR_MAX - 1);
+			         SV_CONFIG_STR_MAX - 1);
 			return -1;
 		}
 		strcpy(val, s);
@@ -404,12 +409,12 @@ static int parse_value(const struct sv_config_key *k, const char *s, void *val, 
 		uint64_t v;
 		int sz = k->type == SV_CONFIG_TYPE_SIZE;
 		if (parse_unit(s, sz ? "a size like 64MiB" : "a duration like 500ms or 30s",
-			       sz ? 1 : k->unit_ms, sz, &v, why, wl))
+		               sz ? 1 : k->unit_ms, sz, &v, why, wl))
 			return -1;
 		if (!in_bounds(k, (double)v)) {
 			snprintf(why, wl, "%s is out of range [%.0f%s, %.0f%s]", s,
-				 sz ? k->min : k->min / 1000, sz ? "" : "s",
-				 sz ? k->max : k->max / 1000, sz ? " bytes" : "s");
+			         sz ? k->min : k->min / 1000, sz ? "" : "s",
+			         sz ? k->max : k->max / 1000, sz ? " bytes" : "s");
 			return -1;
 		}
 		*(uint64_t *)val = v;
@@ -423,17 +428,22 @@ static int parse_value(const struct sv_config_key *k, const char *s, void *val, 
 static size_t field_size(const struct sv_config_key *k)
 {
 	switch (k->type) {
-	case SV_CONFIG_TYPE_INT: return sizeof(int64_t);
-	case SV_CONFIG_TYPE_DOUBLE: return sizeof(double);
+	case SV_CONFIG_TYPE_INT:
+		return sizeof(int64_t);
+	case SV_CONFIG_TYPE_DOUBLE:
+		return sizeof(double);
 	case SV_CONFIG_TYPE_BOOL:
-	case SV_CONFIG_TYPE_ENUM: return sizeof(int);
-	case SV_CONFIG_TYPE_STRING: return SV_CONFIG_STR_MAX;
-	default: return sizeof(uint64_t);
+	case SV_CONFIG_TYPE_ENUM:
+		return sizeof(int);
+	case SV_CONFIG_TYPE_STRING:
+		return SV_CONFIG_STR_MAX;
+	default:
+		return sizeof(uint64_t);
 	}
 }
 
 static int set_key(struct sv_config *cfg, const struct sv_config_key *k, const char *s, char *why,
-		   size_t wl)
+                   size_t wl)
 {
 	union {
 		int64_t i;
@@ -464,7 +474,7 @@ static int fmt_double(char *buf, size_t cap, double v)
 static int fmt_units(char *buf, size_t cap, uint64_t v, int sizes)
 {
 	size_t n = sizes ? sizeof(size_units) / sizeof(size_units[0])
-			 : sizeof(dur_units) / sizeof(dur_units[0]);
+	                 : sizeof(dur_units) / sizeof(dur_units[0]);
 	if (sizes && v == 0)
 		return snprintf(buf, cap, "0");
 	if (!sizes && v == 0)
@@ -475,15 +485,15 @@ static int fmt_units(char *buf, size_t cap, uint64_t v, int sizes)
 			continue; /* print binary units only */
 		if (v % mul == 0)
 			return snprintf(buf, cap, "%llu%s", (unsigned long long)(v / mul),
-					sizes ? (mul == 1 ? "" : size_units[i].name)
-					      : dur_units[i].name);
+			                sizes ? (mul == 1 ? "" : size_units[i].name)
+			                      : dur_units[i].name);
 	}
 	return snprintf(buf, cap, "%llu", (unsigned long long)v);
 }
 
 /* Render k's value (strings raw). */
 static int fmt_value(const struct sv_config *cfg, const struct sv_config_key *k, char *buf,
-		     size_t cap)
+                     size_t cap)
 {
 	const char *f = (const char *)cfg + k->offset;
 	int64_t i;
@@ -534,7 +544,7 @@ void sv_config_defaults(struct sv_config *cfg)
 }
 
 int sv_config_set(struct sv_config *cfg, const char *key, const char *value, char *errbuf,
-		  size_t errlen)
+                  size_t errlen)
 {
 	const struct sv_config_key *k = sv_config_find(key);
 	char why[512];
@@ -582,7 +592,8 @@ struct reader {
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static void report(struct reader *r, size_t line, size_t col, const char *fmt, ...)
+static void
+report(struct reader *r, size_t line, size_t col, const char *fmt, ...)
 {
 	char msg[768];
 	const char *p = r->text, *end = r->text + r->len, *eol;
@@ -647,7 +658,7 @@ static int parse_mapping(struct reader *r, yaml_parser_t *p, const char *prefix)
 
 /* A value event for key `full` (dotted) at key mark km. */
 static int handle_value(struct reader *r, yaml_parser_t *p, const char *full, yaml_mark_t km,
-			yaml_event_t *ev)
+                        yaml_event_t *ev)
 {
 	const struct sv_config_key *k;
 	char why[512];
@@ -683,8 +694,8 @@ static int handle_value(struct reader *r, yaml_parser_t *p, const char *full, ya
 		return 0;
 	}
 	if (r->seen_line[k - keys]) {
-		report(r, km.line, km.column, "key '%s': duplicate key (first set on line %d)", full,
-		       r->seen_line[k - keys]);
+		report(r, km.line, km.column, "key '%s': duplicate key (first set on line %d)",
+		       full, r->seen_line[k - keys]);
 		return 0;
 	}
 	r->seen_line[k - keys] = (int)km.line + 1;
@@ -717,7 +728,8 @@ static int parse_mapping(struct reader *r, yaml_parser_t *p, const char *prefix)
 		if (kev.type != YAML_SCALAR_EVENT) {
 			report(r, km.line, km.column, "key '%s': expected a plain key name",
 			       prefix[0] ? prefix : "(top level)");
-			if (kev.type == YAML_MAPPING_START_EVENT || kev.type == YAML_SEQUENCE_START_EVENT)
+			if (kev.type == YAML_MAPPING_START_EVENT ||
+			    kev.type == YAML_SEQUENCE_START_EVENT)
 				rc = skip_collection(p);
 			else
 				rc = 0;
@@ -729,15 +741,15 @@ static int parse_mapping(struct reader *r, yaml_parser_t *p, const char *prefix)
 				return -1;
 			rc = (vev.type == YAML_MAPPING_START_EVENT ||
 			      vev.type == YAML_SEQUENCE_START_EVENT)
-				     ? skip_collection(p)
-				     : 0;
+			         ? skip_collection(p)
+			         : 0;
 			yaml_event_delete(&vev);
 			if (rc)
 				return rc;
 			continue;
 		}
 		snprintf(full, sizeof(full), "%s%s%.*s", prefix, prefix[0] ? "." : "",
-			 (int)kev.data.scalar.length, (const char *)kev.data.scalar.value);
+		         (int)kev.data.scalar.length, (const char *)kev.data.scalar.value);
 		yaml_event_delete(&kev);
 		if (!yaml_parser_parse(p, &vev))
 			return -1;
@@ -756,7 +768,7 @@ static void syntax_error(struct reader *r, yaml_parser_t *p)
 }
 
 int sv_config_load_string(struct sv_config *cfg, const char *name, const char *text, size_t len,
-			  struct sv_config_errors *errs)
+                          struct sv_config_errors *errs)
 {
 	struct reader *r;
 	yaml_parser_t p;
@@ -903,7 +915,7 @@ static int subst(char *field, const char *dir, const char *key, char *errbuf, si
 too_long:
 	if (errlen)
 		snprintf(errbuf, errlen, "key '%s': longer than %d bytes once %s is replaced", key,
-			 SV_CONFIG_STR_MAX - 1, SV_CONFIG_STATE_PLACEHOLDER);
+		         SV_CONFIG_STR_MAX - 1, SV_CONFIG_STATE_PLACEHOLDER);
 	return SV_ERR_CONFIG;
 }
 
@@ -920,7 +932,7 @@ int sv_config_resolve(struct sv_config *cfg, const char *state_dir, char *errbuf
 	if (strlen(dir) >= SV_CONFIG_STR_MAX || strstr(dir, SV_CONFIG_STATE_PLACEHOLDER)) {
 		if (errlen)
 			snprintf(errbuf, errlen, "key 'state_dir': too long or contains %s",
-				 SV_CONFIG_STATE_PLACEHOLDER);
+			         SV_CONFIG_STATE_PLACEHOLDER);
 		return SV_ERR_CONFIG;
 	}
 	if (dir != cfg->state_dir)
@@ -929,7 +941,7 @@ int sv_config_resolve(struct sv_config *cfg, const char *state_dir, char *errbuf
 		if (keys[i].type != SV_CONFIG_TYPE_STRING || keys[i].offset == OFF(state_dir))
 			continue;
 		if ((rc = subst((char *)&tmp + keys[i].offset, tmp.state_dir, keys[i].name, errbuf,
-				errlen)))
+		                errlen)))
 			return rc;
 	}
 	*cfg = tmp;
@@ -939,7 +951,8 @@ int sv_config_resolve(struct sv_config *cfg, const char *state_dir, char *errbuf
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void check_fail(struct sv_config_errors *errs, unsigned *n, const char *fmt, ...)
+static void
+check_fail(struct sv_config_errors *errs, unsigned *n, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -958,43 +971,44 @@ int sv_config_check(const struct sv_config *c, struct sv_config_errors *errs)
 {
 	unsigned n = 0;
 	const char *eps[] = {c->endpoints_ingest, c->endpoints_ingest_acked, c->endpoints_query,
-			     c->endpoints_admin};
+	                     c->endpoints_admin};
 	const char *epn[] = {"endpoints.ingest", "endpoints.ingest_acked", "endpoints.query",
-			     "endpoints.admin"};
+	                     "endpoints.admin"};
 
 	if (c->model_d_out > c->model_d_in)
 		check_fail(errs, &n, "key 'model.d_out': %llu exceeds model.d_in %llu",
-			   (unsigned long long)c->model_d_out, (unsigned long long)c->model_d_in);
+		           (unsigned long long)c->model_d_out, (unsigned long long)c->model_d_in);
 	if (c->query_min_window_pairs > c->query_window_pairs)
-		check_fail(errs, &n, "key 'query.min_window_pairs': %llu exceeds query.window_pairs %llu",
-			   (unsigned long long)c->query_min_window_pairs,
-			   (unsigned long long)c->query_window_pairs);
+		check_fail(errs, &n,
+		           "key 'query.min_window_pairs': %llu exceeds query.window_pairs %llu",
+		           (unsigned long long)c->query_min_window_pairs,
+		           (unsigned long long)c->query_window_pairs);
 	if (c->store_map_size > c->store_max_map_size)
 		check_fail(errs, &n, "key 'store.map_size': exceeds store.max_map_size");
 	if (c->train_batch_pairs > c->limits_max_batch_pairs)
 		check_fail(errs, &n,
-			   "key 'train.batch_pairs': %llu exceeds limits.max_batch_pairs %llu",
-			   (unsigned long long)c->train_batch_pairs,
-			   (unsigned long long)c->limits_max_batch_pairs);
+		           "key 'train.batch_pairs': %llu exceeds limits.max_batch_pairs %llu",
+		           (unsigned long long)c->train_batch_pairs,
+		           (unsigned long long)c->limits_max_batch_pairs);
 	if (c->train_nesterov && (c->train_momentum <= 0 || c->train_dampening != 0))
 		check_fail(errs, &n,
-			   "key 'train.nesterov': needs train.momentum > 0 and train.dampening 0");
+		           "key 'train.nesterov': needs train.momentum > 0 and train.dampening 0");
 	if (strncmp(c->endpoints_admin, "tcp://", 6) == 0 && !c->endpoints_allow_tcp_admin)
 		check_fail(errs, &n,
-			   "key 'endpoints.admin': a tcp:// admin endpoint needs "
-			   "endpoints.allow_tcp_admin: true");
+		           "key 'endpoints.admin': a tcp:// admin endpoint needs "
+		           "endpoints.allow_tcp_admin: true");
 	if (c->security_curve_allow[0] && !c->security_curve_server_key[0])
-		check_fail(errs, &n,
-			   "key 'security.curve_allow': needs security.curve_server_key");
+		check_fail(errs, &n, "key 'security.curve_allow': needs security.curve_server_key");
 	for (int i = 0; i < 4; i++) {
 		if (!eps[i][0])
 			check_fail(errs, &n, "key '%s': empty endpoint", epn[i]);
 		else if (strstr(eps[i], SV_CONFIG_STATE_PLACEHOLDER))
 			check_fail(errs, &n, "key '%s': %s not resolved (call sv_config_resolve)",
-				   epn[i], SV_CONFIG_STATE_PLACEHOLDER);
+			           epn[i], SV_CONFIG_STATE_PLACEHOLDER);
 		for (int j = 0; j < i; j++)
 			if (eps[i][0] && strcmp(eps[i], eps[j]) == 0)
-				check_fail(errs, &n, "key '%s': same endpoint as %s", epn[i], epn[j]);
+				check_fail(errs, &n, "key '%s': same endpoint as %s", epn[i],
+				           epn[j]);
 	}
 	if (!c->store_path[0])
 		check_fail(errs, &n, "key 'store.path': empty");
@@ -1030,7 +1044,7 @@ size_t sv_config_show(const struct sv_config *cfg, char *buf, size_t cap)
 		int len;
 
 		if (dot && (strncmp(section, k->name, (size_t)(dot - k->name)) != 0 ||
-			    section[dot - k->name] != 0)) {
+		            section[dot - k->name] != 0)) {
 			snprintf(section, sizeof(section), "%.*s", (int)(dot - k->name), k->name);
 			len = snprintf(line, sizeof(line), "%s:\n", section);
 			buf_put(buf, cap, &n, line, (size_t)len);
@@ -1056,7 +1070,8 @@ size_t sv_config_show(const struct sv_config *cfg, char *buf, size_t cap)
 			q[qn] = 0;
 			len = snprintf(line, sizeof(line), "%s%s: %s\n", dot ? "  " : "", leaf, q);
 		} else {
-			len = snprintf(line, sizeof(line), "%s%s: %s\n", dot ? "  " : "", leaf, val);
+			len =
+			    snprintf(line, sizeof(line), "%s%s: %s\n", dot ? "  " : "", leaf, val);
 		}
 		buf_put(buf, cap, &n, line, (size_t)len);
 	}
@@ -1064,7 +1079,7 @@ size_t sv_config_show(const struct sv_config *cfg, char *buf, size_t cap)
 }
 
 static int key_equal(const struct sv_config *a, const struct sv_config *b,
-		     const struct sv_config_key *k)
+                     const struct sv_config_key *k)
 {
 	const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
 
@@ -1074,7 +1089,7 @@ static int key_equal(const struct sv_config *a, const struct sv_config *b,
 }
 
 size_t sv_config_diff(const struct sv_config *a, const struct sv_config *b,
-		      const struct sv_config_key **out, size_t cap)
+                      const struct sv_config_key **out, size_t cap)
 {
 	size_t n = 0;
 
@@ -1089,7 +1104,7 @@ size_t sv_config_diff(const struct sv_config *a, const struct sv_config *b,
 }
 
 int sv_config_reload_check(const struct sv_config *old, const struct sv_config *neu, char *errbuf,
-			   size_t errlen)
+                           size_t errlen)
 {
 	size_t n = 0, bad = 0;
 
@@ -1099,9 +1114,9 @@ int sv_config_reload_check(const struct sv_config *old, const struct sv_config *
 		if (key_equal(old, neu, &keys[i]) || (keys[i].flags & R))
 			continue;
 		if (errlen && n < errlen)
-			n += (size_t)snprintf(errbuf + n, errlen - n, "%s%s",
-					      bad ? ", " : "not reloadable (restart needed): ",
-					      keys[i].name);
+			n += (size_t)snprintf(
+			    errbuf + n, errlen - n, "%s%s",
+			    bad ? ", " : "not reloadable (restart needed): ", keys[i].name);
 		bad++;
 	}
 	return bad ? SV_ERR_CONFIG : 0;

@@ -72,30 +72,30 @@ static void wrf(uint8_t *p, float v)
 /* ---- names ---- */
 
 static const char *const reason_names[SV_PROTO_REASON_COUNT_] = {
-	[SV_PROTO_REASON_NONE] = "none",
-	[SV_PROTO_REASON_NO_FRAMES] = "no_frames",
-	[SV_PROTO_REASON_TRUNCATED] = "truncated",
-	[SV_PROTO_REASON_BAD_MAGIC] = "bad_magic",
-	[SV_PROTO_REASON_BAD_VERSION] = "bad_version",
-	[SV_PROTO_REASON_UNKNOWN_VERB] = "unknown_verb",
-	[SV_PROTO_REASON_BAD_FLAGS] = "bad_flags",
-	[SV_PROTO_REASON_RESERVED] = "reserved_nonzero",
-	[SV_PROTO_REASON_FRAME_COUNT] = "frame_count",
-	[SV_PROTO_REASON_FRAME_SIZE] = "frame_size",
-	[SV_PROTO_REASON_WRONG_DIM] = "wrong_dim",
-	[SV_PROTO_REASON_NONFINITE] = "nonfinite",
-	[SV_PROTO_REASON_EMPTY_ID] = "empty_id",
-	[SV_PROTO_REASON_ID_TOO_LONG] = "id_too_long",
-	[SV_PROTO_REASON_BAD_ID] = "bad_id",
-	[SV_PROTO_REASON_BAD_LABEL] = "bad_label",
-	[SV_PROTO_REASON_BAD_SIDE] = "bad_side",
-	[SV_PROTO_REASON_OVERSIZE] = "oversize",
-	[SV_PROTO_REASON_TOO_MANY] = "too_many",
-	[SV_PROTO_REASON_BAD_COUNT] = "bad_count",
-	[SV_PROTO_REASON_BAD_K] = "bad_k",
-	[SV_PROTO_REASON_BAD_TEXT] = "bad_text",
-	[SV_PROTO_REASON_BAD_STATUS] = "bad_status",
-	[SV_PROTO_REASON_EMPTY_CLIENT] = "empty_client",
+    [SV_PROTO_REASON_NONE] = "none",
+    [SV_PROTO_REASON_NO_FRAMES] = "no_frames",
+    [SV_PROTO_REASON_TRUNCATED] = "truncated",
+    [SV_PROTO_REASON_BAD_MAGIC] = "bad_magic",
+    [SV_PROTO_REASON_BAD_VERSION] = "bad_version",
+    [SV_PROTO_REASON_UNKNOWN_VERB] = "unknown_verb",
+    [SV_PROTO_REASON_BAD_FLAGS] = "bad_flags",
+    [SV_PROTO_REASON_RESERVED] = "reserved_nonzero",
+    [SV_PROTO_REASON_FRAME_COUNT] = "frame_count",
+    [SV_PROTO_REASON_FRAME_SIZE] = "frame_size",
+    [SV_PROTO_REASON_WRONG_DIM] = "wrong_dim",
+    [SV_PROTO_REASON_NONFINITE] = "nonfinite",
+    [SV_PROTO_REASON_EMPTY_ID] = "empty_id",
+    [SV_PROTO_REASON_ID_TOO_LONG] = "id_too_long",
+    [SV_PROTO_REASON_BAD_ID] = "bad_id",
+    [SV_PROTO_REASON_BAD_LABEL] = "bad_label",
+    [SV_PROTO_REASON_BAD_SIDE] = "bad_side",
+    [SV_PROTO_REASON_OVERSIZE] = "oversize",
+    [SV_PROTO_REASON_TOO_MANY] = "too_many",
+    [SV_PROTO_REASON_BAD_COUNT] = "bad_count",
+    [SV_PROTO_REASON_BAD_K] = "bad_k",
+    [SV_PROTO_REASON_BAD_TEXT] = "bad_text",
+    [SV_PROTO_REASON_BAD_STATUS] = "bad_status",
+    [SV_PROTO_REASON_EMPTY_CLIENT] = "empty_client",
 };
 
 const char *sv_proto_reason_name(int reason)
@@ -108,34 +108,54 @@ const char *sv_proto_reason_name(int reason)
 const char *sv_proto_verb_name(int verb)
 {
 	switch (verb) {
-	case SV_PROTO_VERB_NONE: return NULL;
-	case SV_PROTO_VERB_ITEM_PUT: return "item_put";
-	case SV_PROTO_VERB_ITEM_DEL: return "item_del";
-	case SV_PROTO_VERB_ITEM_GET: return "item_get";
-	case SV_PROTO_VERB_PAIR: return "pair";
-	case SV_PROTO_VERB_PAIR_BATCH: return "pair_batch";
-	case SV_PROTO_VERB_SCORE: return "score";
-	case SV_PROTO_VERB_SCORE_BATCH: return "score_batch";
-	case SV_PROTO_VERB_TOPK: return "topk";
-	case SV_PROTO_VERB_STATUS: return "status";
-	case SV_PROTO_VERB_CHECKPOINT: return "checkpoint";
-	case SV_PROTO_VERB_VERSIONS: return "versions";
-	case SV_PROTO_VERB_ROLLBACK: return "rollback";
-	case SV_PROTO_VERB_PAUSE: return "pause";
-	case SV_PROTO_VERB_RESUME: return "resume";
-	case SV_PROTO_VERB_FLUSH: return "flush";
-	case SV_PROTO_VERB_BACKUP: return "backup";
-	case SV_PROTO_VERB_RELOAD: return "reload";
-	case SV_PROTO_VERB_CONFIG: return "config";
-	default: return NULL;
+	case SV_PROTO_VERB_NONE:
+		return NULL;
+	case SV_PROTO_VERB_ITEM_PUT:
+		return "item_put";
+	case SV_PROTO_VERB_ITEM_DEL:
+		return "item_del";
+	case SV_PROTO_VERB_ITEM_GET:
+		return "item_get";
+	case SV_PROTO_VERB_PAIR:
+		return "pair";
+	case SV_PROTO_VERB_PAIR_BATCH:
+		return "pair_batch";
+	case SV_PROTO_VERB_SCORE:
+		return "score";
+	case SV_PROTO_VERB_SCORE_BATCH:
+		return "score_batch";
+	case SV_PROTO_VERB_TOPK:
+		return "topk";
+	case SV_PROTO_VERB_STATUS:
+		return "status";
+	case SV_PROTO_VERB_CHECKPOINT:
+		return "checkpoint";
+	case SV_PROTO_VERB_VERSIONS:
+		return "versions";
+	case SV_PROTO_VERB_ROLLBACK:
+		return "rollback";
+	case SV_PROTO_VERB_PAUSE:
+		return "pause";
+	case SV_PROTO_VERB_RESUME:
+		return "resume";
+	case SV_PROTO_VERB_FLUSH:
+		return "flush";
+	case SV_PROTO_VERB_BACKUP:
+		return "backup";
+	case SV_PROTO_VERB_RELOAD:
+		return "reload";
+	case SV_PROTO_VERB_CONFIG:
+		return "config";
+	default:
+		return NULL;
 	}
 }
 
 const char *sv_proto_status_name(int status)
 {
 	static const char *const names[SV_PROTO_STATUS_COUNT_] = {
-		"ok", "malformed", "not_found", "duplicate", "paused",
-		"busy", "refused", "internal", "partial",
+	    "ok",   "malformed", "not_found", "duplicate", "paused",
+	    "busy", "refused",   "internal",  "partial",
 	};
 	if (status < 0 || status >= SV_PROTO_STATUS_COUNT_)
 		return "unknown";
@@ -161,13 +181,17 @@ static int verb_class(int verb)
 	switch (verb) {
 	case SV_PROTO_VERB_ITEM_PUT:
 	case SV_PROTO_VERB_ITEM_DEL:
-	case SV_PROTO_VERB_ITEM_GET: return V_ITEM;
+	case SV_PROTO_VERB_ITEM_GET:
+		return V_ITEM;
 	case SV_PROTO_VERB_PAIR:
 	case SV_PROTO_VERB_PAIR_BATCH:
 	case SV_PROTO_VERB_SCORE:
-	case SV_PROTO_VERB_SCORE_BATCH: return V_PAIRS;
-	case SV_PROTO_VERB_TOPK: return V_TOPK;
-	default: return sv_proto_verb_name(verb) ? V_ADMIN : -1;
+	case SV_PROTO_VERB_SCORE_BATCH:
+		return V_PAIRS;
+	case SV_PROTO_VERB_TOPK:
+		return V_TOPK;
+	default:
+		return sv_proto_verb_name(verb) ? V_ADMIN : -1;
 	}
 }
 
@@ -194,7 +218,8 @@ struct dctx {
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static int fail(struct dctx *c, enum sv_proto_reason reason, int frame, const char *fmt, ...)
+static int
+fail(struct dctx *c, enum sv_proto_reason reason, int frame, const char *fmt, ...)
 {
 	va_list ap;
 	int n = 0;
@@ -215,8 +240,8 @@ static void limits_resolve(struct dctx *c, const struct sv_proto_limits *lim)
 	c->max_msg = lim && lim->max_msg_bytes ? lim->max_msg_bytes : DEF_MAX_MSG;
 	c->max_pairs = lim && lim->max_pairs ? lim->max_pairs : DEF_MAX_PAIRS;
 	c->max_id = lim && lim->max_id_bytes && lim->max_id_bytes < SV_PROTO_MAX_ID
-			    ? lim->max_id_bytes
-			    : SV_PROTO_MAX_ID;
+	                ? lim->max_id_bytes
+	                : SV_PROTO_MAX_ID;
 	c->max_k = lim && lim->max_k ? lim->max_k : DEF_MAX_K;
 }
 
@@ -236,23 +261,22 @@ static int decode_header(struct dctx *c, int want_reply, struct sv_proto_header 
 	for (size_t i = 0; i < c->nf; i++) {
 		if (!frame_ok(&c->f[i]))
 			return fail(c, SV_PROTO_REASON_TRUNCATED, (int)i,
-				    "has NULL data and %zu bytes", c->f[i].len);
+			            "has NULL data and %zu bytes", c->f[i].len);
 		total += c->f[i].len;
 	}
 	if (c->f[0].len < SV_PROTO_HEADER_SIZE)
-		return fail(c, SV_PROTO_REASON_TRUNCATED, 0,
-			    "(header): %zu bytes, expected %d", c->f[0].len,
-			    SV_PROTO_HEADER_SIZE);
+		return fail(c, SV_PROTO_REASON_TRUNCATED, 0, "(header): %zu bytes, expected %d",
+		            c->f[0].len, SV_PROTO_HEADER_SIZE);
 	p = c->f[0].data;
 	if (p[0] != SV_PROTO_MAGIC0 || p[1] != SV_PROTO_MAGIC1)
 		return fail(c, SV_PROTO_REASON_BAD_MAGIC, 0,
-			    "(header): magic 0x%02x%02x, expected \"SV\" (0x5356)", p[0], p[1]);
+		            "(header): magic 0x%02x%02x, expected \"SV\" (0x5356)", p[0], p[1]);
 	if (c->f[0].len != SV_PROTO_HEADER_SIZE)
 		return fail(c, SV_PROTO_REASON_FRAME_SIZE, 0, "(header): %zu bytes, expected %d",
-			    c->f[0].len, SV_PROTO_HEADER_SIZE);
+		            c->f[0].len, SV_PROTO_HEADER_SIZE);
 	if (p[2] != SV_PROTO_VERSION)
 		return fail(c, SV_PROTO_REASON_BAD_VERSION, 0,
-			    "(header): version %u, this end speaks %d", p[2], SV_PROTO_VERSION);
+		            "(header): version %u, this end speaks %d", p[2], SV_PROTO_VERSION);
 	h->version = p[2];
 	h->verb = p[3];
 	h->flags = rd16(p + 4);
@@ -266,26 +290,26 @@ static int decode_header(struct dctx *c, int want_reply, struct sv_proto_header 
 	c->err->header = *h;
 	if (verb_class(h->verb) < 0 && !(want_reply && h->verb == SV_PROTO_VERB_NONE))
 		return fail(c, SV_PROTO_REASON_UNKNOWN_VERB, 0, "(header): unknown verb 0x%02x",
-			    h->verb);
+		            h->verb);
 	if (total > c->max_msg)
 		return fail(c, SV_PROTO_REASON_OVERSIZE, -1,
-			    "message of %zu bytes exceeds limits.max_msg_bytes %zu", total,
-			    c->max_msg);
+		            "message of %zu bytes exceeds limits.max_msg_bytes %zu", total,
+		            c->max_msg);
 	if (rd16(p + 30) != 0)
 		return fail(c, SV_PROTO_REASON_RESERVED, 0, "(header): reserved bytes 30-31 not 0");
 	if (h->flags & ~(SV_PROTO_FLAG_REPLY | SV_PROTO_FLAG_CLIENT))
 		return fail(c, SV_PROTO_REASON_BAD_FLAGS, 0, "(header): undefined flags 0x%04x",
-			    h->flags);
+		            h->flags);
 	if (!!(h->flags & SV_PROTO_FLAG_REPLY) != want_reply)
 		return fail(c, SV_PROTO_REASON_BAD_FLAGS, 0,
-			    want_reply ? "(header): a request where a reply was expected"
-				       : "(header): a reply where a request was expected");
+		            want_reply ? "(header): a request where a reply was expected"
+		                       : "(header): a reply where a request was expected");
 	if ((h->flags & SV_PROTO_FLAG_CLIENT) && (want_reply || !is_pair_ingest(h->verb)))
 		return fail(c, SV_PROTO_REASON_BAD_FLAGS, 0,
-			    "(header): flag CLIENT not valid for %s", sv_proto_verb_name(h->verb));
+		            "(header): flag CLIENT not valid for %s", sv_proto_verb_name(h->verb));
 	if (!want_reply && (h->status != 0 || h->reason != 0))
 		return fail(c, SV_PROTO_REASON_RESERVED, 0,
-			    "(header): status/reason must be 0 in a request");
+		            "(header): status/reason must be 0 in a request");
 	return 0;
 }
 
@@ -293,7 +317,7 @@ static int want_frames(struct dctx *c, size_t n, const char *verb)
 {
 	if (c->nf != n)
 		return fail(c, SV_PROTO_REASON_FRAME_COUNT, -1, "%s: %zu frames, expected %zu",
-			    verb, c->nf, n);
+		            verb, c->nf, n);
 	return 0;
 }
 
@@ -302,10 +326,10 @@ static int check_dim(struct dctx *c, uint32_t dim, int needed)
 {
 	if (needed && dim == 0)
 		return fail(c, SV_PROTO_REASON_WRONG_DIM, 0,
-			    "(header): dim 0 but vectors are present");
+		            "(header): dim 0 but vectors are present");
 	if (dim && c->d_in && dim != c->d_in)
 		return fail(c, SV_PROTO_REASON_WRONG_DIM, 0,
-			    "(header): dim %u, expected %u (model.d_in)", dim, c->d_in);
+		            "(header): dim %u, expected %u (model.d_in)", dim, c->d_in);
 	if (dim > (1u << 24))
 		return fail(c, SV_PROTO_REASON_WRONG_DIM, 0, "(header): dim %u over 2^24", dim);
 	return 0;
@@ -320,18 +344,18 @@ static int check_vecs(struct dctx *c, int fi, const char *what, size_t nvec, uin
 	if (len != want) {
 		if (nvec == 1)
 			return fail(c, SV_PROTO_REASON_WRONG_DIM, fi,
-				    "(%s): %zu bytes, expected %zu = %u x float32", what, len, want,
-				    dim);
+			            "(%s): %zu bytes, expected %zu = %u x float32", what, len, want,
+			            dim);
 		return fail(c, SV_PROTO_REASON_WRONG_DIM, fi,
-			    "(%s): %zu bytes, expected %zu = %zu x %u x float32", what, len, want,
-			    nvec, dim);
+		            "(%s): %zu bytes, expected %zu = %zu x %u x float32", what, len, want,
+		            nvec, dim);
 	}
 	for (size_t i = 0; i < nvec * dim; i++) {
 		uint32_t bits = rd32(p + 4 * i);
 		if ((bits & 0x7f800000u) == 0x7f800000u)
 			return fail(c, SV_PROTO_REASON_NONFINITE, fi,
-				    "(%s): vector %zu element %zu is %s", what, i / dim, i % dim,
-				    (bits & 0x007fffffu) ? "NaN" : "Inf");
+			            "(%s): vector %zu element %zu is %s", what, i / dim, i % dim,
+			            (bits & 0x007fffffu) ? "NaN" : "Inf");
 	}
 	return 0;
 }
@@ -342,8 +366,8 @@ static int check_id(struct dctx *c, int fi, const char *what, const uint8_t *id,
 		return fail(c, SV_PROTO_REASON_EMPTY_ID, fi, "(%s): empty id", what);
 	if (len > c->max_id)
 		return fail(c, SV_PROTO_REASON_ID_TOO_LONG, fi,
-			    "(%s): id of %zu bytes, limit %zu (limits.max_id_bytes)", what, len,
-			    c->max_id);
+		            "(%s): id of %zu bytes, limit %zu (limits.max_id_bytes)", what, len,
+		            c->max_id);
 	if (memchr(id, 0, len))
 		return fail(c, SV_PROTO_REASON_BAD_ID, fi, "(%s): id contains a NUL byte", what);
 	return 0;
@@ -356,8 +380,8 @@ static int check_text(struct dctx *c, int fi, const char *what, int allow_empty)
 	if (!allow_empty && len == 0)
 		return fail(c, SV_PROTO_REASON_BAD_TEXT, fi, "(%s): empty", what);
 	if (len > SV_PROTO_MAX_TEXT)
-		return fail(c, SV_PROTO_REASON_BAD_TEXT, fi, "(%s): %zu bytes, limit %d", what,
-			    len, SV_PROTO_MAX_TEXT);
+		return fail(c, SV_PROTO_REASON_BAD_TEXT, fi, "(%s): %zu bytes, limit %d", what, len,
+		            SV_PROTO_MAX_TEXT);
 	if (len && memchr(c->f[fi].data, 0, len))
 		return fail(c, SV_PROTO_REASON_BAD_TEXT, fi, "(%s): contains a NUL byte", what);
 	return 0;
@@ -369,12 +393,12 @@ static int check_count(struct dctx *c, const struct sv_proto_header *h, int sing
 		return fail(c, SV_PROTO_REASON_BAD_COUNT, 0, "(header): count 0");
 	if (single && h->count != 1)
 		return fail(c, SV_PROTO_REASON_BAD_COUNT, 0,
-			    "(header): count %u, %s carries exactly 1 (use the _batch verb)",
-			    h->count, sv_proto_verb_name(h->verb));
+		            "(header): count %u, %s carries exactly 1 (use the _batch verb)",
+		            h->count, sv_proto_verb_name(h->verb));
 	if (h->count > c->max_pairs)
 		return fail(c, SV_PROTO_REASON_TOO_MANY, 0,
-			    "(header): count %u exceeds limit %zu (limits.max_batch_pairs)",
-			    h->count, c->max_pairs);
+		            "(header): count %u exceeds limit %zu (limits.max_batch_pairs)",
+		            h->count, c->max_pairs);
 	return 0;
 }
 
@@ -384,35 +408,34 @@ static int check_table(struct dctx *c, int fi, const char *what, size_t n, size_
 	size_t len = c->f[fi].len;
 
 	if (len != n * row)
-		return fail(c, len < n * row ? SV_PROTO_REASON_TRUNCATED
-					     : SV_PROTO_REASON_FRAME_SIZE,
-			    fi, "(%s): %zu bytes, expected %zu = %zu rows x %zu", what, len,
-			    n * row, n, row);
+		return fail(
+		    c, len < n * row ? SV_PROTO_REASON_TRUNCATED : SV_PROTO_REASON_FRAME_SIZE, fi,
+		    "(%s): %zu bytes, expected %zu = %zu rows x %zu", what, len, n * row, n, row);
 	return 0;
 }
 
 /* One side's flags + id: accumulates id bytes and vector count. */
 static int check_side(struct dctx *c, size_t row, const char *side, uint8_t flags, uint8_t id_len,
-		      size_t *id_total, size_t *nvec)
+                      size_t *id_total, size_t *nvec)
 {
 	if (flags == 0 || (flags & ~(SV_PROTO_SIDE_ID | SV_PROTO_SIDE_VEC)))
 		return fail(c, SV_PROTO_REASON_BAD_SIDE, 1,
-			    "(table): row %zu side %s flags 0x%02x, expected 1 (id), 2 (vector) "
-			    "or 3 (both)",
-			    row, side, flags);
+		            "(table): row %zu side %s flags 0x%02x, expected 1 (id), 2 (vector) "
+		            "or 3 (both)",
+		            row, side, flags);
 	if (flags & SV_PROTO_SIDE_ID) {
 		if (id_len == 0)
 			return fail(c, SV_PROTO_REASON_EMPTY_ID, 1,
-				    "(table): row %zu side %s: empty id", row, side);
+			            "(table): row %zu side %s: empty id", row, side);
 		if (id_len > c->max_id)
 			return fail(c, SV_PROTO_REASON_ID_TOO_LONG, 1,
-				    "(table): row %zu side %s: id of %u bytes, limit %zu "
-				    "(limits.max_id_bytes)",
-				    row, side, id_len, c->max_id);
+			            "(table): row %zu side %s: id of %u bytes, limit %zu "
+			            "(limits.max_id_bytes)",
+			            row, side, id_len, c->max_id);
 	} else if (id_len != 0) {
 		return fail(c, SV_PROTO_REASON_BAD_SIDE, 1,
-			    "(table): row %zu side %s: id length %u without the id flag", row,
-			    side, id_len);
+		            "(table): row %zu side %s: id length %u without the id flag", row, side,
+		            id_len);
 	}
 	*id_total += id_len;
 	*nvec += (flags & SV_PROTO_SIDE_VEC) ? 1 : 0;
@@ -422,17 +445,17 @@ static int check_side(struct dctx *c, size_t row, const char *side, uint8_t flag
 static int check_ids_frame(struct dctx *c, int fi, size_t id_total)
 {
 	if (c->f[fi].len != id_total)
-		return fail(c, c->f[fi].len < id_total ? SV_PROTO_REASON_TRUNCATED
-						       : SV_PROTO_REASON_FRAME_SIZE,
-			    fi, "(ids): %zu bytes, expected %zu (sum of the table's id lengths)",
-			    c->f[fi].len, id_total);
+		return fail(c,
+		            c->f[fi].len < id_total ? SV_PROTO_REASON_TRUNCATED
+		                                    : SV_PROTO_REASON_FRAME_SIZE,
+		            fi, "(ids): %zu bytes, expected %zu (sum of the table's id lengths)",
+		            c->f[fi].len, id_total);
 	if (id_total && memchr(c->f[fi].data, 0, id_total))
 		return fail(c, SV_PROTO_REASON_BAD_ID, fi, "(ids): an id contains a NUL byte");
 	return 0;
 }
 
-static int decode_pairs(struct dctx *c, const struct sv_proto_header *h,
-			struct sv_proto_request *r)
+static int decode_pairs(struct dctx *c, const struct sv_proto_header *h, struct sv_proto_request *r)
 {
 	const uint8_t *t;
 	size_t id_total = 0, nvec = 0, nf = (h->flags & SV_PROTO_FLAG_CLIENT) ? 5 : 4;
@@ -451,16 +474,17 @@ static int decode_pairs(struct dctx *c, const struct sv_proto_header *h,
 		const uint8_t *row = t + i * SV_PROTO_PAIR_ROW;
 		if (score ? row[0] != 0 : row[0] > 1)
 			return fail(c, SV_PROTO_REASON_BAD_LABEL, 1,
-				    score ? "(table): row %zu label %u, expected 0 in a score request"
-					  : "(table): row %zu label %u, expected 0 or 1",
-				    i, row[0]);
+			            score
+			                ? "(table): row %zu label %u, expected 0 in a score request"
+			                : "(table): row %zu label %u, expected 0 or 1",
+			            i, row[0]);
 		if ((rc = check_side(c, i, "a", row[1], row[3], &id_total, &nvec)))
 			return rc;
 		if ((rc = check_side(c, i, "b", row[2], row[4], &id_total, &nvec)))
 			return rc;
 		if (row[5] || row[6] || row[7])
 			return fail(c, SV_PROTO_REASON_RESERVED, 1,
-				    "(table): row %zu reserved bytes 5-7 not 0", i);
+			            "(table): row %zu reserved bytes 5-7 not 0", i);
 	}
 	if ((rc = check_ids_frame(c, 2, id_total)))
 		return rc;
@@ -472,9 +496,11 @@ static int decode_pairs(struct dctx *c, const struct sv_proto_header *h,
 		const uint8_t *p = c->f[4].data;
 		if (c->f[4].len < 8)
 			return fail(c, SV_PROTO_REASON_TRUNCATED, 4,
-				    "(client): %zu bytes, expected 8 (seq) + client id", c->f[4].len);
+			            "(client): %zu bytes, expected 8 (seq) + client id",
+			            c->f[4].len);
 		if (c->f[4].len == 8)
-			return fail(c, SV_PROTO_REASON_EMPTY_CLIENT, 4, "(client): empty client id");
+			return fail(c, SV_PROTO_REASON_EMPTY_CLIENT, 4,
+			            "(client): empty client id");
 		if ((rc = check_id(c, 4, "client", p + 8, c->f[4].len - 8)))
 			return rc;
 		r->has_client = 1;
@@ -502,7 +528,7 @@ static int decode_topk(struct dctx *c, const struct sv_proto_header *h, struct s
 		return rc;
 	if (h->arg == 0 || h->arg > c->max_k)
 		return fail(c, SV_PROTO_REASON_BAD_K, 0, "(header): k %u, expected 1..%u", h->arg,
-			    c->max_k);
+		            c->max_k);
 	if ((rc = check_table(c, 1, "table", h->count, SV_PROTO_QUERY_ROW)))
 		return rc;
 	t = c->f[1].data;
@@ -512,7 +538,7 @@ static int decode_topk(struct dctx *c, const struct sv_proto_header *h, struct s
 			return rc;
 		if (row[2] || row[3])
 			return fail(c, SV_PROTO_REASON_RESERVED, 1,
-				    "(table): row %zu reserved bytes 2-3 not 0", i);
+			            "(table): row %zu reserved bytes 2-3 not 0", i);
 	}
 	if ((rc = check_ids_frame(c, 2, id_total)))
 		return rc;
@@ -553,8 +579,7 @@ static int decode_item(struct dctx *c, const struct sv_proto_header *h, struct s
 	return 0;
 }
 
-static int decode_admin(struct dctx *c, const struct sv_proto_header *h,
-			struct sv_proto_request *r)
+static int decode_admin(struct dctx *c, const struct sv_proto_header *h, struct sv_proto_request *r)
 {
 	int rc, nf = (h->verb == SV_PROTO_VERB_ROLLBACK || h->verb == SV_PROTO_VERB_BACKUP) ? 2 : 1;
 
@@ -562,12 +587,14 @@ static int decode_admin(struct dctx *c, const struct sv_proto_header *h,
 		return rc;
 	if (h->count || h->dim || h->arg)
 		return fail(c, SV_PROTO_REASON_RESERVED, 0,
-			    "(header): count/dim/arg must be 0 for %s", sv_proto_verb_name(h->verb));
+		            "(header): count/dim/arg must be 0 for %s",
+		            sv_proto_verb_name(h->verb));
 	if (h->verb == SV_PROTO_VERB_ROLLBACK) {
 		if (c->f[1].len != 8)
-			return fail(c, c->f[1].len < 8 ? SV_PROTO_REASON_TRUNCATED
-						       : SV_PROTO_REASON_FRAME_SIZE,
-				    1, "(version): %zu bytes, expected 8 (u64)", c->f[1].len);
+			return fail(c,
+			            c->f[1].len < 8 ? SV_PROTO_REASON_TRUNCATED
+			                            : SV_PROTO_REASON_FRAME_SIZE,
+			            1, "(version): %zu bytes, expected 8 (u64)", c->f[1].len);
 		r->version = rd64(c->f[1].data);
 	} else if (h->verb == SV_PROTO_VERB_BACKUP) {
 		if ((rc = check_text(c, 1, "path", 0)))
@@ -579,7 +606,7 @@ static int decode_admin(struct dctx *c, const struct sv_proto_header *h,
 }
 
 static int dctx_init(struct dctx *c, const struct sv_proto_frame *frames, size_t n_frames,
-		     const struct sv_proto_limits *lim, struct sv_proto_error *err)
+                     const struct sv_proto_limits *lim, struct sv_proto_error *err)
 {
 	memset(err, 0, sizeof(*err));
 	err->frame = -1;
@@ -593,8 +620,8 @@ static int dctx_init(struct dctx *c, const struct sv_proto_frame *frames, size_t
 }
 
 int sv_proto_decode_request(const struct sv_proto_frame *frames, size_t n_frames,
-			    const struct sv_proto_limits *lim, struct sv_proto_request *out,
-			    struct sv_proto_error *err)
+                            const struct sv_proto_limits *lim, struct sv_proto_request *out,
+                            struct sv_proto_error *err)
 {
 	struct dctx c;
 	struct sv_proto_request r;
@@ -606,10 +633,18 @@ int sv_proto_decode_request(const struct sv_proto_frame *frames, size_t n_frames
 	if ((rc = decode_header(&c, 0, &r.hdr)))
 		return rc;
 	switch (verb_class(r.hdr.verb)) {
-	case V_ITEM: rc = decode_item(&c, &r.hdr, &r); break;
-	case V_PAIRS: rc = decode_pairs(&c, &r.hdr, &r); break;
-	case V_TOPK: rc = decode_topk(&c, &r.hdr, &r); break;
-	default: rc = decode_admin(&c, &r.hdr, &r); break;
+	case V_ITEM:
+		rc = decode_item(&c, &r.hdr, &r);
+		break;
+	case V_PAIRS:
+		rc = decode_pairs(&c, &r.hdr, &r);
+		break;
+	case V_TOPK:
+		rc = decode_topk(&c, &r.hdr, &r);
+		break;
+	default:
+		rc = decode_admin(&c, &r.hdr, &r);
+		break;
 	}
 	if (rc)
 		return rc;
@@ -618,7 +653,7 @@ int sv_proto_decode_request(const struct sv_proto_frame *frames, size_t n_frames
 }
 
 static void read_side(const struct sv_proto_request *r, struct sv_proto_iter *it, uint8_t flags,
-		      uint8_t id_len, struct sv_proto_side *s)
+                      uint8_t id_len, struct sv_proto_side *s)
 {
 	s->id = NULL;
 	s->id_len = 0;
@@ -635,7 +670,7 @@ static void read_side(const struct sv_proto_request *r, struct sv_proto_iter *it
 }
 
 int sv_proto_next_pair(const struct sv_proto_request *r, struct sv_proto_iter *it,
-		       struct sv_proto_pair *p)
+                       struct sv_proto_pair *p)
 {
 	const uint8_t *row;
 
@@ -650,7 +685,7 @@ int sv_proto_next_pair(const struct sv_proto_request *r, struct sv_proto_iter *i
 }
 
 int sv_proto_next_query(const struct sv_proto_request *r, struct sv_proto_iter *it,
-			struct sv_proto_side *q)
+                        struct sv_proto_side *q)
 {
 	const uint8_t *row;
 
@@ -665,7 +700,7 @@ int sv_proto_next_query(const struct sv_proto_request *r, struct sv_proto_iter *
 /* ---- reply decoding ---- */
 
 static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
-				struct sv_proto_reply *r)
+                                struct sv_proto_reply *r)
 {
 	const char *vn = sv_proto_verb_name(h->verb);
 	int rc, cls = verb_class(h->verb);
@@ -690,8 +725,8 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 			const uint8_t *row = (const uint8_t *)c->f[2].data + i * SV_PROTO_SCORE_ROW;
 			if (row[12] > 1 || row[14] >= SV_PROTO_STATUS_COUNT_)
 				return fail(c, SV_PROTO_REASON_BAD_STATUS, 2,
-					    "(scores): row %zu match %u status %u out of range", i,
-					    row[12], row[14]);
+				            "(scores): row %zu match %u status %u out of range", i,
+				            row[12], row[14]);
 		}
 		r->n = h->count;
 		r->rows = c->f[2].data;
@@ -703,14 +738,14 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 			return rc;
 		if (h->arg == 0 || h->arg > c->max_k)
 			return fail(c, SV_PROTO_REASON_BAD_K, 0, "(header): k %u, expected 1..%u",
-				    h->arg, c->max_k);
+			            h->arg, c->max_k);
 		for (size_t i = 0; i < h->count; i++) {
 			const uint8_t *row = (const uint8_t *)c->f[2].data + i * SV_PROTO_TOPKQ_ROW;
 			uint32_t nh = rd32(row + 8);
 			if (nh > h->arg || row[12] >= SV_PROTO_STATUS_COUNT_)
 				return fail(c, SV_PROTO_REASON_BAD_STATUS, 2,
-					    "(queries): row %zu: %u hits (k %u), status %u", i, nh,
-					    h->arg, row[12]);
+				            "(queries): row %zu: %u hits (k %u), status %u", i, nh,
+				            h->arg, row[12]);
 			hits += nh;
 		}
 		if ((rc = check_table(c, 3, "hits", hits, SV_PROTO_HIT_ROW)))
@@ -719,7 +754,7 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 			const uint8_t *row = (const uint8_t *)c->f[3].data + i * SV_PROTO_HIT_ROW;
 			if (row[4] == 0)
 				return fail(c, SV_PROTO_REASON_EMPTY_ID, 3,
-					    "(hits): hit %zu has an empty id", i);
+				            "(hits): hit %zu has an empty id", i);
 			id_total += row[4];
 		}
 		if ((rc = check_ids_frame(c, 4, id_total)))
@@ -738,10 +773,11 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 		if ((rc = want_frames(c, 4, vn)) || (rc = check_count(c, h, is_single(h->verb))))
 			return rc;
 		if (c->f[2].len != SV_PROTO_ACK_SIZE)
-			return fail(c, c->f[2].len < SV_PROTO_ACK_SIZE ? SV_PROTO_REASON_TRUNCATED
-								      : SV_PROTO_REASON_FRAME_SIZE,
-				    2, "(ack): %zu bytes, expected %d", c->f[2].len,
-				    SV_PROTO_ACK_SIZE);
+			return fail(c,
+			            c->f[2].len < SV_PROTO_ACK_SIZE ? SV_PROTO_REASON_TRUNCATED
+			                                            : SV_PROTO_REASON_FRAME_SIZE,
+			            2, "(ack): %zu bytes, expected %d", c->f[2].len,
+			            SV_PROTO_ACK_SIZE);
 		a = c->f[2].data;
 		r->ack.client_seq = rd64(a);
 		r->ack.n = rd32(a + 8);
@@ -750,13 +786,14 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 		r->ack.n_rejected = rd32(a + 20);
 		if (r->ack.n != h->count ||
 		    (uint64_t)r->ack.n_committed + r->ack.n_duplicate + r->ack.n_rejected !=
-			    r->ack.n)
-			return fail(c, SV_PROTO_REASON_BAD_COUNT, 2,
-				    "(ack): n %u, committed+duplicate+rejected %llu, header count %u",
-				    r->ack.n,
-				    (unsigned long long)r->ack.n_committed + r->ack.n_duplicate +
-					    r->ack.n_rejected,
-				    h->count);
+		        r->ack.n)
+			return fail(
+			    c, SV_PROTO_REASON_BAD_COUNT, 2,
+			    "(ack): n %u, committed+duplicate+rejected %llu, header count %u",
+			    r->ack.n,
+			    (unsigned long long)r->ack.n_committed + r->ack.n_duplicate +
+			        r->ack.n_rejected,
+			    h->count);
 		if ((rc = check_table(c, 3, "ack rows", h->count, SV_PROTO_ACK_ROW)))
 			return rc;
 		for (size_t i = 0; i < h->count; i++) {
@@ -765,8 +802,8 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 			    row[1] >= SV_PROTO_REASON_COUNT_ ||
 			    rd16(row + 2) >= SV_PROTO_STATUS_COUNT_)
 				return fail(c, SV_PROTO_REASON_BAD_STATUS, 3,
-					    "(ack rows): row %zu outcome %u reason %u status %u", i,
-					    row[0], row[1], rd16(row + 2));
+				            "(ack rows): row %zu outcome %u reason %u status %u", i,
+				            row[0], row[1], rd16(row + 2));
 		}
 		r->n = h->count;
 		r->has_ack = 1;
@@ -784,8 +821,8 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 }
 
 int sv_proto_decode_reply(const struct sv_proto_frame *frames, size_t n_frames,
-			  const struct sv_proto_limits *lim, struct sv_proto_reply *out,
-			  struct sv_proto_error *err)
+                          const struct sv_proto_limits *lim, struct sv_proto_reply *out,
+                          struct sv_proto_error *err)
 {
 	struct dctx c;
 	struct sv_proto_reply r;
@@ -798,14 +835,15 @@ int sv_proto_decode_reply(const struct sv_proto_frame *frames, size_t n_frames,
 		return rc;
 	if (r.hdr.status >= SV_PROTO_STATUS_COUNT_ || r.hdr.reason >= SV_PROTO_REASON_COUNT_)
 		return fail(&c, SV_PROTO_REASON_BAD_STATUS, 0, "(header): status %u reason %u",
-			    r.hdr.status, r.hdr.reason);
+		            r.hdr.status, r.hdr.reason);
 	if ((r.hdr.reason != 0) != (r.hdr.status == SV_PROTO_STATUS_MALFORMED))
-		return fail(&c, SV_PROTO_REASON_BAD_STATUS, 0,
-			    "(header): reason %u with status %s (a reason goes with malformed only)",
-			    r.hdr.reason, sv_proto_status_name(r.hdr.status));
+		return fail(
+		    &c, SV_PROTO_REASON_BAD_STATUS, 0,
+		    "(header): reason %u with status %s (a reason goes with malformed only)",
+		    r.hdr.reason, sv_proto_status_name(r.hdr.status));
 	if (c.nf < 2)
 		return fail(&c, SV_PROTO_REASON_FRAME_COUNT, -1,
-			    "reply: %zu frames, expected at least 2 (header, message)", c.nf);
+		            "reply: %zu frames, expected at least 2 (header, message)", c.nf);
 	if ((rc = check_text(&c, 1, "message", 1)))
 		return rc;
 	r.status = r.hdr.status;
@@ -841,7 +879,7 @@ int sv_proto_reply_score(const struct sv_proto_reply *r, size_t i, struct sv_pro
 }
 
 int sv_proto_reply_topk_query(const struct sv_proto_reply *r, size_t i,
-			      struct sv_proto_topk_query *q)
+                              struct sv_proto_topk_query *q)
 {
 	const uint8_t *row;
 
@@ -857,7 +895,7 @@ int sv_proto_reply_topk_query(const struct sv_proto_reply *r, size_t i,
 /* it->row: hit index; it->vec_idx: its query; it->base: hits before that
  * query; it->id_off: id bytes used.  O(1) amortized per hit. */
 int sv_proto_next_hit(const struct sv_proto_reply *r, struct sv_proto_iter *it, size_t *query,
-		      struct sv_proto_hit *h)
+                      struct sv_proto_hit *h)
 {
 	const uint8_t *row;
 
@@ -924,8 +962,8 @@ static int heap_reserve(struct sv_proto_msgbuf *mb, size_t need)
 	return 0;
 }
 
-static void put_header(struct sv_proto_msgbuf *mb, int verb, uint16_t flags, int status,
-		       int reason, uint64_t req_id, uint32_t count, uint32_t dim, uint32_t arg)
+static void put_header(struct sv_proto_msgbuf *mb, int verb, uint16_t flags, int status, int reason,
+                       uint64_t req_id, uint32_t count, uint32_t dim, uint32_t arg)
 {
 	uint8_t *p = mb->hdr;
 
@@ -968,7 +1006,7 @@ static uint8_t side_flags(const struct sv_proto_side *s)
 }
 
 int sv_proto_encode_item_put(struct sv_proto_msgbuf *mb, uint64_t req_id, const char *id,
-			     size_t id_len, const float *vec, uint32_t dim)
+                             size_t id_len, const float *vec, uint32_t dim)
 {
 	if (!mb || !id || !id_len || !vec || !dim)
 		return -EINVAL;
@@ -979,7 +1017,7 @@ int sv_proto_encode_item_put(struct sv_proto_msgbuf *mb, uint64_t req_id, const 
 }
 
 int sv_proto_encode_item(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, const char *id,
-			 size_t id_len)
+                         size_t id_len)
 {
 	if (!mb || !id || !id_len ||
 	    (verb != SV_PROTO_VERB_ITEM_DEL && verb != SV_PROTO_VERB_ITEM_GET))
@@ -991,8 +1029,8 @@ int sv_proto_encode_item(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, 
 
 /* Lays out table | ids | vectors in the heap and adds the three frames. */
 static int build_tables(struct sv_proto_msgbuf *mb, const struct sv_proto_side *const *sides,
-			size_t n_sides, size_t table_len, size_t *t_off, uint32_t dim,
-			size_t extra, size_t *extra_off)
+                        size_t n_sides, size_t table_len, size_t *t_off, uint32_t dim, size_t extra,
+                        size_t *extra_off)
 {
 	size_t ids = 0, nvec = 0, id_off, vec_off, end;
 	int rc;
@@ -1031,8 +1069,8 @@ static int build_tables(struct sv_proto_msgbuf *mb, const struct sv_proto_side *
 }
 
 int sv_proto_encode_pairs(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
-			  const struct sv_proto_pair *pairs, size_t n, uint32_t dim,
-			  const struct sv_proto_client *client)
+                          const struct sv_proto_pair *pairs, size_t n, uint32_t dim,
+                          const struct sv_proto_client *client)
 {
 	const struct sv_proto_side **sides = NULL;
 	size_t t_off, c_off;
@@ -1043,7 +1081,7 @@ int sv_proto_encode_pairs(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
 	    (is_single(verb) && n != 1))
 		return -EINVAL;
 	if (client && (!is_pair_ingest(verb) || !client->id || client->id_len == 0 ||
-		       client->id_len > SV_PROTO_MAX_ID))
+	               client->id_len > SV_PROTO_MAX_ID))
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++)
 		if (!side_valid(&pairs[i].a) || !side_valid(&pairs[i].b))
@@ -1057,7 +1095,7 @@ int sv_proto_encode_pairs(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
 	}
 	put_header(mb, verb, flags, 0, 0, req_id, (uint32_t)n, dim, 0);
 	if ((rc = build_tables(mb, sides, 2 * n, n * SV_PROTO_PAIR_ROW, &t_off, dim,
-			       client ? 8 + client->id_len : 0, &c_off)))
+	                       client ? 8 + client->id_len : 0, &c_off)))
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *row = mb->heap + t_off + i * SV_PROTO_PAIR_ROW;
@@ -1079,7 +1117,7 @@ out:
 }
 
 int sv_proto_encode_topk(struct sv_proto_msgbuf *mb, uint64_t req_id,
-			 const struct sv_proto_side *queries, size_t n, uint32_t dim, uint32_t k)
+                         const struct sv_proto_side *queries, size_t n, uint32_t dim, uint32_t k)
 {
 	const struct sv_proto_side **sides;
 	size_t t_off;
@@ -1107,8 +1145,8 @@ int sv_proto_encode_topk(struct sv_proto_msgbuf *mb, uint64_t req_id,
 	return rc;
 }
 
-int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
-			  uint64_t version, const char *path)
+int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, uint64_t version,
+                          const char *path)
 {
 	if (!mb || verb_class(verb) != V_ADMIN)
 		return -EINVAL;
@@ -1125,14 +1163,15 @@ int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
 }
 
 static int reply_start(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
-		       int reason, const char *msg, uint32_t count, uint32_t dim, uint32_t arg)
+                       int reason, const char *msg, uint32_t count, uint32_t dim, uint32_t arg)
 {
 	size_t len = msg ? strlen(msg) : 0;
 
-	if (!mb || (!sv_proto_verb_name(verb) &&
-		    !(verb == SV_PROTO_VERB_NONE && status == SV_PROTO_STATUS_MALFORMED)) ||
-	    status < 0 || status >= SV_PROTO_STATUS_COUNT_ ||
-	    reason < 0 || reason >= SV_PROTO_REASON_COUNT_ ||
+	if (!mb ||
+	    (!sv_proto_verb_name(verb) &&
+	     !(verb == SV_PROTO_VERB_NONE && status == SV_PROTO_STATUS_MALFORMED)) ||
+	    status < 0 || status >= SV_PROTO_STATUS_COUNT_ || reason < 0 ||
+	    reason >= SV_PROTO_REASON_COUNT_ ||
 	    (reason != 0) != (status == SV_PROTO_STATUS_MALFORMED))
 		return -EINVAL;
 	if (len > SV_PROTO_MAX_TEXT)
@@ -1143,13 +1182,13 @@ static int reply_start(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, in
 }
 
 int sv_proto_encode_reply(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
-			  int reason, const char *msg)
+                          int reason, const char *msg)
 {
 	return reply_start(mb, verb, req_id, status, reason, msg, 0, 0, 0);
 }
 
 int sv_proto_encode_reply_vec(struct sv_proto_msgbuf *mb, uint64_t req_id, const char *msg,
-			      const float *vec, uint32_t dim)
+                              const float *vec, uint32_t dim)
 {
 	int rc;
 
@@ -1161,9 +1200,8 @@ int sv_proto_encode_reply_vec(struct sv_proto_msgbuf *mb, uint64_t req_id, const
 	return 0;
 }
 
-int sv_proto_encode_reply_scores(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
-				 int status, const char *msg, const struct sv_proto_score *s,
-				 size_t n)
+int sv_proto_encode_reply_scores(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
+                                 const char *msg, const struct sv_proto_score *s, size_t n)
 {
 	int rc;
 
@@ -1192,8 +1230,8 @@ int sv_proto_encode_reply_scores(struct sv_proto_msgbuf *mb, int verb, uint64_t 
 }
 
 int sv_proto_encode_reply_topk(struct sv_proto_msgbuf *mb, uint64_t req_id, int status,
-			       const char *msg, uint32_t k, const struct sv_proto_topk_query *q,
-			       size_t n, const struct sv_proto_hit *hits)
+                               const char *msg, uint32_t k, const struct sv_proto_topk_query *q,
+                               size_t n, const struct sv_proto_hit *hits)
 {
 	size_t nh = 0, ids = 0, qo, ho, io;
 	int rc;
@@ -1241,8 +1279,8 @@ int sv_proto_encode_reply_topk(struct sv_proto_msgbuf *mb, uint64_t req_id, int 
 }
 
 int sv_proto_encode_reply_ack(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
-			      const char *msg, const struct sv_proto_ack *ack,
-			      const struct sv_proto_ack_row *rows)
+                              const char *msg, const struct sv_proto_ack *ack,
+                              const struct sv_proto_ack_row *rows)
 {
 	int rc;
 
@@ -1271,7 +1309,7 @@ int sv_proto_encode_reply_ack(struct sv_proto_msgbuf *mb, int verb, uint64_t req
 }
 
 int sv_proto_encode_reply_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
-				const char *msg, const char *payload, size_t payload_len)
+                                const char *msg, const char *payload, size_t payload_len)
 {
 	int rc;
 

@@ -47,7 +47,7 @@ Test(config, every_default_parses)
 	cr_assert_gt(n, 40);
 	for (size_t i = 0; i < n; i++) {
 		cr_assert_eq(sv_config_set(&cfg, k[i].name, k[i].def, err, sizeof(err)), 0,
-			     "%s default: %s", k[i].name, err);
+		             "%s default: %s", k[i].name, err);
 		cr_assert_not_null(k[i].help);
 		for (size_t j = 0; j < i; j++)
 			cr_assert_str_neq(k[i].name, k[j].name);
@@ -121,7 +121,8 @@ Test(config, example_file_equals_defaults_and_lists_every_key)
 	for (size_t i = 0; i < n; i++) {
 		const char *dot = strchr(k[i].name, '.');
 		char needle[128];
-		snprintf(needle, sizeof(needle), "\n%s%s: ", dot ? "  " : "", dot ? dot + 1 : k[i].name);
+		snprintf(needle, sizeof(needle), "\n%s%s: ", dot ? "  " : "",
+		         dot ? dot + 1 : k[i].name);
 		const char *at = strstr(text, needle);
 		cr_assert_not_null(at, "%s missing", k[i].name);
 		/* at is the newline ending the line above the key: find that line */
@@ -129,15 +130,15 @@ Test(config, example_file_equals_defaults_and_lists_every_key)
 		while (prev > text && prev[-1] != '\n')
 			prev--;
 		cr_assert(strspn(prev, " ") < 8 && prev[strspn(prev, " ")] == '#',
-			  "%s has no comment", k[i].name);
+		          "%s has no comment", k[i].name);
 	}
 	free(text);
 }
 
 Test(config, nested_and_dotted_keys)
 {
-	cr_assert_eq(load("train:\n  lr: 0.01\n  loss: contrastive\nmodel.d_in: 100\n"), 0,
-		     "%s", errs.text);
+	cr_assert_eq(load("train:\n  lr: 0.01\n  loss: contrastive\nmodel.d_in: 100\n"), 0, "%s",
+	             errs.text);
 	cr_assert_eq(cfg.train_lr, 0.01);
 	cr_assert_eq(cfg.train_loss, SV_LOSS_KIND_CONTRASTIVE);
 	cr_assert_eq(cfg.model_d_in, 100);
@@ -151,8 +152,8 @@ Test(config, unknown_key_message_with_caret)
 	cr_assert_eq(load("train:\n  lr: 0.01\n  lrr: 0.5\n"), SV_ERR_CONFIG);
 	cr_assert_eq(errs.count, 1);
 	cr_assert_str_eq(errs.text, "t.yaml:3:3: key 'train.lrr': unknown key\n"
-				    "  lrr: 0.5\n"
-				    "  ^\n");
+	                            "  lrr: 0.5\n"
+	                            "  ^\n");
 	cr_assert_eq(cfg.train_lr, 1e-3, "a failed load leaves cfg unchanged");
 }
 
@@ -160,55 +161,55 @@ Test(config, unknown_section)
 {
 	cr_assert_eq(load("trian:\n  lr: 1\n"), SV_ERR_CONFIG);
 	cr_assert_str_eq(errs.text, "t.yaml:1:1: key 'trian': unknown section\n"
-				    "trian:\n"
-				    "^\n");
+	                            "trian:\n"
+	                            "^\n");
 }
 
 Test(config, type_errors)
 {
 	cr_assert_eq(load("train:\n  lr: fast\n"), SV_ERR_CONFIG);
 	cr_assert_str_eq(errs.text, "t.yaml:2:7: key 'train.lr': expected a number, got 'fast'\n"
-				    "  lr: fast\n"
-				    "      ^\n");
+	                            "  lr: fast\n"
+	                            "      ^\n");
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("model:\n  d_in: -3\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "t.yaml:2:9: key 'model.d_in': expected a non-negative "
-				    "integer, got '-3'\n"),
-		  "%s", errs.text);
+	                            "integer, got '-3'\n"),
+	          "%s", errs.text);
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("train:\n  loss: triplet\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "t.yaml:2:9: key 'train.loss': expected one of contrastive | "
-				    "ntxent, got 'triplet'"),
-		  "%s", errs.text);
+	                            "ntxent, got 'triplet'"),
+	          "%s", errs.text);
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("endpoints:\n  allow_tcp_admin: maybe\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "expected true or false, got 'maybe'"), "%s", errs.text);
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("train:\n  lr: [1, 2]\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "t.yaml:2:7: key 'train.lr': expected a scalar value, got a "
-				    "sequence"),
-		  "%s", errs.text);
+	                            "sequence"),
+	          "%s", errs.text);
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("train:\n  lr:\n    x: 1\n"), SV_ERR_CONFIG);
-	cr_assert(strstr(errs.text, "key 'train.lr': expected a scalar value, got a mapping"),
-		  "%s", errs.text);
+	cr_assert(strstr(errs.text, "key 'train.lr': expected a scalar value, got a mapping"), "%s",
+	          errs.text);
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("train: 5\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "t.yaml:1:1: key 'train': unknown key (a section; give it a "
-				    "mapping)"),
-		  "%s", errs.text);
+	                            "mapping)"),
+	          "%s", errs.text);
 }
 
 Test(config, out_of_range)
 {
 	cr_assert_eq(load("train:\n  lr: 0\n"), SV_ERR_CONFIG);
 	cr_assert_str_eq(errs.text, "t.yaml:2:7: key 'train.lr': 0 is out of range (0, 10]\n"
-				    "  lr: 0\n"
-				    "      ^\n");
+	                            "  lr: 0\n"
+	                            "      ^\n");
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("limits:\n  max_id_bytes: 256\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "key 'limits.max_id_bytes': 256 is out of range [1, 255]"),
-		  "%s", errs.text);
+	          "%s", errs.text);
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("train:\n  momentum: 1\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "1 is out of range [0, 1)"), "%s", errs.text);
@@ -218,7 +219,7 @@ Test(config, out_of_range)
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("endpoints:\n  admin_mode: 0680\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "expected an octal file mode like 0600, got '0680'"), "%s",
-		  errs.text);
+	          errs.text);
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("train:\n  lr: nan\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "expected a finite number, got 'nan'"), "%s", errs.text);
@@ -227,14 +228,14 @@ Test(config, out_of_range)
 Test(config, all_errors_reported_in_order)
 {
 	cr_assert_eq(load("model:\n  d_in: x\n  bogus: 1\ntrain:\n  lr: -1\n  lr: 2\n"
-			  "store:\n  map_size: 12QB\n"),
-		     SV_ERR_CONFIG);
+	                  "store:\n  map_size: 12QB\n"),
+	             SV_ERR_CONFIG);
 	cr_assert_eq(errs.count, 5, "%s", errs.text);
 	const char *a = strstr(errs.text, "t.yaml:2:9: key 'model.d_in'");
 	const char *b = strstr(errs.text, "t.yaml:3:3: key 'model.bogus': unknown key");
 	const char *c = strstr(errs.text, "t.yaml:5:7: key 'train.lr': -1 is out of range");
 	const char *d = strstr(errs.text, "t.yaml:6:3: key 'train.lr': duplicate key (first set "
-					  "on line 5)");
+	                                  "on line 5)");
 	const char *e = strstr(errs.text, "t.yaml:8:13: key 'store.map_size': unknown unit 'QB'");
 	cr_assert(a && b && c && d && e, "%s", errs.text);
 	cr_assert(a < b && b < c && c < d && d < e);
@@ -245,19 +246,19 @@ Test(config, syntax_error_reported)
 	cr_assert_eq(load("train:\n  lr: 0.1\n bad: [\n"), SV_ERR_CONFIG);
 	cr_assert_geq(errs.count, 1);
 	cr_assert(strncmp(errs.text, "t.yaml:", 7) == 0 && strstr(errs.text, "syntax: "), "%s",
-		  errs.text);
+	          errs.text);
 	sv_config_errors_free(&errs);
 	cr_assert_eq(load("- a\n- b\n"), SV_ERR_CONFIG);
 	cr_assert(strstr(errs.text, "t.yaml:1:1: the top level must be a mapping"), "%s",
-		  errs.text);
+	          errs.text);
 }
 
 Test(config, tab_in_echoed_line_keeps_caret_aligned)
 {
 	cr_assert_eq(load("train: {lr: x}\n"), SV_ERR_CONFIG);
 	cr_assert_str_eq(errs.text, "t.yaml:1:13: key 'train.lr': expected a number, got 'x'\n"
-				    "train: {lr: x}\n"
-				    "            ^\n");
+	                            "train: {lr: x}\n"
+	                            "            ^\n");
 }
 
 Test(config, missing_file)
@@ -288,37 +289,37 @@ Test(config, units)
 		const char *key, *in;
 		uint64_t want;
 	} ok[] = {
-		{"store.map_size", "1GiB", 1ull << 30},  {"store.map_size", "64MiB", 64ull << 20},
-		{"store.map_size", "2TiB", 2ull << 40},  {"store.map_size", "3000000", 3000000},
-		{"store.map_size", "5 MB", 5000000},     {"store.map_size", "2048KiB", 2ull << 20},
-		{"train.max_wait_ms", "500ms", 500},     {"train.max_wait_ms", "2s", 2000},
-		{"train.max_wait_ms", "250", 250},       {"checkpoint.every_s", "30", 30000},
-		{"checkpoint.every_s", "30s", 30000},    {"checkpoint.every_s", "2min", 120000},
-		{"checkpoint.every_s", "1h", 3600000},   {"checkpoint.every_s", "1500ms", 1500},
+	    {"store.map_size", "1GiB", 1ull << 30}, {"store.map_size", "64MiB", 64ull << 20},
+	    {"store.map_size", "2TiB", 2ull << 40}, {"store.map_size", "3000000", 3000000},
+	    {"store.map_size", "5 MB", 5000000},    {"store.map_size", "2048KiB", 2ull << 20},
+	    {"train.max_wait_ms", "500ms", 500},    {"train.max_wait_ms", "2s", 2000},
+	    {"train.max_wait_ms", "250", 250},      {"checkpoint.every_s", "30", 30000},
+	    {"checkpoint.every_s", "30s", 30000},   {"checkpoint.every_s", "2min", 120000},
+	    {"checkpoint.every_s", "1h", 3600000},  {"checkpoint.every_s", "1500ms", 1500},
 	};
 	char err[256], out[64];
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		cr_assert_eq(sv_config_set(&cfg, ok[i].key, ok[i].in, err, sizeof(err)), 0, "%s",
-			     err);
+		             err);
 		const struct sv_config_key *k = sv_config_find(ok[i].key);
 		cr_assert_eq(*(uint64_t *)((char *)&cfg + k->offset), ok[i].want, "%s", ok[i].in);
 	}
 	cr_assert_eq(sv_config_set(&cfg, "store.map_size", "1.5GiB", err, sizeof(err)),
-		     SV_ERR_CONFIG);
+	             SV_ERR_CONFIG);
 	cr_assert_eq(sv_config_set(&cfg, "store.map_size", "1k", err, sizeof(err)), SV_ERR_CONFIG);
 	cr_assert_str_eq(err, "key 'store.map_size': unknown unit 'k' in '1k' (B, KiB, MiB, GiB, "
-			      "TiB, kB, MB, GB, TB)");
+	                      "TiB, kB, MB, GB, TB)");
 	cr_assert_eq(sv_config_set(&cfg, "store.map_size", "1KiB", err, sizeof(err)),
-		     SV_ERR_CONFIG);
+	             SV_ERR_CONFIG);
 	cr_assert(strstr(err, "out of range"), "%s", err);
 	cr_assert_eq(sv_config_set(&cfg, "store.map_size", "99999999999TiB", err, sizeof(err)),
-		     SV_ERR_CONFIG);
+	             SV_ERR_CONFIG);
 	cr_assert(strstr(err, "overflows"), "%s", err);
 	cr_assert_eq(sv_config_set(&cfg, "train.max_wait_ms", "2d", err, sizeof(err)),
-		     SV_ERR_CONFIG);
+	             SV_ERR_CONFIG);
 	cr_assert_eq(sv_config_set(&cfg, "checkpoint.every_s", "2d", err, sizeof(err)),
-		     SV_ERR_CONFIG);
+	             SV_ERR_CONFIG);
 	cr_assert(strstr(err, "(ms, s, min, h)"), "%s", err);
 	cr_assert_eq(sv_config_set(&cfg, "store.map_size", "3MiB", err, sizeof(err)), 0);
 	cr_assert_eq(sv_config_get(&cfg, "store.map_size", out, sizeof(out)), 4);
@@ -340,8 +341,12 @@ Test(config, show_round_trips)
 	cr_assert_eq(sv_config_set(&cfg, "train.lr", "0.1", err, sizeof(err)), 0);
 	cr_assert_eq(sv_config_set(&cfg, "train.temperature", "0.123456789012345", err, 256), 0);
 	cr_assert_eq(sv_config_set(&cfg, "store.path", "/tmp/a \"quoted\" \\ dir: #x", err, 256),
-		     0);
-	cr_assert_eq(sv_config_set(&cfg, "security.curve_allow", "\t\x01" "é", err, 256), 0);
+	             0);
+	cr_assert_eq(sv_config_set(&cfg, "security.curve_allow",
+	                           "\t\x01"
+	                           "é",
+	                           err, 256),
+	             0);
 	cr_assert_eq(sv_config_set(&cfg, "train.optimizer", "sgd", err, 256), 0);
 	cr_assert_eq(sv_config_set(&cfg, "store.map_size", "1000000000", err, 256), 0);
 	cr_assert_eq(sv_config_set(&cfg, "train.nesterov", "yes", err, 256), 0);
@@ -354,8 +359,8 @@ Test(config, show_round_trips)
 	cr_assert(strstr(buf, "  lr: 0.1\n"), "%s", buf);
 	cr_assert(strstr(buf, "  admin_mode: 0600\n"), "%s", buf);
 	sv_config_defaults(&back);
-	cr_assert_eq(sv_config_load_string(&back, "show", buf, need, &errs), 0, "%s\n%s",
-		     errs.text, buf);
+	cr_assert_eq(sv_config_load_string(&back, "show", buf, need, &errs), 0, "%s\n%s", errs.text,
+	             buf);
 	cr_assert(same(&cfg, &back), "%s", buf);
 	/* truncated buffer is still NUL-terminated */
 	char small[16];
@@ -402,7 +407,7 @@ Test(config, cross_key_checks)
 
 	cr_assert_eq(sv_config_check(&cfg, &errs), SV_ERR_CONFIG, "unresolved placeholders");
 	cr_assert(strstr(errs.text, "key 'endpoints.admin': @STATE@ not resolved"), "%s",
-		  errs.text);
+	          errs.text);
 	sv_config_errors_free(&errs);
 	sv_config_resolve(&cfg, "/s", err, sizeof(err));
 	sv_config_set(&cfg, "model.d_out", "1000", err, sizeof(err));
@@ -466,7 +471,7 @@ Test(config, converters)
 	struct sv_proto_limits lim;
 	sv_config_proto_limits(&cfg, &lim);
 	cr_assert(lim.d_in == 784 && lim.max_msg_bytes == 64u << 20 && lim.max_pairs == 4096 &&
-		  lim.max_id_bytes == 255 && lim.max_k == 1000);
+	          lim.max_id_bytes == 255 && lim.max_k == 1000);
 }
 
 Test(config, null_and_empty_inputs)

@@ -13,8 +13,8 @@
 #define D 8
 
 static struct sv_proto_msgbuf mb;
-static struct sv_proto_limits lim = {.d_in = D, .max_msg_bytes = 1 << 20, .max_pairs = 64,
-				     .max_id_bytes = 255, .max_k = 100};
+static struct sv_proto_limits lim = {
+    .d_in = D, .max_msg_bytes = 1 << 20, .max_pairs = 64, .max_id_bytes = 255, .max_k = 100};
 static float va[D], vb[D];
 
 static void setup(void)
@@ -59,7 +59,7 @@ static void copy_free(struct copy *c)
 }
 
 static int req(const struct sv_proto_frame *f, size_t n, struct sv_proto_request *r,
-	       struct sv_proto_error *e)
+               struct sv_proto_error *e)
 {
 	return sv_proto_decode_request(f, n, &lim, r, e);
 }
@@ -70,9 +70,9 @@ static void expect_reject(const struct copy *c, int reason, int frame, const cha
 	struct sv_proto_error e;
 	int rc = req(c->f, c->n, &r, &e);
 	cr_assert_eq(rc, reason == SV_PROTO_REASON_UNKNOWN_VERB ? SV_ERR_PROTO_VERB : SV_ERR_PROTO,
-		     "rc %d (%s)", rc, e.msg);
+	             "rc %d (%s)", rc, e.msg);
 	cr_assert_eq(e.reason, reason, "reason %s, want %s: %s", sv_proto_reason_name(e.reason),
-		     sv_proto_reason_name(reason), e.msg);
+	             sv_proto_reason_name(reason), e.msg);
 	cr_assert_eq(e.frame, frame, "frame %d want %d: %s", e.frame, frame, e.msg);
 	cr_assert(strstr(e.msg, needle), "message '%s' lacks '%s'", e.msg, needle);
 }
@@ -112,7 +112,7 @@ Test(proto, item_del_get_roundtrip)
 }
 
 static struct sv_proto_pair mkpair(int label, const char *ida, const float *a, const char *idb,
-				   const float *b)
+                                   const float *b)
 {
 	struct sv_proto_pair p = {.label = (uint8_t)label};
 	p.a.id = ida;
@@ -145,9 +145,9 @@ static void check_side(const struct sv_proto_side *s, const char *id, const floa
 Test(proto, pair_batch_roundtrip_all_side_kinds)
 {
 	struct sv_proto_pair in[3] = {
-		mkpair(1, "a1", va, NULL, vb),   /* upsert + inline */
-		mkpair(0, "x", NULL, "y", NULL), /* ids only */
-		mkpair(1, NULL, vb, "zz", va),
+	    mkpair(1, "a1", va, NULL, vb),   /* upsert + inline */
+	    mkpair(0, "x", NULL, "y", NULL), /* ids only */
+	    mkpair(1, NULL, vb, "zz", va),
 	};
 	struct sv_proto_client cl = {.id = "pub-1", .id_len = 5, .seq = 99};
 	struct sv_proto_request r;
@@ -224,17 +224,18 @@ Test(proto, topk_roundtrip)
 
 Test(proto, admin_roundtrip_every_verb)
 {
-	int verbs[] = {SV_PROTO_VERB_STATUS, SV_PROTO_VERB_CHECKPOINT, SV_PROTO_VERB_VERSIONS,
-		       SV_PROTO_VERB_ROLLBACK, SV_PROTO_VERB_PAUSE, SV_PROTO_VERB_RESUME,
-		       SV_PROTO_VERB_FLUSH, SV_PROTO_VERB_BACKUP, SV_PROTO_VERB_RELOAD,
-		       SV_PROTO_VERB_CONFIG};
+	int verbs[] = {SV_PROTO_VERB_STATUS,   SV_PROTO_VERB_CHECKPOINT, SV_PROTO_VERB_VERSIONS,
+	               SV_PROTO_VERB_ROLLBACK, SV_PROTO_VERB_PAUSE,      SV_PROTO_VERB_RESUME,
+	               SV_PROTO_VERB_FLUSH,    SV_PROTO_VERB_BACKUP,     SV_PROTO_VERB_RELOAD,
+	               SV_PROTO_VERB_CONFIG};
 	struct sv_proto_request r;
 	struct sv_proto_error e;
 
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		cr_assert_eq(sv_proto_encode_admin(&mb, verbs[i], i, 1234567890123ull, "/tmp/bk"), 0);
+		cr_assert_eq(sv_proto_encode_admin(&mb, verbs[i], i, 1234567890123ull, "/tmp/bk"),
+		             0);
 		cr_assert_eq(req(mb.frames, mb.n, &r, &e), 0, "%s: %s",
-			     sv_proto_verb_name(verbs[i]), e.msg);
+		             sv_proto_verb_name(verbs[i]), e.msg);
 		cr_assert_eq(r.hdr.verb, verbs[i]);
 		cr_assert_eq(r.hdr.request_id, i);
 		if (verbs[i] == SV_PROTO_VERB_ROLLBACK)
@@ -262,28 +263,28 @@ Test(proto, reply_generic_and_error)
 	cr_assert_eq(r.status, SV_PROTO_STATUS_OK);
 	cr_assert(r.msg_len == 6 && memcmp(r.msg, "stored", 6) == 0);
 	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_PAIR_BATCH, 9,
-					   SV_PROTO_STATUS_MALFORMED, SV_PROTO_REASON_WRONG_DIM,
-					   "frame 3 (vectors): bad"),
-		     0);
+	                                   SV_PROTO_STATUS_MALFORMED, SV_PROTO_REASON_WRONG_DIM,
+	                                   "frame 3 (vectors): bad"),
+	             0);
 	rep(&r);
 	cr_assert_eq(r.hdr.request_id, 9);
 	cr_assert_eq(r.status, SV_PROTO_STATUS_MALFORMED);
 	cr_assert_eq(r.reason, SV_PROTO_REASON_WRONG_DIM);
-	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_SCORE, 9, SV_PROTO_STATUS_NOT_FOUND,
-					   0, NULL),
-		     0);
+	cr_assert_eq(
+	    sv_proto_encode_reply(&mb, SV_PROTO_VERB_SCORE, 9, SV_PROTO_STATUS_NOT_FOUND, 0, NULL),
+	    0);
 	rep(&r);
 	cr_assert_eq(r.status, SV_PROTO_STATUS_NOT_FOUND);
 	cr_assert_eq(r.msg_len, 0);
 	/* no verb to echo: verb NONE, only with MALFORMED */
 	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_NONE, 0, SV_PROTO_STATUS_MALFORMED,
-					   SV_PROTO_REASON_BAD_MAGIC, "frame 0 (header): magic"),
-		     0);
+	                                   SV_PROTO_REASON_BAD_MAGIC, "frame 0 (header): magic"),
+	             0);
 	rep(&r);
 	cr_assert_eq(r.hdr.verb, SV_PROTO_VERB_NONE);
 	cr_assert_eq(r.reason, SV_PROTO_REASON_BAD_MAGIC);
 	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_NONE, 0, SV_PROTO_STATUS_OK, 0, NULL),
-		     -EINVAL);
+	             -EINVAL);
 	/* a reason needs MALFORMED and MALFORMED needs a reason */
 	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_SCORE, 9, 0, 3, NULL), -EINVAL);
 	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_SCORE, 9, 1, 0, NULL), -EINVAL);
@@ -293,12 +294,21 @@ Test(proto, reply_vec_scores_topk_ack_admin)
 {
 	struct sv_proto_reply r;
 	float out[D];
-	struct sv_proto_score s[2] = {
-		{.score = 0.9f, .threshold = 0.5f, .margin = 0.4f, .match = 1, .policy = 2,
-		 .model_version = 77},
-		{.score = -0.1f, .threshold = 0.5f, .margin = -0.6f, .status = SV_PROTO_STATUS_NOT_FOUND,
-		 .model_version = 77},
-	}, so;
+	struct sv_proto_score s[2] =
+	    {
+	        {.score = 0.9f,
+	         .threshold = 0.5f,
+	         .margin = 0.4f,
+	         .match = 1,
+	         .policy = 2,
+	         .model_version = 77},
+	        {.score = -0.1f,
+	         .threshold = 0.5f,
+	         .margin = -0.6f,
+	         .status = SV_PROTO_STATUS_NOT_FOUND,
+	         .model_version = 77},
+	    },
+	                      so;
 
 	cr_assert_eq(sv_proto_encode_reply_vec(&mb, 1, NULL, va, D), 0);
 	rep(&r);
@@ -306,27 +316,29 @@ Test(proto, reply_vec_scores_topk_ack_admin)
 	cr_assert_eq(memcmp(out, va, sizeof(va)), 0);
 
 	cr_assert_eq(sv_proto_encode_reply_scores(&mb, SV_PROTO_VERB_SCORE_BATCH, 2,
-						  SV_PROTO_STATUS_PARTIAL, "1 unknown id", s, 2),
-		     0);
+	                                          SV_PROTO_STATUS_PARTIAL, "1 unknown id", s, 2),
+	             0);
 	rep(&r);
 	cr_assert_eq(r.n, 2);
 	for (size_t i = 0; i < 2; i++) {
 		cr_assert_eq(sv_proto_reply_score(&r, i, &so), 0);
 		cr_assert(so.score == s[i].score && so.threshold == s[i].threshold &&
-			  so.margin == s[i].margin && so.match == s[i].match &&
-			  so.policy == s[i].policy && so.status == s[i].status &&
-			  so.model_version == 77);
+		          so.margin == s[i].margin && so.match == s[i].match &&
+		          so.policy == s[i].policy && so.status == s[i].status &&
+		          so.model_version == 77);
 	}
 	cr_assert_eq(sv_proto_reply_score(&r, 2, &so), SV_ERR_RANGE);
 
 	struct sv_proto_topk_query q[3] = {{.model_version = 5, .n_hits = 2},
-					   {.model_version = 5, .status = SV_PROTO_STATUS_NOT_FOUND},
-					   {.model_version = 5, .n_hits = 1}}, qo;
+	                                   {.model_version = 5,
+	                                    .status = SV_PROTO_STATUS_NOT_FOUND},
+	                                   {.model_version = 5, .n_hits = 1}},
+	                           qo;
 	struct sv_proto_hit h[3] = {{"aa", 2, 0.9f}, {"b", 1, 0.8f}, {"ccc", 3, 0.7f}}, ho;
 	struct sv_proto_iter it = {0};
 	size_t qi, k = 0, want_q[3] = {0, 0, 2};
 	cr_assert_eq(sv_proto_encode_reply_topk(&mb, 3, SV_PROTO_STATUS_PARTIAL, NULL, 2, q, 3, h),
-		     0);
+	             0);
 	rep(&r);
 	cr_assert_eq(r.k, 2);
 	cr_assert_eq(sv_proto_reply_topk_query(&r, 1, &qo), 0);
@@ -341,15 +353,17 @@ Test(proto, reply_vec_scores_topk_ack_admin)
 	}
 	cr_assert_eq(k, 3);
 
-	struct sv_proto_ack ack = {.client_seq = 12, .n = 3, .n_committed = 1, .n_duplicate = 1,
-				   .n_rejected = 1};
+	struct sv_proto_ack ack = {
+	    .client_seq = 12, .n = 3, .n_committed = 1, .n_duplicate = 1, .n_rejected = 1};
 	struct sv_proto_ack_row rows[3] = {{0, 0, 0},
-					   {SV_PROTO_OUTCOME_DUPLICATE, 0, SV_PROTO_STATUS_DUPLICATE},
-					   {SV_PROTO_OUTCOME_REJECTED, SV_PROTO_REASON_WRONG_DIM,
-					    SV_PROTO_STATUS_MALFORMED}}, ro;
+	                                   {SV_PROTO_OUTCOME_DUPLICATE, 0,
+	                                    SV_PROTO_STATUS_DUPLICATE},
+	                                   {SV_PROTO_OUTCOME_REJECTED, SV_PROTO_REASON_WRONG_DIM,
+	                                    SV_PROTO_STATUS_MALFORMED}},
+	                        ro;
 	cr_assert_eq(sv_proto_encode_reply_ack(&mb, SV_PROTO_VERB_PAIR_BATCH, 4,
-					       SV_PROTO_STATUS_PARTIAL, NULL, &ack, rows),
-		     0);
+	                                       SV_PROTO_STATUS_PARTIAL, NULL, &ack, rows),
+	             0);
 	rep(&r);
 	cr_assert(r.has_ack && r.ack.client_seq == 12 && r.ack.n_rejected == 1);
 	cr_assert_eq(sv_proto_reply_ack_row(&r, 2, &ro), 0);
@@ -357,8 +371,8 @@ Test(proto, reply_vec_scores_topk_ack_admin)
 
 	const char *json = "{\"versions\":[1,2]}";
 	cr_assert_eq(sv_proto_encode_reply_admin(&mb, SV_PROTO_VERB_VERSIONS, 6, 0, "ok", json,
-						 strlen(json)),
-		     0);
+	                                         strlen(json)),
+	             0);
 	rep(&r);
 	cr_assert(r.payload_len == strlen(json) && memcmp(r.payload, json, r.payload_len) == 0);
 }
@@ -367,7 +381,8 @@ Test(proto, reply_vec_scores_topk_ack_admin)
 
 static void enc_pair_batch(void)
 {
-	struct sv_proto_pair in[2] = {mkpair(1, NULL, va, NULL, vb), mkpair(0, "p", NULL, "q", NULL)};
+	struct sv_proto_pair in[2] = {mkpair(1, NULL, va, NULL, vb),
+	                              mkpair(0, "p", NULL, "q", NULL)};
 	cr_assert_eq(sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 1, in, 2, D, NULL), 0);
 }
 
@@ -428,7 +443,7 @@ Test(proto, malformed_table_classes)
 	t = c.buf[1];
 	c.f[1].len = 15;
 	expect_reject(&c, SV_PROTO_REASON_TRUNCATED, 1,
-		      "frame 1 (table): 15 bytes, expected 16 = 2 rows x 8");
+	              "frame 1 (table): 15 bytes, expected 16 = 2 rows x 8");
 	c.f[1].len = 16;
 	t[8] = 2;
 	expect_reject(&c, SV_PROTO_REASON_BAD_LABEL, 1, "row 1 label 2");
@@ -454,7 +469,7 @@ Test(proto, malformed_table_classes)
 	c.f[2].len = 2;
 	c.f[3].len -= 4;
 	expect_reject(&c, SV_PROTO_REASON_WRONG_DIM, 3,
-		      "frame 3 (vectors): 60 bytes, expected 64 = 2 x 8 x float32");
+	              "frame 3 (vectors): 60 bytes, expected 64 = 2 x 8 x float32");
 	c.f[3].len += 4;
 	float nan = NAN;
 	memcpy(c.buf[3] + 4 * 11, &nan, 4);
@@ -482,7 +497,7 @@ Test(proto, malformed_item_ids_and_vector)
 	c.buf[0][21] = 784 >> 8;
 	c.f[2].len = 3132;
 	expect_reject(&c, SV_PROTO_REASON_WRONG_DIM, 2,
-		      "frame 2 (vector): 3132 bytes, expected 3136 = 784 x float32");
+	              "frame 2 (vector): 3132 bytes, expected 3136 = 784 x float32");
 	copy_free(&c);
 	lim.max_id_bytes = 3;
 	cr_assert_eq(sv_proto_encode_item(&mb, SV_PROTO_VERB_ITEM_GET, 1, "abcd", 4), 0);
@@ -583,18 +598,29 @@ Test(proto, flatten_roundtrip)
  * truncation. */
 Test(proto, random_truncation_never_crashes)
 {
-	struct sv_proto_pair in[2] = {mkpair(1, "id1", va, NULL, vb), mkpair(0, "p", NULL, "q", va)};
+	struct sv_proto_pair in[2] = {mkpair(1, "id1", va, NULL, vb),
+	                              mkpair(0, "p", NULL, "q", va)};
 	struct sv_proto_client cl = {.id = "c", .id_len = 1, .seq = 3};
 	struct sv_proto_side q = {.vec = va};
 	unsigned seed = 12345;
 
 	for (int kind = 0; kind < 5; kind++) {
 		switch (kind) {
-		case 0: sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 1, in, 2, D, &cl); break;
-		case 1: sv_proto_encode_item_put(&mb, 1, "x", 1, va, D); break;
-		case 2: sv_proto_encode_topk(&mb, 1, &q, 1, D, 5); break;
-		case 3: sv_proto_encode_admin(&mb, SV_PROTO_VERB_ROLLBACK, 1, 2, NULL); break;
-		default: sv_proto_encode_pairs(&mb, SV_PROTO_VERB_SCORE, 1, in, 1, D, NULL); break;
+		case 0:
+			sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 1, in, 2, D, &cl);
+			break;
+		case 1:
+			sv_proto_encode_item_put(&mb, 1, "x", 1, va, D);
+			break;
+		case 2:
+			sv_proto_encode_topk(&mb, 1, &q, 1, D, 5);
+			break;
+		case 3:
+			sv_proto_encode_admin(&mb, SV_PROTO_VERB_ROLLBACK, 1, 2, NULL);
+			break;
+		default:
+			sv_proto_encode_pairs(&mb, SV_PROTO_VERB_SCORE, 1, in, 1, D, NULL);
+			break;
 		}
 		for (size_t fi = 0; fi < mb.n; fi++) {
 			for (size_t cut = 0; cut < mb.frames[fi].len; cut++) {
@@ -605,7 +631,7 @@ Test(proto, random_truncation_never_crashes)
 				c.f[fi].len = cut;
 				int rc = req(c.f, c.n, &r, &e);
 				cr_assert(rc == SV_ERR_PROTO || rc == SV_ERR_PROTO_VERB,
-					  "kind %d frame %zu cut %zu decoded", kind, fi, cut);
+				          "kind %d frame %zu cut %zu decoded", kind, fi, cut);
 				cr_assert_neq(e.reason, SV_PROTO_REASON_NONE);
 				cr_assert_gt(strlen(e.msg), 0);
 				copy_free(&c);
@@ -619,7 +645,7 @@ Test(proto, random_truncation_never_crashes)
 			size_t fi = (size_t)rand_r(&seed) % c.n;
 			if (c.f[fi].len)
 				c.buf[fi][(size_t)rand_r(&seed) % c.f[fi].len] ^=
-					(unsigned char)(1 + rand_r(&seed) % 255);
+				    (unsigned char)(1 + rand_r(&seed) % 255);
 			if (rand_r(&seed) % 4 == 0)
 				c.n = (size_t)rand_r(&seed) % (c.n + 1);
 			int rc = req(c.f, c.n, &r, &e);

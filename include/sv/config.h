@@ -90,60 +90,60 @@ enum sv_config_log_level {
  * uint64_t milliseconds, double -> double, bool/enum -> int, string ->
  * char[SV_CONFIG_STR_MAX].  The comment on each field is its key. */
 struct sv_config {
-	char state_dir[SV_CONFIG_STR_MAX];      /* state_dir */
+	char state_dir[SV_CONFIG_STR_MAX]; /* state_dir */
 
-	uint64_t model_d_in;                    /* model.d_in */
-	uint64_t model_d_out;                   /* model.d_out */
-	uint64_t model_seed;                    /* model.seed */
+	uint64_t model_d_in;  /* model.d_in */
+	uint64_t model_d_out; /* model.d_out */
+	uint64_t model_seed;  /* model.seed */
 
-	int train_loss;                         /* train.loss: enum sv_loss_kind */
-	double train_temperature;               /* train.temperature */
-	double train_pos_margin;                /* train.pos_margin */
-	double train_neg_margin;                /* train.neg_margin */
-	int train_mode;                         /* train.mode: enum sv_label_mode */
-	uint64_t train_batch_pairs;             /* train.batch_pairs */
-	uint64_t train_max_wait_ms;             /* train.max_wait_ms (duration) */
-	int train_optimizer;                    /* train.optimizer: enum sv_optim_kind */
-	double train_lr;                        /* train.lr */
-	double train_momentum;                  /* train.momentum */
-	double train_dampening;                 /* train.dampening */
-	int train_nesterov;                     /* train.nesterov */
-	double train_weight_decay;              /* train.weight_decay */
-	double train_beta1;                     /* train.beta1 */
-	double train_beta2;                     /* train.beta2 */
-	double train_eps;                       /* train.eps */
-	uint64_t train_threads;                 /* train.threads */
+	int train_loss;             /* train.loss: enum sv_loss_kind */
+	double train_temperature;   /* train.temperature */
+	double train_pos_margin;    /* train.pos_margin */
+	double train_neg_margin;    /* train.neg_margin */
+	int train_mode;             /* train.mode: enum sv_label_mode */
+	uint64_t train_batch_pairs; /* train.batch_pairs */
+	uint64_t train_max_wait_ms; /* train.max_wait_ms (duration) */
+	int train_optimizer;        /* train.optimizer: enum sv_optim_kind */
+	double train_lr;            /* train.lr */
+	double train_momentum;      /* train.momentum */
+	double train_dampening;     /* train.dampening */
+	int train_nesterov;         /* train.nesterov */
+	double train_weight_decay;  /* train.weight_decay */
+	double train_beta1;         /* train.beta1 */
+	double train_beta2;         /* train.beta2 */
+	double train_eps;           /* train.eps */
+	uint64_t train_threads;     /* train.threads */
 
-	char store_path[SV_CONFIG_STR_MAX];     /* store.path */
-	int store_sync;                         /* store.sync: enum sv_config_sync */
-	uint64_t store_map_size;                /* store.map_size (size) */
-	uint64_t store_max_map_size;            /* store.max_map_size (size) */
-	uint64_t store_keep_versions;           /* store.keep_versions */
+	char store_path[SV_CONFIG_STR_MAX]; /* store.path */
+	int store_sync;                     /* store.sync: enum sv_config_sync */
+	uint64_t store_map_size;            /* store.map_size (size) */
+	uint64_t store_max_map_size;        /* store.max_map_size (size) */
+	uint64_t store_keep_versions;       /* store.keep_versions */
 
-	uint64_t checkpoint_every_steps;        /* checkpoint.every_steps */
-	uint64_t checkpoint_every_ms;           /* checkpoint.every_s (duration) */
+	uint64_t checkpoint_every_steps; /* checkpoint.every_steps */
+	uint64_t checkpoint_every_ms;    /* checkpoint.every_s (duration) */
 
 	char endpoints_ingest[SV_CONFIG_STR_MAX];       /* endpoints.ingest */
 	char endpoints_ingest_acked[SV_CONFIG_STR_MAX]; /* endpoints.ingest_acked */
 	char endpoints_query[SV_CONFIG_STR_MAX];        /* endpoints.query */
 	char endpoints_admin[SV_CONFIG_STR_MAX];        /* endpoints.admin */
-	uint64_t endpoints_admin_mode;          /* endpoints.admin_mode (mode) */
-	int endpoints_allow_tcp_admin;          /* endpoints.allow_tcp_admin */
+	uint64_t endpoints_admin_mode;                  /* endpoints.admin_mode (mode) */
+	int endpoints_allow_tcp_admin;                  /* endpoints.allow_tcp_admin */
 
-	int log_level;                          /* log.level: enum sv_config_log_level */
+	int log_level; /* log.level: enum sv_config_log_level */
 
-	uint64_t query_threads;                 /* query.threads */
-	int query_threshold_policy;             /* query.threshold_policy: enum sv_config_policy */
-	double query_threshold;                 /* query.threshold */
-	double query_target_far;                /* query.target_far */
-	uint64_t query_window_pairs;            /* query.window_pairs */
-	uint64_t query_min_window_pairs;        /* query.min_window_pairs */
+	uint64_t query_threads;          /* query.threads */
+	int query_threshold_policy;      /* query.threshold_policy: enum sv_config_policy */
+	double query_threshold;          /* query.threshold */
+	double query_target_far;         /* query.target_far */
+	uint64_t query_window_pairs;     /* query.window_pairs */
+	uint64_t query_min_window_pairs; /* query.min_window_pairs */
 
-	uint64_t limits_max_msg_bytes;          /* limits.max_msg_bytes (size) */
-	uint64_t limits_max_batch_pairs;        /* limits.max_batch_pairs */
-	uint64_t limits_max_id_bytes;           /* limits.max_id_bytes */
-	uint64_t limits_max_k;                  /* limits.max_k */
-	uint64_t limits_max_pending_pairs;      /* limits.max_pending_pairs */
+	uint64_t limits_max_msg_bytes;     /* limits.max_msg_bytes (size) */
+	uint64_t limits_max_batch_pairs;   /* limits.max_batch_pairs */
+	uint64_t limits_max_id_bytes;      /* limits.max_id_bytes */
+	uint64_t limits_max_k;             /* limits.max_k */
+	uint64_t limits_max_pending_pairs; /* limits.max_pending_pairs */
 
 	char security_curve_server_key[SV_CONFIG_STR_MAX]; /* security.curve_server_key */
 	char security_curve_allow[SV_CONFIG_STR_MAX];      /* security.curve_allow */
@@ -169,14 +169,14 @@ enum sv_config_key_flag {
 
 /* One row of the table.  Static, never freed. */
 struct sv_config_key {
-	const char *name;            /* dotted, e.g. "train.lr" */
+	const char *name; /* dotted, e.g. "train.lr" */
 	enum sv_config_type type;
-	size_t offset;               /* into struct sv_config */
-	double min, max;             /* numeric types: bounds (see flags) */
-	const char *def;             /* default, as it would be written in the file */
-	const char *const *words;    /* enum: NULL-terminated; index == stored value */
-	unsigned flags;              /* enum sv_config_key_flag */
-	uint64_t unit_ms;            /* duration: ms per bare number (1 or 1000) */
+	size_t offset;            /* into struct sv_config */
+	double min, max;          /* numeric types: bounds (see flags) */
+	const char *def;          /* default, as it would be written in the file */
+	const char *const *words; /* enum: NULL-terminated; index == stored value */
+	unsigned flags;           /* enum sv_config_key_flag */
+	uint64_t unit_ms;         /* duration: ms per bare number (1 or 1000) */
 	const char *help;
 };
 
@@ -204,12 +204,12 @@ void sv_config_defaults(struct sv_config *cfg);
  * -errno (also described in errs).  name is used in messages (the path). */
 int sv_config_load_file(struct sv_config *cfg, const char *path, struct sv_config_errors *errs);
 int sv_config_load_string(struct sv_config *cfg, const char *name, const char *text, size_t len,
-			  struct sv_config_errors *errs);
+                          struct sv_config_errors *errs);
 
 /* Set one key from text (the -o key=value override).  Returns 0, or
  * SV_ERR_CONFIG with "key 'x': reason" in errbuf (errlen bytes, may be 0). */
 int sv_config_set(struct sv_config *cfg, const char *key, const char *value, char *errbuf,
-		  size_t errlen);
+                  size_t errlen);
 /* One value as text, as show prints it (unquoted strings).  Returns the
  * length (like snprintf), or SV_ERR_NOTFOUND for an unknown key. */
 int sv_config_get(const struct sv_config *cfg, const char *key, char *buf, size_t cap);
@@ -236,12 +236,12 @@ size_t sv_config_show(const struct sv_config *cfg, char *buf, size_t cap);
 /* The keys whose values differ between a and b, in table order: up to cap
  * rows written to out; returns the total count.  */
 size_t sv_config_diff(const struct sv_config *a, const struct sv_config *b,
-		      const struct sv_config_key **out, size_t cap);
+                      const struct sv_config_key **out, size_t cap);
 /* SIGHUP rule: 0 when every key that differs is reloadable; else
  * SV_ERR_CONFIG and errbuf lists each one: "not reloadable (restart
  * needed): model.d_in, store.path". */
 int sv_config_reload_check(const struct sv_config *old, const struct sv_config *neu, char *errbuf,
-			   size_t errlen);
+                           size_t errlen);
 
 /* Converters to the learning core's parameter structs (all fields set). */
 void sv_config_loss_params(const struct sv_config *cfg, struct sv_loss_params *p);

@@ -52,8 +52,8 @@ extern "C" {
 #define SV_PROTO_VERSION 1
 #define SV_PROTO_HEADER_SIZE 32
 #define SV_PROTO_MAX_FRAMES 8
-#define SV_PROTO_MAX_ID 255      /* ids carry a u8 length in tables */
-#define SV_PROTO_MAX_TEXT 4096   /* BACKUP path, reply message */
+#define SV_PROTO_MAX_ID 255    /* ids carry a u8 length in tables */
+#define SV_PROTO_MAX_TEXT 4096 /* BACKUP path, reply message */
 
 /* Fixed record sizes (bytes) of the table frames, see docs/PROTOCOL.md. */
 #define SV_PROTO_PAIR_ROW 8
@@ -66,7 +66,7 @@ extern "C" {
 
 enum sv_proto_verb {
 	SV_PROTO_VERB_NONE = 0x00, /* only in a MALFORMED reply to a message whose
-				    * header could not be read (no verb to echo) */
+	                            * header could not be read (no verb to echo) */
 	SV_PROTO_VERB_ITEM_PUT = 0x01,
 	SV_PROTO_VERB_ITEM_DEL = 0x02,
 	SV_PROTO_VERB_ITEM_GET = 0x03,
@@ -102,31 +102,31 @@ enum sv_proto_side_flag {
 /* Reply status (u16 in the header; u8 in score/topk rows). */
 enum sv_proto_status {
 	SV_PROTO_STATUS_OK = 0,
-	SV_PROTO_STATUS_MALFORMED = 1,  /* header.reason says why */
-	SV_PROTO_STATUS_NOT_FOUND = 2,  /* an id or version does not exist */
-	SV_PROTO_STATUS_DUPLICATE = 3,  /* (client id, seq) already committed */
-	SV_PROTO_STATUS_PAUSED = 4,     /* training paused; ingest refused */
-	SV_PROTO_STATUS_BUSY = 5,       /* queue full, retry later */
-	SV_PROTO_STATUS_REFUSED = 6,    /* not allowed here (e.g. admin verb on query socket) */
-	SV_PROTO_STATUS_INTERNAL = 7,   /* store or other internal failure */
-	SV_PROTO_STATUS_PARTIAL = 8,    /* batch: some rows failed, see rows */
+	SV_PROTO_STATUS_MALFORMED = 1, /* header.reason says why */
+	SV_PROTO_STATUS_NOT_FOUND = 2, /* an id or version does not exist */
+	SV_PROTO_STATUS_DUPLICATE = 3, /* (client id, seq) already committed */
+	SV_PROTO_STATUS_PAUSED = 4,    /* training paused; ingest refused */
+	SV_PROTO_STATUS_BUSY = 5,      /* queue full, retry later */
+	SV_PROTO_STATUS_REFUSED = 6,   /* not allowed here (e.g. admin verb on query socket) */
+	SV_PROTO_STATUS_INTERNAL = 7,  /* store or other internal failure */
+	SV_PROTO_STATUS_PARTIAL = 8,   /* batch: some rows failed, see rows */
 	SV_PROTO_STATUS_COUNT_
 };
 
 /* Why a message was malformed.  Values are stable (they travel in replies). */
 enum sv_proto_reason {
 	SV_PROTO_REASON_NONE = 0,
-	SV_PROTO_REASON_NO_FRAMES = 1,     /* zero frames */
-	SV_PROTO_REASON_TRUNCATED = 2,     /* a frame shorter than its fixed part */
+	SV_PROTO_REASON_NO_FRAMES = 1, /* zero frames */
+	SV_PROTO_REASON_TRUNCATED = 2, /* a frame shorter than its fixed part */
 	SV_PROTO_REASON_BAD_MAGIC = 3,
 	SV_PROTO_REASON_BAD_VERSION = 4,
 	SV_PROTO_REASON_UNKNOWN_VERB = 5,
-	SV_PROTO_REASON_BAD_FLAGS = 6,     /* undefined flag, or flag not valid for the verb */
-	SV_PROTO_REASON_RESERVED = 7,      /* a reserved field is not 0 */
-	SV_PROTO_REASON_FRAME_COUNT = 8,   /* wrong number of frames for the verb */
-	SV_PROTO_REASON_FRAME_SIZE = 9,    /* a frame longer/other than its exact size */
-	SV_PROTO_REASON_WRONG_DIM = 10,    /* vector dim or vector frame length wrong */
-	SV_PROTO_REASON_NONFINITE = 11,    /* NaN or Inf in a vector */
+	SV_PROTO_REASON_BAD_FLAGS = 6,   /* undefined flag, or flag not valid for the verb */
+	SV_PROTO_REASON_RESERVED = 7,    /* a reserved field is not 0 */
+	SV_PROTO_REASON_FRAME_COUNT = 8, /* wrong number of frames for the verb */
+	SV_PROTO_REASON_FRAME_SIZE = 9,  /* a frame longer/other than its exact size */
+	SV_PROTO_REASON_WRONG_DIM = 10,  /* vector dim or vector frame length wrong */
+	SV_PROTO_REASON_NONFINITE = 11,  /* NaN or Inf in a vector */
 	SV_PROTO_REASON_EMPTY_ID = 12,
 	SV_PROTO_REASON_ID_TOO_LONG = 13,  /* longer than limits.max_id_bytes */
 	SV_PROTO_REASON_BAD_ID = 14,       /* id contains a NUL byte */
@@ -151,24 +151,24 @@ struct sv_proto_frame {
 /* What the decoder accepts.  d_in 0 accepts any dim (clients decoding
  * replies); 0 in any other field means "the built-in maximum". */
 struct sv_proto_limits {
-	uint32_t d_in;          /* expected vector dim (model.d_in) */
-	size_t max_msg_bytes;   /* sum of all frame lengths */
-	size_t max_pairs;       /* rows in PAIR_BATCH / SCORE_BATCH / TOPK */
-	size_t max_id_bytes;    /* <= 255 */
-	uint32_t max_k;         /* TOPK k */
+	uint32_t d_in;        /* expected vector dim (model.d_in) */
+	size_t max_msg_bytes; /* sum of all frame lengths */
+	size_t max_pairs;     /* rows in PAIR_BATCH / SCORE_BATCH / TOPK */
+	size_t max_id_bytes;  /* <= 255 */
+	uint32_t max_k;       /* TOPK k */
 };
 
 /* The decoded header (frame 0). */
 struct sv_proto_header {
 	uint8_t version;
-	uint8_t verb;     /* enum sv_proto_verb */
-	uint16_t flags;   /* enum sv_proto_flag */
-	uint16_t status;  /* replies: enum sv_proto_status; requests: 0 */
-	uint16_t reason;  /* replies: enum sv_proto_reason when MALFORMED; else 0 */
+	uint8_t verb;        /* enum sv_proto_verb */
+	uint16_t flags;      /* enum sv_proto_flag */
+	uint16_t status;     /* replies: enum sv_proto_status; requests: 0 */
+	uint16_t reason;     /* replies: enum sv_proto_reason when MALFORMED; else 0 */
 	uint64_t request_id; /* chosen by the client, echoed in the reply */
-	uint32_t count;   /* rows (pairs, queries, scores, ack rows) */
-	uint32_t dim;     /* vector dim, 0 when no vector travels */
-	uint32_t arg;     /* TOPK: k; else 0 */
+	uint32_t count;      /* rows (pairs, queries, scores, ack rows) */
+	uint32_t dim;        /* vector dim, 0 when no vector travels */
+	uint32_t arg;        /* TOPK: k; else 0 */
 };
 
 /* A decode failure.  frame is the index at fault (-1: the message as a
@@ -196,15 +196,15 @@ struct sv_proto_side {
 };
 
 struct sv_proto_pair {
-	uint8_t label;            /* 1 same, 0 different; 0 in SCORE */
+	uint8_t label; /* 1 same, 0 different; 0 in SCORE */
 	struct sv_proto_side a, b;
 };
 
 /* Client identity for idempotent acked ingest. */
 struct sv_proto_client {
-	const char *id;     /* 1..255 bytes, borrowed */
+	const char *id; /* 1..255 bytes, borrowed */
 	size_t id_len;
-	uint64_t seq;       /* the client's sequence number of this message */
+	uint64_t seq; /* the client's sequence number of this message */
 };
 
 /* A decoded request.  Which fields mean something depends on hdr.verb:
@@ -244,30 +244,30 @@ struct sv_proto_iter {
 /* The next pair of a PAIR/PAIR_BATCH/SCORE/SCORE_BATCH request.  Returns 1
  * and fills *p, or 0 at the end (also for other verbs).  O(1) per call. */
 int sv_proto_next_pair(const struct sv_proto_request *r, struct sv_proto_iter *it,
-		       struct sv_proto_pair *p);
+                       struct sv_proto_pair *p);
 /* The next query of a TOPK request.  Returns 1 and fills *q, or 0 at the end. */
 int sv_proto_next_query(const struct sv_proto_request *r, struct sv_proto_iter *it,
-			struct sv_proto_side *q);
+                        struct sv_proto_side *q);
 
 /* One SCORE reply row. */
 struct sv_proto_score {
-	float score;           /* cosine similarity in [-1, 1] */
-	float threshold;       /* the threshold the decision used */
-	float margin;          /* score - threshold */
-	uint8_t match;         /* 1 when score >= threshold */
-	uint8_t policy;        /* operating-point code, e.g. enum sv_config_policy */
-	uint8_t status;        /* per row: enum sv_proto_status (NOT_FOUND for unknown id) */
+	float score;     /* cosine similarity in [-1, 1] */
+	float threshold; /* the threshold the decision used */
+	float margin;    /* score - threshold */
+	uint8_t match;   /* 1 when score >= threshold */
+	uint8_t policy;  /* operating-point code, e.g. enum sv_config_policy */
+	uint8_t status;  /* per row: enum sv_proto_status (NOT_FOUND for unknown id) */
 	uint64_t model_version;
 };
 
 /* One TOPK query's result header and one hit. */
 struct sv_proto_topk_query {
 	uint64_t model_version;
-	uint32_t n_hits;       /* <= k; hits follow in order of queries */
-	uint8_t status;        /* enum sv_proto_status */
+	uint32_t n_hits; /* <= k; hits follow in order of queries */
+	uint8_t status;  /* enum sv_proto_status */
 };
 struct sv_proto_hit {
-	const char *id;        /* borrowed, not NUL-terminated */
+	const char *id; /* borrowed, not NUL-terminated */
 	size_t id_len;
 	float score;
 };
@@ -280,13 +280,13 @@ enum sv_proto_outcome {
 };
 struct sv_proto_ack {
 	uint64_t client_seq;
-	uint32_t n;            /* rows, == header count */
+	uint32_t n; /* rows, == header count */
 	uint32_t n_committed, n_duplicate, n_rejected;
 };
 struct sv_proto_ack_row {
-	uint8_t outcome;       /* enum sv_proto_outcome */
-	uint8_t reason;        /* enum sv_proto_reason for a malformed row, else 0 */
-	uint16_t status;       /* enum sv_proto_status (NOT_FOUND for unknown id, ...) */
+	uint8_t outcome; /* enum sv_proto_outcome */
+	uint8_t reason;  /* enum sv_proto_reason for a malformed row, else 0 */
+	uint16_t status; /* enum sv_proto_status (NOT_FOUND for unknown id, ...) */
 };
 
 /* A decoded reply.  Every reply has a status and a message (msg, msg_len
@@ -318,11 +318,11 @@ struct sv_proto_reply {
 
 int sv_proto_reply_score(const struct sv_proto_reply *r, size_t i, struct sv_proto_score *s);
 int sv_proto_reply_topk_query(const struct sv_proto_reply *r, size_t i,
-			      struct sv_proto_topk_query *q);
+                              struct sv_proto_topk_query *q);
 /* Hits of all queries in order; *query gets the query index of the hit.
  * Returns 1 and fills, 0 at the end. */
 int sv_proto_next_hit(const struct sv_proto_reply *r, struct sv_proto_iter *it, size_t *query,
-		      struct sv_proto_hit *h);
+                      struct sv_proto_hit *h);
 int sv_proto_reply_ack_row(const struct sv_proto_reply *r, size_t i, struct sv_proto_ack_row *a);
 /* (The three accessors return 0, or SV_ERR_RANGE for i out of range or a
  * reply without that payload.) */
@@ -332,12 +332,12 @@ int sv_proto_reply_ack_row(const struct sv_proto_reply *r, size_t i, struct sv_p
  * unknown verb; SV_ERR_PROTO for anything else malformed (err says which);
  * -EINVAL for NULL frames/out/err.  A reply (FLAG_REPLY) is malformed here. */
 int sv_proto_decode_request(const struct sv_proto_frame *frames, size_t n_frames,
-			    const struct sv_proto_limits *lim, struct sv_proto_request *out,
-			    struct sv_proto_error *err);
+                            const struct sv_proto_limits *lim, struct sv_proto_request *out,
+                            struct sv_proto_error *err);
 /* Decode a reply; the same contract (a request is malformed here). */
 int sv_proto_decode_reply(const struct sv_proto_frame *frames, size_t n_frames,
-			  const struct sv_proto_limits *lim, struct sv_proto_reply *out,
-			  struct sv_proto_error *err);
+                          const struct sv_proto_limits *lim, struct sv_proto_reply *out,
+                          struct sv_proto_error *err);
 
 /* Stable names: "truncated", "bad_magic", ... ("unknown" outside the enum). */
 const char *sv_proto_reason_name(int reason);
@@ -361,7 +361,7 @@ struct sv_proto_msgbuf {
 	size_t n;
 	unsigned char hdr[SV_PROTO_HEADER_SIZE];
 	unsigned char small[SV_PROTO_ACK_SIZE + 8];
-	unsigned char *heap;   /* owned, grows */
+	unsigned char *heap; /* owned, grows */
 	size_t heap_cap;
 };
 void sv_proto_msgbuf_init(struct sv_proto_msgbuf *mb);
@@ -378,44 +378,43 @@ long sv_proto_unflatten(const void *buf, size_t len, struct sv_proto_frame *fram
  * id 0 or > 255 bytes, n 0, bad side) or -ENOMEM.  Encoders do not check
  * values against limits: the decoder on the other side does. */
 int sv_proto_encode_item_put(struct sv_proto_msgbuf *mb, uint64_t req_id, const char *id,
-			     size_t id_len, const float *vec, uint32_t dim);
+                             size_t id_len, const float *vec, uint32_t dim);
 /* verb ITEM_DEL or ITEM_GET. */
 int sv_proto_encode_item(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, const char *id,
-			 size_t id_len);
+                         size_t id_len);
 /* verb PAIR (n == 1), PAIR_BATCH, SCORE (n == 1), SCORE_BATCH.  Side
  * vectors are dim floats; client may be NULL (PAIR* only).  Copies ids and
  * vectors into the msgbuf. */
 int sv_proto_encode_pairs(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
-			  const struct sv_proto_pair *pairs, size_t n, uint32_t dim,
-			  const struct sv_proto_client *client);
+                          const struct sv_proto_pair *pairs, size_t n, uint32_t dim,
+                          const struct sv_proto_client *client);
 int sv_proto_encode_topk(struct sv_proto_msgbuf *mb, uint64_t req_id,
-			 const struct sv_proto_side *queries, size_t n, uint32_t dim, uint32_t k);
+                         const struct sv_proto_side *queries, size_t n, uint32_t dim, uint32_t k);
 /* Any admin verb; version is read for ROLLBACK, path (NUL-terminated) for BACKUP. */
-int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
-			  uint64_t version, const char *path);
+int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, uint64_t version,
+                          const char *path);
 
 /* Replies.  msg may be NULL (empty message); it is borrowed. */
 /* A reply without payload: errors (status != OK, reason for MALFORMED), ITEM_PUT/DEL. */
 int sv_proto_encode_reply(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
-			  int reason, const char *msg);
+                          int reason, const char *msg);
 /* Reply to ITEM_GET with the vector (borrowed). */
 int sv_proto_encode_reply_vec(struct sv_proto_msgbuf *mb, uint64_t req_id, const char *msg,
-			      const float *vec, uint32_t dim);
+                              const float *vec, uint32_t dim);
 /* Reply to SCORE / SCORE_BATCH: n rows. */
-int sv_proto_encode_reply_scores(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
-				 int status, const char *msg, const struct sv_proto_score *s,
-				 size_t n);
+int sv_proto_encode_reply_scores(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
+                                 const char *msg, const struct sv_proto_score *s, size_t n);
 /* Reply to TOPK: n queries; hits holds sum(q[i].n_hits) hits in query order. */
 int sv_proto_encode_reply_topk(struct sv_proto_msgbuf *mb, uint64_t req_id, int status,
-			       const char *msg, uint32_t k, const struct sv_proto_topk_query *q,
-			       size_t n, const struct sv_proto_hit *hits);
+                               const char *msg, uint32_t k, const struct sv_proto_topk_query *q,
+                               size_t n, const struct sv_proto_hit *hits);
 /* ACK: reply to PAIR / PAIR_BATCH; rows has ack->n entries. */
 int sv_proto_encode_reply_ack(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
-			      const char *msg, const struct sv_proto_ack *ack,
-			      const struct sv_proto_ack_row *rows);
+                              const char *msg, const struct sv_proto_ack *ack,
+                              const struct sv_proto_ack_row *rows);
 /* Reply to an admin verb with a payload (JSON text, borrowed, may be NULL). */
 int sv_proto_encode_reply_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
-				const char *msg, const char *payload, size_t payload_len);
+                                const char *msg, const char *payload, size_t payload_len);
 
 #ifdef __cplusplus
 }

@@ -111,8 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sv_proto_frame f[SV_PROTO_MAX_FRAMES];
 	struct sv_proto_limits any = {0};
-	struct sv_proto_limits fixed = {.d_in = 8, .max_pairs = 16, .max_id_bytes = 16, .max_k = 8,
-					.max_msg_bytes = 4096};
+	struct sv_proto_limits fixed = {
+	    .d_in = 8, .max_pairs = 16, .max_id_bytes = 16, .max_k = 8, .max_msg_bytes = 4096};
 	long n = sv_proto_unflatten(data, size, f, SV_PROTO_MAX_FRAMES);
 
 	if (n < 0) {

@@ -38,15 +38,15 @@ int main(int argc, char **argv)
 		vb[i] = 1.0f - (float)i / D;
 	}
 	struct sv_proto_pair pairs[3] = {
-		{.label = 1, .a = {.vec = va}, .b = {.vec = vb}},
-		{.label = 0, .a = {.id = "left", .id_len = 4}, .b = {.id = "r", .id_len = 1}},
-		{.label = 1, .a = {.id = "up", .id_len = 2, .vec = vb}, .b = {.id = "r", .id_len = 1}},
+	    {.label = 1, .a = {.vec = va}, .b = {.vec = vb}},
+	    {.label = 0, .a = {.id = "left", .id_len = 4}, .b = {.id = "r", .id_len = 1}},
+	    {.label = 1, .a = {.id = "up", .id_len = 2, .vec = vb}, .b = {.id = "r", .id_len = 1}},
 	};
 	struct sv_proto_client cl = {.id = "publisher", .id_len = 9, .seq = 17};
 	struct sv_proto_side q[2] = {{.id = "left", .id_len = 4}, {.vec = va}};
-	struct sv_proto_score sc[2] = {{.score = 0.8f, .threshold = 0.5f, .margin = 0.3f, .match = 1,
-					.model_version = 3},
-				       {.status = 2}};
+	struct sv_proto_score sc[2] = {
+	    {.score = 0.8f, .threshold = 0.5f, .margin = 0.3f, .match = 1, .model_version = 3},
+	    {.status = 2}};
 	struct sv_proto_topk_query tq[2] = {{.model_version = 3, .n_hits = 2}, {.n_hits = 1}};
 	struct sv_proto_hit hits[3] = {{"a", 1, 0.9f}, {"bb", 2, 0.5f}, {"c", 1, 0.1f}};
 	struct sv_proto_ack ack = {.client_seq = 17, .n = 3, .n_committed = 2, .n_rejected = 1};
@@ -81,20 +81,20 @@ int main(int argc, char **argv)
 	sv_proto_encode_reply(&mb, SV_PROTO_VERB_ITEM_PUT, 1, 0, 0, "stored");
 	save(dir, "reply_ok", &mb);
 	sv_proto_encode_reply(&mb, SV_PROTO_VERB_PAIR, 4, SV_PROTO_STATUS_MALFORMED,
-			      SV_PROTO_REASON_WRONG_DIM, "frame 3 (vectors): 4 bytes, expected 64");
+	                      SV_PROTO_REASON_WRONG_DIM, "frame 3 (vectors): 4 bytes, expected 64");
 	save(dir, "reply_malformed", &mb);
 	sv_proto_encode_reply(&mb, SV_PROTO_VERB_NONE, 0, SV_PROTO_STATUS_MALFORMED,
-			      SV_PROTO_REASON_BAD_MAGIC, "frame 0 (header): bad magic");
+	                      SV_PROTO_REASON_BAD_MAGIC, "frame 0 (header): bad magic");
 	save(dir, "reply_malformed_noverb", &mb);
 	sv_proto_encode_reply_vec(&mb, 3, NULL, va, D);
 	save(dir, "reply_item_get", &mb);
 	sv_proto_encode_reply_scores(&mb, SV_PROTO_VERB_SCORE_BATCH, 8, SV_PROTO_STATUS_PARTIAL,
-				     "1 unknown id", sc, 2);
+	                             "1 unknown id", sc, 2);
 	save(dir, "reply_scores", &mb);
 	sv_proto_encode_reply_topk(&mb, 9, 0, NULL, 5, tq, 2, hits);
 	save(dir, "reply_topk", &mb);
 	sv_proto_encode_reply_ack(&mb, SV_PROTO_VERB_PAIR_BATCH, 6, SV_PROTO_STATUS_PARTIAL, NULL,
-				  &ack, ar);
+	                          &ack, ar);
 	save(dir, "reply_ack", &mb);
 	sv_proto_encode_reply_admin(&mb, SV_PROTO_VERB_STATUS, 10, 0, "ok", "{\"steps\":1}", 11);
 	save(dir, "reply_status", &mb);
