@@ -664,3 +664,86 @@ Test(proto, random_truncation_never_crashes)
 		}
 	}
 }
+
+static void expect_reply_reject(const struct copy *c, int reason, int frame, const char *needle)
+{
+	struct sv_proto_reply r;
+	struct sv_proto_error e;
+	int rc = sv_proto_decode_reply(c->f, c->n, &lim, &r, &e);
+	cr_assert_eq(rc, SV_ERR_PROTO, "rc %d (%s)", rc, e.msg);
+	cr_assert_eq(e.reason, reason, "reason %s, want %s: %s", sv_proto_reason_name(e.reason),
+	             sv_proto_reason_name(reason), e.msg);
+	cr_assert_eq(e.frame, frame, "frame %d want %d: %s", e.frame, frame, e.msg);
+	cr_assert(strstr(e.msg, needle), "message '%s' lacks '%s'", e.msg, needle);
+}
+
+Test(proto, frame_size_classes)
+{
+	struct copy c;
+
+	enc_pair_batch();
+	copy_of(&c, &mb);
+	c.f[0].len = 33;
+	expect_reject(&c, SV_PROTO_REASON_FRAME_SIZE, 0, "frame 0 (header): 33 bytes, expected 32");
+	c.f[0].len = 32;
+	c.f[1].len = 17;
+	expect_reject(&c, SV_PROTO_REASON_FRAME_SIZE, 1, "frame 1 (table): 17 bytes, expected 16");
+	copy_free(&c);
+	cr_assert_eq(sv_proto_encode_admin(&mb, SV_PROTO_VERB_ROLLBACK, 1, 5, NULL), 0);
+	copy_of(&c, &mb);
+	c.buf[0][20] = 1;
+	expect_reject(&c, SV_PROTO_REASON_RESERVED, 0, "count/dim/arg must be 0 for rollback");
+	copy_free(&c);
+}
+
+Test(proto, malformed_replies)
+{
+	struct copy c;
+	struct sv_proto_score s = {.score = 0.5f};
+
+	/* a request is not a reply */
+	cr_assert_eq(sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL), 0);
+	copy_of(&c, &mb);
+	expect_reply_reject(&c, SV_PROTO_REASON_BAD_FLAGS, 0, "a request where a reply");
+	copy_free(&c);
+
+	cr_assert_eq(sv_proto_encode_reply_scores(&mb, SV_PROTO_VERB_SCORE, 1, 0, "", &s, 1), 0);
+	copy_of(&c, &mb);
+	c.buf[2][12] = 2; /* match byte */
+	expect_reply_reject(&c, SV_PROTO_REASON_BAD_STATUS, 2, "(scores): row 0 match 2");
+	c.buf[2][12] = 1;
+	c.buf[0][6] = 99; /* status */
+	expect_reply_reject(&c, SV_PROTO_REASON_BAD_STATUS, 0, "status 99");
+	c.buf[0][6] = SV_PROTO_STATUS_NOT_FOUND;
+	expect_reply_reject(&c, SV_PROTO_REASON_FRAME_COUNT, -1,
+	                    "error reply: 3 frames, expected 2");
+	c.buf[0][6] = 0;
+	c.buf[0][28] = 3; /* a reason without MALFORMED */
+	expect_reply_reject(&c, SV_PROTO_REASON_BAD_STATUS, 0, "reason 3 with status ok");
+	c.buf[0][28] = 0;
+	c.f[2].len = 23;
+	expect_reply_reject(&c, SV_PROTO_REASON_TRUNCATED, 2, "frame 2 (scores): 23 bytes");
+	c.f[2].len = 24;
+	c.n = 1;
+	expect_reply_reject(&c, SV_PROTO_REASON_FRAME_COUNT, -1, "expected at least 2");
+	copy_free(&c);
+
+	struct sv_proto_ack ack = {.n = 1, .n_committed = 1};
+	struct sv_proto_ack_row row = {0, 0, 0};
+	cr_assert_eq(sv_proto_encode_reply_ack(&mb, SV_PROTO_VERB_PAIR, 1, 0, NULL, &ack, &row), 0);
+	copy_of(&c, &mb);
+	c.buf[2][16] = 1; /* duplicate count: sums no longer match */
+	expect_reply_reject(&c, SV_PROTO_REASON_BAD_COUNT, 2, "(ack): n 1");
+	copy_free(&c);
+
+	struct sv_proto_topk_query q = {.n_hits = 1};
+	struct sv_proto_hit h = {"a", 1, 0.5f};
+	cr_assert_eq(sv_proto_encode_reply_topk(&mb, 1, 0, NULL, 1, &q, 1, &h), 0);
+	copy_of(&c, &mb);
+	c.buf[2][8] = 2; /* 2 hits with k 1 */
+	expect_reply_reject(&c, SV_PROTO_REASON_BAD_STATUS, 2, "2 hits (k 1)");
+	c.buf[2][8] = 1;
+	c.buf[3][4] = 0;
+	expect_reply_reject(&c, SV_PROTO_REASON_EMPTY_ID, 3, "hit 0 has an empty id");
+	copy_free(&c);
+}
