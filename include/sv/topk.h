@@ -49,14 +49,17 @@
  *             replays the logged mutations onto n (in order, projected with
  *             W') and swaps n in as the live cache.  Replay is idempotent for
  *             mutations already in the snapshot, so taking the snapshot after
- *             begin_rebuild loses nothing.  Queries keep answering from the old
- *             cache throughout; readers still holding it finish undisturbed and
- *             the last release frees it.
+ *             begin_rebuild loses nothing, provided writers commit each
+ *             mutation to the source (the store) BEFORE calling the holder.
+ *             Queries keep answering from the old cache throughout; readers
+ *             still holding it finish undisturbed and the last release frees
+ *             it.
  * The holder's mutex guards only its pointers and the mutation log (and the
  * last few replayed mutations at publish); no query's scan ever runs under it.
  *
- * Memory: about N * (4 d_out + 24) bytes per cache plus the ids, and two
- * caches during a rebuild.
+ * Memory: about N * (4 d_out + 50) bytes per cache plus the id bytes (rows
+ * are allocated 8192 at a time, as transparent huge pages when a chunk
+ * reaches 2 MiB), and two caches during a rebuild.
  *
  * Leaves out: approximate search, other metrics, persistence (the store is the
  * source of truth; the cache is rebuilt from it), BLAS thread policy (sv/blas.h).
@@ -152,7 +155,7 @@ int sv_topk_cache_project(struct sv_topk_cache *c, const float *X, size_t m, flo
  * blocked GEMM for all Q and give exactly the results of Q single queries.
  * Q = 0 does nothing.  Returns 0, -EINVAL (NULL pointers with Q > 0),
  * SV_ERR_RANGE (k = 0 or k > SV_TOPK_K_MAX), SV_ERR_NONFINITE (E holds NaN or
- * Inf), -ENOMEM (scratch: Q * (k + 1024) floats or so). */
+ * Inf), -ENOMEM (scratch: about 256 KiB + Q * 8 * min(k, rows) bytes). */
 int sv_topk_cache_query(struct sv_topk_cache *c, const float *E, size_t Q, size_t k,
                         struct sv_topk_hit *hits, size_t *counts);
 
@@ -202,9 +205,11 @@ int sv_topk_holder_begin_rebuild(struct sv_topk_holder *h, const float *W, uint6
 /* Replay the mutations logged since begin_rebuild onto the new cache, then
  * make it the live cache atomically: later acquires get it; earlier ones keep
  * the old cache until they release it.  Call from the builder once it has
- * added everything.  On failure the rebuild is aborted and the old cache
- * stays live.  Returns 0, SV_ERR_STATE (no rebuild in flight), -ENOMEM (while
- * logging or replaying a mutation). */
+ * added everything; _publish() and _abort() are the builder's calls and must
+ * not run concurrently with each other or with _begin_rebuild().  On failure
+ * the rebuild is aborted and the old cache stays live.  Returns 0,
+ * SV_ERR_STATE (no rebuild in flight), -ENOMEM (while logging or replaying a
+ * mutation). */
 int sv_topk_holder_publish(struct sv_topk_holder *h);
 
 /* Drop the rebuild in flight (if any) and its log. */
