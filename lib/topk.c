@@ -466,6 +466,18 @@ out:
 	return rc;
 }
 
+int sv_topk_cache_reserve(struct sv_topk_cache *c, size_t items)
+{
+	if (c == NULL)
+		return -EINVAL;
+	if (items > SV_TOPK_ROWS_MAX)
+		return SV_ERR_TOOBIG;
+	pthread_mutex_lock(&c->wmu);
+	int rc = items > c->table_used ? table_reserve(c, items - c->table_used) : 0;
+	pthread_mutex_unlock(&c->wmu);
+	return rc;
+}
+
 int sv_topk_cache_upsert(struct sv_topk_cache *c, const uint8_t *id, size_t id_len, const float *x)
 {
 	return sv_topk_cache_add(c, x, 1, &id, &id_len);

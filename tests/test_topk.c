@@ -457,6 +457,10 @@ Test(topk, large_crosses_chunks)
 	struct item *big = make_items(N, D_IN, 31);
 	struct sv_topk_cache *c;
 	cr_assert_eq(sv_topk_cache_new(W1, D_IN, D_OUT, 3, &c), 0);
+	cr_assert_eq(sv_topk_cache_reserve(c, N), 0);
+	cr_assert_eq(sv_topk_cache_reserve(c, 10), 0); /* below the size: no-op */
+	cr_assert_eq(sv_topk_cache_reserve(c, (size_t)SV_TOPK_ROWS_MAX + 1), SV_ERR_TOOBIG);
+	cr_assert_eq(sv_topk_cache_reserve(NULL, 1), -EINVAL);
 	add_items(c, big, N, D_IN, 3000);
 	for (size_t i = 0; i < N; i += 7) {
 		cr_assert_eq(sv_topk_cache_delete(c, idp(&big[i]), big[i].len), 0);

@@ -130,6 +130,11 @@ size_t sv_topk_cache_rows(struct sv_topk_cache *c);
 int sv_topk_cache_add(struct sv_topk_cache *c, const float *X, size_t m, const uint8_t *const *ids,
                       const size_t *ids_len);
 
+/* Size the id index for `items` live items at once, sparing a rebuild its
+ * growth steps (optional; a hint).  Returns 0, -EINVAL, SV_ERR_TOOBIG (more
+ * than SV_TOPK_ROWS_MAX), -ENOMEM. */
+int sv_topk_cache_reserve(struct sv_topk_cache *c, size_t items);
+
 /* sv_topk_cache_add() for one item: x is d_in floats. */
 int sv_topk_cache_upsert(struct sv_topk_cache *c, const uint8_t *id, size_t id_len, const float *x);
 
