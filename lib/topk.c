@@ -21,6 +21,7 @@
 
 #include "sv/blas.h"
 #include "sv/error.h"
+#include "sv/model.h"
 #include "sv/topk.h"
 
 #define CHUNK_SHIFT 13
@@ -30,7 +31,6 @@
 #define ID_BLOCK 65536u
 #define SCORE_BLOCK_FLOATS 65536u /* 256 KiB of scores per GEMM block */
 #define HUGE_PAGE ((size_t)2 << 20)
-#define NORM_EPS 1e-12f /* torch.nn.functional.normalize, as sv/model.h */
 
 struct row_meta {
 	const uint8_t *id;
@@ -85,42 +85,17 @@ static uint32_t hash_id(const uint8_t *id, size_t len)
 	return (uint32_t)(h ^ (h >> 32));
 }
 
-/* Normalize the m rows of E (m x d) in place: e = z / max(||z||, eps).
- * Returns 0, or -1 when a row holds NaN or Inf: a non-finite input row
- * always yields one (NaN * w and Inf * w are never finite, w = 0 included),
- * so this doubles as the input check. */
-static int rownorm(float *E, size_t m, uint32_t d)
-{
-	for (size_t r = 0; r < m; r++) {
-		float *e = E + r * d;
-		float ss = 0.0f;
-		for (uint32_t j = 0; j < d; j++)
-			ss += e[j] * e[j];
-		float nrm = sqrtf(ss);
-		if (!isfinite(ss)) {
-			/* NaN or Inf, or just a sum of squares too large for float */
-			double sd = 0.0;
-			for (uint32_t j = 0; j < d; j++) {
-				if (!isfinite(e[j]))
-					return -1;
-				sd += (double)e[j] * e[j];
-			}
-			nrm = (float)sqrt(sd);
-		}
-		float den = nrm > NORM_EPS ? nrm : NORM_EPS;
-		for (uint32_t j = 0; j < d; j++)
-			e[j] /= den;
-	}
-	return 0;
-}
-
-/* E (m x d_out) = rownorm(X W); SV_ERR_NONFINITE when X holds NaN or Inf
- * (or X W overflows). */
+/* E (m x d_out) = rownorm(X W) through sv_model_forward(), so that cached
+ * embeddings are bit for bit those of the rest of simverify.
+ * SV_ERR_NONFINITE when X holds NaN or Inf (or X W overflows float): then E
+ * does too, since NaN * w and Inf * w are never finite (w = 0 included) and
+ * the norm of a non-finite row is non-finite. */
 static int project(const struct sv_topk_cache *c, const float *X, size_t m, float *E)
 {
-	sv_blas_gemm(0, 0, m, c->d_out, c->d_in, 1.0f, X, c->d_in, c->W, c->d_out, 0.0f, E,
-	             c->d_out);
-	return rownorm(E, m, c->d_out) < 0 ? SV_ERR_NONFINITE : 0;
+	int rc = sv_model_forward(X, m, c->W, c->d_in, c->d_out, E, NULL);
+	if (rc < 0)
+		return rc;
+	return all_finite(E, m * c->d_out) ? 0 : SV_ERR_NONFINITE;
 }
 
 static struct row_meta *meta_of(struct sv_topk_cache *c, uint32_t row)

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "sv/error.h"
+#include "sv/model.h"
 #include "sv/topk.h"
 
 #define TOL 2e-5
@@ -412,6 +413,26 @@ Test(topk, batched_equals_single)
 		}
 		check_hits(W1, D_IN, D_OUT, items, n_items, X + q * D_IN, K, hb + q * K, cb[q]);
 	}
+}
+
+Test(topk, embeddings_are_sv_model_forward)
+{
+	/* the same computation; GEMM rounding may vary with the batch shape */
+	float e[D_OUT], ref[D_OUT], x[D_IN];
+	for (size_t i = 0; i < n_items; i += 37) {
+		cr_assert_eq(sv_topk_cache_get(cache, idp(&items[i]), items[i].len, e), 0);
+		cr_assert_eq(sv_model_forward(items[i].x, 1, W1, D_IN, D_OUT, ref, NULL), 0);
+		for (int j = 0; j < D_OUT; j++)
+			cr_assert(fabsf(e[j] - ref[j]) <= 1e-6f, "item %zu [%d]", i, j);
+	}
+	/* one row at a time, the same shape: bit for bit */
+	fill(x, D_IN, 5);
+	cr_assert_eq(sv_topk_cache_project(cache, x, 1, e), 0);
+	cr_assert_eq(sv_model_forward(x, 1, W1, D_IN, D_OUT, ref, NULL), 0);
+	cr_assert_eq(memcmp(e, ref, sizeof(e)), 0);
+	cr_assert_eq(sv_topk_cache_upsert(cache, (const uint8_t *)"one", 3, x), 0);
+	cr_assert_eq(sv_topk_cache_get(cache, (const uint8_t *)"one", 3, e), 0);
+	cr_assert_eq(memcmp(e, ref, sizeof(e)), 0);
 }
 
 Test(topk, mixed_batch_from_get_and_project)

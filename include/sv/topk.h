@@ -2,7 +2,10 @@
  *
  * A projection cache (struct sv_topk_cache) holds, for ONE model version, the
  * normalized embedding of every stored item,
- *     e_i = z_i / max(||z_i||_2, 1e-12),   z_i = W^T x_i     (as sv/model.h)
+ *     e_i = z_i / max(||z_i||_2, 1e-12),   z_i = W^T x_i
+ * (computed by sv_model_forward() of sv/model.h: a single upsert or query
+ * row equals sv_model_forward(x, 1, ...) bit for bit; rows projected in a
+ * batch may differ in the last bits, as GEMM rounding varies with shape)
  * as float32 rows of d_out floats, plus each row's item id (1..255 arbitrary
  * bytes) and an id -> row hash index.  A query is a normalized embedding q
  * (d_out floats); its score against item i is the float32 dot product q . e_i
