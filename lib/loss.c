@@ -34,6 +34,15 @@
 /* finfo(float32).tiny, added inside NT-Xent's log (LOSSES.md 5.1). */
 #define TINY32 1.1754943508222875e-38
 
+/* The m x m row passes are built for AVX2 as well as the baseline ISA where
+ * GCC can dispatch at load time (ifunc); fp contraction stays off (ISO C
+ * mode), so both clones round identically except for the lane count. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT_CLONES
+#endif
+
 struct keyrow {
 	uint64_t key;
 	int32_t row;
@@ -53,6 +62,8 @@ struct sv_loss_ws {
 	float *nf;     /* m: squared row norms in float; ntxent row maxima */
 	int32_t *gst;  /* m + 1: group starts in uf (which then lists members) */
 	float *wv;     /* m: ntxent per-row coefficients */
+	float *zc;     /* m: column sums / maxima of the upper-triangle passes */
+	int32_t *nearc; /* m: per row, near pairs found in pass 1 */
 };
 
 void sv_loss_params_default(struct sv_loss_params *p, enum sv_loss_kind kind)
@@ -76,7 +87,7 @@ size_t sv_loss_ws_bytes(size_t max_pairs, uint32_t d_out)
 	if (m > SIZE_MAX / m / (2 * sizeof(float)))
 		return 0;
 	return sizeof(struct sv_loss_ws) + 2 * m * m * sizeof(float) +
-	       (5 * m + 1) * sizeof(int32_t) + m * (sizeof(double) + 2 * sizeof(float) + sizeof(struct keyrow));
+	       (6 * m + 1) * sizeof(int32_t) + m * (sizeof(double) + 3 * sizeof(float) + sizeof(struct keyrow));
 }
 
 int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
@@ -102,8 +113,10 @@ int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
 	ws->nf = malloc(m * sizeof(float));
 	ws->gst = malloc((m + 1) * sizeof(int32_t));
 	ws->wv = malloc(m * sizeof(float));
+	ws->zc = malloc(m * sizeof(float));
+	ws->nearc = malloc(m * sizeof(int32_t));
 	if (!ws->S || !ws->C || !ws->lab || !ws->excl || !ws->gsz || !ws->uf || !ws->kr ||
-	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv) {
+	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv || !ws->zc || !ws->nearc) {
 		sv_loss_ws_free(ws);
 		return -ENOMEM;
 	}
@@ -126,6 +139,8 @@ void sv_loss_ws_free(sv_loss_ws *ws)
 	free(ws->nf);
 	free(ws->gst);
 	free(ws->wv);
+	free(ws->zc);
+	free(ws->nearc);
 	free(ws);
 }
 
@@ -388,6 +403,43 @@ static void contrastive_pairs(const struct sv_loss_params *p, const struct sv_pa
 	}
 }
 
+/* Pass 2 of one row over columns s0..m-1 (the upper triangle): the
+ * coefficient w / d of every far active entry into crow (0 elsewhere), its
+ * column into colsum; returns the row's sum. */
+HOT_CLONES static float contrastive_row2(float *restrict crow, const float *restrict row,
+					 const int32_t *restrict c, int32_t cr, int32_t xr,
+					 size_t s0, size_t m, float pm, float nm, float wp,
+					 float wn, float dnear, float *restrict colsum)
+{
+	float lane[8] = {0};
+	size_t s = s0;
+	for (; s + 8 <= m; s += 8)
+		for (int l = 0; l < 8; l++) {
+			float dist = row[s + l];
+			int neg = c[s + l] != cr;
+			float w = neg ? (dist < nm ? wn : 0.0f)
+				      : ((int32_t)(s + l) != xr && dist > pm ? wp : 0.0f);
+			float v = dist >= dnear ? w / dist : 0.0f;
+			crow[s + l] = v;
+			colsum[s + l] += v;
+			lane[l] += v;
+		}
+	for (; s < m; s++) {
+		float dist = row[s];
+		int neg = c[s] != cr;
+		float w = neg ? (dist < nm ? wn : 0.0f)
+			      : ((int32_t)s != xr && dist > pm ? wp : 0.0f);
+		float v = dist >= dnear ? w / dist : 0.0f;
+		crow[s] = v;
+		colsum[s] += v;
+		lane[0] += v;
+	}
+	float sum = 0.0f;
+	for (int l = 0; l < 8; l++)
+		sum += lane[l];
+	return sum;
+}
+
 static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
 			       const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
 {
@@ -414,6 +466,7 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 			near += d2 < NEAR_D2;
 			row[s] = fast_sqrt(d2 > 0.0f ? d2 : 0.0f);
 		}
+		ws->nearc[r] = near;
 		if (near)
 			for (size_t s = r + 1; s < m; s++)
 				if (row[s] * row[s] < NEAR_D2)
@@ -463,28 +516,16 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 	const float wp = ap ? (float)(1.0 / (double)ap) : 0.0f;
 	const float wn = an ? (float)(-1.0 / (double)an) : 0.0f;
 	const float dnear = sqrtf(NEAR_D2);
+	float *colsum = ws->zc;
+	memset(colsum, 0, m * sizeof(*colsum));
 	for (size_t r = 0; r < m; r++) {
-		const float *row = S + r * m;
-		float *crow = C + r * m;
-		const int32_t cr = c[r], xr = ex[r];
-		crow[r] = 0.0f;
-		for (size_t s = r + 1; s < m; s++) {
-			float dist = row[s];
-			float w = c[s] != cr ? (dist < nm ? wn : 0.0f)
-					     : ((int32_t)s != xr && dist > pm ? wp : 0.0f);
-			crow[s] = dist >= dnear ? w / dist : 0.0f;
-		}
+		C[r * m + r] = 0.0f;
+		float rs = contrastive_row2(C + r * m, S + r * m, c, c[r], ex[r], r + 1, m, pm, nm,
+					    wp, wn, dnear, colsum);
+		ws->rsum[r] = (double)rs + colsum[r];
 	}
-	tile_sym(C, m, 0);
-	/* G = diag(C 1) E - C E */
-	for (size_t r = 0; r < m; r++) {
-		const float *crow = C + r * m;
-		double acc = 0.0;
-		for (size_t s = 0; s < m; s++)
-			acc += crow[s];
-		ws->rsum[r] = acc;
-	}
-	sv_blas_gemm(0, 0, m, d, m, -1.0f, C, m, E, d, 0.0f, G, d);
+	/* G = diag(C 1) E - C E, C symmetric from its upper triangle */
+	sv_blas_symm_upper(m, d, -1.0f, C, m, E, d, 0.0f, G, d);
 	for (size_t r = 0; r < m; r++) {
 		float rs = (float)ws->rsum[r];
 		for (uint32_t j = 0; j < d; j++)
@@ -492,6 +533,8 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 	}
 	/* Near pairs, directly (d = 0 gives the zero subgradient). */
 	for (size_t r = 0; r < m; r++) {
+		if (!ws->nearc[r])
+			continue;
 		const float *row = S + r * m;
 		const int32_t cr = c[r], xr = ex[r];
 		for (size_t s = r + 1; s < m; s++) {
@@ -514,7 +557,7 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 /* ---- NTXentLoss ---------------------------------------------------------- */
 
 /* Row maximum of S over the negatives of row a (label != ca). */
-static float neg_row_max(const float *row, const int32_t *c, int32_t ca, size_t m)
+HOT_CLONES static float neg_row_max(const float *row, const int32_t *c, int32_t ca, size_t m)
 {
 	float lmax[8] = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX,
 			 -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
@@ -536,7 +579,7 @@ static float neg_row_max(const float *row, const int32_t *c, int32_t ca, size_t 
 
 /* crow[s] = exp((row[s] - ref) / tau) on negatives, 0 elsewhere; returns
  * the sum (8 float lanes, added in double). */
-static double neg_row_exp(float *crow, const float *row, const int32_t *c, int32_t ca,
+HOT_CLONES static double neg_row_exp(float *crow, const float *row, const int32_t *c, int32_t ca,
 			  size_t m, float ref, float inv_tau)
 {
 	float part[8] = {0};
@@ -558,6 +601,34 @@ static double neg_row_exp(float *crow, const float *row, const int32_t *c, int32
 	for (int l = 0; l < 8; l++)
 		z += part[l];
 	return z;
+}
+
+/* crow[s] *= wa + w[s] (w NULL: wa); entries that are not negatives hold 0
+ * and stay 0. */
+HOT_CLONES static void scale_row(float *restrict crow, const float *restrict w, float wa, size_t m)
+{
+	if (w) {
+		for (size_t s = 0; s < m; s++)
+			crow[s] *= wa + w[s];
+	} else {
+		for (size_t s = 0; s < m; s++)
+			crow[s] *= wa;
+	}
+}
+
+/* One positive entry (anchor logit t0, max negative logit tn, negatives'
+ * sum zneg relative to tn): adds l_k to *loss, returns rho exp(tn - M)/den
+ * (its share of the negatives' coefficient) and sets *dt0 = dl/dt0. */
+static double pos_entry(double t0, double tn, double zneg, double *loss, double *dt0)
+{
+	double M = t0 > tn ? t0 : tn;
+	double num = exp(t0 - M), en = exp(tn - M), negs = zneg * en;
+	double den = num + negs;
+	double q0 = num / den;
+	double rho = q0 / (q0 + TINY32);
+	*loss += -log(q0 + TINY32);
+	*dt0 = -rho * (negs / den); /* 1 - q0 = negs / den */
+	return rho * en / den;
 }
 
 /* NT-Xent in BATCH/GRAPH mode.  C gets the symmetric coefficient matrix
@@ -613,40 +684,36 @@ static void ntxent_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t
 		const double shift = exp(((double)ref - smax[a]) * inv_tau);
 		const double zneg = zref * shift;
 		const double tn = (double)smax[a] * inv_tau;
-		double coef = 0.0;
+		double coef = 0.0, dt0;
 		for (int32_t k = gst[ca]; k < gst[ca + 1]; k++) {
 			int32_t q = mem[k];
-			if (q == (int32_t)a || q == xa)
-				continue;
-			double t0 = (double)row[q] * inv_tau;
-			double M = t0 > tn ? t0 : tn;
-			double num = exp(t0 - M), negs = zneg * exp(tn - M);
-			double den = num + negs;
-			double q0 = num / den;
-			loss += -log(q0 + TINY32);
-			double rho = q0 / (q0 + TINY32);
-			coef += rho * exp(tn - M) / den;
-			if (G) /* dl/dt0 = -rho (1 - q0), 1 - q0 = negs / den */
-				crow[q] = (float)(-rho * (negs / den) * scale);
+			if (q != (int32_t)a && q != xa)
+				coef += pos_entry((double)row[q] * inv_tau, tn, zneg, &loss, &dt0);
 		}
 		w[a] = (float)(coef * scale * shift);
+		ws->rsum[a] = zneg;
 	}
 	st->loss = loss / (double)n_pos;
 	if (!G)
 		return;
-	/* negatives scaled; positive entries (same label) keep their value */
+	for (size_t a = 0; a < m; a++)
+		if ((size_t)gs[c[a]] != m)
+			scale_row(C + a * m, shared ? w : NULL, w[a], m);
+	/* positive entries: dl/dt0 / (|P| tau), recomputed per entry */
 	for (size_t a = 0; a < m; a++) {
-		if ((size_t)gs[c[a]] == m)
+		const int32_t ca = c[a], xa = ex[a];
+		if ((size_t)gs[ca] == m || gs[ca] - 1 - (xa >= 0) <= 0)
 			continue;
-		float *crow = C + a * m;
-		const float wa = w[a];
-		const int32_t ca = c[a];
-		if (shared)
-			for (size_t s = 0; s < m; s++)
-				crow[s] = c[s] != ca ? crow[s] * (wa + w[s]) : crow[s];
-		else
-			for (size_t s = 0; s < m; s++)
-				crow[s] = c[s] != ca ? crow[s] * wa : crow[s];
+		const float *row = S + a * m;
+		const double tn = (double)smax[a] * inv_tau;
+		double dummy = 0.0, dt0;
+		for (int32_t k = gst[ca]; k < gst[ca + 1]; k++) {
+			int32_t q = mem[k];
+			if (q == (int32_t)a || q == xa)
+				continue;
+			pos_entry((double)row[q] * inv_tau, tn, ws->rsum[a], &dummy, &dt0);
+			C[a * m + (size_t)q] = (float)(dt0 * scale);
+		}
 	}
 	if (shared) {
 		/* symmetrize the positive entries only, group by group */
