@@ -33,6 +33,9 @@
 #define NEAR_D2 0.05f
 /* finfo(float32).tiny, added inside NT-Xent's log (LOSSES.md 5.1). */
 #define TINY32 1.1754943508222875e-38
+/* NT-Xent: largest spread of logits (over tau) the shared-reference path
+ * of ntxent_upper / ntxent_labels accepts before exp would underflow. */
+#define SPREAD_MAX 60.0f
 
 /* The m x m row passes are built for AVX2 as well as the baseline ISA where
  * GCC can dispatch at load time (ifunc); fp contraction stays off (ISO C
@@ -631,7 +634,125 @@ static double pos_entry(double t0, double tn, double zneg, double *loss, double 
 	return rho * en / den;
 }
 
-/* NT-Xent in BATCH/GRAPH mode.  C gets the symmetric coefficient matrix
+/* One row of the NT-Xent upper-triangle pass over columns s0..m-1:
+ * crow[s] = exp((row[s] - R) / tau) on negatives (0 elsewhere), added to
+ * the column sums zc, and the negatives' similarities folded into the column
+ * maxima cmax.  Returns the row's sum; *rmax gets the row's maximum. */
+HOT_CLONES static double upper_row_exp(float *restrict crow, const float *restrict row,
+				       const int32_t *restrict c, int32_t ca, size_t s0, size_t m,
+				       float R, float inv_tau, float *restrict zc,
+				       float *restrict cmax, float *rmax)
+{
+	float lsum[8] = {0};
+	float lmax[8] = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX,
+			 -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
+	size_t s = s0;
+	for (; s + 8 <= m; s += 8)
+		for (int l = 0; l < 8; l++) {
+			int neg = c[s + l] != ca;
+			float x = row[s + l];
+			float ev = fast_exp((x - R) * inv_tau);
+			ev = neg ? ev : 0.0f;
+			float v = neg ? x : -FLT_MAX;
+			crow[s + l] = ev;
+			zc[s + l] += ev;
+			cmax[s + l] = v > cmax[s + l] ? v : cmax[s + l];
+			lsum[l] += ev;
+			lmax[l] = v > lmax[l] ? v : lmax[l];
+		}
+	for (; s < m; s++) {
+		int neg = c[s] != ca;
+		float x = row[s];
+		float ev = fast_exp((x - R) * inv_tau);
+		ev = neg ? ev : 0.0f;
+		float v = neg ? x : -FLT_MAX;
+		crow[s] = ev;
+		zc[s] += ev;
+		cmax[s] = v > cmax[s] ? v : cmax[s];
+		lsum[0] += ev;
+		lmax[0] = v > lmax[0] ? v : lmax[0];
+	}
+	double z = 0.0;
+	float mx = -FLT_MAX;
+	for (int l = 0; l < 8; l++) {
+		z += lsum[l];
+		mx = lmax[l] > mx ? lmax[l] : mx;
+	}
+	*rmax = mx;
+	return z;
+}
+
+/* NT-Xent in BATCH/GRAPH mode on the upper triangle only.  With one shared
+ * reference R >= every similarity, exp((S_as - R)/tau) is symmetric, so a
+ * single pass over s > a gives both row a's and column s's sums and maxima,
+ * and the symmetric coefficient matrix C + C^T (LOSSES.md 7.2) of a
+ * negative entry is exp((S_as - R)/tau) (w_a + w_s) with
+ * w_a = k_a exp((R - smax_a)/tau).  G comes from SYMM on the upper triangle.
+ * Needs 2 R / tau <= SPREAD_MAX so that nothing that matters underflows; the
+ * caller falls back to ntxent_labels otherwise. */
+static void ntxent_upper(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
+			 size_t n_pos, const float *E, uint32_t d, float R, float *G,
+			 struct sv_loss_stats *st)
+{
+	float *S = ws->S, *C = ws->C, *smax = ws->nf, *w = ws->wv, *zc = ws->zc;
+	const int32_t *c = ws->lab, *ex = ws->excl, *gs = ws->gsz, *gst = ws->gst, *mem = ws->uf;
+	const double tau = p->temperature;
+	const float inv_tau = (float)(1.0 / tau);
+	const double scale = 1.0 / ((double)n_pos * tau);
+	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, S, m);
+	for (size_t a = 0; a < m; a++) {
+		zc[a] = 0.0f;
+		smax[a] = -FLT_MAX;
+	}
+	double loss = 0.0;
+	for (size_t a = 0; a < m; a++) {
+		const float *row = S + a * m;
+		const int32_t ca = c[a], xa = ex[a];
+		float rmax;
+		C[a * m + a] = 0.0f;
+		double z = upper_row_exp(C + a * m, row, c, ca, a + 1, m, R, inv_tau, zc, smax, &rmax);
+		/* columns < a are complete: rows 0..a-1 have been through */
+		z += zc[a];
+		smax[a] = rmax > smax[a] ? rmax : smax[a];
+		w[a] = 0.0f;
+		const int32_t npos = gs[ca] - 1 - (xa >= 0);
+		if (npos <= 0 || (size_t)gs[ca] == m)
+			continue;
+		const double shift = exp(((double)R - smax[a]) * inv_tau);
+		const double zneg = z * shift, tn = (double)smax[a] * inv_tau;
+		double coef = 0.0, dt0;
+		for (int32_t k = gst[ca]; k < gst[ca + 1]; k++) {
+			size_t q = (size_t)mem[k];
+			if (q == a || (int32_t)q == xa)
+				continue;
+			float sq = q > a ? row[q] : S[q * m + a];
+			coef += pos_entry((double)sq * inv_tau, tn, zneg, &loss, &dt0);
+		}
+		w[a] = (float)(coef * scale * shift);
+		ws->rsum[a] = zneg;
+	}
+	st->loss = loss / (double)n_pos;
+	if (!G)
+		return;
+	for (size_t a = 0; a < m; a++)
+		scale_row(C + a * m + a + 1, w + a + 1, w[a], m - a - 1);
+	/* positive entries (same label): dl/dt0 of (a, q) plus that of (q, a) */
+	for (size_t l = 0; l < m; l++)
+		for (int32_t i = gst[l]; i < gst[l + 1]; i++)
+			for (int32_t j = i + 1; j < gst[l + 1]; j++) {
+				size_t ra = (size_t)mem[i], rb = (size_t)mem[j];
+				if (ex[ra] == (int32_t)rb)
+					continue;
+				size_t lo = ra < rb ? ra : rb, hi = ra < rb ? rb : ra;
+				double t = (double)S[lo * m + hi] * inv_tau, dummy = 0.0, d1, d2;
+				pos_entry(t, (double)smax[ra] * inv_tau, ws->rsum[ra], &dummy, &d1);
+				pos_entry(t, (double)smax[rb] * inv_tau, ws->rsum[rb], &dummy, &d2);
+				C[lo * m + hi] = (float)((d1 + d2) * scale);
+			}
+	sv_blas_symm_upper(m, d, 1.0f, C, m, E, d, 0.0f, G, d);
+}
+
+/* NT-Xent in BATCH/GRAPH mode, general path.  C gets the symmetric coefficient matrix
  * C + C^T of LOSSES.md 7.2 directly: a negative entry (a, s) of row a is
  *     k_a exp((S_as - smax_a)/tau) + k_s exp((S_as - smax_s)/tau)
  *   = exp((S_as - R)/tau) (w_a + w_s),  w_a = k_a exp((R - smax_a)/tau),
@@ -639,7 +760,6 @@ static double pos_entry(double t0, double tn, double zneg, double *loss, double 
  * needed.  That is safe while the spread of the row maxima over tau stays
  * below SPREAD_MAX; otherwise each row uses its own smax_a and C is
  * symmetrized afterwards.  Positive entries (few) are scattered in. */
-#define SPREAD_MAX 60.0f
 static void ntxent_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
 			  size_t n_pos, const float *E, uint32_t d, float *G,
 			  struct sv_loss_stats *st)
@@ -780,8 +900,21 @@ int sv_loss_eval(sv_loss_ws *ws, const struct sv_loss_params *p,
 		/* pairs mode: no anchor has both a positive and a negative, so
 		 * every entry is 0 (LOSSES.md 5.3); no positives or no negatives
 		 * at all: the loss is the constant 0. */
-		if (p->mode != SV_LABEL_MODE_PAIRS && s.n_pos_pairs && s.n_neg_pairs)
-			ntxent_labels(ws, p, m, s.n_pos_pairs, E, d_out, G, &s);
+		if (p->mode != SV_LABEL_MODE_PAIRS && s.n_pos_pairs && s.n_neg_pairs) {
+			/* R: a bound on every similarity, max ||e||^2 */
+			float R = 0.0f;
+			for (size_t i = 0; i < m * d_out; i += d_out) {
+				float ss = 0.0f;
+				for (uint32_t j = 0; j < d_out; j++)
+					ss += E[i + j] * E[i + j];
+				R = ss > R ? ss : R;
+			}
+			R = R * 1.0001f + 1e-6f;
+			if (2.0f * R / p->temperature <= SPREAD_MAX)
+				ntxent_upper(ws, p, m, s.n_pos_pairs, E, d_out, R, G, &s);
+			else
+				ntxent_labels(ws, p, m, s.n_pos_pairs, E, d_out, G, &s);
+		}
 	}
 done:
 	if (st)
