@@ -180,15 +180,15 @@ static inline float fast_exp(float x)
 }
 
 /* sqrt(x) for x >= 0 without libm (whose errno path blocks vectorizing):
- * the bit-trick reciprocal square root refined by three Newton steps, then
- * x * rsqrt(x).  Within a few ulp for normal x; 0 gives 0. */
+ * the bit-trick reciprocal square root (relative error <= 3.5e-3) refined by
+ * two Newton steps (error ~1e-9, below float rounding), then x * rsqrt(x).
+ * Within a few ulp for normal x; 0 gives 0. */
 static inline float fast_sqrt(float x)
 {
 	union fbits u;
 	u.f = x;
 	u.i = 0x5f3759df - (u.i >> 1);
 	float y = u.f, hx = 0.5f * x;
-	y = y * (1.5f - hx * y * y);
 	y = y * (1.5f - hx * y * y);
 	y = y * (1.5f - hx * y * y);
 	return x * y;
@@ -443,69 +443,93 @@ HOT_CLONES static float contrastive_row2(float *restrict crow, const float *rest
 	return sum;
 }
 
+/* Pass 1 of one row over columns s0..m-1 (the upper triangle): the
+ * expanded-form distance sqrt(|e_r|^2 + |e_s|^2 - 2 S_rs) in place of S_rs.
+ * Returns how many negatives came out near (d^2 < NEAR_D2). */
+HOT_CLONES static int32_t contrastive_row1(float *restrict row, const float *restrict nf,
+					   float nr, const int32_t *restrict c, int32_t cr,
+					   size_t s0, size_t m)
+{
+	int32_t near = 0;
+	for (size_t s = s0; s < m; s++) {
+		float d2 = nr + nf[s] - 2.0f * row[s];
+		near += d2 < NEAR_D2 && c[s] != cr;
+		row[s] = fast_sqrt(d2 > 0.0f ? d2 : 0.0f);
+	}
+	return near;
+}
+
+/* The active entries of one row (columns s0..m-1): sums of d - pm over
+ * active positives and nm - d over active negatives, and their counts,
+ * added to the totals.  8 lanes so the loop vectorizes. */
+HOT_CLONES static void contrastive_row_sums(const float *restrict row, const int32_t *restrict c,
+					    int32_t cr, int32_t xr, size_t s0, size_t m,
+					    float pm, float nm, double *sp, double *sn,
+					    size_t *ap, size_t *an)
+{
+	float lsp[8] = {0}, lsn[8] = {0};
+	int32_t lap[8] = {0}, lan[8] = {0};
+	size_t s = s0;
+	for (; s + 8 <= m; s += 8)
+		for (int l = 0; l < 8; l++) {
+			float dist = row[s + l];
+			int neg = c[s + l] != cr;
+			int pos = !neg && (int32_t)(s + l) != xr && dist > pm;
+			neg = neg && dist < nm;
+			lsp[l] += pos ? dist - pm : 0.0f;
+			lsn[l] += neg ? nm - dist : 0.0f;
+			lap[l] += pos;
+			lan[l] += neg;
+		}
+	for (; s < m; s++) {
+		float dist = row[s];
+		int neg = c[s] != cr;
+		int pos = !neg && (int32_t)s != xr && dist > pm;
+		neg = neg && dist < nm;
+		lsp[0] += pos ? dist - pm : 0.0f;
+		lsn[0] += neg ? nm - dist : 0.0f;
+		lap[0] += pos;
+		lan[0] += neg;
+	}
+	for (int l = 0; l < 8; l++) {
+		*sp += lsp[l];
+		*sn += lsn[l];
+		*ap += (size_t)lap[l];
+		*an += (size_t)lan[l];
+	}
+}
+
 static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
 			       const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
 {
-	float *S = ws->S, *C = ws->C;
-	const int32_t *c = ws->lab, *ex = ws->excl;
-	double *nrm = ws->rsum;
+	float *S = ws->S, *C = ws->C, *nf = ws->nf;
+	const int32_t *c = ws->lab, *ex = ws->excl, *gst = ws->gst, *mem = ws->uf;
 	const float pm = p->pos_margin, nm = p->neg_margin;
 	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, S, m);
-	row_sqnorms(nrm, E, m, d);
+	row_sqnorms(ws->rsum, E, m, d);
+	for (size_t r = 0; r < m; r++)
+		nf[r] = (float)ws->rsum[r];
 	/* Pass 1: distances into the upper triangle of S, sums over active
 	 * unordered entries (each stands for two ordered ones). */
-	float *nf = ws->nf;
-	for (size_t r = 0; r < m; r++)
-		nf[r] = (float)nrm[r];
 	double sp = 0.0, sn = 0.0;
 	size_t ap = 0, an = 0;
 	for (size_t r = 0; r < m; r++) {
 		float *row = S + r * m;
-		const float nr = nf[r];
 		const int32_t cr = c[r], xr = ex[r];
-		int32_t near = 0;
-		for (size_t s = r + 1; s < m; s++) {
-			float d2 = nr + nf[s] - 2.0f * row[s];
-			near += d2 < NEAR_D2;
-			row[s] = fast_sqrt(d2 > 0.0f ? d2 : 0.0f);
-		}
+		int32_t near = contrastive_row1(row, nf, nf[r], c, cr, r + 1, m);
 		ws->nearc[r] = near;
+		/* near negatives (rare: duplicates) and every positive (few, and
+		 * near once trained) get the direct distance */
 		if (near)
 			for (size_t s = r + 1; s < m; s++)
-				if (row[s] * row[s] < NEAR_D2)
+				if (c[s] != cr && row[s] * row[s] < NEAR_D2)
 					row[s] = (float)direct_dist(E + r * d, E + s * d, d);
-		/* 8 lanes of float sums and int counts, so the loop vectorizes */
-		float lsp[8] = {0}, lsn[8] = {0};
-		int32_t lap[8] = {0}, lan[8] = {0};
-		size_t s0 = r + 1;
-		for (; s0 + 8 <= m; s0 += 8)
-			for (int l = 0; l < 8; l++) {
-				size_t s = s0 + (size_t)l;
-				float dist = row[s];
-				int neg = c[s] != cr;
-				int pos = !neg && (int32_t)s != xr && dist > pm;
-				neg = neg && dist < nm;
-				lsp[l] += pos ? dist - pm : 0.0f;
-				lsn[l] += neg ? nm - dist : 0.0f;
-				lap[l] += pos;
-				lan[l] += neg;
-			}
-		for (; s0 < m; s0++) {
-			float dist = row[s0];
-			int neg = c[s0] != cr;
-			int pos = !neg && (int32_t)s0 != xr && dist > pm;
-			neg = neg && dist < nm;
-			lsp[0] += pos ? dist - pm : 0.0f;
-			lsn[0] += neg ? nm - dist : 0.0f;
-			lap[0] += pos;
-			lan[0] += neg;
+		for (int32_t k = gst[cr]; k < gst[cr + 1]; k++) {
+			size_t q = (size_t)mem[k];
+			if (q > r && (int32_t)q != xr)
+				row[q] = (float)direct_dist(E + r * d, E + q * d, d);
 		}
-		for (int l = 0; l < 8; l++) {
-			sp += lsp[l];
-			sn += lsn[l];
-			ap += (size_t)lap[l];
-			an += (size_t)lan[l];
-		}
+		contrastive_row_sums(row, c, cr, xr, r + 1, m, pm, nm, &sp, &sn, &ap, &an);
 	}
 	st->pos_loss = ap ? sp / (double)ap : 0.0;
 	st->neg_loss = an ? sn / (double)an : 0.0;
@@ -514,8 +538,8 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 	st->n_neg_active = 2 * an;
 	if (!G)
 		return;
-	/* Pass 2: C_rs = w / d for far active entries (symmetric), near active
-	 * entries go straight into G afterwards. */
+	/* Pass 2: C_rs = w / d for far active entries (upper triangle); near
+	 * active entries go straight into G afterwards. */
 	const float wp = ap ? (float)(1.0 / (double)ap) : 0.0f;
 	const float wn = an ? (float)(-1.0 / (double)an) : 0.0f;
 	const float dnear = sqrtf(NEAR_D2);
@@ -534,25 +558,26 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 		for (uint32_t j = 0; j < d; j++)
 			G[r * d + j] += rs * E[r * d + j];
 	}
-	/* Near pairs, directly (d = 0 gives the zero subgradient). */
+	/* Near pairs, directly (d = 0 gives the zero subgradient): positives
+	 * from the group lists, negatives from the rows that have any. */
+	const double dwp = ap ? 1.0 / (double)ap : 0.0, dwn = an ? -1.0 / (double)an : 0.0;
 	for (size_t r = 0; r < m; r++) {
-		if (!ws->nearc[r])
-			continue;
 		const float *row = S + r * m;
 		const int32_t cr = c[r], xr = ex[r];
+		for (int32_t k = gst[cr]; k < gst[cr + 1]; k++) {
+			size_t q = (size_t)mem[k];
+			if (q <= r || (int32_t)q == xr)
+				continue;
+			float dist = row[q];
+			if (dist < dnear && dist > 0.0f && dist > pm)
+				add_direct(G, E, r, q, dwp / dist, d);
+		}
+		if (!ws->nearc[r])
+			continue;
 		for (size_t s = r + 1; s < m; s++) {
 			float dist = row[s];
-			if (dist >= dnear || dist <= 0.0f)
-				continue;
-			double w = 0.0;
-			if (c[s] != cr) {
-				if (dist < nm)
-					w = -1.0 / (double)an;
-			} else if ((int32_t)s != xr && dist > pm) {
-				w = 1.0 / (double)ap;
-			}
-			if (w != 0.0)
-				add_direct(G, E, r, s, w / dist, d);
+			if (c[s] != cr && dist < dnear && dist > 0.0f && dist < nm)
+				add_direct(G, E, r, s, dwn / dist, d);
 		}
 	}
 }
