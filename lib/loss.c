@@ -474,8 +474,8 @@ HOT_CLONES static void contrastive_row_sums(const float *restrict row, const int
 		for (int l = 0; l < 8; l++) {
 			float dist = row[s + l];
 			int neg = c[s + l] != cr;
-			int pos = !neg && (int32_t)(s + l) != xr && dist > pm;
-			neg = neg && dist < nm;
+			int pos = (!neg) & ((int32_t)(s + l) != xr) & (dist > pm);
+			neg = neg & (dist < nm);
 			lsp[l] += pos ? dist - pm : 0.0f;
 			lsn[l] += neg ? nm - dist : 0.0f;
 			lap[l] += pos;
@@ -484,8 +484,8 @@ HOT_CLONES static void contrastive_row_sums(const float *restrict row, const int
 	for (; s < m; s++) {
 		float dist = row[s];
 		int neg = c[s] != cr;
-		int pos = !neg && (int32_t)s != xr && dist > pm;
-		neg = neg && dist < nm;
+		int pos = (!neg) & ((int32_t)s != xr) & (dist > pm);
+		neg = neg & (dist < nm);
 		lsp[0] += pos ? dist - pm : 0.0f;
 		lsn[0] += neg ? nm - dist : 0.0f;
 		lap[0] += pos;
