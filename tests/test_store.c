@@ -16,6 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "sv/error.h"
 #include "sv/store.h"
@@ -591,6 +595,52 @@ Test(store, bad_options_and_new_store_without_dims)
 	cr_assert_str_eq(sv_strerror(MDB_MAP_FULL), mdb_strerror(MDB_MAP_FULL));
 }
 
+Test(store, open_clears_stale_readers)
+{
+	/* With one reader slot, a process that died inside a read transaction
+	 * blocks every reader until someone clears its slot.  A keeps the
+	 * environment open meanwhile (the last process out resets the table). */
+	struct sv_store_opts o = opts(8, 4);
+	sv_store *st;
+	sv_store_read *r;
+	int status, fds[2];
+	char ch;
+	pid_t a, b;
+
+	o.max_readers = 1;
+	st = open_ok(&o);
+	sv_store_close(st);
+	cr_assert_eq(pipe(fds), 0);
+	a = fork();
+	cr_assert_neq(a, -1);
+	if (a == 0) {
+		if (sv_store_open(&st, &o, NULL, 0))
+			_exit(1);
+		if (write(fds[1], "a", 1) != 1)
+			_exit(2);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);  /* never outlive a failed test */
+		alarm(30);
+		pause();
+		_exit(0);
+	}
+	cr_assert_eq(read(fds[0], &ch, 1), 1);
+	b = fork();
+	cr_assert_neq(b, -1);
+	if (b == 0) {
+		if (sv_store_open(&st, &o, NULL, 0) || sv_store_read_begin(st, &r))
+			_exit(1);
+		_exit(0);  /* dies holding the slot */
+	}
+	cr_assert_eq(waitpid(b, &status, 0), b);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	sv_store_read_end(r);
+	sv_store_close(st);
+	kill(a, SIGKILL);
+	waitpid(a, &status, 0);
+}
+
 struct writer {
 	sv_store *st;
 	atomic_int stop;
@@ -678,4 +728,354 @@ Test(store, backup_during_writes_holds_every_earlier_commit)
 	}
 	sv_store_read_end(r);
 	sv_store_close(bk);
+}
+
+/* ---- crash test ----
+ *
+ * A child process ingests items and pairs in groups, trains on every B
+ * committed pairs in log order, and checkpoints (W + optimizer state + the
+ * applied_seq) every CK steps, making each checkpoint active.  The parent kills
+ * it with SIGKILL after a random delay, then checks the store: it opens, the log
+ * is 1..L with every pair as generated, every item is whole, the active model
+ * loads, and replaying the log after its applied_seq through the same batching
+ * gives bit for bit the W of an uninterrupted run (kept by the parent) at the
+ * same sequence.  The next child recovers the same way and also re-sends its
+ * last pairs to check that they come back as duplicates.
+ *
+ * STAND-IN LEARNER: the trainer (sv/train.h) has not landed yet, so `learner`
+ * is a deterministic momentum-SGD on a fixed outer-product gradient in float32
+ * with a serialized optimizer state.  It exercises the same store paths
+ * (W, optimizer blob, step, applied_seq, replay through fixed batching); swap
+ * its four functions for sv_trainer / sv_optim_save / sv_optim_load when
+ * the trainer is on main.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CR_D_IN 32
+#define CR_D_OUT 8
+#define CR_B 16          /* pairs per training batch */
+#define CR_CK 4          /* steps per checkpoint */
+#define CR_KEEP 3
+
+struct learner {
+	float W[CR_D_IN * CR_D_OUT];
+	float M[CR_D_IN * CR_D_OUT];
+	uint64_t step;
+};
+
+static void learner_init(struct learner *l)
+{
+	fill(l->W, CR_D_IN * CR_D_OUT, 0xdead);
+	memset(l->M, 0, sizeof l->M);
+	l->step = 0;
+}
+
+/* One step on B pairs: xa, xb are B rows of CR_D_IN floats. */
+static void learner_step(struct learner *l, const float *xa, const float *xb, const uint8_t *y)
+{
+	float G[CR_D_IN * CR_D_OUT] = {0};
+	for (int p = 0; p < CR_B; p++) {
+		float s = y[p] ? 1.0f : -1.0f;
+		for (int i = 0; i < CR_D_IN; i++)
+			for (int j = 0; j < CR_D_OUT; j++)
+				G[i * CR_D_OUT + j] += s * xa[p * CR_D_IN + i] * xb[p * CR_D_IN + j];
+	}
+	for (int k = 0; k < CR_D_IN * CR_D_OUT; k++) {
+		l->M[k] = 0.9f * l->M[k] + G[k];
+		l->W[k] -= 0.01f * l->M[k] / (1.0f + fabsf(l->W[k]));
+	}
+	l->step++;
+}
+
+static size_t learner_save_optim(const struct learner *l, unsigned char *buf)
+{
+	memcpy(buf, &l->step, 8);
+	memcpy(buf + 8, l->M, sizeof l->M);
+	return 8 + sizeof l->M;
+}
+
+static int learner_load(struct learner *l, sv_store *st, const struct sv_store_model *m)
+{
+	if (m->optim_len != 8 + sizeof l->M)
+		return -1;
+	sv_store_model_weights(st, m, l->W);
+	memcpy(&l->step, m->optim, 8);
+	memcpy(l->M, (const unsigned char *)m->optim + 8, sizeof l->M);
+	return l->step == m->step ? 0 : -1;
+}
+
+/* The generated world: pair s brings item s and refers to item b(s) <= s. */
+static uint64_t mix(uint64_t s)
+{
+	s ^= s >> 33;
+	s *= 0xff51afd7ed558ccdull;
+	s ^= s >> 33;
+	return s;
+}
+
+static uint64_t pair_b(uint64_t s) { return 1 + mix(s) % s; }
+static uint8_t pair_label(uint64_t s) { return (uint8_t)(mix(s + 7) >> 40 & 1); }
+
+static int cr_id(char *buf, uint64_t k)
+{
+	return snprintf(buf, 32, "i%llu", (unsigned long long)k);
+}
+
+/* Train the batch ending at seq last (B pairs, last % B == 0), vectors from
+ * the generator (ref) or from the store (r != NULL). */
+static int train_batch(struct learner *l, sv_store_read *r, uint64_t last)
+{
+	float xa[CR_B * CR_D_IN], xb[CR_B * CR_D_IN];
+	uint8_t y[CR_B];
+	char id[32];
+	for (int p = 0; p < CR_B; p++) {
+		uint64_t s = last - CR_B + 1 + (uint64_t)p;
+		if (r) {
+			struct sv_store_pair pr;
+			if (sv_store_pair_get(r, s, &pr))
+				return -1;
+			if (sv_store_item_get(r, pr.id_a, pr.len_a, xa + p * CR_D_IN) ||
+			    sv_store_item_get(r, pr.id_b, pr.len_b, xb + p * CR_D_IN))
+				return -2;
+			y[p] = pr.label;
+		} else {
+			fill(xa + p * CR_D_IN, CR_D_IN, (uint32_t)s);
+			fill(xb + p * CR_D_IN, CR_D_IN, (uint32_t)pair_b(s));
+			y[p] = pair_label(s);
+		}
+		(void)id;
+	}
+	learner_step(l, xa, xb, y);
+	return 0;
+}
+
+/* Recovery as the daemon does it: load the active model and replay every
+ * full batch after its applied_seq.  *trained gets the last seq trained. */
+static int recover(sv_store *st, struct learner *l, uint64_t *trained, uint64_t *last)
+{
+	sv_store_read *r;
+	struct sv_store_model m;
+	uint64_t s;
+	int rc = sv_store_read_begin(st, &r);
+	if (rc)
+		return rc;
+	learner_init(l);
+	*trained = 0;
+	rc = sv_store_model_get(r, 0, &m);
+	if (rc == 0) {
+		if (learner_load(l, st, &m) || m.applied_seq % CR_B) {
+			rc = -1000;
+			goto out;
+		}
+		*trained = m.applied_seq;
+	} else if (rc != SV_ERR_NOTFOUND) {
+		goto out;
+	}
+	rc = sv_store_last_seq(r, last);
+	if (rc)
+		goto out;
+	if (*last < *trained) {
+		rc = -1001;
+		goto out;
+	}
+	for (s = *trained + CR_B; s <= *last; s += CR_B) {
+		rc = train_batch(l, r, s);
+		if (rc)
+			goto out;
+		*trained = s;
+	}
+out:
+	sv_store_read_end(r);
+	return rc;
+}
+
+static struct sv_store_opts crash_opts(int mode)
+{
+	struct sv_store_opts o = opts(CR_D_IN, CR_D_OUT);
+	o.sync = (enum sv_store_sync)(mode % 3);
+	o.keep_versions = CR_KEEP;
+	o.map_size = 256 << 10;  /* grows under the kills too */
+	return o;
+}
+
+/* The child: recover, check re-sent pairs are duplicates, then ingest and
+ * train until killed.  Exit codes name the failure. */
+static void __attribute__((noreturn)) crash_child(int mode, int ready)
+{
+	struct sv_store_opts o = crash_opts(mode);
+	struct learner l;
+	unsigned char optim[8 + sizeof l.M];
+	float x[CR_D_IN];
+	char id[32], idb[32];
+	sv_store *st;
+	uint64_t trained, last, s, seq, rng = (uint64_t)mode * 7919 + 1;
+
+	if (sv_store_open(&st, &o, NULL, 0))
+		_exit(10);
+	if (recover(st, &l, &trained, &last))
+		_exit(11);
+	/* a client that never saw its last acks sends them again */
+	if (last) {
+		sv_store_txn *t;
+		if (sv_store_txn_begin(st, &t))
+			_exit(12);
+		for (s = last > 20 ? last - 20 : 1; s <= last; s++) {
+			struct sv_store_pair p = {0};
+			int n = cr_id(id, s), nb = cr_id(idb, pair_b(s));
+			p.id_a = id, p.len_a = (size_t)n, p.id_b = idb, p.len_b = (size_t)nb;
+			p.label = pair_label(s), p.client = "crash", p.client_len = 5;
+			p.client_seq = s;
+			if (sv_store_pair_append(t, &p, &seq) != SV_ERR_DUPLICATE || seq != s)
+				_exit(13);
+		}
+		if (sv_store_txn_commit(t))
+			_exit(14);
+	}
+	/* the parent's clock starts now: a loaded machine may take long to get here */
+	if (write(ready, "r", 1) != 1)
+		_exit(21);
+	close(ready);
+	s = last + 1;
+	for (;;) {
+		sv_store_txn *t;
+		int g;
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		g = 1 + (int)(rng >> 59);  /* 1..32 pairs per group */
+		if (sv_store_txn_begin(st, &t))
+			_exit(15);
+		for (int i = 0; i < g; i++, s++) {
+			struct sv_store_pair p = {0};
+			int n = cr_id(id, s), nb = cr_id(idb, pair_b(s));
+			fill(x, CR_D_IN, (uint32_t)s);
+			if (sv_store_item_put(t, id, (size_t)n, x, 0))
+				_exit(16);
+			p.id_a = id, p.len_a = (size_t)n, p.id_b = idb, p.len_b = (size_t)nb;
+			p.label = pair_label(s), p.client = "crash", p.client_len = 5;
+			p.client_seq = s;
+			if (sv_store_pair_append(t, &p, &seq) || seq != s)
+				_exit(17);
+		}
+		if (sv_store_txn_commit(t))
+			_exit(18);
+		last = s - 1;
+		while (trained + CR_B <= last) {
+			if (train_batch(&l, NULL, trained + CR_B))
+				_exit(19);
+			trained += CR_B;
+			if (l.step % CR_CK == 0) {
+				struct sv_store_model m = {0};
+				uint64_t v;
+				m.W = l.W;
+				m.step = l.step;
+				m.applied_seq = trained;
+				m.loss = m.auc = m.eer = NAN;
+				m.optim = optim;
+				m.optim_len = learner_save_optim(&l, optim);
+				if (sv_store_txn_begin(st, &t) || sv_store_checkpoint_put(t, &m, &v) ||
+				    sv_store_set_active(t, v) || sv_store_txn_commit(t))
+					_exit(20);
+			}
+		}
+		if (mode % 3 == SV_STORE_SYNC_NONE)
+			usleep(100);
+	}
+}
+
+Test(store, crash_kill_reopen_replay, .timeout = 280)
+{
+	int kills = getenv("CI") ? 15 : 50;
+	struct learner ref;
+	uint64_t ref_seq = 0, rng = 12345, total = 0;
+	char id[32];
+	float x[CR_D_IN], y[CR_D_IN];
+
+	learner_init(&ref);
+	for (int it = 0; it < kills; it++) {
+		struct sv_store_opts o = crash_opts(it);
+		struct timespec d;
+		struct learner l;
+		sv_store *st;
+		sv_store_read *r;
+		sv_store_cursor *c;
+		struct sv_store_pair p;
+		struct sv_store_stat ss;
+		uint64_t trained, last, expect;
+		int status, fds[2];
+		char ch = 0;
+		pid_t pid;
+		cr_assert_eq(pipe(fds), 0);
+		pid = fork();
+		cr_assert_neq(pid, -1);
+		if (pid == 0) {
+			close(fds[0]);
+			crash_child(it, fds[1]);
+		}
+		close(fds[1]);
+		if (read(fds[0], &ch, 1) != 1) {
+			waitpid(pid, &status, 0);
+			cr_assert_fail("kill %d: child died before it was ready (exit %d)", it,
+				       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		}
+		close(fds[0]);
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		d.tv_sec = 0;
+		d.tv_nsec = (long)(1 + (rng >> 33) % 40) * 1000000L;
+		nanosleep(&d, NULL);
+		kill(pid, SIGKILL);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+			  "kill %d: child exited early with %d", it,
+			  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
+		st = open_ok(&o);
+		cr_assert_eq(sv_store_read_begin(st, &r), 0);
+		cr_assert_eq(sv_store_last_seq(r, &last), 0);
+		cr_assert_geq(last, total, "kill %d: log shrank from %llu to %llu", it,
+			      (unsigned long long)total, (unsigned long long)last);
+		/* the log is 1..last, each pair as generated */
+		cr_assert_eq(sv_store_cursor_open(r, 1, &c), 0);
+		for (expect = 1; sv_store_cursor_next(c, &p) == 0; expect++) {
+			int n = cr_id(id, pair_b(p.seq));
+			cr_assert_eq(p.seq, expect, "kill %d: gap at %llu", it,
+				     (unsigned long long)expect);
+			cr_assert_eq(p.label, pair_label(p.seq));
+			cr_assert_eq(p.client_seq, p.seq);
+			cr_assert_eq(p.len_b, (size_t)n);
+			cr_assert_eq(memcmp(p.id_b, id, (size_t)n), 0);
+		}
+		cr_assert_eq(expect, last + 1);
+		sv_store_cursor_close(c);
+		/* every committed item whole */
+		cr_assert_eq(sv_store_stat(r, &ss), 0);
+		cr_assert_eq(ss.items, last);
+		cr_assert_leq(ss.models, CR_KEEP);
+		for (uint64_t s = 1; s <= last; s++) {
+			int n = cr_id(id, s);
+			cr_assert_eq(sv_store_item_get(r, id, (size_t)n, y), 0);
+			fill(x, CR_D_IN, (uint32_t)s);
+			cr_assert_eq(memcmp(x, y, sizeof x), 0, "kill %d: item %llu torn", it,
+				     (unsigned long long)s);
+		}
+		sv_store_read_end(r);
+		/* the active model loads; replay equals the uninterrupted run */
+		cr_assert_eq(recover(st, &l, &trained, &last), 0, "kill %d", it);
+		sv_store_close(st);
+		while (ref_seq < trained) {
+			ref_seq += CR_B;
+			train_batch(&ref, NULL, ref_seq);
+		}
+		cr_assert_eq(ref_seq, trained);
+		cr_assert_eq(memcmp(ref.W, l.W, sizeof l.W), 0,
+			     "kill %d: replayed W differs at seq %llu", it,
+			     (unsigned long long)trained);
+		cr_assert_eq(memcmp(ref.M, l.M, sizeof l.M), 0);
+		cr_assert_eq(ref.step, l.step);
+		total = last;
+	}
+	cr_assert_gt(total, (uint64_t)CR_B * CR_CK, "the children wrote too little to test");
+	cr_log_info("%d kills, %llu pairs logged, %llu steps", kills,
+		    (unsigned long long)total, (unsigned long long)ref.step);
 }
