@@ -484,6 +484,16 @@ Test(store, map_grows_from_tiny_initial_size)
 	cr_assert_eq(s.models, 1);
 	sv_store_read_end(r);
 	sv_store_close(st);
+
+	/* reopening with the tiny initial size maps at least the data, grows on */
+	st = open_ok(&o);
+	cr_assert_geq(sv_store_map_size(st), s.map_used);
+	put_items(st, 1200, 300);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	check_item(r, 3);
+	check_item(r, 1499);
+	sv_store_read_end(r);
+	sv_store_close(st);
 }
 
 Test(store, map_full_at_limit_names_the_key_and_drops_the_group)
