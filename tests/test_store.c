@@ -21,8 +21,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sv/batch.h"
+#include "sv/blas.h"
 #include "sv/error.h"
+#include "sv/optim.h"
 #include "sv/store.h"
+#include "sv/train.h"
 
 #define D_IN 784
 #define D_OUT 16
@@ -752,12 +756,9 @@ Test(store, backup_during_writes_holds_every_earlier_commit)
  * same sequence.  The next child recovers the same way and also re-sends its
  * last pairs to check that they come back as duplicates.
  *
- * STAND-IN LEARNER: the trainer (sv/train.h) has not landed yet, so `learner`
- * is a deterministic momentum-SGD on a fixed outer-product gradient in float32
- * with a serialized optimizer state.  It exercises the same store paths
- * (W, optimizer blob, step, applied_seq, replay through fixed batching); swap
- * its four functions for sv_trainer / sv_optim_save / sv_optim_load when
- * the trainer is on main.
+ * The learner is the real trainer (sv/train.h: ContrastiveLoss, batch mode,
+ * Adam) with its optimizer state checkpointed through sv_optim_save and
+ * restored through sv_optim_load, BLAS on one thread.
  */
 #include <signal.h>
 #include <sys/wait.h>
@@ -771,50 +772,79 @@ Test(store, backup_during_writes_holds_every_earlier_commit)
 #define CR_KEEP 3
 
 struct learner {
-	float W[CR_D_IN * CR_D_OUT];
-	float M[CR_D_IN * CR_D_OUT];
-	uint64_t step;
+	sv_trainer *tr;
+	sv_batch *b;
 };
 
-static void learner_init(struct learner *l)
+static int learner_new(struct learner *l, const float *W0, const void *optim, size_t optim_len)
 {
-	fill(l->W, CR_D_IN * CR_D_OUT, 0xdead);
-	memset(l->M, 0, sizeof l->M);
-	l->step = 0;
+	struct sv_train_params p;
+	struct sv_optim *o = NULL;
+	int rc;
+	memset(&p, 0, sizeof p);
+	p.d_in = CR_D_IN;
+	p.d_out = CR_D_OUT;
+	p.seed = 7;
+	p.max_pairs = CR_B;
+	sv_loss_params_default(&p.loss, SV_LOSS_KIND_CONTRASTIVE);
+	sv_optim_params_default(&p.optim, SV_OPTIM_KIND_ADAM);
+	p.optim.lr = 0.01;
+	sv_blas_set_threads(1);
+	rc = sv_trainer_new(&l->tr, &p, W0);
+	if (rc)
+		return rc;
+	rc = sv_batch_new(&l->b, CR_B, CR_D_IN);
+	if (rc == 0 && optim) {
+		rc = sv_optim_load(&o, optim, optim_len);
+		if (rc == 0)
+			rc = sv_trainer_set_optim(l->tr, o);
+		if (rc)
+			sv_optim_free(o);
+	}
+	return rc;
+}
+
+static void learner_free(struct learner *l)
+{
+	sv_trainer_free(l->tr);
+	sv_batch_free(l->b);
+}
+
+static uint64_t learner_steps(const struct learner *l)
+{
+	return sv_trainer_optim(l->tr)->t;
 }
 
 /* One step on B pairs: xa, xb are B rows of CR_D_IN floats. */
-static void learner_step(struct learner *l, const float *xa, const float *xb, const uint8_t *y)
+static int learner_step(struct learner *l, const float *xa, const float *xb, const uint8_t *y,
+			const uint64_t *ka, const uint64_t *kb, uint64_t first_seq)
 {
-	float G[CR_D_IN * CR_D_OUT] = {0};
+	int rc;
+	sv_batch_clear(l->b);
 	for (int p = 0; p < CR_B; p++) {
-		float s = y[p] ? 1.0f : -1.0f;
-		for (int i = 0; i < CR_D_IN; i++)
-			for (int j = 0; j < CR_D_OUT; j++)
-				G[i * CR_D_OUT + j] += s * xa[p * CR_D_IN + i] * xb[p * CR_D_IN + j];
+		rc = sv_batch_add(l->b, xa + p * CR_D_IN, ka[p], xb + p * CR_D_IN, kb[p], y[p],
+				  first_seq + (uint64_t)p);
+		if (rc)
+			return rc;
 	}
-	for (int k = 0; k < CR_D_IN * CR_D_OUT; k++) {
-		l->M[k] = 0.9f * l->M[k] + G[k];
-		l->W[k] -= 0.01f * l->M[k] / (1.0f + fabsf(l->W[k]));
-	}
-	l->step++;
+	rc = sv_trainer_step(l->tr, l->b, NULL, NULL);
+	return rc == SV_ERR_NONFINITE ? 0 : rc;  /* W unchanged, as in the daemon */
 }
 
-static size_t learner_save_optim(const struct learner *l, unsigned char *buf)
+static size_t learner_save_optim(const struct learner *l, unsigned char *buf, size_t cap)
 {
-	memcpy(buf, &l->step, 8);
-	memcpy(buf + 8, l->M, sizeof l->M);
-	return 8 + sizeof l->M;
+	long n = sv_optim_save(sv_trainer_optim(l->tr), buf, cap);
+	return n < 0 ? 0 : (size_t)n;
 }
 
-static int learner_load(struct learner *l, sv_store *st, const struct sv_store_model *m)
+/* Two learners hold the same W and optimizer state, bit for bit. */
+static int learner_same(const struct learner *a, const struct learner *b)
 {
-	if (m->optim_len != 8 + sizeof l->M)
-		return -1;
-	sv_store_model_weights(st, m, l->W);
-	memcpy(&l->step, m->optim, 8);
-	memcpy(l->M, (const unsigned char *)m->optim + 8, sizeof l->M);
-	return l->step == m->step ? 0 : -1;
+	static unsigned char sa[1 << 16], sb[1 << 16];
+	size_t na = learner_save_optim(a, sa, sizeof sa), nb = learner_save_optim(b, sb, sizeof sb);
+	return na && na == nb && !memcmp(sa, sb, na) &&
+	       !memcmp(sv_trainer_weights(a->tr), sv_trainer_weights(b->tr),
+		       CR_D_IN * CR_D_OUT * sizeof(float));
 }
 
 /* The generated world: pair s brings item s and refers to item b(s) <= s. */
@@ -839,6 +869,7 @@ static int cr_id(char *buf, uint64_t k)
 static int train_batch(struct learner *l, sv_store_read *r, uint64_t last)
 {
 	float xa[CR_B * CR_D_IN], xb[CR_B * CR_D_IN];
+	uint64_t ka[CR_B], kb[CR_B];
 	uint8_t y[CR_B];
 	char id[32];
 	for (int p = 0; p < CR_B; p++) {
@@ -851,15 +882,21 @@ static int train_batch(struct learner *l, sv_store_read *r, uint64_t last)
 			    sv_store_item_get(r, pr.id_b, pr.len_b, xb + p * CR_D_IN))
 				return -2;
 			y[p] = pr.label;
+			memcpy(id, pr.id_a, pr.len_a);
+			id[pr.len_a] = 0;
+			ka[p] = strtoull(id + 1, NULL, 10);
+			memcpy(id, pr.id_b, pr.len_b);
+			id[pr.len_b] = 0;
+			kb[p] = strtoull(id + 1, NULL, 10);
 		} else {
 			fill(xa + p * CR_D_IN, CR_D_IN, (uint32_t)s);
 			fill(xb + p * CR_D_IN, CR_D_IN, (uint32_t)pair_b(s));
 			y[p] = pair_label(s);
+			ka[p] = s;
+			kb[p] = pair_b(s);
 		}
-		(void)id;
 	}
-	learner_step(l, xa, xb, y);
-	return 0;
+	return learner_step(l, xa, xb, y, ka, kb, last - CR_B + 1);
 }
 
 /* Recovery as the daemon does it: load the active model and replay every
@@ -872,16 +909,24 @@ static int recover(sv_store *st, struct learner *l, uint64_t *trained, uint64_t 
 	int rc = sv_store_read_begin(st, &r);
 	if (rc)
 		return rc;
-	learner_init(l);
 	*trained = 0;
 	rc = sv_store_model_get(r, 0, &m);
 	if (rc == 0) {
-		if (learner_load(l, st, &m) || m.applied_seq % CR_B) {
+		float W[CR_D_IN * CR_D_OUT];
+		sv_store_model_weights(st, &m, W);
+		rc = learner_new(l, W, m.optim, m.optim_len);
+		if (rc)
+			goto out;
+		if (learner_steps(l) != m.step || m.applied_seq % CR_B) {
 			rc = -1000;
 			goto out;
 		}
 		*trained = m.applied_seq;
-	} else if (rc != SV_ERR_NOTFOUND) {
+	} else if (rc == SV_ERR_NOTFOUND) {
+		rc = learner_new(l, NULL, NULL, 0);
+		if (rc)
+			goto out;
+	} else {
 		goto out;
 	}
 	rc = sv_store_last_seq(r, last);
@@ -917,7 +962,7 @@ static void __attribute__((noreturn)) crash_child(int mode, int ready)
 {
 	struct sv_store_opts o = crash_opts(mode);
 	struct learner l;
-	unsigned char optim[8 + sizeof l.M];
+	static unsigned char optim[1 << 16];
 	float x[CR_D_IN];
 	char id[32], idb[32];
 	sv_store *st;
@@ -975,15 +1020,17 @@ static void __attribute__((noreturn)) crash_child(int mode, int ready)
 			if (train_batch(&l, NULL, trained + CR_B))
 				_exit(19);
 			trained += CR_B;
-			if (l.step % CR_CK == 0) {
+			if (learner_steps(&l) % CR_CK == 0) {
 				struct sv_store_model m = {0};
 				uint64_t v;
-				m.W = l.W;
-				m.step = l.step;
+				m.W = sv_trainer_weights(l.tr);
+				m.step = learner_steps(&l);
 				m.applied_seq = trained;
 				m.loss = m.auc = m.eer = NAN;
 				m.optim = optim;
-				m.optim_len = learner_save_optim(&l, optim);
+				m.optim_len = learner_save_optim(&l, optim, sizeof optim);
+				if (!m.optim_len)
+					_exit(22);
 				if (sv_store_txn_begin(st, &t) || sv_store_checkpoint_put(t, &m, &v) ||
 				    sv_store_set_active(t, v) || sv_store_txn_commit(t))
 					_exit(20);
@@ -1002,7 +1049,7 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 	char id[32];
 	float x[CR_D_IN], y[CR_D_IN];
 
-	learner_init(&ref);
+	cr_assert_eq(learner_new(&ref, NULL, NULL, 0), 0);
 	for (int it = 0; it < kills; it++) {
 		struct sv_store_opts o = crash_opts(it);
 		struct timespec d;
@@ -1075,17 +1122,17 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 		sv_store_close(st);
 		while (ref_seq < trained) {
 			ref_seq += CR_B;
-			train_batch(&ref, NULL, ref_seq);
+			cr_assert_eq(train_batch(&ref, NULL, ref_seq), 0);
 		}
 		cr_assert_eq(ref_seq, trained);
-		cr_assert_eq(memcmp(ref.W, l.W, sizeof l.W), 0,
-			     "kill %d: replayed W differs at seq %llu", it,
-			     (unsigned long long)trained);
-		cr_assert_eq(memcmp(ref.M, l.M, sizeof l.M), 0);
-		cr_assert_eq(ref.step, l.step);
+		cr_assert(learner_same(&ref, &l), "kill %d: replayed W or optimizer differs at seq %llu",
+			  it, (unsigned long long)trained);
+		cr_assert_eq(learner_steps(&ref), learner_steps(&l));
+		learner_free(&l);
 		total = last;
 	}
 	cr_assert_gt(total, (uint64_t)CR_B * CR_CK, "the children wrote too little to test");
 	cr_log_info("%d kills, %llu pairs logged, %llu steps", kills,
-		    (unsigned long long)total, (unsigned long long)ref.step);
+		    (unsigned long long)total, (unsigned long long)learner_steps(&ref));
+	learner_free(&ref);
 }
