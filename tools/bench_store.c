@@ -55,16 +55,17 @@ static void rm_tree(const char *p)
 }
 
 /* Records to time for one configuration: enough groups to average over,
- * bounded so a durable run with group 1 stays around a second. */
+ * bounded so a durable run with group 1 stays around a second and a
+ * no-sync run lasts long enough (tens of ms) to rise above the noise. */
 static size_t count_for(const struct cfg *c, int nosync, size_t group, enum kind k)
 {
 	size_t n;
 	if (!nosync)
 		n = group == 1 ? 200 : group * (group == 64 ? 40 : 12);
+	else if (k == KIND_ITEMS)
+		n = group == 1 ? 4000 : group * (group == 64 ? 250 : 40);
 	else
-		n = group == 1 ? 4000 : group * (group == 64 ? 160 : 40);
-	if (k == KIND_ITEMS && n > 8192)
-		n = 8192;
+		n = group == 1 ? 4000 : group * (group == 64 ? 1000 : 200);
 	n = (size_t)((double)n * c->scale);
 	n = (n + group - 1) / group * group;
 	return n ? n : group;
