@@ -16,9 +16,11 @@
 
 #include "conf.h"
 #include "log.h"
+#include "metrics_glue.h"
 #include "sv/error.h"
 #include "sv/proto.h"
 #include "sv/store.h"
+#include "reply.h"
 #include "util.h"
 
 #define MAX_PARTS 16
@@ -77,7 +79,7 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	struct jbuf j = { buf, cap, 0 };
 	struct sv_store_stat st = { 0 };
 	sv_store_read *r = NULL;
-	int first = 1;
+	int first = 1, policy;
 
 	if (cap == 0)
 		return 0;
@@ -99,7 +101,10 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	jnum(&j, "eer", atomic_load(&d->prog.eer), 1);
 	jnum(&j, "loss", atomic_load(&d->prog.loss), 1);
 	jnum(&j, "threshold", atomic_load(&d->prog.threshold), 1);
-	jprintf(&j, "\"threshold_policy\":\"%s\",", d->live.threshold_policy);
+	pthread_mutex_lock(&d->live_mu);
+	policy = d->live.threshold_policy;
+	pthread_mutex_unlock(&d->live_mu);
+	jprintf(&j, "\"threshold_policy\":\"%s\",", sv_metrics_policy_name(policy));
 	jprintf(&j, "\"paused\":%s,", atomic_load(&d->prog.paused) ? "true" : "false");
 	ju64(&j, "d_in", d->conf.d_in, 1);
 	ju64(&j, "d_out", d->conf.d_out, 1);
@@ -201,12 +206,23 @@ static void send_mb(struct dadmin *a)
 			 i + 1 < a->mb.n ? ZMQ_SNDMORE : 0);
 }
 
+/* An admin reply with a->json[0..len) as payload (errors: no payload). */
+static void admin_reply(struct dadmin *a, const struct sv_proto_request *rq, int status,
+			const char *msg, size_t len)
+{
+	if (status != SV_PROTO_STATUS_OK ||
+	    sv_proto_encode_reply_admin(&a->mb, rq->hdr.verb, rq->hdr.request_id, status, msg,
+					len ? a->json : NULL, len) < 0)
+		reply_error(&a->mb, rq->hdr.verb, rq->hdr.request_id,
+			    status ? status : SV_PROTO_STATUS_INTERNAL, 0, msg);
+}
+
 static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 {
 	struct sv_daemon *d = a->d;
 	struct sv_proto_request rq;
 	struct sv_proto_error err;
-	char msg[512];
+	char msg[SV_PROTO_MAX_TEXT + 128];
 	int status = SV_PROTO_STATUS_OK, rc;
 	size_t len;
 
@@ -216,27 +232,24 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		count_reject(d, (int)err.reason);
 		sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent", err.msg,
 		       sv_proto_reason_name((int)err.reason));
-		sv_proto_encode_reply(&a->mb, err.have_header ? err.header.verb : 0,
-				      err.have_header ? err.header.request_id : 0,
-				      SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
+		reply_error(&a->mb, err.have_header ? err.header.verb : 0,
+			    err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
+			    (int)err.reason, err.msg);
 		send_mb(a);
 		return;
 	}
 	switch (rq.hdr.verb) {
 	case SV_PROTO_VERB_STATUS:
 		len = status_json(d, a->json, JSON_CAP);
-		sv_proto_encode_reply_admin(&a->mb, rq.hdr.verb, rq.hdr.request_id, status, NULL,
-					    a->json, len);
+		admin_reply(a, &rq, status, NULL, len);
 		break;
 	case SV_PROTO_VERB_VERSIONS:
 		len = versions_json(d, a->json, JSON_CAP, &status);
-		sv_proto_encode_reply_admin(&a->mb, rq.hdr.verb, rq.hdr.request_id, status,
-					    status ? "cannot list versions" : NULL, a->json, len);
+		admin_reply(a, &rq, status, status ? "cannot list versions" : NULL, len);
 		break;
 	case SV_PROTO_VERB_CONFIG:
 		len = conf_show(&d->conf, a->json, JSON_CAP);
-		sv_proto_encode_reply_admin(&a->mb, rq.hdr.verb, rq.hdr.request_id, status, NULL,
-					    a->json, len);
+		admin_reply(a, &rq, status, NULL, len);
 		break;
 	case SV_PROTO_VERB_BACKUP: {
 		char path[SV_PROTO_MAX_TEXT + 1];
@@ -251,15 +264,12 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 			       sv_strerror(rc));
 		snprintf(msg, sizeof(msg), rc == 0 ? "backup written to %s" : "backup to %s failed: %s",
 			 path, sv_strerror(rc));
-		sv_proto_encode_reply_admin(&a->mb, rq.hdr.verb, rq.hdr.request_id,
-					    rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_INTERNAL,
-					    msg, NULL, 0);
+		admin_reply(a, &rq, rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_INTERNAL, msg, 0);
 		break;
 	}
 	case SV_PROTO_VERB_RELOAD:
 		kill(getpid(), SIGHUP);
-		sv_proto_encode_reply_admin(&a->mb, rq.hdr.verb, rq.hdr.request_id, status,
-					    "reload requested (see the log for what changed)", NULL, 0);
+		admin_reply(a, &rq, status, "reload requested (see the log for what changed)", 0);
 		break;
 	case SV_PROTO_VERB_CHECKPOINT:
 	case SV_PROTO_VERB_ROLLBACK:
@@ -271,8 +281,8 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 
 		rc = forward_ctl(a, fr, n, out, &n_out);
 		if (rc < 0) {
-			sv_proto_encode_reply(&a->mb, rq.hdr.verb, rq.hdr.request_id,
-					      SV_PROTO_STATUS_INTERNAL, 0, "trainer unavailable");
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+				    "trainer unavailable");
 			break;
 		}
 		for (int i = 0; i < n_out; i++) {
@@ -285,8 +295,8 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	}
 	default:
 		count_reject(d, SV_REJECT_REFUSED);
-		sv_proto_encode_reply(&a->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED,
-				      0, "not an admin verb: use the ingest or query socket");
+		reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
+			    "not an admin verb: use the ingest or query socket");
 		break;
 	}
 	send_mb(a);
@@ -331,9 +341,9 @@ static void *thread_main(void *arg)
 			zmq_send(a->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);
 		if (over || n <= env) {
 			count_reject(a->d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
-			sv_proto_encode_reply(&a->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
-					      over ? 0 : SV_PROTO_REASON_NO_FRAMES,
-					      over ? "too many frames" : "no frames after the envelope");
+			reply_error(&a->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
+				    over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
+				    over ? "too many frames" : "no frames after the envelope");
 			send_mb(a);
 		} else {
 			handle(a, fr + env, (size_t)(n - env));

@@ -24,10 +24,12 @@
 
 #include "snapshot.h"
 #include "sv/loss.h"
+#include "sv/config.h"
 #include "sv/optim.h"
+#include "sv/proto.h"
 #include "sv/store.h"
 
-#define SV_ENDPOINT_MAX 512
+#define SV_ENDPOINT_MAX SV_CONFIG_STR_MAX
 #define SV_REJECT_MAX 64      /* reject reasons counted (proto's enum and ours) */
 
 /* Reject reasons beyond sv/proto.h's enum sv_proto_reason (which fills 0..31). */
@@ -39,8 +41,10 @@ enum sv_reject {
 	SV_REJECT_TOOMANY_PARTS = 35,   /* more frames than any message has */
 };
 
-/* The daemon's settings, filled from the config module (conf.c). */
+/* The daemon's settings, mapped from the config module's struct sv_config
+ * (conf.c); cfg keeps the original for CONFIG (show) and reload diffs. */
 struct sv_dconf {
+	struct sv_config cfg;
 	char state_dir[SV_ENDPOINT_MAX];
 	char store_path[SV_ENDPOINT_MAX];
 	char ep_ingest[SV_ENDPOINT_MAX];      /* PULL, fire and forget */
@@ -48,25 +52,25 @@ struct sv_dconf {
 	char ep_query[SV_ENDPOINT_MAX];       /* ROUTER, pipelined DEALER clients */
 	char ep_admin[SV_ENDPOINT_MAX];       /* ROUTER, ipc:// mode admin_mode */
 	unsigned admin_mode;                  /* file mode of an ipc:// admin socket */
-	int ingest_hwm;
+	int ingest_hwm;                       /* messages queued per ingest socket */
 	uint32_t d_in, d_out;
 	uint64_t seed;
-	uint32_t batch_size;                  /* B, live */
+	uint32_t batch_size;                  /* B (live) */
 	uint32_t batch_max;                   /* largest B a reload may set */
 	uint32_t max_wait_ms;                 /* a partial batch trains after this */
-	uint32_t group_max;                   /* most messages in one group commit */
-	uint32_t ckpt_steps;                  /* checkpoint every N steps (0: never) */
-	uint32_t ckpt_secs;                   /* ... or T seconds (0: never) */
+	uint32_t group_max;                   /* most messages (or pairs) in one group commit */
+	uint32_t ckpt_steps;                  /* checkpoint every N steps (0: never; live) */
+	uint64_t ckpt_ms;                     /* ... or T ms with new steps (0: never; live) */
 	uint32_t query_threads;
-	uint32_t topk_max;
 	struct sv_loss_params loss;
-	struct sv_optim_params optim;         /* lr is live */
-	int log_level;                        /* live */
-	float threshold;                      /* initial / fixed threshold */
-	char threshold_policy[32];            /* live: fixed, eer, target_far, max_accuracy */
-	double target_far;                    /* target_far policy */
-	uint64_t threshold_min_pairs;         /* window pairs before a policy applies */
+	struct sv_optim_params optim;         /* hyperparameters live, kind fixed */
+	int log_level;                        /* syslog level (live) */
+	float threshold;                      /* fixed / initial threshold (live) */
+	int threshold_policy;                 /* enum sv_config_policy (live) */
+	double target_far;                    /* target_far policy (live) */
+	uint64_t threshold_min_pairs;         /* window pairs before a policy applies (live) */
 	uint32_t metrics_window;              /* pairs in the prequential window */
+	struct sv_proto_limits lim;           /* what the decoders accept */
 	struct sv_store_opts store;
 };
 
@@ -107,10 +111,13 @@ struct sv_progress {
 /* The keys a reload may change while running. */
 struct sv_live {
 	uint32_t batch_size;
-	double lr;
-	char threshold_policy[32];
+	struct sv_optim_params optim;
+	int threshold_policy;
 	float threshold;
 	double target_far;
+	uint64_t min_pairs;
+	uint32_t ckpt_steps;
+	uint64_t ckpt_ms;
 };
 
 struct sv_daemon {

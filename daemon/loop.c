@@ -6,28 +6,42 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "notify.h"
 #include "util.h"
 
+static int sig_pipe[2] = { -1, -1 };
+
+/* Any thread may take the signal (OpenBLAS starts threads before main), so
+ * a handler, not signalfd: it only writes the signal number to a pipe. */
+static void on_signal(int signo)
+{
+	unsigned char b = (unsigned char)signo;
+	int e = errno;
+
+	if (write(sig_pipe[1], &b, 1) < 0)
+		(void)0;
+	errno = e;
+}
+
 int main_block_signals(void)
 {
-	sigset_t set;
-	int fd;
+	struct sigaction sa;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGPIPE);
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-		return -EINVAL;
-	sigdelset(&set, SIGPIPE);
-	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	return fd < 0 ? -errno : fd;
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return sig_pipe[0];
 }
 
 static void status(struct sv_daemon *d, uint64_t *last_pairs, uint64_t *last_ns)
@@ -55,18 +69,18 @@ int main_loop(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
 		timeout_ms = (int)(wd / 2000) > 0 ? (int)(wd / 2000) : 1;
 	for (;;) {
 		struct pollfd p = { sigfd, POLLIN, 0 };
-		struct signalfd_siginfo si;
+		unsigned char signo;
 		uint64_t beat;
 
-		if (poll(&p, 1, timeout_ms) > 0 && read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+		if (poll(&p, 1, timeout_ms) > 0 && read(sigfd, &signo, 1) == 1) {
+			if (signo == SIGTERM || signo == SIGINT) {
 				sv_notify_send("STOPPING=1");
 				sv_log(LOG_NOTICE, "SV-MAIN-STOP",
 				       "%s: stopping input, training the batch in hand, checkpointing",
-				       strsignal((int)si.ssi_signo));
+				       strsignal(signo));
 				return 0;
 			}
-			if (si.ssi_signo == SIGHUP) {
+			if (signo == SIGHUP) {
 				sv_notify_reloading();
 				sv_log(LOG_NOTICE, "SV-MAIN-RELOAD", "SIGHUP: reloading the configuration");
 				conf_reload(d, cli);

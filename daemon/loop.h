@@ -1,7 +1,7 @@
 /* loop.h - the main thread's loop: signals, sd_notify status and watchdog.
  *
- * Signals are blocked in every thread (main_block_signals, before any
- * thread starts) and read here from a signalfd:
+ * Signal handlers (main_block_signals) write the signal number to a pipe
+ * read here (a handler, not signalfd: OpenBLAS threads exist before main):
  *   SIGTERM, SIGINT  STOPPING=1, then return: main stops the threads
  *                    (the trainer trains the batch in hand and checkpoints)
  *   SIGHUP           RELOADING=1 + MONOTONIC_USEC, conf_reload, READY=1
@@ -16,8 +16,8 @@
 #include "conf.h"
 #include "daemon.h"
 
-/* Block SIGTERM, SIGINT, SIGHUP, SIGPIPE in the calling thread (and the
- * threads it starts).  Returns a signalfd or -errno. */
+/* Install the handlers for SIGTERM, SIGINT, SIGHUP; ignore SIGPIPE.
+ * Returns the pipe's read end or -errno. */
 int main_block_signals(void);
 
 /* Run until SIGTERM/SIGINT.  Returns 0. */

@@ -21,27 +21,28 @@ struct sv_metrics_glue {
 	int dirty;
 };
 
-int sv_metrics_policy_parse(const char *name)
+const char *sv_metrics_policy_name(int policy)
 {
 	static const char *const names[] = { "fixed", "target_far", "eer", "max_accuracy" };
 
-	for (int i = 0; i < 4; i++)
-		if (strcmp(name, names[i]) == 0)
-			return i;
-	return -1;
+	return policy >= 0 && policy < 4 ? names[policy] : "unknown";
 }
 
-int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, const char *name, float initial,
-			       double target_far)
+int sv_metrics_glue_policy(const struct sv_metrics_glue *g)
 {
-	int p = sv_metrics_policy_parse(name);
+	return (int)g->cfg.policy;
+}
 
-	if (p < 0 || !isfinite(initial) || !(target_far >= 0.0 && target_far <= 1.0))
+int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float initial,
+			       double target_far, uint64_t min_pairs)
+{
+	if (policy < 0 || policy > 3 || !isfinite(initial) || !(target_far >= 0.0 && target_far <= 1.0))
 		return SV_ERR_RANGE;
-	g->cfg.policy = (enum sv_metrics_policy)p;
+	g->cfg.policy = (enum sv_metrics_policy)policy;
 	g->cfg.initial = initial;
 	g->cfg.target_far = target_far;
-	if (p == SV_METRICS_POLICY_FIXED)
+	g->cfg.min_pairs = min_pairs;
+	if (policy == SV_METRICS_POLICY_FIXED)
 		g->threshold = initial;
 	g->dirty = 1;
 	g->last_ns = 0;
@@ -57,12 +58,12 @@ int sv_metrics_glue_new(struct sv_metrics_glue **out, const struct sv_dconf *c)
 		return -ENOMEM;
 	rc = sv_metrics_window_new(&g->w, c->metrics_window, SV_METRICS_DEFAULT_BINS, 0.01);
 	if (rc == 0)
-		rc = sv_metrics_glue_set_policy(g, c->threshold_policy, c->threshold, c->target_far);
+		rc = sv_metrics_glue_set_policy(g, c->threshold_policy, c->threshold, c->target_far,
+						c->threshold_min_pairs);
 	if (rc < 0) {
 		sv_metrics_glue_free(g);
 		return rc;
 	}
-	g->cfg.min_pairs = c->threshold_min_pairs;
 	g->threshold = c->threshold;
 	*out = g;
 	return 0;

@@ -26,13 +26,13 @@ void sv_metrics_glue_add(struct sv_metrics_glue *g, struct sv_daemon *d, const f
 /* The threshold decisions use now. */
 float sv_metrics_glue_threshold(const struct sv_metrics_glue *g);
 
-/* Change the policy live (SIGHUP).  Returns 0 or SV_ERR_RANGE for a name
- * that is not fixed, eer, target_far, max_accuracy. */
-int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, const char *name, float initial,
-			       double target_far);
-
-/* Policy name to enum sv_metrics_policy; -1 when unknown. */
-int sv_metrics_policy_parse(const char *name);
+/* Change the policy live (SIGHUP): policy is enum sv_config_policy (the
+ * same codes as enum sv_metrics_policy).  Returns 0 or SV_ERR_RANGE. */
+int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float initial,
+			       double target_far, uint64_t min_pairs);
+int sv_metrics_glue_policy(const struct sv_metrics_glue *g);
+/* "fixed", "target_far", "eer", "max_accuracy". */
+const char *sv_metrics_policy_name(int policy);
 
 /* Calibration blob: size, save (returns bytes written or negative), load. */
 size_t sv_metrics_glue_calib_size(const struct sv_metrics_glue *g);

@@ -21,6 +21,7 @@
 #include "sv/model.h"
 #include "sv/proto.h"
 #include "sv/store.h"
+#include "reply.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
 #define MAX_PARTS 16
@@ -110,8 +111,8 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 		sv_store_read_end(r);
 		sv_snap_unref(snap);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
-		sv_proto_encode_reply(&w->mb, rq->hdr.verb, rq->hdr.request_id,
-				      SV_PROTO_STATUS_INTERNAL, 0, "no model or no memory");
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+			    "no model or no memory");
 		return;
 	}
 	while (i < n && sv_proto_next_pair(rq, &it, &pr)) {
@@ -121,6 +122,7 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 		memset(s, 0, sizeof(*s));
 		s->model_version = snap->version;
 		s->threshold = snap->threshold;
+		s->policy = (uint8_t)snap->policy;
 		if (side_row(r, &pr.a, xa, din) < 0 || side_row(r, &pr.b, xb, din) < 0) {
 			s->status = SV_PROTO_STATUS_NOT_FOUND;
 			memset(xa, 0, 2 * din * sizeof(float));
@@ -144,19 +146,23 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 		s->match = s->score >= s->threshold;
 	}
 	sv_snap_unref(snap);
-	sv_proto_encode_reply_scores(&w->mb, rq->hdr.verb, rq->hdr.request_id,
-				     missing == 0 ? SV_PROTO_STATUS_OK :
-				     missing == n && n == 1 ? SV_PROTO_STATUS_NOT_FOUND :
-							      SV_PROTO_STATUS_PARTIAL,
-				     missing ? "some ids are not stored items" : NULL, w->scores, n);
+	if (missing == n)
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND, 0,
+			    "no such item");
+	else if (sv_proto_encode_reply_scores(&w->mb, rq->hdr.verb, rq->hdr.request_id,
+					      missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+					      missing ? "some ids are not stored items" : NULL,
+					      w->scores, n) < 0)
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+			    "cannot encode the scores");
 }
 
 /* TOPK: the one entry point the projection cache replaces.  Until then the
  * store offers no walk over its items, so TOPK is refused with a message. */
 static void query_topk(struct worker *w, const struct sv_proto_request *rq)
 {
-	sv_proto_encode_reply(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
-			      "TOPK is not available in this build (no projection cache yet)");
+	reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
+		    "TOPK is not available in this build (no projection cache yet)");
 }
 
 static void do_item_get(struct worker *w, const struct sv_proto_request *rq)
@@ -171,12 +177,11 @@ static void do_item_get(struct worker *w, const struct sv_proto_request *rq)
 		rc = sv_store_item_get(r, rq->item.id, rq->item.id_len, w->X);
 	sv_store_read_end(r);
 	if (rc == 0)
-		sv_proto_encode_reply_vec(&w->mb, rq->hdr.request_id, NULL, w->X, d->conf.d_in);
-	else
-		sv_proto_encode_reply(&w->mb, rq->hdr.verb, rq->hdr.request_id,
-				      rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND :
-							      SV_PROTO_STATUS_INTERNAL,
-				      0, rc == SV_ERR_NOTFOUND ? "no such item" : sv_strerror(rc));
+		rc = sv_proto_encode_reply_vec(&w->mb, rq->hdr.request_id, NULL, w->X, d->conf.d_in);
+	if (rc < 0)
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id,
+			    rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND : SV_PROTO_STATUS_INTERNAL,
+			    0, rc == SV_ERR_NOTFOUND ? "no such item" : sv_strerror(rc));
 }
 
 static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
@@ -192,9 +197,9 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		sv_log(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent", err.msg,
 		       sv_proto_reason_name((int)err.reason));
-		sv_proto_encode_reply(&w->mb, err.have_header ? err.header.verb : 0,
-				      err.have_header ? err.header.request_id : 0,
-				      SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
+		reply_error(&w->mb, err.have_header ? err.header.verb : 0,
+			    err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
+			    (int)err.reason, err.msg);
 		return;
 	}
 	switch (rq.hdr.verb) {
@@ -211,8 +216,8 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	default:
 		count_reject(d, SV_REJECT_REFUSED);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
-		sv_proto_encode_reply(&w->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED,
-				      0, "not a query verb: ingest and admin verbs have their own sockets");
+		reply_error(&w->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
+			    "not a query verb: ingest and admin verbs have their own sockets");
 		break;
 	}
 }
@@ -253,9 +258,9 @@ static void *worker_main(void *arg)
 		env = 1 + (n >= 2 && fr[1].len == 0);
 		if (over || n <= env) {
 			count_reject(w->q->d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
-			sv_proto_encode_reply(&w->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
-					      over ? 0 : SV_PROTO_REASON_NO_FRAMES,
-					      over ? "too many frames" : "no frames after the envelope");
+			reply_error(&w->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
+				    over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
+				    over ? "too many frames" : "no frames after the envelope");
 		} else {
 			handle(w, fr + env, (size_t)(n - env));
 		}
@@ -351,7 +356,7 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		struct worker *w = &q->w[i];
 
 		w->q = q;
-		w->lim.d_in = d->conf.d_in;
+		w->lim = d->conf.lim;
 		sv_proto_msgbuf_init(&w->mb);
 		w->sock = zmq_socket(d->zctx, ZMQ_DEALER);
 		if (w->sock == NULL || zmq_connect(w->sock, WORKERS_EP) < 0) {

@@ -18,6 +18,7 @@ struct sv_snap *sv_snap_new(uint32_t d_in, uint32_t d_out, const float *W)
 	s->d_in = d_in;
 	s->d_out = d_out;
 	s->threshold = 0.5f;
+	s->policy = 0;
 	if (W != NULL)
 		memcpy(s->W, W, n * sizeof(float));
 	return s;

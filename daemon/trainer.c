@@ -22,12 +22,13 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "sv/train.h"
+#include "reply.h"
 #include "util.h"
 
 #define MAX_PARTS 16            /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
 #define CUT_ID "\0sv-cut"       /* control record marker (no client id starts with NUL) */
 #define CUT_ID_LEN 7
-#define CTL_LEN 12              /* u32 batch size, f64 learning rate */
+#define CTL_LEN 64              /* settings blob, see settings_enc */
 #define INLINE_ID_LEN 34        /* "~v" + 32 hex digits */
 
 /* One item put or delete of the group in hand (visible to later messages of
@@ -36,6 +37,7 @@ struct pend_item {
 	uint8_t id[SV_STORE_ID_MAX];
 	size_t len;
 	long row;                   /* row in pool, -1: deleted in this group */
+	int stored;                 /* the put is in the group's transaction */
 };
 
 /* One pair staged for the batch, valid once the group commits. */
@@ -64,7 +66,9 @@ struct dtrainer {
 	sv_batch *batch;
 	size_t max_pairs;
 	uint32_t B;                 /* batch size in force */
-	double lr;                  /* learning rate in force */
+	struct sv_optim_params op;  /* optimizer parameters in force */
+	uint32_t ckpt_steps;        /* live copies of the checkpoint intervals */
+	uint64_t ckpt_ms;
 	unsigned live_gen;
 	uint64_t base_steps;        /* steps of the loaded checkpoint */
 	uint64_t version;           /* active checkpoint version (0: none) */
@@ -169,10 +173,12 @@ static void publish(struct dtrainer *t)
 		sv_log(LOG_ERR, "SV-TRAIN-NOMEM", "no memory for a model snapshot; queries keep the previous one");
 		return;
 	}
+	atomic_store(&d->prog.backlog, sv_batch_len(t->batch));
 	s->version = t->version;
 	s->steps = t->base_steps + sv_trainer_steps(t->tr);
 	s->applied_seq = t->applied_seq;
 	s->threshold = sv_metrics_glue_threshold(t->mg);
+	s->policy = sv_metrics_glue_policy(t->mg);
 	atomic_store(&d->prog.threshold, s->threshold);
 	sv_snap_publish(&d->snap, s);
 }
@@ -225,19 +231,62 @@ static int batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const flo
 	return 0;
 }
 
-static void set_lr(struct dtrainer *t, double lr)
+/* Settings blob (control records and checkpoints): u8 version 1,
+ * u8 nesterov, u16 0, u32 batch size, then f64 lr, momentum, dampening,
+ * weight_decay, beta1, beta2, eps (host order: little-endian only). */
+static void settings_enc(uint8_t out[CTL_LEN], uint32_t B, const struct sv_optim_params *o)
 {
-	struct sv_optim_params p = sv_trainer_optim(t->tr)->p;
+	double f[7] = { o->lr, o->momentum, o->dampening, o->weight_decay, o->beta1, o->beta2, o->eps };
+
+	memset(out, 0, CTL_LEN);
+	out[0] = 1;
+	out[1] = (uint8_t)(o->nesterov != 0);
+	put_le32(out + 4, B);
+	memcpy(out + 8, f, sizeof(f));
+}
+
+static int settings_dec(const uint8_t *in, size_t len, uint32_t *B, struct sv_optim_params *o)
+{
+	double f[7];
+
+	if (len != CTL_LEN || in[0] != 1)
+		return -1;
+	*B = get_le32(in + 4);
+	memcpy(f, in + 8, sizeof(f));
+	o->nesterov = in[1];
+	o->lr = f[0];
+	o->momentum = f[1];
+	o->dampening = f[2];
+	o->weight_decay = f[3];
+	o->beta1 = f[4];
+	o->beta2 = f[5];
+	o->eps = f[6];
+	return 0;
+}
+
+static int same_params(const struct sv_optim_params *a, const struct sv_optim_params *b)
+{
+	return a->lr == b->lr && a->momentum == b->momentum && a->dampening == b->dampening &&
+	       a->nesterov == b->nesterov && a->weight_decay == b->weight_decay &&
+	       a->beta1 == b->beta1 && a->beta2 == b->beta2 && a->eps == b->eps;
+}
+
+/* Optimizer hyperparameters (the kind stays). */
+static void set_params(struct dtrainer *t, const struct sv_optim_params *p)
+{
+	struct sv_optim_params q = *p;
 	int rc;
 
-	p.lr = lr;
-	rc = sv_trainer_set_optim_params(t->tr, &p);
+	q.kind = sv_trainer_optim(t->tr)->p.kind;
+	if (same_params(&q, &t->op))
+		return;
+	rc = sv_trainer_set_optim_params(t->tr, &q);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-TRAIN-LR", "learning rate %g refused: %s; keeping %g", lr,
-		       sv_strerror(rc), t->lr);
+		sv_log(LOG_ERR, "SV-TRAIN-PARAMS", "optimizer parameters (lr %g) refused: %s; keeping lr %g",
+		       q.lr, sv_strerror(rc), t->op.lr);
 		return;
 	}
-	t->lr = lr;
+	t->op = q;
 }
 
 static uint32_t clamp_batch(struct dtrainer *t, uint32_t B)
@@ -246,32 +295,32 @@ static uint32_t clamp_batch(struct dtrainer *t, uint32_t B)
 		B = 1;
 	if (B > t->max_pairs) {
 		sv_log(LOG_WARNING, "SV-TRAIN-BATCHMAX",
-		       "batch size %u above train.max_batch %zu; using %zu", B, t->max_pairs,
-		       t->max_pairs);
+		       "batch size %u above the largest this daemon was started for (%zu); using %zu", B,
+		       t->max_pairs, t->max_pairs);
 		B = (uint32_t)t->max_pairs;
 	}
 	return B;
 }
 
-/* A control record: train what is accumulated, then set B and lr. */
+/* A control record: train what is accumulated, then take its settings. */
 static void apply_ctl(struct dtrainer *t, const uint8_t *blob, size_t len, uint64_t seq,
 		      int replay)
 {
-	double lr;
+	struct sv_optim_params op = t->op;
+	uint32_t B;
 
 	step(t, replay);
-	if (len == CTL_LEN) {
-		t->B = clamp_batch(t, get_le32(blob));
-		memcpy(&lr, blob + 4, sizeof(lr));
-		if (lr != t->lr)
-			set_lr(t, lr);
+	if (settings_dec(blob, len, &B, &op) == 0) {
+		t->B = clamp_batch(t, B);
+		set_params(t, &op);
 	}
 	if (seq > t->applied_seq)
 		t->applied_seq = seq;
 }
 
-/* Log a control record (own group) and apply it: cut the batch, new B / lr. */
-static int cut(struct dtrainer *t, uint32_t B, double lr, const char *why)
+/* Log a control record (own group) and apply it: cut the batch, then B and
+ * the optimizer parameters op. */
+static int cut(struct dtrainer *t, uint32_t B, const struct sv_optim_params *op, const char *why)
 {
 	struct sv_store_pair p = { 0 };
 	uint8_t blob[CTL_LEN];
@@ -279,8 +328,7 @@ static int cut(struct dtrainer *t, uint32_t B, double lr, const char *why)
 	uint64_t seq = 0;
 	int rc;
 
-	put_le32(blob, B);
-	memcpy(blob + 4, &lr, sizeof(lr));
+	settings_enc(blob, B, op);
 	p.id_a = CUT_ID;
 	p.len_a = CUT_ID_LEN;
 	p.id_b = blob;
@@ -330,8 +378,7 @@ static int checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out
 		goto out;
 	}
 	olen = (size_t)w;
-	put_le32(settings, t->B);
-	memcpy(settings + 4, &t->lr, sizeof(t->lr));
+	settings_enc(settings, t->B, &t->op);
 	w = sv_metrics_glue_calib_save(t->mg, calib, clen);
 	if (w < 0) {
 		rc = (int)w;
@@ -402,21 +449,24 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 		o = NULL;
 	}
 	if (rc == 0 && o != NULL) {
+		struct sv_optim_params op = o->p;
+
 		rc = sv_trainer_set_optim(t->tr, o);
 		if (rc < 0)
 			sv_optim_free(o);
 		else
-			t->lr = o->p.lr;
+			t->op = op;
 	}
 	if (rc < 0)
 		return rc;
-	if (m->settings_len == CTL_LEN) {
-		double lr;
+	{
+		struct sv_optim_params op = t->op;
+		uint32_t B;
 
-		t->B = clamp_batch(t, get_le32(m->settings));
-		memcpy(&lr, (const uint8_t *)m->settings + 4, sizeof(lr));
-		if (lr != t->lr)
-			set_lr(t, lr);
+		if (settings_dec(m->settings, m->settings_len, &B, &op) == 0) {
+			t->B = clamp_batch(t, B);
+			set_params(t, &op);
+		}
 	}
 	if (m->calib_len > 0 && sv_metrics_glue_calib_load(t->mg, t->d, m->calib, m->calib_len) < 0)
 		sv_log(LOG_WARNING, "SV-RECOVER-CALIB",
@@ -496,7 +546,9 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	t->d = d;
 	t->max_pairs = d->conf.batch_max > d->conf.batch_size ? d->conf.batch_max : d->conf.batch_size;
 	t->B = d->conf.batch_size;
-	t->lr = d->conf.optim.lr;
+	t->op = d->conf.optim;
+	t->ckpt_steps = d->conf.ckpt_steps;
+	t->ckpt_ms = d->conf.ckpt_ms;
 	t->last_loss = NAN;
 	t->live_gen = atomic_load(&d->live_gen);
 	tp.d_in = d->conf.d_in;
@@ -505,7 +557,7 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	tp.max_pairs = t->max_pairs;
 	tp.loss = d->conf.loss;
 	tp.optim = d->conf.optim;
-	t->lim.d_in = d->conf.d_in;
+	t->lim = d->conf.lim;
 	sv_proto_msgbuf_init(&t->mb);
 	rc = sv_trainer_new(&t->tr, &tp, NULL);
 	if (rc == 0)
@@ -546,10 +598,15 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	rc = replay(t);
 	if (rc < 0)
 		goto fail;
-	/* The configuration may have changed B or lr while we were down: log it,
-	 * so a later replay changes them at the same point. */
-	if (t->B != clamp_batch(t, d->conf.batch_size) || t->lr != d->conf.optim.lr) {
-		rc = cut(t, clamp_batch(t, d->conf.batch_size), d->conf.optim.lr, "configuration");
+	/* The configuration may have changed B or the optimizer parameters
+	 * while we were down: log it, so a later replay changes them at the same
+	 * point. */
+	{
+		struct sv_optim_params want = d->conf.optim;
+
+		want.kind = t->op.kind;
+		if (t->B != clamp_batch(t, d->conf.batch_size) || !same_params(&want, &t->op))
+			rc = cut(t, clamp_batch(t, d->conf.batch_size), &want, "configuration");
 		if (rc < 0)
 			goto fail;
 	}
@@ -607,6 +664,7 @@ static int pend_add(struct dtrainer *t, const void *id, size_t len, long row)
 	memcpy(p->id, id, len);
 	p->len = len;
 	p->row = row;
+	p->stored = 0;
 	return 0;
 }
 
@@ -714,17 +772,21 @@ struct resolved {
 /* Items: pend, then a store put (not for inline ones already pending). */
 static int item_put(struct dtrainer *t, const void *id, size_t len, long row, uint16_t flags)
 {
+	struct pend_item *p = pend_find(t, id, len);
 	int rc;
 
-	if (flags & SV_ITEM_FLAG_INLINE) {
-		struct pend_item *p = pend_find(t, id, len);
-
-		if (p != NULL && p->row >= 0)
-			return 0;
+	/* content-addressed: one put per group is enough */
+	if ((flags & SV_ITEM_FLAG_INLINE) && p != NULL && p->row >= 0 && p->stored)
+		return 0;
+	rc = 0;
+	if (p == NULL || p->row != row) {
+		rc = pend_add(t, id, len, row);
+		p = rc == 0 ? &t->pend[t->pend_n - 1] : NULL;
 	}
-	rc = pend_add(t, id, len, row);
-	if (rc == 0)
+	if (rc == 0) {
+		p->stored = 1;
 		rc = group_begin(t);
+	}
 	if (rc == 0)
 		rc = sv_store_item_put(t->txn, id, len, row_ptr(t, (size_t)row), flags);
 	if (rc < 0 && t->group_failed == 0)
@@ -910,8 +972,8 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 			a->status = SV_PROTO_STATUS_MALFORMED;
 			a->verb = err.have_header ? err.header.verb : 0;
 			a->req_id = err.have_header ? err.header.request_id : 0;
-			sv_proto_encode_reply(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_MALFORMED,
-					      (int)err.reason, err.msg);
+			reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_MALFORMED,
+				    (int)err.reason, err.msg);
 			send_reply(t, a->rid, a->rid_len, a->delim);
 			t->ack_n--; /* answered */
 		}
@@ -979,9 +1041,8 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 		sv_log(LOG_WARNING, "SV-INGEST-VERB", "%s: verb %s is not an ingest verb; refused", where,
 		       sv_proto_verb_name(rq.hdr.verb) ? sv_proto_verb_name(rq.hdr.verb) : "?");
 		if (a != NULL) {
-			sv_proto_encode_reply(&t->mb, rq.hdr.verb, rq.hdr.request_id,
-					      SV_PROTO_STATUS_REFUSED, 0,
-					      "not an ingest verb: send it to the query or admin socket");
+			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
+				    "not an ingest verb: send it to the query or admin socket");
 			send_reply(t, a->rid, a->rid_len, a->delim);
 			t->ack_n--;
 		}
@@ -1084,19 +1145,23 @@ static void group_finish(struct dtrainer *t)
 		struct pend_ack *a = &t->acks[i];
 
 		if (rc < 0) {
-			sv_proto_encode_reply(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
-					      "store commit failed; nothing of this message was stored");
+			reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
+				    "store commit failed; nothing of this message was stored");
 		} else if (a->verb == SV_PROTO_VERB_PAIR || a->verb == SV_PROTO_VERB_PAIR_BATCH) {
 			int st = SV_PROTO_STATUS_OK;
 
 			if (a->ack.n_rejected)
 				st = SV_PROTO_STATUS_PARTIAL;
-			else if (a->ack.n_duplicate == a->ack.n && a->ack.n > 0)
-				st = SV_PROTO_STATUS_DUPLICATE;
-			sv_proto_encode_reply_ack(&t->mb, a->verb, a->req_id, st, NULL, &a->ack,
-						  t->ack_rows + a->row0);
+			if (a->ack.n_duplicate == a->ack.n && a->ack.n > 0)
+				reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_DUPLICATE, 0,
+					    "already committed: this (client id, seq) was logged before");
+			else if (sv_proto_encode_reply_ack(&t->mb, a->verb, a->req_id, st, NULL,
+							   &a->ack, t->ack_rows + a->row0) < 0)
+				reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
+					    "cannot encode the ack");
 		} else {
-			sv_proto_encode_reply(&t->mb, a->verb, a->req_id, a->status, 0, NULL);
+			reply_error(&t->mb, a->verb, a->req_id, a->status, 0,
+				    a->status == SV_PROTO_STATUS_NOT_FOUND ? "no such item" : NULL);
 		}
 		send_reply(t, a->rid, a->rid_len, a->delim);
 	}
@@ -1174,8 +1239,11 @@ static size_t ingest_group(struct dtrainer *t)
 static void ctl_reply(struct dtrainer *t, const struct sv_proto_request *rq, int status,
 		      const char *msg, const char *payload)
 {
-	sv_proto_encode_reply_admin(&t->mb, rq->hdr.verb, rq->hdr.request_id, status, msg, payload,
-				    payload ? strlen(payload) : 0);
+	if (status != SV_PROTO_STATUS_OK ||
+	    sv_proto_encode_reply_admin(&t->mb, rq->hdr.verb, rq->hdr.request_id, status, msg,
+					payload, payload ? strlen(payload) : 0) < 0)
+		reply_error(&t->mb, rq->hdr.verb, rq->hdr.request_id,
+			    status ? status : SV_PROTO_STATUS_INTERNAL, 0, msg);
 	for (size_t i = 0; i < t->mb.n; i++)
 		zmq_send(t->ctl, t->mb.frames[i].data, t->mb.frames[i].len,
 			 i + 1 < t->mb.n ? ZMQ_SNDMORE : 0);
@@ -1237,9 +1305,9 @@ static void ctl_handle(struct dtrainer *t)
 		uint64_t v = 0;
 
 		rc = checkpoint(t, "admin", &v);
-		snprintf(msg, sizeof(msg), rc == 0 ? "checkpoint v%llu" : "checkpoint failed: %s",
-			 rc == 0 ? (unsigned long long)v : 0ULL);
-		if (rc < 0)
+		if (rc == 0)
+			snprintf(msg, sizeof(msg), "checkpoint v%llu", (unsigned long long)v);
+		else
 			snprintf(msg, sizeof(msg), "checkpoint failed: %s", sv_strerror(rc));
 		break;
 	}
@@ -1260,7 +1328,7 @@ static void ctl_handle(struct dtrainer *t)
 		size_t n_b = sv_batch_len(t->batch);
 
 		if (n_b > 0)
-			rc = cut(t, t->B, t->lr, "flush");
+			rc = cut(t, t->B, &t->op, "flush");
 		if (rc == 0)
 			rc = sv_store_sync(t->d->store);
 		snprintf(msg, sizeof(msg), rc == 0 ? "flushed: trained %zu pending pairs" : "flush failed",
@@ -1285,7 +1353,6 @@ static void apply_live(struct dtrainer *t)
 	unsigned gen = atomic_load(&t->d->live_gen);
 	struct sv_live lv;
 	uint32_t B;
-	double lr;
 
 	if (gen == t->live_gen)
 		return;
@@ -1293,18 +1360,21 @@ static void apply_live(struct dtrainer *t)
 	pthread_mutex_lock(&t->d->live_mu);
 	lv = t->d->live;
 	pthread_mutex_unlock(&t->d->live_mu);
-	if (sv_metrics_glue_set_policy(t->mg, lv.threshold_policy, lv.threshold, lv.target_far) < 0)
-		sv_log(LOG_ERR, "SV-RELOAD-POLICY", "threshold policy '%s' refused; keeping the old one",
+	t->ckpt_steps = lv.ckpt_steps;
+	t->ckpt_ms = lv.ckpt_ms;
+	if (sv_metrics_glue_set_policy(t->mg, lv.threshold_policy, lv.threshold, lv.target_far,
+				       lv.min_pairs) < 0)
+		sv_log(LOG_ERR, "SV-RELOAD-POLICY", "threshold policy %d refused; keeping the old one",
 		       lv.threshold_policy);
 	else
 		publish(t);
 	B = clamp_batch(t, lv.batch_size);
-	lr = lv.lr;
-	if (B == t->B && lr == t->lr)
+	lv.optim.kind = t->op.kind;
+	if (B == t->B && same_params(&lv.optim, &t->op))
 		return;
-	if (cut(t, B, lr, "reload") == 0)
+	if (cut(t, B, &lv.optim, "reload") == 0)
 		sv_log(LOG_NOTICE, "SV-RELOAD-TRAIN", "now batch size %u, learning rate %g", t->B,
-		       t->lr);
+		       t->op.lr);
 }
 
 static void *thread_main(void *arg)
@@ -1340,17 +1410,17 @@ static void *thread_main(void *arg)
 			ingest_group(t);
 		now = now_mono_ns();
 		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)
-			cut(t, t->B, t->lr, "max_wait_ms");
-		if ((d->conf.ckpt_steps && sv_trainer_steps(t->tr) - t->ckpt_steps_at >= d->conf.ckpt_steps) ||
-		    (d->conf.ckpt_secs && sv_trainer_steps(t->tr) != t->ckpt_steps_at &&
-		     now - t->last_ckpt_ns >= (uint64_t)d->conf.ckpt_secs * 1000000000ULL))
+			cut(t, t->B, &t->op, "max_wait_ms");
+		if ((t->ckpt_steps && sv_trainer_steps(t->tr) - t->ckpt_steps_at >= t->ckpt_steps) ||
+		    (t->ckpt_ms && sv_trainer_steps(t->tr) != t->ckpt_steps_at &&
+		     now - t->last_ckpt_ns >= t->ckpt_ms * 1000000ULL))
 			checkpoint(t, "periodic", NULL);
 	}
 	/* Stop: take what is already queued, train the batch in hand, checkpoint. */
 	while (!atomic_load(&d->prog.paused) && ingest_group(t) > 0)
 		;
 	if (sv_batch_len(t->batch) > 0)
-		cut(t, t->B, t->lr, "shutdown");
+		cut(t, t->B, &t->op, "shutdown");
 	checkpoint(t, "shutdown", NULL);
 	return NULL;
 }
