@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics_glue.h"
 #include "sv/batch.h"
+#include "sv/blas.h"
 #include "sv/error.h"
 #include "sv/proto.h"
 #include "sv/store.h"
@@ -138,11 +139,30 @@ static uint64_t id_key(const void *id, size_t len)
 	return fnv1a(id, len, 0xcbf29ce484222325ULL);
 }
 
+/* 128-bit content hash of an inline vector, 8 bytes at a time (two
+ * multiply-xor lanes; not cryptographic: a collision would merge two
+ * anonymous vectors). */
 static void inline_id(const float *x, uint32_t d, char out[INLINE_ID_LEN + 1])
 {
-	uint64_t h1 = fnv1a(x, d * sizeof(float), 0xcbf29ce484222325ULL);
-	uint64_t h2 = fnv1a(x, d * sizeof(float), 0x84222325cbf29ce4ULL ^ h1);
+	const uint8_t *b = (const uint8_t *)x;
+	size_t n = (size_t)d * sizeof(float), i;
+	uint64_t h1 = 0x9e3779b97f4a7c15ULL ^ n, h2 = 0xc2b2ae3d27d4eb4fULL;
 
+	for (i = 0; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, b + i, 8);
+		h1 = (h1 ^ w) * 0xff51afd7ed558ccdULL;
+		h1 ^= h1 >> 29;
+		h2 = (h2 + w) * 0xc4ceb9fe1a85ec53ULL;
+		h2 ^= h2 >> 31;
+	}
+	for (; i < n; i++) {
+		h1 = (h1 ^ b[i]) * 0xff51afd7ed558ccdULL;
+		h2 = (h2 + b[i]) * 0xc4ceb9fe1a85ec53ULL;
+	}
+	h1 ^= h2 >> 17;
+	h2 ^= h1 >> 23;
 	snprintf(out, INLINE_ID_LEN + 1, "~v%016llx%016llx", (unsigned long long)h1,
 		 (unsigned long long)h2);
 }
@@ -551,6 +571,8 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	t->ckpt_ms = d->conf.ckpt_ms;
 	t->last_loss = NAN;
 	t->live_gen = atomic_load(&d->live_gen);
+	/* BLAS threads of the trainer (train.threads); queries share the pool */
+	sv_blas_set_threads((int)d->conf.cfg.train_threads);
 	tp.d_in = d->conf.d_in;
 	tp.d_out = d->conf.d_out;
 	tp.seed = d->conf.seed;
