@@ -1256,6 +1256,39 @@ static size_t ingest_group(struct dtrainer *t)
 	return got;
 }
 
+/* While paused: acked messages are answered PAUSED (nothing stored), the
+ * fire-and-forget socket is left unread so its senders block at the HWM. */
+static void refuse_paused(struct dtrainer *t)
+{
+	zmq_msg_t msgs[MAX_PARTS];
+	struct sv_proto_frame fr[MAX_PARTS];
+	int n;
+
+	while ((n = recv_parts(t->router, msgs, MAX_PARTS)) != 0) {
+		struct sv_proto_request rq;
+		struct sv_proto_error err;
+		int delim, skip;
+
+		if (n < 0)
+			continue;
+		delim = n >= 2 && zmq_msg_size(&msgs[1]) == 0;
+		skip = 1 + delim;
+		frames_of(msgs, n, fr);
+		memset(&err, 0, sizeof(err));
+		if (sv_proto_decode_request(fr + skip, (size_t)(n - skip), &t->lim, &rq, &err) < 0) {
+			count_reject(t->d, (int)err.reason);
+			reply_error(&t->mb, err.have_header ? err.header.verb : 0,
+				    err.have_header ? err.header.request_id : 0,
+				    SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
+		} else {
+			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
+				    "training is paused (admin PAUSE); nothing stored, retry after RESUME");
+		}
+		send_reply(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
+		close_parts(msgs, n);
+	}
+}
+
 /* ---- control (admin verbs that must run on the writer) ------------------ */
 
 static void ctl_reply(struct dtrainer *t, const struct sv_proto_request *rq, int status,
@@ -1338,7 +1371,8 @@ static void ctl_handle(struct dtrainer *t)
 		break;
 	case SV_PROTO_VERB_PAUSE:
 		atomic_store(&t->d->prog.paused, 1);
-		sv_log(LOG_NOTICE, "SV-ADMIN-PAUSE", "training paused: ingest sockets not read until RESUME");
+		sv_log(LOG_NOTICE, "SV-ADMIN-PAUSE",
+		       "training paused: acked ingest answered PAUSED, fire-and-forget held back until RESUME");
 		snprintf(msg, sizeof(msg), "paused");
 		break;
 	case SV_PROTO_VERB_RESUME:
@@ -1408,8 +1442,8 @@ static void *thread_main(void *arg)
 	while (!atomic_load(&d->stopping)) {
 		zmq_pollitem_t it[3] = {
 			{ t->ctl, 0, ZMQ_POLLIN, 0 },
-			{ t->pull, 0, ZMQ_POLLIN, 0 },
 			{ t->router, 0, ZMQ_POLLIN, 0 },
+			{ t->pull, 0, ZMQ_POLLIN, 0 }, /* not polled while paused: backpressure */
 		};
 		int paused = atomic_load(&d->prog.paused);
 		long timeout = 100;
@@ -1423,12 +1457,14 @@ static void *thread_main(void *arg)
 				timeout = 100;
 		}
 		atomic_fetch_add(&d->prog.heartbeat, 1);
-		if (zmq_poll(it, paused ? 1 : 3, timeout) < 0 && zmq_errno() == ETERM)
+		if (zmq_poll(it, paused ? 2 : 3, timeout) < 0 && zmq_errno() == ETERM)
 			break;
 		if (it[0].revents & ZMQ_POLLIN)
 			ctl_handle(t);
 		apply_live(t);
-		if (!paused && ((it[1].revents | it[2].revents) & ZMQ_POLLIN))
+		if (paused && (it[1].revents & ZMQ_POLLIN))
+			refuse_paused(t);
+		else if (!paused && ((it[1].revents | it[2].revents) & ZMQ_POLLIN))
 			ingest_group(t);
 		now = now_mono_ns();
 		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)

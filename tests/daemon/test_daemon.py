@@ -211,6 +211,8 @@ def test_sighup_and_admin():
         r = d.admin('VERSIONS')
         assert r['status'] == 'OK' and len(r['json']['versions']) >= 1, r
         assert d.admin('PAUSE')['status'] == 'OK' and d.status()['paused'] is True
+        r = d.request('ingest-acked.sock', pairs('PAIR', [(1, vec(), vec())], D_IN, req_id=3))
+        assert r['status'] == 'PAUSED' and r['req'] == 3, r
         assert d.admin('RESUME')['status'] == 'OK' and d.status()['paused'] is False
         r = d.admin('ROLLBACK', 9999)
         assert r['status'] == 'NOT_FOUND', r
@@ -246,7 +248,25 @@ def test_command_line():
             assert r.returncode != 0 and 'SV-MAIN-ROOT' in r.stderr, r
 
 
-TESTS = [test_command_line, test_ingest_query_restart, test_replay_after_kill,
+def test_store_mismatch_and_journal():
+    """A store made with other dims is refused with both values named; under
+    journald (JOURNAL_STREAM) lines carry <N> priority prefixes."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        assert d.stop() == 0
+        args = [BIN, '--state-dir', d.dir, '-o', 'model.d_in=32', '-o', 'model.d_out=4']
+        if os.geteuid() == 0:
+            args.append('--allow-root')
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, JOURNAL_STREAM='8:1234'))
+        assert r.returncode == 1, r
+        assert '<3>SV-STORE-OPEN' in r.stderr and '784' not in r.stderr and '32' in r.stderr, r.stderr
+    finally:
+        d.close()
+
+
+TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
          test_sighup_and_admin, test_c_client]
 
 if __name__ == '__main__':
