@@ -1474,8 +1474,10 @@ static void *thread_main(void *arg)
 		     now - t->last_ckpt_ns >= t->ckpt_ms * 1000000ULL))
 			checkpoint(t, "periodic", NULL);
 	}
-	/* Stop: take what is already queued, train the batch in hand, checkpoint. */
-	while (!atomic_load(&d->prog.paused) && ingest_group(t) > 0)
+	/* Stop: take what is already queued (a bounded number of groups, so a
+	 * publisher that keeps sending cannot hold the shutdown), train the
+	 * batch in hand, checkpoint.  Unread messages were never acked. */
+	for (int k = 0; k < 8 && !atomic_load(&d->prog.paused) && ingest_group(t) > 0; k++)
 		;
 	if (sv_batch_len(t->batch) > 0)
 		cut(t, t->B, &t->op, "shutdown");
