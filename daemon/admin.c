@@ -335,7 +335,7 @@ static void *thread_main(void *arg)
 			fr[i].data = zmq_msg_data(&m[i]);
 			fr[i].len = zmq_msg_size(&m[i]);
 		}
-		env = 1 + (n >= 2 && fr[1].len == 0);
+		env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
 		/* envelope first: the reply goes back to the same peer */
 		for (int i = 0; i < env && i < n; i++)
 			zmq_send(a->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);

@@ -1237,7 +1237,7 @@ static size_t ingest_group(struct dtrainer *t)
 			       MAX_PARTS);
 			got++;
 		} else {
-			int delim = n >= 2 && zmq_msg_size(&msgs[1]) == 0;
+			int delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
 			int skip = 1 + delim;
 			struct pend_ack *a = ack_new(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]),
 						     delim);
@@ -1271,7 +1271,7 @@ static void refuse_paused(struct dtrainer *t)
 
 		if (n < 0)
 			continue;
-		delim = n >= 2 && zmq_msg_size(&msgs[1]) == 0;
+		delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
 		skip = 1 + delim;
 		frames_of(msgs, n, fr);
 		memset(&err, 0, sizeof(err));

@@ -266,8 +266,41 @@ def test_store_mismatch_and_journal():
         d.close()
 
 
+def test_garbage_changes_nothing():
+    """Random and truncated messages on every socket: each acked/query/admin
+    one gets a reply; nothing is stored; the daemon keeps serving."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        send_items(d, 2)
+        st0 = d.status()
+        g = np.random.default_rng(11)
+        good = pairs('PAIR_BATCH', [(1, b'it0', b'it1')], D_IN)
+        samples = [[b''], [b'SV'], [g.bytes(32)], [g.bytes(int(g.integers(1, 200)))] * 3,
+                   [good[0], good[1]], [good[0][:31]] + good[1:], good + [b'x'] * 10,
+                   [good[0], g.bytes(8), b'', b'']]
+        for ep in ('ingest-acked.sock', 'query.sock', 'admin.sock'):
+            s = d.sock(zmq.DEALER, ep)
+            for m in samples:
+                s.send_multipart(m)
+                r = parse_reply(s.recv_multipart())
+                assert r['status'] in ('MALFORMED', 'REFUSED', 'NOT_FOUND'), (ep, m[:2], r)
+            s.close()
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        for m in samples:
+            push.send_multipart(m)
+        push.close()
+        st = status_until(d, lambda j: sum(j['counters']['rejects'].values()) >= 3 * len(samples),
+                          'rejects counted')
+        assert st['last_seq'] == st0['last_seq'] and st['items'] == st0['items'], (st0, st)
+        assert score(d, b'it0', b'it1')['status'] == 'OK'
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
-         test_sighup_and_admin, test_c_client]
+         test_sighup_and_admin, test_garbage_changes_nothing, test_c_client]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
