@@ -248,7 +248,9 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		admin_reply(a, &rq, status, status ? "cannot list versions" : NULL, len);
 		break;
 	case SV_PROTO_VERB_CONFIG:
+		pthread_mutex_lock(&d->live_mu); /* a reload may be rewriting live keys */
 		len = conf_show(&d->conf, a->json, JSON_CAP);
+		pthread_mutex_unlock(&d->live_mu);
 		admin_reply(a, &rq, status, NULL, len);
 		break;
 	case SV_PROTO_VERB_BACKUP: {
