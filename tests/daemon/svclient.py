@@ -216,6 +216,9 @@ class Daemon:
             rc = self.proc.wait()
         self.proc = None
         self.log.close()
+        text = self.logtext()
+        for bad in ('runtime error:', 'AddressSanitizer', 'LeakSanitizer'):
+            assert bad not in text, 'sanitizer report in the daemon log:\n' + text
         return rc
 
     def close(self):
