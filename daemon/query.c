@@ -22,6 +22,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"
+#include "trainer.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
 #define MAX_PARTS 16
@@ -157,12 +158,216 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 			    "cannot encode the scores");
 }
 
-/* TOPK: the one entry point the projection cache replaces.  Until then the
- * store offers no walk over its items, so TOPK is refused with a message. */
+/* ---- TOPK, brute force ----------------------------------------------- */
+
+#define TOPK_CHUNK 256
+
+struct hit {
+	float score;
+	uint64_t order;          /* walk position: ties go to the earlier id */
+	const void *id;          /* into the map: valid until the read ends */
+	size_t len;
+};
+
+struct topk_walk {
+	struct worker *w;
+	const struct sv_snap *snap;
+	size_t Q, k;
+	const float *Eq;         /* Q x d_out */
+	const struct sv_proto_side *qs; /* the queries (for exclude-self) */
+	uint8_t *qstatus;
+	struct hit *heaps;       /* Q x k */
+	size_t *nheap;
+	float *X, *E;            /* chunk rows */
+	const void *ids[TOPK_CHUNK];
+	size_t lens[TOPK_CHUNK];
+	size_t n;
+	uint64_t order;
+};
+
+static int worse(const struct hit *a, const struct hit *b)
+{
+	return a->score < b->score || (a->score == b->score && a->order > b->order);
+}
+
+static void heap_push(struct hit *h, size_t *n, size_t k, const struct hit *x)
+{
+	size_t i;
+
+	if (*n == k) {
+		if (!worse(&h[0], x))
+			return;
+		i = 0;
+		h[0] = *x;
+		for (;;) { /* sift down: the root is the worst */
+			size_t l = 2 * i + 1, r = l + 1, m = i;
+			struct hit t;
+
+			if (l < k && worse(&h[l], &h[m]))
+				m = l;
+			if (r < k && worse(&h[r], &h[m]))
+				m = r;
+			if (m == i)
+				return;
+			t = h[i];
+			h[i] = h[m];
+			h[m] = t;
+			i = m;
+		}
+	}
+	i = (*n)++;
+	h[i] = *x;
+	while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
+		struct hit t = h[i];
+
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static int hit_cmp(const void *a, const void *b)
+{
+	const struct hit *x = a, *y = b;
+
+	return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
+}
+
+static void topk_flush(struct topk_walk *tw)
+{
+	uint32_t din = tw->snap->d_in, dout = tw->snap->d_out;
+
+	if (tw->n == 0)
+		return;
+	sv_model_forward(tw->X, tw->n, tw->snap->W, din, dout, tw->E, NULL);
+	for (size_t q = 0; q < tw->Q; q++) {
+		const struct sv_proto_side *qs = &tw->qs[q];
+
+		if (tw->qstatus[q] != SV_PROTO_STATUS_OK)
+			continue;
+		for (size_t j = 0; j < tw->n; j++) {
+			struct hit h;
+
+			/* an id query does not find itself */
+			if (qs->vec == NULL && qs->id_len == tw->lens[j] &&
+			    memcmp(qs->id, tw->ids[j], qs->id_len) == 0)
+				continue;
+			h.score = dot(tw->Eq + q * dout, tw->E + j * dout, dout);
+			h.order = tw->order - tw->n + j;
+			h.id = tw->ids[j];
+			h.len = tw->lens[j];
+			heap_push(tw->heaps + q * tw->k, &tw->nheap[q], tw->k, &h);
+		}
+	}
+	tw->n = 0;
+}
+
+static int topk_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct topk_walk *tw = ctx;
+
+	/* anonymous vectors of pairs are not items anyone asked to find */
+	if ((it->flags & SV_ITEM_FLAG_INLINE) || it->dim != tw->snap->d_in)
+		return 0;
+	memcpy(tw->X + tw->n * tw->snap->d_in, it->vec, (size_t)it->dim * sizeof(float));
+	tw->ids[tw->n] = id;
+	tw->lens[tw->n] = len;
+	tw->n++;
+	tw->order++;
+	if (tw->n == TOPK_CHUNK)
+		topk_flush(tw);
+	return 0;
+}
+
+/* TOPK: the one entry point the projection cache replaces.  For now a brute
+ * force walk over the stored items (inline pair vectors excluded), projected
+ * with the snapshot's W in chunks; an id query leaves itself out. */
 static void query_topk(struct worker *w, const struct sv_proto_request *rq)
 {
-	reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
-		    "TOPK is not available in this build (no projection cache yet)");
+	struct sv_daemon *d = w->q->d;
+	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
+	struct sv_snap *snap = sv_snap_get(&d->snap);
+	struct topk_walk tw = { 0 };
+	struct sv_proto_iter it = { 0 };
+	struct sv_proto_side *qs = NULL;
+	struct sv_proto_topk_query *qr = NULL;
+	struct sv_proto_hit *hits = NULL;
+	sv_store_read *r = NULL;
+	float *Xq = NULL;
+	size_t Q = rq->n, k = rq->k, missing = 0, nh = 0;
+	int rc = -ENOMEM;
+
+	tw.w = w;
+	tw.snap = snap;
+	tw.Q = Q;
+	tw.k = k;
+	qs = calloc(Q, sizeof(*qs));
+	qr = calloc(Q, sizeof(*qr));
+	tw.qstatus = calloc(Q, 1);
+	tw.nheap = calloc(Q, sizeof(size_t));
+	tw.heaps = malloc(Q * k * sizeof(struct hit));
+	hits = malloc(Q * k * sizeof(*hits));
+	Xq = malloc(Q * din * sizeof(float));
+	tw.Eq = malloc(Q * dout * sizeof(float));
+	tw.X = malloc((size_t)TOPK_CHUNK * din * sizeof(float));
+	tw.E = malloc((size_t)TOPK_CHUNK * dout * sizeof(float));
+	if (snap && qs && qr && tw.qstatus && tw.nheap && tw.heaps && hits && Xq && tw.Eq && tw.X && tw.E)
+		rc = sv_store_read_begin(d->store, &r);
+	for (size_t i = 0; rc == 0 && i < Q && sv_proto_next_query(rq, &it, &qs[i]); i++) {
+		tw.qstatus[i] = side_row(r, &qs[i], Xq + i * din, din) == 0 ? SV_PROTO_STATUS_OK :
+									      SV_PROTO_STATUS_NOT_FOUND;
+		if (tw.qstatus[i] != SV_PROTO_STATUS_OK) {
+			memset(Xq + i * din, 0, din * sizeof(float));
+			missing++;
+		}
+	}
+	if (rc == 0) {
+		sv_model_forward(Xq, Q, snap->W, din, dout, (float *)tw.Eq, NULL);
+		tw.qs = qs;
+		rc = sv_store_item_walk(r, topk_item, &tw);
+		topk_flush(&tw);
+	}
+	if (rc == 0) {
+		for (size_t i = 0; i < Q; i++) {
+			struct hit *h = tw.heaps + i * k;
+
+			qsort(h, tw.nheap[i], sizeof(*h), hit_cmp);
+			qr[i].model_version = snap->version;
+			qr[i].status = tw.qstatus[i];
+			qr[i].n_hits = (uint32_t)tw.nheap[i];
+			for (size_t j = 0; j < tw.nheap[i]; j++) {
+				hits[nh].id = h[j].id;
+				hits[nh].id_len = h[j].len;
+				hits[nh].score = h[j].score;
+				nh++;
+			}
+		}
+		if (missing == Q)
+			reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND, 0,
+				    "no such item");
+		else if (sv_proto_encode_reply_topk(&w->mb, rq->hdr.request_id,
+						    missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+						    missing ? "some query ids are not stored items" : NULL,
+						    (uint32_t)k, qr, Q, hits) < 0)
+			rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		atomic_fetch_add(&d->cnt.query_errors, 1);
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+			    snap ? "topk failed (store or memory)" : "no model yet");
+	}
+	sv_store_read_end(r); /* after encoding: hit ids point into the map */
+	sv_snap_unref(snap);
+	free(qs);
+	free(qr);
+	free(tw.qstatus);
+	free(tw.nheap);
+	free(tw.heaps);
+	free(hits);
+	free(Xq);
+	free((float *)tw.Eq);
+	free(tw.X);
+	free(tw.E);
 }
 
 static void do_item_get(struct worker *w, const struct sv_proto_request *rq)

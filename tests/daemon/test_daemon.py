@@ -16,7 +16,7 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, item_put, item_get, pairs, header, parse_reply, status_until, wait_for  # noqa
+from svclient import Daemon, item_put, item_get, pairs, header, parse_reply, status_until, topk, wait_for  # noqa
 
 D_IN, D_OUT = 16, 4
 BASE = ['model.d_in=%d' % D_IN, 'model.d_out=%d' % D_OUT, 'train.batch_pairs=8',
@@ -129,6 +129,39 @@ def test_ingest_query_restart():
         st3 = status_until(d, lambda j: j['steps'] > st2['steps'], 'training after restart')
         assert st3['last_seq'] > st2['last_seq'] >= last_seq, (st2, st3)
         push.close()
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_topk_brute_force():
+    """TOPK by id and by vector: k best stored items by cosine under the
+    current model, best first, self excluded, inline pair vectors never
+    returned; scores agree with SCORE."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        send_items(d, 12)
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        push.send_multipart(pairs('PAIR_BATCH', [(1, vec(), vec()) for _ in range(8)], D_IN))
+        push.close()
+        status_until(d, lambda j: j['pairs_seen'] >= 8, 'pairs trained')
+        r = d.request('query.sock', topk([b'it0', vec(), b'missing'], 5, D_IN, req_id=77))
+        assert r['status'] == 'PARTIAL' and r['req'] == 77, r
+        q0, q1, q2 = r['queries']
+        assert q0['status'] == 'OK' and len(q0['hits']) == 5 and q2['status'] == 'NOT_FOUND', r
+        assert len(q1['hits']) == 5
+        ids0 = [h[0] for h in q0['hits']]
+        assert b'it0' not in ids0 and all(i.startswith(b'it') for i in ids0), ids0
+        sc = [h[1] for h in q0['hits']]
+        assert sc == sorted(sc, reverse=True), sc
+        for hid, s in q0['hits']:
+            s2 = score(d, b'it0', hid)['rows'][0]['score']
+            assert abs(s - s2) < 1e-5, (hid, s, s2)
+        # the best is really the best among all 11 others
+        allsc = sorted((score(d, b'it0', b'it%d' % i)['rows'][0]['score'] for i in range(1, 12)),
+                       reverse=True)
+        assert abs(allsc[0] - sc[0]) < 1e-5 and abs(allsc[4] - sc[4]) < 1e-5, (allsc, sc)
         assert d.stop() == 0
     finally:
         d.close()
@@ -300,7 +333,8 @@ def test_garbage_changes_nothing():
 
 
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
-         test_sighup_and_admin, test_garbage_changes_nothing, test_c_client]
+         test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
+         test_c_client]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
