@@ -136,7 +136,11 @@ static void map(const struct sv_config *c, struct sv_dconf *d)
 	snprintf(d->ep_query, sizeof(d->ep_query), "%s", c->endpoints_query);
 	snprintf(d->ep_admin, sizeof(d->ep_admin), "%s", c->endpoints_admin);
 	d->admin_mode = (unsigned)c->endpoints_admin_mode;
-	d->ingest_hwm = c->limits_max_pending_pairs > 1000000 ? 1000000 : (int)c->limits_max_pending_pairs;
+	/* ZeroMQ counts messages, the key counts pairs: assume batches of about
+	 * 64 pairs, so a queue of single pairs still holds a fair backlog. */
+	d->ingest_hwm = (int)(c->limits_max_pending_pairs / 64 < 100 ? 100 :
+			      c->limits_max_pending_pairs / 64 > 1000000 ? 1000000 :
+			      c->limits_max_pending_pairs / 64);
 	d->d_in = (uint32_t)c->model_d_in;
 	d->d_out = (uint32_t)c->model_d_out;
 	d->seed = c->model_seed;
