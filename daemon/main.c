@@ -29,8 +29,8 @@ static int open_store(struct sv_daemon *d)
 	struct sv_store_opts o = d->conf.store;
 	char err[SV_STORE_ERRMSG_MAX] = "";
 	uint64_t fp = 0xcbf29ce484222325ULL;
-	int rc, fixed[3] = { (int)d->conf.loss.kind, (int)d->conf.loss.mode,
-			     (int)d->conf.optim.kind };
+	int rc,
+	    fixed[3] = {(int)d->conf.loss.kind, (int)d->conf.loss.mode, (int)d->conf.optim.kind};
 
 	/* The settings a store's history depends on: changing them needs a new store. */
 	for (size_t i = 0; i < sizeof(fixed); i++)
@@ -69,7 +69,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (geteuid() == 0 && !cli.allow_root) {
-		sv_log(LOG_ERR, "SV-MAIN-ROOT", "refusing to run as root (use a dedicated user, or --allow-root)");
+		sv_log(LOG_ERR, "SV-MAIN-ROOT",
+		       "refusing to run as root (use a dedicated user, or --allow-root)");
 		return 1;
 	}
 	sv_log_set_level(d.conf.log_level);
@@ -78,7 +79,8 @@ int main(int argc, char **argv)
 	sv_snap_slot_init(&d.snap);
 	sigfd = main_block_signals();
 	if (sigfd < 0 || sv_notify_open() < 0)
-		sv_log(LOG_WARNING, "SV-MAIN-NOTIFY", "signalfd or NOTIFY_SOCKET unusable; continuing");
+		sv_log(LOG_WARNING, "SV-MAIN-NOTIFY",
+		       "signalfd or NOTIFY_SOCKET unusable; continuing");
 
 	rc = open_store(&d);
 	if (rc == 0)
@@ -97,12 +99,13 @@ int main(int argc, char **argv)
 		sv_notify_send("READY=1\nSTATUS=ready");
 		main_loop(&d, sigfd, &cli);
 	} else {
-		sv_notify_sendf("STATUS=startup failed: %s\nERRNO=%d", sv_strerror(rc), rc > -4096 ? -rc : 0);
+		sv_notify_sendf("STATUS=startup failed: %s\nERRNO=%d", sv_strerror(rc),
+		                rc > -4096 ? -rc : 0);
 	}
 
 	atomic_store(&d.stopping, 1);
-	trainer_join(tr);               /* trains the batch in hand, checkpoints */
-	zmq_ctx_shutdown(d.zctx);       /* wakes query and admin threads */
+	trainer_join(tr);         /* trains the batch in hand, checkpoints */
+	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
 	query_stop(q);
 	admin_stop(adm);
 	trainer_close(tr);

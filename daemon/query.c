@@ -35,7 +35,7 @@ struct worker {
 	void *sock;
 	struct sv_proto_limits lim;
 	struct sv_proto_msgbuf mb;
-	float *X, *E;            /* 2 * cap rows of d_in / d_out */
+	float *X, *E; /* 2 * cap rows of d_in / d_out */
 	size_t cap;
 	struct sv_proto_score *scores;
 	size_t scores_cap;
@@ -100,7 +100,7 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 	struct sv_daemon *d = w->q->d;
 	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
 	struct sv_snap *snap = sv_snap_get(&d->snap);
-	struct sv_proto_iter it = { 0 };
+	struct sv_proto_iter it = {0};
 	struct sv_proto_pair pr;
 	sv_store_read *r = NULL;
 	size_t n = rq->n, i = 0, missing = 0;
@@ -113,7 +113,7 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 		sv_snap_unref(snap);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
-			    "no model or no memory");
+		            "no model or no memory");
 		return;
 	}
 	while (i < n && sv_proto_next_pair(rq, &it, &pr)) {
@@ -149,13 +149,13 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 	sv_snap_unref(snap);
 	if (missing == n)
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND, 0,
-			    "no such item");
-	else if (sv_proto_encode_reply_scores(&w->mb, rq->hdr.verb, rq->hdr.request_id,
-					      missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
-					      missing ? "some ids are not stored items" : NULL,
-					      w->scores, n) < 0)
+		            "no such item");
+	else if (sv_proto_encode_reply_scores(
+	             &w->mb, rq->hdr.verb, rq->hdr.request_id,
+	             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+	             missing ? "some ids are not stored items" : NULL, w->scores, n) < 0)
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
-			    "cannot encode the scores");
+		            "cannot encode the scores");
 }
 
 /* ---- TOPK, brute force ----------------------------------------------- */
@@ -164,8 +164,8 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 
 struct hit {
 	float score;
-	uint64_t order;          /* walk position: ties go to the earlier id */
-	const void *id;          /* into the map: valid until the read ends */
+	uint64_t order; /* walk position: ties go to the earlier id */
+	const void *id; /* into the map: valid until the read ends */
 	size_t len;
 };
 
@@ -173,12 +173,12 @@ struct topk_walk {
 	struct worker *w;
 	const struct sv_snap *snap;
 	size_t Q, k;
-	const float *Eq;         /* Q x d_out */
+	const float *Eq;                /* Q x d_out */
 	const struct sv_proto_side *qs; /* the queries (for exclude-self) */
 	uint8_t *qstatus;
-	struct hit *heaps;       /* Q x k */
+	struct hit *heaps; /* Q x k */
 	size_t *nheap;
-	float *X, *E;            /* chunk rows */
+	float *X, *E; /* chunk rows */
 	const void *ids[TOPK_CHUNK];
 	size_t lens[TOPK_CHUNK];
 	size_t n;
@@ -287,8 +287,8 @@ static void query_topk(struct worker *w, const struct sv_proto_request *rq)
 	struct sv_daemon *d = w->q->d;
 	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
 	struct sv_snap *snap = sv_snap_get(&d->snap);
-	struct topk_walk tw = { 0 };
-	struct sv_proto_iter it = { 0 };
+	struct topk_walk tw = {0};
+	struct sv_proto_iter it = {0};
 	struct sv_proto_side *qs = NULL;
 	struct sv_proto_topk_query *qr = NULL;
 	struct sv_proto_hit *hits = NULL;
@@ -311,11 +311,13 @@ static void query_topk(struct worker *w, const struct sv_proto_request *rq)
 	tw.Eq = malloc(Q * dout * sizeof(float));
 	tw.X = malloc((size_t)TOPK_CHUNK * din * sizeof(float));
 	tw.E = malloc((size_t)TOPK_CHUNK * dout * sizeof(float));
-	if (snap && qs && qr && tw.qstatus && tw.nheap && tw.heaps && hits && Xq && tw.Eq && tw.X && tw.E)
+	if (snap && qs && qr && tw.qstatus && tw.nheap && tw.heaps && hits && Xq && tw.Eq && tw.X &&
+	    tw.E)
 		rc = sv_store_read_begin(d->store, &r);
 	for (size_t i = 0; rc == 0 && i < Q && sv_proto_next_query(rq, &it, &qs[i]); i++) {
-		tw.qstatus[i] = side_row(r, &qs[i], Xq + i * din, din) == 0 ? SV_PROTO_STATUS_OK :
-									      SV_PROTO_STATUS_NOT_FOUND;
+		tw.qstatus[i] = side_row(r, &qs[i], Xq + i * din, din) == 0
+		                    ? SV_PROTO_STATUS_OK
+		                    : SV_PROTO_STATUS_NOT_FOUND;
 		if (tw.qstatus[i] != SV_PROTO_STATUS_OK) {
 			memset(Xq + i * din, 0, din * sizeof(float));
 			missing++;
@@ -343,18 +345,19 @@ static void query_topk(struct worker *w, const struct sv_proto_request *rq)
 			}
 		}
 		if (missing == Q)
-			reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND, 0,
-				    "no such item");
-		else if (sv_proto_encode_reply_topk(&w->mb, rq->hdr.request_id,
-						    missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
-						    missing ? "some query ids are not stored items" : NULL,
-						    (uint32_t)k, qr, Q, hits) < 0)
+			reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id,
+			            SV_PROTO_STATUS_NOT_FOUND, 0, "no such item");
+		else if (sv_proto_encode_reply_topk(
+		             &w->mb, rq->hdr.request_id,
+		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k,
+		             qr, Q, hits) < 0)
 			rc = -ENOMEM;
 	}
 	if (rc < 0) {
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
-			    snap ? "topk failed (store or memory)" : "no model yet");
+		            snap ? "topk failed (store or memory)" : "no model yet");
 	}
 	sv_store_read_end(r); /* after encoding: hit ids point into the map */
 	sv_snap_unref(snap);
@@ -382,11 +385,13 @@ static void do_item_get(struct worker *w, const struct sv_proto_request *rq)
 		rc = sv_store_item_get(r, rq->item.id, rq->item.id_len, w->X);
 	sv_store_read_end(r);
 	if (rc == 0)
-		rc = sv_proto_encode_reply_vec(&w->mb, rq->hdr.request_id, NULL, w->X, d->conf.d_in);
+		rc =
+		    sv_proto_encode_reply_vec(&w->mb, rq->hdr.request_id, NULL, w->X, d->conf.d_in);
 	if (rc < 0)
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id,
-			    rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND : SV_PROTO_STATUS_INTERNAL,
-			    0, rc == SV_ERR_NOTFOUND ? "no such item" : sv_strerror(rc));
+		            rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND
+		                                  : SV_PROTO_STATUS_INTERNAL,
+		            0, rc == SV_ERR_NOTFOUND ? "no such item" : sv_strerror(rc));
 }
 
 static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
@@ -403,8 +408,8 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		sv_log(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent", err.msg,
 		       sv_proto_reason_name((int)err.reason));
 		reply_error(&w->mb, err.have_header ? err.header.verb : 0,
-			    err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
-			    (int)err.reason, err.msg);
+		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
+		            (int)err.reason, err.msg);
 		return;
 	}
 	switch (rq.hdr.verb) {
@@ -422,7 +427,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		count_reject(d, SV_REJECT_REFUSED);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		reply_error(&w->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
-			    "not a query verb: ingest and admin verbs have their own sockets");
+		            "not a query verb: ingest and admin verbs have their own sockets");
 		break;
 	}
 }
@@ -462,10 +467,11 @@ static void *worker_main(void *arg)
 		}
 		env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
 		if (over || n <= env) {
-			count_reject(w->q->d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
+			count_reject(w->q->d,
+			             over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
 			reply_error(&w->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
-				    over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
-				    over ? "too many frames" : "no frames after the envelope");
+			            over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
+			            over ? "too many frames" : "no frames after the envelope");
 		} else {
 			handle(w, fr + env, (size_t)(n - env));
 		}
@@ -473,7 +479,7 @@ static void *worker_main(void *arg)
 			zmq_send(w->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);
 		for (size_t i = 0; i < w->mb.n; i++)
 			zmq_send(w->sock, w->mb.frames[i].data, w->mb.frames[i].len,
-				 i + 1 < w->mb.n ? ZMQ_SNDMORE : 0);
+			         i + 1 < w->mb.n ? ZMQ_SNDMORE : 0);
 		for (int i = 0; i < n; i++)
 			zmq_msg_close(&m[i]);
 	}
@@ -494,10 +500,13 @@ static void forward(struct dquery *q, void *src, void *dst, int to_client)
 			return;
 		}
 		more = zmq_msg_more(&m);
-		if (ok && zmq_msg_send(&m, dst, (more ? ZMQ_SNDMORE : 0) | (to_client ? ZMQ_DONTWAIT : 0)) < 0) {
+		if (ok &&
+		    zmq_msg_send(&m, dst,
+		                 (more ? ZMQ_SNDMORE : 0) | (to_client ? ZMQ_DONTWAIT : 0)) < 0) {
 			ok = 0;
 			atomic_fetch_add(&q->d->cnt.unroutable, 1);
-			sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE", "reply dropped: %s (client gone or not reading)",
+			sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE",
+			       "reply dropped: %s (client gone or not reading)",
 			       zmq_strerror(zmq_errno()));
 		}
 		zmq_msg_close(&m); /* empty after a successful send */
@@ -510,8 +519,8 @@ static void *front_main(void *arg)
 
 	for (;;) {
 		zmq_pollitem_t it[2] = {
-			{ q->front, 0, ZMQ_POLLIN, 0 },
-			{ q->back, 0, ZMQ_POLLIN, 0 },
+		    {q->front, 0, ZMQ_POLLIN, 0},
+		    {q->back, 0, ZMQ_POLLIN, 0},
 		};
 
 		if (zmq_poll(it, 2, -1) < 0) {
@@ -548,8 +557,8 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 	zmq_setsockopt(q->front, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
 	if (zmq_bind(q->front, d->conf.ep_query) < 0) {
 		rc = -zmq_errno();
-		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s", d->conf.ep_query,
-		       zmq_strerror(-rc));
+		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s",
+		       d->conf.ep_query, zmq_strerror(-rc));
 		goto fail;
 	}
 	sv_log(LOG_INFO, "SV-SOCKET-BIND", "query (ROUTER) socket on %s", d->conf.ep_query);

@@ -26,24 +26,24 @@
 #include "reply.h"
 #include "util.h"
 
-#define MAX_PARTS 16            /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
-#define CUT_ID "\0sv-cut"       /* control record marker (no client id starts with NUL) */
+#define MAX_PARTS 16      /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
+#define CUT_ID "\0sv-cut" /* control record marker (no client id starts with NUL) */
 #define CUT_ID_LEN 7
-#define CTL_LEN 64              /* settings blob, see settings_enc */
-#define INLINE_ID_LEN 34        /* "~v" + 32 hex digits */
+#define CTL_LEN 64       /* settings blob, see settings_enc */
+#define INLINE_ID_LEN 34 /* "~v" + 32 hex digits */
 
 /* One item put or delete of the group in hand (visible to later messages of
  * the same group before the commit). */
 struct pend_item {
 	uint8_t id[SV_STORE_ID_MAX];
 	size_t len;
-	long row;                   /* row in pool, -1: deleted in this group */
-	int stored;                 /* the put is in the group's transaction */
+	long row;   /* row in pool, -1: deleted in this group */
+	int stored; /* the put is in the group's transaction */
 };
 
 /* One pair staged for the batch, valid once the group commits. */
 struct stage_pair {
-	size_t row_a, row_b;        /* rows in pool */
+	size_t row_a, row_b; /* rows in pool */
 	uint64_t key_a, key_b, seq;
 	uint8_t label;
 };
@@ -52,13 +52,13 @@ struct stage_pair {
 struct pend_ack {
 	uint8_t rid[256];
 	size_t rid_len;
-	int delim;                  /* the client sent an empty delimiter frame */
+	int delim; /* the client sent an empty delimiter frame */
 	uint8_t verb;
 	uint64_t req_id;
-	int status;                 /* reply status if not an ACK (item verbs) */
+	int status; /* reply status if not an ACK (item verbs) */
 	struct sv_proto_ack ack;
-	size_t row0, nrows;         /* rows in t->ack_rows */
-	size_t stage0, nstage;      /* pairs it staged */
+	size_t row0, nrows;    /* rows in t->ack_rows */
+	size_t stage0, nstage; /* pairs it staged */
 };
 
 struct dtrainer {
@@ -66,16 +66,16 @@ struct dtrainer {
 	sv_trainer *tr;
 	sv_batch *batch;
 	size_t max_pairs;
-	uint32_t B;                 /* batch size in force */
-	struct sv_optim_params op;  /* optimizer parameters in force */
-	uint32_t ckpt_steps;        /* live copies of the checkpoint intervals */
+	uint32_t B;                /* batch size in force */
+	struct sv_optim_params op; /* optimizer parameters in force */
+	uint32_t ckpt_steps;       /* live copies of the checkpoint intervals */
 	uint64_t ckpt_ms;
 	unsigned live_gen;
-	uint64_t base_steps;        /* steps of the loaded checkpoint */
-	uint64_t version;           /* active checkpoint version (0: none) */
-	uint64_t applied_seq;       /* last log record whose effect is in W */
+	uint64_t base_steps;  /* steps of the loaded checkpoint */
+	uint64_t version;     /* active checkpoint version (0: none) */
+	uint64_t applied_seq; /* last log record whose effect is in W */
 	uint64_t pairs_seen;
-	uint64_t batch_t0;          /* monotonic ns of the batch's first pair */
+	uint64_t batch_t0; /* monotonic ns of the batch's first pair */
 	uint64_t last_ckpt_ns, ckpt_steps_at;
 	double last_loss;
 	float *scores;
@@ -90,7 +90,7 @@ struct dtrainer {
 	/* the group in hand */
 	sv_store_txn *txn;
 	int group_failed;
-	float *pool;                /* rows of d_in floats */
+	float *pool; /* rows of d_in floats */
 	size_t pool_n, pool_cap;
 	struct pend_item *pend;
 	size_t pend_n, pend_cap;
@@ -164,7 +164,7 @@ static void inline_id(const float *x, uint32_t d, char out[INLINE_ID_LEN + 1])
 	h1 ^= h2 >> 17;
 	h2 ^= h1 >> 23;
 	snprintf(out, INLINE_ID_LEN + 1, "~v%016llx%016llx", (unsigned long long)h1,
-		 (unsigned long long)h2);
+	         (unsigned long long)h2);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -190,7 +190,8 @@ static void publish(struct dtrainer *t)
 	atomic_store(&d->prog.pairs_seen, t->pairs_seen);
 	atomic_store(&d->prog.model_version, t->version);
 	if (s == NULL) {
-		sv_log(LOG_ERR, "SV-TRAIN-NOMEM", "no memory for a model snapshot; queries keep the previous one");
+		sv_log(LOG_ERR, "SV-TRAIN-NOMEM",
+		       "no memory for a model snapshot; queries keep the previous one");
 		return;
 	}
 	atomic_store(&d->prog.backlog, sv_batch_len(t->batch));
@@ -236,8 +237,8 @@ static void step(struct dtrainer *t, int replay)
 		publish(t);
 }
 
-static int batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const float *xb,
-		     uint64_t kb, uint8_t y, uint64_t seq, int replay)
+static int batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const float *xb, uint64_t kb,
+                     uint8_t y, uint64_t seq, int replay)
 {
 	int rc;
 
@@ -256,7 +257,8 @@ static int batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const flo
  * weight_decay, beta1, beta2, eps (host order: little-endian only). */
 static void settings_enc(uint8_t out[CTL_LEN], uint32_t B, const struct sv_optim_params *o)
 {
-	double f[7] = { o->lr, o->momentum, o->dampening, o->weight_decay, o->beta1, o->beta2, o->eps };
+	double f[7] = {o->lr,    o->momentum, o->dampening, o->weight_decay,
+	               o->beta1, o->beta2,    o->eps};
 
 	memset(out, 0, CTL_LEN);
 	out[0] = 1;
@@ -302,8 +304,9 @@ static void set_params(struct dtrainer *t, const struct sv_optim_params *p)
 		return;
 	rc = sv_trainer_set_optim_params(t->tr, &q);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-TRAIN-PARAMS", "optimizer parameters (lr %g) refused: %s; keeping lr %g",
-		       q.lr, sv_strerror(rc), t->op.lr);
+		sv_log(LOG_ERR, "SV-TRAIN-PARAMS",
+		       "optimizer parameters (lr %g) refused: %s; keeping lr %g", q.lr,
+		       sv_strerror(rc), t->op.lr);
 		return;
 	}
 	t->op = q;
@@ -314,17 +317,17 @@ static uint32_t clamp_batch(struct dtrainer *t, uint32_t B)
 	if (B == 0)
 		B = 1;
 	if (B > t->max_pairs) {
-		sv_log(LOG_WARNING, "SV-TRAIN-BATCHMAX",
-		       "batch size %u above the largest this daemon was started for (%zu); using %zu", B,
-		       t->max_pairs, t->max_pairs);
+		sv_log(
+		    LOG_WARNING, "SV-TRAIN-BATCHMAX",
+		    "batch size %u above the largest this daemon was started for (%zu); using %zu",
+		    B, t->max_pairs, t->max_pairs);
 		B = (uint32_t)t->max_pairs;
 	}
 	return B;
 }
 
 /* A control record: train what is accumulated, then take its settings. */
-static void apply_ctl(struct dtrainer *t, const uint8_t *blob, size_t len, uint64_t seq,
-		      int replay)
+static void apply_ctl(struct dtrainer *t, const uint8_t *blob, size_t len, uint64_t seq, int replay)
 {
 	struct sv_optim_params op = t->op;
 	uint32_t B;
@@ -342,7 +345,7 @@ static void apply_ctl(struct dtrainer *t, const uint8_t *blob, size_t len, uint6
  * the optimizer parameters op. */
 static int cut(struct dtrainer *t, uint32_t B, const struct sv_optim_params *op, const char *why)
 {
-	struct sv_store_pair p = { 0 };
+	struct sv_store_pair p = {0};
 	uint8_t blob[CTL_LEN];
 	sv_store_txn *txn = NULL;
 	uint64_t seq = 0;
@@ -378,7 +381,7 @@ static int cut(struct dtrainer *t, uint32_t B, const struct sv_optim_params *op,
 static int checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out)
 {
 	struct sv_daemon *d = t->d;
-	struct sv_store_model m = { 0 };
+	struct sv_store_model m = {0};
 	const struct sv_optim *o = sv_trainer_optim(t->tr);
 	size_t olen = sv_optim_saved_size(o);
 	uint8_t settings[CTL_LEN];
@@ -429,8 +432,8 @@ static int checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out
 out:
 	free(obuf);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-CKPT-FAIL", "checkpoint (%s) failed: %s; training continues", why,
-		       sv_strerror(rc));
+		sv_log(LOG_ERR, "SV-CKPT-FAIL", "checkpoint (%s) failed: %s; training continues",
+		       why, sv_strerror(rc));
 		return rc;
 	}
 	t->version = v;
@@ -463,7 +466,8 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 	rc = sv_optim_load(&o, m->optim, m->optim_len);
 	if (rc == 0 && o->p.kind != t->d->conf.optim.kind) {
 		sv_log(LOG_WARNING, "SV-RECOVER-OPTIM",
-		       "checkpoint optimizer kind %d differs from train.optimizer; starting a fresh optimizer state",
+		       "checkpoint optimizer kind %d differs from train.optimizer; starting a "
+		       "fresh optimizer state",
 		       (int)o->p.kind);
 		sv_optim_free(o);
 		o = NULL;
@@ -490,7 +494,8 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 	}
 	if (m->calib_len > 0 && sv_metrics_glue_calib_load(t->mg, t->d, m->calib, m->calib_len) < 0)
 		sv_log(LOG_WARNING, "SV-RECOVER-CALIB",
-		       "checkpoint v%llu has an unreadable calibration; starting an empty metrics window",
+		       "checkpoint v%llu has an unreadable calibration; starting an empty metrics "
+		       "window",
 		       (unsigned long long)m->version);
 	t->base_steps = m->step - sv_trainer_steps(t->tr);
 	t->version = m->version;
@@ -527,7 +532,7 @@ static int replay(struct dtrainer *t)
 			continue;
 		}
 		rc = batch_add(t, xa, id_key(p.id_a, p.len_a), xb, id_key(p.id_b, p.len_b), p.label,
-			       p.seq, 1);
+		               p.seq, 1);
 		n++;
 	}
 	if (rc == SV_ERR_NOTFOUND)
@@ -536,8 +541,9 @@ static int replay(struct dtrainer *t)
 	sv_store_read_end(r);
 	free(xa);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-RECOVER-REPLAY", "replay of the pair log from seq %llu failed: %s",
-		       (unsigned long long)from, sv_strerror(rc));
+		sv_log(LOG_ERR, "SV-RECOVER-REPLAY",
+		       "replay of the pair log from seq %llu failed: %s", (unsigned long long)from,
+		       sv_strerror(rc));
 		return rc;
 	}
 	if (skipped)
@@ -545,7 +551,8 @@ static int replay(struct dtrainer *t)
 		       "%llu logged pairs name items that no longer exist; skipped in replay",
 		       (unsigned long long)skipped);
 	sv_log(LOG_INFO, "SV-RECOVER-REPLAY",
-	       "replayed %llu pairs after seq %llu: %llu steps total, applied_seq %llu, %zu pairs in the open batch",
+	       "replayed %llu pairs after seq %llu: %llu steps total, applied_seq %llu, %zu pairs "
+	       "in the open batch",
 	       (unsigned long long)n, (unsigned long long)(from - 1),
 	       (unsigned long long)(t->base_steps + sv_trainer_steps(t->tr)),
 	       (unsigned long long)t->applied_seq, sv_batch_len(t->batch));
@@ -555,7 +562,7 @@ static int replay(struct dtrainer *t)
 int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 {
 	struct dtrainer *t = calloc(1, sizeof(*t));
-	struct sv_train_params tp = { 0 };
+	struct sv_train_params tp = {0};
 	struct sv_store_model m;
 	sv_store_read *r = NULL;
 	uint64_t last = 0;
@@ -564,7 +571,8 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	if (t == NULL)
 		return -ENOMEM;
 	t->d = d;
-	t->max_pairs = d->conf.batch_max > d->conf.batch_size ? d->conf.batch_max : d->conf.batch_size;
+	t->max_pairs =
+	    d->conf.batch_max > d->conf.batch_size ? d->conf.batch_max : d->conf.batch_size;
 	t->B = d->conf.batch_size;
 	t->op = d->conf.optim;
 	t->ckpt_steps = d->conf.ckpt_steps;
@@ -606,16 +614,19 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	}
 	sv_store_read_end(r);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-RECOVER-LOAD", "cannot load the active model: %s", sv_strerror(rc));
+		sv_log(LOG_ERR, "SV-RECOVER-LOAD", "cannot load the active model: %s",
+		       sv_strerror(rc));
 		goto fail;
 	}
 	atomic_store(&d->prog.last_seq, last);
 	if (have_model)
-		sv_log(LOG_INFO, "SV-RECOVER-LOAD", "loaded model v%llu: step %llu, applied_seq %llu, log ends at %llu",
+		sv_log(LOG_INFO, "SV-RECOVER-LOAD",
+		       "loaded model v%llu: step %llu, applied_seq %llu, log ends at %llu",
 		       (unsigned long long)t->version, (unsigned long long)t->base_steps,
 		       (unsigned long long)t->applied_seq, (unsigned long long)last);
 	else
-		sv_log(LOG_INFO, "SV-RECOVER-NEW", "no model in the store: W from seed %llu, log ends at %llu",
+		sv_log(LOG_INFO, "SV-RECOVER-NEW",
+		       "no model in the store: W from seed %llu, log ends at %llu",
 		       (unsigned long long)d->conf.seed, (unsigned long long)last);
 	rc = replay(t);
 	if (rc < 0)
@@ -645,10 +656,10 @@ fail:
 /* ---- ingest ------------------------------------------------------------- */
 
 static const char *const own_reason_names[] = {
-	[SV_REJECT_NOITEM - SV_REJECT_OWN] = "unknown_item",
-	[SV_REJECT_REFUSED - SV_REJECT_OWN] = "wrong_socket",
-	[SV_REJECT_STORE - SV_REJECT_OWN] = "store_failed",
-	[SV_REJECT_TOOMANY_PARTS - SV_REJECT_OWN] = "too_many_frames",
+    [SV_REJECT_NOITEM - SV_REJECT_OWN] = "unknown_item",
+    [SV_REJECT_REFUSED - SV_REJECT_OWN] = "wrong_socket",
+    [SV_REJECT_STORE - SV_REJECT_OWN] = "store_failed",
+    [SV_REJECT_TOOMANY_PARTS - SV_REJECT_OWN] = "too_many_frames",
 };
 
 const char *reject_name(int reason)
@@ -728,8 +739,8 @@ static int group_begin(struct dtrainer *t)
 /* Resolve one side into a pool row; *store_put tells whether an item put is
  * needed.  Returns 0, SV_ERR_NOTFOUND, or a negative code. */
 static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_proto_side *s,
-			char inl[INLINE_ID_LEN + 1], const void **id, size_t *len, long *row,
-			int *put)
+                        char inl[INLINE_ID_LEN + 1], const void **id, size_t *len, long *row,
+                        int *put)
 {
 	struct pend_item *p;
 	long k;
@@ -820,10 +831,10 @@ static int item_put(struct dtrainer *t, const void *id, size_t len, long row, ui
 
 /* A PAIR / PAIR_BATCH request: resolve, log, stage.  rows gets one ack row
  * per pair. */
-static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq,
-			 struct pend_ack *a, struct sv_proto_ack_row *rows)
+static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, struct pend_ack *a,
+                         struct sv_proto_ack_row *rows)
 {
-	struct sv_proto_iter it = { 0 };
+	struct sv_proto_iter it = {0};
 	struct sv_proto_pair pr;
 	sv_store_read *r = NULL;
 	struct resolved *res = NULL;
@@ -837,12 +848,12 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq,
 	}
 	/* Phase 1: resolve every side (reads only; no write call while r is open). */
 	while (i < n && sv_proto_next_pair(rq, &it, &pr)) {
-		const struct sv_proto_side *sd[2] = { &pr.a, &pr.b };
+		const struct sv_proto_side *sd[2] = {&pr.a, &pr.b};
 
 		res[i].rc = 0;
 		for (int s = 0; s < 2 && res[i].rc == 0; s++) {
 			res[i].rc = side_resolve(t, &r, sd[s], res[i].inl[s], &res[i].id[s],
-						 &res[i].len[s], &res[i].row[s], &res[i].put[s]);
+			                         &res[i].len[s], &res[i].row[s], &res[i].put[s]);
 			if (res[i].rc == 0 && res[i].put[s])
 				pend_add(t, res[i].id[s], res[i].len[s], res[i].row[s]);
 		}
@@ -856,7 +867,7 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq,
 	n = i;
 	/* Phase 2: item puts and appends, in message order. */
 	for (i = 0; i < n && t->group_failed == 0; i++) {
-		struct sv_store_pair sp = { 0 };
+		struct sv_store_pair sp = {0};
 		uint8_t label = res[i].label;
 		uint64_t seq = 0;
 		int rc = res[i].rc;
@@ -886,7 +897,7 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq,
 		for (int s = 0; s < 2; s++)
 			if (res[i].put[s] &&
 			    item_put(t, res[i].id[s], res[i].len[s], res[i].row[s],
-				     res[i].id[s] == res[i].inl[s] ? SV_ITEM_FLAG_INLINE : 0) < 0)
+			             res[i].id[s] == res[i].inl[s] ? SV_ITEM_FLAG_INLINE : 0) < 0)
 				break;
 		if (t->group_failed || group_begin(t) < 0)
 			break;
@@ -916,17 +927,18 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq,
 			t->group_failed = rc;
 			break;
 		}
-		if (grow((void **)&t->stage, &t->stage_cap, t->stage_n + 1, sizeof(*t->stage)) < 0) {
+		if (grow((void **)&t->stage, &t->stage_cap, t->stage_n + 1, sizeof(*t->stage)) <
+		    0) {
 			t->group_failed = -ENOMEM;
 			break;
 		}
 		t->stage[t->stage_n++] = (struct stage_pair){
-			.row_a = (size_t)res[i].row[0],
-			.row_b = (size_t)res[i].row[1],
-			.key_a = id_key(sp.id_a, sp.len_a),
-			.key_b = id_key(sp.id_b, sp.len_b),
-			.seq = seq,
-			.label = label,
+		    .row_a = (size_t)res[i].row[0],
+		    .row_b = (size_t)res[i].row[1],
+		    .key_a = id_key(sp.id_a, sp.len_a),
+		    .key_b = id_key(sp.id_b, sp.len_b),
+		    .seq = seq,
+		    .label = label,
 		};
 		a->nstage++;
 		a->ack.n_committed++;
@@ -947,7 +959,7 @@ static void send_reply(struct dtrainer *t, const uint8_t *rid, size_t rid_len, i
 		goto fail;
 	for (size_t i = 0; i < t->mb.n; i++)
 		if (zmq_send(t->router, t->mb.frames[i].data, t->mb.frames[i].len,
-			     (i + 1 < t->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+		             (i + 1 < t->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
 			goto fail;
 	return;
 fail:
@@ -977,7 +989,7 @@ static struct pend_ack *ack_new(struct dtrainer *t, const uint8_t *rid, size_t r
 /* One ingest message (frames without envelope).  acked: a reply is owed
  * (a != NULL).  Malformed messages change nothing and are answered at once. */
 static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size_t nfr,
-		       struct pend_ack *a, const char *where)
+                       struct pend_ack *a, const char *where)
 {
 	struct sv_proto_request rq;
 	struct sv_proto_error err;
@@ -995,7 +1007,7 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 			a->verb = err.have_header ? err.header.verb : 0;
 			a->req_id = err.have_header ? err.header.request_id : 0;
 			reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_MALFORMED,
-				    (int)err.reason, err.msg);
+			            (int)err.reason, err.msg);
 			send_reply(t, a->rid, a->rid_len, a->delim);
 			t->ack_n--; /* answered */
 		}
@@ -1011,14 +1023,14 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 		struct sv_proto_ack_row *rows;
 
 		if (grow((void **)&t->ack_rows, &t->ack_rows_cap, t->ack_rows_n + rq.n,
-			 sizeof(*t->ack_rows)) < 0) {
+		         sizeof(*t->ack_rows)) < 0) {
 			t->group_failed = -ENOMEM;
 			return;
 		}
 		rows = t->ack_rows + t->ack_rows_n;
 		t->ack_rows_n += rq.n;
 		if (a == NULL) {
-			struct pend_ack tmp = { 0 };
+			struct pend_ack tmp = {0};
 
 			ingest_pairs(t, &rq, &tmp, rows);
 			t->ack_rows_n -= rq.n;
@@ -1060,11 +1072,12 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 		break;
 	default:
 		count_reject(t->d, SV_REJECT_REFUSED);
-		sv_log(LOG_WARNING, "SV-INGEST-VERB", "%s: verb %s is not an ingest verb; refused", where,
+		sv_log(LOG_WARNING, "SV-INGEST-VERB", "%s: verb %s is not an ingest verb; refused",
+		       where,
 		       sv_proto_verb_name(rq.hdr.verb) ? sv_proto_verb_name(rq.hdr.verb) : "?");
 		if (a != NULL) {
-			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
-				    "not an ingest verb: send it to the query or admin socket");
+			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED,
+			            0, "not an ingest verb: send it to the query or admin socket");
 			send_reply(t, a->rid, a->rid_len, a->delim);
 			t->ack_n--;
 		}
@@ -1153,7 +1166,8 @@ static void group_finish(struct dtrainer *t)
 		count_reject(d, SV_REJECT_STORE);
 		atomic_fetch_add(&d->cnt.pairs[SV_PAIR_OUTCOME_FAILED], lost);
 		sv_log(LOG_ERR, "SV-STORE-COMMIT",
-		       "group of %llu messages (%llu pairs) not stored: %s; acked clients get INTERNAL, fire-and-forget pairs are lost",
+		       "group of %llu messages (%llu pairs) not stored: %s; acked clients get "
+		       "INTERNAL, fire-and-forget pairs are lost",
 		       (unsigned long long)t->group_msgs, (unsigned long long)lost,
 		       d->store ? sv_store_errmsg(d->store) : sv_strerror(rc));
 		t->stage_n = 0;
@@ -1168,22 +1182,23 @@ static void group_finish(struct dtrainer *t)
 
 		if (rc < 0) {
 			reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
-				    "store commit failed; nothing of this message was stored");
+			            "store commit failed; nothing of this message was stored");
 		} else if (a->verb == SV_PROTO_VERB_PAIR || a->verb == SV_PROTO_VERB_PAIR_BATCH) {
 			int st = SV_PROTO_STATUS_OK;
 
 			if (a->ack.n_rejected)
 				st = SV_PROTO_STATUS_PARTIAL;
 			if (a->ack.n_duplicate == a->ack.n && a->ack.n > 0)
-				reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_DUPLICATE, 0,
-					    "already committed: this (client id, seq) was logged before");
+				reply_error(
+				    &t->mb, a->verb, a->req_id, SV_PROTO_STATUS_DUPLICATE, 0,
+				    "already committed: this (client id, seq) was logged before");
 			else if (sv_proto_encode_reply_ack(&t->mb, a->verb, a->req_id, st, NULL,
-							   &a->ack, t->ack_rows + a->row0) < 0)
+			                                   &a->ack, t->ack_rows + a->row0) < 0)
 				reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
-					    "cannot encode the ack");
+				            "cannot encode the ack");
 		} else {
 			reply_error(&t->mb, a->verb, a->req_id, a->status, 0,
-				    a->status == SV_PROTO_STATUS_NOT_FOUND ? "no such item" : NULL);
+			            a->status == SV_PROTO_STATUS_NOT_FOUND ? "no such item" : NULL);
 		}
 		send_reply(t, a->rid, a->rid_len, a->delim);
 	}
@@ -1191,7 +1206,7 @@ static void group_finish(struct dtrainer *t)
 		struct stage_pair *s = &t->stage[i];
 
 		batch_add(t, row_ptr(t, s->row_a), s->key_a, row_ptr(t, s->row_b), s->key_b,
-			  s->label, s->seq, 0);
+		          s->label, s->seq, 0);
 	}
 	atomic_store(&d->prog.backlog, sv_batch_len(t->batch));
 	group_reset(t);
@@ -1204,7 +1219,7 @@ static size_t ingest_group(struct dtrainer *t)
 	zmq_msg_t msgs[MAX_PARTS];
 	struct sv_proto_frame fr[MAX_PARTS];
 	size_t got = 0, limit = t->d->conf.group_max;
-	int idle[2] = { 0, 0 };
+	int idle[2] = {0, 0};
 
 	group_reset(t);
 	while (got < limit && t->group_pairs < limit && !(idle[0] && idle[1]) &&
@@ -1217,7 +1232,8 @@ static size_t ingest_group(struct dtrainer *t)
 			idle[0] = 1;
 		} else if (n < 0) {
 			count_reject(t->d, SV_REJECT_TOOMANY_PARTS);
-			sv_log(LOG_WARNING, "SV-INGEST-FRAMES", "ingest: message with more than %d frames; dropping message",
+			sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
+			       "ingest: message with more than %d frames; dropping message",
 			       MAX_PARTS);
 			got++;
 		} else {
@@ -1233,14 +1249,15 @@ static size_t ingest_group(struct dtrainer *t)
 			idle[1] = 1;
 		} else if (n < 0) {
 			count_reject(t->d, SV_REJECT_TOOMANY_PARTS);
-			sv_log(LOG_WARNING, "SV-INGEST-FRAMES", "ingest-ack: message with more than %d frames; dropping message",
+			sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
+			       "ingest-ack: message with more than %d frames; dropping message",
 			       MAX_PARTS);
 			got++;
 		} else {
 			int delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
 			int skip = 1 + delim;
-			struct pend_ack *a = ack_new(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]),
-						     delim);
+			struct pend_ack *a =
+			    ack_new(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
 
 			frames_of(msgs, n, fr);
 			if (a == NULL)
@@ -1275,14 +1292,16 @@ static void refuse_paused(struct dtrainer *t)
 		skip = 1 + delim;
 		frames_of(msgs, n, fr);
 		memset(&err, 0, sizeof(err));
-		if (sv_proto_decode_request(fr + skip, (size_t)(n - skip), &t->lim, &rq, &err) < 0) {
+		if (sv_proto_decode_request(fr + skip, (size_t)(n - skip), &t->lim, &rq, &err) <
+		    0) {
 			count_reject(t->d, (int)err.reason);
 			reply_error(&t->mb, err.have_header ? err.header.verb : 0,
-				    err.have_header ? err.header.request_id : 0,
-				    SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
+			            err.have_header ? err.header.request_id : 0,
+			            SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
 		} else {
-			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
-				    "training is paused (admin PAUSE); nothing stored, retry after RESUME");
+			reply_error(
+			    &t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
+			    "training is paused (admin PAUSE); nothing stored, retry after RESUME");
 		}
 		send_reply(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
 		close_parts(msgs, n);
@@ -1292,16 +1311,16 @@ static void refuse_paused(struct dtrainer *t)
 /* ---- control (admin verbs that must run on the writer) ------------------ */
 
 static void ctl_reply(struct dtrainer *t, const struct sv_proto_request *rq, int status,
-		      const char *msg, const char *payload)
+                      const char *msg, const char *payload)
 {
 	if (status != SV_PROTO_STATUS_OK ||
 	    sv_proto_encode_reply_admin(&t->mb, rq->hdr.verb, rq->hdr.request_id, status, msg,
-					payload, payload ? strlen(payload) : 0) < 0)
+	                                payload, payload ? strlen(payload) : 0) < 0)
 		reply_error(&t->mb, rq->hdr.verb, rq->hdr.request_id,
-			    status ? status : SV_PROTO_STATUS_INTERNAL, 0, msg);
+		            status ? status : SV_PROTO_STATUS_INTERNAL, 0, msg);
 	for (size_t i = 0; i < t->mb.n; i++)
 		zmq_send(t->ctl, t->mb.frames[i].data, t->mb.frames[i].len,
-			 i + 1 < t->mb.n ? ZMQ_SNDMORE : 0);
+		         i + 1 < t->mb.n ? ZMQ_SNDMORE : 0);
 }
 
 static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
@@ -1322,7 +1341,7 @@ static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
 	sv_store_read_end(r);
 	if (rc < 0) {
 		snprintf(msg, cap, "rollback to v%llu: %s", (unsigned long long)version,
-			 sv_strerror(rc));
+		         sv_strerror(rc));
 		return rc;
 	}
 	/* A new version with W of `version` and the log up to now applied:
@@ -1330,7 +1349,7 @@ static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
 	t->applied_seq = last;
 	rc = checkpoint(t, "rollback", &v);
 	snprintf(msg, cap, rc == 0 ? "rolled back to v%llu as v%llu" : "rollback to v%llu failed",
-		 (unsigned long long)version, (unsigned long long)v);
+	         (unsigned long long)version, (unsigned long long)v);
 	if (rc == 0)
 		sv_log(LOG_NOTICE, "SV-ADMIN-ROLLBACK", "%s", msg);
 	return rc;
@@ -1372,7 +1391,8 @@ static void ctl_handle(struct dtrainer *t)
 	case SV_PROTO_VERB_PAUSE:
 		atomic_store(&t->d->prog.paused, 1);
 		sv_log(LOG_NOTICE, "SV-ADMIN-PAUSE",
-		       "training paused: acked ingest answered PAUSED, fire-and-forget held back until RESUME");
+		       "training paused: acked ingest answered PAUSED, fire-and-forget held back "
+		       "until RESUME");
 		snprintf(msg, sizeof(msg), "paused");
 		break;
 	case SV_PROTO_VERB_RESUME:
@@ -1387,8 +1407,8 @@ static void ctl_handle(struct dtrainer *t)
 			rc = cut(t, t->B, &t->op, "flush");
 		if (rc == 0)
 			rc = sv_store_sync(t->d->store);
-		snprintf(msg, sizeof(msg), rc == 0 ? "flushed: trained %zu pending pairs" : "flush failed",
-			 n_b);
+		snprintf(msg, sizeof(msg),
+		         rc == 0 ? "flushed: trained %zu pending pairs" : "flush failed", n_b);
 		break;
 	}
 	default:
@@ -1396,9 +1416,11 @@ static void ctl_handle(struct dtrainer *t)
 		snprintf(msg, sizeof(msg), "not a trainer verb");
 		break;
 	}
-	ctl_reply(t, &rq, rc == 0 ? SV_PROTO_STATUS_OK :
-			  rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND : SV_PROTO_STATUS_INTERNAL,
-		  msg, NULL);
+	ctl_reply(t, &rq,
+	          rc == 0                 ? SV_PROTO_STATUS_OK
+	          : rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND
+	                                  : SV_PROTO_STATUS_INTERNAL,
+	          msg, NULL);
 	close_parts(msgs, n);
 }
 
@@ -1419,9 +1441,9 @@ static void apply_live(struct dtrainer *t)
 	t->ckpt_steps = lv.ckpt_steps;
 	t->ckpt_ms = lv.ckpt_ms;
 	if (sv_metrics_glue_set_policy(t->mg, lv.threshold_policy, lv.threshold, lv.target_far,
-				       lv.min_pairs) < 0)
-		sv_log(LOG_ERR, "SV-RELOAD-POLICY", "threshold policy %d refused; keeping the old one",
-		       lv.threshold_policy);
+	                               lv.min_pairs) < 0)
+		sv_log(LOG_ERR, "SV-RELOAD-POLICY",
+		       "threshold policy %d refused; keeping the old one", lv.threshold_policy);
 	else
 		publish(t);
 	B = clamp_batch(t, lv.batch_size);
@@ -1441,9 +1463,9 @@ static void *thread_main(void *arg)
 
 	while (!atomic_load(&d->stopping)) {
 		zmq_pollitem_t it[3] = {
-			{ t->ctl, 0, ZMQ_POLLIN, 0 },
-			{ t->router, 0, ZMQ_POLLIN, 0 },
-			{ t->pull, 0, ZMQ_POLLIN, 0 }, /* not polled while paused: backpressure */
+		    {t->ctl, 0, ZMQ_POLLIN, 0},
+		    {t->router, 0, ZMQ_POLLIN, 0},
+		    {t->pull, 0, ZMQ_POLLIN, 0}, /* not polled while paused: backpressure */
 		};
 		int paused = atomic_load(&d->prog.paused);
 		long timeout = 100;
@@ -1469,7 +1491,8 @@ static void *thread_main(void *arg)
 		now = now_mono_ns();
 		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)
 			cut(t, t->B, &t->op, "max_wait_ms");
-		if ((t->ckpt_steps && sv_trainer_steps(t->tr) - t->ckpt_steps_at >= t->ckpt_steps) ||
+		if ((t->ckpt_steps &&
+		     sv_trainer_steps(t->tr) - t->ckpt_steps_at >= t->ckpt_steps) ||
 		    (t->ckpt_ms && sv_trainer_steps(t->tr) != t->ckpt_steps_at &&
 		     now - t->last_ckpt_ns >= t->ckpt_ms * 1000000ULL))
 			checkpoint(t, "periodic", NULL);
