@@ -167,6 +167,42 @@ def test_topk_brute_force():
         d.close()
 
 
+def test_rollback_and_flush():
+    """ROLLBACK v brings back v's W (same scores) as a new version; the
+    pairs trained after v are not trained again after a restart; FLUSH
+    trains a partial batch at once."""
+    d = Daemon(BIN, opts=BASE + ['train.max_wait_ms=60s'])
+    try:
+        d.start()
+        send_items(d, 6)
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        push.send_multipart(pairs('PAIR_BATCH', [(i % 2, b'it%d' % i, b'it%d' % (5 - i))
+                                                 for i in range(6)], D_IN))
+        status_until(d, lambda j: j['backlog'] == 6, '6 pairs waiting (partial batch)')
+        r = d.admin('FLUSH')
+        assert r['status'] == 'OK', r
+        st = status_until(d, lambda j: j['pairs_seen'] == 6 and j['backlog'] == 0, 'flush trained')
+        r = d.admin('CHECKPOINT')
+        assert r['status'] == 'OK', r
+        v = d.status()['model_version']
+        s_v = score(d, b'it0', b'it1')['rows'][0]['score']
+        push.send_multipart(pairs('PAIR_BATCH', [(1, b'it0', b'it1')] * 16, D_IN))
+        status_until(d, lambda j: j['steps'] >= st['steps'] + 2, 'more steps')
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] != s_v
+        r = d.admin('ROLLBACK', v)
+        assert r['status'] == 'OK', r
+        st2 = d.status()
+        assert st2['model_version'] > v, st2
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] == s_v
+        push.close()
+        assert d.stop() == 0
+        d.start()
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] == s_v
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
 def test_c_client():
     if CCLIENT is None:
         print('  (no C client given: skipped)')
@@ -334,6 +370,7 @@ def test_garbage_changes_nothing():
 
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
          test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
+         test_rollback_and_flush,
          test_c_client]
 
 if __name__ == '__main__':
