@@ -374,6 +374,33 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 	free(res);
 }
 
+/* A stable message id per reject reason: SV-INGEST-BADDIM for wrong_dim,
+ * else SV-INGEST- and the reason's name in capitals without underscores
+ * (SV-INGEST-NONFINITE, SV-INGEST-BADMAGIC, ...). */
+static const char *malformed_id(int reason)
+{
+	static const char *ids[SV_PROTO_REASON_COUNT_];
+	static char buf[SV_PROTO_REASON_COUNT_][40];
+	const char *name;
+	size_t n = 0;
+
+	if (reason <= 0 || reason >= SV_PROTO_REASON_COUNT_)
+		return "SV-INGEST-MALFORMED";
+	if (reason == SV_PROTO_REASON_WRONG_DIM)
+		return "SV-INGEST-BADDIM";
+	if (ids[reason] != NULL) /* trainer thread only: no race */
+		return ids[reason];
+	name = sv_proto_reason_name(reason);
+	n = (size_t)snprintf(buf[reason], sizeof(buf[reason]), "SV-INGEST-");
+	for (; *name && n + 1 < sizeof(buf[reason]); name++)
+		if (*name != '_')
+			buf[reason][n++] =
+			    (char)(*name >= 'a' && *name <= 'z' ? *name - 32 : *name);
+	buf[reason][n] = '\0';
+	ids[reason] = buf[reason];
+	return ids[reason];
+}
+
 /* Reply frames out of t->mb on the ROUTER, after the envelope. */
 static void send_reply(struct dtrainer *t, const uint8_t *rid, size_t rid_len, int delim)
 {
@@ -426,8 +453,8 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 	if (rc < 0) {
 		count_reject(t->d, (int)err.reason);
 		atomic_fetch_add(&t->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
-		sv_log(LOG_WARNING, "SV-INGEST-MALFORMED", "%s: %s (%s); dropping message", where,
-		       err.msg, sv_proto_reason_name((int)err.reason));
+		sv_log(LOG_WARNING, malformed_id((int)err.reason), "%s: %s (%s); dropping message",
+		       where, err.msg, sv_proto_reason_name((int)err.reason));
 		if (a != NULL) {
 			a->status = SV_PROTO_STATUS_MALFORMED;
 			a->verb = err.have_header ? err.header.verb : 0;

@@ -81,6 +81,9 @@ def test_ingest_query_restart():
         assert c['pairs']['logged'] == 26 and c['pairs']['duplicate'] == 5, c
         assert c['rejects'].get('bad_magic') == 1 and c['rejects'].get('wrong_dim') == 1, c
         assert c['rejects'].get('unknown_item') == 1, c
+        log = d.logtext()
+        assert 'SV-INGEST-BADDIM' in log and 'dropping message' in log, log
+        assert 'SV-INGEST-BADMAGIC' in log and 'SV-INGEST-NOITEM' in log, log
         for k in ('model_version', 'steps', 'items', 'backlog', 'auc', 'eer', 'threshold'):
             assert k in st, (k, st)
         assert st['steps'] >= 4, st
