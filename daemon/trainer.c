@@ -114,7 +114,8 @@ int trainer_batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const fl
 
 /* Settings blob (control records and checkpoints): u8 version 1,
  * u8 nesterov, u16 0, u32 batch size, then f64 lr, momentum, dampening,
- * weight_decay, beta1, beta2, eps (host order: little-endian only). */
+ * weight_decay, beta1, beta2, eps (host order: little-endian only); a
+ * checkpoint's blob adds u64 pairs_seen. */
 static void settings_enc(uint8_t out[CTL_LEN], uint32_t B, const struct sv_optim_params *o)
 {
 	double f[7] = {o->lr,    o->momentum, o->dampening, o->weight_decay,
@@ -131,7 +132,7 @@ static int settings_dec(const uint8_t *in, size_t len, uint32_t *B, struct sv_op
 {
 	double f[7];
 
-	if (len != CTL_LEN || in[0] != 1)
+	if (len < CTL_LEN || in[0] != 1)
 		return -1;
 	*B = get_le32(in + 4);
 	memcpy(f, in + 8, sizeof(f));
@@ -244,7 +245,7 @@ static int checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out
 	struct sv_store_model m = {0};
 	const struct sv_optim *o = sv_trainer_optim(t->tr);
 	size_t olen = sv_optim_saved_size(o);
-	uint8_t settings[CTL_LEN];
+	uint8_t settings[CTL_LEN + 8]; /* + u64 pairs_seen in checkpoints */
 	size_t clen = sv_metrics_glue_calib_size(t->mg);
 	void *obuf = malloc(olen + clen);
 	void *calib = (char *)obuf + olen;
@@ -262,6 +263,7 @@ static int checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out
 	}
 	olen = (size_t)w;
 	settings_enc(settings, t->B, &t->op);
+	memcpy(settings + CTL_LEN, &t->pairs_seen, sizeof(t->pairs_seen));
 	w = sv_metrics_glue_calib_save(t->mg, calib, clen);
 	if (w < 0) {
 		rc = (int)w;
@@ -351,6 +353,9 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 			t->B = clamp_batch(t, B);
 			set_params(t, &op);
 		}
+		if (m->settings_len >= CTL_LEN + sizeof(t->pairs_seen))
+			memcpy(&t->pairs_seen, (const uint8_t *)m->settings + CTL_LEN,
+			       sizeof(t->pairs_seen));
 	}
 	if (m->calib_len > 0 && sv_metrics_glue_calib_load(t->mg, t->d, m->calib, m->calib_len) < 0)
 		sv_log(LOG_WARNING, "SV-RECOVER-CALIB",

@@ -123,6 +123,7 @@ def test_ingest_query_restart():
         d.start()
         st2 = d.status()
         assert st2['steps'] == st['steps'] and st2['items'] == st['items'], (st, st2)
+        assert st2['pairs_seen'] == st['pairs_seen'], (st, st2)
         assert st2['applied_seq'] >= last_seq and st2['model_version'] > st['model_version'], (st, st2)
         for i in range(3):
             r = score(d, b'it%d' % i, b'it%d' % (i + 3))
