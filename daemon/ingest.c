@@ -182,9 +182,19 @@ static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_p
 			*id = s->id;
 			*len = s->id_len;
 		} else {
+			struct sv_store_item it;
+
 			inline_id(row_ptr(t, (size_t)k), t->d->conf.d_in, inl);
 			*id = inl;
 			*len = INLINE_ID_LEN;
+			*row = k;
+			/* content-addressed: a vector seen before is not written again */
+			if (*r == NULL && (rc = sv_store_read_begin(t->d->store, r)) < 0)
+				return rc;
+			p = pend_find(t, inl, INLINE_ID_LEN);
+			if ((p == NULL || p->row >= 0) &&
+			    sv_store_item_view(*r, inl, INLINE_ID_LEN, &it) == 0)
+				return 0;
 		}
 		*row = k;
 		*put = 1;

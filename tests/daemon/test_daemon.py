@@ -147,9 +147,14 @@ def test_topk_brute_force():
         d.start()
         send_items(d, 12)
         push = d.sock(zmq.PUSH, 'ingest.sock')
-        push.send_multipart(pairs('PAIR_BATCH', [(1, vec(), vec()) for _ in range(8)], D_IN))
+        msg = pairs('PAIR_BATCH', [(1, vec(), vec()) for _ in range(8)], D_IN)
+        push.send_multipart(msg)
+        n_items = status_until(d, lambda j: j['pairs_seen'] >= 8, 'pairs trained')['items']
+        assert n_items == 12 + 16, n_items
+        push.send_multipart(msg)   # the same inline vectors: stored once
+        st = status_until(d, lambda j: j['pairs_seen'] >= 16, 'pairs trained')
+        assert st['items'] == n_items, st
         push.close()
-        status_until(d, lambda j: j['pairs_seen'] >= 8, 'pairs trained')
         r = d.request('query.sock', topk([b'it0', vec(), b'missing'], 5, D_IN, req_id=77))
         assert r['status'] == 'PARTIAL' and r['req'] == 77, r
         q0, q1, q2 = r['queries']
