@@ -657,6 +657,69 @@ Test(store, open_clears_stale_readers)
 	waitpid(a, &status, 0);
 }
 
+struct reader {
+	sv_store *st;
+	atomic_int stop;
+	atomic_int rc;
+	atomic_long reads;
+};
+
+/* Reads item-0 .. item-9 (committed before the thread starts) in fresh read
+ * transactions until told to stop. */
+static void *read_loop(void *arg)
+{
+	struct reader *rd = arg;
+	float x[D_IN], y[D_IN];
+	char id[32];
+	for (uint32_t k = 0; !atomic_load(&rd->stop); k = (k + 1) % 10) {
+		sv_store_read *r;
+		int rc = sv_store_read_begin(rd->st, &r);
+		if (rc == 0) {
+			rc = sv_store_item_get(r, id, (size_t)item_id(id, k), y);
+			sv_store_read_end(r);
+		}
+		fill(x, D_IN, k);
+		if (rc == 0 && memcmp(x, y, sizeof x))
+			rc = SV_ERR_CORRUPT;
+		if (rc) {
+			atomic_store(&rd->rc, rc);
+			break;
+		}
+		atomic_fetch_add(&rd->reads, 1);
+	}
+	return NULL;
+}
+
+Test(store, map_grows_under_concurrent_readers)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	struct reader rd[2];
+	pthread_t th[2];
+	sv_store *st;
+	size_t first;
+
+	o.map_size = 64 << 10;
+	st = open_ok(&o);
+	put_items(st, 0, 10);
+	first = sv_store_map_size(st);
+	for (int i = 0; i < 2; i++) {
+		memset(&rd[i], 0, sizeof rd[i]);
+		rd[i].st = st;
+		cr_assert_eq(pthread_create(&th[i], NULL, read_loop, &rd[i]), 0);
+	}
+	for (uint32_t g = 1; g < 40; g++)
+		put_items(st, g * 50, 50);
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&rd[i].stop, 1);
+		pthread_join(th[i], NULL);
+		cr_assert_eq(atomic_load(&rd[i].rc), 0, "reader %d: %s", i,
+		             sv_strerror(atomic_load(&rd[i].rc)));
+		cr_assert_gt(atomic_load(&rd[i].reads), 0);
+	}
+	cr_assert_gt(sv_store_map_size(st), first * 8);
+	sv_store_close(st);
+}
+
 struct writer {
 	sv_store *st;
 	atomic_int stop;
@@ -1142,6 +1205,16 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 		total = last;
 	}
 	cr_assert_gt(total, (uint64_t)CR_B * CR_CK, "the children wrote too little to test");
+	{
+		struct sv_store_opts o = crash_opts(0);
+		sv_store *st = open_ok(&o);
+		sv_store_read *r;
+		uint64_t v;
+		cr_assert_eq(sv_store_read_begin(st, &r), 0);
+		cr_assert_eq(sv_store_active(r, &v), 0, "no checkpoint was ever made");
+		sv_store_read_end(r);
+		sv_store_close(st);
+	}
 	cr_log_info("%d kills, %llu pairs logged, %llu steps", kills, (unsigned long long)total,
 	            (unsigned long long)learner_steps(&ref));
 	learner_free(&ref);
