@@ -986,6 +986,42 @@ int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out)
 	return 0;
 }
 
+int sv_store_item_walk(sv_store_read *r,
+		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+		       void *ctx)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	int rc, op = MDB_FIRST, mine = 0;
+	if (!r || !fn)
+		return -EINVAL;
+	rc = mdb_cursor_open(r->txn, r->st->items, &c);
+	if (rc)
+		return neg(rc);
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		const unsigned char *p = v.mv_data;
+		struct sv_store_item it;
+		op = MDB_NEXT;
+		if (v.mv_size < ITEM_HDR || get16(p) != FMT ||
+		    v.mv_size != ITEM_HDR + (size_t)get32(p + 4) * sizeof(float)) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		it.flags = get16(p + 2);
+		it.dim = get32(p + 4);
+		it.vec = p + ITEM_HDR;
+		rc = fn(ctx, k.mv_data, k.mv_size, &it);
+		if (rc) {
+			mine = 1;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return mine || rc == SV_ERR_CORRUPT ? rc : neg(rc);
+}
+
 static int decode_pair(const MDB_val *k, const MDB_val *v, struct sv_store_pair *out)
 {
 	const unsigned char *p = v->mv_data;

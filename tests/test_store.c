@@ -180,6 +180,56 @@ Test(store, item_put_get_delete_roundtrip)
 	sv_store_read_end(NULL);
 }
 
+struct walk_ctx {
+	int n, stop_at;
+	char last[32];
+};
+
+static int walk_one(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct walk_ctx *w = ctx;
+	char want[32];
+	float x[D_IN], y[D_IN];
+	uint32_t k = (uint32_t)strtoul((const char *)id + 5, NULL, 10);
+	cr_assert_lt(len, sizeof w->last);
+	cr_assert_eq(it->dim, D_IN);
+	cr_assert_eq((size_t)item_id(want, k), len);
+	cr_assert_eq(memcmp(want, id, len), 0);
+	memcpy(y, it->vec, sizeof y);
+	fill(x, D_IN, k);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0);
+	if (w->n)
+		cr_assert_lt(strcmp(w->last, want), 0, "walk not in id order");
+	memcpy(w->last, want, len + 1);
+	return ++w->n == w->stop_at ? 42 : 0;
+}
+
+Test(store, item_walk_in_id_order)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	struct walk_ctx w;
+	sv_store_read *r;
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	memset(&w, 0, sizeof w);
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 0);
+	cr_assert_eq(w.n, 0);
+	sv_store_read_end(r);
+	put_items(st, 0, 25);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	memset(&w, 0, sizeof w);
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 0);
+	cr_assert_eq(w.n, 25);
+	memset(&w, 0, sizeof w);
+	w.stop_at = 7;
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 42);
+	cr_assert_eq(w.n, 7);
+	cr_assert_eq(sv_store_item_walk(r, NULL, &w), -EINVAL);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
 static int append(sv_store_txn *t, const char *a, const char *b, uint8_t label, const char *client,
                   uint64_t cseq, uint64_t *seq)
 {

@@ -276,6 +276,15 @@ int sv_store_item_view(sv_store_read *r, const void *id, size_t len, struct sv_s
  * what sv_store_item_view returns. */
 int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out);
 
+/* Walk every item in id order (bytewise), calling fn(ctx, id, len, item)
+ * with pointers valid until r ends; fn returns 0 to go on, anything else to
+ * stop the walk and be returned.  For brute-force top-k and cache rebuilds.
+ * Returns 0, fn's value, SV_ERR_CORRUPT, -EINVAL or an LMDB code.
+ * (Added by the daemon for TOPK.) */
+int sv_store_item_walk(sv_store_read *r,
+		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+		       void *ctx);
+
 /* The pair with sequence seq.  Returns 0, SV_ERR_NOTFOUND, SV_ERR_CORRUPT or
  * an LMDB code. */
 int sv_store_pair_get(sv_store_read *r, uint64_t seq, struct sv_store_pair *out);
