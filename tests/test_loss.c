@@ -43,8 +43,7 @@ static int find(int *uf, int x)
 	return x;
 }
 
-static void build_lists(struct lists *L, int mode, size_t n, const uint8_t *y,
-			const uint64_t *keys)
+static void build_lists(struct lists *L, int mode, size_t n, const uint8_t *y, const uint64_t *keys)
 {
 	size_t m = 2 * n;
 	int c[512], ex[512];
@@ -120,7 +119,7 @@ static double dotp(const double *E, int r, int s, uint32_t d)
 }
 
 static double ref_loss(const struct sv_loss_params *p, const struct lists *L, const double *E,
-		       uint32_t d)
+                       uint32_t d)
 {
 	if (L->np <= 1 && L->nn <= 1)
 		return 0.0;
@@ -196,7 +195,7 @@ static void random_batch(struct batch *b, size_t n, uint32_t d, double same_frac
 }
 
 static int eval(const struct sv_loss_params *p, const struct batch *b, float *G,
-		struct sv_loss_stats *st)
+                struct sv_loss_stats *st)
 {
 	sv_loss_ws *ws;
 	cr_assert_eq(sv_loss_ws_new(&ws, NMAX, b->d), 0);
@@ -219,7 +218,7 @@ static void check_fd(const struct sv_loss_params *p, struct batch *b)
 	cr_assert_eq(st.n_neg_pairs, L->nn);
 	double ref = ref_loss(p, L, b->Ed, b->d);
 	cr_assert(fabs(st.loss - ref) <= 1e-5 * fmax(1.0, fabs(ref)),
-		  "kind %d mode %d: loss %.9g ref %.9g", p->kind, p->mode, st.loss, ref);
+	          "kind %d mode %d: loss %.9g ref %.9g", p->kind, p->mode, st.loss, ref);
 	double fd[2 * NMAX * DMAX], maxfd = 0;
 	const double h = 1e-6;
 	for (size_t i = 0; i < cnt; i++) {
@@ -234,8 +233,8 @@ static void check_fd(const struct sv_loss_params *p, struct batch *b)
 	}
 	for (size_t i = 0; i < cnt; i++)
 		cr_assert(fabs(G[i] - fd[i]) <= 2e-5 * maxfd + 1e-6,
-			  "kind %d mode %d: G[%zu] %.9g fd %.9g (max %.3g)", p->kind, p->mode, i,
-			  G[i], fd[i], maxfd);
+		          "kind %d mode %d: G[%zu] %.9g fd %.9g (max %.3g)", p->kind, p->mode, i,
+		          G[i], fd[i], maxfd);
 	free(L);
 }
 
@@ -510,7 +509,7 @@ Test(loss, fast_exp_within_2_ulp_of_expf)
 		float want = expf(x[i]);
 		float ulp = nextafterf(want, INFINITY) - want;
 		cr_assert(fabsf(y[i] - want) <= 2.0f * ulp, "exp(%.9g) = %.9g, expf %.9g", x[i],
-			  y[i], want);
+		          y[i], want);
 	}
 	float edge[4] = {-100.0f, -87.0f, 0.0f, 100.0f};
 	sv_loss_exp(edge, 4);

@@ -75,7 +75,7 @@ static void fail_msg(struct verdict *v, const char *what)
 }
 
 static void cmp_array(struct verdict *v, const char *what, const float *got, const double *ref,
-		      size_t cnt, double rel_tol, double abs_tol)
+                      size_t cnt, double rel_tol, double abs_tol)
 {
 	double maxref = 0.0, maxerr = 0.0;
 	for (size_t i = 0; i < cnt; i++) {
@@ -149,7 +149,7 @@ struct pipe {
 };
 
 static int pipe_run(struct pipe *pp, const struct golden_case *c, const char *prefix,
-		    const struct sv_loss_params *lp, const float *W)
+                    const struct sv_loss_params *lp, const float *W)
 {
 	char k1[64], k2[64], ky[64];
 	snprintf(k1, sizeof(k1), "%sX1", prefix);
