@@ -181,8 +181,9 @@ static inline float fast_exp(float x)
 }
 
 /* sqrt(x) for x >= 0 without libm (whose errno path blocks vectorizing):
- * the bit-trick reciprocal square root (relative error <= 3.5e-3) refined by
- * two Newton steps (error ~1e-9, below float rounding), then x * rsqrt(x).
+ * the bit-trick reciprocal square root (relative error up to ~3.4e-2)
+ * refined by three Newton steps, then x * rsqrt(x): within 2e-7 relative
+ * (tested against sqrt over [0.05, 4]).
  * Within a few ulp for normal x; 0 gives 0. */
 static inline float fast_sqrt(float x)
 {
@@ -190,6 +191,7 @@ static inline float fast_sqrt(float x)
 	u.f = x;
 	u.i = 0x5f3759df - (u.i >> 1);
 	float y = u.f, hx = 0.5f * x;
+	y = y * (1.5f - hx * y * y);
 	y = y * (1.5f - hx * y * y);
 	y = y * (1.5f - hx * y * y);
 	return x * y;

@@ -541,3 +541,24 @@ Test(loss, loss_without_gradient_matches_loss_with_gradient)
 			cr_assert_eq(s1.n_neg_active, s2.n_neg_active);
 		}
 }
+
+Test(loss, contrastive_distances_are_float_accurate)
+{
+	/* the expanded-form distances and their sqrt must stay at float
+	 * rounding level: the loss within 5e-7 relative of the double
+	 * reference on batches with many active negatives */
+	for (int rep = 0; rep < 4; rep++) {
+		struct batch b;
+		rng = 9500 + rep;
+		random_batch(&b, 16, 3, 0.3);
+		struct sv_loss_params p;
+		sv_loss_params_default(&p, SV_LOSS_KIND_CONTRASTIVE);
+		struct lists *L = malloc(sizeof(*L));
+		build_lists(L, p.mode, b.n, b.y, b.keys);
+		struct sv_loss_stats st;
+		cr_assert_eq(eval(&p, &b, NULL, &st), 0);
+		double ref = ref_loss(&p, L, b.Ed, b.d);
+		cr_assert(fabs(st.loss - ref) <= 5e-7 * fabs(ref), "%.9g vs %.9g", st.loss, ref);
+		free(L);
+	}
+}
