@@ -326,7 +326,7 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 	sv_trainer_set_weights(t->tr, W);
 	free(W);
 	rc = sv_optim_load(&o, m->optim, m->optim_len);
-	if (rc == 0 && o->p.kind != t->d->conf.optim.kind) {
+	if (rc == 0 && o->p.kind != sv_trainer_optim(t->tr)->p.kind) {
 		sv_log(LOG_WARNING, "SV-RECOVER-OPTIM",
 		       "checkpoint optimizer kind %d differs from train.optimizer; starting a "
 		       "fresh optimizer state",
