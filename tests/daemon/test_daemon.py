@@ -327,11 +327,19 @@ def test_command_line():
 
 
 def test_store_mismatch_and_journal():
-    """A store made with other dims is refused with both values named; under
-    journald (JOURNAL_STREAM) lines carry <N> priority prefixes."""
+    """A second daemon on the same state dir is refused; a store made with
+    other dims is refused with both values named; under journald
+    (JOURNAL_STREAM) lines carry <N> priority prefixes."""
     d = Daemon(BIN, opts=BASE)
     try:
         d.start()
+        args = [BIN, '--state-dir', d.dir] + sum((['-o', o] for o in BASE), [])
+        if os.geteuid() == 0:
+            args.append('--allow-root')
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and 'SV-MAIN-LOCK' in r.stderr and \
+            str(d.proc.pid) in r.stderr, r.stderr
+        assert d.status()['model_version'] == 0   # the first one still serves
         assert d.stop() == 0
         args = [BIN, '--state-dir', d.dir, '-o', 'model.d_in=32', '-o', 'model.d_out=4']
         if os.geteuid() == 0:
