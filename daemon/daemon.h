@@ -3,7 +3,8 @@
  * Threads (main.c starts them, in this order):
  *   trainer  the ONLY store writer: owns both ingest sockets (PULL, acked
  *            ROUTER) and the control socket; validates, logs (group commit),
- *            batches, trains, publishes snapshots, checkpoints (trainer.c)
+ *            acks (ingest.c), batches, trains, publishes snapshots,
+ *            checkpoints (trainer.c)
  *   query    ROUTER (ROUTER_MANDATORY) front + worker threads: SCORE,
  *            SCORE_BATCH, TOPK, ITEM get on snapshots and read-only
  *            transactions (query.c)

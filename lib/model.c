@@ -34,7 +34,8 @@ static inline double dot_d(const float *restrict a, const float *restrict b, uin
 	return (l[0] + l[1]) + (l[2] + l[3]);
 }
 
-HOT_CLONES static void normalize_rows(float *restrict E, size_t m, uint32_t d, float *restrict norms)
+HOT_CLONES static void normalize_rows(float *restrict E, size_t m, uint32_t d,
+                                      float *restrict norms)
 {
 	for (size_t r = 0; r < m; r++) {
 		float *z = E + r * d;
@@ -48,7 +49,7 @@ HOT_CLONES static void normalize_rows(float *restrict E, size_t m, uint32_t d, f
 }
 
 HOT_CLONES static void project_rows(const float *restrict E, const float *restrict norms,
-				    float *restrict G, size_t m, uint32_t d)
+                                    float *restrict G, size_t m, uint32_t d)
 {
 	for (size_t r = 0; r < m; r++) {
 		const float *e = E + r * d;
@@ -174,8 +175,8 @@ int sv_model_init_orthogonal(float *W, uint32_t d_in, uint32_t d_out, uint64_t s
 	return 0;
 }
 
-int sv_model_forward(const float *X, size_t m, const float *W, uint32_t d_in,
-		     uint32_t d_out, float *E, float *norms)
+int sv_model_forward(const float *X, size_t m, const float *W, uint32_t d_in, uint32_t d_out,
+                     float *E, float *norms)
 {
 	if ((m && (!X || !E)) || !W || d_in == 0 || d_out == 0)
 		return -EINVAL;
@@ -184,8 +185,8 @@ int sv_model_forward(const float *X, size_t m, const float *W, uint32_t d_in,
 	return 0;
 }
 
-int sv_model_backward(const float *X, size_t m, const float *E, const float *norms,
-		      float *G, uint32_t d_in, uint32_t d_out, float *dW)
+int sv_model_backward(const float *X, size_t m, const float *E, const float *norms, float *G,
+                      uint32_t d_in, uint32_t d_out, float *dW)
 {
 	if ((m && (!X || !E || !norms || !G)) || !dW || d_in == 0 || d_out == 0)
 		return -EINVAL;

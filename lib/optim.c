@@ -164,10 +164,9 @@ static inline double sqrt_nonneg(double x)
 	return x * y;
 }
 
-HOT_CLONES static void adam_loop(float *restrict W, const float *restrict grad,
-				 float *restrict m, float *restrict v, size_t n, double lr,
-				 double wd, double b1, double b2, double eps, double step,
-				 double bc2s, int decoupled)
+HOT_CLONES static void adam_loop(float *restrict W, const float *restrict grad, float *restrict m,
+                                 float *restrict v, size_t n, double lr, double wd, double b1,
+                                 double b2, double eps, double step, double bc2s, int decoupled)
 {
 	const double decay = decoupled ? 1.0 - lr * wd : 1.0, l2 = decoupled ? 0.0 : wd;
 	for (size_t i = 0; i < n; i++) {
@@ -185,8 +184,8 @@ static void step_adam(struct sv_optim *o, float *W, const float *grad)
 {
 	const double b1 = o->p.beta1, b2 = o->p.beta2, t = (double)o->t;
 	const double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
-	adam_loop(W, grad, o->buf1, o->buf2, o->n, o->p.lr, o->p.weight_decay, b1, b2,
-		  o->p.eps, o->p.lr / bc1, sqrt(bc2), o->p.kind == SV_OPTIM_KIND_ADAMW);
+	adam_loop(W, grad, o->buf1, o->buf2, o->n, o->p.lr, o->p.weight_decay, b1, b2, o->p.eps,
+	          o->p.lr / bc1, sqrt(bc2), o->p.kind == SV_OPTIM_KIND_ADAMW);
 }
 
 void sv_optim_step(struct sv_optim *o, float *W, float *grad)

@@ -51,8 +51,8 @@ Test(blas, gemm_matches_naive_loop_all_transposes)
 					}
 					double want = 0.5 * acc - 2.0 * C0[i * ldc + j];
 					cr_assert(fabs(C[i * ldc + j] - want) < TOL(K),
-						  "ta=%d tb=%d (%zu,%zu): %g vs %g", ta, tb, i, j,
-						  C[i * ldc + j], want);
+					          "ta=%d tb=%d (%zu,%zu): %g vs %g", ta, tb, i, j,
+					          C[i * ldc + j], want);
 				}
 			/* padding columns untouched */
 			for (size_t i = 0; i < M; i++)

@@ -101,7 +101,8 @@ static void put_items(sv_store *st, uint32_t from, uint32_t n)
 	for (uint32_t k = from; k < from + n; k++) {
 		fill(x, D_IN, k);
 		int rc = sv_store_item_put(t, id, (size_t)item_id(id, k), x, (uint16_t)k);
-		cr_assert_eq(rc, 0, "item_put %u: %s / %s", k, sv_strerror(rc), sv_store_errmsg(st));
+		cr_assert_eq(rc, 0, "item_put %u: %s / %s", k, sv_strerror(rc),
+		             sv_store_errmsg(st));
 	}
 	int rc = sv_store_txn_commit(t);
 	cr_assert_eq(rc, 0, "commit: %s / %s", sv_strerror(rc), sv_store_errmsg(st));
@@ -179,8 +180,58 @@ Test(store, item_put_get_delete_roundtrip)
 	sv_store_read_end(NULL);
 }
 
-static int append(sv_store_txn *t, const char *a, const char *b, uint8_t label,
-		  const char *client, uint64_t cseq, uint64_t *seq)
+struct walk_ctx {
+	int n, stop_at;
+	char last[32];
+};
+
+static int walk_one(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct walk_ctx *w = ctx;
+	char want[32];
+	float x[D_IN], y[D_IN];
+	uint32_t k = (uint32_t)strtoul((const char *)id + 5, NULL, 10);
+	cr_assert_lt(len, sizeof w->last);
+	cr_assert_eq(it->dim, D_IN);
+	cr_assert_eq((size_t)item_id(want, k), len);
+	cr_assert_eq(memcmp(want, id, len), 0);
+	memcpy(y, it->vec, sizeof y);
+	fill(x, D_IN, k);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0);
+	if (w->n)
+		cr_assert_lt(strcmp(w->last, want), 0, "walk not in id order");
+	memcpy(w->last, want, len + 1);
+	return ++w->n == w->stop_at ? 42 : 0;
+}
+
+Test(store, item_walk_in_id_order)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	struct walk_ctx w;
+	sv_store_read *r;
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	memset(&w, 0, sizeof w);
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 0);
+	cr_assert_eq(w.n, 0);
+	sv_store_read_end(r);
+	put_items(st, 0, 25);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	memset(&w, 0, sizeof w);
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 0);
+	cr_assert_eq(w.n, 25);
+	memset(&w, 0, sizeof w);
+	w.stop_at = 7;
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 42);
+	cr_assert_eq(w.n, 7);
+	cr_assert_eq(sv_store_item_walk(r, NULL, &w), -EINVAL);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
+static int append(sv_store_txn *t, const char *a, const char *b, uint8_t label, const char *client,
+                  uint64_t cseq, uint64_t *seq)
 {
 	struct sv_store_pair p = {0};
 	p.id_a = a;
@@ -219,7 +270,8 @@ Test(store, pair_log_roundtrip_and_cursor)
 			snprintf(a, sizeof a, "a%d", n);
 			snprintf(b, sizeof b, "bb%d", n);
 			cr_assert_eq(append(t, a, b, (uint8_t)(n & 1), n % 3 ? "svc" : NULL,
-					    (uint64_t)n, &seq), 0);
+			                    (uint64_t)n, &seq),
+			             0);
 			cr_assert_eq(seq, (uint64_t)n + 1);
 		}
 		cr_assert_eq(sv_store_txn_commit(t), 0);
@@ -476,7 +528,7 @@ Test(store, map_grows_from_tiny_initial_size)
 	st = open_ok(&o);
 	cr_assert_eq(sv_store_map_size(st), 64 << 10);
 	for (uint32_t g = 0; g < 4; g++)
-		put_items(st, g * 300, 300);  /* ~3.8 MB in all */
+		put_items(st, g * 300, 300); /* ~3.8 MB in all */
 	checkpoint(st, 1, 1);
 	cr_assert_gt(sv_store_map_size(st), 4u << 20);
 	cr_assert_leq(sv_store_map_size(st), 64u << 20);
@@ -520,8 +572,8 @@ Test(store, map_full_at_limit_names_the_key_and_drops_the_group)
 	for (uint32_t k = 100; k < 400 && rc == 0; k++)
 		rc = sv_store_item_put(t, id, (size_t)item_id(id, k), x, 0);
 	cr_assert_eq(rc, SV_ERR_STORE_FULL);
-	cr_assert_not_null(strstr(sv_store_errmsg(st), "store.max_map_size"),
-			   "%s", sv_store_errmsg(st));
+	cr_assert_not_null(strstr(sv_store_errmsg(st), "store.max_map_size"), "%s",
+	                   sv_store_errmsg(st));
 	cr_assert_eq(sv_store_item_put(t, "z", 1, x, 0), SV_ERR_STATE);
 	cr_assert_eq(sv_store_txn_commit(t), SV_ERR_STORE_FULL);
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
@@ -632,7 +684,7 @@ Test(store, open_clears_stale_readers)
 			_exit(1);
 		if (write(fds[1], "a", 1) != 1)
 			_exit(2);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);  /* never outlive a failed test */
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
 		alarm(30);
 		pause();
 		_exit(0);
@@ -643,7 +695,7 @@ Test(store, open_clears_stale_readers)
 	if (b == 0) {
 		if (sv_store_open(&st, &o, NULL, 0) || sv_store_read_begin(st, &r))
 			_exit(1);
-		_exit(0);  /* dies holding the slot */
+		_exit(0); /* dies holding the slot */
 	}
 	cr_assert_eq(waitpid(b, &status, 0), b);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -655,10 +707,73 @@ Test(store, open_clears_stale_readers)
 	waitpid(a, &status, 0);
 }
 
+struct reader {
+	sv_store *st;
+	atomic_int stop;
+	atomic_int rc;
+	atomic_long reads;
+};
+
+/* Reads item-0 .. item-9 (committed before the thread starts) in fresh read
+ * transactions until told to stop. */
+static void *read_loop(void *arg)
+{
+	struct reader *rd = arg;
+	float x[D_IN], y[D_IN];
+	char id[32];
+	for (uint32_t k = 0; !atomic_load(&rd->stop); k = (k + 1) % 10) {
+		sv_store_read *r;
+		int rc = sv_store_read_begin(rd->st, &r);
+		if (rc == 0) {
+			rc = sv_store_item_get(r, id, (size_t)item_id(id, k), y);
+			sv_store_read_end(r);
+		}
+		fill(x, D_IN, k);
+		if (rc == 0 && memcmp(x, y, sizeof x))
+			rc = SV_ERR_CORRUPT;
+		if (rc) {
+			atomic_store(&rd->rc, rc);
+			break;
+		}
+		atomic_fetch_add(&rd->reads, 1);
+	}
+	return NULL;
+}
+
+Test(store, map_grows_under_concurrent_readers)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	struct reader rd[2];
+	pthread_t th[2];
+	sv_store *st;
+	size_t first;
+
+	o.map_size = 64 << 10;
+	st = open_ok(&o);
+	put_items(st, 0, 10);
+	first = sv_store_map_size(st);
+	for (int i = 0; i < 2; i++) {
+		memset(&rd[i], 0, sizeof rd[i]);
+		rd[i].st = st;
+		cr_assert_eq(pthread_create(&th[i], NULL, read_loop, &rd[i]), 0);
+	}
+	for (uint32_t g = 1; g < 40; g++)
+		put_items(st, g * 50, 50);
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&rd[i].stop, 1);
+		pthread_join(th[i], NULL);
+		cr_assert_eq(atomic_load(&rd[i].rc), 0, "reader %d: %s", i,
+		             sv_strerror(atomic_load(&rd[i].rc)));
+		cr_assert_gt(atomic_load(&rd[i].reads), 0);
+	}
+	cr_assert_gt(sv_store_map_size(st), first * 8);
+	sv_store_close(st);
+}
+
 struct writer {
 	sv_store *st;
 	atomic_int stop;
-	atomic_ullong committed;   /* last seq committed */
+	atomic_ullong committed; /* last seq committed */
 	atomic_int rc;
 };
 
@@ -767,8 +882,8 @@ Test(store, backup_during_writes_holds_every_earlier_commit)
 
 #define CR_D_IN 32
 #define CR_D_OUT 8
-#define CR_B 16          /* pairs per training batch */
-#define CR_CK 4          /* steps per checkpoint */
+#define CR_B 16 /* pairs per training batch */
+#define CR_CK 4 /* steps per checkpoint */
 #define CR_KEEP 3
 
 struct learner {
@@ -817,18 +932,18 @@ static uint64_t learner_steps(const struct learner *l)
 
 /* One step on B pairs: xa, xb are B rows of CR_D_IN floats. */
 static int learner_step(struct learner *l, const float *xa, const float *xb, const uint8_t *y,
-			const uint64_t *ka, const uint64_t *kb, uint64_t first_seq)
+                        const uint64_t *ka, const uint64_t *kb, uint64_t first_seq)
 {
 	int rc;
 	sv_batch_clear(l->b);
 	for (int p = 0; p < CR_B; p++) {
 		rc = sv_batch_add(l->b, xa + p * CR_D_IN, ka[p], xb + p * CR_D_IN, kb[p], y[p],
-				  first_seq + (uint64_t)p);
+		                  first_seq + (uint64_t)p);
 		if (rc)
 			return rc;
 	}
 	rc = sv_trainer_step(l->tr, l->b, NULL, NULL);
-	return rc == SV_ERR_NONFINITE ? 0 : rc;  /* W unchanged, as in the daemon */
+	return rc == SV_ERR_NONFINITE ? 0 : rc; /* W unchanged, as in the daemon */
 }
 
 static size_t learner_save_optim(const struct learner *l, unsigned char *buf, size_t cap)
@@ -844,7 +959,7 @@ static int learner_same(const struct learner *a, const struct learner *b)
 	size_t na = learner_save_optim(a, sa, sizeof sa), nb = learner_save_optim(b, sb, sizeof sb);
 	return na && na == nb && !memcmp(sa, sb, na) &&
 	       !memcmp(sv_trainer_weights(a->tr), sv_trainer_weights(b->tr),
-		       CR_D_IN * CR_D_OUT * sizeof(float));
+	               CR_D_IN * CR_D_OUT * sizeof(float));
 }
 
 /* The generated world: pair s brings item s and refers to item b(s) <= s. */
@@ -856,8 +971,14 @@ static uint64_t mix(uint64_t s)
 	return s;
 }
 
-static uint64_t pair_b(uint64_t s) { return 1 + mix(s) % s; }
-static uint8_t pair_label(uint64_t s) { return (uint8_t)(mix(s + 7) >> 40 & 1); }
+static uint64_t pair_b(uint64_t s)
+{
+	return 1 + mix(s) % s;
+}
+static uint8_t pair_label(uint64_t s)
+{
+	return (uint8_t)(mix(s + 7) >> 40 & 1);
+}
 
 static int cr_id(char *buf, uint64_t k)
 {
@@ -952,7 +1073,7 @@ static struct sv_store_opts crash_opts(int mode)
 	struct sv_store_opts o = opts(CR_D_IN, CR_D_OUT);
 	o.sync = (enum sv_store_sync)(mode % 3);
 	o.keep_versions = CR_KEEP;
-	o.map_size = 256 << 10;  /* grows under the kills too */
+	o.map_size = 256 << 10; /* grows under the kills too */
 	return o;
 }
 
@@ -998,7 +1119,7 @@ static void __attribute__((noreturn)) crash_child(int mode, int ready)
 		sv_store_txn *t;
 		int g;
 		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-		g = 1 + (int)(rng >> 59);  /* 1..32 pairs per group */
+		g = 1 + (int)(rng >> 59); /* 1..32 pairs per group */
 		if (sv_store_txn_begin(st, &t))
 			_exit(15);
 		for (int i = 0; i < g; i++, s++) {
@@ -1031,7 +1152,8 @@ static void __attribute__((noreturn)) crash_child(int mode, int ready)
 				m.optim_len = learner_save_optim(&l, optim, sizeof optim);
 				if (!m.optim_len)
 					_exit(22);
-				if (sv_store_txn_begin(st, &t) || sv_store_checkpoint_put(t, &m, &v) ||
+				if (sv_store_txn_begin(st, &t) ||
+				    sv_store_checkpoint_put(t, &m, &v) ||
 				    sv_store_set_active(t, v) || sv_store_txn_commit(t))
 					_exit(20);
 			}
@@ -1074,7 +1196,7 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 		if (read(fds[0], &ch, 1) != 1) {
 			waitpid(pid, &status, 0);
 			cr_assert_fail("kill %d: child died before it was ready (exit %d)", it,
-				       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		}
 		close(fds[0]);
 		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -1084,20 +1206,20 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 		kill(pid, SIGKILL);
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
 		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-			  "kill %d: child exited early with %d", it,
-			  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		          "kill %d: child exited early with %d", it,
+		          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 
 		st = open_ok(&o);
 		cr_assert_eq(sv_store_read_begin(st, &r), 0);
 		cr_assert_eq(sv_store_last_seq(r, &last), 0);
 		cr_assert_geq(last, total, "kill %d: log shrank from %llu to %llu", it,
-			      (unsigned long long)total, (unsigned long long)last);
+		              (unsigned long long)total, (unsigned long long)last);
 		/* the log is 1..last, each pair as generated */
 		cr_assert_eq(sv_store_cursor_open(r, 1, &c), 0);
 		for (expect = 1; sv_store_cursor_next(c, &p) == 0; expect++) {
 			int n = cr_id(id, pair_b(p.seq));
 			cr_assert_eq(p.seq, expect, "kill %d: gap at %llu", it,
-				     (unsigned long long)expect);
+			             (unsigned long long)expect);
 			cr_assert_eq(p.label, pair_label(p.seq));
 			cr_assert_eq(p.client_seq, p.seq);
 			cr_assert_eq(p.len_b, (size_t)n);
@@ -1114,7 +1236,7 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 			cr_assert_eq(sv_store_item_get(r, id, (size_t)n, y), 0);
 			fill(x, CR_D_IN, (uint32_t)s);
 			cr_assert_eq(memcmp(x, y, sizeof x), 0, "kill %d: item %llu torn", it,
-				     (unsigned long long)s);
+			             (unsigned long long)s);
 		}
 		sv_store_read_end(r);
 		/* the active model loads; replay equals the uninterrupted run */
@@ -1125,14 +1247,25 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 			cr_assert_eq(train_batch(&ref, NULL, ref_seq), 0);
 		}
 		cr_assert_eq(ref_seq, trained);
-		cr_assert(learner_same(&ref, &l), "kill %d: replayed W or optimizer differs at seq %llu",
-			  it, (unsigned long long)trained);
+		cr_assert(learner_same(&ref, &l),
+		          "kill %d: replayed W or optimizer differs at seq %llu", it,
+		          (unsigned long long)trained);
 		cr_assert_eq(learner_steps(&ref), learner_steps(&l));
 		learner_free(&l);
 		total = last;
 	}
 	cr_assert_gt(total, (uint64_t)CR_B * CR_CK, "the children wrote too little to test");
-	cr_log_info("%d kills, %llu pairs logged, %llu steps", kills,
-		    (unsigned long long)total, (unsigned long long)learner_steps(&ref));
+	{
+		struct sv_store_opts o = crash_opts(0);
+		sv_store *st = open_ok(&o);
+		sv_store_read *r;
+		uint64_t v;
+		cr_assert_eq(sv_store_read_begin(st, &r), 0);
+		cr_assert_eq(sv_store_active(r, &v), 0, "no checkpoint was ever made");
+		sv_store_read_end(r);
+		sv_store_close(st);
+	}
+	cr_log_info("%d kills, %llu pairs logged, %llu steps", kills, (unsigned long long)total,
+	            (unsigned long long)learner_steps(&ref));
 	learner_free(&ref);
 }

@@ -11,8 +11,8 @@
  *   raw   mdb_txn_begin, the same number of mdb_put of the same key and value
  *         sizes into one plain database, mdb_txn_commit
  * each on a fresh environment in --dir, alternating, best of three, and
- * prints records/s for both and sv/raw.  Leaves out: reads (sv-bench query), the daemon's ingest path
- * (sv-bench ingest).
+ * prints records/s for both and sv/raw.  Leaves out: reads (sv-bench query), the daemon's ingest
+ * path (sv-bench ingest).
  *
  * Options: --dir DIR (default /tmp), --d-in N (default 784), --scale F
  * (multiplies the record counts; default 1), --json.
@@ -77,7 +77,7 @@ static void item_id(char *buf, size_t i)
 }
 
 static int run_sv(const struct cfg *c, const char *path, enum kind k, int nosync, size_t group,
-		  size_t n, double *secs)
+                  size_t n, double *secs)
 {
 	struct sv_store_opts o;
 	sv_store *st = NULL;
@@ -137,14 +137,14 @@ static int run_sv(const struct cfg *c, const char *path, enum kind k, int nosync
 	return rc;
 }
 
-static int run_raw(const struct cfg *c, const char *path, enum kind k, int nosync,
-		   size_t group, size_t n, double *secs)
+static int run_raw(const struct cfg *c, const char *path, enum kind k, int nosync, size_t group,
+                   size_t n, double *secs)
 {
 	MDB_env *env = NULL;
 	MDB_dbi dbi;
 	MDB_txn *txn;
-	size_t vlen = k == KIND_ITEMS ? 8 + (size_t)c->d_in * 4
-				      : 24 + 14 + 14 + (k == KIND_PAIRS ? 12 : 0);
+	size_t vlen =
+	    k == KIND_ITEMS ? 8 + (size_t)c->d_in * 4 : 24 + 14 + 14 + (k == KIND_PAIRS ? 12 : 0);
 	unsigned char *val = calloc(1, vlen);
 	unsigned char kb[16];
 	uint64_t t0;
@@ -201,13 +201,15 @@ int bench_store(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: sv-bench store [--dir DIR] [--d-in N] [--scale F] [--json]\n"
-			       "  items/s and pairs/s committed at group sizes 1, 64, 512 with sync\n"
-			       "  full and none, beside raw LMDB puts of the same sizes; best of %d.\n"
-			       "  --dir DIR   where the scratch environments go (default /tmp)\n"
-			       "  --d-in N    item vector length (default 784)\n"
-			       "  --scale F   multiply the record counts (default 1)\n"
-			       "  --json      one JSON object instead of the table\n", ROUNDS);
+			printf(
+			    "usage: sv-bench store [--dir DIR] [--d-in N] [--scale F] [--json]\n"
+			    "  items/s and pairs/s committed at group sizes 1, 64, 512 with sync\n"
+			    "  full and none, beside raw LMDB puts of the same sizes; best of %d.\n"
+			    "  --dir DIR   where the scratch environments go (default /tmp)\n"
+			    "  --d-in N    item vector length (default 784)\n"
+			    "  --scale F   multiply the record counts (default 1)\n"
+			    "  --json      one JSON object instead of the table\n",
+			    ROUNDS);
 			return 0;
 		}
 		if (!strcmp(argv[i], "--json"))
@@ -219,8 +221,9 @@ int bench_store(int argc, char **argv)
 		else if (!strcmp(argv[i], "--scale") && i + 1 < argc)
 			c.scale = strtod(argv[++i], NULL);
 		else {
-			fprintf(stderr,
-				"usage: sv-bench store [--dir DIR] [--d-in N] [--scale F] [--json]\n");
+			fprintf(
+			    stderr,
+			    "usage: sv-bench store [--dir DIR] [--d-in N] [--scale F] [--json]\n");
 			return 2;
 		}
 	}
@@ -247,12 +250,13 @@ int bench_store(int argc, char **argv)
 				for (int round = 0; round < ROUNDS && rc == 0; round++) {
 					double s = 0, r = 0;
 					snprintf(path, sizeof path, "%s/sv", base);
-					rc = run_sv(&c, path, (enum kind)k, nosync, groups[g], n, &s);
+					rc = run_sv(&c, path, (enum kind)k, nosync, groups[g], n,
+					            &s);
 					rm_tree(path);
 					snprintf(path, sizeof path, "%s/raw", base);
 					if (rc == 0)
-						rc = run_raw(&c, path, (enum kind)k, nosync, groups[g],
-							     n, &r);
+						rc = run_raw(&c, path, (enum kind)k, nosync,
+						             groups[g], n, &r);
 					rm_tree(path);
 					ts = s < ts ? s : ts;
 					tr = r < tr ? r : tr;
@@ -265,11 +269,12 @@ int bench_store(int argc, char **argv)
 					       "\"n\":%zu,\"store_per_s\":%.1f,\"raw_per_s\":%.1f,"
 					       "\"ratio\":%.3f}",
 					       first ? "" : ",", kind_names[k],
-					       nosync ? "none" : "full", groups[g], n, rs, rr, rs / rr);
+					       nosync ? "none" : "full", groups[g], n, rs, rr,
+					       rs / rr);
 				else
 					printf("%-6s %-5s %6zu %7zu %12.0f %12.0f %7.3f\n",
-					       kind_names[k], nosync ? "none" : "full",
-					       groups[g], n, rs, rr, rs / rr);
+					       kind_names[k], nosync ? "none" : "full", groups[g],
+					       n, rs, rr, rs / rr);
 				first = 0;
 				fflush(stdout);
 			}

@@ -81,6 +81,9 @@ def test_ingest_query_restart():
         assert c['pairs']['logged'] == 26 and c['pairs']['duplicate'] == 5, c
         assert c['rejects'].get('bad_magic') == 1 and c['rejects'].get('wrong_dim') == 1, c
         assert c['rejects'].get('unknown_item') == 1, c
+        log = d.logtext()
+        assert 'SV-INGEST-BADDIM' in log and 'dropping message' in log, log
+        assert 'SV-INGEST-BADMAGIC' in log and 'SV-INGEST-NOITEM' in log, log
         for k in ('model_version', 'steps', 'items', 'backlog', 'auc', 'eer', 'threshold'):
             assert k in st, (k, st)
         assert st['steps'] >= 4, st
@@ -120,6 +123,7 @@ def test_ingest_query_restart():
         d.start()
         st2 = d.status()
         assert st2['steps'] == st['steps'] and st2['items'] == st['items'], (st, st2)
+        assert st2['pairs_seen'] == st['pairs_seen'], (st, st2)
         assert st2['applied_seq'] >= last_seq and st2['model_version'] > st['model_version'], (st, st2)
         for i in range(3):
             r = score(d, b'it%d' % i, b'it%d' % (i + 3))
@@ -143,9 +147,14 @@ def test_topk_brute_force():
         d.start()
         send_items(d, 12)
         push = d.sock(zmq.PUSH, 'ingest.sock')
-        push.send_multipart(pairs('PAIR_BATCH', [(1, vec(), vec()) for _ in range(8)], D_IN))
+        msg = pairs('PAIR_BATCH', [(1, vec(), vec()) for _ in range(8)], D_IN)
+        push.send_multipart(msg)
+        n_items = status_until(d, lambda j: j['pairs_seen'] >= 8, 'pairs trained')['items']
+        assert n_items == 12 + 16, n_items
+        push.send_multipart(msg)   # the same inline vectors: stored once
+        st = status_until(d, lambda j: j['pairs_seen'] >= 16, 'pairs trained')
+        assert st['items'] == n_items, st
         push.close()
-        status_until(d, lambda j: j['pairs_seen'] >= 8, 'pairs trained')
         r = d.request('query.sock', topk([b'it0', vec(), b'missing'], 5, D_IN, req_id=77))
         assert r['status'] == 'PARTIAL' and r['req'] == 77, r
         q0, q1, q2 = r['queries']
@@ -318,11 +327,19 @@ def test_command_line():
 
 
 def test_store_mismatch_and_journal():
-    """A store made with other dims is refused with both values named; under
-    journald (JOURNAL_STREAM) lines carry <N> priority prefixes."""
+    """A second daemon on the same state dir is refused; a store made with
+    other dims is refused with both values named; under journald
+    (JOURNAL_STREAM) lines carry <N> priority prefixes."""
     d = Daemon(BIN, opts=BASE)
     try:
         d.start()
+        args = [BIN, '--state-dir', d.dir] + sum((['-o', o] for o in BASE), [])
+        if os.geteuid() == 0:
+            args.append('--allow-root')
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and 'SV-MAIN-LOCK' in r.stderr and \
+            str(d.proc.pid) in r.stderr, r.stderr
+        assert d.status()['model_version'] == 0   # the first one still serves
         assert d.stop() == 0
         args = [BIN, '--state-dir', d.dir, '-o', 'model.d_in=32', '-o', 'model.d_out=4']
         if os.geteuid() == 0:
