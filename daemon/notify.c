@@ -103,7 +103,9 @@ int sv_notify_send(const char *text)
 
 	if (fd < 0)
 		return 0;
-	n = sendto(fd, text, strlen(text), MSG_NOSIGNAL, (const struct sockaddr *)&addr, addr_len);
+	/* never block: a receiver that does not read must not stall the daemon */
+	n = sendto(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT,
+	           (const struct sockaddr *)&addr, addr_len);
 	if (n < 0)
 		return -errno;
 	return 0;

@@ -212,6 +212,21 @@ def test_rollback_and_flush():
         d.close()
 
 
+def test_notify_receiver_not_reading():
+    """A NOTIFY_SOCKET nobody reads (its queue full of WATCHDOG=1 and
+    STATUS=) must not stall the daemon: it still serves and stops on SIGTERM."""
+    d = Daemon(BIN, opts=BASE, watchdog_usec=40000, notify_rcvbuf=1)
+    try:
+        d.start()
+        time.sleep(1.5)          # pings every 20 ms: the tiny queue is full
+        assert d.status()['paused'] is False
+        t0 = time.monotonic()
+        assert d.stop(timeout=10) == 0
+        assert time.monotonic() - t0 < 8
+    finally:
+        d.close()
+
+
 def test_c_client():
     if CCLIENT is None:
         print('  (no C client given: skipped)')
@@ -387,7 +402,7 @@ def test_garbage_changes_nothing():
 
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
          test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
-         test_rollback_and_flush,
+         test_rollback_and_flush, test_notify_receiver_not_reading,
          test_c_client]
 
 if __name__ == '__main__':
