@@ -171,6 +171,16 @@ def test_topk_brute_force():
         allsc = sorted((score(d, b'it0', b'it%d' % i)['rows'][0]['score'] for i in range(1, 12)),
                        reverse=True)
         assert abs(allsc[0] - sc[0]) < 1e-5 and abs(allsc[4] - sc[4]) < 1e-5, (allsc, sc)
+        # a deleted item is gone from ITEM_GET and TOPK; deleting it again is NOT_FOUND
+        gone = ids0[0]
+        r = d.request('ingest-acked.sock', item_get(gone, 5, verb='ITEM_DEL'))
+        assert r['status'] == 'OK', r
+        r = d.request('ingest-acked.sock', item_get(gone, 6, verb='ITEM_DEL'))
+        assert r['status'] == 'NOT_FOUND', r
+        assert d.request('query.sock', item_get(gone, 7))['status'] == 'NOT_FOUND'
+        r = d.request('query.sock', topk([b'it0'], 20, D_IN))
+        hits = [h[0] for h in r['queries'][0]['hits']]
+        assert gone not in hits and len(hits) == 10, hits
         assert d.stop() == 0
     finally:
         d.close()
