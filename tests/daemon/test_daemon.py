@@ -405,6 +405,19 @@ def test_garbage_changes_nothing():
                           'rejects counted')
         assert st['last_seq'] == st0['last_seq'] and st['items'] == st0['items'], (st0, st)
         assert score(d, b'it0', b'it1')['status'] == 'OK'
+        # a flood is logged at most SV_LOG_BURST (10) lines a second, then summed up
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        time.sleep(1.1)
+        n0 = d.logtext().count('SV-INGEST-BADMAGIC')
+        for _ in range(50):
+            push.send_multipart([b'XX' + good[0][2:]] + good[1:])
+        status_until(d, lambda j: j['counters']['rejects'].get('bad_magic', 0) >= 50, 'flood')
+        time.sleep(1.1)
+        push.send_multipart([b'XX' + good[0][2:]] + good[1:])
+        push.close()
+        wait_for(lambda: 'similar lines suppressed' in d.logtext(), what='suppression note')
+        n = d.logtext().count('SV-INGEST-BADMAGIC') - n0
+        assert 2 <= n <= 10 + 1, n
         assert d.stop() == 0
     finally:
         d.close()
