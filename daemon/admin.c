@@ -73,6 +73,11 @@ static void ju64(struct jbuf *j, const char *key, uint64_t v, int comma)
 
 static uint64_t started_ns;
 
+/* SV-ADMIN-MALFORMED lines (the admin thread only). */
+static struct sv_ratelimit rl_malformed;
+static unsigned long long sup;
+static char sbuf[64];
+
 size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 {
 	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
@@ -238,8 +243,10 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &a->lim, &rq, &err) < 0) {
 		count_reject(d, (int)err.reason);
-		sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent", err.msg,
-		       sv_proto_reason_name((int)err.reason));
+		if (sv_log_ratelimit(&rl_malformed, SV_LOG_BURST, &sup))
+			sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent%s",
+			       err.msg, sv_proto_reason_name((int)err.reason),
+			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 		reply_error(&a->mb, err.have_header ? err.header.verb : 0,
 		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
 		            (int)err.reason, err.msg);

@@ -78,8 +78,11 @@ static int open_store(struct sv_daemon *d)
 		return rc;
 	rc = sv_store_open(&d->store, &o, err, sizeof(err));
 	if (rc < 0)
-		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)", o.path, err,
-		       sv_strerror(rc));
+		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)%s", o.path, err,
+		       sv_strerror(rc),
+		       rc == SV_ERR_STORE_SETTINGS
+		           ? "; train.loss, train.mode and train.optimizer are fixed for a store"
+		           : "");
 	return rc;
 }
 
