@@ -23,7 +23,7 @@
 #include "ctl_cli.h"
 #include "sv/proto.h"
 
-#define CTL_ENDPOINT_MAX 512
+#define CTL_ENDPOINT_MAX 1024
 
 /* One run of simverifyctl. */
 struct ctl_ctx {
