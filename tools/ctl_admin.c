@@ -97,23 +97,96 @@ static void print_flat(const struct ctl_json *j, char *path, size_t plen, size_t
 
 /* ---- Prometheus ---- */
 
+/* The daemon's status document, key by key.  Keys not listed here still
+ * appear, under generic names (see the top of this file). */
+struct prom_map {
+	const char *path;    /* in the status document */
+	const char *name;    /* metric name */
+	const char *type;    /* gauge, counter, histogram, info */
+	const char *label;   /* for an object of numbers: the label name */
+	const char *help;
+};
+
+static const struct prom_map prom_maps[] = {
+	{"model_version", "simverify_model_version", "gauge", NULL, "Live model version."},
+	{"steps", "simverify_model_steps", "gauge", NULL,
+	 "Optimizer steps of the live model, across restarts."},
+	{"pairs_seen", "simverify_pairs_trained", "gauge", NULL,
+	 "Pairs the live model was trained on, across restarts."},
+	{"items", "simverify_items", "gauge", NULL, "Stored items."},
+	{"pairs_logged", "simverify_pair_log_records", "gauge", NULL, "Records in the pair log."},
+	{"models", "simverify_model_versions_stored", "gauge", NULL, "Checkpoints kept."},
+	{"backlog", "simverify_backlog_pairs", "gauge", NULL, "Pairs logged but not trained on yet."},
+	{"applied_seq", "simverify_applied_seq", "gauge", NULL, "Last log sequence trained on."},
+	{"last_seq", "simverify_last_seq", "gauge", NULL, "Last log sequence written."},
+	{"auc", "simverify_prequential_auc", "gauge", NULL,
+	 "ROC AUC of pre-step scores over the metrics window."},
+	{"eer", "simverify_prequential_eer", "gauge", NULL,
+	 "Equal error rate of pre-step scores over the metrics window."},
+	{"tar_at_far", "simverify_prequential_tar", "gauge", "far",
+	 "TAR at the given FAR over the metrics window."},
+	{"loss", "simverify_loss", "gauge", NULL, "Running training loss."},
+	{"threshold", "simverify_threshold", "gauge", NULL, "Decision threshold (cosine)."},
+	{"threshold_policy", "simverify_threshold_policy_info", "info", "policy",
+	 "Threshold policy in force."},
+	{"paused", "simverify_paused", "gauge", NULL, "1 while learning is paused."},
+	{"d_in", "simverify_model_input_dim", "gauge", NULL, "Input vector dimension."},
+	{"d_out", "simverify_model_output_dim", "gauge", NULL, "Embedding dimension."},
+	{"map_size", "simverify_store_map_bytes", "gauge", NULL, "LMDB map size."},
+	{"map_used", "simverify_store_used_bytes", "gauge", NULL, "LMDB bytes in use."},
+	{"store_bytes", "simverify_store_bytes", "gauge", NULL, "Store size on disk."},
+	{"uptime_seconds", "simverify_uptime_seconds", "gauge", NULL, "Seconds since start."},
+	{"rss_bytes", "simverify_resident_memory_bytes", "gauge", NULL, "Resident set size."},
+	{"pairs_per_second", "simverify_ingest_pairs_per_second", "gauge", NULL,
+	 "Recent ingest rate."},
+	{"counters.pairs", "simverify_pairs_total", "counter", "outcome",
+	 "Pairs received, by outcome."},
+	{"counters.rejects", "simverify_rejects_total", "counter", "reason",
+	 "Rejected messages or rows, by reason."},
+	{"counters.steps", "simverify_steps_total", "counter", NULL, "Training steps taken."},
+	{"counters.step_failures", "simverify_step_failures_total", "counter", NULL,
+	 "Training steps that failed."},
+	{"counters.checkpoints", "simverify_checkpoints_total", "counter", NULL,
+	 "Checkpoints written."},
+	{"counters.commits", "simverify_group_commits_total", "counter", NULL,
+	 "Store group commits."},
+	{"counters.items_put", "simverify_items_put_total", "counter", NULL, "Item upserts."},
+	{"counters.items_deleted", "simverify_items_deleted_total", "counter", NULL,
+	 "Item deletions."},
+	{"counters.queries", "simverify_queries_total", "counter", NULL, "Queries answered."},
+	{"counters.query_errors", "simverify_query_errors_total", "counter", NULL,
+	 "Queries answered with an error."},
+	{"counters.unroutable", "simverify_unroutable_replies_total", "counter", NULL,
+	 "Replies to clients that had gone."},
+	{"counters.admin_requests", "simverify_admin_requests_total", "counter", NULL,
+	 "Admin requests."},
+	{"query_latency_seconds", "simverify_query_latency_seconds", "histogram", NULL,
+	 "Query latency."},
+};
+
+static const struct prom_map *prom_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof(prom_maps) / sizeof(prom_maps[0]); i++)
+		if (strcmp(prom_maps[i].path, path) == 0)
+			return &prom_maps[i];
+	return NULL;
+}
+
 static void prom_name(char *out, size_t cap, const char *path)
 {
-	size_t o = 0;
+	size_t o = (size_t)snprintf(out, cap, "simverify_");
 
-	o += (size_t)snprintf(out, cap, "simverify_");
 	for (const char *p = path; *p && o + 1 < cap; p++) {
 		char ch = *p;
+		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			 (ch >= '0' && ch <= '9') || ch == '_';
 
-		out[o++] = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-					   (ch >= '0' && ch <= '9') || ch == '_'
-				   ? ch
-				   : '_';
+		out[o++] = ok ? ch : '_';
 	}
 	out[o] = '\0';
 }
 
-static size_t ends_with(const char *s, const char *suffix)
+static int ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
 
@@ -132,18 +205,9 @@ static void prom_label_value(const char *s)
 	}
 }
 
-static const char *label_for(const char *name)
-{
-	if (strstr(name, "pairs"))
-		return "outcome";
-	if (strstr(name, "reject"))
-		return "reason";
-	return "kind";
-}
-
 static int all_numbers(const struct ctl_json *j)
 {
-	if (j->type != CTL_JSON_OBJ || j->n == 0)
+	if (j->type != CTL_JSON_OBJ)
 		return 0;
 	for (size_t i = 0; i < j->n; i++)
 		if (j->kids[i]->type != CTL_JSON_NUM)
@@ -151,31 +215,64 @@ static int all_numbers(const struct ctl_json *j)
 	return 1;
 }
 
+static void prom_head(const char *name, const char *type, const char *help)
+{
+	if (help)
+		printf("# HELP %s %s\n", name, help);
+	printf("# TYPE %s %s\n", name, strcmp(type, "info") == 0 ? "gauge" : type);
+}
+
+static void prom_number(const char *name, const struct ctl_json *v)
+{
+	if (v->type == CTL_JSON_NUM)
+		printf("%s %s\n", name, v->text);
+	else if (v->type == CTL_JSON_BOOL)
+		printf("%s %d\n", name, v->num ? 1 : 0);
+	else
+		printf("%s NaN\n", name);
+}
+
 static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t cap)
 {
-	char name[256];
+	const struct prom_map *m = prom_find(path);
+	int under_counters = strncmp(path, "counters.", 9) == 0;
+	char gen[256];
+	const char *name;
 
-	prom_name(name, sizeof(name), path);
+	if (under_counters) {
+		prom_name(gen, sizeof(gen), path + 9);
+		if (!ends_with(gen, "_total"))
+			strncat(gen, "_total", sizeof(gen) - strlen(gen) - 1);
+	} else {
+		prom_name(gen, sizeof(gen), path);
+	}
+	name = m ? m->name : gen;
+
 	if (j->type == CTL_JSON_OBJ && ctl_json_get(j, "buckets") && ctl_json_get(j, "count")) {
 		const struct ctl_json *b = ctl_json_get(j, "buckets");
 		int has_inf = 0;
 
-		printf("# TYPE %s histogram\n", name);
+		prom_head(name, "histogram", m ? m->help : NULL);
 		for (size_t i = 0; b->type == CTL_JSON_OBJ && i < b->n; i++) {
 			has_inf |= strcmp(b->keys[i], "+Inf") == 0;
-			printf("%s_bucket{le=\"%s\"} %s\n", name, b->keys[i], b->kids[i]->text
-								   ? b->kids[i]->text : "0");
+			printf("%s_bucket{le=\"", name);
+			prom_label_value(b->keys[i]);
+			printf("\"} %s\n", b->kids[i]->type == CTL_JSON_NUM ? b->kids[i]->text : "NaN");
 		}
 		if (!has_inf)
-			printf("%s_bucket{le=\"+Inf\"} %.17g\n", name, ctl_json_num(j, "count", 0));
+			printf("%s_bucket{le=\"+Inf\"} %s\n", name, ctl_json_get(j, "count")->text
+								    ? ctl_json_get(j, "count")->text : "0");
 		printf("%s_sum %.17g\n%s_count %.17g\n", name, ctl_json_num(j, "sum", 0), name,
 		       ctl_json_num(j, "count", 0));
 		return;
 	}
-	if (j->type == CTL_JSON_OBJ && ends_with(name, "_total") && all_numbers(j)) {
-		printf("# TYPE %s counter\n", name);
+	if (j->type == CTL_JSON_OBJ && (m || under_counters) && all_numbers(j)) {
+		const char *type = m ? m->type : "counter";
+		const char *label = m && m->label ? m->label : "kind";
+
+		prom_head(name, type, m ? m->help : NULL);
 		for (size_t i = 0; i < j->n; i++) {
-			printf("%s{%s=\"", name, label_for(name));
+			printf("%s{%s=\"", name, label);
 			prom_label_value(j->keys[i]);
 			printf("\"} %s\n", j->kids[i]->text);
 		}
@@ -193,19 +290,19 @@ static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t 
 	}
 	switch (j->type) {
 	case CTL_JSON_NUM:
-		printf("# TYPE %s %s\n%s %s\n", name, ends_with(name, "_total") ? "counter" : "gauge",
-		       name, j->text);
-		break;
 	case CTL_JSON_BOOL:
-		printf("# TYPE %s gauge\n%s %d\n", name, name, j->num ? 1 : 0);
+	case CTL_JSON_NULL:
+		prom_head(name, m ? m->type : under_counters ? "counter" : "gauge",
+			  m ? m->help : NULL);
+		prom_number(name, j);
 		break;
 	case CTL_JSON_STR:
-		printf("# TYPE %s_info gauge\n%s_info{value=\"", name, name);
+		if (!m && !ends_with(gen, "_info"))
+			strncat(gen, "_info", sizeof(gen) - strlen(gen) - 1);
+		prom_head(name, "gauge", m ? m->help : NULL);
+		printf("%s{%s=\"", name, m && m->label ? m->label : "value");
 		prom_label_value(j->text);
 		printf("\"} 1\n");
-		break;
-	case CTL_JSON_NULL:
-		printf("# TYPE %s gauge\n%s NaN\n", name, name);
 		break;
 	default:
 		break; /* arrays have no Prometheus form */
@@ -214,11 +311,84 @@ static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t 
 
 /* ---- status ---- */
 
+/* One line of the human status: label, then the value at path or "n/a". */
+static void status_line(const struct ctl_json *j, const char *label, const char *path,
+			const char *unit)
+{
+	const struct ctl_json *v = ctl_json_get(j, path);
+
+	printf("%-22s ", label);
+	if (!v || v->type == CTL_JSON_NULL)
+		fputs("n/a", stdout);
+	else if (v->type == CTL_JSON_STR)
+		fputs(v->text, stdout);
+	else if (v->type == CTL_JSON_BOOL)
+		fputs(v->num ? "yes" : "no", stdout);
+	else if (v->type == CTL_JSON_NUM)
+		fputs(v->text, stdout);
+	else
+		ctl_json_write(v, stdout);
+	if (v && v->type == CTL_JSON_NUM && unit)
+		printf(" %s", unit);
+	fputc('\n', stdout);
+}
+
+static void human_bytes(double b, char *out, size_t cap)
+{
+	static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int i = 0;
+
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
 static void print_status(const struct ctl_json *j)
 {
-	char path[256] = "";
+	double up = ctl_json_num(j, "uptime_seconds", NAN);
+	double rss = ctl_json_num(j, "rss_bytes", NAN);
+	double used = ctl_json_num(j, "store_bytes", ctl_json_num(j, "map_used", NAN));
+	double rate = ctl_json_num(j, "pairs_per_second", NAN);
+	const struct ctl_json *tar = ctl_json_get(j, "tar_at_far");
+	char buf[64];
 
-	print_flat(j, path, 0, sizeof(path));
+	status_line(j, "model version", "model_version", NULL);
+	status_line(j, "steps", "steps", NULL);
+	status_line(j, "pairs seen", "pairs_seen", NULL);
+	status_line(j, "items", "items", NULL);
+	status_line(j, "backlog", "backlog", "pairs");
+	if (isfinite(rate))
+		printf("%-22s %.1f\n", "pairs/s", rate);
+	else if (isfinite(up) && up > 0)
+		printf("%-22s %.1f (average since start)\n", "pairs/s",
+		       ctl_json_num(j, "pairs_seen", 0) / up);
+	else
+		printf("%-22s n/a\n", "pairs/s");
+	status_line(j, "prequential AUC", "auc", NULL);
+	status_line(j, "prequential EER", "eer", NULL);
+	if (tar && tar->type == CTL_JSON_OBJ)
+		for (size_t i = 0; i < tar->n; i++)
+			printf("TAR@FAR=%-14s %s\n", tar->keys[i],
+			       tar->kids[i]->text ? tar->kids[i]->text : "n/a");
+	else
+		status_line(j, "TAR@FAR", "tar_at_far", NULL);
+	status_line(j, "loss", "loss", NULL);
+	status_line(j, "threshold", "threshold", NULL);
+	status_line(j, "threshold policy", "threshold_policy", NULL);
+	status_line(j, "paused", "paused", NULL);
+	if (isfinite(up))
+		printf("%-22s %dd %02d:%02d:%02d\n", "uptime", (int)(up / 86400),
+		       (int)fmod(up / 3600, 24), (int)fmod(up / 60, 60), (int)fmod(up, 60));
+	else
+		printf("%-22s n/a\n", "uptime");
+	if (isfinite(rss))
+		human_bytes(rss, buf, sizeof(buf));
+	printf("%-22s %s\n", "RSS", isfinite(rss) ? buf : "n/a");
+	if (isfinite(used))
+		human_bytes(used, buf, sizeof(buf));
+	printf("%-22s %s\n", "store size", isfinite(used) ? buf : "n/a");
 }
 
 static int check_status_keys(const struct ctl_json *j)

@@ -40,6 +40,13 @@ static int side_from_arg(const char *arg, struct sv_proto_side *side, float **ow
 	return CTL_EXIT_OK;
 }
 
+static const char *policy_name(unsigned p)
+{
+	static const char *const names[] = {"fixed", "target_far", "eer", "max_accuracy"};
+
+	return p < 4 ? names[p] : "unknown";
+}
+
 static const char *side_name(const char *arg)
 {
 	return ctl_arg_is_vector(arg) ? (arg[0] == '@' ? arg + 1 : "stdin vector") : arg;
@@ -85,13 +92,13 @@ static int run_score(struct ctl_ctx *c, struct ctl_conn *cn, struct sv_proto_msg
 	}
 	if (o->json)
 		printf("{\"score\": %.9g, \"threshold\": %.9g, \"margin\": %.9g, \"match\": %s, "
-		       "\"policy\": %u, \"model_version\": %llu}\n",
-		       s.score, s.threshold, s.margin, s.match ? "true" : "false", s.policy,
-		       (unsigned long long)s.model_version);
+		       "\"policy\": \"%s\", \"model_version\": %llu}\n",
+		       s.score, s.threshold, s.margin, s.match ? "true" : "false",
+		       policy_name(s.policy), (unsigned long long)s.model_version);
 	else
-		printf("%s  score %.6f  threshold %.6f  margin %+.6f  model v%llu\n",
-		       s.match ? "MATCH" : "NO MATCH", s.score, s.threshold, s.margin,
-		       (unsigned long long)s.model_version);
+		printf("%s  score %.6f  threshold %.6f (%s)  margin %+.6f  model v%llu\n",
+		       s.match ? "MATCH" : "NO MATCH", s.score, s.threshold, policy_name(s.policy),
+		       s.margin, (unsigned long long)s.model_version);
 out:
 	free(va);
 	free(vb);
@@ -234,7 +241,12 @@ int ctl_query_run(struct ctl_ctx *c)
 	struct ctl_reply r;
 	int rc;
 
-	rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->query, "query");
+	/* Item writes go to the trainer (the store's one writer) through the
+	 * acked ingest endpoint; reads to the query endpoint. */
+	if (c->o->verb == CTL_VERB_ITEM_PUT || c->o->verb == CTL_VERB_ITEM_DELETE)
+		rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->acked, "acked ingest");
+	else
+		rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->query, "query");
 	if (rc)
 		return rc;
 	sv_proto_msgbuf_init(&mb);
