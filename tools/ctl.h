@@ -84,6 +84,10 @@ int ctl_conn_send(struct ctl_conn *cn, const struct sv_proto_msgbuf *mb);
  * judged here (see ctl_reply_check()). */
 int ctl_conn_recv(struct ctl_conn *cn, uint64_t req_id, struct ctl_reply *r);
 
+/* Wait up to the timeout for any reply (pipelined requests; the caller
+ * matches r->rep.hdr.request_id).  Returns an exit code as ctl_conn_recv(). */
+int ctl_conn_recv_any(struct ctl_conn *cn, struct ctl_reply *r);
+
 /* send + recv. */
 int ctl_conn_call(struct ctl_conn *cn, const struct sv_proto_msgbuf *mb, uint64_t req_id,
 		  struct ctl_reply *r);

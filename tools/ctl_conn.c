@@ -152,56 +152,76 @@ static int recv_multipart(struct ctl_conn *cn, struct ctl_reply *r, size_t *tota
 	return 0;
 }
 
+/* Receive and decode one reply within the time left until deadline (a
+ * CLOCK_MONOTONIC time in ms).  want_id: only a decode failure of a reply
+ * to this id is fatal (others are skipped); any_id makes every failure
+ * fatal.  Returns an exit code, or -1 for "a reply to another id, skipped". */
+static int recv_one(struct ctl_conn *cn, struct ctl_reply *r, int64_t deadline_ms,
+		    uint64_t want_id, int any_id)
+{
+	struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
+	struct sv_proto_error perr;
+	struct timespec now;
+	size_t total, skip = 0, nf;
+	int64_t left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left = deadline_ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	if (left <= 0)
+		left = 1;
+	zmq_setsockopt(cn->sock, ZMQ_RCVTIMEO, &(int){(int)left}, sizeof(int));
+	if (recv_multipart(cn, r, &total) != 0) {
+		if (zmq_errno() == EAGAIN)
+			ctl_err("cannot reach daemon at %s (timeout %gs)", cn->endpoint,
+				timeout_s(cn));
+		else
+			ctl_err("receive from %s: %s", cn->endpoint, zmq_strerror(zmq_errno()));
+		return CTL_EXIT_CONNECT;
+	}
+	if (r->n_parts > 0 && zmq_msg_size(&r->parts[0]) == 0)
+		skip = 1; /* an empty delimiter, as a REQ-style peer would send */
+	if (total > SV_PROTO_MAX_FRAMES + skip) {
+		ctl_err("reply from %s has %zu frames (at most %d expected)", cn->endpoint,
+			total - skip, SV_PROTO_MAX_FRAMES);
+		return CTL_EXIT_DAEMON;
+	}
+	nf = r->n_parts - skip;
+	for (size_t i = 0; i < nf; i++) {
+		fr[i].data = zmq_msg_data(&r->parts[i + skip]);
+		fr[i].len = zmq_msg_size(&r->parts[i + skip]);
+	}
+	if (sv_proto_decode_reply(fr, nf, NULL, &r->rep, &perr) != 0) {
+		if (!any_id && perr.have_header && perr.header.request_id != want_id)
+			return -1; /* garbage for an older request: not ours */
+		ctl_err("malformed reply from %s: %s", cn->endpoint, perr.msg);
+		return CTL_EXIT_DAEMON;
+	}
+	if (!any_id && r->rep.hdr.request_id != want_id)
+		return -1; /* a late reply to a request we gave up on */
+	return CTL_EXIT_OK;
+}
+
+static int64_t deadline_after(int ms)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ms;
+}
+
 int ctl_conn_recv(struct ctl_conn *cn, uint64_t req_id, struct ctl_reply *r)
 {
-	struct timespec t0, now;
+	int64_t deadline = deadline_after(cn->timeout_ms);
+	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
-		struct sv_proto_error perr;
-		size_t total, skip = 0, nf;
-		long left;
-		int rc;
+	while ((rc = recv_one(cn, r, deadline, req_id, 0)) == -1)
+		;
+	return rc;
+}
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = cn->timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 +
-					 (now.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0)
-			left = 1;
-		zmq_setsockopt(cn->sock, ZMQ_RCVTIMEO, &(int){(int)left}, sizeof(int));
-		if (recv_multipart(cn, r, &total) != 0) {
-			if (zmq_errno() == EAGAIN)
-				ctl_err("cannot reach daemon at %s (timeout %gs)", cn->endpoint,
-					timeout_s(cn));
-			else
-				ctl_err("receive from %s: %s", cn->endpoint,
-					zmq_strerror(zmq_errno()));
-			return CTL_EXIT_CONNECT;
-		}
-		if (cn->type == ZMQ_DEALER && r->n_parts > 0 && zmq_msg_size(&r->parts[0]) == 0)
-			skip = 1; /* an empty delimiter, as a REQ-style peer would send */
-		if (total > SV_PROTO_MAX_FRAMES + skip) {
-			ctl_err("reply from %s has %zu frames (at most %d expected)", cn->endpoint,
-				total - skip, SV_PROTO_MAX_FRAMES);
-			return CTL_EXIT_DAEMON;
-		}
-		nf = r->n_parts - skip;
-		for (size_t i = 0; i < nf; i++) {
-			fr[i].data = zmq_msg_data(&r->parts[i + skip]);
-			fr[i].len = zmq_msg_size(&r->parts[i + skip]);
-		}
-		rc = sv_proto_decode_reply(fr, nf, NULL, &r->rep, &perr);
-		if (rc != 0) {
-			if (perr.have_header && perr.header.request_id != req_id)
-				continue; /* garbage for an older request: not ours */
-			ctl_err("malformed reply from %s: %s", cn->endpoint, perr.msg);
-			return CTL_EXIT_DAEMON;
-		}
-		if (r->rep.hdr.request_id != req_id)
-			continue; /* a late reply to a request we gave up on */
-		return CTL_EXIT_OK;
-	}
+int ctl_conn_recv_any(struct ctl_conn *cn, struct ctl_reply *r)
+{
+	return recv_one(cn, r, deadline_after(cn->timeout_ms), 0, 1);
 }
 
 int ctl_conn_call(struct ctl_conn *cn, const struct sv_proto_msgbuf *mb, uint64_t req_id,
