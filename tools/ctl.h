@@ -64,6 +64,10 @@ int ctl_endpoints_resolve(struct ctl_ctx *c);
  * Needs no daemon.  Returns CTL_EXIT_OK or CTL_EXIT_FAIL. */
 int ctl_config_check(const char *path);
 
+/* config show --json: the daemon's configuration (YAML text as
+ * sv_config_show() renders it) as one JSON object, key by key. */
+int ctl_config_print_json(const char *text, size_t len);
+
 /* Open a socket of type (ZMQ_DEALER / ZMQ_PUSH) connected to endpoint, with
  * the run's timeout.  which ("admin", "query", ...) is named when the
  * endpoint is empty.  Returns an exit code. */

@@ -451,6 +451,14 @@ int ctl_admin_run(struct ctl_ctx *c)
 			printf("%s: ok\n", what);
 		goto out;
 	}
+	if (verb == SV_PROTO_VERB_CONFIG && r.rep.payload_len > 0 && r.rep.payload[0] != '{') {
+		/* the daemon renders its config as YAML (sv_config_show) */
+		if (o->json)
+			rc = ctl_config_print_json(r.rep.payload, r.rep.payload_len);
+		else
+			fwrite(r.rep.payload, 1, r.rep.payload_len, stdout);
+		goto out;
+	}
 	rc = reply_json(&r, what, &j);
 	if (rc)
 		goto out;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "ctl_json.h"
 #include "sv/error.h"
 
 #if __has_include("sv/config.h")
@@ -176,6 +177,57 @@ int ctl_config_check(const char *path)
 	return rc ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 #else
 	ctl_err("config check %s: this simverifyctl was built without config support", path);
+	return CTL_EXIT_FAIL;
+#endif
+}
+
+int ctl_config_print_json(const char *text, size_t len)
+{
+#if HAVE_CONFIG
+	struct sv_config cfg;
+	struct sv_config_errors errs;
+	const struct sv_config_key *keys;
+	size_t n;
+	int rc;
+
+	sv_config_defaults(&cfg);
+	sv_config_errors_init(&errs);
+	rc = sv_config_load_string(&cfg, "daemon config", text, len, &errs);
+	if (rc) {
+		ctl_err("config show: the daemon's configuration does not parse here:\n%s",
+			errs.text ? errs.text : sv_strerror(rc));
+		sv_config_errors_free(&errs);
+		return CTL_EXIT_DAEMON;
+	}
+	sv_config_errors_free(&errs);
+	keys = sv_config_keys(&n);
+	fputc('{', stdout);
+	for (size_t i = 0; i < n; i++) {
+		char v[SV_CONFIG_STR_MAX + 64];
+		int numeric = keys[i].type == SV_CONFIG_TYPE_INT ||
+			      keys[i].type == SV_CONFIG_TYPE_UINT ||
+			      keys[i].type == SV_CONFIG_TYPE_DOUBLE;
+
+		if (sv_config_get(&cfg, keys[i].name, v, sizeof(v)) < 0)
+			continue;
+		printf("%s\"%s\": ", i ? ", " : "", keys[i].name);
+		if (keys[i].type == SV_CONFIG_TYPE_BOOL)
+			fputs(strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
+					      strcmp(v, "on") == 0
+				      ? "true"
+				      : "false",
+			      stdout);
+		else if (numeric)
+			fputs(v, stdout);
+		else
+			ctl_json_write_str(stdout, v, strlen(v));
+	}
+	fputs("}\n", stdout);
+	return CTL_EXIT_OK;
+#else
+	(void)text;
+	(void)len;
+	ctl_err("config show --json: this simverifyctl was built without config support");
 	return CTL_EXIT_FAIL;
 #endif
 }
