@@ -28,9 +28,10 @@ const char *sv_strerror(int rc)
 	case SV_ERR_PROTO: return "malformed message";
 	case SV_ERR_PROTO_VERB: return "unknown verb";
 	case SV_ERR_CONFIG: return "invalid configuration";
+	case SV_ERR_METRICS_ONECLASS: return "need scores of both classes (positives and negatives)";
 	default: break;
 	}
-	if (rc <= MDB_KEYEXIST && rc >= MDB_LAST_ERRCODE)
+	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE)
 		return mdb_strerror(rc);
 	if (rc < 0 && rc > -4096)
 		return strerror(-rc);

@@ -11,6 +11,7 @@
 #ifndef SV_TOOLS_BENCH_H
 #define SV_TOOLS_BENCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 int bench_train(int argc, char **argv) __attribute__((weak));
@@ -21,5 +22,30 @@ int bench_topk(int argc, char **argv) __attribute__((weak));
 
 /* Monotonic clock in nanoseconds (bench_util.c). */
 uint64_t bench_now_ns(void);
+
+/* --- shared helpers (bench_util.c) --- */
+
+/* The median of v[0..n-1] (sorts v in place); 0 for n == 0. */
+double bench_median(double *v, size_t n);
+
+/* Time fn(ctx): `warmup` untimed calls, then `reps` timed calls; each call's
+ * seconds go to secs[0..reps-1] (caller-owned) and the median is returned.
+ * Use a loop inside fn when one call is shorter than ~100 us. */
+double bench_time(void (*fn)(void *ctx), void *ctx, int warmup, int reps, double *secs);
+
+/* Parse a decimal integer in [lo, hi]; 0 or -1 (bad text or out of range). */
+int bench_parse_long(const char *s, long lo, long hi, long *out);
+
+/* A flat JSON object on stdout: bench_json_begin(), then one call per key,
+ * then bench_json_end() (prints the closing brace and a newline).  Keys and
+ * string values are printed as given (keep them plain ASCII, no quotes). */
+struct bench_json {
+	int n;  /* keys printed so far */
+};
+void bench_json_begin(struct bench_json *j);
+void bench_json_str(struct bench_json *j, const char *key, const char *val);
+void bench_json_num(struct bench_json *j, const char *key, double val);
+void bench_json_int(struct bench_json *j, const char *key, long long val);
+void bench_json_end(struct bench_json *j);
 
 #endif

@@ -47,6 +47,9 @@ enum sv_error {
 
 	/* config (-20300) */
 	SV_ERR_CONFIG = -20301,         /* the configuration has errors; each was reported */
+
+	/* metrics (-20400) */
+	SV_ERR_METRICS_ONECLASS = -20401, /* scores of one class only: no ROC without both */
 };
 
 /* A static, human-readable name for any return code (never NULL). */

@@ -84,6 +84,15 @@ typedef struct sv_loss_ws sv_loss_ws;
 int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out);
 void sv_loss_ws_free(sv_loss_ws *ws);
 
+/* The bytes sv_loss_ws_new allocates for max_pairs and d_out (0 on size
+ * overflow).  Two m x m float matrices plus O(m) bookkeeping, m = 2 max_pairs. */
+size_t sv_loss_ws_bytes(size_t max_pairs, uint32_t d_out);
+
+/* x[i] = exp(x[i]) for cnt floats in place, the vectorizable exp the NT-Xent
+ * pass uses (exposed so tests can hold it against expf).  Within 2 ulp of
+ * expf for x in [-87, 88]; 0 below about -87.3, +Inf above about 88.7. */
+void sv_loss_exp(float *x, size_t cnt);
+
 /* Evaluate the loss on E (2n x d_out) and, when G is not NULL, write
  * G = dL/dE (2n x d_out, caller-owned).  st may be NULL.
  * Returns 0; -EINVAL for bad params or NULL keys in graph mode;

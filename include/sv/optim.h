@@ -48,13 +48,16 @@ void sv_optim_params_default(struct sv_optim_params *p, enum sv_optim_kind kind)
 int sv_optim_params_check(const struct sv_optim_params *p);
 
 /* The state.  buf1 is the SGD momentum buffer or Adam's exp_avg, buf2 Adam's
- * exp_avg_sq (NULL for SGD); both n floats, owned by the struct. */
+ * exp_avg_sq (NULL for SGD); both n floats, owned by the struct.  Element
+ * updates are computed in double from the float32 values and rounded once. */
 struct sv_optim {
 	struct sv_optim_params p;
 	uint64_t t;       /* steps taken */
 	size_t n;         /* parameter count */
 	float *buf1;
 	float *buf2;
+	int buf1_init;    /* SGD: buf1 holds a momentum buffer (torch's
+			   * "momentum_buffer is not None"); Adam: unused */
 };
 
 /* Allocate the state for n parameters.  Returns 0, SV_ERR_RANGE or -ENOMEM. */
@@ -70,6 +73,11 @@ int sv_optim_set_params(struct sv_optim *o, const struct sv_optim_params *p);
 
 /* Serialized size, save into buf (cap bytes), and load.  The format is
  * versioned, little-endian and self-describing (kind, n, t, params, buffers).
+ * Version 1: "SVOP", u32 version, u32 kind, u32 flags (bit 0 nesterov, bit 1
+ * buf1_init), u64 n, u64 t, f64 lr momentum dampening weight_decay beta1
+ * beta2 eps, then buf1 (n f32) and for Adam/AdamW buf2 (n f32), then a u64
+ * FNV-1a hash of every byte before it.  A bad magic, hash, kind, size or
+ * out-of-range parameter is SV_ERR_CORRUPT.
  * save returns the byte count or SV_ERR_TOOBIG; load returns 0, SV_ERR_TRUNCATED,
  * SV_ERR_VERSION, SV_ERR_CORRUPT or -ENOMEM, and makes a new state in *out. */
 size_t sv_optim_saved_size(const struct sv_optim *o);

@@ -41,13 +41,16 @@ struct sv_step_stats {
 typedef struct sv_trainer sv_trainer;
 
 /* A trainer with W from the seed (W0 == NULL) or a copy of W0 (d_in*d_out
- * floats) and a fresh optimizer state.  Returns 0, -EINVAL, SV_ERR_RANGE or
- * -ENOMEM. */
+ * floats) and a fresh optimizer state.  Returns 0, -EINVAL (NULL pointer or a
+ * zero dimension / max_pairs), SV_ERR_RANGE (loss kind, mode, temperature or
+ * margins, or optimizer parameters out of range) or -ENOMEM. */
 int sv_trainer_new(sv_trainer **out, const struct sv_train_params *p, const float *W0);
 void sv_trainer_free(sv_trainer *t);
 
 /* Replace the optimizer state (e.g. from a checkpoint; ownership passes to the
- * trainer, which frees the old one).  SV_ERR_SHAPE when its n differs. */
+ * trainer, which frees the old one).  The trainer's params.optim becomes
+ * o->p.  -EINVAL for NULL, SV_ERR_SHAPE when its n differs from d_in*d_out;
+ * on failure o stays the caller's. */
 int sv_trainer_set_optim(sv_trainer *t, struct sv_optim *o);
 
 /* Overwrite W with a copy of W (d_in*d_out floats). */
@@ -55,9 +58,11 @@ void sv_trainer_set_weights(sv_trainer *t, const float *W);
 
 /* One step on the batch (1..max_pairs pairs).  scores, when not NULL, gets n
  * floats: the cosine of each pair's embeddings under W before the update.
- * st may be NULL.  Returns 0, SV_ERR_SHAPE for an empty or oversized batch,
- * SV_ERR_NONFINITE if the loss or gradient is not finite (W is then left
- * unchanged). */
+ * st may be NULL.  The batch is packed (sv_batch_rows) but not cleared.
+ * Returns 0, SV_ERR_SHAPE for an empty or oversized batch or one whose d_in
+ * differs, SV_ERR_NONFINITE if the loss or gradient is not finite, or what
+ * sv_model_forward / sv_loss_eval / sv_model_backward return.  On any failure
+ * W, the optimizer state, the step count, scores and st are left unchanged. */
 int sv_trainer_step(sv_trainer *t, sv_batch *b, float *scores, struct sv_step_stats *st);
 
 /* Borrowed views, valid until the next step or set call. */

@@ -1,0 +1,47 @@
+/* sv/blas.h - the only door to BLAS: thin float32 row-major wrappers.
+ *
+ * Every cblas call of libsimverify lives in lib/blas.c, so the thread count,
+ * the layout convention and any future backend switch sit in one place.
+ * All matrices are float32, row-major, with an explicit leading dimension
+ * (the distance in floats between the starts of two consecutive rows).
+ * Buffers are owned by the caller; nothing here allocates or fails.
+ *
+ * Leaves out: double precision, column-major layouts, error reporting (the
+ * caller passes consistent shapes; debug builds assert them).
+ */
+#ifndef SV_BLAS_H
+#define SV_BLAS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* C = alpha * op(A) op(B) + beta * C.
+ * op(A) is M x K: A itself (transA = 0, A is M x K, lda >= K) or A^T
+ * (transA = 1, A is K x M, lda >= M).  op(B) is K x N: B (transB = 0, B is
+ * K x N, ldb >= N) or B^T (transB = 1, B is N x K, ldb >= K).  C is M x N,
+ * ldc >= N.  With beta = 0, C need not be initialized.  M, N or K of 0 is
+ * allowed (K = 0 scales C by beta). */
+void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha,
+		  const float *A, size_t lda, const float *B, size_t ldb, float beta,
+		  float *C, size_t ldc);
+
+/* C = alpha * A A^T + beta * C for A (N x K, lda >= K): only the upper
+ * triangle of C (N x N, ldc >= N; entries with column >= row) is written;
+ * the strictly lower triangle is left untouched. */
+void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t lda,
+			float beta, float *C, size_t ldc);
+
+/* Set the number of threads BLAS uses (n >= 1; values < 1 mean 1).  The
+ * setting is process-wide. */
+void sv_blas_set_threads(int n);
+
+/* The number of threads BLAS currently uses (>= 1). */
+int sv_blas_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

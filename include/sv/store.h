@@ -1,0 +1,337 @@
+/* sv/store.h - everything simverify knows, in one LMDB environment.
+ *
+ * DESIGN
+ *
+ * The store is one LMDB environment (a directory holding data.mdb and
+ * lock.mdb) with five named databases:
+ *
+ *   items    id (1..255 arbitrary bytes) -> a feature vector of d_in float32
+ *   pairs    64-bit log sequence -> one labeled pair (the pair log)
+ *   clients  (client id, client sequence) -> log sequence (idempotency index)
+ *   models   version -> a checkpoint: W, optimizer state, step, applied_seq...
+ *   meta     schema version, dims, settings fingerprint, active version...
+ *
+ * One thread writes; any number of threads read.  The writer gathers a group
+ * of operations (item puts and deletes, pair appends, checkpoints, a move of
+ * the active version) in an sv_store_txn and commits them as one LMDB write
+ * transaction: a group is stored whole or not at all.  This is group commit;
+ * how long the writer lets a group grow (a batch, a time window) is the
+ * caller's choice.  Every operation is applied to the LMDB transaction at once
+ * (so its result, e.g. the assigned sequence, is known at once) and also kept
+ * in memory, so that when LMDB reports MDB_MAP_FULL the store can abort,
+ * grow the map, and apply the whole group again on a fresh transaction.  The
+ * replayed group starts from the same committed state and so gives the same
+ * results.  Growth doubles the map up to sv_store_opts.max_map_size; past it
+ * the group fails with SV_ERR_STORE_FULL.
+ *
+ * Readers open an sv_store_read (an LMDB read transaction, opened with
+ * MDB_NOTLS so any thread may use one, one thread at a time).  A reader sees
+ * the store as of its begin, unaffected by later commits.  Every pointer a
+ * read function returns is borrowed from the map and is VALID ONLY UNTIL
+ * sv_store_read_end on that reader.  Values sit in the map at whatever
+ * alignment LMDB gives them, which for float data is often NOT 4-byte
+ * aligned: vectors are therefore returned as `const void *` and must be read
+ * with memcpy (or copied out with sv_store_item_get / sv_store_model_weights).
+ *
+ * Growing the map remaps it, which would pull the memory from under open
+ * readers; the store keeps a reader/writer lock, held shared by every open
+ * sv_store_read and by sv_store_backup, and taken exclusively by a growth.
+ * So: a growth waits for open readers to end, and a thread must never hold an
+ * sv_store_read while it calls write functions (it would wait for itself).
+ *
+ * Durability (sv_store_opts.sync) is LMDB's:
+ *   SV_STORE_SYNC_FULL  (default) every commit fsyncs data and meta pages
+ *       before returning.  A committed group survives a process kill, an OS
+ *       crash and a power cut (as far as the disk honours fsync).
+ *   SV_STORE_SYNC_META  (MDB_NOMETASYNC) data pages are fsynced at commit, the
+ *       meta page that makes the commit visible is flushed only at the next
+ *       commit or sv_store_sync.  A process kill loses nothing.  An OS crash or
+ *       power cut may lose the last committed group(s): the store reopens at
+ *       an earlier commit, intact (atomic, consistent, isolated, not durable).
+ *   SV_STORE_SYNC_NONE  (MDB_NOSYNC) nothing is fsynced at commit; the OS
+ *       writes pages back when it likes (or at sv_store_sync).  A process kill
+ *       loses nothing (the pages are in the OS page cache).  An OS crash or
+ *       power cut may lose any number of recent groups, and, unless the file
+ *       system keeps writes in order, may leave the environment CORRUPT
+ *       (unopenable or silently wrong).  Use it only for data you can rebuild.
+ * In every mode a killed process leaves the store at its last commit, and
+ * the caller (the daemon) re-derives the rest: the active model is loaded and
+ * the pair log after its applied_seq is replayed through the same batching,
+ * which reproduces W bit for bit (sv/train.h is deterministic).
+ *
+ * RECORD LAYOUTS (all integers little-endian except keys said big-endian;
+ * every value starts with a 16-bit format version so the format can evolve)
+ *
+ *   meta     key "meta"   -> u16 fmt=1, u16 0, u32 schema, u32 d_in, u32 d_out,
+ *                            u64 created (ns since the epoch), u64 settings_fp
+ *            key "next_version" -> u64, the version the next checkpoint gets
+ *            key "active" -> u64, the active model version (absent: none)
+ *   items    key id bytes -> u16 fmt=1, u16 flags, u32 dim, float32[dim]
+ *   pairs    key u64 BE seq -> u16 fmt=1, u8 label, u8 has_client,
+ *                            u8 len_a, u8 len_b, u8 client_len, u8 0,
+ *                            u64 client_seq, u64 recv_ns,
+ *                            id_a[len_a], id_b[len_b], client[client_len]
+ *   clients  key u8 client_len, client[client_len], u64 BE client_seq
+ *                         -> u64 seq
+ *   models   key u64 BE version -> u16 fmt=1, u16 0, u32 d_in, u32 d_out, u32 0,
+ *                            u64 step, u64 applied_seq, u64 time_ns,
+ *                            f64 loss, f64 auc, f64 eer,
+ *                            u32 optim_len, u32 settings_len, u32 calib_len, u32 0,
+ *                            float32[d_in*d_out] W, optim, settings, calib
+ *
+ * Sequences start at 1 and increase by one per appended pair; applied_seq 0
+ * means "trained on nothing".  Versions start at 1 and only grow; after each
+ * group that wrote a checkpoint, the oldest versions beyond keep_versions are
+ * deleted, never the active one.
+ *
+ * NOT HERE: training (sv/train.h), serializing the optimizer, settings or
+ * calibration (the caller hands the store opaque blobs), log truncation.
+ *
+ * ERRORS: every function returns 0 or a negative code (sv/error.h).  LMDB's
+ * own codes (MDB_*, -30799..-30600) pass through unchanged and sv_strerror
+ * names them; -errno for the OS; SV_ERR_* for the store's own conditions.
+ * After any failure inside a group the group is dead: its LMDB transaction
+ * has been aborted whole, later operations return SV_ERR_STATE, and
+ * sv_store_txn_commit returns the first error.  sv_store_errmsg gives the
+ * last failure in words, with both values named (e.g. "store has d_in=784
+ * d_out=64, config says d_in=512 d_out=64").
+ */
+#ifndef SV_STORE_H
+#define SV_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The schema this build reads and writes (meta.schema). */
+#define SV_STORE_SCHEMA 1
+/* Longest item or client id in bytes. */
+#define SV_STORE_ID_MAX 255
+/* Size of the error-message buffer sv_store_open fills (and sv_store_errmsg's). */
+#define SV_STORE_ERRMSG_MAX 256
+
+typedef struct sv_store sv_store;           /* an open environment */
+typedef struct sv_store_txn sv_store_txn;   /* a write group (the one writer) */
+typedef struct sv_store_read sv_store_read; /* a read transaction */
+typedef struct sv_store_cursor sv_store_cursor; /* a walk over the pair log */
+
+enum sv_store_sync {
+	SV_STORE_SYNC_FULL = 0, /* fsync every commit (see DESIGN for the risks) */
+	SV_STORE_SYNC_META = 1, /* MDB_NOMETASYNC */
+	SV_STORE_SYNC_NONE = 2, /* MDB_NOSYNC */
+};
+
+struct sv_store_opts {
+	const char *path;         /* directory; made (0700) if missing */
+	uint32_t d_in, d_out;     /* must match an existing store; both 0: take the store's */
+	uint64_t settings_fp;     /* fingerprint of the settings that must not change;
+				   * 0 with an existing store: not checked */
+	enum sv_store_sync sync;
+	size_t map_size;          /* initial map size in bytes (store.map_size) */
+	size_t max_map_size;      /* growth stops here (store.max_map_size) */
+	uint32_t keep_versions;   /* checkpoints kept, >= 1 (store.keep_versions) */
+	uint32_t max_readers;     /* concurrent read transactions, >= 1 */
+};
+
+/* Defaults: sync full, map 64 MiB, max 64 GiB, keep 5 versions, 126 readers;
+ * path NULL, dims 0, fingerprint 0. */
+void sv_store_opts_default(struct sv_store_opts *o);
+
+/* Open or create the store at o->path.  Clears stale reader slots left by
+ * dead processes (mdb_reader_check).  A new store records o's dims, schema
+ * and fingerprint; an existing one must agree.  err (may be NULL) receives
+ * errlen bytes at most of a message naming both values on failure.
+ * Returns 0, -EINVAL (NULL arguments, no path, keep_versions 0, map_size 0 or
+ * above max_map_size, one dim 0 but not the other), SV_ERR_RANGE (new store
+ * without dims), SV_ERR_STORE_DIMS, SV_ERR_STORE_SCHEMA,
+ * SV_ERR_STORE_SETTINGS, SV_ERR_CORRUPT (meta unreadable), SV_ERR_STORE_FULL
+ * (map_size cannot hold the existing data and max_map_size forbids more),
+ * -ENOMEM, -errno from mkdir, or an LMDB code. */
+int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size_t errlen);
+
+/* Close.  Every reader, cursor and group must have ended.  Accepts NULL. */
+void sv_store_close(sv_store *st);
+
+/* The last failure on st in words (never NULL; "" when none).  The text is
+ * owned by st and valid until the next call on st from the writer. */
+const char *sv_store_errmsg(const sv_store *st);
+
+/* The store's dims and the map size now in use. */
+void sv_store_dims(const sv_store *st, uint32_t *d_in, uint32_t *d_out);
+size_t sv_store_map_size(const sv_store *st);
+
+/* Flush everything committed to disk (mdb_env_sync, forced): what SYNC_META
+ * and SYNC_NONE leave to later.  Returns 0 or -errno / an LMDB code. */
+int sv_store_sync(sv_store *st);
+
+/* Hot backup: a compacting copy (mdb_env_copy2, MDB_CP_COMPACT) of the store
+ * as of the moment the call begins, into directory path (made if missing; it
+ * must not already hold a data.mdb).  Writes in other threads continue
+ * meanwhile; a map growth waits for the copy to finish.  The copy opens as a
+ * normal store.  Returns 0, -EINVAL, -EEXIST, -errno or an LMDB code. */
+int sv_store_backup(sv_store *st, const char *path);
+
+/* ---- writing: one group at a time, from one thread ---- */
+
+/* Begin a group.  Returns 0, SV_ERR_STATE when a group is already open,
+ * -ENOMEM, or an LMDB code. */
+int sv_store_txn_begin(sv_store *st, sv_store_txn **out);
+
+/* Commit the group as one LMDB transaction and free it (even on failure).
+ * Prunes old checkpoints first if the group wrote one.  On failure nothing of
+ * the group is stored.  Returns 0, the group's first error, SV_ERR_STORE_FULL,
+ * -errno (I/O) or an LMDB code. */
+int sv_store_txn_commit(sv_store_txn *t);
+
+/* Drop the group; nothing of it is stored.  Accepts NULL. */
+void sv_store_txn_abort(sv_store_txn *t);
+
+/* Insert or replace item id (len 1..255 bytes) with x (d_in floats, borrowed
+ * for the call).  flags are the caller's, stored as is.  Returns 0, -EINVAL
+ * (NULL, bad len), SV_ERR_STATE (dead group), SV_ERR_STORE_FULL or an LMDB
+ * code (the last two kill the group). */
+int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x,
+		      uint16_t flags);
+
+/* Delete item id.  Returns 0, SV_ERR_NOTFOUND (group stays alive), -EINVAL,
+ * SV_ERR_STATE or an LMDB code. */
+int sv_store_item_del(sv_store_txn *t, const void *id, size_t len);
+
+/* One pair, as appended and as read back.  On append seq is ignored, the
+ * pointers are borrowed for the call, and recv_ns 0 means "now"
+ * (CLOCK_REALTIME).  On read every pointer is valid until the reader ends. */
+struct sv_store_pair {
+	uint64_t seq;
+	const void *id_a, *id_b;    /* 1..255 bytes each */
+	size_t len_a, len_b;
+	uint8_t label;              /* 0 different, 1 same */
+	const void *client;         /* NULL / 0: no idempotency key */
+	size_t client_len;          /* 0..255 */
+	uint64_t client_seq;
+	uint64_t recv_ns;           /* receive time, ns since the epoch */
+};
+
+/* Append a pair to the log; *seq gets its sequence.  When it carries a
+ * client id already logged with the same client_seq (in the store or earlier
+ * in this group), nothing is written, *seq gets the original sequence and
+ * SV_ERR_DUPLICATE is returned (the group stays alive; the one exception to
+ * "out-parameters only on success").  Returns 0, SV_ERR_DUPLICATE, -EINVAL
+ * (NULL, bad id lengths, label not 0/1), SV_ERR_STATE, SV_ERR_STORE_FULL or an
+ * LMDB code. */
+int sv_store_pair_append(sv_store_txn *t, const struct sv_store_pair *p, uint64_t *seq);
+
+/* A checkpoint, as written and as read back.  On write the pointers are
+ * borrowed for the call; on read they point into the map (valid until the
+ * reader ends) and W is NOT necessarily 4-byte aligned: memcpy it, or use
+ * sv_store_model_weights. */
+struct sv_store_model {
+	uint64_t version;           /* assigned by the store on write */
+	uint64_t step;              /* optimizer steps taken */
+	uint64_t applied_seq;       /* last log sequence trained on (0: none) */
+	uint64_t time_ns;           /* 0 on write: now */
+	double loss, auc, eer;      /* for listing; NaN when unknown */
+	const void *W;              /* d_in*d_out float32, row-major */
+	const void *optim;          /* sv_optim_save bytes (opaque here) */
+	size_t optim_len;
+	const void *settings;       /* the caller's settings blob (opaque) */
+	size_t settings_len;
+	const void *calib;          /* calibration state (opaque); may be empty */
+	size_t calib_len;
+};
+
+/* Store a checkpoint under the next version, written to *version.  It does
+ * not become active by itself: see sv_store_set_active.  Returns 0, -EINVAL
+ * (NULL m or W, a NULL blob with nonzero length, a blob over 4 GiB),
+ * SV_ERR_STATE, SV_ERR_STORE_FULL or an LMDB code. */
+int sv_store_checkpoint_put(sv_store_txn *t, const struct sv_store_model *m,
+			    uint64_t *version);
+
+/* Make version the active model (roll forward or back): the active W and its
+ * applied_seq move together at commit.  Returns 0, SV_ERR_NOTFOUND (no such
+ * version; the group stays alive), SV_ERR_STATE or an LMDB code. */
+int sv_store_set_active(sv_store_txn *t, uint64_t version);
+
+/* ---- reading: any thread, one reader per thread at a time ---- */
+
+/* Begin a read transaction.  Returns 0, -ENOMEM, or an LMDB code
+ * (MDB_READERS_FULL when max_readers are open). */
+int sv_store_read_begin(sv_store *st, sv_store_read **out);
+
+/* End it; every pointer it gave out dies.  Accepts NULL. */
+void sv_store_read_end(sv_store_read *r);
+
+/* An item as stored; vec points into the map (see DESIGN on alignment). */
+struct sv_store_item {
+	const void *vec;            /* dim float32 */
+	uint32_t dim;
+	uint16_t flags;
+};
+
+/* Borrow item id.  Returns 0, SV_ERR_NOTFOUND, -EINVAL, SV_ERR_CORRUPT or an
+ * LMDB code. */
+int sv_store_item_view(sv_store_read *r, const void *id, size_t len, struct sv_store_item *out);
+
+/* Copy item id's d_in floats into out (caller-owned, d_in floats).  Returns
+ * what sv_store_item_view returns. */
+int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out);
+
+/* The pair with sequence seq.  Returns 0, SV_ERR_NOTFOUND, SV_ERR_CORRUPT or
+ * an LMDB code. */
+int sv_store_pair_get(sv_store_read *r, uint64_t seq, struct sv_store_pair *out);
+
+/* The last sequence logged (0 when the log is empty). */
+int sv_store_last_seq(sv_store_read *r, uint64_t *seq);
+
+/* A walk over the log in sequence order from the first pair with sequence
+ * >= from (replay after applied_seq: from = applied_seq + 1).  The cursor
+ * belongs to r and must be closed before r ends.  Returns 0, -EINVAL,
+ * -ENOMEM or an LMDB code. */
+int sv_store_cursor_open(sv_store_read *r, uint64_t from, sv_store_cursor **out);
+
+/* The next pair (pointers valid until r ends).  Returns 0, SV_ERR_NOTFOUND at
+ * the end, SV_ERR_CORRUPT or an LMDB code. */
+int sv_store_cursor_next(sv_store_cursor *c, struct sv_store_pair *out);
+
+/* Accepts NULL. */
+void sv_store_cursor_close(sv_store_cursor *c);
+
+/* The active version.  Returns 0 or SV_ERR_NOTFOUND (no model yet). */
+int sv_store_active(sv_store_read *r, uint64_t *version);
+
+/* Checkpoint version (0: the active one).  Returns 0, SV_ERR_NOTFOUND,
+ * SV_ERR_CORRUPT, SV_ERR_VERSION (newer record format) or an LMDB code. */
+int sv_store_model_get(sv_store_read *r, uint64_t version, struct sv_store_model *out);
+
+/* Copy a model's W (as got from sv_store_model_get) into out (d_in*d_out
+ * floats, caller-owned). */
+void sv_store_model_weights(const sv_store *st, const struct sv_store_model *m, float *out);
+
+/* One line of the version list. */
+struct sv_store_version {
+	uint64_t version, step, applied_seq, time_ns;
+	double loss, auc, eer;
+	int active;                 /* 1 for the active version */
+};
+
+/* List up to cap versions, oldest first, into out; *n gets the number of
+ * versions stored (which may exceed cap).  Returns 0, -EINVAL, SV_ERR_CORRUPT
+ * or an LMDB code. */
+int sv_store_versions(sv_store_read *r, struct sv_store_version *out, size_t cap, size_t *n);
+
+/* Counts for status displays. */
+struct sv_store_stat {
+	uint64_t items, pairs, models;
+	uint64_t last_seq;
+	size_t map_size, map_used;  /* bytes */
+	uint64_t created_ns;
+	uint64_t settings_fp;
+};
+int sv_store_stat(sv_store_read *r, struct sv_store_stat *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,329 @@
+/* optim.c - SGD, Adam and AdamW updates with torch's rules, and the
+ * bit-exact byte format of the state (sv/optim.h, LOSSES.md section 10).
+ * Leaves out: learning-rate schedules, amsgrad, maximize, parameter groups. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sv/error.h"
+#include "sv/optim.h"
+
+#define MAGIC "SVOP"
+#define FORMAT_VERSION 1u
+#define HEADER_BYTES 88u
+
+void sv_optim_params_default(struct sv_optim_params *p, enum sv_optim_kind kind)
+{
+	if (!p)
+		return;
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	p->beta1 = 0.9;
+	p->beta2 = 0.999;
+	p->eps = 1e-8;
+	if (kind == SV_OPTIM_KIND_SGD) {
+		p->lr = 0.01;
+	} else {
+		p->lr = 1e-3;
+		p->weight_decay = kind == SV_OPTIM_KIND_ADAMW ? 1e-2 : 0.0;
+	}
+}
+
+int sv_optim_params_check(const struct sv_optim_params *p)
+{
+	if (!p)
+		return SV_ERR_RANGE;
+	if (p->kind != SV_OPTIM_KIND_SGD && p->kind != SV_OPTIM_KIND_ADAM &&
+	    p->kind != SV_OPTIM_KIND_ADAMW)
+		return SV_ERR_RANGE;
+	if (!(p->lr > 0.0 && isfinite(p->lr)))
+		return SV_ERR_RANGE;
+	if (!(p->weight_decay >= 0.0 && isfinite(p->weight_decay)))
+		return SV_ERR_RANGE;
+	if (p->kind == SV_OPTIM_KIND_SGD) {
+		if (!(p->momentum >= 0.0 && p->momentum < 1.0))
+			return SV_ERR_RANGE;
+		if (!(p->dampening >= 0.0 && p->dampening <= 1.0))
+			return SV_ERR_RANGE;
+		if (p->nesterov && !(p->momentum > 0.0 && p->dampening == 0.0))
+			return SV_ERR_RANGE;
+	} else {
+		if (!(p->beta1 >= 0.0 && p->beta1 < 1.0 && p->beta2 >= 0.0 && p->beta2 < 1.0))
+			return SV_ERR_RANGE;
+		if (!(p->eps > 0.0 && isfinite(p->eps)))
+			return SV_ERR_RANGE;
+	}
+	return 0;
+}
+
+static int alloc_bufs(struct sv_optim *o)
+{
+	size_t n = o->n ? o->n : 1;
+	o->buf1 = calloc(n, sizeof(float));
+	if (!o->buf1)
+		return -ENOMEM;
+	if (o->p.kind != SV_OPTIM_KIND_SGD) {
+		o->buf2 = calloc(n, sizeof(float));
+		if (!o->buf2)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int sv_optim_new(struct sv_optim **out, const struct sv_optim_params *p, size_t n)
+{
+	int rc = sv_optim_params_check(p);
+	if (rc)
+		return rc;
+	if (!out)
+		return -EINVAL;
+	struct sv_optim *o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	o->p = *p;
+	o->n = n;
+	rc = alloc_bufs(o);
+	if (rc) {
+		sv_optim_free(o);
+		return rc;
+	}
+	*out = o;
+	return 0;
+}
+
+void sv_optim_free(struct sv_optim *o)
+{
+	if (!o)
+		return;
+	free(o->buf1);
+	free(o->buf2);
+	free(o);
+}
+
+int sv_optim_set_params(struct sv_optim *o, const struct sv_optim_params *p)
+{
+	int rc = sv_optim_params_check(p);
+	if (rc)
+		return rc;
+	if (p->kind != o->p.kind)
+		return SV_ERR_STATE;
+	o->p = *p;
+	return 0;
+}
+
+static void step_sgd(struct sv_optim *o, float *W, const float *grad)
+{
+	const double lr = o->p.lr, wd = o->p.weight_decay, mom = o->p.momentum;
+	const double damp = o->p.dampening;
+	const int nest = o->p.nesterov, first = !o->buf1_init;
+	float *b = o->buf1;
+	for (size_t i = 0; i < o->n; i++) {
+		double g = (double)grad[i];
+		if (wd != 0.0)
+			g += wd * (double)W[i];
+		if (mom != 0.0) {
+			double bi = first ? g : mom * (double)b[i] + (1.0 - damp) * g;
+			b[i] = (float)bi;
+			g = nest ? g + mom * bi : bi;
+		}
+		W[i] = (float)((double)W[i] - lr * g);
+	}
+	if (mom != 0.0)
+		o->buf1_init = 1;
+}
+
+static void step_adam(struct sv_optim *o, float *W, const float *grad)
+{
+	const double lr = o->p.lr, wd = o->p.weight_decay, b1 = o->p.beta1, b2 = o->p.beta2;
+	const double eps = o->p.eps;
+	const int decoupled = o->p.kind == SV_OPTIM_KIND_ADAMW;
+	const double t = (double)o->t;
+	const double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
+	const double step = lr / bc1, bc2s = sqrt(bc2);
+	float *m = o->buf1, *v = o->buf2;
+	for (size_t i = 0; i < o->n; i++) {
+		double w = (double)W[i], g = (double)grad[i];
+		if (decoupled)
+			w *= 1.0 - lr * wd;
+		else if (wd != 0.0)
+			g += wd * w;
+		double mi = b1 * (double)m[i] + (1.0 - b1) * g;
+		double vi = b2 * (double)v[i] + (1.0 - b2) * g * g;
+		m[i] = (float)mi;
+		v[i] = (float)vi;
+		W[i] = (float)(w - step * mi / (sqrt(vi) / bc2s + eps));
+	}
+}
+
+void sv_optim_step(struct sv_optim *o, float *W, float *grad)
+{
+	o->t++;
+	if (o->p.kind == SV_OPTIM_KIND_SGD)
+		step_sgd(o, W, grad);
+	else
+		step_adam(o, W, grad);
+}
+
+/* ---- byte format ----------------------------------------------------------- */
+
+static size_t nbufs(enum sv_optim_kind k)
+{
+	return k == SV_OPTIM_KIND_SGD ? 1 : 2;
+}
+
+size_t sv_optim_saved_size(const struct sv_optim *o)
+{
+	return HEADER_BYTES + nbufs(o->p.kind) * o->n * 4 + 8;
+}
+
+static void put_u32(unsigned char *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *b, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *b)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)b[i] << (8 * i);
+	return v;
+}
+
+static uint64_t get_u64(const unsigned char *b)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+static void put_f64(unsigned char *b, double d)
+{
+	uint64_t v;
+	memcpy(&v, &d, 8);
+	put_u64(b, v);
+}
+
+static double get_f64(const unsigned char *b)
+{
+	uint64_t v = get_u64(b);
+	double d;
+	memcpy(&d, &v, 8);
+	return d;
+}
+
+static uint64_t fnv1a(const unsigned char *b, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static void put_floats(unsigned char *b, const float *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v;
+		memcpy(&v, &f[i], 4);
+		put_u32(b + 4 * i, v);
+	}
+}
+
+static void get_floats(float *f, const unsigned char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = get_u32(b + 4 * i);
+		memcpy(&f[i], &v, 4);
+	}
+}
+
+long sv_optim_save(const struct sv_optim *o, void *buf, size_t cap)
+{
+	size_t need = sv_optim_saved_size(o);
+	if (cap < need || need > (size_t)0x7fffffffffffffffLL)
+		return SV_ERR_TOOBIG;
+	unsigned char *b = buf;
+	memcpy(b, MAGIC, 4);
+	put_u32(b + 4, FORMAT_VERSION);
+	put_u32(b + 8, (uint32_t)o->p.kind);
+	put_u32(b + 12, (o->p.nesterov ? 1u : 0u) | (o->buf1_init ? 2u : 0u));
+	put_u64(b + 16, (uint64_t)o->n);
+	put_u64(b + 24, o->t);
+	put_f64(b + 32, o->p.lr);
+	put_f64(b + 40, o->p.momentum);
+	put_f64(b + 48, o->p.dampening);
+	put_f64(b + 56, o->p.weight_decay);
+	put_f64(b + 64, o->p.beta1);
+	put_f64(b + 72, o->p.beta2);
+	put_f64(b + 80, o->p.eps);
+	size_t off = HEADER_BYTES;
+	put_floats(b + off, o->buf1, o->n);
+	off += 4 * o->n;
+	if (nbufs(o->p.kind) == 2) {
+		put_floats(b + off, o->buf2, o->n);
+		off += 4 * o->n;
+	}
+	put_u64(b + off, fnv1a(b, off));
+	return (long)need;
+}
+
+int sv_optim_load(struct sv_optim **out, const void *buf, size_t len)
+{
+	const unsigned char *b = buf;
+	if (!out || (!buf && len))
+		return -EINVAL;
+	if (len < 8)
+		return SV_ERR_TRUNCATED;
+	if (memcmp(b, MAGIC, 4))
+		return SV_ERR_CORRUPT;
+	if (get_u32(b + 4) != FORMAT_VERSION)
+		return SV_ERR_VERSION;
+	if (len < HEADER_BYTES)
+		return SV_ERR_TRUNCATED;
+	struct sv_optim_params p;
+	memset(&p, 0, sizeof(p));
+	uint32_t kind = get_u32(b + 8), flags = get_u32(b + 12);
+	if (kind > SV_OPTIM_KIND_ADAMW || (flags & ~3u))
+		return SV_ERR_CORRUPT;
+	p.kind = (enum sv_optim_kind)kind;
+	p.nesterov = (int)(flags & 1u);
+	uint64_t n64 = get_u64(b + 16);
+	p.lr = get_f64(b + 32);
+	p.momentum = get_f64(b + 40);
+	p.dampening = get_f64(b + 48);
+	p.weight_decay = get_f64(b + 56);
+	p.beta1 = get_f64(b + 64);
+	p.beta2 = get_f64(b + 72);
+	p.eps = get_f64(b + 80);
+	if (n64 > (SIZE_MAX - HEADER_BYTES - 8) / 8)
+		return SV_ERR_CORRUPT;
+	size_t n = (size_t)n64;
+	size_t need = HEADER_BYTES + nbufs(p.kind) * n * 4 + 8;
+	if (len < need)
+		return SV_ERR_TRUNCATED;
+	if (len != need || get_u64(b + need - 8) != fnv1a(b, need - 8))
+		return SV_ERR_CORRUPT;
+	if (sv_optim_params_check(&p))
+		return SV_ERR_CORRUPT;
+	struct sv_optim *o;
+	int rc = sv_optim_new(&o, &p, n);
+	if (rc)
+		return rc;
+	o->t = get_u64(b + 24);
+	o->buf1_init = (flags & 2u) != 0;
+	get_floats(o->buf1, b + HEADER_BYTES, n);
+	if (nbufs(p.kind) == 2)
+		get_floats(o->buf2, b + HEADER_BYTES + 4 * n, n);
+	*out = o;
+	return 0;
+}

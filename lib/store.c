@@ -1,0 +1,1233 @@
+/* store.c - the LMDB store (see sv/store.h for the design and record layouts).
+ *
+ * What is here: opening and checking the environment, write groups with
+ * grow-and-replay on MDB_MAP_FULL, checkpoint pruning, readers, the pair-log
+ * cursor, hot backup.  What is not: anything about training; the blobs the
+ * caller hands in are stored as they are.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "sv/error.h"
+#include "sv/store.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "store records are written little-endian with memcpy");
+
+#define FMT 1
+#define ITEM_HDR 8
+#define PAIR_HDR 24
+#define MODEL_HDR 80
+#define META_LEN 32
+#define CKEY_MAX (1 + SV_STORE_ID_MAX + 8)
+
+enum op_kind {
+	OP_KIND_ITEM_PUT = 1,
+	OP_KIND_ITEM_DEL = 2,
+	OP_KIND_PAIR = 3,
+	OP_KIND_CKPT = 4,
+	OP_KIND_ACTIVE = 5,
+};
+
+struct sv_store {
+	MDB_env *env;
+	MDB_dbi items, pairs, clients, models, meta;
+	uint32_t d_in, d_out;
+	size_t map_size, max_map_size;
+	uint32_t keep_versions;
+	pthread_rwlock_t map_lock;  /* shared: readers, backup; exclusive: remap */
+	int writing;                /* a group is open */
+	char errmsg[SV_STORE_ERRMSG_MAX];
+};
+
+/* One buffered operation: kind, two byte strings a and b, one number. */
+struct op_hdr {
+	uint32_t kind;
+	uint32_t alen, blen;
+	uint32_t pad;
+	uint64_t num;
+};
+
+struct sv_store_txn {
+	sv_store *st;
+	MDB_txn *txn;
+	int rc;                     /* first fatal error; the group is dead */
+	int ckpt;                   /* a checkpoint was written: prune at commit */
+	uint64_t next_seq, next_version;
+	unsigned char *ops;         /* op_hdr + a + b, 8-byte aligned, in order */
+	size_t ops_len, ops_cap;
+};
+
+struct sv_store_read {
+	sv_store *st;
+	MDB_txn *txn;
+};
+
+struct sv_store_cursor {
+	sv_store_read *r;
+	MDB_cursor *cur;
+	uint64_t from;
+	int started;
+};
+
+/* ---- small helpers ---- */
+
+static void put16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static void putf64(unsigned char *p, double v) { memcpy(p, &v, 8); }
+static uint16_t get16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static double getf64(const unsigned char *p) { double v; memcpy(&v, p, 8); return v; }
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+	v = __builtin_bswap64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return __builtin_bswap64(v);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void say(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	if (!buf || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* LMDB reports OS failures as positive errno values: make them -errno. */
+static int neg(int rc)
+{
+	return rc > 0 ? -rc : rc;
+}
+
+static void lmdb_say(sv_store *st, const char *what, int rc)
+{
+	say(st->errmsg, sizeof st->errmsg, "%s: %s (%d)", what, sv_strerror(neg(rc)), neg(rc));
+}
+
+/* ---- options ---- */
+
+void sv_store_opts_default(struct sv_store_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->sync = SV_STORE_SYNC_FULL;
+	o->map_size = (size_t)64 << 20;
+	o->max_map_size = (size_t)64 << 30;
+	o->keep_versions = 5;
+	o->max_readers = 126;
+}
+
+/* ---- map growth ---- */
+
+/* Grow the map (no write transaction may be open in st).  Returns 0,
+ * SV_ERR_STORE_FULL or an LMDB code. */
+static int grow(sv_store *st)
+{
+	size_t want;
+	int rc;
+	if (st->map_size >= st->max_map_size) {
+		say(st->errmsg, sizeof st->errmsg,
+		    "store map is full at %zu bytes = store.max_map_size; raise store.max_map_size",
+		    st->max_map_size);
+		return SV_ERR_STORE_FULL;
+	}
+	want = st->map_size > st->max_map_size / 2 ? st->max_map_size : st->map_size * 2;
+	pthread_rwlock_wrlock(&st->map_lock);
+	rc = mdb_env_set_mapsize(st->env, want);
+	if (rc == 0) {
+		MDB_envinfo info;
+		mdb_env_info(st->env, &info);
+		st->map_size = info.me_mapsize;
+	}
+	pthread_rwlock_unlock(&st->map_lock);
+	if (rc)
+		lmdb_say(st, "growing the map", rc);
+	return neg(rc);
+}
+
+/* Adopt a size another process set (MDB_MAP_RESIZED). */
+static int adopt_size(sv_store *st)
+{
+	MDB_envinfo info;
+	int rc;
+	pthread_rwlock_wrlock(&st->map_lock);
+	rc = mdb_env_set_mapsize(st->env, 0);
+	mdb_env_info(st->env, &info);
+	st->map_size = info.me_mapsize;
+	pthread_rwlock_unlock(&st->map_lock);
+	return neg(rc);
+}
+
+static int begin_write(sv_store *st, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(st->env, NULL, 0, txn);
+	if (rc == MDB_MAP_RESIZED) {
+		rc = adopt_size(st);
+		if (rc == 0)
+			rc = mdb_txn_begin(st->env, NULL, 0, txn);
+	}
+	if (rc)
+		lmdb_say(st, "beginning a write transaction", rc);
+	return neg(rc);
+}
+
+/* ---- open / close ---- */
+
+static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
+		      char *err, size_t errlen)
+{
+	MDB_val k = {4, (void *)"meta"}, v;
+	unsigned char rec[META_LEN];
+	uint32_t schema, d_in, d_out;
+	uint64_t fp;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		uint64_t one = 1;
+		MDB_val nk = {12, (void *)"next_version"}, nv = {8, &one};
+		if (!o->d_in || !o->d_out) {
+			say(err, errlen, "new store at %s needs d_in and d_out", o->path);
+			return SV_ERR_RANGE;
+		}
+		memset(rec, 0, sizeof rec);
+		put16(rec, FMT);
+		put32(rec + 4, SV_STORE_SCHEMA);
+		put32(rec + 8, o->d_in);
+		put32(rec + 12, o->d_out);
+		put64(rec + 16, now_ns());
+		put64(rec + 24, o->settings_fp);
+		v.mv_size = sizeof rec;
+		v.mv_data = rec;
+		rc = mdb_put(txn, st->meta, &k, &v, 0);
+		if (rc == 0)
+			rc = mdb_put(txn, st->meta, &nk, &nv, 0);
+		if (rc)
+			say(err, errlen, "writing store meta: %s", mdb_strerror(rc));
+		st->d_in = o->d_in;
+		st->d_out = o->d_out;
+		return neg(rc);
+	}
+	if (rc) {
+		say(err, errlen, "reading store meta: %s", mdb_strerror(rc));
+		return neg(rc);
+	}
+	if (v.mv_size < META_LEN) {
+		say(err, errlen, "store meta record is %zu bytes, expected %d", v.mv_size, META_LEN);
+		return SV_ERR_CORRUPT;
+	}
+	schema = get32((unsigned char *)v.mv_data + 4);
+	d_in = get32((unsigned char *)v.mv_data + 8);
+	d_out = get32((unsigned char *)v.mv_data + 12);
+	fp = get64((unsigned char *)v.mv_data + 24);
+	if (schema != SV_STORE_SCHEMA) {
+		say(err, errlen, "store has schema %u, this build reads schema %u", schema,
+		    SV_STORE_SCHEMA);
+		return SV_ERR_STORE_SCHEMA;
+	}
+	if (o->d_in || o->d_out) {
+		if (d_in != o->d_in || d_out != o->d_out) {
+			say(err, errlen, "store has d_in=%u d_out=%u, config says d_in=%u d_out=%u",
+			    d_in, d_out, o->d_in, o->d_out);
+			return SV_ERR_STORE_DIMS;
+		}
+	}
+	if (o->settings_fp && fp != o->settings_fp) {
+		say(err, errlen,
+		    "store has settings fingerprint %016llx, config gives %016llx",
+		    (unsigned long long)fp, (unsigned long long)o->settings_fp);
+		return SV_ERR_STORE_SETTINGS;
+	}
+	st->d_in = d_in;
+	st->d_out = d_out;
+	return 0;
+}
+
+static int open_dbs(sv_store *st, MDB_txn *txn)
+{
+	int rc = mdb_dbi_open(txn, "items", MDB_CREATE, &st->items);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "pairs", MDB_CREATE, &st->pairs);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "clients", MDB_CREATE, &st->clients);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "models", MDB_CREATE, &st->models);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta);
+	return neg(rc);
+}
+
+int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size_t errlen)
+{
+	sv_store *st = NULL;
+	MDB_txn *txn = NULL;
+	MDB_envinfo info;
+	pthread_rwlockattr_t la;
+	unsigned flags = MDB_NOTLS;
+	int rc, dead;
+
+	say(err, errlen, "%s", "");
+	if (!out || !o || !o->path || !o->path[0] || !o->keep_versions || !o->map_size ||
+	    o->map_size > o->max_map_size || !o->max_readers || (!o->d_in != !o->d_out) ||
+	    o->sync > SV_STORE_SYNC_NONE) {
+		say(err, errlen, "%s", "invalid store options");
+		return -EINVAL;
+	}
+	if (mkdir(o->path, 0700) && errno != EEXIST) {
+		rc = -errno;
+		say(err, errlen, "mkdir %s: %s", o->path, strerror(-rc));
+		return neg(rc);
+	}
+	st = calloc(1, sizeof *st);
+	if (!st)
+		return -ENOMEM;
+	pthread_rwlockattr_init(&la);
+	pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&st->map_lock, &la);
+	pthread_rwlockattr_destroy(&la);
+	st->max_map_size = o->max_map_size;
+	st->keep_versions = o->keep_versions;
+	if (o->sync == SV_STORE_SYNC_META)
+		flags |= MDB_NOMETASYNC;
+	else if (o->sync == SV_STORE_SYNC_NONE)
+		flags |= MDB_NOSYNC;
+
+	rc = mdb_env_create(&st->env);
+	if (!rc)
+		rc = mdb_env_set_maxdbs(st->env, 8);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(st->env, o->max_readers);
+	if (!rc)
+		rc = mdb_env_set_mapsize(st->env, o->map_size);
+	if (!rc)
+		rc = mdb_env_open(st->env, o->path, flags, 0600);
+	if (rc) {
+		say(err, errlen, "opening LMDB environment %s: %s", o->path, mdb_strerror(rc));
+		goto fail;
+	}
+	mdb_reader_check(st->env, &dead);
+	mdb_env_info(st->env, &info);
+	st->map_size = info.me_mapsize;
+
+	for (;;) {
+		rc = begin_write(st, &txn);
+		if (rc) {
+			say(err, errlen, "%s", st->errmsg);
+			goto fail;
+		}
+		rc = open_dbs(st, txn);
+		if (rc) {
+			say(err, errlen, "opening store databases: %s", mdb_strerror(rc));
+		} else {
+			rc = meta_check(st, txn, o, err, errlen);
+		}
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		txn = NULL;
+		if (rc != MDB_MAP_FULL)
+			break;
+		rc = grow(st);
+		if (rc) {
+			say(err, errlen, "%s", st->errmsg);
+			goto fail;
+		}
+	}
+	if (rc)
+		goto fail;
+	st->errmsg[0] = 0;
+	*out = st;
+	return 0;
+fail:
+	if (st->env)
+		mdb_env_close(st->env);
+	pthread_rwlock_destroy(&st->map_lock);
+	free(st);
+	return neg(rc);
+}
+
+void sv_store_close(sv_store *st)
+{
+	if (!st)
+		return;
+	mdb_env_close(st->env);
+	pthread_rwlock_destroy(&st->map_lock);
+	free(st);
+}
+
+const char *sv_store_errmsg(const sv_store *st)
+{
+	return st ? st->errmsg : "";
+}
+
+void sv_store_dims(const sv_store *st, uint32_t *d_in, uint32_t *d_out)
+{
+	if (d_in)
+		*d_in = st->d_in;
+	if (d_out)
+		*d_out = st->d_out;
+}
+
+size_t sv_store_map_size(const sv_store *st)
+{
+	return st->map_size;
+}
+
+int sv_store_sync(sv_store *st)
+{
+	int rc;
+	if (!st)
+		return -EINVAL;
+	rc = mdb_env_sync(st->env, 1);
+	return rc > 0 ? -rc : rc;
+}
+
+int sv_store_backup(sv_store *st, const char *path)
+{
+	char file[4096];
+	struct stat sb;
+	int rc;
+	if (!st || !path || !path[0])
+		return -EINVAL;
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		rc = -errno;
+		say(st->errmsg, sizeof st->errmsg, "mkdir %s: %s", path, strerror(-rc));
+		return neg(rc);
+	}
+	if ((size_t)snprintf(file, sizeof file, "%s/data.mdb", path) >= sizeof file)
+		return -ENAMETOOLONG;
+	if (stat(file, &sb) == 0) {
+		say(st->errmsg, sizeof st->errmsg, "backup target %s already exists", file);
+		return -EEXIST;
+	}
+	pthread_rwlock_rdlock(&st->map_lock);
+	rc = mdb_env_copy2(st->env, path, MDB_CP_COMPACT);
+	pthread_rwlock_unlock(&st->map_lock);
+	if (rc > 0)
+		rc = -rc;
+	return neg(rc);
+}
+
+/* ---- write groups ---- */
+
+/* The group's view of the counters, read from its LMDB transaction. */
+static int load_counters(sv_store_txn *t)
+{
+	sv_store *st = t->st;
+	MDB_cursor *c;
+	MDB_val k, v;
+	MDB_val nk = {12, (void *)"next_version"};
+	int rc = mdb_cursor_open(t->txn, st->pairs, &c);
+	if (rc)
+		return neg(rc);
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	if (rc == 0 && k.mv_size == 8)
+		t->next_seq = get_be64(k.mv_data) + 1;
+	else if (rc == MDB_NOTFOUND)
+		t->next_seq = 1;
+	else
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	rc = mdb_get(t->txn, st->meta, &nk, &v);
+	if (rc == 0 && v.mv_size == 8)
+		t->next_version = get64(v.mv_data);
+	else if (rc == MDB_NOTFOUND)
+		t->next_version = 1;
+	else
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	return 0;
+}
+
+int sv_store_txn_begin(sv_store *st, sv_store_txn **out)
+{
+	sv_store_txn *t;
+	int rc;
+	if (!st || !out)
+		return -EINVAL;
+	if (st->writing)
+		return SV_ERR_STATE;
+	t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->st = st;
+	rc = begin_write(st, &t->txn);
+	if (rc == 0) {
+		rc = load_counters(t);
+		if (rc) {
+			mdb_txn_abort(t->txn);
+			lmdb_say(st, "reading the store's counters", rc);
+		}
+	}
+	if (rc) {
+		free(t);
+		return neg(rc);
+	}
+	st->writing = 1;
+	*out = t;
+	return 0;
+}
+
+/* Apply one operation to t->txn.  Nonfatal outcomes: SV_ERR_DUPLICATE and
+ * SV_ERR_NOTFOUND (nothing written).  *res gets the seq / version. */
+static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, const void *b,
+		 size_t blen, uint64_t num, uint64_t *res)
+{
+	sv_store *st = t->st;
+	unsigned char kb[8];
+	MDB_val k, v;
+	int rc;
+
+	switch (kind) {
+	case OP_KIND_ITEM_PUT:
+		k.mv_size = alen;
+		k.mv_data = (void *)a;
+		v.mv_size = blen;
+		v.mv_data = (void *)b;
+		return mdb_put(t->txn, st->items, &k, &v, 0);
+	case OP_KIND_ITEM_DEL:
+		k.mv_size = alen;
+		k.mv_data = (void *)a;
+		rc = mdb_del(t->txn, st->items, &k, NULL);
+		return rc == MDB_NOTFOUND ? SV_ERR_NOTFOUND : rc;
+	case OP_KIND_PAIR:
+		/* a: the pair record, b: the client key (may be empty) */
+		if (blen) {
+			k.mv_size = blen;
+			k.mv_data = (void *)b;
+			rc = mdb_get(t->txn, st->clients, &k, &v);
+			if (rc == 0) {
+				if (v.mv_size != 8)
+					return SV_ERR_CORRUPT;
+				*res = get64(v.mv_data);
+				return SV_ERR_DUPLICATE;
+			}
+			if (rc != MDB_NOTFOUND)
+				return neg(rc);
+		}
+		put_be64(kb, t->next_seq);
+		k.mv_size = 8;
+		k.mv_data = kb;
+		v.mv_size = alen;
+		v.mv_data = (void *)a;
+		rc = mdb_put(t->txn, st->pairs, &k, &v, MDB_APPEND);
+		if (rc == 0 && blen) {
+			uint64_t s = t->next_seq;
+			k.mv_size = blen;
+			k.mv_data = (void *)b;
+			v.mv_size = 8;
+			v.mv_data = &s;
+			rc = mdb_put(t->txn, st->clients, &k, &v, 0);
+		}
+		if (rc == 0)
+			*res = t->next_seq++;
+		return neg(rc);
+	case OP_KIND_CKPT: {
+		uint64_t nv = t->next_version + 1;
+		MDB_val nk = {12, (void *)"next_version"};
+		put_be64(kb, t->next_version);
+		k.mv_size = 8;
+		k.mv_data = kb;
+		v.mv_size = alen;
+		v.mv_data = (void *)a;
+		rc = mdb_put(t->txn, st->models, &k, &v, 0);
+		if (rc == 0) {
+			v.mv_size = 8;
+			v.mv_data = &nv;
+			rc = mdb_put(t->txn, st->meta, &nk, &v, 0);
+		}
+		if (rc == 0) {
+			*res = t->next_version++;
+			t->ckpt = 1;
+		}
+		return neg(rc);
+	}
+	case OP_KIND_ACTIVE: {
+		MDB_val ak = {6, (void *)"active"};
+		put_be64(kb, num);
+		k.mv_size = 8;
+		k.mv_data = kb;
+		rc = mdb_get(t->txn, st->models, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			return SV_ERR_NOTFOUND;
+		if (rc)
+			return neg(rc);
+		v.mv_size = 8;
+		v.mv_data = &num;
+		return mdb_put(t->txn, st->meta, &ak, &v, 0);
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+/* Delete the oldest checkpoints beyond keep_versions, never the active one. */
+static int prune(sv_store_txn *t)
+{
+	sv_store *st = t->st;
+	MDB_stat ms;
+	MDB_cursor *c;
+	MDB_val k, v, ak = {6, (void *)"active"};
+	uint64_t active = 0, count;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc = mdb_get(t->txn, st->meta, &ak, &v);
+	if (rc == 0 && v.mv_size == 8)
+		active = get64(v.mv_data);
+	else if (rc && rc != MDB_NOTFOUND)
+		return neg(rc);
+	rc = mdb_stat(t->txn, st->models, &ms);
+	if (rc)
+		return neg(rc);
+	count = ms.ms_entries;
+	if (count <= st->keep_versions)
+		return 0;
+	rc = mdb_cursor_open(t->txn, st->models, &c);
+	if (rc)
+		return neg(rc);
+	while (count > st->keep_versions) {
+		rc = mdb_cursor_get(c, &k, &v, op);
+		if (rc)
+			break;
+		op = MDB_NEXT;
+		if (k.mv_size == 8 && get_be64(k.mv_data) == active)
+			continue;
+		rc = mdb_cursor_del(c, 0);
+		if (rc)
+			break;
+		count--;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Abort the LMDB transaction, grow the map, and apply the buffered group again
+ * on a fresh transaction.  Returns 0, MDB_MAP_FULL (grow again),
+ * SV_ERR_STORE_FULL or another fatal code. */
+static int regrow(sv_store_txn *t)
+{
+	size_t off = 0;
+	uint64_t res;
+	int rc;
+	mdb_txn_abort(t->txn);
+	t->txn = NULL;
+	t->ckpt = 0;
+	rc = grow(t->st);
+	if (rc)
+		return neg(rc);
+	rc = begin_write(t->st, &t->txn);
+	if (rc)
+		return neg(rc);
+	rc = load_counters(t);
+	while (rc == 0 && off < t->ops_len) {
+		struct op_hdr h;
+		const unsigned char *a;
+		memcpy(&h, t->ops + off, sizeof h);
+		a = t->ops + off + sizeof h;
+		rc = apply(t, h.kind, a, h.alen, a + h.alen, h.blen, h.num, &res);
+		off += sizeof h + ((h.alen + h.blen + 7u) & ~(size_t)7);
+	}
+	return neg(rc);
+}
+
+static int buffer_op(sv_store_txn *t, uint32_t kind, const void *a, size_t alen,
+		     const void *b, size_t blen, uint64_t num)
+{
+	struct op_hdr h = {kind, (uint32_t)alen, (uint32_t)blen, 0, num};
+	size_t need = sizeof h + ((alen + blen + 7u) & ~(size_t)7);
+	if (t->ops_len + need > t->ops_cap) {
+		size_t cap = t->ops_cap ? t->ops_cap : 4096;
+		unsigned char *p;
+		while (cap < t->ops_len + need)
+			cap *= 2;
+		p = realloc(t->ops, cap);
+		if (!p)
+			return -ENOMEM;
+		t->ops = p;
+		t->ops_cap = cap;
+	}
+	memcpy(t->ops + t->ops_len, &h, sizeof h);
+	if (alen)
+		memcpy(t->ops + t->ops_len + sizeof h, a, alen);
+	if (blen)
+		memcpy(t->ops + t->ops_len + sizeof h + alen, b, blen);
+	t->ops_len += need;
+	return 0;
+}
+
+static void kill_group(sv_store_txn *t, int rc)
+{
+	if (t->txn)
+		mdb_txn_abort(t->txn);
+	t->txn = NULL;
+	t->rc = rc;
+}
+
+/* Apply, growing and replaying on MDB_MAP_FULL, then remember the op. */
+static int run_op(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, const void *b,
+		  size_t blen, uint64_t num, uint64_t *res)
+{
+	uint64_t r = 0;
+	int rc;
+	if (t->rc)
+		return SV_ERR_STATE;
+	rc = apply(t, kind, a, alen, b, blen, num, &r);
+	while (rc == MDB_MAP_FULL) {
+		rc = regrow(t);
+		if (rc == 0)
+			rc = apply(t, kind, a, alen, b, blen, num, &r);
+	}
+	if (rc == SV_ERR_DUPLICATE || rc == SV_ERR_NOTFOUND) {
+		if (res && rc == SV_ERR_DUPLICATE)
+			*res = r;
+		return neg(rc);
+	}
+	if (rc == 0)
+		rc = buffer_op(t, kind, a, alen, b, blen, num);
+	if (rc) {
+		rc = neg(rc);
+		if (rc != SV_ERR_STORE_FULL)
+			lmdb_say(t->st, "store write", rc);
+		kill_group(t, rc);
+		return neg(rc);
+	}
+	if (res)
+		*res = r;
+	return 0;
+}
+
+int sv_store_txn_commit(sv_store_txn *t)
+{
+	int rc;
+	if (!t)
+		return -EINVAL;
+	rc = t->rc;
+	while (rc == 0) {
+		if (t->ckpt)
+			rc = prune(t);
+		if (rc == 0) {
+			rc = mdb_txn_commit(t->txn);
+			t->txn = NULL;
+			if (rc == 0)
+				break;
+		}
+		if (rc != MDB_MAP_FULL)
+			break;
+		do
+			rc = regrow(t);
+		while (rc == MDB_MAP_FULL);
+	}
+	if (rc && rc != t->rc && rc != SV_ERR_STORE_FULL)
+		lmdb_say(t->st, "committing a store group", rc);
+	if (rc > 0)
+		rc = -rc;
+	if (t->txn)
+		mdb_txn_abort(t->txn);
+	t->st->writing = 0;
+	free(t->ops);
+	free(t);
+	return neg(rc);
+}
+
+void sv_store_txn_abort(sv_store_txn *t)
+{
+	if (!t)
+		return;
+	if (t->txn)
+		mdb_txn_abort(t->txn);
+	t->st->writing = 0;
+	free(t->ops);
+	free(t);
+}
+
+int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x,
+		      uint16_t flags)
+{
+	size_t n;
+	unsigned char *rec;
+	int rc;
+	if (!t || !id || !x || len < 1 || len > SV_STORE_ID_MAX)
+		return -EINVAL;
+	n = ITEM_HDR + (size_t)t->st->d_in * sizeof(float);
+	rec = malloc(n);
+	if (!rec)
+		return -ENOMEM;
+	put16(rec, FMT);
+	put16(rec + 2, flags);
+	put32(rec + 4, t->st->d_in);
+	memcpy(rec + ITEM_HDR, x, (size_t)t->st->d_in * sizeof(float));
+	rc = run_op(t, OP_KIND_ITEM_PUT, id, len, rec, n, 0, NULL);
+	free(rec);
+	return neg(rc);
+}
+
+int sv_store_item_del(sv_store_txn *t, const void *id, size_t len)
+{
+	if (!t || !id || len < 1 || len > SV_STORE_ID_MAX)
+		return -EINVAL;
+	return run_op(t, OP_KIND_ITEM_DEL, id, len, NULL, 0, 0, NULL);
+}
+
+int sv_store_pair_append(sv_store_txn *t, const struct sv_store_pair *p, uint64_t *seq)
+{
+	unsigned char rec[PAIR_HDR + 3 * SV_STORE_ID_MAX];
+	unsigned char ckey[CKEY_MAX];
+	size_t n, cn = 0;
+	uint64_t s = 0;
+	int rc;
+	if (!t || !p || !seq || !p->id_a || !p->id_b || p->len_a < 1 ||
+	    p->len_a > SV_STORE_ID_MAX || p->len_b < 1 || p->len_b > SV_STORE_ID_MAX ||
+	    p->label > 1 || p->client_len > SV_STORE_ID_MAX || (p->client_len && !p->client))
+		return -EINVAL;
+	memset(rec, 0, PAIR_HDR);
+	put16(rec, FMT);
+	rec[2] = p->label;
+	rec[3] = p->client_len ? 1 : 0;
+	rec[4] = (unsigned char)p->len_a;
+	rec[5] = (unsigned char)p->len_b;
+	rec[6] = (unsigned char)p->client_len;
+	put64(rec + 8, p->client_len ? p->client_seq : 0);
+	put64(rec + 16, p->recv_ns ? p->recv_ns : now_ns());
+	n = PAIR_HDR;
+	memcpy(rec + n, p->id_a, p->len_a);
+	n += p->len_a;
+	memcpy(rec + n, p->id_b, p->len_b);
+	n += p->len_b;
+	if (p->client_len) {
+		memcpy(rec + n, p->client, p->client_len);
+		n += p->client_len;
+		ckey[0] = (unsigned char)p->client_len;
+		memcpy(ckey + 1, p->client, p->client_len);
+		put_be64(ckey + 1 + p->client_len, p->client_seq);
+		cn = 1 + p->client_len + 8;
+	}
+	rc = run_op(t, OP_KIND_PAIR, rec, n, ckey, cn, 0, &s);
+	if (rc == 0 || rc == SV_ERR_DUPLICATE)
+		*seq = s;
+	return neg(rc);
+}
+
+int sv_store_checkpoint_put(sv_store_txn *t, const struct sv_store_model *m, uint64_t *version)
+{
+	size_t wn, n;
+	unsigned char *rec;
+	uint64_t v = 0;
+	int rc;
+	if (!t || !m || !m->W || !version || (m->optim_len && !m->optim) ||
+	    (m->settings_len && !m->settings) || (m->calib_len && !m->calib) ||
+	    m->optim_len > UINT32_MAX || m->settings_len > UINT32_MAX ||
+	    m->calib_len > UINT32_MAX)
+		return -EINVAL;
+	wn = (size_t)t->st->d_in * t->st->d_out * sizeof(float);
+	n = MODEL_HDR + wn + m->optim_len + m->settings_len + m->calib_len;
+	rec = malloc(n);
+	if (!rec)
+		return -ENOMEM;
+	memset(rec, 0, MODEL_HDR);
+	put16(rec, FMT);
+	put32(rec + 4, t->st->d_in);
+	put32(rec + 8, t->st->d_out);
+	put64(rec + 16, m->step);
+	put64(rec + 24, m->applied_seq);
+	put64(rec + 32, m->time_ns ? m->time_ns : now_ns());
+	putf64(rec + 40, m->loss);
+	putf64(rec + 48, m->auc);
+	putf64(rec + 56, m->eer);
+	put32(rec + 64, (uint32_t)m->optim_len);
+	put32(rec + 68, (uint32_t)m->settings_len);
+	put32(rec + 72, (uint32_t)m->calib_len);
+	memcpy(rec + MODEL_HDR, m->W, wn);
+	if (m->optim_len)
+		memcpy(rec + MODEL_HDR + wn, m->optim, m->optim_len);
+	if (m->settings_len)
+		memcpy(rec + MODEL_HDR + wn + m->optim_len, m->settings, m->settings_len);
+	if (m->calib_len)
+		memcpy(rec + MODEL_HDR + wn + m->optim_len + m->settings_len, m->calib,
+		       m->calib_len);
+	rc = run_op(t, OP_KIND_CKPT, rec, n, NULL, 0, 0, &v);
+	free(rec);
+	if (rc == 0)
+		*version = v;
+	return neg(rc);
+}
+
+int sv_store_set_active(sv_store_txn *t, uint64_t version)
+{
+	if (!t)
+		return -EINVAL;
+	return run_op(t, OP_KIND_ACTIVE, NULL, 0, NULL, 0, version, NULL);
+}
+
+/* ---- readers ---- */
+
+int sv_store_read_begin(sv_store *st, sv_store_read **out)
+{
+	sv_store_read *r;
+	int rc;
+	if (!st || !out)
+		return -EINVAL;
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	r->st = st;
+	for (;;) {
+		pthread_rwlock_rdlock(&st->map_lock);
+		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn);
+		if (rc != MDB_MAP_RESIZED)
+			break;
+		pthread_rwlock_unlock(&st->map_lock);
+		rc = adopt_size(st);
+		if (rc) {
+			free(r);
+			return neg(rc);
+		}
+	}
+	if (rc) {
+		pthread_rwlock_unlock(&st->map_lock);
+		free(r);
+		return neg(rc);
+	}
+	*out = r;
+	return 0;
+}
+
+void sv_store_read_end(sv_store_read *r)
+{
+	if (!r)
+		return;
+	mdb_txn_abort(r->txn);
+	pthread_rwlock_unlock(&r->st->map_lock);
+	free(r);
+}
+
+int sv_store_item_view(sv_store_read *r, const void *id, size_t len, struct sv_store_item *out)
+{
+	MDB_val k = {len, (void *)id}, v;
+	const unsigned char *p;
+	int rc;
+	if (!r || !id || !out || len < 1 || len > SV_STORE_ID_MAX)
+		return -EINVAL;
+	rc = mdb_get(r->txn, r->st->items, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_NOTFOUND;
+	if (rc)
+		return neg(rc);
+	p = v.mv_data;
+	if (v.mv_size < ITEM_HDR || get16(p) != FMT ||
+	    v.mv_size != ITEM_HDR + (size_t)get32(p + 4) * sizeof(float))
+		return SV_ERR_CORRUPT;
+	out->flags = get16(p + 2);
+	out->dim = get32(p + 4);
+	out->vec = p + ITEM_HDR;
+	return 0;
+}
+
+int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out)
+{
+	struct sv_store_item it;
+	int rc;
+	if (!out)
+		return -EINVAL;
+	rc = sv_store_item_view(r, id, len, &it);
+	if (rc)
+		return neg(rc);
+	if (it.dim != r->st->d_in)
+		return SV_ERR_CORRUPT;
+	memcpy(out, it.vec, (size_t)it.dim * sizeof(float));
+	return 0;
+}
+
+static int decode_pair(const MDB_val *k, const MDB_val *v, struct sv_store_pair *out)
+{
+	const unsigned char *p = v->mv_data;
+	size_t la, lb, lc;
+	if (k->mv_size != 8 || v->mv_size < PAIR_HDR || get16(p) != FMT)
+		return SV_ERR_CORRUPT;
+	la = p[4];
+	lb = p[5];
+	lc = p[6];
+	if (v->mv_size != PAIR_HDR + la + lb + lc || !la || !lb || p[2] > 1)
+		return SV_ERR_CORRUPT;
+	out->seq = get_be64(k->mv_data);
+	out->label = p[2];
+	out->len_a = la;
+	out->len_b = lb;
+	out->id_a = p + PAIR_HDR;
+	out->id_b = p + PAIR_HDR + la;
+	out->client_len = lc;
+	out->client = lc ? p + PAIR_HDR + la + lb : NULL;
+	out->client_seq = get64(p + 8);
+	out->recv_ns = get64(p + 16);
+	return 0;
+}
+
+int sv_store_pair_get(sv_store_read *r, uint64_t seq, struct sv_store_pair *out)
+{
+	unsigned char kb[8];
+	MDB_val k = {8, kb}, v;
+	int rc;
+	if (!r || !out)
+		return -EINVAL;
+	put_be64(kb, seq);
+	rc = mdb_get(r->txn, r->st->pairs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_NOTFOUND;
+	if (rc)
+		return neg(rc);
+	return decode_pair(&k, &v, out);
+}
+
+int sv_store_last_seq(sv_store_read *r, uint64_t *seq)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+	if (!r || !seq)
+		return -EINVAL;
+	rc = mdb_cursor_open(r->txn, r->st->pairs, &c);
+	if (rc)
+		return neg(rc);
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND) {
+		*seq = 0;
+		return 0;
+	}
+	if (rc)
+		return neg(rc);
+	if (k.mv_size != 8)
+		return SV_ERR_CORRUPT;
+	*seq = get_be64(k.mv_data);
+	return 0;
+}
+
+int sv_store_cursor_open(sv_store_read *r, uint64_t from, sv_store_cursor **out)
+{
+	sv_store_cursor *c;
+	int rc;
+	if (!r || !out)
+		return -EINVAL;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	rc = mdb_cursor_open(r->txn, r->st->pairs, &c->cur);
+	if (rc) {
+		free(c);
+		return neg(rc);
+	}
+	c->r = r;
+	c->from = from;
+	*out = c;
+	return 0;
+}
+
+int sv_store_cursor_next(sv_store_cursor *c, struct sv_store_pair *out)
+{
+	unsigned char kb[8];
+	MDB_val k, v;
+	int rc;
+	if (!c || !out)
+		return -EINVAL;
+	if (!c->started) {
+		put_be64(kb, c->from);
+		k.mv_size = 8;
+		k.mv_data = kb;
+		rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET_RANGE);
+		c->started = 1;
+	} else {
+		rc = mdb_cursor_get(c->cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_NOTFOUND;
+	if (rc)
+		return neg(rc);
+	return decode_pair(&k, &v, out);
+}
+
+void sv_store_cursor_close(sv_store_cursor *c)
+{
+	if (!c)
+		return;
+	mdb_cursor_close(c->cur);
+	free(c);
+}
+
+int sv_store_active(sv_store_read *r, uint64_t *version)
+{
+	MDB_val k = {6, (void *)"active"}, v;
+	int rc;
+	if (!r || !version)
+		return -EINVAL;
+	rc = mdb_get(r->txn, r->st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_NOTFOUND;
+	if (rc)
+		return neg(rc);
+	if (v.mv_size != 8)
+		return SV_ERR_CORRUPT;
+	*version = get64(v.mv_data);
+	return 0;
+}
+
+static int decode_model(const sv_store *st, const MDB_val *k, const MDB_val *v,
+			struct sv_store_model *out)
+{
+	const unsigned char *p = v->mv_data;
+	size_t wn, ol, sl, cl;
+	if (k->mv_size != 8 || v->mv_size < MODEL_HDR)
+		return SV_ERR_CORRUPT;
+	if (get16(p) != FMT)
+		return get16(p) > FMT ? SV_ERR_VERSION : SV_ERR_CORRUPT;
+	if (get32(p + 4) != st->d_in || get32(p + 8) != st->d_out)
+		return SV_ERR_CORRUPT;
+	wn = (size_t)st->d_in * st->d_out * sizeof(float);
+	ol = get32(p + 64);
+	sl = get32(p + 68);
+	cl = get32(p + 72);
+	if (v->mv_size != MODEL_HDR + wn + ol + sl + cl)
+		return SV_ERR_CORRUPT;
+	out->version = get_be64(k->mv_data);
+	out->step = get64(p + 16);
+	out->applied_seq = get64(p + 24);
+	out->time_ns = get64(p + 32);
+	out->loss = getf64(p + 40);
+	out->auc = getf64(p + 48);
+	out->eer = getf64(p + 56);
+	out->W = p + MODEL_HDR;
+	out->optim = p + MODEL_HDR + wn;
+	out->optim_len = ol;
+	out->settings = p + MODEL_HDR + wn + ol;
+	out->settings_len = sl;
+	out->calib = p + MODEL_HDR + wn + ol + sl;
+	out->calib_len = cl;
+	return 0;
+}
+
+int sv_store_model_get(sv_store_read *r, uint64_t version, struct sv_store_model *out)
+{
+	unsigned char kb[8];
+	MDB_val k = {8, kb}, v;
+	int rc;
+	if (!r || !out)
+		return -EINVAL;
+	if (version == 0) {
+		rc = sv_store_active(r, &version);
+		if (rc)
+			return neg(rc);
+	}
+	put_be64(kb, version);
+	rc = mdb_get(r->txn, r->st->models, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_NOTFOUND;
+	if (rc)
+		return neg(rc);
+	return decode_model(r->st, &k, &v, out);
+}
+
+void sv_store_model_weights(const sv_store *st, const struct sv_store_model *m, float *out)
+{
+	memcpy(out, m->W, (size_t)st->d_in * st->d_out * sizeof(float));
+}
+
+int sv_store_versions(sv_store_read *r, struct sv_store_version *out, size_t cap, size_t *n)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t active = 0;
+	size_t i = 0;
+	int rc;
+	if (!r || !n || (cap && !out))
+		return -EINVAL;
+	rc = sv_store_active(r, &active);
+	if (rc && rc != SV_ERR_NOTFOUND)
+		return neg(rc);
+	rc = mdb_cursor_open(r->txn, r->st->models, &c);
+	if (rc)
+		return neg(rc);
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		struct sv_store_model m;
+		rc = decode_model(r->st, &k, &v, &m);
+		if (rc)
+			break;
+		if (i < cap) {
+			out[i].version = m.version;
+			out[i].step = m.step;
+			out[i].applied_seq = m.applied_seq;
+			out[i].time_ns = m.time_ns;
+			out[i].loss = m.loss;
+			out[i].auc = m.auc;
+			out[i].eer = m.eer;
+			out[i].active = m.version == active;
+		}
+		i++;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return neg(rc);
+	*n = i;
+	return 0;
+}
+
+int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
+{
+	MDB_stat ms;
+	MDB_envinfo info;
+	MDB_val k = {4, (void *)"meta"}, v;
+	struct sv_store_stat s;
+	int rc;
+	if (!r || !out)
+		return -EINVAL;
+	memset(&s, 0, sizeof s);
+	rc = mdb_stat(r->txn, r->st->items, &ms);
+	if (rc)
+		return neg(rc);
+	s.items = ms.ms_entries;
+	rc = mdb_stat(r->txn, r->st->pairs, &ms);
+	if (rc)
+		return neg(rc);
+	s.pairs = ms.ms_entries;
+	rc = mdb_stat(r->txn, r->st->models, &ms);
+	if (rc)
+		return neg(rc);
+	s.models = ms.ms_entries;
+	rc = sv_store_last_seq(r, &s.last_seq);
+	if (rc)
+		return neg(rc);
+	mdb_env_info(r->st->env, &info);
+	mdb_env_stat(r->st->env, &ms);
+	s.map_size = info.me_mapsize;
+	s.map_used = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+	rc = mdb_get(r->txn, r->st->meta, &k, &v);
+	if (rc)
+		return rc == MDB_NOTFOUND ? SV_ERR_CORRUPT : rc;
+	if (v.mv_size < META_LEN)
+		return SV_ERR_CORRUPT;
+	s.created_ns = get64((unsigned char *)v.mv_data + 16);
+	s.settings_fp = get64((unsigned char *)v.mv_data + 24);
+	*out = s;
+	return 0;
+}

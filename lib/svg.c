@@ -1,0 +1,307 @@
+/* svg.c - render ROC curves as a standalone SVG document (see sv/svg.h).
+ *
+ * The document is built in a growing memory buffer; nothing is printed.
+ * Leaves out any other chart type.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sv/svg.h"
+
+#define FAR_MIN_LOG10 (-4.0)
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void bprintf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = 1;
+			return;
+		}
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t ncap = b->cap ? b->cap * 2 : 8192;
+		while (ncap - b->len <= (size_t)n)
+			ncap *= 2;
+		char *np = realloc(b->p, ncap);
+		if (!np) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+}
+
+/* Text content / attribute value with the five XML specials escaped. */
+static void bescape(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&':
+			bprintf(b, "&amp;");
+			break;
+		case '<':
+			bprintf(b, "&lt;");
+			break;
+		case '>':
+			bprintf(b, "&gt;");
+			break;
+		case '"':
+			bprintf(b, "&quot;");
+			break;
+		case '\'':
+			bprintf(b, "&apos;");
+			break;
+		default:
+			bprintf(b, "%c", *s);
+			break;
+		}
+	}
+}
+
+static double xof(double far)
+{
+	double lg = far > 0 ? log10(far) : FAR_MIN_LOG10;
+
+	if (lg < FAR_MIN_LOG10)
+		lg = FAR_MIN_LOG10;
+	if (lg > 0)
+		lg = 0;
+	return SV_SVG_LEFT + SV_SVG_PLOT_W * (lg - FAR_MIN_LOG10) / -FAR_MIN_LOG10;
+}
+
+static double yof(double tar)
+{
+	return SV_SVG_TOP + SV_SVG_PLOT_H * (1.0 - tar);
+}
+
+static void grid(struct buf *b)
+{
+	const double x0 = SV_SVG_LEFT, y0 = SV_SVG_TOP;
+	const double x1 = x0 + SV_SVG_PLOT_W, y1 = y0 + SV_SVG_PLOT_H;
+	static const char *const xlab[] = {"1e-4", "1e-3", "1e-2", "0.1", "1"};
+
+	bprintf(b, "<g id=\"grid\" stroke-width=\"1\">\n");
+	for (int d = -4; d < 0; d++) {
+		for (int m = 2; m <= 9; m++) {
+			double x = xof(m * pow(10.0, d));
+
+			bprintf(b,
+			        "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
+			        "stroke=\"#eeeeee\"/>\n",
+			        x, y0, x, y1);
+		}
+	}
+	for (int d = -4; d <= 0; d++) {
+		double x = xof(pow(10.0, d));
+
+		bprintf(b,
+		        "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
+		        "stroke=\"#cccccc\"/>\n",
+		        x, y0, x, y1);
+	}
+	for (int t = 0; t <= 10; t++) {
+		double y = yof(t / 10.0);
+
+		bprintf(b,
+		        "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
+		        "stroke=\"#cccccc\"/>\n",
+		        x0, y, x1, y);
+	}
+	bprintf(b, "</g>\n");
+	bprintf(b,
+	        "<rect x=\"%.2f\" y=\"%.2f\" width=\"%d\" height=\"%d\" fill=\"none\" "
+	        "stroke=\"#000000\"/>\n",
+	        x0, y0, SV_SVG_PLOT_W, SV_SVG_PLOT_H);
+	bprintf(b, "<g id=\"ticks\" font-size=\"12\">\n");
+	for (int d = -4; d <= 0; d++) {
+		double x = xof(pow(10.0, d));
+
+		bprintf(
+		    b,
+		    "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#000000\"/>\n",
+		    x, y1, x, y1 + 5);
+		bprintf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%s</text>\n", x,
+		        y1 + 20, xlab[d + 4]);
+	}
+	for (int t = 0; t <= 10; t++) {
+		double y = yof(t / 10.0);
+
+		bprintf(
+		    b,
+		    "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#000000\"/>\n",
+		    x0 - 5, y, x0, y);
+		bprintf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%.1f</text>\n", x0 - 8,
+		        y + 4, t / 10.0);
+	}
+	bprintf(b, "</g>\n");
+	bprintf(b,
+	        "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"14\">"
+	        "FAR (false accept rate, log scale)</text>\n",
+	        x0 + SV_SVG_PLOT_W / 2.0, y1 + 45);
+	bprintf(b,
+	        "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"14\" "
+	        "transform=\"rotate(-90 %.2f %.2f)\">TAR (true accept rate)</text>\n",
+	        x0 - 50, y0 + SV_SVG_PLOT_H / 2.0, x0 - 50, y0 + SV_SVG_PLOT_H / 2.0);
+}
+
+static void curve(struct buf *b, const struct sv_metrics_roc *roc, const char *color,
+                  const char *dash, size_t idx)
+{
+	double lx = xof(0), ly = yof(0);
+
+	bprintf(b,
+	        "<polyline id=\"curve%zu\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s "
+	        "points=\"%.2f,%.2f",
+	        idx, color, dash, lx, ly);
+	for (size_t i = 0; i < roc->n_points; i++) {
+		double far = (double)roc->points[i].fp / (double)roc->n_neg;
+		double tar = (double)roc->points[i].tp / (double)roc->n_pos;
+		double x = xof(far), y = yof(tar);
+
+		if (i + 1 < roc->n_points && fabs(x - lx) < 0.5 && fabs(y - ly) < 0.5)
+			continue;
+		bprintf(b, " %.2f,%.2f", x, y);
+		lx = x;
+		ly = y;
+	}
+	bprintf(b, "\"/>\n");
+}
+
+static void legend(struct buf *b, const struct sv_svg_roc_opts *o, const char *const *colors,
+                   const char *const *dashes)
+{
+	double x = SV_SVG_LEFT + SV_SVG_PLOT_W - 210,
+	       y = SV_SVG_TOP + SV_SVG_PLOT_H - 20.0 - 22.0 * (double)o->n_curves;
+
+	bprintf(b, "<g id=\"legend\" font-size=\"12\">\n");
+	bprintf(b,
+	        "<rect x=\"%.2f\" y=\"%.2f\" width=\"200\" height=\"%.2f\" fill=\"#ffffff\" "
+	        "stroke=\"#888888\"/>\n",
+	        x, y, 22.0 * (double)o->n_curves + 8);
+	for (size_t i = 0; i < o->n_curves; i++) {
+		double ly = y + 16 + 22.0 * (double)i;
+
+		bprintf(b,
+		        "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
+		        "stroke-width=\"2\"%s/>\n",
+		        x + 8, ly - 4, x + 38, ly - 4, colors[i], dashes[i]);
+		bprintf(b, "<text x=\"%.2f\" y=\"%.2f\">", x + 46, ly);
+		if (o->curves[i].label)
+			bescape(b, o->curves[i].label);
+		else
+			bprintf(b, "curve %zu", i + 1);
+		bprintf(b, " (AUC %.4f)</text>\n", sv_metrics_roc_auc(o->curves[i].roc));
+	}
+	bprintf(b, "</g>\n");
+}
+
+static void operating_point(struct buf *b, const struct sv_metrics_op *op)
+{
+	double x = xof(op->far), y = yof(op->tar);
+	double tx = x + 8 > SV_SVG_LEFT + SV_SVG_PLOT_W - 230 ? x - 8 : x + 8;
+	const char *anchor = tx < x ? "end" : "start";
+
+	bprintf(b,
+	        "<g id=\"operating-point\">\n<circle cx=\"%.2f\" cy=\"%.2f\" r=\"5\" "
+	        "fill=\"none\" stroke=\"#000000\" stroke-width=\"2\"/>\n",
+	        x, y);
+	bprintf(b,
+	        "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\" text-anchor=\"%s\">"
+	        "threshold %.4f (FAR %.2e, TAR %.4f)</text>\n</g>\n",
+	        tx, y + 18, anchor, (double)op->threshold, op->far, op->tar);
+}
+
+static int render(const struct sv_svg_roc_opts *o, struct buf *b)
+{
+	static const char *const colors[2] = {"#1f77b4", "#d62728"};
+	static const char *const dashes[2] = {"", " stroke-dasharray=\"6,4\""};
+
+	if (!o || o->n_curves < 1 || o->n_curves > 2)
+		return -EINVAL;
+	for (size_t i = 0; i < o->n_curves; i++)
+		if (!o->curves[i].roc || o->curves[i].roc->n_points == 0 ||
+		    !o->curves[i].roc->n_pos || !o->curves[i].roc->n_neg)
+			return -EINVAL;
+	if (o->mark_op &&
+	    (!isfinite(o->op.threshold) || !isfinite(o->op.far) || !isfinite(o->op.tar)))
+		return -EINVAL;
+	bprintf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+	bprintf(b,
+	        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+	        "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
+	        SV_SVG_WIDTH, SV_SVG_HEIGHT, SV_SVG_WIDTH, SV_SVG_HEIGHT);
+	bprintf(b, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+	bprintf(b,
+	        "<text x=\"%.2f\" y=\"30\" text-anchor=\"middle\" font-size=\"16\" "
+	        "font-weight=\"bold\">",
+	        SV_SVG_LEFT + SV_SVG_PLOT_W / 2.0);
+	bescape(b, o->title ? o->title : "ROC");
+	bprintf(b, "</text>\n");
+	grid(b);
+	bprintf(b, "<g id=\"curves\">\n");
+	for (size_t i = 0; i < o->n_curves; i++)
+		curve(b, o->curves[i].roc, colors[i], dashes[i], i);
+	bprintf(b, "</g>\n");
+	if (o->mark_op)
+		operating_point(b, &o->op);
+	legend(b, o, colors, dashes);
+	bprintf(b, "</svg>\n");
+	return b->oom ? -ENOMEM : 0;
+}
+
+int sv_svg_roc(const struct sv_svg_roc_opts *opts, char **out, size_t *len)
+{
+	struct buf b = {0};
+	int rc;
+
+	if (!out || !len)
+		return -EINVAL;
+	rc = render(opts, &b);
+	if (rc) {
+		free(b.p);
+		return rc;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}
+
+int sv_svg_roc_write(const struct sv_svg_roc_opts *opts, FILE *f)
+{
+	char *doc = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!f)
+		return -EINVAL;
+	rc = sv_svg_roc(opts, &doc, &len);
+	if (rc)
+		return rc;
+	if (fwrite(doc, 1, len, f) != len)
+		rc = -EIO;
+	free(doc);
+	return rc;
+}

@@ -1,0 +1,681 @@
+/* test_store.c - the LMDB store: round trips of every record type,
+ * idempotency, version retention and rollback, map growth, refusal on
+ * mismatched dims / schema / settings, hot backup under writes.
+ *
+ * Every test makes its own store in a fresh temporary directory (Criterion
+ * forks each test).  The crash test lives in test_store_crash.c.
+ */
+#define _XOPEN_SOURCE 700
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sv/error.h"
+#include "sv/store.h"
+
+#define D_IN 784
+#define D_OUT 16
+
+static char dir[64];
+static char path[192];
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/sv-store-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/st", dir);
+}
+
+static void teardown(void)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
+
+static struct sv_store_opts opts(uint32_t d_in, uint32_t d_out)
+{
+	struct sv_store_opts o;
+	sv_store_opts_default(&o);
+	o.path = path;
+	o.d_in = d_in;
+	o.d_out = d_out;
+	o.settings_fp = 0x1234abcdull;
+	o.sync = SV_STORE_SYNC_NONE;
+	return o;
+}
+
+static sv_store *open_ok(const struct sv_store_opts *o)
+{
+	sv_store *st = NULL;
+	char err[SV_STORE_ERRMSG_MAX];
+	int rc = sv_store_open(&st, o, err, sizeof err);
+	cr_assert_eq(rc, 0, "open: %s (%s)", sv_strerror(rc), err);
+	return st;
+}
+
+/* A vector that depends only on (k, j). */
+static void fill(float *x, size_t n, uint32_t k)
+{
+	uint32_t s = k * 2654435761u + 1;
+	for (size_t j = 0; j < n; j++) {
+		s = s * 1664525u + 1013904223u;
+		x[j] = (float)(s >> 8) / (float)(1u << 24) - 0.5f;
+	}
+}
+
+static int item_id(char *buf, uint32_t k)
+{
+	return snprintf(buf, 32, "item-%u", k);
+}
+
+static void put_items(sv_store *st, uint32_t from, uint32_t n)
+{
+	float x[D_IN];
+	char id[32];
+	sv_store_txn *t;
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t k = from; k < from + n; k++) {
+		fill(x, D_IN, k);
+		int rc = sv_store_item_put(t, id, (size_t)item_id(id, k), x, (uint16_t)k);
+		cr_assert_eq(rc, 0, "item_put %u: %s / %s", k, sv_strerror(rc), sv_store_errmsg(st));
+	}
+	int rc = sv_store_txn_commit(t);
+	cr_assert_eq(rc, 0, "commit: %s / %s", sv_strerror(rc), sv_store_errmsg(st));
+}
+
+static void check_item(sv_store_read *r, uint32_t k)
+{
+	float x[D_IN], y[D_IN];
+	char id[32];
+	int rc = sv_store_item_get(r, id, (size_t)item_id(id, k), y);
+	cr_assert_eq(rc, 0, "item %u: %s", k, sv_strerror(rc));
+	fill(x, D_IN, k);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0, "item %u differs", k);
+}
+
+Test(store, item_put_get_delete_roundtrip)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	sv_store_read *r;
+	sv_store_txn *t;
+	struct sv_store_item it;
+	float x[D_IN], y[D_IN];
+	unsigned char id255[255];
+
+	put_items(st, 0, 10);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	for (uint32_t k = 0; k < 10; k++)
+		check_item(r, k);
+	cr_assert_eq(sv_store_item_view(r, "item-3", 6, &it), 0);
+	cr_assert_eq(it.dim, D_IN);
+	cr_assert_eq(it.flags, 3);
+	cr_assert_eq(sv_store_item_get(r, "nope", 4, y), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_store_item_get(r, "item-1", 0, y), -EINVAL);
+	cr_assert_eq(sv_store_item_get(r, NULL, 3, y), -EINVAL);
+	sv_store_read_end(r);
+
+	/* overwrite, delete, binary 255-byte id, bad lengths */
+	memset(id255, 0, sizeof id255);
+	id255[254] = 0xff;
+	fill(x, D_IN, 99);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_txn_begin(st, &(sv_store_txn *){NULL}), SV_ERR_STATE);
+	cr_assert_eq(sv_store_item_put(t, "item-1", 6, x, 7), 0);
+	cr_assert_eq(sv_store_item_del(t, "item-2", 6), 0);
+	cr_assert_eq(sv_store_item_del(t, "item-2", 6), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_store_item_put(t, id255, 255, x, 0), 0);
+	cr_assert_eq(sv_store_item_put(t, id255, 256, x, 0), -EINVAL);
+	cr_assert_eq(sv_store_item_put(t, id255, 0, x, 0), -EINVAL);
+	cr_assert_eq(sv_store_item_put(t, id255, 1, NULL, 0), -EINVAL);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_item_get(r, "item-1", 6, y), 0);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0);
+	cr_assert_eq(sv_store_item_view(r, "item-1", 6, &it), 0);
+	cr_assert_eq(it.flags, 7);
+	cr_assert_eq(sv_store_item_get(r, "item-2", 6, y), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_store_item_get(r, id255, 255, y), 0);
+	sv_store_read_end(r);
+	sv_store_close(st);
+
+	/* survives reopen; aborted group leaves nothing */
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_item_put(t, "gone", 4, x, 0), 0);
+	sv_store_txn_abort(t);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	check_item(r, 5);
+	cr_assert_eq(sv_store_item_get(r, "gone", 4, y), SV_ERR_NOTFOUND);
+	sv_store_read_end(r);
+	sv_store_close(st);
+	sv_store_close(NULL);
+	sv_store_txn_abort(NULL);
+	sv_store_read_end(NULL);
+}
+
+static int append(sv_store_txn *t, const char *a, const char *b, uint8_t label,
+		  const char *client, uint64_t cseq, uint64_t *seq)
+{
+	struct sv_store_pair p = {0};
+	p.id_a = a;
+	p.len_a = strlen(a);
+	p.id_b = b;
+	p.len_b = strlen(b);
+	p.label = label;
+	p.client = client;
+	p.client_len = client ? strlen(client) : 0;
+	p.client_seq = cseq;
+	p.recv_ns = 1000 + cseq;
+	return sv_store_pair_append(t, &p, seq);
+}
+
+Test(store, pair_log_roundtrip_and_cursor)
+{
+	struct sv_store_opts o = opts(8, 4);
+	sv_store *st = open_ok(&o);
+	sv_store_txn *t;
+	sv_store_read *r;
+	sv_store_cursor *c;
+	struct sv_store_pair p;
+	uint64_t seq = 0, last = 99;
+	char a[16], b[16];
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_last_seq(r, &last), 0);
+	cr_assert_eq(last, 0);
+	cr_assert_eq(sv_store_pair_get(r, 1, &p), SV_ERR_NOTFOUND);
+	sv_store_read_end(r);
+
+	for (int g = 0; g < 3; g++) {
+		cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+		for (int i = 0; i < 100; i++) {
+			int n = g * 100 + i;
+			snprintf(a, sizeof a, "a%d", n);
+			snprintf(b, sizeof b, "bb%d", n);
+			cr_assert_eq(append(t, a, b, (uint8_t)(n & 1), n % 3 ? "svc" : NULL,
+					    (uint64_t)n, &seq), 0);
+			cr_assert_eq(seq, (uint64_t)n + 1);
+		}
+		cr_assert_eq(sv_store_txn_commit(t), 0);
+	}
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(append(t, "x", "", 1, NULL, 0, &seq), -EINVAL);
+	cr_assert_eq(append(t, "x", "y", 2, NULL, 0, &seq), -EINVAL);
+	cr_assert_eq(sv_store_pair_append(t, NULL, &seq), -EINVAL);
+	sv_store_txn_abort(t);
+
+	sv_store_close(st);
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_last_seq(r, &last), 0);
+	cr_assert_eq(last, 300);
+	cr_assert_eq(sv_store_pair_get(r, 42, &p), 0);
+	cr_assert_eq(p.seq, 42);
+	cr_assert_eq(p.len_a, 3);
+	cr_assert_eq(memcmp(p.id_a, "a41", 3), 0);
+	cr_assert_eq(memcmp(p.id_b, "bb41", 4), 0);
+	cr_assert_eq(p.label, 1);
+	cr_assert_eq(p.client_len, 3);
+	cr_assert_eq(memcmp(p.client, "svc", 3), 0);
+	cr_assert_eq(p.client_seq, 41);
+	cr_assert_eq(p.recv_ns, 1041);
+	cr_assert_eq(sv_store_pair_get(r, 43, &p), 0);
+	cr_assert_eq(p.client_len, 0);
+	cr_assert_null(p.client);
+
+	cr_assert_eq(sv_store_cursor_open(r, 251, &c), 0);
+	for (uint64_t s = 251; s <= 300; s++) {
+		cr_assert_eq(sv_store_cursor_next(c, &p), 0);
+		cr_assert_eq(p.seq, s);
+		snprintf(a, sizeof a, "a%d", (int)s - 1);
+		cr_assert_eq(p.len_a, strlen(a));
+		cr_assert_eq(memcmp(p.id_a, a, p.len_a), 0);
+	}
+	cr_assert_eq(sv_store_cursor_next(c, &p), SV_ERR_NOTFOUND);
+	sv_store_cursor_close(c);
+	cr_assert_eq(sv_store_cursor_open(r, 301, &c), 0);
+	cr_assert_eq(sv_store_cursor_next(c, &p), SV_ERR_NOTFOUND);
+	sv_store_cursor_close(c);
+	sv_store_cursor_close(NULL);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
+Test(store, idempotent_delivery)
+{
+	struct sv_store_opts o = opts(8, 4);
+	sv_store *st = open_ok(&o);
+	sv_store_txn *t;
+	sv_store_read *r;
+	uint64_t seq = 0, last;
+
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(append(t, "a", "b", 1, "cam-1", 7, &seq), 0);
+	cr_assert_eq(seq, 1);
+	cr_assert_eq(append(t, "a", "b", 1, "cam-2", 7, &seq), 0);
+	cr_assert_eq(seq, 2);
+	seq = 0;
+	/* duplicate inside the same group */
+	cr_assert_eq(append(t, "c", "d", 0, "cam-1", 7, &seq), SV_ERR_DUPLICATE);
+	cr_assert_eq(seq, 1);
+	/* no client id: never a duplicate */
+	cr_assert_eq(append(t, "a", "b", 1, NULL, 7, &seq), 0);
+	cr_assert_eq(append(t, "a", "b", 1, NULL, 7, &seq), 0);
+	cr_assert_eq(seq, 4);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+
+	sv_store_close(st);
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	/* duplicate of a committed pair, group stays usable */
+	cr_assert_eq(append(t, "a", "b", 1, "cam-2", 7, &seq), SV_ERR_DUPLICATE);
+	cr_assert_eq(seq, 2);
+	cr_assert_eq(append(t, "a", "b", 1, "cam-2", 8, &seq), 0);
+	cr_assert_eq(seq, 5);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+
+	/* an aborted group's client keys are not remembered */
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(append(t, "a", "b", 1, "cam-3", 1, &seq), 0);
+	sv_store_txn_abort(t);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(append(t, "a", "b", 1, "cam-3", 1, &seq), 0);
+	cr_assert_eq(seq, 6);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_last_seq(r, &last), 0);
+	cr_assert_eq(last, 6);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
+static void make_model(struct sv_store_model *m, float *W, size_t n, uint32_t k)
+{
+	static const char optim[] = "optim-state";
+	static const char settings[] = "settings";
+	memset(m, 0, sizeof *m);
+	fill(W, n, k);
+	m->W = W;
+	m->step = 10 * k;
+	m->applied_seq = 100 * k;
+	m->time_ns = 5000 + k;
+	m->loss = 0.5 / (k + 1);
+	m->auc = 0.9;
+	m->eer = NAN;
+	m->optim = optim;
+	m->optim_len = sizeof optim;
+	m->settings = settings;
+	m->settings_len = sizeof settings;
+}
+
+static uint64_t checkpoint(sv_store *st, uint32_t k, int activate)
+{
+	float W[D_IN * D_OUT];
+	struct sv_store_model m;
+	sv_store_txn *t;
+	uint64_t v = 0;
+	make_model(&m, W, D_IN * D_OUT, k);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_checkpoint_put(t, &m, &v), 0);
+	if (activate)
+		cr_assert_eq(sv_store_set_active(t, v), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	return v;
+}
+
+Test(store, checkpoint_roundtrip)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	sv_store_read *r;
+	struct sv_store_model m;
+	float W[D_IN * D_OUT], got[D_IN * D_OUT];
+	uint64_t v;
+	static const char calib[] = {1, 2, 3};
+	sv_store_txn *t;
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_active(r, &v), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_store_model_get(r, 0, &m), SV_ERR_NOTFOUND);
+	sv_store_read_end(r);
+
+	cr_assert_eq(checkpoint(st, 1, 1), 1);
+	make_model(&m, W, D_IN * D_OUT, 2);
+	m.calib = calib;
+	m.calib_len = sizeof calib;
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_checkpoint_put(t, &m, &v), 0);
+	cr_assert_eq(v, 2);
+	m.W = NULL;
+	cr_assert_eq(sv_store_checkpoint_put(t, &m, &v), -EINVAL);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	sv_store_close(st);
+
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_active(r, &v), 0);
+	cr_assert_eq(v, 1);
+	cr_assert_eq(sv_store_model_get(r, 0, &m), 0);
+	cr_assert_eq(m.version, 1);
+	cr_assert_eq(m.applied_seq, 100);
+	cr_assert_eq(sv_store_model_get(r, 2, &m), 0);
+	cr_assert_eq(m.version, 2);
+	cr_assert_eq(m.step, 20);
+	cr_assert_eq(m.applied_seq, 200);
+	cr_assert_eq(m.time_ns, 5002);
+	cr_assert_eq(m.loss, 0.5 / 3);
+	cr_assert_eq(m.auc, 0.9);
+	cr_assert(isnan(m.eer));
+	cr_assert_eq(m.optim_len, sizeof "optim-state");
+	cr_assert_eq(memcmp(m.optim, "optim-state", m.optim_len), 0);
+	cr_assert_eq(m.settings_len, sizeof "settings");
+	cr_assert_eq(memcmp(m.settings, "settings", m.settings_len), 0);
+	cr_assert_eq(m.calib_len, 3);
+	cr_assert_eq(memcmp(m.calib, calib, 3), 0);
+	sv_store_model_weights(st, &m, got);
+	fill(W, D_IN * D_OUT, 2);
+	cr_assert_eq(memcmp(W, got, sizeof W), 0);
+	cr_assert_eq(sv_store_model_get(r, 3, &m), SV_ERR_NOTFOUND);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
+Test(store, version_retention_and_rollback)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	struct sv_store_version vs[8];
+	struct sv_store_model m;
+	sv_store_read *r;
+	sv_store_txn *t;
+	size_t n;
+	uint64_t v;
+	sv_store *st;
+
+	o.keep_versions = 3;
+	st = open_ok(&o);
+	for (uint32_t k = 1; k <= 6; k++)
+		cr_assert_eq(checkpoint(st, k, 1), k);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_versions(r, vs, 8, &n), 0);
+	cr_assert_eq(n, 3);
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_eq(vs[i].version, 4 + i);
+		cr_assert_eq(vs[i].step, 10 * (4 + i));
+		cr_assert_eq(vs[i].applied_seq, 100 * (4 + i));
+		cr_assert_eq(vs[i].active, i == 2);
+	}
+	cr_assert_eq(sv_store_versions(r, vs, 1, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(sv_store_versions(r, NULL, 1, &n), -EINVAL);
+	sv_store_read_end(r);
+
+	/* roll back to 4: active and its applied_seq move together */
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_set_active(t, 2), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_store_set_active(t, 4), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_model_get(r, 0, &m), 0);
+	cr_assert_eq(m.version, 4);
+	cr_assert_eq(m.applied_seq, 400);
+	sv_store_read_end(r);
+
+	/* new checkpoints, not activated: the active 4 is never pruned */
+	cr_assert_eq(checkpoint(st, 7, 0), 7);
+	cr_assert_eq(checkpoint(st, 8, 0), 8);
+	cr_assert_eq(checkpoint(st, 9, 0), 9);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_versions(r, vs, 8, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(vs[0].version, 4);
+	cr_assert(vs[0].active);
+	cr_assert_eq(vs[1].version, 8);
+	cr_assert_eq(vs[2].version, 9);
+	cr_assert_eq(sv_store_active(r, &v), 0);
+	cr_assert_eq(v, 4);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
+Test(store, map_grows_from_tiny_initial_size)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store_read *r;
+	struct sv_store_stat s;
+	sv_store *st;
+
+	o.map_size = 64 << 10;
+	o.max_map_size = 64 << 20;
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_map_size(st), 64 << 10);
+	for (uint32_t g = 0; g < 4; g++)
+		put_items(st, g * 300, 300);  /* ~3.8 MB in all */
+	checkpoint(st, 1, 1);
+	cr_assert_gt(sv_store_map_size(st), 4u << 20);
+	cr_assert_leq(sv_store_map_size(st), 64u << 20);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	for (uint32_t k = 0; k < 1200; k += 7)
+		check_item(r, k);
+	cr_assert_eq(sv_store_stat(r, &s), 0);
+	cr_assert_eq(s.items, 1200);
+	cr_assert_eq(s.models, 1);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
+Test(store, map_full_at_limit_names_the_key_and_drops_the_group)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store_read *r;
+	struct sv_store_stat s;
+	sv_store_txn *t;
+	float x[D_IN];
+	char id[32];
+	sv_store *st;
+	int rc = 0;
+
+	o.map_size = 64 << 10;
+	o.max_map_size = 512 << 10;
+	st = open_ok(&o);
+	put_items(st, 0, 20);
+	fill(x, D_IN, 1);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t k = 100; k < 400 && rc == 0; k++)
+		rc = sv_store_item_put(t, id, (size_t)item_id(id, k), x, 0);
+	cr_assert_eq(rc, SV_ERR_STORE_FULL);
+	cr_assert_not_null(strstr(sv_store_errmsg(st), "store.max_map_size"),
+			   "%s", sv_store_errmsg(st));
+	cr_assert_eq(sv_store_item_put(t, "z", 1, x, 0), SV_ERR_STATE);
+	cr_assert_eq(sv_store_txn_commit(t), SV_ERR_STORE_FULL);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_stat(r, &s), 0);
+	cr_assert_eq(s.items, 20);
+	cr_assert_eq(sv_store_item_get(r, "item-100", 8, x), SV_ERR_NOTFOUND);
+	check_item(r, 19);
+	sv_store_read_end(r);
+	/* a smaller group still fits */
+	put_items(st, 20, 5);
+	sv_store_close(st);
+}
+
+Test(store, refuses_other_dims_schema_and_settings)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	char err[SV_STORE_ERRMSG_MAX];
+	sv_store *st = open_ok(&o), *st2 = NULL;
+	uint32_t di, dd;
+	sv_store_close(st);
+
+	o.d_in = 512;
+	cr_assert_eq(sv_store_open(&st2, &o, err, sizeof err), SV_ERR_STORE_DIMS);
+	cr_assert_null(st2);
+	cr_assert_not_null(strstr(err, "d_in=784"), "%s", err);
+	cr_assert_not_null(strstr(err, "d_in=512"), "%s", err);
+
+	o = opts(D_IN, D_OUT);
+	o.settings_fp = 77;
+	cr_assert_eq(sv_store_open(&st2, &o, err, sizeof err), SV_ERR_STORE_SETTINGS);
+	cr_assert_not_null(strstr(err, "1234abcd"), "%s", err);
+
+	/* dims 0/0 adopt the store's */
+	o = opts(0, 0);
+	st = open_ok(&o);
+	sv_store_dims(st, &di, &dd);
+	cr_assert_eq(di, D_IN);
+	cr_assert_eq(dd, D_OUT);
+	sv_store_close(st);
+
+	/* bump the schema behind the store's back */
+	{
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		MDB_val k = {4, "meta"}, v;
+		unsigned char rec[32];
+		uint32_t schema = 99;
+		cr_assert_eq(mdb_env_create(&env), 0);
+		mdb_env_set_maxdbs(env, 8);
+		cr_assert_eq(mdb_env_open(env, path, 0, 0600), 0);
+		cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+		cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+		cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
+		memcpy(rec, v.mv_data, sizeof rec);
+		memcpy(rec + 4, &schema, 4);
+		v.mv_data = rec;
+		cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+		cr_assert_eq(mdb_txn_commit(txn), 0);
+		mdb_env_close(env);
+	}
+	o = opts(D_IN, D_OUT);
+	cr_assert_eq(sv_store_open(&st2, &o, err, sizeof err), SV_ERR_STORE_SCHEMA);
+	cr_assert_not_null(strstr(err, "schema 99"), "%s", err);
+	cr_assert_not_null(strstr(err, "schema 1"), "%s", err);
+}
+
+Test(store, bad_options_and_new_store_without_dims)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	char err[SV_STORE_ERRMSG_MAX];
+	sv_store *st = NULL;
+	cr_assert_eq(sv_store_open(NULL, &o, err, sizeof err), -EINVAL);
+	cr_assert_eq(sv_store_open(&st, NULL, err, sizeof err), -EINVAL);
+	o.keep_versions = 0;
+	cr_assert_eq(sv_store_open(&st, &o, NULL, 0), -EINVAL);
+	o = opts(D_IN, 0);
+	cr_assert_eq(sv_store_open(&st, &o, err, sizeof err), -EINVAL);
+	o = opts(D_IN, D_OUT);
+	o.map_size = o.max_map_size + 1;
+	cr_assert_eq(sv_store_open(&st, &o, err, sizeof err), -EINVAL);
+	o = opts(0, 0);
+	cr_assert_eq(sv_store_open(&st, &o, err, sizeof err), SV_ERR_RANGE);
+	cr_assert_null(st);
+	cr_assert_str_eq(sv_strerror(MDB_MAP_FULL), mdb_strerror(MDB_MAP_FULL));
+}
+
+struct writer {
+	sv_store *st;
+	atomic_int stop;
+	atomic_ullong committed;   /* last seq committed */
+	atomic_int rc;
+};
+
+static void *write_loop(void *arg)
+{
+	struct writer *w = arg;
+	float x[D_IN];
+	char id[32];
+	uint32_t k = 0;
+	while (!atomic_load(&w->stop)) {
+		sv_store_txn *t;
+		uint64_t seq = 0;
+		int rc = sv_store_txn_begin(w->st, &t);
+		for (int i = 0; rc == 0 && i < 16; i++, k++) {
+			fill(x, D_IN, k);
+			rc = sv_store_item_put(t, id, (size_t)item_id(id, k), x, 0);
+			if (rc == 0)
+				rc = append(t, id, "item-0", 1, NULL, 0, &seq);
+		}
+		if (rc == 0)
+			rc = sv_store_txn_commit(t);
+		else
+			sv_store_txn_abort(t);
+		if (rc) {
+			atomic_store(&w->rc, rc);
+			break;
+		}
+		atomic_store(&w->committed, seq);
+	}
+	return NULL;
+}
+
+Test(store, backup_during_writes_holds_every_earlier_commit)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	struct writer w = {0};
+	pthread_t th;
+	sv_store_read *r;
+	sv_store_cursor *c;
+	struct sv_store_pair p;
+	char bdir[160];
+	uint64_t before, last, expect;
+	sv_store *st, *bk;
+
+	o.map_size = 1 << 20;
+	st = open_ok(&o);
+	checkpoint(st, 3, 1);
+	w.st = st;
+	cr_assert_eq(pthread_create(&th, NULL, write_loop, &w), 0);
+	while (atomic_load(&w.committed) < 400 && !atomic_load(&w.rc))
+		;
+	before = atomic_load(&w.committed);
+	snprintf(bdir, sizeof bdir, "%s/backup", dir);
+	cr_assert_eq(sv_store_backup(st, bdir), 0);
+	cr_assert_eq(sv_store_backup(st, bdir), -EEXIST);
+	atomic_store(&w.stop, 1);
+	pthread_join(th, NULL);
+	cr_assert_eq(atomic_load(&w.rc), 0, "writer: %s", sv_strerror(atomic_load(&w.rc)));
+	cr_assert_gt(atomic_load(&w.committed), before);
+	sv_store_close(st);
+
+	snprintf(path, sizeof path, "%s", bdir);
+	bk = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(bk, &r), 0);
+	cr_assert_eq(sv_store_last_seq(r, &last), 0);
+	cr_assert_geq(last, before);
+	cr_assert_eq(sv_store_cursor_open(r, 1, &c), 0);
+	expect = 1;
+	while (sv_store_cursor_next(c, &p) == 0) {
+		cr_assert_eq(p.seq, expect);
+		expect++;
+	}
+	cr_assert_eq(expect, last + 1);
+	sv_store_cursor_close(c);
+	for (uint32_t k = 0; k < last; k++)
+		check_item(r, k);
+	{
+		struct sv_store_model m;
+		cr_assert_eq(sv_store_model_get(r, 0, &m), 0);
+		cr_assert_eq(m.applied_seq, 300);
+	}
+	sv_store_read_end(r);
+	sv_store_close(bk);
+}

@@ -1,0 +1,200 @@
+/* test_svg.c - the ROC SVG: well-formed (tag balance, and xmllint when
+ * installed), holds the points at the documented coordinates, escapes text,
+ * refuses bad options. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sv/svg.h"
+
+static struct sv_metrics_roc_point P1[3] = {
+    {0.9f, 50, 0}, /* FAR 0 -> left edge, TAR 0.5 */
+    {0.5f, 80, 1}, /* FAR 1e-2, TAR 0.8 */
+    {0.1f, 100, 100},
+};
+static struct sv_metrics_roc R1 = {100, 100, 3, P1};
+static struct sv_metrics_roc_point P2[2] = {
+    {0.7f, 10, 10}, /* FAR 1e-1 TAR 0.1 */
+    {0.0f, 100, 100},
+};
+static struct sv_metrics_roc R2 = {100, 100, 2, P2};
+
+/* Every start tag is closed in order; comments / declarations skipped. */
+static int tags_balanced(const char *s)
+{
+	char stack[64][32];
+	int depth = 0, seen_root = 0;
+
+	while ((s = strchr(s, '<')) != NULL) {
+		const char *e = strchr(s, '>');
+		char name[32];
+		size_t n = 0;
+		int closing = s[1] == '/';
+
+		if (!e)
+			return 0;
+		if (s[1] == '?' || s[1] == '!') {
+			s = e + 1;
+			continue;
+		}
+		for (const char *p = s + 1 + closing; p < e && *p != ' ' && *p != '/' && n < 31;
+		     p++)
+			name[n++] = *p;
+		name[n] = 0;
+		if (closing) {
+			if (depth == 0 || strcmp(stack[depth - 1], name) != 0)
+				return 0;
+			depth--;
+		} else if (e[-1] != '/') {
+			if (depth == 64)
+				return 0;
+			if (depth == 0 && seen_root++)
+				return 0;
+			strcpy(stack[depth++], name);
+		}
+		s = e + 1;
+	}
+	return depth == 0 && seen_root == 1;
+}
+
+static char *render_two(size_t *len)
+{
+	struct sv_svg_roc_opts o = {0};
+	char *doc = NULL;
+
+	o.title = "before & <after>";
+	o.curves[0] = (struct sv_svg_curve){"after", &R1};
+	o.curves[1] = (struct sv_svg_curve){"before", &R2};
+	o.n_curves = 2;
+	o.mark_op = 1;
+	o.op = (struct sv_metrics_op){0.5f, 1e-2, 0.8, 0.9};
+	cr_assert_eq(sv_svg_roc(&o, &doc, len), 0);
+	return doc;
+}
+
+Test(svg, well_formed_and_contains_points)
+{
+	size_t len = 0;
+	char *doc = render_two(&len);
+
+	cr_assert_eq(strlen(doc), len);
+	cr_assert(strncmp(doc, "<?xml", 5) == 0);
+	cr_assert(strstr(doc, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
+	cr_assert_str_eq(doc + len - 7, "</svg>\n");
+	cr_assert(tags_balanced(doc), "unbalanced tags");
+	/* curve 0: origin, (FAR 0 -> x=80, TAR .5 -> y=250), (380,130), (680,50) */
+	cr_assert(strstr(doc, "points=\"80.00,450.00 80.00,250.00 380.00,130.00 680.00,50.00\""),
+	          "curve 0 points");
+	/* curve 1: FAR .1 -> x=530, TAR .1 -> y=410 */
+	cr_assert(strstr(doc, "530.00,410.00 680.00,50.00\""), "curve 1 points");
+	cr_assert(strstr(doc, "stroke-dasharray"));
+	cr_assert(strstr(doc, "<circle cx=\"380.00\" cy=\"130.00\""), "operating point");
+	cr_assert(strstr(doc, "threshold 0.5000"));
+	cr_assert(strstr(doc, "before &amp; &lt;after&gt;"), "escaped title");
+	cr_assert(strstr(doc, ">1e-4</text>") && strstr(doc, ">1e-2</text>") &&
+	              strstr(doc, ">0.5</text>"),
+	          "tick labels");
+	cr_assert(strstr(doc, "after (AUC "), "legend");
+
+	if (access("/usr/bin/xmllint", X_OK) == 0) {
+		char path[] = "/tmp/sv-svg-XXXXXX";
+		int fd = mkstemp(path);
+		char cmd[128];
+
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(write(fd, doc, len), (ssize_t)len);
+		close(fd);
+		snprintf(cmd, sizeof cmd, "/usr/bin/xmllint --noout %s", path);
+		int rc = system(cmd);
+		unlink(path);
+		cr_assert_eq(rc, 0, "xmllint rejected the document");
+	}
+	free(doc);
+}
+
+Test(svg, balance_checker_can_fail)
+{
+	cr_assert_not(tags_balanced("<svg><g></svg></g>"));
+	cr_assert_not(tags_balanced("<svg><g>"));
+	cr_assert(tags_balanced("<?xml x?><svg><g/><text>a</text></svg>"));
+}
+
+Test(svg, file_output_equals_buffer)
+{
+	size_t len = 0, flen;
+	char *doc = render_two(&len);
+	struct sv_svg_roc_opts o = {0};
+	FILE *f = tmpfile();
+	char *back;
+
+	o.title = "before & <after>";
+	o.curves[0] = (struct sv_svg_curve){"after", &R1};
+	o.curves[1] = (struct sv_svg_curve){"before", &R2};
+	o.n_curves = 2;
+	o.mark_op = 1;
+	o.op = (struct sv_metrics_op){0.5f, 1e-2, 0.8, 0.9};
+	cr_assert_not_null(f);
+	cr_assert_eq(sv_svg_roc_write(&o, f), 0);
+	flen = (size_t)ftell(f);
+	cr_assert_eq(flen, len);
+	rewind(f);
+	back = malloc(len);
+	cr_assert_eq(fread(back, 1, len, f), len);
+	cr_assert_eq(memcmp(back, doc, len), 0);
+	fclose(f);
+	free(back);
+	free(doc);
+}
+
+Test(svg, one_curve_and_many_points)
+{
+	enum { N = 20000 };
+	struct sv_metrics_roc_point *p = malloc(N * sizeof *p);
+	struct sv_metrics_roc r = {N, N, N, p};
+	struct sv_svg_roc_opts o = {0};
+	char *doc = NULL;
+	size_t len = 0;
+
+	for (size_t i = 0; i < N; i++) {
+		p[i].threshold = 1.0f - (float)i / N;
+		p[i].tp = i + 1;
+		p[i].fp = i + 1;
+	}
+	o.curves[0].roc = &r;
+	o.n_curves = 1;
+	cr_assert_eq(sv_svg_roc(&o, &doc, &len), 0);
+	cr_assert(tags_balanced(doc));
+	cr_assert(strstr(doc, ">ROC</text>"), "default title");
+	cr_assert(strstr(doc, "curve 1 (AUC 0.5000)"), "default label");
+	cr_assert_null(strstr(doc, "<circle"));
+	cr_assert_lt(len, 60000, "points within half a pixel are dropped (%zu bytes)", len);
+	cr_assert(strstr(doc, " 680.00,50.00\""), "last point kept");
+	free(doc);
+	free(p);
+}
+
+Test(svg, bad_options)
+{
+	struct sv_svg_roc_opts o = {0};
+	char *doc = (char *)"untouched";
+	size_t len = 7;
+
+	cr_assert_eq(sv_svg_roc(NULL, &doc, &len), -EINVAL);
+	cr_assert_eq(sv_svg_roc(&o, &doc, &len), -EINVAL); /* no curves */
+	o.n_curves = 1;
+	cr_assert_eq(sv_svg_roc(&o, &doc, &len), -EINVAL); /* curve without roc */
+	o.curves[0].roc = &R1;
+	o.mark_op = 1;
+	o.op.threshold = NAN;
+	cr_assert_eq(sv_svg_roc(&o, &doc, &len), -EINVAL);
+	o.n_curves = 3;
+	cr_assert_eq(sv_svg_roc(&o, &doc, &len), -EINVAL);
+	cr_assert_str_eq(doc, "untouched");
+	cr_assert_eq(len, 7);
+	cr_assert_eq(sv_svg_roc(&o, NULL, &len), -EINVAL);
+	cr_assert_eq(sv_svg_roc_write(&o, NULL), -EINVAL);
+}
