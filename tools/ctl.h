@@ -33,6 +33,7 @@ struct ctl_ctx {
 	char query[CTL_ENDPOINT_MAX];
 	char ingest[CTL_ENDPOINT_MAX];
 	char acked[CTL_ENDPOINT_MAX];
+	char store_path[CTL_ENDPOINT_MAX]; /* the daemon's store, when known locally */
 	const char *source;                /* where they came from, for messages */
 };
 

@@ -92,6 +92,7 @@ static int from_config(struct ctl_ctx *c, const char *path, const char *state_di
 	set_if_empty(c->query, cfg.endpoints_query);
 	set_if_empty(c->ingest, cfg.endpoints_ingest);
 	set_if_empty(c->acked, cfg.endpoints_ingest_acked);
+	set_if_empty(c->store_path, cfg.store_path);
 	return CTL_EXIT_OK;
 }
 #else
@@ -116,6 +117,9 @@ static int from_config(struct ctl_ctx *c, const char *path, const char *state_di
 		return CTL_EXIT_FAIL;
 	}
 	from_state_dir(c, state_dir ? state_dir : "/var/lib/simverify");
+	if (!*c->store_path)
+		snprintf(c->store_path, CTL_ENDPOINT_MAX, "%s/store",
+			 state_dir ? state_dir : "/var/lib/simverify");
 	return CTL_EXIT_OK;
 }
 #endif
@@ -131,7 +135,7 @@ int ctl_endpoints_resolve(struct ctl_ctx *c)
 	set_if_empty(c->ingest, o->ingest);
 	set_if_empty(c->acked, o->acked);
 	c->source = "the command line";
-	if (!(*c->admin && *c->query && *c->ingest && *c->acked)) {
+	if (!(*c->admin && *c->query && *c->ingest && *c->acked) || cfg || o->state_dir) {
 		if (!cfg && !o->state_dir) {
 			cfg = getenv("SIMVERIFY_CONFIG");
 			if (!cfg || !*cfg)
