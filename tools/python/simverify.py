@@ -402,8 +402,28 @@ class Client:
         return self._admin_json("versions")
 
     def config(self):
-        """The daemon's running configuration (dict)."""
-        return self._admin_json("config")
+        """The daemon's running configuration: a dict of dotted key ->
+        value text ({"train.lr": "0.001", "model.d_in": "784", ...}).  The
+        daemon renders it as YAML (sections of scalars); raw text is kept in
+        the "" key."""
+        import json
+        _, text = self._admin("config")
+        if text.lstrip().startswith("{"):
+            return json.loads(text)
+        out, section = {"": text}, ""
+        for line in text.splitlines():
+            body = line.split(" #", 1)[0].rstrip()
+            if not body.strip() or body.lstrip().startswith("#") or ":" not in body:
+                continue
+            key, _, val = body.strip().partition(":")
+            val = val.strip()
+            if not line.startswith(" ") and not val:
+                section = key
+                continue
+            if len(val) >= 2 and val[0] == val[-1] and val[0] in "\"'":
+                val = val[1:-1]
+            out[(section + "." if line.startswith(" ") and section else "") + key] = val
+        return out
 
     def flush(self):
         """Return once every pair the daemon received so far is trained on
