@@ -1,0 +1,258 @@
+/* sv/config.h - simverifyd's configuration: one table drives it all.
+ *
+ * Every key is one row of a table (struct sv_config_key, listed by
+ * sv_config_keys()): dotted name, type, bounds, default (as text, parsed by
+ * the same code as the file), offset into struct sv_config, whether it can
+ * change live (SIGHUP) and a help line.  That table drives parsing, defaults,
+ * bounds checks, printing (`simverifyctl config show`) and diffs.  The
+ * reference for every key is conf/simverifyd.yaml, which lists them all at
+ * their defaults; a test proves it parses to exactly sv_config_defaults().
+ *
+ * File format: YAML, a mapping of sections to mappings of keys
+ * ("train:\n  lr: 0.01"); a dotted key at any level also works ("train.lr:
+ * 0.01").  Values are scalars.  Types:
+ *   int, uint   decimal integers (uint: no sign)
+ *   double      a finite decimal number (1e-3 allowed)
+ *   bool        true|false|yes|no|on|off
+ *   enum        one word of the row's list
+ *   string      text up to SV_CONFIG_STR_MAX - 1 bytes
+ *   size        bytes: an integer with an optional unit B, KiB, MiB, GiB,
+ *               TiB (x1024) or kB, MB, GB, TB (x1000): "64MiB", "1GiB"
+ *   duration    an integer with unit ms, s, min or h ("500ms", "30s"); a
+ *               bare number is in the key's own unit (ms for *_ms, s for
+ *               *_s).  Stored in milliseconds.
+ *   mode        octal file mode ("0600")
+ * Unknown keys, type errors, out-of-range values and duplicate keys are
+ * errors.  All errors of a file are collected (never printed: lib/ does not
+ * print) into a struct sv_config_errors, each as
+ *     file:line:col: key 'train.lr': <reason>
+ *     <the offending line>
+ *     <caret under the column>
+ * so the daemon prints errs.text once and exits non-zero.
+ *
+ * Typical use (daemon start):
+ *     sv_config_defaults(&cfg);
+ *     sv_config_load_file(&cfg, path, &errs);       // all file errors
+ *     sv_config_set(&cfg, "train.lr", "0.01", ...)  // each -o key=value
+ *     sv_config_resolve(&cfg, state_dir, ...)       // @STATE@ placeholders
+ *     sv_config_check(&cfg, &errs);                 // cross-key rules
+ * On SIGHUP: load a fresh config the same way, then sv_config_diff(old, new)
+ * and apply only when every changed key is reloadable
+ * (sv_config_reload_check names the others).
+ *
+ * struct sv_config is a plain value: strings are fixed arrays, nothing is
+ * heap-owned, so it can be copied with `=` and needs no destructor.
+ */
+#ifndef SV_CONFIG_H
+#define SV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sv/loss.h"
+#include "sv/optim.h"
+#include "sv/proto.h"
+#include "sv/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SV_CONFIG_STR_MAX 1024
+/* The placeholder replaced by the state directory in paths and endpoints. */
+#define SV_CONFIG_STATE_PLACEHOLDER "@STATE@"
+
+enum sv_config_sync {
+	SV_CONFIG_SYNC_FULL = 0, /* fsync every commit */
+	SV_CONFIG_SYNC_META = 1, /* MDB_NOMETASYNC */
+	SV_CONFIG_SYNC_NONE = 2, /* MDB_NOSYNC */
+};
+
+/* Operating point of the match decision; also the `policy` byte of a SCORE
+ * reply (sv/proto.h). */
+enum sv_config_policy {
+	SV_CONFIG_POLICY_FIXED = 0,        /* query.threshold as given */
+	SV_CONFIG_POLICY_TARGET_FAR = 1,   /* threshold giving query.target_far on the window */
+	SV_CONFIG_POLICY_EER = 2,          /* equal error rate on the window */
+	SV_CONFIG_POLICY_MAX_ACCURACY = 3, /* best accuracy on the window */
+};
+
+/* Log levels; the syslog priority is 7 - level (debug 7 ... err 3). */
+enum sv_config_log_level {
+	SV_CONFIG_LOG_LEVEL_DEBUG = 0,
+	SV_CONFIG_LOG_LEVEL_INFO = 1,
+	SV_CONFIG_LOG_LEVEL_NOTICE = 2,
+	SV_CONFIG_LOG_LEVEL_WARNING = 3,
+	SV_CONFIG_LOG_LEVEL_ERR = 4,
+};
+
+/* Field types: int -> int64_t, uint/size/mode -> uint64_t, duration ->
+ * uint64_t milliseconds, double -> double, bool/enum -> int, string ->
+ * char[SV_CONFIG_STR_MAX].  The comment on each field is its key. */
+struct sv_config {
+	char state_dir[SV_CONFIG_STR_MAX]; /* state_dir */
+
+	uint64_t model_d_in;  /* model.d_in */
+	uint64_t model_d_out; /* model.d_out */
+	uint64_t model_seed;  /* model.seed */
+
+	int train_loss;             /* train.loss: enum sv_loss_kind */
+	double train_temperature;   /* train.temperature */
+	double train_pos_margin;    /* train.pos_margin */
+	double train_neg_margin;    /* train.neg_margin */
+	int train_mode;             /* train.mode: enum sv_label_mode */
+	uint64_t train_batch_pairs; /* train.batch_pairs */
+	uint64_t train_max_wait_ms; /* train.max_wait_ms (duration) */
+	int train_optimizer;        /* train.optimizer: enum sv_optim_kind */
+	double train_lr;            /* train.lr */
+	double train_momentum;      /* train.momentum */
+	double train_dampening;     /* train.dampening */
+	int train_nesterov;         /* train.nesterov */
+	double train_weight_decay;  /* train.weight_decay */
+	double train_beta1;         /* train.beta1 */
+	double train_beta2;         /* train.beta2 */
+	double train_eps;           /* train.eps */
+	uint64_t train_threads;     /* train.threads */
+
+	char store_path[SV_CONFIG_STR_MAX]; /* store.path */
+	int store_sync;                     /* store.sync: enum sv_config_sync */
+	uint64_t store_map_size;            /* store.map_size (size) */
+	uint64_t store_max_map_size;        /* store.max_map_size (size) */
+	uint64_t store_keep_versions;       /* store.keep_versions */
+
+	uint64_t checkpoint_every_steps; /* checkpoint.every_steps */
+	uint64_t checkpoint_every_ms;    /* checkpoint.every_s (duration) */
+
+	char endpoints_ingest[SV_CONFIG_STR_MAX];       /* endpoints.ingest */
+	char endpoints_ingest_acked[SV_CONFIG_STR_MAX]; /* endpoints.ingest_acked */
+	char endpoints_query[SV_CONFIG_STR_MAX];        /* endpoints.query */
+	char endpoints_admin[SV_CONFIG_STR_MAX];        /* endpoints.admin */
+	uint64_t endpoints_admin_mode;                  /* endpoints.admin_mode (mode) */
+	int endpoints_allow_tcp_admin;                  /* endpoints.allow_tcp_admin */
+
+	int log_level; /* log.level: enum sv_config_log_level */
+
+	uint64_t query_threads;          /* query.threads */
+	int query_threshold_policy;      /* query.threshold_policy: enum sv_config_policy */
+	double query_threshold;          /* query.threshold */
+	double query_target_far;         /* query.target_far */
+	uint64_t query_window_pairs;     /* query.window_pairs */
+	uint64_t query_min_window_pairs; /* query.min_window_pairs */
+
+	uint64_t limits_max_msg_bytes;     /* limits.max_msg_bytes (size) */
+	uint64_t limits_max_batch_pairs;   /* limits.max_batch_pairs */
+	uint64_t limits_max_id_bytes;      /* limits.max_id_bytes */
+	uint64_t limits_max_k;             /* limits.max_k */
+	uint64_t limits_max_pending_pairs; /* limits.max_pending_pairs */
+
+	char security_curve_server_key[SV_CONFIG_STR_MAX]; /* security.curve_server_key */
+	char security_curve_allow[SV_CONFIG_STR_MAX];      /* security.curve_allow */
+};
+
+enum sv_config_type {
+	SV_CONFIG_TYPE_INT,
+	SV_CONFIG_TYPE_UINT,
+	SV_CONFIG_TYPE_DOUBLE,
+	SV_CONFIG_TYPE_BOOL,
+	SV_CONFIG_TYPE_ENUM,
+	SV_CONFIG_TYPE_STRING,
+	SV_CONFIG_TYPE_SIZE,
+	SV_CONFIG_TYPE_DURATION,
+	SV_CONFIG_TYPE_MODE,
+};
+
+enum sv_config_key_flag {
+	SV_CONFIG_KEY_RELOADABLE = 1 << 0, /* may change live on SIGHUP */
+	SV_CONFIG_KEY_MIN_EXCL = 1 << 1,   /* value must be > min (else >= min) */
+	SV_CONFIG_KEY_MAX_EXCL = 1 << 2,   /* value must be < max (else <= max) */
+};
+
+/* One row of the table.  Static, never freed. */
+struct sv_config_key {
+	const char *name; /* dotted, e.g. "train.lr" */
+	enum sv_config_type type;
+	size_t offset;            /* into struct sv_config */
+	double min, max;          /* numeric types: bounds (see flags) */
+	const char *def;          /* default, as it would be written in the file */
+	const char *const *words; /* enum: NULL-terminated; index == stored value */
+	unsigned flags;           /* enum sv_config_key_flag */
+	uint64_t unit_ms;         /* duration: ms per bare number (1 or 1000) */
+	const char *help;
+};
+
+/* The table: *n rows in file order. */
+const struct sv_config_key *sv_config_keys(size_t *n);
+/* The row of a dotted name, or NULL. */
+const struct sv_config_key *sv_config_find(const char *name);
+
+/* Collected diagnostics.  text is NUL-terminated (or NULL when empty),
+ * owned by the struct; count is the number of errors. */
+struct sv_config_errors {
+	char *text;
+	size_t len, cap;
+	unsigned count;
+};
+void sv_config_errors_init(struct sv_config_errors *e);
+void sv_config_errors_free(struct sv_config_errors *e); /* accepts NULL */
+
+/* Every key at its default. */
+void sv_config_defaults(struct sv_config *cfg);
+
+/* Apply a YAML file / text over cfg.  Keys absent from the file keep cfg's
+ * values.  On any error cfg is left unchanged, every error is appended to
+ * errs and SV_ERR_CONFIG is returned; a file that cannot be read gives
+ * -errno (also described in errs).  name is used in messages (the path). */
+int sv_config_load_file(struct sv_config *cfg, const char *path, struct sv_config_errors *errs);
+int sv_config_load_string(struct sv_config *cfg, const char *name, const char *text, size_t len,
+                          struct sv_config_errors *errs);
+
+/* Set one key from text (the -o key=value override).  Returns 0, or
+ * SV_ERR_CONFIG with "key 'x': reason" in errbuf (errlen bytes, may be 0). */
+int sv_config_set(struct sv_config *cfg, const char *key, const char *value, char *errbuf,
+                  size_t errlen);
+/* One value as text, as show prints it (unquoted strings).  Returns the
+ * length (like snprintf), or SV_ERR_NOTFOUND for an unknown key. */
+int sv_config_get(const struct sv_config *cfg, const char *key, char *buf, size_t cap);
+
+/* Replace @STATE@ in state_dir-relative keys (store.path, endpoints.*,
+ * security.*) with state_dir (NULL: cfg->state_dir), and set cfg->state_dir.
+ * Returns 0, or SV_ERR_CONFIG (a result too long) with errbuf filled. */
+int sv_config_resolve(struct sv_config *cfg, const char *state_dir, char *errbuf, size_t errlen);
+
+/* Rules across keys (d_out <= d_in, min_window_pairs <= window_pairs,
+ * map_size <= max_map_size, batch_pairs <= limits.max_batch_pairs,
+ * nesterov needs momentum > 0 and dampening 0, tcp:// admin endpoint needs
+ * allow_tcp_admin, curve_allow needs curve_server_key).  Returns 0 or
+ * SV_ERR_CONFIG with each violation appended to errs ("key 'x': reason"). */
+int sv_config_check(const struct sv_config *cfg, struct sv_config_errors *errs);
+
+/* Render every key with its value as YAML (sections, two-space indent,
+ * strings double-quoted) into buf (cap bytes, NUL-terminated when cap > 0).
+ * Returns the length the full text needs (excluding the NUL), like
+ * snprintf: call with cap 0 to size the buffer.  The text parses back to an
+ * equal config. */
+size_t sv_config_show(const struct sv_config *cfg, char *buf, size_t cap);
+
+/* The keys whose values differ between a and b, in table order: up to cap
+ * rows written to out; returns the total count.  */
+size_t sv_config_diff(const struct sv_config *a, const struct sv_config *b,
+                      const struct sv_config_key **out, size_t cap);
+/* SIGHUP rule: 0 when every key that differs is reloadable; else
+ * SV_ERR_CONFIG and errbuf lists each one: "not reloadable (restart
+ * needed): model.d_in, store.path". */
+int sv_config_reload_check(const struct sv_config *old, const struct sv_config *neu, char *errbuf,
+                           size_t errlen);
+
+/* Converters to the learning core's parameter structs (all fields set). */
+void sv_config_loss_params(const struct sv_config *cfg, struct sv_loss_params *p);
+void sv_config_optim_params(const struct sv_config *cfg, struct sv_optim_params *p);
+/* The wire decoder's limits: d_in, limits.max_msg_bytes, max_batch_pairs,
+ * max_id_bytes, max_k. */
+void sv_config_proto_limits(const struct sv_config *cfg, struct sv_proto_limits *lim);
+/* max_pairs = train.batch_pairs. */
+void sv_config_train_params(const struct sv_config *cfg, struct sv_train_params *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
