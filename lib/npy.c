@@ -25,7 +25,7 @@ int sv_npy_header(char *buf, size_t cap, uint32_t rows, uint32_t cols, size_t *l
 	if (!buf || !len || rows == 0 || cols == 0)
 		return -EINVAL;
 	n = snprintf(dict, sizeof(dict),
-		     "{'descr': '<f4', 'fortran_order': False, 'shape': (%u, %u), }", rows, cols);
+	             "{'descr': '<f4', 'fortran_order': False, 'shape': (%u, %u), }", rows, cols);
 	if (n < 0 || (size_t)n >= sizeof(dict))
 		return SV_ERR_TOOBIG;
 	/* 10 bytes of preamble, the dict, at least one '\n'; round up to 64. */
@@ -105,8 +105,7 @@ int sv_npy_parse(const void *buf, size_t len, uint32_t *rows, uint32_t *cols, si
 		if (len < 12)
 			return SV_ERR_TRUNCATED;
 		pre = 12;
-		hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 |
-		       (size_t)b[11] << 24;
+		hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
 	} else {
 		return SV_ERR_VERSION;
 	}

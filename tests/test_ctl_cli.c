@@ -61,27 +61,27 @@ Test(ctl_cli, every_verb_parses_with_its_operands)
 		enum ctl_verb v;
 		const char *w[5];
 	} cases[] = {
-		{CTL_VERB_STATUS, {"status"}},
-		{CTL_VERB_METRICS, {"metrics"}},
-		{CTL_VERB_CONFIG_SHOW, {"config", "show"}},
-		{CTL_VERB_CONFIG_CHECK, {"config", "check", "x.yaml"}},
-		{CTL_VERB_CHECKPOINT, {"checkpoint"}},
-		{CTL_VERB_VERSIONS, {"versions"}},
-		{CTL_VERB_ROLLBACK, {"rollback", "7"}},
-		{CTL_VERB_PAUSE, {"pause"}},
-		{CTL_VERB_RESUME, {"resume"}},
-		{CTL_VERB_FLUSH, {"flush"}},
-		{CTL_VERB_BACKUP, {"backup", "/tmp/b"}},
-		{CTL_VERB_RELOAD, {"reload"}},
-		{CTL_VERB_EXPORT_MODEL, {"export-model", "w.npy"}},
-		{CTL_VERB_IMPORT_MODEL, {"import-model", "w.npy"}},
-		{CTL_VERB_SCORE, {"score", "a", "@b.npy"}},
-		{CTL_VERB_TOPK, {"topk", "-"}},
-		{CTL_VERB_ITEM_PUT, {"item", "put", "x", "@v.npy"}},
-		{CTL_VERB_ITEM_GET, {"item", "get", "x"}},
-		{CTL_VERB_ITEM_DELETE, {"item", "delete", "x"}},
-		{CTL_VERB_PUBLISH, {"publish", "a.vec", "a.pairs"}},
-		{CTL_VERB_EVALUATE, {"evaluate", "a.vec", "a.pairs"}},
+	    {CTL_VERB_STATUS, {"status"}},
+	    {CTL_VERB_METRICS, {"metrics"}},
+	    {CTL_VERB_CONFIG_SHOW, {"config", "show"}},
+	    {CTL_VERB_CONFIG_CHECK, {"config", "check", "x.yaml"}},
+	    {CTL_VERB_CHECKPOINT, {"checkpoint"}},
+	    {CTL_VERB_VERSIONS, {"versions"}},
+	    {CTL_VERB_ROLLBACK, {"rollback", "7"}},
+	    {CTL_VERB_PAUSE, {"pause"}},
+	    {CTL_VERB_RESUME, {"resume"}},
+	    {CTL_VERB_FLUSH, {"flush"}},
+	    {CTL_VERB_BACKUP, {"backup", "/tmp/b"}},
+	    {CTL_VERB_RELOAD, {"reload"}},
+	    {CTL_VERB_EXPORT_MODEL, {"export-model", "w.npy"}},
+	    {CTL_VERB_IMPORT_MODEL, {"import-model", "w.npy"}},
+	    {CTL_VERB_SCORE, {"score", "a", "@b.npy"}},
+	    {CTL_VERB_TOPK, {"topk", "-"}},
+	    {CTL_VERB_ITEM_PUT, {"item", "put", "x", "@v.npy"}},
+	    {CTL_VERB_ITEM_GET, {"item", "get", "x"}},
+	    {CTL_VERB_ITEM_DELETE, {"item", "delete", "x"}},
+	    {CTL_VERB_PUBLISH, {"publish", "a.vec", "a.pairs"}},
+	    {CTL_VERB_EVALUATE, {"evaluate", "a.vec", "a.pairs"}},
 	};
 
 	cr_assert_eq(sizeof(cases) / sizeof(cases[0]), CTL_VERB_COUNT_ - 1, "a verb is untested");
@@ -94,7 +94,7 @@ Test(ctl_cli, every_verb_parses_with_its_operands)
 		for (; words < 5 && cases[i].w[words]; words++)
 			argv[argc++] = (char *)cases[i].w[words];
 		cr_assert_eq(ctl_cli_parse(&o, argc, argv, null, null), CTL_EXIT_OK, "%s",
-			     ctl_cli_verb_name(cases[i].v));
+		             ctl_cli_verb_name(cases[i].v));
 		fclose(null);
 		cr_assert_eq(o.verb, cases[i].v);
 		cr_assert_not(o.help);
@@ -116,9 +116,9 @@ Test(ctl_cli, global_options_anywhere_both_spellings)
 	struct ctl_opts o;
 
 	cr_assert_eq(parse(&o, "-c", "/etc/x.yaml", "status", "--json", "--timeout=2.5",
-			   "--state-dir", "/s", "--admin", "ipc:///a", "--query=ipc:///q",
-			   "--ingest", "tcp://h:1", "--acked-endpoint", "tcp://h:2", NULL),
-		     CTL_EXIT_OK, "%s", err_buf);
+	                   "--state-dir", "/s", "--admin", "ipc:///a", "--query=ipc:///q",
+	                   "--ingest", "tcp://h:1", "--acked-endpoint", "tcp://h:2", NULL),
+	             CTL_EXIT_OK, "%s", err_buf);
 	cr_assert_eq(o.verb, CTL_VERB_STATUS);
 	cr_assert_str_eq(o.config, "/etc/x.yaml");
 	cr_assert_str_eq(o.state_dir, "/s");
@@ -148,8 +148,8 @@ Test(ctl_cli, verb_options_parse)
 	cr_assert_eq(o.k, CTL_DEFAULT_K);
 
 	cr_assert_eq(parse(&o, "publish", "v", "p", "--acked", "--client-id", "svc-1", "--rate",
-			   "1e4", "--items-first", "--batch", "64", "--limit", "1000", "-q", NULL),
-		     CTL_EXIT_OK, "%s", err_buf);
+	                   "1e4", "--items-first", "--batch", "64", "--limit", "1000", "-q", NULL),
+	             CTL_EXIT_OK, "%s", err_buf);
 	cr_assert(o.ack);
 	cr_assert_str_eq(o.client_id, "svc-1");
 	cr_assert_float_eq(o.rate, 1e4, 1e-9);
@@ -163,9 +163,9 @@ Test(ctl_cli, verb_options_parse)
 	cr_assert_eq(o.rate, 0.0);
 	cr_assert_eq(o.batch, CTL_DEFAULT_BATCH);
 
-	cr_assert_eq(parse(&o, "evaluate", "v", "p", "--json", "--roc", "r.svg", "--batch=1000",
-			   NULL),
-		     CTL_EXIT_OK);
+	cr_assert_eq(
+	    parse(&o, "evaluate", "v", "p", "--json", "--roc", "r.svg", "--batch=1000", NULL),
+	    CTL_EXIT_OK);
 	cr_assert_str_eq(o.roc, "r.svg");
 	cr_assert_eq(o.batch, 1000);
 	cr_assert(o.json);
@@ -207,7 +207,7 @@ Test(ctl_cli, bad_usage_is_usage_exit_code)
 	assert_usage(parse(&o, "status", "-k", "5", NULL), "'status' does not take option '-k'");
 	assert_usage(parse(&o, "pause", "--json", NULL), "does not take option '--json'");
 	assert_usage(parse(&o, "config", "check", "f", "--admin", "x", NULL),
-		     "does not take option '--admin'");
+	             "does not take option '--admin'");
 	assert_usage(parse(&o, "topk", "a", "-k", "0", NULL), "not a count");
 	assert_usage(parse(&o, "topk", "a", "-k", "-3", NULL), "not a count");
 	assert_usage(parse(&o, "topk", "a", "-k", "12x", NULL), "not a count");
@@ -232,8 +232,8 @@ Test(ctl_cli, help_prints_to_stdout_and_stops)
 	cr_assert_eq(o.verb, CTL_VERB_NONE);
 	cr_assert_not_null(strstr(out_buf, "Verbs:"));
 	for (int v = 1; v < CTL_VERB_COUNT_; v++)
-		cr_assert_not_null(strstr(out_buf, ctl_cli_verb_name(v)), "%s missing from overview",
-				   ctl_cli_verb_name(v));
+		cr_assert_not_null(strstr(out_buf, ctl_cli_verb_name(v)),
+		                   "%s missing from overview", ctl_cli_verb_name(v));
 	cr_assert_not_null(strstr(out_buf, "Exit codes"));
 	cr_assert_eq(err_buf[0], '\0');
 

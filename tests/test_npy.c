@@ -68,7 +68,8 @@ Test(npy, header_is_64_byte_aligned_and_parses_back)
 
 			memcpy(full, buf, len);
 			cr_assert_eq(sv_npy_parse(full, len + 4ull * shapes[i][0] * shapes[i][1],
-						  &r, &c, &off), 0);
+			                          &r, &c, &off),
+			             0);
 			cr_assert_eq(r, shapes[i][0]);
 			cr_assert_eq(c, shapes[i][1]);
 			cr_assert_eq(off, len);
@@ -147,25 +148,34 @@ Test(npy, parse_rejects_what_it_does_not_handle)
 	uint32_t r = 0, c = 0;
 	size_t off = 0, n;
 
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", 8);
+	n = make_raw(buf, sizeof(buf),
+	             "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", 8);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_VERSION);
-	n = make_raw(buf, sizeof(buf), "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", 4);
+	n = make_raw(buf, sizeof(buf),
+	             "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", 4);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_VERSION);
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 4);
+	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+	             4);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_VERSION);
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", 8);
+	n = make_raw(buf, sizeof(buf),
+	             "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", 8);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_VERSION);
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 1);
+	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
+	             1);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_VERSION);
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", 0);
+	n = make_raw(buf, sizeof(buf),
+	             "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", 0);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_SHAPE);
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 4);
+	n = make_raw(buf, sizeof(buf),
+	             "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 4);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_CORRUPT);
 	n = make_raw(buf, sizeof(buf), "{'fortran_order': False, 'shape': (2, 2), }", 4);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_CORRUPT);
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 2), }", 0);
+	n = make_raw(buf, sizeof(buf),
+	             "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 2), }", 0);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), SV_ERR_TOOBIG);
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 6);
+	n = make_raw(buf, sizeof(buf),
+	             "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 6);
 	cr_assert_eq(sv_npy_parse(buf, n - 1, &r, &c, &off), SV_ERR_TRUNCATED);
 	cr_assert_eq(sv_npy_parse(buf, 40, &r, &c, &off), SV_ERR_TRUNCATED);
 	cr_assert_eq(sv_npy_parse(buf, 5, &r, &c, &off), SV_ERR_TRUNCATED);
@@ -183,7 +193,8 @@ Test(npy, parse_reads_one_dimensional_as_one_row)
 	uint32_t r = 0, c = 0;
 	size_t off = 0, n;
 
-	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }", 5);
+	n = make_raw(buf, sizeof(buf), "{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }",
+	             5);
 	cr_assert_eq(sv_npy_parse(buf, n, &r, &c, &off), 0);
 	cr_assert_eq(r, 1);
 	cr_assert_eq(c, 5);
@@ -222,11 +233,12 @@ Test(npy, numpy_loads_what_we_write)
 		a[i] = (float)i / 3.0f;
 	snprintf(path, sizeof(path), "%s/w.npy", dir);
 	cr_assert_eq(sv_npy_save(path, a, 3, 4), 0);
-	snprintf(cmd, sizeof(cmd),
-		 "/usr/bin/python3 -c \"import numpy as np; a = np.load('%s'); "
-		 "assert a.shape == (3, 4) and a.dtype == np.float32 and a.flags.c_contiguous; "
-		 "assert (a == (np.arange(12, dtype=np.float32) / np.float32(3)).reshape(3, 4)).all()\"",
-		 path);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "/usr/bin/python3 -c \"import numpy as np; a = np.load('%s'); "
+	    "assert a.shape == (3, 4) and a.dtype == np.float32 and a.flags.c_contiguous; "
+	    "assert (a == (np.arange(12, dtype=np.float32) / np.float32(3)).reshape(3, 4)).all()\"",
+	    path);
 	cr_assert_eq(system(cmd), 0);
 }
 
@@ -240,9 +252,9 @@ Test(npy, we_load_what_numpy_writes)
 		cr_skip_test("numpy not available in /usr/bin/python3");
 	snprintf(path, sizeof(path), "%s/n.npy", dir);
 	snprintf(cmd, sizeof(cmd),
-		 "/usr/bin/python3 -c \"import numpy as np; "
-		 "np.save('%s', np.arange(200 * 3, dtype=np.float32).reshape(200, 3) * 0.5)\"",
-		 path);
+	         "/usr/bin/python3 -c \"import numpy as np; "
+	         "np.save('%s', np.arange(200 * 3, dtype=np.float32).reshape(200, 3) * 0.5)\"",
+	         path);
 	cr_assert_eq(system(cmd), 0);
 	cr_assert_eq(sv_npy_load(path, &b, &r, &c), 0);
 	cr_assert_eq(r, 200);
@@ -252,7 +264,8 @@ Test(npy, we_load_what_numpy_writes)
 	free(b);
 	/* float64 is what np.save writes by default: refused, not misread. */
 	snprintf(cmd, sizeof(cmd),
-		 "/usr/bin/python3 -c \"import numpy as np; np.save('%s', np.ones((2, 2)))\"", path);
+	         "/usr/bin/python3 -c \"import numpy as np; np.save('%s', np.ones((2, 2)))\"",
+	         path);
 	cr_assert_eq(system(cmd), 0);
 	cr_assert_eq(sv_npy_load(path, &b, &r, &c), SV_ERR_VERSION);
 }

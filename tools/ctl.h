@@ -28,8 +28,8 @@
 /* One run of simverifyctl. */
 struct ctl_ctx {
 	const struct ctl_opts *o;
-	void *zctx;                        /* owned; one per run */
-	char admin[CTL_ENDPOINT_MAX];      /* resolved endpoints ("" if unknown) */
+	void *zctx;                   /* owned; one per run */
+	char admin[CTL_ENDPOINT_MAX]; /* resolved endpoints ("" if unknown) */
 	char query[CTL_ENDPOINT_MAX];
 	char ingest[CTL_ENDPOINT_MAX];
 	char acked[CTL_ENDPOINT_MAX];
@@ -40,10 +40,10 @@ struct ctl_ctx {
 /* A connected socket. */
 struct ctl_conn {
 	void *sock;
-	int type;                          /* ZMQ_DEALER or ZMQ_PUSH */
+	int type; /* ZMQ_DEALER or ZMQ_PUSH */
 	char endpoint[CTL_ENDPOINT_MAX];
 	int timeout_ms;
-	uint64_t next_id;                  /* request ids, from a random start */
+	uint64_t next_id; /* request ids, from a random start */
 };
 
 /* A received reply.  rep borrows from parts: valid until ctl_reply_close(). */
@@ -73,7 +73,7 @@ int ctl_config_print_json(const char *text, size_t len);
  * the run's timeout.  which ("admin", "query", ...) is named when the
  * endpoint is empty.  Returns an exit code. */
 int ctl_conn_open(struct ctl_conn *cn, struct ctl_ctx *c, int type, const char *endpoint,
-		  const char *which);
+                  const char *which);
 void ctl_conn_close(struct ctl_conn *cn);
 
 /* The request id for the next message on cn (each call advances it). */
@@ -95,7 +95,7 @@ int ctl_conn_recv_any(struct ctl_conn *cn, struct ctl_reply *r);
 
 /* send + recv. */
 int ctl_conn_call(struct ctl_conn *cn, const struct sv_proto_msgbuf *mb, uint64_t req_id,
-		  struct ctl_reply *r);
+                  struct ctl_reply *r);
 
 void ctl_reply_init(struct ctl_reply *r);
 void ctl_reply_close(struct ctl_reply *r);
@@ -113,11 +113,11 @@ int ctl_read_vector_arg(const char *arg, float **vec, uint32_t *dim);
 int ctl_arg_is_vector(const char *arg);
 
 /* Verbs. */
-int ctl_admin_run(struct ctl_ctx *c);    /* status metrics config checkpoint versions
-					    rollback pause resume flush backup reload
-					    export-model import-model */
-int ctl_model_run(struct ctl_ctx *c);    /* export-model import-model */
-int ctl_query_run(struct ctl_ctx *c);    /* score topk item */
+int ctl_admin_run(struct ctl_ctx *c); /* status metrics config checkpoint versions
+                                         rollback pause resume flush backup reload
+                                         export-model import-model */
+int ctl_model_run(struct ctl_ctx *c); /* export-model import-model */
+int ctl_query_run(struct ctl_ctx *c); /* score topk item */
 int ctl_publish_run(struct ctl_ctx *c);
 int ctl_evaluate_run(struct ctl_ctx *c);
 

@@ -41,7 +41,7 @@ static int reply_json(const struct ctl_reply *r, const char *what, struct ctl_js
 
 /* One request on the admin socket; the reply stays in *r. */
 static int admin_call(struct ctl_ctx *c, int verb, uint64_t version, const char *path,
-		      const char *what, struct ctl_conn *cn, struct ctl_reply *r)
+                      const char *what, struct ctl_conn *cn, struct ctl_reply *r)
 {
 	struct sv_proto_msgbuf mb;
 	uint64_t id = ctl_conn_next_id(cn);
@@ -66,8 +66,8 @@ static void print_flat(const struct ctl_json *j, char *path, size_t plen, size_t
 {
 	if (j->type == CTL_JSON_OBJ) {
 		for (size_t i = 0; i < j->n; i++) {
-			size_t nl = (size_t)snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "",
-						     j->keys[i]);
+			size_t nl = (size_t)snprintf(path + plen, cap - plen, "%s%s",
+			                             plen ? "." : "", j->keys[i]);
 
 			print_flat(j->kids[i], path, plen + (nl < cap - plen ? nl : 0), cap);
 			path[plen] = '\0';
@@ -87,10 +87,18 @@ static void print_flat(const struct ctl_json *j, char *path, size_t plen, size_t
 	}
 	printf("%-34s ", path);
 	switch (j->type) {
-	case CTL_JSON_STR: fputs(j->text, stdout); break;
-	case CTL_JSON_NULL: fputs("-", stdout); break;
-	case CTL_JSON_BOOL: fputs(j->num ? "yes" : "no", stdout); break;
-	default: ctl_json_write(j, stdout); break;
+	case CTL_JSON_STR:
+		fputs(j->text, stdout);
+		break;
+	case CTL_JSON_NULL:
+		fputs("-", stdout);
+		break;
+	case CTL_JSON_BOOL:
+		fputs(j->num ? "yes" : "no", stdout);
+		break;
+	default:
+		ctl_json_write(j, stdout);
+		break;
 	}
 	fputc('\n', stdout);
 }
@@ -100,68 +108,65 @@ static void print_flat(const struct ctl_json *j, char *path, size_t plen, size_t
 /* The daemon's status document, key by key.  Keys not listed here still
  * appear, under generic names (see the top of this file). */
 struct prom_map {
-	const char *path;    /* in the status document */
-	const char *name;    /* metric name */
-	const char *type;    /* gauge, counter, histogram, info */
-	const char *label;   /* for an object of numbers: the label name */
+	const char *path;  /* in the status document */
+	const char *name;  /* metric name */
+	const char *type;  /* gauge, counter, histogram, info */
+	const char *label; /* for an object of numbers: the label name */
 	const char *help;
 };
 
 static const struct prom_map prom_maps[] = {
-	{"model_version", "simverify_model_version", "gauge", NULL, "Live model version."},
-	{"steps", "simverify_model_steps", "gauge", NULL,
-	 "Optimizer steps of the live model, across restarts."},
-	{"pairs_seen", "simverify_pairs_trained", "gauge", NULL,
-	 "Pairs the live model was trained on, across restarts."},
-	{"items", "simverify_items", "gauge", NULL, "Stored items."},
-	{"pairs_logged", "simverify_pair_log_records", "gauge", NULL, "Records in the pair log."},
-	{"models", "simverify_model_versions_stored", "gauge", NULL, "Checkpoints kept."},
-	{"backlog", "simverify_backlog_pairs", "gauge", NULL, "Pairs logged but not trained on yet."},
-	{"applied_seq", "simverify_applied_seq", "gauge", NULL, "Last log sequence trained on."},
-	{"last_seq", "simverify_last_seq", "gauge", NULL, "Last log sequence written."},
-	{"auc", "simverify_prequential_auc", "gauge", NULL,
-	 "ROC AUC of pre-step scores over the metrics window."},
-	{"eer", "simverify_prequential_eer", "gauge", NULL,
-	 "Equal error rate of pre-step scores over the metrics window."},
-	{"tar_at_far", "simverify_prequential_tar", "gauge", "far",
-	 "TAR at the given FAR over the metrics window."},
-	{"loss", "simverify_loss", "gauge", NULL, "Running training loss."},
-	{"threshold", "simverify_threshold", "gauge", NULL, "Decision threshold (cosine)."},
-	{"threshold_policy", "simverify_threshold_policy_info", "info", "policy",
-	 "Threshold policy in force."},
-	{"paused", "simverify_paused", "gauge", NULL, "1 while learning is paused."},
-	{"d_in", "simverify_model_input_dim", "gauge", NULL, "Input vector dimension."},
-	{"d_out", "simverify_model_output_dim", "gauge", NULL, "Embedding dimension."},
-	{"map_size", "simverify_store_map_bytes", "gauge", NULL, "LMDB map size."},
-	{"map_used", "simverify_store_used_bytes", "gauge", NULL, "LMDB bytes in use."},
-	{"store_bytes", "simverify_store_bytes", "gauge", NULL, "Store size on disk."},
-	{"uptime_seconds", "simverify_uptime_seconds", "gauge", NULL, "Seconds since start."},
-	{"rss_bytes", "simverify_resident_memory_bytes", "gauge", NULL, "Resident set size."},
-	{"pairs_per_second", "simverify_ingest_pairs_per_second", "gauge", NULL,
-	 "Recent ingest rate."},
-	{"counters.pairs", "simverify_pairs_total", "counter", "outcome",
-	 "Pairs received, by outcome."},
-	{"counters.rejects", "simverify_rejects_total", "counter", "reason",
-	 "Rejected messages or rows, by reason."},
-	{"counters.steps", "simverify_steps_total", "counter", NULL, "Training steps taken."},
-	{"counters.step_failures", "simverify_step_failures_total", "counter", NULL,
-	 "Training steps that failed."},
-	{"counters.checkpoints", "simverify_checkpoints_total", "counter", NULL,
-	 "Checkpoints written."},
-	{"counters.commits", "simverify_group_commits_total", "counter", NULL,
-	 "Store group commits."},
-	{"counters.items_put", "simverify_items_put_total", "counter", NULL, "Item upserts."},
-	{"counters.items_deleted", "simverify_items_deleted_total", "counter", NULL,
-	 "Item deletions."},
-	{"counters.queries", "simverify_queries_total", "counter", NULL, "Queries answered."},
-	{"counters.query_errors", "simverify_query_errors_total", "counter", NULL,
-	 "Queries answered with an error."},
-	{"counters.unroutable", "simverify_unroutable_replies_total", "counter", NULL,
-	 "Replies to clients that had gone."},
-	{"counters.admin_requests", "simverify_admin_requests_total", "counter", NULL,
-	 "Admin requests."},
-	{"query_latency_seconds", "simverify_query_latency_seconds", "histogram", NULL,
-	 "Query latency."},
+    {"model_version", "simverify_model_version", "gauge", NULL, "Live model version."},
+    {"steps", "simverify_model_steps", "gauge", NULL,
+     "Optimizer steps of the live model, across restarts."},
+    {"pairs_seen", "simverify_pairs_trained", "gauge", NULL,
+     "Pairs the live model was trained on, across restarts."},
+    {"items", "simverify_items", "gauge", NULL, "Stored items."},
+    {"pairs_logged", "simverify_pair_log_records", "gauge", NULL, "Records in the pair log."},
+    {"models", "simverify_model_versions_stored", "gauge", NULL, "Checkpoints kept."},
+    {"backlog", "simverify_backlog_pairs", "gauge", NULL, "Pairs logged but not trained on yet."},
+    {"applied_seq", "simverify_applied_seq", "gauge", NULL, "Last log sequence trained on."},
+    {"last_seq", "simverify_last_seq", "gauge", NULL, "Last log sequence written."},
+    {"auc", "simverify_prequential_auc", "gauge", NULL,
+     "ROC AUC of pre-step scores over the metrics window."},
+    {"eer", "simverify_prequential_eer", "gauge", NULL,
+     "Equal error rate of pre-step scores over the metrics window."},
+    {"tar_at_far", "simverify_prequential_tar", "gauge", "far",
+     "TAR at the given FAR over the metrics window."},
+    {"loss", "simverify_loss", "gauge", NULL, "Running training loss."},
+    {"threshold", "simverify_threshold", "gauge", NULL, "Decision threshold (cosine)."},
+    {"threshold_policy", "simverify_threshold_policy_info", "info", "policy",
+     "Threshold policy in force."},
+    {"paused", "simverify_paused", "gauge", NULL, "1 while learning is paused."},
+    {"d_in", "simverify_model_input_dim", "gauge", NULL, "Input vector dimension."},
+    {"d_out", "simverify_model_output_dim", "gauge", NULL, "Embedding dimension."},
+    {"map_size", "simverify_store_map_bytes", "gauge", NULL, "LMDB map size."},
+    {"map_used", "simverify_store_used_bytes", "gauge", NULL, "LMDB bytes in use."},
+    {"store_bytes", "simverify_store_bytes", "gauge", NULL, "Store size on disk."},
+    {"uptime_seconds", "simverify_uptime_seconds", "gauge", NULL, "Seconds since start."},
+    {"rss_bytes", "simverify_resident_memory_bytes", "gauge", NULL, "Resident set size."},
+    {"pairs_per_second", "simverify_ingest_pairs_per_second", "gauge", NULL, "Recent ingest rate."},
+    {"counters.pairs", "simverify_pairs_total", "counter", "outcome",
+     "Pairs received, by outcome."},
+    {"counters.rejects", "simverify_rejects_total", "counter", "reason",
+     "Rejected messages or rows, by reason."},
+    {"counters.steps", "simverify_steps_total", "counter", NULL, "Training steps taken."},
+    {"counters.step_failures", "simverify_step_failures_total", "counter", NULL,
+     "Training steps that failed."},
+    {"counters.checkpoints", "simverify_checkpoints_total", "counter", NULL,
+     "Checkpoints written."},
+    {"counters.commits", "simverify_group_commits_total", "counter", NULL, "Store group commits."},
+    {"counters.items_put", "simverify_items_put_total", "counter", NULL, "Item upserts."},
+    {"counters.items_deleted", "simverify_items_deleted_total", "counter", NULL, "Item deletions."},
+    {"counters.queries", "simverify_queries_total", "counter", NULL, "Queries answered."},
+    {"counters.query_errors", "simverify_query_errors_total", "counter", NULL,
+     "Queries answered with an error."},
+    {"counters.unroutable", "simverify_unroutable_replies_total", "counter", NULL,
+     "Replies to clients that had gone."},
+    {"counters.admin_requests", "simverify_admin_requests_total", "counter", NULL,
+     "Admin requests."},
+    {"query_latency_seconds", "simverify_query_latency_seconds", "histogram", NULL,
+     "Query latency."},
 };
 
 static const struct prom_map *prom_find(const char *path)
@@ -179,7 +184,7 @@ static void prom_name(char *out, size_t cap, const char *path)
 	for (const char *p = path; *p && o + 1 < cap; p++) {
 		char ch = *p;
 		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			 (ch >= '0' && ch <= '9') || ch == '_';
+		         (ch >= '0' && ch <= '9') || ch == '_';
 
 		out[o++] = ok ? ch : '_';
 	}
@@ -257,11 +262,13 @@ static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t 
 			has_inf |= strcmp(b->keys[i], "+Inf") == 0;
 			printf("%s_bucket{le=\"", name);
 			prom_label_value(b->keys[i]);
-			printf("\"} %s\n", b->kids[i]->type == CTL_JSON_NUM ? b->kids[i]->text : "NaN");
+			printf("\"} %s\n",
+			       b->kids[i]->type == CTL_JSON_NUM ? b->kids[i]->text : "NaN");
 		}
 		if (!has_inf)
-			printf("%s_bucket{le=\"+Inf\"} %s\n", name, ctl_json_get(j, "count")->text
-								    ? ctl_json_get(j, "count")->text : "0");
+			printf("%s_bucket{le=\"+Inf\"} %s\n", name,
+			       ctl_json_get(j, "count")->text ? ctl_json_get(j, "count")->text
+			                                      : "0");
 		printf("%s_sum %.17g\n%s_count %.17g\n", name, ctl_json_num(j, "sum", 0), name,
 		       ctl_json_num(j, "count", 0));
 		return;
@@ -280,8 +287,8 @@ static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t 
 	}
 	if (j->type == CTL_JSON_OBJ) {
 		for (size_t i = 0; i < j->n; i++) {
-			size_t nl = (size_t)snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "",
-						     j->keys[i]);
+			size_t nl = (size_t)snprintf(path + plen, cap - plen, "%s%s",
+			                             plen ? "." : "", j->keys[i]);
 
 			prom_emit(j->kids[i], path, plen + (nl < cap - plen ? nl : 0), cap);
 			path[plen] = '\0';
@@ -292,8 +299,11 @@ static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t 
 	case CTL_JSON_NUM:
 	case CTL_JSON_BOOL:
 	case CTL_JSON_NULL:
-		prom_head(name, m ? m->type : under_counters ? "counter" : "gauge",
-			  m ? m->help : NULL);
+		prom_head(name,
+		          m                ? m->type
+		          : under_counters ? "counter"
+		                           : "gauge",
+		          m ? m->help : NULL);
 		prom_number(name, j);
 		break;
 	case CTL_JSON_STR:
@@ -313,7 +323,7 @@ static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t 
 
 /* One line of the human status: label, then the value at path or "n/a". */
 static void status_line(const struct ctl_json *j, const char *label, const char *path,
-			const char *unit)
+                        const char *unit)
 {
 	const struct ctl_json *v = ctl_json_get(j, path);
 
@@ -394,7 +404,7 @@ static void print_status(const struct ctl_json *j)
 static int check_status_keys(const struct ctl_json *j)
 {
 	static const char *const need[] = {"model_version", "steps", "pairs_seen", "items",
-					   "backlog", "auc", "eer", "threshold"};
+	                                   "backlog",       "auc",   "eer",        "threshold"};
 
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		if (!ctl_json_get(j, need[i])) {
@@ -417,16 +427,36 @@ int ctl_admin_run(struct ctl_ctx *c)
 
 	switch (o->verb) {
 	case CTL_VERB_STATUS:
-	case CTL_VERB_METRICS: verb = SV_PROTO_VERB_STATUS; break;
-	case CTL_VERB_CONFIG_SHOW: verb = SV_PROTO_VERB_CONFIG; break;
-	case CTL_VERB_CHECKPOINT: verb = SV_PROTO_VERB_CHECKPOINT; break;
-	case CTL_VERB_VERSIONS: verb = SV_PROTO_VERB_VERSIONS; break;
-	case CTL_VERB_ROLLBACK: verb = SV_PROTO_VERB_ROLLBACK; break;
-	case CTL_VERB_PAUSE: verb = SV_PROTO_VERB_PAUSE; break;
-	case CTL_VERB_RESUME: verb = SV_PROTO_VERB_RESUME; break;
-	case CTL_VERB_FLUSH: verb = SV_PROTO_VERB_FLUSH; break;
-	case CTL_VERB_BACKUP: verb = SV_PROTO_VERB_BACKUP; break;
-	case CTL_VERB_RELOAD: verb = SV_PROTO_VERB_RELOAD; break;
+	case CTL_VERB_METRICS:
+		verb = SV_PROTO_VERB_STATUS;
+		break;
+	case CTL_VERB_CONFIG_SHOW:
+		verb = SV_PROTO_VERB_CONFIG;
+		break;
+	case CTL_VERB_CHECKPOINT:
+		verb = SV_PROTO_VERB_CHECKPOINT;
+		break;
+	case CTL_VERB_VERSIONS:
+		verb = SV_PROTO_VERB_VERSIONS;
+		break;
+	case CTL_VERB_ROLLBACK:
+		verb = SV_PROTO_VERB_ROLLBACK;
+		break;
+	case CTL_VERB_PAUSE:
+		verb = SV_PROTO_VERB_PAUSE;
+		break;
+	case CTL_VERB_RESUME:
+		verb = SV_PROTO_VERB_RESUME;
+		break;
+	case CTL_VERB_FLUSH:
+		verb = SV_PROTO_VERB_FLUSH;
+		break;
+	case CTL_VERB_BACKUP:
+		verb = SV_PROTO_VERB_BACKUP;
+		break;
+	case CTL_VERB_RELOAD:
+		verb = SV_PROTO_VERB_RELOAD;
+		break;
 	case CTL_VERB_EXPORT_MODEL:
 	case CTL_VERB_IMPORT_MODEL:
 		return ctl_model_run(c);
@@ -439,7 +469,7 @@ int ctl_admin_run(struct ctl_ctx *c)
 		return rc;
 	ctl_reply_init(&r);
 	rc = admin_call(c, verb, o->version, o->verb == CTL_VERB_BACKUP ? o->args[0] : NULL, what,
-			&cn, &r);
+	                &cn, &r);
 	if (rc)
 		goto out;
 	/* The verbs that only act print the daemon's message, if any. */

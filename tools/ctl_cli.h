@@ -27,16 +27,16 @@
 
 /* Exit codes.  Scripts may rely on these values; they never change. */
 enum ctl_exit {
-	CTL_EXIT_OK = 0,       /* the verb did what was asked */
-	CTL_EXIT_FAIL = 1,     /* a local failure: unreadable file, bad data, one class missing */
-	CTL_EXIT_USAGE = 2,    /* bad command line (unknown verb/option, missing operand) */
-	CTL_EXIT_CONNECT = 3,  /* no daemon reachable at the endpoint within the timeout */
-	CTL_EXIT_REFUSED = 4,  /* the daemon answered no: not found, malformed, paused, busy */
-	CTL_EXIT_DAEMON = 5,   /* the daemon failed (internal error) or broke the protocol */
+	CTL_EXIT_OK = 0,      /* the verb did what was asked */
+	CTL_EXIT_FAIL = 1,    /* a local failure: unreadable file, bad data, one class missing */
+	CTL_EXIT_USAGE = 2,   /* bad command line (unknown verb/option, missing operand) */
+	CTL_EXIT_CONNECT = 3, /* no daemon reachable at the endpoint within the timeout */
+	CTL_EXIT_REFUSED = 4, /* the daemon answered no: not found, malformed, paused, busy */
+	CTL_EXIT_DAEMON = 5,  /* the daemon failed (internal error) or broke the protocol */
 };
 
 enum ctl_verb {
-	CTL_VERB_NONE = 0,     /* "help" with no verb, or --help alone */
+	CTL_VERB_NONE = 0, /* "help" with no verb, or --help alone */
 	CTL_VERB_STATUS,
 	CTL_VERB_METRICS,
 	CTL_VERB_CONFIG_SHOW,
@@ -74,34 +74,34 @@ enum ctl_verb {
  * program's life); NULL means "not given". */
 struct ctl_opts {
 	enum ctl_verb verb;
-	bool help;               /* help was printed; exit with CTL_EXIT_OK */
+	bool help; /* help was printed; exit with CTL_EXIT_OK */
 
 	/* finding the daemon */
-	const char *config;      /* -c FILE; NULL: $SIMVERIFY_CONFIG, then CTL_DEFAULT_CONFIG */
-	const char *state_dir;   /* --state-dir DIR */
-	const char *admin;       /* --admin ENDPOINT */
-	const char *query;       /* --query ENDPOINT */
-	const char *ingest;      /* --ingest ENDPOINT (publish without --acked) */
-	const char *acked;       /* --acked-endpoint ENDPOINT (publish --acked) */
-	int timeout_ms;          /* --timeout SECONDS, per request */
+	const char *config;    /* -c FILE; NULL: $SIMVERIFY_CONFIG, then CTL_DEFAULT_CONFIG */
+	const char *state_dir; /* --state-dir DIR */
+	const char *admin;     /* --admin ENDPOINT */
+	const char *query;     /* --query ENDPOINT */
+	const char *ingest;    /* --ingest ENDPOINT (publish without --acked) */
+	const char *acked;     /* --acked-endpoint ENDPOINT (publish --acked) */
+	int timeout_ms;        /* --timeout SECONDS, per request */
 
 	/* operands, in order: e.g. score A B, rollback VERSION, publish VEC PAIRS */
 	const char *args[CTL_MAX_OPERANDS];
 	int n_args;
 
 	/* verb options */
-	bool json;               /* --json */
-	bool quiet;              /* -q/--quiet: no progress bar even on a terminal */
-	uint32_t k;              /* topk -k K */
-	uint64_t version;        /* rollback VERSION, parsed */
-	const char *out;         /* item get -o FILE.npy */
-	const char *client_id;   /* publish --client-id */
-	bool ack;                /* publish --acked */
-	double rate;             /* publish --rate N pairs/s; 0 = unthrottled */
-	bool items_first;        /* publish --items-first */
-	uint32_t batch;          /* publish/evaluate --batch N pairs per message */
-	const char *roc;         /* evaluate --roc FILE.svg */
-	uint64_t limit;          /* publish/evaluate --limit N: only the first N pairs; 0 = all */
+	bool json;             /* --json */
+	bool quiet;            /* -q/--quiet: no progress bar even on a terminal */
+	uint32_t k;            /* topk -k K */
+	uint64_t version;      /* rollback VERSION, parsed */
+	const char *out;       /* item get -o FILE.npy */
+	const char *client_id; /* publish --client-id */
+	bool ack;              /* publish --acked */
+	double rate;           /* publish --rate N pairs/s; 0 = unthrottled */
+	bool items_first;      /* publish --items-first */
+	uint32_t batch;        /* publish/evaluate --batch N pairs per message */
+	const char *roc;       /* evaluate --roc FILE.svg */
+	uint64_t limit;        /* publish/evaluate --limit N: only the first N pairs; 0 = all */
 };
 
 /* Parse argv (argc entries, argv[0] the program name) into *o.  Prints help

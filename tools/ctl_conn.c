@@ -34,7 +34,7 @@ static double timeout_s(const struct ctl_conn *cn)
 }
 
 int ctl_conn_open(struct ctl_conn *cn, struct ctl_ctx *c, int type, const char *endpoint,
-		  const char *which)
+                  const char *which)
 {
 	int zero = 0, one = 1, tmo = c->o->timeout_ms;
 	struct timespec ts;
@@ -42,14 +42,15 @@ int ctl_conn_open(struct ctl_conn *cn, struct ctl_ctx *c, int type, const char *
 	memset(cn, 0, sizeof(*cn));
 	if (!endpoint || !*endpoint) {
 		ctl_err("no %s endpoint known (give --%s ENDPOINT, --state-dir DIR or -c FILE)",
-			which, strcmp(which, "acked ingest") == 0 ? "acked-endpoint" : which);
+		        which, strcmp(which, "acked ingest") == 0 ? "acked-endpoint" : which);
 		return CTL_EXIT_USAGE;
 	}
 	snprintf(cn->endpoint, sizeof(cn->endpoint), "%s", endpoint);
 	cn->timeout_ms = tmo;
 	cn->type = type;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	cn->next_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
+	cn->next_id =
+	    ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
 
 	/* A missing ipc:// socket file is the commonest mistake: say so now. */
 	if (strncmp(endpoint, "ipc://", 6) == 0 && endpoint[6] != '@') {
@@ -57,7 +58,7 @@ int ctl_conn_open(struct ctl_conn *cn, struct ctl_ctx *c, int type, const char *
 
 		if (stat(endpoint + 6, &st) != 0) {
 			ctl_err("cannot reach daemon at %s: %s (is simverifyd running?)", endpoint,
-				strerror(errno));
+			        strerror(errno));
 			return CTL_EXIT_CONNECT;
 		}
 	}
@@ -134,8 +135,8 @@ static int recv_multipart(struct ctl_conn *cn, struct ctl_reply *r, size_t *tota
 	ctl_reply_close(r);
 	*total = 0;
 	while (more) {
-		zmq_msg_t scratch, *m = r->n_parts < SV_PROTO_MAX_FRAMES + 1 ? &r->parts[r->n_parts]
-									     : &scratch;
+		zmq_msg_t scratch,
+		    *m = r->n_parts < SV_PROTO_MAX_FRAMES + 1 ? &r->parts[r->n_parts] : &scratch;
 
 		zmq_msg_init(m);
 		if (zmq_msg_recv(m, cn->sock, 0) < 0) {
@@ -156,8 +157,8 @@ static int recv_multipart(struct ctl_conn *cn, struct ctl_reply *r, size_t *tota
  * CLOCK_MONOTONIC time in ms).  want_id: only a decode failure of a reply
  * to this id is fatal (others are skipped); any_id makes every failure
  * fatal.  Returns an exit code, or -1 for "a reply to another id, skipped". */
-static int recv_one(struct ctl_conn *cn, struct ctl_reply *r, int64_t deadline_ms,
-		    uint64_t want_id, int any_id)
+static int recv_one(struct ctl_conn *cn, struct ctl_reply *r, int64_t deadline_ms, uint64_t want_id,
+                    int any_id)
 {
 	struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
 	struct sv_proto_error perr;
@@ -173,7 +174,7 @@ static int recv_one(struct ctl_conn *cn, struct ctl_reply *r, int64_t deadline_m
 	if (recv_multipart(cn, r, &total) != 0) {
 		if (zmq_errno() == EAGAIN)
 			ctl_err("cannot reach daemon at %s (timeout %gs)", cn->endpoint,
-				timeout_s(cn));
+			        timeout_s(cn));
 		else
 			ctl_err("receive from %s: %s", cn->endpoint, zmq_strerror(zmq_errno()));
 		return CTL_EXIT_CONNECT;
@@ -182,7 +183,7 @@ static int recv_one(struct ctl_conn *cn, struct ctl_reply *r, int64_t deadline_m
 		skip = 1; /* an empty delimiter, as a REQ-style peer would send */
 	if (total > SV_PROTO_MAX_FRAMES + skip) {
 		ctl_err("reply from %s has %zu frames (at most %d expected)", cn->endpoint,
-			total - skip, SV_PROTO_MAX_FRAMES);
+		        total - skip, SV_PROTO_MAX_FRAMES);
 		return CTL_EXIT_DAEMON;
 	}
 	nf = r->n_parts - skip;
@@ -225,7 +226,7 @@ int ctl_conn_recv_any(struct ctl_conn *cn, struct ctl_reply *r)
 }
 
 int ctl_conn_call(struct ctl_conn *cn, const struct sv_proto_msgbuf *mb, uint64_t req_id,
-		  struct ctl_reply *r)
+                  struct ctl_reply *r)
 {
 	int rc = ctl_conn_send(cn, mb);
 
@@ -240,13 +241,13 @@ int ctl_reply_check(const struct ctl_reply *r, const char *what, int partial_ok)
 		return CTL_EXIT_OK;
 	if (st == SV_PROTO_STATUS_MALFORMED)
 		ctl_err("%s: daemon refused the request: malformed (%s)%s%.*s", what,
-			sv_proto_reason_name(r->rep.reason), r->rep.msg_len ? ": " : "",
-			(int)r->rep.msg_len, r->rep.msg ? r->rep.msg : "");
+		        sv_proto_reason_name(r->rep.reason), r->rep.msg_len ? ": " : "",
+		        (int)r->rep.msg_len, r->rep.msg ? r->rep.msg : "");
 	else
 		ctl_err("%s: daemon %s: %s%s%.*s", what,
-			st == SV_PROTO_STATUS_INTERNAL ? "failed" : "refused",
-			sv_proto_status_name(st), r->rep.msg_len ? ": " : "", (int)r->rep.msg_len,
-			r->rep.msg ? r->rep.msg : "");
+		        st == SV_PROTO_STATUS_INTERNAL ? "failed" : "refused",
+		        sv_proto_status_name(st), r->rep.msg_len ? ": " : "", (int)r->rep.msg_len,
+		        r->rep.msg ? r->rep.msg : "");
 	return st == SV_PROTO_STATUS_INTERNAL ? CTL_EXIT_DAEMON : CTL_EXIT_REFUSED;
 }
 
@@ -268,8 +269,8 @@ int ctl_read_vector_arg(const char *arg, float **vec, uint32_t *dim)
 		rc = sv_npy_load(arg + 1, &v, &rows, &cols);
 	if (rc) {
 		ctl_err("%s: cannot read a float32 .npy vector: %s", name,
-			rc == SV_ERR_VERSION ? "not a float32 C-order 1-D/2-D array"
-					     : sv_strerror(rc));
+		        rc == SV_ERR_VERSION ? "not a float32 C-order 1-D/2-D array"
+		                             : sv_strerror(rc));
 		return CTL_EXIT_FAIL;
 	}
 	if (rows != 1) {

@@ -78,7 +78,7 @@ static int from_config(struct ctl_ctx *c, const char *path, const char *state_di
 		rc = sv_config_load_file(&cfg, path, &errs);
 		if (rc) {
 			ctl_err("cannot use the daemon's config %s:\n%s", path,
-				errs.text ? errs.text : sv_strerror(rc));
+			        errs.text ? errs.text : sv_strerror(rc));
 			sv_config_errors_free(&errs);
 			return CTL_EXIT_FAIL;
 		}
@@ -119,7 +119,7 @@ static int from_config(struct ctl_ctx *c, const char *path, const char *state_di
 	from_state_dir(c, state_dir ? state_dir : "/var/lib/simverify");
 	if (!*c->store_path)
 		snprintf(c->store_path, CTL_ENDPOINT_MAX, "%s/store",
-			 state_dir ? state_dir : "/var/lib/simverify");
+		         state_dir ? state_dir : "/var/lib/simverify");
 	return CTL_EXIT_OK;
 }
 #endif
@@ -140,7 +140,7 @@ int ctl_endpoints_resolve(struct ctl_ctx *c)
 			cfg = getenv("SIMVERIFY_CONFIG");
 			if (!cfg || !*cfg)
 				cfg = access(CTL_DEFAULT_CONFIG, F_OK) == 0 ? CTL_DEFAULT_CONFIG
-									   : NULL;
+				                                            : NULL;
 		}
 		/* --state-dir alone: the daemon's built-in endpoints under DIR. */
 		c->source = cfg ? cfg : "--state-dir";
@@ -173,7 +173,7 @@ int ctl_config_check(const char *path)
 		if (errs.text)
 			fputs(errs.text, stderr);
 		ctl_err("config check %s: %u error%s", path, errs.count ? errs.count : 1,
-			errs.count == 1 ? "" : "s");
+		        errs.count == 1 ? "" : "s");
 	} else {
 		printf("%s: ok\n", path);
 	}
@@ -199,7 +199,7 @@ int ctl_config_print_json(const char *text, size_t len)
 	rc = sv_config_load_string(&cfg, "daemon config", text, len, &errs);
 	if (rc) {
 		ctl_err("config show: the daemon's configuration does not parse here:\n%s",
-			errs.text ? errs.text : sv_strerror(rc));
+		        errs.text ? errs.text : sv_strerror(rc));
 		sv_config_errors_free(&errs);
 		return CTL_EXIT_DAEMON;
 	}
@@ -209,17 +209,17 @@ int ctl_config_print_json(const char *text, size_t len)
 	for (size_t i = 0; i < n; i++) {
 		char v[SV_CONFIG_STR_MAX + 64];
 		int numeric = keys[i].type == SV_CONFIG_TYPE_INT ||
-			      keys[i].type == SV_CONFIG_TYPE_UINT ||
-			      keys[i].type == SV_CONFIG_TYPE_DOUBLE;
+		              keys[i].type == SV_CONFIG_TYPE_UINT ||
+		              keys[i].type == SV_CONFIG_TYPE_DOUBLE;
 
 		if (sv_config_get(&cfg, keys[i].name, v, sizeof(v)) < 0)
 			continue;
 		printf("%s\"%s\": ", i ? ", " : "", keys[i].name);
 		if (keys[i].type == SV_CONFIG_TYPE_BOOL)
 			fputs(strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
-					      strcmp(v, "on") == 0
-				      ? "true"
-				      : "false",
+			              strcmp(v, "on") == 0
+			          ? "true"
+			          : "false",
 			      stdout);
 		else if (numeric)
 			fputs(v, stdout);

@@ -38,9 +38,9 @@ struct eval {
 	uint32_t dim, B;
 	float *scores;
 	uint8_t *labels, *match, *got;
-	float threshold;            /* of the last row answered */
+	float threshold; /* of the last row answered */
 	uint8_t policy;
-	uint64_t v_min, v_max;      /* model versions seen */
+	uint64_t v_min, v_max; /* model versions seen */
 	struct ctl_conn cn;
 	struct sv_proto_msgbuf mb;
 	struct sv_proto_pair *pairs;
@@ -65,9 +65,9 @@ static int send_batch(struct eval *e, uint64_t k)
 		e->pairs[i].b.vec = sv_vecfile_row(e->vf, e->rec[first + i].b);
 	}
 	if (sv_proto_encode_pairs(&e->mb, m == 1 ? SV_PROTO_VERB_SCORE : SV_PROTO_VERB_SCORE_BATCH,
-				  e->rid_base + k * RID_STRIDE, e->pairs, m, e->dim, NULL) != 0) {
+	                          e->rid_base + k * RID_STRIDE, e->pairs, m, e->dim, NULL) != 0) {
 		ctl_err("evaluate: cannot encode pairs %llu..%llu", (unsigned long long)first,
-			(unsigned long long)(end - 1));
+		        (unsigned long long)(end - 1));
 		return CTL_EXIT_FAIL;
 	}
 	return ctl_conn_send(&e->cn, &e->mb);
@@ -83,7 +83,7 @@ static int take_reply(struct eval *e, uint64_t k, const struct ctl_reply *r)
 		return rc;
 	if (r->rep.n != m) {
 		ctl_err("evaluate: the daemon answered %zu scores for %llu pairs", r->rep.n,
-			(unsigned long long)m);
+		        (unsigned long long)m);
 		return CTL_EXIT_DAEMON;
 	}
 	for (uint64_t i = 0; i < m; i++) {
@@ -93,9 +93,9 @@ static int take_reply(struct eval *e, uint64_t k, const struct ctl_reply *r)
 			return CTL_EXIT_DAEMON;
 		if (s.status != SV_PROTO_STATUS_OK) {
 			ctl_err("evaluate: pair %llu: daemon refused: %s",
-				(unsigned long long)(first + i), sv_proto_status_name(s.status));
+			        (unsigned long long)(first + i), sv_proto_status_name(s.status));
 			return s.status == SV_PROTO_STATUS_INTERNAL ? CTL_EXIT_DAEMON
-								    : CTL_EXIT_REFUSED;
+			                                            : CTL_EXIT_REFUSED;
 		}
 		e->scores[first + i] = s.score;
 		e->match[first + i] = s.match;
@@ -153,30 +153,28 @@ static int score_all(struct eval *e)
 }
 
 static void print_json(const struct eval *e, const struct sv_metrics_summary *s,
-		       const struct sv_metrics_op *at, double acc)
+                       const struct sv_metrics_op *at, double acc)
 {
 	printf("{\"n_pairs\": %llu, \"n_pos\": %llu, \"n_neg\": %llu, \"model_version\": %llu, "
 	       "\"model_version_min\": %llu, ",
-	       (unsigned long long)e->n, (unsigned long long)s->n_pos,
-	       (unsigned long long)s->n_neg, (unsigned long long)e->v_max,
-	       (unsigned long long)e->v_min);
+	       (unsigned long long)e->n, (unsigned long long)s->n_pos, (unsigned long long)s->n_neg,
+	       (unsigned long long)e->v_max, (unsigned long long)e->v_min);
 	printf("\"auc\": %.9g, \"eer\": %.9g, \"eer_threshold\": %.9g, ", s->auc, s->eer,
 	       s->eer_threshold);
 	printf("\"tar_at_far\": {\"0.01\": {\"tar\": %.9g, \"far\": %.9g, \"threshold\": %.9g}, "
 	       "\"0.001\": {\"tar\": %.9g, \"far\": %.9g, \"threshold\": %.9g}}, ",
-	       s->far_1e2.tar, s->far_1e2.far, s->far_1e2.threshold, s->far_1e3.tar,
-	       s->far_1e3.far, s->far_1e3.threshold);
+	       s->far_1e2.tar, s->far_1e2.far, s->far_1e2.threshold, s->far_1e3.tar, s->far_1e3.far,
+	       s->far_1e3.threshold);
 	printf("\"threshold\": %.9g, \"policy\": \"%s\", \"accuracy\": %.9g, \"tar\": %.9g, "
 	       "\"far\": %.9g}\n",
 	       e->threshold, policy_name(e->policy), acc, at->tar, at->far);
 }
 
 static void print_human(const struct eval *e, const struct sv_metrics_summary *s,
-			const struct sv_metrics_op *at, double acc)
+                        const struct sv_metrics_op *at, double acc)
 {
-	printf("pairs            %llu (%llu positive, %llu negative)\n",
-	       (unsigned long long)e->n, (unsigned long long)s->n_pos,
-	       (unsigned long long)s->n_neg);
+	printf("pairs            %llu (%llu positive, %llu negative)\n", (unsigned long long)e->n,
+	       (unsigned long long)s->n_pos, (unsigned long long)s->n_neg);
 	if (e->v_min != e->v_max)
 		printf("model            v%llu..v%llu (the model changed during the run)\n",
 		       (unsigned long long)e->v_min, (unsigned long long)e->v_max);
@@ -191,7 +189,7 @@ static void print_human(const struct eval *e, const struct sv_metrics_summary *s
 }
 
 static int write_roc(const struct eval *e, const struct sv_metrics_roc *roc,
-		     const struct sv_metrics_op *at)
+                     const struct sv_metrics_op *at)
 {
 	struct sv_svg_roc_opts so;
 	char label[64], title[256];
@@ -201,7 +199,7 @@ static int write_roc(const struct eval *e, const struct sv_metrics_roc *roc,
 	memset(&so, 0, sizeof(so));
 	snprintf(label, sizeof(label), "model v%llu", (unsigned long long)e->v_max);
 	snprintf(title, sizeof(title), "ROC of %s (%llu pairs)", e->o->args[1],
-		 (unsigned long long)e->n);
+	         (unsigned long long)e->n);
 	so.title = title;
 	so.curves[0].label = label;
 	so.curves[0].roc = roc;
@@ -258,9 +256,9 @@ int ctl_evaluate_run(struct ctl_ctx *c)
 		n_pos += e.rec[i].label;
 	if (n_pos == 0 || n_pos == e.n) {
 		ctl_err("evaluate: %s: all %llu pairs%s are %s; AUC, EER and TAR@FAR need both "
-			"positive and negative pairs",
-			e.o->args[1], (unsigned long long)e.n, e.o->limit ? " (within --limit)" : "",
-			n_pos ? "positive" : "negative");
+		        "positive and negative pairs",
+		        e.o->args[1], (unsigned long long)e.n,
+		        e.o->limit ? " (within --limit)" : "", n_pos ? "positive" : "negative");
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}

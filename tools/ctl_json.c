@@ -26,7 +26,7 @@ static void fail(struct parser *p, const char *what)
 static void skip_ws(struct parser *p)
 {
 	while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
-				   p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+	                           p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
 		p->pos++;
 }
 
@@ -109,12 +109,26 @@ static char *parse_string(struct parser *p)
 		}
 		c = p->s[++i];
 		switch (c) {
-		case '"': case '\\': case '/': out[o++] = c; break;
-		case 'b': out[o++] = '\b'; break;
-		case 'f': out[o++] = '\f'; break;
-		case 'n': out[o++] = '\n'; break;
-		case 'r': out[o++] = '\r'; break;
-		case 't': out[o++] = '\t'; break;
+		case '"':
+		case '\\':
+		case '/':
+			out[o++] = c;
+			break;
+		case 'b':
+			out[o++] = '\b';
+			break;
+		case 'f':
+			out[o++] = '\f';
+			break;
+		case 'n':
+			out[o++] = '\n';
+			break;
+		case 'r':
+			out[o++] = '\r';
+			break;
+		case 't':
+			out[o++] = '\t';
+			break;
 		case 'u': {
 			uint32_t cp = 0;
 
@@ -296,8 +310,8 @@ static struct ctl_json *parse_value(struct parser *p, int depth)
 		return j;
 	}
 	/* NaN / Infinity are not JSON, but a C daemon printing %g may emit them */
-	if (p->len - p->pos >= 3 && (memcmp(p->s + p->pos, "NaN", 3) == 0 ||
-				     memcmp(p->s + p->pos, "nan", 3) == 0)) {
+	if (p->len - p->pos >= 3 &&
+	    (memcmp(p->s + p->pos, "NaN", 3) == 0 || memcmp(p->s + p->pos, "nan", 3) == 0)) {
 		p->pos += 3;
 		return node(p, CTL_JSON_NULL);
 	}
@@ -395,10 +409,18 @@ void ctl_json_write_str(FILE *f, const char *s, size_t n)
 void ctl_json_write(const struct ctl_json *j, FILE *f)
 {
 	switch (j->type) {
-	case CTL_JSON_NULL: fputs("null", f); break;
-	case CTL_JSON_BOOL: fputs(j->num ? "true" : "false", f); break;
-	case CTL_JSON_NUM: fputs(j->text, f); break;
-	case CTL_JSON_STR: ctl_json_write_str(f, j->text, strlen(j->text)); break;
+	case CTL_JSON_NULL:
+		fputs("null", f);
+		break;
+	case CTL_JSON_BOOL:
+		fputs(j->num ? "true" : "false", f);
+		break;
+	case CTL_JSON_NUM:
+		fputs(j->text, f);
+		break;
+	case CTL_JSON_STR:
+		ctl_json_write_str(f, j->text, strlen(j->text));
+		break;
 	case CTL_JSON_ARR:
 	case CTL_JSON_OBJ:
 		fputc(j->type == CTL_JSON_ARR ? '[' : '{', f);

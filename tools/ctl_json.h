@@ -24,11 +24,11 @@ enum ctl_json_type {
 
 struct ctl_json {
 	enum ctl_json_type type;
-	double num;              /* NUM; BOOL: 0 or 1 */
-	char *text;              /* NUM: the source text; STR: the decoded string */
-	size_t n;                /* ARR / OBJ: number of children */
-	struct ctl_json **kids;  /* ARR / OBJ: children, owned */
-	char **keys;             /* OBJ: key of each child, owned */
+	double num;             /* NUM; BOOL: 0 or 1 */
+	char *text;             /* NUM: the source text; STR: the decoded string */
+	size_t n;               /* ARR / OBJ: number of children */
+	struct ctl_json **kids; /* ARR / OBJ: children, owned */
+	char **keys;            /* OBJ: key of each child, owned */
 };
 
 /* Parse len bytes at s.  *out owns the tree (ctl_json_free()).  On failure

@@ -35,7 +35,7 @@
 /* One admin request; the JSON payload parsed into *j when j is not NULL,
  * the daemon's message copied into msg when msg is not NULL. */
 static int admin(struct ctl_ctx *c, int verb, uint64_t version, const char *what,
-		 struct ctl_json **j, char *msg, size_t msgcap, char **raw)
+                 struct ctl_json **j, char *msg, size_t msgcap, char **raw)
 {
 	struct ctl_conn cn;
 	struct ctl_reply r;
@@ -68,7 +68,7 @@ static int admin(struct ctl_ctx *c, int verb, uint64_t version, const char *what
 			rc = CTL_EXIT_FAIL;
 	}
 	if (j && ctl_json_parse(r.rep.payload ? r.rep.payload : "", r.rep.payload_len, j, err,
-				sizeof(err)) != 0) {
+	                        sizeof(err)) != 0) {
 		ctl_err("%s: the daemon's reply is not valid JSON (%s)", what, err);
 		rc = CTL_EXIT_DAEMON;
 	}
@@ -87,8 +87,8 @@ static int open_store(struct ctl_ctx *c, sv_store **st)
 
 	if (!*c->store_path) {
 		ctl_err("%s: needs the daemon's store on this machine: give -c FILE (the "
-			"daemon's config) or --state-dir DIR",
-			ctl_cli_verb_name(c->o->verb));
+		        "daemon's config) or --state-dir DIR",
+		        ctl_cli_verb_name(c->o->verb));
 		return CTL_EXIT_USAGE;
 	}
 	sv_store_opts_default(&so);
@@ -96,7 +96,8 @@ static int open_store(struct ctl_ctx *c, sv_store **st)
 	so.keep_versions = UINT32_MAX;
 	rc = sv_store_open(st, &so, err, sizeof(err));
 	if (rc) {
-		ctl_err("cannot open the store %s: %s", c->store_path, *err ? err : sv_strerror(rc));
+		ctl_err("cannot open the store %s: %s", c->store_path,
+		        *err ? err : sv_strerror(rc));
 		return CTL_EXIT_FAIL;
 	}
 	return CTL_EXIT_OK;
@@ -133,10 +134,10 @@ static int export_model(struct ctl_ctx *c)
 	int rc;
 
 	rc = admin(c, SV_PROTO_VERB_CHECKPOINT, 0, "export-model: checkpoint", NULL, msg,
-		   sizeof(msg), NULL);
+	           sizeof(msg), NULL);
 	if (!rc)
 		rc = admin(c, SV_PROTO_VERB_STATUS, 0, "export-model: status", &st_json, NULL, 0,
-			   NULL);
+		           NULL);
 	if (!rc)
 		rc = admin(c, SV_PROTO_VERB_CONFIG, 0, "export-model: config", NULL, NULL, 0, &cfg);
 	if (!rc)
@@ -151,7 +152,7 @@ static int export_model(struct ctl_ctx *c)
 		rc = sv_store_model_get(r, v, &m);
 	if (rc) {
 		ctl_err("export-model: cannot read the active model from %s: %s", c->store_path,
-			sv_strerror(rc));
+		        sv_strerror(rc));
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
@@ -186,19 +187,20 @@ static int export_model(struct ctl_ctx *c)
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	fprintf(f, "{\"d_in\": %u, \"d_out\": %u, \"loss\": \"%s\", \"mode\": \"%s\", ", d_in, d_out,
-		loss, mode);
+	fprintf(f, "{\"d_in\": %u, \"d_out\": %u, \"loss\": \"%s\", \"mode\": \"%s\", ", d_in,
+	        d_out, loss, mode);
 	fprintf(f, "\"threshold\": %.9g, \"threshold_policy\": ",
-		ctl_json_num(st_json, "threshold", NAN));
-	ctl_json_write_str(f, ctl_json_str(st_json, "threshold_policy")
-				      ? ctl_json_str(st_json, "threshold_policy")
-				      : "unknown",
-			   strlen(ctl_json_str(st_json, "threshold_policy")
-					  ? ctl_json_str(st_json, "threshold_policy")
-					  : "unknown"));
+	        ctl_json_num(st_json, "threshold", NAN));
+	ctl_json_write_str(f,
+	                   ctl_json_str(st_json, "threshold_policy")
+	                       ? ctl_json_str(st_json, "threshold_policy")
+	                       : "unknown",
+	                   strlen(ctl_json_str(st_json, "threshold_policy")
+	                              ? ctl_json_str(st_json, "threshold_policy")
+	                              : "unknown"));
 	fprintf(f, ", \"version\": %llu, \"step\": %llu, \"applied_seq\": %llu, ",
-		(unsigned long long)v, (unsigned long long)m.step,
-		(unsigned long long)m.applied_seq);
+	        (unsigned long long)v, (unsigned long long)m.step,
+	        (unsigned long long)m.applied_seq);
 	if (isfinite(m.loss))
 		fprintf(f, "\"train_loss\": %.9g, ", m.loss);
 	else
@@ -239,7 +241,7 @@ static int import_model(struct ctl_ctx *c)
 	rc = sv_npy_load(path, &W, &rows, &cols);
 	if (rc) {
 		ctl_err("import-model: cannot read %s: %s", path,
-			rc == SV_ERR_VERSION ? "not a float32 C-order 2-D array" : sv_strerror(rc));
+		        rc == SV_ERR_VERSION ? "not a float32 C-order 2-D array" : sv_strerror(rc));
 		return CTL_EXIT_FAIL;
 	}
 	rc = admin(c, SV_PROTO_VERB_STATUS, 0, "import-model: status", &st_json, NULL, 0, NULL);
@@ -249,7 +251,7 @@ static int import_model(struct ctl_ctx *c)
 	d_out = (uint32_t)ctl_json_num(st_json, "d_out", 0);
 	if (rows != d_in || cols != d_out) {
 		ctl_err("import-model: %s is %u x %u; the daemon's model is d_in x d_out = %u x %u",
-			path, rows, cols, d_in, d_out);
+		        path, rows, cols, d_in, d_out);
 		rc = CTL_EXIT_REFUSED;
 		goto out;
 	}
@@ -299,14 +301,14 @@ static int import_model(struct ctl_ctx *c)
 	}
 	if (rc) {
 		ctl_err("import-model: cannot store the model in %s: %s", c->store_path,
-			sv_strerror(rc));
+		        sv_strerror(rc));
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
 	sv_store_close(st);
 	st = NULL;
 	rc = admin(c, SV_PROTO_VERB_ROLLBACK, v, "import-model: rollback", NULL, msg, sizeof(msg),
-		   NULL);
+	           NULL);
 	if (!rc)
 		printf("imported %s as v%llu: %s\n", path, (unsigned long long)v, msg);
 out:

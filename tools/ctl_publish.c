@@ -107,8 +107,8 @@ static void progress_show(struct progress *p, uint64_t done, int final)
 	bar[30] = '\0';
 	fmt_eta(rate > 0 ? (double)(p->total - done) / rate : NAN, eta, sizeof(eta));
 	fprintf(stderr, "\r%s [%s] %5.1f%% %llu/%llu  %.0f pairs/s  ETA %s ", p->what, bar,
-		p->total ? 100.0 * (double)done / (double)p->total : 100.0,
-		(unsigned long long)done, (unsigned long long)p->total, rate, eta);
+	        p->total ? 100.0 * (double)done / (double)p->total : 100.0,
+	        (unsigned long long)done, (unsigned long long)p->total, rate, eta);
 	if (final)
 		fputc('\n', stderr);
 }
@@ -122,13 +122,13 @@ struct pub {
 	struct sv_pairfile *pf;
 	const struct sv_pair_rec *rec;
 	uint32_t dim;
-	uint64_t n;                 /* records to send */
+	uint64_t n; /* records to send */
 	uint32_t B;
 	char client[80];
 	struct ctl_conn cn;
 	struct sv_proto_msgbuf mb;
-	struct sv_proto_pair *pairs;/* B rows */
-	char (*ids)[12];            /* 2B decimal ids */
+	struct sv_proto_pair *pairs; /* B rows */
+	char (*ids)[12];             /* 2B decimal ids */
 	uint64_t rid_base;
 	struct progress prog;
 	/* outcomes */
@@ -166,9 +166,9 @@ static int encode_batch(struct pub *p, uint64_t k, uint64_t rid, size_t *rows)
 	}
 	*rows = m;
 	if (sv_proto_encode_pairs(&p->mb, m == 1 ? SV_PROTO_VERB_PAIR : SV_PROTO_VERB_PAIR_BATCH,
-				  rid, p->pairs, m, p->o->items_first ? 0 : p->dim, &cl) != 0) {
+	                          rid, p->pairs, m, p->o->items_first ? 0 : p->dim, &cl) != 0) {
 		ctl_err("publish: cannot encode records %llu..%llu", (unsigned long long)first,
-			(unsigned long long)(end - 1));
+		        (unsigned long long)(end - 1));
 		return CTL_EXIT_FAIL;
 	}
 	return CTL_EXIT_OK;
@@ -204,7 +204,7 @@ static int run_push(struct pub *p)
 struct flight {
 	uint64_t batch;
 	int tries;
-	double deadline;           /* resend after this */
+	double deadline; /* resend after this */
 	int active;
 };
 
@@ -249,14 +249,14 @@ static int run_acked(struct pub *p)
 			}
 			if (fl[w].tries == MAX_TRIES) {
 				ctl_err("publish: cannot reach daemon at %s: no ack for records "
-					"%llu.. after %d tries (timeout %gs each)",
-					p->cn.endpoint,
-					(unsigned long long)(fl[w].batch * p->B), MAX_TRIES, tmo);
+				        "%llu.. after %d tries (timeout %gs each)",
+				        p->cn.endpoint, (unsigned long long)(fl[w].batch * p->B),
+				        MAX_TRIES, tmo);
 				return CTL_EXIT_CONNECT;
 			}
-			rc = encode_batch(p, fl[w].batch,
-					  p->rid_base + fl[w].batch * RID_STRIDE + (uint64_t)fl[w].tries,
-					  &rows);
+			rc = encode_batch(
+			    p, fl[w].batch,
+			    p->rid_base + fl[w].batch * RID_STRIDE + (uint64_t)fl[w].tries, &rows);
 			if (!rc)
 				rc = ctl_conn_send(&p->cn, &p->mb);
 			if (rc)
@@ -293,8 +293,9 @@ static int run_acked(struct pub *p)
 				int more = 1, ok = 1;
 
 				while (more) {
-					zmq_msg_t scratch, *m = np < SV_PROTO_MAX_FRAMES + 1 ? &parts[np]
-											   : &scratch;
+					zmq_msg_t scratch, *m = np < SV_PROTO_MAX_FRAMES + 1
+					                            ? &parts[np]
+					                            : &scratch;
 
 					zmq_msg_init(m);
 					if (zmq_msg_recv(m, p->cn.sock, ZMQ_DONTWAIT) < 0) {
@@ -316,11 +317,12 @@ static int run_acked(struct pub *p)
 					fr[i - skip].data = zmq_msg_data(&parts[i]);
 					fr[i - skip].len = zmq_msg_size(&parts[i]);
 				}
-				got = ok && np > skip &&
-				      sv_proto_decode_reply(fr, np - skip, NULL, &r.rep, &perr) == 0;
+				got =
+				    ok && np > skip &&
+				    sv_proto_decode_reply(fr, np - skip, NULL, &r.rep, &perr) == 0;
 				if (ok && np > skip && !got) {
-					ctl_err("publish: malformed reply from %s: %s", p->cn.endpoint,
-						perr.msg);
+					ctl_err("publish: malformed reply from %s: %s",
+					        p->cn.endpoint, perr.msg);
 					for (size_t i = 0; i < np; i++)
 						zmq_msg_close(&parts[i]);
 					return CTL_EXIT_DAEMON;
@@ -351,7 +353,7 @@ static int run_acked(struct pub *p)
 					return rc;
 				}
 			} else if (st == SV_PROTO_STATUS_OK || st == SV_PROTO_STATUS_PARTIAL ||
-				   st == SV_PROTO_STATUS_DUPLICATE) {
+			           st == SV_PROTO_STATUS_DUPLICATE) {
 				if (r.rep.has_ack) {
 					p->committed += r.rep.ack.n_committed;
 					p->duplicate += r.rep.ack.n_duplicate;
@@ -367,12 +369,12 @@ static int run_acked(struct pub *p)
 				fl[w].active = 0;
 				done_batches++;
 				progress_show(&p->prog, p->committed + p->duplicate + p->rejected,
-					      0);
+				              0);
 			} else {
 				char what[96];
 
 				snprintf(what, sizeof(what), "publish (records %llu..)",
-					 (unsigned long long)(batch * p->B));
+				         (unsigned long long)(batch * p->B));
 				rc = ctl_reply_check(&r, what, 0);
 				ctl_reply_close(&r);
 				return rc;
@@ -417,7 +419,7 @@ static int upsert_items(struct pub *p, int acked)
 		len = snprintf(id, sizeof(id), "%u", lo + g);
 		rid = ctl_conn_next_id(&p->cn);
 		if (sv_proto_encode_item_put(&p->mb, rid, id, (size_t)len,
-					     sv_vecfile_row(p->vf, lo + g), p->dim) != 0) {
+		                             sv_vecfile_row(p->vf, lo + g), p->dim) != 0) {
 			ctl_err("publish: cannot encode item %s", id);
 			rc = CTL_EXIT_FAIL;
 			break;
@@ -547,18 +549,19 @@ int ctl_publish_run(struct ctl_ctx *c)
 		       t > 0 ? (double)p.n / t : 0.0);
 		if (p.rejected) {
 			ctl_err("publish: the daemon rejected %llu pairs; the first, record %llu: "
-				"%s%s%s",
-				(unsigned long long)p.rejected,
-				(unsigned long long)p.first_reject_rec,
-				sv_proto_status_name(p.first_reject_status),
-				p.first_reject_reason ? " " : "",
-				p.first_reject_reason ? sv_proto_reason_name(p.first_reject_reason)
-						      : "");
+			        "%s%s%s",
+			        (unsigned long long)p.rejected,
+			        (unsigned long long)p.first_reject_rec,
+			        sv_proto_status_name(p.first_reject_status),
+			        p.first_reject_reason ? " " : "",
+			        p.first_reject_reason ? sv_proto_reason_name(p.first_reject_reason)
+			                              : "");
 			rc = CTL_EXIT_REFUSED;
 		}
 	} else {
-		printf("sent %llu pairs as client '%s' in %.2f s (%.0f pairs/s), not acknowledged\n",
-		       (unsigned long long)p.n, p.client, t, t > 0 ? (double)p.n / t : 0.0);
+		printf(
+		    "sent %llu pairs as client '%s' in %.2f s (%.0f pairs/s), not acknowledged\n",
+		    (unsigned long long)p.n, p.client, t, t > 0 ? (double)p.n / t : 0.0);
 	}
 out:
 	ctl_conn_close(&p.cn);

@@ -13,8 +13,7 @@
 #include "sv/npy.h"
 
 /* Fill side from an operand; a vector is loaded into *owned. */
-static int side_from_arg(const char *arg, struct sv_proto_side *side, float **owned,
-			 uint32_t *dim)
+static int side_from_arg(const char *arg, struct sv_proto_side *side, float **owned, uint32_t *dim)
 {
 	memset(side, 0, sizeof(*side));
 	if (ctl_arg_is_vector(arg)) {
@@ -53,7 +52,7 @@ static const char *side_name(const char *arg)
 }
 
 static int run_score(struct ctl_ctx *c, struct ctl_conn *cn, struct sv_proto_msgbuf *mb,
-		     struct ctl_reply *r)
+                     struct ctl_reply *r)
 {
 	const struct ctl_opts *o = c->o;
 	struct sv_proto_pair p = {0};
@@ -86,7 +85,7 @@ static int run_score(struct ctl_ctx *c, struct ctl_conn *cn, struct sv_proto_msg
 	}
 	if (s.status != SV_PROTO_STATUS_OK) {
 		ctl_err("score %s %s: daemon refused: %s", side_name(o->args[0]),
-			side_name(o->args[1]), sv_proto_status_name(s.status));
+		        side_name(o->args[1]), sv_proto_status_name(s.status));
 		rc = s.status == SV_PROTO_STATUS_INTERNAL ? CTL_EXIT_DAEMON : CTL_EXIT_REFUSED;
 		goto out;
 	}
@@ -106,7 +105,7 @@ out:
 }
 
 static int run_topk(struct ctl_ctx *c, struct ctl_conn *cn, struct sv_proto_msgbuf *mb,
-		    struct ctl_reply *r)
+                    struct ctl_reply *r)
 {
 	const struct ctl_opts *o = c->o;
 	struct sv_proto_side q;
@@ -140,12 +139,13 @@ static int run_topk(struct ctl_ctx *c, struct ctl_conn *cn, struct sv_proto_msgb
 	}
 	if (tq.status != SV_PROTO_STATUS_OK) {
 		ctl_err("topk %s: daemon refused: %s", side_name(o->args[0]),
-			sv_proto_status_name(tq.status));
+		        sv_proto_status_name(tq.status));
 		rc = tq.status == SV_PROTO_STATUS_INTERNAL ? CTL_EXIT_DAEMON : CTL_EXIT_REFUSED;
 		goto out;
 	}
 	if (o->json)
-		printf("{\"model_version\": %llu, \"hits\": [", (unsigned long long)tq.model_version);
+		printf("{\"model_version\": %llu, \"hits\": [",
+		       (unsigned long long)tq.model_version);
 	while (sv_proto_next_hit(&r->rep, &it, &qi, &h) == 1) {
 		if (o->json) {
 			printf("%s{\"id\": ", rank ? ", " : "");
@@ -164,7 +164,7 @@ out:
 }
 
 static int run_item(struct ctl_ctx *c, struct ctl_conn *cn, struct sv_proto_msgbuf *mb,
-		    struct ctl_reply *r)
+                    struct ctl_reply *r)
 {
 	const struct ctl_opts *o = c->o;
 	const char *item = o->args[0];
@@ -252,9 +252,15 @@ int ctl_query_run(struct ctl_ctx *c)
 	sv_proto_msgbuf_init(&mb);
 	ctl_reply_init(&r);
 	switch (c->o->verb) {
-	case CTL_VERB_SCORE: rc = run_score(c, &cn, &mb, &r); break;
-	case CTL_VERB_TOPK: rc = run_topk(c, &cn, &mb, &r); break;
-	default: rc = run_item(c, &cn, &mb, &r); break;
+	case CTL_VERB_SCORE:
+		rc = run_score(c, &cn, &mb, &r);
+		break;
+	case CTL_VERB_TOPK:
+		rc = run_topk(c, &cn, &mb, &r);
+		break;
+	default:
+		rc = run_item(c, &cn, &mb, &r);
+		break;
 	}
 	ctl_reply_close(&r);
 	sv_proto_msgbuf_free(&mb);

@@ -44,8 +44,7 @@ int sv_npy_header(char *buf, size_t cap, uint32_t rows, uint32_t cols, size_t *l
  * SV_ERR_VERSION for a dtype, order, rank or format version this module does
  * not handle; SV_ERR_CORRUPT for a malformed header dict; SV_ERR_TOOBIG for
  * dimensions beyond uint32 or an array beyond SIZE_MAX; -EINVAL for NULL. */
-int sv_npy_parse(const void *buf, size_t len, uint32_t *rows, uint32_t *cols,
-		 size_t *data_off);
+int sv_npy_parse(const void *buf, size_t len, uint32_t *rows, uint32_t *cols, size_t *data_off);
 
 /* Write data (rows x cols floats, row-major, borrowed) to path as .npy,
  * replacing any file there.  The file is written beside path under a
