@@ -99,6 +99,7 @@ Test(ctl_cli, every_verb_parses_with_its_operands)
 		cr_assert_eq(o.verb, cases[i].v);
 		cr_assert_not(o.help);
 		cr_assert_eq(o.timeout_ms, CTL_DEFAULT_TIMEOUT_MS);
+		cr_assert_not(o.timeout_given);
 		/* the operands are the words after the verb's name */
 		{
 			const char *name = ctl_cli_verb_name(cases[i].v);
@@ -127,6 +128,7 @@ Test(ctl_cli, global_options_anywhere_both_spellings)
 	cr_assert_str_eq(o.ingest, "tcp://h:1");
 	cr_assert_str_eq(o.acked, "tcp://h:2");
 	cr_assert_eq(o.timeout_ms, 2500);
+	cr_assert(o.timeout_given);
 	cr_assert(o.json);
 	cr_assert_eq(parse(&o, "status", "-t0.001", "-c/x", NULL), CTL_EXIT_OK);
 	cr_assert_eq(o.timeout_ms, 1);

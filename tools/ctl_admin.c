@@ -467,6 +467,8 @@ int ctl_admin_run(struct ctl_ctx *c)
 	rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->admin, "admin");
 	if (rc)
 		return rc;
+	if (verb == SV_PROTO_VERB_FLUSH && !o->timeout_given)
+		cn.timeout_ms = CTL_FLUSH_TIMEOUT_MS; /* sending still uses the 5 s default */
 	ctl_reply_init(&r);
 	rc = admin_call(c, verb, o->version, o->verb == CTL_VERB_BACKUP ? o->args[0] : NULL, what,
 	                &cn, &r);

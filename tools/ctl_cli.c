@@ -57,7 +57,8 @@ static const struct verb_def verbs[CTL_VERB_COUNT_] = {
                          "Resumes training after 'pause'.\n"},
     [CTL_VERB_FLUSH] = {"flush", 0, 0, "", "wait until every pair received so far is trained on",
                         "Returns once every pair the daemon received before the request has been\n"
-                        "trained on and committed.  Use --timeout to allow a long backlog.\n"},
+                        "trained on and committed.  Waits up to 600 s for the answer unless\n"
+                        "--timeout says otherwise (connecting still times out after 5 s).\n"},
     [CTL_VERB_BACKUP] =
         {"backup", 1, 1, "PATH", "hot copy of the store to PATH (on the daemon's host)",
          "Writes a consistent copy of the LMDB store to PATH, a path on the daemon's\n"
@@ -375,6 +376,7 @@ static int apply(struct ctl_opts *o, const struct seen *s, FILE *err)
 			                   "%s: '%s' is not a time in seconds (0 < t <= 604800)",
 			                   s->spelled, s->val);
 		o->timeout_ms = sec * 1000 < 1 ? 1 : (int)(sec * 1000);
+		o->timeout_given = true;
 		break;
 	}
 	case OPT_JSON:

@@ -64,6 +64,7 @@ enum ctl_verb {
 /* Defaults. */
 #define CTL_DEFAULT_CONFIG "/etc/simverify/simverifyd.yaml"
 #define CTL_DEFAULT_TIMEOUT_MS 5000
+#define CTL_FLUSH_TIMEOUT_MS 600000 /* flush waits for training, not just an answer */
 #define CTL_DEFAULT_BATCH 256
 #define CTL_DEFAULT_K 10
 #define CTL_MAX_BATCH 65536
@@ -84,6 +85,7 @@ struct ctl_opts {
 	const char *ingest;    /* --ingest ENDPOINT (publish without --acked) */
 	const char *acked;     /* --acked-endpoint ENDPOINT (publish --acked) */
 	int timeout_ms;        /* --timeout SECONDS, per request */
+	bool timeout_given;    /* --timeout was on the command line */
 
 	/* operands, in order: e.g. score A B, rollback VERSION, publish VEC PAIRS */
 	const char *args[CTL_MAX_OPERANDS];
