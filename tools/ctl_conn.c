@@ -105,9 +105,14 @@ int ctl_conn_send(struct ctl_conn *cn, const struct sv_proto_msgbuf *mb)
 		if (zmq_send(cn->sock, mb->frames[i].data, mb->frames[i].len, flags) < 0)
 			goto fail;
 	}
+	cn->sent++;
 	return CTL_EXIT_OK;
 fail:
-	if (zmq_errno() == EAGAIN)
+	if (zmq_errno() == EAGAIN && cn->type == ZMQ_PUSH && cn->sent)
+		ctl_err("cannot reach daemon at %s (timeout %gs): it stopped taking messages "
+		        "(paused, stopped, or its queue is full)",
+		        cn->endpoint, timeout_s(cn));
+	else if (zmq_errno() == EAGAIN)
 		ctl_err("cannot reach daemon at %s (timeout %gs)", cn->endpoint, timeout_s(cn));
 	else
 		ctl_err("send to %s: %s", cn->endpoint, zmq_strerror(zmq_errno()));

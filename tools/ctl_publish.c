@@ -248,10 +248,11 @@ static int run_acked(struct pub *p)
 				continue;
 			}
 			if (fl[w].tries == MAX_TRIES) {
-				ctl_err("publish: cannot reach daemon at %s: no ack for records "
-				        "%llu.. after %d tries (timeout %gs each)",
-				        p->cn.endpoint, (unsigned long long)(fl[w].batch * p->B),
-				        MAX_TRIES, tmo);
+				ctl_err(
+				    "publish: cannot reach daemon at %s: no ack for records "
+				    "%llu.. after %d tries (timeout %gs each; paused or stopped?)",
+				    p->cn.endpoint, (unsigned long long)(fl[w].batch * p->B),
+				    MAX_TRIES, tmo);
 				return CTL_EXIT_CONNECT;
 			}
 			rc = encode_batch(
