@@ -44,6 +44,7 @@ struct ctl_conn {
 	char endpoint[CTL_ENDPOINT_MAX];
 	int timeout_ms;
 	uint64_t next_id; /* request ids, from a random start */
+	uint64_t sent;    /* messages sent so far */
 };
 
 /* A received reply.  rep borrows from parts: valid until ctl_reply_close(). */
