@@ -80,6 +80,16 @@ expect 4 C item get no-such-item
 grep -q "not_found" "$T/err" || fail "item get: no not_found on stderr"
 ok "exit codes: usage 2, connection 3, refused 4"
 
+# ---- finding the daemon: -c FILE, $SIMVERIFY_CONFIG, explicit endpoints
+printf 'state_dir: "%s"\n' "$S" >"$T/daemon.yaml"
+expect 0 "$CTL" -c "$T/daemon.yaml" status
+SIMVERIFY_CONFIG="$T/daemon.yaml" expect 0 "$CTL" status
+expect 0 "$CTL" --admin "ipc://$S/admin.sock" status
+printf 'endpoints:\n  admin: "ipc://%s/elsewhere.sock"\n' "$T" >"$T/other.yaml"
+expect 3 "$CTL" -c "$T/other.yaml" status
+grep -q "elsewhere.sock" "$T/err" || fail "-c FILE: the config's endpoints.admin was not used"
+ok "-c FILE, SIMVERIFY_CONFIG, --admin"
+
 # ---- status / metrics / config
 expect 0 C status --json
 $PY -c "
