@@ -94,6 +94,10 @@ int ctl_conn_recv(struct ctl_conn *cn, uint64_t req_id, struct ctl_reply *r);
  * matches r->rep.hdr.request_id).  Returns an exit code as ctl_conn_recv(). */
 int ctl_conn_recv_any(struct ctl_conn *cn, struct ctl_reply *r);
 
+/* As ctl_conn_recv_any(), waiting at most timeout_ms; returns -1 (nothing
+ * printed) when no reply came in that time. */
+int ctl_conn_recv_within(struct ctl_conn *cn, struct ctl_reply *r, int timeout_ms);
+
 /* send + recv. */
 int ctl_conn_call(struct ctl_conn *cn, const struct sv_proto_msgbuf *mb, uint64_t req_id,
                   struct ctl_reply *r);

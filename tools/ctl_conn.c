@@ -163,7 +163,7 @@ static int recv_multipart(struct ctl_conn *cn, struct ctl_reply *r, size_t *tota
  * to this id is fatal (others are skipped); any_id makes every failure
  * fatal.  Returns an exit code, or -1 for "a reply to another id, skipped". */
 static int recv_one(struct ctl_conn *cn, struct ctl_reply *r, int64_t deadline_ms, uint64_t want_id,
-                    int any_id)
+                    int any_id, int quiet_timeout)
 {
 	struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
 	struct sv_proto_error perr;
@@ -177,6 +177,8 @@ static int recv_one(struct ctl_conn *cn, struct ctl_reply *r, int64_t deadline_m
 		left = 1;
 	zmq_setsockopt(cn->sock, ZMQ_RCVTIMEO, &(int){(int)left}, sizeof(int));
 	if (recv_multipart(cn, r, &total) != 0) {
+		if (zmq_errno() == EAGAIN && quiet_timeout)
+			return -2;
 		if (zmq_errno() == EAGAIN)
 			ctl_err("cannot reach daemon at %s (timeout %gs)", cn->endpoint,
 			        timeout_s(cn));
@@ -220,14 +222,21 @@ int ctl_conn_recv(struct ctl_conn *cn, uint64_t req_id, struct ctl_reply *r)
 	int64_t deadline = deadline_after(cn->timeout_ms);
 	int rc;
 
-	while ((rc = recv_one(cn, r, deadline, req_id, 0)) == -1)
+	while ((rc = recv_one(cn, r, deadline, req_id, 0, 0)) == -1)
 		;
 	return rc;
 }
 
 int ctl_conn_recv_any(struct ctl_conn *cn, struct ctl_reply *r)
 {
-	return recv_one(cn, r, deadline_after(cn->timeout_ms), 0, 1);
+	return recv_one(cn, r, deadline_after(cn->timeout_ms), 0, 1, 0);
+}
+
+int ctl_conn_recv_within(struct ctl_conn *cn, struct ctl_reply *r, int timeout_ms)
+{
+	int rc = recv_one(cn, r, deadline_after(timeout_ms), 0, 1, 1);
+
+	return rc == -2 ? -1 : rc;
 }
 
 int ctl_conn_call(struct ctl_conn *cn, const struct sv_proto_msgbuf *mb, uint64_t req_id,

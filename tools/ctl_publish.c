@@ -285,56 +285,12 @@ static int run_acked(struct pub *p)
 			int w, got, st;
 
 			ctl_reply_init(&r);
-			/* receive one reply without waiting (any request id) */
-			{
-				zmq_msg_t parts[SV_PROTO_MAX_FRAMES + 1];
-				struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
-				struct sv_proto_error perr;
-				size_t np = 0, skip = 0;
-				int more = 1, ok = 1;
-
-				while (more) {
-					zmq_msg_t scratch, *m = np < SV_PROTO_MAX_FRAMES + 1
-					                            ? &parts[np]
-					                            : &scratch;
-
-					zmq_msg_init(m);
-					if (zmq_msg_recv(m, p->cn.sock, ZMQ_DONTWAIT) < 0) {
-						zmq_msg_close(m);
-						ok = 0;
-						break;
-					}
-					more = zmq_msg_more(m);
-					if (m == &scratch) {
-						zmq_msg_close(m);
-						ok = 0;
-					} else {
-						np++;
-					}
-				}
-				if (np > 0 && zmq_msg_size(&parts[0]) == 0)
-					skip = 1;
-				for (size_t i = skip; ok && i < np; i++) {
-					fr[i - skip].data = zmq_msg_data(&parts[i]);
-					fr[i - skip].len = zmq_msg_size(&parts[i]);
-				}
-				got =
-				    ok && np > skip &&
-				    sv_proto_decode_reply(fr, np - skip, NULL, &r.rep, &perr) == 0;
-				if (ok && np > skip && !got) {
-					ctl_err("publish: malformed reply from %s: %s",
-					        p->cn.endpoint, perr.msg);
-					for (size_t i = 0; i < np; i++)
-						zmq_msg_close(&parts[i]);
-					return CTL_EXIT_DAEMON;
-				}
-				/* keep the frames alive in r for the accessors */
-				memcpy(r.parts, parts, sizeof(zmq_msg_t) * np);
-				r.n_parts = np;
-			}
-			if (!got) {
+			got = ctl_conn_recv_within(&p->cn, &r, 0);
+			if (got != CTL_EXIT_OK) {
 				ctl_reply_close(&r);
-				break;
+				if (got == -1)
+					break; /* nothing more waiting */
+				return got;
 			}
 			rid = r.rep.hdr.request_id;
 			batch = (rid - p->rid_base) / RID_STRIDE;
