@@ -39,6 +39,16 @@ void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t 
 		    A, (blasint)lda, beta, C, (blasint)ldc);
 }
 
+void sv_blas_symm_upper(size_t M, size_t N, float alpha, const float *A, size_t lda,
+			const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+	if (M == 0 || N == 0)
+		return;
+	assert(lda >= M && ldb >= N && ldc >= N);
+	cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, (blasint)M, (blasint)N, alpha, A,
+		    (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
 void sv_blas_set_threads(int n)
 {
 	openblas_set_num_threads(n < 1 ? 1 : n);

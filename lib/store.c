@@ -514,18 +514,24 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 		rc = mdb_del(t->txn, st->items, &k, NULL);
 		return rc == MDB_NOTFOUND ? SV_ERR_NOTFOUND : rc;
 	case OP_KIND_PAIR:
-		/* a: the pair record, b: the client key (may be empty) */
+		/* a: the pair record, b: the client key (may be empty).  The
+		 * client key goes in first with NOOVERWRITE: one B-tree descent
+		 * both finds a duplicate and records a new key.  A failure after
+		 * it kills (or regrows) the whole LMDB transaction. */
 		if (blen) {
+			uint64_t s = t->next_seq;
 			k.mv_size = blen;
 			k.mv_data = (void *)b;
-			rc = mdb_get(t->txn, st->clients, &k, &v);
-			if (rc == 0) {
+			v.mv_size = 8;
+			v.mv_data = &s;
+			rc = mdb_put(t->txn, st->clients, &k, &v, MDB_NOOVERWRITE);
+			if (rc == MDB_KEYEXIST) {
 				if (v.mv_size != 8)
 					return SV_ERR_CORRUPT;
 				*res = get64(v.mv_data);
 				return SV_ERR_DUPLICATE;
 			}
-			if (rc != MDB_NOTFOUND)
+			if (rc)
 				return neg(rc);
 		}
 		put_be64(kb, t->next_seq);
@@ -534,14 +540,6 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 		v.mv_size = alen;
 		v.mv_data = (void *)a;
 		rc = mdb_put(t->txn, st->pairs, &k, &v, MDB_APPEND);
-		if (rc == 0 && blen) {
-			uint64_t s = t->next_seq;
-			k.mv_size = blen;
-			k.mv_data = (void *)b;
-			v.mv_size = 8;
-			v.mv_data = &s;
-			rc = mdb_put(t->txn, st->clients, &k, &v, 0);
-		}
 		if (rc == 0)
 			*res = t->next_seq++;
 		return neg(rc);

@@ -520,3 +520,25 @@ Test(loss, fast_exp_within_2_ulp_of_expf)
 	free(x);
 	free(y);
 }
+
+Test(loss, loss_without_gradient_matches_loss_with_gradient)
+{
+	for (int kind = 0; kind < 2; kind++)
+		for (int mode = 0; mode < 3; mode++) {
+			struct batch b;
+			rng = 9000 + 10 * kind + mode;
+			random_batch(&b, 10, 5, 0.5);
+			if (mode == SV_LABEL_MODE_GRAPH)
+				graph_keys_with_merges(&b);
+			struct sv_loss_params p;
+			sv_loss_params_default(&p, kind);
+			p.mode = mode;
+			float G[2 * NMAX * DMAX];
+			struct sv_loss_stats s1, s2;
+			cr_assert_eq(eval(&p, &b, G, &s1), 0);
+			cr_assert_eq(eval(&p, &b, NULL, &s2), 0);
+			cr_assert_eq(s1.loss, s2.loss, "kind %d mode %d", kind, mode);
+			cr_assert_eq(s1.n_pos_pairs, s2.n_pos_pairs);
+			cr_assert_eq(s1.n_neg_active, s2.n_neg_active);
+		}
+}

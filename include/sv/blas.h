@@ -34,6 +34,12 @@ void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float al
 void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t lda,
 			float beta, float *C, size_t ldc);
 
+/* C = alpha * A B + beta * C with A symmetric (M x M, lda >= M), of which
+ * only the upper triangle (column >= row) is read; B is M x N (ldb >= N),
+ * C is M x N (ldc >= N). */
+void sv_blas_symm_upper(size_t M, size_t N, float alpha, const float *A, size_t lda,
+			const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
 /* Set the number of threads BLAS uses (n >= 1; values < 1 mean 1).  The
  * setting is process-wide. */
 void sv_blas_set_threads(int n);
