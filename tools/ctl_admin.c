@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "ctl_json.h"
@@ -401,6 +402,47 @@ static void print_status(const struct ctl_json *j)
 	printf("%-22s %s\n", "store size", isfinite(used) ? buf : "n/a");
 }
 
+/* A number cell: the value at key of v, or "-". */
+static void cell(const struct ctl_json *v, const char *key, const char *fmt, int width)
+{
+	const struct ctl_json *x = ctl_json_get(v, key);
+
+	if (x && x->type == CTL_JSON_NUM)
+		printf(fmt, width, x->num);
+	else
+		printf("%*s", width, "-");
+}
+
+static void print_versions(const struct ctl_json *vs)
+{
+	printf("%-3s %8s %12s %12s  %-20s %10s %8s %8s\n", "", "version", "step", "applied_seq",
+	       "time (UTC)", "loss", "auc", "eer");
+	for (size_t i = 0; i < vs->n; i++) {
+		const struct ctl_json *v = vs->kids[i];
+		double ns = ctl_json_num(v, "time_ns", NAN);
+		char when[32] = "-";
+
+		if (isfinite(ns)) {
+			time_t t = (time_t)(ns / 1e9);
+			struct tm tm;
+
+			if (gmtime_r(&t, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		}
+		printf("%-3s", ctl_json_num(v, "active", 0) ? "*" : "");
+		cell(v, "version", " %*.0f", 8);
+		cell(v, "step", " %*.0f", 12);
+		cell(v, "applied_seq", " %*.0f", 12);
+		printf("  %-20s", when);
+		cell(v, "loss", " %*.5g", 10);
+		cell(v, "auc", " %*.4f", 8);
+		cell(v, "eer", " %*.4f", 8);
+		putchar('\n');
+	}
+	if (vs->n == 0)
+		printf("(no versions stored yet)\n");
+}
+
 static int check_status_keys(const struct ctl_json *j)
 {
 	static const char *const need[] = {"model_version", "steps", "pairs_seen", "items",
@@ -503,6 +545,9 @@ int ctl_admin_run(struct ctl_ctx *c)
 		fputc('\n', stdout);
 	} else if (o->verb == CTL_VERB_STATUS) {
 		print_status(j);
+	} else if (o->verb == CTL_VERB_VERSIONS && ctl_json_get(j, "versions") &&
+	           ctl_json_get(j, "versions")->type == CTL_JSON_ARR) {
+		print_versions(ctl_json_get(j, "versions"));
 	} else {
 		print_flat(j, path, 0, sizeof(path));
 	}
