@@ -21,6 +21,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"
+#include "topk_glue.h"
 #include "util.h"
 
 #define MAX_PARTS 16
@@ -111,6 +112,13 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	pthread_mutex_unlock(&d->live_mu);
 	jprintf(&j, "\"threshold_policy\":\"%s\",", sv_metrics_policy_name(policy));
 	jprintf(&j, "\"paused\":%s,", atomic_load(&d->prog.paused) ? "true" : "false");
+	{ /* the projection cache TOPK answers from (topk_glue.h) */
+		uint64_t tv, ts, tn;
+
+		topk_glue_info(d->topk, &tv, &ts, &tn);
+		jprintf(&j, "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu},",
+		        (unsigned long long)tv, (unsigned long long)ts, (unsigned long long)tn);
+	}
 	ju64(&j, "d_in", d->conf.d_in, 1);
 	ju64(&j, "d_out", d->conf.d_out, 1);
 	ju64(&j, "map_size", st.map_size, 1);

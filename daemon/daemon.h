@@ -125,6 +125,7 @@ struct sv_daemon {
 	void *zctx;
 	sv_store *store;
 	struct sv_snap_slot snap;
+	struct topk_glue *topk; /* projection cache for TOPK (topk_glue.h); set before threads */
 	struct sv_counters cnt;
 	struct sv_progress prog;
 	atomic_int stopping;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "reply.h"
 #include "sv/error.h"
+#include "topk_glue.h"
 #include "trainer_int.h"
 #include "util.h"
 
@@ -268,6 +269,8 @@ static int item_put(struct dtrainer *t, const void *id, size_t len, long row, ui
 		t->group_failed = rc;
 	if (rc == 0)
 		atomic_fetch_add(&t->d->cnt.items_put, 1);
+	if (rc == 0 && !(flags & SV_ITEM_FLAG_INLINE))
+		topk_glue_note_put(t->d->topk, id, len, row_ptr(t, (size_t)row));
 	return rc;
 }
 
@@ -538,8 +541,10 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 		rc = sv_store_item_del(t->txn, rq.item.id, rq.item.id_len);
 		if (rc == 0 || rc == SV_ERR_NOTFOUND) {
 			pend_add(t, rq.item.id, rq.item.id_len, -1);
-			if (rc == 0)
+			if (rc == 0) {
 				atomic_fetch_add(&t->d->cnt.items_del, 1);
+				topk_glue_note_del(t->d->topk, rq.item.id, rq.item.id_len);
+			}
 		} else {
 			t->group_failed = rc;
 		}
@@ -639,6 +644,7 @@ static void group_finish(struct dtrainer *t)
 		if (rc == 0)
 			atomic_fetch_add(&d->cnt.commits, 1);
 	}
+	topk_glue_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
 	if (rc < 0) {
 		uint64_t lost = t->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
 

@@ -24,6 +24,7 @@
 #include "notify.h"
 #include "query.h"
 #include "sv/error.h"
+#include "topk_glue.h"
 #include "trainer.h"
 
 /* One daemon per state directory: an flock on STATE_DIR/simverifyd.lock,
@@ -123,6 +124,8 @@ int main(int argc, char **argv)
 		rc = trainer_open(&tr, &d); /* load the active model, replay the log */
 	d.zctx = zmq_ctx_new();
 	if (rc == 0)
+		rc = topk_glue_start(&d.topk, &d); /* before the trainer notes item changes */
+	if (rc == 0)
 		rc = trainer_start(tr);
 	if (rc == 0)
 		rc = query_start(&q, &d);
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
 	trainer_join(tr);         /* trains the batch in hand, checkpoints */
 	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
 	query_stop(q);
+	topk_glue_stop(d.topk);
 	admin_stop(adm);
 	trainer_close(tr);
 	zmq_ctx_term(d.zctx);

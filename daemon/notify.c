@@ -103,7 +103,8 @@ int sv_notify_send(const char *text)
 
 	if (fd < 0)
 		return 0;
-	/* never block: a receiver that does not read must not stall the daemon */
+	/* never block: a manager that reads slowly (a full datagram queue,
+	 * net.unix.max_dgram_qlen is 10) must not stall signals or shutdown */
 	n = sendto(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT,
 	           (const struct sockaddr *)&addr, addr_len);
 	if (n < 0)

@@ -22,6 +22,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"
+#include "topk_glue.h"
 #include "trainer.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
@@ -298,6 +299,11 @@ static void query_topk(struct worker *w, const struct sv_proto_request *rq)
 	size_t Q = rq->n, k = rq->k, missing = 0, nh = 0;
 	int rc = -ENOMEM;
 
+	/* the projection cache answers once its first build is published */
+	if (topk_glue_answer(d->topk, rq, &w->mb) == 0) {
+		sv_snap_unref(snap);
+		return;
+	}
 	tw.w = w;
 	tw.snap = snap;
 	tw.Q = Q;
