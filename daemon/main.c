@@ -16,6 +16,7 @@
 
 #include "admin.h"
 #include "conf.h"
+#include "curve.h"
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
@@ -85,6 +86,8 @@ int main(int argc, char **argv)
 		rc = trainer_open(&tr, &d); /* load the active model, replay the log */
 	d.zctx = zmq_ctx_new();
 	if (rc == 0)
+		rc = curve_start(&d); /* CURVE keys, ZAP handler: before any bind */
+	if (rc == 0)
 		rc = trainer_start(tr);
 	if (rc == 0)
 		rc = query_start(&q, &d);
@@ -103,6 +106,7 @@ int main(int argc, char **argv)
 	atomic_store(&d.stopping, 1);
 	trainer_join(tr);               /* trains the batch in hand, checkpoints */
 	zmq_ctx_shutdown(d.zctx);       /* wakes query and admin threads */
+	curve_stop();
 	query_stop(q);
 	admin_stop(adm);
 	trainer_close(tr);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "log.h"
 #include "sv/error.h"
 #include "sv/model.h"
@@ -341,7 +342,7 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		goto fail;
 	}
 	zmq_setsockopt(q->front, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	if (zmq_bind(q->front, d->conf.ep_query) < 0) {
+	if (curve_socket_setup(q->front, d->conf.ep_query) < 0 || zmq_bind(q->front, d->conf.ep_query) < 0) {
 		rc = -zmq_errno();
 		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s", d->conf.ep_query,
 		       zmq_strerror(-rc));

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "log.h"
 #include "metrics_glue.h"
 #include "sv/batch.h"
@@ -1427,7 +1428,7 @@ static void *thread_main(void *arg)
 
 static int bind_one(void *s, const char *ep, const char *what)
 {
-	if (zmq_bind(s, ep) < 0) {
+	if (curve_socket_setup(s, ep) < 0 || zmq_bind(s, ep) < 0) {
 		int e = zmq_errno();
 
 		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind %s socket to %s: %s", what, ep,
