@@ -249,7 +249,9 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		admin_reply(a, &rq, status, status ? "cannot list versions" : NULL, len);
 		break;
 	case SV_PROTO_VERB_CONFIG:
+		pthread_mutex_lock(&d->live_mu); /* a reload may be rewriting live keys */
 		len = conf_show(&d->conf, a->json, JSON_CAP);
+		pthread_mutex_unlock(&d->live_mu);
 		admin_reply(a, &rq, status, NULL, len);
 		break;
 	case SV_PROTO_VERB_BACKUP: {
@@ -336,7 +338,7 @@ static void *thread_main(void *arg)
 			fr[i].data = zmq_msg_data(&m[i]);
 			fr[i].len = zmq_msg_size(&m[i]);
 		}
-		env = 1 + (n >= 2 && fr[1].len == 0);
+		env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
 		/* envelope first: the reply goes back to the same peer */
 		for (int i = 0; i < env && i < n; i++)
 			zmq_send(a->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);

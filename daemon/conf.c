@@ -157,11 +157,7 @@ static void map(const struct sv_config *c, struct sv_dconf *d)
 	d->target_far = c->query_target_far;
 	d->threshold_min_pairs = c->query_min_window_pairs;
 	d->metrics_window = (uint32_t)c->query_window_pairs;
-	d->lim.d_in = d->d_in;
-	d->lim.max_msg_bytes = (size_t)c->limits_max_msg_bytes;
-	d->lim.max_pairs = (size_t)c->limits_max_batch_pairs;
-	d->lim.max_id_bytes = (size_t)c->limits_max_id_bytes;
-	d->lim.max_k = (uint32_t)c->limits_max_k;
+	sv_config_proto_limits(c, &d->lim);
 	sv_store_opts_default(&d->store);
 	d->store.path = NULL; /* main points it at store_path */
 	d->store.d_in = d->d_in;

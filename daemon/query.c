@@ -256,7 +256,7 @@ static void *worker_main(void *arg)
 			fr[i].data = zmq_msg_data(&m[i]);
 			fr[i].len = zmq_msg_size(&m[i]);
 		}
-		env = 1 + (n >= 2 && fr[1].len == 0);
+		env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
 		if (over || n <= env) {
 			count_reject(w->q->d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
 			reply_error(&w->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,

@@ -13,6 +13,10 @@ void reply_error(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int stat
 		reason = SV_PROTO_REASON_FRAME_COUNT;
 	if (status != SV_PROTO_STATUS_MALFORMED)
 		reason = 0;
+	if (sv_proto_verb_name(verb) == NULL) {
+		verb = SV_PROTO_VERB_NONE; /* docs/PROTOCOL.md: unreadable or unknown verb */
+		req_id = 0;
+	}
 	if (sv_proto_encode_reply(mb, verb, req_id, status, reason, msg) == 0)
 		return;
 	if (len > SV_PROTO_MAX_TEXT)

@@ -2,9 +2,10 @@
  *
  * sv_proto_encode_reply refuses what the protocol cannot label (a verb the
  * request never named, e.g. a message too short for a header).  The daemon
- * must still answer every request, so reply_error falls back to building the
- * two frames (header + message) itself, exactly as docs/PROTOCOL.md lays
- * them out, with the verb byte as received (0 when unknown).
+ * must still answer every request: an unknown verb becomes
+ * SV_PROTO_VERB_NONE with request id 0 (as sv/proto.h says), and should the
+ * encoder still refuse, reply_error builds the two frames (header + message)
+ * itself, exactly as docs/PROTOCOL.md lays them out.
  */
 #ifndef SV_DAEMON_REPLY_H
 #define SV_DAEMON_REPLY_H

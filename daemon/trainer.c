@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics_glue.h"
 #include "sv/batch.h"
+#include "sv/blas.h"
 #include "sv/error.h"
 #include "sv/proto.h"
 #include "sv/store.h"
@@ -139,11 +140,30 @@ static uint64_t id_key(const void *id, size_t len)
 	return fnv1a(id, len, 0xcbf29ce484222325ULL);
 }
 
+/* 128-bit content hash of an inline vector, 8 bytes at a time (two
+ * multiply-xor lanes; not cryptographic: a collision would merge two
+ * anonymous vectors). */
 static void inline_id(const float *x, uint32_t d, char out[INLINE_ID_LEN + 1])
 {
-	uint64_t h1 = fnv1a(x, d * sizeof(float), 0xcbf29ce484222325ULL);
-	uint64_t h2 = fnv1a(x, d * sizeof(float), 0x84222325cbf29ce4ULL ^ h1);
+	const uint8_t *b = (const uint8_t *)x;
+	size_t n = (size_t)d * sizeof(float), i;
+	uint64_t h1 = 0x9e3779b97f4a7c15ULL ^ n, h2 = 0xc2b2ae3d27d4eb4fULL;
 
+	for (i = 0; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, b + i, 8);
+		h1 = (h1 ^ w) * 0xff51afd7ed558ccdULL;
+		h1 ^= h1 >> 29;
+		h2 = (h2 + w) * 0xc4ceb9fe1a85ec53ULL;
+		h2 ^= h2 >> 31;
+	}
+	for (; i < n; i++) {
+		h1 = (h1 ^ b[i]) * 0xff51afd7ed558ccdULL;
+		h2 = (h2 + b[i]) * 0xc4ceb9fe1a85ec53ULL;
+	}
+	h1 ^= h2 >> 17;
+	h2 ^= h1 >> 23;
 	snprintf(out, INLINE_ID_LEN + 1, "~v%016llx%016llx", (unsigned long long)h1,
 		 (unsigned long long)h2);
 }
@@ -552,6 +572,8 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	t->ckpt_ms = d->conf.ckpt_ms;
 	t->last_loss = NAN;
 	t->live_gen = atomic_load(&d->live_gen);
+	/* BLAS threads of the trainer (train.threads); queries share the pool */
+	sv_blas_set_threads((int)d->conf.cfg.train_threads);
 	tp.d_in = d->conf.d_in;
 	tp.d_out = d->conf.d_out;
 	tp.seed = d->conf.seed;
@@ -1216,7 +1238,7 @@ static size_t ingest_group(struct dtrainer *t)
 			       MAX_PARTS);
 			got++;
 		} else {
-			int delim = n >= 2 && zmq_msg_size(&msgs[1]) == 0;
+			int delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
 			int skip = 1 + delim;
 			struct pend_ack *a = ack_new(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]),
 						     delim);
@@ -1233,6 +1255,39 @@ static size_t ingest_group(struct dtrainer *t)
 	}
 	group_finish(t);
 	return got;
+}
+
+/* While paused: acked messages are answered PAUSED (nothing stored), the
+ * fire-and-forget socket is left unread so its senders block at the HWM. */
+static void refuse_paused(struct dtrainer *t)
+{
+	zmq_msg_t msgs[MAX_PARTS];
+	struct sv_proto_frame fr[MAX_PARTS];
+	int n;
+
+	while ((n = recv_parts(t->router, msgs, MAX_PARTS)) != 0) {
+		struct sv_proto_request rq;
+		struct sv_proto_error err;
+		int delim, skip;
+
+		if (n < 0)
+			continue;
+		delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
+		skip = 1 + delim;
+		frames_of(msgs, n, fr);
+		memset(&err, 0, sizeof(err));
+		if (sv_proto_decode_request(fr + skip, (size_t)(n - skip), &t->lim, &rq, &err) < 0) {
+			count_reject(t->d, (int)err.reason);
+			reply_error(&t->mb, err.have_header ? err.header.verb : 0,
+				    err.have_header ? err.header.request_id : 0,
+				    SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
+		} else {
+			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
+				    "training is paused (admin PAUSE); nothing stored, retry after RESUME");
+		}
+		send_reply(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
+		close_parts(msgs, n);
+	}
 }
 
 /* ---- control (admin verbs that must run on the writer) ------------------ */
@@ -1317,7 +1372,8 @@ static void ctl_handle(struct dtrainer *t)
 		break;
 	case SV_PROTO_VERB_PAUSE:
 		atomic_store(&t->d->prog.paused, 1);
-		sv_log(LOG_NOTICE, "SV-ADMIN-PAUSE", "training paused: ingest sockets not read until RESUME");
+		sv_log(LOG_NOTICE, "SV-ADMIN-PAUSE",
+		       "training paused: acked ingest answered PAUSED, fire-and-forget held back until RESUME");
 		snprintf(msg, sizeof(msg), "paused");
 		break;
 	case SV_PROTO_VERB_RESUME:
@@ -1387,8 +1443,8 @@ static void *thread_main(void *arg)
 	while (!atomic_load(&d->stopping)) {
 		zmq_pollitem_t it[3] = {
 			{ t->ctl, 0, ZMQ_POLLIN, 0 },
-			{ t->pull, 0, ZMQ_POLLIN, 0 },
 			{ t->router, 0, ZMQ_POLLIN, 0 },
+			{ t->pull, 0, ZMQ_POLLIN, 0 }, /* not polled while paused: backpressure */
 		};
 		int paused = atomic_load(&d->prog.paused);
 		long timeout = 100;
@@ -1402,12 +1458,14 @@ static void *thread_main(void *arg)
 				timeout = 100;
 		}
 		atomic_fetch_add(&d->prog.heartbeat, 1);
-		if (zmq_poll(it, paused ? 1 : 3, timeout) < 0 && zmq_errno() == ETERM)
+		if (zmq_poll(it, paused ? 2 : 3, timeout) < 0 && zmq_errno() == ETERM)
 			break;
 		if (it[0].revents & ZMQ_POLLIN)
 			ctl_handle(t);
 		apply_live(t);
-		if (!paused && ((it[1].revents | it[2].revents) & ZMQ_POLLIN))
+		if (paused && (it[1].revents & ZMQ_POLLIN))
+			refuse_paused(t);
+		else if (!paused && ((it[1].revents | it[2].revents) & ZMQ_POLLIN))
 			ingest_group(t);
 		now = now_mono_ns();
 		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)
@@ -1417,8 +1475,10 @@ static void *thread_main(void *arg)
 		     now - t->last_ckpt_ns >= t->ckpt_ms * 1000000ULL))
 			checkpoint(t, "periodic", NULL);
 	}
-	/* Stop: take what is already queued, train the batch in hand, checkpoint. */
-	while (!atomic_load(&d->prog.paused) && ingest_group(t) > 0)
+	/* Stop: take what is already queued (a bounded number of groups, so a
+	 * publisher that keeps sending cannot hold the shutdown), train the
+	 * batch in hand, checkpoint.  Unread messages were never acked. */
+	for (int k = 0; k < 8 && !atomic_load(&d->prog.paused) && ingest_group(t) > 0; k++)
 		;
 	if (sv_batch_len(t->batch) > 0)
 		cut(t, t->B, &t->op, "shutdown");

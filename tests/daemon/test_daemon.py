@@ -211,6 +211,8 @@ def test_sighup_and_admin():
         r = d.admin('VERSIONS')
         assert r['status'] == 'OK' and len(r['json']['versions']) >= 1, r
         assert d.admin('PAUSE')['status'] == 'OK' and d.status()['paused'] is True
+        r = d.request('ingest-acked.sock', pairs('PAIR', [(1, vec(), vec())], D_IN, req_id=3))
+        assert r['status'] == 'PAUSED' and r['req'] == 3, r
         assert d.admin('RESUME')['status'] == 'OK' and d.status()['paused'] is False
         r = d.admin('ROLLBACK', 9999)
         assert r['status'] == 'NOT_FOUND', r
@@ -246,8 +248,59 @@ def test_command_line():
             assert r.returncode != 0 and 'SV-MAIN-ROOT' in r.stderr, r
 
 
-TESTS = [test_command_line, test_ingest_query_restart, test_replay_after_kill,
-         test_sighup_and_admin, test_c_client]
+def test_store_mismatch_and_journal():
+    """A store made with other dims is refused with both values named; under
+    journald (JOURNAL_STREAM) lines carry <N> priority prefixes."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        assert d.stop() == 0
+        args = [BIN, '--state-dir', d.dir, '-o', 'model.d_in=32', '-o', 'model.d_out=4']
+        if os.geteuid() == 0:
+            args.append('--allow-root')
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, JOURNAL_STREAM='8:1234'))
+        assert r.returncode == 1, r
+        assert '<3>SV-STORE-OPEN' in r.stderr and '784' not in r.stderr and '32' in r.stderr, r.stderr
+    finally:
+        d.close()
+
+
+def test_garbage_changes_nothing():
+    """Random and truncated messages on every socket: each acked/query/admin
+    one gets a reply; nothing is stored; the daemon keeps serving."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        send_items(d, 2)
+        st0 = d.status()
+        g = np.random.default_rng(11)
+        good = pairs('PAIR_BATCH', [(1, b'it0', b'it1')], D_IN)
+        samples = [[b''], [b'SV'], [g.bytes(32)], [g.bytes(int(g.integers(1, 200)))] * 3,
+                   [good[0], good[1]], [good[0][:31]] + good[1:], good + [b'x'] * 10,
+                   [good[0], g.bytes(8), b'', b'']]
+        for ep in ('ingest-acked.sock', 'query.sock', 'admin.sock'):
+            s = d.sock(zmq.DEALER, ep)
+            for m in samples:
+                s.send_multipart(m)
+                r = parse_reply(s.recv_multipart())
+                assert r['status'] in ('MALFORMED', 'REFUSED', 'NOT_FOUND'), (ep, m[:2], r)
+            s.close()
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        for m in samples:
+            push.send_multipart(m)
+        push.close()
+        st = status_until(d, lambda j: sum(j['counters']['rejects'].values()) >= 3 * len(samples),
+                          'rejects counted')
+        assert st['last_seq'] == st0['last_seq'] and st['items'] == st0['items'], (st0, st)
+        assert score(d, b'it0', b'it1')['status'] == 'OK'
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
+         test_sighup_and_admin, test_garbage_changes_nothing, test_c_client]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
