@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "curve.h"
+#include "debug.h"
 #include "log.h"
 #include "metrics_glue.h"
 #include "sv/batch.h"
@@ -217,6 +218,7 @@ static void step(struct dtrainer *t, int replay)
 		return;
 	last = sv_batch_last_seq(t->batch);
 	sv_batch_labels(t->batch, &lab);
+	debug_step_delay();
 	rc = sv_trainer_step(t->tr, t->batch, t->scores, &st);
 	if (rc < 0) {
 		atomic_fetch_add(&t->d->cnt.step_failures, 1);
