@@ -103,7 +103,7 @@ int sv_notify_send(const char *text)
 
 	if (fd < 0)
 		return 0;
-	n = sendto(fd, text, strlen(text), MSG_NOSIGNAL, (const struct sockaddr *)&addr, addr_len);
+	n = sendto(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT, (const struct sockaddr *)&addr, addr_len);
 	if (n < 0)
 		return -errno;
 	return 0;

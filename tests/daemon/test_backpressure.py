@@ -33,9 +33,11 @@ rng = np.random.default_rng(5)
 
 
 def rss_kib(pid):
+    """Anonymous resident memory (heap, stacks): RssAnon, not VmRSS, which
+    also counts the LMDB map's file pages and so grows with the store."""
     with open('/proc/%d/status' % pid) as f:
         for line in f:
-            if line.startswith('VmRSS:'):
+            if line.startswith('RssAnon:'):
                 return int(line.split()[1])
     return 0
 
