@@ -75,10 +75,10 @@ static uint64_t started_ns;
 
 size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 {
-	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = { "logged", "duplicate",
-								    "rejected", "failed" };
-	struct jbuf j = { buf, cap, 0 };
-	struct sv_store_stat st = { 0 };
+	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
+	                                                           "rejected", "failed"};
+	struct jbuf j = {buf, cap, 0};
+	struct sv_store_stat st = {0};
 	sv_store_read *r = NULL;
 	int first = 1, policy;
 
@@ -142,7 +142,7 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 
 static size_t versions_json(struct sv_daemon *d, char *buf, size_t cap, int *status)
 {
-	struct jbuf j = { buf, cap, 0 };
+	struct jbuf j = {buf, cap, 0};
 	struct sv_store_version v[64];
 	sv_store_read *r = NULL;
 	size_t n = 0;
@@ -174,8 +174,8 @@ static size_t versions_json(struct sv_daemon *d, char *buf, size_t cap, int *sta
 }
 
 /* Forward a request to the trainer and put its reply frames into out. */
-static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t n,
-		       zmq_msg_t *out, int *n_out)
+static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t n, zmq_msg_t *out,
+                       int *n_out)
 {
 	int more = 1;
 
@@ -204,18 +204,18 @@ static void send_mb(struct dadmin *a)
 {
 	for (size_t i = 0; i < a->mb.n; i++)
 		zmq_send(a->sock, a->mb.frames[i].data, a->mb.frames[i].len,
-			 i + 1 < a->mb.n ? ZMQ_SNDMORE : 0);
+		         i + 1 < a->mb.n ? ZMQ_SNDMORE : 0);
 }
 
 /* An admin reply with a->json[0..len) as payload (errors: no payload). */
 static void admin_reply(struct dadmin *a, const struct sv_proto_request *rq, int status,
-			const char *msg, size_t len)
+                        const char *msg, size_t len)
 {
 	if (status != SV_PROTO_STATUS_OK ||
 	    sv_proto_encode_reply_admin(&a->mb, rq->hdr.verb, rq->hdr.request_id, status, msg,
-					len ? a->json : NULL, len) < 0)
+	                                len ? a->json : NULL, len) < 0)
 		reply_error(&a->mb, rq->hdr.verb, rq->hdr.request_id,
-			    status ? status : SV_PROTO_STATUS_INTERNAL, 0, msg);
+		            status ? status : SV_PROTO_STATUS_INTERNAL, 0, msg);
 }
 
 static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
@@ -234,8 +234,8 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent", err.msg,
 		       sv_proto_reason_name((int)err.reason));
 		reply_error(&a->mb, err.have_header ? err.header.verb : 0,
-			    err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
-			    (int)err.reason, err.msg);
+		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
+		            (int)err.reason, err.msg);
 		send_mb(a);
 		return;
 	}
@@ -265,9 +265,11 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		else
 			sv_log(LOG_WARNING, "SV-ADMIN-BACKUP", "hot backup to %s failed: %s", path,
 			       sv_strerror(rc));
-		snprintf(msg, sizeof(msg), rc == 0 ? "backup written to %s" : "backup to %s failed: %s",
-			 path, sv_strerror(rc));
-		admin_reply(a, &rq, rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_INTERNAL, msg, 0);
+		snprintf(msg, sizeof(msg),
+		         rc == 0 ? "backup written to %s" : "backup to %s failed: %s", path,
+		         sv_strerror(rc));
+		admin_reply(a, &rq, rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_INTERNAL, msg,
+		            0);
 		break;
 	}
 	case SV_PROTO_VERB_RELOAD:
@@ -284,13 +286,13 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 
 		rc = forward_ctl(a, fr, n, out, &n_out);
 		if (rc < 0) {
-			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
-				    "trainer unavailable");
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+			            SV_PROTO_STATUS_INTERNAL, 0, "trainer unavailable");
 			break;
 		}
 		for (int i = 0; i < n_out; i++) {
 			zmq_send(a->sock, zmq_msg_data(&out[i]), zmq_msg_size(&out[i]),
-				 i + 1 < n_out ? ZMQ_SNDMORE : 0);
+			         i + 1 < n_out ? ZMQ_SNDMORE : 0);
 			zmq_msg_close(&out[i]);
 		}
 		a->mb.n = 0;
@@ -299,7 +301,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	default:
 		count_reject(d, SV_REJECT_REFUSED);
 		reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
-			    "not an admin verb: use the ingest or query socket");
+		            "not an admin verb: use the ingest or query socket");
 		break;
 	}
 	send_mb(a);
@@ -343,10 +345,11 @@ static void *thread_main(void *arg)
 		for (int i = 0; i < env && i < n; i++)
 			zmq_send(a->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);
 		if (over || n <= env) {
-			count_reject(a->d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
+			count_reject(a->d,
+			             over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
 			reply_error(&a->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
-				    over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
-				    over ? "too many frames" : "no frames after the envelope");
+			            over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
+			            over ? "too many frames" : "no frames after the envelope");
 			send_mb(a);
 		} else {
 			handle(a, fr + env, (size_t)(n - env));

@@ -21,7 +21,7 @@
 
 /* Keys applied live beyond those the table flags reloadable: the issue asks
  * for a live batch size (recorded in the pair log, so replay follows). */
-static const char *const extra_live[] = { "train.batch_pairs" };
+static const char *const extra_live[] = {"train.batch_pairs"};
 
 static int is_live(const struct sv_config_key *k)
 {
@@ -37,10 +37,22 @@ static int is_live(const struct sv_config_key *k)
 static int applied_live(const char *name)
 {
 	static const char *const live[] = {
-		"train.batch_pairs", "train.lr", "train.momentum", "train.dampening",
-		"train.nesterov", "train.weight_decay", "train.beta1", "train.beta2", "train.eps",
-		"log.level", "query.threshold_policy", "query.threshold", "query.target_far",
-		"query.min_window_pairs", "checkpoint.every_steps", "checkpoint.every_s",
+	    "train.batch_pairs",
+	    "train.lr",
+	    "train.momentum",
+	    "train.dampening",
+	    "train.nesterov",
+	    "train.weight_decay",
+	    "train.beta1",
+	    "train.beta2",
+	    "train.eps",
+	    "log.level",
+	    "query.threshold_policy",
+	    "query.threshold",
+	    "query.target_far",
+	    "query.min_window_pairs",
+	    "checkpoint.every_steps",
+	    "checkpoint.every_s",
 	};
 
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
@@ -52,20 +64,16 @@ static int applied_live(const char *name)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: simverifyd [--state-dir DIR] [-c FILE] [-o key=value]... "
-		   "[--check-config] [--allow-root]\n");
+	           "[--check-config] [--allow-root]\n");
 }
 
 int conf_parse_args(int argc, char **argv, struct conf_cli *cli)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "option", required_argument, NULL, 'o' },
-		{ "state-dir", required_argument, NULL, 'S' },
-		{ "check-config", no_argument, NULL, 'C' },
-		{ "allow-root", no_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'},    {"option", required_argument, NULL, 'o'},
+	    {"state-dir", required_argument, NULL, 'S'}, {"check-config", no_argument, NULL, 'C'},
+	    {"allow-root", no_argument, NULL, 'R'},      {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -78,7 +86,8 @@ int conf_parse_args(int argc, char **argv, struct conf_cli *cli)
 			break;
 		case 'o':
 			if (cli->n_overrides == CONF_MAX_OVERRIDES) {
-				fprintf(stderr, "simverifyd: more than %d -o options\n", CONF_MAX_OVERRIDES);
+				fprintf(stderr, "simverifyd: more than %d -o options\n",
+				        CONF_MAX_OVERRIDES);
 				return 2;
 			}
 			cli->overrides[cli->n_overrides++] = optarg;
@@ -136,7 +145,12 @@ static void map(const struct sv_config *c, struct sv_dconf *d)
 	snprintf(d->ep_query, sizeof(d->ep_query), "%s", c->endpoints_query);
 	snprintf(d->ep_admin, sizeof(d->ep_admin), "%s", c->endpoints_admin);
 	d->admin_mode = (unsigned)c->endpoints_admin_mode;
-	d->ingest_hwm = c->limits_max_pending_pairs > 1000000 ? 1000000 : (int)c->limits_max_pending_pairs;
+	/* ZeroMQ counts messages, the key counts pairs: assume batches of about
+	 * 64 pairs, so a queue of single pairs still holds a fair backlog. */
+	d->ingest_hwm =
+	    (int)(c->limits_max_pending_pairs / 64 < 100       ? 100
+	          : c->limits_max_pending_pairs / 64 > 1000000 ? 1000000
+	                                                       : c->limits_max_pending_pairs / 64);
 	d->d_in = (uint32_t)c->model_d_in;
 	d->d_out = (uint32_t)c->model_d_out;
 	d->seed = c->model_seed;
@@ -185,7 +199,8 @@ static int build(struct sv_config *c, const struct conf_cli *cli)
 		snprintf(kv, sizeof(kv), "%s", cli->overrides[i]);
 		eq = strchr(kv, '=');
 		if (eq == NULL) {
-			fprintf(stderr, "simverifyd: -o '%s': expected key=value\n", cli->overrides[i]);
+			fprintf(stderr, "simverifyd: -o '%s': expected key=value\n",
+			        cli->overrides[i]);
 			bad++;
 			continue;
 		}
@@ -260,7 +275,8 @@ int conf_reload(struct sv_daemon *d, const struct conf_cli *cli)
 		sv_config_get(&nc, diff[i]->name, b, sizeof(b));
 		if (!is_live(diff[i]) || !applied_live(diff[i]->name)) {
 			sv_log(LOG_WARNING, "SV-RELOAD-REFUSED",
-			       "key '%s' changed (%s -> %s) but cannot change while running; keeping %s until restart",
+			       "key '%s' changed (%s -> %s) but cannot change while running; "
+			       "keeping %s until restart",
 			       diff[i]->name, a, b, a);
 			refused++;
 			continue;

@@ -14,7 +14,7 @@ static atomic_int level_now = LOG_INFO;
 static int journal;
 
 static const char *const names[] = {
-	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
 };
 
 void sv_log_init(void)
@@ -76,11 +76,9 @@ void sv_log(int level, const char *msgid, const char *fmt, ...)
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
-		w = snprintf(line, sizeof(line),
-			     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s ",
-			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
-			     sv_log_level_name(level), msgid);
+		w = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s ",
+		             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		             tm.tm_sec, ts.tv_nsec / 1000000L, sv_log_level_name(level), msgid);
 	}
 	if (w > 0)
 		n = (size_t)w < sizeof(line) ? (size_t)w : sizeof(line) - 1;

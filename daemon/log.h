@@ -6,7 +6,8 @@
  * an ISO-8601 UTC timestamp and the level's name.  Every line carries a
  * stable message id (SV-AREA-WHAT) so operators and tests can grep for it:
  *
- *     2026-11-28T14:30:00.123Z warning SV-INGEST-BADDIM pair 7/12: 3 floats, want 784; dropping pair
+ *     2026-11-28T14:30:00.123Z warning SV-INGEST-BADDIM pair 7/12: 3 floats, want 784; dropping
+ * pair
  *
  * Log once, where the decision is made, and say what is done about it.
  * The level can change live (SIGHUP); sv_log is safe from any thread (one
@@ -32,6 +33,6 @@ const char *sv_log_level_name(int level);
 
 /* One line: level, stable message id, printf-style text (no newline). */
 void sv_log(int level, const char *msgid, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

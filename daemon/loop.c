@@ -13,7 +13,7 @@
 #include "notify.h"
 #include "util.h"
 
-static int sig_pipe[2] = { -1, -1 };
+static int sig_pipe[2] = {-1, -1};
 
 /* Any thread may take the signal (OpenBLAS starts threads before main), so
  * a handler, not signalfd: it only writes the signal number to a pipe. */
@@ -51,10 +51,10 @@ static void status(struct sv_daemon *d, uint64_t *last_pairs, uint64_t *last_ns)
 	double rate = secs > 0 ? (double)(pairs - *last_pairs) / secs : 0.0;
 
 	sv_notify_sendf("STATUS=%.0f pairs/s, model v%llu, step %llu, backlog %llu%s", rate,
-			(unsigned long long)atomic_load(&d->prog.model_version),
-			(unsigned long long)atomic_load(&d->prog.steps),
-			(unsigned long long)atomic_load(&d->prog.backlog),
-			atomic_load(&d->prog.paused) ? ", paused" : "");
+	                (unsigned long long)atomic_load(&d->prog.model_version),
+	                (unsigned long long)atomic_load(&d->prog.steps),
+	                (unsigned long long)atomic_load(&d->prog.backlog),
+	                atomic_load(&d->prog.paused) ? ", paused" : "");
 	*last_pairs = pairs;
 	*last_ns = now;
 }
@@ -68,21 +68,23 @@ int main_loop(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
 	if (wd > 0 && wd / 2000 < (uint64_t)timeout_ms)
 		timeout_ms = (int)(wd / 2000) > 0 ? (int)(wd / 2000) : 1;
 	for (;;) {
-		struct pollfd p = { sigfd, POLLIN, 0 };
+		struct pollfd p = {sigfd, POLLIN, 0};
 		unsigned char signo;
 		uint64_t beat;
 
 		if (poll(&p, 1, timeout_ms) > 0 && read(sigfd, &signo, 1) == 1) {
 			if (signo == SIGTERM || signo == SIGINT) {
 				sv_notify_send("STOPPING=1");
-				sv_log(LOG_NOTICE, "SV-MAIN-STOP",
-				       "%s: stopping input, training the batch in hand, checkpointing",
-				       strsignal(signo));
+				sv_log(
+				    LOG_NOTICE, "SV-MAIN-STOP",
+				    "%s: stopping input, training the batch in hand, checkpointing",
+				    strsignal(signo));
 				return 0;
 			}
 			if (signo == SIGHUP) {
 				sv_notify_reloading();
-				sv_log(LOG_NOTICE, "SV-MAIN-RELOAD", "SIGHUP: reloading the configuration");
+				sv_log(LOG_NOTICE, "SV-MAIN-RELOAD",
+				       "SIGHUP: reloading the configuration");
 				conf_reload(d, cli);
 				sv_notify_send("READY=1");
 			}
@@ -94,7 +96,8 @@ int main_loop(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
 			last_beat = beat;
 			last_wd = now_mono_ns();
 		} else if (wd > 0 && now_mono_ns() - last_wd > wd * 1000ULL / 2) {
-			sv_log(LOG_WARNING, "SV-MAIN-STALL", "trainer made no progress for %llu ms; watchdog not fed",
+			sv_log(LOG_WARNING, "SV-MAIN-STALL",
+			       "trainer made no progress for %llu ms; watchdog not fed",
 			       (unsigned long long)((now_mono_ns() - last_wd) / 1000000ULL));
 			last_wd = now_mono_ns();
 		}

@@ -8,8 +8,10 @@
  * Each step's details live in its own file (daemon.h lists them).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -25,13 +27,41 @@
 #include "sv/error.h"
 #include "trainer.h"
 
+/* One daemon per state directory: an flock on STATE_DIR/simverifyd.lock,
+ * held (fd left open) until exit.  A second daemon would steal the ipc://
+ * sockets and write a second history into the same store. */
+static int lock_state_dir(const char *dir)
+{
+	char path[SV_ENDPOINT_MAX + 32], pid[32] = "";
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/simverifyd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		sv_log(LOG_ERR, "SV-MAIN-LOCK", "cannot open %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = (int)read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		sv_log(LOG_ERR, "SV-MAIN-LOCK", "another simverifyd (pid %s) runs on %s; exiting",
+		       pid[0] ? pid : "?", dir);
+		close(fd);
+		return -EBUSY;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)n) < 0)
+		sv_log(LOG_WARNING, "SV-MAIN-LOCK", "cannot write the pid into %s", path);
+	return 0; /* fd stays open: the lock lives as long as the process */
+}
+
 static int open_store(struct sv_daemon *d)
 {
 	struct sv_store_opts o = d->conf.store;
 	char err[SV_STORE_ERRMSG_MAX] = "";
 	uint64_t fp = 0xcbf29ce484222325ULL;
-	int rc, fixed[3] = { (int)d->conf.loss.kind, (int)d->conf.loss.mode,
-			     (int)d->conf.optim.kind };
+	int rc,
+	    fixed[3] = {(int)d->conf.loss.kind, (int)d->conf.loss.mode, (int)d->conf.optim.kind};
 
 	/* The settings a store's history depends on: changing them needs a new store. */
 	for (size_t i = 0; i < sizeof(fixed); i++)
@@ -43,6 +73,9 @@ static int open_store(struct sv_daemon *d)
 		       d->conf.state_dir, strerror(errno));
 		return -errno;
 	}
+	rc = lock_state_dir(d->conf.state_dir);
+	if (rc < 0)
+		return rc;
 	rc = sv_store_open(&d->store, &o, err, sizeof(err));
 	if (rc < 0)
 		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)", o.path, err,
@@ -70,7 +103,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (geteuid() == 0 && !cli.allow_root) {
-		sv_log(LOG_ERR, "SV-MAIN-ROOT", "refusing to run as root (use a dedicated user, or --allow-root)");
+		sv_log(LOG_ERR, "SV-MAIN-ROOT",
+		       "refusing to run as root (use a dedicated user, or --allow-root)");
 		return 1;
 	}
 	sv_log_set_level(d.conf.log_level);
@@ -79,7 +113,8 @@ int main(int argc, char **argv)
 	sv_snap_slot_init(&d.snap);
 	sigfd = main_block_signals();
 	if (sigfd < 0 || sv_notify_open() < 0)
-		sv_log(LOG_WARNING, "SV-MAIN-NOTIFY", "signalfd or NOTIFY_SOCKET unusable; continuing");
+		sv_log(LOG_WARNING, "SV-MAIN-NOTIFY",
+		       "signalfd or NOTIFY_SOCKET unusable; continuing");
 
 	rc = open_store(&d);
 	if (rc == 0)
@@ -100,12 +135,13 @@ int main(int argc, char **argv)
 		sv_notify_send("READY=1\nSTATUS=ready");
 		main_loop(&d, sigfd, &cli);
 	} else {
-		sv_notify_sendf("STATUS=startup failed: %s\nERRNO=%d", sv_strerror(rc), rc > -4096 ? -rc : 0);
+		sv_notify_sendf("STATUS=startup failed: %s\nERRNO=%d", sv_strerror(rc),
+		                rc > -4096 ? -rc : 0);
 	}
 
 	atomic_store(&d.stopping, 1);
-	trainer_join(tr);               /* trains the batch in hand, checkpoints */
-	zmq_ctx_shutdown(d.zctx);       /* wakes query and admin threads */
+	trainer_join(tr);         /* trains the batch in hand, checkpoints */
+	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
 	curve_stop();
 	query_stop(q);
 	admin_stop(adm);

@@ -23,7 +23,7 @@ struct sv_metrics_glue {
 
 const char *sv_metrics_policy_name(int policy)
 {
-	static const char *const names[] = { "fixed", "target_far", "eer", "max_accuracy" };
+	static const char *const names[] = {"fixed", "target_far", "eer", "max_accuracy"};
 
 	return policy >= 0 && policy < 4 ? names[policy] : "unknown";
 }
@@ -34,9 +34,10 @@ int sv_metrics_glue_policy(const struct sv_metrics_glue *g)
 }
 
 int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float initial,
-			       double target_far, uint64_t min_pairs)
+                               double target_far, uint64_t min_pairs)
 {
-	if (policy < 0 || policy > 3 || !isfinite(initial) || !(target_far >= 0.0 && target_far <= 1.0))
+	if (policy < 0 || policy > 3 || !isfinite(initial) ||
+	    !(target_far >= 0.0 && target_far <= 1.0))
 		return SV_ERR_RANGE;
 	g->cfg.policy = (enum sv_metrics_policy)policy;
 	g->cfg.initial = initial;
@@ -59,7 +60,7 @@ int sv_metrics_glue_new(struct sv_metrics_glue **out, const struct sv_dconf *c)
 	rc = sv_metrics_window_new(&g->w, c->metrics_window, SV_METRICS_DEFAULT_BINS, 0.01);
 	if (rc == 0)
 		rc = sv_metrics_glue_set_policy(g, c->threshold_policy, c->threshold, c->target_far,
-						c->threshold_min_pairs);
+		                                c->threshold_min_pairs);
 	if (rc < 0) {
 		sv_metrics_glue_free(g);
 		return rc;
@@ -93,7 +94,7 @@ static void refresh(struct sv_metrics_glue *g, struct sv_daemon *d)
 }
 
 void sv_metrics_glue_add(struct sv_metrics_glue *g, struct sv_daemon *d, const float *scores,
-			 const uint8_t *labels, size_t n, double loss)
+                         const uint8_t *labels, size_t n, double loss)
 {
 	uint64_t now;
 
@@ -129,14 +130,14 @@ long sv_metrics_glue_calib_save(const struct sv_metrics_glue *g, void *buf, size
 		return -ENOSPC;
 	memcpy(buf, &g->threshold, sizeof(float));
 	rc = sv_metrics_window_serialize(g->w, (char *)buf + sizeof(float), cap - sizeof(float),
-					 &len);
+	                                 &len);
 	if (rc < 0)
 		return rc;
 	return (long)(len + sizeof(float));
 }
 
 int sv_metrics_glue_calib_load(struct sv_metrics_glue *g, struct sv_daemon *d, const void *buf,
-			       size_t len)
+                               size_t len)
 {
 	struct sv_metrics_window *w = NULL;
 	float th;
@@ -147,7 +148,7 @@ int sv_metrics_glue_calib_load(struct sv_metrics_glue *g, struct sv_daemon *d, c
 	memcpy(&th, buf, sizeof(th));
 	if (len > sizeof(float)) {
 		rc = sv_metrics_window_deserialize(&w, (const char *)buf + sizeof(float),
-						   len - sizeof(float));
+		                                   len - sizeof(float));
 		if (rc < 0)
 			return rc;
 		sv_metrics_window_free(g->w);

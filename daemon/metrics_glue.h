@@ -21,7 +21,7 @@ void sv_metrics_glue_free(struct sv_metrics_glue *g);
 /* Push n pre-step scores and labels; refresh AUC/EER/threshold into d->prog
  * when due. */
 void sv_metrics_glue_add(struct sv_metrics_glue *g, struct sv_daemon *d, const float *scores,
-			 const uint8_t *labels, size_t n, double loss);
+                         const uint8_t *labels, size_t n, double loss);
 
 /* The threshold decisions use now. */
 float sv_metrics_glue_threshold(const struct sv_metrics_glue *g);
@@ -29,7 +29,7 @@ float sv_metrics_glue_threshold(const struct sv_metrics_glue *g);
 /* Change the policy live (SIGHUP): policy is enum sv_config_policy (the
  * same codes as enum sv_metrics_policy).  Returns 0 or SV_ERR_RANGE. */
 int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float initial,
-			       double target_far, uint64_t min_pairs);
+                               double target_far, uint64_t min_pairs);
 int sv_metrics_glue_policy(const struct sv_metrics_glue *g);
 /* "fixed", "target_far", "eer", "max_accuracy". */
 const char *sv_metrics_policy_name(int policy);
@@ -38,6 +38,6 @@ const char *sv_metrics_policy_name(int policy);
 size_t sv_metrics_glue_calib_size(const struct sv_metrics_glue *g);
 long sv_metrics_glue_calib_save(const struct sv_metrics_glue *g, void *buf, size_t cap);
 int sv_metrics_glue_calib_load(struct sv_metrics_glue *g, struct sv_daemon *d, const void *buf,
-			       size_t len);
+                               size_t len);
 
 #endif

@@ -128,6 +128,6 @@ int sv_notify_reloading(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return sv_notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
-			       (unsigned long long)ts.tv_sec * 1000000ULL +
-				       (unsigned long long)ts.tv_nsec / 1000ULL);
+	                       (unsigned long long)ts.tv_sec * 1000000ULL +
+	                           (unsigned long long)ts.tv_nsec / 1000ULL);
 }

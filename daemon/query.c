@@ -23,6 +23,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"
+#include "trainer.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
 #define MAX_PARTS 16
@@ -35,7 +36,7 @@ struct worker {
 	void *sock;
 	struct sv_proto_limits lim;
 	struct sv_proto_msgbuf mb;
-	float *X, *E;            /* 2 * cap rows of d_in / d_out */
+	float *X, *E; /* 2 * cap rows of d_in / d_out */
 	size_t cap;
 	struct sv_proto_score *scores;
 	size_t scores_cap;
@@ -100,7 +101,7 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 	struct sv_daemon *d = w->q->d;
 	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
 	struct sv_snap *snap = sv_snap_get(&d->snap);
-	struct sv_proto_iter it = { 0 };
+	struct sv_proto_iter it = {0};
 	struct sv_proto_pair pr;
 	sv_store_read *r = NULL;
 	size_t n = rq->n, i = 0, missing = 0;
@@ -113,7 +114,7 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 		sv_snap_unref(snap);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
-			    "no model or no memory");
+		            "no model or no memory");
 		return;
 	}
 	while (i < n && sv_proto_next_pair(rq, &it, &pr)) {
@@ -149,21 +150,228 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 	sv_snap_unref(snap);
 	if (missing == n)
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND, 0,
-			    "no such item");
-	else if (sv_proto_encode_reply_scores(&w->mb, rq->hdr.verb, rq->hdr.request_id,
-					      missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
-					      missing ? "some ids are not stored items" : NULL,
-					      w->scores, n) < 0)
+		            "no such item");
+	else if (sv_proto_encode_reply_scores(
+	             &w->mb, rq->hdr.verb, rq->hdr.request_id,
+	             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+	             missing ? "some ids are not stored items" : NULL, w->scores, n) < 0)
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
-			    "cannot encode the scores");
+		            "cannot encode the scores");
 }
 
-/* TOPK: the one entry point the projection cache replaces.  Until then the
- * store offers no walk over its items, so TOPK is refused with a message. */
+/* ---- TOPK, brute force ----------------------------------------------- */
+
+#define TOPK_CHUNK 256
+
+struct hit {
+	float score;
+	uint64_t order; /* walk position: ties go to the earlier id */
+	const void *id; /* into the map: valid until the read ends */
+	size_t len;
+};
+
+struct topk_walk {
+	struct worker *w;
+	const struct sv_snap *snap;
+	size_t Q, k;
+	const float *Eq;                /* Q x d_out */
+	const struct sv_proto_side *qs; /* the queries (for exclude-self) */
+	uint8_t *qstatus;
+	struct hit *heaps; /* Q x k */
+	size_t *nheap;
+	float *X, *E; /* chunk rows */
+	const void *ids[TOPK_CHUNK];
+	size_t lens[TOPK_CHUNK];
+	size_t n;
+	uint64_t order;
+};
+
+static int worse(const struct hit *a, const struct hit *b)
+{
+	return a->score < b->score || (a->score == b->score && a->order > b->order);
+}
+
+static void heap_push(struct hit *h, size_t *n, size_t k, const struct hit *x)
+{
+	size_t i;
+
+	if (*n == k) {
+		if (!worse(&h[0], x))
+			return;
+		i = 0;
+		h[0] = *x;
+		for (;;) { /* sift down: the root is the worst */
+			size_t l = 2 * i + 1, r = l + 1, m = i;
+			struct hit t;
+
+			if (l < k && worse(&h[l], &h[m]))
+				m = l;
+			if (r < k && worse(&h[r], &h[m]))
+				m = r;
+			if (m == i)
+				return;
+			t = h[i];
+			h[i] = h[m];
+			h[m] = t;
+			i = m;
+		}
+	}
+	i = (*n)++;
+	h[i] = *x;
+	while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
+		struct hit t = h[i];
+
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static int hit_cmp(const void *a, const void *b)
+{
+	const struct hit *x = a, *y = b;
+
+	return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
+}
+
+static void topk_flush(struct topk_walk *tw)
+{
+	uint32_t din = tw->snap->d_in, dout = tw->snap->d_out;
+
+	if (tw->n == 0)
+		return;
+	sv_model_forward(tw->X, tw->n, tw->snap->W, din, dout, tw->E, NULL);
+	for (size_t q = 0; q < tw->Q; q++) {
+		const struct sv_proto_side *qs = &tw->qs[q];
+
+		if (tw->qstatus[q] != SV_PROTO_STATUS_OK)
+			continue;
+		for (size_t j = 0; j < tw->n; j++) {
+			struct hit h;
+
+			/* an id query does not find itself */
+			if (qs->vec == NULL && qs->id_len == tw->lens[j] &&
+			    memcmp(qs->id, tw->ids[j], qs->id_len) == 0)
+				continue;
+			h.score = dot(tw->Eq + q * dout, tw->E + j * dout, dout);
+			h.order = tw->order - tw->n + j;
+			h.id = tw->ids[j];
+			h.len = tw->lens[j];
+			heap_push(tw->heaps + q * tw->k, &tw->nheap[q], tw->k, &h);
+		}
+	}
+	tw->n = 0;
+}
+
+static int topk_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct topk_walk *tw = ctx;
+
+	/* anonymous vectors of pairs are not items anyone asked to find */
+	if ((it->flags & SV_ITEM_FLAG_INLINE) || it->dim != tw->snap->d_in)
+		return 0;
+	memcpy(tw->X + tw->n * tw->snap->d_in, it->vec, (size_t)it->dim * sizeof(float));
+	tw->ids[tw->n] = id;
+	tw->lens[tw->n] = len;
+	tw->n++;
+	tw->order++;
+	if (tw->n == TOPK_CHUNK)
+		topk_flush(tw);
+	return 0;
+}
+
+/* TOPK: the one entry point the projection cache replaces.  For now a brute
+ * force walk over the stored items (inline pair vectors excluded), projected
+ * with the snapshot's W in chunks; an id query leaves itself out. */
 static void query_topk(struct worker *w, const struct sv_proto_request *rq)
 {
-	reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
-		    "TOPK is not available in this build (no projection cache yet)");
+	struct sv_daemon *d = w->q->d;
+	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
+	struct sv_snap *snap = sv_snap_get(&d->snap);
+	struct topk_walk tw = {0};
+	struct sv_proto_iter it = {0};
+	struct sv_proto_side *qs = NULL;
+	struct sv_proto_topk_query *qr = NULL;
+	struct sv_proto_hit *hits = NULL;
+	sv_store_read *r = NULL;
+	float *Xq = NULL;
+	size_t Q = rq->n, k = rq->k, missing = 0, nh = 0;
+	int rc = -ENOMEM;
+
+	tw.w = w;
+	tw.snap = snap;
+	tw.Q = Q;
+	tw.k = k;
+	qs = calloc(Q, sizeof(*qs));
+	qr = calloc(Q, sizeof(*qr));
+	tw.qstatus = calloc(Q, 1);
+	tw.nheap = calloc(Q, sizeof(size_t));
+	tw.heaps = malloc(Q * k * sizeof(struct hit));
+	hits = malloc(Q * k * sizeof(*hits));
+	Xq = malloc(Q * din * sizeof(float));
+	tw.Eq = malloc(Q * dout * sizeof(float));
+	tw.X = malloc((size_t)TOPK_CHUNK * din * sizeof(float));
+	tw.E = malloc((size_t)TOPK_CHUNK * dout * sizeof(float));
+	if (snap && qs && qr && tw.qstatus && tw.nheap && tw.heaps && hits && Xq && tw.Eq && tw.X &&
+	    tw.E)
+		rc = sv_store_read_begin(d->store, &r);
+	for (size_t i = 0; rc == 0 && i < Q && sv_proto_next_query(rq, &it, &qs[i]); i++) {
+		tw.qstatus[i] = side_row(r, &qs[i], Xq + i * din, din) == 0
+		                    ? SV_PROTO_STATUS_OK
+		                    : SV_PROTO_STATUS_NOT_FOUND;
+		if (tw.qstatus[i] != SV_PROTO_STATUS_OK) {
+			memset(Xq + i * din, 0, din * sizeof(float));
+			missing++;
+		}
+	}
+	if (rc == 0) {
+		sv_model_forward(Xq, Q, snap->W, din, dout, (float *)tw.Eq, NULL);
+		tw.qs = qs;
+		rc = sv_store_item_walk(r, topk_item, &tw);
+		topk_flush(&tw);
+	}
+	if (rc == 0) {
+		for (size_t i = 0; i < Q; i++) {
+			struct hit *h = tw.heaps + i * k;
+
+			qsort(h, tw.nheap[i], sizeof(*h), hit_cmp);
+			qr[i].model_version = snap->version;
+			qr[i].status = tw.qstatus[i];
+			qr[i].n_hits = (uint32_t)tw.nheap[i];
+			for (size_t j = 0; j < tw.nheap[i]; j++) {
+				hits[nh].id = h[j].id;
+				hits[nh].id_len = h[j].len;
+				hits[nh].score = h[j].score;
+				nh++;
+			}
+		}
+		if (missing == Q)
+			reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id,
+			            SV_PROTO_STATUS_NOT_FOUND, 0, "no such item");
+		else if (sv_proto_encode_reply_topk(
+		             &w->mb, rq->hdr.request_id,
+		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k,
+		             qr, Q, hits) < 0)
+			rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		atomic_fetch_add(&d->cnt.query_errors, 1);
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+		            snap ? "topk failed (store or memory)" : "no model yet");
+	}
+	sv_store_read_end(r); /* after encoding: hit ids point into the map */
+	sv_snap_unref(snap);
+	free(qs);
+	free(qr);
+	free(tw.qstatus);
+	free(tw.nheap);
+	free(tw.heaps);
+	free(hits);
+	free(Xq);
+	free((float *)tw.Eq);
+	free(tw.X);
+	free(tw.E);
 }
 
 static void do_item_get(struct worker *w, const struct sv_proto_request *rq)
@@ -178,18 +386,22 @@ static void do_item_get(struct worker *w, const struct sv_proto_request *rq)
 		rc = sv_store_item_get(r, rq->item.id, rq->item.id_len, w->X);
 	sv_store_read_end(r);
 	if (rc == 0)
-		rc = sv_proto_encode_reply_vec(&w->mb, rq->hdr.request_id, NULL, w->X, d->conf.d_in);
+		rc =
+		    sv_proto_encode_reply_vec(&w->mb, rq->hdr.request_id, NULL, w->X, d->conf.d_in);
 	if (rc < 0)
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id,
-			    rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND : SV_PROTO_STATUS_INTERNAL,
-			    0, rc == SV_ERR_NOTFOUND ? "no such item" : sv_strerror(rc));
+		            rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND
+		                                  : SV_PROTO_STATUS_INTERNAL,
+		            0, rc == SV_ERR_NOTFOUND ? "no such item" : sv_strerror(rc));
 }
 
 static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 {
 	struct sv_daemon *d = w->q->d;
 	struct sv_proto_request rq;
-	struct sv_proto_error err;
+	/* static per thread: the error reply in w->mb points at err.msg until
+	 * worker_main sends it, after this function has returned */
+	static _Thread_local struct sv_proto_error err;
 
 	atomic_fetch_add(&d->cnt.queries, 1);
 	memset(&err, 0, sizeof(err));
@@ -199,8 +411,8 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		sv_log(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent", err.msg,
 		       sv_proto_reason_name((int)err.reason));
 		reply_error(&w->mb, err.have_header ? err.header.verb : 0,
-			    err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
-			    (int)err.reason, err.msg);
+		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
+		            (int)err.reason, err.msg);
 		return;
 	}
 	switch (rq.hdr.verb) {
@@ -218,7 +430,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		count_reject(d, SV_REJECT_REFUSED);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		reply_error(&w->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
-			    "not a query verb: ingest and admin verbs have their own sockets");
+		            "not a query verb: ingest and admin verbs have their own sockets");
 		break;
 	}
 }
@@ -258,10 +470,11 @@ static void *worker_main(void *arg)
 		}
 		env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
 		if (over || n <= env) {
-			count_reject(w->q->d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
+			count_reject(w->q->d,
+			             over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
 			reply_error(&w->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
-				    over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
-				    over ? "too many frames" : "no frames after the envelope");
+			            over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
+			            over ? "too many frames" : "no frames after the envelope");
 		} else {
 			handle(w, fr + env, (size_t)(n - env));
 		}
@@ -269,7 +482,7 @@ static void *worker_main(void *arg)
 			zmq_send(w->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);
 		for (size_t i = 0; i < w->mb.n; i++)
 			zmq_send(w->sock, w->mb.frames[i].data, w->mb.frames[i].len,
-				 i + 1 < w->mb.n ? ZMQ_SNDMORE : 0);
+			         i + 1 < w->mb.n ? ZMQ_SNDMORE : 0);
 		for (int i = 0; i < n; i++)
 			zmq_msg_close(&m[i]);
 	}
@@ -290,10 +503,13 @@ static void forward(struct dquery *q, void *src, void *dst, int to_client)
 			return;
 		}
 		more = zmq_msg_more(&m);
-		if (ok && zmq_msg_send(&m, dst, (more ? ZMQ_SNDMORE : 0) | (to_client ? ZMQ_DONTWAIT : 0)) < 0) {
+		if (ok &&
+		    zmq_msg_send(&m, dst,
+		                 (more ? ZMQ_SNDMORE : 0) | (to_client ? ZMQ_DONTWAIT : 0)) < 0) {
 			ok = 0;
 			atomic_fetch_add(&q->d->cnt.unroutable, 1);
-			sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE", "reply dropped: %s (client gone or not reading)",
+			sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE",
+			       "reply dropped: %s (client gone or not reading)",
 			       zmq_strerror(zmq_errno()));
 		}
 		zmq_msg_close(&m); /* empty after a successful send */
@@ -306,8 +522,8 @@ static void *front_main(void *arg)
 
 	for (;;) {
 		zmq_pollitem_t it[2] = {
-			{ q->front, 0, ZMQ_POLLIN, 0 },
-			{ q->back, 0, ZMQ_POLLIN, 0 },
+		    {q->front, 0, ZMQ_POLLIN, 0},
+		    {q->back, 0, ZMQ_POLLIN, 0},
 		};
 
 		if (zmq_poll(it, 2, -1) < 0) {
@@ -344,8 +560,8 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 	zmq_setsockopt(q->front, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
 	if (curve_socket_setup(q->front, d->conf.ep_query) < 0 || zmq_bind(q->front, d->conf.ep_query) < 0) {
 		rc = -zmq_errno();
-		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s", d->conf.ep_query,
-		       zmq_strerror(-rc));
+		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s",
+		       d->conf.ep_query, zmq_strerror(-rc));
 		goto fail;
 	}
 	sv_log(LOG_INFO, "SV-SOCKET-BIND", "query (ROUTER) socket on %s", d->conf.ep_query);

@@ -4,7 +4,7 @@
 #include <string.h>
 
 void reply_error(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status, int reason,
-		 const char *msg)
+                 const char *msg)
 {
 	size_t len = msg ? strlen(msg) : 0;
 	uint8_t *h = mb->hdr;

@@ -18,6 +18,6 @@
  * replaced by frame_count there), message (may be NULL; borrowed until the
  * frames are sent).  Never fails. */
 void reply_error(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status, int reason,
-		 const char *msg);
+                 const char *msg);
 
 #endif

@@ -19,18 +19,18 @@
 
 struct sv_snap {
 	atomic_uint refs;
-	uint64_t version;      /* checkpoint version it descends from */
-	uint64_t steps;        /* training steps taken (the trainer's counter) */
-	uint64_t applied_seq;  /* last pair-log sequence folded into W */
+	uint64_t version;     /* checkpoint version it descends from */
+	uint64_t steps;       /* training steps taken (the trainer's counter) */
+	uint64_t applied_seq; /* last pair-log sequence folded into W */
 	uint32_t d_in, d_out;
-	float threshold;       /* decision threshold on cosine at publication */
-	int policy;            /* enum sv_config_policy that chose it */
-	float W[];             /* d_in x d_out, row-major */
+	float threshold; /* decision threshold on cosine at publication */
+	int policy;      /* enum sv_config_policy that chose it */
+	float W[];       /* d_in x d_out, row-major */
 };
 
 struct sv_snap_slot {
 	pthread_mutex_t mu;
-	struct sv_snap *cur;   /* owned: one reference */
+	struct sv_snap *cur; /* owned: one reference */
 };
 
 /* A snapshot with refs = 1 and room for W (copied when W is not NULL).

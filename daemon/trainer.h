@@ -29,7 +29,7 @@
 
 #include "daemon.h"
 
-#define SV_ITEM_FLAG_INLINE 0x0001   /* item made from an inline pair vector */
+#define SV_ITEM_FLAG_INLINE 0x0001 /* item made from an inline pair vector */
 
 struct dtrainer;
 

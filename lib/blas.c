@@ -5,9 +5,8 @@
 
 #include "sv/blas.h"
 
-void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha,
-		  const float *A, size_t lda, const float *B, size_t ldb, float beta,
-		  float *C, size_t ldc)
+void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                  size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
 	if (M == 0 || N == 0)
 		return;
@@ -19,12 +18,12 @@ void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float al
 	}
 	assert(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N);
 	cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-		    transB ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K,
-		    alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+	            transB ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha,
+	            A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
-void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t lda,
-			float beta, float *C, size_t ldc)
+void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t lda, float beta,
+                        float *C, size_t ldc)
 {
 	if (N == 0)
 		return;
@@ -35,8 +34,18 @@ void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t 
 		return;
 	}
 	assert(lda >= K && ldc >= N);
-	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (blasint)N, (blasint)K, alpha,
-		    A, (blasint)lda, beta, C, (blasint)ldc);
+	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (blasint)N, (blasint)K, alpha, A,
+	            (blasint)lda, beta, C, (blasint)ldc);
+}
+
+void sv_blas_symm_upper(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *B,
+                        size_t ldb, float beta, float *C, size_t ldc)
+{
+	if (M == 0 || N == 0)
+		return;
+	assert(lda >= M && ldb >= N && ldc >= N);
+	cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, (blasint)M, (blasint)N, alpha, A,
+	            (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
 void sv_blas_set_threads(int n)

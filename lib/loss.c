@@ -33,6 +33,18 @@
 #define NEAR_D2 0.05f
 /* finfo(float32).tiny, added inside NT-Xent's log (LOSSES.md 5.1). */
 #define TINY32 1.1754943508222875e-38
+/* NT-Xent: largest spread of logits (over tau) the shared-reference path
+ * of ntxent_upper / ntxent_labels accepts before exp would underflow. */
+#define SPREAD_MAX 60.0f
+
+/* The m x m row passes are built for AVX2 as well as the baseline ISA where
+ * GCC can dispatch at load time (ifunc); fp contraction stays off (ISO C
+ * mode), so both clones round identically except for the lane count. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT_CLONES
+#endif
 
 struct keyrow {
 	uint64_t key;
@@ -42,17 +54,19 @@ struct keyrow {
 struct sv_loss_ws {
 	size_t max_pairs;
 	uint32_t d_out;
-	float *S;      /* m x m: E E^T, then contrastive distances (upper) */
-	float *C;      /* m x m: gradient coefficients */
-	int32_t *lab;  /* m labels */
-	int32_t *excl; /* m: excluded partner row or -1 */
-	int32_t *gsz;  /* m: group size by label */
-	int32_t *uf;   /* m: union-find parents / sort scratch */
+	float *S;          /* m x m: E E^T, then contrastive distances (upper) */
+	float *C;          /* m x m: gradient coefficients */
+	int32_t *lab;      /* m labels */
+	int32_t *excl;     /* m: excluded partner row or -1 */
+	int32_t *gsz;      /* m: group size by label */
+	int32_t *uf;       /* m: union-find parents / sort scratch */
 	struct keyrow *kr; /* m: rows sorted by key (graph mode) */
-	double *rsum;  /* m: row sums of C, squared row norms */
-	float *nf;     /* m: squared row norms in float; ntxent row maxima */
-	int32_t *gst;  /* m + 1: group starts in uf (which then lists members) */
-	float *wv;     /* m: ntxent per-row coefficients */
+	double *rsum;      /* m: row sums of C, squared row norms */
+	float *nf;         /* m: squared row norms in float; ntxent row maxima */
+	int32_t *gst;      /* m + 1: group starts in uf (which then lists members) */
+	float *wv;         /* m: ntxent per-row coefficients */
+	float *zc;         /* m: column sums / maxima of the upper-triangle passes */
+	int32_t *nearc;    /* m: per row, near pairs found in pass 1 */
 };
 
 void sv_loss_params_default(struct sv_loss_params *p, enum sv_loss_kind kind)
@@ -76,7 +90,8 @@ size_t sv_loss_ws_bytes(size_t max_pairs, uint32_t d_out)
 	if (m > SIZE_MAX / m / (2 * sizeof(float)))
 		return 0;
 	return sizeof(struct sv_loss_ws) + 2 * m * m * sizeof(float) +
-	       (5 * m + 1) * sizeof(int32_t) + m * (sizeof(double) + 2 * sizeof(float) + sizeof(struct keyrow));
+	       (6 * m + 1) * sizeof(int32_t) +
+	       m * (sizeof(double) + 3 * sizeof(float) + sizeof(struct keyrow));
 }
 
 int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
@@ -102,8 +117,10 @@ int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
 	ws->nf = malloc(m * sizeof(float));
 	ws->gst = malloc((m + 1) * sizeof(int32_t));
 	ws->wv = malloc(m * sizeof(float));
+	ws->zc = malloc(m * sizeof(float));
+	ws->nearc = malloc(m * sizeof(int32_t));
 	if (!ws->S || !ws->C || !ws->lab || !ws->excl || !ws->gsz || !ws->uf || !ws->kr ||
-	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv) {
+	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv || !ws->zc || !ws->nearc) {
 		sv_loss_ws_free(ws);
 		return -ENOMEM;
 	}
@@ -126,6 +143,8 @@ void sv_loss_ws_free(sv_loss_ws *ws)
 	free(ws->nf);
 	free(ws->gst);
 	free(ws->wv);
+	free(ws->zc);
+	free(ws->nearc);
 	free(ws);
 }
 
@@ -162,8 +181,10 @@ static inline float fast_exp(float x)
 }
 
 /* sqrt(x) for x >= 0 without libm (whose errno path blocks vectorizing):
- * the bit-trick reciprocal square root refined by three Newton steps, then
- * x * rsqrt(x).  Within a few ulp for normal x; 0 gives 0. */
+ * the bit-trick reciprocal square root (relative error up to ~3.4e-2)
+ * refined by three Newton steps, then x * rsqrt(x): within 2e-7 relative
+ * (tested against sqrt over [0.05, 4]).
+ * Within a few ulp for normal x; 0 gives 0. */
 static inline float fast_sqrt(float x)
 {
 	union fbits u;
@@ -215,8 +236,8 @@ static int cmp_keyrow(const void *pa, const void *pb)
 
 /* Fill ws->lab, ws->excl and ws->gsz for BATCH or GRAPH mode; counts the
  * ordered positive and negative entries and the contradictions. */
-static void build_labels(sv_loss_ws *ws, const struct sv_pair_labels *lab, int graph,
-			 size_t *n_pos, size_t *n_neg, size_t *contra)
+static void build_labels(sv_loss_ws *ws, const struct sv_pair_labels *lab, int graph, size_t *n_pos,
+                         size_t *n_neg, size_t *contra)
 {
 	size_t n = lab->n, m = 2 * n;
 	int32_t *c = ws->lab, *ex = ws->excl, *gs = ws->gsz;
@@ -288,7 +309,8 @@ static void tile_sym(float *A, size_t m, int add)
 		/* diagonal tile */
 		for (size_t i = 0; i < ni; i++)
 			for (size_t j = i; j < ni; j++) {
-				float *u = &A[(i0 + i) * m + i0 + j], *l = &A[(i0 + j) * m + i0 + i];
+				float *u = &A[(i0 + i) * m + i0 + j],
+				      *l = &A[(i0 + j) * m + i0 + i];
 				float v = add ? *u + *l : *u;
 				*u = v;
 				*l = v;
@@ -352,7 +374,7 @@ static void row_sqnorms(double *out, const float *E, size_t m, uint32_t d)
 /* ---- ContrastiveLoss ---------------------------------------------------- */
 
 static void contrastive_pairs(const struct sv_loss_params *p, const struct sv_pair_labels *lab,
-			      const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
+                              const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
 {
 	size_t n = lab->n;
 	double sp = 0.0, sn = 0.0;
@@ -388,68 +410,130 @@ static void contrastive_pairs(const struct sv_loss_params *p, const struct sv_pa
 	}
 }
 
-static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
-			       const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
+/* Pass 2 of one row over columns s0..m-1 (the upper triangle): the
+ * coefficient w / d of every far active entry into crow (0 elsewhere), its
+ * column into colsum; returns the row's sum. */
+HOT_CLONES static float contrastive_row2(float *restrict crow, const float *restrict row,
+                                         const int32_t *restrict c, int32_t cr, int32_t xr,
+                                         size_t s0, size_t m, float pm, float nm, float wp,
+                                         float wn, float dnear, float *restrict colsum)
 {
-	float *S = ws->S, *C = ws->C;
-	const int32_t *c = ws->lab, *ex = ws->excl;
-	double *nrm = ws->rsum;
+	float lane[8] = {0};
+	size_t s = s0;
+	for (; s + 8 <= m; s += 8)
+		for (int l = 0; l < 8; l++) {
+			float dist = row[s + l];
+			int neg = c[s + l] != cr;
+			float w = neg ? (dist < nm ? wn : 0.0f)
+			              : ((int32_t)(s + l) != xr && dist > pm ? wp : 0.0f);
+			float v = dist >= dnear ? w / dist : 0.0f;
+			crow[s + l] = v;
+			colsum[s + l] += v;
+			lane[l] += v;
+		}
+	for (; s < m; s++) {
+		float dist = row[s];
+		int neg = c[s] != cr;
+		float w =
+		    neg ? (dist < nm ? wn : 0.0f) : ((int32_t)s != xr && dist > pm ? wp : 0.0f);
+		float v = dist >= dnear ? w / dist : 0.0f;
+		crow[s] = v;
+		colsum[s] += v;
+		lane[0] += v;
+	}
+	float sum = 0.0f;
+	for (int l = 0; l < 8; l++)
+		sum += lane[l];
+	return sum;
+}
+
+/* Pass 1 of one row over columns s0..m-1 (the upper triangle): the
+ * expanded-form distance sqrt(|e_r|^2 + |e_s|^2 - 2 S_rs) in place of S_rs.
+ * Returns how many negatives came out near (d^2 < NEAR_D2). */
+HOT_CLONES static int32_t contrastive_row1(float *restrict row, const float *restrict nf, float nr,
+                                           const int32_t *restrict c, int32_t cr, size_t s0,
+                                           size_t m)
+{
+	int32_t near = 0;
+	for (size_t s = s0; s < m; s++) {
+		float d2 = nr + nf[s] - 2.0f * row[s];
+		near += d2 < NEAR_D2 && c[s] != cr;
+		row[s] = fast_sqrt(d2 > 0.0f ? d2 : 0.0f);
+	}
+	return near;
+}
+
+/* The active entries of one row (columns s0..m-1): sums of d - pm over
+ * active positives and nm - d over active negatives, and their counts,
+ * added to the totals.  8 lanes so the loop vectorizes. */
+HOT_CLONES static void contrastive_row_sums(const float *restrict row, const int32_t *restrict c,
+                                            int32_t cr, int32_t xr, size_t s0, size_t m, float pm,
+                                            float nm, double *sp, double *sn, size_t *ap,
+                                            size_t *an)
+{
+	float lsp[8] = {0}, lsn[8] = {0};
+	int32_t lap[8] = {0}, lan[8] = {0};
+	size_t s = s0;
+	for (; s + 8 <= m; s += 8)
+		for (int l = 0; l < 8; l++) {
+			float dist = row[s + l];
+			int neg = c[s + l] != cr;
+			int pos = (!neg) & ((int32_t)(s + l) != xr) & (dist > pm);
+			neg = neg & (dist < nm);
+			lsp[l] += pos ? dist - pm : 0.0f;
+			lsn[l] += neg ? nm - dist : 0.0f;
+			lap[l] += pos;
+			lan[l] += neg;
+		}
+	for (; s < m; s++) {
+		float dist = row[s];
+		int neg = c[s] != cr;
+		int pos = (!neg) & ((int32_t)s != xr) & (dist > pm);
+		neg = neg & (dist < nm);
+		lsp[0] += pos ? dist - pm : 0.0f;
+		lsn[0] += neg ? nm - dist : 0.0f;
+		lap[0] += pos;
+		lan[0] += neg;
+	}
+	for (int l = 0; l < 8; l++) {
+		*sp += lsp[l];
+		*sn += lsn[l];
+		*ap += (size_t)lap[l];
+		*an += (size_t)lan[l];
+	}
+}
+
+static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
+                               const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
+{
+	float *S = ws->S, *C = ws->C, *nf = ws->nf;
+	const int32_t *c = ws->lab, *ex = ws->excl, *gst = ws->gst, *mem = ws->uf;
 	const float pm = p->pos_margin, nm = p->neg_margin;
 	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, S, m);
-	row_sqnorms(nrm, E, m, d);
+	row_sqnorms(ws->rsum, E, m, d);
+	for (size_t r = 0; r < m; r++)
+		nf[r] = (float)ws->rsum[r];
 	/* Pass 1: distances into the upper triangle of S, sums over active
 	 * unordered entries (each stands for two ordered ones). */
-	float *nf = ws->nf;
-	for (size_t r = 0; r < m; r++)
-		nf[r] = (float)nrm[r];
 	double sp = 0.0, sn = 0.0;
 	size_t ap = 0, an = 0;
 	for (size_t r = 0; r < m; r++) {
 		float *row = S + r * m;
-		const float nr = nf[r];
 		const int32_t cr = c[r], xr = ex[r];
-		int32_t near = 0;
-		for (size_t s = r + 1; s < m; s++) {
-			float d2 = nr + nf[s] - 2.0f * row[s];
-			near += d2 < NEAR_D2;
-			row[s] = fast_sqrt(d2 > 0.0f ? d2 : 0.0f);
-		}
+		int32_t near = contrastive_row1(row, nf, nf[r], c, cr, r + 1, m);
+		ws->nearc[r] = near;
+		/* near negatives (rare: duplicates) and every positive (few, and
+		 * near once trained) get the direct distance */
 		if (near)
 			for (size_t s = r + 1; s < m; s++)
-				if (row[s] * row[s] < NEAR_D2)
+				if (c[s] != cr && row[s] * row[s] < NEAR_D2)
 					row[s] = (float)direct_dist(E + r * d, E + s * d, d);
-		/* 8 lanes of float sums and int counts, so the loop vectorizes */
-		float lsp[8] = {0}, lsn[8] = {0};
-		int32_t lap[8] = {0}, lan[8] = {0};
-		size_t s0 = r + 1;
-		for (; s0 + 8 <= m; s0 += 8)
-			for (int l = 0; l < 8; l++) {
-				size_t s = s0 + (size_t)l;
-				float dist = row[s];
-				int neg = c[s] != cr;
-				int pos = !neg && (int32_t)s != xr && dist > pm;
-				neg = neg && dist < nm;
-				lsp[l] += pos ? dist - pm : 0.0f;
-				lsn[l] += neg ? nm - dist : 0.0f;
-				lap[l] += pos;
-				lan[l] += neg;
-			}
-		for (; s0 < m; s0++) {
-			float dist = row[s0];
-			int neg = c[s0] != cr;
-			int pos = !neg && (int32_t)s0 != xr && dist > pm;
-			neg = neg && dist < nm;
-			lsp[0] += pos ? dist - pm : 0.0f;
-			lsn[0] += neg ? nm - dist : 0.0f;
-			lap[0] += pos;
-			lan[0] += neg;
+		for (int32_t k = gst[cr]; k < gst[cr + 1]; k++) {
+			size_t q = (size_t)mem[k];
+			if (q > r && (int32_t)q != xr)
+				row[q] = (float)direct_dist(E + r * d, E + q * d, d);
 		}
-		for (int l = 0; l < 8; l++) {
-			sp += lsp[l];
-			sn += lsn[l];
-			ap += (size_t)lap[l];
-			an += (size_t)lan[l];
-		}
+		contrastive_row_sums(row, c, cr, xr, r + 1, m, pm, nm, &sp, &sn, &ap, &an);
 	}
 	st->pos_loss = ap ? sp / (double)ap : 0.0;
 	st->neg_loss = an ? sn / (double)an : 0.0;
@@ -458,55 +542,46 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 	st->n_neg_active = 2 * an;
 	if (!G)
 		return;
-	/* Pass 2: C_rs = w / d for far active entries (symmetric), near active
-	 * entries go straight into G afterwards. */
+	/* Pass 2: C_rs = w / d for far active entries (upper triangle); near
+	 * active entries go straight into G afterwards. */
 	const float wp = ap ? (float)(1.0 / (double)ap) : 0.0f;
 	const float wn = an ? (float)(-1.0 / (double)an) : 0.0f;
 	const float dnear = sqrtf(NEAR_D2);
+	float *colsum = ws->zc;
+	memset(colsum, 0, m * sizeof(*colsum));
 	for (size_t r = 0; r < m; r++) {
-		const float *row = S + r * m;
-		float *crow = C + r * m;
-		const int32_t cr = c[r], xr = ex[r];
-		crow[r] = 0.0f;
-		for (size_t s = r + 1; s < m; s++) {
-			float dist = row[s];
-			float w = c[s] != cr ? (dist < nm ? wn : 0.0f)
-					     : ((int32_t)s != xr && dist > pm ? wp : 0.0f);
-			crow[s] = dist >= dnear ? w / dist : 0.0f;
-		}
+		C[r * m + r] = 0.0f;
+		float rs = contrastive_row2(C + r * m, S + r * m, c, c[r], ex[r], r + 1, m, pm, nm,
+		                            wp, wn, dnear, colsum);
+		ws->rsum[r] = (double)rs + colsum[r];
 	}
-	tile_sym(C, m, 0);
-	/* G = diag(C 1) E - C E */
-	for (size_t r = 0; r < m; r++) {
-		const float *crow = C + r * m;
-		double acc = 0.0;
-		for (size_t s = 0; s < m; s++)
-			acc += crow[s];
-		ws->rsum[r] = acc;
-	}
-	sv_blas_gemm(0, 0, m, d, m, -1.0f, C, m, E, d, 0.0f, G, d);
+	/* G = diag(C 1) E - C E, C symmetric from its upper triangle */
+	sv_blas_symm_upper(m, d, -1.0f, C, m, E, d, 0.0f, G, d);
 	for (size_t r = 0; r < m; r++) {
 		float rs = (float)ws->rsum[r];
 		for (uint32_t j = 0; j < d; j++)
 			G[r * d + j] += rs * E[r * d + j];
 	}
-	/* Near pairs, directly (d = 0 gives the zero subgradient). */
+	/* Near pairs, directly (d = 0 gives the zero subgradient): positives
+	 * from the group lists, negatives from the rows that have any. */
+	const double dwp = ap ? 1.0 / (double)ap : 0.0, dwn = an ? -1.0 / (double)an : 0.0;
 	for (size_t r = 0; r < m; r++) {
 		const float *row = S + r * m;
 		const int32_t cr = c[r], xr = ex[r];
+		for (int32_t k = gst[cr]; k < gst[cr + 1]; k++) {
+			size_t q = (size_t)mem[k];
+			if (q <= r || (int32_t)q == xr)
+				continue;
+			float dist = row[q];
+			if (dist < dnear && dist > 0.0f && dist > pm)
+				add_direct(G, E, r, q, dwp / dist, d);
+		}
+		if (!ws->nearc[r])
+			continue;
 		for (size_t s = r + 1; s < m; s++) {
 			float dist = row[s];
-			if (dist >= dnear || dist <= 0.0f)
-				continue;
-			double w = 0.0;
-			if (c[s] != cr) {
-				if (dist < nm)
-					w = -1.0 / (double)an;
-			} else if ((int32_t)s != xr && dist > pm) {
-				w = 1.0 / (double)ap;
-			}
-			if (w != 0.0)
-				add_direct(G, E, r, s, w / dist, d);
+			if (c[s] != cr && dist < dnear && dist > 0.0f && dist < nm)
+				add_direct(G, E, r, s, dwn / dist, d);
 		}
 	}
 }
@@ -514,10 +589,10 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 /* ---- NTXentLoss ---------------------------------------------------------- */
 
 /* Row maximum of S over the negatives of row a (label != ca). */
-static float neg_row_max(const float *row, const int32_t *c, int32_t ca, size_t m)
+HOT_CLONES static float neg_row_max(const float *row, const int32_t *c, int32_t ca, size_t m)
 {
 	float lmax[8] = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX,
-			 -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
+	                 -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
 	size_t s = 0;
 	for (; s + 8 <= m; s += 8)
 		for (int l = 0; l < 8; l++) {
@@ -536,8 +611,8 @@ static float neg_row_max(const float *row, const int32_t *c, int32_t ca, size_t 
 
 /* crow[s] = exp((row[s] - ref) / tau) on negatives, 0 elsewhere; returns
  * the sum (8 float lanes, added in double). */
-static double neg_row_exp(float *crow, const float *row, const int32_t *c, int32_t ca,
-			  size_t m, float ref, float inv_tau)
+HOT_CLONES static double neg_row_exp(float *crow, const float *row, const int32_t *c, int32_t ca,
+                                     size_t m, float ref, float inv_tau)
 {
 	float part[8] = {0};
 	size_t s = 0;
@@ -560,7 +635,153 @@ static double neg_row_exp(float *crow, const float *row, const int32_t *c, int32
 	return z;
 }
 
-/* NT-Xent in BATCH/GRAPH mode.  C gets the symmetric coefficient matrix
+/* crow[s] *= wa + w[s] (w NULL: wa); entries that are not negatives hold 0
+ * and stay 0. */
+HOT_CLONES static void scale_row(float *restrict crow, const float *restrict w, float wa, size_t m)
+{
+	if (w) {
+		for (size_t s = 0; s < m; s++)
+			crow[s] *= wa + w[s];
+	} else {
+		for (size_t s = 0; s < m; s++)
+			crow[s] *= wa;
+	}
+}
+
+/* One positive entry (anchor logit t0, max negative logit tn, negatives'
+ * sum zneg relative to tn): adds l_k to *loss, returns rho exp(tn - M)/den
+ * (its share of the negatives' coefficient) and sets *dt0 = dl/dt0. */
+static double pos_entry(double t0, double tn, double zneg, double *loss, double *dt0)
+{
+	double M = t0 > tn ? t0 : tn;
+	double num = exp(t0 - M), en = exp(tn - M), negs = zneg * en;
+	double den = num + negs;
+	double q0 = num / den;
+	double rho = q0 / (q0 + TINY32);
+	*loss += -log(q0 + TINY32);
+	*dt0 = -rho * (negs / den); /* 1 - q0 = negs / den */
+	return rho * en / den;
+}
+
+/* One row of the NT-Xent upper-triangle pass over columns s0..m-1:
+ * crow[s] = exp((row[s] - R) / tau) on negatives (0 elsewhere), added to
+ * the column sums zc, and the negatives' similarities folded into the column
+ * maxima cmax.  Returns the row's sum; *rmax gets the row's maximum. */
+HOT_CLONES static double upper_row_exp(float *restrict crow, const float *restrict row,
+                                       const int32_t *restrict c, int32_t ca, size_t s0, size_t m,
+                                       float R, float inv_tau, float *restrict zc,
+                                       float *restrict cmax, float *rmax)
+{
+	float lsum[8] = {0};
+	float lmax[8] = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX,
+	                 -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
+	size_t s = s0;
+	for (; s + 8 <= m; s += 8)
+		for (int l = 0; l < 8; l++) {
+			int neg = c[s + l] != ca;
+			float x = row[s + l];
+			float ev = fast_exp((x - R) * inv_tau);
+			ev = neg ? ev : 0.0f;
+			float v = neg ? x : -FLT_MAX;
+			crow[s + l] = ev;
+			zc[s + l] += ev;
+			cmax[s + l] = v > cmax[s + l] ? v : cmax[s + l];
+			lsum[l] += ev;
+			lmax[l] = v > lmax[l] ? v : lmax[l];
+		}
+	for (; s < m; s++) {
+		int neg = c[s] != ca;
+		float x = row[s];
+		float ev = fast_exp((x - R) * inv_tau);
+		ev = neg ? ev : 0.0f;
+		float v = neg ? x : -FLT_MAX;
+		crow[s] = ev;
+		zc[s] += ev;
+		cmax[s] = v > cmax[s] ? v : cmax[s];
+		lsum[0] += ev;
+		lmax[0] = v > lmax[0] ? v : lmax[0];
+	}
+	double z = 0.0;
+	float mx = -FLT_MAX;
+	for (int l = 0; l < 8; l++) {
+		z += lsum[l];
+		mx = lmax[l] > mx ? lmax[l] : mx;
+	}
+	*rmax = mx;
+	return z;
+}
+
+/* NT-Xent in BATCH/GRAPH mode on the upper triangle only.  With one shared
+ * reference R >= every similarity, exp((S_as - R)/tau) is symmetric, so a
+ * single pass over s > a gives both row a's and column s's sums and maxima,
+ * and the symmetric coefficient matrix C + C^T (LOSSES.md 7.2) of a
+ * negative entry is exp((S_as - R)/tau) (w_a + w_s) with
+ * w_a = k_a exp((R - smax_a)/tau).  G comes from SYMM on the upper triangle.
+ * Needs 2 R / tau <= SPREAD_MAX so that nothing that matters underflows; the
+ * caller falls back to ntxent_labels otherwise. */
+static void ntxent_upper(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m, size_t n_pos,
+                         const float *E, uint32_t d, float R, float *G, struct sv_loss_stats *st)
+{
+	float *S = ws->S, *C = ws->C, *smax = ws->nf, *w = ws->wv, *zc = ws->zc;
+	const int32_t *c = ws->lab, *ex = ws->excl, *gs = ws->gsz, *gst = ws->gst, *mem = ws->uf;
+	const double tau = p->temperature;
+	const float inv_tau = (float)(1.0 / tau);
+	const double scale = 1.0 / ((double)n_pos * tau);
+	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, S, m);
+	for (size_t a = 0; a < m; a++) {
+		zc[a] = 0.0f;
+		smax[a] = -FLT_MAX;
+	}
+	double loss = 0.0;
+	for (size_t a = 0; a < m; a++) {
+		const float *row = S + a * m;
+		const int32_t ca = c[a], xa = ex[a];
+		float rmax;
+		C[a * m + a] = 0.0f;
+		double z =
+		    upper_row_exp(C + a * m, row, c, ca, a + 1, m, R, inv_tau, zc, smax, &rmax);
+		/* columns < a are complete: rows 0..a-1 have been through */
+		z += zc[a];
+		smax[a] = rmax > smax[a] ? rmax : smax[a];
+		w[a] = 0.0f;
+		const int32_t npos = gs[ca] - 1 - (xa >= 0);
+		if (npos <= 0 || (size_t)gs[ca] == m)
+			continue;
+		const double shift = exp(((double)R - smax[a]) * inv_tau);
+		const double zneg = z * shift, tn = (double)smax[a] * inv_tau;
+		double coef = 0.0, dt0;
+		for (int32_t k = gst[ca]; k < gst[ca + 1]; k++) {
+			size_t q = (size_t)mem[k];
+			if (q == a || (int32_t)q == xa)
+				continue;
+			float sq = q > a ? row[q] : S[q * m + a];
+			coef += pos_entry((double)sq * inv_tau, tn, zneg, &loss, &dt0);
+		}
+		w[a] = (float)(coef * scale * shift);
+		ws->rsum[a] = zneg;
+	}
+	st->loss = loss / (double)n_pos;
+	if (!G)
+		return;
+	for (size_t a = 0; a < m; a++)
+		scale_row(C + a * m + a + 1, w + a + 1, w[a], m - a - 1);
+	/* positive entries (same label): dl/dt0 of (a, q) plus that of (q, a) */
+	for (size_t l = 0; l < m; l++)
+		for (int32_t i = gst[l]; i < gst[l + 1]; i++)
+			for (int32_t j = i + 1; j < gst[l + 1]; j++) {
+				size_t ra = (size_t)mem[i], rb = (size_t)mem[j];
+				if (ex[ra] == (int32_t)rb)
+					continue;
+				size_t lo = ra < rb ? ra : rb, hi = ra < rb ? rb : ra;
+				double t = (double)S[lo * m + hi] * inv_tau, dummy = 0.0, d1, d2;
+				pos_entry(t, (double)smax[ra] * inv_tau, ws->rsum[ra], &dummy, &d1);
+				pos_entry(t, (double)smax[rb] * inv_tau, ws->rsum[rb], &dummy, &d2);
+				C[lo * m + hi] = (float)((d1 + d2) * scale);
+			}
+	sv_blas_symm_upper(m, d, 1.0f, C, m, E, d, 0.0f, G, d);
+}
+
+/* NT-Xent in BATCH/GRAPH mode, general path.  C gets the symmetric coefficient matrix
  * C + C^T of LOSSES.md 7.2 directly: a negative entry (a, s) of row a is
  *     k_a exp((S_as - smax_a)/tau) + k_s exp((S_as - smax_s)/tau)
  *   = exp((S_as - R)/tau) (w_a + w_s),  w_a = k_a exp((R - smax_a)/tau),
@@ -568,10 +789,8 @@ static double neg_row_exp(float *crow, const float *row, const int32_t *c, int32
  * needed.  That is safe while the spread of the row maxima over tau stays
  * below SPREAD_MAX; otherwise each row uses its own smax_a and C is
  * symmetrized afterwards.  Positive entries (few) are scattered in. */
-#define SPREAD_MAX 60.0f
-static void ntxent_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
-			  size_t n_pos, const float *E, uint32_t d, float *G,
-			  struct sv_loss_stats *st)
+static void ntxent_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m, size_t n_pos,
+                          const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
 {
 	float *S = ws->S, *C = ws->C, *smax = ws->nf, *w = ws->wv;
 	const int32_t *c = ws->lab, *ex = ws->excl, *gs = ws->gsz, *gst = ws->gst, *mem = ws->uf;
@@ -613,40 +832,36 @@ static void ntxent_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t
 		const double shift = exp(((double)ref - smax[a]) * inv_tau);
 		const double zneg = zref * shift;
 		const double tn = (double)smax[a] * inv_tau;
-		double coef = 0.0;
+		double coef = 0.0, dt0;
 		for (int32_t k = gst[ca]; k < gst[ca + 1]; k++) {
 			int32_t q = mem[k];
-			if (q == (int32_t)a || q == xa)
-				continue;
-			double t0 = (double)row[q] * inv_tau;
-			double M = t0 > tn ? t0 : tn;
-			double num = exp(t0 - M), negs = zneg * exp(tn - M);
-			double den = num + negs;
-			double q0 = num / den;
-			loss += -log(q0 + TINY32);
-			double rho = q0 / (q0 + TINY32);
-			coef += rho * exp(tn - M) / den;
-			if (G) /* dl/dt0 = -rho (1 - q0), 1 - q0 = negs / den */
-				crow[q] = (float)(-rho * (negs / den) * scale);
+			if (q != (int32_t)a && q != xa)
+				coef += pos_entry((double)row[q] * inv_tau, tn, zneg, &loss, &dt0);
 		}
 		w[a] = (float)(coef * scale * shift);
+		ws->rsum[a] = zneg;
 	}
 	st->loss = loss / (double)n_pos;
 	if (!G)
 		return;
-	/* negatives scaled; positive entries (same label) keep their value */
+	for (size_t a = 0; a < m; a++)
+		if ((size_t)gs[c[a]] != m)
+			scale_row(C + a * m, shared ? w : NULL, w[a], m);
+	/* positive entries: dl/dt0 / (|P| tau), recomputed per entry */
 	for (size_t a = 0; a < m; a++) {
-		if ((size_t)gs[c[a]] == m)
+		const int32_t ca = c[a], xa = ex[a];
+		if ((size_t)gs[ca] == m || gs[ca] - 1 - (xa >= 0) <= 0)
 			continue;
-		float *crow = C + a * m;
-		const float wa = w[a];
-		const int32_t ca = c[a];
-		if (shared)
-			for (size_t s = 0; s < m; s++)
-				crow[s] = c[s] != ca ? crow[s] * (wa + w[s]) : crow[s];
-		else
-			for (size_t s = 0; s < m; s++)
-				crow[s] = c[s] != ca ? crow[s] * wa : crow[s];
+		const float *row = S + a * m;
+		const double tn = (double)smax[a] * inv_tau;
+		double dummy = 0.0, dt0;
+		for (int32_t k = gst[ca]; k < gst[ca + 1]; k++) {
+			int32_t q = mem[k];
+			if (q == (int32_t)a || q == xa)
+				continue;
+			pos_entry((double)row[q] * inv_tau, tn, ws->rsum[a], &dummy, &dt0);
+			C[a * m + (size_t)q] = (float)(dt0 * scale);
+		}
 	}
 	if (shared) {
 		/* symmetrize the positive entries only, group by group */
@@ -666,9 +881,8 @@ static void ntxent_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t
 
 /* ---- entry point --------------------------------------------------------- */
 
-int sv_loss_eval(sv_loss_ws *ws, const struct sv_loss_params *p,
-		 const struct sv_pair_labels *lab, const float *E, uint32_t d_out,
-		 float *G, struct sv_loss_stats *st)
+int sv_loss_eval(sv_loss_ws *ws, const struct sv_loss_params *p, const struct sv_pair_labels *lab,
+                 const float *E, uint32_t d_out, float *G, struct sv_loss_stats *st)
 {
 	if (!ws || !p || !lab || (lab->n && (!lab->y || !E)))
 		return -EINVAL;
@@ -698,7 +912,7 @@ int sv_loss_eval(sv_loss_ws *ws, const struct sv_loss_params *p,
 		s.n_neg_pairs = n - s.n_pos_pairs;
 	} else if (n) {
 		build_labels(ws, lab, p->mode == SV_LABEL_MODE_GRAPH, &s.n_pos_pairs,
-			     &s.n_neg_pairs, &s.contradictions);
+		             &s.n_neg_pairs, &s.contradictions);
 	}
 	if (s.n_pos_pairs <= 1 && s.n_neg_pairs <= 1) {
 		s.guard = 1; /* LOSSES.md 3.3: loss and gradient exactly 0 */
@@ -713,8 +927,21 @@ int sv_loss_eval(sv_loss_ws *ws, const struct sv_loss_params *p,
 		/* pairs mode: no anchor has both a positive and a negative, so
 		 * every entry is 0 (LOSSES.md 5.3); no positives or no negatives
 		 * at all: the loss is the constant 0. */
-		if (p->mode != SV_LABEL_MODE_PAIRS && s.n_pos_pairs && s.n_neg_pairs)
-			ntxent_labels(ws, p, m, s.n_pos_pairs, E, d_out, G, &s);
+		if (p->mode != SV_LABEL_MODE_PAIRS && s.n_pos_pairs && s.n_neg_pairs) {
+			/* R: a bound on every similarity, max ||e||^2 */
+			float R = 0.0f;
+			for (size_t i = 0; i < m * d_out; i += d_out) {
+				float ss = 0.0f;
+				for (uint32_t j = 0; j < d_out; j++)
+					ss += E[i + j] * E[i + j];
+				R = ss > R ? ss : R;
+			}
+			R = R * 1.0001f + 1e-6f;
+			if (2.0f * R / p->temperature <= SPREAD_MAX)
+				ntxent_upper(ws, p, m, s.n_pos_pairs, E, d_out, R, G, &s);
+			else
+				ntxent_labels(ws, p, m, s.n_pos_pairs, E, d_out, G, &s);
+		}
 	}
 done:
 	if (st)

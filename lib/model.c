@@ -2,6 +2,9 @@
  * (splitmix64 + Box-Muller, Householder QR in double, sign-fixed), the forward
  * pass E = rownorm(X W) and its backward pass.  Matrix products go through
  * sv/blas.h.  Leaves out: the loss (loss.c) and the optimizer (optim.c). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3", "-fno-trapping-math")
+#endif
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -9,6 +12,59 @@
 
 #include "sv/blas.h"
 #include "sv/model.h"
+
+/* Row loops are also built for AVX2 where GCC can dispatch at load time
+ * (fp contraction stays off in ISO C mode, so clones round alike). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT_CLONES
+#endif
+
+/* sum of a[j] * b[j] in double, 4 lanes so the loop vectorizes */
+static inline double dot_d(const float *restrict a, const float *restrict b, uint32_t n)
+{
+	double l[4] = {0.0, 0.0, 0.0, 0.0};
+	uint32_t j = 0;
+	for (; j + 4 <= n; j += 4)
+		for (int k = 0; k < 4; k++)
+			l[k] += (double)a[j + k] * (double)b[j + k];
+	for (; j < n; j++)
+		l[0] += (double)a[j] * (double)b[j];
+	return (l[0] + l[1]) + (l[2] + l[3]);
+}
+
+HOT_CLONES static void normalize_rows(float *restrict E, size_t m, uint32_t d,
+                                      float *restrict norms)
+{
+	for (size_t r = 0; r < m; r++) {
+		float *z = E + r * d;
+		double nrm = sqrt(dot_d(z, z, d));
+		if (norms)
+			norms[r] = (float)nrm;
+		double den = nrm > (double)SV_NORM_EPS ? nrm : (double)SV_NORM_EPS;
+		for (uint32_t j = 0; j < d; j++)
+			z[j] = (float)(z[j] / den);
+	}
+}
+
+HOT_CLONES static void project_rows(const float *restrict E, const float *restrict norms,
+                                    float *restrict G, size_t m, uint32_t d)
+{
+	for (size_t r = 0; r < m; r++) {
+		const float *e = E + r * d;
+		float *g = G + r * d;
+		double nrm = norms[r];
+		if (!(nrm > (double)SV_NORM_EPS)) {
+			for (uint32_t j = 0; j < d; j++)
+				g[j] = (float)(g[j] / (double)SV_NORM_EPS);
+			continue;
+		}
+		double dot = dot_d(e, g, d);
+		for (uint32_t j = 0; j < d; j++)
+			g[j] = (float)((g[j] - dot * e[j]) / nrm);
+	}
+}
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -119,47 +175,22 @@ int sv_model_init_orthogonal(float *W, uint32_t d_in, uint32_t d_out, uint64_t s
 	return 0;
 }
 
-int sv_model_forward(const float *X, size_t m, const float *W, uint32_t d_in,
-		     uint32_t d_out, float *E, float *norms)
+int sv_model_forward(const float *X, size_t m, const float *W, uint32_t d_in, uint32_t d_out,
+                     float *E, float *norms)
 {
 	if ((m && (!X || !E)) || !W || d_in == 0 || d_out == 0)
 		return -EINVAL;
 	sv_blas_gemm(0, 0, m, d_out, d_in, 1.0f, X, d_in, W, d_out, 0.0f, E, d_out);
-	for (size_t r = 0; r < m; r++) {
-		float *z = E + r * d_out;
-		double ss = 0.0;
-		for (uint32_t j = 0; j < d_out; j++)
-			ss += (double)z[j] * z[j];
-		double nrm = sqrt(ss);
-		if (norms)
-			norms[r] = (float)nrm;
-		double den = nrm > (double)SV_NORM_EPS ? nrm : (double)SV_NORM_EPS;
-		for (uint32_t j = 0; j < d_out; j++)
-			z[j] = (float)(z[j] / den);
-	}
+	normalize_rows(E, m, d_out, norms);
 	return 0;
 }
 
-int sv_model_backward(const float *X, size_t m, const float *E, const float *norms,
-		      float *G, uint32_t d_in, uint32_t d_out, float *dW)
+int sv_model_backward(const float *X, size_t m, const float *E, const float *norms, float *G,
+                      uint32_t d_in, uint32_t d_out, float *dW)
 {
 	if ((m && (!X || !E || !norms || !G)) || !dW || d_in == 0 || d_out == 0)
 		return -EINVAL;
-	for (size_t r = 0; r < m; r++) {
-		const float *e = E + r * d_out;
-		float *g = G + r * d_out;
-		double nrm = norms[r];
-		if (!(nrm > (double)SV_NORM_EPS)) {
-			for (uint32_t j = 0; j < d_out; j++)
-				g[j] = (float)(g[j] / (double)SV_NORM_EPS);
-			continue;
-		}
-		double dot = 0.0;
-		for (uint32_t j = 0; j < d_out; j++)
-			dot += (double)e[j] * g[j];
-		for (uint32_t j = 0; j < d_out; j++)
-			g[j] = (float)((g[j] - dot * e[j]) / nrm);
-	}
+	project_rows(E, norms, G, m, d_out);
 	sv_blas_gemm(1, 0, d_in, d_out, m, 1.0f, X, d_in, G, d_out, 0.0f, dW, d_out);
 	return 0;
 }

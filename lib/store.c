@@ -19,7 +19,7 @@
 #include "sv/store.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-	       "store records are written little-endian with memcpy");
+               "store records are written little-endian with memcpy");
 
 #define FMT 1
 #define ITEM_HDR 8
@@ -42,8 +42,8 @@ struct sv_store {
 	uint32_t d_in, d_out;
 	size_t map_size, max_map_size;
 	uint32_t keep_versions;
-	pthread_rwlock_t map_lock;  /* shared: readers, backup; exclusive: remap */
-	int writing;                /* a group is open */
+	pthread_rwlock_t map_lock; /* shared: readers, backup; exclusive: remap */
+	int writing;               /* a group is open */
 	char errmsg[SV_STORE_ERRMSG_MAX];
 };
 
@@ -58,10 +58,10 @@ struct op_hdr {
 struct sv_store_txn {
 	sv_store *st;
 	MDB_txn *txn;
-	int rc;                     /* first fatal error; the group is dead */
-	int ckpt;                   /* a checkpoint was written: prune at commit */
+	int rc;   /* first fatal error; the group is dead */
+	int ckpt; /* a checkpoint was written: prune at commit */
 	uint64_t next_seq, next_version;
-	unsigned char *ops;         /* op_hdr + a + b, 8-byte aligned, in order */
+	unsigned char *ops; /* op_hdr + a + b, 8-byte aligned, in order */
 	size_t ops_len, ops_cap;
 };
 
@@ -79,14 +79,46 @@ struct sv_store_cursor {
 
 /* ---- small helpers ---- */
 
-static void put16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
-static void putf64(unsigned char *p, double v) { memcpy(p, &v, 8); }
-static uint16_t get16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static double getf64(const unsigned char *p) { double v; memcpy(&v, p, 8); return v; }
+static void put16(unsigned char *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+static void put32(unsigned char *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+static void put64(unsigned char *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+static void putf64(unsigned char *p, double v)
+{
+	memcpy(p, &v, 8);
+}
+static uint16_t get16(const unsigned char *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+static uint32_t get32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+static double getf64(const unsigned char *p)
+{
+	double v;
+	memcpy(&v, p, 8);
+	return v;
+}
 
 static void put_be64(unsigned char *p, uint64_t v)
 {
@@ -108,8 +140,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-__attribute__((format(printf, 3, 4)))
-static void say(char *buf, size_t len, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	if (!buf || !len)
@@ -198,8 +229,8 @@ static int begin_write(sv_store *st, MDB_txn **txn)
 
 /* ---- open / close ---- */
 
-static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
-		      char *err, size_t errlen)
+static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o, char *err,
+                      size_t errlen)
 {
 	MDB_val k = {4, (void *)"meta"}, v;
 	unsigned char rec[META_LEN];
@@ -236,7 +267,8 @@ static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
 		return neg(rc);
 	}
 	if (v.mv_size < META_LEN) {
-		say(err, errlen, "store meta record is %zu bytes, expected %d", v.mv_size, META_LEN);
+		say(err, errlen, "store meta record is %zu bytes, expected %d", v.mv_size,
+		    META_LEN);
 		return SV_ERR_CORRUPT;
 	}
 	schema = get32((unsigned char *)v.mv_data + 4);
@@ -256,8 +288,7 @@ static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
 		}
 	}
 	if (o->settings_fp && fp != o->settings_fp) {
-		say(err, errlen,
-		    "store has settings fingerprint %016llx, config gives %016llx",
+		say(err, errlen, "store has settings fingerprint %016llx, config gives %016llx",
 		    (unsigned long long)fp, (unsigned long long)o->settings_fp);
 		return SV_ERR_STORE_SETTINGS;
 	}
@@ -494,7 +525,7 @@ int sv_store_txn_begin(sv_store *st, sv_store_txn **out)
 /* Apply one operation to t->txn.  Nonfatal outcomes: SV_ERR_DUPLICATE and
  * SV_ERR_NOTFOUND (nothing written).  *res gets the seq / version. */
 static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, const void *b,
-		 size_t blen, uint64_t num, uint64_t *res)
+                 size_t blen, uint64_t num, uint64_t *res)
 {
 	sv_store *st = t->st;
 	unsigned char kb[8];
@@ -514,18 +545,24 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 		rc = mdb_del(t->txn, st->items, &k, NULL);
 		return rc == MDB_NOTFOUND ? SV_ERR_NOTFOUND : rc;
 	case OP_KIND_PAIR:
-		/* a: the pair record, b: the client key (may be empty) */
+		/* a: the pair record, b: the client key (may be empty).  The
+		 * client key goes in first with NOOVERWRITE: one B-tree descent
+		 * both finds a duplicate and records a new key.  A failure after
+		 * it kills (or regrows) the whole LMDB transaction. */
 		if (blen) {
+			uint64_t s = t->next_seq;
 			k.mv_size = blen;
 			k.mv_data = (void *)b;
-			rc = mdb_get(t->txn, st->clients, &k, &v);
-			if (rc == 0) {
+			v.mv_size = 8;
+			v.mv_data = &s;
+			rc = mdb_put(t->txn, st->clients, &k, &v, MDB_NOOVERWRITE);
+			if (rc == MDB_KEYEXIST) {
 				if (v.mv_size != 8)
 					return SV_ERR_CORRUPT;
 				*res = get64(v.mv_data);
 				return SV_ERR_DUPLICATE;
 			}
-			if (rc != MDB_NOTFOUND)
+			if (rc)
 				return neg(rc);
 		}
 		put_be64(kb, t->next_seq);
@@ -534,14 +571,6 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 		v.mv_size = alen;
 		v.mv_data = (void *)a;
 		rc = mdb_put(t->txn, st->pairs, &k, &v, MDB_APPEND);
-		if (rc == 0 && blen) {
-			uint64_t s = t->next_seq;
-			k.mv_size = blen;
-			k.mv_data = (void *)b;
-			v.mv_size = 8;
-			v.mv_data = &s;
-			rc = mdb_put(t->txn, st->clients, &k, &v, 0);
-		}
 		if (rc == 0)
 			*res = t->next_seq++;
 		return neg(rc);
@@ -652,8 +681,8 @@ static int regrow(sv_store_txn *t)
 	return neg(rc);
 }
 
-static int buffer_op(sv_store_txn *t, uint32_t kind, const void *a, size_t alen,
-		     const void *b, size_t blen, uint64_t num)
+static int buffer_op(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, const void *b,
+                     size_t blen, uint64_t num)
 {
 	struct op_hdr h = {kind, (uint32_t)alen, (uint32_t)blen, 0, num};
 	size_t need = sizeof h + ((alen + blen + 7u) & ~(size_t)7);
@@ -687,7 +716,7 @@ static void kill_group(sv_store_txn *t, int rc)
 
 /* Apply, growing and replaying on MDB_MAP_FULL, then remember the op. */
 static int run_op(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, const void *b,
-		  size_t blen, uint64_t num, uint64_t *res)
+                  size_t blen, uint64_t num, uint64_t *res)
 {
 	uint64_t r = 0;
 	int rc;
@@ -762,8 +791,7 @@ void sv_store_txn_abort(sv_store_txn *t)
 	free(t);
 }
 
-int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x,
-		      uint16_t flags)
+int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x, uint16_t flags)
 {
 	size_t n;
 	unsigned char *rec;
@@ -837,8 +865,7 @@ int sv_store_checkpoint_put(sv_store_txn *t, const struct sv_store_model *m, uin
 	int rc;
 	if (!t || !m || !m->W || !version || (m->optim_len && !m->optim) ||
 	    (m->settings_len && !m->settings) || (m->calib_len && !m->calib) ||
-	    m->optim_len > UINT32_MAX || m->settings_len > UINT32_MAX ||
-	    m->calib_len > UINT32_MAX)
+	    m->optim_len > UINT32_MAX || m->settings_len > UINT32_MAX || m->calib_len > UINT32_MAX)
 		return -EINVAL;
 	wn = (size_t)t->st->d_in * t->st->d_out * sizeof(float);
 	n = MODEL_HDR + wn + m->optim_len + m->settings_len + m->calib_len;
@@ -957,6 +984,42 @@ int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out)
 		return SV_ERR_CORRUPT;
 	memcpy(out, it.vec, (size_t)it.dim * sizeof(float));
 	return 0;
+}
+
+int sv_store_item_walk(sv_store_read *r,
+		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+		       void *ctx)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	int rc, op = MDB_FIRST, mine = 0;
+	if (!r || !fn)
+		return -EINVAL;
+	rc = mdb_cursor_open(r->txn, r->st->items, &c);
+	if (rc)
+		return neg(rc);
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		const unsigned char *p = v.mv_data;
+		struct sv_store_item it;
+		op = MDB_NEXT;
+		if (v.mv_size < ITEM_HDR || get16(p) != FMT ||
+		    v.mv_size != ITEM_HDR + (size_t)get32(p + 4) * sizeof(float)) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		it.flags = get16(p + 2);
+		it.dim = get32(p + 4);
+		it.vec = p + ITEM_HDR;
+		rc = fn(ctx, k.mv_data, k.mv_size, &it);
+		if (rc) {
+			mine = 1;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return mine || rc == SV_ERR_CORRUPT ? rc : neg(rc);
 }
 
 static int decode_pair(const MDB_val *k, const MDB_val *v, struct sv_store_pair *out)
@@ -1092,7 +1155,7 @@ int sv_store_active(sv_store_read *r, uint64_t *version)
 }
 
 static int decode_model(const sv_store *st, const MDB_val *k, const MDB_val *v,
-			struct sv_store_model *out)
+                        struct sv_store_model *out)
 {
 	const unsigned char *p = v->mv_data;
 	size_t wn, ol, sl, cl;

@@ -51,8 +51,8 @@ Test(blas, gemm_matches_naive_loop_all_transposes)
 					}
 					double want = 0.5 * acc - 2.0 * C0[i * ldc + j];
 					cr_assert(fabs(C[i * ldc + j] - want) < TOL(K),
-						  "ta=%d tb=%d (%zu,%zu): %g vs %g", ta, tb, i, j,
-						  C[i * ldc + j], want);
+					          "ta=%d tb=%d (%zu,%zu): %g vs %g", ta, tb, i, j,
+					          C[i * ldc + j], want);
 				}
 			/* padding columns untouched */
 			for (size_t i = 0; i < M; i++)
@@ -107,4 +107,27 @@ Test(blas, thread_count_setter_round_trips)
 	cr_assert_eq(sv_blas_threads(), 1);
 	sv_blas_set_threads(-5);
 	cr_assert_eq(sv_blas_threads(), 1);
+}
+
+Test(blas, symm_upper_reads_only_the_upper_triangle)
+{
+	const size_t M = 21, N = 9;
+	float A[21 * 21], B[21 * 9], C[21 * 9];
+	fill(A, M * M);
+	fill(B, M * N);
+	float full[21 * 21];
+	for (size_t i = 0; i < M; i++)
+		for (size_t j = 0; j < M; j++)
+			full[i * M + j] = j >= i ? A[i * M + j] : A[j * M + i];
+	for (size_t i = 0; i < M; i++)
+		for (size_t j = 0; j < i; j++)
+			A[i * M + j] = 1e30f; /* must not be read */
+	sv_blas_symm_upper(M, N, 1.0f, A, M, B, N, 0.0f, C, N);
+	for (size_t i = 0; i < M; i++)
+		for (size_t j = 0; j < N; j++) {
+			double acc = 0.0;
+			for (size_t k = 0; k < M; k++)
+				acc += (double)full[i * M + k] * B[k * N + j];
+			cr_assert(fabs(C[i * N + j] - acc) < TOL(M));
+		}
 }

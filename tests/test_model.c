@@ -105,7 +105,7 @@ Test(model, forward_matches_naive_double_loop)
 
 /* L(W) = sum_r c_r . e_r(W) for a fixed random C, so dL/dE = C. */
 static double objective(const double *X, size_t m, const double *W, uint32_t di, uint32_t dd,
-			const double *Cm)
+                        const double *Cm)
 {
 	double L = 0.0;
 	for (size_t r = 0; r < m; r++) {
@@ -149,8 +149,8 @@ Test(model, backward_matches_finite_differences)
 		double lm = objective(Xd, m, Wd, di, dd, Cd);
 		Wd[i] = keep;
 		double fd = (lp - lm) / (2 * h);
-		cr_assert(fabs(fd - dW[i]) < 1e-4 * maxg + 1e-6, "dW[%zu] %g vs fd %g", i,
-			  dW[i], fd);
+		cr_assert(fabs(fd - dW[i]) < 1e-4 * maxg + 1e-6, "dW[%zu] %g vs fd %g", i, dW[i],
+		          fd);
 	}
 	/* scale invariance: <W, dW> = 0 */
 	double dot = 0.0;

@@ -53,8 +53,8 @@ static void replay_golden(const char *name, struct sv_optim_params *p)
 		for (size_t i = 0; i < nw; i++)
 			maxw = fmax(maxw, fabs(wt[i]));
 		for (size_t i = 0; i < nw; i++)
-			cr_assert(fabs(W[i] - wt[i]) <= 1e-5 * maxw + 1e-6, "%s step %d W[%zu]: %.9g vs %.9g",
-				  name, t, i, W[i], wt[i]);
+			cr_assert(fabs(W[i] - wt[i]) <= 1e-5 * maxw + 1e-6,
+			          "%s step %d W[%zu]: %.9g vs %.9g", name, t, i, W[i], wt[i]);
 	}
 	cr_assert_eq(o->t, (uint64_t)steps);
 	sv_optim_free(o);
@@ -132,9 +132,9 @@ static void check_rule(struct sv_optim_params *p)
 	}
 	for (size_t i = 0; i < n; i++) {
 		double want = p->kind == SV_OPTIM_KIND_SGD ? ref_sgd(p, w0[i], g[i], steps)
-							   : ref_adam(p, w0[i], g[i], steps);
+		                                           : ref_adam(p, w0[i], g[i], steps);
 		cr_assert(fabs(W[i] - want) < 1e-5, "kind %d W[%zu] %.9g vs %.9g", p->kind, i, W[i],
-			  want);
+		          want);
 	}
 	sv_optim_free(o);
 }

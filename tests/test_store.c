@@ -16,9 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "sv/batch.h"
+#include "sv/blas.h"
 #include "sv/error.h"
+#include "sv/optim.h"
 #include "sv/store.h"
+#include "sv/train.h"
 
 #define D_IN 784
 #define D_OUT 16
@@ -93,7 +101,8 @@ static void put_items(sv_store *st, uint32_t from, uint32_t n)
 	for (uint32_t k = from; k < from + n; k++) {
 		fill(x, D_IN, k);
 		int rc = sv_store_item_put(t, id, (size_t)item_id(id, k), x, (uint16_t)k);
-		cr_assert_eq(rc, 0, "item_put %u: %s / %s", k, sv_strerror(rc), sv_store_errmsg(st));
+		cr_assert_eq(rc, 0, "item_put %u: %s / %s", k, sv_strerror(rc),
+		             sv_store_errmsg(st));
 	}
 	int rc = sv_store_txn_commit(t);
 	cr_assert_eq(rc, 0, "commit: %s / %s", sv_strerror(rc), sv_store_errmsg(st));
@@ -171,8 +180,58 @@ Test(store, item_put_get_delete_roundtrip)
 	sv_store_read_end(NULL);
 }
 
-static int append(sv_store_txn *t, const char *a, const char *b, uint8_t label,
-		  const char *client, uint64_t cseq, uint64_t *seq)
+struct walk_ctx {
+	int n, stop_at;
+	char last[32];
+};
+
+static int walk_one(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct walk_ctx *w = ctx;
+	char want[32];
+	float x[D_IN], y[D_IN];
+	uint32_t k = (uint32_t)strtoul((const char *)id + 5, NULL, 10);
+	cr_assert_lt(len, sizeof w->last);
+	cr_assert_eq(it->dim, D_IN);
+	cr_assert_eq((size_t)item_id(want, k), len);
+	cr_assert_eq(memcmp(want, id, len), 0);
+	memcpy(y, it->vec, sizeof y);
+	fill(x, D_IN, k);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0);
+	if (w->n)
+		cr_assert_lt(strcmp(w->last, want), 0, "walk not in id order");
+	memcpy(w->last, want, len + 1);
+	return ++w->n == w->stop_at ? 42 : 0;
+}
+
+Test(store, item_walk_in_id_order)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	struct walk_ctx w;
+	sv_store_read *r;
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	memset(&w, 0, sizeof w);
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 0);
+	cr_assert_eq(w.n, 0);
+	sv_store_read_end(r);
+	put_items(st, 0, 25);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	memset(&w, 0, sizeof w);
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 0);
+	cr_assert_eq(w.n, 25);
+	memset(&w, 0, sizeof w);
+	w.stop_at = 7;
+	cr_assert_eq(sv_store_item_walk(r, walk_one, &w), 42);
+	cr_assert_eq(w.n, 7);
+	cr_assert_eq(sv_store_item_walk(r, NULL, &w), -EINVAL);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
+static int append(sv_store_txn *t, const char *a, const char *b, uint8_t label, const char *client,
+                  uint64_t cseq, uint64_t *seq)
 {
 	struct sv_store_pair p = {0};
 	p.id_a = a;
@@ -211,7 +270,8 @@ Test(store, pair_log_roundtrip_and_cursor)
 			snprintf(a, sizeof a, "a%d", n);
 			snprintf(b, sizeof b, "bb%d", n);
 			cr_assert_eq(append(t, a, b, (uint8_t)(n & 1), n % 3 ? "svc" : NULL,
-					    (uint64_t)n, &seq), 0);
+			                    (uint64_t)n, &seq),
+			             0);
 			cr_assert_eq(seq, (uint64_t)n + 1);
 		}
 		cr_assert_eq(sv_store_txn_commit(t), 0);
@@ -468,7 +528,7 @@ Test(store, map_grows_from_tiny_initial_size)
 	st = open_ok(&o);
 	cr_assert_eq(sv_store_map_size(st), 64 << 10);
 	for (uint32_t g = 0; g < 4; g++)
-		put_items(st, g * 300, 300);  /* ~3.8 MB in all */
+		put_items(st, g * 300, 300); /* ~3.8 MB in all */
 	checkpoint(st, 1, 1);
 	cr_assert_gt(sv_store_map_size(st), 4u << 20);
 	cr_assert_leq(sv_store_map_size(st), 64u << 20);
@@ -478,6 +538,16 @@ Test(store, map_grows_from_tiny_initial_size)
 	cr_assert_eq(sv_store_stat(r, &s), 0);
 	cr_assert_eq(s.items, 1200);
 	cr_assert_eq(s.models, 1);
+	sv_store_read_end(r);
+	sv_store_close(st);
+
+	/* reopening with the tiny initial size maps at least the data, grows on */
+	st = open_ok(&o);
+	cr_assert_geq(sv_store_map_size(st), s.map_used);
+	put_items(st, 1200, 300);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	check_item(r, 3);
+	check_item(r, 1499);
 	sv_store_read_end(r);
 	sv_store_close(st);
 }
@@ -502,8 +572,8 @@ Test(store, map_full_at_limit_names_the_key_and_drops_the_group)
 	for (uint32_t k = 100; k < 400 && rc == 0; k++)
 		rc = sv_store_item_put(t, id, (size_t)item_id(id, k), x, 0);
 	cr_assert_eq(rc, SV_ERR_STORE_FULL);
-	cr_assert_not_null(strstr(sv_store_errmsg(st), "store.max_map_size"),
-			   "%s", sv_store_errmsg(st));
+	cr_assert_not_null(strstr(sv_store_errmsg(st), "store.max_map_size"), "%s",
+	                   sv_store_errmsg(st));
 	cr_assert_eq(sv_store_item_put(t, "z", 1, x, 0), SV_ERR_STATE);
 	cr_assert_eq(sv_store_txn_commit(t), SV_ERR_STORE_FULL);
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
@@ -591,10 +661,119 @@ Test(store, bad_options_and_new_store_without_dims)
 	cr_assert_str_eq(sv_strerror(MDB_MAP_FULL), mdb_strerror(MDB_MAP_FULL));
 }
 
+Test(store, open_clears_stale_readers)
+{
+	/* With one reader slot, a process that died inside a read transaction
+	 * blocks every reader until someone clears its slot.  A keeps the
+	 * environment open meanwhile (the last process out resets the table). */
+	struct sv_store_opts o = opts(8, 4);
+	sv_store *st;
+	sv_store_read *r;
+	int status, fds[2];
+	char ch;
+	pid_t a, b;
+
+	o.max_readers = 1;
+	st = open_ok(&o);
+	sv_store_close(st);
+	cr_assert_eq(pipe(fds), 0);
+	a = fork();
+	cr_assert_neq(a, -1);
+	if (a == 0) {
+		if (sv_store_open(&st, &o, NULL, 0))
+			_exit(1);
+		if (write(fds[1], "a", 1) != 1)
+			_exit(2);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+		alarm(30);
+		pause();
+		_exit(0);
+	}
+	cr_assert_eq(read(fds[0], &ch, 1), 1);
+	b = fork();
+	cr_assert_neq(b, -1);
+	if (b == 0) {
+		if (sv_store_open(&st, &o, NULL, 0) || sv_store_read_begin(st, &r))
+			_exit(1);
+		_exit(0); /* dies holding the slot */
+	}
+	cr_assert_eq(waitpid(b, &status, 0), b);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	sv_store_read_end(r);
+	sv_store_close(st);
+	kill(a, SIGKILL);
+	waitpid(a, &status, 0);
+}
+
+struct reader {
+	sv_store *st;
+	atomic_int stop;
+	atomic_int rc;
+	atomic_long reads;
+};
+
+/* Reads item-0 .. item-9 (committed before the thread starts) in fresh read
+ * transactions until told to stop. */
+static void *read_loop(void *arg)
+{
+	struct reader *rd = arg;
+	float x[D_IN], y[D_IN];
+	char id[32];
+	for (uint32_t k = 0; !atomic_load(&rd->stop); k = (k + 1) % 10) {
+		sv_store_read *r;
+		int rc = sv_store_read_begin(rd->st, &r);
+		if (rc == 0) {
+			rc = sv_store_item_get(r, id, (size_t)item_id(id, k), y);
+			sv_store_read_end(r);
+		}
+		fill(x, D_IN, k);
+		if (rc == 0 && memcmp(x, y, sizeof x))
+			rc = SV_ERR_CORRUPT;
+		if (rc) {
+			atomic_store(&rd->rc, rc);
+			break;
+		}
+		atomic_fetch_add(&rd->reads, 1);
+	}
+	return NULL;
+}
+
+Test(store, map_grows_under_concurrent_readers)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	struct reader rd[2];
+	pthread_t th[2];
+	sv_store *st;
+	size_t first;
+
+	o.map_size = 64 << 10;
+	st = open_ok(&o);
+	put_items(st, 0, 10);
+	first = sv_store_map_size(st);
+	for (int i = 0; i < 2; i++) {
+		memset(&rd[i], 0, sizeof rd[i]);
+		rd[i].st = st;
+		cr_assert_eq(pthread_create(&th[i], NULL, read_loop, &rd[i]), 0);
+	}
+	for (uint32_t g = 1; g < 40; g++)
+		put_items(st, g * 50, 50);
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&rd[i].stop, 1);
+		pthread_join(th[i], NULL);
+		cr_assert_eq(atomic_load(&rd[i].rc), 0, "reader %d: %s", i,
+		             sv_strerror(atomic_load(&rd[i].rc)));
+		cr_assert_gt(atomic_load(&rd[i].reads), 0);
+	}
+	cr_assert_gt(sv_store_map_size(st), first * 8);
+	sv_store_close(st);
+}
+
 struct writer {
 	sv_store *st;
 	atomic_int stop;
-	atomic_ullong committed;   /* last seq committed */
+	atomic_ullong committed; /* last seq committed */
 	atomic_int rc;
 };
 
@@ -678,4 +857,415 @@ Test(store, backup_during_writes_holds_every_earlier_commit)
 	}
 	sv_store_read_end(r);
 	sv_store_close(bk);
+}
+
+/* ---- crash test ----
+ *
+ * A child process ingests items and pairs in groups, trains on every B
+ * committed pairs in log order, and checkpoints (W + optimizer state + the
+ * applied_seq) every CK steps, making each checkpoint active.  The parent kills
+ * it with SIGKILL after a random delay, then checks the store: it opens, the log
+ * is 1..L with every pair as generated, every item is whole, the active model
+ * loads, and replaying the log after its applied_seq through the same batching
+ * gives bit for bit the W of an uninterrupted run (kept by the parent) at the
+ * same sequence.  The next child recovers the same way and also re-sends its
+ * last pairs to check that they come back as duplicates.
+ *
+ * The learner is the real trainer (sv/train.h: ContrastiveLoss, batch mode,
+ * Adam) with its optimizer state checkpointed through sv_optim_save and
+ * restored through sv_optim_load, BLAS on one thread.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CR_D_IN 32
+#define CR_D_OUT 8
+#define CR_B 16 /* pairs per training batch */
+#define CR_CK 4 /* steps per checkpoint */
+#define CR_KEEP 3
+
+struct learner {
+	sv_trainer *tr;
+	sv_batch *b;
+};
+
+static int learner_new(struct learner *l, const float *W0, const void *optim, size_t optim_len)
+{
+	struct sv_train_params p;
+	struct sv_optim *o = NULL;
+	int rc;
+	memset(&p, 0, sizeof p);
+	p.d_in = CR_D_IN;
+	p.d_out = CR_D_OUT;
+	p.seed = 7;
+	p.max_pairs = CR_B;
+	sv_loss_params_default(&p.loss, SV_LOSS_KIND_CONTRASTIVE);
+	sv_optim_params_default(&p.optim, SV_OPTIM_KIND_ADAM);
+	p.optim.lr = 0.01;
+	sv_blas_set_threads(1);
+	rc = sv_trainer_new(&l->tr, &p, W0);
+	if (rc)
+		return rc;
+	rc = sv_batch_new(&l->b, CR_B, CR_D_IN);
+	if (rc == 0 && optim) {
+		rc = sv_optim_load(&o, optim, optim_len);
+		if (rc == 0)
+			rc = sv_trainer_set_optim(l->tr, o);
+		if (rc)
+			sv_optim_free(o);
+	}
+	return rc;
+}
+
+static void learner_free(struct learner *l)
+{
+	sv_trainer_free(l->tr);
+	sv_batch_free(l->b);
+}
+
+static uint64_t learner_steps(const struct learner *l)
+{
+	return sv_trainer_optim(l->tr)->t;
+}
+
+/* One step on B pairs: xa, xb are B rows of CR_D_IN floats. */
+static int learner_step(struct learner *l, const float *xa, const float *xb, const uint8_t *y,
+                        const uint64_t *ka, const uint64_t *kb, uint64_t first_seq)
+{
+	int rc;
+	sv_batch_clear(l->b);
+	for (int p = 0; p < CR_B; p++) {
+		rc = sv_batch_add(l->b, xa + p * CR_D_IN, ka[p], xb + p * CR_D_IN, kb[p], y[p],
+		                  first_seq + (uint64_t)p);
+		if (rc)
+			return rc;
+	}
+	rc = sv_trainer_step(l->tr, l->b, NULL, NULL);
+	return rc == SV_ERR_NONFINITE ? 0 : rc; /* W unchanged, as in the daemon */
+}
+
+static size_t learner_save_optim(const struct learner *l, unsigned char *buf, size_t cap)
+{
+	long n = sv_optim_save(sv_trainer_optim(l->tr), buf, cap);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* Two learners hold the same W and optimizer state, bit for bit. */
+static int learner_same(const struct learner *a, const struct learner *b)
+{
+	static unsigned char sa[1 << 16], sb[1 << 16];
+	size_t na = learner_save_optim(a, sa, sizeof sa), nb = learner_save_optim(b, sb, sizeof sb);
+	return na && na == nb && !memcmp(sa, sb, na) &&
+	       !memcmp(sv_trainer_weights(a->tr), sv_trainer_weights(b->tr),
+	               CR_D_IN * CR_D_OUT * sizeof(float));
+}
+
+/* The generated world: pair s brings item s and refers to item b(s) <= s. */
+static uint64_t mix(uint64_t s)
+{
+	s ^= s >> 33;
+	s *= 0xff51afd7ed558ccdull;
+	s ^= s >> 33;
+	return s;
+}
+
+static uint64_t pair_b(uint64_t s)
+{
+	return 1 + mix(s) % s;
+}
+static uint8_t pair_label(uint64_t s)
+{
+	return (uint8_t)(mix(s + 7) >> 40 & 1);
+}
+
+static int cr_id(char *buf, uint64_t k)
+{
+	return snprintf(buf, 32, "i%llu", (unsigned long long)k);
+}
+
+/* Train the batch ending at seq last (B pairs, last % B == 0), vectors from
+ * the generator (ref) or from the store (r != NULL). */
+static int train_batch(struct learner *l, sv_store_read *r, uint64_t last)
+{
+	float xa[CR_B * CR_D_IN], xb[CR_B * CR_D_IN];
+	uint64_t ka[CR_B], kb[CR_B];
+	uint8_t y[CR_B];
+	char id[32];
+	for (int p = 0; p < CR_B; p++) {
+		uint64_t s = last - CR_B + 1 + (uint64_t)p;
+		if (r) {
+			struct sv_store_pair pr;
+			if (sv_store_pair_get(r, s, &pr))
+				return -1;
+			if (sv_store_item_get(r, pr.id_a, pr.len_a, xa + p * CR_D_IN) ||
+			    sv_store_item_get(r, pr.id_b, pr.len_b, xb + p * CR_D_IN))
+				return -2;
+			y[p] = pr.label;
+			memcpy(id, pr.id_a, pr.len_a);
+			id[pr.len_a] = 0;
+			ka[p] = strtoull(id + 1, NULL, 10);
+			memcpy(id, pr.id_b, pr.len_b);
+			id[pr.len_b] = 0;
+			kb[p] = strtoull(id + 1, NULL, 10);
+		} else {
+			fill(xa + p * CR_D_IN, CR_D_IN, (uint32_t)s);
+			fill(xb + p * CR_D_IN, CR_D_IN, (uint32_t)pair_b(s));
+			y[p] = pair_label(s);
+			ka[p] = s;
+			kb[p] = pair_b(s);
+		}
+	}
+	return learner_step(l, xa, xb, y, ka, kb, last - CR_B + 1);
+}
+
+/* Recovery as the daemon does it: load the active model and replay every
+ * full batch after its applied_seq.  *trained gets the last seq trained. */
+static int recover(sv_store *st, struct learner *l, uint64_t *trained, uint64_t *last)
+{
+	sv_store_read *r;
+	struct sv_store_model m;
+	uint64_t s;
+	int rc = sv_store_read_begin(st, &r);
+	if (rc)
+		return rc;
+	*trained = 0;
+	rc = sv_store_model_get(r, 0, &m);
+	if (rc == 0) {
+		float W[CR_D_IN * CR_D_OUT];
+		sv_store_model_weights(st, &m, W);
+		rc = learner_new(l, W, m.optim, m.optim_len);
+		if (rc)
+			goto out;
+		if (learner_steps(l) != m.step || m.applied_seq % CR_B) {
+			rc = -1000;
+			goto out;
+		}
+		*trained = m.applied_seq;
+	} else if (rc == SV_ERR_NOTFOUND) {
+		rc = learner_new(l, NULL, NULL, 0);
+		if (rc)
+			goto out;
+	} else {
+		goto out;
+	}
+	rc = sv_store_last_seq(r, last);
+	if (rc)
+		goto out;
+	if (*last < *trained) {
+		rc = -1001;
+		goto out;
+	}
+	for (s = *trained + CR_B; s <= *last; s += CR_B) {
+		rc = train_batch(l, r, s);
+		if (rc)
+			goto out;
+		*trained = s;
+	}
+out:
+	sv_store_read_end(r);
+	return rc;
+}
+
+static struct sv_store_opts crash_opts(int mode)
+{
+	struct sv_store_opts o = opts(CR_D_IN, CR_D_OUT);
+	o.sync = (enum sv_store_sync)(mode % 3);
+	o.keep_versions = CR_KEEP;
+	o.map_size = 256 << 10; /* grows under the kills too */
+	return o;
+}
+
+/* The child: recover, check re-sent pairs are duplicates, then ingest and
+ * train until killed.  Exit codes name the failure. */
+static void __attribute__((noreturn)) crash_child(int mode, int ready)
+{
+	struct sv_store_opts o = crash_opts(mode);
+	struct learner l;
+	static unsigned char optim[1 << 16];
+	float x[CR_D_IN];
+	char id[32], idb[32];
+	sv_store *st;
+	uint64_t trained, last, s, seq, rng = (uint64_t)mode * 7919 + 1;
+
+	if (sv_store_open(&st, &o, NULL, 0))
+		_exit(10);
+	if (recover(st, &l, &trained, &last))
+		_exit(11);
+	/* a client that never saw its last acks sends them again */
+	if (last) {
+		sv_store_txn *t;
+		if (sv_store_txn_begin(st, &t))
+			_exit(12);
+		for (s = last > 20 ? last - 20 : 1; s <= last; s++) {
+			struct sv_store_pair p = {0};
+			int n = cr_id(id, s), nb = cr_id(idb, pair_b(s));
+			p.id_a = id, p.len_a = (size_t)n, p.id_b = idb, p.len_b = (size_t)nb;
+			p.label = pair_label(s), p.client = "crash", p.client_len = 5;
+			p.client_seq = s;
+			if (sv_store_pair_append(t, &p, &seq) != SV_ERR_DUPLICATE || seq != s)
+				_exit(13);
+		}
+		if (sv_store_txn_commit(t))
+			_exit(14);
+	}
+	/* the parent's clock starts now: a loaded machine may take long to get here */
+	if (write(ready, "r", 1) != 1)
+		_exit(21);
+	close(ready);
+	s = last + 1;
+	for (;;) {
+		sv_store_txn *t;
+		int g;
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		g = 1 + (int)(rng >> 59); /* 1..32 pairs per group */
+		if (sv_store_txn_begin(st, &t))
+			_exit(15);
+		for (int i = 0; i < g; i++, s++) {
+			struct sv_store_pair p = {0};
+			int n = cr_id(id, s), nb = cr_id(idb, pair_b(s));
+			fill(x, CR_D_IN, (uint32_t)s);
+			if (sv_store_item_put(t, id, (size_t)n, x, 0))
+				_exit(16);
+			p.id_a = id, p.len_a = (size_t)n, p.id_b = idb, p.len_b = (size_t)nb;
+			p.label = pair_label(s), p.client = "crash", p.client_len = 5;
+			p.client_seq = s;
+			if (sv_store_pair_append(t, &p, &seq) || seq != s)
+				_exit(17);
+		}
+		if (sv_store_txn_commit(t))
+			_exit(18);
+		last = s - 1;
+		while (trained + CR_B <= last) {
+			if (train_batch(&l, NULL, trained + CR_B))
+				_exit(19);
+			trained += CR_B;
+			if (learner_steps(&l) % CR_CK == 0) {
+				struct sv_store_model m = {0};
+				uint64_t v;
+				m.W = sv_trainer_weights(l.tr);
+				m.step = learner_steps(&l);
+				m.applied_seq = trained;
+				m.loss = m.auc = m.eer = NAN;
+				m.optim = optim;
+				m.optim_len = learner_save_optim(&l, optim, sizeof optim);
+				if (!m.optim_len)
+					_exit(22);
+				if (sv_store_txn_begin(st, &t) ||
+				    sv_store_checkpoint_put(t, &m, &v) ||
+				    sv_store_set_active(t, v) || sv_store_txn_commit(t))
+					_exit(20);
+			}
+		}
+		if (mode % 3 == SV_STORE_SYNC_NONE)
+			usleep(100);
+	}
+}
+
+Test(store, crash_kill_reopen_replay, .timeout = 280)
+{
+	int kills = getenv("CI") ? 15 : 50;
+	struct learner ref;
+	uint64_t ref_seq = 0, rng = 12345, total = 0;
+	char id[32];
+	float x[CR_D_IN], y[CR_D_IN];
+
+	cr_assert_eq(learner_new(&ref, NULL, NULL, 0), 0);
+	for (int it = 0; it < kills; it++) {
+		struct sv_store_opts o = crash_opts(it);
+		struct timespec d;
+		struct learner l;
+		sv_store *st;
+		sv_store_read *r;
+		sv_store_cursor *c;
+		struct sv_store_pair p;
+		struct sv_store_stat ss;
+		uint64_t trained, last, expect;
+		int status, fds[2];
+		char ch = 0;
+		pid_t pid;
+		cr_assert_eq(pipe(fds), 0);
+		pid = fork();
+		cr_assert_neq(pid, -1);
+		if (pid == 0) {
+			close(fds[0]);
+			crash_child(it, fds[1]);
+		}
+		close(fds[1]);
+		if (read(fds[0], &ch, 1) != 1) {
+			waitpid(pid, &status, 0);
+			cr_assert_fail("kill %d: child died before it was ready (exit %d)", it,
+			               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		}
+		close(fds[0]);
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		d.tv_sec = 0;
+		d.tv_nsec = (long)(1 + (rng >> 33) % 40) * 1000000L;
+		nanosleep(&d, NULL);
+		kill(pid, SIGKILL);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		          "kill %d: child exited early with %d", it,
+		          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
+		st = open_ok(&o);
+		cr_assert_eq(sv_store_read_begin(st, &r), 0);
+		cr_assert_eq(sv_store_last_seq(r, &last), 0);
+		cr_assert_geq(last, total, "kill %d: log shrank from %llu to %llu", it,
+		              (unsigned long long)total, (unsigned long long)last);
+		/* the log is 1..last, each pair as generated */
+		cr_assert_eq(sv_store_cursor_open(r, 1, &c), 0);
+		for (expect = 1; sv_store_cursor_next(c, &p) == 0; expect++) {
+			int n = cr_id(id, pair_b(p.seq));
+			cr_assert_eq(p.seq, expect, "kill %d: gap at %llu", it,
+			             (unsigned long long)expect);
+			cr_assert_eq(p.label, pair_label(p.seq));
+			cr_assert_eq(p.client_seq, p.seq);
+			cr_assert_eq(p.len_b, (size_t)n);
+			cr_assert_eq(memcmp(p.id_b, id, (size_t)n), 0);
+		}
+		cr_assert_eq(expect, last + 1);
+		sv_store_cursor_close(c);
+		/* every committed item whole */
+		cr_assert_eq(sv_store_stat(r, &ss), 0);
+		cr_assert_eq(ss.items, last);
+		cr_assert_leq(ss.models, CR_KEEP);
+		for (uint64_t s = 1; s <= last; s++) {
+			int n = cr_id(id, s);
+			cr_assert_eq(sv_store_item_get(r, id, (size_t)n, y), 0);
+			fill(x, CR_D_IN, (uint32_t)s);
+			cr_assert_eq(memcmp(x, y, sizeof x), 0, "kill %d: item %llu torn", it,
+			             (unsigned long long)s);
+		}
+		sv_store_read_end(r);
+		/* the active model loads; replay equals the uninterrupted run */
+		cr_assert_eq(recover(st, &l, &trained, &last), 0, "kill %d", it);
+		sv_store_close(st);
+		while (ref_seq < trained) {
+			ref_seq += CR_B;
+			cr_assert_eq(train_batch(&ref, NULL, ref_seq), 0);
+		}
+		cr_assert_eq(ref_seq, trained);
+		cr_assert(learner_same(&ref, &l),
+		          "kill %d: replayed W or optimizer differs at seq %llu", it,
+		          (unsigned long long)trained);
+		cr_assert_eq(learner_steps(&ref), learner_steps(&l));
+		learner_free(&l);
+		total = last;
+	}
+	cr_assert_gt(total, (uint64_t)CR_B * CR_CK, "the children wrote too little to test");
+	{
+		struct sv_store_opts o = crash_opts(0);
+		sv_store *st = open_ok(&o);
+		sv_store_read *r;
+		uint64_t v;
+		cr_assert_eq(sv_store_read_begin(st, &r), 0);
+		cr_assert_eq(sv_store_active(r, &v), 0, "no checkpoint was ever made");
+		sv_store_read_end(r);
+		sv_store_close(st);
+	}
+	cr_log_info("%d kills, %llu pairs logged, %llu steps", kills, (unsigned long long)total,
+	            (unsigned long long)learner_steps(&ref));
+	learner_free(&ref);
 }

@@ -11,7 +11,10 @@
  *           store.sync full unless --sync says otherwise), loads the items
  *           for id pairs, then times from the first send until STATUS (admin
  *           socket) reports every pair committed and trained (pairs_seen);
- * and prints pairs/s for both and daemon/raw.  Leaves out: queries
+ * and prints pairs/s for both and daemon/raw.  As a second reference it
+ * times sv_trainer_step alone (the daemon's default model) in the same run:
+ * every ingested pair is trained on, so that rate bounds the daemon's, and
+ * daemon/train says how much the ingest path costs on top.  Leaves out: queries
  * (sv-bench query), the store alone (sv-bench store).
  *
  * Options: --daemon PATH (default: ../daemon/simverifyd beside this binary),
@@ -35,7 +38,10 @@
 #include <zmq.h>
 
 #include "bench.h"
+#include "sv/batch.h"
+#include "sv/blas.h"
 #include "sv/proto.h"
+#include "sv/train.h"
 
 #define N_ITEMS 1000
 
@@ -50,7 +56,7 @@ struct cfg {
 struct gen {
 	const struct cfg *c;
 	int inline_vecs;
-	float *vecs;                 /* 2 * per_msg rows of d_in */
+	float *vecs; /* 2 * per_msg rows of d_in */
 	struct sv_proto_pair *pr;
 	char ids[N_ITEMS][8];
 	long counter;
@@ -70,7 +76,7 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 static int make_msg(struct gen *g, struct sv_proto_msgbuf *mb, long i, int acked)
 {
 	const struct cfg *c = g->c;
-	struct sv_proto_client cl = { "bench", 5, (uint64_t)i + 1 };
+	struct sv_proto_client cl = {"bench", 5, (uint64_t)i + 1};
 
 	for (long k = 0; k < c->per_msg; k++) {
 		struct sv_proto_pair *p = &g->pr[k];
@@ -94,13 +100,14 @@ static int make_msg(struct gen *g, struct sv_proto_msgbuf *mb, long i, int acked
 		}
 	}
 	return sv_proto_encode_pairs(mb, SV_PROTO_VERB_PAIR_BATCH, (uint64_t)i + 1, g->pr,
-				     (size_t)c->per_msg, (uint32_t)c->d_in, acked ? &cl : NULL);
+	                             (size_t)c->per_msg, (uint32_t)c->d_in, acked ? &cl : NULL);
 }
 
 static int send_mb(void *s, const struct sv_proto_msgbuf *mb)
 {
 	for (size_t i = 0; i < mb->n; i++)
-		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len, i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
+		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len,
+		             i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
 			return -1;
 	return 0;
 }
@@ -249,7 +256,8 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 	snprintf(sd, sizeof(sd), "%s/daemon", dir);
 	snprintf(o1, sizeof(o1), "model.d_in=%ld", c->d_in);
 	snprintf(o2, sizeof(o2), "store.sync=%s", c->sync);
-	snprintf(o3, sizeof(o3), "limits.max_batch_pairs=%ld", c->per_msg > 4096 ? c->per_msg : 4096);
+	snprintf(o3, sizeof(o3), "limits.max_batch_pairs=%ld",
+	         c->per_msg > 4096 ? c->per_msg : 4096);
 	pid = fork();
 	if (pid == 0) {
 		int fd = open("/dev/null", O_WRONLY);
@@ -257,8 +265,8 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 		if (fd >= 0)
 			dup2(fd, 2);
 		execl(c->daemon, c->daemon, "--state-dir", sd, "--allow-root", "-o", o1, "-o", o2,
-		      "-o", o3, "-o", "train.max_wait_ms=10ms", "-o", "store.map_size=256MiB",
-		      "-o", "checkpoint.every_s=0", (char *)NULL);
+		      "-o", o3, "-o", "train.max_wait_ms=10ms", "-o", "store.map_size=256MiB", "-o",
+		      "checkpoint.every_s=0", (char *)NULL);
 		_exit(127);
 	}
 	ctx = zmq_ctx_new();
@@ -273,14 +281,14 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 		adm = sock(ctx, ZMQ_DEALER, sd, "admin.sock");
 	}
 	in = sock(ctx, acked ? ZMQ_DEALER : ZMQ_PUSH, sd,
-		  acked ? "ingest-acked.sock" : "ingest.sock");
+	          acked ? "ingest-acked.sock" : "ingest.sock");
 	sv_proto_msgbuf_init(&mb);
 	if (!g->inline_vecs) {
 		void *ia = sock(ctx, ZMQ_DEALER, sd, "ingest-acked.sock");
 
 		for (int i = 0; i < N_ITEMS; i++) {
 			sv_proto_encode_item_put(&mb, (uint64_t)i, g->ids[i], strlen(g->ids[i]),
-						 g->vecs, (uint32_t)c->d_in);
+			                         g->vecs, (uint32_t)c->d_in);
 			send_mb(ia, &mb);
 		}
 		for (int i = 0; i < N_ITEMS; i++)
@@ -323,6 +331,49 @@ out:
 	return rate;
 }
 
+/* The training ceiling: pairs/s of sv_trainer_step alone at the daemon's
+ * defaults (NT-Xent, batch mode, Adam, 256 pairs, d_out 64, one BLAS thread),
+ * timed here for about a second.  No ingest path can beat it. */
+static double train_ceiling(const struct cfg *c)
+{
+	struct sv_train_params p = {0};
+	sv_trainer *t = NULL;
+	sv_batch *b = NULL;
+	float *x = malloc((size_t)c->d_in * 2 * sizeof(float));
+	uint64_t t0, n = 0;
+	double rate = -1.0;
+
+	if (x == NULL)
+		return rate;
+	for (long i = 0; i < 2 * c->d_in; i++)
+		x[i] = (float)rand() / RAND_MAX - 0.5f;
+	sv_blas_set_threads(1);
+	p.d_in = (uint32_t)c->d_in;
+	p.d_out = 64;
+	p.seed = 1;
+	p.max_pairs = 256;
+	sv_loss_params_default(&p.loss, SV_LOSS_KIND_NTXENT);
+	sv_optim_params_default(&p.optim, SV_OPTIM_KIND_ADAM);
+	if (sv_trainer_new(&t, &p, NULL) == 0 && sv_batch_new(&b, 256, p.d_in) == 0) {
+		t0 = bench_now_ns();
+		while (bench_now_ns() - t0 < 1000000000ULL) {
+			sv_batch_clear(b);
+			for (uint64_t i = 0; i < 256; i++) {
+				x[0] = (float)(n * 256 + i);
+				sv_batch_add(b, x, 2 * i, x + c->d_in, 2 * i + 1, (uint8_t)(i & 1),
+				             i + 1);
+			}
+			sv_trainer_step(t, b, NULL, NULL);
+			n++;
+		}
+		rate = (double)n * 256.0 / ((double)(bench_now_ns() - t0) / 1e9);
+	}
+	sv_trainer_free(t);
+	sv_batch_free(b);
+	free(x);
+	return rate;
+}
+
 static int parse(int argc, char **argv, struct cfg *c)
 {
 	char self[PATH_MAX];
@@ -348,7 +399,8 @@ static int parse(int argc, char **argv, struct cfg *c)
 		}
 		if (!strcmp(a, "--help")) {
 			printf("usage: sv-bench ingest [--daemon PATH] [--dir DIR] [--pairs N] "
-			       "[--per-msg M] [--d-in N] [--window W] [--sync full|meta|none] [--json]\n");
+			       "[--per-msg M] [--d-in N] [--window W] [--sync full|meta|none] "
+			       "[--json]\n");
 			return 1;
 		}
 		if (v == NULL)
@@ -360,7 +412,8 @@ static int parse(int argc, char **argv, struct cfg *c)
 			c->dir = v;
 		else if (!strcmp(a, "--sync"))
 			c->sync = v;
-		else if (!strcmp(a, "--pairs") && bench_parse_long(v, 64, 100000000, &c->pairs) == 0)
+		else if (!strcmp(a, "--pairs") &&
+		         bench_parse_long(v, 64, 100000000, &c->pairs) == 0)
 			;
 		else if (!strcmp(a, "--per-msg") && bench_parse_long(v, 1, 4096, &c->per_msg) == 0)
 			;
@@ -378,20 +431,27 @@ static int parse(int argc, char **argv, struct cfg *c)
 
 int bench_ingest(int argc, char **argv)
 {
-	static const struct { int inline_vecs, acked; const char *name; } cases[] = {
-		{ 1, 0, "inline_push" }, { 1, 1, "inline_acked" },
-		{ 0, 0, "ids_push" }, { 0, 1, "ids_acked" },
+	static const struct {
+		int inline_vecs, acked;
+		const char *name;
+	} cases[] = {
+	    {1, 0, "inline_push"},
+	    {1, 1, "inline_acked"},
+	    {0, 0, "ids_push"},
+	    {0, 1, "ids_acked"},
 	};
 	struct bench_json j;
 	struct cfg c;
 	struct gen g;
 	char dir[PATH_MAX];
+	double ceil;
 	int rc = parse(argc, argv, &c);
 
 	if (rc == 1)
 		return 0;
 	if (rc == -2) {
-		fprintf(stderr, "sv-bench ingest: no simverifyd at %s (use --daemon PATH)\n", c.daemon);
+		fprintf(stderr, "sv-bench ingest: no simverifyd at %s (use --daemon PATH)\n",
+		        c.daemon);
 		return 2;
 	}
 	if (rc < 0) {
@@ -414,13 +474,18 @@ int bench_ingest(int argc, char **argv)
 		g.vecs[i] = (float)rand() / RAND_MAX - 0.5f;
 	for (int i = 0; i < N_ITEMS; i++)
 		snprintf(g.ids[i], sizeof(g.ids[i]), "i%d", i);
-	if (c.json)
+	ceil = train_ceiling(&c);
+	if (c.json) {
 		bench_json_begin(&j);
-	else
+		bench_json_num(&j, "train_only_pairs_per_s", ceil);
+	} else {
 		printf("sv-bench ingest: %ld pairs per case, %ld pairs/message, d_in %ld, sync %s, "
-		       "acked window %ld\n%-14s %14s %14s %8s\n",
-		       c.pairs, c.per_msg, c.d_in, c.sync, c.window, "case", "daemon pairs/s",
-		       "raw zmq pairs/s", "ratio");
+		       "acked window %ld\n"
+		       "training alone (sv_trainer_step, 256 pairs, d_out 64): %.0f pairs/s\n"
+		       "%-14s %14s %15s %8s %10s\n",
+		       c.pairs, c.per_msg, c.d_in, c.sync, c.window, ceil, "case", "daemon pairs/s",
+		       "raw zmq pairs/s", "vs raw", "vs train");
+	}
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		double raw, dmn;
 		char key[64];
@@ -436,8 +501,8 @@ int bench_ingest(int argc, char **argv)
 			snprintf(key, sizeof(key), "%s_ratio", cases[k].name);
 			bench_json_num(&j, key, dmn / raw);
 		} else {
-			printf("%-14s %14.0f %14.0f %7.1f%%\n", cases[k].name, dmn, raw,
-			       100.0 * dmn / raw);
+			printf("%-14s %14.0f %15.0f %7.1f%% %9.1f%%\n", cases[k].name, dmn, raw,
+			       100.0 * dmn / raw, 100.0 * dmn / ceil);
 		}
 		fflush(stdout);
 	}

@@ -2,16 +2,17 @@
  * store, beside raw LMDB puts of the same sizes, group sizes and sync flags
  * measured in the same run.
  *
- * For each record kind (items: a 784-float vector under a ~10-byte id; pairs:
- * a log record with a client id, so the idempotency index is written too), each
+ * For each record kind (items: a 784-float vector under a 14-byte id; pairs:
+ * a log record with a client id, so the idempotency index is written too;
+ * bare: the same log record without a client id, one put as in raw), each
  * sync mode (full: fsync per commit; none: MDB_NOSYNC) and each group size
  * (1, 64, 512 records per commit) it times
  *   sv    sv_store_txn_begin, the group's puts / appends, sv_store_txn_commit
  *   raw   mdb_txn_begin, the same number of mdb_put of the same key and value
  *         sizes into one plain database, mdb_txn_commit
  * each on a fresh environment in --dir, alternating, best of three, and
- * prints records/s for both and sv/raw.  Leaves out: reads (sv-bench query), the daemon's ingest path
- * (sv-bench ingest).
+ * prints records/s for both and sv/raw.  Leaves out: reads (sv-bench query), the daemon's ingest
+ * path (sv-bench ingest).
  *
  * Options: --dir DIR (default /tmp), --d-in N (default 784), --scale F
  * (multiplies the record counts; default 1), --json.
@@ -30,7 +31,8 @@
 
 #define ROUNDS 3
 
-enum kind { KIND_ITEMS, KIND_PAIRS };
+enum kind { KIND_ITEMS, KIND_PAIRS, KIND_BARE };
+static const char *const kind_names[] = {"items", "pairs", "bare"};
 
 struct cfg {
 	const char *dir;
@@ -53,16 +55,17 @@ static void rm_tree(const char *p)
 }
 
 /* Records to time for one configuration: enough groups to average over,
- * bounded so a durable run with group 1 stays around a second. */
+ * bounded so a durable run with group 1 stays around a second and a
+ * no-sync run lasts long enough (tens of ms) to rise above the noise. */
 static size_t count_for(const struct cfg *c, int nosync, size_t group, enum kind k)
 {
 	size_t n;
 	if (!nosync)
 		n = group == 1 ? 200 : group * (group == 64 ? 40 : 12);
+	else if (k == KIND_ITEMS)
+		n = group == 1 ? 4000 : group * (group == 64 ? 250 : 40);
 	else
-		n = group == 1 ? 4000 : group * (group == 64 ? 160 : 40);
-	if (k == KIND_ITEMS && n > 8192)
-		n = 8192;
+		n = group == 1 ? 4000 : group * (group == 64 ? 1000 : 200);
 	n = (size_t)((double)n * c->scale);
 	n = (n + group - 1) / group * group;
 	return n ? n : group;
@@ -74,7 +77,7 @@ static void item_id(char *buf, size_t i)
 }
 
 static int run_sv(const struct cfg *c, const char *path, enum kind k, int nosync, size_t group,
-		  size_t n, double *secs)
+                  size_t n, double *secs)
 {
 	struct sv_store_opts o;
 	sv_store *st = NULL;
@@ -113,9 +116,11 @@ static int run_sv(const struct cfg *c, const char *path, enum kind k, int nosync
 				p.id_b = "it000000000001";
 				p.len_b = 14;
 				p.label = (uint8_t)(j & 1);
-				p.client = "bench-client";
-				p.client_len = 12;
-				p.client_seq = j;
+				if (k == KIND_PAIRS) {
+					p.client = "bench-client";
+					p.client_len = 12;
+					p.client_seq = j;
+				}
 				rc = sv_store_pair_append(t, &p, &seq);
 			}
 		}
@@ -132,13 +137,14 @@ static int run_sv(const struct cfg *c, const char *path, enum kind k, int nosync
 	return rc;
 }
 
-static int run_raw(const struct cfg *c, const char *path, enum kind k, int nosync,
-		   size_t group, size_t n, double *secs)
+static int run_raw(const struct cfg *c, const char *path, enum kind k, int nosync, size_t group,
+                   size_t n, double *secs)
 {
 	MDB_env *env = NULL;
 	MDB_dbi dbi;
 	MDB_txn *txn;
-	size_t vlen = k == KIND_ITEMS ? 8 + (size_t)c->d_in * 4 : 24 + 14 + 14 + 12;
+	size_t vlen =
+	    k == KIND_ITEMS ? 8 + (size_t)c->d_in * 4 : 24 + 14 + 14 + (k == KIND_PAIRS ? 12 : 0);
 	unsigned char *val = calloc(1, vlen);
 	unsigned char kb[16];
 	uint64_t t0;
@@ -171,7 +177,7 @@ static int run_raw(const struct cfg *c, const char *path, enum kind k, int nosyn
 				key.mv_size = 8;
 			}
 			key.mv_data = kb;
-			rc = mdb_put(txn, dbi, &key, &v, k == KIND_PAIRS ? MDB_APPEND : 0);
+			rc = mdb_put(txn, dbi, &key, &v, k == KIND_ITEMS ? 0 : MDB_APPEND);
 		}
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);
@@ -194,6 +200,18 @@ int bench_store(int argc, char **argv)
 	int first = 1, rc = 0;
 
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf(
+			    "usage: sv-bench store [--dir DIR] [--d-in N] [--scale F] [--json]\n"
+			    "  items/s and pairs/s committed at group sizes 1, 64, 512 with sync\n"
+			    "  full and none, beside raw LMDB puts of the same sizes; best of %d.\n"
+			    "  --dir DIR   where the scratch environments go (default /tmp)\n"
+			    "  --d-in N    item vector length (default 784)\n"
+			    "  --scale F   multiply the record counts (default 1)\n"
+			    "  --json      one JSON object instead of the table\n",
+			    ROUNDS);
+			return 0;
+		}
 		if (!strcmp(argv[i], "--json"))
 			c.json = 1;
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -203,8 +221,9 @@ int bench_store(int argc, char **argv)
 		else if (!strcmp(argv[i], "--scale") && i + 1 < argc)
 			c.scale = strtod(argv[++i], NULL);
 		else {
-			fprintf(stderr,
-				"usage: sv-bench store [--dir DIR] [--d-in N] [--scale F] [--json]\n");
+			fprintf(
+			    stderr,
+			    "usage: sv-bench store [--dir DIR] [--d-in N] [--scale F] [--json]\n");
 			return 2;
 		}
 	}
@@ -222,7 +241,7 @@ int bench_store(int argc, char **argv)
 	else
 		printf("%-6s %-5s %6s %7s %12s %12s %7s\n", "kind", "sync", "group", "n",
 		       "store rec/s", "raw rec/s", "ratio");
-	for (int k = 0; k < 2 && rc == 0; k++) {
+	for (int k = 0; k < 3 && rc == 0; k++) {
 		for (int nosync = 0; nosync < 2 && rc == 0; nosync++) {
 			for (size_t g = 0; g < 3 && rc == 0; g++) {
 				size_t n = count_for(&c, nosync, groups[g], (enum kind)k);
@@ -231,12 +250,13 @@ int bench_store(int argc, char **argv)
 				for (int round = 0; round < ROUNDS && rc == 0; round++) {
 					double s = 0, r = 0;
 					snprintf(path, sizeof path, "%s/sv", base);
-					rc = run_sv(&c, path, (enum kind)k, nosync, groups[g], n, &s);
+					rc = run_sv(&c, path, (enum kind)k, nosync, groups[g], n,
+					            &s);
 					rm_tree(path);
 					snprintf(path, sizeof path, "%s/raw", base);
 					if (rc == 0)
-						rc = run_raw(&c, path, (enum kind)k, nosync, groups[g],
-							     n, &r);
+						rc = run_raw(&c, path, (enum kind)k, nosync,
+						             groups[g], n, &r);
 					rm_tree(path);
 					ts = s < ts ? s : ts;
 					tr = r < tr ? r : tr;
@@ -248,12 +268,13 @@ int bench_store(int argc, char **argv)
 					printf("%s{\"kind\":\"%s\",\"sync\":\"%s\",\"group\":%zu,"
 					       "\"n\":%zu,\"store_per_s\":%.1f,\"raw_per_s\":%.1f,"
 					       "\"ratio\":%.3f}",
-					       first ? "" : ",", k ? "pairs" : "items",
-					       nosync ? "none" : "full", groups[g], n, rs, rr, rs / rr);
+					       first ? "" : ",", kind_names[k],
+					       nosync ? "none" : "full", groups[g], n, rs, rr,
+					       rs / rr);
 				else
 					printf("%-6s %-5s %6zu %7zu %12.0f %12.0f %7.3f\n",
-					       k ? "pairs" : "items", nosync ? "none" : "full",
-					       groups[g], n, rs, rr, rs / rr);
+					       kind_names[k], nosync ? "none" : "full", groups[g],
+					       n, rs, rr, rs / rr);
 				first = 0;
 				fflush(stdout);
 			}

@@ -134,7 +134,7 @@ int golden_load(const char *path, struct golden_case **out, int *err_line)
 			int is_mat = word[0] == 'm';
 			e->type = is_mat ? GOLDEN_TYPE_MAT : GOLDEN_TYPE_IVEC;
 			int got = is_mat ? sscanf(rest, "%255s %zu %zu", key, &rows, &cols)
-					 : sscanf(rest, "%255s %zu", key, &cols);
+			                 : sscanf(rest, "%255s %zu", key, &cols);
 			if (got != (is_mat ? 3 : 2) || rows > (1u << 24) || cols > (1u << 24)) {
 				rc = -EBADMSG;
 				goto out;

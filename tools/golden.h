@@ -22,8 +22,8 @@ enum golden_type {
 struct golden_entry {
 	enum golden_type type;
 	char *key;
-	char *str;      /* GOLDEN_TYPE_STR */
-	double *v;      /* INT and REAL: 1 value; IVEC: len; MAT: rows*cols */
+	char *str;         /* GOLDEN_TYPE_STR */
+	double *v;         /* INT and REAL: 1 value; IVEC: len; MAT: rows*cols */
 	size_t rows, cols; /* IVEC: 1 x len; INT/REAL: 1 x 1 */
 };
 

@@ -24,15 +24,20 @@ extern "C" {
  * K x N, ldb >= N) or B^T (transB = 1, B is N x K, ldb >= K).  C is M x N,
  * ldc >= N.  With beta = 0, C need not be initialized.  M, N or K of 0 is
  * allowed (K = 0 scales C by beta). */
-void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha,
-		  const float *A, size_t lda, const float *B, size_t ldb, float beta,
-		  float *C, size_t ldc);
+void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                  size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
 /* C = alpha * A A^T + beta * C for A (N x K, lda >= K): only the upper
  * triangle of C (N x N, ldc >= N; entries with column >= row) is written;
  * the strictly lower triangle is left untouched. */
-void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t lda,
-			float beta, float *C, size_t ldc);
+void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t lda, float beta,
+                        float *C, size_t ldc);
+
+/* C = alpha * A B + beta * C with A symmetric (M x M, lda >= M), of which
+ * only the upper triangle (column >= row) is read; B is M x N (ldb >= N),
+ * C is M x N (ldc >= N). */
+void sv_blas_symm_upper(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *B,
+                        size_t ldb, float beta, float *C, size_t ldc);
 
 /* Set the number of threads BLAS uses (n >= 1; values < 1 mean 1).  The
  * setting is process-wide. */

@@ -113,9 +113,9 @@ extern "C" {
 /* Size of the error-message buffer sv_store_open fills (and sv_store_errmsg's). */
 #define SV_STORE_ERRMSG_MAX 256
 
-typedef struct sv_store sv_store;           /* an open environment */
-typedef struct sv_store_txn sv_store_txn;   /* a write group (the one writer) */
-typedef struct sv_store_read sv_store_read; /* a read transaction */
+typedef struct sv_store sv_store;               /* an open environment */
+typedef struct sv_store_txn sv_store_txn;       /* a write group (the one writer) */
+typedef struct sv_store_read sv_store_read;     /* a read transaction */
 typedef struct sv_store_cursor sv_store_cursor; /* a walk over the pair log */
 
 enum sv_store_sync {
@@ -125,15 +125,15 @@ enum sv_store_sync {
 };
 
 struct sv_store_opts {
-	const char *path;         /* directory; made (0700) if missing */
-	uint32_t d_in, d_out;     /* must match an existing store; both 0: take the store's */
-	uint64_t settings_fp;     /* fingerprint of the settings that must not change;
-				   * 0 with an existing store: not checked */
+	const char *path;     /* directory; made (0700) if missing */
+	uint32_t d_in, d_out; /* must match an existing store; both 0: take the store's */
+	uint64_t settings_fp; /* fingerprint of the settings that must not change;
+	                       * 0 with an existing store: not checked */
 	enum sv_store_sync sync;
-	size_t map_size;          /* initial map size in bytes (store.map_size) */
-	size_t max_map_size;      /* growth stops here (store.max_map_size) */
-	uint32_t keep_versions;   /* checkpoints kept, >= 1 (store.keep_versions) */
-	uint32_t max_readers;     /* concurrent read transactions, >= 1 */
+	size_t map_size;        /* initial map size in bytes (store.map_size) */
+	size_t max_map_size;    /* growth stops here (store.max_map_size) */
+	uint32_t keep_versions; /* checkpoints kept, >= 1 (store.keep_versions) */
+	uint32_t max_readers;   /* concurrent read transactions, >= 1 */
 };
 
 /* Defaults: sync full, map 64 MiB, max 64 GiB, keep 5 versions, 126 readers;
@@ -193,8 +193,7 @@ void sv_store_txn_abort(sv_store_txn *t);
  * for the call).  flags are the caller's, stored as is.  Returns 0, -EINVAL
  * (NULL, bad len), SV_ERR_STATE (dead group), SV_ERR_STORE_FULL or an LMDB
  * code (the last two kill the group). */
-int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x,
-		      uint16_t flags);
+int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x, uint16_t flags);
 
 /* Delete item id.  Returns 0, SV_ERR_NOTFOUND (group stays alive), -EINVAL,
  * SV_ERR_STATE or an LMDB code. */
@@ -205,13 +204,13 @@ int sv_store_item_del(sv_store_txn *t, const void *id, size_t len);
  * (CLOCK_REALTIME).  On read every pointer is valid until the reader ends. */
 struct sv_store_pair {
 	uint64_t seq;
-	const void *id_a, *id_b;    /* 1..255 bytes each */
+	const void *id_a, *id_b; /* 1..255 bytes each */
 	size_t len_a, len_b;
-	uint8_t label;              /* 0 different, 1 same */
-	const void *client;         /* NULL / 0: no idempotency key */
-	size_t client_len;          /* 0..255 */
+	uint8_t label;      /* 0 different, 1 same */
+	const void *client; /* NULL / 0: no idempotency key */
+	size_t client_len;  /* 0..255 */
 	uint64_t client_seq;
-	uint64_t recv_ns;           /* receive time, ns since the epoch */
+	uint64_t recv_ns; /* receive time, ns since the epoch */
 };
 
 /* Append a pair to the log; *seq gets its sequence.  When it carries a
@@ -228,17 +227,17 @@ int sv_store_pair_append(sv_store_txn *t, const struct sv_store_pair *p, uint64_
  * reader ends) and W is NOT necessarily 4-byte aligned: memcpy it, or use
  * sv_store_model_weights. */
 struct sv_store_model {
-	uint64_t version;           /* assigned by the store on write */
-	uint64_t step;              /* optimizer steps taken */
-	uint64_t applied_seq;       /* last log sequence trained on (0: none) */
-	uint64_t time_ns;           /* 0 on write: now */
-	double loss, auc, eer;      /* for listing; NaN when unknown */
-	const void *W;              /* d_in*d_out float32, row-major */
-	const void *optim;          /* sv_optim_save bytes (opaque here) */
+	uint64_t version;      /* assigned by the store on write */
+	uint64_t step;         /* optimizer steps taken */
+	uint64_t applied_seq;  /* last log sequence trained on (0: none) */
+	uint64_t time_ns;      /* 0 on write: now */
+	double loss, auc, eer; /* for listing; NaN when unknown */
+	const void *W;         /* d_in*d_out float32, row-major */
+	const void *optim;     /* sv_optim_save bytes (opaque here) */
 	size_t optim_len;
-	const void *settings;       /* the caller's settings blob (opaque) */
+	const void *settings; /* the caller's settings blob (opaque) */
 	size_t settings_len;
-	const void *calib;          /* calibration state (opaque); may be empty */
+	const void *calib; /* calibration state (opaque); may be empty */
 	size_t calib_len;
 };
 
@@ -246,8 +245,7 @@ struct sv_store_model {
  * not become active by itself: see sv_store_set_active.  Returns 0, -EINVAL
  * (NULL m or W, a NULL blob with nonzero length, a blob over 4 GiB),
  * SV_ERR_STATE, SV_ERR_STORE_FULL or an LMDB code. */
-int sv_store_checkpoint_put(sv_store_txn *t, const struct sv_store_model *m,
-			    uint64_t *version);
+int sv_store_checkpoint_put(sv_store_txn *t, const struct sv_store_model *m, uint64_t *version);
 
 /* Make version the active model (roll forward or back): the active W and its
  * applied_seq move together at commit.  Returns 0, SV_ERR_NOTFOUND (no such
@@ -265,7 +263,7 @@ void sv_store_read_end(sv_store_read *r);
 
 /* An item as stored; vec points into the map (see DESIGN on alignment). */
 struct sv_store_item {
-	const void *vec;            /* dim float32 */
+	const void *vec; /* dim float32 */
 	uint32_t dim;
 	uint16_t flags;
 };
@@ -277,6 +275,15 @@ int sv_store_item_view(sv_store_read *r, const void *id, size_t len, struct sv_s
 /* Copy item id's d_in floats into out (caller-owned, d_in floats).  Returns
  * what sv_store_item_view returns. */
 int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out);
+
+/* Walk every item in id order (bytewise), calling fn(ctx, id, len, item)
+ * with pointers valid until r ends; fn returns 0 to go on, anything else to
+ * stop the walk and be returned.  For brute-force top-k and cache rebuilds.
+ * Returns 0, fn's value, SV_ERR_CORRUPT, -EINVAL or an LMDB code.
+ * (Added by the daemon for TOPK.) */
+int sv_store_item_walk(sv_store_read *r,
+		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+		       void *ctx);
 
 /* The pair with sequence seq.  Returns 0, SV_ERR_NOTFOUND, SV_ERR_CORRUPT or
  * an LMDB code. */
@@ -313,7 +320,7 @@ void sv_store_model_weights(const sv_store *st, const struct sv_store_model *m, 
 struct sv_store_version {
 	uint64_t version, step, applied_seq, time_ns;
 	double loss, auc, eer;
-	int active;                 /* 1 for the active version */
+	int active; /* 1 for the active version */
 };
 
 /* List up to cap versions, oldest first, into out; *n gets the number of
@@ -325,7 +332,7 @@ int sv_store_versions(sv_store_read *r, struct sv_store_version *out, size_t cap
 struct sv_store_stat {
 	uint64_t items, pairs, models;
 	uint64_t last_seq;
-	size_t map_size, map_used;  /* bytes */
+	size_t map_size, map_used; /* bytes */
 	uint64_t created_ns;
 	uint64_t settings_fp;
 };

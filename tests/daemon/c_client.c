@@ -24,7 +24,8 @@ static int fail(const char *what)
 static int send_mb(void *s, const struct sv_proto_msgbuf *mb)
 {
 	for (size_t i = 0; i < mb->n; i++)
-		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len, i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
+		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len,
+		             i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
 			return -1;
 	return 0;
 }
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
 	struct sv_proto_msgbuf mb;
 	struct sv_proto_reply r;
 	struct sv_proto_pair pr[20];
-	struct sv_proto_client cl = { "cclient", 7, 1 };
+	struct sv_proto_client cl = {"cclient", 7, 1};
 	zmq_msg_t msgs[MAXF];
 	char ids[10][8];
 	float *V;
@@ -106,7 +107,8 @@ int main(int argc, char **argv)
 	/* items, acked */
 	for (int i = 0; i < 10 && rc == 0; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "c%d", i);
-		sv_proto_encode_item_put(&mb, (uint64_t)i + 1, ids[i], strlen(ids[i]), V + i * d, d);
+		sv_proto_encode_item_put(&mb, (uint64_t)i + 1, ids[i], strlen(ids[i]), V + i * d,
+		                         d);
 		if (send_mb(acked, &mb) < 0 || recv_reply(acked, msgs, &n, &r) < 0)
 			rc = fail("item put: no reply");
 		else if (r.status != SV_PROTO_STATUS_OK || r.hdr.request_id != (uint64_t)i + 1)
@@ -120,8 +122,9 @@ int main(int argc, char **argv)
 		pr[i].a.vec = V + (size_t)(20 + i) * d;
 		pr[i].b.vec = V + (size_t)(40 + i) * d;
 	}
-	if (rc == 0 && (sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 100, pr, 20, d, NULL) < 0 ||
-			send_mb(push, &mb) < 0))
+	if (rc == 0 &&
+	    (sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 100, pr, 20, d, NULL) < 0 ||
+	     send_mb(push, &mb) < 0))
 		rc = fail("push pairs");
 	/* 20 id pairs, acked with a client id */
 	for (int i = 0; i < 20; i++) {
@@ -137,7 +140,7 @@ int main(int argc, char **argv)
 		    send_mb(acked, &mb) < 0 || recv_reply(acked, msgs, &n, &r) < 0)
 			rc = fail("acked pairs: no reply");
 		else if (r.status != SV_PROTO_STATUS_OK || !r.has_ack || r.ack.n_committed != 20 ||
-			 r.ack.client_seq != 1)
+		         r.ack.client_seq != 1)
 			rc = fail("acked pairs: not 20 committed");
 		close_msgs(msgs, n);
 	}
@@ -149,11 +152,11 @@ int main(int argc, char **argv)
 		    send_mb(query, &mb) < 0 || recv_reply(query, msgs, &n, &r) < 0)
 			rc = fail("score: no reply");
 		else if (r.status != SV_PROTO_STATUS_OK || sv_proto_reply_score(&r, 0, &s) < 0 ||
-			 !(s.score >= -1.0001f && s.score <= 1.0001f))
+		         !(s.score >= -1.0001f && s.score <= 1.0001f))
 			rc = fail("score: bad reply");
 		else
-			printf("score %s %s = %.6f (threshold %.4f, match %d, model v%llu)\n", ids[0],
-			       ids[1], (double)s.score, (double)s.threshold, s.match,
+			printf("score %s %s = %.6f (threshold %.4f, match %d, model v%llu)\n",
+			       ids[0], ids[1], (double)s.score, (double)s.threshold, s.match,
 			       (unsigned long long)s.model_version);
 		close_msgs(msgs, n);
 	}

@@ -74,6 +74,19 @@ def pairs(verb, rows, dim, req_id=0, client=None):
     return frames
 
 
+def topk(queries, k, dim, req_id=0):
+    """queries: bytes (a stored item's id) or an array (a vector)."""
+    table, ids, vecs = bytearray(), bytearray(), []
+    for q in queries:
+        if isinstance(q, bytes):
+            table += struct.pack('<BBH', SIDE_ID, len(q), 0); ids += q
+        else:
+            table += struct.pack('<BBH', SIDE_VEC, 0, 0); vecs.append(np.asarray(q, '<f4'))
+    v = np.concatenate(vecs).astype('<f4').tobytes() if vecs else b''
+    return [header('TOPK', req_id, len(queries), dim if vecs else 0, arg=k), bytes(table),
+            bytes(ids), v]
+
+
 def admin(verb, req_id=0, arg=None):
     f = [header(verb, req_id)]
     if verb == 'ROLLBACK':
@@ -100,6 +113,18 @@ def parse_reply(frames):
         cseq, n, c, d, rj = struct.unpack('<QIIII', frames[2])
         r['ack'] = dict(client_seq=cseq, n=n, committed=c, duplicate=d, rejected=rj)
         r['rows'] = [struct.unpack_from('<BBH', frames[3], 4 * i) for i in range(n)]
+    elif verb == VERBS['TOPK']:
+        qs, off, ioff = [], 0, 0
+        for i in range(h['count']):
+            ver, nh, st = struct.unpack_from('<QIB', frames[2], 16 * i)
+            hits = []
+            for _ in range(nh):
+                sc, ln = struct.unpack_from('<fB', frames[3], 8 * off)
+                hits.append((frames[4][ioff:ioff + ln], sc))
+                off += 1
+                ioff += ln
+            qs.append(dict(version=ver, status=STATUS[st], hits=hits))
+        r['queries'] = qs
     elif verb == VERBS['ITEM_GET']:
         r['vec'] = np.frombuffer(frames[2], '<f4')
     elif verb >= 0x40 and len(frames) > 2:
@@ -216,6 +241,9 @@ class Daemon:
             rc = self.proc.wait()
         self.proc = None
         self.log.close()
+        text = self.logtext()
+        for bad in ('runtime error:', 'AddressSanitizer', 'LeakSanitizer'):
+            assert bad not in text, 'sanitizer report in the daemon log:\n' + text
         return rc
 
     def close(self):

@@ -16,7 +16,7 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, item_put, item_get, pairs, header, parse_reply, status_until, wait_for  # noqa
+from svclient import Daemon, item_put, item_get, pairs, header, parse_reply, status_until, topk, wait_for  # noqa
 
 D_IN, D_OUT = 16, 4
 BASE = ['model.d_in=%d' % D_IN, 'model.d_out=%d' % D_OUT, 'train.batch_pairs=8',
@@ -81,6 +81,9 @@ def test_ingest_query_restart():
         assert c['pairs']['logged'] == 26 and c['pairs']['duplicate'] == 5, c
         assert c['rejects'].get('bad_magic') == 1 and c['rejects'].get('wrong_dim') == 1, c
         assert c['rejects'].get('unknown_item') == 1, c
+        log = d.logtext()
+        assert 'SV-INGEST-BADDIM' in log and 'dropping message' in log, log
+        assert 'SV-INGEST-BADMAGIC' in log and 'SV-INGEST-NOITEM' in log, log
         for k in ('model_version', 'steps', 'items', 'backlog', 'auc', 'eer', 'threshold'):
             assert k in st, (k, st)
         assert st['steps'] >= 4, st
@@ -120,6 +123,7 @@ def test_ingest_query_restart():
         d.start()
         st2 = d.status()
         assert st2['steps'] == st['steps'] and st2['items'] == st['items'], (st, st2)
+        assert st2['pairs_seen'] == st['pairs_seen'], (st, st2)
         assert st2['applied_seq'] >= last_seq and st2['model_version'] > st['model_version'], (st, st2)
         for i in range(3):
             r = score(d, b'it%d' % i, b'it%d' % (i + 3))
@@ -129,6 +133,80 @@ def test_ingest_query_restart():
         st3 = status_until(d, lambda j: j['steps'] > st2['steps'], 'training after restart')
         assert st3['last_seq'] > st2['last_seq'] >= last_seq, (st2, st3)
         push.close()
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_topk_brute_force():
+    """TOPK by id and by vector: k best stored items by cosine under the
+    current model, best first, self excluded, inline pair vectors never
+    returned; scores agree with SCORE."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        send_items(d, 12)
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        msg = pairs('PAIR_BATCH', [(1, vec(), vec()) for _ in range(8)], D_IN)
+        push.send_multipart(msg)
+        n_items = status_until(d, lambda j: j['pairs_seen'] >= 8, 'pairs trained')['items']
+        assert n_items == 12 + 16, n_items
+        push.send_multipart(msg)   # the same inline vectors: stored once
+        st = status_until(d, lambda j: j['pairs_seen'] >= 16, 'pairs trained')
+        assert st['items'] == n_items, st
+        push.close()
+        r = d.request('query.sock', topk([b'it0', vec(), b'missing'], 5, D_IN, req_id=77))
+        assert r['status'] == 'PARTIAL' and r['req'] == 77, r
+        q0, q1, q2 = r['queries']
+        assert q0['status'] == 'OK' and len(q0['hits']) == 5 and q2['status'] == 'NOT_FOUND', r
+        assert len(q1['hits']) == 5
+        ids0 = [h[0] for h in q0['hits']]
+        assert b'it0' not in ids0 and all(i.startswith(b'it') for i in ids0), ids0
+        sc = [h[1] for h in q0['hits']]
+        assert sc == sorted(sc, reverse=True), sc
+        for hid, s in q0['hits']:
+            s2 = score(d, b'it0', hid)['rows'][0]['score']
+            assert abs(s - s2) < 1e-5, (hid, s, s2)
+        # the best is really the best among all 11 others
+        allsc = sorted((score(d, b'it0', b'it%d' % i)['rows'][0]['score'] for i in range(1, 12)),
+                       reverse=True)
+        assert abs(allsc[0] - sc[0]) < 1e-5 and abs(allsc[4] - sc[4]) < 1e-5, (allsc, sc)
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_rollback_and_flush():
+    """ROLLBACK v brings back v's W (same scores) as a new version; the
+    pairs trained after v are not trained again after a restart; FLUSH
+    trains a partial batch at once."""
+    d = Daemon(BIN, opts=BASE + ['train.max_wait_ms=60s'])
+    try:
+        d.start()
+        send_items(d, 6)
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        push.send_multipart(pairs('PAIR_BATCH', [(i % 2, b'it%d' % i, b'it%d' % (5 - i))
+                                                 for i in range(6)], D_IN))
+        status_until(d, lambda j: j['backlog'] == 6, '6 pairs waiting (partial batch)')
+        r = d.admin('FLUSH')
+        assert r['status'] == 'OK', r
+        st = status_until(d, lambda j: j['pairs_seen'] == 6 and j['backlog'] == 0, 'flush trained')
+        r = d.admin('CHECKPOINT')
+        assert r['status'] == 'OK', r
+        v = d.status()['model_version']
+        s_v = score(d, b'it0', b'it1')['rows'][0]['score']
+        push.send_multipart(pairs('PAIR_BATCH', [(1, b'it0', b'it1')] * 16, D_IN))
+        status_until(d, lambda j: j['steps'] >= st['steps'] + 2, 'more steps')
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] != s_v
+        r = d.admin('ROLLBACK', v)
+        assert r['status'] == 'OK', r
+        st2 = d.status()
+        assert st2['model_version'] > v, st2
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] == s_v
+        push.close()
+        assert d.stop() == 0
+        d.start()
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] == s_v
         assert d.stop() == 0
     finally:
         d.close()
@@ -249,11 +327,19 @@ def test_command_line():
 
 
 def test_store_mismatch_and_journal():
-    """A store made with other dims is refused with both values named; under
-    journald (JOURNAL_STREAM) lines carry <N> priority prefixes."""
+    """A second daemon on the same state dir is refused; a store made with
+    other dims is refused with both values named; under journald
+    (JOURNAL_STREAM) lines carry <N> priority prefixes."""
     d = Daemon(BIN, opts=BASE)
     try:
         d.start()
+        args = [BIN, '--state-dir', d.dir] + sum((['-o', o] for o in BASE), [])
+        if os.geteuid() == 0:
+            args.append('--allow-root')
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and 'SV-MAIN-LOCK' in r.stderr and \
+            str(d.proc.pid) in r.stderr, r.stderr
+        assert d.status()['model_version'] == 0   # the first one still serves
         assert d.stop() == 0
         args = [BIN, '--state-dir', d.dir, '-o', 'model.d_in=32', '-o', 'model.d_out=4']
         if os.geteuid() == 0:
@@ -300,7 +386,9 @@ def test_garbage_changes_nothing():
 
 
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
-         test_sighup_and_admin, test_garbage_changes_nothing, test_c_client]
+         test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
+         test_rollback_and_flush,
+         test_c_client]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]

@@ -5,17 +5,23 @@
 # Runs `sv-bench train --json` and tools/bench/torch_step.py --json with the
 # same flags for a fixed set of shapes and prints one table row per shape:
 # our pairs/s, our step / GEMM-only ratio (both measured in the same run),
-# torch's pairs/s and the ratio ours / torch.  Each program is run in turn,
-# never both at once.
+# torch's pairs/s and step / torch.mm-only ratio, and the ratio ours / torch.
+# The two programs run in turn, never at once, ROUNDS times alternately; for
+# each side the run with the most pairs/s is kept (the least disturbed one on
+# a shared machine; each run's figure is itself a median over STEPS steps).
 #
-# usage: tools/bench/compare_train.sh [SV_BENCH] [THREADS] [STEPS]
-#   SV_BENCH defaults to build/tools/sv-bench, THREADS to 2, STEPS to 40.
+# usage: tools/bench/compare_train.sh [SV_BENCH] [THREADS] [STEPS] [ROUNDS]
+#   SV_BENCH defaults to build/tools/sv-bench, THREADS to 2, STEPS to 40,
+#   ROUNDS to 3.
 set -eu
 here=$(dirname "$0")
 svb=${1:-build/tools/sv-bench}
 threads=${2:-2}
 steps=${3:-40}
+rounds=${4:-3}
 torch="$here/torch_step.py"
+nl='
+'
 
 [ -x "$svb" ] || { echo "compare_train.sh: $svb not built" >&2; exit 2; }
 
@@ -24,15 +30,24 @@ echo "|---|---|---|---:|---:|---:|---:|---:|"
 for cfg in "ntxent 784 64 256" "contrastive 784 64 256" "ntxent 128 64 256" "ntxent 768 128 1024"; do
 	set -- $cfg
 	args="--loss $1 --d-in $2 --d-out $3 --batch $4 --mode batch --steps $steps --threads $threads --json"
-	ours=$("$svb" train $args)
-	theirs=$("$torch" $args)
-	/usr/bin/python3 - "$ours" "$theirs" <<'EOF'
+	ours=""
+	theirs=""
+	r=0
+	while [ "$r" -lt "$rounds" ]; do
+		ours="$ours$("$svb" train $args)$nl"
+		theirs="$theirs$("$torch" $args)$nl"
+		r=$((r + 1))
+	done
+	/usr/bin/python3 -c '
 import json, sys
-o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"| {o['loss']} | {o['d_in']}->{o['d_out']} | {o['batch']} | {o['pairs_per_s']:,.0f} | "
-      f"{o['ratio_step_gemm']:.2f} | {t['pairs_per_s']:,.0f} | {t['ratio_step_gemm']:.2f} | "
-      f"{o['pairs_per_s'] / t['pairs_per_s']:.2f} |")
-EOF
+def best(text):
+    runs = [json.loads(l) for l in text.split("\n") if l.strip()]
+    return max(runs, key=lambda r: r["pairs_per_s"])
+o, t = best(sys.argv[1]), best(sys.argv[2])
+print("| {} | {}->{} | {} | {:,.0f} | {:.2f} | {:,.0f} | {:.2f} | {:.2f} |".format(
+    o["loss"], o["d_in"], o["d_out"], o["batch"], o["pairs_per_s"], o["ratio_step_gemm"],
+    t["pairs_per_s"], t["ratio_step_gemm"], o["pairs_per_s"] / t["pairs_per_s"]))
+' "$ours" "$theirs"
 done
 echo
-echo "threads $threads, median of $steps steps after warmup; batch mode; Adam."
+echo "threads $threads; each figure the median of $steps steps after warmup, best of $rounds alternating runs; batch mode; Adam."
