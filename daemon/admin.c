@@ -1,0 +1,425 @@
+/* admin.c - the admin thread (see admin.h).  Leaves out: authentication
+ * beyond the socket file's mode, TCP admin endpoints' access control. */
+#include "admin.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "conf.h"
+#include "log.h"
+#include "metrics_glue.h"
+#include "sv/error.h"
+#include "sv/proto.h"
+#include "sv/store.h"
+#include "reply.h"
+#include "util.h"
+
+#define MAX_PARTS 16
+#define JSON_CAP 65536
+
+struct dadmin {
+	struct sv_daemon *d;
+	void *sock, *ctl;
+	pthread_t th;
+	int started;
+	struct sv_proto_limits lim;
+	struct sv_proto_msgbuf mb;
+	char *json;
+	uint64_t t0;
+};
+
+struct jbuf {
+	char *p;
+	size_t cap, n;
+};
+
+static void jprintf(struct jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jprintf(struct jbuf *j, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	if (j->n + 1 >= j->cap)
+		return;
+	va_start(ap, fmt);
+	w = vsnprintf(j->p + j->n, j->cap - j->n, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		j->n = j->n + (size_t)w < j->cap ? j->n + (size_t)w : j->cap - 1;
+}
+
+static void jnum(struct jbuf *j, const char *key, double v, int comma)
+{
+	if (isfinite(v))
+		jprintf(j, "\"%s\":%.6g%s", key, v, comma ? "," : "");
+	else
+		jprintf(j, "\"%s\":null%s", key, comma ? "," : "");
+}
+
+static void ju64(struct jbuf *j, const char *key, uint64_t v, int comma)
+{
+	jprintf(j, "\"%s\":%llu%s", key, (unsigned long long)v, comma ? "," : "");
+}
+
+static uint64_t started_ns;
+
+size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
+{
+	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
+	                                                           "rejected", "failed"};
+	struct jbuf j = {buf, cap, 0};
+	struct sv_store_stat st = {0};
+	sv_store_read *r = NULL;
+	int first = 1, policy;
+
+	if (cap == 0)
+		return 0;
+	buf[0] = '\0';
+	if (sv_store_read_begin(d->store, &r) == 0)
+		sv_store_stat(r, &st);
+	sv_store_read_end(r);
+	jprintf(&j, "{");
+	ju64(&j, "model_version", atomic_load(&d->prog.model_version), 1);
+	ju64(&j, "steps", atomic_load(&d->prog.steps), 1);
+	ju64(&j, "pairs_seen", atomic_load(&d->prog.pairs_seen), 1);
+	ju64(&j, "items", st.items, 1);
+	ju64(&j, "pairs_logged", st.pairs, 1);
+	ju64(&j, "models", st.models, 1);
+	ju64(&j, "backlog", atomic_load(&d->prog.backlog), 1);
+	ju64(&j, "applied_seq", atomic_load(&d->prog.applied_seq), 1);
+	ju64(&j, "last_seq", atomic_load(&d->prog.last_seq), 1);
+	jnum(&j, "auc", atomic_load(&d->prog.auc), 1);
+	jnum(&j, "eer", atomic_load(&d->prog.eer), 1);
+	jnum(&j, "loss", atomic_load(&d->prog.loss), 1);
+	jnum(&j, "threshold", atomic_load(&d->prog.threshold), 1);
+	pthread_mutex_lock(&d->live_mu);
+	policy = d->live.threshold_policy;
+	pthread_mutex_unlock(&d->live_mu);
+	jprintf(&j, "\"threshold_policy\":\"%s\",", sv_metrics_policy_name(policy));
+	jprintf(&j, "\"paused\":%s,", atomic_load(&d->prog.paused) ? "true" : "false");
+	ju64(&j, "d_in", d->conf.d_in, 1);
+	ju64(&j, "d_out", d->conf.d_out, 1);
+	ju64(&j, "map_size", st.map_size, 1);
+	ju64(&j, "map_used", st.map_used, 1);
+	jnum(&j, "uptime_seconds", (double)(now_mono_ns() - started_ns) / 1e9, 1);
+	jprintf(&j, "\"counters\":{\"pairs\":{");
+	for (int o = 0; o < SV_PAIR_OUTCOME_COUNT; o++)
+		ju64(&j, outcome[o], atomic_load(&d->cnt.pairs[o]), o + 1 < SV_PAIR_OUTCOME_COUNT);
+	jprintf(&j, "},\"rejects\":{");
+	for (int i = 0; i < SV_REJECT_MAX; i++) {
+		uint64_t v = atomic_load(&d->cnt.rejects[i]);
+
+		if (v == 0)
+			continue;
+		jprintf(&j, "%s", first ? "" : ",");
+		ju64(&j, reject_name(i), v, 0);
+		first = 0;
+	}
+	jprintf(&j, "},");
+	ju64(&j, "steps", atomic_load(&d->cnt.steps), 1);
+	ju64(&j, "step_failures", atomic_load(&d->cnt.step_failures), 1);
+	ju64(&j, "checkpoints", atomic_load(&d->cnt.checkpoints), 1);
+	ju64(&j, "commits", atomic_load(&d->cnt.commits), 1);
+	ju64(&j, "items_put", atomic_load(&d->cnt.items_put), 1);
+	ju64(&j, "items_deleted", atomic_load(&d->cnt.items_del), 1);
+	ju64(&j, "queries", atomic_load(&d->cnt.queries), 1);
+	ju64(&j, "query_errors", atomic_load(&d->cnt.query_errors), 1);
+	ju64(&j, "unroutable", atomic_load(&d->cnt.unroutable), 1);
+	ju64(&j, "admin_requests", atomic_load(&d->cnt.admin_requests), 0);
+	jprintf(&j, "}}");
+	return j.n;
+}
+
+static size_t versions_json(struct sv_daemon *d, char *buf, size_t cap, int *status)
+{
+	struct jbuf j = {buf, cap, 0};
+	struct sv_store_version v[64];
+	sv_store_read *r = NULL;
+	size_t n = 0;
+	int rc = sv_store_read_begin(d->store, &r);
+
+	if (rc == 0)
+		rc = sv_store_versions(r, v, 64, &n);
+	sv_store_read_end(r);
+	*status = rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_INTERNAL;
+	buf[0] = '\0';
+	if (rc < 0)
+		return 0;
+	if (n > 64)
+		n = 64;
+	jprintf(&j, "{\"versions\":[");
+	for (size_t i = 0; i < n; i++) {
+		jprintf(&j, "%s{", i ? "," : "");
+		ju64(&j, "version", v[i].version, 1);
+		ju64(&j, "step", v[i].step, 1);
+		ju64(&j, "applied_seq", v[i].applied_seq, 1);
+		ju64(&j, "time_ns", v[i].time_ns, 1);
+		jnum(&j, "loss", v[i].loss, 1);
+		jnum(&j, "auc", v[i].auc, 1);
+		jnum(&j, "eer", v[i].eer, 1);
+		jprintf(&j, "\"active\":%s}", v[i].active ? "true" : "false");
+	}
+	jprintf(&j, "]}");
+	return j.n;
+}
+
+/* Forward a request to the trainer and put its reply frames into out. */
+static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t n, zmq_msg_t *out,
+                       int *n_out)
+{
+	int more = 1;
+
+	for (size_t i = 0; i < n; i++)
+		if (zmq_send(a->ctl, fr[i].data, fr[i].len, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+			return -zmq_errno();
+	*n_out = 0;
+	while (more) {
+		zmq_msg_t m;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, a->ctl, 0) < 0) {
+			zmq_msg_close(&m);
+			return -zmq_errno();
+		}
+		more = zmq_msg_more(&m);
+		if (*n_out < MAX_PARTS)
+			out[(*n_out)++] = m;
+		else
+			zmq_msg_close(&m);
+	}
+	return 0;
+}
+
+static void send_mb(struct dadmin *a)
+{
+	for (size_t i = 0; i < a->mb.n; i++)
+		zmq_send(a->sock, a->mb.frames[i].data, a->mb.frames[i].len,
+		         i + 1 < a->mb.n ? ZMQ_SNDMORE : 0);
+}
+
+/* An admin reply with a->json[0..len) as payload (errors: no payload). */
+static void admin_reply(struct dadmin *a, const struct sv_proto_request *rq, int status,
+                        const char *msg, size_t len)
+{
+	if (status != SV_PROTO_STATUS_OK ||
+	    sv_proto_encode_reply_admin(&a->mb, rq->hdr.verb, rq->hdr.request_id, status, msg,
+	                                len ? a->json : NULL, len) < 0)
+		reply_error(&a->mb, rq->hdr.verb, rq->hdr.request_id,
+		            status ? status : SV_PROTO_STATUS_INTERNAL, 0, msg);
+}
+
+static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
+{
+	struct sv_daemon *d = a->d;
+	struct sv_proto_request rq;
+	struct sv_proto_error err;
+	char msg[SV_PROTO_MAX_TEXT + 128];
+	int status = SV_PROTO_STATUS_OK, rc;
+	size_t len;
+
+	atomic_fetch_add(&d->cnt.admin_requests, 1);
+	memset(&err, 0, sizeof(err));
+	if (sv_proto_decode_request(fr, n, &a->lim, &rq, &err) < 0) {
+		count_reject(d, (int)err.reason);
+		sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent", err.msg,
+		       sv_proto_reason_name((int)err.reason));
+		reply_error(&a->mb, err.have_header ? err.header.verb : 0,
+		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
+		            (int)err.reason, err.msg);
+		send_mb(a);
+		return;
+	}
+	switch (rq.hdr.verb) {
+	case SV_PROTO_VERB_STATUS:
+		len = status_json(d, a->json, JSON_CAP);
+		admin_reply(a, &rq, status, NULL, len);
+		break;
+	case SV_PROTO_VERB_VERSIONS:
+		len = versions_json(d, a->json, JSON_CAP, &status);
+		admin_reply(a, &rq, status, status ? "cannot list versions" : NULL, len);
+		break;
+	case SV_PROTO_VERB_CONFIG:
+		pthread_mutex_lock(&d->live_mu); /* a reload may be rewriting live keys */
+		len = conf_show(&d->conf, a->json, JSON_CAP);
+		pthread_mutex_unlock(&d->live_mu);
+		admin_reply(a, &rq, status, NULL, len);
+		break;
+	case SV_PROTO_VERB_BACKUP: {
+		char path[SV_PROTO_MAX_TEXT + 1];
+
+		memcpy(path, rq.text, rq.text_len);
+		path[rq.text_len] = '\0';
+		rc = sv_store_backup(d->store, path);
+		if (rc == 0)
+			sv_log(LOG_NOTICE, "SV-ADMIN-BACKUP", "hot backup written to %s", path);
+		else
+			sv_log(LOG_WARNING, "SV-ADMIN-BACKUP", "hot backup to %s failed: %s", path,
+			       sv_strerror(rc));
+		snprintf(msg, sizeof(msg),
+		         rc == 0 ? "backup written to %s" : "backup to %s failed: %s", path,
+		         sv_strerror(rc));
+		admin_reply(a, &rq, rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_INTERNAL, msg,
+		            0);
+		break;
+	}
+	case SV_PROTO_VERB_RELOAD:
+		kill(getpid(), SIGHUP);
+		admin_reply(a, &rq, status, "reload requested (see the log for what changed)", 0);
+		break;
+	case SV_PROTO_VERB_CHECKPOINT:
+	case SV_PROTO_VERB_ROLLBACK:
+	case SV_PROTO_VERB_PAUSE:
+	case SV_PROTO_VERB_RESUME:
+	case SV_PROTO_VERB_FLUSH: {
+		zmq_msg_t out[MAX_PARTS];
+		int n_out = 0;
+
+		rc = forward_ctl(a, fr, n, out, &n_out);
+		if (rc < 0) {
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+			            SV_PROTO_STATUS_INTERNAL, 0, "trainer unavailable");
+			break;
+		}
+		for (int i = 0; i < n_out; i++) {
+			zmq_send(a->sock, zmq_msg_data(&out[i]), zmq_msg_size(&out[i]),
+			         i + 1 < n_out ? ZMQ_SNDMORE : 0);
+			zmq_msg_close(&out[i]);
+		}
+		a->mb.n = 0;
+		return;
+	}
+	default:
+		count_reject(d, SV_REJECT_REFUSED);
+		reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
+		            "not an admin verb: use the ingest or query socket");
+		break;
+	}
+	send_mb(a);
+}
+
+static void *thread_main(void *arg)
+{
+	struct dadmin *a = arg;
+
+	for (;;) {
+		zmq_msg_t m[MAX_PARTS];
+		struct sv_proto_frame fr[MAX_PARTS];
+		int n = 0, more = 1, over = 0, env;
+
+		while (more) {
+			zmq_msg_t t;
+
+			zmq_msg_init(&t);
+			if (zmq_msg_recv(&t, a->sock, 0) < 0) {
+				zmq_msg_close(&t);
+				if (zmq_errno() == EINTR)
+					continue;
+				for (int i = 0; i < n; i++)
+					zmq_msg_close(&m[i]);
+				return NULL;
+			}
+			more = zmq_msg_more(&t);
+			if (n < MAX_PARTS)
+				m[n++] = t;
+			else {
+				zmq_msg_close(&t);
+				over = 1;
+			}
+		}
+		for (int i = 0; i < n; i++) {
+			fr[i].data = zmq_msg_data(&m[i]);
+			fr[i].len = zmq_msg_size(&m[i]);
+		}
+		env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
+		/* envelope first: the reply goes back to the same peer */
+		for (int i = 0; i < env && i < n; i++)
+			zmq_send(a->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);
+		if (over || n <= env) {
+			count_reject(a->d,
+			             over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
+			reply_error(&a->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
+			            over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
+			            over ? "too many frames" : "no frames after the envelope");
+			send_mb(a);
+		} else {
+			handle(a, fr + env, (size_t)(n - env));
+		}
+		for (int i = 0; i < n; i++)
+			zmq_msg_close(&m[i]);
+	}
+}
+
+int admin_start(struct dadmin **out, struct sv_daemon *d)
+{
+	struct dadmin *a = calloc(1, sizeof(*a));
+	const char *ep = d->conf.ep_admin;
+	int one = 1, rc = 0;
+
+	if (a == NULL)
+		return -ENOMEM;
+	*out = a;
+	started_ns = now_mono_ns();
+	a->d = d;
+	sv_proto_msgbuf_init(&a->mb);
+	a->json = malloc(JSON_CAP);
+	a->sock = zmq_socket(d->zctx, ZMQ_ROUTER);
+	a->ctl = zmq_socket(d->zctx, ZMQ_REQ);
+	if (a->json == NULL || a->sock == NULL || a->ctl == NULL)
+		return a->json ? -zmq_errno() : -ENOMEM;
+	zmq_setsockopt(a->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	if (strncmp(ep, "ipc://", 6) == 0) {
+		/* Made with the mode already (no window where others could
+		 * connect), then chmod to be explicit. */
+		mode_t old = umask((mode_t)(~d->conf.admin_mode & 0777));
+
+		rc = zmq_bind(a->sock, ep) < 0 ? -zmq_errno() : 0;
+		umask(old);
+		if (rc == 0 && ep[6] != '@' && chmod(ep + 6, (mode_t)d->conf.admin_mode) < 0)
+			rc = -errno;
+	} else {
+		rc = zmq_bind(a->sock, ep) < 0 ? -zmq_errno() : 0;
+	}
+	if (rc < 0) {
+		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind admin socket to %s: %s", ep,
+		       strerror(-rc));
+		return rc;
+	}
+	sv_log(LOG_INFO, "SV-SOCKET-BIND", "admin (ROUTER) socket on %s, mode %04o", ep,
+	       d->conf.admin_mode);
+	if (zmq_connect(a->ctl, SV_CTL_ENDPOINT) < 0)
+		return -zmq_errno();
+	rc = -pthread_create(&a->th, NULL, thread_main, a);
+	if (rc == 0)
+		a->started = 1;
+	return rc;
+}
+
+void admin_stop(struct dadmin *a)
+{
+	int zero = 0;
+
+	if (a == NULL)
+		return;
+	if (a->started)
+		pthread_join(a->th, NULL);
+	if (a->sock) {
+		zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_close(a->sock);
+	}
+	if (a->ctl) {
+		zmq_setsockopt(a->ctl, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_close(a->ctl);
+	}
+	sv_proto_msgbuf_free(&a->mb);
+	free(a->json);
+	free(a);
+}

@@ -1,0 +1,30 @@
+/* admin.h - the admin socket: STATUS, VERSIONS, CONFIG, BACKUP and RELOAD
+ * here; CHECKPOINT, ROLLBACK, PAUSE, RESUME and FLUSH forwarded to the
+ * trainer (the store's only writer) over inproc and its reply relayed.
+ *
+ * The socket is a ROUTER, by default ipc://STATE_DIR/admin.sock, made with
+ * file mode admin_mode (0600): only the daemon's user may connect.  Replies
+ * carry JSON payloads (STATUS: status_json()).
+ */
+#ifndef SV_DAEMON_ADMIN_H
+#define SV_DAEMON_ADMIN_H
+
+#include <stddef.h>
+
+#include "daemon.h"
+
+struct dadmin;
+
+/* Bind and start the thread; *out is set even on failure (admin_stop after
+ * zmq_ctx_shutdown).  Returns 0 or a negative code (logged). */
+int admin_start(struct dadmin **out, struct sv_daemon *d);
+void admin_stop(struct dadmin *a);
+
+/* The STATUS document: one JSON object with model_version, steps,
+ * pairs_seen, items, backlog, auc, eer, threshold, ... and "counters"
+ * (pairs by outcome, rejects by reason, steps, checkpoints, ...), the names
+ * a Prometheus exposition uses.  Returns the length written (truncated to
+ * cap - 1, always NUL-terminated). */
+size_t status_json(struct sv_daemon *d, char *buf, size_t cap);
+
+#endif

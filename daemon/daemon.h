@@ -1,0 +1,147 @@
+/* daemon.h - state shared by simverifyd's threads.
+ *
+ * Threads (main.c starts them, in this order):
+ *   trainer  the ONLY store writer: owns both ingest sockets (PULL, acked
+ *            ROUTER) and the control socket; validates, logs (group commit),
+ *            acks (ingest.c), batches, trains, publishes snapshots,
+ *            checkpoints (trainer.c)
+ *   query    ROUTER (ROUTER_MANDATORY) front + worker threads: SCORE,
+ *            SCORE_BATCH, TOPK, ITEM get on snapshots and read-only
+ *            transactions (query.c)
+ *   admin    ROUTER on an ipc:// socket (mode 0600): STATUS and VERSIONS
+ *            directly, the rest forwarded to the trainer (admin.c)
+ *   main     signals (signalfd), sd_notify, watchdog, reload (main.c)
+ *
+ * Everything here is either set before the threads start and read-only
+ * afterwards, or atomic.  Counters are monotonic and meant for a Prometheus
+ * exposition (admin STATUS prints them as JSON).
+ */
+#ifndef SV_DAEMON_DAEMON_H
+#define SV_DAEMON_DAEMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "snapshot.h"
+#include "sv/loss.h"
+#include "sv/config.h"
+#include "sv/optim.h"
+#include "sv/proto.h"
+#include "sv/store.h"
+
+#define SV_ENDPOINT_MAX SV_CONFIG_STR_MAX
+#define SV_REJECT_MAX 64 /* reject reasons counted (proto's enum and ours) */
+
+/* Reject reasons beyond sv/proto.h's enum sv_proto_reason (which fills 0..31). */
+enum sv_reject {
+	SV_REJECT_OWN = 32,
+	SV_REJECT_NOITEM = 32,        /* a pair names an item that does not exist */
+	SV_REJECT_REFUSED = 33,       /* a verb sent to the wrong socket */
+	SV_REJECT_STORE = 34,         /* a group commit failed */
+	SV_REJECT_TOOMANY_PARTS = 35, /* more frames than any message has */
+};
+
+/* The daemon's settings, mapped from the config module's struct sv_config
+ * (conf.c); cfg keeps the original for CONFIG (show) and reload diffs. */
+struct sv_dconf {
+	struct sv_config cfg;
+	char state_dir[SV_ENDPOINT_MAX];
+	char store_path[SV_ENDPOINT_MAX];
+	char ep_ingest[SV_ENDPOINT_MAX];     /* PULL, fire and forget */
+	char ep_ingest_ack[SV_ENDPOINT_MAX]; /* ROUTER, acked after commit */
+	char ep_query[SV_ENDPOINT_MAX];      /* ROUTER, pipelined DEALER clients */
+	char ep_admin[SV_ENDPOINT_MAX];      /* ROUTER, ipc:// mode admin_mode */
+	unsigned admin_mode;                 /* file mode of an ipc:// admin socket */
+	int ingest_hwm;                      /* messages queued per ingest socket */
+	uint32_t d_in, d_out;
+	uint64_t seed;
+	uint32_t batch_size;  /* B (live) */
+	uint32_t batch_max;   /* largest B a reload may set */
+	uint32_t max_wait_ms; /* a partial batch trains after this */
+	uint32_t group_max;   /* most messages (or pairs) in one group commit */
+	uint32_t ckpt_steps;  /* checkpoint every N steps (0: never; live) */
+	uint64_t ckpt_ms;     /* ... or T ms with new steps (0: never; live) */
+	uint32_t query_threads;
+	struct sv_loss_params loss;
+	struct sv_optim_params optim; /* hyperparameters live, kind fixed */
+	int log_level;                /* syslog level (live) */
+	float threshold;              /* fixed / initial threshold (live) */
+	int threshold_policy;         /* enum sv_config_policy (live) */
+	double target_far;            /* target_far policy (live) */
+	uint64_t threshold_min_pairs; /* window pairs before a policy applies (live) */
+	uint32_t metrics_window;      /* pairs in the prequential window */
+	struct sv_proto_limits lim;   /* what the decoders accept */
+	struct sv_store_opts store;
+};
+
+/* Outcomes of a received pair. */
+enum sv_pair_outcome {
+	SV_PAIR_OUTCOME_LOGGED = 0, /* committed to the log */
+	SV_PAIR_OUTCOME_DUPLICATE,  /* (client, seq) seen: re-acked, not logged */
+	SV_PAIR_OUTCOME_REJECTED,   /* malformed or invalid: not logged */
+	SV_PAIR_OUTCOME_FAILED,     /* the store failed: not logged, error reply */
+	SV_PAIR_OUTCOME_COUNT,
+};
+
+struct sv_counters {
+	atomic_uint_fast64_t pairs[SV_PAIR_OUTCOME_COUNT];
+	atomic_uint_fast64_t rejects[SV_REJECT_MAX]; /* by reason code */
+	atomic_uint_fast64_t items_put, items_del;
+	atomic_uint_fast64_t steps, step_failures, checkpoints;
+	atomic_uint_fast64_t commits; /* group commits */
+	atomic_uint_fast64_t queries, query_errors, unroutable;
+	atomic_uint_fast64_t admin_requests;
+};
+
+/* Trainer progress, published for STATUS, STATUS= and the watchdog. */
+struct sv_progress {
+	atomic_uint_fast64_t heartbeat; /* +1 per trainer loop iteration */
+	atomic_uint_fast64_t model_version;
+	atomic_uint_fast64_t steps;      /* total, across restarts */
+	atomic_uint_fast64_t pairs_seen; /* trained on, across restarts */
+	atomic_uint_fast64_t applied_seq;
+	atomic_uint_fast64_t last_seq; /* last logged */
+	atomic_uint_fast64_t items;
+	atomic_uint_fast64_t backlog; /* pairs logged but not yet trained */
+	atomic_int paused;
+	_Atomic double auc, eer, loss;
+	_Atomic float threshold;
+};
+
+/* The keys a reload may change while running. */
+struct sv_live {
+	uint32_t batch_size;
+	struct sv_optim_params optim;
+	int threshold_policy;
+	float threshold;
+	double target_far;
+	uint64_t min_pairs;
+	uint32_t ckpt_steps;
+	uint64_t ckpt_ms;
+};
+
+struct sv_daemon {
+	struct sv_dconf conf; /* read-only after start, except live keys */
+	void *zctx;
+	sv_store *store;
+	struct sv_snap_slot snap;
+	struct sv_counters cnt;
+	struct sv_progress prog;
+	atomic_int stopping;
+	/* live keys: main writes them on SIGHUP under live_mu and bumps
+	 * live_gen; the trainer copies them when it sees a new generation */
+	pthread_mutex_t live_mu;
+	struct sv_live live;
+	atomic_uint live_gen;
+};
+
+/* A stable lowercase name for a reject reason (Prometheus label). */
+const char *reject_name(int reason);
+/* Count one reject by reason. */
+void count_reject(struct sv_daemon *d, int reason);
+
+/* Endpoint of the trainer's control socket (admin -> trainer). */
+#define SV_CTL_ENDPOINT "inproc://sv-trainer-ctl"
+
+#endif

@@ -1,0 +1,771 @@
+/* ingest.c - the trainer thread's ingest half: read messages from the
+ * fire-and-forget PULL and the acked ROUTER, validate them, resolve item ids
+ * and inline vectors, apply item puts/deletes and pair appends to ONE store
+ * group, commit it, and only then ack and stage the pairs into the batch.
+ * Leaves out: training, checkpoints and recovery (trainer.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "reply.h"
+#include "sv/error.h"
+#include "trainer_int.h"
+#include "util.h"
+
+/* ---- small helpers ------------------------------------------------------ */
+
+int ingest_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	size_t c = *cap ? *cap : 64;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	q = realloc(*p, c * elem);
+	if (q == NULL)
+		return -ENOMEM;
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+uint64_t ingest_id_key(const void *id, size_t len)
+{
+	return fnv1a(id, len, 0xcbf29ce484222325ULL);
+}
+
+/* 128-bit content hash of an inline vector, 8 bytes at a time (two
+ * multiply-xor lanes; not cryptographic: a collision would merge two
+ * anonymous vectors). */
+static void inline_id(const float *x, uint32_t d, char out[INLINE_ID_LEN + 1])
+{
+	const uint8_t *b = (const uint8_t *)x;
+	size_t n = (size_t)d * sizeof(float), i;
+	uint64_t h1 = 0x9e3779b97f4a7c15ULL ^ n, h2 = 0xc2b2ae3d27d4eb4fULL;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, b + i, 8);
+		h1 = (h1 ^ w) * 0xff51afd7ed558ccdULL;
+		h1 ^= h1 >> 29;
+		h2 = (h2 + w) * 0xc4ceb9fe1a85ec53ULL;
+		h2 ^= h2 >> 31;
+	}
+	for (; i < n; i++) {
+		h1 = (h1 ^ b[i]) * 0xff51afd7ed558ccdULL;
+		h2 = (h2 + b[i]) * 0xc4ceb9fe1a85ec53ULL;
+	}
+	h1 ^= h2 >> 17;
+	h2 ^= h1 >> 23;
+	snprintf(out, INLINE_ID_LEN + 1, "~v%016llx%016llx", (unsigned long long)h1,
+	         (unsigned long long)h2);
+}
+
+/* ---- ingest ------------------------------------------------------------- */
+
+static const char *const own_reason_names[] = {
+    [SV_REJECT_NOITEM - SV_REJECT_OWN] = "unknown_item",
+    [SV_REJECT_REFUSED - SV_REJECT_OWN] = "wrong_socket",
+    [SV_REJECT_STORE - SV_REJECT_OWN] = "store_failed",
+    [SV_REJECT_TOOMANY_PARTS - SV_REJECT_OWN] = "too_many_frames",
+};
+
+const char *reject_name(int reason)
+{
+	if (reason >= SV_REJECT_OWN && reason < SV_REJECT_MAX) {
+		const char *s = own_reason_names[reason - SV_REJECT_OWN];
+
+		return s ? s : "unknown";
+	}
+	return sv_proto_reason_name(reason);
+}
+
+void count_reject(struct sv_daemon *d, int reason)
+{
+	if (reason < 0 || reason >= SV_REJECT_MAX)
+		reason = 0;
+	atomic_fetch_add(&d->cnt.rejects[reason], 1);
+}
+
+static struct pend_item *pend_find(struct dtrainer *t, const void *id, size_t len)
+{
+	for (size_t i = t->pend_n; i-- > 0;)
+		if (t->pend[i].len == len && memcmp(t->pend[i].id, id, len) == 0)
+			return &t->pend[i];
+	return NULL;
+}
+
+static int pend_add(struct dtrainer *t, const void *id, size_t len, long row)
+{
+	struct pend_item *p;
+
+	if (ingest_grow((void **)&t->pend, &t->pend_cap, t->pend_n + 1, sizeof(*t->pend)) < 0)
+		return -ENOMEM;
+	p = &t->pend[t->pend_n++];
+	memcpy(p->id, id, len);
+	p->len = len;
+	p->row = row;
+	p->stored = 0;
+	return 0;
+}
+
+static long pool_row(struct dtrainer *t)
+{
+	size_t d = t->d->conf.d_in;
+
+	if (t->pool_n + 1 > t->pool_cap) {
+		size_t c = t->pool_cap ? t->pool_cap * 2 : 256;
+		float *q = realloc(t->pool, c * d * sizeof(float));
+
+		if (q == NULL)
+			return -ENOMEM;
+		t->pool = q;
+		t->pool_cap = c;
+	}
+	return (long)t->pool_n++;
+}
+
+static float *row_ptr(struct dtrainer *t, size_t row)
+{
+	return t->pool + row * t->d->conf.d_in;
+}
+
+static int group_begin(struct dtrainer *t)
+{
+	int rc;
+
+	if (t->txn != NULL || t->group_failed)
+		return t->group_failed;
+	rc = sv_store_txn_begin(t->d->store, &t->txn);
+	if (rc < 0) {
+		t->group_failed = rc;
+		t->txn = NULL;
+	}
+	return rc;
+}
+
+/* Resolve one side into a pool row; *store_put tells whether an item put is
+ * needed.  Returns 0, SV_ERR_NOTFOUND, or a negative code. */
+static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_proto_side *s,
+                        char inl[INLINE_ID_LEN + 1], const void **id, size_t *len, long *row,
+                        int *put)
+{
+	struct pend_item *p;
+	long k;
+	int rc;
+
+	*put = 0;
+	if (s->vec != NULL) {
+		k = pool_row(t);
+		if (k < 0)
+			return (int)k;
+		sv_proto_vec_copy(row_ptr(t, (size_t)k), s->vec, t->d->conf.d_in);
+		if (s->id != NULL) {
+			*id = s->id;
+			*len = s->id_len;
+		} else {
+			inline_id(row_ptr(t, (size_t)k), t->d->conf.d_in, inl);
+			*id = inl;
+			*len = INLINE_ID_LEN;
+		}
+		*row = k;
+		*put = 1;
+		return 0;
+	}
+	p = pend_find(t, s->id, s->id_len);
+	if (p != NULL) {
+		if (p->row < 0)
+			return SV_ERR_NOTFOUND;
+		*id = s->id;
+		*len = s->id_len;
+		*row = p->row;
+		return 0;
+	}
+	if (*r == NULL) {
+		rc = sv_store_read_begin(t->d->store, r);
+		if (rc < 0)
+			return rc;
+	}
+	k = pool_row(t);
+	if (k < 0)
+		return (int)k;
+	rc = sv_store_item_get(*r, s->id, s->id_len, row_ptr(t, (size_t)k));
+	if (rc < 0) {
+		t->pool_n--;
+		return rc;
+	}
+	*id = s->id;
+	*len = s->id_len;
+	*row = k;
+	return 0;
+}
+
+struct resolved {
+	const void *id[2];
+	size_t len[2];
+	long row[2];
+	int put[2];
+	char inl[2][INLINE_ID_LEN + 1];
+	int rc;
+	uint8_t label;
+};
+
+/* Items: pend, then a store put (not for inline ones already pending). */
+static int item_put(struct dtrainer *t, const void *id, size_t len, long row, uint16_t flags)
+{
+	struct pend_item *p = pend_find(t, id, len);
+	int rc;
+
+	/* content-addressed: one put per group is enough */
+	if ((flags & SV_ITEM_FLAG_INLINE) && p != NULL && p->row >= 0 && p->stored)
+		return 0;
+	rc = 0;
+	if (p == NULL || p->row != row) {
+		rc = pend_add(t, id, len, row);
+		p = rc == 0 ? &t->pend[t->pend_n - 1] : NULL;
+	}
+	if (rc == 0) {
+		p->stored = 1;
+		rc = group_begin(t);
+	}
+	if (rc == 0)
+		rc = sv_store_item_put(t->txn, id, len, row_ptr(t, (size_t)row), flags);
+	if (rc < 0 && t->group_failed == 0)
+		t->group_failed = rc;
+	if (rc == 0)
+		atomic_fetch_add(&t->d->cnt.items_put, 1);
+	return rc;
+}
+
+/* A PAIR / PAIR_BATCH request: resolve, log, stage.  rows gets one ack row
+ * per pair. */
+static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, struct pend_ack *a,
+                         struct sv_proto_ack_row *rows)
+{
+	struct sv_proto_iter it = {0};
+	struct sv_proto_pair pr;
+	sv_store_read *r = NULL;
+	struct resolved *res = NULL;
+	size_t i = 0, n = rq->n;
+	int client_done = 0, dup = 0;
+
+	res = calloc(n ? n : 1, sizeof(*res));
+	if (res == NULL) {
+		t->group_failed = -ENOMEM;
+		return;
+	}
+	/* Phase 1: resolve every side (reads only; no write call while r is open). */
+	while (i < n && sv_proto_next_pair(rq, &it, &pr)) {
+		const struct sv_proto_side *sd[2] = {&pr.a, &pr.b};
+
+		res[i].rc = 0;
+		for (int s = 0; s < 2 && res[i].rc == 0; s++) {
+			res[i].rc = side_resolve(t, &r, sd[s], res[i].inl[s], &res[i].id[s],
+			                         &res[i].len[s], &res[i].row[s], &res[i].put[s]);
+			if (res[i].rc == 0 && res[i].put[s])
+				pend_add(t, res[i].id[s], res[i].len[s], res[i].row[s]);
+		}
+		rows[i].outcome = SV_PROTO_OUTCOME_COMMITTED;
+		rows[i].reason = 0;
+		rows[i].status = SV_PROTO_STATUS_OK;
+		res[i].label = pr.label;
+		i++;
+	}
+	sv_store_read_end(r);
+	n = i;
+	/* Phase 2: item puts and appends, in message order. */
+	for (i = 0; i < n && t->group_failed == 0; i++) {
+		struct sv_store_pair sp = {0};
+		uint8_t label = res[i].label;
+		uint64_t seq = 0;
+		int rc = res[i].rc;
+
+		if (rc == SV_ERR_NOTFOUND) {
+			rows[i].outcome = SV_PROTO_OUTCOME_REJECTED;
+			rows[i].status = SV_PROTO_STATUS_NOT_FOUND;
+			a->ack.n_rejected++;
+			count_reject(t->d, SV_REJECT_NOITEM);
+			t->group_pair_outcome[SV_PAIR_OUTCOME_REJECTED]++;
+			sv_log(LOG_WARNING, "SV-INGEST-NOITEM",
+			       "pair %zu of request %llu names an unknown item; dropping pair", i,
+			       (unsigned long long)rq->hdr.request_id);
+			continue;
+		}
+		if (rc < 0) {
+			t->group_failed = rc;
+			break;
+		}
+		if (dup) {
+			rows[i].outcome = SV_PROTO_OUTCOME_DUPLICATE;
+			rows[i].status = SV_PROTO_STATUS_DUPLICATE;
+			a->ack.n_duplicate++;
+			t->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE]++;
+			continue;
+		}
+		for (int s = 0; s < 2; s++)
+			if (res[i].put[s] &&
+			    item_put(t, res[i].id[s], res[i].len[s], res[i].row[s],
+			             res[i].id[s] == res[i].inl[s] ? SV_ITEM_FLAG_INLINE : 0) < 0)
+				break;
+		if (t->group_failed || group_begin(t) < 0)
+			break;
+		sp.id_a = res[i].id[0];
+		sp.len_a = res[i].len[0];
+		sp.id_b = res[i].id[1];
+		sp.len_b = res[i].len[1];
+		sp.label = label;
+		if (rq->has_client && !client_done) {
+			/* The message's (client, seq) keys its first logged pair: a
+			 * repeat of the message is a duplicate as a whole. */
+			sp.client = rq->client.id;
+			sp.client_len = rq->client.id_len;
+			sp.client_seq = rq->client.seq;
+			client_done = 1;
+		}
+		rc = sv_store_pair_append(t->txn, &sp, &seq);
+		if (rc == SV_ERR_DUPLICATE) {
+			dup = 1;
+			rows[i].outcome = SV_PROTO_OUTCOME_DUPLICATE;
+			rows[i].status = SV_PROTO_STATUS_DUPLICATE;
+			a->ack.n_duplicate++;
+			t->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE]++;
+			continue;
+		}
+		if (rc < 0) {
+			t->group_failed = rc;
+			break;
+		}
+		if (ingest_grow((void **)&t->stage, &t->stage_cap, t->stage_n + 1,
+		                sizeof(*t->stage)) < 0) {
+			t->group_failed = -ENOMEM;
+			break;
+		}
+		t->stage[t->stage_n++] = (struct stage_pair){
+		    .row_a = (size_t)res[i].row[0],
+		    .row_b = (size_t)res[i].row[1],
+		    .key_a = ingest_id_key(sp.id_a, sp.len_a),
+		    .key_b = ingest_id_key(sp.id_b, sp.len_b),
+		    .seq = seq,
+		    .label = label,
+		};
+		a->nstage++;
+		a->ack.n_committed++;
+		t->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED]++;
+		atomic_store(&t->d->prog.last_seq, seq);
+	}
+	free(res);
+}
+
+/* A stable message id per reject reason: SV-INGEST-BADDIM for wrong_dim,
+ * else SV-INGEST- and the reason's name in capitals without underscores
+ * (SV-INGEST-NONFINITE, SV-INGEST-BADMAGIC, ...). */
+static const char *malformed_id(int reason)
+{
+	static const char *ids[SV_PROTO_REASON_COUNT_];
+	static char buf[SV_PROTO_REASON_COUNT_][40];
+	const char *name;
+	size_t n = 0;
+
+	if (reason <= 0 || reason >= SV_PROTO_REASON_COUNT_)
+		return "SV-INGEST-MALFORMED";
+	if (reason == SV_PROTO_REASON_WRONG_DIM)
+		return "SV-INGEST-BADDIM";
+	if (ids[reason] != NULL) /* trainer thread only: no race */
+		return ids[reason];
+	name = sv_proto_reason_name(reason);
+	n = (size_t)snprintf(buf[reason], sizeof(buf[reason]), "SV-INGEST-");
+	for (; *name && n + 1 < sizeof(buf[reason]); name++)
+		if (*name != '_')
+			buf[reason][n++] =
+			    (char)(*name >= 'a' && *name <= 'z' ? *name - 32 : *name);
+	buf[reason][n] = '\0';
+	ids[reason] = buf[reason];
+	return ids[reason];
+}
+
+/* Reply frames out of t->mb on the ROUTER, after the envelope. */
+static void send_reply(struct dtrainer *t, const uint8_t *rid, size_t rid_len, int delim)
+{
+	int more = t->mb.n > 0 ? ZMQ_SNDMORE : 0;
+
+	if (zmq_send(t->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		goto fail;
+	if (delim && zmq_send(t->router, "", 0, more | ZMQ_DONTWAIT) < 0)
+		goto fail;
+	for (size_t i = 0; i < t->mb.n; i++)
+		if (zmq_send(t->router, t->mb.frames[i].data, t->mb.frames[i].len,
+		             (i + 1 < t->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+			goto fail;
+	return;
+fail:
+	atomic_fetch_add(&t->d->cnt.unroutable, 1);
+	sv_log(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot send an ack (%s); client gone?",
+	       zmq_strerror(zmq_errno()));
+}
+
+static struct pend_ack *ack_new(struct dtrainer *t, const uint8_t *rid, size_t rid_len, int delim)
+{
+	struct pend_ack *a;
+
+	if (ingest_grow((void **)&t->acks, &t->ack_cap, t->ack_n + 1, sizeof(*t->acks)) < 0)
+		return NULL;
+	a = &t->acks[t->ack_n++];
+	memset(a, 0, sizeof(*a));
+	if (rid_len > sizeof(a->rid))
+		rid_len = sizeof(a->rid);
+	memcpy(a->rid, rid, rid_len);
+	a->rid_len = rid_len;
+	a->delim = delim;
+	a->row0 = t->ack_rows_n;
+	a->stage0 = t->stage_n;
+	return a;
+}
+
+/* One ingest message (frames without envelope).  acked: a reply is owed
+ * (a != NULL).  Malformed messages change nothing and are answered at once. */
+static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size_t nfr,
+                       struct pend_ack *a, const char *where)
+{
+	struct sv_proto_request rq;
+	struct sv_proto_error err;
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	rc = sv_proto_decode_request(fr, nfr, &t->lim, &rq, &err);
+	if (rc < 0) {
+		count_reject(t->d, (int)err.reason);
+		atomic_fetch_add(&t->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
+		sv_log(LOG_WARNING, malformed_id((int)err.reason), "%s: %s (%s); dropping message",
+		       where, err.msg, sv_proto_reason_name((int)err.reason));
+		if (a != NULL) {
+			a->status = SV_PROTO_STATUS_MALFORMED;
+			a->verb = err.have_header ? err.header.verb : 0;
+			a->req_id = err.have_header ? err.header.request_id : 0;
+			reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_MALFORMED,
+			            (int)err.reason, err.msg);
+			send_reply(t, a->rid, a->rid_len, a->delim);
+			t->ack_n--; /* answered */
+		}
+		return;
+	}
+	if (a != NULL) {
+		a->verb = rq.hdr.verb;
+		a->req_id = rq.hdr.request_id;
+	}
+	switch (rq.hdr.verb) {
+	case SV_PROTO_VERB_PAIR:
+	case SV_PROTO_VERB_PAIR_BATCH: {
+		struct sv_proto_ack_row *rows;
+
+		if (ingest_grow((void **)&t->ack_rows, &t->ack_rows_cap, t->ack_rows_n + rq.n,
+		                sizeof(*t->ack_rows)) < 0) {
+			t->group_failed = -ENOMEM;
+			return;
+		}
+		rows = t->ack_rows + t->ack_rows_n;
+		t->ack_rows_n += rq.n;
+		if (a == NULL) {
+			struct pend_ack tmp = {0};
+
+			ingest_pairs(t, &rq, &tmp, rows);
+			t->ack_rows_n -= rq.n;
+		} else {
+			a->nrows = rq.n;
+			a->ack.n = (uint32_t)rq.n;
+			a->ack.client_seq = rq.has_client ? rq.client.seq : 0;
+			ingest_pairs(t, &rq, a, rows);
+		}
+		t->group_pairs += rq.n;
+		break;
+	}
+	case SV_PROTO_VERB_ITEM_PUT: {
+		long row = pool_row(t);
+
+		if (row < 0) {
+			t->group_failed = (int)row;
+			return;
+		}
+		sv_proto_vec_copy(row_ptr(t, (size_t)row), rq.item.vec, t->d->conf.d_in);
+		item_put(t, rq.item.id, rq.item.id_len, row, 0);
+		if (a != NULL)
+			a->status = SV_PROTO_STATUS_OK;
+		break;
+	}
+	case SV_PROTO_VERB_ITEM_DEL:
+		if (group_begin(t) < 0)
+			return;
+		rc = sv_store_item_del(t->txn, rq.item.id, rq.item.id_len);
+		if (rc == 0 || rc == SV_ERR_NOTFOUND) {
+			pend_add(t, rq.item.id, rq.item.id_len, -1);
+			if (rc == 0)
+				atomic_fetch_add(&t->d->cnt.items_del, 1);
+		} else {
+			t->group_failed = rc;
+		}
+		if (a != NULL)
+			a->status = rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_NOT_FOUND;
+		break;
+	default:
+		count_reject(t->d, SV_REJECT_REFUSED);
+		sv_log(LOG_WARNING, "SV-INGEST-VERB", "%s: verb %s is not an ingest verb; refused",
+		       where,
+		       sv_proto_verb_name(rq.hdr.verb) ? sv_proto_verb_name(rq.hdr.verb) : "?");
+		if (a != NULL) {
+			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED,
+			            0, "not an ingest verb: send it to the query or admin socket");
+			send_reply(t, a->rid, a->rid_len, a->delim);
+			t->ack_n--;
+		}
+		break;
+	}
+}
+
+/* Receive one multipart message from s into msgs (n parts).  Returns the
+ * part count, 0 when nothing is waiting, or -1 (too many parts; drained). */
+int ingest_recv_parts(void *s, zmq_msg_t *msgs, int cap)
+{
+	int n = 0, more = 1;
+
+	while (more) {
+		zmq_msg_t m;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, s, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+			zmq_msg_close(&m);
+			if (n == 0)
+				return 0;
+			break;
+		}
+		more = zmq_msg_more(&m);
+		if (n < cap)
+			msgs[n++] = m;
+		else {
+			zmq_msg_close(&m);
+			n = cap + 1;
+		}
+	}
+	if (n > cap) {
+		for (int i = 0; i < cap; i++)
+			zmq_msg_close(&msgs[i]);
+		return -1;
+	}
+	return n;
+}
+
+void ingest_close_parts(zmq_msg_t *msgs, int n)
+{
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&msgs[i]);
+}
+
+void ingest_frames_of(zmq_msg_t *msgs, int n, struct sv_proto_frame *fr)
+{
+	for (int i = 0; i < n; i++) {
+		fr[i].data = zmq_msg_data(&msgs[i]);
+		fr[i].len = zmq_msg_size(&msgs[i]);
+	}
+}
+
+static void group_reset(struct dtrainer *t)
+{
+	t->txn = NULL;
+	t->group_failed = 0;
+	t->pool_n = 0;
+	t->pend_n = 0;
+	t->stage_n = 0;
+	t->ack_n = 0;
+	t->ack_rows_n = 0;
+	t->group_msgs = 0;
+	t->group_pairs = 0;
+	memset(t->group_pair_outcome, 0, sizeof(t->group_pair_outcome));
+}
+
+/* Commit the group, answer the acked messages, stage pairs into batches. */
+static void group_finish(struct dtrainer *t)
+{
+	struct sv_daemon *d = t->d;
+	int rc = t->group_failed;
+
+	if (t->txn != NULL) {
+		if (rc == 0)
+			rc = sv_store_txn_commit(t->txn);
+		else
+			sv_store_txn_abort(t->txn);
+		t->txn = NULL;
+		if (rc == 0)
+			atomic_fetch_add(&d->cnt.commits, 1);
+	}
+	if (rc < 0) {
+		uint64_t lost = t->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
+
+		count_reject(d, SV_REJECT_STORE);
+		atomic_fetch_add(&d->cnt.pairs[SV_PAIR_OUTCOME_FAILED], lost);
+		sv_log(LOG_ERR, "SV-STORE-COMMIT",
+		       "group of %llu messages (%llu pairs) not stored: %s; acked clients get "
+		       "INTERNAL, fire-and-forget pairs are lost",
+		       (unsigned long long)t->group_msgs, (unsigned long long)lost,
+		       d->store ? sv_store_errmsg(d->store) : sv_strerror(rc));
+		t->stage_n = 0;
+		t->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED] = 0;
+		t->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE] = 0;
+	}
+	for (int o = 0; o < SV_PAIR_OUTCOME_COUNT; o++)
+		if (t->group_pair_outcome[o])
+			atomic_fetch_add(&d->cnt.pairs[o], t->group_pair_outcome[o]);
+	for (size_t i = 0; i < t->ack_n; i++) {
+		struct pend_ack *a = &t->acks[i];
+
+		if (rc < 0) {
+			reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
+			            "store commit failed; nothing of this message was stored");
+		} else if (a->verb == SV_PROTO_VERB_PAIR || a->verb == SV_PROTO_VERB_PAIR_BATCH) {
+			int st = SV_PROTO_STATUS_OK;
+
+			if (a->ack.n_rejected)
+				st = SV_PROTO_STATUS_PARTIAL;
+			if (a->ack.n_duplicate == a->ack.n && a->ack.n > 0)
+				reply_error(
+				    &t->mb, a->verb, a->req_id, SV_PROTO_STATUS_DUPLICATE, 0,
+				    "already committed: this (client id, seq) was logged before");
+			else if (sv_proto_encode_reply_ack(&t->mb, a->verb, a->req_id, st, NULL,
+			                                   &a->ack, t->ack_rows + a->row0) < 0)
+				reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
+				            "cannot encode the ack");
+		} else {
+			reply_error(&t->mb, a->verb, a->req_id, a->status, 0,
+			            a->status == SV_PROTO_STATUS_NOT_FOUND ? "no such item" : NULL);
+		}
+		send_reply(t, a->rid, a->rid_len, a->delim);
+	}
+	for (size_t i = 0; i < t->stage_n; i++) {
+		struct stage_pair *s = &t->stage[i];
+
+		trainer_batch_add(t, row_ptr(t, s->row_a), s->key_a, row_ptr(t, s->row_b), s->key_b,
+		                  s->label, s->seq, 0);
+	}
+	atomic_store(&d->prog.backlog, sv_batch_len(t->batch));
+	group_reset(t);
+}
+
+/* Read up to group_max messages from the ingest sockets and commit them as
+ * one group.  Returns the number of messages read. */
+size_t ingest_group(struct dtrainer *t)
+{
+	zmq_msg_t msgs[MAX_PARTS];
+	struct sv_proto_frame fr[MAX_PARTS];
+	size_t got = 0, limit = t->d->conf.group_max;
+	int idle[2] = {0, 0};
+
+	group_reset(t);
+	while (got < limit && t->group_pairs < limit && !(idle[0] && idle[1]) &&
+	       t->group_failed == 0) {
+		int n;
+
+		/* fire and forget */
+		n = idle[0] ? 0 : ingest_recv_parts(t->pull, msgs, MAX_PARTS);
+		if (n == 0) {
+			idle[0] = 1;
+		} else if (n < 0) {
+			count_reject(t->d, SV_REJECT_TOOMANY_PARTS);
+			sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
+			       "ingest: message with more than %d frames; dropping message",
+			       MAX_PARTS);
+			got++;
+		} else {
+			ingest_frames_of(msgs, n, fr);
+			ingest_one(t, fr, (size_t)n, NULL, "ingest");
+			ingest_close_parts(msgs, n);
+			got++;
+			t->group_msgs++;
+		}
+		/* acked: [routing id][optional empty delimiter][message frames] */
+		n = idle[1] ? 0 : ingest_recv_parts(t->router, msgs, MAX_PARTS);
+		if (n == 0) {
+			idle[1] = 1;
+		} else if (n < 0) {
+			count_reject(t->d, SV_REJECT_TOOMANY_PARTS);
+			sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
+			       "ingest-ack: message with more than %d frames; dropping message",
+			       MAX_PARTS);
+			got++;
+		} else {
+			int delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
+			int skip = 1 + delim;
+			struct pend_ack *a =
+			    ack_new(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
+
+			ingest_frames_of(msgs, n, fr);
+			if (a == NULL)
+				t->group_failed = -ENOMEM;
+			else
+				ingest_one(t, fr + skip, (size_t)(n - skip), a, "ingest-ack");
+			ingest_close_parts(msgs, n);
+			got++;
+			t->group_msgs++;
+		}
+	}
+	group_finish(t);
+	return got;
+}
+
+/* While paused: acked messages are answered PAUSED (nothing stored), the
+ * fire-and-forget socket is left unread so its senders block at the HWM. */
+void ingest_refuse_paused(struct dtrainer *t)
+{
+	zmq_msg_t msgs[MAX_PARTS];
+	struct sv_proto_frame fr[MAX_PARTS];
+	int n;
+
+	while ((n = ingest_recv_parts(t->router, msgs, MAX_PARTS)) != 0) {
+		struct sv_proto_request rq;
+		struct sv_proto_error err;
+		int delim, skip;
+
+		if (n < 0)
+			continue;
+		delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
+		skip = 1 + delim;
+		ingest_frames_of(msgs, n, fr);
+		memset(&err, 0, sizeof(err));
+		if (sv_proto_decode_request(fr + skip, (size_t)(n - skip), &t->lim, &rq, &err) <
+		    0) {
+			count_reject(t->d, (int)err.reason);
+			reply_error(&t->mb, err.have_header ? err.header.verb : 0,
+			            err.have_header ? err.header.request_id : 0,
+			            SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
+		} else {
+			reply_error(
+			    &t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
+			    "training is paused (admin PAUSE); nothing stored, retry after RESUME");
+		}
+		send_reply(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
+		ingest_close_parts(msgs, n);
+	}
+}
+
+void ingest_free(struct dtrainer *t)
+{
+	free(t->pool);
+	free(t->pend);
+	free(t->stage);
+	free(t->acks);
+	free(t->ack_rows);
+}

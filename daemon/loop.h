@@ -1,0 +1,26 @@
+/* loop.h - the main thread's loop: signals, sd_notify status and watchdog.
+ *
+ * Signal handlers (main_block_signals) write the signal number to a pipe
+ * read here (a handler, not signalfd: OpenBLAS threads exist before main):
+ *   SIGTERM, SIGINT  STOPPING=1, then return: main stops the threads
+ *                    (the trainer trains the batch in hand and checkpoints)
+ *   SIGHUP           RELOADING=1 + MONOTONIC_USEC, conf_reload, READY=1
+ * Every second (or half the watchdog period) STATUS= carries pairs/s, the
+ * model version and the backlog; WATCHDOG=1 is sent only when the trainer's
+ * heartbeat moved since the last one, so a stuck trainer gets the daemon
+ * restarted.
+ */
+#ifndef SV_DAEMON_LOOP_H
+#define SV_DAEMON_LOOP_H
+
+#include "conf.h"
+#include "daemon.h"
+
+/* Install the handlers for SIGTERM, SIGINT, SIGHUP; ignore SIGPIPE.
+ * Returns the pipe's read end or -errno. */
+int main_block_signals(void);
+
+/* Run until SIGTERM/SIGINT.  Returns 0. */
+int main_loop(struct sv_daemon *d, int sigfd, const struct conf_cli *cli);
+
+#endif

@@ -1,0 +1,118 @@
+/* simverifyd - the streaming similarity-verification daemon.
+ *
+ * The whole story: parse the command line and configuration; open the store;
+ * recover the model (active checkpoint + replay of the pair log); bind the
+ * sockets and start the threads (trainer = the only store writer, query
+ * workers, admin); tell systemd READY=1; wait for signals; on SIGTERM stop
+ * input, train the batch in hand, checkpoint and exit 0.
+ * Each step's details live in its own file (daemon.h lists them).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "admin.h"
+#include "conf.h"
+#include "daemon.h"
+#include "log.h"
+#include "loop.h"
+#include "notify.h"
+#include "query.h"
+#include "sv/error.h"
+#include "trainer.h"
+
+static int open_store(struct sv_daemon *d)
+{
+	struct sv_store_opts o = d->conf.store;
+	char err[SV_STORE_ERRMSG_MAX] = "";
+	uint64_t fp = 0xcbf29ce484222325ULL;
+	int rc,
+	    fixed[3] = {(int)d->conf.loss.kind, (int)d->conf.loss.mode, (int)d->conf.optim.kind};
+
+	/* The settings a store's history depends on: changing them needs a new store. */
+	for (size_t i = 0; i < sizeof(fixed); i++)
+		fp = (fp ^ ((const unsigned char *)fixed)[i]) * 0x100000001b3ULL;
+	o.path = d->conf.store_path;
+	o.settings_fp = fp;
+	if (mkdir(d->conf.state_dir, 0700) < 0 && errno != EEXIST) {
+		sv_log(LOG_ERR, "SV-MAIN-STATEDIR", "cannot make state directory %s: %s",
+		       d->conf.state_dir, strerror(errno));
+		return -errno;
+	}
+	rc = sv_store_open(&d->store, &o, err, sizeof(err));
+	if (rc < 0)
+		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)", o.path, err,
+		       sv_strerror(rc));
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static struct sv_daemon d;
+	struct conf_cli cli;
+	struct dtrainer *tr = NULL;
+	struct dquery *q = NULL;
+	struct dadmin *adm = NULL;
+	int rc, sigfd;
+
+	sv_log_init();
+	rc = conf_parse_args(argc, argv, &cli);
+	if (rc != 0)
+		return rc == 1 ? 0 : 2;
+	if (conf_build(&d.conf, &cli) < 0)
+		return 1;
+	if (cli.check_only) {
+		printf("configuration OK\n");
+		return 0;
+	}
+	if (geteuid() == 0 && !cli.allow_root) {
+		sv_log(LOG_ERR, "SV-MAIN-ROOT",
+		       "refusing to run as root (use a dedicated user, or --allow-root)");
+		return 1;
+	}
+	sv_log_set_level(d.conf.log_level);
+	conf_live(&d.conf, &d.live);
+	pthread_mutex_init(&d.live_mu, NULL);
+	sv_snap_slot_init(&d.snap);
+	sigfd = main_block_signals();
+	if (sigfd < 0 || sv_notify_open() < 0)
+		sv_log(LOG_WARNING, "SV-MAIN-NOTIFY",
+		       "signalfd or NOTIFY_SOCKET unusable; continuing");
+
+	rc = open_store(&d);
+	if (rc == 0)
+		rc = trainer_open(&tr, &d); /* load the active model, replay the log */
+	d.zctx = zmq_ctx_new();
+	if (rc == 0)
+		rc = trainer_start(tr);
+	if (rc == 0)
+		rc = query_start(&q, &d);
+	if (rc == 0)
+		rc = admin_start(&adm, &d);
+	if (rc == 0) {
+		sv_log(LOG_NOTICE, "SV-MAIN-READY", "ready: model v%llu, step %llu, store %s",
+		       (unsigned long long)atomic_load(&d.prog.model_version),
+		       (unsigned long long)atomic_load(&d.prog.steps), d.conf.store_path);
+		sv_notify_send("READY=1\nSTATUS=ready");
+		main_loop(&d, sigfd, &cli);
+	} else {
+		sv_notify_sendf("STATUS=startup failed: %s\nERRNO=%d", sv_strerror(rc),
+		                rc > -4096 ? -rc : 0);
+	}
+
+	atomic_store(&d.stopping, 1);
+	trainer_join(tr);         /* trains the batch in hand, checkpoints */
+	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
+	query_stop(q);
+	admin_stop(adm);
+	trainer_close(tr);
+	zmq_ctx_term(d.zctx);
+	sv_store_close(d.store);
+	sv_snap_slot_destroy(&d.snap);
+	sv_notify_close();
+	sv_log(LOG_NOTICE, "SV-MAIN-EXIT", "exit %d", rc == 0 ? 0 : 1);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,162 @@
+/* metrics_glue.c - the prequential window, AUC/EER and threshold policy of
+ * the running daemon (see metrics_glue.h).  Leaves out: the exact ROC
+ * (sv-eval's job), plots. */
+#include "metrics_glue.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "sv/error.h"
+#include "sv/metrics.h"
+#include "util.h"
+
+struct sv_metrics_glue {
+	struct sv_metrics_window *w;
+	struct sv_metrics_policy_cfg cfg;
+	float threshold;
+	uint64_t last_ns;
+	int dirty;
+};
+
+const char *sv_metrics_policy_name(int policy)
+{
+	static const char *const names[] = {"fixed", "target_far", "eer", "max_accuracy"};
+
+	return policy >= 0 && policy < 4 ? names[policy] : "unknown";
+}
+
+int sv_metrics_glue_policy(const struct sv_metrics_glue *g)
+{
+	return (int)g->cfg.policy;
+}
+
+int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float initial,
+                               double target_far, uint64_t min_pairs)
+{
+	if (policy < 0 || policy > 3 || !isfinite(initial) ||
+	    !(target_far >= 0.0 && target_far <= 1.0))
+		return SV_ERR_RANGE;
+	g->cfg.policy = (enum sv_metrics_policy)policy;
+	g->cfg.initial = initial;
+	g->cfg.target_far = target_far;
+	g->cfg.min_pairs = min_pairs;
+	if (policy == SV_METRICS_POLICY_FIXED)
+		g->threshold = initial;
+	g->dirty = 1;
+	g->last_ns = 0;
+	return 0;
+}
+
+int sv_metrics_glue_new(struct sv_metrics_glue **out, const struct sv_dconf *c)
+{
+	struct sv_metrics_glue *g = calloc(1, sizeof(*g));
+	int rc;
+
+	if (g == NULL)
+		return -ENOMEM;
+	rc = sv_metrics_window_new(&g->w, c->metrics_window, SV_METRICS_DEFAULT_BINS, 0.01);
+	if (rc == 0)
+		rc = sv_metrics_glue_set_policy(g, c->threshold_policy, c->threshold, c->target_far,
+		                                c->threshold_min_pairs);
+	if (rc < 0) {
+		sv_metrics_glue_free(g);
+		return rc;
+	}
+	g->threshold = c->threshold;
+	*out = g;
+	return 0;
+}
+
+void sv_metrics_glue_free(struct sv_metrics_glue *g)
+{
+	if (g == NULL)
+		return;
+	sv_metrics_window_free(g->w);
+	free(g);
+}
+
+static void refresh(struct sv_metrics_glue *g, struct sv_daemon *d)
+{
+	struct sv_metrics_summary s;
+	struct sv_metrics_op op;
+
+	if (sv_metrics_window_summary(g->w, &s) == 0) {
+		atomic_store(&d->prog.auc, s.auc);
+		atomic_store(&d->prog.eer, s.eer);
+	}
+	if (sv_metrics_window_threshold(g->w, &g->cfg, &op, NULL) == 0 && isfinite(op.threshold))
+		g->threshold = op.threshold;
+	atomic_store(&d->prog.threshold, g->threshold);
+	g->dirty = 0;
+}
+
+void sv_metrics_glue_add(struct sv_metrics_glue *g, struct sv_daemon *d, const float *scores,
+                         const uint8_t *labels, size_t n, double loss)
+{
+	uint64_t now;
+
+	for (size_t i = 0; i < n; i++)
+		if (isfinite(scores[i]))
+			sv_metrics_window_push(g->w, scores[i], labels[i]);
+	if (isfinite(loss))
+		sv_metrics_window_push_loss(g->w, loss);
+	g->dirty = 1;
+	now = now_mono_ns();
+	if (d != NULL && now - g->last_ns >= 100000000ULL) {
+		g->last_ns = now;
+		refresh(g, d);
+	}
+}
+
+float sv_metrics_glue_threshold(const struct sv_metrics_glue *g)
+{
+	return g->threshold;
+}
+
+size_t sv_metrics_glue_calib_size(const struct sv_metrics_glue *g)
+{
+	return sizeof(float) + sv_metrics_window_serialized_size(g->w);
+}
+
+long sv_metrics_glue_calib_save(const struct sv_metrics_glue *g, void *buf, size_t cap)
+{
+	size_t len = 0;
+	int rc;
+
+	if (cap < sizeof(float))
+		return -ENOSPC;
+	memcpy(buf, &g->threshold, sizeof(float));
+	rc = sv_metrics_window_serialize(g->w, (char *)buf + sizeof(float), cap - sizeof(float),
+	                                 &len);
+	if (rc < 0)
+		return rc;
+	return (long)(len + sizeof(float));
+}
+
+int sv_metrics_glue_calib_load(struct sv_metrics_glue *g, struct sv_daemon *d, const void *buf,
+                               size_t len)
+{
+	struct sv_metrics_window *w = NULL;
+	float th;
+	int rc;
+
+	if (len < sizeof(float))
+		return SV_ERR_TRUNCATED;
+	memcpy(&th, buf, sizeof(th));
+	if (len > sizeof(float)) {
+		rc = sv_metrics_window_deserialize(&w, (const char *)buf + sizeof(float),
+		                                   len - sizeof(float));
+		if (rc < 0)
+			return rc;
+		sv_metrics_window_free(g->w);
+		g->w = w;
+	}
+	if (isfinite(th) && g->cfg.policy != SV_METRICS_POLICY_FIXED)
+		g->threshold = th;
+	if (d != NULL)
+		refresh(g, d);
+	return 0;
+}

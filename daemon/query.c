@@ -1,0 +1,625 @@
+/* query.c - the query front thread and its workers (see query.h).
+ *
+ * front:   ROUTER (clients)  <->  DEALER inproc://sv-query-workers
+ * worker:  DEALER connected to the inproc endpoint; gets
+ *          [routing id][optional empty delimiter][request frames] and sends
+ *          back the same envelope with the reply frames.
+ * Leaves out: the projection cache (TOPK goes through query_topk alone).
+ */
+#include "query.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "sv/error.h"
+#include "sv/model.h"
+#include "sv/proto.h"
+#include "sv/store.h"
+#include "reply.h"
+#include "trainer.h"
+
+#define WORKERS_EP "inproc://sv-query-workers"
+#define MAX_PARTS 16
+#define MAX_WORKERS 64
+
+struct worker {
+	struct dquery *q;
+	pthread_t th;
+	int started;
+	void *sock;
+	struct sv_proto_limits lim;
+	struct sv_proto_msgbuf mb;
+	float *X, *E; /* 2 * cap rows of d_in / d_out */
+	size_t cap;
+	struct sv_proto_score *scores;
+	size_t scores_cap;
+};
+
+struct dquery {
+	struct sv_daemon *d;
+	void *front, *back;
+	pthread_t th;
+	int started;
+	size_t n_workers;
+	struct worker w[MAX_WORKERS];
+};
+
+static int ensure(struct worker *w, size_t pairs)
+{
+	uint32_t din = w->q->d->conf.d_in, dout = w->q->d->conf.d_out;
+	float *X, *E;
+	struct sv_proto_score *s;
+
+	if (pairs <= w->cap)
+		return 0;
+	X = realloc(w->X, 2 * pairs * din * sizeof(float));
+	if (X == NULL)
+		return -ENOMEM;
+	w->X = X;
+	E = realloc(w->E, 2 * pairs * dout * sizeof(float));
+	if (E == NULL)
+		return -ENOMEM;
+	w->E = E;
+	s = realloc(w->scores, pairs * sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	w->scores = s;
+	w->cap = pairs;
+	return 0;
+}
+
+/* Input row for one side: the vector, or the stored item. */
+static int side_row(sv_store_read *r, const struct sv_proto_side *s, float *row, uint32_t d_in)
+{
+	if (s->vec != NULL) {
+		sv_proto_vec_copy(row, s->vec, d_in);
+		return 0;
+	}
+	return sv_store_item_get(r, s->id, s->id_len, row);
+}
+
+static float dot(const float *a, const float *b, uint32_t n)
+{
+	double s = 0.0;
+
+	for (uint32_t i = 0; i < n; i++)
+		s += (double)a[i] * b[i];
+	return (float)s;
+}
+
+/* SCORE / SCORE_BATCH: cosine of the normalized projections under one
+ * snapshot, decision against its threshold. */
+static void do_score(struct worker *w, const struct sv_proto_request *rq)
+{
+	struct sv_daemon *d = w->q->d;
+	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
+	struct sv_snap *snap = sv_snap_get(&d->snap);
+	struct sv_proto_iter it = {0};
+	struct sv_proto_pair pr;
+	sv_store_read *r = NULL;
+	size_t n = rq->n, i = 0, missing = 0;
+	int rc = ensure(w, n);
+
+	if (rc == 0)
+		rc = sv_store_read_begin(d->store, &r);
+	if (rc < 0 || snap == NULL) {
+		sv_store_read_end(r);
+		sv_snap_unref(snap);
+		atomic_fetch_add(&d->cnt.query_errors, 1);
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+		            "no model or no memory");
+		return;
+	}
+	while (i < n && sv_proto_next_pair(rq, &it, &pr)) {
+		float *xa = w->X + 2 * i * din, *xb = xa + din;
+		struct sv_proto_score *s = &w->scores[i];
+
+		memset(s, 0, sizeof(*s));
+		s->model_version = snap->version;
+		s->threshold = snap->threshold;
+		s->policy = (uint8_t)snap->policy;
+		if (side_row(r, &pr.a, xa, din) < 0 || side_row(r, &pr.b, xb, din) < 0) {
+			s->status = SV_PROTO_STATUS_NOT_FOUND;
+			memset(xa, 0, 2 * din * sizeof(float));
+			missing++;
+		} else {
+			s->status = SV_PROTO_STATUS_OK;
+		}
+		i++;
+	}
+	sv_store_read_end(r);
+	n = i;
+	/* rows a0 b0 a1 b1 ...: one forward pass for all of them */
+	sv_model_forward(w->X, 2 * n, snap->W, din, dout, w->E, NULL);
+	for (i = 0; i < n; i++) {
+		struct sv_proto_score *s = &w->scores[i];
+
+		if (s->status != SV_PROTO_STATUS_OK)
+			continue;
+		s->score = dot(w->E + 2 * i * dout, w->E + (2 * i + 1) * dout, dout);
+		s->margin = s->score - s->threshold;
+		s->match = s->score >= s->threshold;
+	}
+	sv_snap_unref(snap);
+	if (missing == n)
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND, 0,
+		            "no such item");
+	else if (sv_proto_encode_reply_scores(
+	             &w->mb, rq->hdr.verb, rq->hdr.request_id,
+	             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+	             missing ? "some ids are not stored items" : NULL, w->scores, n) < 0)
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+		            "cannot encode the scores");
+}
+
+/* ---- TOPK, brute force ----------------------------------------------- */
+
+#define TOPK_CHUNK 256
+
+struct hit {
+	float score;
+	uint64_t order; /* walk position: ties go to the earlier id */
+	const void *id; /* into the map: valid until the read ends */
+	size_t len;
+};
+
+struct topk_walk {
+	struct worker *w;
+	const struct sv_snap *snap;
+	size_t Q, k;
+	const float *Eq;                /* Q x d_out */
+	const struct sv_proto_side *qs; /* the queries (for exclude-self) */
+	uint8_t *qstatus;
+	struct hit *heaps; /* Q x k */
+	size_t *nheap;
+	float *X, *E; /* chunk rows */
+	const void *ids[TOPK_CHUNK];
+	size_t lens[TOPK_CHUNK];
+	size_t n;
+	uint64_t order;
+};
+
+static int worse(const struct hit *a, const struct hit *b)
+{
+	return a->score < b->score || (a->score == b->score && a->order > b->order);
+}
+
+static void heap_push(struct hit *h, size_t *n, size_t k, const struct hit *x)
+{
+	size_t i;
+
+	if (*n == k) {
+		if (!worse(&h[0], x))
+			return;
+		i = 0;
+		h[0] = *x;
+		for (;;) { /* sift down: the root is the worst */
+			size_t l = 2 * i + 1, r = l + 1, m = i;
+			struct hit t;
+
+			if (l < k && worse(&h[l], &h[m]))
+				m = l;
+			if (r < k && worse(&h[r], &h[m]))
+				m = r;
+			if (m == i)
+				return;
+			t = h[i];
+			h[i] = h[m];
+			h[m] = t;
+			i = m;
+		}
+	}
+	i = (*n)++;
+	h[i] = *x;
+	while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
+		struct hit t = h[i];
+
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static int hit_cmp(const void *a, const void *b)
+{
+	const struct hit *x = a, *y = b;
+
+	return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
+}
+
+static void topk_flush(struct topk_walk *tw)
+{
+	uint32_t din = tw->snap->d_in, dout = tw->snap->d_out;
+
+	if (tw->n == 0)
+		return;
+	sv_model_forward(tw->X, tw->n, tw->snap->W, din, dout, tw->E, NULL);
+	for (size_t q = 0; q < tw->Q; q++) {
+		const struct sv_proto_side *qs = &tw->qs[q];
+
+		if (tw->qstatus[q] != SV_PROTO_STATUS_OK)
+			continue;
+		for (size_t j = 0; j < tw->n; j++) {
+			struct hit h;
+
+			/* an id query does not find itself */
+			if (qs->vec == NULL && qs->id_len == tw->lens[j] &&
+			    memcmp(qs->id, tw->ids[j], qs->id_len) == 0)
+				continue;
+			h.score = dot(tw->Eq + q * dout, tw->E + j * dout, dout);
+			h.order = tw->order - tw->n + j;
+			h.id = tw->ids[j];
+			h.len = tw->lens[j];
+			heap_push(tw->heaps + q * tw->k, &tw->nheap[q], tw->k, &h);
+		}
+	}
+	tw->n = 0;
+}
+
+static int topk_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct topk_walk *tw = ctx;
+
+	/* anonymous vectors of pairs are not items anyone asked to find */
+	if ((it->flags & SV_ITEM_FLAG_INLINE) || it->dim != tw->snap->d_in)
+		return 0;
+	memcpy(tw->X + tw->n * tw->snap->d_in, it->vec, (size_t)it->dim * sizeof(float));
+	tw->ids[tw->n] = id;
+	tw->lens[tw->n] = len;
+	tw->n++;
+	tw->order++;
+	if (tw->n == TOPK_CHUNK)
+		topk_flush(tw);
+	return 0;
+}
+
+/* TOPK: the one entry point the projection cache replaces.  For now a brute
+ * force walk over the stored items (inline pair vectors excluded), projected
+ * with the snapshot's W in chunks; an id query leaves itself out. */
+static void query_topk(struct worker *w, const struct sv_proto_request *rq)
+{
+	struct sv_daemon *d = w->q->d;
+	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
+	struct sv_snap *snap = sv_snap_get(&d->snap);
+	struct topk_walk tw = {0};
+	struct sv_proto_iter it = {0};
+	struct sv_proto_side *qs = NULL;
+	struct sv_proto_topk_query *qr = NULL;
+	struct sv_proto_hit *hits = NULL;
+	sv_store_read *r = NULL;
+	float *Xq = NULL;
+	size_t Q = rq->n, k = rq->k, missing = 0, nh = 0;
+	int rc = -ENOMEM;
+
+	tw.w = w;
+	tw.snap = snap;
+	tw.Q = Q;
+	tw.k = k;
+	qs = calloc(Q, sizeof(*qs));
+	qr = calloc(Q, sizeof(*qr));
+	tw.qstatus = calloc(Q, 1);
+	tw.nheap = calloc(Q, sizeof(size_t));
+	tw.heaps = malloc(Q * k * sizeof(struct hit));
+	hits = malloc(Q * k * sizeof(*hits));
+	Xq = malloc(Q * din * sizeof(float));
+	tw.Eq = malloc(Q * dout * sizeof(float));
+	tw.X = malloc((size_t)TOPK_CHUNK * din * sizeof(float));
+	tw.E = malloc((size_t)TOPK_CHUNK * dout * sizeof(float));
+	if (snap && qs && qr && tw.qstatus && tw.nheap && tw.heaps && hits && Xq && tw.Eq && tw.X &&
+	    tw.E)
+		rc = sv_store_read_begin(d->store, &r);
+	for (size_t i = 0; rc == 0 && i < Q && sv_proto_next_query(rq, &it, &qs[i]); i++) {
+		tw.qstatus[i] = side_row(r, &qs[i], Xq + i * din, din) == 0
+		                    ? SV_PROTO_STATUS_OK
+		                    : SV_PROTO_STATUS_NOT_FOUND;
+		if (tw.qstatus[i] != SV_PROTO_STATUS_OK) {
+			memset(Xq + i * din, 0, din * sizeof(float));
+			missing++;
+		}
+	}
+	if (rc == 0) {
+		sv_model_forward(Xq, Q, snap->W, din, dout, (float *)tw.Eq, NULL);
+		tw.qs = qs;
+		rc = sv_store_item_walk(r, topk_item, &tw);
+		topk_flush(&tw);
+	}
+	if (rc == 0) {
+		for (size_t i = 0; i < Q; i++) {
+			struct hit *h = tw.heaps + i * k;
+
+			qsort(h, tw.nheap[i], sizeof(*h), hit_cmp);
+			qr[i].model_version = snap->version;
+			qr[i].status = tw.qstatus[i];
+			qr[i].n_hits = (uint32_t)tw.nheap[i];
+			for (size_t j = 0; j < tw.nheap[i]; j++) {
+				hits[nh].id = h[j].id;
+				hits[nh].id_len = h[j].len;
+				hits[nh].score = h[j].score;
+				nh++;
+			}
+		}
+		if (missing == Q)
+			reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id,
+			            SV_PROTO_STATUS_NOT_FOUND, 0, "no such item");
+		else if (sv_proto_encode_reply_topk(
+		             &w->mb, rq->hdr.request_id,
+		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k,
+		             qr, Q, hits) < 0)
+			rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		atomic_fetch_add(&d->cnt.query_errors, 1);
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+		            snap ? "topk failed (store or memory)" : "no model yet");
+	}
+	sv_store_read_end(r); /* after encoding: hit ids point into the map */
+	sv_snap_unref(snap);
+	free(qs);
+	free(qr);
+	free(tw.qstatus);
+	free(tw.nheap);
+	free(tw.heaps);
+	free(hits);
+	free(Xq);
+	free((float *)tw.Eq);
+	free(tw.X);
+	free(tw.E);
+}
+
+static void do_item_get(struct worker *w, const struct sv_proto_request *rq)
+{
+	struct sv_daemon *d = w->q->d;
+	sv_store_read *r = NULL;
+	int rc = ensure(w, 1);
+
+	if (rc == 0)
+		rc = sv_store_read_begin(d->store, &r);
+	if (rc == 0)
+		rc = sv_store_item_get(r, rq->item.id, rq->item.id_len, w->X);
+	sv_store_read_end(r);
+	if (rc == 0)
+		rc =
+		    sv_proto_encode_reply_vec(&w->mb, rq->hdr.request_id, NULL, w->X, d->conf.d_in);
+	if (rc < 0)
+		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id,
+		            rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND
+		                                  : SV_PROTO_STATUS_INTERNAL,
+		            0, rc == SV_ERR_NOTFOUND ? "no such item" : sv_strerror(rc));
+}
+
+static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
+{
+	struct sv_daemon *d = w->q->d;
+	struct sv_proto_request rq;
+	struct sv_proto_error err;
+
+	atomic_fetch_add(&d->cnt.queries, 1);
+	memset(&err, 0, sizeof(err));
+	if (sv_proto_decode_request(fr, n, &w->lim, &rq, &err) < 0) {
+		count_reject(d, (int)err.reason);
+		atomic_fetch_add(&d->cnt.query_errors, 1);
+		sv_log(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent", err.msg,
+		       sv_proto_reason_name((int)err.reason));
+		reply_error(&w->mb, err.have_header ? err.header.verb : 0,
+		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
+		            (int)err.reason, err.msg);
+		return;
+	}
+	switch (rq.hdr.verb) {
+	case SV_PROTO_VERB_SCORE:
+	case SV_PROTO_VERB_SCORE_BATCH:
+		do_score(w, &rq);
+		break;
+	case SV_PROTO_VERB_TOPK:
+		query_topk(w, &rq);
+		break;
+	case SV_PROTO_VERB_ITEM_GET:
+		do_item_get(w, &rq);
+		break;
+	default:
+		count_reject(d, SV_REJECT_REFUSED);
+		atomic_fetch_add(&d->cnt.query_errors, 1);
+		reply_error(&w->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
+		            "not a query verb: ingest and admin verbs have their own sockets");
+		break;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (;;) {
+		zmq_msg_t m[MAX_PARTS];
+		struct sv_proto_frame fr[MAX_PARTS];
+		int n = 0, more = 1, env, over = 0;
+
+		while (more) {
+			zmq_msg_t t;
+
+			zmq_msg_init(&t);
+			if (zmq_msg_recv(&t, w->sock, 0) < 0) {
+				zmq_msg_close(&t);
+				if (zmq_errno() == EINTR)
+					continue;
+				for (int i = 0; i < n; i++)
+					zmq_msg_close(&m[i]);
+				return NULL; /* ETERM */
+			}
+			more = zmq_msg_more(&t);
+			if (n < MAX_PARTS) {
+				m[n++] = t;
+			} else {
+				zmq_msg_close(&t);
+				over = 1;
+			}
+		}
+		for (int i = 0; i < n; i++) {
+			fr[i].data = zmq_msg_data(&m[i]);
+			fr[i].len = zmq_msg_size(&m[i]);
+		}
+		env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
+		if (over || n <= env) {
+			count_reject(w->q->d,
+			             over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
+			reply_error(&w->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
+			            over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
+			            over ? "too many frames" : "no frames after the envelope");
+		} else {
+			handle(w, fr + env, (size_t)(n - env));
+		}
+		for (int i = 0; i < env && i < n; i++)
+			zmq_send(w->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);
+		for (size_t i = 0; i < w->mb.n; i++)
+			zmq_send(w->sock, w->mb.frames[i].data, w->mb.frames[i].len,
+			         i + 1 < w->mb.n ? ZMQ_SNDMORE : 0);
+		for (int i = 0; i < n; i++)
+			zmq_msg_close(&m[i]);
+	}
+}
+
+/* Move one whole message from src to dst.  to_client: ROUTER_MANDATORY may
+ * refuse (client gone, or its queue full): the rest is dropped and counted. */
+static void forward(struct dquery *q, void *src, void *dst, int to_client)
+{
+	int more = 1, ok = 1;
+
+	while (more) {
+		zmq_msg_t m;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, src, 0) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		more = zmq_msg_more(&m);
+		if (ok &&
+		    zmq_msg_send(&m, dst,
+		                 (more ? ZMQ_SNDMORE : 0) | (to_client ? ZMQ_DONTWAIT : 0)) < 0) {
+			ok = 0;
+			atomic_fetch_add(&q->d->cnt.unroutable, 1);
+			sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE",
+			       "reply dropped: %s (client gone or not reading)",
+			       zmq_strerror(zmq_errno()));
+		}
+		zmq_msg_close(&m); /* empty after a successful send */
+	}
+}
+
+static void *front_main(void *arg)
+{
+	struct dquery *q = arg;
+
+	for (;;) {
+		zmq_pollitem_t it[2] = {
+		    {q->front, 0, ZMQ_POLLIN, 0},
+		    {q->back, 0, ZMQ_POLLIN, 0},
+		};
+
+		if (zmq_poll(it, 2, -1) < 0) {
+			if (zmq_errno() == EINTR)
+				continue;
+			return NULL; /* ETERM */
+		}
+		if (it[0].revents & ZMQ_POLLIN)
+			forward(q, q->front, q->back, 0);
+		if (it[1].revents & ZMQ_POLLIN)
+			forward(q, q->back, q->front, 1);
+	}
+}
+
+int query_start(struct dquery **out, struct sv_daemon *d)
+{
+	struct dquery *q = calloc(1, sizeof(*q));
+	int one = 1, rc = 0;
+
+	if (q == NULL)
+		return -ENOMEM;
+	q->d = d;
+	q->n_workers = d->conf.query_threads;
+	if (q->n_workers < 1)
+		q->n_workers = 1;
+	if (q->n_workers > MAX_WORKERS)
+		q->n_workers = MAX_WORKERS;
+	q->front = zmq_socket(d->zctx, ZMQ_ROUTER);
+	q->back = zmq_socket(d->zctx, ZMQ_DEALER);
+	if (q->front == NULL || q->back == NULL) {
+		rc = -zmq_errno();
+		goto fail;
+	}
+	zmq_setsockopt(q->front, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	if (zmq_bind(q->front, d->conf.ep_query) < 0) {
+		rc = -zmq_errno();
+		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s",
+		       d->conf.ep_query, zmq_strerror(-rc));
+		goto fail;
+	}
+	sv_log(LOG_INFO, "SV-SOCKET-BIND", "query (ROUTER) socket on %s", d->conf.ep_query);
+	if (zmq_bind(q->back, WORKERS_EP) < 0) {
+		rc = -zmq_errno();
+		goto fail;
+	}
+	for (size_t i = 0; i < q->n_workers; i++) {
+		struct worker *w = &q->w[i];
+
+		w->q = q;
+		w->lim = d->conf.lim;
+		sv_proto_msgbuf_init(&w->mb);
+		w->sock = zmq_socket(d->zctx, ZMQ_DEALER);
+		if (w->sock == NULL || zmq_connect(w->sock, WORKERS_EP) < 0) {
+			rc = -zmq_errno();
+			goto fail;
+		}
+		rc = -pthread_create(&w->th, NULL, worker_main, w);
+		if (rc < 0)
+			goto fail;
+		w->started = 1;
+	}
+	rc = -pthread_create(&q->th, NULL, front_main, q);
+	if (rc < 0)
+		goto fail;
+	q->started = 1;
+fail:
+	*out = q; /* on failure too: main stops it after zmq_ctx_shutdown */
+	return rc;
+}
+
+void query_stop(struct dquery *q)
+{
+	int zero = 0;
+
+	if (q == NULL)
+		return;
+	if (q->started)
+		pthread_join(q->th, NULL);
+	for (size_t i = 0; i < q->n_workers; i++) {
+		struct worker *w = &q->w[i];
+
+		if (w->started)
+			pthread_join(w->th, NULL);
+		if (w->sock) {
+			zmq_setsockopt(w->sock, ZMQ_LINGER, &zero, sizeof(zero));
+			zmq_close(w->sock);
+		}
+		sv_proto_msgbuf_free(&w->mb);
+		free(w->X);
+		free(w->E);
+		free(w->scores);
+	}
+	if (q->front) {
+		zmq_setsockopt(q->front, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_close(q->front);
+	}
+	if (q->back) {
+		zmq_setsockopt(q->back, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_close(q->back);
+	}
+	free(q);
+}

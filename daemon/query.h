@@ -1,0 +1,34 @@
+/* query.h - the query socket: SCORE, SCORE_BATCH, TOPK, ITEM_GET.
+ *
+ * One front thread owns the ROUTER (ROUTER_MANDATORY: a reply to a vanished
+ * client is counted, not queued forever) and passes requests over inproc to
+ * query_threads workers; DEALER clients may pipeline any number of requests
+ * and match replies by request id (replies of different workers may come in
+ * any order).  Workers read the model only through snapshots (snapshot.h)
+ * and items only through read-only store transactions: nothing here waits
+ * for a training step.
+ *
+ * Every request gets a reply: its answer, or a status with a message
+ * (MALFORMED with the codec's reason, NOT_FOUND, REFUSED for verbs of other
+ * sockets).  Malformed requests are counted by reason.
+ *
+ * TOPK is answered by query_topk() alone, so the projection cache can
+ * replace it without touching the rest.
+ */
+#ifndef SV_DAEMON_QUERY_H
+#define SV_DAEMON_QUERY_H
+
+#include "daemon.h"
+
+struct dquery;
+
+/* Bind the query socket and start the front and worker threads.  Returns
+ * 0 or a negative code (logged); *out is set either way, and query_stop
+ * must follow zmq_ctx_shutdown. */
+int query_start(struct dquery **out, struct sv_daemon *d);
+
+/* Join the threads (after zmq_ctx_shutdown made their sockets fail) and
+ * free.  Accepts NULL. */
+void query_stop(struct dquery *q);
+
+#endif

@@ -1,0 +1,47 @@
+/* trainer.h - the trainer thread: the daemon's only store writer.
+ *
+ * trainer_open (main thread, before READY=1) builds the model from the
+ * active checkpoint, or from the seed when the store has none, and replays
+ * the pair log after the checkpoint's applied_seq through the same batching
+ * (control records in the log mark where a partial batch was cut and carry
+ * the batch size and learning rate in force), so W is what it was.
+ * trainer_start binds the ingest sockets (PULL and the acked ROUTER) and the
+ * control socket and starts the thread:
+ *
+ *   loop: poll ingest + control; read up to group_max messages; validate;
+ *         apply item puts/deletes and pair appends in ONE store group;
+ *         commit (durable per store.sync); only then ack (ROUTER) and stage
+ *         the logged pairs into the minibatch; a full batch (B pairs) or one
+ *         older than max_wait_ms is scored with the current W (prequential),
+ *         trained on, and a new snapshot published; checkpoint every
+ *         ckpt_steps steps or ckpt_secs seconds.
+ *   stop: (d->stopping) read what is already queued, train the batch in
+ *         hand, checkpoint, return.
+ *
+ * Inline vectors (a side with a vector and no id) are stored as items under
+ * a content id "~v" + 32 hex digits (flag SV_ITEM_FLAG_INLINE) so the pair
+ * log holds ids only and replays.  Replay uses the items as they are at
+ * replay time: an item replaced or deleted after a pair was logged replays
+ * with its new value (or the pair is skipped and counted).
+ */
+#ifndef SV_DAEMON_TRAINER_H
+#define SV_DAEMON_TRAINER_H
+
+#include "daemon.h"
+
+#define SV_ITEM_FLAG_INLINE 0x0001 /* item made from an inline pair vector */
+
+struct dtrainer;
+
+/* Recover (load + replay) and publish the first snapshot.  Logs each
+ * failure.  Returns 0 or a negative code. */
+int trainer_open(struct dtrainer **out, struct sv_daemon *d);
+
+/* Bind the sockets and start the thread.  Returns 0 or a negative code. */
+int trainer_start(struct dtrainer *t);
+
+/* Wait for the thread (after d->stopping was set); it checkpoints first. */
+void trainer_join(struct dtrainer *t);
+void trainer_close(struct dtrainer *t);
+
+#endif

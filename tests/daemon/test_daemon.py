@@ -1,0 +1,395 @@
+#!/usr/bin/python3
+"""test_daemon.py SIMVERIFYD [C_CLIENT] [TEST...] - the real daemon on ipc://
+in a temp dir: ingest (PUSH and acked DEALER, pyzmq and C clients), queries,
+admin, malformed messages, SIGTERM, restart, replay after a kill, sd_notify,
+SIGHUP.  Small dims (d_in 16, d_out 4) keep it fast.  Exit 0 when every test
+passes."""
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import traceback
+
+import numpy as np
+import zmq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from svclient import Daemon, item_put, item_get, pairs, header, parse_reply, status_until, topk, wait_for  # noqa
+
+D_IN, D_OUT = 16, 4
+BASE = ['model.d_in=%d' % D_IN, 'model.d_out=%d' % D_OUT, 'train.batch_pairs=8',
+        'train.max_wait_ms=50ms', 'store.map_size=8MiB', 'query.min_window_pairs=10']
+BIN = sys.argv[1]
+CCLIENT = sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith('test_') else None
+rng = np.random.default_rng(7)
+
+
+def vec():
+    return rng.standard_normal(D_IN).astype(np.float32)
+
+
+def send_items(d, n, prefix=b'it'):
+    s = d.sock(zmq.DEALER, 'ingest-acked.sock')
+    for i in range(n):
+        s.send_multipart(item_put(prefix + b'%d' % i, vec(), req_id=100 + i))
+    got = [parse_reply(s.recv_multipart()) for _ in range(n)]
+    s.close()
+    assert all(r['status'] == 'OK' for r in got), got
+    assert sorted(r['req'] for r in got) == list(range(100, 100 + n))
+
+
+def score(d, a, b, req=1):
+    r = d.request('query.sock', pairs('SCORE', [(0, a, b)], D_IN, req_id=req))
+    return r
+
+
+def test_ingest_query_restart():
+    d = Daemon(BIN, opts=BASE, watchdog_usec=1000000)
+    try:
+        d.start()
+        assert stat.S_IMODE(os.stat(os.path.join(d.dir, 'admin.sock')).st_mode) == 0o600
+        send_items(d, 10)
+        # fire and forget: 20 inline pairs in one PAIR_BATCH
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        push.send_multipart(pairs('PAIR_BATCH', [(i % 2, vec(), vec()) for i in range(20)], D_IN))
+        # acked with a client id: committed, then a repeat is a duplicate
+        s = d.sock(zmq.DEALER, 'ingest-acked.sock')
+        batch = [(1, b'it%d' % i, b'it%d' % (i + 1)) for i in range(5)]
+        s.send_multipart(pairs('PAIR_BATCH', batch, D_IN, req_id=11, client=(b'c1', 1)))
+        r = parse_reply(s.recv_multipart())
+        assert r['status'] == 'OK' and r['ack']['committed'] == 5 and r['req'] == 11, r
+        s.send_multipart(pairs('PAIR_BATCH', batch, D_IN, req_id=12, client=(b'c1', 1)))
+        r = parse_reply(s.recv_multipart())
+        assert r['status'] == 'DUPLICATE' and r['req'] == 12, r
+        # an unknown item: the row is rejected, the rest committed
+        s.send_multipart(pairs('PAIR_BATCH', [(1, b'it1', b'nope'), (0, b'it1', b'it2')], D_IN,
+                               req_id=13))
+        r = parse_reply(s.recv_multipart())
+        assert r['status'] == 'PARTIAL' and r['ack']['committed'] == 1 and \
+            r['ack']['rejected'] == 1 and r['rows'][0][2] == 2, r
+        # malformed: bad magic (acked gets a precise error), wrong dim (push)
+        s.send_multipart([b'XX' + header('PAIR')[2:], b'', b'', b''])
+        r = parse_reply(s.recv_multipart())
+        assert r['status'] == 'MALFORMED' and r['reason'] == 3 and 'magic' in r['msg'], r
+        push.send_multipart(pairs('PAIR', [(1, np.ones(3, np.float32), np.ones(3, np.float32))], 3))
+        s.close()
+        # the daemon trains everything (partial batch after max_wait_ms)
+        st = status_until(d, lambda j: j['pairs_seen'] >= 26 and j['backlog'] == 0, '26 pairs trained')
+        c = st['counters']
+        assert c['pairs']['logged'] == 26 and c['pairs']['duplicate'] == 5, c
+        assert c['rejects'].get('bad_magic') == 1 and c['rejects'].get('wrong_dim') == 1, c
+        assert c['rejects'].get('unknown_item') == 1, c
+        log = d.logtext()
+        assert 'SV-INGEST-BADDIM' in log and 'dropping message' in log, log
+        assert 'SV-INGEST-BADMAGIC' in log and 'SV-INGEST-NOITEM' in log, log
+        for k in ('model_version', 'steps', 'items', 'backlog', 'auc', 'eer', 'threshold'):
+            assert k in st, (k, st)
+        assert st['steps'] >= 4, st
+        # queries: pipelined on one DEALER, matched by request id
+        q = d.sock(zmq.DEALER, 'query.sock')
+        for i in range(3):
+            q.send_multipart(pairs('SCORE', [(0, b'it%d' % i, b'it%d' % (i + 3))], D_IN, req_id=50 + i))
+        q.send_multipart(pairs('SCORE', [(0, b'it1', b'missing')], D_IN, req_id=60))
+        q.send_multipart(pairs('SCORE_BATCH', [(0, vec(), vec()), (0, b'it0', b'it0')], D_IN, req_id=61))
+        q.send_multipart(pairs('PAIR', [(1, b'it0', b'it1')], D_IN, req_id=62))  # wrong socket
+        reps = {}
+        for _ in range(6):
+            r = parse_reply(q.recv_multipart())
+            reps[r['req']] = r
+        for i in range(3):
+            row = reps[50 + i]['rows'][0]
+            assert reps[50 + i]['status'] == 'OK' and -1.0001 <= row['score'] <= 1.0001, reps[50 + i]
+            assert row['version'] == st['model_version'] or row['version'] >= 0
+        assert reps[60]['status'] == 'NOT_FOUND', reps[60]
+        assert reps[61]['status'] == 'OK' and abs(reps[61]['rows'][1]['score'] - 1.0) < 1e-5, reps[61]
+        assert reps[62]['status'] == 'REFUSED', reps[62]
+        before = {i: reps[50 + i]['rows'][0]['score'] for i in range(3)}
+        r = d.request('query.sock', item_get(b'it3', 5))
+        assert r['status'] == 'OK' and r['vec'].shape == (D_IN,), r
+        q.close()
+        # sd_notify: STATUS= and WATCHDOG=1 arrive while the trainer runs
+        d.wait_note('WATCHDOG=1', 5)
+        n = d.wait_note('pairs/s', 5)
+        assert 'pairs/s' in n and 'model v' in n and 'backlog' in n, n
+        # SIGTERM: STOPPING=1, exit 0, checkpoint at shutdown
+        after = len(d.notes)
+        assert d.stop() == 0
+        d.wait_note('STOPPING=1', 2, after)
+        assert 'SV-CKPT-SAVED' in d.logtext() and '(shutdown)' in d.logtext()
+        last_seq = st['last_seq']
+        # restart: model, items and the log survived; training resumes after them
+        d.start()
+        st2 = d.status()
+        assert st2['steps'] == st['steps'] and st2['items'] == st['items'], (st, st2)
+        assert st2['pairs_seen'] == st['pairs_seen'], (st, st2)
+        assert st2['applied_seq'] >= last_seq and st2['model_version'] > st['model_version'], (st, st2)
+        for i in range(3):
+            r = score(d, b'it%d' % i, b'it%d' % (i + 3))
+            assert r['rows'][0]['score'] == before[i], (r, before[i])
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        push.send_multipart(pairs('PAIR_BATCH', [(1, b'it1', b'it2')] * 8, D_IN))
+        st3 = status_until(d, lambda j: j['steps'] > st2['steps'], 'training after restart')
+        assert st3['last_seq'] > st2['last_seq'] >= last_seq, (st2, st3)
+        push.close()
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_topk_brute_force():
+    """TOPK by id and by vector: k best stored items by cosine under the
+    current model, best first, self excluded, inline pair vectors never
+    returned; scores agree with SCORE."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        send_items(d, 12)
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        push.send_multipart(pairs('PAIR_BATCH', [(1, vec(), vec()) for _ in range(8)], D_IN))
+        push.close()
+        status_until(d, lambda j: j['pairs_seen'] >= 8, 'pairs trained')
+        r = d.request('query.sock', topk([b'it0', vec(), b'missing'], 5, D_IN, req_id=77))
+        assert r['status'] == 'PARTIAL' and r['req'] == 77, r
+        q0, q1, q2 = r['queries']
+        assert q0['status'] == 'OK' and len(q0['hits']) == 5 and q2['status'] == 'NOT_FOUND', r
+        assert len(q1['hits']) == 5
+        ids0 = [h[0] for h in q0['hits']]
+        assert b'it0' not in ids0 and all(i.startswith(b'it') for i in ids0), ids0
+        sc = [h[1] for h in q0['hits']]
+        assert sc == sorted(sc, reverse=True), sc
+        for hid, s in q0['hits']:
+            s2 = score(d, b'it0', hid)['rows'][0]['score']
+            assert abs(s - s2) < 1e-5, (hid, s, s2)
+        # the best is really the best among all 11 others
+        allsc = sorted((score(d, b'it0', b'it%d' % i)['rows'][0]['score'] for i in range(1, 12)),
+                       reverse=True)
+        assert abs(allsc[0] - sc[0]) < 1e-5 and abs(allsc[4] - sc[4]) < 1e-5, (allsc, sc)
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_rollback_and_flush():
+    """ROLLBACK v brings back v's W (same scores) as a new version; the
+    pairs trained after v are not trained again after a restart; FLUSH
+    trains a partial batch at once."""
+    d = Daemon(BIN, opts=BASE + ['train.max_wait_ms=60s'])
+    try:
+        d.start()
+        send_items(d, 6)
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        push.send_multipart(pairs('PAIR_BATCH', [(i % 2, b'it%d' % i, b'it%d' % (5 - i))
+                                                 for i in range(6)], D_IN))
+        status_until(d, lambda j: j['backlog'] == 6, '6 pairs waiting (partial batch)')
+        r = d.admin('FLUSH')
+        assert r['status'] == 'OK', r
+        st = status_until(d, lambda j: j['pairs_seen'] == 6 and j['backlog'] == 0, 'flush trained')
+        r = d.admin('CHECKPOINT')
+        assert r['status'] == 'OK', r
+        v = d.status()['model_version']
+        s_v = score(d, b'it0', b'it1')['rows'][0]['score']
+        push.send_multipart(pairs('PAIR_BATCH', [(1, b'it0', b'it1')] * 16, D_IN))
+        status_until(d, lambda j: j['steps'] >= st['steps'] + 2, 'more steps')
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] != s_v
+        r = d.admin('ROLLBACK', v)
+        assert r['status'] == 'OK', r
+        st2 = d.status()
+        assert st2['model_version'] > v, st2
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] == s_v
+        push.close()
+        assert d.stop() == 0
+        d.start()
+        assert score(d, b'it0', b'it1')['rows'][0]['score'] == s_v
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_c_client():
+    if CCLIENT is None:
+        print('  (no C client given: skipped)')
+        return
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        out = subprocess.run([CCLIENT, d.dir, str(D_IN)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        st = status_until(d, lambda j: j['pairs_seen'] >= 40, 'C client pairs trained')
+        assert st['counters']['pairs']['logged'] >= 40, st
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_replay_after_kill():
+    opts = BASE + ['checkpoint.every_steps=0', 'checkpoint.every_s=0']
+    d = Daemon(BIN, opts=opts, abstract_notify=False)
+    try:
+        d.start()
+        send_items(d, 6)
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        for k in range(5):
+            push.send_multipart(pairs('PAIR_BATCH', [(i % 2, b'it%d' % (i % 6), b'it%d' % ((i + k) % 6))
+                                                     for i in range(8)], D_IN))
+        push.close()
+        st = status_until(d, lambda j: j['pairs_seen'] >= 40, '40 pairs trained')
+        s1 = score(d, b'it0', b'it1')['rows'][0]['score']
+        d.proc.kill()   # no shutdown checkpoint: recovery must replay the log
+        d.proc.wait()
+        d.proc = None
+        d.log.close()
+        d.start()
+        st2 = d.status()
+        s2 = score(d, b'it0', b'it1')['rows'][0]['score']
+        assert st2['steps'] == st['steps'], (st, st2)
+        assert s1 == s2, (s1, s2)
+        assert 'SV-RECOVER-REPLAY replayed' in d.logtext()
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_sighup_and_admin():
+    import tempfile
+    cfgdir = tempfile.TemporaryDirectory()
+    cfg = os.path.join(cfgdir.name, 'simverifyd.yaml')
+    body = 'model:\n  d_in: %d\n  d_out: %d\ntrain:\n  lr: 0.001\n  batch_pairs: 8\n' % (D_IN, D_OUT)
+    with open(cfg, 'w') as f:
+        f.write(body)
+    d = Daemon(BIN, config=cfg, opts=['store.map_size=8MiB'])
+    try:
+        d.start()
+        r = d.admin('CONFIG')
+        assert r['status'] == 'OK' and 'lr: 0.001' in str(r.get('json')), r
+        with open(cfg, 'w') as f:
+            f.write(body.replace('lr: 0.001', 'lr: 0.01').replace('d_out: %d' % D_OUT, 'd_out: 8'))
+        after = len(d.notes)
+        d.signal(signal.SIGHUP)
+        n = d.wait_note('RELOADING=1', 5, after)
+        assert 'MONOTONIC_USEC=' in n, n
+        d.wait_note('READY=1', 5, after)
+        wait_for(lambda: 'SV-RELOAD-TRAIN' in d.logtext(), what='live learning rate')
+        log = d.logtext()
+        assert "key 'train.lr': 0.001 -> 0.01" in log, log
+        assert "SV-RELOAD-REFUSED key 'model.d_out'" in log, log
+        assert 'learning rate 0.01' in log, log
+        r = d.admin('CONFIG')
+        assert 'lr: 0.01' in str(r['json']) and 'd_out: %d' % D_OUT in str(r['json']), r
+        # admin verbs
+        v0 = d.status()['model_version']
+        r = d.admin('CHECKPOINT')
+        assert r['status'] == 'OK' and d.status()['model_version'] > v0, r
+        r = d.admin('VERSIONS')
+        assert r['status'] == 'OK' and len(r['json']['versions']) >= 1, r
+        assert d.admin('PAUSE')['status'] == 'OK' and d.status()['paused'] is True
+        r = d.request('ingest-acked.sock', pairs('PAIR', [(1, vec(), vec())], D_IN, req_id=3))
+        assert r['status'] == 'PAUSED' and r['req'] == 3, r
+        assert d.admin('RESUME')['status'] == 'OK' and d.status()['paused'] is False
+        r = d.admin('ROLLBACK', 9999)
+        assert r['status'] == 'NOT_FOUND', r
+        r = d.admin('BACKUP', os.path.join(d.dir, 'backup'))
+        assert r['status'] == 'OK' and os.path.exists(os.path.join(d.dir, 'backup', 'data.mdb')), r
+        r = d.request('admin.sock', pairs('SCORE', [(0, b'a', b'b')], D_IN))
+        assert r['status'] == 'REFUSED', r
+        assert d.stop() == 0
+    finally:
+        d.close()
+        cfgdir.cleanup()
+
+
+def test_command_line():
+    import tempfile
+    with tempfile.TemporaryDirectory() as t:
+        bad = os.path.join(t, 'bad.yaml')
+        with open(bad, 'w') as f:
+            f.write('model:\n  d_in: -3\n  nonsense: 1\ntrain:\n  lr: abc\n')
+        r = subprocess.run([BIN, '--check-config', '-c', bad], capture_output=True, text=True)
+        assert r.returncode != 0, r
+        for k in ('model.d_in', 'model.nonsense', 'train.lr'):
+            assert k in r.stderr, (k, r.stderr)
+        assert 'bad.yaml:' in r.stderr, r.stderr
+        r = subprocess.run([BIN, '--check-config', '--state-dir', t, '-o', 'train.lr=0.5'],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r
+        r = subprocess.run([BIN, '--check-config', '-o', 'no.such.key=1'], capture_output=True,
+                           text=True)
+        assert r.returncode != 0 and 'no.such.key' in r.stderr, r
+        if os.geteuid() == 0:
+            r = subprocess.run([BIN, '--state-dir', t], capture_output=True, text=True, timeout=10)
+            assert r.returncode != 0 and 'SV-MAIN-ROOT' in r.stderr, r
+
+
+def test_store_mismatch_and_journal():
+    """A store made with other dims is refused with both values named; under
+    journald (JOURNAL_STREAM) lines carry <N> priority prefixes."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        assert d.stop() == 0
+        args = [BIN, '--state-dir', d.dir, '-o', 'model.d_in=32', '-o', 'model.d_out=4']
+        if os.geteuid() == 0:
+            args.append('--allow-root')
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, JOURNAL_STREAM='8:1234'))
+        assert r.returncode == 1, r
+        assert '<3>SV-STORE-OPEN' in r.stderr and '784' not in r.stderr and '32' in r.stderr, r.stderr
+    finally:
+        d.close()
+
+
+def test_garbage_changes_nothing():
+    """Random and truncated messages on every socket: each acked/query/admin
+    one gets a reply; nothing is stored; the daemon keeps serving."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        send_items(d, 2)
+        st0 = d.status()
+        g = np.random.default_rng(11)
+        good = pairs('PAIR_BATCH', [(1, b'it0', b'it1')], D_IN)
+        samples = [[b''], [b'SV'], [g.bytes(32)], [g.bytes(int(g.integers(1, 200)))] * 3,
+                   [good[0], good[1]], [good[0][:31]] + good[1:], good + [b'x'] * 10,
+                   [good[0], g.bytes(8), b'', b'']]
+        for ep in ('ingest-acked.sock', 'query.sock', 'admin.sock'):
+            s = d.sock(zmq.DEALER, ep)
+            for m in samples:
+                s.send_multipart(m)
+                r = parse_reply(s.recv_multipart())
+                assert r['status'] in ('MALFORMED', 'REFUSED', 'NOT_FOUND'), (ep, m[:2], r)
+            s.close()
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        for m in samples:
+            push.send_multipart(m)
+        push.close()
+        st = status_until(d, lambda j: sum(j['counters']['rejects'].values()) >= 3 * len(samples),
+                          'rejects counted')
+        assert st['last_seq'] == st0['last_seq'] and st['items'] == st0['items'], (st0, st)
+        assert score(d, b'it0', b'it1')['status'] == 'OK'
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
+         test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
+         test_rollback_and_flush,
+         test_c_client]
+
+if __name__ == '__main__':
+    want = [a for a in sys.argv[2:] if a.startswith('test_')]
+    failed = 0
+    for t in TESTS:
+        if want and t.__name__ not in want:
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+            print('PASS %s (%.1fs)' % (t.__name__, time.monotonic() - t0))
+        except Exception:
+            failed += 1
+            print('FAIL %s' % t.__name__)
+            traceback.print_exc()
+        sys.stdout.flush()
+    sys.exit(1 if failed else 0)

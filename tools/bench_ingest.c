@@ -1,0 +1,515 @@
+/* bench_ingest.c - `sv-bench ingest`: pairs/s end to end through a real
+ * simverifyd (publisher -> daemon -> committed to the log and trained on),
+ * beside raw ZeroMQ PUSH/PULL of the same messages in the same run.
+ *
+ * For each case (inline 784-d vectors or id-only pairs; fire-and-forget PUSH
+ * or acked DEALER with a client id and a window of outstanding messages) it
+ *   raw:    sends the same PAIR_BATCH messages (built by the same code) over
+ *           ipc:// PUSH -> PULL between two threads of this process, timed
+ *           from the first send to the last receive;
+ *   daemon: starts simverifyd on a fresh --state-dir (durable group commit:
+ *           store.sync full unless --sync says otherwise), loads the items
+ *           for id pairs, then times from the first send until STATUS (admin
+ *           socket) reports every pair committed and trained (pairs_seen);
+ * and prints pairs/s for both and daemon/raw.  As a second reference it
+ * times sv_trainer_step alone (the daemon's default model) in the same run:
+ * every ingested pair is trained on, so that rate bounds the daemon's, and
+ * daemon/train says how much the ingest path costs on top.  Leaves out: queries
+ * (sv-bench query), the store alone (sv-bench store).
+ *
+ * Options: --daemon PATH (default: ../daemon/simverifyd beside this binary),
+ * --dir DIR (default /tmp), --pairs N (per case; default 20000), --per-msg M
+ * (pairs per message; default 64), --d-in N (784), --window W (acked
+ * messages in flight; 16), --sync full|meta|none, --json.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bench.h"
+#include "sv/batch.h"
+#include "sv/blas.h"
+#include "sv/proto.h"
+#include "sv/train.h"
+
+#define N_ITEMS 1000
+
+struct cfg {
+	char daemon[PATH_MAX];
+	const char *dir;
+	long pairs, per_msg, d_in, window;
+	const char *sync;
+	int json;
+};
+
+struct gen {
+	const struct cfg *c;
+	int inline_vecs;
+	float *vecs; /* 2 * per_msg rows of d_in */
+	struct sv_proto_pair *pr;
+	char ids[N_ITEMS][8];
+	long counter;
+};
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+/* Message i: per_msg pairs; inline vectors are made unique by a counter
+ * (the daemon stores inline vectors content-addressed, so repeats would be
+ * cheaper than real traffic). */
+static int make_msg(struct gen *g, struct sv_proto_msgbuf *mb, long i, int acked)
+{
+	const struct cfg *c = g->c;
+	struct sv_proto_client cl = {"bench", 5, (uint64_t)i + 1};
+
+	for (long k = 0; k < c->per_msg; k++) {
+		struct sv_proto_pair *p = &g->pr[k];
+
+		memset(p, 0, sizeof(*p));
+		p->label = (uint8_t)(k & 1);
+		if (g->inline_vecs) {
+			float *a = g->vecs + (size_t)(2 * k) * c->d_in, *b = a + c->d_in;
+
+			a[0] = (float)(g->counter++);
+			b[0] = (float)(g->counter++);
+			p->a.vec = a;
+			p->b.vec = b;
+		} else {
+			long x = (i * c->per_msg + k) % N_ITEMS, y = (x * 7 + 1) % N_ITEMS;
+
+			p->a.id = g->ids[x];
+			p->a.id_len = strlen(g->ids[x]);
+			p->b.id = g->ids[y];
+			p->b.id_len = strlen(g->ids[y]);
+		}
+	}
+	return sv_proto_encode_pairs(mb, SV_PROTO_VERB_PAIR_BATCH, (uint64_t)i + 1, g->pr,
+	                             (size_t)c->per_msg, (uint32_t)c->d_in, acked ? &cl : NULL);
+}
+
+static int send_mb(void *s, const struct sv_proto_msgbuf *mb)
+{
+	for (size_t i = 0; i < mb->n; i++)
+		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len,
+		             i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
+			return -1;
+	return 0;
+}
+
+/* Receive and drop one multipart message; returns its byte count or -1. */
+static long recv_drop(void *s)
+{
+	long bytes = 0;
+	int more = 1;
+
+	while (more) {
+		zmq_msg_t m;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, s, 0) < 0) {
+			zmq_msg_close(&m);
+			return -1;
+		}
+		bytes += (long)zmq_msg_size(&m);
+		more = zmq_msg_more(&m);
+		zmq_msg_close(&m);
+	}
+	return bytes;
+}
+
+struct sink {
+	void *ctx;
+	char ep[PATH_MAX + 16];
+	long msgs;
+	uint64_t t_end;
+};
+
+static void *sink_main(void *arg)
+{
+	struct sink *k = arg;
+	void *s = zmq_socket(k->ctx, ZMQ_PULL);
+
+	zmq_bind(s, k->ep);
+	for (long i = 0; i < k->msgs; i++)
+		if (recv_drop(s) < 0)
+			break;
+	k->t_end = bench_now_ns();
+	zmq_close(s);
+	return NULL;
+}
+
+/* Raw ZeroMQ: the same messages PUSH -> PULL over ipc://. */
+static double raw_rate(struct gen *g, const char *dir)
+{
+	const struct cfg *c = g->c;
+	struct sink k;
+	struct sv_proto_msgbuf mb;
+	pthread_t th;
+	long msgs = c->pairs / c->per_msg;
+	uint64_t t0;
+	void *s;
+
+	k.ctx = zmq_ctx_new();
+	snprintf(k.ep, sizeof(k.ep), "ipc://%s/raw.sock", dir);
+	k.msgs = msgs;
+	pthread_create(&th, NULL, sink_main, &k);
+	s = zmq_socket(k.ctx, ZMQ_PUSH);
+	zmq_connect(s, k.ep);
+	usleep(100000);
+	sv_proto_msgbuf_init(&mb);
+	t0 = bench_now_ns();
+	for (long i = 0; i < msgs; i++)
+		if (make_msg(g, &mb, i, 0) < 0 || send_mb(s, &mb) < 0)
+			break;
+	pthread_join(th, NULL);
+	sv_proto_msgbuf_free(&mb);
+	zmq_close(s);
+	zmq_ctx_term(k.ctx);
+	return (double)(msgs * c->per_msg) / ((double)(k.t_end - t0) / 1e9);
+}
+
+/* One admin request; the reply's JSON payload (frame 2) into buf. */
+static int admin_status(void *adm, char *buf, size_t cap)
+{
+	struct sv_proto_msgbuf mb;
+	int more = 1, part = 0, rc = -1;
+
+	sv_proto_msgbuf_init(&mb);
+	sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL);
+	if (send_mb(adm, &mb) == 0)
+		rc = 0;
+	sv_proto_msgbuf_free(&mb);
+	buf[0] = '\0';
+	while (rc == 0 && more) {
+		zmq_msg_t m;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, adm, 0) < 0) {
+			zmq_msg_close(&m);
+			return -1;
+		}
+		more = zmq_msg_more(&m);
+		if (part == 2) {
+			size_t n = zmq_msg_size(&m) < cap - 1 ? zmq_msg_size(&m) : cap - 1;
+
+			memcpy(buf, zmq_msg_data(&m), n);
+			buf[n] = '\0';
+		}
+		part++;
+		zmq_msg_close(&m);
+	}
+	return rc;
+}
+
+static long json_u64(const char *j, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(j, pat);
+	return p ? atol(p + strlen(pat)) : -1;
+}
+
+static void *sock(void *ctx, int type, const char *dir, const char *name)
+{
+	char ep[PATH_MAX + 32];
+	int t = 20000, linger = 0;
+	void *s = zmq_socket(ctx, type);
+
+	snprintf(ep, sizeof(ep), "ipc://%s/%s", dir, name);
+	zmq_setsockopt(s, ZMQ_RCVTIMEO, &t, sizeof(t));
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_connect(s, ep);
+	return s;
+}
+
+/* The daemon: fresh state dir, items loaded, then the timed stream. */
+static double daemon_rate(struct gen *g, const char *dir, int acked)
+{
+	const struct cfg *c = g->c;
+	char sd[PATH_MAX + 16], o1[64], o2[64], o3[64], js[65536];
+	long msgs = c->pairs / c->per_msg, base = 0;
+	struct sv_proto_msgbuf mb;
+	double rate = -1.0;
+	uint64_t t0;
+	void *ctx, *adm, *in;
+	pid_t pid;
+	int st;
+
+	snprintf(sd, sizeof(sd), "%s/daemon", dir);
+	snprintf(o1, sizeof(o1), "model.d_in=%ld", c->d_in);
+	snprintf(o2, sizeof(o2), "store.sync=%s", c->sync);
+	snprintf(o3, sizeof(o3), "limits.max_batch_pairs=%ld",
+	         c->per_msg > 4096 ? c->per_msg : 4096);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(c->daemon, c->daemon, "--state-dir", sd, "--allow-root", "-o", o1, "-o", o2,
+		      "-o", o3, "-o", "train.max_wait_ms=10ms", "-o", "store.map_size=256MiB", "-o",
+		      "checkpoint.every_s=0", (char *)NULL);
+		_exit(127);
+	}
+	ctx = zmq_ctx_new();
+	adm = sock(ctx, ZMQ_DEALER, sd, "admin.sock");
+	for (int tries = 0; tries < 200; tries++) {
+		int t = 100;
+
+		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
+		if (admin_status(adm, js, sizeof(js)) == 0)
+			break;
+		zmq_close(adm);
+		adm = sock(ctx, ZMQ_DEALER, sd, "admin.sock");
+	}
+	in = sock(ctx, acked ? ZMQ_DEALER : ZMQ_PUSH, sd,
+	          acked ? "ingest-acked.sock" : "ingest.sock");
+	sv_proto_msgbuf_init(&mb);
+	if (!g->inline_vecs) {
+		void *ia = sock(ctx, ZMQ_DEALER, sd, "ingest-acked.sock");
+
+		for (int i = 0; i < N_ITEMS; i++) {
+			sv_proto_encode_item_put(&mb, (uint64_t)i, g->ids[i], strlen(g->ids[i]),
+			                         g->vecs, (uint32_t)c->d_in);
+			send_mb(ia, &mb);
+		}
+		for (int i = 0; i < N_ITEMS; i++)
+			recv_drop(ia);
+		zmq_close(ia);
+	}
+	if (admin_status(adm, js, sizeof(js)) == 0)
+		base = json_u64(js, "pairs_seen");
+	t0 = bench_now_ns();
+	{
+		long sent = 0, got = 0;
+
+		while (sent < msgs) {
+			if (make_msg(g, &mb, sent, acked) < 0 || send_mb(in, &mb) < 0)
+				goto out;
+			sent++;
+			while (acked && (sent - got >= c->window || (sent == msgs && got < msgs))) {
+				if (recv_drop(in) < 0)
+					goto out;
+				got++;
+			}
+		}
+	}
+	for (;;) {
+		if (admin_status(adm, js, sizeof(js)) < 0)
+			goto out;
+		if (json_u64(js, "pairs_seen") - base >= msgs * c->per_msg)
+			break;
+		usleep(2000);
+	}
+	rate = (double)(msgs * c->per_msg) / ((double)(bench_now_ns() - t0) / 1e9);
+out:
+	sv_proto_msgbuf_free(&mb);
+	zmq_close(in);
+	zmq_close(adm);
+	zmq_ctx_term(ctx);
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+	nftw(sd, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return rate;
+}
+
+/* The training ceiling: pairs/s of sv_trainer_step alone at the daemon's
+ * defaults (NT-Xent, batch mode, Adam, 256 pairs, d_out 64, one BLAS thread),
+ * timed here for about a second.  No ingest path can beat it. */
+static double train_ceiling(const struct cfg *c)
+{
+	struct sv_train_params p = {0};
+	sv_trainer *t = NULL;
+	sv_batch *b = NULL;
+	float *x = malloc((size_t)c->d_in * 2 * sizeof(float));
+	uint64_t t0, n = 0;
+	double rate = -1.0;
+
+	if (x == NULL)
+		return rate;
+	for (long i = 0; i < 2 * c->d_in; i++)
+		x[i] = (float)rand() / RAND_MAX - 0.5f;
+	sv_blas_set_threads(1);
+	p.d_in = (uint32_t)c->d_in;
+	p.d_out = 64;
+	p.seed = 1;
+	p.max_pairs = 256;
+	sv_loss_params_default(&p.loss, SV_LOSS_KIND_NTXENT);
+	sv_optim_params_default(&p.optim, SV_OPTIM_KIND_ADAM);
+	if (sv_trainer_new(&t, &p, NULL) == 0 && sv_batch_new(&b, 256, p.d_in) == 0) {
+		t0 = bench_now_ns();
+		while (bench_now_ns() - t0 < 1000000000ULL) {
+			sv_batch_clear(b);
+			for (uint64_t i = 0; i < 256; i++) {
+				x[0] = (float)(n * 256 + i);
+				sv_batch_add(b, x, 2 * i, x + c->d_in, 2 * i + 1, (uint8_t)(i & 1),
+				             i + 1);
+			}
+			sv_trainer_step(t, b, NULL, NULL);
+			n++;
+		}
+		rate = (double)n * 256.0 / ((double)(bench_now_ns() - t0) / 1e9);
+	}
+	sv_trainer_free(t);
+	sv_batch_free(b);
+	free(x);
+	return rate;
+}
+
+static int parse(int argc, char **argv, struct cfg *c)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	memset(c, 0, sizeof(*c));
+	c->dir = "/tmp";
+	c->pairs = 20000;
+	c->per_msg = 64;
+	c->d_in = 784;
+	c->window = 16;
+	c->sync = "full";
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(c->daemon, sizeof(c->daemon), "%s/../daemon/simverifyd", dirname(self));
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--json")) {
+			c->json = 1;
+			continue;
+		}
+		if (!strcmp(a, "--help")) {
+			printf("usage: sv-bench ingest [--daemon PATH] [--dir DIR] [--pairs N] "
+			       "[--per-msg M] [--d-in N] [--window W] [--sync full|meta|none] "
+			       "[--json]\n");
+			return 1;
+		}
+		if (v == NULL)
+			return -1;
+		i++;
+		if (!strcmp(a, "--daemon"))
+			snprintf(c->daemon, sizeof(c->daemon), "%s", v);
+		else if (!strcmp(a, "--dir"))
+			c->dir = v;
+		else if (!strcmp(a, "--sync"))
+			c->sync = v;
+		else if (!strcmp(a, "--pairs") &&
+		         bench_parse_long(v, 64, 100000000, &c->pairs) == 0)
+			;
+		else if (!strcmp(a, "--per-msg") && bench_parse_long(v, 1, 4096, &c->per_msg) == 0)
+			;
+		else if (!strcmp(a, "--d-in") && bench_parse_long(v, 1, 65536, &c->d_in) == 0)
+			;
+		else if (!strcmp(a, "--window") && bench_parse_long(v, 1, 100000, &c->window) == 0)
+			;
+		else
+			return -1;
+	}
+	if (c->pairs < c->per_msg)
+		c->pairs = c->per_msg;
+	return access(c->daemon, X_OK) == 0 ? 0 : -2;
+}
+
+int bench_ingest(int argc, char **argv)
+{
+	static const struct {
+		int inline_vecs, acked;
+		const char *name;
+	} cases[] = {
+	    {1, 0, "inline_push"},
+	    {1, 1, "inline_acked"},
+	    {0, 0, "ids_push"},
+	    {0, 1, "ids_acked"},
+	};
+	struct bench_json j;
+	struct cfg c;
+	struct gen g;
+	char dir[PATH_MAX];
+	double ceil;
+	int rc = parse(argc, argv, &c);
+
+	if (rc == 1)
+		return 0;
+	if (rc == -2) {
+		fprintf(stderr, "sv-bench ingest: no simverifyd at %s (use --daemon PATH)\n",
+		        c.daemon);
+		return 2;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "sv-bench ingest: bad option (see --help)\n");
+		return 2;
+	}
+	snprintf(dir, sizeof(dir), "%s/sv-bench-ingest-XXXXXX", c.dir);
+	if (mkdtemp(dir) == NULL) {
+		perror("sv-bench ingest: mkdtemp");
+		return 1;
+	}
+	memset(&g, 0, sizeof(g));
+	g.c = &c;
+	g.vecs = malloc((size_t)(2 * c.per_msg) * (size_t)c.d_in * sizeof(float));
+	g.pr = calloc((size_t)c.per_msg, sizeof(*g.pr));
+	if (g.vecs == NULL || g.pr == NULL)
+		return 1;
+	srand(1);
+	for (size_t i = 0; i < (size_t)(2 * c.per_msg) * (size_t)c.d_in; i++)
+		g.vecs[i] = (float)rand() / RAND_MAX - 0.5f;
+	for (int i = 0; i < N_ITEMS; i++)
+		snprintf(g.ids[i], sizeof(g.ids[i]), "i%d", i);
+	ceil = train_ceiling(&c);
+	if (c.json) {
+		bench_json_begin(&j);
+		bench_json_num(&j, "train_only_pairs_per_s", ceil);
+	} else {
+		printf("sv-bench ingest: %ld pairs per case, %ld pairs/message, d_in %ld, sync %s, "
+		       "acked window %ld\n"
+		       "training alone (sv_trainer_step, 256 pairs, d_out 64): %.0f pairs/s\n"
+		       "%-14s %14s %15s %8s %10s\n",
+		       c.pairs, c.per_msg, c.d_in, c.sync, c.window, ceil, "case", "daemon pairs/s",
+		       "raw zmq pairs/s", "vs raw", "vs train");
+	}
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		double raw, dmn;
+		char key[64];
+
+		g.inline_vecs = cases[k].inline_vecs;
+		raw = raw_rate(&g, dir);
+		dmn = daemon_rate(&g, dir, cases[k].acked);
+		if (c.json) {
+			snprintf(key, sizeof(key), "%s_pairs_per_s", cases[k].name);
+			bench_json_num(&j, key, dmn);
+			snprintf(key, sizeof(key), "%s_raw_pairs_per_s", cases[k].name);
+			bench_json_num(&j, key, raw);
+			snprintf(key, sizeof(key), "%s_ratio", cases[k].name);
+			bench_json_num(&j, key, dmn / raw);
+		} else {
+			printf("%-14s %14.0f %15.0f %7.1f%% %9.1f%%\n", cases[k].name, dmn, raw,
+			       100.0 * dmn / raw, 100.0 * dmn / ceil);
+		}
+		fflush(stdout);
+	}
+	if (c.json)
+		bench_json_end(&j);
+	free(g.vecs);
+	free(g.pr);
+	rmdir(dir);
+	return 0;
+}
