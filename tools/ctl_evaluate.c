@@ -290,7 +290,7 @@ static int write_roc(const struct eval *e, const struct sv_metrics_roc *roc,
 		if (rc)
 			return rc;
 		if (bv != UINT64_MAX)
-			snprintf(blabel, sizeof(blabel), "model v%llu (baseline)",
+			snprintf(blabel, sizeof(blabel), "baseline model v%llu",
 			         (unsigned long long)bv);
 		else
 			snprintf(blabel, sizeof(blabel), "baseline");
