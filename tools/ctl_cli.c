@@ -116,6 +116,9 @@ static const struct verb_def verbs[CTL_VERB_COUNT_] = {
          "the accuracy at the daemon's current threshold.  Both labels must occur.\n"
          "  --json             print one JSON object\n"
          "  --roc FILE.svg     draw the ROC curve (log FAR axis), operating point marked\n"
+         "  --scores FILE      write the scores, one a line, after a '# model vN' line\n"
+         "  --baseline FILE    a --scores file of the same pairs (e.g. before training):\n"
+         "                     its curve is drawn beside this one in --roc\n"
          "  --batch N          pairs per request (default 256)\n"
          "  --limit N          only the first N pairs\n"},
 };
@@ -140,6 +143,8 @@ enum opt_id {
 	OPT_BATCH,
 	OPT_ROC,
 	OPT_LIMIT,
+	OPT_SCORES,
+	OPT_BASELINE,
 };
 
 struct opt_def {
@@ -175,6 +180,8 @@ static const struct opt_def opts[] = {
     {"batch", 0, true, BIT(CTL_VERB_PUBLISH) | BIT(CTL_VERB_EVALUATE), OPT_BATCH},
     {"roc", 0, true, BIT(CTL_VERB_EVALUATE), OPT_ROC},
     {"limit", 0, true, BIT(CTL_VERB_PUBLISH) | BIT(CTL_VERB_EVALUATE), OPT_LIMIT},
+    {"scores", 0, true, BIT(CTL_VERB_EVALUATE), OPT_SCORES},
+    {"baseline", 0, true, BIT(CTL_VERB_EVALUATE), OPT_BASELINE},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -420,6 +427,12 @@ static int apply(struct ctl_opts *o, const struct seen *s, FILE *err)
 	case OPT_ROC:
 		o->roc = s->val;
 		break;
+	case OPT_SCORES:
+		o->scores = s->val;
+		break;
+	case OPT_BASELINE:
+		o->baseline = s->val;
+		break;
 	case OPT_LIMIT:
 		if (!parse_u64(s->val, 1, UINT64_MAX, &o->limit))
 			return usage_error(err, v, "%s: '%s' is not a positive count", s->spelled,
@@ -584,5 +597,8 @@ int ctl_cli_parse(struct ctl_opts *o, int argc, char *const argv[], FILE *out, F
 		if (rc)
 			return rc;
 	}
+	if (o->baseline && !o->roc)
+		return usage_error(err, v, "evaluate: --baseline is drawn only with --roc%s%s", "",
+		                   "");
 	return CTL_EXIT_OK;
 }

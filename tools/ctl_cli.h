@@ -103,6 +103,8 @@ struct ctl_opts {
 	bool items_first;      /* publish --items-first */
 	uint32_t batch;        /* publish/evaluate --batch N pairs per message */
 	const char *roc;       /* evaluate --roc FILE.svg */
+	const char *scores;    /* evaluate --scores FILE: write the scores */
+	const char *baseline;  /* evaluate --baseline FILE: a --scores file, 2nd curve */
 	uint64_t limit;        /* publish/evaluate --limit N: only the first N pairs; 0 = all */
 };
 

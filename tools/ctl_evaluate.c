@@ -8,6 +8,9 @@
  * The daemon's own decisions (each score row's match flag, against the
  * threshold in force) give the accuracy at the daemon's current threshold.
  * --roc FILE.svg draws the curve (sv/svg.h) with that operating point.
+ * --scores FILE writes the scores as text ("# model vN" line, then one
+ * score a line, in pair-file order); --baseline FILE reads such a file of
+ * the same pairs (e.g. written before training) and draws its curve too.
  *
  * Nothing is stored or trained: SCORE_BATCH is a pure query.  A pair file
  * holding a single class is an error (no ROC without both).
@@ -188,32 +191,125 @@ static void print_human(const struct eval *e, const struct sv_metrics_summary *s
 	       policy_name(e->policy), acc, at->tar, at->far);
 }
 
+static int write_scores(const struct eval *e)
+{
+	FILE *f = fopen(e->o->scores, "w");
+	int bad;
+
+	if (!f) {
+		ctl_err("evaluate: cannot write %s: %s", e->o->scores, strerror(errno));
+		return CTL_EXIT_FAIL;
+	}
+	fprintf(f, "# model v%llu\n", (unsigned long long)e->v_max);
+	for (uint64_t i = 0; i < e->n; i++)
+		fprintf(f, "%.9g\n", (double)e->scores[i]);
+	bad = ferror(f);
+	if (fclose(f) != 0 || bad) {
+		ctl_err("evaluate: cannot write %s", e->o->scores);
+		return CTL_EXIT_FAIL;
+	}
+	return CTL_EXIT_OK;
+}
+
+/* Read a --scores file of exactly e->n scores into base (e->n floats); its
+ * model version goes to *version (UINT64_MAX if the line is missing). */
+static int read_baseline(const struct eval *e, float *base, uint64_t *version)
+{
+	FILE *f = fopen(e->o->baseline, "r");
+	unsigned long long v;
+	uint64_t n = 0;
+	char line[128];
+	int rc = CTL_EXIT_OK;
+
+	if (!f) {
+		ctl_err("evaluate: cannot read %s: %s", e->o->baseline, strerror(errno));
+		return CTL_EXIT_FAIL;
+	}
+	*version = UINT64_MAX;
+	while (fgets(line, sizeof(line), f)) {
+		char *end;
+		double x;
+
+		if (line[0] == '#') {
+			if (sscanf(line, "# model v%llu", &v) == 1)
+				*version = v;
+			continue;
+		}
+		x = strtod(line, &end);
+		if (end == line || !isfinite(x) || n == e->n) {
+			ctl_err("evaluate: %s: line %llu: %s", e->o->baseline,
+			        (unsigned long long)n + 1,
+			        n == e->n ? "more scores than pairs" : "not a score");
+			rc = CTL_EXIT_FAIL;
+			goto out;
+		}
+		base[n++] = (float)x;
+	}
+	if (n != e->n) {
+		ctl_err("evaluate: %s holds %llu scores, the pair file %llu pairs", e->o->baseline,
+		        (unsigned long long)n, (unsigned long long)e->n);
+		rc = CTL_EXIT_FAIL;
+	}
+out:
+	fclose(f);
+	return rc;
+}
+
 static int write_roc(const struct eval *e, const struct sv_metrics_roc *roc,
                      const struct sv_metrics_op *at)
 {
+	struct sv_metrics_roc *broc = NULL;
 	struct sv_svg_roc_opts so;
-	char label[64], title[256];
+	char label[64], blabel[64], title[256];
+	const char *slash = strrchr(e->o->args[1], '/');
+	uint64_t bv = UINT64_MAX;
+	float *base = NULL;
 	FILE *f;
 	int rc;
 
 	memset(&so, 0, sizeof(so));
 	snprintf(label, sizeof(label), "model v%llu", (unsigned long long)e->v_max);
-	snprintf(title, sizeof(title), "ROC of %s (%llu pairs)", e->o->args[1],
+	snprintf(title, sizeof(title), "ROC of %s (%llu pairs)", slash ? slash + 1 : e->o->args[1],
 	         (unsigned long long)e->n);
 	so.title = title;
 	so.curves[0].label = label;
 	so.curves[0].roc = roc;
 	so.n_curves = 1;
+	if (e->o->baseline) {
+		base = malloc(e->n * sizeof(*base));
+		if (!base) {
+			ctl_err("evaluate: out of memory");
+			return CTL_EXIT_FAIL;
+		}
+		rc = read_baseline(e, base, &bv);
+		if (!rc && sv_metrics_roc_new(&broc, base, e->labels, e->n) != 0) {
+			ctl_err("evaluate: cannot compute the ROC of %s", e->o->baseline);
+			rc = CTL_EXIT_FAIL;
+		}
+		free(base);
+		if (rc)
+			return rc;
+		if (bv != UINT64_MAX)
+			snprintf(blabel, sizeof(blabel), "baseline model v%llu",
+			         (unsigned long long)bv);
+		else
+			snprintf(blabel, sizeof(blabel), "baseline");
+		so.curves[1].label = blabel;
+		so.curves[1].roc = broc;
+		so.n_curves = 2;
+	}
 	so.mark_op = isfinite(at->threshold) && isfinite(at->far) && isfinite(at->tar);
 	so.op = *at;
 	f = fopen(e->o->roc, "w");
 	if (!f) {
 		ctl_err("evaluate: cannot write %s: %s", e->o->roc, strerror(errno));
+		sv_metrics_roc_free(broc);
 		return CTL_EXIT_FAIL;
 	}
 	rc = sv_svg_roc_write(&so, f);
 	if (fclose(f) != 0 && !rc)
 		rc = -errno;
+	sv_metrics_roc_free(broc);
 	if (rc) {
 		ctl_err("evaluate: cannot write %s: %s", e->o->roc, sv_strerror(rc));
 		return CTL_EXIT_FAIL;
@@ -300,7 +396,9 @@ int ctl_evaluate_run(struct ctl_ctx *c)
 		print_json(&e, &s, &at, acc);
 	else
 		print_human(&e, &s, &at, acc);
-	if (e.o->roc)
+	if (e.o->scores)
+		rc = write_scores(&e);
+	if (!rc && e.o->roc)
 		rc = write_roc(&e, roc, &at);
 out:
 	sv_metrics_roc_free(roc);
