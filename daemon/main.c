@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 	d.zctx = zmq_ctx_new();
 	if (rc == 0)
 		rc = curve_start(&d); /* CURVE keys, ZAP handler: before any bind */
+	if (rc == 0)
 		rc = topk_glue_start(&d.topk, &d); /* before the trainer notes item changes */
 	if (rc == 0)
 		rc = trainer_start(tr);
