@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "conf.h"
+#include "curve.h"
 #include "log.h"
 #include "metrics_glue.h"
 #include "sv/error.h"
@@ -391,6 +392,8 @@ int admin_start(struct dadmin **out, struct sv_daemon *d)
 	if (a->json == NULL || a->sock == NULL || a->ctl == NULL)
 		return a->json ? -zmq_errno() : -ENOMEM;
 	zmq_setsockopt(a->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	if (curve_socket_setup(a->sock, ep) < 0)
+		return -errno;
 	if (strncmp(ep, "ipc://", 6) == 0) {
 		/* Made with the mode already (no window where others could
 		 * connect), then chmod to be explicit. */

@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "conf.h"
+#include "curve.h"
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
@@ -124,6 +125,8 @@ int main(int argc, char **argv)
 		rc = trainer_open(&tr, &d); /* load the active model, replay the log */
 	d.zctx = zmq_ctx_new();
 	if (rc == 0)
+		rc = curve_start(&d); /* CURVE keys, ZAP handler: before any bind */
+	if (rc == 0)
 		rc = topk_glue_start(&d.topk, &d); /* before the trainer notes item changes */
 	if (rc == 0)
 		rc = trainer_start(tr);
@@ -145,6 +148,7 @@ int main(int argc, char **argv)
 	atomic_store(&d.stopping, 1);
 	trainer_join(tr);         /* trains the batch in hand, checkpoints */
 	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
+	curve_stop();
 	query_stop(q);
 	topk_glue_stop(d.topk);
 	admin_stop(adm);

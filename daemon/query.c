@@ -16,6 +16,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "log.h"
 #include "sv/error.h"
 #include "sv/model.h"
@@ -411,7 +412,9 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 {
 	struct sv_daemon *d = w->q->d;
 	struct sv_proto_request rq;
-	struct sv_proto_error err;
+	/* static per thread: the error reply in w->mb points at err.msg until
+	 * worker_main sends it, after this function has returned */
+	static _Thread_local struct sv_proto_error err;
 	unsigned long long sup = 0;
 	char sbuf[64];
 
@@ -657,7 +660,7 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		goto fail;
 	}
 	zmq_setsockopt(q->front, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	if (zmq_bind(q->front, d->conf.ep_query) < 0) {
+	if (curve_socket_setup(q->front, d->conf.ep_query) < 0 || zmq_bind(q->front, d->conf.ep_query) < 0) {
 		rc = -zmq_errno();
 		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s",
 		       d->conf.ep_query, zmq_strerror(-rc));

@@ -191,7 +191,7 @@ static int rebuild(struct topk_glue *g, const struct sv_snap *s)
 	struct sv_daemon *d = g->d;
 	struct sv_topk_cache *next = NULL;
 	sv_store_read *r = NULL;
-	uint64_t items = atomic_load(&d->prog.items);
+	struct sv_store_stat stat = {0};
 	struct feed f = {0};
 	int rc;
 
@@ -204,10 +204,13 @@ static int rebuild(struct topk_glue *g, const struct sv_snap *s)
 		goto out;
 	/* the store snapshot is taken AFTER begin_rebuild (sv/topk.h) */
 	f.c = next;
-	sv_topk_cache_reserve(next, (size_t)items);
 	rc = sv_store_read_begin(d->store, &r);
 	if (rc == 0)
+		rc = sv_store_stat(r, &stat);
+	if (rc == 0) {
+		sv_topk_cache_reserve(next, (size_t)stat.items);
 		rc = sv_store_item_walk(r, feed_item, &f);
+	}
 	if (rc == 0)
 		rc = feed_flush(&f);
 	if (rc == 0)
