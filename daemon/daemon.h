@@ -105,6 +105,7 @@ struct sv_progress {
 	atomic_uint_fast64_t backlog;  /* pairs logged but not yet trained */
 	atomic_int paused;
 	_Atomic double auc, eer, loss;
+	_Atomic double tar_far_1e2, tar_far_1e3; /* TAR at FAR 1e-2 / 1e-3 on the window */
 	_Atomic float threshold;
 };
 
