@@ -237,11 +237,14 @@ def del_msg(item_id, req):
     return [header('ITEM_DEL', req, 1, 0), item_id]
 
 
+DELAY = 3  # s: every rebuild of test_topk_during_rebuild is held this long
+
+
 def test_topk_during_rebuild():
-    """A rebuild held in flight for 3 s: TOPK keeps answering from the old
+    """A rebuild held in flight for DELAY s: TOPK keeps answering from the old
     cache (old version label, old W's scores), sees deletes and upserts made
     meanwhile, and the new cache, once published, has them too."""
-    os.environ['SV_TOPK_TEST_DELAY_MS'] = '3000'
+    os.environ['SV_TOPK_TEST_DELAY_MS'] = '%d' % (DELAY * 1000)
     d = Daemon(BIN, opts=BASE)
     try:
         d.start()
@@ -257,15 +260,16 @@ def test_topk_during_rebuild():
         got = tk(d, [q], k)['queries'][0]
         assert got['version'] == va
         same_topk(got['hits'], ref_a, all_a, k)
-        # train (W changes) and checkpoint: a new snapshot, a rebuild starts
+        # train (W changes) and checkpoint: new snapshots, a rebuild starts
+        # (held DELAY s) at the first of them
+        t0 = time.monotonic()
         train(d, [(i % 2, ids[i], ids[(i * 7 + 2) % 200]) for i in range(32)])
         vb = checkpoint(d)
-        t0 = time.monotonic()
         gone = ref_a[0][0]
         assert acked(d, del_msg(gone, 80))['status'] == 'OK'
         assert acked(d, item_put(b'fresh', q, req_id=81))['status'] == 'OK'
         got = tk(d, [q], k, req=82)['queries'][0]
-        held = time.monotonic() - t0 < 2.5
+        held = time.monotonic() - t0 < DELAY - 0.5
         if held:  # still the old cache: old W, changes already applied
             assert got['version'] == va, got
             hits = dict(got['hits'])
@@ -277,7 +281,7 @@ def test_topk_during_rebuild():
         st = d.status()
         if held:
             assert st['topk_cache']['version'] == va, st
-        wait_cache(d, vb, timeout=20)
+        wait_cache(d, vb, timeout=8 * DELAY)
         ids.remove(gone)
         ids.append(b'fresh')
         ref_b, all_b, bv = brute(d, q, ids, k)
