@@ -633,8 +633,15 @@ static void *front_main(void *arg)
 				continue;
 			return NULL; /* ETERM */
 		}
-		if (it[0].revents & ZMQ_POLLIN)
+		/* drain what is queued (up to 64) before polling again */
+		for (int k = 0; k < 64 && (it[0].revents & ZMQ_POLLIN); k++) {
+			int ev = 0;
+			size_t len = sizeof(ev);
+
 			front_request(q);
+			if (zmq_getsockopt(q->front, ZMQ_EVENTS, &ev, &len) < 0 || !(ev & ZMQ_POLLIN))
+				break;
+		}
 		if (it[1].revents & ZMQ_POLLIN)
 			forward(q, q->back, q->front, 1);
 	}
