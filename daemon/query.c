@@ -639,7 +639,8 @@ static void *front_main(void *arg)
 			size_t len = sizeof(ev);
 
 			front_request(q);
-			if (zmq_getsockopt(q->front, ZMQ_EVENTS, &ev, &len) < 0 || !(ev & ZMQ_POLLIN))
+			if (zmq_getsockopt(q->front, ZMQ_EVENTS, &ev, &len) < 0 ||
+			    !(ev & ZMQ_POLLIN))
 				break;
 		}
 		if (it[1].revents & ZMQ_POLLIN)

@@ -21,8 +21,8 @@
 #include "trainer.h"
 #include "util.h"
 
-#define CHUNK 1024     /* rows projected per GEMM in a rebuild */
-#define POLL_MS 5      /* how often the thread looks for a new snapshot */
+#define CHUNK 1024 /* rows projected per GEMM in a rebuild */
+#define POLL_MS 5  /* how often the thread looks for a new snapshot */
 
 /* One noted mutation of the group in hand: a put (vec != NULL) or a delete. */
 struct note {
@@ -444,8 +444,8 @@ int topk_glue_answer(struct topk_glue *g, const struct sv_proto_request *rq,
 		else if (sv_proto_encode_reply_topk(
 		             mb, rq->hdr.request_id,
 		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
-		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k, qr,
-		             Q, out) < 0)
+		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k,
+		             qr, Q, out) < 0)
 			rc = -ENOMEM;
 	}
 	if (rc < 0) {

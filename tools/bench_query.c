@@ -40,7 +40,7 @@
 
 #define MAXF 8
 #define N_CASES 2
-#define SD_MAX 1024           /* the private state directory's path */
+#define SD_MAX 1024          /* the private state directory's path */
 #define EP_MAX (SD_MAX + 64) /* ipc:// + that + a socket name */
 
 struct cfg {
@@ -333,8 +333,9 @@ static int parse(int argc, char **argv, struct cfg *c)
 			continue;
 		}
 		if (!strcmp(a, "--help")) {
-			printf("usage: sv-bench query [--daemon PATH] [--dir DIR] [--requests N] "
-			       "[--d-in N] [--d-out N] [--threads N] [--topk] [--items N] [--json]\n");
+			printf(
+			    "usage: sv-bench query [--daemon PATH] [--dir DIR] [--requests N] "
+			    "[--d-in N] [--d-out N] [--threads N] [--topk] [--items N] [--json]\n");
 			return 1;
 		}
 		if (v == NULL)
@@ -483,7 +484,8 @@ int bench_query(int argc, char **argv)
 		memset(&p, 0, sizeof(p));
 		p.a.vec = va;
 		p.b.vec = va + c.d_in;
-		sv_proto_encode_pairs(&req[0], SV_PROTO_VERB_SCORE, 1, &p, 1, (uint32_t)c.d_in, NULL);
+		sv_proto_encode_pairs(&req[0], SV_PROTO_VERB_SCORE, 1, &p, 1, (uint32_t)c.d_in,
+		                      NULL);
 		memset(&s, 0, sizeof(s));
 		s.vec = va;
 		sv_proto_encode_topk(&req[1], 1, &s, 1, (uint32_t)c.d_in, 10);
@@ -547,7 +549,8 @@ int bench_query(int argc, char **argv)
 		compare(es, q, &req[k], c.requests / 10 + ROUNDS, 16, res[k][0]);
 		for (int dpt = 0; dpt < 2; dpt++) {
 			if (compare(es, q, &req[k], c.requests, depths[dpt], res[k][dpt]) < 0) {
-				fprintf(stderr, "sv-bench query: %s requests failed\n", case_names[k]);
+				fprintf(stderr, "sv-bench query: %s requests failed\n",
+				        case_names[k]);
 				rc = 1;
 			}
 		}
@@ -582,21 +585,26 @@ int bench_query(int argc, char **argv)
 				       d->p99_us / e->p99_us, d->rps / e->rps);
 				continue;
 			}
-			snprintf(key, sizeof(key), "%s_d%ld_echo_p50_us", case_names[k], depths[dpt]);
+			snprintf(key, sizeof(key), "%s_d%ld_echo_p50_us", case_names[k],
+			         depths[dpt]);
 			bench_json_num(&j, key, e->p50_us);
-			snprintf(key, sizeof(key), "%s_d%ld_daemon_p50_us", case_names[k], depths[dpt]);
+			snprintf(key, sizeof(key), "%s_d%ld_daemon_p50_us", case_names[k],
+			         depths[dpt]);
 			bench_json_num(&j, key, d->p50_us);
 			snprintf(key, sizeof(key), "%s_d%ld_p50_ratio", case_names[k], depths[dpt]);
 			bench_json_num(&j, key, d->p50_us / e->p50_us);
-			snprintf(key, sizeof(key), "%s_d%ld_echo_p99_us", case_names[k], depths[dpt]);
+			snprintf(key, sizeof(key), "%s_d%ld_echo_p99_us", case_names[k],
+			         depths[dpt]);
 			bench_json_num(&j, key, e->p99_us);
-			snprintf(key, sizeof(key), "%s_d%ld_daemon_p99_us", case_names[k], depths[dpt]);
+			snprintf(key, sizeof(key), "%s_d%ld_daemon_p99_us", case_names[k],
+			         depths[dpt]);
 			bench_json_num(&j, key, d->p99_us);
 			snprintf(key, sizeof(key), "%s_d%ld_p99_ratio", case_names[k], depths[dpt]);
 			bench_json_num(&j, key, d->p99_us / e->p99_us);
 			snprintf(key, sizeof(key), "%s_d%ld_echo_rps", case_names[k], depths[dpt]);
 			bench_json_num(&j, key, e->rps);
-			snprintf(key, sizeof(key), "%s_d%ld_daemon_rps", case_names[k], depths[dpt]);
+			snprintf(key, sizeof(key), "%s_d%ld_daemon_rps", case_names[k],
+			         depths[dpt]);
 			bench_json_num(&j, key, d->rps);
 			snprintf(key, sizeof(key), "%s_d%ld_rps_ratio", case_names[k], depths[dpt]);
 			bench_json_num(&j, key, d->rps / e->rps);
