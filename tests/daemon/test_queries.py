@@ -23,7 +23,7 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, header, item_put, pairs, parse_reply, status_until, topk  # noqa
+from svclient import Daemon, header, item_put, pairs, parse_reply, status_until, topk, wait_for  # noqa
 
 D_IN, D_OUT = 32, 8
 BASE = ['model.d_in=%d' % D_IN, 'model.d_out=%d' % D_OUT, 'train.batch_pairs=16',
@@ -400,6 +400,42 @@ def test_threshold_follows_window():
             d.close()
 
 
+def test_policy_reload():
+    """SIGHUP with another query.threshold_policy: the next SCORE already
+    carries the new policy's threshold on the same window."""
+    import signal
+    import tempfile
+    cfgdir = tempfile.TemporaryDirectory()
+    cfg = os.path.join(cfgdir.name, 'simverifyd.yaml')
+    body = ('query:\n  threshold_policy: fixed\n  threshold: 0.75\n  window_pairs: 64\n'
+            '  min_window_pairs: 32\n')
+    with open(cfg, 'w') as f:
+        f.write(body)
+    d = Daemon(BIN, config=cfg, opts=BASE + ['train.lr=1e-12'])
+    try:
+        d.start()
+        ids = [b't%d' % i for i in range(40)]
+        put_items(d, dict(zip(ids, vecs(40))))
+        rows, sc, lab = labeled(d, ids, 64, 0.1, 11)
+        train(d, rows)
+        th, pol, _ = current(d)
+        assert pol == 0 and abs(th - 0.75) < 1e-7, (th, pol)
+        for name, code in (('eer', 2), ('max_accuracy', 3), ('fixed', 0)):
+            with open(cfg, 'w') as f:
+                f.write(body.replace('fixed', name))
+            after = len(d.notes)
+            d.signal(signal.SIGHUP)
+            d.wait_note('READY=1', 5, after)
+            wait_for(lambda: current(d)[1] == code, what='policy %s in force' % name)
+            th, _, _ = current(d)
+            want = {np.float32(0.75)} if name == 'fixed' else ref_threshold(sc, lab, name)
+            assert any(abs(th - w) < 1e-6 for w in want), (name, th, want)
+        assert d.stop() == 0
+    finally:
+        d.close()
+        cfgdir.cleanup()
+
+
 def test_rollback_restores_threshold():
     opts = BASE + ['query.window_pairs=64', 'query.min_window_pairs=32',
                    'query.threshold_policy=eer', 'train.lr=1e-12']
@@ -434,7 +470,7 @@ def test_rollback_restores_threshold():
 
 
 TESTS = [test_score_float64, test_topk_brute_force, test_topk_during_rebuild,
-         test_threshold_follows_window, test_rollback_restores_threshold]
+         test_threshold_follows_window, test_policy_reload, test_rollback_restores_threshold]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[3:] if a.startswith('test_')]
