@@ -233,6 +233,18 @@ out:
 	return rc;
 }
 
+/* The live cache holds no item (a store of pair vectors only).  Its W may
+ * then lag: it only projects queries, and with no rows no query finds
+ * anything; the first upsert makes it non-empty and the next look rebuilds. */
+static int live_empty(struct topk_glue *g)
+{
+	struct sv_topk_cache *c = sv_topk_holder_acquire(g->h);
+	int empty = sv_topk_cache_count(c) == 0;
+
+	sv_topk_cache_release(c);
+	return empty;
+}
+
 static void *glue_main(void *arg)
 {
 	struct topk_glue *g = arg;
@@ -246,8 +258,12 @@ static void *glue_main(void *arg)
 		wait_ms = 0;
 		if (s == NULL)
 			continue;
-		if (atomic_load(&g->ready) && s->version == atomic_load(&g->built_version) &&
-		    s->steps == atomic_load(&g->built_steps)) {
+		if (atomic_load(&g->ready) &&
+		    ((s->version == atomic_load(&g->built_version) &&
+		      s->steps == atomic_load(&g->built_steps)) ||
+		     live_empty(g))) {
+			/* up to date, or nothing to search (only inline pair
+			 * vectors stored): no walk; looked at again next time */
 			sv_snap_unref(s);
 			continue;
 		}
