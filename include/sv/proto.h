@@ -200,11 +200,14 @@ struct sv_proto_pair {
 	struct sv_proto_side a, b;
 };
 
-/* Client identity for idempotent acked ingest. */
+/* Client identity for idempotent ingest.  Keys are per pair: row i of the
+ * message is (id, seq + i), and the daemon stores each key once, so a pair
+ * re-sent in any batching is a duplicate.  A client advances seq by the row
+ * count of each message (e.g. seq = index of the message's first record). */
 struct sv_proto_client {
 	const char *id; /* 1..255 bytes, borrowed */
 	size_t id_len;
-	uint64_t seq; /* the client's sequence number of this message */
+	uint64_t seq; /* the client's sequence number of row 0 (row i: seq + i) */
 };
 
 /* A decoded request.  Which fields mean something depends on hdr.verb:

@@ -277,5 +277,15 @@ assert json.load(open('$T/w3.json'))['version'] > json.load(open('$T/w.json'))['
 " || fail "import-model did not become the live model"
 ok "export-model / import-model"
 
+# ---- per-pair idempotency: re-publish with another --batch / --limit
+expect 0 C publish "$VEC" "$PAIRS" --acked --client-id idem-b --batch 100 --limit 1000
+grep -q "1000 committed, 0 duplicate, 0 rejected" "$T/out" || fail "publish --batch 100: $(cat "$T/out")"
+expect 0 C publish "$VEC" "$PAIRS" --acked --client-id idem-b --batch 37 --limit 1000
+grep -q "0 committed, 1000 duplicate, 0 rejected" "$T/out" || fail "--batch 37 re-run: $(cat "$T/out")"
+expect 0 C publish "$VEC" "$PAIRS" --acked --client-id idem-c --batch 50 --limit 300
+expect 0 C publish "$VEC" "$PAIRS" --acked --client-id idem-c --batch 64 --limit 700
+grep -q "400 committed, 300 duplicate, 0 rejected" "$T/out" || fail "partial overlap: $(cat "$T/out")"
+ok "publish: per-pair keys, any --batch on a re-run, partial overlap"
+
 echo "all simverifyctl daemon checks passed"
 exit 0

@@ -34,6 +34,7 @@ def main():
     proc = subprocess.Popen(args, stdout=log, stderr=log)
     try:
         run(state, proc)
+        check_per_pair_keys(state)
     except BaseException:
         log.flush()
         with open(os.path.join(tmp.name, "daemon.log"), "rb") as f:
@@ -154,6 +155,24 @@ def run(state, proc):
             assert "cannot reach daemon at tcp://127.0.0.1:9" in str(e), e
         assert time.monotonic() - t0 < 3
     print("ok: timeout")
+
+
+def check_per_pair_keys(state):
+    """Pair i of a message is keyed client_seq + i: overlapping re-sends in
+    other batchings store only the new pairs."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((10, D_IN)).astype(np.float32)
+    b = rng.standard_normal((10, D_IN)).astype(np.float32)
+    lab = np.arange(10) % 2
+    with simverify.Client(state, client_id="per-pair") as c:
+        ack = c.publish(a[:6], b[:6], lab[:6], acked=True, client_seq=0)
+        assert ack.committed == 6 and ack.duplicate == 0, ack
+        ack = c.publish(a, b, lab, acked=True, client_seq=0)
+        assert ack.committed == 4 and ack.duplicate == 6, ack
+        assert [r[0] for r in ack.rows] == ["duplicate"] * 6 + ["committed"] * 4, ack
+        ack = c.publish(a[3:], b[3:], lab[3:], acked=True, client_seq=3)
+        assert ack.committed == 0 and ack.duplicate == 7, ack
+    print("ok: per-pair idempotency keys (overlap, re-batching)")
 
 
 def wait_for(pred, what, timeout=20):

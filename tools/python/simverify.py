@@ -169,8 +169,8 @@ class Client:
     score/topk/item get, admin for status and the admin verbs, ingest for
     fire-and-forget publish and item upserts, acked for acked publish).
     timeout is in seconds, per request.  client_id (str, 1..255 bytes)
-    makes publish idempotent: every published message carries
-    (client_id, seq) and the daemon stores a repeated one only once.
+    makes publish idempotent per pair: pair i of a message is keyed
+    (client_id, seq + i) and the daemon stores each key only once.
     Not thread-safe: use one Client per thread."""
 
     def __init__(self, state_dir=None, *, query=None, admin=None, ingest=None, acked=None,
@@ -312,9 +312,11 @@ class Client:
         a and b are sequences of n sides each: an item id (str/bytes), a
         vector, or an (id, vector) tuple (upsert the item, then use it); an
         n x d array works too.  With a client_id on the Client, the message
-        carries (client_id, client_seq): client_seq defaults to a running
-        count of published pairs, so give the index of the first pair in
-        your stream to make re-publishing after a crash idempotent.
+        carries (client_id, client_seq) and pair i is keyed client_seq + i:
+        client_seq defaults to a running count of published pairs, so give
+        the index of the first pair in your stream to make re-publishing
+        after a crash idempotent, in batches of any size.  An Ack counts
+        committed and duplicate pairs (all duplicates: status duplicate).
         acked=False sends fire-and-forget (returns None); acked=True waits
         for the daemon's durable ack and returns an Ack."""
         labels = np.asarray(labels, dtype=np.uint8).reshape(-1)
