@@ -568,6 +568,30 @@ static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
 	return rc;
 }
 
+/* FLUSH: read, commit and stage every message already waiting on the two
+ * ingest sockets (groups until both answer EAGAIN), then wait FLUSH_GRACE_MS
+ * for stragglers still in the I/O thread (a client may send its pairs and
+ * its FLUSH on different sockets, and ZeroMQ orders only within one socket).
+ * Bounded by FLUSH_MAX_GROUPS so a publisher that never stops cannot hold
+ * the flush for ever. */
+#define FLUSH_GRACE_MS 50
+#define FLUSH_MAX_GROUPS 4096
+
+static void flush_drain(struct dtrainer *t)
+{
+	for (int k = 0; k < FLUSH_MAX_GROUPS; k++) {
+		zmq_pollitem_t it[2] = {
+		    {t->router, 0, ZMQ_POLLIN, 0},
+		    {t->pull, 0, ZMQ_POLLIN, 0},
+		};
+
+		if (ingest_group(t) > 0)
+			continue;
+		if (zmq_poll(it, 2, FLUSH_GRACE_MS) <= 0)
+			break;
+	}
+}
+
 static void ctl_handle(struct dtrainer *t)
 {
 	zmq_msg_t msgs[MAX_PARTS];
@@ -614,14 +638,19 @@ static void ctl_handle(struct dtrainer *t)
 		snprintf(msg, sizeof(msg), "resumed");
 		break;
 	case SV_PROTO_VERB_FLUSH: {
-		size_t n_b = sv_batch_len(t->batch);
+		size_t n_b;
+		uint64_t seen0 = t->pairs_seen;
 
+		if (!atomic_load(&t->d->prog.paused))
+			flush_drain(t);
+		n_b = sv_batch_len(t->batch);
 		if (n_b > 0)
 			rc = cut(t, t->B, &t->op, "flush");
 		if (rc == 0)
 			rc = sv_store_sync(t->d->store);
 		snprintf(msg, sizeof(msg),
-		         rc == 0 ? "flushed: trained %zu pending pairs" : "flush failed", n_b);
+		         rc == 0 ? "flushed: trained %llu pairs" : "flush failed",
+		         (unsigned long long)(t->pairs_seen - seen0));
 		break;
 	}
 	default:
