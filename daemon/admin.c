@@ -79,6 +79,50 @@ static struct sv_ratelimit rl_malformed;
 static unsigned long long sup;
 static char sbuf[64];
 
+/* Resident set size from /proc/self/statm (pages); NaN when unreadable. */
+static double rss_bytes(void)
+{
+	unsigned long long size = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	int ok = f != NULL && fscanf(f, "%llu %llu", &size, &res) == 2;
+
+	if (f != NULL)
+		fclose(f);
+	return ok ? (double)res * (double)sysconf(_SC_PAGESIZE) : NAN;
+}
+
+/* Bytes the store's data file takes on disk; NaN when it cannot be read. */
+static double store_bytes(const struct sv_daemon *d)
+{
+	char path[SV_ENDPOINT_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", d->conf.store_path);
+	if (stat(path, &st) < 0)
+		return NAN;
+	return (double)st.st_blocks * 512.0;
+}
+
+/* "query_latency_seconds":{"buckets":{"<le>":cumulative,...,"+Inf":n},
+ * "sum":seconds,"count":n}, for Prometheus.  The buckets are read one by
+ * one while workers add to them: count is the +Inf bucket, so the document
+ * is consistent in itself. */
+static void latency_json(struct jbuf *j, struct sv_daemon *d)
+{
+	uint64_t cum = 0;
+
+	jprintf(j, "\"query_latency_seconds\":{\"buckets\":{");
+	for (int b = 0; b < SV_LAT_BUCKETS; b++) {
+		cum += atomic_load(&d->cnt.lat_bucket[b]);
+		jprintf(j, "\"%g\":%llu,", sv_lat_le[b], (unsigned long long)cum);
+	}
+	cum += atomic_load(&d->cnt.lat_bucket[SV_LAT_BUCKETS]);
+	jprintf(j, "\"+Inf\":%llu},", (unsigned long long)cum);
+	jnum(j, "sum", (double)atomic_load(&d->cnt.lat_sum_ns) * 1e-9, 1);
+	ju64(j, "count", cum, 0);
+	jprintf(j, "},");
+}
+
 size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 {
 	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
@@ -125,6 +169,14 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	ju64(&j, "map_size", st.map_size, 1);
 	ju64(&j, "map_used", st.map_used, 1);
 	jnum(&j, "uptime_seconds", (double)(now_mono_ns() - started_ns) / 1e9, 1);
+	jnum(&j, "rss_bytes", rss_bytes(), 1);
+	jnum(&j, "store_bytes", store_bytes(d), 1);
+	jnum(&j, "pairs_per_second", atomic_load(&d->prog.pairs_per_second), 1);
+	jprintf(&j, "\"tar_at_far\":{");
+	jnum(&j, "1e-2", atomic_load(&d->prog.tar_far_1e2), 1);
+	jnum(&j, "1e-3", atomic_load(&d->prog.tar_far_1e3), 0);
+	jprintf(&j, "},");
+	latency_json(&j, d);
 	jprintf(&j, "\"counters\":{\"pairs\":{");
 	for (int o = 0; o < SV_PAIR_OUTCOME_COUNT; o++)
 		ju64(&j, outcome[o], atomic_load(&d->cnt.pairs[o]), o + 1 < SV_PAIR_OUTCOME_COUNT);

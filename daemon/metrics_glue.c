@@ -86,6 +86,8 @@ static void refresh(struct sv_metrics_glue *g, struct sv_daemon *d)
 	if (sv_metrics_window_summary(g->w, &s) == 0) {
 		atomic_store(&d->prog.auc, s.auc);
 		atomic_store(&d->prog.eer, s.eer);
+		atomic_store(&d->prog.tar_far_1e2, s.far_1e2.tar);
+		atomic_store(&d->prog.tar_far_1e3, s.far_1e3.tar);
 	}
 	if (sv_metrics_window_threshold(g->w, &g->cfg, &op, NULL) == 0 && isfinite(op.threshold))
 		g->threshold = op.threshold;

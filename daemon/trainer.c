@@ -697,6 +697,32 @@ static void apply_live(struct dtrainer *t)
 		       t->op.lr);
 }
 
+/* pairs_per_second: pairs committed to the log per second, an exponential
+ * moving average (time constant RATE_TAU_S) updated every RATE_TICK_NS. */
+#define RATE_TICK_NS 250000000ULL
+#define RATE_TAU_S 2.0
+
+static void rate_tick(struct dtrainer *t, uint64_t now)
+{
+	uint64_t logged = atomic_load(&t->d->cnt.pairs[SV_PAIR_OUTCOME_LOGGED]);
+	double dt, inst, a, r;
+
+	if (t->rate_t == 0) {
+		t->rate_t = now;
+		t->rate_pairs = logged;
+		return;
+	}
+	if (now - t->rate_t < RATE_TICK_NS)
+		return;
+	dt = (double)(now - t->rate_t) * 1e-9;
+	inst = (double)(logged - t->rate_pairs) / dt;
+	a = 1.0 - exp(-dt / RATE_TAU_S);
+	r = atomic_load(&t->d->prog.pairs_per_second);
+	atomic_store(&t->d->prog.pairs_per_second, r + a * (inst - r));
+	t->rate_t = now;
+	t->rate_pairs = logged;
+}
+
 static void *thread_main(void *arg)
 {
 	struct dtrainer *t = arg;
@@ -731,6 +757,7 @@ static void *thread_main(void *arg)
 		else if (!paused && ((it[1].revents | it[2].revents) & ZMQ_POLLIN))
 			ingest_group(t);
 		now = now_mono_ns();
+		rate_tick(t, now);
 		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)
 			cut(t, t->B, &t->op, "max_wait_ms");
 		if ((t->ckpt_steps &&
