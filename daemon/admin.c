@@ -238,6 +238,31 @@ static size_t versions_json(struct sv_daemon *d, char *buf, size_t cap, int *sta
 	return j.n;
 }
 
+/* MODEL_GET metadata of snapshot s: dims, loss and mode (fixed by the
+ * store), the threshold and its policy, the checkpoint version the snapshot
+ * descends from, its steps and applied_seq, the running training loss. */
+static size_t model_json(struct sv_daemon *d, const struct sv_snap *s, char *buf, size_t cap)
+{
+	struct jbuf j = {buf, cap, 0};
+	char loss[64] = "", mode[64] = "";
+
+	sv_config_get(&d->conf.cfg, "train.loss", loss, sizeof(loss));
+	sv_config_get(&d->conf.cfg, "train.mode", mode, sizeof(mode));
+	buf[0] = '\0';
+	jprintf(&j, "{");
+	ju64(&j, "d_in", s->d_in, 1);
+	ju64(&j, "d_out", s->d_out, 1);
+	jprintf(&j, "\"loss\":\"%s\",\"mode\":\"%s\",", loss, mode);
+	jnum(&j, "threshold", s->threshold, 1);
+	jprintf(&j, "\"threshold_policy\":\"%s\",", sv_metrics_policy_name(s->policy));
+	ju64(&j, "version", s->version, 1);
+	ju64(&j, "steps", s->steps, 1);
+	ju64(&j, "applied_seq", s->applied_seq, 1);
+	jnum(&j, "train_loss", atomic_load(&d->prog.loss), 1);
+	jprintf(&j, "\"dtype\":\"float32\",\"layout\":\"W[d_in][d_out], z = W^T x\"}");
+	return j.n;
+}
+
 /* Forward a request to the trainer and put its reply frames into out. */
 static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t n, zmq_msg_t *out,
                        int *n_out)
@@ -343,6 +368,34 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		kill(getpid(), SIGHUP);
 		admin_reply(a, &rq, status, "reload requested (see the log for what changed)", 0);
 		break;
+	case SV_PROTO_VERB_MODEL_GET: {
+		struct sv_snap *s = sv_snap_get(&d->snap);
+
+		if (s == NULL) {
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+			            SV_PROTO_STATUS_INTERNAL, 0, "no model yet");
+			break;
+		}
+		len = model_json(d, s, a->json, JSON_CAP);
+		if (sv_proto_encode_reply_model(&a->mb, rq.hdr.request_id, NULL, a->json, len,
+		                                s->W, s->d_in, s->d_out) < 0)
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+			            SV_PROTO_STATUS_INTERNAL, 0, "cannot encode the model");
+		send_mb(a); /* W is borrowed from s until sent */
+		sv_snap_unref(s);
+		return;
+	}
+	case SV_PROTO_VERB_MODEL_PUT:
+		if (rq.dim != d->conf.d_in || rq.n != d->conf.d_out) {
+			snprintf(msg, sizeof(msg),
+			         "frame 1 (W): %u x %zu, expected d_in x d_out = %u x %u", rq.dim,
+			         rq.n, d->conf.d_in, d->conf.d_out);
+			count_reject(d, SV_PROTO_REASON_WRONG_DIM);
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+			            SV_PROTO_STATUS_MALFORMED, SV_PROTO_REASON_WRONG_DIM, msg);
+			break;
+		}
+		/* fall through - the trainer makes it a new version */
 	case SV_PROTO_VERB_CHECKPOINT:
 	case SV_PROTO_VERB_ROLLBACK:
 	case SV_PROTO_VERB_PAUSE:

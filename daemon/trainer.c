@@ -592,6 +592,33 @@ static void flush_drain(struct dtrainer *t)
 	}
 }
 
+/* MODEL_PUT: W (already checked: d_in x d_out, finite) becomes the live
+ * model as a new version, like ROLLBACK: the batch in hand is dropped (its
+ * pairs stay logged), the optimizer state, settings and metrics window stay,
+ * and applied_seq moves to the end of the log so a restart does not replay
+ * older pairs onto it. */
+static int model_put(struct dtrainer *t, const struct sv_proto_request *rq, char *msg, size_t cap)
+{
+	size_t n = (size_t)t->d->conf.d_in * t->d->conf.d_out;
+	float *W = malloc(n * sizeof(float));
+	uint64_t v = 0;
+	int rc;
+
+	if (W == NULL)
+		return -ENOMEM;
+	sv_proto_vec_copy(W, rq->w, n);
+	sv_batch_clear(t->batch);
+	sv_trainer_set_weights(t->tr, W);
+	free(W);
+	t->applied_seq = atomic_load(&t->d->prog.last_seq);
+	rc = checkpoint(t, "model_put", &v);
+	snprintf(msg, cap, rc == 0 ? "model stored as v%llu" : "model_put failed",
+	         (unsigned long long)v);
+	if (rc == 0)
+		sv_log(LOG_NOTICE, "SV-ADMIN-MODELPUT", "%s", msg);
+	return rc;
+}
+
 static void ctl_handle(struct dtrainer *t)
 {
 	zmq_msg_t msgs[MAX_PARTS];
@@ -624,6 +651,9 @@ static void ctl_handle(struct dtrainer *t)
 	}
 	case SV_PROTO_VERB_ROLLBACK:
 		rc = rollback(t, rq.version, msg, sizeof(msg));
+		break;
+	case SV_PROTO_VERB_MODEL_PUT:
+		rc = model_put(t, &rq, msg, sizeof(msg));
 		break;
 	case SV_PROTO_VERB_PAUSE:
 		atomic_store(&t->d->prog.paused, 1);

@@ -324,5 +324,16 @@ for ln in lines:
 EOF
 ok "status --json / status / metrics: RSS, store size, pairs/s, TAR@FAR, query latency histogram"
 
+# ---- export-model / import-model go over the wire: no local store needed
+expect 0 "$CTL" --admin "ipc://$S/admin.sock" export-model "$T/wire.npy"
+expect 0 "$CTL" --admin "ipc://$S/admin.sock" import-model "$T/wire.npy"
+grep -q "model stored as v" "$T/out" || fail "import-model over the wire: $(cat "$T/out")"
+$PY -c "
+import json, numpy as np
+assert np.load('$T/wire.npy').shape == (784, 64)
+assert json.load(open('$T/wire.json'))['d_in'] == 784
+" || fail "export-model over the wire"
+ok "export-model / import-model with only --admin (MODEL_GET / MODEL_PUT)"
+
 echo "all simverifyctl daemon checks passed"
 exit 0

@@ -35,6 +35,7 @@ def main():
     try:
         run(state, proc)
         check_per_pair_keys(state)
+        check_model_get_put(state)
     except BaseException:
         log.flush()
         with open(os.path.join(tmp.name, "daemon.log"), "rb") as f:
@@ -173,6 +174,28 @@ def check_per_pair_keys(state):
         ack = c.publish(a[3:], b[3:], lab[3:], acked=True, client_seq=3)
         assert ack.committed == 0 and ack.duplicate == 7, ack
     print("ok: per-pair idempotency keys (overlap, re-batching)")
+
+
+def check_model_get_put(state):
+    """MODEL_GET returns W and metadata; MODEL_PUT makes W live as a new
+    version (dims checked)."""
+    with simverify.Client(state) as c:
+        w, meta = c.model_get()
+        assert w.shape == (D_IN, D_OUT) and w.dtype == np.float32, w.shape
+        assert meta["d_in"] == D_IN and meta["d_out"] == D_OUT, meta
+        for k in ("loss", "mode", "threshold", "version", "steps"):
+            assert k in meta, (k, meta)
+        w2 = (w[:, ::-1] * 2).astype(np.float32)
+        assert "model stored as v" in c.model_put(w2)
+        w3, meta3 = c.model_get()
+        assert np.array_equal(w3, w2) and meta3["version"] > meta["version"], meta3
+        try:
+            c.model_put(np.ones((D_IN - 1, D_OUT), np.float32))
+            raise AssertionError("a W of the wrong shape was accepted")
+        except simverify.SimverifyError as e:
+            assert e.status == "malformed" and "d_in x d_out" in e.message, e
+        assert np.array_equal(c.model_get()[0], w2)
+    print("ok: model_get / model_put")
 
 
 def wait_for(pred, what, timeout=20):

@@ -64,7 +64,7 @@ VERBS = {
     "score": 0x20, "score_batch": 0x21, "topk": 0x22,
     "status": 0x40, "checkpoint": 0x41, "versions": 0x42, "rollback": 0x43,
     "pause": 0x44, "resume": 0x45, "flush": 0x46, "backup": 0x47,
-    "reload": 0x48, "config": 0x49,
+    "reload": 0x48, "config": 0x49, "model_get": 0x4A, "model_put": 0x4B,
 }
 STATUS_NAMES = ["ok", "malformed", "not_found", "duplicate", "paused", "busy",
                 "refused", "internal", "partial"]
@@ -447,6 +447,27 @@ class Client:
     def rollback(self, version):
         """Make stored model version the live one."""
         return self._admin("rollback", struct.pack("<Q", int(version)))[0]
+
+    def model_get(self):
+        """The live W (d_in x d_out float32 array) and its metadata dict
+        (d_in, d_out, loss, mode, threshold, threshold_policy, version,
+        steps, applied_seq, train_loss)."""
+        import json
+        rid = next(self._ids)
+        _, _, count, dim, _, payload = self._call(
+            "admin", [_header(VERBS["model_get"], rid)], rid, "model_get")
+        w = np.frombuffer(payload[1], dtype="<f4", count=dim * count).reshape(dim, count)
+        return w.copy(), json.loads(payload[0].decode("utf-8"))
+
+    def model_put(self, w):
+        """Make W (a d_in x d_out array) the live model as a new version;
+        returns the daemon's message ("model stored as vN")."""
+        w = np.ascontiguousarray(w, dtype="<f4")
+        if w.ndim != 2:
+            raise ValueError("W must be a 2-D d_in x d_out array")
+        rid = next(self._ids)
+        frames = [_header(VERBS["model_put"], rid, w.shape[1], w.shape[0]), w.tobytes()]
+        return self._call("admin", frames, rid, "model_put")[1]
 
     def reload(self):
         """Re-read the daemon's config file."""
