@@ -106,7 +106,7 @@ enum sv_proto_status {
 	SV_PROTO_STATUS_OK = 0,
 	SV_PROTO_STATUS_MALFORMED = 1, /* header.reason says why */
 	SV_PROTO_STATUS_NOT_FOUND = 2, /* an id or version does not exist */
-	SV_PROTO_STATUS_DUPLICATE = 3, /* (client id, seq) already committed */
+	SV_PROTO_STATUS_DUPLICATE = 3, /* every row's (client id, seq + row) already committed */
 	SV_PROTO_STATUS_PAUSED = 4,    /* training paused; ingest refused */
 	SV_PROTO_STATUS_BUSY = 5,      /* queue full, retry later */
 	SV_PROTO_STATUS_REFUSED = 6,   /* not allowed here (e.g. admin verb on query socket) */
