@@ -2,7 +2,7 @@
 """test_kill9.py SIMVERIFYD SV_FSCK [CYCLES] - SIGKILL under acknowledged load.
 
 A publisher keeps a window of acked PAIR_BATCH messages in flight on the
-acked ingest socket, each keyed (client "pub", seq) and resent after every
+acked ingest socket, each pair keyed (client "pub", 4 seq + row) and resent after every
 restart until it is answered (OK, or DUPLICATE when its commit beat the
 kill).  Meanwhile the daemon is SIGKILLed at random moments (uniform within
 a cycle, so kills land in commits, training steps and checkpoints) and
