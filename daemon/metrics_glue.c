@@ -43,8 +43,16 @@ int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float init
 	g->cfg.initial = initial;
 	g->cfg.target_far = target_far;
 	g->cfg.min_pairs = min_pairs;
-	if (policy == SV_METRICS_POLICY_FIXED)
+	if (policy == SV_METRICS_POLICY_FIXED) {
 		g->threshold = initial;
+	} else if (g->w != NULL) {
+		/* a reload applies at once, not at the next step */
+		struct sv_metrics_op op;
+
+		if (sv_metrics_window_threshold(g->w, &g->cfg, &op, NULL) == 0 &&
+		    isfinite(op.threshold))
+			g->threshold = op.threshold;
+	}
 	g->dirty = 1;
 	g->last_ns = 0;
 	return 0;
