@@ -25,6 +25,7 @@
 #include "reply.h"
 #include "topk_glue.h"
 #include "trainer.h"
+#include "util.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
 #define MAX_PARTS 16
@@ -417,6 +418,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	static _Thread_local struct sv_proto_error err;
 	unsigned long long sup = 0;
 	char sbuf[64];
+	uint64_t t0 = now_mono_ns();
 
 	atomic_fetch_add(&d->cnt.queries, 1);
 	memset(&err, 0, sizeof(err));
@@ -450,6 +452,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		            "not a query verb: ingest and admin verbs have their own sockets");
 		break;
 	}
+	sv_latency_note(d, now_mono_ns() - t0);
 }
 
 static void *worker_main(void *arg)

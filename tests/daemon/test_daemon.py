@@ -427,10 +427,29 @@ def test_garbage_changes_nothing():
         d.close()
 
 
+def test_flush_drains_ingest():
+    """FLUSH right after fire-and-forget pairs: they are all trained when it returns."""
+    d = Daemon(BIN, opts=BASE + ['train.max_wait_ms=60s'])
+    try:
+        d.start()
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        n, rows = 0, [(i % 2, vec(), vec()) for i in range(100)]
+        for m in range(100):   # enough that the trainer is still busy at the FLUSH
+            push.send_multipart(pairs('PAIR_BATCH', rows[:51 + m % 50], D_IN))
+            n += 51 + m % 50
+        r = d.admin('FLUSH')
+        assert r['status'] == 'OK', r
+        st = d.status()
+        assert st['pairs_seen'] == n and st['backlog'] == 0 and st['last_seq'] >= n, (n, st)
+        push.close()
+    finally:
+        d.close()
+
+
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
          test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
          test_rollback_and_flush, test_notify_receiver_not_reading,
-         test_c_client]
+         test_c_client, test_flush_drains_ingest]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
