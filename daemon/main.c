@@ -8,21 +8,53 @@
  * Each step's details live in its own file (daemon.h lists them).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "admin.h"
 #include "conf.h"
+#include "curve.h"
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
 #include "query.h"
 #include "sv/error.h"
+#include "topk_glue.h"
 #include "trainer.h"
+
+/* One daemon per state directory: an flock on STATE_DIR/simverifyd.lock,
+ * held (fd left open) until exit.  A second daemon would steal the ipc://
+ * sockets and write a second history into the same store. */
+static int lock_state_dir(const char *dir)
+{
+	char path[SV_ENDPOINT_MAX + 32], pid[32] = "";
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/simverifyd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		sv_log(LOG_ERR, "SV-MAIN-LOCK", "cannot open %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = (int)read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		sv_log(LOG_ERR, "SV-MAIN-LOCK", "another simverifyd (pid %s) runs on %s; exiting",
+		       pid[0] ? pid : "?", dir);
+		close(fd);
+		return -EBUSY;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)n) < 0)
+		sv_log(LOG_WARNING, "SV-MAIN-LOCK", "cannot write the pid into %s", path);
+	return 0; /* fd stays open: the lock lives as long as the process */
+}
 
 static int open_store(struct sv_daemon *d)
 {
@@ -42,10 +74,16 @@ static int open_store(struct sv_daemon *d)
 		       d->conf.state_dir, strerror(errno));
 		return -errno;
 	}
+	rc = lock_state_dir(d->conf.state_dir);
+	if (rc < 0)
+		return rc;
 	rc = sv_store_open(&d->store, &o, err, sizeof(err));
 	if (rc < 0)
-		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)", o.path, err,
-		       sv_strerror(rc));
+		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)%s", o.path, err,
+		       sv_strerror(rc),
+		       rc == SV_ERR_STORE_SETTINGS
+		           ? "; train.loss, train.mode and train.optimizer are fixed for a store"
+		           : "");
 	return rc;
 }
 
@@ -87,6 +125,10 @@ int main(int argc, char **argv)
 		rc = trainer_open(&tr, &d); /* load the active model, replay the log */
 	d.zctx = zmq_ctx_new();
 	if (rc == 0)
+		rc = curve_start(&d); /* CURVE keys, ZAP handler: before any bind */
+	if (rc == 0)
+		rc = topk_glue_start(&d.topk, &d); /* before the trainer notes item changes */
+	if (rc == 0)
 		rc = trainer_start(tr);
 	if (rc == 0)
 		rc = query_start(&q, &d);
@@ -106,7 +148,9 @@ int main(int argc, char **argv)
 	atomic_store(&d.stopping, 1);
 	trainer_join(tr);         /* trains the batch in hand, checkpoints */
 	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
+	curve_stop();
 	query_stop(q);
+	topk_glue_stop(d.topk);
 	admin_stop(adm);
 	trainer_close(tr);
 	zmq_ctx_term(d.zctx);

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "curve.h"
+#include "debug.h"
 #include "log.h"
 #include "metrics_glue.h"
 #include "sv/batch.h"
@@ -77,6 +79,7 @@ static void step(struct dtrainer *t, int replay)
 		return;
 	last = sv_batch_last_seq(t->batch);
 	sv_batch_labels(t->batch, &lab);
+	debug_step_delay();
 	rc = sv_trainer_step(t->tr, t->batch, t->scores, &st);
 	if (rc < 0) {
 		atomic_fetch_add(&t->d->cnt.step_failures, 1);
@@ -326,7 +329,7 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 	sv_trainer_set_weights(t->tr, W);
 	free(W);
 	rc = sv_optim_load(&o, m->optim, m->optim_len);
-	if (rc == 0 && o->p.kind != t->d->conf.optim.kind) {
+	if (rc == 0 && o->p.kind != sv_trainer_optim(t->tr)->p.kind) {
 		sv_log(LOG_WARNING, "SV-RECOVER-OPTIM",
 		       "checkpoint optimizer kind %d differs from train.optimizer; starting a "
 		       "fresh optimizer state",
@@ -720,7 +723,7 @@ static void *thread_main(void *arg)
 
 static int bind_one(void *s, const char *ep, const char *what)
 {
-	if (zmq_bind(s, ep) < 0) {
+	if (curve_socket_setup(s, ep) < 0 || zmq_bind(s, ep) < 0) {
 		int e = zmq_errno();
 
 		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind %s socket to %s: %s", what, ep,

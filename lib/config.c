@@ -131,9 +131,15 @@ static const struct sv_config_key keys[] = {
      NULL, 0, 0, "ingest queue length; beyond it acked ingest answers busy"},
 
     {"security.curve_server_key", T(STRING), OFF(security_curve_server_key), 0, 0, "", NULL, 0, 0,
-     "file with the CURVE server secret key (empty: CURVE off), all sockets"},
+     "file with the CURVE server secret key (empty: CURVE off); applies to tcp:// endpoints"},
     {"security.curve_allow", T(STRING), OFF(security_curve_allow), 0, 0, "", NULL, 0, 0,
-     "file of allowed client public keys, one z85 key a line (empty: any)"},
+     "file of allowed client public keys, one z85 key a line (empty: any CURVE client)"},
+    {"security.curve_allow_ingest", T(STRING), OFF(security_curve_allow_ingest), 0, 0, "", NULL, 0,
+     0, "allow-list of both ingest sockets (empty: security.curve_allow)"},
+    {"security.curve_allow_query", T(STRING), OFF(security_curve_allow_query), 0, 0, "", NULL, 0, 0,
+     "allow-list of the query socket (empty: security.curve_allow)"},
+    {"security.curve_allow_admin", T(STRING), OFF(security_curve_allow_admin), 0, 0, "", NULL, 0, 0,
+     "allow-list of the admin socket (empty: security.curve_allow)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -993,12 +999,22 @@ int sv_config_check(const struct sv_config *c, struct sv_config_errors *errs)
 	if (c->train_nesterov && (c->train_momentum <= 0 || c->train_dampening != 0))
 		check_fail(errs, &n,
 		           "key 'train.nesterov': needs train.momentum > 0 and train.dampening 0");
-	if (strncmp(c->endpoints_admin, "tcp://", 6) == 0 && !c->endpoints_allow_tcp_admin)
+	if (strncmp(c->endpoints_admin, "tcp://", 6) == 0 && !c->endpoints_allow_tcp_admin &&
+	    !(c->security_curve_server_key[0] &&
+	      (c->security_curve_allow_admin[0] || c->security_curve_allow[0])))
 		check_fail(errs, &n,
-		           "key 'endpoints.admin': a tcp:// admin endpoint needs "
-		           "endpoints.allow_tcp_admin: true");
+		           "key 'endpoints.admin': tcp:// without CURVE and an admin allow-list "
+		           "(security.curve_server_key + security.curve_allow_admin or "
+		           "security.curve_allow) needs endpoints.allow_tcp_admin: true");
 	if (c->security_curve_allow[0] && !c->security_curve_server_key[0])
 		check_fail(errs, &n, "key 'security.curve_allow': needs security.curve_server_key");
+	if (c->security_curve_allow_ingest[0] && !c->security_curve_server_key[0])
+		check_fail(errs, &n,
+		           "key 'security.curve_allow_ingest': needs security.curve_server_key");
+	if (c->security_curve_allow_query[0] && !c->security_curve_server_key[0])
+		check_fail(errs, &n, "key 'security.curve_allow_query': needs security.curve_server_key");
+	if (c->security_curve_allow_admin[0] && !c->security_curve_server_key[0])
+		check_fail(errs, &n, "key 'security.curve_allow_admin': needs security.curve_server_key");
 	for (int i = 0; i < 4; i++) {
 		if (!eps[i][0])
 			check_fail(errs, &n, "key '%s': empty endpoint", epn[i]);

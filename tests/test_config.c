@@ -424,6 +424,38 @@ Test(config, cross_key_checks)
 	cr_assert(strstr(errs.text, "key 'endpoints.query': same endpoint as endpoints.ingest"));
 }
 
+Test(config, tcp_admin_needs_curve_or_explicit_allow)
+{
+	char err[256];
+
+	sv_config_resolve(&cfg, "/s", err, sizeof(err));
+	sv_config_set(&cfg, "endpoints.admin", "tcp://127.0.0.1:5555", err, sizeof(err));
+	cr_assert_eq(sv_config_check(&cfg, &errs), SV_ERR_CONFIG, "tcp admin, no CURVE");
+	cr_assert_eq(errs.count, 1, "%s", errs.text);
+	sv_config_errors_free(&errs);
+	/* a server key alone is not enough: admin needs an allow-list */
+	sv_config_set(&cfg, "security.curve_server_key", "/k/server.key", err, sizeof(err));
+	cr_assert_eq(sv_config_check(&cfg, &errs), SV_ERR_CONFIG);
+	cr_assert(strstr(errs.text, "key 'endpoints.admin'"), "%s", errs.text);
+	sv_config_errors_free(&errs);
+	sv_config_set(&cfg, "security.curve_allow_admin", "/k/admins", err, sizeof(err));
+	cr_assert_eq(sv_config_check(&cfg, &errs), 0, "%s", errs.text ? errs.text : "");
+	sv_config_set(&cfg, "security.curve_allow_admin", "", err, sizeof(err));
+	sv_config_set(&cfg, "security.curve_allow", "/k/all", err, sizeof(err));
+	cr_assert_eq(sv_config_check(&cfg, &errs), 0, "%s", errs.text ? errs.text : "");
+	/* explicitly allowed without CURVE */
+	sv_config_set(&cfg, "security.curve_allow", "", err, sizeof(err));
+	sv_config_set(&cfg, "security.curve_server_key", "", err, sizeof(err));
+	sv_config_set(&cfg, "endpoints.allow_tcp_admin", "true", err, sizeof(err));
+	cr_assert_eq(sv_config_check(&cfg, &errs), 0, "%s", errs.text ? errs.text : "");
+	/* per-socket allow-lists need the server key */
+	sv_config_set(&cfg, "security.curve_allow_query", "/k/q", err, sizeof(err));
+	sv_config_set(&cfg, "security.curve_allow_ingest", "/k/i", err, sizeof(err));
+	cr_assert_eq(sv_config_check(&cfg, &errs), SV_ERR_CONFIG);
+	cr_assert_eq(errs.count, 2, "%s", errs.text);
+	cr_assert(strstr(errs.text, "key 'security.curve_allow_query': needs security.curve_server_key"));
+}
+
 Test(config, diff_and_reload_rules)
 {
 	struct sv_config neu = cfg;

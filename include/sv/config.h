@@ -147,6 +147,9 @@ struct sv_config {
 
 	char security_curve_server_key[SV_CONFIG_STR_MAX]; /* security.curve_server_key */
 	char security_curve_allow[SV_CONFIG_STR_MAX];      /* security.curve_allow */
+	char security_curve_allow_ingest[SV_CONFIG_STR_MAX]; /* security.curve_allow_ingest */
+	char security_curve_allow_query[SV_CONFIG_STR_MAX];  /* security.curve_allow_query */
+	char security_curve_allow_admin[SV_CONFIG_STR_MAX];  /* security.curve_allow_admin */
 };
 
 enum sv_config_type {
@@ -221,8 +224,9 @@ int sv_config_resolve(struct sv_config *cfg, const char *state_dir, char *errbuf
 
 /* Rules across keys (d_out <= d_in, min_window_pairs <= window_pairs,
  * map_size <= max_map_size, batch_pairs <= limits.max_batch_pairs,
- * nesterov needs momentum > 0 and dampening 0, tcp:// admin endpoint needs
- * allow_tcp_admin, curve_allow needs curve_server_key).  Returns 0 or
+ * nesterov needs momentum > 0 and dampening 0, a tcp:// admin endpoint needs
+ * CURVE with an admin allow-list (curve_server_key plus curve_allow_admin or
+ * curve_allow) or allow_tcp_admin, every curve_allow* needs curve_server_key).  Returns 0 or
  * SV_ERR_CONFIG with each violation appended to errs ("key 'x': reason"). */
 int sv_config_check(const struct sv_config *cfg, struct sv_config_errors *errs);
 
