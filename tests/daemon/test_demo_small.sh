@@ -7,8 +7,8 @@
 # ../shared/data/make_pairs.py (issue 7: publish and evaluate read files made
 # by either).  Each run must: exit 0, publish every pair (12 steps: 11 full
 # batches of 256 and one of 184), lift AUC by at least 0.05 over the initial
-# model, write the before/after ROC SVG and both score files, and stop its
-# daemon.  The second run reuses the first run's train .vec (the generators'
+# model and over raw cosine (which the demo computes itself), write the
+# before/after ROC SVG and both score files, and stop its daemon.  The second run reuses the first run's train .vec (the generators'
 # .vec files are byte-identical, tests/python/test_make_pairs.py) and writes
 # its own t10k .vec, which must equal the first run's byte for byte.  The
 # generators draw the same pairs unless a duplicate pair is redrawn, so small
@@ -57,6 +57,8 @@ assert b["n_pairs"] == a["n_pairs"] == 3000, (b["n_pairs"], a["n_pairs"])
 assert a["model_version"] > b["model_version"], "no new version after training"
 assert a["auc"] > b["auc"] + 0.05, "AUC %.4f -> %.4f" % (b["auc"], a["auc"])
 assert a["eer"] < b["eer"], "EER %.4f -> %.4f" % (b["eer"], a["eer"])
+r = json.load(open(d + "/raw_cosine.json"))
+assert 0.7 < r["auc"] < a["auc"] - 0.05, "raw cosine AUC %.4f, after %.4f" % (r["auc"], a["auc"])
 for w in ("before", "after"):
     lines = open("%s/scores_%s.txt" % (d, w)).read().split("\n")
     assert lines[0].startswith("# model v") and len(lines) == 3002 and lines[-1] == "", w
