@@ -284,3 +284,18 @@ Test(ctl_cli, every_verb_has_help)
 		cr_assert_not_null(strstr(out_buf, "--acked"));
 	}
 }
+
+Test(ctl_cli, evaluate_scores_and_baseline)
+{
+	struct ctl_opts o;
+
+	cr_assert_eq(parse(&o, "evaluate", "v", "p", "--scores", "s.txt", "--roc", "r.svg",
+	                   "--baseline", "b.txt", NULL),
+	             CTL_EXIT_OK);
+	cr_assert_str_eq(o.scores, "s.txt");
+	cr_assert_str_eq(o.baseline, "b.txt");
+	cr_assert_eq(parse(&o, "evaluate", "v", "p", "--scores", "s.txt", NULL), CTL_EXIT_OK);
+	cr_assert_null(o.baseline);
+	assert_usage(parse(&o, "evaluate", "v", "p", "--baseline", "b.txt", NULL), "--roc");
+	assert_usage(parse(&o, "publish", "v", "p", "--scores", "s.txt", NULL), "--scores");
+}
