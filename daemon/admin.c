@@ -22,6 +22,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"
+#include "topk_glue.h"
 #include "util.h"
 
 #define MAX_PARTS 16
@@ -73,6 +74,11 @@ static void ju64(struct jbuf *j, const char *key, uint64_t v, int comma)
 
 static uint64_t started_ns;
 
+/* SV-ADMIN-MALFORMED lines (the admin thread only). */
+static struct sv_ratelimit rl_malformed;
+static unsigned long long sup;
+static char sbuf[64];
+
 size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 {
 	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
@@ -107,6 +113,13 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	pthread_mutex_unlock(&d->live_mu);
 	jprintf(&j, "\"threshold_policy\":\"%s\",", sv_metrics_policy_name(policy));
 	jprintf(&j, "\"paused\":%s,", atomic_load(&d->prog.paused) ? "true" : "false");
+	{ /* the projection cache TOPK answers from (topk_glue.h) */
+		uint64_t tv, ts, tn;
+
+		topk_glue_info(d->topk, &tv, &ts, &tn);
+		jprintf(&j, "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu},",
+		        (unsigned long long)tv, (unsigned long long)ts, (unsigned long long)tn);
+	}
 	ju64(&j, "d_in", d->conf.d_in, 1);
 	ju64(&j, "d_out", d->conf.d_out, 1);
 	ju64(&j, "map_size", st.map_size, 1);
@@ -231,8 +244,10 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &a->lim, &rq, &err) < 0) {
 		count_reject(d, (int)err.reason);
-		sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent", err.msg,
-		       sv_proto_reason_name((int)err.reason));
+		if (sv_log_ratelimit(&rl_malformed, SV_LOG_BURST, &sup))
+			sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent%s",
+			       err.msg, sv_proto_reason_name((int)err.reason),
+			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 		reply_error(&a->mb, err.have_header ? err.header.verb : 0,
 		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
 		            (int)err.reason, err.msg);

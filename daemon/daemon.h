@@ -102,8 +102,7 @@ struct sv_progress {
 	atomic_uint_fast64_t pairs_seen; /* trained on, across restarts */
 	atomic_uint_fast64_t applied_seq;
 	atomic_uint_fast64_t last_seq; /* last logged */
-	atomic_uint_fast64_t items;
-	atomic_uint_fast64_t backlog; /* pairs logged but not yet trained */
+	atomic_uint_fast64_t backlog;  /* pairs logged but not yet trained */
 	atomic_int paused;
 	_Atomic double auc, eer, loss;
 	_Atomic float threshold;
@@ -126,6 +125,7 @@ struct sv_daemon {
 	void *zctx;
 	sv_store *store;
 	struct sv_snap_slot snap;
+	struct topk_glue *topk; /* projection cache for TOPK (topk_glue.h); set before threads */
 	struct sv_counters cnt;
 	struct sv_progress prog;
 	atomic_int stopping;

@@ -13,8 +13,15 @@
 #include "log.h"
 #include "reply.h"
 #include "sv/error.h"
+#include "topk_glue.h"
 #include "trainer_int.h"
 #include "util.h"
+
+/* Client-caused log lines: at most SV_LOG_BURST a second each (trainer
+ * thread only, so plain statics). */
+static struct sv_ratelimit rl_noitem, rl_unroutable, rl_malformed, rl_verb, rl_frames;
+static char sbuf[64];
+static unsigned long long sup;
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -262,6 +269,8 @@ static int item_put(struct dtrainer *t, const void *id, size_t len, long row, ui
 		t->group_failed = rc;
 	if (rc == 0)
 		atomic_fetch_add(&t->d->cnt.items_put, 1);
+	if (rc == 0 && !(flags & SV_ITEM_FLAG_INLINE))
+		topk_glue_note_put(t->d->topk, id, len, row_ptr(t, (size_t)row));
 	return rc;
 }
 
@@ -314,9 +323,12 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 			a->ack.n_rejected++;
 			count_reject(t->d, SV_REJECT_NOITEM);
 			t->group_pair_outcome[SV_PAIR_OUTCOME_REJECTED]++;
-			sv_log(LOG_WARNING, "SV-INGEST-NOITEM",
-			       "pair %zu of request %llu names an unknown item; dropping pair", i,
-			       (unsigned long long)rq->hdr.request_id);
+			if (sv_log_ratelimit(&rl_noitem, SV_LOG_BURST, &sup))
+				sv_log(LOG_WARNING, "SV-INGEST-NOITEM",
+				       "pair %zu of request %llu names an unknown item; dropping "
+				       "pair%s",
+				       i, (unsigned long long)rq->hdr.request_id,
+				       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 			continue;
 		}
 		if (rc < 0) {
@@ -427,8 +439,9 @@ static void send_reply(struct dtrainer *t, const uint8_t *rid, size_t rid_len, i
 	return;
 fail:
 	atomic_fetch_add(&t->d->cnt.unroutable, 1);
-	sv_log(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot send an ack (%s); client gone?",
-	       zmq_strerror(zmq_errno()));
+	if (sv_log_ratelimit(&rl_unroutable, SV_LOG_BURST, &sup))
+		sv_log(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot send an ack (%s); client gone?%s",
+		       zmq_strerror(zmq_errno()), sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 }
 
 static struct pend_ack *ack_new(struct dtrainer *t, const uint8_t *rid, size_t rid_len, int delim)
@@ -463,8 +476,11 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 	if (rc < 0) {
 		count_reject(t->d, (int)err.reason);
 		atomic_fetch_add(&t->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
-		sv_log(LOG_WARNING, malformed_id((int)err.reason), "%s: %s (%s); dropping message",
-		       where, err.msg, sv_proto_reason_name((int)err.reason));
+		if (sv_log_ratelimit(&rl_malformed, SV_LOG_BURST, &sup))
+			sv_log(LOG_WARNING, malformed_id((int)err.reason),
+			       "%s: %s (%s); dropping message%s", where, err.msg,
+			       sv_proto_reason_name((int)err.reason),
+			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 		if (a != NULL) {
 			a->status = SV_PROTO_STATUS_MALFORMED;
 			a->verb = err.have_header ? err.header.verb : 0;
@@ -525,8 +541,10 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 		rc = sv_store_item_del(t->txn, rq.item.id, rq.item.id_len);
 		if (rc == 0 || rc == SV_ERR_NOTFOUND) {
 			pend_add(t, rq.item.id, rq.item.id_len, -1);
-			if (rc == 0)
+			if (rc == 0) {
 				atomic_fetch_add(&t->d->cnt.items_del, 1);
+				topk_glue_note_del(t->d->topk, rq.item.id, rq.item.id_len);
+			}
 		} else {
 			t->group_failed = rc;
 		}
@@ -535,9 +553,12 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 		break;
 	default:
 		count_reject(t->d, SV_REJECT_REFUSED);
-		sv_log(LOG_WARNING, "SV-INGEST-VERB", "%s: verb %s is not an ingest verb; refused",
-		       where,
-		       sv_proto_verb_name(rq.hdr.verb) ? sv_proto_verb_name(rq.hdr.verb) : "?");
+		if (sv_log_ratelimit(&rl_verb, SV_LOG_BURST, &sup))
+			sv_log(LOG_WARNING, "SV-INGEST-VERB",
+			       "%s: verb %s is not an ingest verb; refused%s", where,
+			       sv_proto_verb_name(rq.hdr.verb) ? sv_proto_verb_name(rq.hdr.verb)
+			                                       : "?",
+			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 		if (a != NULL) {
 			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED,
 			            0, "not an ingest verb: send it to the query or admin socket");
@@ -623,6 +644,7 @@ static void group_finish(struct dtrainer *t)
 		if (rc == 0)
 			atomic_fetch_add(&d->cnt.commits, 1);
 	}
+	topk_glue_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
 	if (rc < 0) {
 		uint64_t lost = t->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
 
@@ -695,9 +717,11 @@ size_t ingest_group(struct dtrainer *t)
 			idle[0] = 1;
 		} else if (n < 0) {
 			count_reject(t->d, SV_REJECT_TOOMANY_PARTS);
-			sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
-			       "ingest: message with more than %d frames; dropping message",
-			       MAX_PARTS);
+			if (sv_log_ratelimit(&rl_frames, SV_LOG_BURST, &sup))
+				sv_log(
+				    LOG_WARNING, "SV-INGEST-FRAMES",
+				    "ingest: message with more than %d frames; dropping message%s",
+				    MAX_PARTS, sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 			got++;
 		} else {
 			ingest_frames_of(msgs, n, fr);
@@ -712,9 +736,11 @@ size_t ingest_group(struct dtrainer *t)
 			idle[1] = 1;
 		} else if (n < 0) {
 			count_reject(t->d, SV_REJECT_TOOMANY_PARTS);
-			sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
-			       "ingest-ack: message with more than %d frames; dropping message",
-			       MAX_PARTS);
+			if (sv_log_ratelimit(&rl_frames, SV_LOG_BURST, &sup))
+				sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
+				       "ingest-ack: message with more than %d frames; dropping "
+				       "message%s",
+				       MAX_PARTS, sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 			got++;
 		} else {
 			int delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;

@@ -1,5 +1,5 @@
 /* log.c - stderr log lines with journald priority prefixes or timestamps
- * (see log.h).  Leaves out: buffering, rate limiting, syslog(3). */
+ * (see log.h).  Leaves out: buffering, syslog(3). */
 #include "log.h"
 
 #include <stdarg.h>
@@ -93,4 +93,33 @@ void sv_log(int level, const char *msgid, const char *fmt, ...)
 	/* One write per line: lines from threads never interleave. */
 	if (write(STDERR_FILENO, line, n) < 0)
 		return;
+}
+
+int sv_log_ratelimit(struct sv_ratelimit *rl, unsigned burst, unsigned long long *suppressed)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (now - rl->window_ns >= 1000000000ULL) {
+		rl->window_ns = now;
+		rl->lines = 0;
+	}
+	if (rl->lines >= burst) {
+		rl->suppressed++;
+		return 0;
+	}
+	rl->lines++;
+	*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	return 1;
+}
+
+const char *sv_log_suppressed(unsigned long long n, char *buf, size_t cap)
+{
+	if (n == 0 || cap == 0)
+		return "";
+	snprintf(buf, cap, " (%llu similar lines suppressed)", n);
+	return buf;
 }

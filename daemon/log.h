@@ -12,11 +12,13 @@
  * Log once, where the decision is made, and say what is done about it.
  * The level can change live (SIGHUP); sv_log is safe from any thread (one
  * write(2) per line), but not from a signal handler.
- * Leaves out: files, syslog(3), rate limiting.
+ * Leaves out: files, syslog(3).
  */
 #ifndef SV_DAEMON_LOG_H
 #define SV_DAEMON_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <syslog.h>
 
 /* Read JOURNAL_STREAM once and set the initial level (LOG_INFO). */
@@ -34,5 +36,25 @@ const char *sv_log_level_name(int level);
 /* One line: level, stable message id, printf-style text (no newline). */
 void sv_log(int level, const char *msgid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Rate limit for lines a client can cause (malformed messages, unknown
+ * items): at most `burst` lines per second per limiter.  One limiter per
+ * call site, used by one thread (or zero-initialized static per thread). */
+struct sv_ratelimit {
+	uint64_t window_ns;            /* start of the current second */
+	unsigned lines;                /* lines let through in it */
+	unsigned long long suppressed; /* dropped since the last line let through */
+};
+
+/* 1 when a line may be written now (then *suppressed gets how many were
+ * dropped before it, to say so in the line), 0 when it must be dropped. */
+int sv_log_ratelimit(struct sv_ratelimit *rl, unsigned burst, unsigned long long *suppressed);
+
+/* "" or " (N similar lines suppressed)" in buf (>= 64 bytes), for the end
+ * of the line a limiter let through. */
+const char *sv_log_suppressed(unsigned long long n, char *buf, size_t cap);
+
+/* Lines per second a client-caused message id may write. */
+#define SV_LOG_BURST 10
 
 #endif

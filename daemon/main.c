@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "query.h"
 #include "sv/error.h"
+#include "topk_glue.h"
 #include "trainer.h"
 
 /* One daemon per state directory: an flock on STATE_DIR/simverifyd.lock,
@@ -78,8 +79,11 @@ static int open_store(struct sv_daemon *d)
 		return rc;
 	rc = sv_store_open(&d->store, &o, err, sizeof(err));
 	if (rc < 0)
-		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)", o.path, err,
-		       sv_strerror(rc));
+		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)%s", o.path, err,
+		       sv_strerror(rc),
+		       rc == SV_ERR_STORE_SETTINGS
+		           ? "; train.loss, train.mode and train.optimizer are fixed for a store"
+		           : "");
 	return rc;
 }
 
@@ -123,6 +127,8 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = curve_start(&d); /* CURVE keys, ZAP handler: before any bind */
 	if (rc == 0)
+		rc = topk_glue_start(&d.topk, &d); /* before the trainer notes item changes */
+	if (rc == 0)
 		rc = trainer_start(tr);
 	if (rc == 0)
 		rc = query_start(&q, &d);
@@ -144,6 +150,7 @@ int main(int argc, char **argv)
 	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
 	curve_stop();
 	query_stop(q);
+	topk_glue_stop(d.topk);
 	admin_stop(adm);
 	trainer_close(tr);
 	zmq_ctx_term(d.zctx);

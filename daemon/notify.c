@@ -103,7 +103,10 @@ int sv_notify_send(const char *text)
 
 	if (fd < 0)
 		return 0;
-	n = sendto(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT, (const struct sockaddr *)&addr, addr_len);
+	/* never block: a manager that reads slowly (a full datagram queue,
+	 * net.unix.max_dgram_qlen is 10) must not stall signals or shutdown */
+	n = sendto(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT,
+	           (const struct sockaddr *)&addr, addr_len);
 	if (n < 0)
 		return -errno;
 	return 0;

@@ -28,8 +28,10 @@ int sv_notify_enabled(void);
 /* The watchdog period in microseconds (0 when no watchdog was asked for). */
 uint64_t sv_notify_watchdog_usec(void);
 
-/* Send text as one datagram (newline-separated assignments).  Returns 0 or
- * -errno; 0 without doing anything when notifications are off. */
+/* Send text as one datagram (newline-separated assignments), without
+ * blocking: when the receiver's queue is full the message is dropped and
+ * -EAGAIN returned (a notification must never stall the daemon).  Returns 0
+ * or -errno; 0 without doing anything when notifications are off. */
 int sv_notify_send(const char *text);
 
 /* printf-style variant of sv_notify_send. */

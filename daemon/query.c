@@ -23,6 +23,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"
+#include "topk_glue.h"
 #include "trainer.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
@@ -31,6 +32,7 @@
 
 struct worker {
 	struct dquery *q;
+	struct sv_ratelimit rl; /* SV-QUERY-MALFORMED lines of this worker */
 	pthread_t th;
 	int started;
 	void *sock;
@@ -298,6 +300,11 @@ static void query_topk(struct worker *w, const struct sv_proto_request *rq)
 	size_t Q = rq->n, k = rq->k, missing = 0, nh = 0;
 	int rc = -ENOMEM;
 
+	/* the projection cache answers once its first build is published */
+	if (topk_glue_answer(d->topk, rq, &w->mb) == 0) {
+		sv_snap_unref(snap);
+		return;
+	}
 	tw.w = w;
 	tw.snap = snap;
 	tw.Q = Q;
@@ -402,14 +409,18 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	/* static per thread: the error reply in w->mb points at err.msg until
 	 * worker_main sends it, after this function has returned */
 	static _Thread_local struct sv_proto_error err;
+	unsigned long long sup = 0;
+	char sbuf[64];
 
 	atomic_fetch_add(&d->cnt.queries, 1);
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &w->lim, &rq, &err) < 0) {
 		count_reject(d, (int)err.reason);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
-		sv_log(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent", err.msg,
-		       sv_proto_reason_name((int)err.reason));
+		if (sv_log_ratelimit(&w->rl, SV_LOG_BURST, &sup))
+			sv_log(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent%s",
+			       err.msg, sv_proto_reason_name((int)err.reason),
+			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 		reply_error(&w->mb, err.have_header ? err.header.verb : 0,
 		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
 		            (int)err.reason, err.msg);
@@ -492,6 +503,9 @@ static void *worker_main(void *arg)
  * refuse (client gone, or its queue full): the rest is dropped and counted. */
 static void forward(struct dquery *q, void *src, void *dst, int to_client)
 {
+	static struct sv_ratelimit rl_unroutable; /* the front thread only */
+	unsigned long long sup = 0;
+	char sbuf[64];
 	int more = 1, ok = 1;
 
 	while (more) {
@@ -508,9 +522,11 @@ static void forward(struct dquery *q, void *src, void *dst, int to_client)
 		                 (more ? ZMQ_SNDMORE : 0) | (to_client ? ZMQ_DONTWAIT : 0)) < 0) {
 			ok = 0;
 			atomic_fetch_add(&q->d->cnt.unroutable, 1);
-			sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE",
-			       "reply dropped: %s (client gone or not reading)",
-			       zmq_strerror(zmq_errno()));
+			if (sv_log_ratelimit(&rl_unroutable, SV_LOG_BURST, &sup))
+				sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE",
+				       "reply dropped: %s (client gone or not reading)%s",
+				       zmq_strerror(zmq_errno()),
+				       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 		}
 		zmq_msg_close(&m); /* empty after a successful send */
 	}

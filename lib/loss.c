@@ -162,7 +162,8 @@ static inline float fast_exp(float x)
 	const float log2e = 1.44269504088896341f;
 	const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
 	const float shifter = 12582912.0f; /* 1.5 * 2^23: round to nearest */
-	float xc = x < -86.5f ? -86.5f : (x > 88.7f ? 88.7f : x);
+	/* NaN fails both tests and lands on -86.5: no undefined int conversion */
+	float xc = x > -86.5f ? (x < 88.7f ? x : 88.7f) : -86.5f;
 	float k = (xc * log2e + shifter) - shifter;
 	float r = (xc - k * ln2_hi) - k * ln2_lo;
 	float p = 1.0f / 5040.0f;
@@ -174,10 +175,11 @@ static inline float fast_exp(float x)
 	p = p * r + 1.0f;
 	p = p * r + 1.0f;
 	union fbits sc;
-	sc.i = ((int32_t)k + 126) << 23; /* 2^(k-1), k in [-125, 128] */
+	sc.i = (int32_t)((uint32_t)((int32_t)k + 126) << 23); /* 2^(k-1), k in [-125, 128] */
 	float y = p * sc.f * 2.0f;
 	y = x > 88.72283f ? INFINITY : y;
-	return x < -86.5f ? 0.0f : y;
+	y = x < -86.5f ? 0.0f : y;
+	return x == x ? y : x; /* NaN in, NaN out */
 }
 
 /* sqrt(x) for x >= 0 without libm (whose errno path blocks vectorizing):

@@ -13,6 +13,17 @@
 #include "sv/svg.h"
 
 #define FAR_MIN_LOG10 (-4.0)
+/* Width of one character of 12-unit sans-serif text, an upper estimate
+ * (DejaVu Sans digits and lowercase are 7.0-7.7 units wide), for sizing the
+ * legend box and keeping labels inside the plot. */
+#define CHAR_W 7.4
+#define LEGEND_PAD 10.0
+
+/* The legend's rectangle, computed once for the legend and for keeping the
+ * operating-point label off it. */
+struct box {
+	double x, y, w, h;
+};
 
 struct buf {
 	char *p;
@@ -190,17 +201,45 @@ static void curve(struct buf *b, const struct sv_metrics_roc *roc, const char *c
 	bprintf(b, "\"/>\n");
 }
 
+/* Characters of curve i's legend text: the label (or "curve N") and
+ * " (AUC 0.1234)". */
+static size_t legend_chars(const struct sv_svg_roc_opts *o, size_t i)
+{
+	return (o->curves[i].label ? strlen(o->curves[i].label) : 7) + 13;
+}
+
+/* Bottom right of the plot, as wide as the longest text (at least 200
+ * units, at most the plot's width less a margin). */
+static struct box legend_box(const struct sv_svg_roc_opts *o)
+{
+	size_t chars = 0;
+	struct box r;
+
+	for (size_t i = 0; i < o->n_curves; i++)
+		if (legend_chars(o, i) > chars)
+			chars = legend_chars(o, i);
+	r.w = 46.0 + CHAR_W * (double)chars + 8.0;
+	if (r.w < 200)
+		r.w = 200;
+	if (r.w > SV_SVG_PLOT_W - 2 * LEGEND_PAD)
+		r.w = SV_SVG_PLOT_W - 2 * LEGEND_PAD;
+	r.h = 22.0 * (double)o->n_curves + 8;
+	r.x = SV_SVG_LEFT + SV_SVG_PLOT_W - LEGEND_PAD - r.w;
+	r.y = SV_SVG_TOP + SV_SVG_PLOT_H - 12.0 - r.h;
+	return r;
+}
+
 static void legend(struct buf *b, const struct sv_svg_roc_opts *o, const char *const *colors,
                    const char *const *dashes)
 {
-	double x = SV_SVG_LEFT + SV_SVG_PLOT_W - 210,
-	       y = SV_SVG_TOP + SV_SVG_PLOT_H - 20.0 - 22.0 * (double)o->n_curves;
+	struct box r = legend_box(o);
+	double x = r.x, y = r.y;
 
 	bprintf(b, "<g id=\"legend\" font-size=\"12\">\n");
 	bprintf(b,
-	        "<rect x=\"%.2f\" y=\"%.2f\" width=\"200\" height=\"%.2f\" fill=\"#ffffff\" "
+	        "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#ffffff\" "
 	        "stroke=\"#888888\"/>\n",
-	        x, y, 22.0 * (double)o->n_curves + 8);
+	        x, y, r.w, r.h);
 	for (size_t i = 0; i < o->n_curves; i++) {
 		double ly = y + 16 + 22.0 * (double)i;
 
@@ -218,20 +257,58 @@ static void legend(struct buf *b, const struct sv_svg_roc_opts *o, const char *c
 	bprintf(b, "</g>\n");
 }
 
-static void operating_point(struct buf *b, const struct sv_metrics_op *op)
+static int overlaps(struct box a, struct box b)
 {
-	double x = xof(op->far), y = yof(op->tar);
-	double tx = x + 8 > SV_SVG_LEFT + SV_SVG_PLOT_W - 230 ? x - 8 : x + 8;
-	const char *anchor = tx < x ? "end" : "start";
+	return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
 
+static int inside(struct box a, struct box in)
+{
+	return a.x >= in.x && a.y >= in.y && a.x + a.w <= in.x + in.w && a.y + a.h <= in.y + in.h;
+}
+
+/* The marker, and its label beside it.  The label goes to the first of
+ * these places that lies inside the plot and off the legend: right of the
+ * point below it, right above, left below, left above, then right of the
+ * point just above the legend's top; if none does, right (or left, when
+ * right leaves the plot) below or above, whichever stays inside.  Curves
+ * may still pass under it: the text has a white halo. */
+static void operating_point(struct buf *b, const struct sv_svg_roc_opts *o)
+{
+	const struct sv_metrics_op *op = &o->op;
+	double x = xof(op->far), y = yof(op->tar);
+	struct box plot = {SV_SVG_LEFT + 2, SV_SVG_TOP + 2, SV_SVG_PLOT_W - 4, SV_SVG_PLOT_H - 4};
+	struct box leg = legend_box(o), t = {0, 0, 0, 14};
+	char text[96];
+	int found = 0;
+
+	snprintf(text, sizeof(text), "threshold %.4f (FAR %.2g, TAR %.4f)", (double)op->threshold,
+	         op->far, op->tar);
+	t.w = CHAR_W * (double)strlen(text);
+	{
+		double xs[5] = {x + 8, x + 8, x - 8 - t.w, x - 8 - t.w, x + 8};
+		double ys[5] = {y + 6, y - 20, y + 6, y - 20, leg.y - t.h - 4};
+
+		for (int i = 0; i < 5 && !found; i++) {
+			t.x = xs[i];
+			t.y = ys[i];
+			found = inside(t, plot) && !overlaps(t, leg);
+		}
+		if (!found) {
+			t.x = x + 8 + t.w <= plot.x + plot.w ? x + 8 : x - 8 - t.w;
+			t.y = y + 6 + t.h <= plot.y + plot.h ? y + 6 : y - 20;
+		}
+	}
 	bprintf(b,
 	        "<g id=\"operating-point\">\n<circle cx=\"%.2f\" cy=\"%.2f\" r=\"5\" "
 	        "fill=\"none\" stroke=\"#000000\" stroke-width=\"2\"/>\n",
 	        x, y);
+	/* a white halo keeps the label legible over curves and gridlines */
 	bprintf(b,
-	        "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\" text-anchor=\"%s\">"
-	        "threshold %.4f (FAR %.2e, TAR %.4f)</text>\n</g>\n",
-	        tx, y + 18, anchor, (double)op->threshold, op->far, op->tar);
+	        "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\"%s stroke=\"#ffffff\" "
+	        "stroke-width=\"4\" stroke-linejoin=\"round\" paint-order=\"stroke\">%s</text>\n"
+	        "</g>\n",
+	        t.x < x ? x - 8 : t.x, t.y + 12, t.x < x ? " text-anchor=\"end\"" : "", text);
 }
 
 static int render(const struct sv_svg_roc_opts *o, struct buf *b)
@@ -266,7 +343,7 @@ static int render(const struct sv_svg_roc_opts *o, struct buf *b)
 		curve(b, o->curves[i].roc, colors[i], dashes[i], i);
 	bprintf(b, "</g>\n");
 	if (o->mark_op)
-		operating_point(b, &o->op);
+		operating_point(b, o);
 	legend(b, o, colors, dashes);
 	bprintf(b, "</svg>\n");
 	return b->oom ? -ENOMEM : 0;

@@ -198,3 +198,46 @@ Test(svg, bad_options)
 	cr_assert_eq(sv_svg_roc(&o, NULL, &len), -EINVAL);
 	cr_assert_eq(sv_svg_roc_write(&o, NULL), -EINVAL);
 }
+
+/* The x, y, width attributes of the legend's rect and the y of the
+ * operating point's text. */
+static void layout(const char *doc, double *lx, double *lw, double *ly, double *ty)
+{
+	const char *leg = strstr(doc, "<g id=\"legend\"");
+	const char *op = strstr(doc, "<g id=\"operating-point\"");
+
+	cr_assert_not_null(leg);
+	cr_assert_not_null(op);
+	cr_assert_eq(
+	    sscanf(strstr(leg, "<rect"), "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\"", lx, ly, lw), 3);
+	cr_assert_eq(sscanf(strstr(op, "<text"), "<text x=\"%*f\" y=\"%lf\"", ty), 1);
+}
+
+Test(svg, legend_fits_long_labels_and_op_label_stays_in_the_plot)
+{
+	struct sv_svg_roc_opts o = {0};
+	double lx, lw, ly, ty, right = SV_SVG_LEFT + SV_SVG_PLOT_W;
+	double bottom = SV_SVG_TOP + SV_SVG_PLOT_H;
+	char *doc = NULL;
+	size_t len = 0;
+
+	o.curves[0] = (struct sv_svg_curve){"model v2", &R1};
+	o.curves[1] = (struct sv_svg_curve){"baseline model v1 (before training)", &R2};
+	o.n_curves = 2;
+	o.mark_op = 1;
+	/* FAR 0, TAR 0.04: bottom left corner, where a label below the point
+	 * would fall under the x axis */
+	o.op = (struct sv_metrics_op){0.9385f, 0.0, 0.04, 0.52};
+	cr_assert_eq(sv_svg_roc(&o, &doc, &len), 0);
+	cr_assert(tags_balanced(doc));
+	layout(doc, &lx, &lw, &ly, &ty);
+	/* 35 + 13 characters at about 7 units each do not fit in 200 */
+	cr_assert_gt(lw, 48 * 7.0, "legend %.1f wide", lw);
+	cr_assert_leq(lx + lw, right, "legend inside the plot");
+	cr_assert_geq(lx, SV_SVG_LEFT);
+	cr_assert_lt(ty, bottom, "label baseline %.1f above the x axis", ty);
+	cr_assert(ty + 4 <= ly || ty - 12 >= ly + 52, "label (baseline %.1f) clear of the legend",
+	          ty);
+	cr_assert(strstr(doc, "FAR 0, TAR 0.0400"), "compact FAR");
+	free(doc);
+}

@@ -317,7 +317,7 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 			goto out;
 		if (json_u64(js, "pairs_seen") - base >= msgs * c->per_msg)
 			break;
-		usleep(2000);
+		usleep(5000);
 	}
 	rate = (double)(msgs * c->per_msg) / ((double)(bench_now_ns() - t0) / 1e9);
 out:

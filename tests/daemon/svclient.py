@@ -137,7 +137,7 @@ class Daemon:
     """simverifyd in a temp state directory, with a NOTIFY_SOCKET to read."""
 
     def __init__(self, binary, state_dir=None, opts=(), abstract_notify=True, watchdog_usec=None,
-                 config=None):
+                 config=None, notify_rcvbuf=None):
         self.binary = binary
         self.tmp = tempfile.TemporaryDirectory(prefix='svd-') if state_dir is None else None
         self.dir = state_dir or self.tmp.name
@@ -146,6 +146,8 @@ class Daemon:
         self.ctx = zmq.Context()
         self.notes = []
         self.nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if notify_rcvbuf:
+            self.nsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, notify_rcvbuf)
         if abstract_notify:
             name = 'svtest-%d-%d' % (os.getpid(), time.monotonic_ns())
             self.nsock.bind('\0' + name)

@@ -171,6 +171,16 @@ def test_topk_brute_force():
         allsc = sorted((score(d, b'it0', b'it%d' % i)['rows'][0]['score'] for i in range(1, 12)),
                        reverse=True)
         assert abs(allsc[0] - sc[0]) < 1e-5 and abs(allsc[4] - sc[4]) < 1e-5, (allsc, sc)
+        # a deleted item is gone from ITEM_GET and TOPK; deleting it again is NOT_FOUND
+        gone = ids0[0]
+        r = d.request('ingest-acked.sock', item_get(gone, 5, verb='ITEM_DEL'))
+        assert r['status'] == 'OK', r
+        r = d.request('ingest-acked.sock', item_get(gone, 6, verb='ITEM_DEL'))
+        assert r['status'] == 'NOT_FOUND', r
+        assert d.request('query.sock', item_get(gone, 7))['status'] == 'NOT_FOUND'
+        r = d.request('query.sock', topk([b'it0'], 20, D_IN))
+        hits = [h[0] for h in r['queries'][0]['hits']]
+        assert gone not in hits and len(hits) == 10, hits
         assert d.stop() == 0
     finally:
         d.close()
@@ -208,6 +218,21 @@ def test_rollback_and_flush():
         d.start()
         assert score(d, b'it0', b'it1')['rows'][0]['score'] == s_v
         assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_notify_receiver_not_reading():
+    """A NOTIFY_SOCKET nobody reads (its queue full of WATCHDOG=1 and
+    STATUS=) must not stall the daemon: it still serves and stops on SIGTERM."""
+    d = Daemon(BIN, opts=BASE, watchdog_usec=40000, notify_rcvbuf=1)
+    try:
+        d.start()
+        time.sleep(1.5)          # pings every 20 ms: the tiny queue is full
+        assert d.status()['paused'] is False
+        t0 = time.monotonic()
+        assert d.stop(timeout=10) == 0
+        assert time.monotonic() - t0 < 8
     finally:
         d.close()
 
@@ -380,6 +405,19 @@ def test_garbage_changes_nothing():
                           'rejects counted')
         assert st['last_seq'] == st0['last_seq'] and st['items'] == st0['items'], (st0, st)
         assert score(d, b'it0', b'it1')['status'] == 'OK'
+        # a flood is logged at most SV_LOG_BURST (10) lines a second, then summed up
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        time.sleep(1.1)
+        n0 = d.logtext().count('SV-INGEST-BADMAGIC')
+        for _ in range(50):
+            push.send_multipart([b'XX' + good[0][2:]] + good[1:])
+        status_until(d, lambda j: j['counters']['rejects'].get('bad_magic', 0) >= 50, 'flood')
+        time.sleep(1.1)
+        push.send_multipart([b'XX' + good[0][2:]] + good[1:])
+        push.close()
+        wait_for(lambda: 'similar lines suppressed' in d.logtext(), what='suppression note')
+        n = d.logtext().count('SV-INGEST-BADMAGIC') - n0
+        assert 2 <= n <= 10 + 1, n
         assert d.stop() == 0
     finally:
         d.close()
@@ -387,7 +425,7 @@ def test_garbage_changes_nothing():
 
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
          test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
-         test_rollback_and_flush,
+         test_rollback_and_flush, test_notify_receiver_not_reading,
          test_c_client]
 
 if __name__ == '__main__':

@@ -55,7 +55,7 @@ Test(notify, off_without_notify_socket)
 
 Test(notify, path_socket_gets_ready)
 {
-	char path[] = "/tmp/sv-notify-XXXXXX", buf[256];
+	char path[64] = "/tmp/sv-notify-XXXXXX", buf[256];
 	int fd;
 
 	cr_assert(mkdtemp(path) != NULL);

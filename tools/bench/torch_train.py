@@ -15,6 +15,10 @@ Debian's python3-torch and python3-numpy (run with /usr/bin/python3).
       --pairs-train fmnist_train_n200000_p50_s1.pairs \
       --vec-eval fmnist_t10k.vec --pairs-eval fmnist_t10k_n20000_p50_s1.pairs \
       --temperature 0.2 --batch 256 --lr 1e-3 --d-out 64 [--json]
+
+--init W0.npy starts from a given W (d_in x d_out float32, e.g. a fresh
+daemon's `simverifyctl export-model W0.npy`) instead of torch's orthogonal
+init with --seed, so both sides start from the same point.
 """
 import argparse
 import json
@@ -98,6 +102,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", metavar="W0.npy",
+                    help="initial W (d_in x d_out float32) instead of orthogonal_")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -120,8 +126,14 @@ def main():
             return roc_metrics((za * zb).sum(1).numpy().astype(np.float64), ye)
 
     before = evaluate(None)
-    W = torch.empty(Xt.shape[1], a.d_out)
-    torch.nn.init.orthogonal_(W)
+    if a.init:
+        W = torch.from_numpy(np.array(np.load(a.init), dtype=np.float32))
+        if tuple(W.shape) != (Xt.shape[1], a.d_out):
+            sys.exit("%s: W is %s, expected (%d, %d)" % (a.init, tuple(W.shape),
+                                                         Xt.shape[1], a.d_out))
+    else:
+        W = torch.empty(Xt.shape[1], a.d_out)
+        torch.nn.init.orthogonal_(W)
     W.requires_grad_(True)
     opt = torch.optim.Adam([W], lr=a.lr)
     ta = torch.from_numpy(pt["a"].astype(np.int64) - base_t)

@@ -1,0 +1,466 @@
+/* topk_glue.c - the projection cache behind TOPK: holder, background
+ * rebuilds, mutations after commit, answers (see topk_glue.h).
+ * Leaves out: brute force (query.c keeps it for the time before the first
+ * cache), SCORE (query.c: it projects both sides under the snapshot).
+ */
+#include "topk_glue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "reply.h"
+#include "sv/error.h"
+#include "sv/proto.h"
+#include "sv/store.h"
+#include "sv/topk.h"
+#include "trainer.h"
+#include "util.h"
+
+#define CHUNK 1024     /* rows projected per GEMM in a rebuild */
+#define POLL_MS 5      /* how often the thread looks for a new snapshot */
+
+/* One noted mutation of the group in hand: a put (vec != NULL) or a delete. */
+struct note {
+	uint8_t id[SV_TOPK_ID_MAX];
+	size_t len;
+	float *vec; /* d_in floats, owned; NULL: delete */
+};
+
+struct topk_glue {
+	struct sv_daemon *d;
+	struct sv_topk_holder *h;
+	uint32_t d_in;
+	pthread_t th;
+	int started;
+	pthread_mutex_t mu; /* stop flag + cond */
+	pthread_cond_t cv;
+	int stop;
+	uint64_t delay_ms; /* SV_TOPK_TEST_DELAY_MS */
+	/* what the live cache was built from (written by the thread) */
+	_Atomic uint64_t built_version, built_steps, rebuilds;
+	atomic_int ready;
+	/* trainer-only: the group's mutations */
+	struct note *notes;
+	size_t n_notes, cap_notes;
+};
+
+/* ---- mutations (trainer thread) ---------------------------------------- */
+
+static struct note *note_new(struct topk_glue *g, const void *id, size_t len)
+{
+	struct note *n;
+
+	if (len == 0 || len > SV_TOPK_ID_MAX)
+		return NULL;
+	if (g->n_notes == g->cap_notes) {
+		size_t c = g->cap_notes ? 2 * g->cap_notes : 64;
+		struct note *p = realloc(g->notes, c * sizeof(*p));
+
+		if (p == NULL)
+			return NULL;
+		g->notes = p;
+		g->cap_notes = c;
+	}
+	n = &g->notes[g->n_notes++];
+	memcpy(n->id, id, len);
+	n->len = len;
+	n->vec = NULL;
+	return n;
+}
+
+static void note_lost(struct topk_glue *g)
+{
+	/* Only on allocation failure: the cache would miss a mutation, so
+	 * stop answering from it until a rebuild from the store. */
+	atomic_store(&g->ready, 0);
+	atomic_store(&g->built_steps, UINT64_MAX);
+	sv_log(LOG_ERR, "SV-TOPK-NOMEM",
+	       "no memory to note an item change; TOPK falls back to brute force until the next "
+	       "cache rebuild");
+}
+
+void topk_glue_note_put(struct topk_glue *g, const void *id, size_t len, const float *vec)
+{
+	struct note *n;
+
+	if (g == NULL)
+		return;
+	n = note_new(g, id, len);
+	if (n != NULL) {
+		n->vec = malloc(g->d_in * sizeof(float));
+		if (n->vec == NULL)
+			g->n_notes--;
+		else
+			memcpy(n->vec, vec, g->d_in * sizeof(float));
+	}
+	if (n == NULL || n->vec == NULL)
+		note_lost(g);
+}
+
+void topk_glue_note_del(struct topk_glue *g, const void *id, size_t len)
+{
+	if (g != NULL && note_new(g, id, len) == NULL)
+		note_lost(g);
+}
+
+void topk_glue_commit(struct topk_glue *g, int ok)
+{
+	if (g == NULL)
+		return;
+	for (size_t i = 0; i < g->n_notes; i++) {
+		struct note *n = &g->notes[i];
+		int rc = 0;
+
+		if (ok && n->vec != NULL)
+			rc = sv_topk_holder_upsert(g->h, n->id, n->len, n->vec);
+		else if (ok)
+			(void)sv_topk_holder_delete(g->h, n->id, n->len); /* NOTFOUND is fine */
+		if (rc < 0) {
+			sv_log(LOG_WARNING, "SV-TOPK-UPSERT", "cache upsert failed: %s",
+			       sv_strerror(rc));
+			note_lost(g);
+		}
+		free(n->vec);
+	}
+	g->n_notes = 0;
+}
+
+/* ---- rebuilds (the glue's thread) --------------------------------------- */
+
+struct feed {
+	struct sv_topk_cache *c;
+	uint32_t d_in;
+	float *X;
+	const uint8_t *ids[CHUNK];
+	size_t lens[CHUNK];
+	size_t n;
+	int rc;
+};
+
+static int feed_flush(struct feed *f)
+{
+	if (f->n > 0 && f->rc == 0)
+		f->rc = sv_topk_cache_add(f->c, f->X, f->n, f->ids, f->lens);
+	f->n = 0;
+	return f->rc;
+}
+
+static int feed_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct feed *f = ctx;
+
+	if ((it->flags & SV_ITEM_FLAG_INLINE) || it->dim != f->d_in || len == 0 ||
+	    len > SV_TOPK_ID_MAX)
+		return 0;
+	memcpy(f->X + f->n * f->d_in, it->vec, (size_t)f->d_in * sizeof(float));
+	f->ids[f->n] = id;
+	f->lens[f->n] = len;
+	if (++f->n == CHUNK)
+		return feed_flush(f);
+	return 0;
+}
+
+/* Sleep ms unless told to stop; returns the stop flag. */
+static int nap(struct topk_glue *g, uint64_t ms)
+{
+	struct timespec ts;
+	int stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&g->mu);
+	if (!g->stop)
+		pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+	stop = g->stop;
+	pthread_mutex_unlock(&g->mu);
+	return stop;
+}
+
+static int rebuild(struct topk_glue *g, const struct sv_snap *s)
+{
+	struct sv_daemon *d = g->d;
+	struct sv_topk_cache *next = NULL;
+	sv_store_read *r = NULL;
+	struct sv_store_stat stat = {0};
+	struct feed f = {0};
+	int rc;
+
+	f.d_in = g->d_in;
+	f.X = malloc((size_t)CHUNK * g->d_in * sizeof(float));
+	if (f.X == NULL)
+		return -ENOMEM;
+	rc = sv_topk_holder_begin_rebuild(g->h, s->W, s->version, &next);
+	if (rc < 0)
+		goto out;
+	/* the store snapshot is taken AFTER begin_rebuild (sv/topk.h) */
+	f.c = next;
+	rc = sv_store_read_begin(d->store, &r);
+	if (rc == 0)
+		rc = sv_store_stat(r, &stat);
+	if (rc == 0) {
+		sv_topk_cache_reserve(next, (size_t)stat.items);
+		rc = sv_store_item_walk(r, feed_item, &f);
+	}
+	if (rc == 0)
+		rc = feed_flush(&f);
+	if (rc == 0)
+		rc = f.rc;
+	sv_store_read_end(r);
+	if (rc == 0 && g->delay_ms > 0 && nap(g, g->delay_ms))
+		rc = -ECANCELED;
+	if (rc == 0) {
+		/* labels first: a reader that sees the new cache finds them set */
+		atomic_store(&g->built_version, s->version);
+		atomic_store(&g->built_steps, s->steps);
+		rc = sv_topk_holder_publish(g->h);
+		if (rc < 0)
+			atomic_store(&g->built_steps, UINT64_MAX);
+	} else {
+		sv_topk_holder_abort(g->h);
+	}
+out:
+	free(f.X);
+	return rc;
+}
+
+static void *glue_main(void *arg)
+{
+	struct topk_glue *g = arg;
+	uint64_t wait_ms = 0;
+
+	while (!nap(g, wait_ms > POLL_MS ? wait_ms : POLL_MS)) {
+		struct sv_snap *s = sv_snap_get(&g->d->snap);
+		uint64_t t0;
+		int rc;
+
+		wait_ms = 0;
+		if (s == NULL)
+			continue;
+		if (atomic_load(&g->ready) && s->version == atomic_load(&g->built_version) &&
+		    s->steps == atomic_load(&g->built_steps)) {
+			sv_snap_unref(s);
+			continue;
+		}
+		t0 = now_mono_ns();
+		rc = rebuild(g, s);
+		if (rc == 0) {
+			atomic_fetch_add(&g->rebuilds, 1);
+			atomic_store(&g->ready, 1);
+		}
+		if (rc == 0) {
+			/* duty cycle: idle at least as long as the build took */
+			struct sv_topk_cache *c = sv_topk_holder_acquire(g->h);
+
+			wait_ms = (now_mono_ns() - t0) / 1000000ULL;
+			sv_log(LOG_DEBUG, "SV-TOPK-REBUILD",
+			       "projection cache v%llu step %llu: %zu items in %llu ms",
+			       (unsigned long long)s->version, (unsigned long long)s->steps,
+			       sv_topk_cache_count(c), (unsigned long long)wait_ms);
+			sv_topk_cache_release(c);
+		} else if (rc != -ECANCELED) {
+			sv_log(LOG_ERR, "SV-TOPK-REBUILD",
+			       "projection cache rebuild failed: %s; queries keep the previous one",
+			       sv_strerror(rc));
+			wait_ms = 1000;
+		}
+		sv_snap_unref(s);
+	}
+	return NULL;
+}
+
+int topk_glue_start(struct topk_glue **out, struct sv_daemon *d)
+{
+	struct topk_glue *g = calloc(1, sizeof(*g));
+	struct sv_snap *s = sv_snap_get(&d->snap);
+	const char *delay = getenv("SV_TOPK_TEST_DELAY_MS");
+	int rc;
+
+	if (g == NULL || s == NULL) {
+		free(g);
+		sv_snap_unref(s);
+		return g == NULL ? -ENOMEM : SV_ERR_STATE;
+	}
+	g->d = d;
+	g->d_in = d->conf.d_in;
+	if (delay != NULL)
+		g->delay_ms = strtoull(delay, NULL, 10);
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	rc = sv_topk_holder_new(s->W, s->d_in, s->d_out, s->version, &g->h);
+	sv_snap_unref(s);
+	if (rc == 0) {
+		rc = -pthread_create(&g->th, NULL, glue_main, g);
+		g->started = rc == 0;
+	}
+	if (rc < 0) {
+		sv_log(LOG_ERR, "SV-TOPK-START", "cannot start the projection cache: %s",
+		       sv_strerror(rc));
+		topk_glue_stop(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+void topk_glue_stop(struct topk_glue *g)
+{
+	if (g == NULL)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->stop = 1;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	if (g->started)
+		pthread_join(g->th, NULL);
+	topk_glue_commit(g, 0);
+	free(g->notes);
+	sv_topk_holder_free(g->h);
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->mu);
+	free(g);
+}
+
+void topk_glue_info(struct topk_glue *g, uint64_t *version, uint64_t *steps, uint64_t *rebuilds)
+{
+	if (version)
+		*version = g ? atomic_load(&g->built_version) : 0;
+	if (steps)
+		*steps = g ? atomic_load(&g->built_steps) : 0;
+	if (rebuilds)
+		*rebuilds = g ? atomic_load(&g->rebuilds) : 0;
+}
+
+/* ---- answers (query workers) -------------------------------------------- */
+
+/* Query j's embedding into e: a vector is projected with c's W; an id is
+ * the cached row, or (an item the cache leaves out, e.g. an inline pair
+ * vector) the stored vector projected with c's W.  Returns 0,
+ * SV_ERR_NOTFOUND or another negative code. */
+static int query_row(struct topk_glue *g, struct sv_topk_cache *c, sv_store_read **r,
+                     const struct sv_proto_side *q, float *x, float *e)
+{
+	int rc;
+
+	if (q->vec != NULL) {
+		sv_proto_vec_copy(x, q->vec, g->d_in);
+		return sv_topk_cache_project(c, x, 1, e);
+	}
+	if (q->id_len == 0 || q->id_len > SV_TOPK_ID_MAX)
+		return SV_ERR_NOTFOUND;
+	rc = sv_topk_cache_get(c, (const uint8_t *)q->id, q->id_len, e);
+	if (rc != SV_ERR_NOTFOUND)
+		return rc;
+	if (*r == NULL && (rc = sv_store_read_begin(g->d->store, r)) < 0)
+		return rc;
+	rc = sv_store_item_get(*r, q->id, q->id_len, x);
+	if (rc == 0)
+		rc = sv_topk_cache_project(c, x, 1, e);
+	return rc;
+}
+
+int topk_glue_answer(struct topk_glue *g, const struct sv_proto_request *rq,
+                     struct sv_proto_msgbuf *mb)
+{
+	struct sv_topk_cache *c;
+	struct sv_proto_iter it = {0};
+	struct sv_proto_side *qs = NULL;
+	struct sv_proto_topk_query *qr = NULL;
+	struct sv_proto_hit *out = NULL;
+	struct sv_topk_hit *hits = NULL;
+	sv_store_read *r = NULL;
+	size_t Q = rq->n, k = rq->k, kk, *counts = NULL, missing = 0, nh = 0, i;
+	float *x = NULL, *E = NULL;
+	uint8_t *st = NULL;
+	uint32_t dout;
+	int rc = -ENOMEM, any_id = 0;
+
+	if (g == NULL || !atomic_load(&g->ready))
+		return 1;
+	c = sv_topk_holder_acquire(g->h);
+	dout = sv_topk_cache_d_out(c);
+	/* an id query leaves itself out: ask for one more */
+	kk = k < SV_TOPK_K_MAX ? k + 1 : k;
+	qs = calloc(Q ? Q : 1, sizeof(*qs));
+	qr = calloc(Q ? Q : 1, sizeof(*qr));
+	st = calloc(Q ? Q : 1, 1);
+	counts = calloc(Q ? Q : 1, sizeof(*counts));
+	hits = malloc((Q ? Q : 1) * kk * sizeof(*hits));
+	out = malloc((Q ? Q : 1) * k * sizeof(*out));
+	x = malloc(g->d_in * sizeof(float));
+	E = calloc((Q ? Q : 1) * dout, sizeof(float));
+	if (qs && qr && st && counts && hits && out && x && E)
+		rc = 0;
+	for (i = 0; rc == 0 && i < Q && sv_proto_next_query(rq, &it, &qs[i]); i++) {
+		int q = query_row(g, c, &r, &qs[i], x, E + i * dout);
+
+		any_id |= qs[i].vec == NULL;
+		st[i] = SV_PROTO_STATUS_OK;
+		if (q == SV_ERR_NOTFOUND) {
+			st[i] = SV_PROTO_STATUS_NOT_FOUND;
+			memset(E + i * dout, 0, dout * sizeof(float));
+			missing++;
+		} else if (q < 0) {
+			rc = q;
+		}
+	}
+	sv_store_read_end(r);
+	if (rc == 0 && Q > 0)
+		rc = sv_topk_cache_query(c, E, Q, any_id ? kk : k, hits, counts);
+	if (rc == 0) {
+		size_t stride = any_id ? kk : k;
+
+		for (i = 0; i < Q; i++) {
+			const struct sv_topk_hit *h = hits + i * stride;
+			uint32_t n = 0;
+
+			qr[i].model_version = sv_topk_cache_version(c);
+			qr[i].status = st[i];
+			for (size_t j = 0; st[i] == SV_PROTO_STATUS_OK && j < counts[i] && n < k;
+			     j++) {
+				if (qs[i].vec == NULL && h[j].id_len == qs[i].id_len &&
+				    memcmp(h[j].id, qs[i].id, h[j].id_len) == 0)
+					continue;
+				out[nh].id = (const char *)h[j].id;
+				out[nh].id_len = h[j].id_len;
+				out[nh].score = h[j].score;
+				nh++;
+				n++;
+			}
+			qr[i].n_hits = n;
+		}
+		if (missing == Q && Q > 0)
+			reply_error(mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND,
+			            0, "no such item");
+		else if (sv_proto_encode_reply_topk(
+		             mb, rq->hdr.request_id,
+		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
+		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k, qr,
+		             Q, out) < 0)
+			rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		atomic_fetch_add(&g->d->cnt.query_errors, 1);
+		reply_error(mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
+		            "topk failed (store or memory)");
+	}
+	sv_topk_cache_release(c); /* after encoding: hit ids point into c */
+	free(qs);
+	free(qr);
+	free(st);
+	free(counts);
+	free(hits);
+	free(out);
+	free(x);
+	free(E);
+	return 0;
+}

@@ -1,0 +1,75 @@
+/* topk_glue.h - the daemon's projection cache for TOPK (sv/topk.h).
+ *
+ * One holder (sv/topk.h) owns the live cache: the normalized projection of
+ * every stored item (inline pair vectors, item flag SV_ITEM_FLAG_INLINE, are
+ * left out) under ONE model snapshot.  A background thread rebuilds it:
+ *
+ *   rebuild policy  every few ms the thread looks at the current snapshot;
+ *                   when its (version, steps) differ from the live cache's
+ *                   and the previous rebuild has finished, it begins a
+ *                   rebuild with the snapshot's W, walks the store in one
+ *                   read transaction, projects the items in chunks of 1024
+ *                   rows (one GEMM each) and publishes.  It then waits at
+ *                   least as long as that rebuild took before the next one,
+ *                   so at large N it spends at most about half a core.  The
+ *                   cache may therefore lag the latest snapshot by one or
+ *                   more training steps; every TOPK answer names the version
+ *                   of the cache that computed it, and a query never mixes
+ *                   two caches.
+ *   mutations       the trainer (the only store writer) notes each item put
+ *                   and delete of a group (topk_glue_note_put / _del) and,
+ *                   once the group is COMMITTED and before any ack is sent,
+ *                   applies them to the holder (topk_glue_commit): the next
+ *                   query after an ack sees them, and a rebuild in flight
+ *                   replays them (sv/topk.h holder rules).
+ *   before the first cache is published, topk_glue_answer() declines (returns
+ *                   1) and query.c answers by brute force over the store.
+ *
+ * Threads: note/commit/abort from the trainer thread only; answer from any
+ * query worker; start/stop from main.  SV_TOPK_TEST_DELAY_MS (environment,
+ * tests only) holds every rebuild that long before it publishes, so tests can
+ * query while a rebuild is in flight.
+ *
+ * Leaves out: approximate search, persistence of the cache (the store is the
+ * source; the cache is rebuilt at start).
+ */
+#ifndef SV_DAEMON_TOPK_GLUE_H
+#define SV_DAEMON_TOPK_GLUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sv_daemon;
+struct sv_proto_request;
+struct sv_proto_msgbuf;
+struct topk_glue;
+
+/* Make the holder from the current snapshot (d->snap must hold one) and
+ * start the rebuild thread.  Returns 0 or a negative code (logged). */
+int topk_glue_start(struct topk_glue **out, struct sv_daemon *d);
+
+/* Stop the thread (aborting a rebuild in flight) and free.  Accepts NULL.
+ * No other call may be in progress or follow. */
+void topk_glue_stop(struct topk_glue *g);
+
+/* Trainer: an item put (vec: d_in floats, copied) / delete in the group in
+ * hand.  Inline items are not noted.  Accept g == NULL (no cache). */
+void topk_glue_note_put(struct topk_glue *g, const void *id, size_t len, const float *vec);
+void topk_glue_note_del(struct topk_glue *g, const void *id, size_t len);
+
+/* Trainer: the group committed (ok != 0: apply the noted mutations to the
+ * holder) or failed (ok == 0: forget them).  Accepts NULL. */
+void topk_glue_commit(struct topk_glue *g, int ok);
+
+/* Answer a decoded TOPK request into mb from the live cache.  Returns 0
+ * (mb holds the reply), or 1 when there is no cache yet (mb untouched: the
+ * caller answers some other way). */
+int topk_glue_answer(struct topk_glue *g, const struct sv_proto_request *rq,
+                     struct sv_proto_msgbuf *mb);
+
+/* Version and steps of the snapshot the live cache was built from, and the
+ * number of rebuilds published (0 before the first); any pointer may be
+ * NULL. */
+void topk_glue_info(struct topk_glue *g, uint64_t *version, uint64_t *steps, uint64_t *rebuilds);
+
+#endif

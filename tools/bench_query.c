@@ -1,0 +1,599 @@
+/* bench_query.c - `sv-bench query`: match-query latency and throughput
+ * through a real simverifyd, beside a raw ZeroMQ ROUTER/DEALER echo of the
+ * same message sizes measured in the same run.
+ *
+ * It starts a private daemon (fresh --state-dir under --dir, default model
+ * 784 -> 64), then for each case (SCORE of two inline vectors; with --topk
+ * also TOPK k=10 of one vector over --items stored items, answered from the
+ * projection cache) and each depth (1 and 16 requests in flight on one DEALER):
+ *   echo:    a ROUTER thread in this process on ipc:// that answers every
+ *            request with a reply of exactly the sizes the daemon's reply
+ *            has (captured first), its request id copied in, no other work;
+ *   daemon:  the same DEALER client against the daemon's query socket.
+ * Each request's latency runs from its send to the receipt of the reply that
+ * carries its request id.  Printed: p50, p99 (us) and requests/s of both, and
+ * daemon/echo ratios.  The target is p50 within 1.3x of the echo (the query
+ * work is then a small part of the round trip).  Leaves out: ingest
+ * (sv-bench ingest), top-k alone (sv-bench topk).
+ *
+ * Options: --daemon PATH (default ../daemon/simverifyd beside this binary),
+ * --dir DIR (/tmp), --requests N (per case and depth; 20000), --d-in N (784),
+ * --d-out N (64), --threads N (query.threads; 2), --topk, --items N (10000),
+ * --json.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bench.h"
+#include "sv/proto.h"
+
+#define MAXF 8
+#define N_CASES 2
+#define SD_MAX 1024           /* the private state directory's path */
+#define EP_MAX (SD_MAX + 64) /* ipc:// + that + a socket name */
+
+struct cfg {
+	char daemon[PATH_MAX];
+	const char *dir;
+	long requests, d_in, d_out, threads, items;
+	int topk, json;
+};
+
+/* A reply's frame sizes, captured from the daemon. */
+struct shape {
+	size_t n;
+	size_t len[MAXF];
+};
+
+struct result {
+	double p50_us, p99_us, rps;
+};
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static int send_mb(void *s, const struct sv_proto_msgbuf *mb)
+{
+	for (size_t i = 0; i < mb->n; i++)
+		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len,
+		             i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
+			return -1;
+	return 0;
+}
+
+/* Receive one multipart message into m (closing the extra parts); returns
+ * the part count or -1. */
+static int recv_parts(void *s, zmq_msg_t *m, int cap)
+{
+	int n = 0, more = 1;
+
+	while (more) {
+		zmq_msg_t t;
+
+		zmq_msg_init(&t);
+		if (zmq_msg_recv(&t, s, 0) < 0) {
+			zmq_msg_close(&t);
+			for (int i = 0; i < n; i++)
+				zmq_msg_close(&m[i]);
+			return -1;
+		}
+		more = zmq_msg_more(&t);
+		if (n < cap)
+			m[n++] = t;
+		else
+			zmq_msg_close(&t);
+	}
+	return n;
+}
+
+static void close_parts(zmq_msg_t *m, int n)
+{
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&m[i]);
+}
+
+/* The request id of a message (header frame: u64 at offset 8). */
+static uint64_t req_id_of(zmq_msg_t *m)
+{
+	uint64_t id = 0;
+
+	if (zmq_msg_size(m) >= 16)
+		memcpy(&id, (const char *)zmq_msg_data(m) + 8, 8);
+	return id;
+}
+
+/* ---- the echo server ---------------------------------------------------- */
+
+struct echo {
+	void *ctx;
+	char ep[EP_MAX];
+	struct shape sh;
+	unsigned char *buf[MAXF]; /* reply frames (zeros + the daemon's header) */
+	pthread_t th;
+};
+
+static void *echo_main(void *arg)
+{
+	struct echo *e = arg;
+	void *s = zmq_socket(e->ctx, ZMQ_ROUTER);
+	int linger = 0;
+
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_bind(s, e->ep);
+	for (;;) {
+		zmq_msg_t m[MAXF + 1];
+		int n = recv_parts(s, m, MAXF + 1);
+
+		if (n < 2) {
+			if (n > 0)
+				close_parts(m, n);
+			break; /* ETERM (or a stray message: stop) */
+		}
+		/* the request id travels, as in a real reply */
+		memcpy(e->buf[0] + 8, (const char *)zmq_msg_data(&m[1]) + 8, 8);
+		zmq_msg_send(&m[0], s, ZMQ_SNDMORE);
+		for (size_t i = 0; i < e->sh.n; i++)
+			zmq_send(s, e->buf[i], e->sh.len[i], i + 1 < e->sh.n ? ZMQ_SNDMORE : 0);
+		close_parts(m, n);
+	}
+	zmq_close(s);
+	return NULL;
+}
+
+/* ---- the client ---------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Send `requests` copies of req (request ids 1..N) with `depth` in flight;
+ * latencies by request id. */
+static int run(void *s, struct sv_proto_msgbuf *req, long requests, long depth,
+               struct result *out)
+{
+	uint64_t *t_send = calloc((size_t)requests + 1, sizeof(uint64_t));
+	double *lat = malloc((size_t)requests * sizeof(double));
+	long sent = 0, got = 0;
+	uint64_t t0;
+	int rc = -1;
+
+	if (t_send == NULL || lat == NULL)
+		goto out;
+	t0 = bench_now_ns();
+	while (got < requests) {
+		zmq_msg_t m[MAXF];
+		uint64_t id;
+		int n;
+
+		while (sent < requests && sent - got < depth) {
+			sent++;
+			memcpy(req->hdr + 8, &(uint64_t){(uint64_t)sent}, 8);
+			t_send[sent] = bench_now_ns();
+			if (send_mb(s, req) < 0)
+				goto out;
+		}
+		n = recv_parts(s, m, MAXF);
+		if (n < 1)
+			goto out;
+		id = req_id_of(&m[0]);
+		close_parts(m, n);
+		if (id < 1 || id > (uint64_t)sent || t_send[id] == 0)
+			goto out;
+		lat[got++] = (double)(bench_now_ns() - t_send[id]) / 1e3;
+		t_send[id] = 0;
+	}
+	out->rps = (double)requests / ((double)(bench_now_ns() - t0) / 1e9);
+	qsort(lat, (size_t)requests, sizeof(double), cmp_double);
+	out->p50_us = lat[requests / 2];
+	out->p99_us = lat[(size_t)((double)requests * 0.99)];
+	rc = 0;
+out:
+	free(t_send);
+	free(lat);
+	return rc;
+}
+
+static void *sock(void *ctx, int type, const char *ep)
+{
+	int t = 20000, linger = 0;
+	void *s = zmq_socket(ctx, type);
+
+	zmq_setsockopt(s, ZMQ_RCVTIMEO, &t, sizeof(t));
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_connect(s, ep);
+	return s;
+}
+
+/* One request, its reply's shape; status OK required. */
+static int capture(void *s, struct sv_proto_msgbuf *req, struct shape *sh, unsigned char **hdr0)
+{
+	zmq_msg_t m[MAXF];
+	int n;
+
+	memcpy(req->hdr + 8, &(uint64_t){1}, 8);
+	if (send_mb(s, req) < 0 || (n = recv_parts(s, m, MAXF)) < 1)
+		return -1;
+	sh->n = (size_t)n;
+	for (int i = 0; i < n; i++)
+		sh->len[i] = zmq_msg_size(&m[i]);
+	*hdr0 = malloc(sh->len[0]);
+	if (*hdr0)
+		memcpy(*hdr0, zmq_msg_data(&m[0]), sh->len[0]);
+	/* status u16 at offset 6 */
+	n = sh->len[0] >= 8 && ((const unsigned char *)zmq_msg_data(&m[0]))[6] == 0 ? 0 : -1;
+	close_parts(m, (int)sh->n);
+	return *hdr0 ? n : -1;
+}
+
+/* Admin STATUS JSON into js; 0 or -1. */
+static int status_json(void *adm, char *js, size_t cap)
+{
+	struct sv_proto_msgbuf mb;
+	zmq_msg_t m[MAXF];
+	int n, rc = -1;
+
+	sv_proto_msgbuf_init(&mb);
+	sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL);
+	if (send_mb(adm, &mb) == 0 && (n = recv_parts(adm, m, MAXF)) > 0) {
+		if (n > 2) {
+			size_t l = zmq_msg_size(&m[2]) < cap - 1 ? zmq_msg_size(&m[2]) : cap - 1;
+
+			memcpy(js, zmq_msg_data(&m[2]), l);
+			js[l] = '\0';
+			rc = 0;
+		}
+		close_parts(m, n);
+	}
+	sv_proto_msgbuf_free(&mb);
+	return rc;
+}
+
+static long json_u64(const char *j, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(j, k);
+	return p ? strtol(p + strlen(k), NULL, 10) : -1;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static int parse(int argc, char **argv, struct cfg *c)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	memset(c, 0, sizeof(*c));
+	c->dir = "/tmp";
+	c->requests = 20000;
+	c->d_in = 784;
+	c->d_out = 64;
+	c->threads = 2;
+	c->items = 10000;
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(c->daemon, sizeof(c->daemon), "%s/../daemon/simverifyd", dirname(self));
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--json")) {
+			c->json = 1;
+			continue;
+		}
+		if (!strcmp(a, "--topk")) {
+			c->topk = 1;
+			continue;
+		}
+		if (!strcmp(a, "--help")) {
+			printf("usage: sv-bench query [--daemon PATH] [--dir DIR] [--requests N] "
+			       "[--d-in N] [--d-out N] [--threads N] [--topk] [--items N] [--json]\n");
+			return 1;
+		}
+		if (v == NULL)
+			return -1;
+		i++;
+		if (!strcmp(a, "--daemon"))
+			snprintf(c->daemon, sizeof(c->daemon), "%s", v);
+		else if (!strcmp(a, "--dir"))
+			c->dir = v;
+		else if (!strcmp(a, "--requests") &&
+		         bench_parse_long(v, 100, 100000000, &c->requests) == 0)
+			;
+		else if (!strcmp(a, "--d-in") && bench_parse_long(v, 1, 65536, &c->d_in) == 0)
+			;
+		else if (!strcmp(a, "--d-out") && bench_parse_long(v, 1, 65536, &c->d_out) == 0)
+			;
+		else if (!strcmp(a, "--threads") && bench_parse_long(v, 1, 256, &c->threads) == 0)
+			;
+		else if (!strcmp(a, "--items") && bench_parse_long(v, 1, 10000000, &c->items) == 0)
+			;
+		else
+			return -1;
+	}
+	return access(c->daemon, X_OK) == 0 ? 0 : -2;
+}
+
+static pid_t start_daemon(const struct cfg *c, const char *sd)
+{
+	char o1[64], o2[64], o3[64];
+	pid_t pid;
+
+	snprintf(o1, sizeof(o1), "model.d_in=%ld", c->d_in);
+	snprintf(o2, sizeof(o2), "model.d_out=%ld", c->d_out);
+	snprintf(o3, sizeof(o3), "query.threads=%ld", c->threads);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(c->daemon, c->daemon, "--state-dir", sd, "--allow-root", "-o", o1, "-o", o2,
+		      "-o", o3, "-o", "store.sync=none", "-o", "store.map_size=256MiB", "-o",
+		      "checkpoint.every_s=0", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Store c->items random items (acked, 64 in flight) and wait until the
+ * projection cache has been built. */
+static int load_items(const struct cfg *c, void *ctx, const char *sd, void *adm)
+{
+	char ep[EP_MAX], id[32], js[16384];
+	struct sv_proto_msgbuf mb;
+	float *x = malloc((size_t)c->d_in * sizeof(float));
+	unsigned s = 12345;
+	long sent = 0, got = 0;
+	void *in;
+	int rc = 0;
+
+	if (x == NULL)
+		return -1;
+	snprintf(ep, sizeof(ep), "ipc://%s/ingest-acked.sock", sd);
+	in = sock(ctx, ZMQ_DEALER, ep);
+	sv_proto_msgbuf_init(&mb);
+	while (got < c->items && rc == 0) {
+		while (sent < c->items && sent - got < 64) {
+			for (long j = 0; j < c->d_in; j++) {
+				s = s * 1103515245u + 12345u;
+				x[j] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+			}
+			snprintf(id, sizeof(id), "item%ld", sent);
+			if (sv_proto_encode_item_put(&mb, (uint64_t)sent, id, strlen(id), x,
+			                             (uint32_t)c->d_in) < 0 ||
+			    send_mb(in, &mb) < 0)
+				rc = -1;
+			sent++;
+		}
+		{
+			zmq_msg_t m[MAXF];
+			int n = recv_parts(in, m, MAXF);
+
+			if (n < 1)
+				rc = -1;
+			else
+				close_parts(m, n);
+			got++;
+		}
+	}
+	sv_proto_msgbuf_free(&mb);
+	zmq_close(in);
+	free(x);
+	for (int tries = 0; rc == 0 && tries < 3000; tries++) {
+		if (status_json(adm, js, sizeof(js)) == 0 && json_u64(js, "rebuilds") > 0)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+int bench_query(int argc, char **argv)
+{
+	static const long depths[2] = {1, 16};
+	static const char *const case_names[N_CASES] = {"score", "topk"};
+	struct cfg c;
+	struct bench_json j;
+	struct result res[N_CASES][2][2]; /* case, depth, echo/daemon */
+	char sd[SD_MAX], ep[EP_MAX], js[16384];
+	struct sv_proto_msgbuf req[N_CASES];
+	float *va = NULL;
+	void *ctx = NULL, *adm = NULL, *q = NULL;
+	pid_t pid = -1;
+	int rc = parse(argc, argv, &c), st, ok[N_CASES] = {0, 0};
+
+	if (rc == 1)
+		return 0;
+	if (rc == -2) {
+		fprintf(stderr, "sv-bench query: no simverifyd at %s (use --daemon PATH)\n",
+		        c.daemon);
+		return 2;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "sv-bench query: bad arguments (see --help)\n");
+		return 2;
+	}
+	if (strlen(c.dir) > SD_MAX - 40) {
+		fprintf(stderr, "sv-bench query: --dir path too long\n");
+		return 2;
+	}
+	snprintf(sd, sizeof(sd), "%s/svbench-query-%d", c.dir, (int)getpid());
+	if (mkdir(sd, 0700) < 0) {
+		fprintf(stderr, "sv-bench query: cannot make %s: %s\n", sd, strerror(errno));
+		return 1;
+	}
+	va = malloc(2 * (size_t)c.d_in * sizeof(float));
+	if (va == NULL)
+		return 1;
+	for (long i = 0; i < 2 * c.d_in; i++)
+		va[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+	for (int k = 0; k < N_CASES; k++)
+		sv_proto_msgbuf_init(&req[k]);
+	{
+		struct sv_proto_pair p;
+		struct sv_proto_side s;
+
+		memset(&p, 0, sizeof(p));
+		p.a.vec = va;
+		p.b.vec = va + c.d_in;
+		sv_proto_encode_pairs(&req[0], SV_PROTO_VERB_SCORE, 1, &p, 1, (uint32_t)c.d_in, NULL);
+		memset(&s, 0, sizeof(s));
+		s.vec = va;
+		sv_proto_encode_topk(&req[1], 1, &s, 1, (uint32_t)c.d_in, 10);
+	}
+
+	pid = start_daemon(&c, sd);
+	ctx = zmq_ctx_new();
+	snprintf(ep, sizeof(ep), "ipc://%s/admin.sock", sd);
+	for (int tries = 0; tries < 300; tries++) {
+		int t = 100;
+
+		adm = sock(ctx, ZMQ_DEALER, ep);
+		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
+		if (status_json(adm, js, sizeof(js)) == 0)
+			break;
+		zmq_close(adm);
+		adm = NULL;
+	}
+	if (adm == NULL) {
+		fprintf(stderr, "sv-bench query: the daemon did not start (%s)\n", c.daemon);
+		rc = 1;
+		goto out;
+	}
+	{
+		int t = 60000;
+
+		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
+	}
+	if (c.topk && load_items(&c, ctx, sd, adm) < 0) {
+		fprintf(stderr, "sv-bench query: loading %ld items failed\n", c.items);
+		rc = 1;
+		goto out;
+	}
+	snprintf(ep, sizeof(ep), "ipc://%s/query.sock", sd);
+	q = sock(ctx, ZMQ_DEALER, ep);
+	for (int k = 0; k < N_CASES; k++) {
+		struct echo e;
+		void *es;
+
+		if (k == 1 && !c.topk)
+			continue;
+		memset(&e, 0, sizeof(e));
+		if (capture(q, &req[k], &e.sh, &e.buf[0]) < 0) {
+			fprintf(stderr, "sv-bench query: the daemon refused the %s request\n",
+			        case_names[k]);
+			rc = 1;
+			goto out;
+		}
+		for (size_t i = 1; i < e.sh.n; i++)
+			e.buf[i] = calloc(e.sh.len[i] ? e.sh.len[i] : 1, 1);
+		e.ctx = zmq_ctx_new();
+		snprintf(e.ep, sizeof(e.ep), "ipc://%s/echo.sock", sd);
+		pthread_create(&e.th, NULL, echo_main, &e);
+		es = sock(e.ctx, ZMQ_DEALER, e.ep);
+		/* warm both paths, then measure echo and daemon back to back */
+		run(es, &req[k], c.requests / 10 + 1, 16, &res[k][0][0]);
+		run(q, &req[k], c.requests / 10 + 1, 16, &res[k][0][1]);
+		for (int dpt = 0; dpt < 2; dpt++) {
+			if (run(es, &req[k], c.requests, depths[dpt], &res[k][dpt][0]) < 0 ||
+			    run(q, &req[k], c.requests, depths[dpt], &res[k][dpt][1]) < 0) {
+				fprintf(stderr, "sv-bench query: %s requests failed\n", case_names[k]);
+				rc = 1;
+			}
+		}
+		zmq_close(es);
+		zmq_ctx_shutdown(e.ctx);
+		pthread_join(e.th, NULL);
+		zmq_ctx_term(e.ctx);
+		for (size_t i = 0; i < e.sh.n; i++)
+			free(e.buf[i]);
+		if (rc != 0)
+			goto out;
+		ok[k] = 1;
+	}
+	if (c.json)
+		bench_json_begin(&j);
+	else
+		printf("sv-bench query: d_in %ld, d_out %ld, query.threads %ld, %ld requests per "
+		       "row%s\n%-6s %5s | %9s %9s %9s | %9s %9s %9s | %6s %6s %6s\n",
+		       c.d_in, c.d_out, c.threads, c.requests,
+		       c.topk ? "; topk: k=10 of one vector over the stored items" : "", "case",
+		       "depth", "echo p50", "p99 us", "req/s", "dmn p50", "p99 us", "req/s",
+		       "p50 x", "p99 x", "rps x");
+	for (int k = 0; k < N_CASES; k++) {
+		for (int dpt = 0; ok[k] && dpt < 2; dpt++) {
+			const struct result *e = &res[k][dpt][0], *d = &res[k][dpt][1];
+			char key[128];
+
+			if (!c.json) {
+				printf("%-6s %5ld | %9.1f %9.1f %9.0f | %9.1f %9.1f %9.0f | %6.2f "
+				       "%6.2f %6.2f\n",
+				       case_names[k], depths[dpt], e->p50_us, e->p99_us, e->rps,
+				       d->p50_us, d->p99_us, d->rps, d->p50_us / e->p50_us,
+				       d->p99_us / e->p99_us, d->rps / e->rps);
+				continue;
+			}
+			snprintf(key, sizeof(key), "%s_d%ld_echo_p50_us", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, e->p50_us);
+			snprintf(key, sizeof(key), "%s_d%ld_daemon_p50_us", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, d->p50_us);
+			snprintf(key, sizeof(key), "%s_d%ld_p50_ratio", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, d->p50_us / e->p50_us);
+			snprintf(key, sizeof(key), "%s_d%ld_echo_p99_us", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, e->p99_us);
+			snprintf(key, sizeof(key), "%s_d%ld_daemon_p99_us", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, d->p99_us);
+			snprintf(key, sizeof(key), "%s_d%ld_p99_ratio", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, d->p99_us / e->p99_us);
+			snprintf(key, sizeof(key), "%s_d%ld_echo_rps", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, e->rps);
+			snprintf(key, sizeof(key), "%s_d%ld_daemon_rps", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, d->rps);
+			snprintf(key, sizeof(key), "%s_d%ld_rps_ratio", case_names[k], depths[dpt]);
+			bench_json_num(&j, key, d->rps / e->rps);
+		}
+	}
+	if (c.json)
+		bench_json_end(&j);
+	else
+		printf("target: p50 x <= 1.30 (daemon p50 within 1.3x of the raw echo)\n");
+	rc = 0;
+out:
+	if (q)
+		zmq_close(q);
+	if (adm)
+		zmq_close(adm);
+	if (ctx)
+		zmq_ctx_term(ctx);
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, &st, 0);
+	}
+	for (int k = 0; k < N_CASES; k++)
+		sv_proto_msgbuf_free(&req[k]);
+	free(va);
+	nftw(sd, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}

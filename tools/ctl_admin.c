@@ -1,0 +1,559 @@
+/* ctl_admin.c - the admin-endpoint verbs: status, metrics, config show,
+ * checkpoint, versions, rollback, pause, resume, flush, backup, reload.
+ *
+ * Every admin reply carries a JSON document (docs/PROTOCOL.md).  status and
+ * versions print it readably, or as is with --json; metrics turns the status
+ * document into the Prometheus text exposition format:
+ *   - a number at path a.b.c becomes the gauge simverify_a_b_c;
+ *   - a name ending in _total is a counter; an object of numbers under such
+ *     a name is one counter with a label (pairs_total{outcome=...},
+ *     rejects_total{reason=...}, others {kind=...});
+ *   - an object with "buckets" ({"le": count, ...}, cumulative), "sum" and
+ *     "count" is a histogram (_bucket{le=...}, _sum, _count);
+ *   - booleans become 0/1 gauges, strings become an info gauge
+ *     simverify_<path>_info{value="..."} 1.
+ * Leaves out: config check (ctl_endpoints.c, no daemon needed) and the
+ * model transfer verbs (export-model / import-model, ctl_model.c).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "ctl_json.h"
+
+/* The admin reply's JSON, parsed.  Returns an exit code. */
+static int reply_json(const struct ctl_reply *r, const char *what, struct ctl_json **out)
+{
+	char err[128];
+
+	if (!r->rep.payload || r->rep.payload_len == 0) {
+		ctl_err("%s: the daemon's reply has no JSON document", what);
+		return CTL_EXIT_DAEMON;
+	}
+	if (ctl_json_parse(r->rep.payload, r->rep.payload_len, out, err, sizeof(err)) != 0) {
+		ctl_err("%s: the daemon's reply is not valid JSON (%s)", what, err);
+		return CTL_EXIT_DAEMON;
+	}
+	return CTL_EXIT_OK;
+}
+
+/* One request on the admin socket; the reply stays in *r. */
+static int admin_call(struct ctl_ctx *c, int verb, uint64_t version, const char *path,
+                      const char *what, struct ctl_conn *cn, struct ctl_reply *r)
+{
+	struct sv_proto_msgbuf mb;
+	uint64_t id = ctl_conn_next_id(cn);
+	int rc;
+
+	(void)c;
+	sv_proto_msgbuf_init(&mb);
+	if (sv_proto_encode_admin(&mb, verb, id, version, path) != 0) {
+		ctl_err("%s: cannot encode the request", what);
+		rc = CTL_EXIT_FAIL;
+	} else {
+		rc = ctl_conn_call(cn, &mb, id, r);
+		if (!rc)
+			rc = ctl_reply_check(r, what, 0);
+	}
+	sv_proto_msgbuf_free(&mb);
+	return rc;
+}
+
+/* Human-readable: every leaf as "path  value", in document order. */
+static void print_flat(const struct ctl_json *j, char *path, size_t plen, size_t cap)
+{
+	if (j->type == CTL_JSON_OBJ) {
+		for (size_t i = 0; i < j->n; i++) {
+			size_t nl = (size_t)snprintf(path + plen, cap - plen, "%s%s",
+			                             plen ? "." : "", j->keys[i]);
+
+			print_flat(j->kids[i], path, plen + (nl < cap - plen ? nl : 0), cap);
+			path[plen] = '\0';
+		}
+		return;
+	}
+	if (j->type == CTL_JSON_ARR) {
+		for (size_t i = 0; i < j->n; i++) {
+			size_t nl = (size_t)snprintf(path + plen, cap - plen, "[%zu]", i);
+
+			print_flat(j->kids[i], path, plen + (nl < cap - plen ? nl : 0), cap);
+			path[plen] = '\0';
+		}
+		if (j->n == 0)
+			printf("%-34s (none)\n", path);
+		return;
+	}
+	printf("%-34s ", path);
+	switch (j->type) {
+	case CTL_JSON_STR:
+		fputs(j->text, stdout);
+		break;
+	case CTL_JSON_NULL:
+		fputs("-", stdout);
+		break;
+	case CTL_JSON_BOOL:
+		fputs(j->num ? "yes" : "no", stdout);
+		break;
+	default:
+		ctl_json_write(j, stdout);
+		break;
+	}
+	fputc('\n', stdout);
+}
+
+/* ---- Prometheus ---- */
+
+/* The daemon's status document, key by key.  Keys not listed here still
+ * appear, under generic names (see the top of this file). */
+struct prom_map {
+	const char *path;  /* in the status document */
+	const char *name;  /* metric name */
+	const char *type;  /* gauge, counter, histogram, info */
+	const char *label; /* for an object of numbers: the label name */
+	const char *help;
+};
+
+static const struct prom_map prom_maps[] = {
+    {"model_version", "simverify_model_version", "gauge", NULL, "Live model version."},
+    {"steps", "simverify_model_steps", "gauge", NULL,
+     "Optimizer steps of the live model, across restarts."},
+    {"pairs_seen", "simverify_pairs_trained", "gauge", NULL,
+     "Pairs the live model was trained on, across restarts."},
+    {"items", "simverify_items", "gauge", NULL, "Stored items."},
+    {"pairs_logged", "simverify_pair_log_records", "gauge", NULL, "Records in the pair log."},
+    {"models", "simverify_model_versions_stored", "gauge", NULL, "Checkpoints kept."},
+    {"backlog", "simverify_backlog_pairs", "gauge", NULL, "Pairs logged but not trained on yet."},
+    {"applied_seq", "simverify_applied_seq", "gauge", NULL, "Last log sequence trained on."},
+    {"last_seq", "simverify_last_seq", "gauge", NULL, "Last log sequence written."},
+    {"auc", "simverify_prequential_auc", "gauge", NULL,
+     "ROC AUC of pre-step scores over the metrics window."},
+    {"eer", "simverify_prequential_eer", "gauge", NULL,
+     "Equal error rate of pre-step scores over the metrics window."},
+    {"tar_at_far", "simverify_prequential_tar", "gauge", "far",
+     "TAR at the given FAR over the metrics window."},
+    {"loss", "simverify_loss", "gauge", NULL, "Running training loss."},
+    {"threshold", "simverify_threshold", "gauge", NULL, "Decision threshold (cosine)."},
+    {"threshold_policy", "simverify_threshold_policy_info", "info", "policy",
+     "Threshold policy in force."},
+    {"paused", "simverify_paused", "gauge", NULL, "1 while learning is paused."},
+    {"d_in", "simverify_model_input_dim", "gauge", NULL, "Input vector dimension."},
+    {"d_out", "simverify_model_output_dim", "gauge", NULL, "Embedding dimension."},
+    {"map_size", "simverify_store_map_bytes", "gauge", NULL, "LMDB map size."},
+    {"map_used", "simverify_store_used_bytes", "gauge", NULL, "LMDB bytes in use."},
+    {"store_bytes", "simverify_store_bytes", "gauge", NULL, "Store size on disk."},
+    {"uptime_seconds", "simverify_uptime_seconds", "gauge", NULL, "Seconds since start."},
+    {"rss_bytes", "simverify_resident_memory_bytes", "gauge", NULL, "Resident set size."},
+    {"pairs_per_second", "simverify_ingest_pairs_per_second", "gauge", NULL, "Recent ingest rate."},
+    {"counters.pairs", "simverify_pairs_total", "counter", "outcome",
+     "Pairs received, by outcome."},
+    {"counters.rejects", "simverify_rejects_total", "counter", "reason",
+     "Rejected messages or rows, by reason."},
+    {"counters.steps", "simverify_steps_total", "counter", NULL, "Training steps taken."},
+    {"counters.step_failures", "simverify_step_failures_total", "counter", NULL,
+     "Training steps that failed."},
+    {"counters.checkpoints", "simverify_checkpoints_total", "counter", NULL,
+     "Checkpoints written."},
+    {"counters.commits", "simverify_group_commits_total", "counter", NULL, "Store group commits."},
+    {"counters.items_put", "simverify_items_put_total", "counter", NULL, "Item upserts."},
+    {"counters.items_deleted", "simverify_items_deleted_total", "counter", NULL, "Item deletions."},
+    {"counters.queries", "simverify_queries_total", "counter", NULL, "Queries answered."},
+    {"counters.query_errors", "simverify_query_errors_total", "counter", NULL,
+     "Queries answered with an error."},
+    {"counters.unroutable", "simverify_unroutable_replies_total", "counter", NULL,
+     "Replies to clients that had gone."},
+    {"counters.admin_requests", "simverify_admin_requests_total", "counter", NULL,
+     "Admin requests."},
+    {"query_latency_seconds", "simverify_query_latency_seconds", "histogram", NULL,
+     "Query latency."},
+};
+
+static const struct prom_map *prom_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof(prom_maps) / sizeof(prom_maps[0]); i++)
+		if (strcmp(prom_maps[i].path, path) == 0)
+			return &prom_maps[i];
+	return NULL;
+}
+
+static void prom_name(char *out, size_t cap, const char *path)
+{
+	size_t o = (size_t)snprintf(out, cap, "simverify_");
+
+	for (const char *p = path; *p && o + 1 < cap; p++) {
+		char ch = *p;
+		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		         (ch >= '0' && ch <= '9') || ch == '_';
+
+		out[o++] = ok ? ch : '_';
+	}
+	out[o] = '\0';
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void prom_label_value(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", stdout);
+		else
+			putchar(*s);
+	}
+}
+
+static int all_numbers(const struct ctl_json *j)
+{
+	if (j->type != CTL_JSON_OBJ)
+		return 0;
+	for (size_t i = 0; i < j->n; i++)
+		if (j->kids[i]->type != CTL_JSON_NUM)
+			return 0;
+	return 1;
+}
+
+static void prom_head(const char *name, const char *type, const char *help)
+{
+	if (help)
+		printf("# HELP %s %s\n", name, help);
+	printf("# TYPE %s %s\n", name, strcmp(type, "info") == 0 ? "gauge" : type);
+}
+
+static void prom_number(const char *name, const struct ctl_json *v)
+{
+	if (v->type == CTL_JSON_NUM)
+		printf("%s %s\n", name, v->text);
+	else if (v->type == CTL_JSON_BOOL)
+		printf("%s %d\n", name, v->num ? 1 : 0);
+	else
+		printf("%s NaN\n", name);
+}
+
+static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t cap)
+{
+	const struct prom_map *m = prom_find(path);
+	int under_counters = strncmp(path, "counters.", 9) == 0;
+	char gen[256];
+	const char *name;
+
+	if (under_counters) {
+		prom_name(gen, sizeof(gen), path + 9);
+		if (!ends_with(gen, "_total"))
+			strncat(gen, "_total", sizeof(gen) - strlen(gen) - 1);
+	} else {
+		prom_name(gen, sizeof(gen), path);
+	}
+	name = m ? m->name : gen;
+
+	if (j->type == CTL_JSON_OBJ && ctl_json_get(j, "buckets") && ctl_json_get(j, "count")) {
+		const struct ctl_json *b = ctl_json_get(j, "buckets");
+		int has_inf = 0;
+
+		prom_head(name, "histogram", m ? m->help : NULL);
+		for (size_t i = 0; b->type == CTL_JSON_OBJ && i < b->n; i++) {
+			has_inf |= strcmp(b->keys[i], "+Inf") == 0;
+			printf("%s_bucket{le=\"", name);
+			prom_label_value(b->keys[i]);
+			printf("\"} %s\n",
+			       b->kids[i]->type == CTL_JSON_NUM ? b->kids[i]->text : "NaN");
+		}
+		if (!has_inf)
+			printf("%s_bucket{le=\"+Inf\"} %s\n", name,
+			       ctl_json_get(j, "count")->text ? ctl_json_get(j, "count")->text
+			                                      : "0");
+		printf("%s_sum %.17g\n%s_count %.17g\n", name, ctl_json_num(j, "sum", 0), name,
+		       ctl_json_num(j, "count", 0));
+		return;
+	}
+	if (j->type == CTL_JSON_OBJ && (m || under_counters) && all_numbers(j)) {
+		const char *type = m ? m->type : "counter";
+		const char *label = m && m->label ? m->label : "kind";
+
+		prom_head(name, type, m ? m->help : NULL);
+		for (size_t i = 0; i < j->n; i++) {
+			printf("%s{%s=\"", name, label);
+			prom_label_value(j->keys[i]);
+			printf("\"} %s\n", j->kids[i]->text);
+		}
+		return;
+	}
+	if (j->type == CTL_JSON_OBJ) {
+		for (size_t i = 0; i < j->n; i++) {
+			size_t nl = (size_t)snprintf(path + plen, cap - plen, "%s%s",
+			                             plen ? "." : "", j->keys[i]);
+
+			prom_emit(j->kids[i], path, plen + (nl < cap - plen ? nl : 0), cap);
+			path[plen] = '\0';
+		}
+		return;
+	}
+	switch (j->type) {
+	case CTL_JSON_NUM:
+	case CTL_JSON_BOOL:
+	case CTL_JSON_NULL:
+		prom_head(name,
+		          m                ? m->type
+		          : under_counters ? "counter"
+		                           : "gauge",
+		          m ? m->help : NULL);
+		prom_number(name, j);
+		break;
+	case CTL_JSON_STR:
+		if (!m && !ends_with(gen, "_info"))
+			strncat(gen, "_info", sizeof(gen) - strlen(gen) - 1);
+		prom_head(name, "gauge", m ? m->help : NULL);
+		printf("%s{%s=\"", name, m && m->label ? m->label : "value");
+		prom_label_value(j->text);
+		printf("\"} 1\n");
+		break;
+	default:
+		break; /* arrays have no Prometheus form */
+	}
+}
+
+/* ---- status ---- */
+
+/* One line of the human status: label, then the value at path or "n/a". */
+static void status_line(const struct ctl_json *j, const char *label, const char *path,
+                        const char *unit)
+{
+	const struct ctl_json *v = ctl_json_get(j, path);
+
+	printf("%-22s ", label);
+	if (!v || v->type == CTL_JSON_NULL)
+		fputs("n/a", stdout);
+	else if (v->type == CTL_JSON_STR)
+		fputs(v->text, stdout);
+	else if (v->type == CTL_JSON_BOOL)
+		fputs(v->num ? "yes" : "no", stdout);
+	else if (v->type == CTL_JSON_NUM)
+		fputs(v->text, stdout);
+	else
+		ctl_json_write(v, stdout);
+	if (v && v->type == CTL_JSON_NUM && unit)
+		printf(" %s", unit);
+	fputc('\n', stdout);
+}
+
+static void human_bytes(double b, char *out, size_t cap)
+{
+	static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int i = 0;
+
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static void print_status(const struct ctl_json *j)
+{
+	double up = ctl_json_num(j, "uptime_seconds", NAN);
+	double rss = ctl_json_num(j, "rss_bytes", NAN);
+	double used = ctl_json_num(j, "store_bytes", ctl_json_num(j, "map_used", NAN));
+	double rate = ctl_json_num(j, "pairs_per_second", NAN);
+	const struct ctl_json *tar = ctl_json_get(j, "tar_at_far");
+	char buf[64];
+
+	status_line(j, "model version", "model_version", NULL);
+	status_line(j, "steps", "steps", NULL);
+	status_line(j, "pairs seen", "pairs_seen", NULL);
+	status_line(j, "items", "items", NULL);
+	status_line(j, "backlog", "backlog", "pairs");
+	if (isfinite(rate))
+		printf("%-22s %.1f\n", "pairs/s", rate);
+	else if (isfinite(up) && up > 0)
+		printf("%-22s %.1f (average since start)\n", "pairs/s",
+		       ctl_json_num(j, "pairs_seen", 0) / up);
+	else
+		printf("%-22s n/a\n", "pairs/s");
+	status_line(j, "prequential AUC", "auc", NULL);
+	status_line(j, "prequential EER", "eer", NULL);
+	if (tar && tar->type == CTL_JSON_OBJ)
+		for (size_t i = 0; i < tar->n; i++)
+			printf("TAR@FAR=%-14s %s\n", tar->keys[i],
+			       tar->kids[i]->text ? tar->kids[i]->text : "n/a");
+	else
+		status_line(j, "TAR@FAR", "tar_at_far", NULL);
+	status_line(j, "loss", "loss", NULL);
+	status_line(j, "threshold", "threshold", NULL);
+	status_line(j, "threshold policy", "threshold_policy", NULL);
+	status_line(j, "paused", "paused", NULL);
+	if (isfinite(up))
+		printf("%-22s %dd %02d:%02d:%02d\n", "uptime", (int)(up / 86400),
+		       (int)fmod(up / 3600, 24), (int)fmod(up / 60, 60), (int)fmod(up, 60));
+	else
+		printf("%-22s n/a\n", "uptime");
+	if (isfinite(rss))
+		human_bytes(rss, buf, sizeof(buf));
+	printf("%-22s %s\n", "RSS", isfinite(rss) ? buf : "n/a");
+	if (isfinite(used))
+		human_bytes(used, buf, sizeof(buf));
+	printf("%-22s %s\n", "store size", isfinite(used) ? buf : "n/a");
+}
+
+/* A number cell: the value at key of v, or "-". */
+static void cell(const struct ctl_json *v, const char *key, const char *fmt, int width)
+{
+	const struct ctl_json *x = ctl_json_get(v, key);
+
+	if (x && x->type == CTL_JSON_NUM)
+		printf(fmt, width, x->num);
+	else
+		printf("%*s", width, "-");
+}
+
+static void print_versions(const struct ctl_json *vs)
+{
+	printf("%-3s %8s %12s %12s  %-20s %10s %8s %8s\n", "", "version", "step", "applied_seq",
+	       "time (UTC)", "loss", "auc", "eer");
+	for (size_t i = 0; i < vs->n; i++) {
+		const struct ctl_json *v = vs->kids[i];
+		double ns = ctl_json_num(v, "time_ns", NAN);
+		char when[32] = "-";
+
+		if (isfinite(ns)) {
+			time_t t = (time_t)(ns / 1e9);
+			struct tm tm;
+
+			if (gmtime_r(&t, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		}
+		printf("%-3s", ctl_json_num(v, "active", 0) ? "*" : "");
+		cell(v, "version", " %*.0f", 8);
+		cell(v, "step", " %*.0f", 12);
+		cell(v, "applied_seq", " %*.0f", 12);
+		printf("  %-20s", when);
+		cell(v, "loss", " %*.5g", 10);
+		cell(v, "auc", " %*.4f", 8);
+		cell(v, "eer", " %*.4f", 8);
+		putchar('\n');
+	}
+	if (vs->n == 0)
+		printf("(no versions stored yet)\n");
+}
+
+static int check_status_keys(const struct ctl_json *j)
+{
+	static const char *const need[] = {"model_version", "steps", "pairs_seen", "items",
+	                                   "backlog",       "auc",   "eer",        "threshold"};
+
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (!ctl_json_get(j, need[i])) {
+			ctl_err("status: the daemon's document lacks '%s'", need[i]);
+			return CTL_EXIT_DAEMON;
+		}
+	}
+	return CTL_EXIT_OK;
+}
+
+int ctl_admin_run(struct ctl_ctx *c)
+{
+	const struct ctl_opts *o = c->o;
+	struct ctl_conn cn;
+	struct ctl_reply r;
+	struct ctl_json *j = NULL;
+	const char *what = ctl_cli_verb_name(o->verb);
+	char path[256] = "";
+	int verb, rc;
+
+	switch (o->verb) {
+	case CTL_VERB_STATUS:
+	case CTL_VERB_METRICS:
+		verb = SV_PROTO_VERB_STATUS;
+		break;
+	case CTL_VERB_CONFIG_SHOW:
+		verb = SV_PROTO_VERB_CONFIG;
+		break;
+	case CTL_VERB_CHECKPOINT:
+		verb = SV_PROTO_VERB_CHECKPOINT;
+		break;
+	case CTL_VERB_VERSIONS:
+		verb = SV_PROTO_VERB_VERSIONS;
+		break;
+	case CTL_VERB_ROLLBACK:
+		verb = SV_PROTO_VERB_ROLLBACK;
+		break;
+	case CTL_VERB_PAUSE:
+		verb = SV_PROTO_VERB_PAUSE;
+		break;
+	case CTL_VERB_RESUME:
+		verb = SV_PROTO_VERB_RESUME;
+		break;
+	case CTL_VERB_FLUSH:
+		verb = SV_PROTO_VERB_FLUSH;
+		break;
+	case CTL_VERB_BACKUP:
+		verb = SV_PROTO_VERB_BACKUP;
+		break;
+	case CTL_VERB_RELOAD:
+		verb = SV_PROTO_VERB_RELOAD;
+		break;
+	case CTL_VERB_EXPORT_MODEL:
+	case CTL_VERB_IMPORT_MODEL:
+		return ctl_model_run(c);
+	default:
+		ctl_err("%s: not an admin verb", what ? what : "?");
+		return CTL_EXIT_USAGE;
+	}
+	rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->admin, "admin");
+	if (rc)
+		return rc;
+	if (verb == SV_PROTO_VERB_FLUSH && !o->timeout_given)
+		cn.timeout_ms = CTL_FLUSH_TIMEOUT_MS; /* sending still uses the 5 s default */
+	ctl_reply_init(&r);
+	rc = admin_call(c, verb, o->version, o->verb == CTL_VERB_BACKUP ? o->args[0] : NULL, what,
+	                &cn, &r);
+	if (rc)
+		goto out;
+	/* The verbs that only act print the daemon's message, if any. */
+	if (verb != SV_PROTO_VERB_STATUS && verb != SV_PROTO_VERB_CONFIG &&
+	    verb != SV_PROTO_VERB_VERSIONS) {
+		if (r.rep.msg_len)
+			printf("%.*s\n", (int)r.rep.msg_len, r.rep.msg);
+		else
+			printf("%s: ok\n", what);
+		goto out;
+	}
+	if (verb == SV_PROTO_VERB_CONFIG && r.rep.payload_len > 0 && r.rep.payload[0] != '{') {
+		/* the daemon renders its config as YAML (sv_config_show) */
+		if (o->json)
+			rc = ctl_config_print_json(r.rep.payload, r.rep.payload_len);
+		else
+			fwrite(r.rep.payload, 1, r.rep.payload_len, stdout);
+		goto out;
+	}
+	rc = reply_json(&r, what, &j);
+	if (rc)
+		goto out;
+	if (o->verb == CTL_VERB_METRICS) {
+		prom_emit(j, path, 0, sizeof(path));
+	} else if (o->json) {
+		if (o->verb == CTL_VERB_STATUS)
+			rc = check_status_keys(j);
+		ctl_json_write(j, stdout);
+		fputc('\n', stdout);
+	} else if (o->verb == CTL_VERB_STATUS) {
+		print_status(j);
+	} else if (o->verb == CTL_VERB_VERSIONS && ctl_json_get(j, "versions") &&
+	           ctl_json_get(j, "versions")->type == CTL_JSON_ARR) {
+		print_versions(ctl_json_get(j, "versions"));
+	} else {
+		print_flat(j, path, 0, sizeof(path));
+	}
+out:
+	ctl_json_free(j);
+	ctl_reply_close(&r);
+	ctl_conn_close(&cn);
+	return rc;
+}
