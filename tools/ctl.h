@@ -66,6 +66,11 @@ int ctl_endpoints_resolve(struct ctl_ctx *c);
  * Needs no daemon.  Returns CTL_EXIT_OK or CTL_EXIT_FAIL. */
 int ctl_config_check(const char *path);
 
+/* keygen BASE (ctl_keygen.c): a CURVE key pair into BASE.key (secret, mode
+ * 0600) and BASE.pub; never overwrites.  Returns CTL_EXIT_OK or
+ * CTL_EXIT_FAIL. */
+int ctl_keygen(const char *base);
+
 /* config show --json: the daemon's configuration (YAML text as
  * sv_config_show() renders it) as one JSON object, key by key. */
 int ctl_config_print_json(const char *text, size_t len);
