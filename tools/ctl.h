@@ -34,6 +34,7 @@ struct ctl_ctx {
 	char ingest[CTL_ENDPOINT_MAX];
 	char acked[CTL_ENDPOINT_MAX];
 	char store_path[CTL_ENDPOINT_MAX]; /* the daemon's store, when known locally */
+	char state_dir[CTL_ENDPOINT_MAX];  /* its state directory, when known locally */
 	const char *source;                /* where they came from, for messages */
 };
 

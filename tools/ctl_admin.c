@@ -356,7 +356,19 @@ static void human_bytes(double b, char *out, size_t cap)
 	snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
-static void print_status(const struct ctl_json *j)
+/* Pairs received: the sum of counters.pairs (every outcome). */
+static double pairs_received(const struct ctl_json *j)
+{
+	const struct ctl_json *p = ctl_json_get(j, "counters.pairs");
+	double n = 0;
+
+	for (size_t i = 0; p && p->type == CTL_JSON_OBJ && i < p->n; i++)
+		n += p->kids[i]->num;
+	return n;
+}
+
+/* prev: an earlier sample dt seconds before j (NULL: none) for the rates. */
+static void print_status(const struct ctl_json *j, const struct ctl_json *prev, double dt)
 {
 	double up = ctl_json_num(j, "uptime_seconds", NAN);
 	double rss = ctl_json_num(j, "rss_bytes", NAN);
@@ -372,6 +384,12 @@ static void print_status(const struct ctl_json *j)
 	status_line(j, "backlog", "backlog", "pairs");
 	if (isfinite(rate))
 		printf("%-22s %.1f\n", "pairs/s", rate);
+	else if (prev && dt > 0)
+		printf("%-22s %.1f received, %.1f trained (last %.1f s)\n", "pairs/s",
+		       (pairs_received(j) - pairs_received(prev)) / dt,
+		       (ctl_json_num(j, "pairs_seen", 0) - ctl_json_num(prev, "pairs_seen", 0)) /
+		           dt,
+		       dt);
 	else if (isfinite(up) && up > 0)
 		printf("%-22s %.1f (average since start)\n", "pairs/s",
 		       ctl_json_num(j, "pairs_seen", 0) / up);
@@ -443,6 +461,73 @@ static void print_versions(const struct ctl_json *vs)
 		printf("(no versions stored yet)\n");
 }
 
+/* The resident set size of a daemon running on this machine, from the pid
+ * it keeps in STATE_DIR/simverifyd.lock and /proc; NAN when unknown. */
+static double local_rss(const struct ctl_ctx *c)
+{
+	char path[CTL_ENDPOINT_MAX + 32], line[256];
+	long pid = 0;
+	double kib = NAN;
+	FILE *f;
+
+	if (!*c->state_dir)
+		return NAN;
+	snprintf(path, sizeof(path), "%s/simverifyd.lock", c->state_dir);
+	f = fopen(path, "r");
+	if (!f)
+		return NAN;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid <= 0)
+		return NAN;
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return NAN;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Name:", 5) == 0 && !strstr(line, "simverifyd"))
+			break; /* a stale pid, reused by another program */
+		if (sscanf(line, "VmRSS: %lf kB", &kib) == 1)
+			break;
+	}
+	fclose(f);
+	return kib * 1024;
+}
+
+/* Add "rss_bytes" to the status document when the daemon did not send it
+ * but runs on this machine. */
+static void add_local_rss(const struct ctl_ctx *c, struct ctl_json *j)
+{
+	double rss;
+	struct ctl_json *v, **kids;
+	char **keys, num[32];
+
+	if (j->type != CTL_JSON_OBJ || ctl_json_get(j, "rss_bytes"))
+		return;
+	rss = local_rss(c);
+	if (!isfinite(rss))
+		return;
+	snprintf(num, sizeof(num), "%.0f", rss);
+	v = calloc(1, sizeof(*v));
+	kids = realloc(j->kids, (j->n + 1) * sizeof(*kids));
+	if (kids)
+		j->kids = kids;
+	keys = realloc(j->keys, (j->n + 1) * sizeof(*keys));
+	if (keys)
+		j->keys = keys;
+	if (!v || !kids || !keys || !(v->text = strdup(num)) ||
+	    !(j->keys[j->n] = strdup("rss_bytes"))) {
+		if (v)
+			free(v->text);
+		free(v);
+		return;
+	}
+	v->type = CTL_JSON_NUM;
+	v->num = rss;
+	j->kids[j->n++] = v;
+}
+
 static int check_status_keys(const struct ctl_json *j)
 {
 	static const char *const need[] = {"model_version", "steps", "pairs_seen", "items",
@@ -462,7 +547,8 @@ int ctl_admin_run(struct ctl_ctx *c)
 	const struct ctl_opts *o = c->o;
 	struct ctl_conn cn;
 	struct ctl_reply r;
-	struct ctl_json *j = NULL;
+	struct ctl_json *j = NULL, *prev = NULL;
+	double dt = 0;
 	const char *what = ctl_cli_verb_name(o->verb);
 	char path[256] = "";
 	int verb, rc;
@@ -536,6 +622,25 @@ int ctl_admin_run(struct ctl_ctx *c)
 	rc = reply_json(&r, what, &j);
 	if (rc)
 		goto out;
+	if (o->verb == CTL_VERB_STATUS && !o->json && !ctl_json_get(j, "pairs_per_second")) {
+		/* The daemon sends no rate: measure one over a second. */
+		struct timespec a, b, one = {1, 0};
+
+		prev = j;
+		j = NULL;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		nanosleep(&one, NULL);
+		ctl_reply_close(&r);
+		rc = admin_call(c, verb, 0, NULL, what, &cn, &r);
+		if (!rc)
+			rc = reply_json(&r, what, &j);
+		if (rc)
+			goto out;
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		dt = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
+	}
+	if (verb == SV_PROTO_VERB_STATUS)
+		add_local_rss(c, j);
 	if (o->verb == CTL_VERB_METRICS) {
 		prom_emit(j, path, 0, sizeof(path));
 	} else if (o->json) {
@@ -544,7 +649,7 @@ int ctl_admin_run(struct ctl_ctx *c)
 		ctl_json_write(j, stdout);
 		fputc('\n', stdout);
 	} else if (o->verb == CTL_VERB_STATUS) {
-		print_status(j);
+		print_status(j, prev, dt);
 	} else if (o->verb == CTL_VERB_VERSIONS && ctl_json_get(j, "versions") &&
 	           ctl_json_get(j, "versions")->type == CTL_JSON_ARR) {
 		print_versions(ctl_json_get(j, "versions"));
@@ -552,6 +657,7 @@ int ctl_admin_run(struct ctl_ctx *c)
 		print_flat(j, path, 0, sizeof(path));
 	}
 out:
+	ctl_json_free(prev);
 	ctl_json_free(j);
 	ctl_reply_close(&r);
 	ctl_conn_close(&cn);

@@ -27,7 +27,9 @@ static const struct verb_def verbs[CTL_VERB_COUNT_] = {
         {"status", 0, 0, "", "model, training, quality and resource summary",
          "Prints the model version, training steps, pairs seen, stored items, ingest\n"
          "backlog, pairs/s, prequential AUC / EER / TAR@FAR, the decision threshold\n"
-         "and its policy, uptime, RSS and store size.\n"
+         "and its policy, uptime, RSS and store size.  When the daemon reports no\n"
+         "rate, pairs/s is measured over one second (status then takes a second).\n"
+         "RSS is read from /proc when the daemon runs on this machine.\n"
          "  --json        print one JSON object (the daemon's status document)\n"},
     [CTL_VERB_METRICS] = {"metrics", 0, 0, "",
                           "Prometheus text exposition of the daemon's counters",

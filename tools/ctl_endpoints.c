@@ -93,6 +93,7 @@ static int from_config(struct ctl_ctx *c, const char *path, const char *state_di
 	set_if_empty(c->ingest, cfg.endpoints_ingest);
 	set_if_empty(c->acked, cfg.endpoints_ingest_acked);
 	set_if_empty(c->store_path, cfg.store_path);
+	set_if_empty(c->state_dir, cfg.state_dir);
 	return CTL_EXIT_OK;
 }
 #else
@@ -117,6 +118,7 @@ static int from_config(struct ctl_ctx *c, const char *path, const char *state_di
 		return CTL_EXIT_FAIL;
 	}
 	from_state_dir(c, state_dir ? state_dir : "/var/lib/simverify");
+	set_if_empty(c->state_dir, state_dir ? state_dir : "/var/lib/simverify");
 	if (!*c->store_path)
 		snprintf(c->store_path, CTL_ENDPOINT_MAX, "%s/store",
 		         state_dir ? state_dir : "/var/lib/simverify");

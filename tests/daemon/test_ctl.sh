@@ -101,6 +101,8 @@ assert not missing, missing
 " || fail "status --json lacks keys"
 expect 0 C status
 grep -q "^model version" "$T/out" || fail "status: no model version line"
+grep -q "^pairs/s .*(last " "$T/out" || fail "status: no measured pairs/s: $(cat "$T/out")"
+grep -q "^RSS  *[0-9]" "$T/out" || fail "status: no RSS of the local daemon: $(cat "$T/out")"
 expect 0 C metrics
 $PY - "$T/out" <<'EOF' || fail "metrics is not valid exposition text"
 import re, sys
@@ -120,7 +122,7 @@ for line in text.splitlines():
         assert re.match(r'^simverify_[a-zA-Z0-9_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? '
                         r'(-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$', line), line
 for need in ('simverify_pairs_total', 'simverify_steps_total', 'simverify_checkpoints_total',
-             'simverify_model_version'):
+             'simverify_model_version', 'simverify_resident_memory_bytes'):
     assert need in names, need
 EOF
 expect 0 C config show
