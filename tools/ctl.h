@@ -72,6 +72,11 @@ int ctl_config_check(const char *path);
  * CTL_EXIT_FAIL. */
 int ctl_keygen(const char *base);
 
+/* Before connecting sock to endpoint: for tcp:// with SIMVERIFY_CURVE_SERVER
+ * (the daemon's .pub file) set, make sock a CURVE client with the secret key
+ * in the SIMVERIFY_CURVE_KEY file.  Returns 0, or -1 after printing why. */
+int ctl_curve_client(void *sock, const char *endpoint);
+
 /* config show --json: the daemon's configuration (YAML text as
  * sv_config_show() renders it) as one JSON object, key by key. */
 int ctl_config_print_json(const char *text, size_t len);

@@ -73,6 +73,11 @@ int ctl_conn_open(struct ctl_conn *cn, struct ctl_ctx *c, int type, const char *
 	/* Queue nothing until a connection exists: a send then times out
 	 * instead of vanishing into a queue for a daemon that is not there. */
 	zmq_setsockopt(cn->sock, ZMQ_IMMEDIATE, &one, sizeof(one));
+	if (ctl_curve_client(cn->sock, endpoint) != 0) { /* ctl_keygen.c */
+		zmq_close(cn->sock);
+		cn->sock = NULL;
+		return CTL_EXIT_USAGE;
+	}
 	if (zmq_connect(cn->sock, endpoint) != 0) {
 		int e = zmq_errno();
 

@@ -162,6 +162,15 @@ def test_allow_lists():
                 break
             time.sleep(0.05)
         assert r['status'] == 'OK' and r['json']['items'] == 2, r
+        if CTL is not None:  # simverifyctl as a CURVE client (env keys)
+            write(os.path.join(t, 'server.pub'), '%s\n' % server.pub.decode(), 0o644)
+            for who, ok in ((bob, True), (alice, False)):
+                write(os.path.join(t, who.name + '.key'), '# key\n%s\n' % who.sec.decode())
+                env = dict(os.environ, SIMVERIFY_CURVE_SERVER=os.path.join(t, 'server.pub'),
+                           SIMVERIFY_CURVE_KEY=os.path.join(t, who.name + '.key'))
+                r = subprocess.run([CTL, 'status', '--admin', ep_a, '-t', '1'], env=env,
+                                   capture_output=True, text=True, timeout=30)
+                assert (r.returncode == 0) == ok, (who.name, r)
         ev, r = ask(ctx, ep_q, server.pub, alice, pairs('SCORE', [(0, b'x1', b'x1')], D_IN))
         assert r['status'] == 'OK' and abs(r['rows'][0]['score'] - 1) < 1e-5, r
         assert d.stop() == 0
