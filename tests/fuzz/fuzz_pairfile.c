@@ -4,15 +4,14 @@
  * sv_pairfile_from_buffer() (the same code paths as the mmap readers), and
  * when one accepts it, touches every row / record the handle exposes so that
  * a validator that lets a bad size through shows up as an out-of-bounds read.
- * Built without -DSV_LIBFUZZER it is a plain program: main() replays every
- * file named on the command line, or every file in a named directory.
+ * Built without -DSV_LIBFUZZER it is a plain program: replay.c's main()
+ * replays every file named on the command line, or every file in a named
+ * directory.
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "sv/pairfile.h"
 
@@ -64,64 +63,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)usink;
 	return 0;
 }
-
-#ifndef SV_LIBFUZZER
-static int replay_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *data = NULL;
-	long n;
-	int rc = 1;
-
-	if (!f)
-		goto out;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-		goto out;
-	data = malloc((size_t)n + 1);
-	if (!data || fread(data, 1, (size_t)n, f) != (size_t)n)
-		goto out;
-	LLVMFuzzerTestOneInput(data, (size_t)n);
-	rc = 0;
-out:
-	if (rc)
-		fprintf(stderr, "fuzz_pairfile: cannot read %s\n", path);
-	free(data);
-	if (f)
-		fclose(f);
-	return rc;
-}
-
-int main(int argc, char **argv)
-{
-	int bad = 0, n = 0;
-
-	for (int i = 1; i < argc; i++) {
-		struct stat st;
-		DIR *d;
-		struct dirent *e;
-
-		if (stat(argv[i], &st) != 0 || !S_ISDIR(st.st_mode)) {
-			bad |= replay_file(argv[i]);
-			n++;
-			continue;
-		}
-		d = opendir(argv[i]);
-		if (!d) {
-			bad = 1;
-			continue;
-		}
-		while ((e = readdir(d)) != NULL) {
-			char p[4096];
-
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof p, "%s/%s", argv[i], e->d_name);
-			bad |= replay_file(p);
-			n++;
-		}
-		closedir(d);
-	}
-	printf("fuzz_pairfile: replayed %d inputs\n", n);
-	return bad || n == 0;
-}
-#endif

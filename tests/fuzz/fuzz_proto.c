@@ -7,9 +7,8 @@
  * failure the error must carry a reason and a message.  Any violation aborts.
  *
  * Built with -DSV_LIBFUZZER and -fsanitize=fuzzer it is a libFuzzer target;
- * otherwise main() replays the files and directories named on the command
- * line (the 'fuzz' test suite replays tests/fuzz/corpus/proto). */
-#include <dirent.h>
+ * otherwise replay.c's main() replays the files and directories named on
+ * the command line (the 'fuzz' test suite replays tests/fuzz/corpus/proto). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,61 +124,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	one(f, (size_t)n, NULL);
 	return 0;
 }
-
-#ifndef SV_LIBFUZZER
-static int replay_file(const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	long len;
-
-	if (!fp)
-		return -1;
-	if (fseek(fp, 0, SEEK_END) || (len = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET)) {
-		fclose(fp);
-		return -1;
-	}
-	buf = malloc((size_t)len + 1);
-	if (!buf || fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-		free(buf);
-		fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	LLVMFuzzerTestOneInput(buf, (size_t)len);
-	free(buf);
-	return 0;
-}
-
-int main(int argc, char **argv)
-{
-	int files = 0;
-
-	for (int i = 1; i < argc; i++) {
-		DIR *d = opendir(argv[i]);
-		if (!d) {
-			if (replay_file(argv[i])) {
-				fprintf(stderr, "cannot read %s\n", argv[i]);
-				return 1;
-			}
-			files++;
-			continue;
-		}
-		for (struct dirent *de; (de = readdir(d));) {
-			char path[4096];
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", argv[i], de->d_name);
-			if (replay_file(path)) {
-				fprintf(stderr, "cannot read %s\n", path);
-				closedir(d);
-				return 1;
-			}
-			files++;
-		}
-		closedir(d);
-	}
-	printf("replayed %d inputs\n", files);
-	return files > 0 ? 0 : 1;
-}
-#endif
