@@ -79,6 +79,50 @@ static struct sv_ratelimit rl_malformed;
 static unsigned long long sup;
 static char sbuf[64];
 
+/* Resident set size from /proc/self/statm (pages); NaN when unreadable. */
+static double rss_bytes(void)
+{
+	unsigned long long size = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	int ok = f != NULL && fscanf(f, "%llu %llu", &size, &res) == 2;
+
+	if (f != NULL)
+		fclose(f);
+	return ok ? (double)res * (double)sysconf(_SC_PAGESIZE) : NAN;
+}
+
+/* Bytes the store's data file takes on disk; NaN when it cannot be read. */
+static double store_bytes(const struct sv_daemon *d)
+{
+	char path[SV_ENDPOINT_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", d->conf.store_path);
+	if (stat(path, &st) < 0)
+		return NAN;
+	return (double)st.st_blocks * 512.0;
+}
+
+/* "query_latency_seconds":{"buckets":{"<le>":cumulative,...,"+Inf":n},
+ * "sum":seconds,"count":n}, for Prometheus.  The buckets are read one by
+ * one while workers add to them: count is the +Inf bucket, so the document
+ * is consistent in itself. */
+static void latency_json(struct jbuf *j, struct sv_daemon *d)
+{
+	uint64_t cum = 0;
+
+	jprintf(j, "\"query_latency_seconds\":{\"buckets\":{");
+	for (int b = 0; b < SV_LAT_BUCKETS; b++) {
+		cum += atomic_load(&d->cnt.lat_bucket[b]);
+		jprintf(j, "\"%g\":%llu,", sv_lat_le[b], (unsigned long long)cum);
+	}
+	cum += atomic_load(&d->cnt.lat_bucket[SV_LAT_BUCKETS]);
+	jprintf(j, "\"+Inf\":%llu},", (unsigned long long)cum);
+	jnum(j, "sum", (double)atomic_load(&d->cnt.lat_sum_ns) * 1e-9, 1);
+	ju64(j, "count", cum, 0);
+	jprintf(j, "},");
+}
+
 size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 {
 	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
@@ -106,6 +150,8 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	ju64(&j, "last_seq", atomic_load(&d->prog.last_seq), 1);
 	jnum(&j, "auc", atomic_load(&d->prog.auc), 1);
 	jnum(&j, "eer", atomic_load(&d->prog.eer), 1);
+	jnum(&j, "tar_at_far_1e-2", atomic_load(&d->prog.tar_far_1e2), 1);
+	jnum(&j, "tar_at_far_1e-3", atomic_load(&d->prog.tar_far_1e3), 1);
 	jnum(&j, "loss", atomic_load(&d->prog.loss), 1);
 	jnum(&j, "threshold", atomic_load(&d->prog.threshold), 1);
 	pthread_mutex_lock(&d->live_mu);
@@ -125,6 +171,14 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	ju64(&j, "map_size", st.map_size, 1);
 	ju64(&j, "map_used", st.map_used, 1);
 	jnum(&j, "uptime_seconds", (double)(now_mono_ns() - started_ns) / 1e9, 1);
+	jnum(&j, "rss_bytes", rss_bytes(), 1);
+	jnum(&j, "store_bytes", store_bytes(d), 1);
+	jnum(&j, "pairs_per_second", atomic_load(&d->prog.pairs_per_second), 1);
+	jprintf(&j, "\"tar_at_far\":{");
+	jnum(&j, "1e-2", atomic_load(&d->prog.tar_far_1e2), 1);
+	jnum(&j, "1e-3", atomic_load(&d->prog.tar_far_1e3), 0);
+	jprintf(&j, "},");
+	latency_json(&j, d);
 	jprintf(&j, "\"counters\":{\"pairs\":{");
 	for (int o = 0; o < SV_PAIR_OUTCOME_COUNT; o++)
 		ju64(&j, outcome[o], atomic_load(&d->cnt.pairs[o]), o + 1 < SV_PAIR_OUTCOME_COUNT);
@@ -183,6 +237,31 @@ static size_t versions_json(struct sv_daemon *d, char *buf, size_t cap, int *sta
 		jprintf(&j, "\"active\":%s}", v[i].active ? "true" : "false");
 	}
 	jprintf(&j, "]}");
+	return j.n;
+}
+
+/* MODEL_GET metadata of snapshot s: dims, loss and mode (fixed by the
+ * store), the threshold and its policy, the checkpoint version the snapshot
+ * descends from, its steps and applied_seq, the running training loss. */
+static size_t model_json(struct sv_daemon *d, const struct sv_snap *s, char *buf, size_t cap)
+{
+	struct jbuf j = {buf, cap, 0};
+	char loss[64] = "", mode[64] = "";
+
+	sv_config_get(&d->conf.cfg, "train.loss", loss, sizeof(loss));
+	sv_config_get(&d->conf.cfg, "train.mode", mode, sizeof(mode));
+	buf[0] = '\0';
+	jprintf(&j, "{");
+	ju64(&j, "d_in", s->d_in, 1);
+	ju64(&j, "d_out", s->d_out, 1);
+	jprintf(&j, "\"loss\":\"%s\",\"mode\":\"%s\",", loss, mode);
+	jnum(&j, "threshold", s->threshold, 1);
+	jprintf(&j, "\"threshold_policy\":\"%s\",", sv_metrics_policy_name(s->policy));
+	ju64(&j, "version", s->version, 1);
+	ju64(&j, "steps", s->steps, 1);
+	ju64(&j, "applied_seq", s->applied_seq, 1);
+	jnum(&j, "train_loss", atomic_load(&d->prog.loss), 1);
+	jprintf(&j, "\"dtype\":\"float32\",\"layout\":\"W[d_in][d_out], z = W^T x\"}");
 	return j.n;
 }
 
@@ -291,6 +370,34 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		kill(getpid(), SIGHUP);
 		admin_reply(a, &rq, status, "reload requested (see the log for what changed)", 0);
 		break;
+	case SV_PROTO_VERB_MODEL_GET: {
+		struct sv_snap *s = sv_snap_get(&d->snap);
+
+		if (s == NULL) {
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+			            SV_PROTO_STATUS_INTERNAL, 0, "no model yet");
+			break;
+		}
+		len = model_json(d, s, a->json, JSON_CAP);
+		if (sv_proto_encode_reply_model(&a->mb, rq.hdr.request_id, NULL, a->json, len,
+		                                s->W, s->d_in, s->d_out) < 0)
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+			            SV_PROTO_STATUS_INTERNAL, 0, "cannot encode the model");
+		send_mb(a); /* W is borrowed from s until sent */
+		sv_snap_unref(s);
+		return;
+	}
+	case SV_PROTO_VERB_MODEL_PUT:
+		if (rq.dim != d->conf.d_in || rq.n != d->conf.d_out) {
+			snprintf(msg, sizeof(msg),
+			         "frame 1 (W): %u x %zu, expected d_in x d_out = %u x %u", rq.dim,
+			         rq.n, d->conf.d_in, d->conf.d_out);
+			count_reject(d, SV_PROTO_REASON_WRONG_DIM);
+			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+			            SV_PROTO_STATUS_MALFORMED, SV_PROTO_REASON_WRONG_DIM, msg);
+			break;
+		}
+		/* fall through - the trainer makes it a new version */
 	case SV_PROTO_VERB_CHECKPOINT:
 	case SV_PROTO_VERB_ROLLBACK:
 	case SV_PROTO_VERB_PAUSE:

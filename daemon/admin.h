@@ -1,5 +1,6 @@
-/* admin.h - the admin socket: STATUS, VERSIONS, CONFIG, BACKUP and RELOAD
- * here; CHECKPOINT, ROLLBACK, PAUSE, RESUME and FLUSH forwarded to the
+/* admin.h - the admin socket: STATUS, VERSIONS, CONFIG, BACKUP, RELOAD and
+ * MODEL_GET (from the latest snapshot) here; CHECKPOINT, ROLLBACK, PAUSE,
+ * RESUME, FLUSH and MODEL_PUT (dims checked here first) forwarded to the
  * trainer (the store's only writer) over inproc and its reply relayed.
  *
  * The socket is a ROUTER, by default ipc://STATE_DIR/admin.sock, made with

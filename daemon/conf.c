@@ -19,18 +19,12 @@
 #include "sv/config.h"
 #include "sv/error.h"
 
-/* Keys applied live beyond those the table flags reloadable: the issue asks
- * for a live batch size (recorded in the pair log, so replay follows). */
-static const char *const extra_live[] = {"train.batch_pairs"};
-
+/* Keys applied live: those the table flags reloadable (train.batch_pairs
+ * among them: a live batch size is recorded in the pair log, so replay
+ * follows). */
 static int is_live(const struct sv_config_key *k)
 {
-	if (k->flags & SV_CONFIG_KEY_RELOADABLE)
-		return 1;
-	for (size_t i = 0; i < sizeof(extra_live) / sizeof(extra_live[0]); i++)
-		if (strcmp(k->name, extra_live[i]) == 0)
-			return 1;
-	return 0;
+	return (k->flags & SV_CONFIG_KEY_RELOADABLE) != 0;
 }
 
 /* Keys the table calls reloadable that this daemon applies only at start. */

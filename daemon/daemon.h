@@ -92,11 +92,17 @@ struct sv_counters {
 	atomic_uint_fast64_t commits; /* group commits */
 	atomic_uint_fast64_t queries, query_errors, unroutable;
 	atomic_uint_fast64_t admin_requests;
+	/* query latency (decoded request to reply ready), a histogram with
+	 * SV_LAT_BUCKETS upper bounds sv_lat_le[] plus +Inf; per-bucket counts
+	 * (not cumulative), sum in ns.  sv_latency_note() writes it. */
+	atomic_uint_fast64_t lat_bucket[16];
+	atomic_uint_fast64_t lat_sum_ns, lat_count;
 };
 
 /* Trainer progress, published for STATUS, STATUS= and the watchdog. */
 struct sv_progress {
 	atomic_uint_fast64_t heartbeat; /* +1 per trainer loop iteration */
+	_Atomic double pairs_per_second; /* pairs committed/s, moving (trainer) */
 	atomic_uint_fast64_t model_version;
 	atomic_uint_fast64_t steps;      /* total, across restarts */
 	atomic_uint_fast64_t pairs_seen; /* trained on, across restarts */
@@ -105,6 +111,7 @@ struct sv_progress {
 	atomic_uint_fast64_t backlog;  /* pairs logged but not yet trained */
 	atomic_int paused;
 	_Atomic double auc, eer, loss;
+	_Atomic double tar_far_1e2, tar_far_1e3; /* TAR at FAR 1e-2 / 1e-3 on the window */
 	_Atomic float threshold;
 };
 
@@ -140,6 +147,25 @@ struct sv_daemon {
 const char *reject_name(int reason);
 /* Count one reject by reason. */
 void count_reject(struct sv_daemon *d, int reason);
+
+/* Query latency buckets: upper bounds in seconds (le), then +Inf. */
+#define SV_LAT_BUCKETS 15
+static const double sv_lat_le[SV_LAT_BUCKETS] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5};
+
+/* Record one query's latency (ns); any thread, lock-free. */
+static inline void sv_latency_note(struct sv_daemon *d, uint64_t ns)
+{
+	double s = (double)ns * 1e-9;
+	int b = 0;
+
+	while (b < SV_LAT_BUCKETS && s > sv_lat_le[b])
+		b++;
+	atomic_fetch_add(&d->cnt.lat_bucket[b], 1);
+	atomic_fetch_add(&d->cnt.lat_sum_ns, ns);
+	atomic_fetch_add(&d->cnt.lat_count, 1);
+}
 
 /* Endpoint of the trainer's control socket (admin -> trainer). */
 #define SV_CTL_ENDPOINT "inproc://sv-trainer-ctl"

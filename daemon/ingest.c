@@ -284,7 +284,6 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 	sv_store_read *r = NULL;
 	struct resolved *res = NULL;
 	size_t i = 0, n = rq->n;
-	int client_done = 0, dup = 0;
 
 	res = calloc(n ? n : 1, sizeof(*res));
 	if (res == NULL) {
@@ -335,13 +334,6 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 			t->group_failed = rc;
 			break;
 		}
-		if (dup) {
-			rows[i].outcome = SV_PROTO_OUTCOME_DUPLICATE;
-			rows[i].status = SV_PROTO_STATUS_DUPLICATE;
-			a->ack.n_duplicate++;
-			t->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE]++;
-			continue;
-		}
 		for (int s = 0; s < 2; s++)
 			if (res[i].put[s] &&
 			    item_put(t, res[i].id[s], res[i].len[s], res[i].row[s],
@@ -354,17 +346,15 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 		sp.id_b = res[i].id[1];
 		sp.len_b = res[i].len[1];
 		sp.label = label;
-		if (rq->has_client && !client_done) {
-			/* The message's (client, seq) keys its first logged pair: a
-			 * repeat of the message is a duplicate as a whole. */
+		if (rq->has_client) {
+			/* Row i is keyed (client id, seq + i): a pair sent again, in
+			 * any batching, is a duplicate on its own. */
 			sp.client = rq->client.id;
 			sp.client_len = rq->client.id_len;
-			sp.client_seq = rq->client.seq;
-			client_done = 1;
+			sp.client_seq = rq->client.seq + i;
 		}
 		rc = sv_store_pair_append(t->txn, &sp, &seq);
 		if (rc == SV_ERR_DUPLICATE) {
-			dup = 1;
 			rows[i].outcome = SV_PROTO_OUTCOME_DUPLICATE;
 			rows[i].status = SV_PROTO_STATUS_DUPLICATE;
 			a->ack.n_duplicate++;
@@ -676,7 +666,7 @@ static void group_finish(struct dtrainer *t)
 			if (a->ack.n_duplicate == a->ack.n && a->ack.n > 0)
 				reply_error(
 				    &t->mb, a->verb, a->req_id, SV_PROTO_STATUS_DUPLICATE, 0,
-				    "already committed: this (client id, seq) was logged before");
+				    "already committed: every (client id, seq + row) was logged before");
 			else if (sv_proto_encode_reply_ack(&t->mb, a->verb, a->req_id, st, NULL,
 			                                   &a->ack, t->ack_rows + a->row0) < 0)
 				reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,

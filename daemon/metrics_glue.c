@@ -43,8 +43,16 @@ int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float init
 	g->cfg.initial = initial;
 	g->cfg.target_far = target_far;
 	g->cfg.min_pairs = min_pairs;
-	if (policy == SV_METRICS_POLICY_FIXED)
+	if (policy == SV_METRICS_POLICY_FIXED) {
 		g->threshold = initial;
+	} else if (g->w != NULL) {
+		/* a reload applies at once, not at the next step */
+		struct sv_metrics_op op;
+
+		if (sv_metrics_window_threshold(g->w, &g->cfg, &op, NULL) == 0 &&
+		    isfinite(op.threshold))
+			g->threshold = op.threshold;
+	}
 	g->dirty = 1;
 	g->last_ns = 0;
 	return 0;
@@ -86,6 +94,8 @@ static void refresh(struct sv_metrics_glue *g, struct sv_daemon *d)
 	if (sv_metrics_window_summary(g->w, &s) == 0) {
 		atomic_store(&d->prog.auc, s.auc);
 		atomic_store(&d->prog.eer, s.eer);
+		atomic_store(&d->prog.tar_far_1e2, s.far_1e2.tar);
+		atomic_store(&d->prog.tar_far_1e3, s.far_1e3.tar);
 	}
 	if (sv_metrics_window_threshold(g->w, &g->cfg, &op, NULL) == 0 && isfinite(op.threshold))
 		g->threshold = op.threshold;

@@ -1,7 +1,7 @@
 /* metrics_glue.h - the trainer's prequential metrics: every trained pair's
- * pre-step score and label go into a sliding window (sv/metrics.h); AUC, EER
- * and the decision threshold of the configured policy are recomputed at most
- * every 100 ms and published in d->prog.  The calibration blob saved with a
+ * pre-step score and label go into a sliding window (sv/metrics.h); AUC, EER,
+ * TAR at FAR 1e-2 / 1e-3 and the decision threshold of the configured policy
+ * are recomputed after every step and published in d->prog.  The calibration blob saved with a
  * checkpoint is the window image after a 4-byte float threshold.
  * Owned and called by the trainer thread only.
  */

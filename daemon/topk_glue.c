@@ -21,8 +21,8 @@
 #include "trainer.h"
 #include "util.h"
 
-#define CHUNK 1024     /* rows projected per GEMM in a rebuild */
-#define POLL_MS 5      /* how often the thread looks for a new snapshot */
+#define CHUNK 1024 /* rows projected per GEMM in a rebuild */
+#define POLL_MS 5  /* how often the thread looks for a new snapshot */
 
 /* One noted mutation of the group in hand: a put (vec != NULL) or a delete. */
 struct note {
@@ -233,6 +233,18 @@ out:
 	return rc;
 }
 
+/* The live cache holds no item (a store of pair vectors only).  Its W may
+ * then lag: it only projects queries, and with no rows no query finds
+ * anything; the first upsert makes it non-empty and the next look rebuilds. */
+static int live_empty(struct topk_glue *g)
+{
+	struct sv_topk_cache *c = sv_topk_holder_acquire(g->h);
+	int empty = sv_topk_cache_count(c) == 0;
+
+	sv_topk_cache_release(c);
+	return empty;
+}
+
 static void *glue_main(void *arg)
 {
 	struct topk_glue *g = arg;
@@ -246,8 +258,12 @@ static void *glue_main(void *arg)
 		wait_ms = 0;
 		if (s == NULL)
 			continue;
-		if (atomic_load(&g->ready) && s->version == atomic_load(&g->built_version) &&
-		    s->steps == atomic_load(&g->built_steps)) {
+		if (atomic_load(&g->ready) &&
+		    ((s->version == atomic_load(&g->built_version) &&
+		      s->steps == atomic_load(&g->built_steps)) ||
+		     live_empty(g))) {
+			/* up to date, or nothing to search (only inline pair
+			 * vectors stored): no walk; looked at again next time */
 			sv_snap_unref(s);
 			continue;
 		}
@@ -444,8 +460,8 @@ int topk_glue_answer(struct topk_glue *g, const struct sv_proto_request *rq,
 		else if (sv_proto_encode_reply_topk(
 		             mb, rq->hdr.request_id,
 		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
-		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k, qr,
-		             Q, out) < 0)
+		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k,
+		             qr, Q, out) < 0)
 			rc = -ENOMEM;
 	}
 	if (rc < 0) {

@@ -15,7 +15,10 @@
  *                   cache may therefore lag the latest snapshot by one or
  *                   more training steps; every TOPK answer names the version
  *                   of the cache that computed it, and a query never mixes
- *                   two caches.
+ *                   two caches.  A checkpoint or rollback (new version)
+ *                   rebuilds too, as its label changes.  The walk holds one
+ *                   store read transaction for its duration (a map growth
+ *                   waits for it).
  *   mutations       the trainer (the only store writer) notes each item put
  *                   and delete of a group (topk_glue_note_put / _del) and,
  *                   once the group is COMMITTED and before any ack is sent,

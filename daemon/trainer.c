@@ -568,6 +568,57 @@ static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
 	return rc;
 }
 
+/* FLUSH: read, commit and stage every message already waiting on the two
+ * ingest sockets (groups until both answer EAGAIN), then wait FLUSH_GRACE_MS
+ * for stragglers still in the I/O thread (a client may send its pairs and
+ * its FLUSH on different sockets, and ZeroMQ orders only within one socket).
+ * Bounded by FLUSH_MAX_GROUPS so a publisher that never stops cannot hold
+ * the flush for ever. */
+#define FLUSH_GRACE_MS 50
+#define FLUSH_MAX_GROUPS 4096
+
+static void flush_drain(struct dtrainer *t)
+{
+	for (int k = 0; k < FLUSH_MAX_GROUPS; k++) {
+		zmq_pollitem_t it[2] = {
+		    {t->router, 0, ZMQ_POLLIN, 0},
+		    {t->pull, 0, ZMQ_POLLIN, 0},
+		};
+
+		if (ingest_group(t) > 0)
+			continue;
+		if (zmq_poll(it, 2, FLUSH_GRACE_MS) <= 0)
+			break;
+	}
+}
+
+/* MODEL_PUT: W (already checked: d_in x d_out, finite) becomes the live
+ * model as a new version, like ROLLBACK: the batch in hand is dropped (its
+ * pairs stay logged), the optimizer state, settings and metrics window stay,
+ * and applied_seq moves to the end of the log so a restart does not replay
+ * older pairs onto it. */
+static int model_put(struct dtrainer *t, const struct sv_proto_request *rq, char *msg, size_t cap)
+{
+	size_t n = (size_t)t->d->conf.d_in * t->d->conf.d_out;
+	float *W = malloc(n * sizeof(float));
+	uint64_t v = 0;
+	int rc;
+
+	if (W == NULL)
+		return -ENOMEM;
+	sv_proto_vec_copy(W, rq->w, n);
+	sv_batch_clear(t->batch);
+	sv_trainer_set_weights(t->tr, W);
+	free(W);
+	t->applied_seq = atomic_load(&t->d->prog.last_seq);
+	rc = checkpoint(t, "model_put", &v);
+	snprintf(msg, cap, rc == 0 ? "model stored as v%llu" : "model_put failed",
+	         (unsigned long long)v);
+	if (rc == 0)
+		sv_log(LOG_NOTICE, "SV-ADMIN-MODELPUT", "%s", msg);
+	return rc;
+}
+
 static void ctl_handle(struct dtrainer *t)
 {
 	zmq_msg_t msgs[MAX_PARTS];
@@ -601,6 +652,9 @@ static void ctl_handle(struct dtrainer *t)
 	case SV_PROTO_VERB_ROLLBACK:
 		rc = rollback(t, rq.version, msg, sizeof(msg));
 		break;
+	case SV_PROTO_VERB_MODEL_PUT:
+		rc = model_put(t, &rq, msg, sizeof(msg));
+		break;
 	case SV_PROTO_VERB_PAUSE:
 		atomic_store(&t->d->prog.paused, 1);
 		sv_log(LOG_NOTICE, "SV-ADMIN-PAUSE",
@@ -614,14 +668,19 @@ static void ctl_handle(struct dtrainer *t)
 		snprintf(msg, sizeof(msg), "resumed");
 		break;
 	case SV_PROTO_VERB_FLUSH: {
-		size_t n_b = sv_batch_len(t->batch);
+		size_t n_b;
+		uint64_t seen0 = t->pairs_seen;
 
+		if (!atomic_load(&t->d->prog.paused))
+			flush_drain(t);
+		n_b = sv_batch_len(t->batch);
 		if (n_b > 0)
 			rc = cut(t, t->B, &t->op, "flush");
 		if (rc == 0)
 			rc = sv_store_sync(t->d->store);
 		snprintf(msg, sizeof(msg),
-		         rc == 0 ? "flushed: trained %zu pending pairs" : "flush failed", n_b);
+		         rc == 0 ? "flushed: trained %llu pairs" : "flush failed",
+		         (unsigned long long)(t->pairs_seen - seen0));
 		break;
 	}
 	default:
@@ -668,6 +727,32 @@ static void apply_live(struct dtrainer *t)
 		       t->op.lr);
 }
 
+/* pairs_per_second: pairs committed to the log per second, an exponential
+ * moving average (time constant RATE_TAU_S) updated every RATE_TICK_NS. */
+#define RATE_TICK_NS 250000000ULL
+#define RATE_TAU_S 2.0
+
+static void rate_tick(struct dtrainer *t, uint64_t now)
+{
+	uint64_t logged = atomic_load(&t->d->cnt.pairs[SV_PAIR_OUTCOME_LOGGED]);
+	double dt, inst, a, r;
+
+	if (t->rate_t == 0) {
+		t->rate_t = now;
+		t->rate_pairs = logged;
+		return;
+	}
+	if (now - t->rate_t < RATE_TICK_NS)
+		return;
+	dt = (double)(now - t->rate_t) * 1e-9;
+	inst = (double)(logged - t->rate_pairs) / dt;
+	a = 1.0 - exp(-dt / RATE_TAU_S);
+	r = atomic_load(&t->d->prog.pairs_per_second);
+	atomic_store(&t->d->prog.pairs_per_second, r + a * (inst - r));
+	t->rate_t = now;
+	t->rate_pairs = logged;
+}
+
 static void *thread_main(void *arg)
 {
 	struct dtrainer *t = arg;
@@ -702,6 +787,7 @@ static void *thread_main(void *arg)
 		else if (!paused && ((it[1].revents | it[2].revents) & ZMQ_POLLIN))
 			ingest_group(t);
 		now = now_mono_ns();
+		rate_tick(t, now);
 		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)
 			cut(t, t->B, &t->op, "max_wait_ms");
 		if ((t->ckpt_steps &&

@@ -67,6 +67,7 @@ struct dtrainer {
 	uint64_t applied_seq; /* last log record whose effect is in W */
 	uint64_t pairs_seen;
 	uint64_t batch_t0; /* monotonic ns of the batch's first pair */
+	uint64_t rate_t, rate_pairs; /* pairs_per_second: last tick (ns), logged then */
 	uint64_t last_ckpt_ns, ckpt_steps_at;
 	double last_loss;
 	float *scores;

@@ -1,5 +1,5 @@
 /* blas.c - every cblas call of libsimverify (see sv/blas.h): float32
- * row-major GEMM and SYRK, and OpenBLAS's thread count.  Nothing else. */
+ * row-major GEMM, GEMV, SYRK and SYMM, and OpenBLAS's thread count.  Nothing else. */
 #include <assert.h>
 #include <cblas.h>
 
@@ -20,6 +20,16 @@ void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float al
 	cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
 	            transB ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha,
 	            A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
+void sv_blas_gemv(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *x,
+                  float beta, float *y)
+{
+	if (M == 0)
+		return;
+	assert(lda >= N);
+	cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)M, (blasint)N, alpha, A, (blasint)lda, x,
+	            1, beta, y, 1);
 }
 
 void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t lda, float beta,

@@ -50,7 +50,7 @@ static const struct sv_config_key keys[] = {
      "contrastive: negative pairs farther than this cost nothing (distance units)"},
     {"train.mode", T(ENUM), OFF(train_mode), 0, 0, "batch", w_mode, 0, 0,
      "which row pairs are positives/negatives: batch | pairs | graph"},
-    {"train.batch_pairs", T(UINT), OFF(train_batch_pairs), 1, 65536, "256", NULL, 0, 0,
+    {"train.batch_pairs", T(UINT), OFF(train_batch_pairs), 1, 65536, "256", NULL, R, 0,
      "pairs per training step"},
     {"train.max_wait_ms", T(DURATION), OFF(train_max_wait_ms), 0, 3600000, "100ms", NULL, R, 1,
      "train on a partial batch after this long without a full one"},

@@ -146,6 +146,10 @@ const char *sv_proto_verb_name(int verb)
 		return "reload";
 	case SV_PROTO_VERB_CONFIG:
 		return "config";
+	case SV_PROTO_VERB_MODEL_GET:
+		return "model_get";
+	case SV_PROTO_VERB_MODEL_PUT:
+		return "model_put";
 	default:
 		return NULL;
 	}
@@ -581,10 +585,29 @@ static int decode_item(struct dctx *c, const struct sv_proto_header *h, struct s
 
 static int decode_admin(struct dctx *c, const struct sv_proto_header *h, struct sv_proto_request *r)
 {
-	int rc, nf = (h->verb == SV_PROTO_VERB_ROLLBACK || h->verb == SV_PROTO_VERB_BACKUP) ? 2 : 1;
+	int rc, nf = (h->verb == SV_PROTO_VERB_ROLLBACK || h->verb == SV_PROTO_VERB_BACKUP ||
+	              h->verb == SV_PROTO_VERB_MODEL_PUT)
+	                 ? 2
+	                 : 1;
 
 	if ((rc = want_frames(c, (size_t)nf, sv_proto_verb_name(h->verb))))
 		return rc;
+	if (h->verb == SV_PROTO_VERB_MODEL_PUT) {
+		/* count = d_out, dim = d_in, frame 1 = W row-major */
+		if (h->arg)
+			return fail(c, SV_PROTO_REASON_RESERVED, 0,
+			            "(header): arg must be 0 for model_put");
+		if (h->count == 0 || h->count > (1u << 24))
+			return fail(c, SV_PROTO_REASON_BAD_COUNT, 0,
+			            "(header): count (d_out) %u, expected 1..2^24", h->count);
+		if ((rc = check_dim(c, h->dim, 1)) ||
+		    (rc = check_vecs(c, 1, "W", h->count, h->dim)))
+			return rc;
+		r->n = h->count;
+		r->dim = h->dim;
+		r->w = c->f[1].data;
+		return 0;
+	}
 	if (h->count || h->dim || h->arg)
 		return fail(c, SV_PROTO_REASON_RESERVED, 0,
 		            "(header): count/dim/arg must be 0 for %s",
@@ -810,6 +833,20 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 		r->rows = c->f[3].data;
 		return 0;
 	}
+	case SV_PROTO_VERB_MODEL_GET:
+		if ((rc = want_frames(c, 4, vn)) || (rc = check_dim(c, h->dim, 1)))
+			return rc;
+		if (h->count == 0 || h->count > (1u << 24))
+			return fail(c, SV_PROTO_REASON_BAD_COUNT, 0,
+			            "(header): count (d_out) %u, expected 1..2^24", h->count);
+		if ((rc = check_vecs(c, 3, "W", h->count, h->dim)))
+			return rc;
+		r->payload = c->f[2].data;
+		r->payload_len = c->f[2].len;
+		r->n = h->count;
+		r->dim = h->dim;
+		r->vec = c->f[3].data;
+		return 0;
 	default:
 		(void)cls;
 		if ((rc = want_frames(c, 3, vn)))
@@ -1148,7 +1185,7 @@ int sv_proto_encode_topk(struct sv_proto_msgbuf *mb, uint64_t req_id,
 int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, uint64_t version,
                           const char *path)
 {
-	if (!mb || verb_class(verb) != V_ADMIN)
+	if (!mb || verb_class(verb) != V_ADMIN || verb == SV_PROTO_VERB_MODEL_PUT)
 		return -EINVAL;
 	if (verb == SV_PROTO_VERB_BACKUP && (!path || !*path || strlen(path) > SV_PROTO_MAX_TEXT))
 		return -EINVAL;
@@ -1159,6 +1196,16 @@ int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
 	} else if (verb == SV_PROTO_VERB_BACKUP) {
 		add_frame(mb, path, strlen(path));
 	}
+	return 0;
+}
+
+int sv_proto_encode_model_put(struct sv_proto_msgbuf *mb, uint64_t req_id, const float *W,
+                              uint32_t d_in, uint32_t d_out)
+{
+	if (!mb || !W || d_in == 0 || d_out == 0 || d_in > (1u << 24) || d_out > (1u << 24))
+		return -EINVAL;
+	put_header(mb, SV_PROTO_VERB_MODEL_PUT, 0, 0, 0, req_id, d_out, d_in, 0);
+	add_frame(mb, W, (size_t)d_in * d_out * sizeof(float));
 	return 0;
 }
 
@@ -1313,12 +1360,30 @@ int sv_proto_encode_reply_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t r
 {
 	int rc;
 
-	if (verb_class(verb) != V_ADMIN || (!payload && payload_len) ||
+	if (verb_class(verb) != V_ADMIN || verb == SV_PROTO_VERB_MODEL_GET ||
+	    (!payload && payload_len) ||
 	    (status != SV_PROTO_STATUS_OK && status != SV_PROTO_STATUS_PARTIAL))
 		return -EINVAL;
 	if ((rc = reply_start(mb, verb, req_id, status, 0, msg, 0, 0, 0)))
 		return rc;
 	add_frame(mb, payload, payload_len);
+	return 0;
+}
+
+int sv_proto_encode_reply_model(struct sv_proto_msgbuf *mb, uint64_t req_id, const char *msg,
+                                const char *json, size_t json_len, const float *W, uint32_t d_in,
+                                uint32_t d_out)
+{
+	int rc;
+
+	if (!W || (!json && json_len) || d_in == 0 || d_out == 0 || d_in > (1u << 24) ||
+	    d_out > (1u << 24))
+		return -EINVAL;
+	if ((rc = reply_start(mb, SV_PROTO_VERB_MODEL_GET, req_id, SV_PROTO_STATUS_OK, 0, msg,
+	                      d_out, d_in, 0)))
+		return rc;
+	add_frame(mb, json, json_len);
+	add_frame(mb, W, (size_t)d_in * d_out * sizeof(float));
 	return 0;
 }
 

@@ -597,6 +597,9 @@ static void select_block(const float *S, size_t nrows, uint32_t first_row,
 	*cnt = n;
 }
 
+/* Up to this many queries are scored one GEMV each, more with one GEMM. */
+#define GEMV_MAX_QUERIES 4
+
 static int query_core(struct sv_topk_cache *c, const float *E, size_t Q, size_t k, uint32_t exclude,
                       struct sv_topk_hit *hits, size_t *counts)
 {
@@ -626,8 +629,16 @@ static int query_core(struct sv_topk_cache *c, const float *E, size_t Q, size_t 
 		size_t in_chunk = n - base < CHUNK_ROWS ? n - base : CHUNK_ROWS;
 		for (size_t off = 0; off < in_chunk; off += block) {
 			size_t nr = in_chunk - off < block ? in_chunk - off : block;
-			sv_blas_gemm(0, 1, Q, nr, c->d_out, 1.0f, E, c->d_out,
-			             ch->E + off * c->d_out, c->d_out, 0.0f, S, nr);
+			const float *rows = ch->E + off * c->d_out;
+			/* a few queries: GEMV reads the rows in place; a GEMM would
+			 * repack the whole block for every call */
+			if (Q <= GEMV_MAX_QUERIES)
+				for (size_t q = 0; q < Q; q++)
+					sv_blas_gemv(nr, c->d_out, 1.0f, rows, c->d_out,
+					             E + q * c->d_out, 0.0f, S + q * nr);
+			else
+				sv_blas_gemm(0, 1, Q, nr, c->d_out, 1.0f, E, c->d_out, rows,
+				             c->d_out, 0.0f, S, nr);
 			for (size_t q = 0; q < Q; q++)
 				select_block(S + q * nr, nr, base + (uint32_t)off, ch->alive + off,
 				             exclude, heaps + q * kk, kk, &cnt[q]);

@@ -1,5 +1,5 @@
 /* test_blas.c - sv/blas.h against naive loops (float32 row-major, all four
- * transpose combinations, leading dimensions larger than the width), SYRK's
+ * transpose combinations, leading dimensions larger than the width), GEMV, SYRK's
  * upper triangle, and the thread-count setter. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -24,6 +24,27 @@ static void fill(float *a, size_t cnt)
 
 /* Relative tolerance: K products of values in [-1, 1] in float32. */
 #define TOL(K) (1e-6 * (double)(K) + 1e-6)
+
+Test(blas, gemv_matches_naive_loop)
+{
+	const size_t M = 300, N = 64, lda = N + 5;
+	float *A = malloc(M * lda * sizeof(float)), x[64], y[300], y0[300];
+
+	fill(A, M * lda);
+	fill(x, N);
+	fill(y, M);
+	for (size_t i = 0; i < M; i++)
+		y0[i] = y[i];
+	sv_blas_gemv(M, N, 2.0f, A, lda, x, 0.5f, y);
+	for (size_t i = 0; i < M; i++) {
+		double acc = 0.0;
+		for (size_t j = 0; j < N; j++)
+			acc += (double)A[i * lda + j] * x[j];
+		double want = 2.0 * acc + 0.5 * y0[i];
+		cr_assert(fabs(y[i] - want) < 2 * TOL(N), "row %zu: %g vs %g", i, y[i], want);
+	}
+	free(A);
+}
 
 Test(blas, gemm_matches_naive_loop_all_transposes)
 {

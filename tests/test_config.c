@@ -471,9 +471,11 @@ Test(config, diff_and_reload_rules)
 	cr_assert(ch[0]->flags & SV_CONFIG_KEY_RELOADABLE);
 	cr_assert_str_eq(ch[1]->name, "log.level");
 	cr_assert_eq(sv_config_reload_check(&cfg, &neu, err, sizeof(err)), 0);
+	sv_config_set(&neu, "train.batch_pairs", "64", err, sizeof(err));
+	cr_assert_eq(sv_config_reload_check(&cfg, &neu, err, sizeof(err)), 0, "%s", err);
 	sv_config_set(&neu, "model.d_in", "100", err, sizeof(err));
 	sv_config_set(&neu, "store.path", "/elsewhere", err, sizeof(err));
-	cr_assert_eq(sv_config_diff(&cfg, &neu, ch, 1), 4, "count beyond cap");
+	cr_assert_eq(sv_config_diff(&cfg, &neu, ch, 1), 5, "count beyond cap");
 	cr_assert_eq(sv_config_reload_check(&cfg, &neu, err, sizeof(err)), SV_ERR_CONFIG);
 	cr_assert_str_eq(err, "not reloadable (restart needed): model.d_in, store.path");
 }

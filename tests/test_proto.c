@@ -747,3 +747,54 @@ Test(proto, malformed_replies)
 	expect_reply_reject(&c, SV_PROTO_REASON_EMPTY_ID, 3, "hit 0 has an empty id");
 	copy_free(&c);
 }
+
+Test(proto, model_get_put_roundtrip_and_malformed)
+{
+	float W[D * 3];
+	struct sv_proto_request r;
+	struct sv_proto_reply p;
+	struct sv_proto_error e;
+	struct copy c;
+	float back[D * 3];
+	const char *json = "{\"d_in\":8}";
+
+	for (int i = 0; i < D * 3; i++)
+		W[i] = (float)i * 0.125f - 1.0f;
+	/* MODEL_PUT: count d_out, dim d_in, frame 1 = W */
+	cr_assert_eq(sv_proto_encode_model_put(&mb, 9, W, D, 3), 0);
+	cr_assert_eq(req(mb.frames, mb.n, &r, &e), 0, "%s", e.msg);
+	cr_assert(r.hdr.verb == SV_PROTO_VERB_MODEL_PUT && r.n == 3 && r.dim == D);
+	sv_proto_vec_copy(back, r.w, D * 3);
+	cr_assert_arr_eq(back, W, sizeof(W));
+	copy_of(&c, &mb);
+	c.f[1].len -= 4;
+	expect_reject(&c, SV_PROTO_REASON_WRONG_DIM, 1, "(W)");
+	c.f[1].len += 4;
+	memcpy(c.buf[1] + 4, &(float){NAN}, 4);
+	expect_reject(&c, SV_PROTO_REASON_NONFINITE, 1, "NaN");
+	copy_free(&c);
+	cr_assert_eq(sv_proto_encode_model_put(&mb, 9, W, D + 1, 3), 0);
+	copy_of(&c, &mb);
+	expect_reject(&c, SV_PROTO_REASON_WRONG_DIM, 0, "model.d_in");
+	copy_free(&c);
+	cr_assert_eq(sv_proto_encode_admin(&mb, SV_PROTO_VERB_MODEL_PUT, 1, 0, NULL), -EINVAL);
+	cr_assert_eq(sv_proto_encode_model_put(&mb, 1, NULL, D, 3), -EINVAL);
+	/* MODEL_GET: request without frames; reply JSON + W */
+	cr_assert_eq(sv_proto_encode_admin(&mb, SV_PROTO_VERB_MODEL_GET, 4, 0, NULL), 0);
+	cr_assert_eq(req(mb.frames, mb.n, &r, &e), 0, "%s", e.msg);
+	cr_assert_str_eq(sv_proto_verb_name(SV_PROTO_VERB_MODEL_GET), "model_get");
+	cr_assert_eq(sv_proto_encode_reply_model(&mb, 4, NULL, json, strlen(json), W, D, 3), 0);
+	rep(&p);
+	cr_assert(p.n == 3 && p.dim == D && p.payload_len == strlen(json));
+	sv_proto_vec_copy(back, p.vec, D * 3);
+	cr_assert_arr_eq(back, W, sizeof(W));
+	cr_assert_eq(sv_proto_encode_reply_admin(&mb, SV_PROTO_VERB_MODEL_GET, 4,
+	                                         SV_PROTO_STATUS_OK, NULL, json, strlen(json)),
+	             -EINVAL);
+	/* a MODEL_GET reply without W is malformed */
+	cr_assert_eq(sv_proto_encode_reply_model(&mb, 4, NULL, json, strlen(json), W, D, 3), 0);
+	copy_of(&c, &mb);
+	cr_assert_eq(sv_proto_decode_reply(c.f, 3, &lim, &p, &e), SV_ERR_PROTO);
+	cr_assert_eq(e.reason, SV_PROTO_REASON_FRAME_COUNT, "%s", e.msg);
+	copy_free(&c);
+}

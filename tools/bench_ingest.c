@@ -76,7 +76,7 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 static int make_msg(struct gen *g, struct sv_proto_msgbuf *mb, long i, int acked)
 {
 	const struct cfg *c = g->c;
-	struct sv_proto_client cl = {"bench", 5, (uint64_t)i + 1};
+	struct sv_proto_client cl = {"bench", 5, (uint64_t)i * (uint64_t)c->per_msg + 1};
 
 	for (long k = 0; k < c->per_msg; k++) {
 		struct sv_proto_pair *p = &g->pr[k];

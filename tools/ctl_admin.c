@@ -216,7 +216,7 @@ static int all_numbers(const struct ctl_json *j)
 	if (j->type != CTL_JSON_OBJ)
 		return 0;
 	for (size_t i = 0; i < j->n; i++)
-		if (j->kids[i]->type != CTL_JSON_NUM)
+		if (j->kids[i]->type != CTL_JSON_NUM && j->kids[i]->type != CTL_JSON_NULL)
 			return 0;
 	return 1;
 }
@@ -282,7 +282,8 @@ static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t 
 		for (size_t i = 0; i < j->n; i++) {
 			printf("%s{%s=\"", name, label);
 			prom_label_value(j->keys[i]);
-			printf("\"} %s\n", j->kids[i]->text);
+			printf("\"} %s\n",
+			       j->kids[i]->type == CTL_JSON_NUM ? j->kids[i]->text : "NaN");
 		}
 		return;
 	}

@@ -107,9 +107,8 @@ static const struct verb_def verbs[CTL_VERB_COUNT_] = {
          "  --rate N           at most N pairs per second\n"
          "  --items-first      upsert every vector once as an item, then send\n"
          "                     id-only pairs\n"
-         "  --batch N          pairs per message (default 256); re-publish with the\n"
-         "                     same N for the daemon to recognise what it has\n"
-         "  --limit N          only the first N pairs, rounded up to whole batches\n"
+         "  --batch N          pairs per message (default 256; any N when re-publishing)\n"
+         "  --limit N          only the first N pairs\n"
          "  -q, --quiet        no progress bar\n"},
     [CTL_VERB_EVALUATE] =
         {"evaluate", 2, 2, "VECFILE PAIRFILE", "ROC metrics of the live model on a pair file",

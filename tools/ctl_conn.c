@@ -73,6 +73,15 @@ int ctl_conn_open(struct ctl_conn *cn, struct ctl_ctx *c, int type, const char *
 	/* Queue nothing until a connection exists: a send then times out
 	 * instead of vanishing into a queue for a daemon that is not there. */
 	zmq_setsockopt(cn->sock, ZMQ_IMMEDIATE, &one, sizeof(one));
+	if (type == ZMQ_PUSH) {
+		/* Fire-and-forget keeps only a few messages queued here: a slow
+		 * daemon then blocks the sender (and a stalled one times it out)
+		 * instead of leaving thousands of pairs queued in this process,
+		 * to be dropped when the linger runs out at exit. */
+		int hwm = 8;
+
+		zmq_setsockopt(cn->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	}
 	if (ctl_curve_client(cn->sock, endpoint) != 0) { /* ctl_keygen.c */
 		zmq_close(cn->sock);
 		cn->sock = NULL;

@@ -1,23 +1,18 @@
-/* ctl_model.c - export-model FILE.npy and import-model FILE.npy.
+/* ctl_model.c - export-model FILE.npy and import-model FILE.npy, over the
+ * admin socket (docs/PROTOCOL.md: MODEL_GET, MODEL_PUT), so they work with a
+ * daemon on another machine too.
  *
- * Protocol version 1 has no verb that carries W, so both verbs work on the
- * daemon's LMDB store directly, beside the running daemon (LMDB is
- * multi-process safe: readers and the one write transaction at a time are
- * coordinated by its lock file).  They therefore need the store on this
- * machine: its path comes from the daemon's config (-c) or --state-dir.
+ *   export-model: MODEL_GET; W (d_in x d_out float32, C order) goes to
+ *     FILE.npy, the reply's JSON metadata (d_in, d_out, loss, mode,
+ *     threshold, threshold_policy, version, steps, applied_seq, train_loss,
+ *     dtype, layout) to FILE.json beside it (FILE without .npy + .json).
+ *     W is the live snapshot's: version is the checkpoint it descends from,
+ *     steps says how far training went since.
+ *   import-model: FILE.npy must be a 2-D float32 array; MODEL_PUT sends it,
+ *     the daemon checks d_in x d_out (and finiteness) and makes it the live
+ *     model as a new version (like ROLLBACK).
  *
- *   export-model: CHECKPOINT (so the live W is committed as the newest
- *     version), then read that version's W from the store and write it as
- *     FILE.npy (d_in x d_out float32, C order), plus FILE.json: d_in, d_out,
- *     loss, mode (train.loss / train.mode of the daemon's config), the
- *     threshold and its policy (STATUS), version, step, applied_seq.
- *   import-model: check FILE.npy is d_in x d_out and finite, store it as a
- *     new checkpoint (optimizer state, settings and calibration copied from
- *     the active version), then ROLLBACK to it: the daemon loads it and makes
- *     it live as a new version.
- *
- * This store never prunes old versions (keep_versions is left to the
- * daemon).
+ * Leaves out: reading or writing the store directly.
  */
 #include <errno.h>
 #include <math.h>
@@ -27,21 +22,49 @@
 
 #include "ctl.h"
 #include "ctl_json.h"
-#include "sv/config.h"
 #include "sv/error.h"
 #include "sv/npy.h"
-#include "sv/store.h"
 
-/* One admin request; the JSON payload parsed into *j when j is not NULL,
- * the daemon's message copied into msg when msg is not NULL. */
-static int admin(struct ctl_ctx *c, int verb, uint64_t version, const char *what,
-                 struct ctl_json **j, char *msg, size_t msgcap, char **raw)
+/* One request on the admin socket (mb holds it); the reply stays in *r. */
+static int call(struct ctl_ctx *c, struct ctl_conn *cn, const struct sv_proto_msgbuf *mb,
+                uint64_t id, const char *what, struct ctl_reply *r)
 {
+	int rc;
+
+	(void)c;
+	rc = ctl_conn_call(cn, mb, id, r);
+	if (!rc)
+		rc = ctl_reply_check(r, what, 0);
+	return rc;
+}
+
+/* FILE.json beside FILE.npy (malloc'd), or NULL. */
+static char *sidecar(const char *path)
+{
+	size_t plen = strlen(path);
+	char *side = malloc(plen + 6);
+
+	if (!side)
+		return NULL;
+	if (plen > 4 && strcmp(path + plen - 4, ".npy") == 0)
+		sprintf(side, "%.*s.json", (int)(plen - 4), path);
+	else
+		sprintf(side, "%s.json", path);
+	return side;
+}
+
+static int export_model(struct ctl_ctx *c)
+{
+	const char *path = c->o->args[0];
 	struct ctl_conn cn;
 	struct ctl_reply r;
 	struct sv_proto_msgbuf mb;
+	struct ctl_json *meta = NULL;
+	char err[128], *side = NULL;
+	float *W = NULL;
 	uint64_t id;
-	char err[128];
+	size_t n;
+	FILE *f;
 	int rc;
 
 	rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->admin, "admin");
@@ -50,174 +73,57 @@ static int admin(struct ctl_ctx *c, int verb, uint64_t version, const char *what
 	sv_proto_msgbuf_init(&mb);
 	ctl_reply_init(&r);
 	id = ctl_conn_next_id(&cn);
-	if (sv_proto_encode_admin(&mb, verb, id, version, NULL) != 0) {
-		ctl_err("%s: cannot encode the request", what);
+	if (sv_proto_encode_admin(&mb, SV_PROTO_VERB_MODEL_GET, id, 0, NULL) != 0) {
+		ctl_err("export-model: cannot encode the request");
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	rc = ctl_conn_call(&cn, &mb, id, &r);
-	if (!rc)
-		rc = ctl_reply_check(&r, what, 0);
+	rc = call(c, &cn, &mb, id, "export-model", &r);
 	if (rc)
 		goto out;
-	if (msg)
-		snprintf(msg, msgcap, "%.*s", (int)r.rep.msg_len, r.rep.msg ? r.rep.msg : "");
-	if (raw) {
-		*raw = strndup(r.rep.payload ? r.rep.payload : "", r.rep.payload_len);
-		if (!*raw)
-			rc = CTL_EXIT_FAIL;
-	}
-	if (j && ctl_json_parse(r.rep.payload ? r.rep.payload : "", r.rep.payload_len, j, err,
-	                        sizeof(err)) != 0) {
-		ctl_err("%s: the daemon's reply is not valid JSON (%s)", what, err);
+	if (ctl_json_parse(r.rep.payload ? r.rep.payload : "", r.rep.payload_len, &meta, err,
+	                   sizeof(err)) != 0) {
+		ctl_err("export-model: the daemon's metadata is not valid JSON (%s)", err);
 		rc = CTL_EXIT_DAEMON;
-	}
-out:
-	ctl_reply_close(&r);
-	sv_proto_msgbuf_free(&mb);
-	ctl_conn_close(&cn);
-	return rc;
-}
-
-static int open_store(struct ctl_ctx *c, sv_store **st)
-{
-	struct sv_store_opts so;
-	char err[SV_STORE_ERRMSG_MAX];
-	int rc;
-
-	if (!*c->store_path) {
-		ctl_err("%s: needs the daemon's store on this machine: give -c FILE (the "
-		        "daemon's config) or --state-dir DIR",
-		        ctl_cli_verb_name(c->o->verb));
-		return CTL_EXIT_USAGE;
-	}
-	sv_store_opts_default(&so);
-	so.path = c->store_path;
-	so.keep_versions = UINT32_MAX;
-	rc = sv_store_open(st, &so, err, sizeof(err));
-	if (rc) {
-		ctl_err("cannot open the store %s: %s", c->store_path,
-		        *err ? err : sv_strerror(rc));
-		return CTL_EXIT_FAIL;
-	}
-	return CTL_EXIT_OK;
-}
-
-/* The value of key in the daemon's config text (YAML, as sv_config_show()
- * renders it), or "unknown". */
-static void config_value(const char *yaml, const char *key, char *out, size_t cap)
-{
-	struct sv_config cfg;
-	struct sv_config_errors errs;
-
-	snprintf(out, cap, "unknown");
-	sv_config_defaults(&cfg);
-	sv_config_errors_init(&errs);
-	if (yaml && sv_config_load_string(&cfg, "daemon config", yaml, strlen(yaml), &errs) == 0)
-		sv_config_get(&cfg, key, out, cap);
-	sv_config_errors_free(&errs);
-}
-
-static int export_model(struct ctl_ctx *c)
-{
-	const char *path = c->o->args[0];
-	struct ctl_json *st_json = NULL;
-	char *cfg = NULL, loss[32], mode[32], msg[256], *side = NULL;
-	sv_store *st = NULL;
-	sv_store_read *r = NULL;
-	struct sv_store_model m;
-	uint32_t d_in = 0, d_out = 0;
-	float *W = NULL;
-	uint64_t v = 0;
-	size_t plen = strlen(path);
-	FILE *f;
-	int rc;
-
-	rc = admin(c, SV_PROTO_VERB_CHECKPOINT, 0, "export-model: checkpoint", NULL, msg,
-	           sizeof(msg), NULL);
-	if (!rc)
-		rc = admin(c, SV_PROTO_VERB_STATUS, 0, "export-model: status", &st_json, NULL, 0,
-		           NULL);
-	if (!rc)
-		rc = admin(c, SV_PROTO_VERB_CONFIG, 0, "export-model: config", NULL, NULL, 0, &cfg);
-	if (!rc)
-		rc = open_store(c, &st);
-	if (rc)
-		goto out;
-	sv_store_dims(st, &d_in, &d_out);
-	rc = sv_store_read_begin(st, &r);
-	if (!rc)
-		rc = sv_store_active(r, &v);
-	if (!rc)
-		rc = sv_store_model_get(r, v, &m);
-	if (rc) {
-		ctl_err("export-model: cannot read the active model from %s: %s", c->store_path,
-		        sv_strerror(rc));
-		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	W = malloc(sizeof(float) * d_in * d_out);
-	if (!W) {
+	n = (size_t)r.rep.dim * r.rep.n;
+	W = malloc(n * sizeof(float));
+	side = sidecar(path);
+	if (!W || !side) {
 		ctl_err("export-model: out of memory");
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	sv_store_model_weights(st, &m, W);
-	rc = sv_npy_save(path, W, d_in, d_out);
+	sv_proto_vec_copy(W, r.rep.vec, n);
+	rc = sv_npy_save(path, W, r.rep.dim, (uint32_t)r.rep.n);
 	if (rc) {
 		ctl_err("export-model: cannot write %s: %s", path, sv_strerror(rc));
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	/* FILE.json beside FILE.npy */
-	side = malloc(plen + 6);
-	if (!side) {
-		rc = CTL_EXIT_FAIL;
-		goto out;
-	}
-	if (plen > 4 && strcmp(path + plen - 4, ".npy") == 0)
-		sprintf(side, "%.*s.json", (int)(plen - 4), path);
-	else
-		sprintf(side, "%s.json", path);
-	config_value(cfg, "train.loss", loss, sizeof(loss));
-	config_value(cfg, "train.mode", mode, sizeof(mode));
 	f = fopen(side, "w");
-	if (!f) {
+	if (!f || fwrite(r.rep.payload, 1, r.rep.payload_len, f) != r.rep.payload_len ||
+	    fputc('\n', f) == EOF) {
+		if (f)
+			fclose(f);
 		ctl_err("export-model: cannot write %s", side);
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	fprintf(f, "{\"d_in\": %u, \"d_out\": %u, \"loss\": \"%s\", \"mode\": \"%s\", ", d_in,
-	        d_out, loss, mode);
-	fprintf(f, "\"threshold\": %.9g, \"threshold_policy\": ",
-	        ctl_json_num(st_json, "threshold", NAN));
-	ctl_json_write_str(f,
-	                   ctl_json_str(st_json, "threshold_policy")
-	                       ? ctl_json_str(st_json, "threshold_policy")
-	                       : "unknown",
-	                   strlen(ctl_json_str(st_json, "threshold_policy")
-	                              ? ctl_json_str(st_json, "threshold_policy")
-	                              : "unknown"));
-	fprintf(f, ", \"version\": %llu, \"step\": %llu, \"applied_seq\": %llu, ",
-	        (unsigned long long)v, (unsigned long long)m.step,
-	        (unsigned long long)m.applied_seq);
-	if (isfinite(m.loss))
-		fprintf(f, "\"train_loss\": %.9g, ", m.loss);
-	else
-		fprintf(f, "\"train_loss\": null, ");
-	fprintf(f, "\"dtype\": \"float32\", \"layout\": \"W[d_in][d_out], z = W^T x\"}\n");
 	if (fclose(f) != 0) {
 		ctl_err("export-model: cannot write %s", side);
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	printf("exported model v%llu (%u x %u) to %s and %s\n", (unsigned long long)v, d_in, d_out,
+	printf("exported model v%.0f step %.0f (%u x %zu) to %s and %s\n",
+	       ctl_json_num(meta, "version", 0), ctl_json_num(meta, "steps", 0), r.rep.dim, r.rep.n,
 	       path, side);
 out:
-	sv_store_read_end(r);
-	sv_store_close(st);
-	ctl_json_free(st_json);
-	free(cfg);
+	ctl_json_free(meta);
+	ctl_reply_close(&r);
+	sv_proto_msgbuf_free(&mb);
+	ctl_conn_close(&cn);
 	free(side);
 	free(W);
 	return rc;
@@ -226,16 +132,12 @@ out:
 static int import_model(struct ctl_ctx *c)
 {
 	const char *path = c->o->args[0];
-	struct ctl_json *st_json = NULL;
-	sv_store *st = NULL;
-	sv_store_read *r = NULL;
-	sv_store_txn *txn = NULL;
-	struct sv_store_model m;
-	uint32_t rows, cols, d_in, d_out;
+	struct ctl_conn cn;
+	struct ctl_reply r;
+	struct sv_proto_msgbuf mb;
+	uint32_t rows, cols;
 	float *W = NULL;
-	unsigned char *blobs = NULL;
-	uint64_t v = 0;
-	char msg[256];
+	uint64_t id;
 	int rc;
 
 	rc = sv_npy_load(path, &W, &rows, &cols);
@@ -244,78 +146,33 @@ static int import_model(struct ctl_ctx *c)
 		        rc == SV_ERR_VERSION ? "not a float32 C-order 2-D array" : sv_strerror(rc));
 		return CTL_EXIT_FAIL;
 	}
-	rc = admin(c, SV_PROTO_VERB_STATUS, 0, "import-model: status", &st_json, NULL, 0, NULL);
-	if (rc)
-		goto out;
-	d_in = (uint32_t)ctl_json_num(st_json, "d_in", 0);
-	d_out = (uint32_t)ctl_json_num(st_json, "d_out", 0);
-	if (rows != d_in || cols != d_out) {
-		ctl_err("import-model: %s is %u x %u; the daemon's model is d_in x d_out = %u x %u",
-		        path, rows, cols, d_in, d_out);
-		rc = CTL_EXIT_REFUSED;
-		goto out;
-	}
-	for (size_t i = 0; i < (size_t)rows * cols; i++) {
+	for (size_t i = 0; i < (size_t)rows * cols; i++)
 		if (!isfinite(W[i])) {
 			ctl_err("import-model: %s holds NaN or Inf (element %zu)", path, i);
-			rc = CTL_EXIT_REFUSED;
-			goto out;
+			free(W);
+			return CTL_EXIT_REFUSED;
 		}
-	}
-	rc = open_store(c, &st);
-	if (rc)
-		goto out;
-	/* The active version's blobs, copied out: one transaction per thread. */
-	rc = sv_store_read_begin(st, &r);
-	if (!rc)
-		rc = sv_store_model_get(r, 0, &m);
-	if (!rc) {
-		blobs = malloc(m.optim_len + m.settings_len + m.calib_len + 1);
-		if (!blobs) {
-			rc = -ENOMEM;
-		} else {
-			memcpy(blobs, m.optim, m.optim_len);
-			memcpy(blobs + m.optim_len, m.settings, m.settings_len);
-			memcpy(blobs + m.optim_len + m.settings_len, m.calib, m.calib_len);
-			m.optim = blobs;
-			m.settings = blobs + m.optim_len;
-			m.calib = blobs + m.optim_len + m.settings_len;
-		}
-	}
-	sv_store_read_end(r);
-	r = NULL;
-	if (!rc)
-		rc = sv_store_txn_begin(st, &txn);
-	if (!rc) {
-		m.W = W;
-		m.version = 0;
-		m.time_ns = 0;
-		m.loss = m.auc = m.eer = NAN;
-		rc = sv_store_checkpoint_put(txn, &m, &v);
-		if (!rc) {
-			rc = sv_store_txn_commit(txn);
-		} else {
-			sv_store_txn_abort(txn);
-		}
-		txn = NULL;
-	}
+	rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->admin, "admin");
 	if (rc) {
-		ctl_err("import-model: cannot store the model in %s: %s", c->store_path,
-		        sv_strerror(rc));
+		free(W);
+		return rc;
+	}
+	sv_proto_msgbuf_init(&mb);
+	ctl_reply_init(&r);
+	id = ctl_conn_next_id(&cn);
+	if (sv_proto_encode_model_put(&mb, id, W, rows, cols) != 0) {
+		ctl_err("import-model: cannot encode %s (%u x %u)", path, rows, cols);
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	sv_store_close(st);
-	st = NULL;
-	rc = admin(c, SV_PROTO_VERB_ROLLBACK, v, "import-model: rollback", NULL, msg, sizeof(msg),
-	           NULL);
+	rc = call(c, &cn, &mb, id, "import-model", &r);
 	if (!rc)
-		printf("imported %s as v%llu: %s\n", path, (unsigned long long)v, msg);
+		printf("imported %s: %.*s\n", path, (int)r.rep.msg_len,
+		       r.rep.msg ? r.rep.msg : "");
 out:
-	sv_store_read_end(r);
-	sv_store_close(st);
-	ctl_json_free(st_json);
-	free(blobs);
+	ctl_reply_close(&r);
+	sv_proto_msgbuf_free(&mb);
+	ctl_conn_close(&cn);
 	free(W);
 	return rc;
 }

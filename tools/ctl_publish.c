@@ -2,14 +2,13 @@
  *
  * Files: the .vec / .pairs formats of shared/data/README.md, read and
  * validated by sv/pairfile.h.  Messages: PAIR_BATCH (PAIR for a batch of
- * one) of --batch records each.  Batches start at multiples of --batch from
- * record 0, and each carries the CLIENT frame (client id, seq = index of its
- * first record), so the same files published again with the same --batch
- * produce the very same messages and the daemon stores each one only once
- * (it answers DUPLICATE).  --limit is rounded up to a whole batch for the
- * same reason.  The client id is --client-id, or derived from the two
- * files' contents ("pub-" + 16 hex digits of a 64-bit FNV-1a hash), so
- * renaming or copying the files does not change it.
+ * one) of --batch records each.  Every pair is keyed (client id, record
+ * index): a message carries the CLIENT frame with seq = index of its first
+ * record, and the daemon keys row i as seq + i.  So the same files published
+ * again, with any --batch or --limit, never store a pair twice (the daemon
+ * acks those rows as duplicates).  The client id is --client-id, or derived
+ * from the two files' contents ("pub-" + 16 hex digits of a 64-bit FNV-1a
+ * hash), so renaming or copying the files does not change it.
  *
  * Sides: by default both vectors travel inline (anonymous vectors).  With
  * --items-first every row a record refers to is first upserted as item
@@ -457,11 +456,8 @@ int ctl_publish_run(struct ctl_ctx *c)
 	if (rc)
 		goto out;
 	derive_client_id(&p);
-	if (p.o->limit && p.o->limit < p.n) {
-		uint64_t whole = (p.o->limit + p.B - 1) / p.B * p.B;
-
-		p.n = whole < p.n ? whole : p.n;
-	}
+	if (p.o->limit && p.o->limit < p.n)
+		p.n = p.o->limit;
 	p.pairs = calloc(p.B, sizeof(*p.pairs));
 	p.ids = calloc(2 * (size_t)p.B, sizeof(*p.ids));
 	if (!p.pairs || !p.ids) {

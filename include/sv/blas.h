@@ -27,6 +27,11 @@ extern "C" {
 void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
                   size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/* y = alpha * A x + beta * y for A (M x N, lda >= N), x (N), y (M).  For a
+ * few vectors against a large matrix: unlike a GEMM, A is not repacked. */
+void sv_blas_gemv(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *x,
+                  float beta, float *y);
+
 /* C = alpha * A A^T + beta * C for A (N x K, lda >= K): only the upper
  * triangle of C (N x N, ldc >= N; entries with column >= row) is written;
  * the strictly lower triangle is left untouched. */

@@ -85,6 +85,8 @@ enum sv_proto_verb {
 	SV_PROTO_VERB_BACKUP = 0x47,
 	SV_PROTO_VERB_RELOAD = 0x48,
 	SV_PROTO_VERB_CONFIG = 0x49,
+	SV_PROTO_VERB_MODEL_GET = 0x4A, /* reply: JSON metadata + W (d_in x d_out f32) */
+	SV_PROTO_VERB_MODEL_PUT = 0x4B, /* W (d_in x d_out f32): becomes a new version */
 };
 
 /* Header flags (u16).  Undefined bits must be 0. */
@@ -104,7 +106,7 @@ enum sv_proto_status {
 	SV_PROTO_STATUS_OK = 0,
 	SV_PROTO_STATUS_MALFORMED = 1, /* header.reason says why */
 	SV_PROTO_STATUS_NOT_FOUND = 2, /* an id or version does not exist */
-	SV_PROTO_STATUS_DUPLICATE = 3, /* (client id, seq) already committed */
+	SV_PROTO_STATUS_DUPLICATE = 3, /* every row's (client id, seq + row) already committed */
 	SV_PROTO_STATUS_PAUSED = 4,    /* training paused; ingest refused */
 	SV_PROTO_STATUS_BUSY = 5,      /* queue full, retry later */
 	SV_PROTO_STATUS_REFUSED = 6,   /* not allowed here (e.g. admin verb on query socket) */
@@ -200,11 +202,14 @@ struct sv_proto_pair {
 	struct sv_proto_side a, b;
 };
 
-/* Client identity for idempotent acked ingest. */
+/* Client identity for idempotent ingest.  Keys are per pair: row i of the
+ * message is (id, seq + i), and the daemon stores each key once, so a pair
+ * re-sent in any batching is a duplicate.  A client advances seq by the row
+ * count of each message (e.g. seq = index of the message's first record). */
 struct sv_proto_client {
 	const char *id; /* 1..255 bytes, borrowed */
 	size_t id_len;
-	uint64_t seq; /* the client's sequence number of this message */
+	uint64_t seq; /* the client's sequence number of row 0 (row i: seq + i) */
 };
 
 /* A decoded request.  Which fields mean something depends on hdr.verb:
@@ -216,6 +221,8 @@ struct sv_proto_client {
  *   TOPK               n queries (sv_proto_next_query()), k
  *   ROLLBACK           version
  *   BACKUP             text (the path, text_len bytes, not NUL-terminated)
+ *   MODEL_PUT          w: dim (d_in) x n (d_out) float32, row-major, borrowed,
+ *                      maybe unaligned (copy with sv_proto_vec_copy), finite
  *   other admin verbs  nothing beyond hdr
  * The table/ids/vecs fields are the codec's view of the frames, used by the
  * iterators; every row in them was validated by the decoder. */
@@ -231,6 +238,7 @@ struct sv_proto_request {
 	const char *text;
 	size_t text_len;
 	const uint8_t *table, *ids, *vecs;
+	const void *w;
 };
 
 /* Iteration state for rows; zero it (= {0}) before the first call. */
@@ -297,6 +305,8 @@ struct sv_proto_ack_row {
  *   TOPK          n queries: sv_proto_reply_topk_query(), hits: sv_proto_next_hit()
  *   PAIR*         ack summary + n rows: sv_proto_reply_ack_row()
  *   admin verbs   payload (JSON text, payload_len bytes, may be empty)
+ *   MODEL_GET     payload (JSON metadata) and vec: W, dim (d_in) x n (d_out)
+ *                 float32, row-major, maybe unaligned
  *   ITEM_PUT/DEL  nothing */
 struct sv_proto_reply {
 	struct sv_proto_header hdr;
@@ -394,6 +404,10 @@ int sv_proto_encode_topk(struct sv_proto_msgbuf *mb, uint64_t req_id,
 int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, uint64_t version,
                           const char *path);
 
+/* MODEL_PUT: W is d_in x d_out float32, row-major (borrowed). */
+int sv_proto_encode_model_put(struct sv_proto_msgbuf *mb, uint64_t req_id, const float *W,
+                              uint32_t d_in, uint32_t d_out);
+
 /* Replies.  msg may be NULL (empty message); it is borrowed. */
 /* A reply without payload: errors (status != OK, reason for MALFORMED), ITEM_PUT/DEL. */
 int sv_proto_encode_reply(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
@@ -412,6 +426,10 @@ int sv_proto_encode_reply_topk(struct sv_proto_msgbuf *mb, uint64_t req_id, int 
 int sv_proto_encode_reply_ack(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
                               const char *msg, const struct sv_proto_ack *ack,
                               const struct sv_proto_ack_row *rows);
+/* Reply to MODEL_GET: JSON metadata and W (d_in x d_out float32), both borrowed. */
+int sv_proto_encode_reply_model(struct sv_proto_msgbuf *mb, uint64_t req_id, const char *msg,
+                                const char *json, size_t json_len, const float *W, uint32_t d_in,
+                                uint32_t d_out);
 /* Reply to an admin verb with a payload (JSON text, borrowed, may be NULL). */
 int sv_proto_encode_reply_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
                                 const char *msg, const char *payload, size_t payload_len);

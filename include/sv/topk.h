@@ -159,8 +159,10 @@ int sv_topk_cache_project(struct sv_topk_cache *c, const float *X, size_t m, flo
 /* Top-k for Q query embeddings E (Q x d_out, row-major; normalize them for
  * cosine scores).  hits is Q x k (caller-owned): query j's results go to
  * hits[j*k .. j*k + counts[j] - 1], best first, with counts[j] = min(k, live
- * items); the rest of its k slots are left untouched.  Batched queries run one
- * blocked GEMM for all Q and give exactly the results of Q single queries.
+ * items); the rest of its k slots are left untouched.  Up to 4 queries are
+ * scored with one GEMV each, more with one blocked GEMM for all Q; the two
+ * kernels round differently, so a batched score can differ from the single
+ * query's in the last bits (the ids agree unless two scores tie that closely).
  * Q = 0 does nothing.  Returns 0, -EINVAL (NULL pointers with Q > 0),
  * SV_ERR_RANGE (k = 0 or k > SV_TOPK_K_MAX), SV_ERR_NONFINITE (E holds NaN or
  * Inf), -ENOMEM (scratch: about 256 KiB + Q * 8 * min(k, rows) bytes). */

@@ -108,7 +108,7 @@ def test_acks_mean_committed(d):
     while time.monotonic() - t0 < 2.0:
         while inflight < 4:
             seq += 1
-            s.send_multipart(batch(req=seq, client=(b'bp', seq)))
+            s.send_multipart(batch(req=seq, client=(b'bp', seq * PER_MSG)))  # row i: +i
             inflight += 1
         try:
             r = parse_reply(s.recv_multipart())
@@ -126,7 +126,7 @@ def test_acks_mean_committed(d):
     out = subprocess.run([FSCK, os.path.join(d.dir, 'store'), '--clients'],
                                        capture_output=True, text=True)
     assert out.returncode == 0, out
-    have = {int(ln.split()[1]) for ln in out.stdout.split('\n')
+    have = {int(ln.split()[1]) // PER_MSG for ln in out.stdout.split('\n')
             if ln.startswith(b'bp'.hex() + ' ')}
     missing = acked - have
     assert acked and not missing, ('acked but not stored', sorted(missing)[:10])

@@ -2,7 +2,7 @@
 """test_kill9.py SIMVERIFYD SV_FSCK [CYCLES] - SIGKILL under acknowledged load.
 
 A publisher keeps a window of acked PAIR_BATCH messages in flight on the
-acked ingest socket, each keyed (client "pub", seq) and resent after every
+acked ingest socket, each pair keyed (client "pub", 4 seq + row) and resent after every
 restart until it is answered (OK, or DUPLICATE when its commit beat the
 kill).  Meanwhile the daemon is SIGKILLed at random moments (uniform within
 a cycle, so kills land in commits, training steps and checkpoints) and
@@ -41,7 +41,7 @@ rnd = random.Random(20261128)
 def message(seq):
     rows = [(rnd.randrange(2), b'i%d' % rnd.randrange(N_ITEMS), b'i%d' % rnd.randrange(N_ITEMS))
             for _ in range(PER_MSG)]
-    return pairs('PAIR_BATCH', rows, D, req_id=seq, client=(b'pub', seq))
+    return pairs('PAIR_BATCH', rows, D, req_id=seq, client=(b'pub', seq * PER_MSG))
 
 
 class Publisher:
@@ -167,7 +167,8 @@ def main():
         lines = out.strip().split('\n')
         summary, rows = lines[-1], lines[:-1]
         keys = [int(ln.split()[1]) for ln in rows if ln.startswith(b'pub'.hex() + ' ')]
-        assert sorted(keys) == list(range(1, msgs + 1)), 'each acked message exactly once'
+        # row i of message seq is keyed seq * PER_MSG + i
+        assert sorted(keys) == list(range(PER_MSG, (msgs + 1) * PER_MSG)), 'each pair once'
         records, control = [int(x) for x in summary.split(':')[1].split(' records (')[0:1]] + \
             [int(summary.split('(')[1].split(' control')[0])]
         assert records - control == logged, (summary, logged)

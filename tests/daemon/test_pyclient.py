@@ -34,6 +34,8 @@ def main():
     proc = subprocess.Popen(args, stdout=log, stderr=log)
     try:
         run(state, proc)
+        check_per_pair_keys(state)
+        check_model_get_put(state)
     except BaseException:
         log.flush()
         with open(os.path.join(tmp.name, "daemon.log"), "rb") as f:
@@ -154,6 +156,46 @@ def run(state, proc):
             assert "cannot reach daemon at tcp://127.0.0.1:9" in str(e), e
         assert time.monotonic() - t0 < 3
     print("ok: timeout")
+
+
+def check_per_pair_keys(state):
+    """Pair i of a message is keyed client_seq + i: overlapping re-sends in
+    other batchings store only the new pairs."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((10, D_IN)).astype(np.float32)
+    b = rng.standard_normal((10, D_IN)).astype(np.float32)
+    lab = np.arange(10) % 2
+    with simverify.Client(state, client_id="per-pair") as c:
+        ack = c.publish(a[:6], b[:6], lab[:6], acked=True, client_seq=0)
+        assert ack.committed == 6 and ack.duplicate == 0, ack
+        ack = c.publish(a, b, lab, acked=True, client_seq=0)
+        assert ack.committed == 4 and ack.duplicate == 6, ack
+        assert [r[0] for r in ack.rows] == ["duplicate"] * 6 + ["committed"] * 4, ack
+        ack = c.publish(a[3:], b[3:], lab[3:], acked=True, client_seq=3)
+        assert ack.committed == 0 and ack.duplicate == 7, ack
+    print("ok: per-pair idempotency keys (overlap, re-batching)")
+
+
+def check_model_get_put(state):
+    """MODEL_GET returns W and metadata; MODEL_PUT makes W live as a new
+    version (dims checked)."""
+    with simverify.Client(state) as c:
+        w, meta = c.model_get()
+        assert w.shape == (D_IN, D_OUT) and w.dtype == np.float32, w.shape
+        assert meta["d_in"] == D_IN and meta["d_out"] == D_OUT, meta
+        for k in ("loss", "mode", "threshold", "version", "steps"):
+            assert k in meta, (k, meta)
+        w2 = (w[:, ::-1] * 2).astype(np.float32)
+        assert "model stored as v" in c.model_put(w2)
+        w3, meta3 = c.model_get()
+        assert np.array_equal(w3, w2) and meta3["version"] > meta["version"], meta3
+        try:
+            c.model_put(np.ones((D_IN - 1, D_OUT), np.float32))
+            raise AssertionError("a W of the wrong shape was accepted")
+        except simverify.SimverifyError as e:
+            assert e.status == "malformed" and "d_in x d_out" in e.message, e
+        assert np.array_equal(c.model_get()[0], w2)
+    print("ok: model_get / model_put")
 
 
 def wait_for(pred, what, timeout=20):

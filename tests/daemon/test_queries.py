@@ -23,7 +23,7 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, header, item_put, pairs, parse_reply, status_until, topk  # noqa
+from svclient import Daemon, header, item_put, pairs, parse_reply, status_until, topk, wait_for  # noqa
 
 D_IN, D_OUT = 32, 8
 BASE = ['model.d_in=%d' % D_IN, 'model.d_out=%d' % D_OUT, 'train.batch_pairs=16',
@@ -237,11 +237,14 @@ def del_msg(item_id, req):
     return [header('ITEM_DEL', req, 1, 0), item_id]
 
 
+DELAY = 3  # s: every rebuild of test_topk_during_rebuild is held this long
+
+
 def test_topk_during_rebuild():
-    """A rebuild held in flight for 3 s: TOPK keeps answering from the old
+    """A rebuild held in flight for DELAY s: TOPK keeps answering from the old
     cache (old version label, old W's scores), sees deletes and upserts made
     meanwhile, and the new cache, once published, has them too."""
-    os.environ['SV_TOPK_TEST_DELAY_MS'] = '3000'
+    os.environ['SV_TOPK_TEST_DELAY_MS'] = '%d' % (DELAY * 1000)
     d = Daemon(BIN, opts=BASE)
     try:
         d.start()
@@ -257,15 +260,16 @@ def test_topk_during_rebuild():
         got = tk(d, [q], k)['queries'][0]
         assert got['version'] == va
         same_topk(got['hits'], ref_a, all_a, k)
-        # train (W changes) and checkpoint: a new snapshot, a rebuild starts
+        # train (W changes) and checkpoint: new snapshots, a rebuild starts
+        # (held DELAY s) at the first of them
+        t0 = time.monotonic()
         train(d, [(i % 2, ids[i], ids[(i * 7 + 2) % 200]) for i in range(32)])
         vb = checkpoint(d)
-        t0 = time.monotonic()
         gone = ref_a[0][0]
         assert acked(d, del_msg(gone, 80))['status'] == 'OK'
         assert acked(d, item_put(b'fresh', q, req_id=81))['status'] == 'OK'
         got = tk(d, [q], k, req=82)['queries'][0]
-        held = time.monotonic() - t0 < 2.5
+        held = time.monotonic() - t0 < DELAY - 0.5
         if held:  # still the old cache: old W, changes already applied
             assert got['version'] == va, got
             hits = dict(got['hits'])
@@ -277,7 +281,7 @@ def test_topk_during_rebuild():
         st = d.status()
         if held:
             assert st['topk_cache']['version'] == va, st
-        wait_cache(d, vb, timeout=20)
+        wait_cache(d, vb, timeout=8 * DELAY)
         ids.remove(gone)
         ids.append(b'fresh')
         ref_b, all_b, bv = brute(d, q, ids, k)
@@ -382,6 +386,10 @@ def test_threshold_follows_window():
                 th, pol, _ = current(d)
                 st = d.status()
                 assert abs(st['threshold'] - th) < 1e-6, (st, th)
+                seq, _, _ = hist_roc(win_s, win_l)
+                for e in (2, 3):  # STATUS shows TAR@FAR 1e-2, 1e-3 on the window
+                    tar = max(p[1] for p in seq if p[2] <= 10.0 ** -e)
+                    assert abs(st['tar_at_far_1e-%d' % e] - tar) < 1e-5, (st, e, tar)
                 if name == 'fixed':
                     assert abs(th - 0.75) < 1e-7, th
                     continue
@@ -390,6 +398,42 @@ def test_threshold_follows_window():
             assert d.stop() == 0
         finally:
             d.close()
+
+
+def test_policy_reload():
+    """SIGHUP with another query.threshold_policy: the next SCORE already
+    carries the new policy's threshold on the same window."""
+    import signal
+    import tempfile
+    cfgdir = tempfile.TemporaryDirectory()
+    cfg = os.path.join(cfgdir.name, 'simverifyd.yaml')
+    body = ('query:\n  threshold_policy: fixed\n  threshold: 0.75\n  window_pairs: 64\n'
+            '  min_window_pairs: 32\n')
+    with open(cfg, 'w') as f:
+        f.write(body)
+    d = Daemon(BIN, config=cfg, opts=BASE + ['train.lr=1e-12'])
+    try:
+        d.start()
+        ids = [b't%d' % i for i in range(40)]
+        put_items(d, dict(zip(ids, vecs(40))))
+        rows, sc, lab = labeled(d, ids, 64, 0.1, 11)
+        train(d, rows)
+        th, pol, _ = current(d)
+        assert pol == 0 and abs(th - 0.75) < 1e-7, (th, pol)
+        for name, code in (('eer', 2), ('max_accuracy', 3), ('fixed', 0)):
+            with open(cfg, 'w') as f:
+                f.write(body.replace('fixed', name))
+            after = len(d.notes)
+            d.signal(signal.SIGHUP)
+            d.wait_note('READY=1', 5, after)
+            wait_for(lambda: current(d)[1] == code, what='policy %s in force' % name)
+            th, _, _ = current(d)
+            want = {np.float32(0.75)} if name == 'fixed' else ref_threshold(sc, lab, name)
+            assert any(abs(th - w) < 1e-6 for w in want), (name, th, want)
+        assert d.stop() == 0
+    finally:
+        d.close()
+        cfgdir.cleanup()
 
 
 def test_rollback_restores_threshold():
@@ -426,7 +470,7 @@ def test_rollback_restores_threshold():
 
 
 TESTS = [test_score_float64, test_topk_brute_force, test_topk_during_rebuild,
-         test_threshold_follows_window, test_rollback_restores_threshold]
+         test_threshold_follows_window, test_policy_reload, test_rollback_restores_threshold]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[3:] if a.startswith('test_')]

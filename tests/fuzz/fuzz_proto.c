@@ -74,6 +74,8 @@ static void one(const struct sv_proto_frame *f, size_t n, const struct sv_proto_
 			abort();
 		if (r.item.vec)
 			touch_vec(r.item.vec, r.dim);
+		if (r.w) /* MODEL_PUT: d_in x d_out */
+			touch_vec(r.w, r.dim * (uint32_t)r.n);
 	}
 	rc = sv_proto_decode_reply(f, n, lim, &p, &e);
 	if (rc) {

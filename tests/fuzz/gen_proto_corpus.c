@@ -78,6 +78,19 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof(name), "admin_%s", sv_proto_verb_name(v));
 		save(dir, name, &mb);
 	}
+	sv_proto_encode_admin(&mb, SV_PROTO_VERB_MODEL_GET, 11, 0, NULL);
+	save(dir, "admin_model_get", &mb);
+	{
+		float w2[2 * D]; /* a D x 2 W: va and vb interleaved */
+		for (int i = 0; i < D; i++) {
+			w2[2 * i] = va[i];
+			w2[2 * i + 1] = vb[i];
+		}
+		sv_proto_encode_model_put(&mb, 12, w2, D, 2);
+		save(dir, "admin_model_put", &mb);
+		sv_proto_encode_reply_model(&mb, 11, NULL, "{\"d_in\":8,\"d_out\":2}", 21, w2, D, 2);
+		save(dir, "reply_model_get", &mb);
+	}
 	sv_proto_encode_reply(&mb, SV_PROTO_VERB_ITEM_PUT, 1, 0, 0, "stored");
 	save(dir, "reply_ok", &mb);
 	sv_proto_encode_reply(&mb, SV_PROTO_VERB_PAIR, 4, SV_PROTO_STATUS_MALFORMED,

@@ -64,7 +64,7 @@ VERBS = {
     "score": 0x20, "score_batch": 0x21, "topk": 0x22,
     "status": 0x40, "checkpoint": 0x41, "versions": 0x42, "rollback": 0x43,
     "pause": 0x44, "resume": 0x45, "flush": 0x46, "backup": 0x47,
-    "reload": 0x48, "config": 0x49,
+    "reload": 0x48, "config": 0x49, "model_get": 0x4A, "model_put": 0x4B,
 }
 STATUS_NAMES = ["ok", "malformed", "not_found", "duplicate", "paused", "busy",
                 "refused", "internal", "partial"]
@@ -169,8 +169,8 @@ class Client:
     score/topk/item get, admin for status and the admin verbs, ingest for
     fire-and-forget publish and item upserts, acked for acked publish).
     timeout is in seconds, per request.  client_id (str, 1..255 bytes)
-    makes publish idempotent: every published message carries
-    (client_id, seq) and the daemon stores a repeated one only once.
+    makes publish idempotent per pair: pair i of a message is keyed
+    (client_id, seq + i) and the daemon stores each key only once.
     Not thread-safe: use one Client per thread."""
 
     def __init__(self, state_dir=None, *, query=None, admin=None, ingest=None, acked=None,
@@ -312,9 +312,11 @@ class Client:
         a and b are sequences of n sides each: an item id (str/bytes), a
         vector, or an (id, vector) tuple (upsert the item, then use it); an
         n x d array works too.  With a client_id on the Client, the message
-        carries (client_id, client_seq): client_seq defaults to a running
-        count of published pairs, so give the index of the first pair in
-        your stream to make re-publishing after a crash idempotent.
+        carries (client_id, client_seq) and pair i is keyed client_seq + i:
+        client_seq defaults to a running count of published pairs, so give
+        the index of the first pair in your stream to make re-publishing
+        after a crash idempotent, in batches of any size.  An Ack counts
+        committed and duplicate pairs (all duplicates: status duplicate).
         acked=False sends fire-and-forget (returns None); acked=True waits
         for the daemon's durable ack and returns an Ack."""
         labels = np.asarray(labels, dtype=np.uint8).reshape(-1)
@@ -445,6 +447,27 @@ class Client:
     def rollback(self, version):
         """Make stored model version the live one."""
         return self._admin("rollback", struct.pack("<Q", int(version)))[0]
+
+    def model_get(self):
+        """The live W (d_in x d_out float32 array) and its metadata dict
+        (d_in, d_out, loss, mode, threshold, threshold_policy, version,
+        steps, applied_seq, train_loss)."""
+        import json
+        rid = next(self._ids)
+        _, _, count, dim, _, payload = self._call(
+            "admin", [_header(VERBS["model_get"], rid)], rid, "model_get")
+        w = np.frombuffer(payload[1], dtype="<f4", count=dim * count).reshape(dim, count)
+        return w.copy(), json.loads(payload[0].decode("utf-8"))
+
+    def model_put(self, w):
+        """Make W (a d_in x d_out array) the live model as a new version;
+        returns the daemon's message ("model stored as vN")."""
+        w = np.ascontiguousarray(w, dtype="<f4")
+        if w.ndim != 2:
+            raise ValueError("W must be a 2-D d_in x d_out array")
+        rid = next(self._ids)
+        frames = [_header(VERBS["model_put"], rid, w.shape[1], w.shape[0]), w.tobytes()]
+        return self._call("admin", frames, rid, "model_put")[1]
 
     def reload(self):
         """Re-read the daemon's config file."""
