@@ -128,7 +128,7 @@ static const struct sv_config_key keys[] = {
     {"limits.max_k", T(UINT), OFF(limits_max_k), 1, 100000, "1000", NULL, R, 0,
      "largest k of a topk query"},
     {"limits.max_pending_pairs", T(UINT), OFF(limits_max_pending_pairs), 1, 100000000, "65536",
-     NULL, 0, 0, "ingest queue length; beyond it acked ingest answers busy"},
+     NULL, 0, 0, "ingest queue, in pairs (sets the ingest sockets' receive high-water mark); when full, senders block"},
 
     {"security.curve_server_key", T(STRING), OFF(security_curve_server_key), 0, 0, "", NULL, 0, 0,
      "file with the CURVE server secret key (empty: CURVE off); applies to tcp:// endpoints"},

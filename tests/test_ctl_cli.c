@@ -82,6 +82,7 @@ Test(ctl_cli, every_verb_parses_with_its_operands)
 	    {CTL_VERB_ITEM_DELETE, {"item", "delete", "x"}},
 	    {CTL_VERB_PUBLISH, {"publish", "a.vec", "a.pairs"}},
 	    {CTL_VERB_EVALUATE, {"evaluate", "a.vec", "a.pairs"}},
+	    {CTL_VERB_KEYGEN, {"keygen", "server"}},
 	};
 
 	cr_assert_eq(sizeof(cases) / sizeof(cases[0]), CTL_VERB_COUNT_ - 1, "a verb is untested");

@@ -414,7 +414,10 @@ Test(metrics, window_eviction)
 	cr_assert_eq(sv_metrics_window_roc(w, 1, &a), 0);
 	cr_assert_eq(sv_metrics_roc_new(&b, s + 3, l + 3, 4), 0);
 	cr_assert_eq(a->n_points, b->n_points);
-	cr_assert_eq(memcmp(a->points, b->points, a->n_points * sizeof *a->points), 0);
+	for (size_t i = 0; i < a->n_points; i++) /* field by field: the struct has padding */
+		cr_assert(a->points[i].threshold == b->points[i].threshold &&
+		          a->points[i].tp == b->points[i].tp && a->points[i].fp == b->points[i].fp,
+		          "point %zu", i);
 	sv_metrics_roc_free(a);
 	/* histogram agrees too (scores far apart in 64 bins): AUC 1 */
 	cr_assert_eq(sv_metrics_window_roc(w, 0, &a), 0);

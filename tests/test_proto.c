@@ -750,7 +750,7 @@ Test(proto, malformed_replies)
 
 Test(proto, model_get_put_roundtrip_and_malformed)
 {
-	float W[D * 3];
+	float W[(D + 1) * 3] = {0}; /* room for the d_in + 1 encode below */
 	struct sv_proto_request r;
 	struct sv_proto_reply p;
 	struct sv_proto_error e;
@@ -765,7 +765,7 @@ Test(proto, model_get_put_roundtrip_and_malformed)
 	cr_assert_eq(req(mb.frames, mb.n, &r, &e), 0, "%s", e.msg);
 	cr_assert(r.hdr.verb == SV_PROTO_VERB_MODEL_PUT && r.n == 3 && r.dim == D);
 	sv_proto_vec_copy(back, r.w, D * 3);
-	cr_assert_arr_eq(back, W, sizeof(W));
+	cr_assert_arr_eq(back, W, sizeof(back));
 	copy_of(&c, &mb);
 	c.f[1].len -= 4;
 	expect_reject(&c, SV_PROTO_REASON_WRONG_DIM, 1, "(W)");
@@ -787,7 +787,7 @@ Test(proto, model_get_put_roundtrip_and_malformed)
 	rep(&p);
 	cr_assert(p.n == 3 && p.dim == D && p.payload_len == strlen(json));
 	sv_proto_vec_copy(back, p.vec, D * 3);
-	cr_assert_arr_eq(back, W, sizeof(W));
+	cr_assert_arr_eq(back, W, sizeof(back));
 	cr_assert_eq(sv_proto_encode_reply_admin(&mb, SV_PROTO_VERB_MODEL_GET, 4,
 	                                         SV_PROTO_STATUS_OK, NULL, json, strlen(json)),
 	             -EINVAL);

@@ -1167,6 +1167,9 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 {
 	int kills = getenv("CI") ? 15 : 50;
 	struct learner ref;
+
+	if (getenv("SV_UNDER_VALGRIND"))
+		cr_skip_test("timing-driven kills: too slow under valgrind (the sanitizer build runs it)");
 	uint64_t ref_seq = 0, rng = 12345, total = 0;
 	char id[32];
 	float x[CR_D_IN], y[CR_D_IN];

@@ -67,6 +67,16 @@ int ctl_endpoints_resolve(struct ctl_ctx *c);
  * Needs no daemon.  Returns CTL_EXIT_OK or CTL_EXIT_FAIL. */
 int ctl_config_check(const char *path);
 
+/* keygen BASE (ctl_keygen.c): a CURVE key pair into BASE.key (secret, mode
+ * 0600) and BASE.pub; never overwrites.  Returns CTL_EXIT_OK or
+ * CTL_EXIT_FAIL. */
+int ctl_keygen(const char *base);
+
+/* Before connecting sock to endpoint: for tcp:// with SIMVERIFY_CURVE_SERVER
+ * (the daemon's .pub file) set, make sock a CURVE client with the secret key
+ * in the SIMVERIFY_CURVE_KEY file.  Returns 0, or -1 after printing why. */
+int ctl_curve_client(void *sock, const char *endpoint);
+
 /* config show --json: the daemon's configuration (YAML text as
  * sv_config_show() renders it) as one JSON object, key by key. */
 int ctl_config_print_json(const char *text, size_t len);

@@ -122,6 +122,12 @@ static const struct verb_def verbs[CTL_VERB_COUNT_] = {
          "                     its curve is drawn beside this one in --roc\n"
          "  --batch N          pairs per request (default 256)\n"
          "  --limit N          only the first N pairs\n"},
+    [CTL_VERB_KEYGEN] =
+        {"keygen", 1, 1, "BASE", "write a CURVE key pair: BASE.key (secret, 0600) and BASE.pub",
+         "Makes a CurveZMQ key pair (docs/SECURITY.md) for the daemon\n"
+         "(security.curve_server_key = BASE.key) or for a client (put BASE.pub on\n"
+         "the daemon's allow-list).  Prints the public key.  Refuses to overwrite\n"
+         "an existing BASE.key or BASE.pub.  Needs no daemon.\n"},
 };
 
 enum opt_id {
@@ -156,7 +162,7 @@ struct opt_def {
 	enum opt_id id;
 };
 
-#define DAEMON_VERBS (ALL_VERBS & ~BIT(CTL_VERB_CONFIG_CHECK))
+#define DAEMON_VERBS (ALL_VERBS & ~BIT(CTL_VERB_CONFIG_CHECK) & ~BIT(CTL_VERB_KEYGEN))
 
 static const struct opt_def opts[] = {
     {"help", 'h', false, ALL_VERBS, OPT_HELP},
@@ -249,7 +255,7 @@ void ctl_cli_help(enum ctl_verb v, FILE *f)
 	}
 	fprintf(f, "Usage: simverifyctl %s%s%s [OPTIONS]\n%s.\n\n%s\n", verbs[v].name,
 	        *verbs[v].operands ? " " : "", verbs[v].operands, verbs[v].summary, verbs[v].help);
-	if (v != CTL_VERB_CONFIG_CHECK)
+	if (v != CTL_VERB_CONFIG_CHECK && v != CTL_VERB_KEYGEN)
 		fputs(global_help, f);
 	fputc('\n', f);
 	fputs(exit_help, f);

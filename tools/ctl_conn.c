@@ -82,6 +82,11 @@ int ctl_conn_open(struct ctl_conn *cn, struct ctl_ctx *c, int type, const char *
 
 		zmq_setsockopt(cn->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	}
+	if (ctl_curve_client(cn->sock, endpoint) != 0) { /* ctl_keygen.c */
+		zmq_close(cn->sock);
+		cn->sock = NULL;
+		return CTL_EXIT_USAGE;
+	}
 	if (zmq_connect(cn->sock, endpoint) != 0) {
 		int e = zmq_errno();
 

@@ -23,6 +23,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (o.verb == CTL_VERB_CONFIG_CHECK)
 		return ctl_config_check(o.args[0]);
+	if (o.verb == CTL_VERB_KEYGEN)
+		return ctl_keygen(o.args[0]);
 	rc = ctl_endpoints_resolve(&c);
 	if (rc)
 		return rc;

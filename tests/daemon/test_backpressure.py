@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from svclient import Daemon, pairs, parse_reply, status_until  # noqa
 
 BIN, FSCK = sys.argv[1], sys.argv[2]
+SANITIZED = os.environ.get('SV_SANITIZED') == '1'
 D, PER_MSG, DELAY_MS, HWM, SECONDS = 64, 8, 20, 4, 6.0
 OPTS = ['model.d_in=%d' % D, 'model.d_out=8', 'train.batch_pairs=8', 'train.max_wait_ms=20ms',
         'store.map_size=64MiB', 'limits.max_pending_pairs=64', 'checkpoint.every_steps=0',
@@ -77,17 +78,22 @@ def test_push_blocks_and_loses_nothing(d):
     capacity = 1000.0 / DELAY_MS
     late = [t for t in stamps if t >= SECONDS / 2]
     rate = len(late) / (SECONDS / 2)
+    # queued at most: both high-water marks plus the kernel's socket buffers
+    # (a few hundred 4 KiB messages); everything else had to wait for training
+    buffered = sent - capacity * elapsed
     st = status_until(d, lambda j: j['counters']['pairs']['logged'] >= sent * PER_MSG,
                       'all sent pairs logged', timeout=60)
     logged = st['counters']['pairs']['logged']
     assert logged == sent * PER_MSG, (logged, sent)
     assert blocked > 0, 'the publisher never waited'
-    assert rate <= 1.2 * capacity, ('publisher outran training', rate, capacity)
+    assert buffered <= 400, ('publisher outran training', sent, capacity * elapsed)
+    assert rate <= 2 * capacity, ('not throttled to the training rate', rate, capacity)
     base, peak = rss[0], max(rss)
     third = max(1, len(rss) // 3)
     r_early, r_late = max(rss[:third]), max(rss[-third:])
-    assert peak - base < 64 * 1024, ('RSS grew', base, peak)
-    assert r_late - r_early < 16 * 1024, ('RSS keeps growing', r_early, r_late)
+    if not SANITIZED:  # ASan's quarantine keeps freed memory resident
+        assert peak - base < 64 * 1024, ('RSS grew', base, peak)
+        assert r_late - r_early < 16 * 1024, ('RSS keeps growing', r_early, r_late)
     print('  push: %d messages (%d pairs) in %.1fs, %d blocked sends of 100 ms; second half '
           '%.0f messages/s against a training capacity of %.0f; RssAnon %d -> peak %d KiB '
           '(early %d, late %d)' % (sent, logged, elapsed, blocked, rate, capacity, base, peak,

@@ -162,6 +162,15 @@ def test_allow_lists():
                 break
             time.sleep(0.05)
         assert r['status'] == 'OK' and r['json']['items'] == 2, r
+        if CTL is not None:  # simverifyctl as a CURVE client (env keys)
+            write(os.path.join(t, 'server.pub'), '%s\n' % server.pub.decode(), 0o644)
+            for who, ok in ((bob, True), (alice, False)):
+                write(os.path.join(t, who.name + '.key'), '# key\n%s\n' % who.sec.decode())
+                env = dict(os.environ, SIMVERIFY_CURVE_SERVER=os.path.join(t, 'server.pub'),
+                           SIMVERIFY_CURVE_KEY=os.path.join(t, who.name + '.key'))
+                r = subprocess.run([CTL, 'status', '--admin', ep_a, '-t', '1'], env=env,
+                                   capture_output=True, text=True, timeout=30)
+                assert (r.returncode == 0) == ok, (who.name, r)
         ev, r = ask(ctx, ep_q, server.pub, alice, pairs('SCORE', [(0, b'x1', b'x1')], D_IN))
         assert r['status'] == 'OK' and abs(r['rows'][0]['score'] - 1) < 1e-5, r
         assert d.stop() == 0
@@ -214,7 +223,34 @@ def test_keygen():
         assert r.returncode != 0, 'keygen must not overwrite a key'
 
 
-TESTS = [test_config_rules, test_allow_lists, test_keygen]
+def test_privileges():
+    """The unit runs unprivileged, the daemon refuses root, admin is 0600."""
+    unit = os.path.join(os.environ.get('SV_SOURCE_ROOT', os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), '..', '..')), 'conf', 'simverifyd.service')
+    keys = {}
+    for line in open(unit):
+        if '=' in line and not line.startswith('#'):
+            k, v = line.rstrip('\n').split('=', 1)
+            keys.setdefault(k, []).append(v)
+    assert keys.get('DynamicUser') == ['yes'] and keys.get('User'), keys.get('User')
+    assert keys.get('CapabilityBoundingSet') == [''] and keys.get('AmbientCapabilities') == ['']
+    assert keys.get('NoNewPrivileges') == ['yes']
+    assert '--allow-root' not in keys['ExecStart'][0], keys['ExecStart']
+    with tempfile.TemporaryDirectory(prefix='svcurve-') as t:
+        if os.geteuid() == 0:
+            r = subprocess.run([BIN, '--state-dir', t], capture_output=True, text=True, timeout=30)
+            assert r.returncode != 0 and 'SV-MAIN-ROOT' in r.stderr, r
+        d = Daemon(BIN, opts=BASE)
+        try:
+            d.start()
+            mode = stat.S_IMODE(os.stat(os.path.join(d.dir, 'admin.sock')).st_mode)
+            assert mode == 0o600, oct(mode)
+            assert d.stop() == 0
+        finally:
+            d.close()
+
+
+TESTS = [test_config_rules, test_allow_lists, test_keygen, test_privileges]
 
 if __name__ == '__main__':
     if not zmq.has('curve'):
