@@ -13,6 +13,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+struct sv_proto_msgbuf;
 
 int bench_train(int argc, char **argv) __attribute__((weak));
 int bench_store(int argc, char **argv) __attribute__((weak));
@@ -47,5 +50,35 @@ void bench_json_str(struct bench_json *j, const char *key, const char *val);
 void bench_json_num(struct bench_json *j, const char *key, double val);
 void bench_json_int(struct bench_json *j, const char *key, long long val);
 void bench_json_end(struct bench_json *j);
+
+/* --- a private simverifyd for the end-to-end benchmarks (bench_util.c) --- */
+
+/* The default daemon path, ../daemon/simverifyd beside the running sv-bench
+ * binary, into out[0..cap-1]; out is left untouched if /proc/self/exe cannot
+ * be read. */
+void bench_daemon_default_path(char *out, size_t cap);
+
+/* Fork and exec `daemon --state-dir sd --allow-root -o OVR...` for the n
+ * strings in overrides (each "key=value"), its stderr sent to /dev/null.
+ * Returns the child's pid (-1 if fork failed); the child exits 127 if exec
+ * fails.  Does not wait for the daemon's sockets: poll its admin socket. */
+pid_t bench_daemon_start(const char *daemon, const char *sd, const char *const *overrides,
+                         size_t n);
+
+/* SIGTERM the daemon started by bench_daemon_start and reap it; pid <= 0 is
+ * ignored. */
+void bench_daemon_stop(pid_t pid);
+
+/* Remove the directory tree at dir (files first, symlinks not followed);
+ * errors are ignored. */
+void bench_rm_tree(const char *dir);
+
+/* Send every frame of mb on ZeroMQ socket s as one multipart message;
+ * 0 or -1 (zmq_send failed, errno set by ZeroMQ). */
+int bench_send_mb(void *s, const struct sv_proto_msgbuf *mb);
+
+/* The integer after "key": in the flat JSON text j (a STATUS reply);
+ * -1 if the key is absent. */
+long bench_json_u64(const char *j, const char *key);
 
 #endif

@@ -23,17 +23,11 @@
  * messages in flight; 16), --sync full|meta|none, --json.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -61,14 +55,6 @@ struct gen {
 	char ids[N_ITEMS][8];
 	long counter;
 };
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
 
 /* Message i: per_msg pairs; inline vectors are made unique by a counter
  * (the daemon stores inline vectors content-addressed, so repeats would be
@@ -101,15 +87,6 @@ static int make_msg(struct gen *g, struct sv_proto_msgbuf *mb, long i, int acked
 	}
 	return sv_proto_encode_pairs(mb, SV_PROTO_VERB_PAIR_BATCH, (uint64_t)i + 1, g->pr,
 	                             (size_t)c->per_msg, (uint32_t)c->d_in, acked ? &cl : NULL);
-}
-
-static int send_mb(void *s, const struct sv_proto_msgbuf *mb)
-{
-	for (size_t i = 0; i < mb->n; i++)
-		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len,
-		             i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
-			return -1;
-	return 0;
 }
 
 /* Receive and drop one multipart message; returns its byte count or -1. */
@@ -175,7 +152,7 @@ static double raw_rate(struct gen *g, const char *dir)
 	sv_proto_msgbuf_init(&mb);
 	t0 = bench_now_ns();
 	for (long i = 0; i < msgs; i++)
-		if (make_msg(g, &mb, i, 0) < 0 || send_mb(s, &mb) < 0)
+		if (make_msg(g, &mb, i, 0) < 0 || bench_send_mb(s, &mb) < 0)
 			break;
 	pthread_join(th, NULL);
 	sv_proto_msgbuf_free(&mb);
@@ -192,7 +169,7 @@ static int admin_status(void *adm, char *buf, size_t cap)
 
 	sv_proto_msgbuf_init(&mb);
 	sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL);
-	if (send_mb(adm, &mb) == 0)
+	if (bench_send_mb(adm, &mb) == 0)
 		rc = 0;
 	sv_proto_msgbuf_free(&mb);
 	buf[0] = '\0';
@@ -217,16 +194,6 @@ static int admin_status(void *adm, char *buf, size_t cap)
 	return rc;
 }
 
-static long json_u64(const char *j, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(j, pat);
-	return p ? atol(p + strlen(pat)) : -1;
-}
-
 static void *sock(void *ctx, int type, const char *dir, const char *name)
 {
 	char ep[PATH_MAX + 32];
@@ -245,30 +212,21 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 {
 	const struct cfg *c = g->c;
 	char sd[PATH_MAX + 16], o1[64], o2[64], o3[64], js[65536];
+	const char *const ovr[] = {o1, o2, o3, "train.max_wait_ms=10ms", "store.map_size=256MiB",
+	                           "checkpoint.every_s=0"};
 	long msgs = c->pairs / c->per_msg, base = 0;
 	struct sv_proto_msgbuf mb;
 	double rate = -1.0;
 	uint64_t t0;
 	void *ctx, *adm, *in;
 	pid_t pid;
-	int st;
 
 	snprintf(sd, sizeof(sd), "%s/daemon", dir);
 	snprintf(o1, sizeof(o1), "model.d_in=%ld", c->d_in);
 	snprintf(o2, sizeof(o2), "store.sync=%s", c->sync);
 	snprintf(o3, sizeof(o3), "limits.max_batch_pairs=%ld",
 	         c->per_msg > 4096 ? c->per_msg : 4096);
-	pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0)
-			dup2(fd, 2);
-		execl(c->daemon, c->daemon, "--state-dir", sd, "--allow-root", "-o", o1, "-o", o2,
-		      "-o", o3, "-o", "train.max_wait_ms=10ms", "-o", "store.map_size=256MiB", "-o",
-		      "checkpoint.every_s=0", (char *)NULL);
-		_exit(127);
-	}
+	pid = bench_daemon_start(c->daemon, sd, ovr, sizeof(ovr) / sizeof(ovr[0]));
 	ctx = zmq_ctx_new();
 	adm = sock(ctx, ZMQ_DEALER, sd, "admin.sock");
 	for (int tries = 0; tries < 200; tries++) {
@@ -289,20 +247,20 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 		for (int i = 0; i < N_ITEMS; i++) {
 			sv_proto_encode_item_put(&mb, (uint64_t)i, g->ids[i], strlen(g->ids[i]),
 			                         g->vecs, (uint32_t)c->d_in);
-			send_mb(ia, &mb);
+			bench_send_mb(ia, &mb);
 		}
 		for (int i = 0; i < N_ITEMS; i++)
 			recv_drop(ia);
 		zmq_close(ia);
 	}
 	if (admin_status(adm, js, sizeof(js)) == 0)
-		base = json_u64(js, "pairs_seen");
+		base = bench_json_u64(js, "pairs_seen");
 	t0 = bench_now_ns();
 	{
 		long sent = 0, got = 0;
 
 		while (sent < msgs) {
-			if (make_msg(g, &mb, sent, acked) < 0 || send_mb(in, &mb) < 0)
+			if (make_msg(g, &mb, sent, acked) < 0 || bench_send_mb(in, &mb) < 0)
 				goto out;
 			sent++;
 			while (acked && (sent - got >= c->window || (sent == msgs && got < msgs))) {
@@ -315,7 +273,7 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 	for (;;) {
 		if (admin_status(adm, js, sizeof(js)) < 0)
 			goto out;
-		if (json_u64(js, "pairs_seen") - base >= msgs * c->per_msg)
+		if (bench_json_u64(js, "pairs_seen") - base >= msgs * c->per_msg)
 			break;
 		usleep(5000);
 	}
@@ -325,9 +283,8 @@ out:
 	zmq_close(in);
 	zmq_close(adm);
 	zmq_ctx_term(ctx);
-	kill(pid, SIGTERM);
-	waitpid(pid, &st, 0);
-	nftw(sd, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	bench_daemon_stop(pid);
+	bench_rm_tree(sd);
 	return rate;
 }
 
@@ -376,9 +333,6 @@ static double train_ceiling(const struct cfg *c)
 
 static int parse(int argc, char **argv, struct cfg *c)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
 	memset(c, 0, sizeof(*c));
 	c->dir = "/tmp";
 	c->pairs = 20000;
@@ -386,10 +340,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 	c->d_in = 784;
 	c->window = 16;
 	c->sync = "full";
-	if (n > 0) {
-		self[n] = '\0';
-		snprintf(c->daemon, sizeof(c->daemon), "%s/../daemon/simverifyd", dirname(self));
-	}
+	bench_daemon_default_path(c->daemon, sizeof(c->daemon));
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 

@@ -22,9 +22,6 @@
  * --json.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,23 +56,6 @@ struct shape {
 struct result {
 	double p50_us, p99_us, rps;
 };
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
-static int send_mb(void *s, const struct sv_proto_msgbuf *mb)
-{
-	for (size_t i = 0; i < mb->n; i++)
-		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len,
-		             i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
-			return -1;
-	return 0;
-}
 
 /* Receive one multipart message into m (closing the extra parts); returns
  * the part count or -1. */
@@ -187,7 +167,7 @@ static int run(void *s, struct sv_proto_msgbuf *req, long requests, long depth, 
 			sent++;
 			memcpy(req->hdr + 8, &(uint64_t){(uint64_t)sent}, 8);
 			t_send[sent] = bench_now_ns();
-			if (send_mb(s, req) < 0)
+			if (bench_send_mb(s, req) < 0)
 				goto out;
 		}
 		n = recv_parts(s, m, MAXF);
@@ -256,7 +236,7 @@ static int capture(void *s, struct sv_proto_msgbuf *req, struct shape *sh, unsig
 	int n;
 
 	memcpy(req->hdr + 8, &(uint64_t){1}, 8);
-	if (send_mb(s, req) < 0 || (n = recv_parts(s, m, MAXF)) < 1)
+	if (bench_send_mb(s, req) < 0 || (n = recv_parts(s, m, MAXF)) < 1)
 		return -1;
 	sh->n = (size_t)n;
 	for (int i = 0; i < n; i++)
@@ -279,7 +259,7 @@ static int status_json(void *adm, char *js, size_t cap)
 
 	sv_proto_msgbuf_init(&mb);
 	sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL);
-	if (send_mb(adm, &mb) == 0 && (n = recv_parts(adm, m, MAXF)) > 0) {
+	if (bench_send_mb(adm, &mb) == 0 && (n = recv_parts(adm, m, MAXF)) > 0) {
 		if (n > 2) {
 			size_t l = zmq_msg_size(&m[2]) < cap - 1 ? zmq_msg_size(&m[2]) : cap - 1;
 
@@ -293,23 +273,10 @@ static int status_json(void *adm, char *js, size_t cap)
 	return rc;
 }
 
-static long json_u64(const char *j, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	p = strstr(j, k);
-	return p ? strtol(p + strlen(k), NULL, 10) : -1;
-}
-
 /* ---- main ---------------------------------------------------------------- */
 
 static int parse(int argc, char **argv, struct cfg *c)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
 	memset(c, 0, sizeof(*c));
 	c->dir = "/tmp";
 	c->requests = 20000;
@@ -317,10 +284,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 	c->d_out = 64;
 	c->threads = 2;
 	c->items = 10000;
-	if (n > 0) {
-		self[n] = '\0';
-		snprintf(c->daemon, sizeof(c->daemon), "%s/../daemon/simverifyd", dirname(self));
-	}
+	bench_daemon_default_path(c->daemon, sizeof(c->daemon));
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -365,23 +329,13 @@ static int parse(int argc, char **argv, struct cfg *c)
 static pid_t start_daemon(const struct cfg *c, const char *sd)
 {
 	char o1[64], o2[64], o3[64];
-	pid_t pid;
+	const char *const ovr[] = {o1, o2, o3, "store.sync=none", "store.map_size=256MiB",
+	                           "checkpoint.every_s=0"};
 
 	snprintf(o1, sizeof(o1), "model.d_in=%ld", c->d_in);
 	snprintf(o2, sizeof(o2), "model.d_out=%ld", c->d_out);
 	snprintf(o3, sizeof(o3), "query.threads=%ld", c->threads);
-	pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0)
-			dup2(fd, 2);
-		execl(c->daemon, c->daemon, "--state-dir", sd, "--allow-root", "-o", o1, "-o", o2,
-		      "-o", o3, "-o", "store.sync=none", "-o", "store.map_size=256MiB", "-o",
-		      "checkpoint.every_s=0", (char *)NULL);
-		_exit(127);
-	}
-	return pid;
+	return bench_daemon_start(c->daemon, sd, ovr, sizeof(ovr) / sizeof(ovr[0]));
 }
 
 /* Store c->items random items (acked, 64 in flight) and wait until the
@@ -410,7 +364,7 @@ static int load_items(const struct cfg *c, void *ctx, const char *sd, void *adm)
 			snprintf(id, sizeof(id), "item%ld", sent);
 			if (sv_proto_encode_item_put(&mb, (uint64_t)sent, id, strlen(id), x,
 			                             (uint32_t)c->d_in) < 0 ||
-			    send_mb(in, &mb) < 0)
+			    bench_send_mb(in, &mb) < 0)
 				rc = -1;
 			sent++;
 		}
@@ -429,7 +383,7 @@ static int load_items(const struct cfg *c, void *ctx, const char *sd, void *adm)
 	zmq_close(in);
 	free(x);
 	for (int tries = 0; rc == 0 && tries < 3000; tries++) {
-		if (status_json(adm, js, sizeof(js)) == 0 && json_u64(js, "rebuilds") > 0)
+		if (status_json(adm, js, sizeof(js)) == 0 && bench_json_u64(js, "rebuilds") > 0)
 			return 0;
 		usleep(10000);
 	}
@@ -622,13 +576,10 @@ out:
 		zmq_close(adm);
 	if (ctx)
 		zmq_ctx_term(ctx);
-	if (pid > 0) {
-		kill(pid, SIGTERM);
-		waitpid(pid, &st, 0);
-	}
+	bench_daemon_stop(pid);
 	for (int k = 0; k < N_CASES; k++)
 		sv_proto_msgbuf_free(&req[k]);
 	free(va);
-	nftw(sd, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	bench_rm_tree(sd);
 	return rc;
 }

@@ -1,15 +1,28 @@
 /* bench_util.c - what the sv-bench subcommands share: the clock, median of
  * repeated timed runs after a warmup, integer option parsing and flat JSON
- * output (see bench.h).  No statistics beyond the median: the machines are
+ * output, and the private-daemon lifecycle of the end-to-end benchmarks
+ * (default path, start, stop, state-dir removal, multipart send, STATUS
+ * JSON fields; see bench.h).  No statistics beyond the median: the machines are
  * shared and noisy, so every benchmark reports a same-run reference and a
  * ratio instead of trusting one absolute figure. */
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+#include <zmq.h>
 
 #include "bench.h"
+#include "sv/proto.h"
 
 uint64_t bench_now_ns(void)
 {
@@ -99,4 +112,90 @@ void bench_json_end(struct bench_json *j)
 	(void)j;
 	printf("}\n");
 	fflush(stdout);
+}
+
+void bench_daemon_default_path(char *out, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(out, cap, "%s/../daemon/simverifyd", dirname(self));
+	}
+}
+
+/* At most this many -o overrides (argv: daemon, 3 fixed args, 2 per -o, NULL). */
+#define MAX_OVR 16
+
+pid_t bench_daemon_start(const char *daemon, const char *sd, const char *const *overrides,
+                         size_t n)
+{
+	const char *argv[4 + 2 * MAX_OVR + 1];
+	size_t a = 0;
+	pid_t pid;
+
+	if (n > MAX_OVR)
+		n = MAX_OVR;
+	argv[a++] = daemon;
+	argv[a++] = "--state-dir";
+	argv[a++] = sd;
+	argv[a++] = "--allow-root";
+	for (size_t i = 0; i < n; i++) {
+		argv[a++] = "-o";
+		argv[a++] = overrides[i];
+	}
+	argv[a] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(daemon, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+void bench_daemon_stop(pid_t pid)
+{
+	int st;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+void bench_rm_tree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int bench_send_mb(void *s, const struct sv_proto_msgbuf *mb)
+{
+	for (size_t i = 0; i < mb->n; i++)
+		if (zmq_send(s, mb->frames[i].data, mb->frames[i].len,
+		             i + 1 < mb->n ? ZMQ_SNDMORE : 0) < 0)
+			return -1;
+	return 0;
+}
+
+long bench_json_u64(const char *j, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(j, k);
+	return p ? strtol(p + strlen(k), NULL, 10) : -1;
 }
