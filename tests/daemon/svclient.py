@@ -12,8 +12,10 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
+import traceback
 
 import numpy as np
 import zmq
@@ -279,3 +281,23 @@ def status_until(d, cond, what, timeout=10.0):
         if time.monotonic() > end:
             raise AssertionError('timed out waiting for %s; last STATUS %r' % (what, st))
         time.sleep(0.02)
+
+
+def run_tests(tests, want=()):
+    """Run each test function (only those named in want, if any), printing
+    PASS name (seconds) or FAIL name and its traceback; returns the exit
+    status for sys.exit: 1 if any failed, else 0."""
+    failed = 0
+    for t in tests:
+        if want and t.__name__ not in want:
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+            print('PASS %s (%.1fs)' % (t.__name__, time.monotonic() - t0))
+        except Exception:
+            failed += 1
+            print('FAIL %s' % t.__name__)
+            traceback.print_exc()
+        sys.stdout.flush()
+    return 1 if failed else 0

@@ -14,15 +14,13 @@ import os
 import struct
 import subprocess
 import sys
-import time
-import traceback
 from collections import Counter
 
 import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, VERBS, item_put, item_get, pairs, admin, parse_reply, status_until  # noqa
+from svclient import Daemon, VERBS, item_put, item_get, pairs, admin, parse_reply, status_until, run_tests  # noqa
 
 D = 8
 MAX_MSG, MAX_BATCH, MAX_ID, MAX_K = 65536, 16, 32, 10
@@ -274,15 +272,4 @@ def test_frame_over_transport_cap():
 TESTS = [test_table, test_frame_over_transport_cap]
 
 if __name__ == '__main__':
-    failed = 0
-    for fn in TESTS:
-        t0 = time.monotonic()
-        try:
-            fn()
-            print('PASS %s (%.1fs)' % (fn.__name__, time.monotonic() - t0))
-        except Exception:
-            failed += 1
-            print('FAIL %s' % fn.__name__)
-            traceback.print_exc()
-        sys.stdout.flush()
-    sys.exit(1 if failed else 0)
+    sys.exit(run_tests(TESTS))

@@ -15,14 +15,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 import numpy as np
 import zmq
 import zmq.utils.monitor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, item_put, pairs, admin, parse_reply  # noqa
+from svclient import Daemon, item_put, pairs, admin, parse_reply, run_tests  # noqa
 
 D_IN = 8
 BASE = ['model.d_in=%d' % D_IN, 'model.d_out=4', 'train.batch_pairs=4', 'store.map_size=8MiB']
@@ -256,15 +255,4 @@ if __name__ == '__main__':
     if not zmq.has('curve'):
         print('libzmq without CURVE: skipped')
         sys.exit(77)
-    failed = 0
-    for fn in TESTS:
-        t0 = time.monotonic()
-        try:
-            fn()
-            print('PASS %s (%.1fs)' % (fn.__name__, time.monotonic() - t0))
-        except Exception:
-            failed += 1
-            print('FAIL %s' % fn.__name__)
-            traceback.print_exc()
-        sys.stdout.flush()
-    sys.exit(1 if failed else 0)
+    sys.exit(run_tests(TESTS))

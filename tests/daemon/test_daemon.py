@@ -10,13 +10,12 @@ import stat
 import subprocess
 import sys
 import time
-import traceback
 
 import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, item_put, item_get, pairs, header, parse_reply, status_until, topk, wait_for  # noqa
+from svclient import Daemon, item_put, item_get, pairs, header, parse_reply, status_until, topk, wait_for, run_tests  # noqa
 
 D_IN, D_OUT = 16, 4
 BASE = ['model.d_in=%d' % D_IN, 'model.d_out=%d' % D_OUT, 'train.batch_pairs=8',
@@ -453,17 +452,4 @@ TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_r
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
-    failed = 0
-    for t in TESTS:
-        if want and t.__name__ not in want:
-            continue
-        t0 = time.monotonic()
-        try:
-            t()
-            print('PASS %s (%.1fs)' % (t.__name__, time.monotonic() - t0))
-        except Exception:
-            failed += 1
-            print('FAIL %s' % t.__name__)
-            traceback.print_exc()
-        sys.stdout.flush()
-    sys.exit(1 if failed else 0)
+    sys.exit(run_tests(TESTS, want))

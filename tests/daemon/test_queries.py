@@ -17,13 +17,12 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 
 import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, header, item_put, pairs, parse_reply, status_until, topk, wait_for  # noqa
+from svclient import Daemon, header, item_put, pairs, parse_reply, status_until, topk, wait_for, run_tests  # noqa
 
 D_IN, D_OUT = 32, 8
 BASE = ['model.d_in=%d' % D_IN, 'model.d_out=%d' % D_OUT, 'train.batch_pairs=16',
@@ -474,17 +473,4 @@ TESTS = [test_score_float64, test_topk_brute_force, test_topk_during_rebuild,
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[3:] if a.startswith('test_')]
-    failed = 0
-    for t in TESTS:
-        if want and t.__name__ not in want:
-            continue
-        t0 = time.monotonic()
-        try:
-            t()
-            print('PASS %s (%.1fs)' % (t.__name__, time.monotonic() - t0))
-        except Exception:
-            failed += 1
-            print('FAIL %s' % t.__name__)
-            traceback.print_exc()
-        sys.stdout.flush()
-    sys.exit(1 if failed else 0)
+    sys.exit(run_tests(TESTS, want))
