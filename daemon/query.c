@@ -462,39 +462,12 @@ static void *worker_main(void *arg)
 	for (;;) {
 		zmq_msg_t m[MAX_PARTS];
 		struct sv_proto_frame fr[MAX_PARTS];
-		int n = 0, more = 1, env, over = 0;
+		int over, env, n = reply_recv_request(w->sock, m, fr, MAX_PARTS, &over, &env);
 
-		while (more) {
-			zmq_msg_t t;
-
-			zmq_msg_init(&t);
-			if (zmq_msg_recv(&t, w->sock, 0) < 0) {
-				zmq_msg_close(&t);
-				if (zmq_errno() == EINTR)
-					continue;
-				for (int i = 0; i < n; i++)
-					zmq_msg_close(&m[i]);
-				return NULL; /* ETERM */
-			}
-			more = zmq_msg_more(&t);
-			if (n < MAX_PARTS) {
-				m[n++] = t;
-			} else {
-				zmq_msg_close(&t);
-				over = 1;
-			}
-		}
-		for (int i = 0; i < n; i++) {
-			fr[i].data = zmq_msg_data(&m[i]);
-			fr[i].len = zmq_msg_size(&m[i]);
-		}
-		env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
+		if (n < 0)
+			return NULL; /* ETERM */
 		if (over || n <= env) {
-			count_reject(w->q->d,
-			             over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
-			reply_error(&w->mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
-			            over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
-			            over ? "too many frames" : "no frames after the envelope");
+			reply_bad_envelope(w->q->d, &w->mb, over);
 		} else {
 			handle(w, fr + env, (size_t)(n - env));
 		}

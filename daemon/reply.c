@@ -1,7 +1,11 @@
-/* reply.c - error replies that never fail to encode (see reply.h). */
+/* reply.c - error replies that never fail to encode, and the request
+ * receive the admin and query sockets share (see reply.h). */
 #include "reply.h"
 
+#include <errno.h>
 #include <string.h>
+
+#include "daemon.h"
 
 void reply_error(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status, int reason,
                  const char *msg)
@@ -38,4 +42,46 @@ void reply_error(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int stat
 	mb->frames[1].data = msg ? msg : "";
 	mb->frames[1].len = len;
 	mb->n = 2;
+}
+
+int reply_recv_request(void *sock, zmq_msg_t *m, struct sv_proto_frame *fr, int cap, int *over,
+                       int *env)
+{
+	int n = 0, more = 1;
+
+	*over = 0;
+	while (more) {
+		zmq_msg_t t;
+
+		zmq_msg_init(&t);
+		if (zmq_msg_recv(&t, sock, 0) < 0) {
+			zmq_msg_close(&t);
+			if (zmq_errno() == EINTR)
+				continue;
+			for (int i = 0; i < n; i++)
+				zmq_msg_close(&m[i]);
+			return -1;
+		}
+		more = zmq_msg_more(&t);
+		if (n < cap) {
+			m[n++] = t;
+		} else {
+			zmq_msg_close(&t);
+			*over = 1;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		fr[i].data = zmq_msg_data(&m[i]);
+		fr[i].len = zmq_msg_size(&m[i]);
+	}
+	*env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
+	return n;
+}
+
+void reply_bad_envelope(struct sv_daemon *d, struct sv_proto_msgbuf *mb, int over)
+{
+	count_reject(d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
+	reply_error(mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
+	            over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
+	            over ? "too many frames" : "no frames after the envelope");
 }
