@@ -461,6 +461,6 @@ int bench_ingest(int argc, char **argv)
 		bench_json_end(&j);
 	free(g.vecs);
 	free(g.pr);
-	rmdir(dir);
+	bench_rm_tree(dir); /* raw_rate leaves its ipc socket file there */
 	return 0;
 }
