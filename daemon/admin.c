@@ -150,8 +150,6 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	ju64(&j, "last_seq", atomic_load(&d->prog.last_seq), 1);
 	jnum(&j, "auc", atomic_load(&d->prog.auc), 1);
 	jnum(&j, "eer", atomic_load(&d->prog.eer), 1);
-	jnum(&j, "tar_at_far_1e-2", atomic_load(&d->prog.tar_far_1e2), 1);
-	jnum(&j, "tar_at_far_1e-3", atomic_load(&d->prog.tar_far_1e3), 1);
 	jnum(&j, "loss", atomic_load(&d->prog.loss), 1);
 	jnum(&j, "threshold", atomic_load(&d->prog.threshold), 1);
 	pthread_mutex_lock(&d->live_mu);
