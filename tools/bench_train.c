@@ -6,12 +6,16 @@
  * pre-step scores, loss, backward, optimizer).  The reference, timed in the
  * same run and interleaved step by step so both see the same machine load,
  * is the four GEMMs of that step called straight on cblas_sgemm with the
- * same shapes and thread count (m = 2B rows):
+ * same shapes, threaded by OpenBLAS itself with the same thread count
+ * (m = 2B rows):
  *     Z = X W          m x d_out,  K = d_in
  *     S = E E^T        m x m,      K = d_out
  *     G = C E          m x d_out,  K = m      ((C+C^T)E, or Omega's for contrastive)
  *     dW = X^T dZ      d_in x d_out, K = m
- * GFLOP/s counts 2*M*N*K for each of the four, for both columns.
+ * GFLOP/s counts 2*M*N*K for each of the four, for every line.  A second
+ * reference runs the same four GEMMs through sv_blas_gemm, which splits each
+ * product across the threads itself (sv/blas.h): the step's overhead over
+ * the GEMMs it actually runs.
  * A third timing, in the same loop, runs the step's calls one by one (as sv_trainer_step makes
  * them, on copies of its state) to report where the step's time goes.
  * Leaves out: the store, the pair log and the network (other benchmarks).
@@ -180,11 +184,14 @@ static void run_step(void *arg)
 		c->rc = rc;
 }
 
+/* The reference: OpenBLAS threading the four GEMMs with o->threads threads
+ * (sv_blas_set_threads leaves OpenBLAS single-threaded; set it back after). */
 static void run_gemms(void *arg)
 {
 	struct ctx *c = arg;
 	const int m = (int)(2 * c->o->batch), di = (int)c->o->d_in, dout = (int)c->o->d_out;
 
+	openblas_set_num_threads((int)c->o->threads);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dout, di, 1.0f, c->X, di,
 		    c->W, dout, 0.0f, c->Z, dout);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, dout, 1.0f, c->Z, dout,
@@ -193,6 +200,19 @@ static void run_gemms(void *arg)
 		    c->Z, dout, 0.0f, c->G, dout);
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, di, dout, m, 1.0f, c->X, di,
 		    c->G, dout, 0.0f, c->dW, dout);
+	openblas_set_num_threads(1);
+}
+
+/* The same four GEMMs through sv_blas_gemm, split across the threads by simverify. */
+static void run_gemms_split(void *arg)
+{
+	struct ctx *c = arg;
+	const size_t m = 2 * (size_t)c->o->batch, di = (size_t)c->o->d_in, dout = (size_t)c->o->d_out;
+
+	sv_blas_gemm(0, 0, m, dout, di, 1.0f, c->X, di, c->W, dout, 0.0f, c->Z, dout);
+	sv_blas_gemm(0, 1, m, m, dout, 1.0f, c->Z, dout, c->Z, dout, 0.0f, c->S, m);
+	sv_blas_gemm(0, 0, m, dout, m, 1.0f, c->S, m, c->Z, dout, 0.0f, c->G, dout);
+	sv_blas_gemm(1, 0, di, dout, m, 1.0f, c->X, di, c->G, dout, 0.0f, c->dW, dout);
 }
 
 /* The step's calls one at a time, each timed (what sv_trainer_step does). */
@@ -249,7 +269,8 @@ int bench_train(int argc, char **argv)
 	struct ctx c;
 	struct sv_train_params p;
 	struct bench_json j;
-	double *ts = NULL, *tg = NULL, *tgather = NULL, *tph = NULL, step_s, gemm_s, gather_s, flops;
+	double *ts = NULL, *tg = NULL, *tsp = NULL, *tgather = NULL, *tph = NULL;
+	double step_s, gemm_s, split_s, gather_s, flops;
 	double ph[5];
 	int rc = parse(argc, argv, &o), ret = 1, warm;
 	size_t m, di, dout;
@@ -290,9 +311,10 @@ int bench_train(int argc, char **argv)
 	tph = malloc(5 * (size_t)o.steps * sizeof(double));
 	ts = malloc((size_t)o.steps * sizeof(double));
 	tg = malloc((size_t)o.steps * sizeof(double));
+	tsp = malloc((size_t)o.steps * sizeof(double));
 	tgather = malloc((size_t)o.steps * sizeof(double));
 	if (!c.data || !c.X || !c.W || !c.Z || !c.S || !c.G || !c.dW || !c.scores || !ts ||
-	    !tg || !tgather || !c.pW || !c.pdW || !c.pE || !c.pG || !c.pnorms || !tph) {
+	    !tg || !tsp || !tgather || !c.pW || !c.pdW || !c.pE || !c.pG || !c.pnorms || !tph) {
 		fprintf(stderr, "sv-bench train: out of memory\n");
 		goto out;
 	}
@@ -314,12 +336,14 @@ int bench_train(int argc, char **argv)
 	warm = o.steps < 5 ? 2 : 5;
 	bench_time(run_step, &c, warm, 0, ts);
 	bench_time(run_gemms, &c, warm, 0, tg);
+	bench_time(run_gemms_split, &c, warm, 0, tsp);
 	for (int k = 0; k < warm; k++)
 		run_phases(&c);
 	for (long s = 0; s < o.steps; s++) {
 		bench_time(run_step, &c, 0, 1, &ts[s]);
 		tgather[s] = c.gather_s;
 		bench_time(run_gemms, &c, 0, 1, &tg[s]);
+		bench_time(run_gemms_split, &c, 0, 1, &tsp[s]);
 		run_phases(&c);
 		for (int k = 0; k < 5; k++)
 			tph[k * o.steps + s] = c.ph[k];
@@ -332,6 +356,7 @@ int bench_train(int argc, char **argv)
 	}
 	step_s = bench_median(ts, (size_t)o.steps);
 	gemm_s = bench_median(tg, (size_t)o.steps);
+	split_s = bench_median(tsp, (size_t)o.steps);
 	gather_s = bench_median(tgather, (size_t)o.steps);
 	flops = 2.0 * (2.0 * (double)m * (double)di * (double)dout +
 		       2.0 * (double)m * (double)m * (double)dout);
@@ -354,6 +379,8 @@ int bench_train(int argc, char **argv)
 		bench_json_num(&j, "gemm_ms", gemm_s * 1e3);
 		bench_json_num(&j, "gemm_gflops", flops / gemm_s * 1e-9);
 		bench_json_num(&j, "ratio_step_gemm", step_s / gemm_s);
+		bench_json_num(&j, "split_gemm_ms", split_s * 1e3);
+		bench_json_num(&j, "ratio_step_split_gemm", step_s / split_s);
 		bench_json_num(&j, "phase_gather_ms", ph[0] * 1e3);
 		bench_json_num(&j, "phase_forward_ms", ph[1] * 1e3);
 		bench_json_num(&j, "phase_loss_ms", ph[2] * 1e3);
@@ -371,6 +398,9 @@ int bench_train(int argc, char **argv)
 		printf("  OpenBLAS GEMMs only             %9.3f ms  %10.0f pairs/s  %7.2f GFLOP/s\n",
 		       gemm_s * 1e3, (double)o.batch / gemm_s, flops / gemm_s * 1e-9);
 		printf("  ratio step / GEMM-only          %9.3f\n", step_s / gemm_s);
+		printf("  same GEMMs split by sv_blas     %9.3f ms  %10.0f pairs/s  %7.2f GFLOP/s\n",
+		       split_s * 1e3, (double)o.batch / split_s, flops / split_s * 1e-9);
+		printf("  ratio step / split GEMM-only    %9.3f\n", step_s / split_s);
 		printf("  phases (ms): gather %.3f  forward %.3f  loss %.3f  backward %.3f"
 		       "  optimizer %.3f\n",
 		       ph[0] * 1e3, ph[1] * 1e3, ph[2] * 1e3, ph[3] * 1e3, ph[4] * 1e3);
@@ -397,6 +427,7 @@ out:
 	free(c.scores);
 	free(ts);
 	free(tg);
+	free(tsp);
 	free(tgather);
 	return ret;
 }

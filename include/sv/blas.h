@@ -2,6 +2,15 @@
  *
  * Every cblas call of libsimverify lives in lib/blas.c, so the thread count,
  * the layout convention and any future backend switch sit in one place.
+ *
+ * Threads: until sv_blas_set_threads is called, OpenBLAS threads each call
+ * itself.  After sv_blas_set_threads(n), OpenBLAS runs single-threaded and
+ * GEMM, SYRK and SYMM split each large product (about 10^6 multiply-adds
+ * or more) into n blocks of the output, run on n - 1 pool threads and the
+ * caller.  Any thread may call in at any time: while one caller uses the
+ * pool, another runs the same blocks one after another itself.  The blocks
+ * depend only on the shapes and n, so results are bit-identical between
+ * runs and callers (not between different n).
  * All matrices are float32, row-major, with an explicit leading dimension
  * (the distance in floats between the starts of two consecutive rows).
  * Buffers are owned by the caller; nothing here allocates or fails.
@@ -44,11 +53,14 @@ void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t 
 void sv_blas_symm_upper(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *B,
                         size_t ldb, float beta, float *C, size_t ldc);
 
-/* Set the number of threads BLAS uses (n >= 1; values < 1 mean 1).  The
- * setting is process-wide. */
+/* Set the number of threads the products use (n >= 1; values < 1 mean 1,
+ * at most 64): starts or stops pool threads, waiting for a product in
+ * flight.  The setting is process-wide.  A child forked afterwards has no
+ * pool threads and runs the same blocks inline. */
 void sv_blas_set_threads(int n);
 
-/* The number of threads BLAS currently uses (>= 1). */
+/* The number of threads the products use (>= 1): the last
+ * sv_blas_set_threads, or OpenBLAS's own count before any. */
 int sv_blas_threads(void);
 
 #ifdef __cplusplus
