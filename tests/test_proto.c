@@ -798,3 +798,38 @@ Test(proto, model_get_put_roundtrip_and_malformed)
 	cr_assert_eq(e.reason, SV_PROTO_REASON_FRAME_COUNT, "%s", e.msg);
 	copy_free(&c);
 }
+
+/* A long vector frame (past the block-wise fast path of the finiteness
+ * check): extreme finite values pass; a NaN deep in a block and an Inf in
+ * the tail are each found at the right vector and element. */
+Test(proto, nonfinite_found_in_long_vector_frames)
+{
+	enum { DIM = 100, N = 3 };
+	static float v[2 * N][DIM];
+	struct sv_proto_pair in[N];
+	struct sv_proto_request r;
+	struct sv_proto_error e;
+	float *f;
+
+	for (int i = 0; i < 2 * N; i++)
+		for (int j = 0; j < DIM; j++)
+			v[i][j] = (j % 4 == 0) ? 3.4028235e38f : (j % 4 == 1) ? -0.0f
+			          : (j % 4 == 2) ? 1e-45f : -1.0f;
+	for (int i = 0; i < N; i++)
+		in[i] = mkpair(i & 1, NULL, v[2 * i], NULL, v[2 * i + 1]);
+	struct sv_proto_limits wide = lim;
+
+	wide.d_in = DIM;
+	cr_assert_eq(sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 1, in, N, DIM, NULL), 0);
+	cr_assert_eq(sv_proto_decode_request(mb.frames, mb.n, &wide, &r, &e), 0, "%s", e.msg);
+
+	f = (float *)mb.frames[3].data; /* 2N vectors, row a then b per pair */
+	f[5 * DIM + 17] = NAN;          /* flat index 517: inside the 9th block of 64 */
+	cr_assert_lt(sv_proto_decode_request(mb.frames, mb.n, &wide, &r, &e), 0);
+	cr_assert_eq(e.reason, SV_PROTO_REASON_NONFINITE);
+	cr_assert(strstr(e.msg, "vector 5 element 17 is NaN"), "%s", e.msg);
+	f[5 * DIM + 17] = 0.0f;
+	f[2 * N * DIM - 1] = -INFINITY; /* the very last element, in the tail */
+	cr_assert_lt(sv_proto_decode_request(mb.frames, mb.n, &wide, &r, &e), 0);
+	cr_assert(strstr(e.msg, "vector 5 element 99 is Inf"), "%s", e.msg);
+}
