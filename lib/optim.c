@@ -2,7 +2,7 @@
  * bit-exact byte format of the state (sv/optim.h, LOSSES.md section 10).
  * Leaves out: learning-rate schedules, amsgrad, maximize, parameter groups. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3", "-fno-trapping-math")
+#pragma GCC optimize("O3", "-fno-trapping-math", "-fno-math-errno")
 #endif
 #include <errno.h>
 #include <math.h>
@@ -145,38 +145,24 @@ static void step_sgd(struct sv_optim *o, float *W, const float *grad)
 		o->buf1_init = 1;
 }
 
-/* sqrt(x) for x >= 0 without libm's errno path (which blocks vectorizing):
- * bit-trick reciprocal square root, four Newton steps (converged in double),
- * then x * rsqrt(x).  0 gives 0. */
-static inline double sqrt_nonneg(double x)
-{
-	union {
-		double d;
-		int64_t i;
-	} u;
-	u.d = x;
-	u.i = 0x5fe6eb50c7b537a9LL - (u.i >> 1);
-	double y = u.d, hx = 0.5 * x;
-	y = y * (1.5 - hx * y * y);
-	y = y * (1.5 - hx * y * y);
-	y = y * (1.5 - hx * y * y);
-	y = y * (1.5 - hx * y * y);
-	return x * y;
-}
-
+/* Adam / AdamW in float32, operation by operation as torch 1.13's
+ * single-tensor Adam does it on float tensors (its scalars rounded to
+ * float): g += wd W (Adam); W *= 1 - lr wd (AdamW); m = m b1 + (1 - b1) g;
+ * v = v b2 + ((1 - b2) g) g; W += -step (m / (sqrt(v) / sqrt(bc2) + eps)).
+ * sqrtf is the correctly rounded square root (no errno: see the pragma). */
 HOT_CLONES static void adam_loop(float *restrict W, const float *restrict grad, float *restrict m,
-                                 float *restrict v, size_t n, double lr, double wd, double b1,
-                                 double b2, double eps, double step, double bc2s, int decoupled)
+                                 float *restrict v, size_t n, float decay, float l2, float b1,
+                                 float omb1, float b2, float omb2, float eps, float nstep,
+                                 float bc2s)
 {
-	const double decay = decoupled ? 1.0 - lr * wd : 1.0, l2 = decoupled ? 0.0 : wd;
 	for (size_t i = 0; i < n; i++) {
-		double w = (double)W[i] * decay;
-		double g = (double)grad[i] + l2 * (double)W[i];
-		double mi = b1 * (double)m[i] + (1.0 - b1) * g;
-		double vi = b2 * (double)v[i] + (1.0 - b2) * g * g;
-		m[i] = (float)mi;
-		v[i] = (float)vi;
-		W[i] = (float)(w - step * mi / (sqrt_nonneg(vi) / bc2s + eps));
+		float w = W[i];
+		float g = grad[i] + l2 * w;
+		float mi = m[i] * b1 + omb1 * g;
+		float vi = v[i] * b2 + omb2 * g * g;
+		m[i] = mi;
+		v[i] = vi;
+		W[i] = w * decay + nstep * (mi / (sqrtf(vi) / bc2s + eps));
 	}
 }
 
@@ -184,8 +170,11 @@ static void step_adam(struct sv_optim *o, float *W, const float *grad)
 {
 	const double b1 = o->p.beta1, b2 = o->p.beta2, t = (double)o->t;
 	const double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
-	adam_loop(W, grad, o->buf1, o->buf2, o->n, o->p.lr, o->p.weight_decay, b1, b2, o->p.eps,
-	          o->p.lr / bc1, sqrt(bc2), o->p.kind == SV_OPTIM_KIND_ADAMW);
+	const int decoupled = o->p.kind == SV_OPTIM_KIND_ADAMW;
+	const double wd = o->p.weight_decay;
+	adam_loop(W, grad, o->buf1, o->buf2, o->n, decoupled ? (float)(1.0 - o->p.lr * wd) : 1.0f,
+	          decoupled ? 0.0f : (float)wd, (float)b1, (float)(1.0 - b1), (float)b2,
+	          (float)(1.0 - b2), (float)o->p.eps, (float)(-(o->p.lr / bc1)), (float)sqrt(bc2));
 }
 
 void sv_optim_step(struct sv_optim *o, float *W, float *grad)
