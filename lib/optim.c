@@ -2,7 +2,7 @@
  * bit-exact byte format of the state (sv/optim.h, LOSSES.md section 10).
  * Leaves out: learning-rate schedules, amsgrad, maximize, parameter groups. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3", "-fno-trapping-math", "-fno-math-errno")
+#pragma GCC optimize("O3", "-fno-trapping-math")
 #endif
 #include <errno.h>
 #include <math.h>
@@ -149,7 +149,8 @@ static void step_sgd(struct sv_optim *o, float *W, const float *grad)
  * single-tensor Adam does it on float tensors (its scalars rounded to
  * float): g += wd W (Adam); W *= 1 - lr wd (AdamW); m = m b1 + (1 - b1) g;
  * v = v b2 + ((1 - b2) g) g; W += -step (m / (sqrt(v) / sqrt(bc2) + eps)).
- * sqrtf is the correctly rounded square root (no errno: see the pragma). */
+ * sqrtf is the correctly rounded square root, inline and vectorized: the
+ * library is built with -fno-math-errno (lib/meson.build). */
 HOT_CLONES static void adam_loop(float *restrict W, const float *restrict grad, float *restrict m,
                                  float *restrict v, size_t n, float decay, float l2, float b1,
                                  float omb1, float b2, float omb2, float eps, float nstep,
