@@ -38,7 +38,7 @@
 #define SPIN_NS 20000
 #define YIELD_NS 500000
 
-typedef void (*part_fn)(void *arg, int part);
+typedef sv_blas_part_fn part_fn;
 
 static struct {
 	pthread_mutex_t use;   /* held by the caller running a split job */
@@ -139,6 +139,11 @@ static void run_parts(part_fn fn, void *arg, int parts)
 		else
 			cpu_relax();
 	pthread_mutex_unlock(&pool.use);
+}
+
+void sv_blas_run_parts(int parts, sv_blas_part_fn fn, void *arg)
+{
+	run_parts(fn, arg, parts);
 }
 
 /* Bounds of part k of [0, n) in P equal parts, at multiples of ALIGN. */

@@ -36,6 +36,10 @@
 /* NT-Xent: largest spread of logits (over tau) the shared-reference path
  * of ntxent_upper / ntxent_labels accepts before exp would underflow. */
 #define SPREAD_MAX 60.0f
+/* The m x m passes of ntxent_upper run in up to this many parts (at most
+ * sv_blas_threads()), and in one part below PARTS_MIN_ROWS rows. */
+#define PARTS_MAX 8
+#define PARTS_MIN_ROWS 128
 
 /* The m x m row passes are built for AVX2 as well as the baseline ISA where
  * GCC can dispatch at load time (ifunc); fp contraction stays off (ISO C
@@ -67,6 +71,9 @@ struct sv_loss_ws {
 	float *wv;         /* m: ntxent per-row coefficients */
 	float *zc;         /* m: column sums / maxima of the upper-triangle passes */
 	int32_t *nearc;    /* m: per row, near pairs found in pass 1 */
+	float *zcp;        /* PARTS_MAX x 2m: per part column sums, column maxima */
+	double *rz;        /* m: ntxent_upper row sums */
+	float *rmx;        /* m: ntxent_upper row maxima */
 };
 
 void sv_loss_params_default(struct sv_loss_params *p, enum sv_loss_kind kind)
@@ -91,7 +98,8 @@ size_t sv_loss_ws_bytes(size_t max_pairs, uint32_t d_out)
 		return 0;
 	return sizeof(struct sv_loss_ws) + 2 * m * m * sizeof(float) +
 	       (6 * m + 1) * sizeof(int32_t) +
-	       m * (sizeof(double) + 3 * sizeof(float) + sizeof(struct keyrow));
+	       m * (2 * sizeof(double) + 4 * sizeof(float) + sizeof(struct keyrow)) +
+	       PARTS_MAX * 2 * m * sizeof(float);
 }
 
 int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
@@ -118,9 +126,13 @@ int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
 	ws->gst = malloc((m + 1) * sizeof(int32_t));
 	ws->wv = malloc(m * sizeof(float));
 	ws->zc = malloc(m * sizeof(float));
+	ws->zcp = malloc(PARTS_MAX * 2 * m * sizeof(float));
+	ws->rz = malloc(m * sizeof(double));
+	ws->rmx = malloc(m * sizeof(float));
 	ws->nearc = malloc(m * sizeof(int32_t));
 	if (!ws->S || !ws->C || !ws->lab || !ws->excl || !ws->gsz || !ws->uf || !ws->kr ||
-	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv || !ws->zc || !ws->nearc) {
+	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv || !ws->zc || !ws->nearc || !ws->zcp ||
+	    !ws->rz || !ws->rmx) {
 		sv_loss_ws_free(ws);
 		return -ENOMEM;
 	}
@@ -145,6 +157,9 @@ void sv_loss_ws_free(sv_loss_ws *ws)
 	free(ws->wv);
 	free(ws->zc);
 	free(ws->nearc);
+	free(ws->zcp);
+	free(ws->rz);
+	free(ws->rmx);
 	free(ws);
 }
 
@@ -713,38 +728,99 @@ HOT_CLONES static double upper_row_exp(float *restrict crow, const float *restri
 	return z;
 }
 
+/* First row of part k when rows 0..m-1 are cut into P slices of about
+ * equal upper-triangle area: (m - r_k)^2 = m^2 (1 - k / P). */
+static size_t tri_row(size_t m, int k, int P)
+{
+	if (k >= P)
+		return m;
+	return (size_t)((double)m * (1.0 - sqrt(1.0 - (double)k / (double)P)));
+}
+
+/* How many parts the m x m passes get: fixed by m and the thread count. */
+static int pass_parts(size_t m)
+{
+	int P = sv_blas_threads();
+
+	if (m < PARTS_MIN_ROWS)
+		return 1;
+	return P < 1 ? 1 : P > PARTS_MAX ? PARTS_MAX : P;
+}
+
+struct upper_job {
+	sv_loss_ws *ws;
+	size_t m;
+	int P;
+	float R, inv_tau;
+};
+
+/* Part k of the exp pass: its rows' C entries, row sums (rz) and row maxima
+ * (rmx), and its own column sums and maxima (zcp slice k). */
+static void upper_exp_part(void *arg, int k)
+{
+	const struct upper_job *j = arg;
+	sv_loss_ws *ws = j->ws;
+	const size_t m = j->m, a0 = tri_row(m, k, j->P), a1 = tri_row(m, k + 1, j->P);
+	float *zc = ws->zcp + (size_t)k * 2 * m, *cmax = zc + m;
+
+	for (size_t s = a0; s < m; s++) {
+		zc[s] = 0.0f;
+		cmax[s] = -FLT_MAX;
+	}
+	for (size_t a = a0; a < a1; a++) {
+		ws->C[a * m + a] = 0.0f;
+		ws->rz[a] = upper_row_exp(ws->C + a * m, ws->S + a * m, ws->lab, ws->lab[a], a + 1,
+		                          m, j->R, j->inv_tau, zc, cmax, &ws->rmx[a]);
+	}
+}
+
+/* Part k of the scaling pass: C_as *= w_a + w_s on its rows (s > a). */
+static void upper_scale_part(void *arg, int k)
+{
+	const struct upper_job *j = arg;
+	sv_loss_ws *ws = j->ws;
+	const size_t m = j->m, a0 = tri_row(m, k, j->P), a1 = tri_row(m, k + 1, j->P);
+
+	for (size_t a = a0; a < a1; a++)
+		scale_row(ws->C + a * m + a + 1, ws->wv + a + 1, ws->wv[a], m - a - 1);
+}
+
 /* NT-Xent in BATCH/GRAPH mode on the upper triangle only.  With one shared
  * reference R >= every similarity, exp((S_as - R)/tau) is symmetric, so a
  * single pass over s > a gives both row a's and column s's sums and maxima,
  * and the symmetric coefficient matrix C + C^T (LOSSES.md 7.2) of a
  * negative entry is exp((S_as - R)/tau) (w_a + w_s) with
  * w_a = k_a exp((R - smax_a)/tau).  G comes from SYMM on the upper triangle.
+ * The two m x m passes run in row parts on sv_blas's threads (each part
+ * with its own column sums, added in part order); the per-anchor work
+ * between them is O(m) plus the positives.
  * Needs 2 R / tau <= SPREAD_MAX so that nothing that matters underflows; the
  * caller falls back to ntxent_labels otherwise. */
 static void ntxent_upper(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m, size_t n_pos,
                          const float *E, uint32_t d, float R, float *G, struct sv_loss_stats *st)
 {
-	float *S = ws->S, *C = ws->C, *smax = ws->nf, *w = ws->wv, *zc = ws->zc;
+	float *S = ws->S, *C = ws->C, *smax = ws->nf, *w = ws->wv;
 	const int32_t *c = ws->lab, *ex = ws->excl, *gs = ws->gsz, *gst = ws->gst, *mem = ws->uf;
 	const double tau = p->temperature;
 	const float inv_tau = (float)(1.0 / tau);
 	const double scale = 1.0 / ((double)n_pos * tau);
+	struct upper_job job = {ws, m, pass_parts(m), R, inv_tau};
+
 	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, S, m);
-	for (size_t a = 0; a < m; a++) {
-		zc[a] = 0.0f;
-		smax[a] = -FLT_MAX;
-	}
+	sv_blas_run_parts(job.P, upper_exp_part, &job);
 	double loss = 0.0;
 	for (size_t a = 0; a < m; a++) {
 		const float *row = S + a * m;
 		const int32_t ca = c[a], xa = ex[a];
-		float rmax;
-		C[a * m + a] = 0.0f;
-		double z =
-		    upper_row_exp(C + a * m, row, c, ca, a + 1, m, R, inv_tau, zc, smax, &rmax);
-		/* columns < a are complete: rows 0..a-1 have been through */
-		z += zc[a];
-		smax[a] = rmax > smax[a] ? rmax : smax[a];
+		/* column a's entries come from rows < a, in parts <= a's own */
+		double z = ws->rz[a];
+		float mx = ws->rmx[a];
+		for (int k = 0; k < job.P && tri_row(m, k, job.P) < a; k++) {
+			const float *zc = ws->zcp + (size_t)k * 2 * m;
+			z += zc[a];
+			mx = zc[m + a] > mx ? zc[m + a] : mx;
+		}
+		smax[a] = mx;
 		w[a] = 0.0f;
 		const int32_t npos = gs[ca] - 1 - (xa >= 0);
 		if (npos <= 0 || (size_t)gs[ca] == m)
@@ -765,8 +841,7 @@ static void ntxent_upper(sv_loss_ws *ws, const struct sv_loss_params *p, size_t 
 	st->loss = loss / (double)n_pos;
 	if (!G)
 		return;
-	for (size_t a = 0; a < m; a++)
-		scale_row(C + a * m + a + 1, w + a + 1, w[a], m - a - 1);
+	sv_blas_run_parts(job.P, upper_scale_part, &job);
 	/* positive entries (same label): dl/dt0 of (a, q) plus that of (q, a) */
 	for (size_t l = 0; l < m; l++)
 		for (int32_t i = gst[l]; i < gst[l + 1]; i++)

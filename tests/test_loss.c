@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "sv/error.h"
+#include "sv/blas.h"
 #include "sv/loss.h"
 
 static uint64_t rng;
@@ -561,4 +562,64 @@ Test(loss, contrastive_distances_are_float_accurate)
 		cr_assert(fabs(st.loss - ref) <= 5e-7 * fabs(ref), "%.9g vs %.9g", st.loss, ref);
 		free(L);
 	}
+}
+
+/* The m x m passes of NT-Xent split into row parts on sv_blas's threads
+ * (m >= 128): loss and G at 3 parts (run on the pool) agree with 1 part to
+ * float rounding, in batch and graph mode, and are the same on every run. */
+Test(loss, ntxent_parts_agree_with_one_part)
+{
+	const size_t n = 150, m = 2 * n;
+	const uint32_t d = 16;
+	uint8_t y[150];
+	uint64_t keys[300];
+	float *E = malloc(m * d * sizeof(float)), *G1 = malloc(m * d * sizeof(float));
+	float *G3 = malloc(m * d * sizeof(float)), *G3b = malloc(m * d * sizeof(float));
+	sv_loss_ws *ws;
+
+	rng = 4242;
+	for (size_t i = 0; i < n; i++)
+		y[i] = urand() < 0.5;
+	for (size_t r = 0; r < m; r++) {
+		double ss = 0.0;
+		for (uint32_t j = 0; j < d; j++) {
+			E[r * d + j] = (float)gauss();
+			ss += (double)E[r * d + j] * E[r * d + j];
+		}
+		for (uint32_t j = 0; j < d; j++)
+			E[r * d + j] = (float)(E[r * d + j] / sqrt(ss));
+		keys[r] = r % 7 == 0 ? 5 : 100 + r; /* graph mode: one merged group */
+	}
+	cr_assert_eq(sv_loss_ws_new(&ws, n, d), 0);
+	for (int mode = 0; mode < 3; mode += 2) {
+		struct sv_loss_params p;
+		struct sv_pair_labels lab = {.n = n, .y = y, .keys = keys};
+		struct sv_loss_stats s1, s3, s3b;
+		double gmax = 0.0;
+
+		sv_loss_params_default(&p, SV_LOSS_KIND_NTXENT);
+		p.mode = mode;
+		p.temperature = 0.1f;
+		sv_blas_set_threads(1);
+		cr_assert_eq(sv_loss_eval(ws, &p, &lab, E, d, G1, &s1), 0);
+		sv_blas_set_threads(3);
+		cr_assert_eq(sv_loss_eval(ws, &p, &lab, E, d, G3, &s3), 0);
+		cr_assert_eq(sv_loss_eval(ws, &p, &lab, E, d, G3b, &s3b), 0);
+		cr_assert(s1.loss > 0.0);
+		cr_assert(fabs(s3.loss - s1.loss) <= 1e-6 * s1.loss, "mode %d: %.9g vs %.9g", mode,
+		          s3.loss, s1.loss);
+		cr_assert_eq(s3.loss, s3b.loss);
+		cr_assert(memcmp(G3, G3b, m * d * sizeof(float)) == 0, "mode %d: G differs", mode);
+		for (size_t i = 0; i < m * d; i++)
+			gmax = fmax(gmax, fabs(G1[i]));
+		for (size_t i = 0; i < m * d; i++)
+			cr_assert(fabs(G3[i] - G1[i]) <= 1e-5 * gmax, "mode %d: G[%zu] %.9g vs %.9g",
+			          mode, i, G3[i], G1[i]);
+	}
+	sv_blas_set_threads(1);
+	sv_loss_ws_free(ws);
+	free(E);
+	free(G1);
+	free(G3);
+	free(G3b);
 }

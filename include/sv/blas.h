@@ -53,6 +53,16 @@ void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t 
 void sv_blas_symm_upper(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *B,
                         size_t ldb, float beta, float *C, size_t ldc);
 
+/* Work of the caller's own on the same threads: fn(arg, part) for every
+ * part in [0, parts), in parallel on the pool when it is free and has
+ * enough threads (parts <= sv_blas_threads()), one after another in the
+ * calling thread otherwise.  Returns when all parts are done.  The caller
+ * makes the parts independent and picks them from the data and
+ * sv_blas_threads() only, so results do not depend on timing.  fn may call
+ * the products above (they then run their blocks inline). */
+typedef void (*sv_blas_part_fn)(void *arg, int part);
+void sv_blas_run_parts(int parts, sv_blas_part_fn fn, void *arg);
+
 /* Set the number of threads the products use (n >= 1; values < 1 mean 1,
  * at most 64): starts or stops pool threads, waiting for a product in
  * flight.  The setting is process-wide.  A child forked afterwards has no
