@@ -520,22 +520,71 @@ HOT_CLONES static void contrastive_row_sums(const float *restrict row, const int
 	}
 }
 
-static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
-                               const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
+/* First row of part k when rows 0..m-1 are cut into P slices of about
+ * equal upper-triangle area: (m - r_k)^2 = m^2 (1 - k / P). */
+static size_t tri_row(size_t m, int k, int P)
 {
-	float *S = ws->S, *C = ws->C, *nf = ws->nf;
+	if (k >= P)
+		return m;
+	return (size_t)((double)m * (1.0 - sqrt(1.0 - (double)k / (double)P)));
+}
+
+/* How many parts the m x m passes get: fixed by m and the thread count. */
+static int pass_parts(size_t m)
+{
+	int P = sv_blas_threads();
+
+	if (m < PARTS_MIN_ROWS)
+		return 1;
+	return P < 1 ? 1 : P > PARTS_MAX ? PARTS_MAX : P;
+}
+
+/* One m x m pass in row parts (sv_blas_run_parts). */
+struct pass_job {
+	sv_loss_ws *ws;
+	const struct sv_loss_params *p;
+	const float *E;
+	size_t m;
+	uint32_t d;
+	int P;
+	float R, inv_tau;  /* NT-Xent */
+	float wp, wn;      /* contrastive pass 2 */
+	struct part_sums {
+		double sp, sn;
+		size_t ap, an;
+	} sums[PARTS_MAX]; /* contrastive pass 1 */
+};
+
+/* Column entries from the rows of parts before row a's own: sum (first m
+ * floats of each part's zcp slice) and, with mx, maximum (the next m). */
+static double parts_col(const struct pass_job *j, size_t a, double z, float *mx)
+{
+	for (int k = 0; k < j->P && tri_row(j->m, k, j->P) < a; k++) {
+		const float *zc = j->ws->zcp + (size_t)k * 2 * j->m;
+		z += zc[a];
+		if (mx)
+			*mx = zc[j->m + a] > *mx ? zc[j->m + a] : *mx;
+	}
+	return z;
+}
+
+
+/* Pass 1, part k: distances into the upper triangle of its rows of S,
+ * sums over active unordered entries (each stands for two ordered ones)
+ * into j->sums[k]. */
+static void contrastive_pass1(void *arg, int k)
+{
+	struct pass_job *j = arg;
+	sv_loss_ws *ws = j->ws;
+	const size_t m = j->m, r0 = tri_row(m, k, j->P), r1 = tri_row(m, k + 1, j->P);
+	const uint32_t d = j->d;
+	const float *E = j->E, *nf = ws->nf;
 	const int32_t *c = ws->lab, *ex = ws->excl, *gst = ws->gst, *mem = ws->uf;
-	const float pm = p->pos_margin, nm = p->neg_margin;
-	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, S, m);
-	row_sqnorms(ws->rsum, E, m, d);
-	for (size_t r = 0; r < m; r++)
-		nf[r] = (float)ws->rsum[r];
-	/* Pass 1: distances into the upper triangle of S, sums over active
-	 * unordered entries (each stands for two ordered ones). */
-	double sp = 0.0, sn = 0.0;
-	size_t ap = 0, an = 0;
-	for (size_t r = 0; r < m; r++) {
-		float *row = S + r * m;
+	struct part_sums *ps = &j->sums[k];
+
+	memset(ps, 0, sizeof(*ps));
+	for (size_t r = r0; r < r1; r++) {
+		float *row = ws->S + r * m;
 		const int32_t cr = c[r], xr = ex[r];
 		int32_t near = contrastive_row1(row, nf, nf[r], c, cr, r + 1, m);
 		ws->nearc[r] = near;
@@ -545,12 +594,58 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 			for (size_t s = r + 1; s < m; s++)
 				if (c[s] != cr && row[s] * row[s] < NEAR_D2)
 					row[s] = (float)direct_dist(E + r * d, E + s * d, d);
-		for (int32_t k = gst[cr]; k < gst[cr + 1]; k++) {
-			size_t q = (size_t)mem[k];
-			if (q > r && (int32_t)q != xr)
-				row[q] = (float)direct_dist(E + r * d, E + q * d, d);
+		for (int32_t q = gst[cr]; q < gst[cr + 1]; q++) {
+			size_t s = (size_t)mem[q];
+			if (s > r && (int32_t)s != xr)
+				row[s] = (float)direct_dist(E + r * d, E + s * d, d);
 		}
-		contrastive_row_sums(row, c, cr, xr, r + 1, m, pm, nm, &sp, &sn, &ap, &an);
+		contrastive_row_sums(row, c, cr, xr, r + 1, m, j->p->pos_margin, j->p->neg_margin,
+		                     &ps->sp, &ps->sn, &ps->ap, &ps->an);
+	}
+}
+
+/* Pass 2, part k: C_rs = w / d for far active entries of its rows (upper
+ * triangle), the row sums into rz and the column sums into its zcp slice. */
+static void contrastive_pass2(void *arg, int k)
+{
+	struct pass_job *j = arg;
+	sv_loss_ws *ws = j->ws;
+	const size_t m = j->m, r0 = tri_row(m, k, j->P), r1 = tri_row(m, k + 1, j->P);
+	float *colsum = ws->zcp + (size_t)k * 2 * m;
+	const float dnear = sqrtf(NEAR_D2);
+
+	for (size_t s = r0; s < m; s++)
+		colsum[s] = 0.0f;
+	for (size_t r = r0; r < r1; r++) {
+		ws->C[r * m + r] = 0.0f;
+		ws->rz[r] = contrastive_row2(ws->C + r * m, ws->S + r * m, ws->lab, ws->lab[r],
+		                             ws->excl[r], r + 1, m, j->p->pos_margin,
+		                             j->p->neg_margin, j->wp, j->wn, dnear, colsum);
+	}
+}
+
+/* ContrastiveLoss in BATCH/GRAPH mode on the upper triangle of S, both
+ * m x m passes in row parts on sv_blas's threads. */
+static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, size_t m,
+                               const float *E, uint32_t d, float *G, struct sv_loss_stats *st)
+{
+	float *nf = ws->nf;
+	const int32_t *c = ws->lab, *ex = ws->excl, *gst = ws->gst, *mem = ws->uf;
+	const float pm = p->pos_margin, nm = p->neg_margin;
+	struct pass_job job = {.ws = ws, .p = p, .E = E, .m = m, .d = d, .P = pass_parts(m)};
+
+	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, ws->S, m);
+	row_sqnorms(ws->rsum, E, m, d);
+	for (size_t r = 0; r < m; r++)
+		nf[r] = (float)ws->rsum[r];
+	sv_blas_run_parts(job.P, contrastive_pass1, &job);
+	double sp = 0.0, sn = 0.0;
+	size_t ap = 0, an = 0;
+	for (int k = 0; k < job.P; k++) {
+		sp += job.sums[k].sp;
+		sn += job.sums[k].sn;
+		ap += job.sums[k].ap;
+		an += job.sums[k].an;
 	}
 	st->pos_loss = ap ? sp / (double)ap : 0.0;
 	st->neg_loss = an ? sn / (double)an : 0.0;
@@ -559,19 +654,14 @@ static void contrastive_labels(sv_loss_ws *ws, const struct sv_loss_params *p, s
 	st->n_neg_active = 2 * an;
 	if (!G)
 		return;
-	/* Pass 2: C_rs = w / d for far active entries (upper triangle); near
-	 * active entries go straight into G afterwards. */
-	const float wp = ap ? (float)(1.0 / (double)ap) : 0.0f;
-	const float wn = an ? (float)(-1.0 / (double)an) : 0.0f;
+	/* near active entries go straight into G after the SYMM */
+	job.wp = ap ? (float)(1.0 / (double)ap) : 0.0f;
+	job.wn = an ? (float)(-1.0 / (double)an) : 0.0f;
 	const float dnear = sqrtf(NEAR_D2);
-	float *colsum = ws->zc;
-	memset(colsum, 0, m * sizeof(*colsum));
-	for (size_t r = 0; r < m; r++) {
-		C[r * m + r] = 0.0f;
-		float rs = contrastive_row2(C + r * m, S + r * m, c, c[r], ex[r], r + 1, m, pm, nm,
-		                            wp, wn, dnear, colsum);
-		ws->rsum[r] = (double)rs + colsum[r];
-	}
+	float *S = ws->S, *C = ws->C;
+	sv_blas_run_parts(job.P, contrastive_pass2, &job);
+	for (size_t r = 0; r < m; r++)
+		ws->rsum[r] = parts_col(&job, r, ws->rz[r], NULL);
 	/* G = diag(C 1) E - C E, C symmetric from its upper triangle */
 	sv_blas_symm_upper(m, d, -1.0f, C, m, E, d, 0.0f, G, d);
 	for (size_t r = 0; r < m; r++) {
@@ -728,37 +818,11 @@ HOT_CLONES static double upper_row_exp(float *restrict crow, const float *restri
 	return z;
 }
 
-/* First row of part k when rows 0..m-1 are cut into P slices of about
- * equal upper-triangle area: (m - r_k)^2 = m^2 (1 - k / P). */
-static size_t tri_row(size_t m, int k, int P)
-{
-	if (k >= P)
-		return m;
-	return (size_t)((double)m * (1.0 - sqrt(1.0 - (double)k / (double)P)));
-}
-
-/* How many parts the m x m passes get: fixed by m and the thread count. */
-static int pass_parts(size_t m)
-{
-	int P = sv_blas_threads();
-
-	if (m < PARTS_MIN_ROWS)
-		return 1;
-	return P < 1 ? 1 : P > PARTS_MAX ? PARTS_MAX : P;
-}
-
-struct upper_job {
-	sv_loss_ws *ws;
-	size_t m;
-	int P;
-	float R, inv_tau;
-};
-
 /* Part k of the exp pass: its rows' C entries, row sums (rz) and row maxima
  * (rmx), and its own column sums and maxima (zcp slice k). */
 static void upper_exp_part(void *arg, int k)
 {
-	const struct upper_job *j = arg;
+	const struct pass_job *j = arg;
 	sv_loss_ws *ws = j->ws;
 	const size_t m = j->m, a0 = tri_row(m, k, j->P), a1 = tri_row(m, k + 1, j->P);
 	float *zc = ws->zcp + (size_t)k * 2 * m, *cmax = zc + m;
@@ -777,7 +841,7 @@ static void upper_exp_part(void *arg, int k)
 /* Part k of the scaling pass: C_as *= w_a + w_s on its rows (s > a). */
 static void upper_scale_part(void *arg, int k)
 {
-	const struct upper_job *j = arg;
+	const struct pass_job *j = arg;
 	sv_loss_ws *ws = j->ws;
 	const size_t m = j->m, a0 = tri_row(m, k, j->P), a1 = tri_row(m, k + 1, j->P);
 
@@ -804,7 +868,7 @@ static void ntxent_upper(sv_loss_ws *ws, const struct sv_loss_params *p, size_t 
 	const double tau = p->temperature;
 	const float inv_tau = (float)(1.0 / tau);
 	const double scale = 1.0 / ((double)n_pos * tau);
-	struct upper_job job = {ws, m, pass_parts(m), R, inv_tau};
+	struct pass_job job = {.ws = ws, .m = m, .P = pass_parts(m), .R = R, .inv_tau = inv_tau};
 
 	sv_blas_syrk_upper(m, d, 1.0f, E, d, 0.0f, S, m);
 	sv_blas_run_parts(job.P, upper_exp_part, &job);
@@ -813,13 +877,8 @@ static void ntxent_upper(sv_loss_ws *ws, const struct sv_loss_params *p, size_t 
 		const float *row = S + a * m;
 		const int32_t ca = c[a], xa = ex[a];
 		/* column a's entries come from rows < a, in parts <= a's own */
-		double z = ws->rz[a];
 		float mx = ws->rmx[a];
-		for (int k = 0; k < job.P && tri_row(m, k, job.P) < a; k++) {
-			const float *zc = ws->zcp + (size_t)k * 2 * m;
-			z += zc[a];
-			mx = zc[m + a] > mx ? zc[m + a] : mx;
-		}
+		double z = parts_col(&job, a, ws->rz[a], &mx);
 		smax[a] = mx;
 		w[a] = 0.0f;
 		const int32_t npos = gs[ca] - 1 - (xa >= 0);

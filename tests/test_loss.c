@@ -564,10 +564,11 @@ Test(loss, contrastive_distances_are_float_accurate)
 	}
 }
 
-/* The m x m passes of NT-Xent split into row parts on sv_blas's threads
- * (m >= 128): loss and G at 3 parts (run on the pool) agree with 1 part to
- * float rounding, in batch and graph mode, and are the same on every run. */
-Test(loss, ntxent_parts_agree_with_one_part)
+/* The m x m passes of both losses split into row parts on sv_blas's
+ * threads (m >= 128): loss and G at 3 parts (run on the pool) agree with 1
+ * part to float rounding, in batch and graph mode, and are the same on
+ * every run. */
+Test(loss, pass_parts_agree_with_one_part)
 {
 	const size_t n = 150, m = 2 * n;
 	const uint32_t d = 16;
@@ -591,13 +592,14 @@ Test(loss, ntxent_parts_agree_with_one_part)
 		keys[r] = r % 7 == 0 ? 5 : 100 + r; /* graph mode: one merged group */
 	}
 	cr_assert_eq(sv_loss_ws_new(&ws, n, d), 0);
-	for (int mode = 0; mode < 3; mode += 2) {
+	for (int run = 0; run < 4; run++) {
+		const int mode = run & 1 ? SV_LABEL_MODE_GRAPH : SV_LABEL_MODE_BATCH;
 		struct sv_loss_params p;
 		struct sv_pair_labels lab = {.n = n, .y = y, .keys = keys};
 		struct sv_loss_stats s1, s3, s3b;
 		double gmax = 0.0;
 
-		sv_loss_params_default(&p, SV_LOSS_KIND_NTXENT);
+		sv_loss_params_default(&p, run < 2 ? SV_LOSS_KIND_NTXENT : SV_LOSS_KIND_CONTRASTIVE);
 		p.mode = mode;
 		p.temperature = 0.1f;
 		sv_blas_set_threads(1);
