@@ -72,8 +72,8 @@ static const struct sv_config_key keys[] = {
      "Adam second-moment decay [0, 1)"},
     {"train.eps", T(DOUBLE), OFF(train_eps), 0, 1, "1e-08", NULL, R | MINX, 0,
      "Adam denominator term (> 0)"},
-    {"train.threads", T(UINT), OFF(train_threads), 1, 256, "1", NULL, 0, 0,
-     "BLAS threads of the trainer"},
+    {"train.threads", T(UINT), OFF(train_threads), 1, 64, "1", NULL, 0, 0,
+     "threads of the training step's matrix products and loss passes"},
 
     {"store.path", T(STRING), OFF(store_path), 0, 0, "@STATE@/store", NULL, 0, 0,
      "LMDB environment directory"},
