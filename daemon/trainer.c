@@ -56,7 +56,6 @@ static void publish(struct dtrainer *t)
 		       "no memory for a model snapshot; queries keep the previous one");
 		return;
 	}
-	atomic_store(&d->prog.backlog, sv_batch_len(t->batch));
 	s->version = t->version;
 	s->steps = t->base_steps + sv_trainer_steps(t->tr);
 	s->applied_seq = t->applied_seq;
@@ -66,21 +65,23 @@ static void publish(struct dtrainer *t)
 	sv_snap_publish(&d->snap, s);
 }
 
-/* Train on the batch in hand (if any).  replay: no snapshot, quieter. */
-static void step(struct dtrainer *t, int replay)
+/* Train on batch b (if not empty) and clear it; then, unless replaying,
+ * publish a snapshot.  Runs on the trainer thread (replay, or no runner) or
+ * on the runner. */
+static void train_batch(struct dtrainer *t, sv_batch *b, int replay)
 {
 	struct sv_step_stats st;
 	struct sv_pair_labels lab;
-	size_t n = sv_batch_len(t->batch);
+	size_t n = sv_batch_len(b);
 	uint64_t last;
 	int rc;
 
 	if (n == 0)
 		return;
-	last = sv_batch_last_seq(t->batch);
-	sv_batch_labels(t->batch, &lab);
+	last = sv_batch_last_seq(b);
+	sv_batch_labels(b, &lab);
 	debug_step_delay();
-	rc = sv_trainer_step(t->tr, t->batch, t->scores, &st);
+	rc = sv_trainer_step(t->tr, b, t->scores, &st);
 	if (rc < 0) {
 		atomic_fetch_add(&t->d->cnt.step_failures, 1);
 		sv_log(LOG_WARNING, "SV-TRAIN-STEP",
@@ -95,9 +96,101 @@ static void step(struct dtrainer *t, int replay)
 	}
 	if (last > t->applied_seq)
 		t->applied_seq = last;
-	sv_batch_clear(t->batch);
+	sv_batch_clear(b);
 	if (!replay)
 		publish(t);
+}
+
+static void *runner_main(void *arg)
+{
+	struct dtrainer *t = arg;
+
+	pthread_mutex_lock(&t->run_mu);
+	for (;;) {
+		while (!t->run_busy && !t->run_quit)
+			pthread_cond_wait(&t->run_cv, &t->run_mu);
+		if (!t->run_busy)
+			break;
+		pthread_mutex_unlock(&t->run_mu);
+		train_batch(t, t->batch_run, 0);
+		pthread_mutex_lock(&t->run_mu);
+		t->run_busy = 0;
+		pthread_cond_broadcast(&t->run_cv);
+	}
+	pthread_mutex_unlock(&t->run_mu);
+	return NULL;
+}
+
+/* Wait until the runner has finished the batch it holds (if any): then the
+ * trainer thread owns every piece of training state again. */
+static void step_wait(struct dtrainer *t)
+{
+	if (!t->run_started)
+		return;
+	pthread_mutex_lock(&t->run_mu);
+	while (t->run_busy)
+		pthread_cond_wait(&t->run_cv, &t->run_mu);
+	pthread_mutex_unlock(&t->run_mu);
+}
+
+/* Start the runner (thread_main does; replay trains inline).  Without it
+ * every step runs on the trainer thread. */
+static void runner_start(struct dtrainer *t)
+{
+	if (sv_batch_new(&t->batch_run, t->max_pairs, t->d->conf.d_in) < 0) {
+		sv_log(LOG_WARNING, "SV-TRAIN-RUNNER",
+		       "no memory for a second batch; training on the trainer thread");
+		return;
+	}
+	pthread_mutex_init(&t->run_mu, NULL);
+	pthread_cond_init(&t->run_cv, NULL);
+	t->run_busy = t->run_quit = 0;
+	if (pthread_create(&t->run_th, NULL, runner_main, t) != 0) {
+		sv_log(LOG_WARNING, "SV-TRAIN-RUNNER",
+		       "cannot start the step runner; training on the trainer thread");
+		pthread_mutex_destroy(&t->run_mu);
+		pthread_cond_destroy(&t->run_cv);
+		return;
+	}
+	t->run_started = 1;
+}
+
+static void runner_stop(struct dtrainer *t)
+{
+	if (!t->run_started)
+		return;
+	pthread_mutex_lock(&t->run_mu);
+	t->run_quit = 1;
+	pthread_cond_broadcast(&t->run_cv);
+	pthread_mutex_unlock(&t->run_mu);
+	pthread_join(t->run_th, NULL);
+	pthread_mutex_destroy(&t->run_mu);
+	pthread_cond_destroy(&t->run_cv);
+	t->run_started = 0;
+}
+
+/* Train on the batch in hand (if any): hand it to the runner (after the
+ * previous one is done) and go on with an empty one, or train it here when
+ * replaying or without a runner. */
+static void step(struct dtrainer *t, int replay)
+{
+	if (sv_batch_len(t->batch) == 0)
+		return;
+	if (replay || !t->run_started) {
+		train_batch(t, t->batch, replay);
+	} else {
+		sv_batch *b;
+
+		step_wait(t);
+		b = t->batch_run;
+		t->batch_run = t->batch;
+		t->batch = b;
+		pthread_mutex_lock(&t->run_mu);
+		t->run_busy = 1;
+		pthread_cond_signal(&t->run_cv);
+		pthread_mutex_unlock(&t->run_mu);
+	}
+	atomic_store(&t->d->prog.backlog, sv_batch_len(t->batch));
 }
 
 int trainer_batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const float *xb,
@@ -197,6 +290,7 @@ static void apply_ctl(struct dtrainer *t, const uint8_t *blob, size_t len, uint6
 	uint32_t B;
 
 	step(t, replay);
+	step_wait(t);
 	if (settings_dec(blob, len, &B, &op) == 0) {
 		t->B = clamp_batch(t, B);
 		set_params(t, &op);
@@ -242,7 +336,7 @@ static int cut(struct dtrainer *t, uint32_t B, const struct sv_optim_params *op,
 
 /* ---- checkpoints -------------------------------------------------------- */
 
-static int checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out)
+static int save_checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out)
 {
 	struct sv_daemon *d = t->d;
 	struct sv_store_model m = {0};
@@ -303,7 +397,7 @@ out:
 	}
 	t->version = v;
 	t->last_ckpt_ns = now_mono_ns();
-	t->ckpt_steps_at = sv_trainer_steps(t->tr);
+	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->tr);
 	atomic_fetch_add(&d->cnt.checkpoints, 1);
 	atomic_store(&d->prog.model_version, v);
 	sv_log(LOG_INFO, "SV-CKPT-SAVED", "checkpoint v%llu (%s): step %llu, applied_seq %llu",
@@ -313,6 +407,13 @@ out:
 		*version_out = v;
 	publish(t);
 	return 0;
+}
+
+/* Checkpoint once the runner's batch (if any) is trained. */
+static int checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out)
+{
+	step_wait(t);
+	return save_checkpoint(t, why, version_out);
 }
 
 /* Load checkpoint m into the trainer (W, optimizer, settings, calibration). */
@@ -512,7 +613,7 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 			goto fail;
 	}
 	t->last_ckpt_ns = now_mono_ns();
-	t->ckpt_steps_at = sv_trainer_steps(t->tr);
+	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->tr);
 	publish(t);
 	*out = t;
 	return 0;
@@ -545,6 +646,7 @@ static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
 
 	/* The batch in hand was trained under the old model; its pairs stay in
 	 * the log and are not trained on the rolled-back model. */
+	step_wait(t);
 	sv_batch_clear(t->batch);
 	rc = sv_store_read_begin(t->d->store, &r);
 	if (rc == 0)
@@ -607,6 +709,7 @@ static int model_put(struct dtrainer *t, const struct sv_proto_request *rq, char
 	if (W == NULL)
 		return -ENOMEM;
 	sv_proto_vec_copy(W, rq->w, n);
+	step_wait(t);
 	sv_batch_clear(t->batch);
 	sv_trainer_set_weights(t->tr, W);
 	free(W);
@@ -669,13 +772,17 @@ static void ctl_handle(struct dtrainer *t)
 		break;
 	case SV_PROTO_VERB_FLUSH: {
 		size_t n_b;
-		uint64_t seen0 = t->pairs_seen;
+		uint64_t seen0;
+
+		step_wait(t);
+		seen0 = t->pairs_seen;
 
 		if (!atomic_load(&t->d->prog.paused))
 			flush_drain(t);
 		n_b = sv_batch_len(t->batch);
 		if (n_b > 0)
 			rc = cut(t, t->B, &t->op, "flush");
+		step_wait(t);
 		if (rc == 0)
 			rc = sv_store_sync(t->d->store);
 		snprintf(msg, sizeof(msg),
@@ -706,6 +813,7 @@ static void apply_live(struct dtrainer *t)
 
 	if (gen == t->live_gen)
 		return;
+	step_wait(t);
 	t->live_gen = gen;
 	pthread_mutex_lock(&t->d->live_mu);
 	lv = t->d->live;
@@ -757,8 +865,9 @@ static void *thread_main(void *arg)
 {
 	struct dtrainer *t = arg;
 	struct sv_daemon *d = t->d;
-	uint64_t wait_ns = (uint64_t)d->conf.max_wait_ms * 1000000ULL;
+	uint64_t wait_ns = (uint64_t)d->conf.max_wait_ms * 1000000ULL, steps;
 
+	runner_start(t);
 	while (!atomic_load(&d->stopping)) {
 		zmq_pollitem_t it[3] = {
 		    {t->ctl, 0, ZMQ_POLLIN, 0},
@@ -790,9 +899,9 @@ static void *thread_main(void *arg)
 		rate_tick(t, now);
 		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)
 			cut(t, t->B, &t->op, "max_wait_ms");
-		if ((t->ckpt_steps &&
-		     sv_trainer_steps(t->tr) - t->ckpt_steps_at >= t->ckpt_steps) ||
-		    (t->ckpt_ms && sv_trainer_steps(t->tr) != t->ckpt_steps_at &&
+		steps = atomic_load(&d->prog.steps); /* the runner's, as of its last publish */
+		if ((t->ckpt_steps && steps - t->ckpt_steps_at >= t->ckpt_steps) ||
+		    (t->ckpt_ms && steps != t->ckpt_steps_at &&
 		     now - t->last_ckpt_ns >= t->ckpt_ms * 1000000ULL))
 			checkpoint(t, "periodic", NULL);
 	}
@@ -804,6 +913,7 @@ static void *thread_main(void *arg)
 	if (sv_batch_len(t->batch) > 0)
 		cut(t, t->B, &t->op, "shutdown");
 	checkpoint(t, "shutdown", NULL);
+	runner_stop(t);
 	return NULL;
 }
 
@@ -874,6 +984,7 @@ void trainer_close(struct dtrainer *t)
 	sv_store_txn_abort(t->txn);
 	sv_trainer_free(t->tr);
 	sv_batch_free(t->batch);
+	sv_batch_free(t->batch_run);
 	sv_metrics_glue_free(t->mg);
 	sv_proto_msgbuf_free(&t->mb);
 	free(t->scores);

@@ -55,7 +55,18 @@ struct pend_ack {
 struct dtrainer {
 	struct sv_daemon *d;
 	sv_trainer *tr;
-	sv_batch *batch;
+	sv_batch *batch; /* the batch being filled (trainer thread) */
+
+	/* The step runner: trains a full batch (batch_run) while the trainer
+	 * thread goes on reading, committing and filling the next one.  While
+	 * run_busy, the runner owns tr, mg, scores, applied_seq, pairs_seen and
+	 * last_loss; the trainer thread calls step_wait() before touching them. */
+	sv_batch *batch_run;
+	pthread_t run_th;
+	int run_started, run_busy, run_quit;
+	pthread_mutex_t run_mu;
+	pthread_cond_t run_cv;
+
 	size_t max_pairs;
 	uint32_t B;                /* batch size in force */
 	struct sv_optim_params op; /* optimizer parameters in force */
