@@ -112,12 +112,38 @@ void count_reject(struct sv_daemon *d, int reason)
 	atomic_fetch_add(&d->cnt.rejects[reason], 1);
 }
 
+/* The group's pending items (puts and deletes, last one wins) are found
+ * through a hash index, so a group of many inline pairs costs O(1) per
+ * lookup, not a scan of every item before it. */
 static struct pend_item *pend_find(struct dtrainer *t, const void *id, size_t len)
 {
-	for (size_t i = t->pend_n; i-- > 0;)
-		if (t->pend[i].len == len && memcmp(t->pend[i].id, id, len) == 0)
-			return &t->pend[i];
+	size_t mask = t->pidx_cap - 1, h;
+
+	if (t->pidx_cap == 0)
+		return NULL;
+	for (h = (size_t)ingest_id_key(id, len) & mask; t->pidx[h] != 0; h = (h + 1) & mask) {
+		struct pend_item *p = &t->pend[t->pidx[h] - 1];
+
+		if (p->len == len && memcmp(p->id, id, len) == 0)
+			return p;
+	}
 	return NULL;
+}
+
+/* Point the index at pend[i]: replaces an entry with the same id. */
+static void pidx_put(struct dtrainer *t, size_t i)
+{
+	const struct pend_item *p = &t->pend[i];
+	size_t mask = t->pidx_cap - 1, h;
+
+	for (h = (size_t)ingest_id_key(p->id, p->len) & mask; t->pidx[h] != 0;
+	     h = (h + 1) & mask) {
+		const struct pend_item *q = &t->pend[t->pidx[h] - 1];
+
+		if (q->len == p->len && memcmp(q->id, p->id, p->len) == 0)
+			break;
+	}
+	t->pidx[h] = (uint32_t)i + 1;
 }
 
 static int pend_add(struct dtrainer *t, const void *id, size_t len, long row)
@@ -126,11 +152,24 @@ static int pend_add(struct dtrainer *t, const void *id, size_t len, long row)
 
 	if (ingest_grow((void **)&t->pend, &t->pend_cap, t->pend_n + 1, sizeof(*t->pend)) < 0)
 		return -ENOMEM;
+	if (2 * (t->pend_n + 1) > t->pidx_cap) {
+		size_t cap = t->pidx_cap ? 2 * t->pidx_cap : 1024;
+		uint32_t *q = calloc(cap, sizeof(*q));
+
+		if (q == NULL)
+			return -ENOMEM;
+		free(t->pidx);
+		t->pidx = q;
+		t->pidx_cap = cap;
+		for (size_t i = 0; i < t->pend_n; i++) /* in order: the last one wins */
+			pidx_put(t, i);
+	}
 	p = &t->pend[t->pend_n++];
 	memcpy(p->id, id, len);
 	p->len = len;
 	p->row = row;
 	p->stored = 0;
+	pidx_put(t, t->pend_n - 1);
 	return 0;
 }
 
@@ -610,6 +649,8 @@ static void group_reset(struct dtrainer *t)
 	t->txn = NULL;
 	t->group_failed = 0;
 	t->pool_n = 0;
+	if (t->pend_n > 0)
+		memset(t->pidx, 0, t->pidx_cap * sizeof(*t->pidx));
 	t->pend_n = 0;
 	t->stage_n = 0;
 	t->ack_n = 0;
@@ -791,6 +832,7 @@ void ingest_free(struct dtrainer *t)
 {
 	free(t->pool);
 	free(t->pend);
+	free(t->pidx);
 	free(t->stage);
 	free(t->acks);
 	free(t->ack_rows);

@@ -97,6 +97,8 @@ struct dtrainer {
 	size_t pool_n, pool_cap;
 	struct pend_item *pend;
 	size_t pend_n, pend_cap;
+	uint32_t *pidx; /* open-addressing index over pend: slot = index + 1, 0 empty */
+	size_t pidx_cap; /* a power of two, >= 2 pend_n; 0 before the first add */
 	struct stage_pair *stage;
 	size_t stage_n, stage_cap;
 	struct pend_ack *acks;

@@ -446,10 +446,39 @@ def test_flush_drains_ingest():
         d.close()
 
 
+def test_group_sees_its_own_items():
+    """Rows of one PAIR_BATCH (one group) use items upserted by earlier rows
+    before anything is committed, and an inline vector repeated in the group
+    is stored once; the last upsert of an id wins."""
+    d = Daemon(BIN, opts=BASE + ['train.max_wait_ms=60s'])
+    try:
+        d.start()
+        v1, v2, v3, v4 = vec(), vec(), vec(), vec()
+        rows = [(1, (b'new1', v1), v2),
+                (0, b'new1', (b'new2', v3)),
+                (1, b'new2', v2),
+                (0, (b'new1', v4), b'new2'),
+                (1, b'new1', v1)]
+        r = d.request('ingest-acked.sock', pairs('PAIR_BATCH', rows, D_IN, req_id=5,
+                                                 client=(b'grp', 1)))
+        assert r['status'] == 'OK', r
+        assert r['ack']['committed'] == 5 and r['ack']['rejected'] == 0, r
+        st = d.status()
+        # new1, new2 and the inline v2 (rows 0 and 2) and v1 (row 4)
+        assert st['last_seq'] == 5 and st['items'] == 4, st
+        g = d.request('query.sock', item_get(b'new1'))
+        assert g['status'] == 'OK' and np.array_equal(g['vec'], v4), g
+        r = d.admin('FLUSH')
+        assert r['status'] == 'OK', r
+        assert d.status()['pairs_seen'] == 5
+    finally:
+        d.close()
+
+
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
          test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
          test_rollback_and_flush, test_notify_receiver_not_reading,
-         test_c_client, test_flush_drains_ingest]
+         test_c_client, test_flush_drains_ingest, test_group_sees_its_own_items]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
