@@ -38,20 +38,18 @@
 #define SPIN_NS 20000
 #define YIELD_NS 500000
 
-typedef sv_blas_part_fn part_fn;
-
 static struct {
 	pthread_mutex_t use;   /* held by the caller running a split job */
-	pthread_mutex_t mu;    /* guards sleepers and quit, with cv */
+	pthread_mutex_t mu;    /* guards sleepers, with cv */
 	pthread_cond_t cv;
-	int parts;             /* 0 until sv_blas_set_threads: OpenBLAS threads itself */
-	int nworkers;
+	_Atomic int parts;     /* 0 until sv_blas_set_threads: OpenBLAS threads itself */
+	int nworkers;          /* under use */
 	pthread_t tid[MAX_PARTS];
 	int sleepers;
 	_Atomic int quit;
 	_Atomic uint64_t gen;  /* bumped once per job */
 	_Atomic int pending;   /* workers still running the current job */
-	part_fn fn;            /* the current job: fn(arg, part) for part < job_parts */
+	sv_blas_part_fn fn;    /* the current job: fn(arg, part) for part < job_parts */
 	void *arg;
 	int job_parts;
 	uint64_t start_gen;    /* gen when the workers were started */
@@ -116,9 +114,15 @@ static void *worker(void *p)
 
 /* Run fn(arg, 0) .. fn(arg, parts - 1): in parallel when the pool is free,
  * one after another in this thread otherwise. */
-static void run_parts(part_fn fn, void *arg, int parts)
+static void run_parts(sv_blas_part_fn fn, void *arg, int parts)
 {
-	if (parts <= 1 || pool.nworkers + 1 < parts || pthread_mutex_trylock(&pool.use) != 0) {
+	int pooled = parts > 1 && pthread_mutex_trylock(&pool.use) == 0;
+
+	if (pooled && pool.nworkers + 1 < parts) {
+		pthread_mutex_unlock(&pool.use);
+		pooled = 0;
+	}
+	if (!pooled) {
 		for (int k = 0; k < parts; k++)
 			fn(arg, k);
 		return;
@@ -158,10 +162,11 @@ static size_t cut(size_t n, int k, int P)
 /* How many parts an m x n x k product gets. */
 static int nparts(size_t M, size_t N, size_t K)
 {
-	if (pool.parts <= 1 || (double)M * N * K < SPLIT_MIN_MADDS)
-		return 1;
+	int P = atomic_load_explicit(&pool.parts, memory_order_relaxed);
 	size_t wide = M > N ? M : N;
-	int P = pool.parts;
+
+	if (P <= 1 || (double)M * N * K < SPLIT_MIN_MADDS)
+		return 1;
 	while (P > 1 && wide / (size_t)P < ALIGN)
 		P--;
 	return P;
@@ -363,8 +368,10 @@ void sv_blas_set_threads(int n)
 
 int sv_blas_threads(void)
 {
-	if (pool.parts)
-		return pool.parts;
+	int parts = atomic_load_explicit(&pool.parts, memory_order_relaxed);
+
+	if (parts)
+		return parts;
 	int n = openblas_get_num_threads();
 	return n < 1 ? 1 : n;
 }

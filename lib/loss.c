@@ -6,6 +6,9 @@
  * excluded partner (graph contradictions), a negative when c_r != c_s.  The
  * work is O(m^2) in time and memory (m = 2n): S = E E^T through sv/blas.h,
  * one m x m coefficient matrix, then one GEMM for G.  PAIRS mode is O(n).
+ * The m x m passes run in row parts on sv_blas's threads; each part keeps
+ * its own column sums, added in part order, so results depend on the thread
+ * count (to float rounding) but never on timing.
  *
  * Precision: matrices are float32; per-row and global reductions in double.
  * Contrastive distances come from the expanded form 2 - 2 s on unit rows, and
@@ -36,8 +39,9 @@
 /* NT-Xent: largest spread of logits (over tau) the shared-reference path
  * of ntxent_upper / ntxent_labels accepts before exp would underflow. */
 #define SPREAD_MAX 60.0f
-/* The m x m passes of ntxent_upper run in up to this many parts (at most
- * sv_blas_threads()), and in one part below PARTS_MIN_ROWS rows. */
+/* The m x m passes of ntxent_upper and contrastive_labels run in up to
+ * this many row parts (at most sv_blas_threads()), in one below
+ * PARTS_MIN_ROWS rows. */
 #define PARTS_MAX 8
 #define PARTS_MIN_ROWS 128
 
@@ -69,7 +73,6 @@ struct sv_loss_ws {
 	float *nf;         /* m: squared row norms in float; ntxent row maxima */
 	int32_t *gst;      /* m + 1: group starts in uf (which then lists members) */
 	float *wv;         /* m: ntxent per-row coefficients */
-	float *zc;         /* m: column sums / maxima of the upper-triangle passes */
 	int32_t *nearc;    /* m: per row, near pairs found in pass 1 */
 	float *zcp;        /* PARTS_MAX x 2m: per part column sums, column maxima */
 	double *rz;        /* m: ntxent_upper row sums */
@@ -98,7 +101,7 @@ size_t sv_loss_ws_bytes(size_t max_pairs, uint32_t d_out)
 		return 0;
 	return sizeof(struct sv_loss_ws) + 2 * m * m * sizeof(float) +
 	       (6 * m + 1) * sizeof(int32_t) +
-	       m * (2 * sizeof(double) + 4 * sizeof(float) + sizeof(struct keyrow)) +
+	       m * (2 * sizeof(double) + 3 * sizeof(float) + sizeof(struct keyrow)) +
 	       PARTS_MAX * 2 * m * sizeof(float);
 }
 
@@ -125,13 +128,12 @@ int sv_loss_ws_new(sv_loss_ws **out, size_t max_pairs, uint32_t d_out)
 	ws->nf = malloc(m * sizeof(float));
 	ws->gst = malloc((m + 1) * sizeof(int32_t));
 	ws->wv = malloc(m * sizeof(float));
-	ws->zc = malloc(m * sizeof(float));
 	ws->zcp = malloc(PARTS_MAX * 2 * m * sizeof(float));
 	ws->rz = malloc(m * sizeof(double));
 	ws->rmx = malloc(m * sizeof(float));
 	ws->nearc = malloc(m * sizeof(int32_t));
 	if (!ws->S || !ws->C || !ws->lab || !ws->excl || !ws->gsz || !ws->uf || !ws->kr ||
-	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv || !ws->zc || !ws->nearc || !ws->zcp ||
+	    !ws->rsum || !ws->nf || !ws->gst || !ws->wv || !ws->nearc || !ws->zcp ||
 	    !ws->rz || !ws->rmx) {
 		sv_loss_ws_free(ws);
 		return -ENOMEM;
@@ -155,7 +157,6 @@ void sv_loss_ws_free(sv_loss_ws *ws)
 	free(ws->nf);
 	free(ws->gst);
 	free(ws->wv);
-	free(ws->zc);
 	free(ws->nearc);
 	free(ws->zcp);
 	free(ws->rz);
@@ -567,7 +568,6 @@ static double parts_col(const struct pass_job *j, size_t a, double z, float *mx)
 	}
 	return z;
 }
-
 
 /* Pass 1, part k: distances into the upper triangle of its rows of S,
  * sums over active unordered entries (each stands for two ordered ones)

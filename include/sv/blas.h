@@ -11,6 +11,7 @@
  * pool, another runs the same blocks one after another itself.  The blocks
  * depend only on the shapes and n, so results are bit-identical between
  * runs and callers (not between different n).
+ *
  * All matrices are float32, row-major, with an explicit leading dimension
  * (the distance in floats between the starts of two consecutive rows).
  * Buffers are owned by the caller; nothing here allocates or fails.
