@@ -23,7 +23,8 @@
  * Options: --daemon PATH (default: ../daemon/simverifyd beside this binary),
  * --dir DIR (default /tmp), --pairs N (per case; default 20000), --per-msg M
  * (pairs per message; default 64), --d-in N (784), --window W (acked
- * messages in flight; 16), --sync full|meta|none, --json.
+ * messages in flight; 16), --sync full|meta|none, --threads T (train.threads
+ * of the daemon and of the training-alone reference; 1), --json.
  */
 #include <errno.h>
 #include <limits.h>
@@ -46,7 +47,7 @@
 struct cfg {
 	char daemon[PATH_MAX];
 	const char *dir;
-	long pairs, per_msg, d_in, window;
+	long pairs, per_msg, d_in, window, threads;
 	const char *sync;
 	int json;
 };
@@ -215,8 +216,8 @@ static void *sock(void *ctx, int type, const char *dir, const char *name)
 static double daemon_rate(struct gen *g, const char *dir, int acked)
 {
 	const struct cfg *c = g->c;
-	char sd[PATH_MAX + 16], o1[64], o2[64], o3[64], js[65536];
-	const char *const ovr[] = {o1, o2, o3, "train.max_wait_ms=10ms", "store.map_size=256MiB",
+	char sd[PATH_MAX + 16], o1[64], o2[64], o3[64], o4[64], js[65536];
+	const char *const ovr[] = {o1, o2, o3, o4, "train.max_wait_ms=10ms", "store.map_size=256MiB",
 	                           "checkpoint.every_s=0"};
 	long msgs = c->pairs / c->per_msg, base = 0;
 	struct sv_proto_msgbuf mb;
@@ -230,6 +231,7 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 	snprintf(o2, sizeof(o2), "store.sync=%s", c->sync);
 	snprintf(o3, sizeof(o3), "limits.max_batch_pairs=%ld",
 	         c->per_msg > 4096 ? c->per_msg : 4096);
+	snprintf(o4, sizeof(o4), "train.threads=%ld", c->threads);
 	pid = bench_daemon_start(c->daemon, sd, ovr, sizeof(ovr) / sizeof(ovr[0]));
 	ctx = zmq_ctx_new();
 	adm = sock(ctx, ZMQ_DEALER, sd, "admin.sock");
@@ -293,7 +295,7 @@ out:
 }
 
 /* The training ceiling: pairs/s of sv_trainer_step alone at the daemon's
- * defaults (NT-Xent, batch mode, Adam, 256 pairs, d_out 64, one BLAS thread),
+ * defaults (NT-Xent, batch mode, Adam, 256 pairs, d_out 64) on --threads,
  * timed here for about a second.  No ingest path can beat it. */
 static double train_ceiling(const struct cfg *c)
 {
@@ -308,7 +310,7 @@ static double train_ceiling(const struct cfg *c)
 		return rate;
 	for (long i = 0; i < 2 * c->d_in; i++)
 		x[i] = (float)rand() / RAND_MAX - 0.5f;
-	sv_blas_set_threads(1);
+	sv_blas_set_threads((int)c->threads);
 	p.d_in = (uint32_t)c->d_in;
 	p.d_out = 64;
 	p.seed = 1;
@@ -416,6 +418,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 	c->per_msg = 64;
 	c->d_in = 784;
 	c->window = 16;
+	c->threads = 1;
 	c->sync = "full";
 	bench_daemon_default_path(c->daemon, sizeof(c->daemon));
 	for (int i = 1; i < argc; i++) {
@@ -428,7 +431,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 		if (!strcmp(a, "--help")) {
 			printf("usage: sv-bench ingest [--daemon PATH] [--dir DIR] [--pairs N] "
 			       "[--per-msg M] [--d-in N] [--window W] [--sync full|meta|none] "
-			       "[--json]\n");
+			       "[--threads T] [--json]\n");
 			return 1;
 		}
 		if (v == NULL)
@@ -448,6 +451,8 @@ static int parse(int argc, char **argv, struct cfg *c)
 		else if (!strcmp(a, "--d-in") && bench_parse_long(v, 1, 65536, &c->d_in) == 0)
 			;
 		else if (!strcmp(a, "--window") && bench_parse_long(v, 1, 100000, &c->window) == 0)
+			;
+		else if (!strcmp(a, "--threads") && bench_parse_long(v, 1, 64, &c->threads) == 0)
 			;
 		else
 			return -1;
@@ -513,11 +518,13 @@ int bench_ingest(int argc, char **argv)
 	} else {
 		printf("sv-bench ingest: %ld pairs per case, %ld pairs/message, d_in %ld, sync %s, "
 		       "acked window %ld\n"
-		       "training alone (sv_trainer_step, 256 pairs, d_out 64): %.0f pairs/s\n"
+		       "training alone (sv_trainer_step, 256 pairs, d_out 64, %ld threads): %.0f "
+		       "pairs/s\n"
 		       "store alone (sv_store, the same records, 1024 pairs per commit): inline "
 		       "%.0f, ids %.0f pairs/s\n"
 		       "%-14s %14s %15s %8s %10s %10s\n",
-		       c.pairs, c.per_msg, c.d_in, c.sync, c.window, ceil, sceil[1], sceil[0],
+		       c.pairs, c.per_msg, c.d_in, c.sync, c.window, c.threads, ceil, sceil[1],
+		       sceil[0],
 		       "case", "daemon pairs/s", "raw zmq pairs/s", "vs raw", "vs train",
 		       "vs bound");
 	}
