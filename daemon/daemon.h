@@ -108,7 +108,8 @@ struct sv_progress {
 	atomic_uint_fast64_t pairs_seen; /* trained on, across restarts */
 	atomic_uint_fast64_t applied_seq;
 	atomic_uint_fast64_t last_seq; /* last logged */
-	atomic_uint_fast64_t backlog;  /* pairs logged but not yet trained */
+	atomic_uint_fast64_t backlog;  /* pairs logged but not yet trained: the batch being
+	                                * filled and the one the step runner holds */
 	atomic_int paused;
 	_Atomic double auc, eer, loss;
 	_Atomic double tar_far_1e2, tar_far_1e3; /* TAR at FAR 1e-2 / 1e-3 on the window */

@@ -724,7 +724,6 @@ static void group_finish(struct dtrainer *t)
 		trainer_batch_add(t, row_ptr(t, s->row_a), s->key_a, row_ptr(t, s->row_b), s->key_b,
 		                  s->label, s->seq, 0);
 	}
-	atomic_store(&d->prog.backlog, sv_batch_len(t->batch));
 	group_reset(t);
 }
 

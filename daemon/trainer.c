@@ -97,8 +97,10 @@ static void train_batch(struct dtrainer *t, sv_batch *b, int replay)
 	if (last > t->applied_seq)
 		t->applied_seq = last;
 	sv_batch_clear(b);
-	if (!replay)
+	if (!replay) {
+		atomic_fetch_sub(&t->d->prog.backlog, n);
 		publish(t);
+	}
 }
 
 static void *runner_main(void *arg)
@@ -190,7 +192,6 @@ static void step(struct dtrainer *t, int replay)
 		pthread_cond_signal(&t->run_cv);
 		pthread_mutex_unlock(&t->run_mu);
 	}
-	atomic_store(&t->d->prog.backlog, sv_batch_len(t->batch));
 }
 
 int trainer_batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const float *xb,
@@ -203,6 +204,8 @@ int trainer_batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const fl
 	rc = sv_batch_add(t->batch, xa, ka, xb, kb, y, seq);
 	if (rc < 0)
 		return rc;
+	if (!replay)
+		atomic_fetch_add(&t->d->prog.backlog, 1);
 	if (sv_batch_len(t->batch) >= t->B)
 		step(t, replay);
 	return 0;
@@ -600,6 +603,7 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	rc = replay(t);
 	if (rc < 0)
 		goto fail;
+	atomic_store(&d->prog.backlog, sv_batch_len(t->batch)); /* replay leaves a partial batch */
 	/* The configuration may have changed B or the optimizer parameters
 	 * while we were down: log it, so a later replay changes them at the same
 	 * point. */
@@ -647,6 +651,7 @@ static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
 	/* The batch in hand was trained under the old model; its pairs stay in
 	 * the log and are not trained on the rolled-back model. */
 	step_wait(t);
+	atomic_fetch_sub(&t->d->prog.backlog, sv_batch_len(t->batch));
 	sv_batch_clear(t->batch);
 	rc = sv_store_read_begin(t->d->store, &r);
 	if (rc == 0)
@@ -710,6 +715,7 @@ static int model_put(struct dtrainer *t, const struct sv_proto_request *rq, char
 		return -ENOMEM;
 	sv_proto_vec_copy(W, rq->w, n);
 	step_wait(t);
+	atomic_fetch_sub(&t->d->prog.backlog, sv_batch_len(t->batch));
 	sv_batch_clear(t->batch);
 	sv_trainer_set_weights(t->tr, W);
 	free(W);

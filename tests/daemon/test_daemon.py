@@ -475,10 +475,32 @@ def test_group_sees_its_own_items():
         d.close()
 
 
+def test_backlog_counts_the_batch_in_training():
+    """STATUS backlog is every logged pair not yet trained: the batch the
+    step runner holds counts until its step is done."""
+    d = Daemon(BIN, opts=BASE + ['train.max_wait_ms=60s'])
+    os.environ['SV_DEBUG_STEP_DELAY_MS'] = '1500'
+    try:
+        d.start()
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        push.send_multipart(pairs('PAIR_BATCH', [(i % 2, vec(), vec()) for i in range(11)],
+                                  D_IN))
+        # 8 pairs handed to the runner (sleeping in its step), 3 in the next batch
+        st = status_until(d, lambda j: j['backlog'] == 11, '11 pairs waiting or in training')
+        assert st['pairs_seen'] == 0 and st['last_seq'] == 11, st
+        st = status_until(d, lambda j: j['pairs_seen'] == 8, 'the step done', timeout=20)
+        assert st['backlog'] == 3, st
+        push.close()
+    finally:
+        os.environ.pop('SV_DEBUG_STEP_DELAY_MS', None)
+        d.close()
+
+
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
          test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
          test_rollback_and_flush, test_notify_receiver_not_reading,
-         test_c_client, test_flush_drains_ingest, test_group_sees_its_own_items]
+         test_c_client, test_flush_drains_ingest, test_group_sees_its_own_items,
+         test_backlog_counts_the_batch_in_training]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
