@@ -228,19 +228,10 @@ static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_p
 			*id = s->id;
 			*len = s->id_len;
 		} else {
-			struct sv_store_item it;
-
+			/* content-addressed: item_put writes it only if the id is new */
 			inline_id(row_ptr(t, (size_t)k), t->d->conf.d_in, inl);
 			*id = inl;
 			*len = INLINE_ID_LEN;
-			*row = k;
-			/* content-addressed: a vector seen before is not written again */
-			if (*r == NULL && (rc = sv_store_read_begin(t->d->store, r)) < 0)
-				return rc;
-			p = pend_find(t, inl, INLINE_ID_LEN);
-			if ((p == NULL || p->row >= 0) &&
-			    sv_store_item_view(*r, inl, INLINE_ID_LEN, &it) == 0)
-				return 0;
 		}
 		*row = k;
 		*put = 1;
@@ -302,8 +293,14 @@ static int item_put(struct dtrainer *t, const void *id, size_t len, long row, ui
 		p->stored = 1;
 		rc = group_begin(t);
 	}
-	if (rc == 0)
+	if (rc == 0 && (flags & SV_ITEM_FLAG_INLINE)) {
+		/* stored before (same id, so the same vector): nothing to write */
+		rc = sv_store_item_put_new(t->txn, id, len, row_ptr(t, (size_t)row), flags);
+		if (rc == SV_ERR_DUPLICATE)
+			return 0;
+	} else if (rc == 0) {
 		rc = sv_store_item_put(t->txn, id, len, row_ptr(t, (size_t)row), flags);
+	}
 	if (rc < 0 && t->group_failed == 0)
 		t->group_failed = rc;
 	if (rc == 0)

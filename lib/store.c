@@ -34,6 +34,7 @@ enum op_kind {
 	OP_KIND_PAIR = 3,
 	OP_KIND_CKPT = 4,
 	OP_KIND_ACTIVE = 5,
+	OP_KIND_ITEM_NEW = 6, /* ITEM_PUT with MDB_NOOVERWRITE */
 };
 
 struct sv_store {
@@ -534,11 +535,14 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 
 	switch (kind) {
 	case OP_KIND_ITEM_PUT:
+	case OP_KIND_ITEM_NEW:
 		k.mv_size = alen;
 		k.mv_data = (void *)a;
 		v.mv_size = blen;
 		v.mv_data = (void *)b;
-		return mdb_put(t->txn, st->items, &k, &v, 0);
+		rc = mdb_put(t->txn, st->items, &k, &v,
+		             kind == OP_KIND_ITEM_NEW ? MDB_NOOVERWRITE : 0);
+		return rc == MDB_KEYEXIST ? SV_ERR_DUPLICATE : rc;
 	case OP_KIND_ITEM_DEL:
 		k.mv_size = alen;
 		k.mv_data = (void *)a;
@@ -791,7 +795,8 @@ void sv_store_txn_abort(sv_store_txn *t)
 	free(t);
 }
 
-int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x, uint16_t flags)
+static int item_put(sv_store_txn *t, uint32_t kind, const void *id, size_t len, const float *x,
+                    uint16_t flags)
 {
 	size_t n;
 	unsigned char *rec;
@@ -806,9 +811,20 @@ int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *
 	put16(rec + 2, flags);
 	put32(rec + 4, t->st->d_in);
 	memcpy(rec + ITEM_HDR, x, (size_t)t->st->d_in * sizeof(float));
-	rc = run_op(t, OP_KIND_ITEM_PUT, id, len, rec, n, 0, NULL);
+	rc = run_op(t, kind, id, len, rec, n, 0, NULL);
 	free(rec);
 	return neg(rc);
+}
+
+int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x, uint16_t flags)
+{
+	return item_put(t, OP_KIND_ITEM_PUT, id, len, x, flags);
+}
+
+int sv_store_item_put_new(sv_store_txn *t, const void *id, size_t len, const float *x,
+                          uint16_t flags)
+{
+	return item_put(t, OP_KIND_ITEM_NEW, id, len, x, flags);
 }
 
 int sv_store_item_del(sv_store_txn *t, const void *id, size_t len)

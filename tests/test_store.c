@@ -180,6 +180,71 @@ Test(store, item_put_get_delete_roundtrip)
 	sv_store_read_end(NULL);
 }
 
+/* Content-addressed inserts: only a new id is written, in the store or
+ * earlier in the group; a delete in the group makes room again; a group
+ * that outgrows the map is replayed with the same outcomes. */
+Test(store, item_put_new_writes_only_new_ids)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st;
+	sv_store_read *r;
+	sv_store_txn *t;
+	struct sv_store_item it;
+	struct sv_store_stat stat;
+	float x[D_IN], z[D_IN], y[D_IN];
+
+	o.map_size = 64 << 10;
+	o.max_map_size = 64 << 20;
+	st = open_ok(&o);
+
+	fill(x, D_IN, 1);
+	fill(z, D_IN, 2);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_item_put_new(t, "~v1", 3, x, 1), 0);
+	cr_assert_eq(sv_store_item_put_new(t, "~v1", 3, z, 1), SV_ERR_DUPLICATE);
+	cr_assert_eq(sv_store_item_put_new(t, "~v2", 3, z, 1), 0); /* the group lives on */
+	cr_assert_eq(sv_store_item_put_new(t, "~v3", 0, z, 1), -EINVAL);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_item_put_new(t, "~v1", 3, z, 5), SV_ERR_DUPLICATE);
+	cr_assert_eq(sv_store_item_del(t, "~v2", 3), 0);
+	cr_assert_eq(sv_store_item_put_new(t, "~v2", 3, x, 6), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_item_get(r, "~v1", 3, y), 0);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0, "an existing id was overwritten");
+	cr_assert_eq(sv_store_item_view(r, "~v1", 3, &it), 0);
+	cr_assert_eq(it.flags, 1);
+	cr_assert_eq(sv_store_item_get(r, "~v2", 3, y), 0);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0);
+	sv_store_read_end(r);
+
+	/* ~1.5 MB in one group: the map grows mid-group and the ops replay */
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t k = 0; k < 400; k++) {
+		char id[32];
+		int len = item_id(id, k);
+
+		fill(z, D_IN, k);
+		cr_assert_eq(sv_store_item_put_new(t, id, (size_t)len, z, 0), 0, "item %u", k);
+		cr_assert_eq(sv_store_item_put_new(t, "~v1", 3, z, 0), SV_ERR_DUPLICATE);
+		cr_assert_eq(sv_store_item_put_new(t, id, (size_t)len, x, 0), SV_ERR_DUPLICATE);
+	}
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	cr_assert_gt(sv_store_map_size(st), 64u << 10);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_stat(r, &stat), 0);
+	cr_assert_eq(stat.items, 402);
+	for (uint32_t k = 0; k < 400; k += 13)
+		check_item(r, k);
+	cr_assert_eq(sv_store_item_get(r, "~v1", 3, y), 0);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
 struct walk_ctx {
 	int n, stop_at;
 	char last[32];

@@ -195,6 +195,14 @@ void sv_store_txn_abort(sv_store_txn *t);
  * code (the last two kill the group). */
 int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *x, uint16_t flags);
 
+/* Insert item id only if it is not stored yet (in the store or earlier in
+ * this group): for content-addressed ids, where an existing one already
+ * holds the same vector.  One B-tree descent either way.  Returns 0 (put),
+ * SV_ERR_DUPLICATE (already there; nothing written, the group stays alive),
+ * or what sv_store_item_put returns. */
+int sv_store_item_put_new(sv_store_txn *t, const void *id, size_t len, const float *x,
+                          uint16_t flags);
+
 /* Delete item id.  Returns 0, SV_ERR_NOTFOUND (group stays alive), -EINVAL,
  * SV_ERR_STATE or an LMDB code. */
 int sv_store_item_del(sv_store_txn *t, const void *id, size_t len);
