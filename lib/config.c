@@ -1078,6 +1078,17 @@ size_t sv_config_show(const struct sv_config *cfg, char *buf, size_t cap)
 					q[qn++] = (char)*s;
 				} else if (*s < 0x20 || *s == 0x7f) {
 					qn += (size_t)snprintf(q + qn, 5, "\\x%02x", *s);
+				} else if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+					/* C1 controls (U+0080..U+009F) may not appear raw in
+					 * YAML; "\xNN" reads back as U+00NN */
+					qn += (size_t)snprintf(q + qn, 5, "\\x%02x", *++s);
+				} else if ((s[0] == 0xef && s[1] == 0xbf && (s[2] == 0xbe || s[2] == 0xbf)) ||
+				           (s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9))) {
+					/* U+FFFE, U+FFFF (not allowed raw) and U+2028, U+2029
+					 * (line breaks to YAML 1.1, folded if raw) */
+					unsigned cp = s[0] == 0xef ? 0xfffeu + (s[2] & 1u) : 0x2028u + (s[2] & 1u);
+					qn += (size_t)snprintf(q + qn, 7, "\\u%04X", cp);
+					s += 2;
 				} else {
 					q[qn++] = (char)*s;
 				}
