@@ -370,12 +370,7 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 			t->group_failed = rc;
 			break;
 		}
-		for (int s = 0; s < 2; s++)
-			if (res[i].put[s] &&
-			    item_put(t, res[i].id[s], res[i].len[s], res[i].row[s],
-			             res[i].id[s] == res[i].inl[s] ? SV_ITEM_FLAG_INLINE : 0) < 0)
-				break;
-		if (t->group_failed || group_begin(t) < 0)
+		if (group_begin(t) < 0)
 			break;
 		sp.id_a = res[i].id[0];
 		sp.len_a = res[i].len[0];
@@ -389,6 +384,9 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 			sp.client_len = rq->client.id_len;
 			sp.client_seq = rq->client.seq + i;
 		}
+		/* The log record first: a row sent again (same client id and
+		 * seq) is found duplicate before its item upserts, which are then
+		 * not applied again.  Both land in the same group commit. */
 		rc = sv_store_pair_append(t->txn, &sp, &seq);
 		if (rc == SV_ERR_DUPLICATE) {
 			rows[i].outcome = SV_PROTO_OUTCOME_DUPLICATE;
@@ -401,6 +399,13 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 			t->group_failed = rc;
 			break;
 		}
+		for (int s = 0; s < 2; s++)
+			if (res[i].put[s] &&
+			    item_put(t, res[i].id[s], res[i].len[s], res[i].row[s],
+			             res[i].id[s] == res[i].inl[s] ? SV_ITEM_FLAG_INLINE : 0) < 0)
+				break;
+		if (t->group_failed)
+			break;
 		if (ingest_grow((void **)&t->stage, &t->stage_cap, t->stage_n + 1,
 		                sizeof(*t->stage)) < 0) {
 			t->group_failed = -ENOMEM;

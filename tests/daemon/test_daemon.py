@@ -496,11 +496,33 @@ def test_backlog_counts_the_batch_in_training():
         d.close()
 
 
+def test_resent_pairs_change_nothing():
+    """A resent message (same client id and seq) is acked as a duplicate and
+    changes nothing: its row's item upsert is not applied again over a later
+    ITEM_PUT of the same id."""
+    d = Daemon(BIN, opts=BASE)
+    try:
+        d.start()
+        v1, v2, later = vec(), vec(), vec()
+        msg = pairs('PAIR_BATCH', [(1, (b'X', v1), v2)], D_IN, req_id=1, client=(b'rs', 5))
+        r = d.request('ingest-acked.sock', msg)
+        assert r['status'] == 'OK' and r['ack']['committed'] == 1, r
+        r = d.request('ingest-acked.sock', item_put(b'X', later, req_id=2))
+        assert r['status'] == 'OK', r
+        r = d.request('ingest-acked.sock', msg)
+        assert r['status'] == 'DUPLICATE', r
+        g = d.request('query.sock', item_get(b'X'))
+        assert g['status'] == 'OK' and np.array_equal(g['vec'], later), g
+        assert d.status()['last_seq'] == 1
+    finally:
+        d.close()
+
+
 TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_restart, test_replay_after_kill,
          test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
          test_rollback_and_flush, test_notify_receiver_not_reading,
          test_c_client, test_flush_drains_ingest, test_group_sees_its_own_items,
-         test_backlog_counts_the_batch_in_training]
+         test_backlog_counts_the_batch_in_training, test_resent_pairs_change_nothing]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
