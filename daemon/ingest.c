@@ -208,8 +208,8 @@ static int group_begin(struct dtrainer *t)
 	return rc;
 }
 
-/* Resolve one side into a pool row; *store_put tells whether an item put is
- * needed.  Returns 0, SV_ERR_NOTFOUND, or a negative code. */
+/* Resolve one side into a pool row; *put tells whether an item put is
+ * needed (for every side that carries a vector).  Returns 0, SV_ERR_NOTFOUND, or a negative code. */
 static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_proto_side *s,
                         char inl[INLINE_ID_LEN + 1], const void **id, size_t *len, long *row,
                         int *put)

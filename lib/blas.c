@@ -112,9 +112,9 @@ static void *worker(void *p)
 	}
 }
 
-/* Run fn(arg, 0) .. fn(arg, parts - 1): in parallel when the pool is free,
- * one after another in this thread otherwise. */
-static void run_parts(sv_blas_part_fn fn, void *arg, int parts)
+/* fn(arg, 0) .. fn(arg, parts - 1): in parallel when the pool is free,
+ * one after another in this thread otherwise (sv/blas.h). */
+void sv_blas_run_parts(int parts, sv_blas_part_fn fn, void *arg)
 {
 	int pooled = parts > 1 && pthread_mutex_trylock(&pool.use) == 0;
 
@@ -143,11 +143,6 @@ static void run_parts(sv_blas_part_fn fn, void *arg, int parts)
 		else
 			cpu_relax();
 	pthread_mutex_unlock(&pool.use);
-}
-
-void sv_blas_run_parts(int parts, sv_blas_part_fn fn, void *arg)
-{
-	run_parts(fn, arg, parts);
 }
 
 /* Bounds of part k of [0, n) in P equal parts, at multiples of ALIGN. */
@@ -222,7 +217,7 @@ void sv_blas_gemm(int transA, int transB, size_t M, size_t N, size_t K, float al
 	assert(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N);
 	struct gemm_job j = {transA, transB, nparts(M, N, K), M >= N, M, N, K, lda, ldb, ldc,
 	                     alpha, beta, A, B, C};
-	run_parts(gemm_part, &j, j.P);
+	sv_blas_run_parts(j.P, gemm_part, &j);
 }
 
 void sv_blas_gemv(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *x,
@@ -285,7 +280,7 @@ void sv_blas_syrk_upper(size_t N, size_t K, float alpha, const float *A, size_t 
 	}
 	assert(lda >= K && ldc >= N);
 	struct sym_job j = {nparts(N, N, K / 2 + 1), N, K, lda, 0, ldc, alpha, beta, A, NULL, C};
-	run_parts(syrk_part, &j, j.P);
+	sv_blas_run_parts(j.P, syrk_part, &j);
 }
 
 /* SYMM part k: rows [a, b) of C, from the three blocks of A's rows a..b-1
@@ -319,7 +314,7 @@ void sv_blas_symm_upper(size_t M, size_t N, float alpha, const float *A, size_t 
 		return;
 	assert(lda >= M && ldb >= N && ldc >= N);
 	struct sym_job j = {nparts(M, M, N), M, N, lda, ldb, ldc, alpha, beta, A, B, C};
-	run_parts(symm_part, &j, j.P);
+	sv_blas_run_parts(j.P, symm_part, &j);
 }
 
 /* Stop and join the workers; pool.use is held. */
@@ -359,7 +354,7 @@ void sv_blas_set_threads(int n)
 		for (int i = 1; i < n; i++) {
 			if (pthread_create(&pool.tid[pool.nworkers], NULL, worker,
 			                   (void *)(intptr_t)i) != 0)
-				break; /* fewer workers: run_parts runs the rest inline */
+				break; /* fewer workers: sv_blas_run_parts runs parts inline */
 			pool.nworkers++;
 		}
 	}
