@@ -1,0 +1,138 @@
+/* sv/journal.h - the recovery format: what must replay bit for bit.
+ *
+ * DESIGN
+ *
+ * W is a function of the pair log.  The daemon trains logged pairs in
+ * minibatches of B; a batch is cut early (max_wait_ms, FLUSH, a reload that
+ * changes B or the optimizer hyperparameters, shutdown) only by appending a
+ * CONTROL RECORD to the log.  A checkpoint stores W, the optimizer state and
+ * the position (applied_seq) it reflects.  Recovery loads the active
+ * checkpoint and replays every log record after its applied_seq through the
+ * same batching:
+ *
+ *   pair record      resolve both item ids to their vectors (as the items
+ *                    are at replay time), add to the batch; B pairs train
+ *   control record   train the partial batch, then take the record's
+ *                    settings (batch size, optimizer hyperparameters)
+ *
+ * This header owns the encodings of every piece of that state that is not
+ * W or the optimizer (sv/optim.h saves those), and the replay driver that
+ * walks the log (sv_journal_replay).  It does not own the batching itself:
+ * the caller's sink receives pairs and cuts in log order and must treat them
+ * exactly as it did live (the daemon's trainer does; tests/test_journal.c
+ * shows the rule).
+ *
+ * ENCODINGS (all integers little-endian; doubles as their IEEE-754 bit
+ * patterns, little-endian; each blob starts with a version byte)
+ *
+ *   control record   a pair record whose id_a is SV_JOURNAL_CUT_ID (7 bytes,
+ *                    starting with NUL; the wire format refuses ids that
+ *                    contain a NUL, so no real pair carries it), label 0, no
+ *                    client key, and whose id_b is the settings blob:
+ *   settings blob    SV_JOURNAL_SETTINGS_LEN (64) bytes:
+ *                      u8 version = 1, u8 nesterov, u16 0, u32 batch size,
+ *                      f64 lr, momentum, dampening, weight_decay, beta1,
+ *                      beta2, eps, then zeros to 64 bytes
+ *   checkpoint blob  SV_JOURNAL_CKPT_LEN (72) bytes: the settings blob, then
+ *                    u64 pairs_seen (pairs trained on, across restarts)
+ *   calibration blob f32 decision threshold, then the prequential window's
+ *                    image (sv_metrics_window_serialize, itself versioned);
+ *                    the window part may be absent (threshold only)
+ *
+ * These layouts are the same bytes the daemon wrote before this module
+ * existed (it copied host-order values on little-endian machines), so older
+ * stores replay unchanged.
+ *
+ * ERRORS: 0 or a negative code (sv/error.h).  A blob shorter than its layout
+ * gives SV_ERR_TRUNCATED, an unknown version byte SV_ERR_VERSION, a batch
+ * size of 0 or a non-finite parameter SV_ERR_CORRUPT.  sv_journal_replay
+ * stops at the first bad record and names its sequence.
+ */
+#ifndef SV_JOURNAL_H
+#define SV_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sv/optim.h"
+#include "sv/store.h"
+
+#define SV_JOURNAL_VERSION 1
+#define SV_JOURNAL_CUT_ID "\0sv-cut"
+#define SV_JOURNAL_CUT_ID_LEN 7
+#define SV_JOURNAL_SETTINGS_LEN 64
+#define SV_JOURNAL_CKPT_LEN (SV_JOURNAL_SETTINGS_LEN + 8)
+
+struct sv_metrics_window;
+
+/* The training settings a control record or checkpoint carries.  The
+ * optimizer kind is not recorded (it is fixed for a store): on decode,
+ * optim.kind is left as the caller set it. */
+struct sv_journal_settings {
+	uint32_t batch_size;
+	struct sv_optim_params optim;
+};
+
+/* Settings blob: encode writes exactly SV_JOURNAL_SETTINGS_LEN bytes.
+ * decode reads the first SV_JOURNAL_SETTINGS_LEN of len bytes into *out
+ * (written only on success; out->optim.kind untouched). */
+void sv_journal_settings_encode(uint8_t out[SV_JOURNAL_SETTINGS_LEN],
+                                const struct sv_journal_settings *s);
+int sv_journal_settings_decode(const void *in, size_t len, struct sv_journal_settings *out);
+
+/* Checkpoint blob: the settings and pairs_seen.  decode accepts a 64-byte
+ * blob without pairs_seen (then *pairs_seen is left as it was). */
+void sv_journal_ckpt_encode(uint8_t out[SV_JOURNAL_CKPT_LEN], const struct sv_journal_settings *s,
+                            uint64_t pairs_seen);
+int sv_journal_ckpt_decode(const void *in, size_t len, struct sv_journal_settings *s,
+                           uint64_t *pairs_seen);
+
+/* Calibration blob.  size is an upper bound for encode; encode returns the
+ * bytes written or -ENOSPC / a window error.  decode: *threshold always,
+ * *w (a new window, the caller frees it) only when the blob carries one,
+ * else *w = NULL. */
+size_t sv_journal_calib_size(const struct sv_metrics_window *w);
+long sv_journal_calib_encode(void *buf, size_t cap, float threshold,
+                             const struct sv_metrics_window *w);
+int sv_journal_calib_decode(const void *buf, size_t len, float *threshold,
+                            struct sv_metrics_window **w);
+
+/* Whether a log record is a control record. */
+int sv_journal_is_cut(const struct sv_store_pair *p);
+
+/* Append a control record carrying s to group t; *seq gets its sequence.
+ * Errors as sv_store_pair_append. */
+int sv_journal_cut_append(sv_store_txn *t, const struct sv_journal_settings *s, uint64_t *seq);
+
+/* The 64-bit key of an item id: the identity graph-mode labels use
+ * (sv/batch.h).  FNV-1a over the id bytes. */
+uint64_t sv_journal_item_key(const void *id, size_t len);
+
+/* Where replay sends the log, in log order.  Both callbacks return 0 to go
+ * on or a negative code, which stops the replay and is returned.  The
+ * vectors are valid only during the call. */
+struct sv_journal_sink {
+	void *arg;
+	int (*pair)(void *arg, const float *xa, uint64_t key_a, const float *xb, uint64_t key_b,
+	            uint8_t label, uint64_t seq);
+	int (*cut)(void *arg, const struct sv_journal_settings *s, uint64_t seq);
+};
+
+struct sv_journal_stats {
+	uint64_t pairs;    /* pair records sent to the sink */
+	uint64_t cuts;     /* control records sent to the sink */
+	uint64_t skipped;  /* pair records naming an item that no longer exists */
+	uint64_t last_seq; /* the last record read (0: none) */
+	uint64_t bad_seq;  /* on SV_ERR_TRUNCATED/VERSION/CORRUPT: the bad record */
+};
+
+/* Replay every record of st's log with seq >= from into sink.  d_in is the
+ * store's.  *stats is written in every case (how far it got).  A pair that
+ * names a missing item is skipped and counted (that is how items deleted
+ * after their pairs were logged replay); a control record that does not
+ * decode stops the replay.  Returns 0, -ENOMEM, a decode error of a control
+ * record (stats->bad_seq names it), a sink's code, or a store code. */
+int sv_journal_replay(sv_store *st, uint64_t from, const struct sv_journal_sink *sink,
+                      struct sv_journal_stats *stats);
+
+#endif

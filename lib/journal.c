@@ -1,0 +1,254 @@
+/* journal.c - control records, checkpoint and calibration blobs, and the
+ * replay driver (see sv/journal.h).  Leaves out: batching and training (the
+ * sink's), the store's own record layouts (store.c). */
+#include "sv/journal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sv/error.h"
+#include "sv/metrics.h"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void put_f64(uint8_t *p, double v)
+{
+	uint64_t u;
+
+	memcpy(&u, &v, sizeof(u));
+	put64(p, u);
+}
+
+static double get_f64(const uint8_t *p)
+{
+	uint64_t u = get64(p);
+	double v;
+
+	memcpy(&v, &u, sizeof(v));
+	return v;
+}
+
+/* The seven hyperparameters in blob order. */
+#define N_PARAMS 7
+
+static void params_of(const struct sv_optim_params *o, double f[N_PARAMS])
+{
+	f[0] = o->lr;
+	f[1] = o->momentum;
+	f[2] = o->dampening;
+	f[3] = o->weight_decay;
+	f[4] = o->beta1;
+	f[5] = o->beta2;
+	f[6] = o->eps;
+}
+
+void sv_journal_settings_encode(uint8_t out[SV_JOURNAL_SETTINGS_LEN],
+                                const struct sv_journal_settings *s)
+{
+	double f[N_PARAMS];
+
+	params_of(&s->optim, f);
+	memset(out, 0, SV_JOURNAL_SETTINGS_LEN);
+	out[0] = SV_JOURNAL_VERSION;
+	out[1] = (uint8_t)(s->optim.nesterov != 0);
+	put32(out + 4, s->batch_size);
+	for (int i = 0; i < N_PARAMS; i++)
+		put_f64(out + 8 + 8 * i, f[i]);
+}
+
+int sv_journal_settings_decode(const void *in, size_t len, struct sv_journal_settings *out)
+{
+	const uint8_t *b = in;
+	struct sv_journal_settings s;
+	double f[N_PARAMS];
+
+	if (b == NULL || len < SV_JOURNAL_SETTINGS_LEN)
+		return SV_ERR_TRUNCATED;
+	if (b[0] != SV_JOURNAL_VERSION)
+		return SV_ERR_VERSION;
+	s = *out;
+	s.batch_size = get32(b + 4);
+	for (int i = 0; i < N_PARAMS; i++) {
+		f[i] = get_f64(b + 8 + 8 * i);
+		if (!isfinite(f[i]))
+			return SV_ERR_CORRUPT;
+	}
+	if (s.batch_size == 0 || b[1] > 1)
+		return SV_ERR_CORRUPT;
+	s.optim.nesterov = b[1];
+	s.optim.lr = f[0];
+	s.optim.momentum = f[1];
+	s.optim.dampening = f[2];
+	s.optim.weight_decay = f[3];
+	s.optim.beta1 = f[4];
+	s.optim.beta2 = f[5];
+	s.optim.eps = f[6];
+	*out = s;
+	return 0;
+}
+
+void sv_journal_ckpt_encode(uint8_t out[SV_JOURNAL_CKPT_LEN], const struct sv_journal_settings *s,
+                            uint64_t pairs_seen)
+{
+	sv_journal_settings_encode(out, s);
+	put64(out + SV_JOURNAL_SETTINGS_LEN, pairs_seen);
+}
+
+int sv_journal_ckpt_decode(const void *in, size_t len, struct sv_journal_settings *s,
+                           uint64_t *pairs_seen)
+{
+	int rc = sv_journal_settings_decode(in, len, s);
+
+	if (rc == 0 && len >= SV_JOURNAL_CKPT_LEN)
+		*pairs_seen = get64((const uint8_t *)in + SV_JOURNAL_SETTINGS_LEN);
+	return rc;
+}
+
+size_t sv_journal_calib_size(const struct sv_metrics_window *w)
+{
+	return 4 + (w ? sv_metrics_window_serialized_size(w) : 0);
+}
+
+long sv_journal_calib_encode(void *buf, size_t cap, float threshold,
+                             const struct sv_metrics_window *w)
+{
+	uint32_t u;
+	size_t len = 0;
+	int rc;
+
+	if (buf == NULL || cap < 4)
+		return -ENOSPC;
+	memcpy(&u, &threshold, sizeof(u));
+	put32(buf, u);
+	if (w == NULL)
+		return 4;
+	rc = sv_metrics_window_serialize(w, (uint8_t *)buf + 4, cap - 4, &len);
+	if (rc < 0)
+		return rc;
+	return (long)(4 + len);
+}
+
+int sv_journal_calib_decode(const void *buf, size_t len, float *threshold,
+                            struct sv_metrics_window **w)
+{
+	struct sv_metrics_window *win = NULL;
+	uint32_t u;
+	float th;
+	int rc;
+
+	if (buf == NULL || len < 4)
+		return SV_ERR_TRUNCATED;
+	u = get32(buf);
+	memcpy(&th, &u, sizeof(th));
+	if (len > 4) {
+		rc = sv_metrics_window_deserialize(&win, (const uint8_t *)buf + 4, len - 4);
+		if (rc < 0)
+			return rc;
+	}
+	*threshold = th;
+	*w = win;
+	return 0;
+}
+
+int sv_journal_is_cut(const struct sv_store_pair *p)
+{
+	return p->len_a == SV_JOURNAL_CUT_ID_LEN &&
+	       memcmp(p->id_a, SV_JOURNAL_CUT_ID, SV_JOURNAL_CUT_ID_LEN) == 0;
+}
+
+int sv_journal_cut_append(sv_store_txn *t, const struct sv_journal_settings *s, uint64_t *seq)
+{
+	uint8_t blob[SV_JOURNAL_SETTINGS_LEN];
+	struct sv_store_pair p = {0};
+
+	sv_journal_settings_encode(blob, s);
+	p.id_a = SV_JOURNAL_CUT_ID;
+	p.len_a = SV_JOURNAL_CUT_ID_LEN;
+	p.id_b = blob;
+	p.len_b = sizeof(blob);
+	return sv_store_pair_append(t, &p, seq);
+}
+
+uint64_t sv_journal_item_key(const void *id, size_t len)
+{
+	const uint8_t *b = id;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+int sv_journal_replay(sv_store *st, uint64_t from, const struct sv_journal_sink *sink,
+                      struct sv_journal_stats *stats)
+{
+	uint32_t d_in = 0, d_out = 0;
+	sv_store_read *r = NULL;
+	sv_store_cursor *c = NULL;
+	struct sv_store_pair p;
+	float *xa, *xb;
+	int rc;
+
+	memset(stats, 0, sizeof(*stats));
+	sv_store_dims(st, &d_in, &d_out);
+	xa = malloc((size_t)d_in * 2 * sizeof(float));
+	if (xa == NULL)
+		return -ENOMEM;
+	xb = xa + d_in;
+	rc = sv_store_read_begin(st, &r);
+	if (rc == 0)
+		rc = sv_store_cursor_open(r, from, &c);
+	while (rc == 0 && (rc = sv_store_cursor_next(c, &p)) == 0) {
+		stats->last_seq = p.seq;
+		if (sv_journal_is_cut(&p)) {
+			struct sv_journal_settings s = {0};
+
+			rc = sv_journal_settings_decode(p.id_b, p.len_b, &s);
+			if (rc < 0) {
+				stats->bad_seq = p.seq;
+				break;
+			}
+			rc = sink->cut(sink->arg, &s, p.seq);
+			stats->cuts++;
+			continue;
+		}
+		if (sv_store_item_get(r, p.id_a, p.len_a, xa) < 0 ||
+		    sv_store_item_get(r, p.id_b, p.len_b, xb) < 0) {
+			stats->skipped++;
+			continue;
+		}
+		rc = sink->pair(sink->arg, xa, sv_journal_item_key(p.id_a, p.len_a), xb,
+		                sv_journal_item_key(p.id_b, p.len_b), p.label, p.seq);
+		stats->pairs++;
+	}
+	if (rc == SV_ERR_NOTFOUND)
+		rc = 0;
+	sv_store_cursor_close(c);
+	sv_store_read_end(r);
+	free(xa);
+	return rc;
+}
