@@ -17,7 +17,7 @@
 #include "conf.h"
 #include "curve.h"
 #include "log.h"
-#include "metrics_glue.h"
+#include "monitor.h"
 #include "sv/error.h"
 #include "sv/proto.h"
 #include "sv/store.h"
@@ -181,7 +181,7 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	for (int o = 0; o < SV_PAIR_OUTCOME_COUNT; o++)
 		ju64(&j, outcome[o], atomic_load(&d->cnt.pairs[o]), o + 1 < SV_PAIR_OUTCOME_COUNT);
 	jprintf(&j, "},\"rejects\":{");
-	for (int i = 0; i < SV_REJECT_MAX; i++) {
+	for (int i = 0; i < SV_REJECT_COUNT; i++) {
 		uint64_t v = atomic_load(&d->cnt.rejects[i]);
 
 		if (v == 0)
@@ -320,7 +320,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	atomic_fetch_add(&d->cnt.admin_requests, 1);
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &a->lim, &rq, &err) < 0) {
-		count_reject(d, (int)err.reason);
+		reject_count(d, (int)err.reason);
 		if (sv_log_ratelimit(&rl_malformed, SV_LOG_BURST, &sup))
 			sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent%s",
 			       err.msg, sv_proto_reason_name((int)err.reason),
@@ -390,7 +390,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 			snprintf(msg, sizeof(msg),
 			         "frame 1 (W): %u x %zu, expected d_in x d_out = %u x %u", rq.dim,
 			         rq.n, d->conf.d_in, d->conf.d_out);
-			count_reject(d, SV_PROTO_REASON_WRONG_DIM);
+			reject_count(d, SV_PROTO_REASON_WRONG_DIM);
 			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
 			            SV_PROTO_STATUS_MALFORMED, SV_PROTO_REASON_WRONG_DIM, msg);
 			break;
@@ -419,7 +419,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		return;
 	}
 	default:
-		count_reject(d, SV_REJECT_REFUSED);
+		reject_count(d, SV_REJECT_REFUSED);
 		reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
 		            "not an admin verb: use the ingest or query socket");
 		break;

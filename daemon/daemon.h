@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "reject.h"
 #include "snapshot.h"
 #include "sv/loss.h"
 #include "sv/config.h"
@@ -31,17 +32,6 @@
 #include "sv/store.h"
 
 #define SV_ENDPOINT_MAX SV_CONFIG_STR_MAX
-#define SV_REJECT_MAX 64 /* reject reasons counted (proto's enum and ours) */
-
-/* Reject reasons beyond sv/proto.h's enum sv_proto_reason (which fills 0..31). */
-enum sv_reject {
-	SV_REJECT_OWN = 32,
-	SV_REJECT_NOITEM = 32,        /* a pair names an item that does not exist */
-	SV_REJECT_REFUSED = 33,       /* a verb sent to the wrong socket */
-	SV_REJECT_STORE = 34,         /* a group commit failed */
-	SV_REJECT_TOOMANY_PARTS = 35, /* more frames than any message has */
-};
-
 /* The daemon's settings, mapped from the config module's struct sv_config
  * (conf.c); cfg keeps the original for CONFIG (show) and reload diffs. */
 struct sv_dconf {
@@ -86,7 +76,7 @@ enum sv_pair_outcome {
 
 struct sv_counters {
 	atomic_uint_fast64_t pairs[SV_PAIR_OUTCOME_COUNT];
-	atomic_uint_fast64_t rejects[SV_REJECT_MAX]; /* by reason code */
+	atomic_uint_fast64_t rejects[SV_REJECT_COUNT]; /* by enum sv_reject (reject.h) */
 	atomic_uint_fast64_t items_put, items_del;
 	atomic_uint_fast64_t steps, step_failures, checkpoints;
 	atomic_uint_fast64_t commits; /* group commits */
@@ -143,11 +133,6 @@ struct sv_daemon {
 	struct sv_live live;
 	atomic_uint live_gen;
 };
-
-/* A stable lowercase name for a reject reason (Prometheus label). */
-const char *reject_name(int reason);
-/* Count one reject by reason. */
-void count_reject(struct sv_daemon *d, int reason);
 
 /* Query latency buckets: upper bounds in seconds (le), then +Inf. */
 #define SV_LAT_BUCKETS 15

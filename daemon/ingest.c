@@ -1,21 +1,87 @@
-/* ingest.c - the trainer thread's ingest half: read messages from the
- * fire-and-forget PULL and the acked ROUTER, validate them, resolve item ids
- * and inline vectors, apply item puts/deletes and pair appends to ONE store
- * group, commit it, and only then ack and stage the pairs into the batch.
- * Leaves out: training, checkpoints and recovery (trainer.c).
+/* ingest.c - the ingest module (see ingest.h): messages from the PULL and
+ * the acked ROUTER, validated, resolved and applied to ONE store group,
+ * committed, answered, and the logged pairs handed back.
+ * Leaves out: batching, training, checkpoints and recovery (trainer.c).
  */
+#include "ingest.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "curve.h"
+#include "daemon.h"
 #include "log.h"
+#include "reject.h"
 #include "reply.h"
 #include "sv/error.h"
+#include "sv/journal.h"
+#include "sv/proto.h"
+#include "sv/store.h"
 #include "topk_glue.h"
-#include "trainer_int.h"
+#include "trainer.h" /* SV_ITEM_FLAG_INLINE, until it moves to sv/store.h */
 #include "util.h"
+
+#define MAX_PARTS 16      /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
+#define INLINE_ID_LEN 34 /* "~v" + 32 hex digits */
+
+/* One item put or delete of the group in hand (visible to later messages of
+ * the same group before the commit). */
+struct pend_item {
+	uint8_t id[SV_STORE_ID_MAX];
+	size_t len;
+	long row;   /* row in pool, -1: deleted in this group */
+	int stored; /* the put is in the group's transaction */
+};
+
+/* One pair logged by the group in hand, handed back once it commits. */
+struct stage_pair {
+	size_t row_a, row_b; /* rows in pool */
+	uint64_t key_a, key_b, seq;
+	uint8_t label;
+};
+
+/* One reply owed once the group commits (acked ROUTER messages). */
+struct pend_ack {
+	uint8_t rid[256];
+	size_t rid_len;
+	int delim; /* the client sent an empty delimiter frame */
+	uint8_t verb;
+	uint64_t req_id;
+	int status; /* reply status if not an ACK (item verbs) */
+	struct sv_proto_ack ack;
+	size_t row0, nrows;    /* rows in g->ack_rows */
+	size_t stage0, nstage; /* pairs it staged */
+};
+
+struct ingest {
+	struct sv_daemon *d;
+	void *pull, *router;
+	struct sv_proto_limits lim;
+	struct sv_proto_msgbuf mb;
+
+	/* the group in hand */
+	sv_store_txn *txn;
+	int group_failed;
+	float *pool; /* rows of d_in floats */
+	size_t pool_n, pool_cap;
+	struct pend_item *pend;
+	size_t pend_n, pend_cap;
+	uint32_t *pidx;  /* open-addressing index over pend: slot = index + 1, 0 empty */
+	size_t pidx_cap; /* a power of two, >= 2 pend_n; 0 before the first add */
+	struct stage_pair *stage;
+	size_t stage_n, stage_cap;
+	struct ingest_pair *out; /* stage, resolved to vectors, after the commit */
+	size_t out_cap;
+	struct pend_ack *acks;
+	size_t ack_n, ack_cap;
+	struct sv_proto_ack_row *ack_rows;
+	size_t ack_rows_n, ack_rows_cap;
+	uint64_t group_msgs, group_pairs;
+	uint64_t group_pair_outcome[SV_PAIR_OUTCOME_COUNT];
+};
 
 /* Client-caused log lines: at most SV_LOG_BURST a second each (trainer
  * thread only, so plain statics). */
@@ -25,7 +91,8 @@ static unsigned long long sup;
 
 /* ---- small helpers ------------------------------------------------------ */
 
-int ingest_grow(void **p, size_t *cap, size_t need, size_t elem)
+/* Grow *p (cap elements of elem bytes) to hold need; 0 or -ENOMEM. */
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
 	size_t c = *cap ? *cap : 64;
 	void *q;
@@ -40,22 +107,6 @@ int ingest_grow(void **p, size_t *cap, size_t need, size_t elem)
 	*p = q;
 	*cap = c;
 	return 0;
-}
-
-static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-uint64_t ingest_id_key(const void *id, size_t len)
-{
-	return fnv1a(id, len, 0xcbf29ce484222325ULL);
 }
 
 /* 128-bit content hash of an inline vector, 8 bytes at a time (two
@@ -86,43 +137,19 @@ static void inline_id(const float *x, uint32_t d, char out[INLINE_ID_LEN + 1])
 	         (unsigned long long)h2);
 }
 
-/* ---- ingest ------------------------------------------------------------- */
-
-static const char *const own_reason_names[] = {
-    [SV_REJECT_NOITEM - SV_REJECT_OWN] = "unknown_item",
-    [SV_REJECT_REFUSED - SV_REJECT_OWN] = "wrong_socket",
-    [SV_REJECT_STORE - SV_REJECT_OWN] = "store_failed",
-    [SV_REJECT_TOOMANY_PARTS - SV_REJECT_OWN] = "too_many_frames",
-};
-
-const char *reject_name(int reason)
-{
-	if (reason >= SV_REJECT_OWN && reason < SV_REJECT_MAX) {
-		const char *s = own_reason_names[reason - SV_REJECT_OWN];
-
-		return s ? s : "unknown";
-	}
-	return sv_proto_reason_name(reason);
-}
-
-void count_reject(struct sv_daemon *d, int reason)
-{
-	if (reason < 0 || reason >= SV_REJECT_MAX)
-		reason = 0;
-	atomic_fetch_add(&d->cnt.rejects[reason], 1);
-}
+/* ---- the group ---------------------------------------------------------- */
 
 /* The group's pending items (puts and deletes, last one wins) are found
  * through a hash index, so a group of many inline pairs costs O(1) per
  * lookup, not a scan of every item before it. */
-static struct pend_item *pend_find(struct dtrainer *t, const void *id, size_t len)
+static struct pend_item *pend_find(struct ingest *g, const void *id, size_t len)
 {
-	size_t mask = t->pidx_cap - 1, h;
+	size_t mask = g->pidx_cap - 1, h;
 
-	if (t->pidx_cap == 0)
+	if (g->pidx_cap == 0)
 		return NULL;
-	for (h = (size_t)ingest_id_key(id, len) & mask; t->pidx[h] != 0; h = (h + 1) & mask) {
-		struct pend_item *p = &t->pend[t->pidx[h] - 1];
+	for (h = (size_t)sv_journal_item_key(id, len) & mask; g->pidx[h] != 0; h = (h + 1) & mask) {
+		struct pend_item *p = &g->pend[g->pidx[h] - 1];
 
 		if (p->len == len && memcmp(p->id, id, len) == 0)
 			return p;
@@ -131,86 +158,86 @@ static struct pend_item *pend_find(struct dtrainer *t, const void *id, size_t le
 }
 
 /* Point the index at pend[i]: replaces an entry with the same id. */
-static void pidx_put(struct dtrainer *t, size_t i)
+static void pidx_put(struct ingest *g, size_t i)
 {
-	const struct pend_item *p = &t->pend[i];
-	size_t mask = t->pidx_cap - 1, h;
+	const struct pend_item *p = &g->pend[i];
+	size_t mask = g->pidx_cap - 1, h;
 
-	for (h = (size_t)ingest_id_key(p->id, p->len) & mask; t->pidx[h] != 0;
+	for (h = (size_t)sv_journal_item_key(p->id, p->len) & mask; g->pidx[h] != 0;
 	     h = (h + 1) & mask) {
-		const struct pend_item *q = &t->pend[t->pidx[h] - 1];
+		const struct pend_item *q = &g->pend[g->pidx[h] - 1];
 
 		if (q->len == p->len && memcmp(q->id, p->id, p->len) == 0)
 			break;
 	}
-	t->pidx[h] = (uint32_t)i + 1;
+	g->pidx[h] = (uint32_t)i + 1;
 }
 
-static int pend_add(struct dtrainer *t, const void *id, size_t len, long row)
+static int pend_add(struct ingest *g, const void *id, size_t len, long row)
 {
 	struct pend_item *p;
 
-	if (ingest_grow((void **)&t->pend, &t->pend_cap, t->pend_n + 1, sizeof(*t->pend)) < 0)
+	if (grow((void **)&g->pend, &g->pend_cap, g->pend_n + 1, sizeof(*g->pend)) < 0)
 		return -ENOMEM;
-	if (2 * (t->pend_n + 1) > t->pidx_cap) {
-		size_t cap = t->pidx_cap ? 2 * t->pidx_cap : 1024;
+	if (2 * (g->pend_n + 1) > g->pidx_cap) {
+		size_t cap = g->pidx_cap ? 2 * g->pidx_cap : 1024;
 		uint32_t *q = calloc(cap, sizeof(*q));
 
 		if (q == NULL)
 			return -ENOMEM;
-		free(t->pidx);
-		t->pidx = q;
-		t->pidx_cap = cap;
-		for (size_t i = 0; i < t->pend_n; i++) /* in order: the last one wins */
-			pidx_put(t, i);
+		free(g->pidx);
+		g->pidx = q;
+		g->pidx_cap = cap;
+		for (size_t i = 0; i < g->pend_n; i++) /* in order: the last one wins */
+			pidx_put(g, i);
 	}
-	p = &t->pend[t->pend_n++];
+	p = &g->pend[g->pend_n++];
 	memcpy(p->id, id, len);
 	p->len = len;
 	p->row = row;
 	p->stored = 0;
-	pidx_put(t, t->pend_n - 1);
+	pidx_put(g, g->pend_n - 1);
 	return 0;
 }
 
-static long pool_row(struct dtrainer *t)
+static long pool_row(struct ingest *g)
 {
-	size_t d = t->d->conf.d_in;
+	size_t d = g->d->conf.d_in;
 
-	if (t->pool_n + 1 > t->pool_cap) {
-		size_t c = t->pool_cap ? t->pool_cap * 2 : 256;
-		float *q = realloc(t->pool, c * d * sizeof(float));
+	if (g->pool_n + 1 > g->pool_cap) {
+		size_t c = g->pool_cap ? g->pool_cap * 2 : 256;
+		float *q = realloc(g->pool, c * d * sizeof(float));
 
 		if (q == NULL)
 			return -ENOMEM;
-		t->pool = q;
-		t->pool_cap = c;
+		g->pool = q;
+		g->pool_cap = c;
 	}
-	return (long)t->pool_n++;
+	return (long)g->pool_n++;
 }
 
-static float *row_ptr(struct dtrainer *t, size_t row)
+static float *row_ptr(struct ingest *g, size_t row)
 {
-	return t->pool + row * t->d->conf.d_in;
+	return g->pool + row * g->d->conf.d_in;
 }
 
-static int group_begin(struct dtrainer *t)
+static int group_begin(struct ingest *g)
 {
 	int rc;
 
-	if (t->txn != NULL || t->group_failed)
-		return t->group_failed;
-	rc = sv_store_txn_begin(t->d->store, &t->txn);
+	if (g->txn != NULL || g->group_failed)
+		return g->group_failed;
+	rc = sv_store_txn_begin(g->d->store, &g->txn);
 	if (rc < 0) {
-		t->group_failed = rc;
-		t->txn = NULL;
+		g->group_failed = rc;
+		g->txn = NULL;
 	}
 	return rc;
 }
 
 /* Resolve one side into a pool row; *put tells whether an item put is
  * needed (for every side that carries a vector).  Returns 0, SV_ERR_NOTFOUND, or a negative code. */
-static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_proto_side *s,
+static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_proto_side *s,
                         char inl[INLINE_ID_LEN + 1], const void **id, size_t *len, long *row,
                         int *put)
 {
@@ -220,16 +247,16 @@ static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_p
 
 	*put = 0;
 	if (s->vec != NULL) {
-		k = pool_row(t);
+		k = pool_row(g);
 		if (k < 0)
 			return (int)k;
-		sv_proto_vec_copy(row_ptr(t, (size_t)k), s->vec, t->d->conf.d_in);
+		sv_proto_vec_copy(row_ptr(g, (size_t)k), s->vec, g->d->conf.d_in);
 		if (s->id != NULL) {
 			*id = s->id;
 			*len = s->id_len;
 		} else {
 			/* content-addressed: item_put writes it only if the id is new */
-			inline_id(row_ptr(t, (size_t)k), t->d->conf.d_in, inl);
+			inline_id(row_ptr(g, (size_t)k), g->d->conf.d_in, inl);
 			*id = inl;
 			*len = INLINE_ID_LEN;
 		}
@@ -237,7 +264,7 @@ static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_p
 		*put = 1;
 		return 0;
 	}
-	p = pend_find(t, s->id, s->id_len);
+	p = pend_find(g, s->id, s->id_len);
 	if (p != NULL) {
 		if (p->row < 0)
 			return SV_ERR_NOTFOUND;
@@ -247,16 +274,16 @@ static int side_resolve(struct dtrainer *t, sv_store_read **r, const struct sv_p
 		return 0;
 	}
 	if (*r == NULL) {
-		rc = sv_store_read_begin(t->d->store, r);
+		rc = sv_store_read_begin(g->d->store, r);
 		if (rc < 0)
 			return rc;
 	}
-	k = pool_row(t);
+	k = pool_row(g);
 	if (k < 0)
 		return (int)k;
-	rc = sv_store_item_get(*r, s->id, s->id_len, row_ptr(t, (size_t)k));
+	rc = sv_store_item_get(*r, s->id, s->id_len, row_ptr(g, (size_t)k));
 	if (rc < 0) {
-		t->pool_n--;
+		g->pool_n--;
 		return rc;
 	}
 	*id = s->id;
@@ -276,9 +303,9 @@ struct resolved {
 };
 
 /* Items: pend, then a store put (not for inline ones already pending). */
-static int item_put(struct dtrainer *t, const void *id, size_t len, long row, uint16_t flags)
+static int item_put(struct ingest *g, const void *id, size_t len, long row, uint16_t flags)
 {
-	struct pend_item *p = pend_find(t, id, len);
+	struct pend_item *p = pend_find(g, id, len);
 	int rc;
 
 	/* content-addressed: one put per group is enough */
@@ -286,33 +313,33 @@ static int item_put(struct dtrainer *t, const void *id, size_t len, long row, ui
 		return 0;
 	rc = 0;
 	if (p == NULL || p->row != row) {
-		rc = pend_add(t, id, len, row);
-		p = rc == 0 ? &t->pend[t->pend_n - 1] : NULL;
+		rc = pend_add(g, id, len, row);
+		p = rc == 0 ? &g->pend[g->pend_n - 1] : NULL;
 	}
 	if (rc == 0) {
 		p->stored = 1;
-		rc = group_begin(t);
+		rc = group_begin(g);
 	}
 	if (rc == 0 && (flags & SV_ITEM_FLAG_INLINE)) {
 		/* stored before (same id, so the same vector): nothing to write */
-		rc = sv_store_item_put_new(t->txn, id, len, row_ptr(t, (size_t)row), flags);
+		rc = sv_store_item_put_new(g->txn, id, len, row_ptr(g, (size_t)row), flags);
 		if (rc == SV_ERR_DUPLICATE)
 			return 0;
 	} else if (rc == 0) {
-		rc = sv_store_item_put(t->txn, id, len, row_ptr(t, (size_t)row), flags);
+		rc = sv_store_item_put(g->txn, id, len, row_ptr(g, (size_t)row), flags);
 	}
-	if (rc < 0 && t->group_failed == 0)
-		t->group_failed = rc;
+	if (rc < 0 && g->group_failed == 0)
+		g->group_failed = rc;
 	if (rc == 0)
-		atomic_fetch_add(&t->d->cnt.items_put, 1);
+		atomic_fetch_add(&g->d->cnt.items_put, 1);
 	if (rc == 0 && !(flags & SV_ITEM_FLAG_INLINE))
-		topk_glue_note_put(t->d->topk, id, len, row_ptr(t, (size_t)row));
+		topk_glue_note_put(g->d->topk, id, len, row_ptr(g, (size_t)row));
 	return rc;
 }
 
 /* A PAIR / PAIR_BATCH request: resolve, log, stage.  rows gets one ack row
  * per pair. */
-static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, struct pend_ack *a,
+static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, struct pend_ack *a,
                          struct sv_proto_ack_row *rows)
 {
 	struct sv_proto_iter it = {0};
@@ -323,7 +350,7 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 
 	res = calloc(n ? n : 1, sizeof(*res));
 	if (res == NULL) {
-		t->group_failed = -ENOMEM;
+		g->group_failed = -ENOMEM;
 		return;
 	}
 	/* Phase 1: resolve every side (reads only; no write call while r is open). */
@@ -332,10 +359,10 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 
 		res[i].rc = 0;
 		for (int s = 0; s < 2 && res[i].rc == 0; s++) {
-			res[i].rc = side_resolve(t, &r, sd[s], res[i].inl[s], &res[i].id[s],
+			res[i].rc = side_resolve(g, &r, sd[s], res[i].inl[s], &res[i].id[s],
 			                         &res[i].len[s], &res[i].row[s], &res[i].put[s]);
 			if (res[i].rc == 0 && res[i].put[s])
-				pend_add(t, res[i].id[s], res[i].len[s], res[i].row[s]);
+				pend_add(g, res[i].id[s], res[i].len[s], res[i].row[s]);
 		}
 		rows[i].outcome = SV_PROTO_OUTCOME_COMMITTED;
 		rows[i].reason = 0;
@@ -346,7 +373,7 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 	sv_store_read_end(r);
 	n = i;
 	/* Phase 2: item puts and appends, in message order. */
-	for (i = 0; i < n && t->group_failed == 0; i++) {
+	for (i = 0; i < n && g->group_failed == 0; i++) {
 		struct sv_store_pair sp = {0};
 		uint8_t label = res[i].label;
 		uint64_t seq = 0;
@@ -356,8 +383,8 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 			rows[i].outcome = SV_PROTO_OUTCOME_REJECTED;
 			rows[i].status = SV_PROTO_STATUS_NOT_FOUND;
 			a->ack.n_rejected++;
-			count_reject(t->d, SV_REJECT_NOITEM);
-			t->group_pair_outcome[SV_PAIR_OUTCOME_REJECTED]++;
+			reject_count(g->d, SV_REJECT_NOITEM);
+			g->group_pair_outcome[SV_PAIR_OUTCOME_REJECTED]++;
 			if (sv_log_ratelimit(&rl_noitem, SV_LOG_BURST, &sup))
 				sv_log(LOG_WARNING, "SV-INGEST-NOITEM",
 				       "pair %zu of request %llu names an unknown item; dropping "
@@ -367,10 +394,10 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 			continue;
 		}
 		if (rc < 0) {
-			t->group_failed = rc;
+			g->group_failed = rc;
 			break;
 		}
-		if (group_begin(t) < 0)
+		if (group_begin(g) < 0)
 			break;
 		sp.id_a = res[i].id[0];
 		sp.len_a = res[i].len[0];
@@ -387,42 +414,42 @@ static void ingest_pairs(struct dtrainer *t, const struct sv_proto_request *rq, 
 		/* The log record first: a row sent again (same client id and
 		 * seq) is found duplicate before its item upserts, which are then
 		 * not applied again.  Both land in the same group commit. */
-		rc = sv_store_pair_append(t->txn, &sp, &seq);
+		rc = sv_store_pair_append(g->txn, &sp, &seq);
 		if (rc == SV_ERR_DUPLICATE) {
 			rows[i].outcome = SV_PROTO_OUTCOME_DUPLICATE;
 			rows[i].status = SV_PROTO_STATUS_DUPLICATE;
 			a->ack.n_duplicate++;
-			t->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE]++;
+			g->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE]++;
 			continue;
 		}
 		if (rc < 0) {
-			t->group_failed = rc;
+			g->group_failed = rc;
 			break;
 		}
 		for (int s = 0; s < 2; s++)
 			if (res[i].put[s] &&
-			    item_put(t, res[i].id[s], res[i].len[s], res[i].row[s],
+			    item_put(g, res[i].id[s], res[i].len[s], res[i].row[s],
 			             res[i].id[s] == res[i].inl[s] ? SV_ITEM_FLAG_INLINE : 0) < 0)
 				break;
-		if (t->group_failed)
+		if (g->group_failed)
 			break;
-		if (ingest_grow((void **)&t->stage, &t->stage_cap, t->stage_n + 1,
-		                sizeof(*t->stage)) < 0) {
-			t->group_failed = -ENOMEM;
+		if (grow((void **)&g->stage, &g->stage_cap, g->stage_n + 1, sizeof(*g->stage)) < 0 ||
+		    grow((void **)&g->out, &g->out_cap, g->stage_n + 1, sizeof(*g->out)) < 0) {
+			g->group_failed = -ENOMEM;
 			break;
 		}
-		t->stage[t->stage_n++] = (struct stage_pair){
+		g->stage[g->stage_n++] = (struct stage_pair){
 		    .row_a = (size_t)res[i].row[0],
 		    .row_b = (size_t)res[i].row[1],
-		    .key_a = ingest_id_key(sp.id_a, sp.len_a),
-		    .key_b = ingest_id_key(sp.id_b, sp.len_b),
+		    .key_a = sv_journal_item_key(sp.id_a, sp.len_a),
+		    .key_b = sv_journal_item_key(sp.id_b, sp.len_b),
 		    .seq = seq,
 		    .label = label,
 		};
 		a->nstage++;
 		a->ack.n_committed++;
-		t->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED]++;
-		atomic_store(&t->d->prog.last_seq, seq);
+		g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED]++;
+		atomic_store(&g->d->prog.last_seq, seq);
 	}
 	free(res);
 }
@@ -454,48 +481,48 @@ static const char *malformed_id(int reason)
 	return ids[reason];
 }
 
-/* Reply frames out of t->mb on the ROUTER, after the envelope. */
-static void send_reply(struct dtrainer *t, const uint8_t *rid, size_t rid_len, int delim)
+/* Reply frames out of g->mb on the ROUTER, after the envelope. */
+static void send_reply(struct ingest *g, const uint8_t *rid, size_t rid_len, int delim)
 {
-	int more = t->mb.n > 0 ? ZMQ_SNDMORE : 0;
+	int more = g->mb.n > 0 ? ZMQ_SNDMORE : 0;
 
-	if (zmq_send(t->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+	if (zmq_send(g->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		goto fail;
-	if (delim && zmq_send(t->router, "", 0, more | ZMQ_DONTWAIT) < 0)
+	if (delim && zmq_send(g->router, "", 0, more | ZMQ_DONTWAIT) < 0)
 		goto fail;
-	for (size_t i = 0; i < t->mb.n; i++)
-		if (zmq_send(t->router, t->mb.frames[i].data, t->mb.frames[i].len,
-		             (i + 1 < t->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+	for (size_t i = 0; i < g->mb.n; i++)
+		if (zmq_send(g->router, g->mb.frames[i].data, g->mb.frames[i].len,
+		             (i + 1 < g->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
 			goto fail;
 	return;
 fail:
-	atomic_fetch_add(&t->d->cnt.unroutable, 1);
+	atomic_fetch_add(&g->d->cnt.unroutable, 1);
 	if (sv_log_ratelimit(&rl_unroutable, SV_LOG_BURST, &sup))
 		sv_log(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot send an ack (%s); client gone?%s",
 		       zmq_strerror(zmq_errno()), sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 }
 
-static struct pend_ack *ack_new(struct dtrainer *t, const uint8_t *rid, size_t rid_len, int delim)
+static struct pend_ack *ack_new(struct ingest *g, const uint8_t *rid, size_t rid_len, int delim)
 {
 	struct pend_ack *a;
 
-	if (ingest_grow((void **)&t->acks, &t->ack_cap, t->ack_n + 1, sizeof(*t->acks)) < 0)
+	if (grow((void **)&g->acks, &g->ack_cap, g->ack_n + 1, sizeof(*g->acks)) < 0)
 		return NULL;
-	a = &t->acks[t->ack_n++];
+	a = &g->acks[g->ack_n++];
 	memset(a, 0, sizeof(*a));
 	if (rid_len > sizeof(a->rid))
 		rid_len = sizeof(a->rid);
 	memcpy(a->rid, rid, rid_len);
 	a->rid_len = rid_len;
 	a->delim = delim;
-	a->row0 = t->ack_rows_n;
-	a->stage0 = t->stage_n;
+	a->row0 = g->ack_rows_n;
+	a->stage0 = g->stage_n;
 	return a;
 }
 
 /* One ingest message (frames without envelope).  acked: a reply is owed
  * (a != NULL).  Malformed messages change nothing and are answered at once. */
-static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size_t nfr,
+static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t nfr,
                        struct pend_ack *a, const char *where)
 {
 	struct sv_proto_request rq;
@@ -503,10 +530,10 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 	int rc;
 
 	memset(&err, 0, sizeof(err));
-	rc = sv_proto_decode_request(fr, nfr, &t->lim, &rq, &err);
+	rc = sv_proto_decode_request(fr, nfr, &g->lim, &rq, &err);
 	if (rc < 0) {
-		count_reject(t->d, (int)err.reason);
-		atomic_fetch_add(&t->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
+		reject_count(g->d, (int)err.reason);
+		atomic_fetch_add(&g->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
 		if (sv_log_ratelimit(&rl_malformed, SV_LOG_BURST, &sup))
 			sv_log(LOG_WARNING, malformed_id((int)err.reason),
 			       "%s: %s (%s); dropping message%s", where, err.msg,
@@ -516,10 +543,10 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 			a->status = SV_PROTO_STATUS_MALFORMED;
 			a->verb = err.have_header ? err.header.verb : 0;
 			a->req_id = err.have_header ? err.header.request_id : 0;
-			reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_MALFORMED,
+			reply_error(&g->mb, a->verb, a->req_id, SV_PROTO_STATUS_MALFORMED,
 			            (int)err.reason, err.msg);
-			send_reply(t, a->rid, a->rid_len, a->delim);
-			t->ack_n--; /* answered */
+			send_reply(g, a->rid, a->rid_len, a->delim);
+			g->ack_n--; /* answered */
 		}
 		return;
 	}
@@ -532,58 +559,58 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 	case SV_PROTO_VERB_PAIR_BATCH: {
 		struct sv_proto_ack_row *rows;
 
-		if (ingest_grow((void **)&t->ack_rows, &t->ack_rows_cap, t->ack_rows_n + rq.n,
-		                sizeof(*t->ack_rows)) < 0) {
-			t->group_failed = -ENOMEM;
+		if (grow((void **)&g->ack_rows, &g->ack_rows_cap, g->ack_rows_n + rq.n,
+		                sizeof(*g->ack_rows)) < 0) {
+			g->group_failed = -ENOMEM;
 			return;
 		}
-		rows = t->ack_rows + t->ack_rows_n;
-		t->ack_rows_n += rq.n;
+		rows = g->ack_rows + g->ack_rows_n;
+		g->ack_rows_n += rq.n;
 		if (a == NULL) {
 			struct pend_ack tmp = {0};
 
-			ingest_pairs(t, &rq, &tmp, rows);
-			t->ack_rows_n -= rq.n;
+			ingest_pairs(g, &rq, &tmp, rows);
+			g->ack_rows_n -= rq.n;
 		} else {
 			a->nrows = rq.n;
 			a->ack.n = (uint32_t)rq.n;
 			a->ack.client_seq = rq.has_client ? rq.client.seq : 0;
-			ingest_pairs(t, &rq, a, rows);
+			ingest_pairs(g, &rq, a, rows);
 		}
-		t->group_pairs += rq.n;
+		g->group_pairs += rq.n;
 		break;
 	}
 	case SV_PROTO_VERB_ITEM_PUT: {
-		long row = pool_row(t);
+		long row = pool_row(g);
 
 		if (row < 0) {
-			t->group_failed = (int)row;
+			g->group_failed = (int)row;
 			return;
 		}
-		sv_proto_vec_copy(row_ptr(t, (size_t)row), rq.item.vec, t->d->conf.d_in);
-		item_put(t, rq.item.id, rq.item.id_len, row, 0);
+		sv_proto_vec_copy(row_ptr(g, (size_t)row), rq.item.vec, g->d->conf.d_in);
+		item_put(g, rq.item.id, rq.item.id_len, row, 0);
 		if (a != NULL)
 			a->status = SV_PROTO_STATUS_OK;
 		break;
 	}
 	case SV_PROTO_VERB_ITEM_DEL:
-		if (group_begin(t) < 0)
+		if (group_begin(g) < 0)
 			return;
-		rc = sv_store_item_del(t->txn, rq.item.id, rq.item.id_len);
+		rc = sv_store_item_del(g->txn, rq.item.id, rq.item.id_len);
 		if (rc == 0 || rc == SV_ERR_NOTFOUND) {
-			pend_add(t, rq.item.id, rq.item.id_len, -1);
+			pend_add(g, rq.item.id, rq.item.id_len, -1);
 			if (rc == 0) {
-				atomic_fetch_add(&t->d->cnt.items_del, 1);
-				topk_glue_note_del(t->d->topk, rq.item.id, rq.item.id_len);
+				atomic_fetch_add(&g->d->cnt.items_del, 1);
+				topk_glue_note_del(g->d->topk, rq.item.id, rq.item.id_len);
 			}
 		} else {
-			t->group_failed = rc;
+			g->group_failed = rc;
 		}
 		if (a != NULL)
 			a->status = rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_NOT_FOUND;
 		break;
 	default:
-		count_reject(t->d, SV_REJECT_REFUSED);
+		reject_count(g->d, SV_REJECT_REFUSED);
 		if (sv_log_ratelimit(&rl_verb, SV_LOG_BURST, &sup))
 			sv_log(LOG_WARNING, "SV-INGEST-VERB",
 			       "%s: verb %s is not an ingest verb; refused%s", where,
@@ -591,10 +618,10 @@ static void ingest_one(struct dtrainer *t, const struct sv_proto_frame *fr, size
 			                                       : "?",
 			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 		if (a != NULL) {
-			reply_error(&t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED,
+			reply_error(&g->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED,
 			            0, "not an ingest verb: send it to the query or admin socket");
-			send_reply(t, a->rid, a->rid_len, a->delim);
-			t->ack_n--;
+			send_reply(g, a->rid, a->rid_len, a->delim);
+			g->ack_n--;
 		}
 		break;
 	}
@@ -646,60 +673,60 @@ void ingest_frames_of(zmq_msg_t *msgs, int n, struct sv_proto_frame *fr)
 	}
 }
 
-static void group_reset(struct dtrainer *t)
+static void group_reset(struct ingest *g)
 {
-	t->txn = NULL;
-	t->group_failed = 0;
-	t->pool_n = 0;
-	if (t->pend_n > 0)
-		memset(t->pidx, 0, t->pidx_cap * sizeof(*t->pidx));
-	t->pend_n = 0;
-	t->stage_n = 0;
-	t->ack_n = 0;
-	t->ack_rows_n = 0;
-	t->group_msgs = 0;
-	t->group_pairs = 0;
-	memset(t->group_pair_outcome, 0, sizeof(t->group_pair_outcome));
+	g->txn = NULL;
+	g->group_failed = 0;
+	g->pool_n = 0;
+	if (g->pend_n > 0)
+		memset(g->pidx, 0, g->pidx_cap * sizeof(*g->pidx));
+	g->pend_n = 0;
+	g->stage_n = 0;
+	g->ack_n = 0;
+	g->ack_rows_n = 0;
+	g->group_msgs = 0;
+	g->group_pairs = 0;
+	memset(g->group_pair_outcome, 0, sizeof(g->group_pair_outcome));
 }
 
 /* Commit the group, answer the acked messages, stage pairs into batches. */
-static void group_finish(struct dtrainer *t)
+static void group_finish(struct ingest *g)
 {
-	struct sv_daemon *d = t->d;
-	int rc = t->group_failed;
+	struct sv_daemon *d = g->d;
+	int rc = g->group_failed;
 
-	if (t->txn != NULL) {
+	if (g->txn != NULL) {
 		if (rc == 0)
-			rc = sv_store_txn_commit(t->txn);
+			rc = sv_store_txn_commit(g->txn);
 		else
-			sv_store_txn_abort(t->txn);
-		t->txn = NULL;
+			sv_store_txn_abort(g->txn);
+		g->txn = NULL;
 		if (rc == 0)
 			atomic_fetch_add(&d->cnt.commits, 1);
 	}
 	topk_glue_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
 	if (rc < 0) {
-		uint64_t lost = t->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
+		uint64_t lost = g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
 
-		count_reject(d, SV_REJECT_STORE);
+		reject_count(d, SV_REJECT_STORE);
 		atomic_fetch_add(&d->cnt.pairs[SV_PAIR_OUTCOME_FAILED], lost);
 		sv_log(LOG_ERR, "SV-STORE-COMMIT",
 		       "group of %llu messages (%llu pairs) not stored: %s; acked clients get "
 		       "INTERNAL, fire-and-forget pairs are lost",
-		       (unsigned long long)t->group_msgs, (unsigned long long)lost,
+		       (unsigned long long)g->group_msgs, (unsigned long long)lost,
 		       d->store ? sv_store_errmsg(d->store) : sv_strerror(rc));
-		t->stage_n = 0;
-		t->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED] = 0;
-		t->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE] = 0;
+		g->stage_n = 0;
+		g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED] = 0;
+		g->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE] = 0;
 	}
 	for (int o = 0; o < SV_PAIR_OUTCOME_COUNT; o++)
-		if (t->group_pair_outcome[o])
-			atomic_fetch_add(&d->cnt.pairs[o], t->group_pair_outcome[o]);
-	for (size_t i = 0; i < t->ack_n; i++) {
-		struct pend_ack *a = &t->acks[i];
+		if (g->group_pair_outcome[o])
+			atomic_fetch_add(&d->cnt.pairs[o], g->group_pair_outcome[o]);
+	for (size_t i = 0; i < g->ack_n; i++) {
+		struct pend_ack *a = &g->acks[i];
 
 		if (rc < 0) {
-			reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
+			reply_error(&g->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
 			            "store commit failed; nothing of this message was stored");
 		} else if (a->verb == SV_PROTO_VERB_PAIR || a->verb == SV_PROTO_VERB_PAIR_BATCH) {
 			int st = SV_PROTO_STATUS_OK;
@@ -708,47 +735,57 @@ static void group_finish(struct dtrainer *t)
 				st = SV_PROTO_STATUS_PARTIAL;
 			if (a->ack.n_duplicate == a->ack.n && a->ack.n > 0)
 				reply_error(
-				    &t->mb, a->verb, a->req_id, SV_PROTO_STATUS_DUPLICATE, 0,
+				    &g->mb, a->verb, a->req_id, SV_PROTO_STATUS_DUPLICATE, 0,
 				    "already committed: every (client id, seq + row) was logged before");
-			else if (sv_proto_encode_reply_ack(&t->mb, a->verb, a->req_id, st, NULL,
-			                                   &a->ack, t->ack_rows + a->row0) < 0)
-				reply_error(&t->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
+			else if (sv_proto_encode_reply_ack(&g->mb, a->verb, a->req_id, st, NULL,
+			                                   &a->ack, g->ack_rows + a->row0) < 0)
+				reply_error(&g->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
 				            "cannot encode the ack");
 		} else {
-			reply_error(&t->mb, a->verb, a->req_id, a->status, 0,
+			reply_error(&g->mb, a->verb, a->req_id, a->status, 0,
 			            a->status == SV_PROTO_STATUS_NOT_FOUND ? "no such item" : NULL);
 		}
-		send_reply(t, a->rid, a->rid_len, a->delim);
+		send_reply(g, a->rid, a->rid_len, a->delim);
 	}
-	for (size_t i = 0; i < t->stage_n; i++) {
-		struct stage_pair *s = &t->stage[i];
-
-		trainer_batch_add(t, row_ptr(t, s->row_a), s->key_a, row_ptr(t, s->row_b), s->key_b,
-		                  s->label, s->seq, 0);
-	}
-	group_reset(t);
 }
 
-/* Read up to group_max messages from the ingest sockets and commit them as
- * one group.  Returns the number of messages read. */
-size_t ingest_group(struct dtrainer *t)
+/* The staged pairs of a committed group as vectors (pool rows stay put
+ * until the next group_reset; out grew with stage, so this cannot fail). */
+static size_t hand_back(struct ingest *g)
+{
+	for (size_t i = 0; i < g->stage_n; i++) {
+		const struct stage_pair *s = &g->stage[i];
+
+		g->out[i] = (struct ingest_pair){
+		    .xa = row_ptr(g, s->row_a),
+		    .xb = row_ptr(g, s->row_b),
+		    .key_a = s->key_a,
+		    .key_b = s->key_b,
+		    .seq = s->seq,
+		    .label = s->label,
+		};
+	}
+	return g->stage_n;
+}
+
+size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *npairs)
 {
 	zmq_msg_t msgs[MAX_PARTS];
 	struct sv_proto_frame fr[MAX_PARTS];
-	size_t got = 0, limit = t->d->conf.group_max;
+	size_t got = 0, limit = g->d->conf.group_max;
 	int idle[2] = {0, 0};
 
-	group_reset(t);
-	while (got < limit && t->group_pairs < limit && !(idle[0] && idle[1]) &&
-	       t->group_failed == 0) {
+	group_reset(g);
+	while (got < limit && g->group_pairs < limit && !(idle[0] && idle[1]) &&
+	       g->group_failed == 0) {
 		int n;
 
 		/* fire and forget */
-		n = idle[0] ? 0 : ingest_recv_parts(t->pull, msgs, MAX_PARTS);
+		n = idle[0] ? 0 : ingest_recv_parts(g->pull, msgs, MAX_PARTS);
 		if (n == 0) {
 			idle[0] = 1;
 		} else if (n < 0) {
-			count_reject(t->d, SV_REJECT_TOOMANY_PARTS);
+			reject_count(g->d, SV_REJECT_TOOMANY_PARTS);
 			if (sv_log_ratelimit(&rl_frames, SV_LOG_BURST, &sup))
 				sv_log(
 				    LOG_WARNING, "SV-INGEST-FRAMES",
@@ -757,17 +794,17 @@ size_t ingest_group(struct dtrainer *t)
 			got++;
 		} else {
 			ingest_frames_of(msgs, n, fr);
-			ingest_one(t, fr, (size_t)n, NULL, "ingest");
+			ingest_one(g, fr, (size_t)n, NULL, "ingest");
 			ingest_close_parts(msgs, n);
 			got++;
-			t->group_msgs++;
+			g->group_msgs++;
 		}
 		/* acked: [routing id][optional empty delimiter][message frames] */
-		n = idle[1] ? 0 : ingest_recv_parts(t->router, msgs, MAX_PARTS);
+		n = idle[1] ? 0 : ingest_recv_parts(g->router, msgs, MAX_PARTS);
 		if (n == 0) {
 			idle[1] = 1;
 		} else if (n < 0) {
-			count_reject(t->d, SV_REJECT_TOOMANY_PARTS);
+			reject_count(g->d, SV_REJECT_TOOMANY_PARTS);
 			if (sv_log_ratelimit(&rl_frames, SV_LOG_BURST, &sup))
 				sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
 				       "ingest-ack: message with more than %d frames; dropping "
@@ -778,31 +815,31 @@ size_t ingest_group(struct dtrainer *t)
 			int delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
 			int skip = 1 + delim;
 			struct pend_ack *a =
-			    ack_new(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
+			    ack_new(g, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
 
 			ingest_frames_of(msgs, n, fr);
 			if (a == NULL)
-				t->group_failed = -ENOMEM;
+				g->group_failed = -ENOMEM;
 			else
-				ingest_one(t, fr + skip, (size_t)(n - skip), a, "ingest-ack");
+				ingest_one(g, fr + skip, (size_t)(n - skip), a, "ingest-ack");
 			ingest_close_parts(msgs, n);
 			got++;
-			t->group_msgs++;
+			g->group_msgs++;
 		}
 	}
-	group_finish(t);
+	group_finish(g);
+	*pairs = g->out;
+	*npairs = hand_back(g);
 	return got;
 }
 
-/* While paused: acked messages are answered PAUSED (nothing stored), the
- * fire-and-forget socket is left unread so its senders block at the HWM. */
-void ingest_refuse_paused(struct dtrainer *t)
+void ingest_refuse_paused(struct ingest *g)
 {
 	zmq_msg_t msgs[MAX_PARTS];
 	struct sv_proto_frame fr[MAX_PARTS];
 	int n;
 
-	while ((n = ingest_recv_parts(t->router, msgs, MAX_PARTS)) != 0) {
+	while ((n = ingest_recv_parts(g->router, msgs, MAX_PARTS)) != 0) {
 		struct sv_proto_request rq;
 		struct sv_proto_error err;
 		int delim, skip;
@@ -813,28 +850,93 @@ void ingest_refuse_paused(struct dtrainer *t)
 		skip = 1 + delim;
 		ingest_frames_of(msgs, n, fr);
 		memset(&err, 0, sizeof(err));
-		if (sv_proto_decode_request(fr + skip, (size_t)(n - skip), &t->lim, &rq, &err) <
+		if (sv_proto_decode_request(fr + skip, (size_t)(n - skip), &g->lim, &rq, &err) <
 		    0) {
-			count_reject(t->d, (int)err.reason);
-			reply_error(&t->mb, err.have_header ? err.header.verb : 0,
+			reject_count(g->d, (int)err.reason);
+			reply_error(&g->mb, err.have_header ? err.header.verb : 0,
 			            err.have_header ? err.header.request_id : 0,
 			            SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
 		} else {
 			reply_error(
-			    &t->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
+			    &g->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
 			    "training is paused (admin PAUSE); nothing stored, retry after RESUME");
 		}
-		send_reply(t, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
+		send_reply(g, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
 		ingest_close_parts(msgs, n);
 	}
 }
 
-void ingest_free(struct dtrainer *t)
+int ingest_new(struct ingest **out, struct sv_daemon *d)
 {
-	free(t->pool);
-	free(t->pend);
-	free(t->pidx);
-	free(t->stage);
-	free(t->acks);
-	free(t->ack_rows);
+	struct ingest *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return -ENOMEM;
+	g->d = d;
+	g->lim = d->conf.lim;
+	sv_proto_msgbuf_init(&g->mb);
+	*out = g;
+	return 0;
+}
+
+static int bind_one(void *s, const char *ep, const char *what)
+{
+	if (curve_socket_setup(s, ep) < 0 || zmq_bind(s, ep) < 0) {
+		int e = zmq_errno();
+
+		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind %s socket to %s: %s", what, ep,
+		       zmq_strerror(e));
+		return -e;
+	}
+	sv_log(LOG_INFO, "SV-SOCKET-BIND", "%s socket on %s", what, ep);
+	return 0;
+}
+
+int ingest_bind(struct ingest *g)
+{
+	struct sv_daemon *d = g->d;
+	int hwm = d->conf.ingest_hwm, one = 1, rc;
+
+	g->pull = zmq_socket(d->zctx, ZMQ_PULL);
+	g->router = zmq_socket(d->zctx, ZMQ_ROUTER);
+	if (g->pull == NULL || g->router == NULL)
+		return -zmq_errno();
+	zmq_setsockopt(g->pull, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(g->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(g->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(g->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	rc = bind_one(g->pull, d->conf.ep_ingest, "ingest (PULL)");
+	if (rc == 0)
+		rc = bind_one(g->router, d->conf.ep_ingest_ack, "ingest-ack (ROUTER)");
+	return rc;
+}
+
+void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2])
+{
+	it[0] = (zmq_pollitem_t){g->router, 0, ZMQ_POLLIN, 0};
+	it[1] = (zmq_pollitem_t){g->pull, 0, ZMQ_POLLIN, 0};
+}
+
+void ingest_free(struct ingest *g)
+{
+	int zero = 0;
+
+	if (g == NULL)
+		return;
+	if (g->pull)
+		zmq_setsockopt(g->pull, ZMQ_LINGER, &zero, sizeof(zero));
+	if (g->router)
+		zmq_setsockopt(g->router, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_close(g->pull);
+	zmq_close(g->router);
+	sv_store_txn_abort(g->txn);
+	sv_proto_msgbuf_free(&g->mb);
+	free(g->pool);
+	free(g->pend);
+	free(g->pidx);
+	free(g->stage);
+	free(g->out);
+	free(g->acks);
+	free(g->ack_rows);
+	free(g);
 }

@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 {
 	static struct sv_daemon d;
 	struct conf_cli cli;
-	struct dtrainer *tr = NULL;
+	struct trainer *tr = NULL;
 	struct dquery *q = NULL;
 	struct dadmin *adm = NULL;
 	int rc, sigfd;

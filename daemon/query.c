@@ -423,7 +423,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	atomic_fetch_add(&d->cnt.queries, 1);
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &w->lim, &rq, &err) < 0) {
-		count_reject(d, (int)err.reason);
+		reject_count(d, (int)err.reason);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		if (sv_log_ratelimit(&w->rl, SV_LOG_BURST, &sup))
 			sv_log(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent%s",
@@ -446,7 +446,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		do_item_get(w, &rq);
 		break;
 	default:
-		count_reject(d, SV_REJECT_REFUSED);
+		reject_count(d, SV_REJECT_REFUSED);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		reply_error(&w->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
 		            "not a query verb: ingest and admin verbs have their own sockets");

@@ -80,7 +80,7 @@ int reply_recv_request(void *sock, zmq_msg_t *m, struct sv_proto_frame *fr, int 
 
 void reply_bad_envelope(struct sv_daemon *d, struct sv_proto_msgbuf *mb, int over)
 {
-	count_reject(d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
+	reject_count(d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);
 	reply_error(mb, 0, 0, SV_PROTO_STATUS_MALFORMED,
 	            over ? SV_PROTO_REASON_FRAME_COUNT : SV_PROTO_REASON_NO_FRAMES,
 	            over ? "too many frames" : "no frames after the envelope");

@@ -2,10 +2,11 @@
  * training, snapshots, checkpoints, the control verbs and the loop (see
  * trainer.h).
  *
- * Leaves out: reading and committing ingest messages (ingest.c), queries
- * (query.c), the admin verbs that need no writer (admin.c).
+ * Leaves out: reading and committing ingest messages (ingest.c), the
+ * recovery format (sv/journal.h), queries (query.c), the admin verbs that
+ * need no writer (admin.c).
  */
-#include "trainer_int.h"
+#include "trainer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -16,38 +17,71 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "curve.h"
 #include "debug.h"
+#include "ingest.h"
 #include "log.h"
-#include "metrics_glue.h"
+#include "monitor.h"
+#include "reply.h"
 #include "sv/batch.h"
 #include "sv/blas.h"
 #include "sv/error.h"
+#include "sv/journal.h"
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "sv/train.h"
-#include "reply.h"
 #include "util.h"
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
+#define MAX_PARTS 16 /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
 
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+struct trainer {
+	struct sv_daemon *d;
+	sv_trainer *learner; /* W, the optimizer, the step (sv/train.h) */
+	sv_batch *batch;     /* the batch being filled (trainer thread) */
+	struct ingest *ing;  /* the ingest sockets and the group in hand */
+	struct monitor *mon; /* prequential metrics and the threshold */
+
+	/* The step runner: trains a full batch (batch_run) while the trainer
+	 * thread goes on reading, committing and filling the next one.  While
+	 * run_busy, the runner owns learner, mon, scores, applied_seq,
+	 * pairs_seen and last_loss; the trainer thread calls step_wait() before
+	 * touching them. */
+	sv_batch *batch_run;
+	pthread_t run_th;
+	int run_started, run_busy, run_quit;
+	pthread_mutex_t run_mu;
+	pthread_cond_t run_cv;
+
+	size_t max_pairs;
+	uint32_t B;                /* batch size in force */
+	struct sv_optim_params op; /* optimizer parameters in force */
+	uint32_t ckpt_steps;       /* live copies of the checkpoint intervals */
+	uint64_t ckpt_ms;
+	unsigned live_gen;
+	uint64_t base_steps;  /* steps of the loaded checkpoint */
+	uint64_t version;     /* active checkpoint version (0: none) */
+	uint64_t applied_seq; /* last log record whose effect is in W */
+	uint64_t pairs_seen;
+	uint64_t batch_t0; /* monotonic ns of the batch's first pair */
+	uint64_t rate_t, rate_pairs; /* pairs_per_second: last tick (ns), logged then */
+	uint64_t last_ckpt_ns, ckpt_steps_at;
+	double last_loss;
+	float *scores;
+
+	void *ctl; /* REP on SV_CTL_ENDPOINT: admin verbs that need the writer */
+	pthread_t th;
+	int started;
+	struct sv_proto_limits lim;
+	struct sv_proto_msgbuf mb;
+};
 
 /* ---- training ----------------------------------------------------------- */
 
-static void publish(struct dtrainer *t)
+static void publish(struct trainer *t)
 {
 	struct sv_daemon *d = t->d;
-	struct sv_snap *s = sv_snap_new(d->conf.d_in, d->conf.d_out, sv_trainer_weights(t->tr));
+	struct sv_snap *s = sv_snap_new(d->conf.d_in, d->conf.d_out, sv_trainer_weights(t->learner));
 
-	atomic_store(&d->prog.steps, t->base_steps + sv_trainer_steps(t->tr));
+	atomic_store(&d->prog.steps, t->base_steps + sv_trainer_steps(t->learner));
 	atomic_store(&d->prog.applied_seq, t->applied_seq);
 	atomic_store(&d->prog.pairs_seen, t->pairs_seen);
 	atomic_store(&d->prog.model_version, t->version);
@@ -57,10 +91,10 @@ static void publish(struct dtrainer *t)
 		return;
 	}
 	s->version = t->version;
-	s->steps = t->base_steps + sv_trainer_steps(t->tr);
+	s->steps = t->base_steps + sv_trainer_steps(t->learner);
 	s->applied_seq = t->applied_seq;
-	s->threshold = sv_metrics_glue_threshold(t->mg);
-	s->policy = sv_metrics_glue_policy(t->mg);
+	s->threshold = monitor_threshold(t->mon);
+	s->policy = monitor_policy(t->mon);
 	atomic_store(&d->prog.threshold, s->threshold);
 	sv_snap_publish(&d->snap, s);
 }
@@ -68,7 +102,7 @@ static void publish(struct dtrainer *t)
 /* Train on batch b (if not empty) and clear it; then, unless replaying,
  * publish a snapshot.  Runs on the trainer thread (replay, or no runner) or
  * on the runner. */
-static void train_batch(struct dtrainer *t, sv_batch *b, int replay)
+static void train_batch(struct trainer *t, sv_batch *b, int replay)
 {
 	struct sv_step_stats st;
 	struct sv_pair_labels lab;
@@ -81,14 +115,14 @@ static void train_batch(struct dtrainer *t, sv_batch *b, int replay)
 	last = sv_batch_last_seq(b);
 	sv_batch_labels(b, &lab);
 	debug_step_delay();
-	rc = sv_trainer_step(t->tr, b, t->scores, &st);
+	rc = sv_trainer_step(t->learner, b, t->scores, &st);
 	if (rc < 0) {
 		atomic_fetch_add(&t->d->cnt.step_failures, 1);
 		sv_log(LOG_WARNING, "SV-TRAIN-STEP",
 		       "step on %zu pairs (seq ..%llu) failed: %s; W unchanged, batch dropped", n,
 		       (unsigned long long)last, sv_strerror(rc));
 	} else {
-		sv_metrics_glue_add(t->mg, t->d, t->scores, lab.y, n, st.loss.loss);
+		monitor_add(t->mon, t->d, t->scores, lab.y, n, st.loss.loss);
 		t->last_loss = st.loss.loss;
 		atomic_store(&t->d->prog.loss, st.loss.loss);
 		atomic_fetch_add(&t->d->cnt.steps, 1);
@@ -105,7 +139,7 @@ static void train_batch(struct dtrainer *t, sv_batch *b, int replay)
 
 static void *runner_main(void *arg)
 {
-	struct dtrainer *t = arg;
+	struct trainer *t = arg;
 
 	pthread_mutex_lock(&t->run_mu);
 	for (;;) {
@@ -125,7 +159,7 @@ static void *runner_main(void *arg)
 
 /* Wait until the runner has finished the batch it holds (if any): then the
  * trainer thread owns every piece of training state again. */
-static void step_wait(struct dtrainer *t)
+static void step_wait(struct trainer *t)
 {
 	if (!t->run_started)
 		return;
@@ -137,7 +171,7 @@ static void step_wait(struct dtrainer *t)
 
 /* Start the runner (thread_main does; replay trains inline).  Without it
  * every step runs on the trainer thread. */
-static void runner_start(struct dtrainer *t)
+static void runner_start(struct trainer *t)
 {
 	if (sv_batch_new(&t->batch_run, t->max_pairs, t->d->conf.d_in) < 0) {
 		sv_log(LOG_WARNING, "SV-TRAIN-RUNNER",
@@ -157,7 +191,7 @@ static void runner_start(struct dtrainer *t)
 	t->run_started = 1;
 }
 
-static void runner_stop(struct dtrainer *t)
+static void runner_stop(struct trainer *t)
 {
 	if (!t->run_started)
 		return;
@@ -174,7 +208,7 @@ static void runner_stop(struct dtrainer *t)
 /* Train on the batch in hand (if any): hand it to the runner (after the
  * previous one is done) and go on with an empty one, or train it here when
  * replaying or without a runner. */
-static void step(struct dtrainer *t, int replay)
+static void step(struct trainer *t, int replay)
 {
 	if (sv_batch_len(t->batch) == 0)
 		return;
@@ -194,8 +228,10 @@ static void step(struct dtrainer *t, int replay)
 	}
 }
 
-int trainer_batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const float *xb,
-                      uint64_t kb, uint8_t y, uint64_t seq, int replay)
+/* Add a committed pair to the batch; a full batch (B pairs) trains at once.
+ * replay: during recovery (no snapshot per step). */
+static int batch_add(struct trainer *t, const float *xa, uint64_t ka, const float *xb,
+                     uint64_t kb, uint8_t y, uint64_t seq, int replay)
 {
 	int rc;
 
@@ -211,41 +247,6 @@ int trainer_batch_add(struct dtrainer *t, const float *xa, uint64_t ka, const fl
 	return 0;
 }
 
-/* Settings blob (control records and checkpoints): u8 version 1,
- * u8 nesterov, u16 0, u32 batch size, then f64 lr, momentum, dampening,
- * weight_decay, beta1, beta2, eps (host order: little-endian only); a
- * checkpoint's blob adds u64 pairs_seen. */
-static void settings_enc(uint8_t out[CTL_LEN], uint32_t B, const struct sv_optim_params *o)
-{
-	double f[7] = {o->lr,    o->momentum, o->dampening, o->weight_decay,
-	               o->beta1, o->beta2,    o->eps};
-
-	memset(out, 0, CTL_LEN);
-	out[0] = 1;
-	out[1] = (uint8_t)(o->nesterov != 0);
-	put_le32(out + 4, B);
-	memcpy(out + 8, f, sizeof(f));
-}
-
-static int settings_dec(const uint8_t *in, size_t len, uint32_t *B, struct sv_optim_params *o)
-{
-	double f[7];
-
-	if (len < CTL_LEN || in[0] != 1)
-		return -1;
-	*B = get_le32(in + 4);
-	memcpy(f, in + 8, sizeof(f));
-	o->nesterov = in[1];
-	o->lr = f[0];
-	o->momentum = f[1];
-	o->dampening = f[2];
-	o->weight_decay = f[3];
-	o->beta1 = f[4];
-	o->beta2 = f[5];
-	o->eps = f[6];
-	return 0;
-}
-
 static int same_params(const struct sv_optim_params *a, const struct sv_optim_params *b)
 {
 	return a->lr == b->lr && a->momentum == b->momentum && a->dampening == b->dampening &&
@@ -254,15 +255,15 @@ static int same_params(const struct sv_optim_params *a, const struct sv_optim_pa
 }
 
 /* Optimizer hyperparameters (the kind stays). */
-static void set_params(struct dtrainer *t, const struct sv_optim_params *p)
+static void set_params(struct trainer *t, const struct sv_optim_params *p)
 {
 	struct sv_optim_params q = *p;
 	int rc;
 
-	q.kind = sv_trainer_optim(t->tr)->p.kind;
+	q.kind = sv_trainer_optim(t->learner)->p.kind;
 	if (same_params(&q, &t->op))
 		return;
-	rc = sv_trainer_set_optim_params(t->tr, &q);
+	rc = sv_trainer_set_optim_params(t->learner, &q);
 	if (rc < 0) {
 		sv_log(LOG_ERR, "SV-TRAIN-PARAMS",
 		       "optimizer parameters (lr %g) refused: %s; keeping lr %g", q.lr,
@@ -272,7 +273,7 @@ static void set_params(struct dtrainer *t, const struct sv_optim_params *p)
 	t->op = q;
 }
 
-static uint32_t clamp_batch(struct dtrainer *t, uint32_t B)
+static uint32_t clamp_batch(struct trainer *t, uint32_t B)
 {
 	if (B == 0)
 		B = 1;
@@ -287,40 +288,29 @@ static uint32_t clamp_batch(struct dtrainer *t, uint32_t B)
 }
 
 /* A control record: train what is accumulated, then take its settings. */
-static void apply_ctl(struct dtrainer *t, const uint8_t *blob, size_t len, uint64_t seq, int replay)
+static void apply_ctl(struct trainer *t, const struct sv_journal_settings *s, uint64_t seq,
+                      int replay)
 {
-	struct sv_optim_params op = t->op;
-	uint32_t B;
-
 	step(t, replay);
 	step_wait(t);
-	if (settings_dec(blob, len, &B, &op) == 0) {
-		t->B = clamp_batch(t, B);
-		set_params(t, &op);
-	}
+	t->B = clamp_batch(t, s->batch_size);
+	set_params(t, &s->optim);
 	if (seq > t->applied_seq)
 		t->applied_seq = seq;
 }
 
 /* Log a control record (own group) and apply it: cut the batch, then B and
  * the optimizer parameters op. */
-static int cut(struct dtrainer *t, uint32_t B, const struct sv_optim_params *op, const char *why)
+static int cut(struct trainer *t, uint32_t B, const struct sv_optim_params *op, const char *why)
 {
-	struct sv_store_pair p = {0};
-	uint8_t blob[CTL_LEN];
+	struct sv_journal_settings s = {.batch_size = B, .optim = *op};
 	sv_store_txn *txn = NULL;
 	uint64_t seq = 0;
 	int rc;
 
-	settings_enc(blob, B, op);
-	p.id_a = CUT_ID;
-	p.len_a = CUT_ID_LEN;
-	p.id_b = blob;
-	p.len_b = CTL_LEN;
-	p.label = 0;
 	rc = sv_store_txn_begin(t->d->store, &txn);
 	if (rc == 0)
-		rc = sv_store_pair_append(txn, &p, &seq);
+		rc = sv_journal_cut_append(txn, &s, &seq);
 	if (rc == 0) {
 		rc = sv_store_txn_commit(txn);
 		txn = NULL;
@@ -333,20 +323,21 @@ static int cut(struct dtrainer *t, uint32_t B, const struct sv_optim_params *op,
 		return rc;
 	}
 	atomic_store(&t->d->prog.last_seq, seq);
-	apply_ctl(t, blob, CTL_LEN, seq, 0);
+	apply_ctl(t, &s, seq, 0);
 	return 0;
 }
 
 /* ---- checkpoints -------------------------------------------------------- */
 
-static int save_checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out)
+static int save_checkpoint(struct trainer *t, const char *why, uint64_t *version_out)
 {
 	struct sv_daemon *d = t->d;
 	struct sv_store_model m = {0};
-	const struct sv_optim *o = sv_trainer_optim(t->tr);
+	const struct sv_optim *o = sv_trainer_optim(t->learner);
 	size_t olen = sv_optim_saved_size(o);
-	uint8_t settings[CTL_LEN + 8]; /* + u64 pairs_seen in checkpoints */
-	size_t clen = sv_metrics_glue_calib_size(t->mg);
+	struct sv_journal_settings cur = {.batch_size = t->B, .optim = t->op};
+	uint8_t settings[SV_JOURNAL_CKPT_LEN];
+	size_t clen = monitor_calib_size(t->mon);
 	void *obuf = malloc(olen + clen);
 	void *calib = (char *)obuf + olen;
 	sv_store_txn *txn = NULL;
@@ -362,20 +353,19 @@ static int save_checkpoint(struct dtrainer *t, const char *why, uint64_t *versio
 		goto out;
 	}
 	olen = (size_t)w;
-	settings_enc(settings, t->B, &t->op);
-	memcpy(settings + CTL_LEN, &t->pairs_seen, sizeof(t->pairs_seen));
-	w = sv_metrics_glue_calib_save(t->mg, calib, clen);
+	sv_journal_ckpt_encode(settings, &cur, t->pairs_seen);
+	w = monitor_calib_save(t->mon, calib, clen);
 	if (w < 0) {
 		rc = (int)w;
 		goto out;
 	}
 	m.calib_len = (size_t)w;
-	m.step = t->base_steps + sv_trainer_steps(t->tr);
+	m.step = t->base_steps + sv_trainer_steps(t->learner);
 	m.applied_seq = t->applied_seq;
 	m.loss = t->last_loss;
 	m.auc = atomic_load(&d->prog.auc);
 	m.eer = atomic_load(&d->prog.eer);
-	m.W = sv_trainer_weights(t->tr);
+	m.W = sv_trainer_weights(t->learner);
 	m.optim = obuf;
 	m.optim_len = olen;
 	m.settings = settings;
@@ -400,7 +390,7 @@ out:
 	}
 	t->version = v;
 	t->last_ckpt_ns = now_mono_ns();
-	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->tr);
+	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->learner);
 	atomic_fetch_add(&d->cnt.checkpoints, 1);
 	atomic_store(&d->prog.model_version, v);
 	sv_log(LOG_INFO, "SV-CKPT-SAVED", "checkpoint v%llu (%s): step %llu, applied_seq %llu",
@@ -413,14 +403,14 @@ out:
 }
 
 /* Checkpoint once the runner's batch (if any) is trained. */
-static int checkpoint(struct dtrainer *t, const char *why, uint64_t *version_out)
+static int checkpoint(struct trainer *t, const char *why, uint64_t *version_out)
 {
 	step_wait(t);
 	return save_checkpoint(t, why, version_out);
 }
 
 /* Load checkpoint m into the trainer (W, optimizer, settings, calibration). */
-static int load_model(struct dtrainer *t, const struct sv_store_model *m)
+static int load_model(struct trainer *t, const struct sv_store_model *m)
 {
 	size_t n = (size_t)t->d->conf.d_in * t->d->conf.d_out;
 	float *W = malloc(n * sizeof(float));
@@ -430,10 +420,10 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 	if (W == NULL)
 		return -ENOMEM;
 	sv_store_model_weights(t->d->store, m, W);
-	sv_trainer_set_weights(t->tr, W);
+	sv_trainer_set_weights(t->learner, W);
 	free(W);
 	rc = sv_optim_load(&o, m->optim, m->optim_len);
-	if (rc == 0 && o->p.kind != sv_trainer_optim(t->tr)->p.kind) {
+	if (rc == 0 && o->p.kind != sv_trainer_optim(t->learner)->p.kind) {
 		sv_log(LOG_WARNING, "SV-RECOVER-OPTIM",
 		       "checkpoint optimizer kind %d differs from train.optimizer; starting a "
 		       "fresh optimizer state",
@@ -444,7 +434,7 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 	if (rc == 0 && o != NULL) {
 		struct sv_optim_params op = o->p;
 
-		rc = sv_trainer_set_optim(t->tr, o);
+		rc = sv_trainer_set_optim(t->learner, o);
 		if (rc < 0)
 			sv_optim_free(o);
 		else
@@ -453,23 +443,24 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 	if (rc < 0)
 		return rc;
 	{
-		struct sv_optim_params op = t->op;
-		uint32_t B;
+		struct sv_journal_settings s = {.batch_size = t->B, .optim = t->op};
 
-		if (settings_dec(m->settings, m->settings_len, &B, &op) == 0) {
-			t->B = clamp_batch(t, B);
-			set_params(t, &op);
+		rc = sv_journal_ckpt_decode(m->settings, m->settings_len, &s, &t->pairs_seen);
+		if (rc < 0) {
+			sv_log(LOG_ERR, "SV-RECOVER-SETTINGS",
+			       "checkpoint v%llu: settings blob of %zu bytes unreadable: %s",
+			       (unsigned long long)m->version, m->settings_len, sv_strerror(rc));
+			return rc;
 		}
-		if (m->settings_len >= CTL_LEN + sizeof(t->pairs_seen))
-			memcpy(&t->pairs_seen, (const uint8_t *)m->settings + CTL_LEN,
-			       sizeof(t->pairs_seen));
+		t->B = clamp_batch(t, s.batch_size);
+		set_params(t, &s.optim);
 	}
-	if (m->calib_len > 0 && sv_metrics_glue_calib_load(t->mg, t->d, m->calib, m->calib_len) < 0)
+	if (m->calib_len > 0 && monitor_calib_load(t->mon, t->d, m->calib, m->calib_len) < 0)
 		sv_log(LOG_WARNING, "SV-RECOVER-CALIB",
 		       "checkpoint v%llu has an unreadable calibration; starting an empty metrics "
 		       "window",
 		       (unsigned long long)m->version);
-	t->base_steps = m->step - sv_trainer_steps(t->tr);
+	t->base_steps = m->step - sv_trainer_steps(t->learner);
 	t->version = m->version;
 	t->applied_seq = m->applied_seq;
 	return 0;
@@ -477,63 +468,53 @@ static int load_model(struct dtrainer *t, const struct sv_store_model *m)
 
 /* ---- recovery ----------------------------------------------------------- */
 
-static int replay(struct dtrainer *t)
+static int replay_pair(void *arg, const float *xa, uint64_t ka, const float *xb, uint64_t kb,
+                       uint8_t y, uint64_t seq)
 {
-	struct sv_daemon *d = t->d;
-	sv_store_read *r = NULL;
-	sv_store_cursor *c = NULL;
-	struct sv_store_pair p;
-	float *xa = malloc(d->conf.d_in * sizeof(float) * 2);
-	float *xb = xa ? xa + d->conf.d_in : NULL;
-	uint64_t n = 0, skipped = 0, from = t->applied_seq + 1;
-	int rc;
+	return batch_add(arg, xa, ka, xb, kb, y, seq, 1);
+}
 
-	if (xa == NULL)
-		return -ENOMEM;
-	rc = sv_store_read_begin(d->store, &r);
-	if (rc == 0)
-		rc = sv_store_cursor_open(r, from, &c);
-	while (rc == 0 && (rc = sv_store_cursor_next(c, &p)) == 0) {
-		if (p.len_a == CUT_ID_LEN && memcmp(p.id_a, CUT_ID, CUT_ID_LEN) == 0) {
-			apply_ctl(t, p.id_b, p.len_b, p.seq, 1);
-			continue;
-		}
-		if (sv_store_item_get(r, p.id_a, p.len_a, xa) < 0 ||
-		    sv_store_item_get(r, p.id_b, p.len_b, xb) < 0) {
-			skipped++;
-			continue;
-		}
-		rc = trainer_batch_add(t, xa, ingest_id_key(p.id_a, p.len_a), xb,
-		                       ingest_id_key(p.id_b, p.len_b), p.label, p.seq, 1);
-		n++;
-	}
-	if (rc == SV_ERR_NOTFOUND)
-		rc = 0;
-	sv_store_cursor_close(c);
-	sv_store_read_end(r);
-	free(xa);
+static int replay_cut(void *arg, const struct sv_journal_settings *s, uint64_t seq)
+{
+	apply_ctl(arg, s, seq, 1);
+	return 0;
+}
+
+static int replay(struct trainer *t)
+{
+	struct sv_journal_sink sink = {.arg = t, .pair = replay_pair, .cut = replay_cut};
+	struct sv_journal_stats st;
+	uint64_t from = t->applied_seq + 1;
+	int rc = sv_journal_replay(t->d->store, from, &sink, &st);
+
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-RECOVER-REPLAY",
-		       "replay of the pair log from seq %llu failed: %s", (unsigned long long)from,
-		       sv_strerror(rc));
+		if (st.bad_seq)
+			sv_log(LOG_ERR, "SV-RECOVER-JOURNAL",
+			       "control record at seq %llu of the pair log is unreadable: %s; "
+			       "the store is damaged (restore a backup)",
+			       (unsigned long long)st.bad_seq, sv_strerror(rc));
+		else
+			sv_log(LOG_ERR, "SV-RECOVER-REPLAY",
+			       "replay of the pair log from seq %llu failed: %s",
+			       (unsigned long long)from, sv_strerror(rc));
 		return rc;
 	}
-	if (skipped)
+	if (st.skipped)
 		sv_log(LOG_WARNING, "SV-RECOVER-NOITEM",
 		       "%llu logged pairs name items that no longer exist; skipped in replay",
-		       (unsigned long long)skipped);
+		       (unsigned long long)st.skipped);
 	sv_log(LOG_INFO, "SV-RECOVER-REPLAY",
 	       "replayed %llu pairs after seq %llu: %llu steps total, applied_seq %llu, %zu pairs "
 	       "in the open batch",
-	       (unsigned long long)n, (unsigned long long)(from - 1),
-	       (unsigned long long)(t->base_steps + sv_trainer_steps(t->tr)),
+	       (unsigned long long)st.pairs, (unsigned long long)(from - 1),
+	       (unsigned long long)(t->base_steps + sv_trainer_steps(t->learner)),
 	       (unsigned long long)t->applied_seq, sv_batch_len(t->batch));
 	return 0;
 }
 
-int trainer_open(struct dtrainer **out, struct sv_daemon *d)
+int trainer_open(struct trainer **out, struct sv_daemon *d)
 {
-	struct dtrainer *t = calloc(1, sizeof(*t));
+	struct trainer *t = calloc(1, sizeof(*t));
 	struct sv_train_params tp = {0};
 	struct sv_store_model m;
 	sv_store_read *r = NULL;
@@ -561,13 +542,15 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 	tp.optim = d->conf.optim;
 	t->lim = d->conf.lim;
 	sv_proto_msgbuf_init(&t->mb);
-	rc = sv_trainer_new(&t->tr, &tp, NULL);
+	rc = sv_trainer_new(&t->learner, &tp, NULL);
 	if (rc == 0)
 		rc = sv_batch_new(&t->batch, t->max_pairs, d->conf.d_in);
 	if (rc == 0)
 		rc = -ENOMEM * ((t->scores = malloc(t->max_pairs * sizeof(float))) == NULL);
 	if (rc == 0)
-		rc = sv_metrics_glue_new(&t->mg, &d->conf);
+		rc = monitor_new(&t->mon, &d->conf);
+	if (rc == 0)
+		rc = ingest_new(&t->ing, d);
 	if (rc < 0) {
 		sv_log(LOG_ERR, "SV-TRAIN-INIT", "cannot set up the trainer: %s", sv_strerror(rc));
 		goto fail;
@@ -617,7 +600,7 @@ int trainer_open(struct dtrainer **out, struct sv_daemon *d)
 			goto fail;
 	}
 	t->last_ckpt_ns = now_mono_ns();
-	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->tr);
+	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->learner);
 	publish(t);
 	*out = t;
 	return 0;
@@ -628,7 +611,7 @@ fail:
 
 /* ---- control (admin verbs that must run on the writer) ------------------ */
 
-static void ctl_reply(struct dtrainer *t, const struct sv_proto_request *rq, int status,
+static void ctl_reply(struct trainer *t, const struct sv_proto_request *rq, int status,
                       const char *msg, const char *payload)
 {
 	if (status != SV_PROTO_STATUS_OK ||
@@ -641,7 +624,7 @@ static void ctl_reply(struct dtrainer *t, const struct sv_proto_request *rq, int
 		         i + 1 < t->mb.n ? ZMQ_SNDMORE : 0);
 }
 
-static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
+static int rollback(struct trainer *t, uint64_t version, char *msg, size_t cap)
 {
 	struct sv_store_model m;
 	sv_store_read *r = NULL;
@@ -675,6 +658,18 @@ static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
 	return rc;
 }
 
+/* One ingest group: read, commit, answer; then batch what it logged.
+ * Returns the number of messages read. */
+static size_t take_group(struct trainer *t)
+{
+	const struct ingest_pair *p;
+	size_t n = 0, got = ingest_group(t->ing, &p, &n);
+
+	for (size_t i = 0; i < n; i++)
+		batch_add(t, p[i].xa, p[i].key_a, p[i].xb, p[i].key_b, p[i].label, p[i].seq, 0);
+	return got;
+}
+
 /* FLUSH: read, commit and stage every message already waiting on the two
  * ingest sockets (groups until both answer EAGAIN), then wait FLUSH_GRACE_MS
  * for stragglers still in the I/O thread (a client may send its pairs and
@@ -684,16 +679,14 @@ static int rollback(struct dtrainer *t, uint64_t version, char *msg, size_t cap)
 #define FLUSH_GRACE_MS 50
 #define FLUSH_MAX_GROUPS 4096
 
-static void flush_drain(struct dtrainer *t)
+static void flush_drain(struct trainer *t)
 {
 	for (int k = 0; k < FLUSH_MAX_GROUPS; k++) {
-		zmq_pollitem_t it[2] = {
-		    {t->router, 0, ZMQ_POLLIN, 0},
-		    {t->pull, 0, ZMQ_POLLIN, 0},
-		};
+		zmq_pollitem_t it[2];
 
-		if (ingest_group(t) > 0)
+		if (take_group(t) > 0)
 			continue;
+		ingest_pollitems(t->ing, it);
 		if (zmq_poll(it, 2, FLUSH_GRACE_MS) <= 0)
 			break;
 	}
@@ -704,7 +697,7 @@ static void flush_drain(struct dtrainer *t)
  * pairs stay logged), the optimizer state, settings and metrics window stay,
  * and applied_seq moves to the end of the log so a restart does not replay
  * older pairs onto it. */
-static int model_put(struct dtrainer *t, const struct sv_proto_request *rq, char *msg, size_t cap)
+static int model_put(struct trainer *t, const struct sv_proto_request *rq, char *msg, size_t cap)
 {
 	size_t n = (size_t)t->d->conf.d_in * t->d->conf.d_out;
 	float *W = malloc(n * sizeof(float));
@@ -717,7 +710,7 @@ static int model_put(struct dtrainer *t, const struct sv_proto_request *rq, char
 	step_wait(t);
 	atomic_fetch_sub(&t->d->prog.backlog, sv_batch_len(t->batch));
 	sv_batch_clear(t->batch);
-	sv_trainer_set_weights(t->tr, W);
+	sv_trainer_set_weights(t->learner, W);
 	free(W);
 	t->applied_seq = atomic_load(&t->d->prog.last_seq);
 	rc = checkpoint(t, "model_put", &v);
@@ -728,7 +721,7 @@ static int model_put(struct dtrainer *t, const struct sv_proto_request *rq, char
 	return rc;
 }
 
-static void ctl_handle(struct dtrainer *t)
+static void ctl_handle(struct trainer *t)
 {
 	zmq_msg_t msgs[MAX_PARTS];
 	struct sv_proto_frame fr[MAX_PARTS];
@@ -811,7 +804,7 @@ static void ctl_handle(struct dtrainer *t)
 
 /* ---- the thread --------------------------------------------------------- */
 
-static void apply_live(struct dtrainer *t)
+static void apply_live(struct trainer *t)
 {
 	unsigned gen = atomic_load(&t->d->live_gen);
 	struct sv_live lv;
@@ -826,7 +819,7 @@ static void apply_live(struct dtrainer *t)
 	pthread_mutex_unlock(&t->d->live_mu);
 	t->ckpt_steps = lv.ckpt_steps;
 	t->ckpt_ms = lv.ckpt_ms;
-	if (sv_metrics_glue_set_policy(t->mg, lv.threshold_policy, lv.threshold, lv.target_far,
+	if (monitor_set_policy(t->mon, lv.threshold_policy, lv.threshold, lv.target_far,
 	                               lv.min_pairs) < 0)
 		sv_log(LOG_ERR, "SV-RELOAD-POLICY",
 		       "threshold policy %d refused; keeping the old one", lv.threshold_policy);
@@ -846,7 +839,7 @@ static void apply_live(struct dtrainer *t)
 #define RATE_TICK_NS 250000000ULL
 #define RATE_TAU_S 2.0
 
-static void rate_tick(struct dtrainer *t, uint64_t now)
+static void rate_tick(struct trainer *t, uint64_t now)
 {
 	uint64_t logged = atomic_load(&t->d->cnt.pairs[SV_PAIR_OUTCOME_LOGGED]);
 	double dt, inst, a, r;
@@ -869,17 +862,15 @@ static void rate_tick(struct dtrainer *t, uint64_t now)
 
 static void *thread_main(void *arg)
 {
-	struct dtrainer *t = arg;
+	struct trainer *t = arg;
 	struct sv_daemon *d = t->d;
 	uint64_t wait_ns = (uint64_t)d->conf.max_wait_ms * 1000000ULL, steps;
 
 	runner_start(t);
 	while (!atomic_load(&d->stopping)) {
-		zmq_pollitem_t it[3] = {
-		    {t->ctl, 0, ZMQ_POLLIN, 0},
-		    {t->router, 0, ZMQ_POLLIN, 0},
-		    {t->pull, 0, ZMQ_POLLIN, 0}, /* not polled while paused: backpressure */
-		};
+		/* ctl, the acked ROUTER, the PULL (not polled while paused:
+		 * backpressure) */
+		zmq_pollitem_t it[3] = {{t->ctl, 0, ZMQ_POLLIN, 0}};
 		int paused = atomic_load(&d->prog.paused);
 		long timeout = 100;
 		uint64_t now = now_mono_ns();
@@ -891,6 +882,7 @@ static void *thread_main(void *arg)
 			if (timeout > 100)
 				timeout = 100;
 		}
+		ingest_pollitems(t->ing, it + 1);
 		atomic_fetch_add(&d->prog.heartbeat, 1);
 		if (zmq_poll(it, paused ? 2 : 3, timeout) < 0 && zmq_errno() == ETERM)
 			break;
@@ -898,9 +890,9 @@ static void *thread_main(void *arg)
 			ctl_handle(t);
 		apply_live(t);
 		if (paused && (it[1].revents & ZMQ_POLLIN))
-			ingest_refuse_paused(t);
+			ingest_refuse_paused(t->ing);
 		else if (!paused && ((it[1].revents | it[2].revents) & ZMQ_POLLIN))
-			ingest_group(t);
+			take_group(t);
 		now = now_mono_ns();
 		rate_tick(t, now);
 		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)
@@ -914,7 +906,7 @@ static void *thread_main(void *arg)
 	/* Stop: take what is already queued (a bounded number of groups, so a
 	 * publisher that keeps sending cannot hold the shutdown), train the
 	 * batch in hand, checkpoint.  Unread messages were never acked. */
-	for (int k = 0; k < 8 && !atomic_load(&d->prog.paused) && ingest_group(t) > 0; k++)
+	for (int k = 0; k < 8 && !atomic_load(&d->prog.paused) && take_group(t) > 0; k++)
 		;
 	if (sv_batch_len(t->batch) > 0)
 		cut(t, t->B, &t->op, "shutdown");
@@ -923,47 +915,22 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static int bind_one(void *s, const char *ep, const char *what)
+int trainer_start(struct trainer *t)
 {
-	if (curve_socket_setup(s, ep) < 0 || zmq_bind(s, ep) < 0) {
-		int e = zmq_errno();
+	int rc = ingest_bind(t->ing);
 
-		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind %s socket to %s: %s", what, ep,
-		       zmq_strerror(e));
-		return -e;
-	}
-	sv_log(LOG_INFO, "SV-SOCKET-BIND", "%s socket on %s", what, ep);
-	return 0;
-}
-
-int trainer_start(struct dtrainer *t)
-{
-	struct sv_daemon *d = t->d;
-	int hwm = d->conf.ingest_hwm, one = 1, rc;
-
-	t->pull = zmq_socket(d->zctx, ZMQ_PULL);
-	t->router = zmq_socket(d->zctx, ZMQ_ROUTER);
-	t->ctl = zmq_socket(d->zctx, ZMQ_REP);
-	if (t->pull == NULL || t->router == NULL || t->ctl == NULL)
-		return -zmq_errno();
-	zmq_setsockopt(t->pull, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-	zmq_setsockopt(t->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-	zmq_setsockopt(t->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-	zmq_setsockopt(t->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	rc = bind_one(t->pull, d->conf.ep_ingest, "ingest (PULL)");
-	if (rc == 0)
-		rc = bind_one(t->router, d->conf.ep_ingest_ack, "ingest-ack (ROUTER)");
-	if (rc == 0 && zmq_bind(t->ctl, SV_CTL_ENDPOINT) < 0)
-		rc = -zmq_errno();
 	if (rc < 0)
 		return rc;
+	t->ctl = zmq_socket(t->d->zctx, ZMQ_REP);
+	if (t->ctl == NULL || zmq_bind(t->ctl, SV_CTL_ENDPOINT) < 0)
+		return -zmq_errno();
 	rc = -pthread_create(&t->th, NULL, thread_main, t);
 	if (rc == 0)
 		t->started = 1;
 	return rc;
 }
 
-void trainer_join(struct dtrainer *t)
+void trainer_join(struct trainer *t)
 {
 	if (t != NULL && t->started) {
 		pthread_join(t->th, NULL);
@@ -971,29 +938,22 @@ void trainer_join(struct dtrainer *t)
 	}
 }
 
-void trainer_close(struct dtrainer *t)
+void trainer_close(struct trainer *t)
 {
 	int zero = 0;
 
 	if (t == NULL)
 		return;
 	trainer_join(t);
-	if (t->pull)
-		zmq_setsockopt(t->pull, ZMQ_LINGER, &zero, sizeof(zero));
-	if (t->router)
-		zmq_setsockopt(t->router, ZMQ_LINGER, &zero, sizeof(zero));
 	if (t->ctl)
 		zmq_setsockopt(t->ctl, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_close(t->pull);
-	zmq_close(t->router);
 	zmq_close(t->ctl);
-	sv_store_txn_abort(t->txn);
-	sv_trainer_free(t->tr);
+	sv_trainer_free(t->learner);
 	sv_batch_free(t->batch);
 	sv_batch_free(t->batch_run);
-	sv_metrics_glue_free(t->mg);
+	monitor_free(t->mon);
 	sv_proto_msgbuf_free(&t->mb);
 	free(t->scores);
-	ingest_free(t);
+	ingest_free(t->ing);
 	free(t);
 }

@@ -3,18 +3,18 @@
  * trainer_open (main thread, before READY=1) builds the model from the
  * active checkpoint, or from the seed when the store has none, and replays
  * the pair log after the checkpoint's applied_seq through the same batching
- * (control records in the log mark where a partial batch was cut and carry
- * the batch size and learning rate in force), so W is what it was.
- * trainer_start binds the ingest sockets (PULL and the acked ROUTER) and the
- * control socket and starts the thread:
+ * (sv/journal.h: control records mark where a partial batch was cut and
+ * carry the batch size and optimizer parameters in force), so W is what it
+ * was.  trainer_start binds the ingest sockets (ingest.h) and the control
+ * socket and starts the thread:
  *
- *   loop: poll ingest + control; read up to group_max messages; validate;
- *         apply item puts/deletes and pair appends in ONE store group;
- *         commit (durable per store.sync); only then ack (ROUTER) and stage
- *         the logged pairs into the minibatch; a full batch (B pairs) or one
- *         older than max_wait_ms is scored with the current W (prequential),
- *         trained on, and a new snapshot published; checkpoint every
- *         ckpt_steps steps or ckpt_secs seconds.
+ *   loop: poll ingest + control; one ingest group (read up to group_max
+ *         messages, commit them, ack them); add the logged pairs to the
+ *         minibatch; a full batch (B pairs), or one older than max_wait_ms
+ *         (cut by a control record), goes to the step runner, which scores
+ *         it with the current W (prequential), trains on it and publishes a
+ *         snapshot while this thread reads the next group; checkpoint every
+ *         ckpt_steps steps or ckpt_ms milliseconds.
  *   stop: (d->stopping) read what is already queued, train the batch in
  *         hand, checkpoint, return.
  *
@@ -31,17 +31,17 @@
 
 #define SV_ITEM_FLAG_INLINE 0x0001 /* item made from an inline pair vector */
 
-struct dtrainer;
+struct trainer;
 
 /* Recover (load + replay) and publish the first snapshot.  Logs each
  * failure.  Returns 0 or a negative code. */
-int trainer_open(struct dtrainer **out, struct sv_daemon *d);
+int trainer_open(struct trainer **out, struct sv_daemon *d);
 
 /* Bind the sockets and start the thread.  Returns 0 or a negative code. */
-int trainer_start(struct dtrainer *t);
+int trainer_start(struct trainer *t);
 
 /* Wait for the thread (after d->stopping was set); it checkpoints first. */
-void trainer_join(struct dtrainer *t);
-void trainer_close(struct dtrainer *t);
+void trainer_join(struct trainer *t);
+void trainer_close(struct trainer *t);
 
 #endif

@@ -1,7 +1,7 @@
-/* metrics_glue.c - the prequential window, AUC/EER and threshold policy of
- * the running daemon (see metrics_glue.h).  Leaves out: the exact ROC
- * (sv-eval's job), plots. */
-#include "metrics_glue.h"
+/* monitor.c - the prequential monitor: the window of pre-step scores,
+ * AUC/EER and the threshold policy of the running daemon (see monitor.h).
+ * Leaves out: the exact ROC (simverifyctl evaluate's job), plots. */
+#include "monitor.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,10 +10,11 @@
 
 #include "daemon.h"
 #include "sv/error.h"
+#include "sv/journal.h"
 #include "sv/metrics.h"
 #include "util.h"
 
-struct sv_metrics_glue {
+struct monitor {
 	struct sv_metrics_window *w;
 	struct sv_metrics_policy_cfg cfg;
 	float threshold;
@@ -28,12 +29,12 @@ const char *sv_metrics_policy_name(int policy)
 	return policy >= 0 && policy < 4 ? names[policy] : "unknown";
 }
 
-int sv_metrics_glue_policy(const struct sv_metrics_glue *g)
+int monitor_policy(const struct monitor *g)
 {
 	return (int)g->cfg.policy;
 }
 
-int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float initial,
+int monitor_set_policy(struct monitor *g, int policy, float initial,
                                double target_far, uint64_t min_pairs)
 {
 	if (policy < 0 || policy > 3 || !isfinite(initial) ||
@@ -58,19 +59,19 @@ int sv_metrics_glue_set_policy(struct sv_metrics_glue *g, int policy, float init
 	return 0;
 }
 
-int sv_metrics_glue_new(struct sv_metrics_glue **out, const struct sv_dconf *c)
+int monitor_new(struct monitor **out, const struct sv_dconf *c)
 {
-	struct sv_metrics_glue *g = calloc(1, sizeof(*g));
+	struct monitor *g = calloc(1, sizeof(*g));
 	int rc;
 
 	if (g == NULL)
 		return -ENOMEM;
 	rc = sv_metrics_window_new(&g->w, c->metrics_window, SV_METRICS_DEFAULT_BINS, 0.01);
 	if (rc == 0)
-		rc = sv_metrics_glue_set_policy(g, c->threshold_policy, c->threshold, c->target_far,
+		rc = monitor_set_policy(g, c->threshold_policy, c->threshold, c->target_far,
 		                                c->threshold_min_pairs);
 	if (rc < 0) {
-		sv_metrics_glue_free(g);
+		monitor_free(g);
 		return rc;
 	}
 	g->threshold = c->threshold;
@@ -78,7 +79,7 @@ int sv_metrics_glue_new(struct sv_metrics_glue **out, const struct sv_dconf *c)
 	return 0;
 }
 
-void sv_metrics_glue_free(struct sv_metrics_glue *g)
+void monitor_free(struct monitor *g)
 {
 	if (g == NULL)
 		return;
@@ -86,7 +87,7 @@ void sv_metrics_glue_free(struct sv_metrics_glue *g)
 	free(g);
 }
 
-static void refresh(struct sv_metrics_glue *g, struct sv_daemon *d)
+static void refresh(struct monitor *g, struct sv_daemon *d)
 {
 	struct sv_metrics_summary s;
 	struct sv_metrics_op op;
@@ -103,7 +104,7 @@ static void refresh(struct sv_metrics_glue *g, struct sv_daemon *d)
 	g->dirty = 0;
 }
 
-void sv_metrics_glue_add(struct sv_metrics_glue *g, struct sv_daemon *d, const float *scores,
+void monitor_add(struct monitor *g, struct sv_daemon *d, const float *scores,
                          const uint8_t *labels, size_t n, double loss)
 {
 	uint64_t now;
@@ -123,46 +124,30 @@ void sv_metrics_glue_add(struct sv_metrics_glue *g, struct sv_daemon *d, const f
 	}
 }
 
-float sv_metrics_glue_threshold(const struct sv_metrics_glue *g)
+float monitor_threshold(const struct monitor *g)
 {
 	return g->threshold;
 }
 
-size_t sv_metrics_glue_calib_size(const struct sv_metrics_glue *g)
+size_t monitor_calib_size(const struct monitor *g)
 {
-	return sizeof(float) + sv_metrics_window_serialized_size(g->w);
+	return sv_journal_calib_size(g->w);
 }
 
-long sv_metrics_glue_calib_save(const struct sv_metrics_glue *g, void *buf, size_t cap)
+long monitor_calib_save(const struct monitor *g, void *buf, size_t cap)
 {
-	size_t len = 0;
-	int rc;
-
-	if (cap < sizeof(float))
-		return -ENOSPC;
-	memcpy(buf, &g->threshold, sizeof(float));
-	rc = sv_metrics_window_serialize(g->w, (char *)buf + sizeof(float), cap - sizeof(float),
-	                                 &len);
-	if (rc < 0)
-		return rc;
-	return (long)(len + sizeof(float));
+	return sv_journal_calib_encode(buf, cap, g->threshold, g->w);
 }
 
-int sv_metrics_glue_calib_load(struct sv_metrics_glue *g, struct sv_daemon *d, const void *buf,
-                               size_t len)
+int monitor_calib_load(struct monitor *g, struct sv_daemon *d, const void *buf, size_t len)
 {
 	struct sv_metrics_window *w = NULL;
 	float th;
-	int rc;
+	int rc = sv_journal_calib_decode(buf, len, &th, &w);
 
-	if (len < sizeof(float))
-		return SV_ERR_TRUNCATED;
-	memcpy(&th, buf, sizeof(th));
-	if (len > sizeof(float)) {
-		rc = sv_metrics_window_deserialize(&w, (const char *)buf + sizeof(float),
-		                                   len - sizeof(float));
-		if (rc < 0)
-			return rc;
+	if (rc < 0)
+		return rc;
+	if (w != NULL) {
 		sv_metrics_window_free(g->w);
 		g->w = w;
 	}

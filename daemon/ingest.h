@@ -1,0 +1,66 @@
+/* ingest.h - reading labeled pairs and item changes into the store.
+ *
+ * The ingest module owns the two ingest sockets (PULL, fire and forget, and
+ * the acked ROUTER) and the group in hand.  It runs on the trainer thread,
+ * the store's only writer: ingest_group reads up to group_max messages,
+ * validates them, resolves item ids and inline vectors (the latter stored as
+ * content-addressed items, sv/store.h), applies every item put or delete and
+ * pair append to ONE store group, commits it (durable per store.sync), tells
+ * the top-k cache, answers the acked messages, and only then hands the
+ * logged pairs back to the caller, in log order, to batch and train.
+ *
+ * A message is answered once: malformed ones at once (nothing stored), the
+ * rest after the commit (ACK with per-row outcomes, DUPLICATE, or INTERNAL
+ * when the commit failed).  Replies never block: a client that does not read
+ * loses them (counted as unroutable).
+ *
+ * Leaves out: batching and training (trainer.c), queries (query.c).
+ */
+#ifndef SV_DAEMON_INGEST_H
+#define SV_DAEMON_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+struct sv_daemon;
+struct sv_proto_frame;
+struct ingest;
+
+/* A pair the last group logged.  The vectors are the ingest module's and
+ * valid until the next ingest_group call. */
+struct ingest_pair {
+	const float *xa, *xb;
+	uint64_t key_a, key_b; /* sv_journal_item_key of the ids */
+	uint64_t seq;          /* log sequence */
+	uint8_t label;
+};
+
+/* Make the ingest state (no sockets yet).  Returns 0 or -ENOMEM. */
+int ingest_new(struct ingest **out, struct sv_daemon *d);
+/* Create and bind the PULL and ROUTER sockets (endpoints, HWMs and CURVE
+ * from d->conf).  Logs each failure.  Returns 0 or -errno. */
+int ingest_bind(struct ingest *g);
+/* Close the sockets (linger 0) and free everything; accepts NULL. */
+void ingest_free(struct ingest *g);
+
+/* The two sockets to poll for input: it[0] the acked ROUTER, it[1] the PULL
+ * (leave it[1] unpolled to hold fire-and-forget publishers back). */
+void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2]);
+
+/* Read, commit and answer one group (see above).  Returns the number of
+ * messages read (0: nothing was waiting); *pairs / *n get the pairs logged,
+ * in log order. */
+size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *n);
+
+/* While paused: answer every waiting acked message PAUSED (nothing stored);
+ * the PULL socket is left unread. */
+void ingest_refuse_paused(struct ingest *g);
+
+/* One multipart message from s into msgs: the part count, 0 when none is
+ * waiting, -1 when it had more than cap parts (then dropped). */
+int ingest_recv_parts(void *s, zmq_msg_t *msgs, int cap);
+void ingest_close_parts(zmq_msg_t *msgs, int n);
+void ingest_frames_of(zmq_msg_t *msgs, int n, struct sv_proto_frame *fr);
+
+#endif
