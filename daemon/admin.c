@@ -123,7 +123,12 @@ static void latency_json(struct jbuf *j, struct sv_daemon *d)
 	jprintf(j, "},");
 }
 
-size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
+/* The STATUS document: one JSON object with model_version, steps,
+ * pairs_seen, items, backlog, auc, eer, threshold, ... and "counters"
+ * (pairs by outcome, rejects by reason, steps, checkpoints, ...), the names
+ * a Prometheus exposition uses.  Returns the length written (truncated to
+ * cap - 1, always NUL-terminated). */
+static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 {
 	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
 	                                                           "rejected", "failed"};
@@ -197,6 +202,7 @@ size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	ju64(&j, "commits", atomic_load(&d->cnt.commits), 1);
 	ju64(&j, "items_put", atomic_load(&d->cnt.items_put), 1);
 	ju64(&j, "items_deleted", atomic_load(&d->cnt.items_del), 1);
+	ju64(&j, "zap_denied", curve_denied(), 1);
 	ju64(&j, "queries", atomic_load(&d->cnt.queries), 1);
 	ju64(&j, "query_errors", atomic_load(&d->cnt.query_errors), 1);
 	ju64(&j, "unroutable", atomic_load(&d->cnt.unroutable), 1);

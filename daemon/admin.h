@@ -5,7 +5,7 @@
  *
  * The socket is a ROUTER, by default ipc://STATE_DIR/admin.sock, made with
  * file mode admin_mode (0600): only the daemon's user may connect.  Replies
- * carry JSON payloads (STATUS: status_json()).
+ * carry JSON payloads (STATUS: see docs/DAEMON.md).
  */
 #ifndef SV_DAEMON_ADMIN_H
 #define SV_DAEMON_ADMIN_H
@@ -20,12 +20,5 @@ struct dadmin;
  * zmq_ctx_shutdown).  Returns 0 or a negative code (logged). */
 int admin_start(struct dadmin **out, struct sv_daemon *d);
 void admin_stop(struct dadmin *a);
-
-/* The STATUS document: one JSON object with model_version, steps,
- * pairs_seen, items, backlog, auc, eer, threshold, ... and "counters"
- * (pairs by outcome, rejects by reason, steps, checkpoints, ...), the names
- * a Prometheus exposition uses.  Returns the length written (truncated to
- * cap - 1, always NUL-terminated). */
-size_t status_json(struct sv_daemon *d, char *buf, size_t cap);
 
 #endif

@@ -10,7 +10,8 @@
  *            transactions (query.c)
  *   admin    ROUTER on an ipc:// socket (mode 0600): STATUS and VERSIONS
  *            directly, the rest forwarded to the trainer (admin.c)
- *   main     signals (signalfd), sd_notify, watchdog, reload (main.c)
+ *   main     signals (a handler writing to a pipe), sd_notify, watchdog,
+ *            reload (loop.c)
  *
  * Everything here is either set before the threads start and read-only
  * afterwards, or atomic.  Counters are monotonic and meant for a Prometheus

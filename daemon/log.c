@@ -33,26 +33,7 @@ void sv_log_set_level(int level)
 	atomic_store(&level_now, level);
 }
 
-int sv_log_level(void)
-{
-	return atomic_load(&level_now);
-}
-
-int sv_log_level_parse(const char *name)
-{
-	if (name == NULL)
-		return -1;
-	for (int i = 0; i <= LOG_DEBUG; i++)
-		if (strcmp(name, names[i]) == 0)
-			return i;
-	if (strcmp(name, "error") == 0)
-		return LOG_ERR;
-	if (strcmp(name, "warn") == 0)
-		return LOG_WARNING;
-	return -1;
-}
-
-const char *sv_log_level_name(int level)
+static const char *level_name(int level)
 {
 	if (level < LOG_EMERG || level > LOG_DEBUG)
 		return "?";
@@ -78,7 +59,7 @@ void sv_log(int level, const char *msgid, const char *fmt, ...)
 		gmtime_r(&ts.tv_sec, &tm);
 		w = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s ",
 		             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		             tm.tm_sec, ts.tv_nsec / 1000000L, sv_log_level_name(level), msgid);
+		             tm.tm_sec, ts.tv_nsec / 1000000L, level_name(level), msgid);
 	}
 	if (w > 0)
 		n = (size_t)w < sizeof(line) ? (size_t)w : sizeof(line) - 1;

@@ -24,14 +24,8 @@
 /* Read JOURNAL_STREAM once and set the initial level (LOG_INFO). */
 void sv_log_init(void);
 
-/* Change / read the threshold: lines above it are dropped. */
+/* Change the threshold: lines above it are dropped. */
 void sv_log_set_level(int level);
-int sv_log_level(void);
-
-/* "err", "warning", "notice", "info", "debug" (also "error", "warn") to a
- * level; -1 when the name is unknown. */
-int sv_log_level_parse(const char *name);
-const char *sv_log_level_name(int level);
 
 /* One line: level, stable message id, printf-style text (no newline). */
 void sv_log(int level, const char *msgid, const char *fmt, ...)

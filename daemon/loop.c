@@ -27,7 +27,7 @@ static void on_signal(int signo)
 	errno = e;
 }
 
-int main_block_signals(void)
+int loop_signals_install(void)
 {
 	struct sigaction sa;
 
@@ -59,7 +59,7 @@ static void status(struct sv_daemon *d, uint64_t *last_pairs, uint64_t *last_ns)
 	*last_ns = now;
 }
 
-int main_loop(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
+int loop_run(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
 {
 	uint64_t wd = sv_notify_watchdog_usec(), last_beat = 0, last_pairs = 0;
 	uint64_t last_ns = now_mono_ns(), last_wd = 0;

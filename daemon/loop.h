@@ -1,6 +1,6 @@
 /* loop.h - the main thread's loop: signals, sd_notify status and watchdog.
  *
- * Signal handlers (main_block_signals) write the signal number to a pipe
+ * Signal handlers (loop_signals_install) write the signal number to a pipe
  * read here (a handler, not signalfd: OpenBLAS threads exist before main):
  *   SIGTERM, SIGINT  STOPPING=1, then return: main stops the threads
  *                    (the trainer trains the batch in hand and checkpoints)
@@ -18,9 +18,9 @@
 
 /* Install the handlers for SIGTERM, SIGINT, SIGHUP; ignore SIGPIPE.
  * Returns the pipe's read end or -errno. */
-int main_block_signals(void);
+int loop_signals_install(void);
 
 /* Run until SIGTERM/SIGINT.  Returns 0. */
-int main_loop(struct sv_daemon *d, int sigfd, const struct conf_cli *cli);
+int loop_run(struct sv_daemon *d, int sigfd, const struct conf_cli *cli);
 
 #endif

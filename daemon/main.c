@@ -115,10 +115,10 @@ int main(int argc, char **argv)
 	conf_live(&d.conf, &d.live);
 	pthread_mutex_init(&d.live_mu, NULL);
 	sv_snap_slot_init(&d.snap);
-	sigfd = main_block_signals();
+	sigfd = loop_signals_install();
 	if (sigfd < 0 || sv_notify_open() < 0)
 		sv_log(LOG_WARNING, "SV-MAIN-NOTIFY",
-		       "signalfd or NOTIFY_SOCKET unusable; continuing");
+		       "signal pipe or NOTIFY_SOCKET unusable; continuing");
 
 	rc = open_store(&d);
 	if (rc == 0)
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 		       (unsigned long long)atomic_load(&d.prog.model_version),
 		       (unsigned long long)atomic_load(&d.prog.steps), d.conf.store_path);
 		sv_notify_send("READY=1\nSTATUS=ready");
-		main_loop(&d, sigfd, &cli);
+		loop_run(&d, sigfd, &cli);
 	} else {
 		sv_notify_sendf("STATUS=startup failed: %s\nERRNO=%d", sv_strerror(rc),
 		                rc > -4096 ? -rc : 0);
