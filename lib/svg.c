@@ -1,7 +1,7 @@
 /* svg.c - render ROC curves as a standalone SVG document (see sv/svg.h).
  *
  * The document is built in a growing memory buffer; nothing is printed.
- * Leaves out any other chart type.
+ * Leaves out any other chart type than ROC curves and line charts.
  */
 #include <errno.h>
 #include <math.h>
@@ -381,4 +381,218 @@ int sv_svg_roc_write(const struct sv_svg_roc_opts *opts, FILE *f)
 		rc = -EIO;
 	free(doc);
 	return rc;
+}
+
+/* ---- line charts ------------------------------------------------------- */
+
+/* A tick step of 1, 2 or 5 times a power of ten giving about n ticks over
+ * span. */
+static double nice_step(double span, int n)
+{
+	double raw = span / n, p = pow(10.0, floor(log10(raw))), f = raw / p;
+
+	return (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0) * p;
+}
+
+struct range {
+	double lo, hi;
+};
+
+static struct range data_range(const struct sv_svg_lines_opts *o, int want_y)
+{
+	struct range r = {INFINITY, -INFINITY};
+
+	for (size_t s = 0; s < o->n_series; s++)
+		for (size_t i = 0; i < o->series[s].n; i++) {
+			double x = o->series[s].x[i], y = o->series[s].y[i], v = want_y ? y : x;
+
+			if (!isfinite(x) || !isfinite(y))
+				continue;
+			if (v < r.lo)
+				r.lo = v;
+			if (v > r.hi)
+				r.hi = v;
+		}
+	return r;
+}
+
+/* Widen r to whole tick steps (and to a nonzero span). */
+static double fit_range(struct range *r, int keep_zero)
+{
+	double step;
+
+	if (!(r->lo <= r->hi)) {
+		r->lo = 0;
+		r->hi = 1;
+	}
+	if (keep_zero && r->lo >= 0)
+		r->lo = 0;
+	if (r->hi - r->lo < 1e-12 * (fabs(r->hi) + 1)) {
+		r->lo -= 0.5 * (fabs(r->lo) + 1);
+		r->hi += 0.5 * (fabs(r->hi) + 1);
+	}
+	step = nice_step(r->hi - r->lo, 5);
+	r->lo = floor(r->lo / step) * step;
+	r->hi = ceil(r->hi / step) * step;
+	return step;
+}
+
+static void tick_label(char *out, size_t cap, double v, double step)
+{
+	double a = fabs(v);
+
+	if (fabs(v) < step * 1e-9)
+		v = 0;
+	if (a >= 1e9)
+		snprintf(out, cap, "%.3gG", v / 1e9);
+	else if (a >= 1e6)
+		snprintf(out, cap, "%.3gM", v / 1e6);
+	else if (a >= 1e4)
+		snprintf(out, cap, "%.3gk", v / 1e3);
+	else
+		snprintf(out, cap, "%.*f", step >= 1 ? 0 : (int)ceil(-log10(step)), v);
+}
+
+static void axes(struct buf *b, const struct sv_svg_lines_opts *o, struct range xr, double xs,
+                 struct range yr, double ys)
+{
+	char lab[32];
+
+	bprintf(b, "<g id=\"grid\" stroke=\"#dddddd\" stroke-width=\"1\" font-size=\"12\">\n");
+	for (double v = yr.lo; v <= yr.hi + ys * 0.5; v += ys) {
+		double y = SV_SVG_TOP + SV_SVG_PLOT_H * (yr.hi - v) / (yr.hi - yr.lo);
+
+		tick_label(lab, sizeof(lab), v, ys);
+		bprintf(b, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>", SV_SVG_LEFT, y,
+		        SV_SVG_LEFT + SV_SVG_PLOT_W, y);
+		bprintf(b,
+		        "<text x=\"%d\" y=\"%.2f\" text-anchor=\"end\" stroke=\"none\" "
+		        "fill=\"#333333\">%s</text>\n",
+		        SV_SVG_LEFT - 6, y + 4, lab);
+	}
+	for (double v = xr.lo; v <= xr.hi + xs * 0.5; v += xs) {
+		double x = SV_SVG_LEFT + SV_SVG_PLOT_W * (v - xr.lo) / (xr.hi - xr.lo);
+
+		tick_label(lab, sizeof(lab), v, xs);
+		bprintf(b, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>", x, SV_SVG_TOP, x,
+		        SV_SVG_TOP + SV_SVG_PLOT_H);
+		bprintf(b,
+		        "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\" stroke=\"none\" "
+		        "fill=\"#333333\">%s</text>\n",
+		        x, SV_SVG_TOP + SV_SVG_PLOT_H + 18, lab);
+	}
+	bprintf(b, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+	           "stroke=\"#333333\"/>\n",
+	        SV_SVG_LEFT, SV_SVG_TOP, SV_SVG_PLOT_W, SV_SVG_PLOT_H);
+	if (o->x_label) {
+		bprintf(b, "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">",
+		        SV_SVG_LEFT + SV_SVG_PLOT_W / 2.0, SV_SVG_TOP + SV_SVG_PLOT_H + 42);
+		bescape(b, o->x_label);
+		bprintf(b, "</text>\n");
+	}
+	if (o->y_label) {
+		bprintf(b,
+		        "<text x=\"18\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"13\" "
+		        "transform=\"rotate(-90 18 %.2f)\">",
+		        SV_SVG_TOP + SV_SVG_PLOT_H / 2.0, SV_SVG_TOP + SV_SVG_PLOT_H / 2.0);
+		bescape(b, o->y_label);
+		bprintf(b, "</text>\n");
+	}
+}
+
+static void series_line(struct buf *b, const struct sv_svg_series *s, struct range xr,
+                        struct range yr, const char *color, const char *dash)
+{
+	int open = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		double x = s->x[i], y = s->y[i];
+
+		if (!isfinite(x) || !isfinite(y)) {
+			if (open)
+				bprintf(b, "\"/>\n");
+			open = 0;
+			continue;
+		}
+		if (!open)
+			bprintf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+			        color, dash);
+		bprintf(b, "%s%.2f,%.2f", open ? " " : "",
+		        SV_SVG_LEFT + SV_SVG_PLOT_W * (x - xr.lo) / (xr.hi - xr.lo),
+		        SV_SVG_TOP + SV_SVG_PLOT_H * (yr.hi - y) / (yr.hi - yr.lo));
+		open = 1;
+	}
+	if (open)
+		bprintf(b, "\"/>\n");
+}
+
+int sv_svg_lines(const struct sv_svg_lines_opts *o, char **out, size_t *len)
+{
+	static const char *const colors[SV_SVG_MAX_SERIES] = {"#1f77b4", "#d62728", "#2ca02c"};
+	static const char *const dashes[SV_SVG_MAX_SERIES] = {"", " stroke-dasharray=\"6,4\"",
+	                                                      " stroke-dasharray=\"2,3\""};
+	struct buf b = {0};
+	struct range xr, yr;
+	double xs, ys;
+	int any;
+
+	if (!o || !out || !len || o->n_series < 1 || o->n_series > SV_SVG_MAX_SERIES)
+		return -EINVAL;
+	for (size_t s = 0; s < o->n_series; s++)
+		if (o->series[s].n > 0 && (!o->series[s].x || !o->series[s].y))
+			return -EINVAL;
+	if (isfinite(o->y_min) && isfinite(o->y_max) && !(o->y_min < o->y_max))
+		return -EINVAL;
+	xr = data_range(o, 0);
+	yr = data_range(o, 1);
+	any = xr.lo <= xr.hi;
+	xs = fit_range(&xr, 0);
+	if (isfinite(o->y_min) && isfinite(o->y_max)) {
+		yr.lo = o->y_min;
+		yr.hi = o->y_max;
+		ys = nice_step(yr.hi - yr.lo, 5);
+	} else {
+		ys = fit_range(&yr, 1);
+	}
+	bprintf(&b,
+	        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+	        "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
+	        SV_SVG_WIDTH, SV_SVG_HEIGHT, SV_SVG_WIDTH, SV_SVG_HEIGHT);
+	bprintf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+	bprintf(&b, "<text x=\"%.2f\" y=\"30\" text-anchor=\"middle\" font-size=\"16\" "
+	            "font-weight=\"bold\">",
+	        SV_SVG_LEFT + SV_SVG_PLOT_W / 2.0);
+	bescape(&b, o->title ? o->title : "");
+	bprintf(&b, "</text>\n");
+	axes(&b, o, xr, xs, yr, ys);
+	bprintf(&b, "<g id=\"series\">\n");
+	for (size_t s = 0; s < o->n_series; s++)
+		series_line(&b, &o->series[s], xr, yr, colors[s], dashes[s]);
+	bprintf(&b, "</g>\n");
+	if (!any)
+		bprintf(&b,
+		        "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"14\" "
+		        "fill=\"#777777\">no data yet</text>\n",
+		        SV_SVG_LEFT + SV_SVG_PLOT_W / 2.0, SV_SVG_TOP + SV_SVG_PLOT_H / 2.0);
+	for (size_t s = 0; s < o->n_series; s++) {
+		double y = SV_SVG_TOP + 16 + 18.0 * (double)s;
+		char def[24];
+
+		snprintf(def, sizeof(def), "series %zu", s + 1);
+		bprintf(&b,
+		        "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"%s\" "
+		        "stroke-width=\"2\"%s/><text x=\"%d\" y=\"%.2f\" font-size=\"12\">",
+		        SV_SVG_LEFT + 10, y, SV_SVG_LEFT + 34, y, colors[s], dashes[s], SV_SVG_LEFT + 40,
+		        y + 4);
+		bescape(&b, o->series[s].label ? o->series[s].label : def);
+		bprintf(&b, "</text>\n");
+	}
+	bprintf(&b, "</svg>\n");
+	if (b.oom) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
 }

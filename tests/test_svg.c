@@ -1,4 +1,4 @@
-/* test_svg.c - the ROC SVG: well-formed (tag balance, and xmllint when
+/* test_svg.c - the ROC SVG and the line chart: well-formed (tag balance, and xmllint when
  * installed), holds the points at the documented coordinates, escapes text,
  * refuses bad options. */
 #include <criterion/criterion.h>
@@ -239,5 +239,88 @@ Test(svg, legend_fits_long_labels_and_op_label_stays_in_the_plot)
 	cr_assert(ty + 4 <= ly || ty - 12 >= ly + 52, "label (baseline %.1f) clear of the legend",
 	          ty);
 	cr_assert(strstr(doc, "FAR 0, TAR 0.0400"), "compact FAR");
+	free(doc);
+}
+
+/* ---- line charts ---- */
+
+static int count(const char *s, const char *what)
+{
+	int n = 0;
+
+	for (; (s = strstr(s, what)) != NULL; s += strlen(what))
+		n++;
+	return n;
+}
+
+Test(svg, lines_points_at_their_coordinates_and_nan_breaks_the_line)
+{
+	double x[5] = {0, 10, 20, 30, 40}, y[5] = {0, 50, NAN, 100, 100};
+	double y2[5] = {100, 75, 50, 25, 0};
+	struct sv_svg_lines_opts o = {.title = "store <size>", .x_label = "seconds",
+	                              .y_label = "MB", .n_series = 2, .y_min = NAN, .y_max = NAN};
+	char *doc = NULL;
+	size_t len = 0;
+
+	o.series[0] = (struct sv_svg_series){"data.mdb", x, y, 5};
+	o.series[1] = (struct sv_svg_series){NULL, x, y2, 5};
+	cr_assert_eq(sv_svg_lines(&o, &doc, &len), 0);
+	cr_assert_eq(strlen(doc), len);
+	cr_assert(tags_balanced(doc), "%s", doc);
+	cr_assert_eq(count(doc, "<polyline"), 3, "the NaN splits series 0 in two");
+	/* x 0..40 and y 0..100 map to the plot's corners */
+	cr_assert_not_null(strstr(doc, "points=\"80.00,450.00 230.00,250.00\""), "%s", doc);
+	cr_assert_not_null(strstr(doc, "530.00,50.00 680.00,50.00"));
+	cr_assert_not_null(strstr(doc, "store &lt;size&gt;"));
+	cr_assert_not_null(strstr(doc, ">series 2<"));
+	cr_assert_not_null(strstr(doc, ">seconds<"));
+	cr_assert_null(strstr(doc, "no data yet"));
+	free(doc);
+}
+
+Test(svg, lines_without_data_say_so_and_bad_options_fail)
+{
+	double x[2] = {NAN, 1}, y[2] = {1, NAN};
+	struct sv_svg_lines_opts o = {.n_series = 1, .y_min = NAN, .y_max = NAN};
+	char *doc = (char *)1;
+	size_t len = 0;
+
+	o.series[0] = (struct sv_svg_series){"auc", x, y, 2};
+	cr_assert_eq(sv_svg_lines(&o, &doc, &len), 0);
+	cr_assert_not_null(strstr(doc, "no data yet"));
+	cr_assert(tags_balanced(doc));
+	free(doc);
+	doc = (char *)1;
+	o.n_series = 0;
+	cr_assert_eq(sv_svg_lines(&o, &doc, &len), -EINVAL);
+	o.n_series = 4;
+	cr_assert_eq(sv_svg_lines(&o, &doc, &len), -EINVAL);
+	o.n_series = 1;
+	o.series[0].x = NULL;
+	cr_assert_eq(sv_svg_lines(&o, &doc, &len), -EINVAL);
+	o.series[0].x = x;
+	o.y_min = 1;
+	o.y_max = 1;
+	cr_assert_eq(sv_svg_lines(&o, &doc, &len), -EINVAL);
+	cr_assert_eq(doc, (char *)1, "out untouched on failure");
+	cr_assert_eq(sv_svg_lines(NULL, &doc, &len), -EINVAL);
+}
+
+Test(svg, lines_fixed_range_and_large_values_get_short_ticks)
+{
+	double x[3] = {0, 3600, 7200}, y[3] = {1.5e9, 3e9, 6e9};
+	struct sv_svg_lines_opts o = {.n_series = 1, .y_min = NAN, .y_max = NAN};
+	char *doc = NULL;
+	size_t len = 0;
+
+	o.series[0] = (struct sv_svg_series){"bytes", x, y, 3};
+	cr_assert_eq(sv_svg_lines(&o, &doc, &len), 0);
+	cr_assert_not_null(strstr(doc, ">6G<"), "%s", doc);
+	cr_assert_not_null(strstr(doc, ">8000<"), "x widened to whole steps of 1000");
+	free(doc);
+	o.y_min = 0;
+	o.y_max = 1e10;
+	cr_assert_eq(sv_svg_lines(&o, &doc, &len), 0);
+	cr_assert_not_null(strstr(doc, ">10G<"), "%s", doc);
 	free(doc);
 }

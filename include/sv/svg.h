@@ -19,6 +19,12 @@
  *
  * lib/ does not print: the document goes to a malloc'd buffer the caller
  * frees, or to a FILE* the caller owns.  Text (title, labels) is XML-escaped.
+ * A second kind of chart, sv_svg_lines: up to SV_SVG_MAX_SERIES series of
+ * (x, y) points as polylines on linear axes (x: e.g. seconds or pairs, y:
+ * e.g. AUC or bytes), with "nice" ticks (1, 2 or 5 times a power of ten),
+ * for quantities over time (store size, ingest rate, AUC).  Same geometry
+ * as the ROC chart; non-finite points are skipped (the line breaks there).
+ *
  * Left out: other plot kinds, fonts beyond the generic sans-serif family.
  */
 #ifndef SV_SVG_H
@@ -62,6 +68,30 @@ int sv_svg_roc(const struct sv_svg_roc_opts *opts, char **out, size_t *len);
 /* The same document written to f (caller-owned, left open).  Returns 0, the
  * errors of sv_svg_roc(), or -EIO when the write fails. */
 int sv_svg_roc_write(const struct sv_svg_roc_opts *opts, FILE *f);
+
+#define SV_SVG_MAX_SERIES 3
+
+struct sv_svg_series {
+	const char *label;    /* legend text (NULL -> "series N") */
+	const double *x, *y;  /* n points each, borrowed for the call */
+	size_t n;
+};
+
+struct sv_svg_lines_opts {
+	const char *title;   /* NULL -> "" */
+	const char *x_label; /* axis titles (NULL -> none) */
+	const char *y_label;
+	struct sv_svg_series series[SV_SVG_MAX_SERIES]; /* solid blue, dashed red, dotted green */
+	size_t n_series;                                /* 1..SV_SVG_MAX_SERIES */
+	double y_min, y_max; /* the y range; NaN (either) -> from the data, with 0 kept in
+	                      * view for non-negative data */
+};
+
+/* Render a line chart into a new buffer, as sv_svg_roc.  A chart whose
+ * series hold no finite point draws its axes and the words "no data yet".
+ * Returns 0, -EINVAL (NULL pointers, n_series out of range, a series with
+ * n > 0 and NULL x or y, y_min >= y_max when both are given) or -ENOMEM. */
+int sv_svg_lines(const struct sv_svg_lines_opts *opts, char **out, size_t *len);
 
 #ifdef __cplusplus
 }
