@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "curve.h"
+#include "expo.h"
 #include "log.h"
 #include "monitor.h"
 #include "sv/error.h"
@@ -72,53 +73,31 @@ static void ju64(struct jbuf *j, const char *key, uint64_t v, int comma)
 	jprintf(j, "\"%s\":%llu%s", key, (unsigned long long)v, comma ? "," : "");
 }
 
-static uint64_t started_ns;
 
 /* SV-ADMIN-MALFORMED lines (the admin thread only). */
 static struct sv_ratelimit rl_malformed;
 static unsigned long long sup;
 static char sbuf[64];
 
-/* Resident set size from /proc/self/statm (pages); NaN when unreadable. */
-static double rss_bytes(void)
-{
-	unsigned long long size = 0, res = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	int ok = f != NULL && fscanf(f, "%llu %llu", &size, &res) == 2;
-
-	if (f != NULL)
-		fclose(f);
-	return ok ? (double)res * (double)sysconf(_SC_PAGESIZE) : NAN;
-}
-
-/* Bytes the store's data file takes on disk; NaN when it cannot be read. */
-static double store_bytes(const struct sv_daemon *d)
-{
-	char path[SV_ENDPOINT_MAX + 16];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/data.mdb", d->conf.store_path);
-	if (stat(path, &st) < 0)
-		return NAN;
-	return (double)st.st_blocks * 512.0;
-}
-
 /* "query_latency_seconds":{"buckets":{"<le>":cumulative,...,"+Inf":n},
- * "sum":seconds,"count":n}, for Prometheus.  The buckets are read one by
- * one while workers add to them: count is the +Inf bucket, so the document
- * is consistent in itself. */
+ * "sum":seconds,"count":n}, all query verbs together (the exposition has
+ * them by verb).  The buckets are read one by one while workers add to
+ * them: count is the +Inf bucket, so the document is consistent in itself. */
 static void latency_json(struct jbuf *j, struct sv_daemon *d)
 {
-	uint64_t cum = 0;
+	uint64_t cum = 0, sum_ns = 0;
 
 	jprintf(j, "\"query_latency_seconds\":{\"buckets\":{");
-	for (int b = 0; b < SV_LAT_BUCKETS; b++) {
-		cum += atomic_load(&d->cnt.lat_bucket[b]);
-		jprintf(j, "\"%g\":%llu,", sv_lat_le[b], (unsigned long long)cum);
+	for (int b = 0; b <= SV_LAT_BUCKETS; b++) {
+		for (int v = 0; v < SV_LAT_VERBS; v++)
+			cum += atomic_load(&d->cnt.lat_bucket[v][b]);
+		if (b < SV_LAT_BUCKETS)
+			jprintf(j, "\"%g\":%llu,", sv_lat_le[b], (unsigned long long)cum);
 	}
-	cum += atomic_load(&d->cnt.lat_bucket[SV_LAT_BUCKETS]);
 	jprintf(j, "\"+Inf\":%llu},", (unsigned long long)cum);
-	jnum(j, "sum", (double)atomic_load(&d->cnt.lat_sum_ns) * 1e-9, 1);
+	for (int v = 0; v < SV_LAT_VERBS; v++)
+		sum_ns += atomic_load(&d->cnt.lat_sum_ns[v]);
+	jnum(j, "sum", (double)sum_ns * 1e-9, 1);
 	ju64(j, "count", cum, 0);
 	jprintf(j, "},");
 }
@@ -156,6 +135,13 @@ static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	jnum(&j, "auc", atomic_load(&d->prog.auc), 1);
 	jnum(&j, "eer", atomic_load(&d->prog.eer), 1);
 	jnum(&j, "loss", atomic_load(&d->prog.loss), 1);
+	jnum(&j, "grad_norm", atomic_load(&d->prog.grad_norm), 1);
+	{
+		uint64_t ck = atomic_load(&d->prog.ckpt_unix_ns), now = now_real_ns();
+
+		jnum(&j, "checkpoint_age_seconds",
+		     ck && now > ck ? (double)(now - ck) * 1e-9 : (ck ? 0.0 : NAN), 1);
+	}
 	jnum(&j, "threshold", atomic_load(&d->prog.threshold), 1);
 	pthread_mutex_lock(&d->live_mu);
 	policy = d->live.threshold_policy;
@@ -169,13 +155,24 @@ static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 		jprintf(&j, "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu},",
 		        (unsigned long long)tv, (unsigned long long)ts, (unsigned long long)tn);
 	}
+	jprintf(&j, "\"http\":\"%s\",", d->http_bound);
+	jprintf(&j, "\"ready\":%s,\"not_ready_reason\":",
+	        atomic_load(&d->prog.not_ready) == SV_READY_OK ? "true" : "false");
+	{
+		int why = atomic_load(&d->prog.not_ready);
+
+		if (why == SV_READY_OK)
+			jprintf(&j, "null,");
+		else
+			jprintf(&j, "\"%s\",", why > 0 && why < SV_READY_COUNT ? sv_ready_name[why] : "?");
+	}
 	ju64(&j, "d_in", d->conf.d_in, 1);
 	ju64(&j, "d_out", d->conf.d_out, 1);
 	ju64(&j, "map_size", st.map_size, 1);
 	ju64(&j, "map_used", st.map_used, 1);
-	jnum(&j, "uptime_seconds", (double)(now_mono_ns() - started_ns) / 1e9, 1);
-	jnum(&j, "rss_bytes", rss_bytes(), 1);
-	jnum(&j, "store_bytes", store_bytes(d), 1);
+	jnum(&j, "uptime_seconds", expo_uptime_seconds(), 1);
+	jnum(&j, "rss_bytes", expo_rss_bytes(), 1);
+	jnum(&j, "store_bytes", expo_store_file_bytes(d), 1);
 	jnum(&j, "pairs_per_second", atomic_load(&d->prog.pairs_per_second), 1);
 	jprintf(&j, "\"tar_at_far\":{");
 	jnum(&j, "1e-2", atomic_load(&d->prog.tar_far_1e2), 1);
@@ -202,7 +199,12 @@ static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	ju64(&j, "commits", atomic_load(&d->cnt.commits), 1);
 	ju64(&j, "items_put", atomic_load(&d->cnt.items_put), 1);
 	ju64(&j, "items_deleted", atomic_load(&d->cnt.items_del), 1);
-	ju64(&j, "zap_denied", curve_denied(), 1);
+	ju64(&j, "contradictions", atomic_load(&d->cnt.contradictions), 1);
+	ju64(&j, "zero_grad_steps", atomic_load(&d->cnt.zero_grad_steps), 1);
+	jprintf(&j, "\"zap_denied\":{");
+	for (int role = 0; role <= CURVE_ROLES; role++)
+		ju64(&j, curve_role_name(role), curve_denied(role), role < CURVE_ROLES);
+	jprintf(&j, "},");
 	ju64(&j, "queries", atomic_load(&d->cnt.queries), 1);
 	ju64(&j, "query_errors", atomic_load(&d->cnt.query_errors), 1);
 	ju64(&j, "unroutable", atomic_load(&d->cnt.unroutable), 1);
@@ -342,6 +344,19 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		len = status_json(d, a->json, JSON_CAP);
 		admin_reply(a, &rq, status, NULL, len);
 		break;
+	case SV_PROTO_VERB_METRICS: {
+		char *text = expo_metrics(d, &len);
+
+		status = SV_PROTO_STATUS_INTERNAL;
+		if (text != NULL && len < JSON_CAP) {
+			memcpy(a->json, text, len + 1);
+			status = SV_PROTO_STATUS_OK;
+		}
+		free(text);
+		admin_reply(a, &rq, status, status ? "cannot write the exposition" : NULL,
+		            status ? 0 : len);
+		break;
+	}
 	case SV_PROTO_VERB_VERSIONS:
 		len = versions_json(d, a->json, JSON_CAP, &status);
 		admin_reply(a, &rq, status, status ? "cannot list versions" : NULL, len);
@@ -467,7 +482,6 @@ int admin_start(struct dadmin **out, struct sv_daemon *d)
 	if (a == NULL)
 		return -ENOMEM;
 	*out = a;
-	started_ns = now_mono_ns();
 	a->d = d;
 	sv_proto_msgbuf_init(&a->mb);
 	a->json = malloc(JSON_CAP);

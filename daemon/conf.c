@@ -138,6 +138,7 @@ static void map(const struct sv_config *c, struct sv_dconf *d)
 	snprintf(d->ep_ingest_ack, sizeof(d->ep_ingest_ack), "%s", c->endpoints_ingest_acked);
 	snprintf(d->ep_query, sizeof(d->ep_query), "%s", c->endpoints_query);
 	snprintf(d->ep_admin, sizeof(d->ep_admin), "%s", c->endpoints_admin);
+	snprintf(d->ep_http, sizeof(d->ep_http), "%s", c->endpoints_http);
 	d->admin_mode = (unsigned)c->endpoints_admin_mode;
 	/* ZeroMQ counts messages, the key counts pairs: assume batches of about
 	 * 64 pairs, so a queue of single pairs still holds a fair backlog. */

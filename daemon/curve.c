@@ -25,6 +25,7 @@
 #define ZAP_MAX_PARTS 10
 
 enum role { ROLE_INGEST, ROLE_QUERY, ROLE_ADMIN, ROLE_COUNT };
+_Static_assert(ROLE_COUNT == CURVE_ROLES, "curve.h names the roles");
 
 static const char *const role_names[ROLE_COUNT] = { "ingest", "query", "admin" };
 
@@ -51,7 +52,7 @@ static struct {
 	void *zap;
 	pthread_t th;
 	int started;
-	atomic_uint_fast64_t denied;
+	atomic_uint_fast64_t denied[ROLE_COUNT + 1]; /* by role; [ROLE_COUNT]: no role */
 } g;
 
 /* ---- key files ---------------------------------------------------------- */
@@ -291,7 +292,7 @@ static void *zap_main(void *arg)
 		if (!ok) {
 			uint64_t now = now_mono_ns();
 
-			atomic_fetch_add(&g.denied, 1);
+			atomic_fetch_add(&g.denied[role >= 0 && role < ROLE_COUNT ? role : ROLE_COUNT], 1);
 			if (now - last_log_ns >= 1000000000ULL) {
 				char key[KEY_Z85 + 1] = "-", addr[64] = "?";
 
@@ -416,9 +417,14 @@ int curve_socket_setup(void *s, const char *ep)
 			      strlen(role_names[g.ep_role[i]]));
 }
 
-uint64_t curve_denied(void)
+uint64_t curve_denied(int role)
 {
-	return atomic_load(&g.denied);
+	return role >= 0 && role <= ROLE_COUNT ? atomic_load(&g.denied[role]) : 0;
+}
+
+const char *curve_role_name(int role)
+{
+	return role >= 0 && role < ROLE_COUNT ? role_names[role] : "none";
 }
 
 void curve_stop(void)

@@ -47,8 +47,12 @@ int curve_start(struct sv_daemon *d);
  * zmq-style: returns 0, or -1 with errno set (so zmq_errno() reports it). */
 int curve_socket_setup(void *s, const char *ep);
 
-/* Clients refused by the ZAP handler since start. */
-uint64_t curve_denied(void);
+/* Clients refused by the ZAP handler since start, by the role of the socket
+ * they tried (0 ingest, 1 query, 2 admin; CURVE_ROLES: a request naming no
+ * role of ours), and the role's name ("ingest", "query", "admin", "none"). */
+#define CURVE_ROLES 3
+uint64_t curve_denied(int role);
+const char *curve_role_name(int role);
 
 /* Join the ZAP thread; call after zmq_ctx_shutdown and before
  * zmq_ctx_term.  Safe when curve_start failed or was never called. */

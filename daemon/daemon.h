@@ -43,6 +43,7 @@ struct sv_dconf {
 	char ep_ingest_ack[SV_ENDPOINT_MAX]; /* ROUTER, acked after commit */
 	char ep_query[SV_ENDPOINT_MAX];      /* ROUTER, pipelined DEALER clients */
 	char ep_admin[SV_ENDPOINT_MAX];      /* ROUTER, ipc:// mode admin_mode */
+	char ep_http[SV_ENDPOINT_MAX];       /* HOST:PORT of the monitoring endpoint, "" none */
 	unsigned admin_mode;                 /* file mode of an ipc:// admin socket */
 	int ingest_hwm;                      /* messages queued per ingest socket */
 	uint32_t d_in, d_out;
@@ -83,12 +84,27 @@ struct sv_counters {
 	atomic_uint_fast64_t commits; /* group commits */
 	atomic_uint_fast64_t queries, query_errors, unroutable;
 	atomic_uint_fast64_t admin_requests;
-	/* query latency (decoded request to reply ready), a histogram with
-	 * SV_LAT_BUCKETS upper bounds sv_lat_le[] plus +Inf; per-bucket counts
-	 * (not cumulative), sum in ns.  sv_latency_note() writes it. */
-	atomic_uint_fast64_t lat_bucket[16];
-	atomic_uint_fast64_t lat_sum_ns, lat_count;
+	atomic_uint_fast64_t contradictions;  /* graph mode: y=0 pairs inside one group */
+	atomic_uint_fast64_t zero_grad_steps; /* steps whose gradient was exactly 0 */
+	/* query latency (decoded request to reply ready) by verb (enum
+	 * sv_lat_verb), a histogram with SV_LAT_BUCKETS upper bounds sv_lat_le[]
+	 * plus +Inf; per-bucket counts (not cumulative), sum in ns.
+	 * sv_latency_note() writes it. */
+	atomic_uint_fast64_t lat_bucket[4][16]; /* [SV_LAT_VERBS][SV_LAT_BUCKETS + 1] */
+	atomic_uint_fast64_t lat_sum_ns[4], lat_count[4];
 };
+
+/* Why the daemon is not ready (GET /readyz, STATUS), or SV_READY_OK. */
+enum sv_ready {
+	SV_READY_OK = 0,
+	SV_READY_STARTING,     /* recovering; nothing is served yet */
+	SV_READY_STOPPING,     /* SIGTERM: finishing the batch in hand */
+	SV_READY_STORE_FULL,   /* the store reached store.max_map_size */
+	SV_READY_STORE_FAILED, /* the last group commit failed */
+	SV_READY_COUNT
+};
+static const char *const sv_ready_name[SV_READY_COUNT] = {"ready", "starting", "stopping",
+                                                          "store_full", "store_failed"};
 
 /* Trainer progress, published for STATUS, STATUS= and the watchdog. */
 struct sv_progress {
@@ -98,10 +114,13 @@ struct sv_progress {
 	atomic_uint_fast64_t steps;      /* total, across restarts */
 	atomic_uint_fast64_t pairs_seen; /* trained on, across restarts */
 	atomic_uint_fast64_t applied_seq;
-	atomic_uint_fast64_t last_seq; /* last logged */
+	atomic_uint_fast64_t last_seq;      /* last logged */
+	atomic_uint_fast64_t ckpt_unix_ns;  /* when the last checkpoint was written (0: none) */
+	_Atomic double grad_norm;           /* Frobenius norm of dL/dW of the last step */
 	atomic_uint_fast64_t backlog;  /* pairs logged but not yet trained: the batch being
 	                                * filled and the one the step runner holds */
 	atomic_int paused;
+	atomic_int not_ready; /* enum sv_ready */
 	_Atomic double auc, eer, loss;
 	_Atomic double tar_far_1e2, tar_far_1e3; /* TAR at FAR 1e-2 / 1e-3 on the window */
 	_Atomic float threshold;
@@ -119,6 +138,8 @@ struct sv_live {
 	uint64_t ckpt_ms;
 };
 
+struct history;
+
 struct sv_daemon {
 	struct sv_dconf conf; /* read-only after start, except live keys */
 	void *zctx;
@@ -127,6 +148,8 @@ struct sv_daemon {
 	struct topk_glue *topk; /* projection cache for TOPK (topk_glue.h); set before threads */
 	struct sv_counters cnt;
 	struct sv_progress prog;
+	struct history *hist; /* the status page's samples and ROC (history.h); set before threads */
+	char http_bound[64];  /* the address http.c listens on ("" none); set before threads */
 	atomic_int stopping;
 	/* live keys: main writes them on SIGHUP under live_mu and bumps
 	 * live_gen; the trainer copies them when it sees a new generation */
@@ -141,17 +164,41 @@ static const double sv_lat_le[SV_LAT_BUCKETS] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5};
 
-/* Record one query's latency (ns); any thread, lock-free. */
-static inline void sv_latency_note(struct sv_daemon *d, uint64_t ns)
+/* The query verbs latency is kept for, and their names (a label value). */
+enum sv_lat_verb {
+	SV_LAT_VERB_SCORE = 0,
+	SV_LAT_VERB_SCORE_BATCH,
+	SV_LAT_VERB_TOPK,
+	SV_LAT_VERB_ITEM_GET,
+	SV_LAT_VERBS
+};
+static const char *const sv_lat_verb_name[SV_LAT_VERBS] = {"score", "score_batch", "topk",
+                                                           "item_get"};
+
+/* The latency slot of a wire verb, or -1 for any other verb. */
+static inline int sv_lat_verb_of(int proto_verb)
+{
+	return proto_verb == SV_PROTO_VERB_SCORE         ? SV_LAT_VERB_SCORE
+	       : proto_verb == SV_PROTO_VERB_SCORE_BATCH ? SV_LAT_VERB_SCORE_BATCH
+	       : proto_verb == SV_PROTO_VERB_TOPK        ? SV_LAT_VERB_TOPK
+	       : proto_verb == SV_PROTO_VERB_ITEM_GET    ? SV_LAT_VERB_ITEM_GET
+	                                                 : -1;
+}
+
+/* Record one query's latency (ns) for wire verb proto_verb (other verbs
+ * are not recorded); any thread, lock-free. */
+static inline void sv_latency_note(struct sv_daemon *d, int proto_verb, uint64_t ns)
 {
 	double s = (double)ns * 1e-9;
-	int b = 0;
+	int b = 0, v = sv_lat_verb_of(proto_verb);
 
+	if (v < 0)
+		return;
 	while (b < SV_LAT_BUCKETS && s > sv_lat_le[b])
 		b++;
-	atomic_fetch_add(&d->cnt.lat_bucket[b], 1);
-	atomic_fetch_add(&d->cnt.lat_sum_ns, ns);
-	atomic_fetch_add(&d->cnt.lat_count, 1);
+	atomic_fetch_add(&d->cnt.lat_bucket[v][b], 1);
+	atomic_fetch_add(&d->cnt.lat_sum_ns[v], ns);
+	atomic_fetch_add(&d->cnt.lat_count[v], 1);
 }
 
 /* Endpoint of the trainer's control socket (admin -> trainer). */

@@ -689,6 +689,22 @@ static void group_reset(struct ingest *g)
 	memset(g->group_pair_outcome, 0, sizeof(g->group_pair_outcome));
 }
 
+/* A failed commit makes the daemon not ready (GET /readyz) until one
+ * succeeds again. */
+static void store_readiness(struct sv_daemon *d, int rc)
+{
+	int now = atomic_load(&d->prog.not_ready), want;
+
+	if (rc == 0)
+		want = now == SV_READY_STORE_FULL || now == SV_READY_STORE_FAILED ? SV_READY_OK : now;
+	else if (now == SV_READY_OK || now == SV_READY_STORE_FULL || now == SV_READY_STORE_FAILED)
+		want = rc == SV_ERR_STORE_FULL ? SV_READY_STORE_FULL : SV_READY_STORE_FAILED;
+	else
+		want = now;
+	if (want != now)
+		atomic_compare_exchange_strong(&d->prog.not_ready, &now, want);
+}
+
 /* Commit the group, answer the acked messages, stage pairs into batches. */
 static void group_finish(struct ingest *g)
 {
@@ -705,6 +721,7 @@ static void group_finish(struct ingest *g)
 			atomic_fetch_add(&d->cnt.commits, 1);
 	}
 	topk_glue_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
+	store_readiness(d, rc);
 	if (rc < 0) {
 		uint64_t lost = g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
 

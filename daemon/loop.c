@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "history.h"
 #include "log.h"
 #include "notify.h"
 #include "util.h"
@@ -75,6 +76,7 @@ int loop_run(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
 		if (poll(&p, 1, timeout_ms) > 0 && read(sigfd, &signo, 1) == 1) {
 			if (signo == SIGTERM || signo == SIGINT) {
 				sv_notify_send("STOPPING=1");
+				atomic_store(&d->prog.not_ready, SV_READY_STOPPING);
 				sv_log(
 				    LOG_NOTICE, "SV-MAIN-STOP",
 				    "%s: stopping input, training the batch in hand, checkpointing",
@@ -101,7 +103,9 @@ int loop_run(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
 			       (unsigned long long)((now_mono_ns() - last_wd) / 1000000ULL));
 			last_wd = now_mono_ns();
 		}
-		if (now_mono_ns() - last_ns >= 1000000000ULL)
+		if (now_mono_ns() - last_ns >= 1000000000ULL) {
 			status(d, &last_pairs, &last_ns);
+			history_tick(d->hist, d);
+		}
 	}
 }

@@ -6,7 +6,8 @@
  *                    (the trainer trains the batch in hand and checkpoints)
  *   SIGHUP           RELOADING=1 + MONOTONIC_USEC, conf_reload, READY=1
  * Every second (or half the watchdog period) STATUS= carries pairs/s, the
- * model version and the backlog; WATCHDOG=1 is sent only when the trainer's
+ * model version and the backlog, and the status page's history is sampled
+ * (history.h); WATCHDOG=1 is sent only when the trainer's
  * heartbeat moved since the last one, so a stuck trainer gets the daemon
  * restarted.
  */

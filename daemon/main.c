@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -19,6 +20,9 @@
 #include "admin.h"
 #include "conf.h"
 #include "curve.h"
+#include "expo.h"
+#include "history.h"
+#include "http.h"
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
@@ -94,9 +98,11 @@ int main(int argc, char **argv)
 	struct trainer *tr = NULL;
 	struct dquery *q = NULL;
 	struct dadmin *adm = NULL;
+	struct http *web = NULL;
 	int rc, sigfd;
 
 	sv_log_init();
+	expo_mark_start();
 	rc = conf_parse_args(argc, argv, &cli);
 	if (rc != 0)
 		return rc == 1 ? 0 : 2;
@@ -115,12 +121,22 @@ int main(int argc, char **argv)
 	conf_live(&d.conf, &d.live);
 	pthread_mutex_init(&d.live_mu, NULL);
 	sv_snap_slot_init(&d.snap);
+	atomic_store(&d.prog.not_ready, SV_READY_STARTING);
+	/* nothing measured yet: STATUS says null, the exposition NaN */
+	atomic_store(&d.prog.auc, NAN);
+	atomic_store(&d.prog.eer, NAN);
+	atomic_store(&d.prog.loss, NAN);
+	atomic_store(&d.prog.grad_norm, NAN);
+	atomic_store(&d.prog.tar_far_1e2, NAN);
+	atomic_store(&d.prog.tar_far_1e3, NAN);
 	sigfd = loop_signals_install();
 	if (sigfd < 0 || sv_notify_open() < 0)
 		sv_log(LOG_WARNING, "SV-MAIN-NOTIFY",
 		       "signal pipe or NOTIFY_SOCKET unusable; continuing");
 
-	rc = open_store(&d);
+	rc = history_new(&d.hist);
+	if (rc == 0)
+		rc = open_store(&d);
 	if (rc == 0)
 		rc = trainer_open(&tr, &d); /* load the active model, replay the log */
 	d.zctx = zmq_ctx_new();
@@ -134,10 +150,13 @@ int main(int argc, char **argv)
 		rc = query_start(&q, &d);
 	if (rc == 0)
 		rc = admin_start(&adm, &d);
+	if (rc == 0)
+		rc = http_start(&web, &d); /* read-only monitoring */
 	if (rc == 0) {
 		sv_log(LOG_NOTICE, "SV-MAIN-READY", "ready: model v%llu, step %llu, store %s",
 		       (unsigned long long)atomic_load(&d.prog.model_version),
 		       (unsigned long long)atomic_load(&d.prog.steps), d.conf.store_path);
+		atomic_store(&d.prog.not_ready, SV_READY_OK);
 		sv_notify_send("READY=1\nSTATUS=ready");
 		loop_run(&d, sigfd, &cli);
 	} else {
@@ -145,6 +164,7 @@ int main(int argc, char **argv)
 		                rc > -4096 ? -rc : 0);
 	}
 
+	atomic_store(&d.prog.not_ready, SV_READY_STOPPING);
 	atomic_store(&d.stopping, 1);
 	trainer_join(tr);         /* trains the batch in hand, checkpoints */
 	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
@@ -152,10 +172,12 @@ int main(int argc, char **argv)
 	query_stop(q);
 	topk_glue_stop(d.topk);
 	admin_stop(adm);
+	http_stop(web);
 	trainer_close(tr);
 	zmq_ctx_term(d.zctx);
 	sv_store_close(d.store);
 	sv_snap_slot_destroy(&d.snap);
+	history_free(d.hist);
 	sv_notify_close();
 	sv_log(LOG_NOTICE, "SV-MAIN-EXIT", "exit %d", rc == 0 ? 0 : 1);
 	return rc == 0 ? 0 : 1;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "history.h"
 #include "sv/error.h"
 #include "sv/journal.h"
 #include "sv/metrics.h"
@@ -87,6 +88,17 @@ void monitor_free(struct monitor *g)
 	free(g);
 }
 
+/* The window's ROC for the status page, after every refresh (the histogram
+ * ROC is O(bins): microseconds beside a step). */
+static void publish_roc(struct monitor *g, struct sv_daemon *d, const struct sv_metrics_op *op)
+{
+	struct sv_metrics_roc *roc = NULL;
+
+	if (d->hist != NULL && sv_metrics_window_roc(g->w, 0, &roc) == 0)
+		history_set_roc(d->hist, roc, op);
+	sv_metrics_roc_free(roc);
+}
+
 static void refresh(struct monitor *g, struct sv_daemon *d)
 {
 	struct sv_metrics_summary s;
@@ -102,6 +114,7 @@ static void refresh(struct monitor *g, struct sv_daemon *d)
 		g->threshold = op.threshold;
 	atomic_store(&d->prog.threshold, g->threshold);
 	g->dirty = 0;
+	publish_roc(g, d, &op);
 }
 
 void monitor_add(struct monitor *g, struct sv_daemon *d, const float *scores,

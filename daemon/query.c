@@ -452,7 +452,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		            "not a query verb: ingest and admin verbs have their own sockets");
 		break;
 	}
-	sv_latency_note(d, now_mono_ns() - t0);
+	sv_latency_note(d, rq.hdr.verb, now_mono_ns() - t0);
 }
 
 static void *worker_main(void *arg)

@@ -125,7 +125,11 @@ static void train_batch(struct trainer *t, sv_batch *b, int replay)
 		monitor_add(t->mon, t->d, t->scores, lab.y, n, st.loss.loss);
 		t->last_loss = st.loss.loss;
 		atomic_store(&t->d->prog.loss, st.loss.loss);
+		atomic_store(&t->d->prog.grad_norm, st.grad_norm);
 		atomic_fetch_add(&t->d->cnt.steps, 1);
+		atomic_fetch_add(&t->d->cnt.contradictions, st.loss.contradictions);
+		if (st.grad_norm == 0.0)
+			atomic_fetch_add(&t->d->cnt.zero_grad_steps, 1);
 		t->pairs_seen += n;
 	}
 	if (last > t->applied_seq)
@@ -390,6 +394,7 @@ out:
 	}
 	t->version = v;
 	t->last_ckpt_ns = now_mono_ns();
+	atomic_store(&d->prog.ckpt_unix_ns, now_real_ns());
 	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->learner);
 	atomic_fetch_add(&d->cnt.checkpoints, 1);
 	atomic_store(&d->prog.model_version, v);
@@ -462,6 +467,7 @@ static int load_model(struct trainer *t, const struct sv_store_model *m)
 		       (unsigned long long)m->version);
 	t->base_steps = m->step - sv_trainer_steps(t->learner);
 	t->version = m->version;
+	atomic_store(&t->d->prog.ckpt_unix_ns, m->time_ns);
 	t->applied_seq = m->applied_seq;
 	return 0;
 }

@@ -103,6 +103,8 @@ static const struct sv_config_key keys[] = {
      "file mode of the ipc admin socket"},
     {"endpoints.allow_tcp_admin", T(BOOL), OFF(endpoints_allow_tcp_admin), 0, 0, "false", NULL, 0,
      0, "allow a tcp:// admin endpoint (use with CURVE)"},
+    {"endpoints.http", T(STRING), OFF(endpoints_http), 0, 0, "127.0.0.1:9650", NULL, 0, 0,
+     "HTTP monitoring (HOST:PORT; /metrics, /livez, /readyz, /): read-only; \"\" disables it"},
 
     {"log.level", T(ENUM), OFF(log_level), 0, 0, "info", w_log, R, 0,
      "least severe level logged: debug | info | notice | warning | err"},

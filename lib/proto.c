@@ -150,6 +150,8 @@ const char *sv_proto_verb_name(int verb)
 		return "model_get";
 	case SV_PROTO_VERB_MODEL_PUT:
 		return "model_put";
+	case SV_PROTO_VERB_METRICS:
+		return "metrics";
 	default:
 		return NULL;
 	}

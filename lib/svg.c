@@ -425,8 +425,11 @@ static double fit_range(struct range *r, int keep_zero)
 		r->lo = 0;
 		r->hi = 1;
 	}
-	if (keep_zero && r->lo >= 0)
+	if (keep_zero && r->lo >= 0) {
 		r->lo = 0;
+		if (r->hi <= 0)
+			r->hi = 1;
+	}
 	if (r->hi - r->lo < 1e-12 * (fabs(r->hi) + 1)) {
 		r->lo -= 0.5 * (fabs(r->lo) + 1);
 		r->hi += 0.5 * (fabs(r->hi) + 1);

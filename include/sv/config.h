@@ -129,6 +129,7 @@ struct sv_config {
 	char endpoints_admin[SV_CONFIG_STR_MAX];        /* endpoints.admin */
 	uint64_t endpoints_admin_mode;                  /* endpoints.admin_mode (mode) */
 	int endpoints_allow_tcp_admin;                  /* endpoints.allow_tcp_admin */
+	char endpoints_http[SV_CONFIG_STR_MAX];         /* endpoints.http */
 
 	int log_level; /* log.level: enum sv_config_log_level */
 

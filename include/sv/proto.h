@@ -87,6 +87,7 @@ enum sv_proto_verb {
 	SV_PROTO_VERB_CONFIG = 0x49,
 	SV_PROTO_VERB_MODEL_GET = 0x4A, /* reply: JSON metadata + W (d_in x d_out f32) */
 	SV_PROTO_VERB_MODEL_PUT = 0x4B, /* W (d_in x d_out f32): becomes a new version */
+	SV_PROTO_VERB_METRICS = 0x4C,   /* reply: the Prometheus text exposition */
 };
 
 /* Header flags (u16).  Undefined bits must be 0. */

@@ -1,0 +1,243 @@
+/* expo.c - the Prometheus text exposition (see expo.h).
+ * Leaves out: the STATUS JSON document (admin.c), the HTTP server (http.c). */
+#include "expo.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "curve.h"
+#include "daemon.h"
+#include "monitor.h"
+#include "reject.h"
+#include "sv/store.h"
+#include "topk_glue.h"
+#include "util.h"
+
+static atomic_uint_fast64_t started_ns;
+
+void expo_mark_start(void)
+{
+	atomic_store(&started_ns, now_mono_ns());
+}
+
+double expo_uptime_seconds(void)
+{
+	return (double)(now_mono_ns() - atomic_load(&started_ns)) * 1e-9;
+}
+
+double expo_rss_bytes(void)
+{
+	unsigned long long size = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	int ok = f != NULL && fscanf(f, "%llu %llu", &size, &res) == 2;
+
+	if (f != NULL)
+		fclose(f);
+	return ok ? (double)res * (double)sysconf(_SC_PAGESIZE) : NAN;
+}
+
+double expo_store_file_bytes(const struct sv_daemon *d)
+{
+	char path[SV_ENDPOINT_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", d->conf.store_path);
+	if (stat(path, &st) < 0)
+		return NAN;
+	return (double)st.st_blocks * 512.0;
+}
+
+/* ---- the text ---- */
+
+
+static void family(FILE *o, const char *name, const char *type, const char *help)
+{
+	fprintf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A sample value: Prometheus spells non-finite values NaN, +Inf, -Inf. */
+static void value(FILE *o, double v)
+{
+	if (isnan(v))
+		fprintf(o, " NaN\n");
+	else if (isinf(v))
+		fprintf(o, v > 0 ? " +Inf\n" : " -Inf\n");
+	else
+		fprintf(o, " %.17g\n", v);
+}
+
+static void gauge(FILE *o, const char *name, const char *help, double v)
+{
+	family(o, name, "gauge", help);
+	fprintf(o, "%s", name);
+	value(o, v);
+}
+
+static void counter(FILE *o, const char *name, const char *help, uint64_t v)
+{
+	family(o, name, "counter", help);
+	fprintf(o, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static double u(atomic_uint_fast64_t *a)
+{
+	return (double)atomic_load(a);
+}
+
+static void latency(FILE *o, struct sv_daemon *d)
+{
+	static const char name[] = "simverify_query_latency_seconds";
+
+	family(o, name, "histogram", "Query latency, decoded request to reply ready, by verb.");
+	for (int v = 0; v < SV_LAT_VERBS; v++) {
+		uint64_t cum = 0;
+
+		for (int b = 0; b <= SV_LAT_BUCKETS; b++) {
+			cum += atomic_load(&d->cnt.lat_bucket[v][b]);
+			if (b < SV_LAT_BUCKETS)
+				fprintf(o, "%s_bucket{verb=\"%s\",le=\"%g\"} %llu\n", name,
+				    sv_lat_verb_name[v], sv_lat_le[b], (unsigned long long)cum);
+			else
+				fprintf(o, "%s_bucket{verb=\"%s\",le=\"+Inf\"} %llu\n", name,
+				    sv_lat_verb_name[v], (unsigned long long)cum);
+		}
+		fprintf(o, "%s_sum{verb=\"%s\"}", name, sv_lat_verb_name[v]);
+		value(o, (double)atomic_load(&d->cnt.lat_sum_ns[v]) * 1e-9);
+		fprintf(o, "%s_count{verb=\"%s\"} %llu\n", name, sv_lat_verb_name[v],
+		    (unsigned long long)cum);
+	}
+}
+
+static void counters(FILE *o, struct sv_daemon *d)
+{
+	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
+	                                                           "rejected", "failed"};
+
+	family(o, "simverify_pairs_total", "counter", "Pairs received, by outcome.");
+	for (int i = 0; i < SV_PAIR_OUTCOME_COUNT; i++)
+		fprintf(o, "simverify_pairs_total{outcome=\"%s\"} %llu\n", outcome[i],
+		    (unsigned long long)atomic_load(&d->cnt.pairs[i]));
+	family(o, "simverify_rejects_total", "counter",
+	       "Rejected messages or rows, by reason (docs/BAD_INPUT.md).");
+	for (int i = 1; i < SV_REJECT_COUNT; i++)
+		fprintf(o, "simverify_rejects_total{reason=\"%s\"} %llu\n", reject_name(i),
+		    (unsigned long long)atomic_load(&d->cnt.rejects[i]));
+	family(o, "simverify_zap_refusals_total", "counter",
+	       "Clients refused by the CURVE/ZAP handler, by the socket they tried.");
+	for (int r = 0; r <= CURVE_ROLES; r++)
+		fprintf(o, "simverify_zap_refusals_total{socket=\"%s\"} %llu\n", curve_role_name(r),
+		    (unsigned long long)curve_denied(r));
+	counter(o, "simverify_steps_total", "Training steps taken.", atomic_load(&d->cnt.steps));
+	counter(o, "simverify_step_failures_total", "Training steps that failed.",
+	        atomic_load(&d->cnt.step_failures));
+	counter(o, "simverify_zero_gradient_steps_total",
+	        "Training steps whose gradient was exactly zero (nothing learned).",
+	        atomic_load(&d->cnt.zero_grad_steps));
+	counter(o, "simverify_graph_contradictions_total",
+	        "Graph mode: pairs labelled different whose items one group joins.",
+	        atomic_load(&d->cnt.contradictions));
+	counter(o, "simverify_checkpoints_total", "Checkpoints written.",
+	        atomic_load(&d->cnt.checkpoints));
+	counter(o, "simverify_group_commits_total", "Store group commits.",
+	        atomic_load(&d->cnt.commits));
+	counter(o, "simverify_items_put_total", "Item upserts.", atomic_load(&d->cnt.items_put));
+	counter(o, "simverify_items_deleted_total", "Item deletions.",
+	        atomic_load(&d->cnt.items_del));
+	counter(o, "simverify_queries_total", "Query requests received.",
+	        atomic_load(&d->cnt.queries));
+	counter(o, "simverify_query_errors_total", "Queries answered with an error.",
+	        atomic_load(&d->cnt.query_errors));
+	counter(o, "simverify_unroutable_replies_total",
+	        "Replies that could not be sent (client gone or not reading).",
+	        atomic_load(&d->cnt.unroutable));
+	counter(o, "simverify_admin_requests_total", "Admin requests.",
+	        atomic_load(&d->cnt.admin_requests));
+}
+
+char *expo_metrics(struct sv_daemon *d, size_t *len)
+{
+	char *text = NULL;
+	size_t tlen = 0;
+	FILE *o = open_memstream(&text, &tlen);
+	struct sv_store_stat st = {0};
+	sv_store_read *r = NULL;
+	uint64_t tv = 0, ts = 0, tn = 0, ck = atomic_load(&d->prog.ckpt_unix_ns), now = now_real_ns();
+	double store_bytes = expo_store_file_bytes(d);
+	int policy;
+
+	if (o == NULL)
+		return NULL;
+	if (sv_store_read_begin(d->store, &r) == 0)
+		sv_store_stat(r, &st);
+	sv_store_read_end(r);
+	pthread_mutex_lock(&d->live_mu);
+	policy = d->live.threshold_policy;
+	pthread_mutex_unlock(&d->live_mu);
+	topk_glue_info(d->topk, &tv, &ts, &tn);
+
+	gauge(o, "simverify_model_version", "Live model version.", u(&d->prog.model_version));
+	gauge(o, "simverify_model_steps", "Optimizer steps of the live model, across restarts.",
+	      u(&d->prog.steps));
+	gauge(o, "simverify_pairs_trained", "Pairs the live model was trained on, across restarts.",
+	      u(&d->prog.pairs_seen));
+	gauge(o, "simverify_model_input_dim", "Input vector dimension.", d->conf.d_in);
+	gauge(o, "simverify_model_output_dim", "Embedding dimension.", d->conf.d_out);
+	gauge(o, "simverify_checkpoint_age_seconds", "Seconds since the live checkpoint was written.",
+	      ck == 0 ? NAN : now > ck ? (double)(now - ck) * 1e-9 : 0.0);
+	gauge(o, "simverify_items", "Stored items (inline pair vectors included).",
+	      (double)st.items);
+	gauge(o, "simverify_pair_log_records", "Records in the pair log.", (double)st.pairs);
+	gauge(o, "simverify_model_versions_stored", "Checkpoints kept.", (double)st.models);
+	gauge(o, "simverify_backlog_pairs", "Pairs logged but not trained on yet.",
+	      u(&d->prog.backlog));
+	gauge(o, "simverify_applied_seq", "Last log sequence trained on.", u(&d->prog.applied_seq));
+	gauge(o, "simverify_last_seq", "Last log sequence written.", u(&d->prog.last_seq));
+	gauge(o, "simverify_ingest_pairs_per_second", "Pairs committed per second, moving average.",
+	      atomic_load(&d->prog.pairs_per_second));
+	gauge(o, "simverify_paused", "1 while learning is paused.", atomic_load(&d->prog.paused));
+	gauge(o, "simverify_prequential_auc", "ROC AUC of pre-step scores over the metrics window.",
+	      atomic_load(&d->prog.auc));
+	gauge(o, "simverify_prequential_eer",
+	      "Equal error rate of pre-step scores over the metrics window.",
+	      atomic_load(&d->prog.eer));
+	family(o, "simverify_prequential_tar", "gauge", "TAR at the given FAR over the metrics window.");
+	fprintf(o, "simverify_prequential_tar{far=\"1e-2\"}");
+	value(o, atomic_load(&d->prog.tar_far_1e2));
+	fprintf(o, "simverify_prequential_tar{far=\"1e-3\"}");
+	value(o, atomic_load(&d->prog.tar_far_1e3));
+	gauge(o, "simverify_loss", "Loss of the last training step.", atomic_load(&d->prog.loss));
+	gauge(o, "simverify_gradient_norm", "Frobenius norm of the last step's gradient dL/dW.",
+	      atomic_load(&d->prog.grad_norm));
+	gauge(o, "simverify_threshold", "Decision threshold (cosine similarity).",
+	      atomic_load(&d->prog.threshold));
+	family(o, "simverify_threshold_policy_info", "gauge", "Threshold policy in force.");
+	fprintf(o, "simverify_threshold_policy_info{policy=\"%s\"} 1\n", sv_metrics_policy_name(policy));
+	gauge(o, "simverify_topk_cache_version", "Model version of the top-k projection cache.",
+	      (double)tv);
+	counter(o, "simverify_topk_cache_rebuilds_total", "Top-k cache rebuilds.", tn);
+	gauge(o, "simverify_store_map_bytes", "LMDB map size now.", (double)st.map_size);
+	gauge(o, "simverify_store_max_map_bytes", "store.max_map_size: the map grows up to this.",
+	      (double)d->conf.store.max_map_size);
+	gauge(o, "simverify_store_used_bytes", "LMDB pages in use, in bytes.", (double)st.map_used);
+	gauge(o, "simverify_store_headroom_bytes",
+	      "Bytes the store can still take before store.max_map_size.",
+	      d->conf.store.max_map_size > st.map_used
+	          ? (double)(d->conf.store.max_map_size - st.map_used)
+	          : 0.0);
+	gauge(o, "simverify_store_bytes", "Size of data.mdb on disk.", store_bytes);
+	gauge(o, "simverify_uptime_seconds", "Seconds since start.", expo_uptime_seconds());
+	gauge(o, "simverify_resident_memory_bytes", "Resident set size.", expo_rss_bytes());
+	counters(o, d);
+	latency(o, d);
+	if (ferror(o) | fclose(o)) {
+		free(text);
+		return NULL;
+	}
+	*len = tlen;
+	return text;
+}
