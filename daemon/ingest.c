@@ -264,12 +264,13 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
 		*put = 1;
 		return 0;
 	}
+	*id = s->id;
+	*len = s->id_len;
+	*row = -1;
 	p = pend_find(g, s->id, s->id_len);
 	if (p != NULL) {
 		if (p->row < 0)
 			return SV_ERR_NOTFOUND;
-		*id = s->id;
-		*len = s->id_len;
 		*row = p->row;
 		return 0;
 	}
@@ -286,10 +287,16 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
 		g->pool_n--;
 		return rc;
 	}
-	*id = s->id;
-	*len = s->id_len;
 	*row = k;
 	return 0;
+}
+
+/* Ids starting with the inline prefix are the daemon's (sv/store.h): no
+ * client may write one, or an inline pair could train on a vector the store
+ * does not hold. */
+static int reserved_id(const void *id, size_t len)
+{
+	return len >= 2 && memcmp(id, "~v", 2) == 0;
 }
 
 struct resolved {
@@ -297,10 +304,46 @@ struct resolved {
 	size_t len[2];
 	long row[2];
 	int put[2];
+	int rc[2]; /* each side's lookup: 0, SV_ERR_NOTFOUND, SV_ERR_RESERVED_ID, or fatal */
 	char inl[2][INLINE_ID_LEN + 1];
-	int rc;
 	uint8_t label;
 };
+
+#define SV_ERR_RESERVED_ID 1 /* local: a client wrote an id in the inline namespace */
+
+/* Row i's sides as of now: an id-only side named by an upsert or delete of
+ * an earlier row of this message that was logged (pend entries from pend0
+ * on), or by the other side of the same row, takes that; otherwise its
+ * phase-1 lookup stands.  Returns the row's code. */
+static int row_resolve(struct ingest *g, struct resolved *x, size_t pend0)
+{
+	int rc = 0;
+
+	for (int s = 0; s < 2; s++) {
+		struct pend_item *p;
+
+		if (x->put[s] || (x->rc[s] != 0 && x->rc[s] != SV_ERR_NOTFOUND))
+			continue; /* an upsert, a reserved id, or a store failure */
+		if (x->put[1 - s] && x->len[1 - s] == x->len[s] &&
+		    memcmp(x->id[1 - s], x->id[s], x->len[s]) == 0) {
+			x->row[s] = x->row[1 - s];
+			x->rc[s] = 0;
+			continue;
+		}
+		p = pend_find(g, x->id[s], x->len[s]);
+		if (p != NULL && (size_t)(p - g->pend) >= pend0) {
+			x->rc[s] = p->row < 0 ? SV_ERR_NOTFOUND : 0;
+			x->row[s] = p->row;
+		}
+	}
+	for (int s = 0; s < 2; s++)
+		if (x->rc[s] < 0 && x->rc[s] != SV_ERR_NOTFOUND)
+			return x->rc[s]; /* a store failure */
+	for (int s = 0; s < 2; s++)
+		if (x->rc[s] != 0)
+			rc = x->rc[s];
+	return rc;
+}
 
 /* Items: pend, then a store put (not for inline ones already pending). */
 static int item_put(struct ingest *g, const void *id, size_t len, long row, uint16_t flags)
@@ -346,23 +389,31 @@ static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, st
 	struct sv_proto_pair pr;
 	sv_store_read *r = NULL;
 	struct resolved *res = NULL;
-	size_t i = 0, n = rq->n;
+	size_t i = 0, n = rq->n, pend0 = g->pend_n;
 
 	res = calloc(n ? n : 1, sizeof(*res));
 	if (res == NULL) {
 		g->group_failed = -ENOMEM;
 		return;
 	}
-	/* Phase 1: resolve every side (reads only; no write call while r is open). */
+	/* Phase 1: look every side up (reads only; no write call while r is
+	 * open), as the store and the group's earlier messages have it.  This
+	 * message's own upserts take effect in phase 2, row by row, and only
+	 * for rows that are logged. */
 	while (i < n && sv_proto_next_pair(rq, &it, &pr)) {
 		const struct sv_proto_side *sd[2] = {&pr.a, &pr.b};
 
-		res[i].rc = 0;
-		for (int s = 0; s < 2 && res[i].rc == 0; s++) {
-			res[i].rc = side_resolve(g, &r, sd[s], res[i].inl[s], &res[i].id[s],
-			                         &res[i].len[s], &res[i].row[s], &res[i].put[s]);
-			if (res[i].rc == 0 && res[i].put[s])
-				pend_add(g, res[i].id[s], res[i].len[s], res[i].row[s]);
+		for (int s = 0; s < 2; s++) {
+			if (sd[s]->vec != NULL && sd[s]->id != NULL &&
+			    reserved_id(sd[s]->id, sd[s]->id_len)) {
+				res[i].rc[s] = SV_ERR_RESERVED_ID;
+				res[i].id[s] = sd[s]->id;
+				res[i].len[s] = sd[s]->id_len;
+				res[i].row[s] = -1;
+				continue;
+			}
+			res[i].rc[s] = side_resolve(g, &r, sd[s], res[i].inl[s], &res[i].id[s],
+			                            &res[i].len[s], &res[i].row[s], &res[i].put[s]);
 		}
 		rows[i].outcome = SV_PROTO_OUTCOME_COMMITTED;
 		rows[i].reason = 0;
@@ -377,19 +428,22 @@ static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, st
 		struct sv_store_pair sp = {0};
 		uint8_t label = res[i].label;
 		uint64_t seq = 0;
-		int rc = res[i].rc;
+		int rc = row_resolve(g, &res[i], pend0);
 
-		if (rc == SV_ERR_NOTFOUND) {
+		if (rc == SV_ERR_NOTFOUND || rc == SV_ERR_RESERVED_ID) {
+			int reserved = rc == SV_ERR_RESERVED_ID;
+
 			rows[i].outcome = SV_PROTO_OUTCOME_REJECTED;
-			rows[i].status = SV_PROTO_STATUS_NOT_FOUND;
+			rows[i].status = reserved ? SV_PROTO_STATUS_REFUSED : SV_PROTO_STATUS_NOT_FOUND;
 			a->ack.n_rejected++;
-			reject_count(g->d, SV_REJECT_NOITEM);
+			reject_count(g->d, reserved ? SV_REJECT_RESERVED_ID : SV_REJECT_NOITEM);
 			g->group_pair_outcome[SV_PAIR_OUTCOME_REJECTED]++;
 			if (sv_log_ratelimit(&rl_noitem, SV_LOG_BURST, &sup))
-				sv_log(LOG_WARNING, "SV-INGEST-NOITEM",
-				       "pair %zu of request %llu names an unknown item; dropping "
-				       "pair%s",
-				       i, (unsigned long long)rq->hdr.request_id,
+				sv_log(LOG_WARNING, reserved ? "SV-INGEST-RESERVED" : "SV-INGEST-NOITEM",
+				       "pair %zu of request %llu %s; dropping pair%s", i,
+				       (unsigned long long)rq->hdr.request_id,
+				       reserved ? "upserts an id in the reserved inline namespace (~v...)"
+				                : "names an unknown item",
 				       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
 			continue;
 		}
@@ -520,6 +574,27 @@ static struct pend_ack *ack_new(struct ingest *g, const uint8_t *rid, size_t rid
 	return a;
 }
 
+/* ITEM_PUT / ITEM_DEL of an id in the inline namespace: refused, answered
+ * at once (a != NULL), nothing stored.  Returns whether it was. */
+static int refuse_reserved(struct ingest *g, const struct sv_proto_request *rq, struct pend_ack *a,
+                           const char *where)
+{
+	if (!reserved_id(rq->item.id, rq->item.id_len))
+		return 0;
+	reject_count(g->d, SV_REJECT_RESERVED_ID);
+	if (sv_log_ratelimit(&rl_verb, SV_LOG_BURST, &sup))
+		sv_log(LOG_WARNING, "SV-INGEST-RESERVED",
+		       "%s: %s of an id in the reserved inline namespace (~v...); refused%s", where,
+		       sv_proto_verb_name(rq->hdr.verb), sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+	if (a != NULL) {
+		reply_error(&g->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
+		            "ids starting with ~v are reserved for inline pair vectors");
+		send_reply(g, a->rid, a->rid_len, a->delim);
+		g->ack_n--;
+	}
+	return 1;
+}
+
 /* One ingest message (frames without envelope).  acked: a reply is owed
  * (a != NULL).  Malformed messages change nothing and are answered at once. */
 static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t nfr,
@@ -581,8 +656,11 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 		break;
 	}
 	case SV_PROTO_VERB_ITEM_PUT: {
-		long row = pool_row(g);
+		long row;
 
+		if (refuse_reserved(g, &rq, a, where))
+			break;
+		row = pool_row(g);
 		if (row < 0) {
 			g->group_failed = (int)row;
 			return;
@@ -594,7 +672,7 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 		break;
 	}
 	case SV_PROTO_VERB_ITEM_DEL:
-		if (group_begin(g) < 0)
+		if (refuse_reserved(g, &rq, a, where) || group_begin(g) < 0)
 			return;
 		rc = sv_store_item_del(g->txn, rq.item.id, rq.item.id_len);
 		if (rc == 0 || rc == SV_ERR_NOTFOUND) {

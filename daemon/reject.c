@@ -10,6 +10,7 @@ static const char *const own_names[] = {
     [SV_REJECT_REFUSED - SV_PROTO_REASON_COUNT_] = "wrong_socket",
     [SV_REJECT_STORE - SV_PROTO_REASON_COUNT_] = "store_failed",
     [SV_REJECT_TOOMANY_PARTS - SV_PROTO_REASON_COUNT_] = "too_many_frames",
+    [SV_REJECT_RESERVED_ID - SV_PROTO_REASON_COUNT_] = "reserved_id",
 };
 
 _Static_assert(sizeof(own_names) / sizeof(own_names[0]) ==

@@ -16,6 +16,7 @@ enum sv_reject {
 	SV_REJECT_REFUSED,                         /* a verb sent to the wrong socket */
 	SV_REJECT_STORE,                           /* a group commit failed */
 	SV_REJECT_TOOMANY_PARTS,                   /* more frames than any message has */
+	SV_REJECT_RESERVED_ID,                     /* a client wrote an id starting with "~v" */
 	SV_REJECT_COUNT
 };
 

@@ -130,6 +130,9 @@ def parse_reply(frames):
         r['queries'] = qs
     elif verb == VERBS['ITEM_GET']:
         r['vec'] = np.frombuffer(frames[2], '<f4')
+    elif verb == VERBS['MODEL_GET'] and len(frames) > 3:
+        r['json'] = json.loads(frames[2].decode())
+        r['W'] = frames[3]
     elif verb >= 0x40 and len(frames) > 2:
         r['json'] = json.loads(frames[2].decode()) if frames[2] and frames[2][:1] in b'{[' \
             else frames[2].decode()

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""test_hardening.py - regression tests for the adversarial findings of
+issue 13 (docs/BAD_INPUT.md lists each class and what it gets), against the
+real daemon:
+
+- a rejected or duplicate row's upsert never reaches later rows, and a
+  restart (replay of the whole log) gives the same W bit for bit;
+- ids in the inline-vector namespace (~v...) cannot be written by clients.
+
+usage: test_hardening.py SIMVERIFYD [TEST ...]
+"""
+import os
+import signal
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import svclient  # noqa: E402
+
+BIN = sys.argv[1]
+D_IN, D_OUT = 8, 4
+OUTCOME = {0: 'committed', 1: 'duplicate', 2: 'rejected'}
+# no checkpoint until shutdown: a restart after kill -9 replays the whole log
+OPTS = ['model.d_in=%d' % D_IN, 'model.d_out=%d' % D_OUT, 'train.batch_pairs=4',
+        'train.max_wait_ms=20ms', 'checkpoint.every_steps=0', 'checkpoint.every_s=0',
+        'endpoints.http=']
+
+
+def vec(k):
+    return np.random.default_rng(k).normal(size=D_IN).astype(np.float32)
+
+
+def acked(d, rows, req_id, client=None):
+    return d.request('ingest-acked.sock',
+                     svclient.pairs('PAIR_BATCH', rows, D_IN, req_id=req_id, client=client))
+
+
+def outcomes(r):
+    return [OUTCOME[o] for o, _, _ in r['rows']]
+
+
+def item(d, item_id):
+    return d.request('query.sock', svclient.item_get(item_id, 99))
+
+
+def model_w(d):
+    r = d.request('admin.sock', svclient.admin('MODEL_GET', 5))
+    assert r['status'] == 'OK', r
+    return r
+
+
+def test_rejected_upserts_do_not_leak_and_replay_is_exact():
+    d = svclient.Daemon(BIN, opts=OPTS).start()
+    try:
+        # row 0 upserts 'ghost' but names a missing item: rejected, so its upsert
+        # never happened; row 1 names 'ghost' and must be rejected too
+        r = acked(d, [(1, (b'ghost', vec(1)), b'missing'), (1, b'ghost', vec(2))], 1)
+        assert r['status'] == 'PARTIAL' and outcomes(r) == ['rejected', 'rejected'], r
+        assert item(d, b'ghost')['status'] == 'NOT_FOUND'
+        # an upsert of a logged row is seen by later rows of the same message
+        r = acked(d, [(1, (b'real', vec(3)), vec(4)), (0, b'real', vec(5))], 2)
+        assert outcomes(r) == ['committed', 'committed'], r
+        # an upsert and a reference in one row: the row's own vector
+        r = acked(d, [(1, (b'self', vec(9)), b'self')], 6)
+        assert outcomes(r) == ['committed'], r
+        for k in range(20):  # enough for several steps
+            acked(d, [(k % 2, (b'x%d' % k, vec(10 + k)), b'real')], 10 + k)
+        assert d.admin('FLUSH')['status'] == 'OK'
+        before = model_w(d)
+        st = d.status()
+        assert st['steps'] > 3, st
+        # kill -9: nothing checkpointed; the restart replays the whole log
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        d.proc = None
+        d.log.close()
+        d.start()
+        after = model_w(d)
+        assert after['json']['steps'] == before['json']['steps'], (before['json'], after['json'])
+        assert np.array_equal(np.frombuffer(before['W'], np.uint32),
+                              np.frombuffer(after['W'], np.uint32)), 'W differs after replay'
+    finally:
+        d.stop()
+        d.close()
+
+
+def test_duplicate_rows_apply_no_upsert():
+    """(A replay after this is not compared: the delete changes an item a
+    logged pair names, and replay uses items as they are; docs/DAEMON.md.)"""
+    d = svclient.Daemon(BIN, opts=OPTS).start()
+    try:
+        # a duplicate row's upsert is not applied again: 'dup' deleted in between
+        # stays deleted, and a new row naming it is rejected
+        cl = (b'client-h', 100)
+        r = acked(d, [(1, (b'dup', vec(6)), vec(7))], 3, client=cl)
+        assert outcomes(r) == ['committed'], r
+        r = d.request('ingest-acked.sock', svclient.item_get(b'dup', 4, verb='ITEM_DEL'))
+        assert r['status'] == 'OK', r
+        r = acked(d, [(1, (b'dup', vec(6)), vec(7)), (1, b'dup', vec(8))], 5, client=cl)
+        assert outcomes(r) == ['duplicate', 'rejected'], r
+        assert item(d, b'dup')['status'] == 'NOT_FOUND'
+    finally:
+        d.stop()
+        d.close()
+
+
+def test_inline_namespace_is_reserved():
+    d = svclient.Daemon(BIN, opts=OPTS).start()
+    try:
+        r = d.request('ingest-acked.sock', svclient.item_put(b'~v' + b'0' * 32, vec(1), 1))
+        assert r['status'] == 'REFUSED' and '~v' in r['msg'], r
+        r = d.request('ingest-acked.sock', svclient.item_get(b'~vabc', 2, verb='ITEM_DEL'))
+        assert r['status'] == 'REFUSED', r
+        r = acked(d, [(1, (b'~vforged', vec(2)), vec(3)), (1, vec(4), vec(5))], 3)
+        assert outcomes(r) == ['rejected', 'committed'], r
+        assert r['rows'][0][2] == svclient.STATUS.index('REFUSED'), r['rows']
+        st = d.status()
+        assert st['counters']['rejects'].get('reserved_id') == 3, st['counters']
+        # inline pairs still store their vectors under ~v ids, readable by id
+        assert st['items'] == 2, st
+    finally:
+        d.stop()
+        d.close()
+
+
+if __name__ == '__main__':
+    sys.exit(svclient.run_tests(
+        [test_rejected_upserts_do_not_leak_and_replay_is_exact, test_duplicate_rows_apply_no_upsert,
+         test_inline_namespace_is_reserved],
+        sys.argv[2:]))
