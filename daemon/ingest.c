@@ -21,11 +21,10 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "topk_glue.h"
-#include "trainer.h" /* SV_ITEM_FLAG_INLINE, until it moves to sv/store.h */
+#include "trainer.h" /* SV_STORE_ITEM_INLINE, until it moves to sv/store.h */
 #include "util.h"
 
 #define MAX_PARTS 16      /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
-#define INLINE_ID_LEN 34 /* "~v" + 32 hex digits */
 
 /* One item put or delete of the group in hand (visible to later messages of
  * the same group before the commit). */
@@ -107,34 +106,6 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	*p = q;
 	*cap = c;
 	return 0;
-}
-
-/* 128-bit content hash of an inline vector, 8 bytes at a time (two
- * multiply-xor lanes; not cryptographic: a collision would merge two
- * anonymous vectors). */
-static void inline_id(const float *x, uint32_t d, char out[INLINE_ID_LEN + 1])
-{
-	const uint8_t *b = (const uint8_t *)x;
-	size_t n = (size_t)d * sizeof(float), i;
-	uint64_t h1 = 0x9e3779b97f4a7c15ULL ^ n, h2 = 0xc2b2ae3d27d4eb4fULL;
-
-	for (i = 0; i + 8 <= n; i += 8) {
-		uint64_t w;
-
-		memcpy(&w, b + i, 8);
-		h1 = (h1 ^ w) * 0xff51afd7ed558ccdULL;
-		h1 ^= h1 >> 29;
-		h2 = (h2 + w) * 0xc4ceb9fe1a85ec53ULL;
-		h2 ^= h2 >> 31;
-	}
-	for (; i < n; i++) {
-		h1 = (h1 ^ b[i]) * 0xff51afd7ed558ccdULL;
-		h2 = (h2 + b[i]) * 0xc4ceb9fe1a85ec53ULL;
-	}
-	h1 ^= h2 >> 17;
-	h2 ^= h1 >> 23;
-	snprintf(out, INLINE_ID_LEN + 1, "~v%016llx%016llx", (unsigned long long)h1,
-	         (unsigned long long)h2);
 }
 
 /* ---- the group ---------------------------------------------------------- */
@@ -238,7 +209,7 @@ static int group_begin(struct ingest *g)
 /* Resolve one side into a pool row; *put tells whether an item put is
  * needed (for every side that carries a vector).  Returns 0, SV_ERR_NOTFOUND, or a negative code. */
 static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_proto_side *s,
-                        char inl[INLINE_ID_LEN + 1], const void **id, size_t *len, long *row,
+                        char inl[SV_STORE_INLINE_ID_LEN + 1], const void **id, size_t *len, long *row,
                         int *put)
 {
 	struct pend_item *p;
@@ -256,9 +227,9 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
 			*len = s->id_len;
 		} else {
 			/* content-addressed: item_put writes it only if the id is new */
-			inline_id(row_ptr(g, (size_t)k), g->d->conf.d_in, inl);
+			sv_store_inline_id(row_ptr(g, (size_t)k), g->d->conf.d_in, inl);
 			*id = inl;
-			*len = INLINE_ID_LEN;
+			*len = SV_STORE_INLINE_ID_LEN;
 		}
 		*row = k;
 		*put = 1;
@@ -291,21 +262,13 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
 	return 0;
 }
 
-/* Ids starting with the inline prefix are the daemon's (sv/store.h): no
- * client may write one, or an inline pair could train on a vector the store
- * does not hold. */
-static int reserved_id(const void *id, size_t len)
-{
-	return len >= 2 && memcmp(id, "~v", 2) == 0;
-}
-
 struct resolved {
 	const void *id[2];
 	size_t len[2];
 	long row[2];
 	int put[2];
 	int rc[2]; /* each side's lookup: 0, SV_ERR_NOTFOUND, SV_ERR_RESERVED_ID, or fatal */
-	char inl[2][INLINE_ID_LEN + 1];
+	char inl[2][SV_STORE_INLINE_ID_LEN + 1];
 	uint8_t label;
 };
 
@@ -352,7 +315,7 @@ static int item_put(struct ingest *g, const void *id, size_t len, long row, uint
 	int rc;
 
 	/* content-addressed: one put per group is enough */
-	if ((flags & SV_ITEM_FLAG_INLINE) && p != NULL && p->row >= 0 && p->stored)
+	if ((flags & SV_STORE_ITEM_INLINE) && p != NULL && p->row >= 0 && p->stored)
 		return 0;
 	rc = 0;
 	if (p == NULL || p->row != row) {
@@ -363,7 +326,7 @@ static int item_put(struct ingest *g, const void *id, size_t len, long row, uint
 		p->stored = 1;
 		rc = group_begin(g);
 	}
-	if (rc == 0 && (flags & SV_ITEM_FLAG_INLINE)) {
+	if (rc == 0 && (flags & SV_STORE_ITEM_INLINE)) {
 		/* stored before (same id, so the same vector): nothing to write */
 		rc = sv_store_item_put_new(g->txn, id, len, row_ptr(g, (size_t)row), flags);
 		if (rc == SV_ERR_DUPLICATE)
@@ -375,7 +338,7 @@ static int item_put(struct ingest *g, const void *id, size_t len, long row, uint
 		g->group_failed = rc;
 	if (rc == 0)
 		atomic_fetch_add(&g->d->cnt.items_put, 1);
-	if (rc == 0 && !(flags & SV_ITEM_FLAG_INLINE))
+	if (rc == 0 && !(flags & SV_STORE_ITEM_INLINE))
 		topk_glue_note_put(g->d->topk, id, len, row_ptr(g, (size_t)row));
 	return rc;
 }
@@ -405,7 +368,7 @@ static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, st
 
 		for (int s = 0; s < 2; s++) {
 			if (sd[s]->vec != NULL && sd[s]->id != NULL &&
-			    reserved_id(sd[s]->id, sd[s]->id_len)) {
+			    sv_store_id_reserved(sd[s]->id, sd[s]->id_len)) {
 				res[i].rc[s] = SV_ERR_RESERVED_ID;
 				res[i].id[s] = sd[s]->id;
 				res[i].len[s] = sd[s]->id_len;
@@ -483,7 +446,7 @@ static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, st
 		for (int s = 0; s < 2; s++)
 			if (res[i].put[s] &&
 			    item_put(g, res[i].id[s], res[i].len[s], res[i].row[s],
-			             res[i].id[s] == res[i].inl[s] ? SV_ITEM_FLAG_INLINE : 0) < 0)
+			             res[i].id[s] == res[i].inl[s] ? SV_STORE_ITEM_INLINE : 0) < 0)
 				break;
 		if (g->group_failed)
 			break;
@@ -579,7 +542,7 @@ static struct pend_ack *ack_new(struct ingest *g, const uint8_t *rid, size_t rid
 static int refuse_reserved(struct ingest *g, const struct sv_proto_request *rq, struct pend_ack *a,
                            const char *where)
 {
-	if (!reserved_id(rq->item.id, rq->item.id_len))
+	if (!sv_store_id_reserved(rq->item.id, rq->item.id_len))
 		return 0;
 	reject_count(g->d, SV_REJECT_RESERVED_ID);
 	if (sv_log_ratelimit(&rl_verb, SV_LOG_BURST, &sup))

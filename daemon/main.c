@@ -64,15 +64,12 @@ static int open_store(struct sv_daemon *d)
 {
 	struct sv_store_opts o = d->conf.store;
 	char err[SV_STORE_ERRMSG_MAX] = "";
-	uint64_t fp = 0xcbf29ce484222325ULL;
-	int rc,
-	    fixed[3] = {(int)d->conf.loss.kind, (int)d->conf.loss.mode, (int)d->conf.optim.kind};
+	int rc;
 
 	/* The settings a store's history depends on: changing them needs a new store. */
-	for (size_t i = 0; i < sizeof(fixed); i++)
-		fp = (fp ^ ((const unsigned char *)fixed)[i]) * 0x100000001b3ULL;
 	o.path = d->conf.store_path;
-	o.settings_fp = fp;
+	o.settings_fp = sv_store_settings_fp((int)d->conf.loss.kind, (int)d->conf.loss.mode,
+	                                     (int)d->conf.optim.kind);
 	if (mkdir(d->conf.state_dir, 0700) < 0 && errno != EEXIST) {
 		sv_log(LOG_ERR, "SV-MAIN-STATEDIR", "cannot make state directory %s: %s",
 		       d->conf.state_dir, strerror(errno));

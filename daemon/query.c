@@ -24,7 +24,6 @@
 #include "sv/store.h"
 #include "reply.h"
 #include "topk_glue.h"
-#include "trainer.h"
 #include "util.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
@@ -277,7 +276,7 @@ static int topk_item(void *ctx, const void *id, size_t len, const struct sv_stor
 	struct topk_walk *tw = ctx;
 
 	/* anonymous vectors of pairs are not items anyone asked to find */
-	if ((it->flags & SV_ITEM_FLAG_INLINE) || it->dim != tw->snap->d_in)
+	if ((it->flags & SV_STORE_ITEM_INLINE) || it->dim != tw->snap->d_in)
 		return 0;
 	memcpy(tw->X + tw->n * tw->snap->d_in, it->vec, (size_t)it->dim * sizeof(float));
 	tw->ids[tw->n] = id;

@@ -18,7 +18,6 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "sv/topk.h"
-#include "trainer.h"
 #include "util.h"
 
 #define CHUNK 1024 /* rows projected per GEMM in a rebuild */
@@ -154,7 +153,7 @@ static int feed_item(void *ctx, const void *id, size_t len, const struct sv_stor
 {
 	struct feed *f = ctx;
 
-	if ((it->flags & SV_ITEM_FLAG_INLINE) || it->dim != f->d_in || len == 0 ||
+	if ((it->flags & SV_STORE_ITEM_INLINE) || it->dim != f->d_in || len == 0 ||
 	    len > SV_TOPK_ID_MAX)
 		return 0;
 	memcpy(f->X + f->n * f->d_in, it->vec, (size_t)f->d_in * sizeof(float));

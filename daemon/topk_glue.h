@@ -1,7 +1,7 @@
 /* topk_glue.h - the daemon's projection cache for TOPK (sv/topk.h).
  *
  * One holder (sv/topk.h) owns the live cache: the normalized projection of
- * every stored item (inline pair vectors, item flag SV_ITEM_FLAG_INLINE, are
+ * every stored item (inline pair vectors, item flag SV_STORE_ITEM_INLINE, are
  * left out) under ONE model snapshot.  A background thread rebuilds it:
  *
  *   rebuild policy  every few ms the thread looks at the current snapshot;

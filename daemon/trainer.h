@@ -19,8 +19,8 @@
  *         hand, checkpoint, return.
  *
  * Inline vectors (a side with a vector and no id) are stored as items under
- * a content id "~v" + 32 hex digits (flag SV_ITEM_FLAG_INLINE) so the pair
- * log holds ids only and replays.  Replay uses the items as they are at
+ * a content id (sv/store.h, SV_STORE_ITEM_INLINE) so the pair log holds ids
+ * only and replays.  Replay uses the items as they are at
  * replay time: an item replaced or deleted after a pair was logged replays
  * with its new value (or the pair is skipped and counted).
  */
@@ -28,8 +28,6 @@
 #define SV_DAEMON_TRAINER_H
 
 #include "daemon.h"
-
-#define SV_ITEM_FLAG_INLINE 0x0001 /* item made from an inline pair vector */
 
 struct trainer;
 

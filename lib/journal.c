@@ -1,6 +1,7 @@
 /* journal.c - control records, checkpoint and calibration blobs, and the
  * replay driver (see sv/journal.h).  Leaves out: batching and training (the
  * sink's), the store's own record layouts (store.c). */
+#include "bytes.h"
 #include "sv/journal.h"
 
 #include <errno.h>
@@ -10,45 +11,6 @@
 
 #include "sv/error.h"
 #include "sv/metrics.h"
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put_f64(uint8_t *p, double v)
-{
-	uint64_t u;
-
-	memcpy(&u, &v, sizeof(u));
-	put64(p, u);
-}
-
-static double get_f64(const uint8_t *p)
-{
-	uint64_t u = get64(p);
-	double v;
-
-	memcpy(&v, &u, sizeof(v));
-	return v;
-}
 
 /* The seven hyperparameters in blob order. */
 #define N_PARAMS 7
@@ -73,9 +35,9 @@ void sv_journal_settings_encode(uint8_t out[SV_JOURNAL_SETTINGS_LEN],
 	memset(out, 0, SV_JOURNAL_SETTINGS_LEN);
 	out[0] = SV_JOURNAL_VERSION;
 	out[1] = (uint8_t)(s->optim.nesterov != 0);
-	put32(out + 4, s->batch_size);
+	sv_put32(out + 4, s->batch_size);
 	for (int i = 0; i < N_PARAMS; i++)
-		put_f64(out + 8 + 8 * i, f[i]);
+		sv_putf64(out + 8 + 8 * i, f[i]);
 }
 
 int sv_journal_settings_decode(const void *in, size_t len, struct sv_journal_settings *out)
@@ -89,9 +51,9 @@ int sv_journal_settings_decode(const void *in, size_t len, struct sv_journal_set
 	if (b[0] != SV_JOURNAL_VERSION)
 		return SV_ERR_VERSION;
 	s = *out;
-	s.batch_size = get32(b + 4);
+	s.batch_size = sv_get32(b + 4);
 	for (int i = 0; i < N_PARAMS; i++) {
-		f[i] = get_f64(b + 8 + 8 * i);
+		f[i] = sv_getf64(b + 8 + 8 * i);
 		if (!isfinite(f[i]))
 			return SV_ERR_CORRUPT;
 	}
@@ -113,7 +75,7 @@ void sv_journal_ckpt_encode(uint8_t out[SV_JOURNAL_CKPT_LEN], const struct sv_jo
                             uint64_t pairs_seen)
 {
 	sv_journal_settings_encode(out, s);
-	put64(out + SV_JOURNAL_SETTINGS_LEN, pairs_seen);
+	sv_put64(out + SV_JOURNAL_SETTINGS_LEN, pairs_seen);
 }
 
 int sv_journal_ckpt_decode(const void *in, size_t len, struct sv_journal_settings *s,
@@ -122,7 +84,7 @@ int sv_journal_ckpt_decode(const void *in, size_t len, struct sv_journal_setting
 	int rc = sv_journal_settings_decode(in, len, s);
 
 	if (rc == 0 && len >= SV_JOURNAL_CKPT_LEN)
-		*pairs_seen = get64((const uint8_t *)in + SV_JOURNAL_SETTINGS_LEN);
+		*pairs_seen = sv_get64((const uint8_t *)in + SV_JOURNAL_SETTINGS_LEN);
 	return rc;
 }
 
@@ -141,7 +103,7 @@ long sv_journal_calib_encode(void *buf, size_t cap, float threshold,
 	if (buf == NULL || cap < 4)
 		return -ENOSPC;
 	memcpy(&u, &threshold, sizeof(u));
-	put32(buf, u);
+	sv_put32(buf, u);
 	if (w == NULL)
 		return 4;
 	rc = sv_metrics_window_serialize(w, (uint8_t *)buf + 4, cap - 4, &len);
@@ -160,7 +122,7 @@ int sv_journal_calib_decode(const void *buf, size_t len, float *threshold,
 
 	if (buf == NULL || len < 4)
 		return SV_ERR_TRUNCATED;
-	u = get32(buf);
+	u = sv_get32(buf);
 	memcpy(&th, &u, sizeof(th));
 	if (len > 4) {
 		rc = sv_metrics_window_deserialize(&win, (const uint8_t *)buf + 4, len - 4);
@@ -193,14 +155,7 @@ int sv_journal_cut_append(sv_store_txn *t, const struct sv_journal_settings *s, 
 
 uint64_t sv_journal_item_key(const void *id, size_t len)
 {
-	const uint8_t *b = id;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return sv_fnv1a64(SV_FNV1A64_INIT, id, len);
 }
 
 int sv_journal_replay(sv_store *st, uint64_t from, const struct sv_journal_sink *sink,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "sv/error.h"
 #include "sv/optim.h"
 
@@ -199,72 +200,19 @@ size_t sv_optim_saved_size(const struct sv_optim *o)
 	return HEADER_BYTES + nbufs(o->p.kind) * o->n * 4 + 8;
 }
 
-static void put_u32(unsigned char *b, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *b, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *b)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)b[i] << (8 * i);
-	return v;
-}
-
-static uint64_t get_u64(const unsigned char *b)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static void put_f64(unsigned char *b, double d)
-{
-	uint64_t v;
-	memcpy(&v, &d, 8);
-	put_u64(b, v);
-}
-
-static double get_f64(const unsigned char *b)
-{
-	uint64_t v = get_u64(b);
-	double d;
-	memcpy(&d, &v, 8);
-	return d;
-}
-
-static uint64_t fnv1a(const unsigned char *b, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 static void put_floats(unsigned char *b, const float *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint32_t v;
 		memcpy(&v, &f[i], 4);
-		put_u32(b + 4 * i, v);
+		sv_put32(b + 4 * i, v);
 	}
 }
 
 static void get_floats(float *f, const unsigned char *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		uint32_t v = get_u32(b + 4 * i);
+		uint32_t v = sv_get32(b + 4 * i);
 		memcpy(&f[i], &v, 4);
 	}
 }
@@ -276,18 +224,18 @@ long sv_optim_save(const struct sv_optim *o, void *buf, size_t cap)
 		return SV_ERR_TOOBIG;
 	unsigned char *b = buf;
 	memcpy(b, MAGIC, 4);
-	put_u32(b + 4, FORMAT_VERSION);
-	put_u32(b + 8, (uint32_t)o->p.kind);
-	put_u32(b + 12, (o->p.nesterov ? 1u : 0u) | (o->buf1_init ? 2u : 0u));
-	put_u64(b + 16, (uint64_t)o->n);
-	put_u64(b + 24, o->t);
-	put_f64(b + 32, o->p.lr);
-	put_f64(b + 40, o->p.momentum);
-	put_f64(b + 48, o->p.dampening);
-	put_f64(b + 56, o->p.weight_decay);
-	put_f64(b + 64, o->p.beta1);
-	put_f64(b + 72, o->p.beta2);
-	put_f64(b + 80, o->p.eps);
+	sv_put32(b + 4, FORMAT_VERSION);
+	sv_put32(b + 8, (uint32_t)o->p.kind);
+	sv_put32(b + 12, (o->p.nesterov ? 1u : 0u) | (o->buf1_init ? 2u : 0u));
+	sv_put64(b + 16, (uint64_t)o->n);
+	sv_put64(b + 24, o->t);
+	sv_putf64(b + 32, o->p.lr);
+	sv_putf64(b + 40, o->p.momentum);
+	sv_putf64(b + 48, o->p.dampening);
+	sv_putf64(b + 56, o->p.weight_decay);
+	sv_putf64(b + 64, o->p.beta1);
+	sv_putf64(b + 72, o->p.beta2);
+	sv_putf64(b + 80, o->p.eps);
 	size_t off = HEADER_BYTES;
 	put_floats(b + off, o->buf1, o->n);
 	off += 4 * o->n;
@@ -295,7 +243,7 @@ long sv_optim_save(const struct sv_optim *o, void *buf, size_t cap)
 		put_floats(b + off, o->buf2, o->n);
 		off += 4 * o->n;
 	}
-	put_u64(b + off, fnv1a(b, off));
+	sv_put64(b + off, sv_fnv1a64(SV_FNV1A64_INIT, b, off));
 	return (long)need;
 }
 
@@ -308,32 +256,32 @@ int sv_optim_load(struct sv_optim **out, const void *buf, size_t len)
 		return SV_ERR_TRUNCATED;
 	if (memcmp(b, MAGIC, 4))
 		return SV_ERR_CORRUPT;
-	if (get_u32(b + 4) != FORMAT_VERSION)
+	if (sv_get32(b + 4) != FORMAT_VERSION)
 		return SV_ERR_VERSION;
 	if (len < HEADER_BYTES)
 		return SV_ERR_TRUNCATED;
 	struct sv_optim_params p;
 	memset(&p, 0, sizeof(p));
-	uint32_t kind = get_u32(b + 8), flags = get_u32(b + 12);
+	uint32_t kind = sv_get32(b + 8), flags = sv_get32(b + 12);
 	if (kind > SV_OPTIM_KIND_ADAMW || (flags & ~3u))
 		return SV_ERR_CORRUPT;
 	p.kind = (enum sv_optim_kind)kind;
 	p.nesterov = (int)(flags & 1u);
-	uint64_t n64 = get_u64(b + 16);
-	p.lr = get_f64(b + 32);
-	p.momentum = get_f64(b + 40);
-	p.dampening = get_f64(b + 48);
-	p.weight_decay = get_f64(b + 56);
-	p.beta1 = get_f64(b + 64);
-	p.beta2 = get_f64(b + 72);
-	p.eps = get_f64(b + 80);
+	uint64_t n64 = sv_get64(b + 16);
+	p.lr = sv_getf64(b + 32);
+	p.momentum = sv_getf64(b + 40);
+	p.dampening = sv_getf64(b + 48);
+	p.weight_decay = sv_getf64(b + 56);
+	p.beta1 = sv_getf64(b + 64);
+	p.beta2 = sv_getf64(b + 72);
+	p.eps = sv_getf64(b + 80);
 	if (n64 > (SIZE_MAX - HEADER_BYTES - 8) / 8)
 		return SV_ERR_CORRUPT;
 	size_t n = (size_t)n64;
 	size_t need = HEADER_BYTES + nbufs(p.kind) * n * 4 + 8;
 	if (len < need)
 		return SV_ERR_TRUNCATED;
-	if (len != need || get_u64(b + need - 8) != fnv1a(b, need - 8))
+	if (len != need || sv_get64(b + need - 8) != sv_fnv1a64(SV_FNV1A64_INIT, b, need - 8))
 		return SV_ERR_CORRUPT;
 	if (sv_optim_params_check(&p))
 		return SV_ERR_CORRUPT;
@@ -341,7 +289,7 @@ int sv_optim_load(struct sv_optim **out, const void *buf, size_t len)
 	int rc = sv_optim_new(&o, &p, n);
 	if (rc)
 		return rc;
-	o->t = get_u64(b + 24);
+	o->t = sv_get64(b + 24);
 	o->buf1_init = (flags & 2u) != 0;
 	get_floats(o->buf1, b + HEADER_BYTES, n);
 	if (nbufs(p.kind) == 2)

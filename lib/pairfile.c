@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "sv/error.h"
 #include "sv/pairfile.h"
 
@@ -50,14 +51,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof v);
-	return v;
 }
 
 static int map_file(struct mapping *m, const char *path, char *err, size_t errlen)
@@ -119,14 +112,14 @@ static int check_common(const uint8_t *b, size_t len, const char *magic, const c
 		    name, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], magic);
 		return SV_ERR_MAGIC;
 	}
-	if (rd32(b + 8) != SV_PAIRFILE_VERSION) {
-		seterr(err, errlen, "%s: field 'version': found %u, expected %u", name, rd32(b + 8),
+	if (sv_get32(b + 8) != SV_PAIRFILE_VERSION) {
+		seterr(err, errlen, "%s: field 'version': found %u, expected %u", name, sv_get32(b + 8),
 		       SV_PAIRFILE_VERSION);
 		return SV_ERR_VERSION;
 	}
-	if (rd32(b + 12) != SV_PAIRFILE_HEADER_BYTES) {
+	if (sv_get32(b + 12) != SV_PAIRFILE_HEADER_BYTES) {
 		seterr(err, errlen, "%s: field 'header_bytes': found %u, expected %u", name,
-		       rd32(b + 12), SV_PAIRFILE_HEADER_BYTES);
+		       sv_get32(b + 12), SV_PAIRFILE_HEADER_BYTES);
 		return SV_ERR_VERSION;
 	}
 	return 0;
@@ -173,14 +166,14 @@ static int vec_parse(struct sv_vecfile *vf, const char *name, char *err, size_t 
 
 	if (rc)
 		return rc;
-	h.version = rd32(b + 8);
-	h.header_bytes = rd32(b + 12);
-	h.n_rows = rd32(b + 16);
-	h.dim = rd32(b + 20);
-	h.dtype = rd32(b + 24);
-	h.id_base = rd32(b + 28);
-	h.feature = rd32(b + 32);
-	h.n_classes = rd32(b + 36);
+	h.version = sv_get32(b + 8);
+	h.header_bytes = sv_get32(b + 12);
+	h.n_rows = sv_get32(b + 16);
+	h.dim = sv_get32(b + 20);
+	h.dtype = sv_get32(b + 24);
+	h.id_base = sv_get32(b + 28);
+	h.feature = sv_get32(b + 32);
+	h.n_classes = sv_get32(b + 36);
 	if (h.dtype != SV_PAIRFILE_DTYPE_F32) {
 		seterr(err, errlen, "%s: field 'dtype': found %u, expected %u (float32)", name,
 		       h.dtype, SV_PAIRFILE_DTYPE_F32);
@@ -354,11 +347,6 @@ out:
 	return rc;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof v);
-}
-
 int sv_vecfile_write(const char *path, const float *data, uint32_t n_rows, uint32_t dim,
                      uint32_t id_base, uint32_t feature, const uint8_t *classes, uint32_t n_classes)
 {
@@ -372,14 +360,14 @@ int sv_vecfile_write(const char *path, const float *data, uint32_t n_rows, uint3
 		if (classes[i] >= n_classes)
 			return -EINVAL;
 	memcpy(h, VEC_MAGIC, 8);
-	put32(h + 8, SV_PAIRFILE_VERSION);
-	put32(h + 12, SV_PAIRFILE_HEADER_BYTES);
-	put32(h + 16, n_rows);
-	put32(h + 20, dim);
-	put32(h + 24, SV_PAIRFILE_DTYPE_F32);
-	put32(h + 28, id_base);
-	put32(h + 32, feature);
-	put32(h + 36, n_classes);
+	sv_put32(h + 8, SV_PAIRFILE_VERSION);
+	sv_put32(h + 12, SV_PAIRFILE_HEADER_BYTES);
+	sv_put32(h + 16, n_rows);
+	sv_put32(h + 20, dim);
+	sv_put32(h + 24, SV_PAIRFILE_DTYPE_F32);
+	sv_put32(h + 28, id_base);
+	sv_put32(h + 32, feature);
+	sv_put32(h + 36, n_classes);
 	return write_file(path, h, sizeof h, data, (size_t)n_rows * dim * sizeof(float), classes,
 	                  classes ? n_rows : 0);
 }
@@ -433,16 +421,16 @@ static int pair_parse(struct sv_pairfile *pf, const char *name, char *err, size_
 
 	if (rc)
 		return rc;
-	h.version = rd32(b + 8);
-	h.header_bytes = rd32(b + 12);
-	h.n_pairs = rd32(b + 16);
-	h.n_pos = rd32(b + 20);
-	h.dim = rd32(b + 24);
-	h.record_bytes = rd32(b + 28);
-	h.seed = rd32(b + 32);
-	h.split = rd32(b + 36);
-	h.id_lo = rd32(b + 40);
-	h.id_hi = rd32(b + 44);
+	h.version = sv_get32(b + 8);
+	h.header_bytes = sv_get32(b + 12);
+	h.n_pairs = sv_get32(b + 16);
+	h.n_pos = sv_get32(b + 20);
+	h.dim = sv_get32(b + 24);
+	h.record_bytes = sv_get32(b + 28);
+	h.seed = sv_get32(b + 32);
+	h.split = sv_get32(b + 36);
+	h.id_lo = sv_get32(b + 40);
+	h.id_hi = sv_get32(b + 44);
 	if (h.record_bytes != SV_PAIRFILE_RECORD_BYTES) {
 		seterr(err, errlen, "%s: field 'record_bytes': found %u, expected %u", name,
 		       h.record_bytes, SV_PAIRFILE_RECORD_BYTES);
@@ -615,16 +603,32 @@ int sv_pairfile_write(const char *path, const struct sv_pair_rec *rec, uint32_t 
 	if (check_records(rec, n_pairs, id_lo, id_hi, &pos, "", NULL, 0))
 		return SV_ERR_CORRUPT;
 	memcpy(h, PAIR_MAGIC, 8);
-	put32(h + 8, SV_PAIRFILE_VERSION);
-	put32(h + 12, SV_PAIRFILE_HEADER_BYTES);
-	put32(h + 16, n_pairs);
-	put32(h + 20, pos);
-	put32(h + 24, dim);
-	put32(h + 28, SV_PAIRFILE_RECORD_BYTES);
-	put32(h + 32, seed);
-	put32(h + 36, split);
-	put32(h + 40, id_lo);
-	put32(h + 44, id_hi);
+	sv_put32(h + 8, SV_PAIRFILE_VERSION);
+	sv_put32(h + 12, SV_PAIRFILE_HEADER_BYTES);
+	sv_put32(h + 16, n_pairs);
+	sv_put32(h + 20, pos);
+	sv_put32(h + 24, dim);
+	sv_put32(h + 28, SV_PAIRFILE_RECORD_BYTES);
+	sv_put32(h + 32, seed);
+	sv_put32(h + 36, split);
+	sv_put32(h + 40, id_lo);
+	sv_put32(h + 44, id_hi);
 	return write_file(path, h, sizeof h, rec, (size_t)n_pairs * SV_PAIRFILE_RECORD_BYTES, NULL,
 	                  0);
+}
+
+uint64_t sv_pairfile_fingerprint(const struct sv_pairfile *pf, const struct sv_vecfile *vf)
+{
+	const struct sv_pair_header *ph;
+	const struct sv_vec_header *vh;
+	uint64_t h = SV_FNV1A64_INIT;
+
+	if (pf == NULL || vf == NULL)
+		return 0;
+	ph = sv_pairfile_header(pf);
+	vh = sv_vecfile_header(vf);
+	h = sv_fnv1a64(h, vh, sizeof(*vh));
+	h = sv_fnv1a64(h, sv_vecfile_data(vf), (size_t)vh->n_rows * vh->dim * sizeof(float));
+	h = sv_fnv1a64(h, ph, sizeof(*ph));
+	return sv_fnv1a64(h, sv_pairfile_records(pf), sizeof(struct sv_pair_rec) * ph->n_pairs);
 }

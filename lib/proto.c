@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "sv/error.h"
 #include "sv/proto.h"
 
@@ -19,55 +20,6 @@
 #define DEF_MAX_MSG ((size_t)1 << 30)
 #define DEF_MAX_PAIRS ((size_t)1 << 20)
 #define DEF_MAX_K 100000u
-
-/* ---- little-endian access ---- */
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static float rdf(const uint8_t *p)
-{
-	float v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
-static void wrf(uint8_t *p, float v)
-{
-	memcpy(p, &v, 4);
-}
 
 /* ---- names ---- */
 
@@ -285,13 +237,13 @@ static int decode_header(struct dctx *c, int want_reply, struct sv_proto_header 
 		            "(header): version %u, this end speaks %d", p[2], SV_PROTO_VERSION);
 	h->version = p[2];
 	h->verb = p[3];
-	h->flags = rd16(p + 4);
-	h->status = rd16(p + 6);
-	h->request_id = rd64(p + 8);
-	h->count = rd32(p + 16);
-	h->dim = rd32(p + 20);
-	h->arg = rd32(p + 24);
-	h->reason = rd16(p + 28);
+	h->flags = sv_get16(p + 4);
+	h->status = sv_get16(p + 6);
+	h->request_id = sv_get64(p + 8);
+	h->count = sv_get32(p + 16);
+	h->dim = sv_get32(p + 20);
+	h->arg = sv_get32(p + 24);
+	h->reason = sv_get16(p + 28);
 	c->err->have_header = 1;
 	c->err->header = *h;
 	if (verb_class(h->verb) < 0 && !(want_reply && h->verb == SV_PROTO_VERB_NONE))
@@ -301,7 +253,7 @@ static int decode_header(struct dctx *c, int want_reply, struct sv_proto_header 
 		return fail(c, SV_PROTO_REASON_OVERSIZE, -1,
 		            "message of %zu bytes exceeds limits.max_msg_bytes %zu", total,
 		            c->max_msg);
-	if (rd16(p + 30) != 0)
+	if (sv_get16(p + 30) != 0)
 		return fail(c, SV_PROTO_REASON_RESERVED, 0, "(header): reserved bytes 30-31 not 0");
 	if (h->flags & ~(SV_PROTO_FLAG_REPLY | SV_PROTO_FLAG_CLIENT))
 		return fail(c, SV_PROTO_REASON_BAD_FLAGS, 0, "(header): undefined flags 0x%04x",
@@ -356,12 +308,12 @@ static int all_finite(const uint8_t *p, size_t n)
 
 	for (; i + 64 <= n; i += 64) {
 		for (size_t k = i; k < i + 64; k++)
-			acc |= (rd32(p + 4 * k) & 0x7f800000u) + 0x00800000u;
+			acc |= (sv_get32(p + 4 * k) & 0x7f800000u) + 0x00800000u;
 		if (acc & 0x80000000u)
 			return 0;
 	}
 	for (; i < n; i++)
-		acc |= (rd32(p + 4 * i) & 0x7f800000u) + 0x00800000u;
+		acc |= (sv_get32(p + 4 * i) & 0x7f800000u) + 0x00800000u;
 	return !(acc & 0x80000000u);
 }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -386,7 +338,7 @@ static int check_vecs(struct dctx *c, int fi, const char *what, size_t nvec, uin
 	if (all_finite(p, nvec * dim))
 		return 0;
 	for (size_t i = 0; i < nvec * dim; i++) {
-		uint32_t bits = rd32(p + 4 * i);
+		uint32_t bits = sv_get32(p + 4 * i);
 		if ((bits & 0x7f800000u) == 0x7f800000u)
 			return fail(c, SV_PROTO_REASON_NONFINITE, fi,
 			            "(%s): vector %zu element %zu is %s", what, i / dim, i % dim,
@@ -539,7 +491,7 @@ static int decode_pairs(struct dctx *c, const struct sv_proto_header *h, struct 
 		if ((rc = check_id(c, 4, "client", p + 8, c->f[4].len - 8)))
 			return rc;
 		r->has_client = 1;
-		r->client.seq = rd64(p);
+		r->client.seq = sv_get64(p);
 		r->client.id = (const char *)p + 8;
 		r->client.id_len = c->f[4].len - 8;
 	}
@@ -649,7 +601,7 @@ static int decode_admin(struct dctx *c, const struct sv_proto_header *h, struct 
 			            c->f[1].len < 8 ? SV_PROTO_REASON_TRUNCATED
 			                            : SV_PROTO_REASON_FRAME_SIZE,
 			            1, "(version): %zu bytes, expected 8 (u64)", c->f[1].len);
-		r->version = rd64(c->f[1].data);
+		r->version = sv_get64(c->f[1].data);
 	} else if (h->verb == SV_PROTO_VERB_BACKUP) {
 		if ((rc = check_text(c, 1, "path", 0)))
 			return rc;
@@ -795,7 +747,7 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 			            h->arg, c->max_k);
 		for (size_t i = 0; i < h->count; i++) {
 			const uint8_t *row = (const uint8_t *)c->f[2].data + i * SV_PROTO_TOPKQ_ROW;
-			uint32_t nh = rd32(row + 8);
+			uint32_t nh = sv_get32(row + 8);
 			if (nh > h->arg || row[12] >= SV_PROTO_STATUS_COUNT_)
 				return fail(c, SV_PROTO_REASON_BAD_STATUS, 2,
 				            "(queries): row %zu: %u hits (k %u), status %u", i, nh,
@@ -833,11 +785,11 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 			            2, "(ack): %zu bytes, expected %d", c->f[2].len,
 			            SV_PROTO_ACK_SIZE);
 		a = c->f[2].data;
-		r->ack.client_seq = rd64(a);
-		r->ack.n = rd32(a + 8);
-		r->ack.n_committed = rd32(a + 12);
-		r->ack.n_duplicate = rd32(a + 16);
-		r->ack.n_rejected = rd32(a + 20);
+		r->ack.client_seq = sv_get64(a);
+		r->ack.n = sv_get32(a + 8);
+		r->ack.n_committed = sv_get32(a + 12);
+		r->ack.n_duplicate = sv_get32(a + 16);
+		r->ack.n_rejected = sv_get32(a + 20);
 		if (r->ack.n != h->count ||
 		    (uint64_t)r->ack.n_committed + r->ack.n_duplicate + r->ack.n_rejected !=
 		        r->ack.n)
@@ -854,10 +806,10 @@ static int decode_reply_payload(struct dctx *c, const struct sv_proto_header *h,
 			const uint8_t *row = (const uint8_t *)c->f[3].data + i * SV_PROTO_ACK_ROW;
 			if (row[0] > SV_PROTO_OUTCOME_REJECTED ||
 			    row[1] >= SV_PROTO_REASON_COUNT_ ||
-			    rd16(row + 2) >= SV_PROTO_STATUS_COUNT_)
+			    sv_get16(row + 2) >= SV_PROTO_STATUS_COUNT_)
 				return fail(c, SV_PROTO_REASON_BAD_STATUS, 3,
 				            "(ack rows): row %zu outcome %u reason %u status %u", i,
-				            row[0], row[1], rd16(row + 2));
+				            row[0], row[1], sv_get16(row + 2));
 		}
 		r->n = h->count;
 		r->has_ack = 1;
@@ -936,13 +888,13 @@ int sv_proto_reply_score(const struct sv_proto_reply *r, size_t i, struct sv_pro
 	    (r->hdr.verb != SV_PROTO_VERB_SCORE && r->hdr.verb != SV_PROTO_VERB_SCORE_BATCH))
 		return SV_ERR_RANGE;
 	row = r->rows + i * SV_PROTO_SCORE_ROW;
-	s->score = rdf(row);
-	s->threshold = rdf(row + 4);
-	s->margin = rdf(row + 8);
+	s->score = sv_getf32(row);
+	s->threshold = sv_getf32(row + 4);
+	s->margin = sv_getf32(row + 8);
 	s->match = row[12];
 	s->policy = row[13];
 	s->status = row[14];
-	s->model_version = rd64(row + 16);
+	s->model_version = sv_get64(row + 16);
 	return 0;
 }
 
@@ -954,8 +906,8 @@ int sv_proto_reply_topk_query(const struct sv_proto_reply *r, size_t i,
 	if (!r || !q || !r->rows || i >= r->n || r->hdr.verb != SV_PROTO_VERB_TOPK)
 		return SV_ERR_RANGE;
 	row = r->rows + i * SV_PROTO_TOPKQ_ROW;
-	q->model_version = rd64(row);
-	q->n_hits = rd32(row + 8);
+	q->model_version = sv_get64(row);
+	q->n_hits = sv_get32(row + 8);
 	q->status = row[12];
 	return 0;
 }
@@ -971,12 +923,12 @@ int sv_proto_next_hit(const struct sv_proto_reply *r, struct sv_proto_iter *it, 
 	    it->row >= r->n_hits)
 		return 0;
 	while (it->vec_idx < r->n &&
-	       it->base + rd32(r->rows + it->vec_idx * SV_PROTO_TOPKQ_ROW + 8) <= it->row) {
-		it->base += rd32(r->rows + it->vec_idx * SV_PROTO_TOPKQ_ROW + 8);
+	       it->base + sv_get32(r->rows + it->vec_idx * SV_PROTO_TOPKQ_ROW + 8) <= it->row) {
+		it->base += sv_get32(r->rows + it->vec_idx * SV_PROTO_TOPKQ_ROW + 8);
 		it->vec_idx++;
 	}
 	row = r->hits + it->row * SV_PROTO_HIT_ROW;
-	h->score = rdf(row);
+	h->score = sv_getf32(row);
 	h->id_len = row[4];
 	h->id = (const char *)r->ids + it->id_off;
 	it->id_off += row[4];
@@ -994,7 +946,7 @@ int sv_proto_reply_ack_row(const struct sv_proto_reply *r, size_t i, struct sv_p
 	row = r->rows + i * SV_PROTO_ACK_ROW;
 	a->outcome = row[0];
 	a->reason = row[1];
-	a->status = rd16(row + 2);
+	a->status = sv_get16(row + 2);
 	return 0;
 }
 
@@ -1040,13 +992,13 @@ static void put_header(struct sv_proto_msgbuf *mb, int verb, uint16_t flags, int
 	p[1] = SV_PROTO_MAGIC1;
 	p[2] = SV_PROTO_VERSION;
 	p[3] = (uint8_t)verb;
-	wr16(p + 4, flags);
-	wr16(p + 6, (uint16_t)status);
-	wr64(p + 8, req_id);
-	wr32(p + 16, count);
-	wr32(p + 20, dim);
-	wr32(p + 24, arg);
-	wr16(p + 28, (uint16_t)reason);
+	sv_put16(p + 4, flags);
+	sv_put16(p + 6, (uint16_t)status);
+	sv_put64(p + 8, req_id);
+	sv_put32(p + 16, count);
+	sv_put32(p + 20, dim);
+	sv_put32(p + 24, arg);
+	sv_put16(p + 28, (uint16_t)reason);
 	mb->n = 1;
 	mb->frames[0].data = mb->hdr;
 	mb->frames[0].len = SV_PROTO_HEADER_SIZE;
@@ -1174,7 +1126,7 @@ int sv_proto_encode_pairs(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
 		row[4] = (uint8_t)(pairs[i].b.id ? pairs[i].b.id_len : 0);
 	}
 	if (client) {
-		wr64(mb->heap + c_off, client->seq);
+		sv_put64(mb->heap + c_off, client->seq);
 		memcpy(mb->heap + c_off + 8, client->id, client->id_len);
 		add_frame(mb, mb->heap + c_off, 8 + client->id_len);
 	}
@@ -1222,7 +1174,7 @@ int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
 		return -EINVAL;
 	put_header(mb, verb, 0, 0, 0, req_id, 0, 0, 0);
 	if (verb == SV_PROTO_VERB_ROLLBACK) {
-		wr64(mb->small, version);
+		sv_put64(mb->small, version);
 		add_frame(mb, mb->small, 8);
 	} else if (verb == SV_PROTO_VERB_BACKUP) {
 		add_frame(mb, path, strlen(path));
@@ -1295,13 +1247,13 @@ int sv_proto_encode_reply_scores(struct sv_proto_msgbuf *mb, int verb, uint64_t 
 	memset(mb->heap, 0, n * SV_PROTO_SCORE_ROW);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *row = mb->heap + i * SV_PROTO_SCORE_ROW;
-		wrf(row, s[i].score);
-		wrf(row + 4, s[i].threshold);
-		wrf(row + 8, s[i].margin);
+		sv_putf32(row, s[i].score);
+		sv_putf32(row + 4, s[i].threshold);
+		sv_putf32(row + 8, s[i].margin);
 		row[12] = s[i].match;
 		row[13] = s[i].policy;
 		row[14] = s[i].status;
-		wr64(row + 16, s[i].model_version);
+		sv_put64(row + 16, s[i].model_version);
 	}
 	add_frame(mb, mb->heap, n * SV_PROTO_SCORE_ROW);
 	return 0;
@@ -1339,13 +1291,13 @@ int sv_proto_encode_reply_topk(struct sv_proto_msgbuf *mb, uint64_t req_id, int 
 	memset(mb->heap, 0, io);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *row = mb->heap + qo + i * SV_PROTO_TOPKQ_ROW;
-		wr64(row, q[i].model_version);
-		wr32(row + 8, q[i].n_hits);
+		sv_put64(row, q[i].model_version);
+		sv_put32(row + 8, q[i].n_hits);
 		row[12] = q[i].status;
 	}
 	for (size_t i = 0, o = io; i < nh; i++) {
 		uint8_t *row = mb->heap + ho + i * SV_PROTO_HIT_ROW;
-		wrf(row, hits[i].score);
+		sv_putf32(row, hits[i].score);
 		row[4] = (uint8_t)hits[i].id_len;
 		memcpy(mb->heap + o, hits[i].id, hits[i].id_len);
 		o += hits[i].id_len;
@@ -1370,16 +1322,16 @@ int sv_proto_encode_reply_ack(struct sv_proto_msgbuf *mb, int verb, uint64_t req
 		return rc;
 	if ((rc = reply_start(mb, verb, req_id, status, 0, msg, ack->n, 0, 0)))
 		return rc;
-	wr64(mb->small, ack->client_seq);
-	wr32(mb->small + 8, ack->n);
-	wr32(mb->small + 12, ack->n_committed);
-	wr32(mb->small + 16, ack->n_duplicate);
-	wr32(mb->small + 20, ack->n_rejected);
+	sv_put64(mb->small, ack->client_seq);
+	sv_put32(mb->small + 8, ack->n);
+	sv_put32(mb->small + 12, ack->n_committed);
+	sv_put32(mb->small + 16, ack->n_duplicate);
+	sv_put32(mb->small + 20, ack->n_rejected);
 	for (size_t i = 0; i < ack->n; i++) {
 		uint8_t *row = mb->heap + i * SV_PROTO_ACK_ROW;
 		row[0] = rows[i].outcome;
 		row[1] = rows[i].reason;
-		wr16(row + 2, rows[i].status);
+		sv_put16(row + 2, rows[i].status);
 	}
 	add_frame(mb, mb->small, SV_PROTO_ACK_SIZE);
 	add_frame(mb, mb->heap, (size_t)ack->n * SV_PROTO_ACK_ROW);
@@ -1429,10 +1381,10 @@ size_t sv_proto_msgbuf_flatten(const struct sv_proto_msgbuf *mb, void *buf, size
 		need += 4 + mb->frames[i].len;
 	if (!buf || cap < need)
 		return need;
-	wr32(p, (uint32_t)mb->n);
+	sv_put32(p, (uint32_t)mb->n);
 	p += 4;
 	for (size_t i = 0; i < mb->n; i++) {
-		wr32(p, (uint32_t)mb->frames[i].len);
+		sv_put32(p, (uint32_t)mb->frames[i].len);
 		if (mb->frames[i].len)
 			memcpy(p + 4, mb->frames[i].data, mb->frames[i].len);
 		p += 4 + mb->frames[i].len;
@@ -1447,14 +1399,14 @@ long sv_proto_unflatten(const void *buf, size_t len, struct sv_proto_frame *fram
 
 	if (!buf || len < 4)
 		return -1;
-	n = rd32(p);
+	n = sv_get32(p);
 	if (n > cap)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		size_t fl;
 		if (len - off < 4)
 			return -1;
-		fl = rd32(p + off);
+		fl = sv_get32(p + off);
 		off += 4;
 		if (len - off < fl)
 			return -1;

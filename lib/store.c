@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "sv/error.h"
 #include "sv/store.h"
 
@@ -80,46 +81,6 @@ struct sv_store_cursor {
 
 /* ---- small helpers ---- */
 
-static void put16(unsigned char *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-static void put32(unsigned char *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-static void put64(unsigned char *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-static void putf64(unsigned char *p, double v)
-{
-	memcpy(p, &v, 8);
-}
-static uint16_t get16(const unsigned char *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return v;
-}
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-static double getf64(const unsigned char *p)
-{
-	double v;
-	memcpy(&v, p, 8);
-	return v;
-}
 
 static void put_be64(unsigned char *p, uint64_t v)
 {
@@ -246,12 +207,12 @@ static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
 			return SV_ERR_RANGE;
 		}
 		memset(rec, 0, sizeof rec);
-		put16(rec, FMT);
-		put32(rec + 4, SV_STORE_SCHEMA);
-		put32(rec + 8, o->d_in);
-		put32(rec + 12, o->d_out);
-		put64(rec + 16, now_ns());
-		put64(rec + 24, o->settings_fp);
+		sv_put16(rec, FMT);
+		sv_put32(rec + 4, SV_STORE_SCHEMA);
+		sv_put32(rec + 8, o->d_in);
+		sv_put32(rec + 12, o->d_out);
+		sv_put64(rec + 16, now_ns());
+		sv_put64(rec + 24, o->settings_fp);
 		v.mv_size = sizeof rec;
 		v.mv_data = rec;
 		rc = mdb_put(txn, st->meta, &k, &v, 0);
@@ -272,10 +233,10 @@ static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
 		    META_LEN);
 		return SV_ERR_CORRUPT;
 	}
-	schema = get32((unsigned char *)v.mv_data + 4);
-	d_in = get32((unsigned char *)v.mv_data + 8);
-	d_out = get32((unsigned char *)v.mv_data + 12);
-	fp = get64((unsigned char *)v.mv_data + 24);
+	schema = sv_get32((unsigned char *)v.mv_data + 4);
+	d_in = sv_get32((unsigned char *)v.mv_data + 8);
+	d_out = sv_get32((unsigned char *)v.mv_data + 12);
+	fp = sv_get64((unsigned char *)v.mv_data + 24);
 	if (schema != SV_STORE_SCHEMA) {
 		say(err, errlen, "store has schema %u, this build reads schema %u", schema,
 		    SV_STORE_SCHEMA);
@@ -486,7 +447,7 @@ static int load_counters(sv_store_txn *t)
 		return rc ? neg(rc) : SV_ERR_CORRUPT;
 	rc = mdb_get(t->txn, st->meta, &nk, &v);
 	if (rc == 0 && v.mv_size == 8)
-		t->next_version = get64(v.mv_data);
+		t->next_version = sv_get64(v.mv_data);
 	else if (rc == MDB_NOTFOUND)
 		t->next_version = 1;
 	else
@@ -563,7 +524,7 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 			if (rc == MDB_KEYEXIST) {
 				if (v.mv_size != 8)
 					return SV_ERR_CORRUPT;
-				*res = get64(v.mv_data);
+				*res = sv_get64(v.mv_data);
 				return SV_ERR_DUPLICATE;
 			}
 			if (rc)
@@ -628,7 +589,7 @@ static int prune(sv_store_txn *t)
 	MDB_cursor_op op = MDB_FIRST;
 	int rc = mdb_get(t->txn, st->meta, &ak, &v);
 	if (rc == 0 && v.mv_size == 8)
-		active = get64(v.mv_data);
+		active = sv_get64(v.mv_data);
 	else if (rc && rc != MDB_NOTFOUND)
 		return neg(rc);
 	rc = mdb_stat(t->txn, st->models, &ms);
@@ -807,9 +768,9 @@ static int item_put(sv_store_txn *t, uint32_t kind, const void *id, size_t len, 
 	rec = malloc(n);
 	if (!rec)
 		return -ENOMEM;
-	put16(rec, FMT);
-	put16(rec + 2, flags);
-	put32(rec + 4, t->st->d_in);
+	sv_put16(rec, FMT);
+	sv_put16(rec + 2, flags);
+	sv_put32(rec + 4, t->st->d_in);
 	memcpy(rec + ITEM_HDR, x, (size_t)t->st->d_in * sizeof(float));
 	rc = run_op(t, kind, id, len, rec, n, 0, NULL);
 	free(rec);
@@ -846,14 +807,14 @@ int sv_store_pair_append(sv_store_txn *t, const struct sv_store_pair *p, uint64_
 	    p->label > 1 || p->client_len > SV_STORE_ID_MAX || (p->client_len && !p->client))
 		return -EINVAL;
 	memset(rec, 0, PAIR_HDR);
-	put16(rec, FMT);
+	sv_put16(rec, FMT);
 	rec[2] = p->label;
 	rec[3] = p->client_len ? 1 : 0;
 	rec[4] = (unsigned char)p->len_a;
 	rec[5] = (unsigned char)p->len_b;
 	rec[6] = (unsigned char)p->client_len;
-	put64(rec + 8, p->client_len ? p->client_seq : 0);
-	put64(rec + 16, p->recv_ns ? p->recv_ns : now_ns());
+	sv_put64(rec + 8, p->client_len ? p->client_seq : 0);
+	sv_put64(rec + 16, p->recv_ns ? p->recv_ns : now_ns());
 	n = PAIR_HDR;
 	memcpy(rec + n, p->id_a, p->len_a);
 	n += p->len_a;
@@ -889,18 +850,18 @@ int sv_store_checkpoint_put(sv_store_txn *t, const struct sv_store_model *m, uin
 	if (!rec)
 		return -ENOMEM;
 	memset(rec, 0, MODEL_HDR);
-	put16(rec, FMT);
-	put32(rec + 4, t->st->d_in);
-	put32(rec + 8, t->st->d_out);
-	put64(rec + 16, m->step);
-	put64(rec + 24, m->applied_seq);
-	put64(rec + 32, m->time_ns ? m->time_ns : now_ns());
-	putf64(rec + 40, m->loss);
-	putf64(rec + 48, m->auc);
-	putf64(rec + 56, m->eer);
-	put32(rec + 64, (uint32_t)m->optim_len);
-	put32(rec + 68, (uint32_t)m->settings_len);
-	put32(rec + 72, (uint32_t)m->calib_len);
+	sv_put16(rec, FMT);
+	sv_put32(rec + 4, t->st->d_in);
+	sv_put32(rec + 8, t->st->d_out);
+	sv_put64(rec + 16, m->step);
+	sv_put64(rec + 24, m->applied_seq);
+	sv_put64(rec + 32, m->time_ns ? m->time_ns : now_ns());
+	sv_putf64(rec + 40, m->loss);
+	sv_putf64(rec + 48, m->auc);
+	sv_putf64(rec + 56, m->eer);
+	sv_put32(rec + 64, (uint32_t)m->optim_len);
+	sv_put32(rec + 68, (uint32_t)m->settings_len);
+	sv_put32(rec + 72, (uint32_t)m->calib_len);
 	memcpy(rec + MODEL_HDR, m->W, wn);
 	if (m->optim_len)
 		memcpy(rec + MODEL_HDR + wn, m->optim, m->optim_len);
@@ -978,11 +939,11 @@ int sv_store_item_view(sv_store_read *r, const void *id, size_t len, struct sv_s
 	if (rc)
 		return neg(rc);
 	p = v.mv_data;
-	if (v.mv_size < ITEM_HDR || get16(p) != FMT ||
-	    v.mv_size != ITEM_HDR + (size_t)get32(p + 4) * sizeof(float))
+	if (v.mv_size < ITEM_HDR || sv_get16(p) != FMT ||
+	    v.mv_size != ITEM_HDR + (size_t)sv_get32(p + 4) * sizeof(float))
 		return SV_ERR_CORRUPT;
-	out->flags = get16(p + 2);
-	out->dim = get32(p + 4);
+	out->flags = sv_get16(p + 2);
+	out->dim = sv_get32(p + 4);
 	out->vec = p + ITEM_HDR;
 	return 0;
 }
@@ -1018,13 +979,13 @@ int sv_store_item_walk(sv_store_read *r,
 		const unsigned char *p = v.mv_data;
 		struct sv_store_item it;
 		op = MDB_NEXT;
-		if (v.mv_size < ITEM_HDR || get16(p) != FMT ||
-		    v.mv_size != ITEM_HDR + (size_t)get32(p + 4) * sizeof(float)) {
+		if (v.mv_size < ITEM_HDR || sv_get16(p) != FMT ||
+		    v.mv_size != ITEM_HDR + (size_t)sv_get32(p + 4) * sizeof(float)) {
 			rc = SV_ERR_CORRUPT;
 			break;
 		}
-		it.flags = get16(p + 2);
-		it.dim = get32(p + 4);
+		it.flags = sv_get16(p + 2);
+		it.dim = sv_get32(p + 4);
 		it.vec = p + ITEM_HDR;
 		rc = fn(ctx, k.mv_data, k.mv_size, &it);
 		if (rc) {
@@ -1042,7 +1003,7 @@ static int decode_pair(const MDB_val *k, const MDB_val *v, struct sv_store_pair 
 {
 	const unsigned char *p = v->mv_data;
 	size_t la, lb, lc;
-	if (k->mv_size != 8 || v->mv_size < PAIR_HDR || get16(p) != FMT)
+	if (k->mv_size != 8 || v->mv_size < PAIR_HDR || sv_get16(p) != FMT)
 		return SV_ERR_CORRUPT;
 	la = p[4];
 	lb = p[5];
@@ -1057,8 +1018,8 @@ static int decode_pair(const MDB_val *k, const MDB_val *v, struct sv_store_pair 
 	out->id_b = p + PAIR_HDR + la;
 	out->client_len = lc;
 	out->client = lc ? p + PAIR_HDR + la + lb : NULL;
-	out->client_seq = get64(p + 8);
-	out->recv_ns = get64(p + 16);
+	out->client_seq = sv_get64(p + 8);
+	out->recv_ns = sv_get64(p + 16);
 	return 0;
 }
 
@@ -1166,7 +1127,7 @@ int sv_store_active(sv_store_read *r, uint64_t *version)
 		return neg(rc);
 	if (v.mv_size != 8)
 		return SV_ERR_CORRUPT;
-	*version = get64(v.mv_data);
+	*version = sv_get64(v.mv_data);
 	return 0;
 }
 
@@ -1177,23 +1138,23 @@ static int decode_model(const sv_store *st, const MDB_val *k, const MDB_val *v,
 	size_t wn, ol, sl, cl;
 	if (k->mv_size != 8 || v->mv_size < MODEL_HDR)
 		return SV_ERR_CORRUPT;
-	if (get16(p) != FMT)
-		return get16(p) > FMT ? SV_ERR_VERSION : SV_ERR_CORRUPT;
-	if (get32(p + 4) != st->d_in || get32(p + 8) != st->d_out)
+	if (sv_get16(p) != FMT)
+		return sv_get16(p) > FMT ? SV_ERR_VERSION : SV_ERR_CORRUPT;
+	if (sv_get32(p + 4) != st->d_in || sv_get32(p + 8) != st->d_out)
 		return SV_ERR_CORRUPT;
 	wn = (size_t)st->d_in * st->d_out * sizeof(float);
-	ol = get32(p + 64);
-	sl = get32(p + 68);
-	cl = get32(p + 72);
+	ol = sv_get32(p + 64);
+	sl = sv_get32(p + 68);
+	cl = sv_get32(p + 72);
 	if (v->mv_size != MODEL_HDR + wn + ol + sl + cl)
 		return SV_ERR_CORRUPT;
 	out->version = get_be64(k->mv_data);
-	out->step = get64(p + 16);
-	out->applied_seq = get64(p + 24);
-	out->time_ns = get64(p + 32);
-	out->loss = getf64(p + 40);
-	out->auc = getf64(p + 48);
-	out->eer = getf64(p + 56);
+	out->step = sv_get64(p + 16);
+	out->applied_seq = sv_get64(p + 24);
+	out->time_ns = sv_get64(p + 32);
+	out->loss = sv_getf64(p + 40);
+	out->auc = sv_getf64(p + 48);
+	out->eer = sv_getf64(p + 56);
 	out->W = p + MODEL_HDR;
 	out->optim = p + MODEL_HDR + wn;
 	out->optim_len = ol;
@@ -1305,8 +1266,48 @@ int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
 		return rc == MDB_NOTFOUND ? SV_ERR_CORRUPT : rc;
 	if (v.mv_size < META_LEN)
 		return SV_ERR_CORRUPT;
-	s.created_ns = get64((unsigned char *)v.mv_data + 16);
-	s.settings_fp = get64((unsigned char *)v.mv_data + 24);
+	s.created_ns = sv_get64((unsigned char *)v.mv_data + 16);
+	s.settings_fp = sv_get64((unsigned char *)v.mv_data + 24);
 	*out = s;
 	return 0;
+}
+
+/* ---- content ids and fingerprints ---- */
+
+void sv_store_inline_id(const float *x, uint32_t d, char out[SV_STORE_INLINE_ID_LEN + 1])
+{
+	const uint8_t *b = (const uint8_t *)x;
+	size_t n = (size_t)d * sizeof(float), i;
+	uint64_t h1 = 0x9e3779b97f4a7c15ULL ^ n, h2 = 0xc2b2ae3d27d4eb4fULL;
+
+	/* two multiply-xor lanes, 8 bytes at a time */
+	for (i = 0; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, b + i, 8);
+		h1 = (h1 ^ w) * 0xff51afd7ed558ccdULL;
+		h1 ^= h1 >> 29;
+		h2 = (h2 + w) * 0xc4ceb9fe1a85ec53ULL;
+		h2 ^= h2 >> 31;
+	}
+	for (; i < n; i++) {
+		h1 = (h1 ^ b[i]) * 0xff51afd7ed558ccdULL;
+		h2 = (h2 + b[i]) * 0xc4ceb9fe1a85ec53ULL;
+	}
+	h1 ^= h2 >> 17;
+	h2 ^= h1 >> 23;
+	snprintf(out, SV_STORE_INLINE_ID_LEN + 1, "~v%016llx%016llx", (unsigned long long)h1,
+	         (unsigned long long)h2);
+}
+
+int sv_store_id_reserved(const void *id, size_t len)
+{
+	return id != NULL && len >= 2 && memcmp(id, "~v", 2) == 0;
+}
+
+uint64_t sv_store_settings_fp(int loss_kind, int loss_mode, int optim_kind)
+{
+	int fixed[3] = {loss_kind, loss_mode, optim_kind};
+
+	return sv_fnv1a64(SV_FNV1A64_INIT, fixed, sizeof(fixed));
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "bytes.h"
 #include "sv/blas.h"
 #include "sv/error.h"
 #include "sv/model.h"
@@ -77,11 +78,8 @@ static int all_finite(const float *x, size_t n)
 
 static uint32_t hash_id(const uint8_t *id, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, folded */
-	for (size_t i = 0; i < len; i++) {
-		h ^= id[i];
-		h *= 0x100000001b3ull;
-	}
+	uint64_t h = sv_fnv1a64(SV_FNV1A64_INIT, id, len); /* folded */
+
 	return (uint32_t)(h ^ (h >> 32));
 }
 

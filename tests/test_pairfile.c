@@ -419,3 +419,28 @@ Test(pairfile, reference_generator_files, .timeout = 120)
 	sv_pairfile_close(pf);
 	sv_vecfile_close(vf);
 }
+
+Test(pairfile, fingerprint_covers_vectors_and_records)
+{
+	char vp[128], pp[128];
+	struct sv_vecfile *vf = NULL, *vf2 = NULL;
+	struct sv_pairfile *pf = NULL;
+	uint64_t a, b;
+	float one = 42.0f;
+
+	write_small(vp, pp, sizeof vp);
+	cr_assert_eq(sv_vecfile_open(&vf, vp, err, sizeof err), 0);
+	cr_assert_eq(sv_pairfile_open(&pf, pp, err, sizeof err), 0);
+	a = sv_pairfile_fingerprint(pf, vf);
+	cr_assert_neq(a, 0);
+	cr_assert_eq(sv_pairfile_fingerprint(pf, vf), a);
+	/* same header, one vector changed: another fingerprint (issue 13.13) */
+	patch_file(vp, 64 + 5 * sizeof(float), &one, sizeof(one));
+	cr_assert_eq(sv_vecfile_open(&vf2, vp, err, sizeof err), 0);
+	b = sv_pairfile_fingerprint(pf, vf2);
+	cr_assert_neq(a, b);
+	cr_assert_eq(sv_pairfile_fingerprint(NULL, vf), 0);
+	sv_vecfile_close(vf);
+	sv_vecfile_close(vf2);
+	sv_pairfile_close(pf);
+}

@@ -1337,3 +1337,23 @@ Test(store, crash_kill_reopen_replay, .timeout = 280)
 	            (unsigned long long)learner_steps(&ref));
 	learner_free(&ref);
 }
+
+/* The content id and the settings fingerprint are part of every existing
+ * store: their values may never change (computed by the daemon's code before
+ * they moved here). */
+Test(store, inline_id_and_settings_fp_are_stable)
+{
+	float x[4] = {1, 2, 3, 4};
+	char id[SV_STORE_INLINE_ID_LEN + 1];
+
+	sv_store_inline_id(x, 4, id);
+	cr_assert_str_eq(id, "~ve2bc4a6a85695b42f1eaf2589f8b46df");
+	cr_assert_eq(strlen(id), SV_STORE_INLINE_ID_LEN);
+	cr_assert(sv_store_id_reserved(id, strlen(id)));
+	cr_assert(sv_store_id_reserved("~v", 2));
+	cr_assert_not(sv_store_id_reserved("~", 1));
+	cr_assert_not(sv_store_id_reserved("v~x", 3));
+	cr_assert_not(sv_store_id_reserved(NULL, 0));
+	cr_assert_eq(sv_store_settings_fp(1, 0, 2), 0x9f19854a6eada506ull);
+	cr_assert_neq(sv_store_settings_fp(1, 0, 2), sv_store_settings_fp(1, 1, 2));
+}

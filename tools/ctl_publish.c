@@ -61,17 +61,6 @@ static void sleep_s(double s)
 		;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 /* ---- progress ---- */
 
 struct progress {
@@ -427,18 +416,12 @@ static int open_files(struct pub *p)
 
 static void derive_client_id(struct pub *p)
 {
-	const struct sv_pair_header *ph = sv_pairfile_header(p->pf);
-	const struct sv_vec_header *vh = sv_vecfile_header(p->vf);
-	uint64_t h = 0xcbf29ce484222325ull;
-
 	if (p->o->client_id) {
 		snprintf(p->client, sizeof(p->client), "%s", p->o->client_id);
 		return;
 	}
-	h = fnv1a(h, vh, sizeof(*vh));
-	h = fnv1a(h, ph, sizeof(*ph));
-	h = fnv1a(h, p->rec, sizeof(*p->rec) * ph->n_pairs);
-	snprintf(p->client, sizeof(p->client), "pub-%016llx", (unsigned long long)h);
+	snprintf(p->client, sizeof(p->client), "pub-%016llx",
+	         (unsigned long long)sv_pairfile_fingerprint(p->pf, p->vf));
 }
 
 int ctl_publish_run(struct ctl_ctx *c)

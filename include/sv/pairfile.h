@@ -162,6 +162,13 @@ const struct sv_pair_rec *sv_pairfile_records(const struct sv_pairfile *pf);
 int sv_pairfile_check_vec(const struct sv_pairfile *pf, const struct sv_vecfile *vf, char *err,
                           size_t errlen);
 
+/* A 64-bit fingerprint (FNV-1a) of what a publish of pf with vf sends:
+ * both headers, every record and every vector of vf.  simverifyctl publish
+ * derives its default client id from it, so two streams that differ in any
+ * vector get different ids.  Reads all of vf (a pass over the mapped file).
+ * Returns 0 for NULL handles. */
+uint64_t sv_pairfile_fingerprint(const struct sv_pairfile *pf, const struct sv_vecfile *vf);
+
 /* Write a .pairs file of n_pairs records (n_pos counted from the labels;
  * reserved bytes of the header written as zero, records as given), via
  * path.tmp and rename.  Returns 0, -EINVAL (NULL path, rec NULL with

@@ -67,6 +67,8 @@
  *            key "next_version" -> u64, the version the next checkpoint gets
  *            key "active" -> u64, the active model version (absent: none)
  *   items    key id bytes -> u16 fmt=1, u16 flags, u32 dim, float32[dim]
+ *            flags: SV_STORE_ITEM_INLINE (bit 0) for a vector that arrived
+ *            inline in a pair, stored under its content id (below)
  *   pairs    key u64 BE seq -> u16 fmt=1, u8 label, u8 has_client,
  *                            u8 len_a, u8 len_b, u8 client_len, u8 0,
  *                            u64 client_seq, u64 recv_ns,
@@ -85,7 +87,8 @@
  * deleted, never the active one.
  *
  * NOT HERE: training (sv/train.h), serializing the optimizer, settings or
- * calibration (the caller hands the store opaque blobs), log truncation.
+ * calibration (the caller hands the store opaque blobs; sv/journal.h encodes
+ * the daemon's), log truncation.
  *
  * ERRORS: every function returns 0 or a negative code (sv/error.h).  LMDB's
  * own codes (MDB_*, -30799..-30600) pass through unchanged and sv_strerror
@@ -202,6 +205,24 @@ int sv_store_item_put(sv_store_txn *t, const void *id, size_t len, const float *
  * or what sv_store_item_put returns. */
 int sv_store_item_put_new(sv_store_txn *t, const void *id, size_t len, const float *x,
                           uint16_t flags);
+
+/* Items made from inline pair vectors.  A pair side that carries a vector
+ * and no id is stored as an item under a CONTENT ID, "~v" and 32 lowercase
+ * hex digits of a 128-bit hash of the vector's bytes (not cryptographic: a
+ * collision would merge two anonymous vectors), with the flag
+ * SV_STORE_ITEM_INLINE.  So the pair log holds ids only and replays.  Ids
+ * starting with "~v" are reserved for these: sv_store_id_reserved says
+ * whether an id is one, and the daemon refuses client writes to them. */
+#define SV_STORE_ITEM_INLINE 0x0001
+#define SV_STORE_INLINE_ID_LEN 34
+
+/* Write the content id of x (d floats) to out (NUL-terminated). */
+void sv_store_inline_id(const float *x, uint32_t d, char out[SV_STORE_INLINE_ID_LEN + 1]);
+int sv_store_id_reserved(const void *id, size_t len);
+
+/* The fingerprint of the settings a store's history depends on (the loss,
+ * its label mode, the optimizer kind: sv_store_opts.settings_fp). */
+uint64_t sv_store_settings_fp(int loss_kind, int loss_mode, int optim_kind);
 
 /* Delete item id.  Returns 0, SV_ERR_NOTFOUND (group stays alive), -EINVAL,
  * SV_ERR_STATE or an LMDB code. */
