@@ -18,6 +18,7 @@
 #include "curve.h"
 #include "expo.h"
 #include "log.h"
+#include "parts.h"
 #include "monitor.h"
 #include "sv/error.h"
 #include "sv/proto.h"
@@ -26,7 +27,6 @@
 #include "topk_glue.h"
 #include "util.h"
 
-#define MAX_PARTS 16
 #define JSON_CAP 65536
 
 struct dadmin {
@@ -271,31 +271,14 @@ static size_t model_json(struct sv_daemon *d, const struct sv_snap *s, char *buf
 	return j.n;
 }
 
-/* Forward a request to the trainer and put its reply frames into out. */
-static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t n, zmq_msg_t *out,
-                       int *n_out)
+/* Forward a request to the trainer and receive its reply into out. */
+static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t n,
+                       struct parts *out)
 {
-	int more = 1;
-
 	for (size_t i = 0; i < n; i++)
 		if (zmq_send(a->ctl, fr[i].data, fr[i].len, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
 			return -zmq_errno();
-	*n_out = 0;
-	while (more) {
-		zmq_msg_t m;
-
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, a->ctl, 0) < 0) {
-			zmq_msg_close(&m);
-			return -zmq_errno();
-		}
-		more = zmq_msg_more(&m);
-		if (*n_out < MAX_PARTS)
-			out[(*n_out)++] = m;
-		else
-			zmq_msg_close(&m);
-	}
-	return 0;
+	return parts_recv(a->ctl, out, 0) < 0 ? -zmq_errno() : 0;
 }
 
 static void send_mb(struct dadmin *a)
@@ -422,20 +405,17 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	case SV_PROTO_VERB_PAUSE:
 	case SV_PROTO_VERB_RESUME:
 	case SV_PROTO_VERB_FLUSH: {
-		zmq_msg_t out[MAX_PARTS];
-		int n_out = 0;
+		struct parts out;
 
-		rc = forward_ctl(a, fr, n, out, &n_out);
+		rc = forward_ctl(a, fr, n, &out);
 		if (rc < 0) {
 			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
 			            SV_PROTO_STATUS_INTERNAL, 0, "trainer unavailable");
 			break;
 		}
-		for (int i = 0; i < n_out; i++) {
-			zmq_send(a->sock, zmq_msg_data(&out[i]), zmq_msg_size(&out[i]),
-			         i + 1 < n_out ? ZMQ_SNDMORE : 0);
-			zmq_msg_close(&out[i]);
-		}
+		for (int i = 0; i < out.n; i++)
+			zmq_msg_send(&out.m[i], a->sock, i + 1 < out.n ? ZMQ_SNDMORE : 0);
+		parts_close(&out);
 		a->mb.n = 0;
 		return;
 	}
@@ -453,23 +433,22 @@ static void *thread_main(void *arg)
 	struct dadmin *a = arg;
 
 	for (;;) {
-		zmq_msg_t m[MAX_PARTS];
-		struct sv_proto_frame fr[MAX_PARTS];
-		int over, env, n = reply_recv_request(a->sock, m, fr, MAX_PARTS, &over, &env);
+		struct parts p;
+		int env;
 
-		if (n < 0)
+		if (parts_recv(a->sock, &p, 0) < 0)
 			return NULL;
+		env = parts_envelope(&p);
 		/* envelope first: the reply goes back to the same peer */
-		for (int i = 0; i < env && i < n; i++)
-			zmq_send(a->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);
-		if (over || n <= env) {
-			reply_bad_envelope(a->d, &a->mb, over);
+		for (int i = 0; i < env && i < p.n; i++)
+			zmq_send(a->sock, p.fr[i].data, p.fr[i].len, ZMQ_SNDMORE);
+		if (p.over || p.n <= env) {
+			reply_bad_envelope(a->d, &a->mb, p.over);
 			send_mb(a);
 		} else {
-			handle(a, fr + env, (size_t)(n - env));
+			handle(a, p.fr + env, (size_t)(p.n - env));
 		}
-		for (int i = 0; i < n; i++)
-			zmq_msg_close(&m[i]);
+		parts_close(&p);
 	}
 }
 

@@ -16,6 +16,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "parts.h"
 #include "sv/error.h"
 #include "util.h"
 
@@ -189,35 +190,6 @@ static const struct allow_entry *allow_find(const struct allow_list *l, const ui
 
 /* ---- the ZAP handler (RFC 27) ------------------------------------------- */
 
-static int recv_request(void *s, zmq_msg_t *part, int cap)
-{
-	int n = 0, more = 1;
-
-	while (more) {
-		if (n == cap) {
-			zmq_msg_t junk;
-
-			zmq_msg_init(&junk);
-			if (zmq_msg_recv(&junk, s, 0) < 0)
-				return -zmq_errno();
-			more = zmq_msg_more(&junk);
-			zmq_msg_close(&junk);
-			continue;
-		}
-		zmq_msg_init(&part[n]);
-		if (zmq_msg_recv(&part[n], s, 0) < 0) {
-			int e = zmq_errno();
-
-			for (int i = 0; i <= n; i++)
-				zmq_msg_close(&part[i]);
-			return -e;
-		}
-		more = zmq_msg_more(&part[n]);
-		n++;
-	}
-	return n;
-}
-
 static int part_is(zmq_msg_t *m, const char *s)
 {
 	size_t n = strlen(s);
@@ -277,15 +249,18 @@ static void *zap_main(void *arg)
 
 	(void)arg;
 	for (;;) {
-		zmq_msg_t p[ZAP_MAX_PARTS];
+		struct parts msg;
+		zmq_msg_t *p = msg.m;
 		const char *user = "", *why = "";
-		int n = recv_request(g.zap, p, ZAP_MAX_PARTS), role = -1, ok;
+		int n = parts_recv(g.zap, &msg, 0), role = -1, ok;
 
 		if (n < 0) {
-			if (n == -ETERM)
+			if (zmq_errno() == ETERM)
 				break;
 			continue;
 		}
+		if (n > ZAP_MAX_PARTS)
+			n = ZAP_MAX_PARTS; /* decide() reads no further */
 		ok = decide(p, n, &user, &why, &role) == 0;
 		if (n >= 2)
 			reply(g.zap, &p[1], ok ? "200" : "400", ok ? "OK" : why, user);
@@ -311,8 +286,7 @@ static void *zap_main(void *arg)
 				quiet++;
 			}
 		}
-		for (int i = 0; i < n; i++)
-			zmq_msg_close(&p[i]);
+		parts_close(&msg);
 	}
 	zmq_close(g.zap);
 	g.zap = NULL;

@@ -14,6 +14,7 @@
 #include "curve.h"
 #include "daemon.h"
 #include "log.h"
+#include "parts.h"
 #include "reject.h"
 #include "reply.h"
 #include "sv/error.h"
@@ -24,7 +25,6 @@
 #include "trainer.h" /* SV_STORE_ITEM_INLINE, until it moves to sv/store.h */
 #include "util.h"
 
-#define MAX_PARTS 16      /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
 
 /* One item put or delete of the group in hand (visible to later messages of
  * the same group before the commit). */
@@ -668,52 +668,6 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 	}
 }
 
-/* Receive one multipart message from s into msgs (n parts).  Returns the
- * part count, 0 when nothing is waiting, or -1 (too many parts; drained). */
-int ingest_recv_parts(void *s, zmq_msg_t *msgs, int cap)
-{
-	int n = 0, more = 1;
-
-	while (more) {
-		zmq_msg_t m;
-
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, s, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-			zmq_msg_close(&m);
-			if (n == 0)
-				return 0;
-			break;
-		}
-		more = zmq_msg_more(&m);
-		if (n < cap)
-			msgs[n++] = m;
-		else {
-			zmq_msg_close(&m);
-			n = cap + 1;
-		}
-	}
-	if (n > cap) {
-		for (int i = 0; i < cap; i++)
-			zmq_msg_close(&msgs[i]);
-		return -1;
-	}
-	return n;
-}
-
-void ingest_close_parts(zmq_msg_t *msgs, int n)
-{
-	for (int i = 0; i < n; i++)
-		zmq_msg_close(&msgs[i]);
-}
-
-void ingest_frames_of(zmq_msg_t *msgs, int n, struct sv_proto_frame *fr)
-{
-	for (int i = 0; i < n; i++) {
-		fr[i].data = zmq_msg_data(&msgs[i]);
-		fr[i].len = zmq_msg_size(&msgs[i]);
-	}
-}
-
 static void group_reset(struct ingest *g)
 {
 	g->txn = NULL;
@@ -826,63 +780,60 @@ static size_t hand_back(struct ingest *g)
 	return g->stage_n;
 }
 
+/* A message with more parts than any request has: counted and logged; an
+ * acked one is answered MALFORMED. */
+static void too_many_parts(struct ingest *g, const struct parts *p, const char *where, int acked)
+{
+	reject_count(g->d, SV_REJECT_TOOMANY_PARTS);
+	if (sv_log_ratelimit(&rl_frames, SV_LOG_BURST, &sup))
+		sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
+		       "%s: message with more than %d frames; dropping message%s", where, PARTS_MAX,
+		       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+	if (acked) {
+		reply_error(&g->mb, 0, 0, SV_PROTO_STATUS_MALFORMED, SV_PROTO_REASON_FRAME_COUNT,
+		            "too many frames");
+		send_reply(g, p->fr[0].data, p->fr[0].len, parts_envelope(p) == 2);
+	}
+}
+
 size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *npairs)
 {
-	zmq_msg_t msgs[MAX_PARTS];
-	struct sv_proto_frame fr[MAX_PARTS];
+	struct parts p;
 	size_t got = 0, limit = g->d->conf.group_max;
 	int idle[2] = {0, 0};
 
 	group_reset(g);
 	while (got < limit && g->group_pairs < limit && !(idle[0] && idle[1]) &&
 	       g->group_failed == 0) {
-		int n;
-
 		/* fire and forget */
-		n = idle[0] ? 0 : ingest_recv_parts(g->pull, msgs, MAX_PARTS);
-		if (n == 0) {
-			idle[0] = 1;
-		} else if (n < 0) {
-			reject_count(g->d, SV_REJECT_TOOMANY_PARTS);
-			if (sv_log_ratelimit(&rl_frames, SV_LOG_BURST, &sup))
-				sv_log(
-				    LOG_WARNING, "SV-INGEST-FRAMES",
-				    "ingest: message with more than %d frames; dropping message%s",
-				    MAX_PARTS, sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
-			got++;
-		} else {
-			ingest_frames_of(msgs, n, fr);
-			ingest_one(g, fr, (size_t)n, NULL, "ingest");
-			ingest_close_parts(msgs, n);
+		if (!idle[0] && parts_recv(g->pull, &p, ZMQ_DONTWAIT) > 0) {
+			if (p.over)
+				too_many_parts(g, &p, "ingest", 0);
+			else
+				ingest_one(g, p.fr, (size_t)p.n, NULL, "ingest");
+			parts_close(&p);
 			got++;
 			g->group_msgs++;
+		} else {
+			idle[0] = 1;
 		}
 		/* acked: [routing id][optional empty delimiter][message frames] */
-		n = idle[1] ? 0 : ingest_recv_parts(g->router, msgs, MAX_PARTS);
-		if (n == 0) {
-			idle[1] = 1;
-		} else if (n < 0) {
-			reject_count(g->d, SV_REJECT_TOOMANY_PARTS);
-			if (sv_log_ratelimit(&rl_frames, SV_LOG_BURST, &sup))
-				sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
-				       "ingest-ack: message with more than %d frames; dropping "
-				       "message%s",
-				       MAX_PARTS, sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
-			got++;
-		} else {
-			int delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
-			int skip = 1 + delim;
-			struct pend_ack *a =
-			    ack_new(g, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
+		if (!idle[1] && parts_recv(g->router, &p, ZMQ_DONTWAIT) > 0) {
+			int env = parts_envelope(&p);
+			struct pend_ack *a;
 
-			ingest_frames_of(msgs, n, fr);
-			if (a == NULL)
+			if (p.over) {
+				too_many_parts(g, &p, "ingest-ack", 1);
+			} else if ((a = ack_new(g, p.fr[0].data, p.fr[0].len, env == 2)) == NULL) {
 				g->group_failed = -ENOMEM;
-			else
-				ingest_one(g, fr + skip, (size_t)(n - skip), a, "ingest-ack");
-			ingest_close_parts(msgs, n);
+			} else {
+				ingest_one(g, p.fr + env, (size_t)(p.n - env), a, "ingest-ack");
+			}
+			parts_close(&p);
 			got++;
 			g->group_msgs++;
+		} else {
+			idle[1] = 1;
 		}
 	}
 	group_finish(g);
@@ -893,23 +844,20 @@ size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *
 
 void ingest_refuse_paused(struct ingest *g)
 {
-	zmq_msg_t msgs[MAX_PARTS];
-	struct sv_proto_frame fr[MAX_PARTS];
-	int n;
+	struct parts p;
 
-	while ((n = ingest_recv_parts(g->router, msgs, MAX_PARTS)) != 0) {
+	while (parts_recv(g->router, &p, ZMQ_DONTWAIT) > 0) {
 		struct sv_proto_request rq;
 		struct sv_proto_error err;
-		int delim, skip;
+		int env = parts_envelope(&p);
 
-		if (n < 0)
-			continue;
-		delim = n >= 3 && zmq_msg_size(&msgs[1]) == 0;
-		skip = 1 + delim;
-		ingest_frames_of(msgs, n, fr);
 		memset(&err, 0, sizeof(err));
-		if (sv_proto_decode_request(fr + skip, (size_t)(n - skip), &g->lim, &rq, &err) <
-		    0) {
+		if (p.over) {
+			too_many_parts(g, &p, "ingest-ack", 1);
+			parts_close(&p);
+			continue;
+		}
+		if (sv_proto_decode_request(p.fr + env, (size_t)(p.n - env), &g->lim, &rq, &err) < 0) {
 			reject_count(g->d, (int)err.reason);
 			reply_error(&g->mb, err.have_header ? err.header.verb : 0,
 			            err.have_header ? err.header.request_id : 0,
@@ -919,8 +867,8 @@ void ingest_refuse_paused(struct ingest *g)
 			    &g->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
 			    "training is paused (admin PAUSE); nothing stored, retry after RESUME");
 		}
-		send_reply(g, zmq_msg_data(&msgs[0]), zmq_msg_size(&msgs[0]), delim);
-		ingest_close_parts(msgs, n);
+		send_reply(g, p.fr[0].data, p.fr[0].len, env == 2);
+		parts_close(&p);
 	}
 }
 

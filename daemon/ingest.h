@@ -24,7 +24,6 @@
 #include <zmq.h>
 
 struct sv_daemon;
-struct sv_proto_frame;
 struct ingest;
 
 /* A pair the last group logged.  The vectors are the ingest module's and
@@ -56,11 +55,5 @@ size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *
 /* While paused: answer every waiting acked message PAUSED (nothing stored);
  * the PULL socket is left unread. */
 void ingest_refuse_paused(struct ingest *g);
-
-/* One multipart message from s into msgs: the part count, 0 when none is
- * waiting, -1 when it had more than cap parts (then dropped). */
-int ingest_recv_parts(void *s, zmq_msg_t *msgs, int cap);
-void ingest_close_parts(zmq_msg_t *msgs, int n);
-void ingest_frames_of(zmq_msg_t *msgs, int n, struct sv_proto_frame *fr);
 
 #endif

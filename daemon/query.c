@@ -18,6 +18,7 @@
 
 #include "curve.h"
 #include "log.h"
+#include "parts.h"
 #include "sv/error.h"
 #include "sv/model.h"
 #include "sv/proto.h"
@@ -27,7 +28,6 @@
 #include "util.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
-#define MAX_PARTS 16
 #define MAX_WORKERS 64
 
 struct worker {
@@ -459,24 +459,22 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 
 	for (;;) {
-		zmq_msg_t m[MAX_PARTS];
-		struct sv_proto_frame fr[MAX_PARTS];
-		int over, env, n = reply_recv_request(w->sock, m, fr, MAX_PARTS, &over, &env);
+		struct parts p;
+		int env;
 
-		if (n < 0)
+		if (parts_recv(w->sock, &p, 0) < 0)
 			return NULL; /* ETERM */
-		if (over || n <= env) {
-			reply_bad_envelope(w->q->d, &w->mb, over);
-		} else {
-			handle(w, fr + env, (size_t)(n - env));
-		}
-		for (int i = 0; i < env && i < n; i++)
-			zmq_send(w->sock, fr[i].data, fr[i].len, ZMQ_SNDMORE);
+		env = parts_envelope(&p);
+		if (p.over || p.n <= env)
+			reply_bad_envelope(w->q->d, &w->mb, p.over);
+		else
+			handle(w, p.fr + env, (size_t)(p.n - env));
+		for (int i = 0; i < env && i < p.n; i++)
+			zmq_send(w->sock, p.fr[i].data, p.fr[i].len, ZMQ_SNDMORE);
 		for (size_t i = 0; i < w->mb.n; i++)
 			zmq_send(w->sock, w->mb.frames[i].data, w->mb.frames[i].len,
 			         i + 1 < w->mb.n ? ZMQ_SNDMORE : 0);
-		for (int i = 0; i < n; i++)
-			zmq_msg_close(&m[i]);
+		parts_close(&p);
 	}
 }
 
@@ -535,52 +533,25 @@ static int cheap(const struct sv_proto_frame *h)
 
 static void front_request(struct dquery *q)
 {
-	zmq_msg_t m[MAX_PARTS];
-	struct sv_proto_frame fr[MAX_PARTS];
 	struct worker *w = &q->fw;
-	int n = 0, more = 1, env, ok = 1;
+	struct parts p;
+	int env, ok = 1;
 
-	while (more) {
-		zmq_msg_t t;
-
-		zmq_msg_init(&t);
-		if (zmq_msg_recv(&t, q->front, 0) < 0) {
-			zmq_msg_close(&t);
-			for (int i = 0; i < n; i++)
-				zmq_msg_close(&m[i]);
-			return;
-		}
-		more = zmq_msg_more(&t);
-		if (n == MAX_PARTS) {
-			/* too many frames: the workers' path answers it; pass
-			 * what is held, then stream the rest */
-			for (int i = 0; i < n; i++)
-				zmq_msg_send(&m[i], q->back, ZMQ_SNDMORE);
-			zmq_msg_send(&t, q->back, more ? ZMQ_SNDMORE : 0);
-			zmq_msg_close(&t);
-			if (more)
-				forward(q, q->front, q->back, 0);
-			for (int i = 0; i < n; i++)
-				zmq_msg_close(&m[i]);
-			return;
-		}
-		m[n++] = t;
-	}
-	for (int i = 0; i < n; i++) {
-		fr[i].data = zmq_msg_data(&m[i]);
-		fr[i].len = zmq_msg_size(&m[i]);
-	}
-	env = 1 + (n >= 3 && fr[1].len == 0);
-	if (n <= env || !cheap(&fr[env])) {
-		for (int i = 0; i < n; i++) {
-			zmq_msg_send(&m[i], q->back, i + 1 < n ? ZMQ_SNDMORE : 0);
-			zmq_msg_close(&m[i]);
-		}
+	if (parts_recv(q->front, &p, 0) <= 0)
 		return;
+	env = parts_envelope(&p);
+	if (p.over || p.n <= env) {
+		reply_bad_envelope(q->d, &w->mb, p.over); /* a forwarded copy would lose over */
+	} else if (!cheap(&p.fr[env])) {
+		for (int i = 0; i < p.n; i++) /* zero-copy: m[i] is empty after the send */
+			zmq_msg_send(&p.m[i], q->back, i + 1 < p.n ? ZMQ_SNDMORE : 0);
+		parts_close(&p);
+		return;
+	} else {
+		handle(w, p.fr + env, (size_t)(p.n - env));
 	}
-	handle(w, fr + env, (size_t)(n - env));
 	for (int i = 0; i < env && ok; i++)
-		ok = zmq_send(q->front, fr[i].data, fr[i].len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+		ok = zmq_send(q->front, p.fr[i].data, p.fr[i].len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
 	for (size_t i = 0; i < w->mb.n && ok; i++)
 		ok = zmq_send(q->front, w->mb.frames[i].data, w->mb.frames[i].len,
 		              (i + 1 < w->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >= 0;
@@ -589,8 +560,7 @@ static void front_request(struct dquery *q)
 		sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE",
 		       "reply dropped: %s (client gone or not reading)", zmq_strerror(zmq_errno()));
 	}
-	for (int i = 0; i < n; i++)
-		zmq_msg_close(&m[i]);
+	parts_close(&p);
 }
 
 static void *front_main(void *arg)

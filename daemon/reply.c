@@ -44,40 +44,6 @@ void reply_error(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int stat
 	mb->n = 2;
 }
 
-int reply_recv_request(void *sock, zmq_msg_t *m, struct sv_proto_frame *fr, int cap, int *over,
-                       int *env)
-{
-	int n = 0, more = 1;
-
-	*over = 0;
-	while (more) {
-		zmq_msg_t t;
-
-		zmq_msg_init(&t);
-		if (zmq_msg_recv(&t, sock, 0) < 0) {
-			zmq_msg_close(&t);
-			if (zmq_errno() == EINTR)
-				continue;
-			for (int i = 0; i < n; i++)
-				zmq_msg_close(&m[i]);
-			return -1;
-		}
-		more = zmq_msg_more(&t);
-		if (n < cap) {
-			m[n++] = t;
-		} else {
-			zmq_msg_close(&t);
-			*over = 1;
-		}
-	}
-	for (int i = 0; i < n; i++) {
-		fr[i].data = zmq_msg_data(&m[i]);
-		fr[i].len = zmq_msg_size(&m[i]);
-	}
-	*env = 1 + (n >= 3 && fr[1].len == 0); /* REQ-style delimiter */
-	return n;
-}
-
 void reply_bad_envelope(struct sv_daemon *d, struct sv_proto_msgbuf *mb, int over)
 {
 	reject_count(d, over ? SV_REJECT_TOOMANY_PARTS : SV_PROTO_REASON_NO_FRAMES);

@@ -21,6 +21,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "monitor.h"
+#include "parts.h"
 #include "reply.h"
 #include "sv/batch.h"
 #include "sv/blas.h"
@@ -30,8 +31,6 @@
 #include "sv/store.h"
 #include "sv/train.h"
 #include "util.h"
-
-#define MAX_PARTS 16 /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
 
 struct trainer {
 	struct sv_daemon *d;
@@ -729,21 +728,19 @@ static int model_put(struct trainer *t, const struct sv_proto_request *rq, char 
 
 static void ctl_handle(struct trainer *t)
 {
-	zmq_msg_t msgs[MAX_PARTS];
-	struct sv_proto_frame fr[MAX_PARTS];
+	struct parts p;
 	struct sv_proto_request rq;
 	struct sv_proto_error err;
 	char msg[256] = "";
-	int n = ingest_recv_parts(t->ctl, msgs, MAX_PARTS), rc = 0;
+	int rc = 0;
 
-	if (n <= 0)
+	if (parts_recv(t->ctl, &p, ZMQ_DONTWAIT) <= 0)
 		return;
-	ingest_frames_of(msgs, n, fr);
-	if (sv_proto_decode_request(fr, (size_t)n, &t->lim, &rq, &err) < 0) {
+	if (p.over || sv_proto_decode_request(p.fr, (size_t)p.n, &t->lim, &rq, &err) < 0) {
 		/* admin.c decoded it already; cannot happen */
 		memset(&rq, 0, sizeof(rq));
 		ctl_reply(t, &rq, SV_PROTO_STATUS_INTERNAL, "control decode failed", NULL);
-		ingest_close_parts(msgs, n);
+		parts_close(&p);
 		return;
 	}
 	switch (rq.hdr.verb) {
@@ -805,7 +802,7 @@ static void ctl_handle(struct trainer *t)
 	          : rc == SV_ERR_NOTFOUND ? SV_PROTO_STATUS_NOT_FOUND
 	                                  : SV_PROTO_STATUS_INTERNAL,
 	          msg, NULL);
-	ingest_close_parts(msgs, n);
+	parts_close(&p);
 }
 
 /* ---- the thread --------------------------------------------------------- */

@@ -33,6 +33,7 @@
 #include <zmq.h>
 
 #include "bench.h"
+#include "parts.h" /* daemon/parts.c: the daemon's own multipart receive */
 #include "sv/proto.h"
 
 #define MAXF 8
@@ -56,37 +57,6 @@ struct shape {
 struct result {
 	double p50_us, p99_us, rps;
 };
-
-/* Receive one multipart message into m (closing the extra parts); returns
- * the part count or -1. */
-static int recv_parts(void *s, zmq_msg_t *m, int cap)
-{
-	int n = 0, more = 1;
-
-	while (more) {
-		zmq_msg_t t;
-
-		zmq_msg_init(&t);
-		if (zmq_msg_recv(&t, s, 0) < 0) {
-			zmq_msg_close(&t);
-			for (int i = 0; i < n; i++)
-				zmq_msg_close(&m[i]);
-			return -1;
-		}
-		more = zmq_msg_more(&t);
-		if (n < cap)
-			m[n++] = t;
-		else
-			zmq_msg_close(&t);
-	}
-	return n;
-}
-
-static void close_parts(zmq_msg_t *m, int n)
-{
-	for (int i = 0; i < n; i++)
-		zmq_msg_close(&m[i]);
-}
 
 /* The request id of a message (header frame: u64 at offset 8). */
 static uint64_t req_id_of(zmq_msg_t *m)
@@ -117,20 +87,20 @@ static void *echo_main(void *arg)
 	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_bind(s, e->ep);
 	for (;;) {
-		zmq_msg_t m[MAXF + 1];
-		int n = recv_parts(s, m, MAXF + 1);
+		struct parts p;
+		int n = parts_recv(s, &p, 0);
 
 		if (n < 2) {
 			if (n > 0)
-				close_parts(m, n);
+				parts_close(&p);
 			break; /* ETERM (or a stray message: stop) */
 		}
 		/* the request id travels, as in a real reply */
-		memcpy(e->buf[0] + 8, (const char *)zmq_msg_data(&m[1]) + 8, 8);
-		zmq_msg_send(&m[0], s, ZMQ_SNDMORE);
+		memcpy(e->buf[0] + 8, (const char *)zmq_msg_data(&p.m[1]) + 8, 8);
+		zmq_msg_send(&p.m[0], s, ZMQ_SNDMORE);
 		for (size_t i = 0; i < e->sh.n; i++)
 			zmq_send(s, e->buf[i], e->sh.len[i], i + 1 < e->sh.n ? ZMQ_SNDMORE : 0);
-		close_parts(m, n);
+		parts_close(&p);
 	}
 	zmq_close(s);
 	return NULL;
@@ -159,7 +129,7 @@ static int run(void *s, struct sv_proto_msgbuf *req, long requests, long depth, 
 		return -1;
 	t0 = bench_now_ns();
 	while (got < requests) {
-		zmq_msg_t m[MAXF];
+		struct parts p;
 		uint64_t id;
 		int n;
 
@@ -170,11 +140,11 @@ static int run(void *s, struct sv_proto_msgbuf *req, long requests, long depth, 
 			if (bench_send_mb(s, req) < 0)
 				goto out;
 		}
-		n = recv_parts(s, m, MAXF);
+		n = parts_recv(s, &p, 0);
 		if (n < 1)
 			goto out;
-		id = req_id_of(&m[0]);
-		close_parts(m, n);
+		id = req_id_of(&p.m[0]);
+		parts_close(&p);
 		if (id < 1 || id > (uint64_t)sent || t_send[id] == 0)
 			goto out;
 		lat[got++] = (double)(bench_now_ns() - t_send[id]) / 1e3;
@@ -232,21 +202,25 @@ static void *sock(void *ctx, int type, const char *ep)
 /* One request, its reply's shape; status OK required. */
 static int capture(void *s, struct sv_proto_msgbuf *req, struct shape *sh, unsigned char **hdr0)
 {
-	zmq_msg_t m[MAXF];
+	struct parts p;
 	int n;
 
 	memcpy(req->hdr + 8, &(uint64_t){1}, 8);
-	if (bench_send_mb(s, req) < 0 || (n = recv_parts(s, m, MAXF)) < 1)
+	if (bench_send_mb(s, req) < 0 || (n = parts_recv(s, &p, 0)) < 1)
 		return -1;
+	if (n > MAXF) {
+		parts_close(&p);
+		return -1;
+	}
 	sh->n = (size_t)n;
 	for (int i = 0; i < n; i++)
-		sh->len[i] = zmq_msg_size(&m[i]);
+		sh->len[i] = zmq_msg_size(&p.m[i]);
 	*hdr0 = malloc(sh->len[0]);
 	if (*hdr0)
-		memcpy(*hdr0, zmq_msg_data(&m[0]), sh->len[0]);
+		memcpy(*hdr0, zmq_msg_data(&p.m[0]), sh->len[0]);
 	/* status u16 at offset 6 */
-	n = sh->len[0] >= 8 && ((const unsigned char *)zmq_msg_data(&m[0]))[6] == 0 ? 0 : -1;
-	close_parts(m, (int)sh->n);
+	n = sh->len[0] >= 8 && ((const unsigned char *)zmq_msg_data(&p.m[0]))[6] == 0 ? 0 : -1;
+	parts_close(&p);
 	return *hdr0 ? n : -1;
 }
 
@@ -254,20 +228,20 @@ static int capture(void *s, struct sv_proto_msgbuf *req, struct shape *sh, unsig
 static int status_json(void *adm, char *js, size_t cap)
 {
 	struct sv_proto_msgbuf mb;
-	zmq_msg_t m[MAXF];
+	struct parts p;
 	int n, rc = -1;
 
 	sv_proto_msgbuf_init(&mb);
 	sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL);
-	if (bench_send_mb(adm, &mb) == 0 && (n = recv_parts(adm, m, MAXF)) > 0) {
+	if (bench_send_mb(adm, &mb) == 0 && (n = parts_recv(adm, &p, 0)) > 0) {
 		if (n > 2) {
-			size_t l = zmq_msg_size(&m[2]) < cap - 1 ? zmq_msg_size(&m[2]) : cap - 1;
+			size_t l = zmq_msg_size(&p.m[2]) < cap - 1 ? zmq_msg_size(&p.m[2]) : cap - 1;
 
-			memcpy(js, zmq_msg_data(&m[2]), l);
+			memcpy(js, zmq_msg_data(&p.m[2]), l);
 			js[l] = '\0';
 			rc = 0;
 		}
-		close_parts(m, n);
+		parts_close(&p);
 	}
 	sv_proto_msgbuf_free(&mb);
 	return rc;
@@ -369,13 +343,13 @@ static int load_items(const struct cfg *c, void *ctx, const char *sd, void *adm)
 			sent++;
 		}
 		{
-			zmq_msg_t m[MAXF];
-			int n = recv_parts(in, m, MAXF);
+			struct parts p;
+			int n = parts_recv(in, &p, 0);
 
 			if (n < 1)
 				rc = -1;
 			else
-				close_parts(m, n);
+				parts_close(&p);
 			got++;
 		}
 	}

@@ -1,0 +1,55 @@
+/* parts.c - receive one whole multipart message (see parts.h). */
+#include "parts.h"
+
+#include <errno.h>
+
+int parts_recv(void *sock, struct parts *p, int flags)
+{
+	int more = 1;
+
+	p->n = 0;
+	p->over = 0;
+	p->bytes = 0;
+	while (more) {
+		zmq_msg_t t;
+
+		zmq_msg_init(&t);
+		if (zmq_msg_recv(&t, sock, p->n == 0 && !p->over ? flags : 0) < 0) {
+			int e = zmq_errno();
+
+			zmq_msg_close(&t);
+			if (e == EINTR)
+				continue;
+			if (p->n == 0 && !p->over && e == EAGAIN)
+				return 0;
+			parts_close(p);
+			return -1;
+		}
+		more = zmq_msg_more(&t);
+		p->bytes += zmq_msg_size(&t);
+		if (p->n < PARTS_MAX) {
+			zmq_msg_init(&p->m[p->n]);
+			zmq_msg_move(&p->m[p->n], &t); /* a msg_t is never copied by value */
+			zmq_msg_close(&t);
+			p->fr[p->n].data = zmq_msg_data(&p->m[p->n]);
+			p->fr[p->n].len = zmq_msg_size(&p->m[p->n]);
+			p->n++;
+		} else {
+			zmq_msg_close(&t);
+			p->over = 1;
+		}
+	}
+	return p->n;
+}
+
+void parts_close(struct parts *p)
+{
+	for (int i = 0; i < p->n; i++)
+		zmq_msg_close(&p->m[i]);
+	p->n = 0;
+}
+
+int parts_envelope(const struct parts *p)
+{
+	return 1 + (p->n >= 3 && p->fr[1].len == 0);
+}

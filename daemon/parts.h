@@ -1,0 +1,43 @@
+/* parts.h - one multipart ZeroMQ message, received whole, as frames.
+ *
+ * Every socket of the daemon reads its messages through parts_recv: the
+ * ingest PULL and ROUTER, the query and admin ROUTERs, the trainer's control
+ * socket, the ZAP handler; sv-bench's query client too.  It depends on
+ * libzmq and sv/proto.h's frame type only.
+ *
+ * A message with more than PARTS_MAX parts is still received whole (so the
+ * socket is left at a message boundary); the parts past PARTS_MAX are
+ * closed at once and p->over is set.  p->bytes counts every part's bytes,
+ * dropped ones included.
+ */
+#ifndef SV_DAEMON_PARTS_H
+#define SV_DAEMON_PARTS_H
+
+#include <stddef.h>
+#include <zmq.h>
+
+#include "sv/proto.h"
+
+#define PARTS_MAX 16 /* routing id, delimiter, SV_PROTO_MAX_FRAMES, spare */
+
+struct parts {
+	zmq_msg_t m[PARTS_MAX];
+	struct sv_proto_frame fr[PARTS_MAX]; /* fr[i] points into m[i] */
+	int n;                               /* parts held */
+	int over;                            /* parts beyond PARTS_MAX were dropped */
+	size_t bytes;                        /* bytes of all parts */
+};
+
+/* Receive one message from sock into p.  flags 0 blocks for the first part;
+ * ZMQ_DONTWAIT returns 0 when no message is waiting.  EINTR is retried.
+ * Returns the number of parts held (> 0), 0, or -1 when the socket fails
+ * (zmq_errno(): ETERM at shutdown); nothing is held then.  After a return
+ * > 0 the caller calls parts_close. */
+int parts_recv(void *sock, struct parts *p, int flags);
+void parts_close(struct parts *p);
+
+/* How many leading parts of a ROUTER message are its envelope: the peer's
+ * routing id, and the empty delimiter a REQ-style peer adds. */
+int parts_envelope(const struct parts *p);
+
+#endif
