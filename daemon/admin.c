@@ -3,6 +3,7 @@
 #include "admin.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,7 +15,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "conf.h"
+#include "settings.h"
 #include "curve.h"
 #include "expo.h"
 #include "log.h"
@@ -24,7 +25,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"
-#include "topk_glue.h"
+#include "topk_cache.h"
 #include "util.h"
 
 #define JSON_CAP 65536
@@ -34,7 +35,8 @@ struct dadmin {
 	void *sock, *ctl;
 	pthread_t th;
 	int started;
-	struct sv_proto_limits lim;
+	struct sv_proto_limits lim; /* sv_live_limits */
+	unsigned lim_gen;
 	struct sv_proto_msgbuf mb;
 	char *json;
 	uint64_t t0;
@@ -148,10 +150,10 @@ static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	pthread_mutex_unlock(&d->live_mu);
 	jprintf(&j, "\"threshold_policy\":\"%s\",", sv_metrics_policy_name(policy));
 	jprintf(&j, "\"paused\":%s,", atomic_load(&d->prog.paused) ? "true" : "false");
-	{ /* the projection cache TOPK answers from (topk_glue.h) */
+	{ /* the projection cache TOPK answers from (topk_cache.h) */
 		uint64_t tv, ts, tn;
 
-		topk_glue_info(d->topk, &tv, &ts, &tn);
+		topk_cache_info(d->topk, &tv, &ts, &tn);
 		jprintf(&j, "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu},",
 		        (unsigned long long)tv, (unsigned long long)ts, (unsigned long long)tn);
 	}
@@ -309,6 +311,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	size_t len;
 
 	atomic_fetch_add(&d->cnt.admin_requests, 1);
+	sv_live_limits(d, &a->lim_gen, &a->lim);
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &a->lim, &rq, &err) < 0) {
 		reject_count(d, (int)err.reason);
@@ -346,7 +349,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		break;
 	case SV_PROTO_VERB_CONFIG:
 		pthread_mutex_lock(&d->live_mu); /* a reload may be rewriting live keys */
-		len = conf_show(&d->conf, a->json, JSON_CAP);
+		len = settings_show(&d->conf, a->json, JSON_CAP);
 		pthread_mutex_unlock(&d->live_mu);
 		admin_reply(a, &rq, status, NULL, len);
 		break;
@@ -464,6 +467,7 @@ int admin_start(struct dadmin **out, struct sv_daemon *d)
 	a->d = d;
 	sv_proto_msgbuf_init(&a->mb);
 	a->json = malloc(JSON_CAP);
+	a->lim_gen = UINT_MAX;
 	a->sock = zmq_socket(d->zctx, ZMQ_ROUTER);
 	a->ctl = zmq_socket(d->zctx, ZMQ_REQ);
 	if (a->json == NULL || a->sock == NULL || a->ctl == NULL)

@@ -314,7 +314,7 @@ int curve_start(struct sv_daemon *d)
 	int rc = 0, zero = 0;
 	char pub[KEY_Z85 + 1];
 
-	g.max_msg = (int64_t)d->conf.lim.max_msg_bytes * 2;
+	g.max_msg = (int64_t)d->conf.live.lim.max_msg_bytes * 2;
 	snprintf(g.ep[0], sizeof(g.ep[0]), "%s", d->conf.ep_ingest);
 	snprintf(g.ep[1], sizeof(g.ep[1]), "%s", d->conf.ep_ingest_ack);
 	snprintf(g.ep[2], sizeof(g.ep[2]), "%s", d->conf.ep_query);

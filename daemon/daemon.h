@@ -33,8 +33,29 @@
 #include "sv/store.h"
 
 #define SV_ENDPOINT_MAX SV_CONFIG_STR_MAX
+/* The settings a reload may change while running (the keys the config
+ * table marks SV_CONFIG_KEY_LIVE_*), mapped from struct sv_config by
+ * settings_live() alone: at start into sv_dconf.live, on SIGHUP into
+ * sv_daemon.live. */
+struct sv_live {
+	uint32_t batch_size;          /* B */
+	struct sv_optim_params optim; /* hyperparameters; the kind is fixed */
+	uint32_t max_wait_ms;         /* a partial batch trains after this */
+	uint32_t ckpt_steps;          /* checkpoint every N steps (0: never) */
+	uint64_t ckpt_ms;             /* ... or T ms with new steps (0: never) */
+	uint32_t keep_versions;       /* checkpoints kept */
+	int threshold_policy;         /* enum sv_config_policy */
+	float threshold;              /* fixed / initial threshold */
+	double target_far;            /* target_far policy */
+	uint64_t min_pairs;           /* window pairs before a policy applies */
+	uint32_t window_pairs;        /* pairs in the prequential window */
+	struct sv_proto_limits lim;   /* what the decoders accept */
+	int log_level;                /* syslog level */
+};
+
 /* The daemon's settings, mapped from the config module's struct sv_config
- * (conf.c); cfg keeps the original for CONFIG (show) and reload diffs. */
+ * (settings.c); cfg keeps the original for CONFIG (show) and reload diffs.
+ * Read-only after start: what may change lives in sv_daemon.live. */
 struct sv_dconf {
 	struct sv_config cfg;
 	char state_dir[SV_ENDPOINT_MAX];
@@ -48,23 +69,13 @@ struct sv_dconf {
 	int ingest_hwm;                      /* messages queued per ingest socket */
 	uint32_t d_in, d_out;
 	uint64_t seed;
-	uint32_t batch_size;  /* B (live) */
-	uint32_t batch_max;   /* largest B a reload may set */
-	uint32_t max_wait_ms; /* a partial batch trains after this */
-	uint32_t group_max;   /* most messages (or pairs) in one group commit */
-	uint32_t ckpt_steps;  /* checkpoint every N steps (0: never; live) */
-	uint64_t ckpt_ms;     /* ... or T ms with new steps (0: never; live) */
+	uint32_t batch_max;  /* largest B a reload may set */
+	uint32_t group_max;  /* most messages (or pairs) in one group commit */
 	uint32_t query_threads;
 	struct sv_loss_params loss;
-	struct sv_optim_params optim; /* hyperparameters live, kind fixed */
-	int log_level;                /* syslog level (live) */
-	float threshold;              /* fixed / initial threshold (live) */
-	int threshold_policy;         /* enum sv_config_policy (live) */
-	double target_far;            /* target_far policy (live) */
-	uint64_t threshold_min_pairs; /* window pairs before a policy applies (live) */
-	uint32_t metrics_window;      /* pairs in the prequential window */
-	struct sv_proto_limits lim;   /* what the decoders accept */
+	enum sv_optim_kind optim_kind; /* fixed for a store */
 	struct sv_store_opts store;
+	struct sv_live live; /* the live settings as started */
 };
 
 /* Outcomes of a received pair. */
@@ -126,18 +137,6 @@ struct sv_progress {
 	_Atomic float threshold;
 };
 
-/* The keys a reload may change while running. */
-struct sv_live {
-	uint32_t batch_size;
-	struct sv_optim_params optim;
-	int threshold_policy;
-	float threshold;
-	double target_far;
-	uint64_t min_pairs;
-	uint32_t ckpt_steps;
-	uint64_t ckpt_ms;
-};
-
 struct history;
 
 struct sv_daemon {
@@ -145,18 +144,34 @@ struct sv_daemon {
 	void *zctx;
 	sv_store *store;
 	struct sv_snap_slot snap;
-	struct topk_glue *topk; /* projection cache for TOPK (topk_glue.h); set before threads */
+	struct topk_cache *topk; /* projection cache for TOPK (topk_cache.h); set before threads */
 	struct sv_counters cnt;
 	struct sv_progress prog;
 	struct history *hist; /* the status page's samples and ROC (history.h); set before threads */
 	char http_bound[64];  /* the address http.c listens on ("" none); set before threads */
 	atomic_int stopping;
-	/* live keys: main writes them on SIGHUP under live_mu and bumps
-	 * live_gen; the trainer copies them when it sees a new generation */
+	/* live settings: main writes them on SIGHUP under live_mu and bumps
+	 * live_gen; each consumer (the trainer, query workers, admin) copies
+	 * what it uses when it sees a new generation */
 	pthread_mutex_t live_mu;
 	struct sv_live live;
 	atomic_uint live_gen;
 };
+
+/* The decoder limits in force for one thread: *lim is refreshed from
+ * d->live when the live generation moved past *gen (a reload).  Start with
+ * *gen = UINT_MAX.  Any thread; one atomic load when nothing changed. */
+static inline void sv_live_limits(struct sv_daemon *d, unsigned *gen, struct sv_proto_limits *lim)
+{
+	unsigned g = atomic_load(&d->live_gen);
+
+	if (g == *gen)
+		return;
+	pthread_mutex_lock(&d->live_mu);
+	*lim = d->live.lim;
+	pthread_mutex_unlock(&d->live_mu);
+	*gen = g;
+}
 
 /* Query latency buckets: upper bounds in seconds (le), then +Inf. */
 #define SV_LAT_BUCKETS 15

@@ -15,7 +15,7 @@
 #include "monitor.h"
 #include "reject.h"
 #include "sv/store.h"
-#include "topk_glue.h"
+#include "topk_cache.h"
 #include "util.h"
 
 static atomic_uint_fast64_t started_ns;
@@ -178,7 +178,7 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 	pthread_mutex_lock(&d->live_mu);
 	policy = d->live.threshold_policy;
 	pthread_mutex_unlock(&d->live_mu);
-	topk_glue_info(d->topk, &tv, &ts, &tn);
+	topk_cache_info(d->topk, &tv, &ts, &tn);
 
 	gauge(o, "simverify_model_version", "Live model version.", u(&d->prog.model_version));
 	gauge(o, "simverify_model_steps", "Optimizer steps of the live model, across restarts.",

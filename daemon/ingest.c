@@ -21,7 +21,7 @@
 #include "sv/journal.h"
 #include "sv/proto.h"
 #include "sv/store.h"
-#include "topk_glue.h"
+#include "topk_cache.h"
 #include "trainer.h" /* SV_STORE_ITEM_INLINE, until it moves to sv/store.h */
 #include "util.h"
 
@@ -339,7 +339,7 @@ static int item_put(struct ingest *g, const void *id, size_t len, long row, uint
 	if (rc == 0)
 		atomic_fetch_add(&g->d->cnt.items_put, 1);
 	if (rc == 0 && !(flags & SV_STORE_ITEM_INLINE))
-		topk_glue_note_put(g->d->topk, id, len, row_ptr(g, (size_t)row));
+		topk_cache_note_put(g->d->topk, id, len, row_ptr(g, (size_t)row));
 	return rc;
 }
 
@@ -642,7 +642,7 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 			pend_add(g, rq.item.id, rq.item.id_len, -1);
 			if (rc == 0) {
 				atomic_fetch_add(&g->d->cnt.items_del, 1);
-				topk_glue_note_del(g->d->topk, rq.item.id, rq.item.id_len);
+				topk_cache_note_del(g->d->topk, rq.item.id, rq.item.id_len);
 			}
 		} else {
 			g->group_failed = rc;
@@ -715,7 +715,7 @@ static void group_finish(struct ingest *g)
 		if (rc == 0)
 			atomic_fetch_add(&d->cnt.commits, 1);
 	}
-	topk_glue_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
+	topk_cache_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
 	store_readiness(d, rc);
 	if (rc < 0) {
 		uint64_t lost = g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
@@ -879,7 +879,7 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 	if (g == NULL)
 		return -ENOMEM;
 	g->d = d;
-	g->lim = d->conf.lim;
+	g->lim = d->conf.live.lim;
 	sv_proto_msgbuf_init(&g->mb);
 	*out = g;
 	return 0;
@@ -915,6 +915,11 @@ int ingest_bind(struct ingest *g)
 	if (rc == 0)
 		rc = bind_one(g->router, d->conf.ep_ingest_ack, "ingest-ack (ROUTER)");
 	return rc;
+}
+
+void ingest_set_limits(struct ingest *g, const struct sv_proto_limits *lim)
+{
+	g->lim = *lim;
 }
 
 void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2])

@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 struct sv_daemon;
+struct sv_proto_limits;
 struct ingest;
 
 /* A pair the last group logged.  The vectors are the ingest module's and
@@ -51,6 +52,9 @@ void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2]);
  * messages read (0: nothing was waiting); *pairs / *n get the pairs logged,
  * in log order. */
 size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *n);
+
+/* The decoder limits from now on (a reload; the trainer thread). */
+void ingest_set_limits(struct ingest *g, const struct sv_proto_limits *lim);
 
 /* While paused: answer every waiting acked message PAUSED (nothing stored);
  * the PULL socket is left unread. */

@@ -60,7 +60,7 @@ static void status(struct sv_daemon *d, uint64_t *last_pairs, uint64_t *last_ns)
 	*last_ns = now;
 }
 
-int loop_run(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
+int loop_run(struct sv_daemon *d, int sigfd, const struct settings_cli *cli)
 {
 	uint64_t wd = sv_notify_watchdog_usec(), last_beat = 0, last_pairs = 0;
 	uint64_t last_ns = now_mono_ns(), last_wd = 0;
@@ -87,7 +87,7 @@ int loop_run(struct sv_daemon *d, int sigfd, const struct conf_cli *cli)
 				sv_notify_reloading();
 				sv_log(LOG_NOTICE, "SV-MAIN-RELOAD",
 				       "SIGHUP: reloading the configuration");
-				conf_reload(d, cli);
+				settings_reload(d, cli);
 				sv_notify_send("READY=1");
 			}
 		}

@@ -4,7 +4,7 @@
  * read here (a handler, not signalfd: OpenBLAS threads exist before main):
  *   SIGTERM, SIGINT  STOPPING=1, then return: main stops the threads
  *                    (the trainer trains the batch in hand and checkpoints)
- *   SIGHUP           RELOADING=1 + MONOTONIC_USEC, conf_reload, READY=1
+ *   SIGHUP           RELOADING=1 + MONOTONIC_USEC, settings_reload, READY=1
  * Every second (or half the watchdog period) STATUS= carries pairs/s, the
  * model version and the backlog, and the status page's history is sampled
  * (history.h); WATCHDOG=1 is sent only when the trainer's
@@ -14,7 +14,7 @@
 #ifndef SV_DAEMON_LOOP_H
 #define SV_DAEMON_LOOP_H
 
-#include "conf.h"
+#include "settings.h"
 #include "daemon.h"
 
 /* Install the handlers for SIGTERM, SIGINT, SIGHUP; ignore SIGPIPE.
@@ -22,6 +22,6 @@
 int loop_signals_install(void);
 
 /* Run until SIGTERM/SIGINT.  Returns 0. */
-int loop_run(struct sv_daemon *d, int sigfd, const struct conf_cli *cli);
+int loop_run(struct sv_daemon *d, int sigfd, const struct settings_cli *cli);
 
 #endif

@@ -18,7 +18,7 @@
 #include <zmq.h>
 
 #include "admin.h"
-#include "conf.h"
+#include "settings.h"
 #include "curve.h"
 #include "expo.h"
 #include "history.h"
@@ -29,7 +29,7 @@
 #include "notify.h"
 #include "query.h"
 #include "sv/error.h"
-#include "topk_glue.h"
+#include "topk_cache.h"
 #include "trainer.h"
 
 /* One daemon per state directory: an flock on STATE_DIR/simverifyd.lock,
@@ -69,7 +69,7 @@ static int open_store(struct sv_daemon *d)
 	/* The settings a store's history depends on: changing them needs a new store. */
 	o.path = d->conf.store_path;
 	o.settings_fp = sv_store_settings_fp((int)d->conf.loss.kind, (int)d->conf.loss.mode,
-	                                     (int)d->conf.optim.kind);
+	                                     (int)d->conf.optim_kind);
 	if (mkdir(d->conf.state_dir, 0700) < 0 && errno != EEXIST) {
 		sv_log(LOG_ERR, "SV-MAIN-STATEDIR", "cannot make state directory %s: %s",
 		       d->conf.state_dir, strerror(errno));
@@ -91,7 +91,7 @@ static int open_store(struct sv_daemon *d)
 int main(int argc, char **argv)
 {
 	static struct sv_daemon d;
-	struct conf_cli cli;
+	struct settings_cli cli;
 	struct trainer *tr = NULL;
 	struct dquery *q = NULL;
 	struct dadmin *adm = NULL;
@@ -100,10 +100,10 @@ int main(int argc, char **argv)
 
 	sv_log_init();
 	expo_mark_start();
-	rc = conf_parse_args(argc, argv, &cli);
+	rc = settings_parse_args(argc, argv, &cli);
 	if (rc != 0)
 		return rc == 1 ? 0 : 2;
-	if (conf_build(&d.conf, &cli) < 0)
+	if (settings_build(&d.conf, &cli) < 0)
 		return 1;
 	if (cli.check_only) {
 		printf("configuration OK\n");
@@ -114,8 +114,8 @@ int main(int argc, char **argv)
 		       "refusing to run as root (use a dedicated user, or --allow-root)");
 		return 1;
 	}
-	sv_log_set_level(d.conf.log_level);
-	conf_live(&d.conf, &d.live);
+	sv_log_set_level(d.conf.live.log_level);
+	d.live = d.conf.live;
 	pthread_mutex_init(&d.live_mu, NULL);
 	sv_snap_slot_init(&d.snap);
 	atomic_store(&d.prog.not_ready, SV_READY_STARTING);
@@ -140,7 +140,7 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = curve_start(&d); /* CURVE keys, ZAP handler: before any bind */
 	if (rc == 0)
-		rc = topk_glue_start(&d.topk, &d); /* before the trainer notes item changes */
+		rc = topk_cache_start(&d.topk, &d); /* before the trainer notes item changes */
 	if (rc == 0)
 		rc = trainer_start(tr);
 	if (rc == 0)
@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
 	curve_stop();
 	query_stop(q);
-	topk_glue_stop(d.topk);
+	topk_cache_stop(d.topk);
 	admin_stop(adm);
 	http_stop(web);
 	trainer_close(tr);

@@ -60,6 +60,15 @@ int monitor_set_policy(struct monitor *g, int policy, float initial,
 	return 0;
 }
 
+int monitor_set_window(struct monitor *g, uint32_t pairs)
+{
+	int rc = sv_metrics_window_resize(g->w, pairs);
+
+	if (rc == 0)
+		g->dirty = 1;
+	return rc;
+}
+
 int monitor_new(struct monitor **out, const struct sv_dconf *c)
 {
 	struct monitor *g = calloc(1, sizeof(*g));
@@ -67,15 +76,15 @@ int monitor_new(struct monitor **out, const struct sv_dconf *c)
 
 	if (g == NULL)
 		return -ENOMEM;
-	rc = sv_metrics_window_new(&g->w, c->metrics_window, SV_METRICS_DEFAULT_BINS, 0.01);
+	rc = sv_metrics_window_new(&g->w, c->live.window_pairs, SV_METRICS_DEFAULT_BINS, 0.01);
 	if (rc == 0)
-		rc = monitor_set_policy(g, c->threshold_policy, c->threshold, c->target_far,
-		                                c->threshold_min_pairs);
+		rc = monitor_set_policy(g, c->live.threshold_policy, c->live.threshold,
+		                        c->live.target_far, c->live.min_pairs);
 	if (rc < 0) {
 		monitor_free(g);
 		return rc;
 	}
-	g->threshold = c->threshold;
+	g->threshold = c->live.threshold;
 	*out = g;
 	return 0;
 }

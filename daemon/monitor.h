@@ -31,6 +31,9 @@ float monitor_threshold(const struct monitor *g);
 int monitor_set_policy(struct monitor *g, int policy, float initial,
                                double target_far, uint64_t min_pairs);
 int monitor_policy(const struct monitor *g);
+/* Resize the window (query.window_pairs reloaded), keeping the newest
+ * pairs.  Returns 0 or -ENOMEM (the old window stays). */
+int monitor_set_window(struct monitor *g, uint32_t pairs);
 /* "fixed", "target_far", "eer", "max_accuracy". */
 const char *sv_metrics_policy_name(int policy);
 

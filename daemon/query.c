@@ -4,11 +4,12 @@
  * worker:  DEALER connected to the inproc endpoint; gets
  *          [routing id][optional empty delimiter][request frames] and sends
  *          back the same envelope with the reply frames.
- * Leaves out: the projection cache (TOPK goes through query_topk alone).
+ * Leaves out: the top-k cache itself (topk_cache.c answers TOPK).
  */
 #include "query.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"
-#include "topk_glue.h"
+#include "topk_cache.h"
 #include "util.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
@@ -36,7 +37,8 @@ struct worker {
 	pthread_t th;
 	int started;
 	void *sock;
-	struct sv_proto_limits lim;
+	struct sv_proto_limits lim; /* sv_live_limits */
+	unsigned lim_gen;
 	struct sv_proto_msgbuf mb;
 	float *X, *E; /* 2 * cap rows of d_in / d_out */
 	size_t cap;
@@ -167,226 +169,6 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 		            "cannot encode the scores");
 }
 
-/* ---- TOPK, brute force ----------------------------------------------- */
-
-#define TOPK_CHUNK 256
-
-struct hit {
-	float score;
-	uint64_t order; /* walk position: ties go to the earlier id */
-	const void *id; /* into the map: valid until the read ends */
-	size_t len;
-};
-
-struct topk_walk {
-	struct worker *w;
-	const struct sv_snap *snap;
-	size_t Q, k;
-	const float *Eq;                /* Q x d_out */
-	const struct sv_proto_side *qs; /* the queries (for exclude-self) */
-	uint8_t *qstatus;
-	struct hit *heaps; /* Q x k */
-	size_t *nheap;
-	float *X, *E; /* chunk rows */
-	const void *ids[TOPK_CHUNK];
-	size_t lens[TOPK_CHUNK];
-	size_t n;
-	uint64_t order;
-};
-
-static int worse(const struct hit *a, const struct hit *b)
-{
-	return a->score < b->score || (a->score == b->score && a->order > b->order);
-}
-
-static void heap_push(struct hit *h, size_t *n, size_t k, const struct hit *x)
-{
-	size_t i;
-
-	if (*n == k) {
-		if (!worse(&h[0], x))
-			return;
-		i = 0;
-		h[0] = *x;
-		for (;;) { /* sift down: the root is the worst */
-			size_t l = 2 * i + 1, r = l + 1, m = i;
-			struct hit t;
-
-			if (l < k && worse(&h[l], &h[m]))
-				m = l;
-			if (r < k && worse(&h[r], &h[m]))
-				m = r;
-			if (m == i)
-				return;
-			t = h[i];
-			h[i] = h[m];
-			h[m] = t;
-			i = m;
-		}
-	}
-	i = (*n)++;
-	h[i] = *x;
-	while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
-		struct hit t = h[i];
-
-		h[i] = h[(i - 1) / 2];
-		h[(i - 1) / 2] = t;
-		i = (i - 1) / 2;
-	}
-}
-
-static int hit_cmp(const void *a, const void *b)
-{
-	const struct hit *x = a, *y = b;
-
-	return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
-}
-
-static void topk_flush(struct topk_walk *tw)
-{
-	uint32_t din = tw->snap->d_in, dout = tw->snap->d_out;
-
-	if (tw->n == 0)
-		return;
-	sv_model_forward(tw->X, tw->n, tw->snap->W, din, dout, tw->E, NULL);
-	for (size_t q = 0; q < tw->Q; q++) {
-		const struct sv_proto_side *qs = &tw->qs[q];
-
-		if (tw->qstatus[q] != SV_PROTO_STATUS_OK)
-			continue;
-		for (size_t j = 0; j < tw->n; j++) {
-			struct hit h;
-
-			/* an id query does not find itself */
-			if (qs->vec == NULL && qs->id_len == tw->lens[j] &&
-			    memcmp(qs->id, tw->ids[j], qs->id_len) == 0)
-				continue;
-			h.score = dot(tw->Eq + q * dout, tw->E + j * dout, dout);
-			h.order = tw->order - tw->n + j;
-			h.id = tw->ids[j];
-			h.len = tw->lens[j];
-			heap_push(tw->heaps + q * tw->k, &tw->nheap[q], tw->k, &h);
-		}
-	}
-	tw->n = 0;
-}
-
-static int topk_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
-{
-	struct topk_walk *tw = ctx;
-
-	/* anonymous vectors of pairs are not items anyone asked to find */
-	if ((it->flags & SV_STORE_ITEM_INLINE) || it->dim != tw->snap->d_in)
-		return 0;
-	memcpy(tw->X + tw->n * tw->snap->d_in, it->vec, (size_t)it->dim * sizeof(float));
-	tw->ids[tw->n] = id;
-	tw->lens[tw->n] = len;
-	tw->n++;
-	tw->order++;
-	if (tw->n == TOPK_CHUNK)
-		topk_flush(tw);
-	return 0;
-}
-
-/* TOPK: the one entry point the projection cache replaces.  For now a brute
- * force walk over the stored items (inline pair vectors excluded), projected
- * with the snapshot's W in chunks; an id query leaves itself out. */
-static void query_topk(struct worker *w, const struct sv_proto_request *rq)
-{
-	struct sv_daemon *d = w->q->d;
-	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
-	struct sv_snap *snap = sv_snap_get(&d->snap);
-	struct topk_walk tw = {0};
-	struct sv_proto_iter it = {0};
-	struct sv_proto_side *qs = NULL;
-	struct sv_proto_topk_query *qr = NULL;
-	struct sv_proto_hit *hits = NULL;
-	sv_store_read *r = NULL;
-	float *Xq = NULL;
-	size_t Q = rq->n, k = rq->k, missing = 0, nh = 0;
-	int rc = -ENOMEM;
-
-	/* the projection cache answers once its first build is published */
-	if (topk_glue_answer(d->topk, rq, &w->mb) == 0) {
-		sv_snap_unref(snap);
-		return;
-	}
-	tw.w = w;
-	tw.snap = snap;
-	tw.Q = Q;
-	tw.k = k;
-	qs = calloc(Q, sizeof(*qs));
-	qr = calloc(Q, sizeof(*qr));
-	tw.qstatus = calloc(Q, 1);
-	tw.nheap = calloc(Q, sizeof(size_t));
-	tw.heaps = malloc(Q * k * sizeof(struct hit));
-	hits = malloc(Q * k * sizeof(*hits));
-	Xq = malloc(Q * din * sizeof(float));
-	tw.Eq = malloc(Q * dout * sizeof(float));
-	tw.X = malloc((size_t)TOPK_CHUNK * din * sizeof(float));
-	tw.E = malloc((size_t)TOPK_CHUNK * dout * sizeof(float));
-	if (snap && qs && qr && tw.qstatus && tw.nheap && tw.heaps && hits && Xq && tw.Eq && tw.X &&
-	    tw.E)
-		rc = sv_store_read_begin(d->store, &r);
-	for (size_t i = 0; rc == 0 && i < Q && sv_proto_next_query(rq, &it, &qs[i]); i++) {
-		tw.qstatus[i] = side_row(d->store, &r, &qs[i], Xq + i * din, din) == 0
-		                    ? SV_PROTO_STATUS_OK
-		                    : SV_PROTO_STATUS_NOT_FOUND;
-		if (tw.qstatus[i] != SV_PROTO_STATUS_OK) {
-			memset(Xq + i * din, 0, din * sizeof(float));
-			missing++;
-		}
-	}
-	if (rc == 0) {
-		sv_model_forward(Xq, Q, snap->W, din, dout, (float *)tw.Eq, NULL);
-		tw.qs = qs;
-		rc = sv_store_item_walk(r, topk_item, &tw);
-		topk_flush(&tw);
-	}
-	if (rc == 0) {
-		for (size_t i = 0; i < Q; i++) {
-			struct hit *h = tw.heaps + i * k;
-
-			qsort(h, tw.nheap[i], sizeof(*h), hit_cmp);
-			qr[i].model_version = snap->version;
-			qr[i].status = tw.qstatus[i];
-			qr[i].n_hits = (uint32_t)tw.nheap[i];
-			for (size_t j = 0; j < tw.nheap[i]; j++) {
-				hits[nh].id = h[j].id;
-				hits[nh].id_len = h[j].len;
-				hits[nh].score = h[j].score;
-				nh++;
-			}
-		}
-		if (missing == Q)
-			reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id,
-			            SV_PROTO_STATUS_NOT_FOUND, 0, "no such item");
-		else if (sv_proto_encode_reply_topk(
-		             &w->mb, rq->hdr.request_id,
-		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
-		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k,
-		             qr, Q, hits) < 0)
-			rc = -ENOMEM;
-	}
-	if (rc < 0) {
-		atomic_fetch_add(&d->cnt.query_errors, 1);
-		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
-		            snap ? "topk failed (store or memory)" : "no model yet");
-	}
-	sv_store_read_end(r); /* after encoding: hit ids point into the map */
-	sv_snap_unref(snap);
-	free(qs);
-	free(qr);
-	free(tw.qstatus);
-	free(tw.nheap);
-	free(tw.heaps);
-	free(hits);
-	free(Xq);
-	free((float *)tw.Eq);
-	free(tw.X);
-	free(tw.E);
-}
-
 static void do_item_get(struct worker *w, const struct sv_proto_request *rq)
 {
 	struct sv_daemon *d = w->q->d;
@@ -420,6 +202,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	uint64_t t0 = now_mono_ns();
 
 	atomic_fetch_add(&d->cnt.queries, 1);
+	sv_live_limits(d, &w->lim_gen, &w->lim);
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &w->lim, &rq, &err) < 0) {
 		reject_count(d, (int)err.reason);
@@ -439,7 +222,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		do_score(w, &rq);
 		break;
 	case SV_PROTO_VERB_TOPK:
-		query_topk(w, &rq);
+		topk_cache_answer(d->topk, &rq, &w->mb);
 		break;
 	case SV_PROTO_VERB_ITEM_GET:
 		do_item_get(w, &rq);
@@ -628,7 +411,7 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		struct worker *w = &q->w[i];
 
 		w->q = q;
-		w->lim = d->conf.lim;
+		w->lim_gen = UINT_MAX;
 		sv_proto_msgbuf_init(&w->mb);
 		w->sock = zmq_socket(d->zctx, ZMQ_DEALER);
 		if (w->sock == NULL || zmq_connect(w->sock, WORKERS_EP) < 0) {
@@ -641,7 +424,7 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		w->started = 1;
 	}
 	q->fw.q = q;
-	q->fw.lim = d->conf.lim;
+	q->fw.lim_gen = UINT_MAX;
 	sv_proto_msgbuf_init(&q->fw.mb);
 	rc = -pthread_create(&q->th, NULL, front_main, q);
 	if (rc < 0)

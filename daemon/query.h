@@ -12,8 +12,7 @@
  * (MALFORMED with the codec's reason, NOT_FOUND, REFUSED for verbs of other
  * sockets).  Malformed requests are counted by reason.
  *
- * TOPK is answered by query_topk() alone, so the projection cache can
- * replace it without touching the rest.
+ * TOPK is answered from the top-k cache service (topk_cache.h).
  */
 #ifndef SV_DAEMON_QUERY_H
 #define SV_DAEMON_QUERY_H

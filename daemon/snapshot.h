@@ -7,8 +7,8 @@
  * a mutex held for the pointer swap / reference increment (a few
  * instructions), never across a step or a query.  The last reference frees.
  *
- * Leaves out: the projection cache of stored items (query.c rebuilds it from
- * snapshots in the background).
+ * Leaves out: the projection cache of stored items (topk_cache.c rebuilds it
+ * from snapshots in the background).
  */
 #ifndef SV_DAEMON_SNAPSHOT_H
 #define SV_DAEMON_SNAPSHOT_H

@@ -55,6 +55,7 @@ struct trainer {
 	struct sv_optim_params op; /* optimizer parameters in force */
 	uint32_t ckpt_steps;       /* live copies of the checkpoint intervals */
 	uint64_t ckpt_ms;
+	uint32_t wait_ms;          /* live train.max_wait_ms */
 	unsigned live_gen;
 	uint64_t base_steps;  /* steps of the loaded checkpoint */
 	uint64_t version;     /* active checkpoint version (0: none) */
@@ -530,11 +531,12 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 		return -ENOMEM;
 	t->d = d;
 	t->max_pairs =
-	    d->conf.batch_max > d->conf.batch_size ? d->conf.batch_max : d->conf.batch_size;
-	t->B = d->conf.batch_size;
-	t->op = d->conf.optim;
-	t->ckpt_steps = d->conf.ckpt_steps;
-	t->ckpt_ms = d->conf.ckpt_ms;
+	    d->conf.batch_max > d->conf.live.batch_size ? d->conf.batch_max : d->conf.live.batch_size;
+	t->B = d->conf.live.batch_size;
+	t->op = d->conf.live.optim;
+	t->ckpt_steps = d->conf.live.ckpt_steps;
+	t->ckpt_ms = d->conf.live.ckpt_ms;
+	t->wait_ms = d->conf.live.max_wait_ms;
 	t->last_loss = NAN;
 	t->live_gen = atomic_load(&d->live_gen);
 	/* BLAS threads of the trainer (train.threads); queries share the pool */
@@ -544,8 +546,8 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 	tp.seed = d->conf.seed;
 	tp.max_pairs = t->max_pairs;
 	tp.loss = d->conf.loss;
-	tp.optim = d->conf.optim;
-	t->lim = d->conf.lim;
+	tp.optim = d->conf.live.optim;
+	t->lim = d->conf.live.lim;
 	sv_proto_msgbuf_init(&t->mb);
 	rc = sv_trainer_new(&t->learner, &tp, NULL);
 	if (rc == 0)
@@ -596,11 +598,11 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 	 * while we were down: log it, so a later replay changes them at the same
 	 * point. */
 	{
-		struct sv_optim_params want = d->conf.optim;
+		struct sv_optim_params want = d->conf.live.optim;
 
 		want.kind = t->op.kind;
-		if (t->B != clamp_batch(t, d->conf.batch_size) || !same_params(&want, &t->op))
-			rc = cut(t, clamp_batch(t, d->conf.batch_size), &want, "configuration");
+		if (t->B != clamp_batch(t, d->conf.live.batch_size) || !same_params(&want, &t->op))
+			rc = cut(t, clamp_batch(t, d->conf.live.batch_size), &want, "configuration");
 		if (rc < 0)
 			goto fail;
 	}
@@ -822,6 +824,13 @@ static void apply_live(struct trainer *t)
 	pthread_mutex_unlock(&t->d->live_mu);
 	t->ckpt_steps = lv.ckpt_steps;
 	t->ckpt_ms = lv.ckpt_ms;
+	t->wait_ms = lv.max_wait_ms;
+	t->lim = lv.lim;
+	ingest_set_limits(t->ing, &lv.lim);
+	sv_store_set_keep_versions(t->d->store, lv.keep_versions);
+	if (monitor_set_window(t->mon, lv.window_pairs) < 0)
+		sv_log(LOG_ERR, "SV-RELOAD-WINDOW",
+		       "no memory for a window of %u pairs; keeping the old one", lv.window_pairs);
 	if (monitor_set_policy(t->mon, lv.threshold_policy, lv.threshold, lv.target_far,
 	                               lv.min_pairs) < 0)
 		sv_log(LOG_ERR, "SV-RELOAD-POLICY",
@@ -867,7 +876,7 @@ static void *thread_main(void *arg)
 {
 	struct trainer *t = arg;
 	struct sv_daemon *d = t->d;
-	uint64_t wait_ns = (uint64_t)d->conf.max_wait_ms * 1000000ULL, steps;
+	uint64_t steps;
 
 	runner_start(t);
 	while (!atomic_load(&d->stopping)) {
@@ -879,7 +888,7 @@ static void *thread_main(void *arg)
 		uint64_t now = now_mono_ns();
 
 		if (sv_batch_len(t->batch) > 0 && !paused) {
-			uint64_t due = t->batch_t0 + wait_ns;
+			uint64_t due = t->batch_t0 + (uint64_t)t->wait_ms * 1000000ULL;
 
 			timeout = due > now ? (long)((due - now) / 1000000ULL) : 0;
 			if (timeout > 100)
@@ -898,7 +907,8 @@ static void *thread_main(void *arg)
 			take_group(t);
 		now = now_mono_ns();
 		rate_tick(t, now);
-		if (!paused && sv_batch_len(t->batch) > 0 && now - t->batch_t0 >= wait_ns)
+		if (!paused && sv_batch_len(t->batch) > 0 &&
+		    now - t->batch_t0 >= (uint64_t)t->wait_ms * 1000000ULL)
 			cut(t, t->B, &t->op, "max_wait_ms");
 		steps = atomic_load(&d->prog.steps); /* the runner's, as of its last publish */
 		if ((t->ckpt_steps && steps - t->ckpt_steps_at >= t->ckpt_steps) ||

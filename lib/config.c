@@ -15,7 +15,10 @@
 #include "sv/error.h"
 
 #define OFF(f) offsetof(struct sv_config, f)
-#define R SV_CONFIG_KEY_RELOADABLE
+#define LT SV_CONFIG_KEY_LIVE_TRAIN
+#define LM SV_CONFIG_KEY_LIVE_MONITOR
+#define LL SV_CONFIG_KEY_LIVE_LIMITS
+#define LG SV_CONFIG_KEY_LIVE_LOG
 #define MINX SV_CONFIG_KEY_MIN_EXCL
 #define MAXX SV_CONFIG_KEY_MAX_EXCL
 #define U64MAX 18446744073709551615.0
@@ -50,27 +53,27 @@ static const struct sv_config_key keys[] = {
      "contrastive: negative pairs farther than this cost nothing (distance units)"},
     {"train.mode", T(ENUM), OFF(train_mode), 0, 0, "batch", w_mode, 0, 0,
      "which row pairs are positives/negatives: batch | pairs | graph"},
-    {"train.batch_pairs", T(UINT), OFF(train_batch_pairs), 1, 65536, "256", NULL, R, 0,
+    {"train.batch_pairs", T(UINT), OFF(train_batch_pairs), 1, 65536, "256", NULL, LT, 0,
      "pairs per training step"},
-    {"train.max_wait_ms", T(DURATION), OFF(train_max_wait_ms), 0, 3600000, "100ms", NULL, R, 1,
+    {"train.max_wait_ms", T(DURATION), OFF(train_max_wait_ms), 0, 3600000, "100ms", NULL, LT, 1,
      "train on a partial batch after this long without a full one"},
     {"train.optimizer", T(ENUM), OFF(train_optimizer), 0, 0, "adam", w_optim, 0, 0,
      "optimizer: sgd | adam | adamw"},
-    {"train.lr", T(DOUBLE), OFF(train_lr), 0, 10, "0.001", NULL, R | MINX, 0,
+    {"train.lr", T(DOUBLE), OFF(train_lr), 0, 10, "0.001", NULL, LT | MINX, 0,
      "learning rate (> 0)"},
-    {"train.momentum", T(DOUBLE), OFF(train_momentum), 0, 1, "0", NULL, R | MAXX, 0,
+    {"train.momentum", T(DOUBLE), OFF(train_momentum), 0, 1, "0", NULL, LT | MAXX, 0,
      "SGD momentum [0, 1)"},
-    {"train.dampening", T(DOUBLE), OFF(train_dampening), 0, 1, "0", NULL, R, 0,
+    {"train.dampening", T(DOUBLE), OFF(train_dampening), 0, 1, "0", NULL, LT, 0,
      "SGD dampening [0, 1]"},
-    {"train.nesterov", T(BOOL), OFF(train_nesterov), 0, 0, "false", NULL, R, 0,
+    {"train.nesterov", T(BOOL), OFF(train_nesterov), 0, 0, "false", NULL, LT, 0,
      "SGD Nesterov momentum (needs momentum > 0, dampening 0)"},
-    {"train.weight_decay", T(DOUBLE), OFF(train_weight_decay), 0, 1, "0", NULL, R, 0,
+    {"train.weight_decay", T(DOUBLE), OFF(train_weight_decay), 0, 1, "0", NULL, LT, 0,
      "L2 penalty (sgd, adam) or decoupled decay (adamw)"},
-    {"train.beta1", T(DOUBLE), OFF(train_beta1), 0, 1, "0.9", NULL, R | MAXX, 0,
+    {"train.beta1", T(DOUBLE), OFF(train_beta1), 0, 1, "0.9", NULL, LT | MAXX, 0,
      "Adam first-moment decay [0, 1)"},
-    {"train.beta2", T(DOUBLE), OFF(train_beta2), 0, 1, "0.999", NULL, R | MAXX, 0,
+    {"train.beta2", T(DOUBLE), OFF(train_beta2), 0, 1, "0.999", NULL, LT | MAXX, 0,
      "Adam second-moment decay [0, 1)"},
-    {"train.eps", T(DOUBLE), OFF(train_eps), 0, 1, "1e-08", NULL, R | MINX, 0,
+    {"train.eps", T(DOUBLE), OFF(train_eps), 0, 1, "1e-08", NULL, LT | MINX, 0,
      "Adam denominator term (> 0)"},
     {"train.threads", T(UINT), OFF(train_threads), 1, 64, "1", NULL, 0, 0,
      "threads of the training step's matrix products and loss passes"},
@@ -83,12 +86,12 @@ static const struct sv_config_key keys[] = {
      "initial LMDB map size"},
     {"store.max_map_size", T(SIZE), OFF(store_max_map_size), 1048576, U64MAX, "64GiB", NULL, 0, 0,
      "the map grows up to this, then writes fail"},
-    {"store.keep_versions", T(UINT), OFF(store_keep_versions), 1, 1000000, "10", NULL, R, 0,
+    {"store.keep_versions", T(UINT), OFF(store_keep_versions), 1, 1000000, "10", NULL, LT, 0,
      "checkpoints kept (older ones are pruned)"},
 
-    {"checkpoint.every_steps", T(UINT), OFF(checkpoint_every_steps), 0, U64MAX, "1000", NULL, R, 0,
+    {"checkpoint.every_steps", T(UINT), OFF(checkpoint_every_steps), 0, U64MAX, "1000", NULL, LT, 0,
      "checkpoint after this many steps (0: off)"},
-    {"checkpoint.every_s", T(DURATION), OFF(checkpoint_every_ms), 0, 86400000, "60s", NULL, R, 1000,
+    {"checkpoint.every_s", T(DURATION), OFF(checkpoint_every_ms), 0, 86400000, "60s", NULL, LT, 1000,
      "checkpoint after this long with new steps (0: off)"},
 
     {"endpoints.ingest", T(STRING), OFF(endpoints_ingest), 0, 0, "ipc://@STATE@/ingest.sock", NULL,
@@ -106,28 +109,28 @@ static const struct sv_config_key keys[] = {
     {"endpoints.http", T(STRING), OFF(endpoints_http), 0, 0, "127.0.0.1:9650", NULL, 0, 0,
      "HTTP monitoring (HOST:PORT; /metrics, /livez, /readyz, /): read-only; \"\" disables it"},
 
-    {"log.level", T(ENUM), OFF(log_level), 0, 0, "info", w_log, R, 0,
+    {"log.level", T(ENUM), OFF(log_level), 0, 0, "info", w_log, LG, 0,
      "least severe level logged: debug | info | notice | warning | err"},
 
     {"query.threads", T(UINT), OFF(query_threads), 1, 256, "2", NULL, 0, 0, "query worker threads"},
     {"query.threshold_policy", T(ENUM), OFF(query_threshold_policy), 0, 0, "target_far", w_policy,
-     R, 0, "decision threshold: fixed | target_far | eer | max_accuracy"},
-    {"query.threshold", T(DOUBLE), OFF(query_threshold), -1, 1, "0.5", NULL, R, 0,
+     LM, 0, "decision threshold: fixed | target_far | eer | max_accuracy"},
+    {"query.threshold", T(DOUBLE), OFF(query_threshold), -1, 1, "0.5", NULL, LM, 0,
      "cosine threshold: the fixed one, and the initial one of the others"},
-    {"query.target_far", T(DOUBLE), OFF(query_target_far), 0, 1, "0.001", NULL, R | MINX | MAXX, 0,
+    {"query.target_far", T(DOUBLE), OFF(query_target_far), 0, 1, "0.001", NULL, LM | MINX | MAXX, 0,
      "false accept rate aimed at by target_far (0, 1)"},
-    {"query.window_pairs", T(UINT), OFF(query_window_pairs), 1, 100000000, "20000", NULL, R, 0,
+    {"query.window_pairs", T(UINT), OFF(query_window_pairs), 1, 100000000, "20000", NULL, LM, 0,
      "recent scored pairs the threshold is computed on"},
-    {"query.min_window_pairs", T(UINT), OFF(query_min_window_pairs), 0, 100000000, "1000", NULL, R,
+    {"query.min_window_pairs", T(UINT), OFF(query_min_window_pairs), 0, 100000000, "1000", NULL, LM,
      0, "keep query.threshold until the window holds this many pairs"},
 
     {"limits.max_msg_bytes", T(SIZE), OFF(limits_max_msg_bytes), 1024, 4294967296.0, "64MiB", NULL,
-     R, 0, "largest message accepted"},
-    {"limits.max_batch_pairs", T(UINT), OFF(limits_max_batch_pairs), 1, 1048576, "4096", NULL, R, 0,
+     LL, 0, "largest message accepted"},
+    {"limits.max_batch_pairs", T(UINT), OFF(limits_max_batch_pairs), 1, 1048576, "4096", NULL, LL, 0,
      "most pairs (or queries) in one batch message"},
-    {"limits.max_id_bytes", T(UINT), OFF(limits_max_id_bytes), 1, 255, "255", NULL, R, 0,
+    {"limits.max_id_bytes", T(UINT), OFF(limits_max_id_bytes), 1, 255, "255", NULL, LL, 0,
      "longest item id"},
-    {"limits.max_k", T(UINT), OFF(limits_max_k), 1, 100000, "1000", NULL, R, 0,
+    {"limits.max_k", T(UINT), OFF(limits_max_k), 1, 100000, "1000", NULL, LL, 0,
      "largest k of a topk query"},
     {"limits.max_pending_pairs", T(UINT), OFF(limits_max_pending_pairs), 1, 100000000, "65536",
      NULL, 0, 0, "ingest queue, in pairs (sets the ingest sockets' receive high-water mark); when full, senders block"},
@@ -1140,7 +1143,7 @@ int sv_config_reload_check(const struct sv_config *old, const struct sv_config *
 	if (errlen)
 		errbuf[0] = 0;
 	for (size_t i = 0; i < N_KEYS; i++) {
-		if (key_equal(old, neu, &keys[i]) || (keys[i].flags & R))
+		if (key_equal(old, neu, &keys[i]) || (keys[i].flags & SV_CONFIG_KEY_LIVE))
 			continue;
 		if (errlen && n < errlen)
 			n += (size_t)snprintf(

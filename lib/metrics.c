@@ -414,6 +414,50 @@ void sv_metrics_window_free(struct sv_metrics_window *w)
 	free(w);
 }
 
+int sv_metrics_window_resize(struct sv_metrics_window *w, uint32_t capacity)
+{
+	float *score;
+	uint8_t *label;
+	uint32_t keep, skip;
+
+	if (!w || capacity == 0)
+		return -EINVAL;
+	score = malloc((size_t)capacity * sizeof(*score));
+	label = malloc(capacity);
+	if (!score || !label) {
+		free(score);
+		free(label);
+		return -ENOMEM;
+	}
+	keep = w->count < capacity ? w->count : capacity;
+	skip = w->count - keep; /* the oldest ones go */
+	for (uint32_t i = 0; i < w->count; i++) {
+		uint32_t from = (w->head + i) % w->capacity;
+
+		if (i < skip) { /* out of the histograms */
+			uint32_t b = bin_of(w, w->score[from]);
+
+			if (w->label[from]) {
+				w->hpos[b]--;
+				w->n_pos--;
+			} else {
+				w->hneg[b]--;
+			}
+			continue;
+		}
+		score[i - skip] = w->score[from];
+		label[i - skip] = w->label[from];
+	}
+	free(w->score);
+	free(w->label);
+	w->score = score;
+	w->label = label;
+	w->capacity = capacity;
+	w->head = 0;
+	w->count = keep;
+	return 0;
+}
+
 int sv_metrics_window_push(struct sv_metrics_window *w, float score, uint8_t label)
 {
 	uint32_t slot;

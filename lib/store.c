@@ -1311,3 +1311,9 @@ uint64_t sv_store_settings_fp(int loss_kind, int loss_mode, int optim_kind)
 
 	return sv_fnv1a64(SV_FNV1A64_INIT, fixed, sizeof(fixed));
 }
+
+void sv_store_set_keep_versions(sv_store *st, uint32_t n)
+{
+	if (st != NULL)
+		st->keep_versions = n ? n : 1;
+}

@@ -468,7 +468,7 @@ Test(config, diff_and_reload_rules)
 	sv_config_set(&neu, "log.level", "debug", err, sizeof(err));
 	cr_assert_eq(sv_config_diff(&cfg, &neu, ch, 8), 2);
 	cr_assert_str_eq(ch[0]->name, "train.lr");
-	cr_assert(ch[0]->flags & SV_CONFIG_KEY_RELOADABLE);
+	cr_assert(ch[0]->flags & SV_CONFIG_KEY_LIVE);
 	cr_assert_str_eq(ch[1]->name, "log.level");
 	cr_assert_eq(sv_config_reload_check(&cfg, &neu, err, sizeof(err)), 0);
 	sv_config_set(&neu, "train.batch_pairs", "64", err, sizeof(err));

@@ -166,10 +166,20 @@ enum sv_config_type {
 };
 
 enum sv_config_key_flag {
-	SV_CONFIG_KEY_RELOADABLE = 1 << 0, /* may change live on SIGHUP */
-	SV_CONFIG_KEY_MIN_EXCL = 1 << 1,   /* value must be > min (else >= min) */
-	SV_CONFIG_KEY_MAX_EXCL = 1 << 2,   /* value must be < max (else <= max) */
+	SV_CONFIG_KEY_MIN_EXCL = 1 << 1, /* value must be > min (else >= min) */
+	SV_CONFIG_KEY_MAX_EXCL = 1 << 2, /* value must be < max (else <= max) */
+	/* Reloadable keys (SIGHUP) carry the one way their new value takes
+	 * effect; a key with none of these needs a restart. */
+	SV_CONFIG_KEY_LIVE_TRAIN = 1 << 3,   /* the trainer, between steps (batch size and
+	                                      * optimizer changes go into the pair log) */
+	SV_CONFIG_KEY_LIVE_MONITOR = 1 << 4, /* the prequential monitor: window, threshold */
+	SV_CONFIG_KEY_LIVE_LIMITS = 1 << 5,  /* every decoder, at its next message */
+	SV_CONFIG_KEY_LIVE_LOG = 1 << 6,     /* the log threshold, at once */
 };
+
+#define SV_CONFIG_KEY_LIVE                                                                 \
+	(SV_CONFIG_KEY_LIVE_TRAIN | SV_CONFIG_KEY_LIVE_MONITOR | SV_CONFIG_KEY_LIVE_LIMITS |   \
+	 SV_CONFIG_KEY_LIVE_LOG)
 
 /* One row of the table.  Static, never freed. */
 struct sv_config_key {

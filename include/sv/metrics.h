@@ -161,6 +161,11 @@ void sv_metrics_window_free(struct sv_metrics_window *w);
 
 /* Add one scored pair, evicting the oldest when full.  O(1).
  * Returns 0, -EINVAL, SV_ERR_NONFINITE (NaN/Inf score), SV_ERR_RANGE (label > 1). */
+/* Change the capacity (query.window_pairs reloaded): the newest
+ * min(count, capacity) pairs are kept, in order; seen and the running loss
+ * stay.  Returns 0, -EINVAL (w NULL, capacity 0) or -ENOMEM (w unchanged). */
+int sv_metrics_window_resize(struct sv_metrics_window *w, uint32_t capacity);
+
 int sv_metrics_window_push(struct sv_metrics_window *w, float score, uint8_t label);
 
 /* Add one loss value to the running loss.  Returns 0, -EINVAL, SV_ERR_NONFINITE. */

@@ -168,6 +168,11 @@ size_t sv_store_map_size(const sv_store *st);
 
 /* Flush everything committed to disk (mdb_env_sync, forced): what SYNC_META
  * and SYNC_NONE leave to later.  Returns 0 or -errno / an LMDB code. */
+/* Change how many checkpoints are kept (store.keep_versions reloaded); the
+ * next group that writes a checkpoint prunes to it.  The writer thread only.
+ * n 0 is taken as 1. */
+void sv_store_set_keep_versions(sv_store *st, uint32_t n);
+
 int sv_store_sync(sv_store *st);
 
 /* Hot backup: a compacting copy (mdb_env_copy2, MDB_CP_COMPACT) of the store

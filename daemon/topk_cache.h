@@ -1,4 +1,5 @@
-/* topk_glue.h - the daemon's projection cache for TOPK (sv/topk.h).
+/* topk_cache.h - the top-k cache service: the projection cache TOPK is
+ * answered from (sv/topk.h), and the thread that keeps it current.
  *
  * One holder (sv/topk.h) owns the live cache: the normalized projection of
  * every stored item (inline pair vectors, item flag SV_STORE_ITEM_INLINE, are
@@ -20,13 +21,13 @@
  *                   store read transaction for its duration (a map growth
  *                   waits for it).
  *   mutations       the trainer (the only store writer) notes each item put
- *                   and delete of a group (topk_glue_note_put / _del) and,
+ *                   and delete of a group (topk_cache_note_put / _del) and,
  *                   once the group is COMMITTED and before any ack is sent,
- *                   applies them to the holder (topk_glue_commit): the next
+ *                   applies them to the holder (topk_cache_commit): the next
  *                   query after an ack sees them, and a rebuild in flight
  *                   replays them (sv/topk.h holder rules).
- *   before the first cache is published, topk_glue_answer() declines (returns
- *                   1) and query.c answers by brute force over the store.
+ *   start          the first build runs in topk_cache_start, before the daemon
+ *                   says READY, so every TOPK is answered from a cache.
  *
  * Threads: note/commit/abort from the trainer thread only; answer from any
  * query worker; start/stop from main.  SV_TOPK_TEST_DELAY_MS (environment,
@@ -36,8 +37,8 @@
  * Leaves out: approximate search, persistence of the cache (the store is the
  * source; the cache is rebuilt at start).
  */
-#ifndef SV_DAEMON_TOPK_GLUE_H
-#define SV_DAEMON_TOPK_GLUE_H
+#ifndef SV_DAEMON_TOPK_CACHE_H
+#define SV_DAEMON_TOPK_CACHE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -45,34 +46,34 @@
 struct sv_daemon;
 struct sv_proto_request;
 struct sv_proto_msgbuf;
-struct topk_glue;
+struct topk_cache;
 
-/* Make the holder from the current snapshot (d->snap must hold one) and
- * start the rebuild thread.  Returns 0 or a negative code (logged). */
-int topk_glue_start(struct topk_glue **out, struct sv_daemon *d);
+/* Make the holder from the current snapshot (d->snap must hold one), build
+ * the first cache from the store (here, on the caller's thread), and start
+ * the rebuild thread.  Returns 0 or a negative code (logged). */
+int topk_cache_start(struct topk_cache **out, struct sv_daemon *d);
 
 /* Stop the thread (aborting a rebuild in flight) and free.  Accepts NULL.
  * No other call may be in progress or follow. */
-void topk_glue_stop(struct topk_glue *g);
+void topk_cache_stop(struct topk_cache *g);
 
 /* Trainer: an item put (vec: d_in floats, copied) / delete in the group in
  * hand.  Inline items are not noted.  Accept g == NULL (no cache). */
-void topk_glue_note_put(struct topk_glue *g, const void *id, size_t len, const float *vec);
-void topk_glue_note_del(struct topk_glue *g, const void *id, size_t len);
+void topk_cache_note_put(struct topk_cache *g, const void *id, size_t len, const float *vec);
+void topk_cache_note_del(struct topk_cache *g, const void *id, size_t len);
 
 /* Trainer: the group committed (ok != 0: apply the noted mutations to the
  * holder) or failed (ok == 0: forget them).  Accepts NULL. */
-void topk_glue_commit(struct topk_glue *g, int ok);
+void topk_cache_commit(struct topk_cache *g, int ok);
 
-/* Answer a decoded TOPK request into mb from the live cache.  Returns 0
- * (mb holds the reply), or 1 when there is no cache yet (mb untouched: the
- * caller answers some other way). */
-int topk_glue_answer(struct topk_glue *g, const struct sv_proto_request *rq,
-                     struct sv_proto_msgbuf *mb);
+/* Answer a decoded TOPK request into mb from the live cache (any query
+ * worker). */
+void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *rq,
+                      struct sv_proto_msgbuf *mb);
 
 /* Version and steps of the snapshot the live cache was built from, and the
  * number of rebuilds published (0 before the first); any pointer may be
  * NULL. */
-void topk_glue_info(struct topk_glue *g, uint64_t *version, uint64_t *steps, uint64_t *rebuilds);
+void topk_cache_info(struct topk_cache *g, uint64_t *version, uint64_t *steps, uint64_t *rebuilds);
 
 #endif

@@ -1,9 +1,10 @@
-/* topk_glue.c - the projection cache behind TOPK: holder, background
- * rebuilds, mutations after commit, answers (see topk_glue.h).
- * Leaves out: brute force (query.c keeps it for the time before the first
- * cache), SCORE (query.c: it projects both sides under the snapshot).
+/* topk_cache.c - the top-k cache service: the holder, the first build at
+ * start, background rebuilds, mutations after commit, answers (see
+ * topk_cache.h).
+ * Leaves out: the search itself (lib/topk.c), SCORE (query.c: it projects
+ * both sides under the snapshot).
  */
-#include "topk_glue.h"
+#include "topk_cache.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -30,7 +31,7 @@ struct note {
 	float *vec; /* d_in floats, owned; NULL: delete */
 };
 
-struct topk_glue {
+struct topk_cache {
 	struct sv_daemon *d;
 	struct sv_topk_holder *h;
 	uint32_t d_in;
@@ -50,7 +51,7 @@ struct topk_glue {
 
 /* ---- mutations (trainer thread) ---------------------------------------- */
 
-static struct note *note_new(struct topk_glue *g, const void *id, size_t len)
+static struct note *note_new(struct topk_cache *g, const void *id, size_t len)
 {
 	struct note *n;
 
@@ -72,7 +73,7 @@ static struct note *note_new(struct topk_glue *g, const void *id, size_t len)
 	return n;
 }
 
-static void note_lost(struct topk_glue *g)
+static void note_lost(struct topk_cache *g)
 {
 	/* Only on allocation failure: the cache would miss a mutation, so
 	 * stop answering from it until a rebuild from the store. */
@@ -83,7 +84,7 @@ static void note_lost(struct topk_glue *g)
 	       "cache rebuild");
 }
 
-void topk_glue_note_put(struct topk_glue *g, const void *id, size_t len, const float *vec)
+void topk_cache_note_put(struct topk_cache *g, const void *id, size_t len, const float *vec)
 {
 	struct note *n;
 
@@ -101,13 +102,13 @@ void topk_glue_note_put(struct topk_glue *g, const void *id, size_t len, const f
 		note_lost(g);
 }
 
-void topk_glue_note_del(struct topk_glue *g, const void *id, size_t len)
+void topk_cache_note_del(struct topk_cache *g, const void *id, size_t len)
 {
 	if (g != NULL && note_new(g, id, len) == NULL)
 		note_lost(g);
 }
 
-void topk_glue_commit(struct topk_glue *g, int ok)
+void topk_cache_commit(struct topk_cache *g, int ok)
 {
 	if (g == NULL)
 		return;
@@ -129,7 +130,7 @@ void topk_glue_commit(struct topk_glue *g, int ok)
 	g->n_notes = 0;
 }
 
-/* ---- rebuilds (the glue's thread) --------------------------------------- */
+/* ---- rebuilds (the service's thread) ------------------------------------ */
 
 struct feed {
 	struct sv_topk_cache *c;
@@ -165,7 +166,7 @@ static int feed_item(void *ctx, const void *id, size_t len, const struct sv_stor
 }
 
 /* Sleep ms unless told to stop; returns the stop flag. */
-static int nap(struct topk_glue *g, uint64_t ms)
+static int nap(struct topk_cache *g, uint64_t ms)
 {
 	struct timespec ts;
 	int stop;
@@ -185,7 +186,7 @@ static int nap(struct topk_glue *g, uint64_t ms)
 	return stop;
 }
 
-static int rebuild(struct topk_glue *g, const struct sv_snap *s)
+static int rebuild(struct topk_cache *g, const struct sv_snap *s)
 {
 	struct sv_daemon *d = g->d;
 	struct sv_topk_cache *next = NULL;
@@ -235,7 +236,7 @@ out:
 /* The live cache holds no item (a store of pair vectors only).  Its W may
  * then lag: it only projects queries, and with no rows no query finds
  * anything; the first upsert makes it non-empty and the next look rebuilds. */
-static int live_empty(struct topk_glue *g)
+static int live_empty(struct topk_cache *g)
 {
 	struct sv_topk_cache *c = sv_topk_holder_acquire(g->h);
 	int empty = sv_topk_cache_count(c) == 0;
@@ -244,9 +245,9 @@ static int live_empty(struct topk_glue *g)
 	return empty;
 }
 
-static void *glue_main(void *arg)
+static void *cache_main(void *arg)
 {
-	struct topk_glue *g = arg;
+	struct topk_cache *g = arg;
 	uint64_t wait_ms = 0;
 
 	while (!nap(g, wait_ms > POLL_MS ? wait_ms : POLL_MS)) {
@@ -293,9 +294,9 @@ static void *glue_main(void *arg)
 	return NULL;
 }
 
-int topk_glue_start(struct topk_glue **out, struct sv_daemon *d)
+int topk_cache_start(struct topk_cache **out, struct sv_daemon *d)
 {
-	struct topk_glue *g = calloc(1, sizeof(*g));
+	struct topk_cache *g = calloc(1, sizeof(*g));
 	struct sv_snap *s = sv_snap_get(&d->snap);
 	const char *delay = getenv("SV_TOPK_TEST_DELAY_MS");
 	int rc;
@@ -312,22 +313,37 @@ int topk_glue_start(struct topk_glue **out, struct sv_daemon *d)
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	rc = sv_topk_holder_new(s->W, s->d_in, s->d_out, s->version, &g->h);
+	if (rc == 0) {
+		/* the first build before READY: every TOPK has a cache to answer from */
+		uint64_t delay_ms = g->delay_ms, t0 = now_mono_ns();
+
+		g->delay_ms = 0;
+		rc = rebuild(g, s);
+		g->delay_ms = delay_ms;
+		if (rc == 0) {
+			atomic_fetch_add(&g->rebuilds, 1);
+			atomic_store(&g->ready, 1);
+			sv_log(LOG_INFO, "SV-TOPK-BUILT", "projection cache v%llu: first build in %llu ms",
+			       (unsigned long long)s->version,
+			       (unsigned long long)((now_mono_ns() - t0) / 1000000ULL));
+		}
+	}
 	sv_snap_unref(s);
 	if (rc == 0) {
-		rc = -pthread_create(&g->th, NULL, glue_main, g);
+		rc = -pthread_create(&g->th, NULL, cache_main, g);
 		g->started = rc == 0;
 	}
 	if (rc < 0) {
 		sv_log(LOG_ERR, "SV-TOPK-START", "cannot start the projection cache: %s",
 		       sv_strerror(rc));
-		topk_glue_stop(g);
+		topk_cache_stop(g);
 		return rc;
 	}
 	*out = g;
 	return 0;
 }
 
-void topk_glue_stop(struct topk_glue *g)
+void topk_cache_stop(struct topk_cache *g)
 {
 	if (g == NULL)
 		return;
@@ -337,7 +353,7 @@ void topk_glue_stop(struct topk_glue *g)
 	pthread_mutex_unlock(&g->mu);
 	if (g->started)
 		pthread_join(g->th, NULL);
-	topk_glue_commit(g, 0);
+	topk_cache_commit(g, 0);
 	free(g->notes);
 	sv_topk_holder_free(g->h);
 	pthread_cond_destroy(&g->cv);
@@ -345,7 +361,7 @@ void topk_glue_stop(struct topk_glue *g)
 	free(g);
 }
 
-void topk_glue_info(struct topk_glue *g, uint64_t *version, uint64_t *steps, uint64_t *rebuilds)
+void topk_cache_info(struct topk_cache *g, uint64_t *version, uint64_t *steps, uint64_t *rebuilds)
 {
 	if (version)
 		*version = g ? atomic_load(&g->built_version) : 0;
@@ -361,7 +377,7 @@ void topk_glue_info(struct topk_glue *g, uint64_t *version, uint64_t *steps, uin
  * the cached row, or (an item the cache leaves out, e.g. an inline pair
  * vector) the stored vector projected with c's W.  Returns 0,
  * SV_ERR_NOTFOUND or another negative code. */
-static int query_row(struct topk_glue *g, struct sv_topk_cache *c, sv_store_read **r,
+static int query_row(struct topk_cache *g, struct sv_topk_cache *c, sv_store_read **r,
                      const struct sv_proto_side *q, float *x, float *e)
 {
 	int rc;
@@ -383,8 +399,8 @@ static int query_row(struct topk_glue *g, struct sv_topk_cache *c, sv_store_read
 	return rc;
 }
 
-int topk_glue_answer(struct topk_glue *g, const struct sv_proto_request *rq,
-                     struct sv_proto_msgbuf *mb)
+void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *rq,
+                      struct sv_proto_msgbuf *mb)
 {
 	struct sv_topk_cache *c;
 	struct sv_proto_iter it = {0};
@@ -399,8 +415,6 @@ int topk_glue_answer(struct topk_glue *g, const struct sv_proto_request *rq,
 	uint32_t dout;
 	int rc = -ENOMEM, any_id = 0;
 
-	if (g == NULL || !atomic_load(&g->ready))
-		return 1;
 	c = sv_topk_holder_acquire(g->h);
 	dout = sv_topk_cache_d_out(c);
 	/* an id query leaves itself out: ask for one more */
@@ -477,5 +491,4 @@ int topk_glue_answer(struct topk_glue *g, const struct sv_proto_request *rq,
 	free(out);
 	free(x);
 	free(E);
-	return 0;
 }

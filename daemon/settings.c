@@ -1,13 +1,15 @@
-/* conf.c - simverifyd's command line and settings (see conf.h).
+/* settings.c - simverifyd's command line and settings (see settings.h).
  *
- * The keys, their types, bounds, defaults and reload flags are the config
- * module's table (sv/config.h); this file parses argv, runs the module's
- * load / override / resolve / check sequence, prints its diagnostics once,
- * and maps struct sv_config onto the daemon's struct sv_dconf.  On SIGHUP it
- * diffs old and new and applies the live keys.
+ * The keys, their types, bounds, defaults and how each one changes live are
+ * the config module's table (sv/config.h); this file parses argv, runs the
+ * module's load / override / resolve / check sequence, prints its
+ * diagnostics once, and maps struct sv_config onto the daemon's struct
+ * sv_dconf.  On SIGHUP it takes the keys the table marks live from the new
+ * configuration, refuses the others by name, and publishes the live
+ * settings (settings_live, the one mapping of them) to their consumers.
  * Leaves out: YAML itself and the key table (lib/config.c).
  */
-#include "conf.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,40 +21,9 @@
 #include "sv/config.h"
 #include "sv/error.h"
 
-/* Keys applied live: those the table flags reloadable (train.batch_pairs
- * among them: a live batch size is recorded in the pair log, so replay
- * follows). */
 static int is_live(const struct sv_config_key *k)
 {
-	return (k->flags & SV_CONFIG_KEY_RELOADABLE) != 0;
-}
-
-/* Keys the table calls reloadable that this daemon applies only at start. */
-static int applied_live(const char *name)
-{
-	static const char *const live[] = {
-	    "train.batch_pairs",
-	    "train.lr",
-	    "train.momentum",
-	    "train.dampening",
-	    "train.nesterov",
-	    "train.weight_decay",
-	    "train.beta1",
-	    "train.beta2",
-	    "train.eps",
-	    "log.level",
-	    "query.threshold_policy",
-	    "query.threshold",
-	    "query.target_far",
-	    "query.min_window_pairs",
-	    "checkpoint.every_steps",
-	    "checkpoint.every_s",
-	};
-
-	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-		if (strcmp(name, live[i]) == 0)
-			return 1;
-	return 0;
+	return (k->flags & SV_CONFIG_KEY_LIVE) != 0;
 }
 
 static void usage(FILE *f)
@@ -61,7 +32,7 @@ static void usage(FILE *f)
 	           "[--check-config] [--allow-root]\n");
 }
 
-int conf_parse_args(int argc, char **argv, struct conf_cli *cli)
+int settings_parse_args(int argc, char **argv, struct settings_cli *cli)
 {
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},    {"option", required_argument, NULL, 'o'},
@@ -79,9 +50,9 @@ int conf_parse_args(int argc, char **argv, struct conf_cli *cli)
 			cli->config_file = optarg;
 			break;
 		case 'o':
-			if (cli->n_overrides == CONF_MAX_OVERRIDES) {
+			if (cli->n_overrides == SETTINGS_MAX_OVERRIDES) {
 				fprintf(stderr, "simverifyd: more than %d -o options\n",
-				        CONF_MAX_OVERRIDES);
+				        SETTINGS_MAX_OVERRIDES);
 				return 2;
 			}
 			cli->overrides[cli->n_overrides++] = optarg;
@@ -149,24 +120,14 @@ static void map(const struct sv_config *c, struct sv_dconf *d)
 	d->d_in = (uint32_t)c->model_d_in;
 	d->d_out = (uint32_t)c->model_d_out;
 	d->seed = c->model_seed;
-	d->batch_size = (uint32_t)c->train_batch_pairs;
-	d->batch_max = d->batch_size > 1024 ? d->batch_size : 1024;
-	if (d->batch_max > c->limits_max_batch_pairs && c->limits_max_batch_pairs >= d->batch_size)
+	settings_live(c, &d->live);
+	d->batch_max = d->live.batch_size > 1024 ? d->live.batch_size : 1024;
+	if (d->batch_max > c->limits_max_batch_pairs && c->limits_max_batch_pairs >= d->live.batch_size)
 		d->batch_max = (uint32_t)c->limits_max_batch_pairs;
-	d->max_wait_ms = (uint32_t)c->train_max_wait_ms;
 	d->group_max = 1024;
-	d->ckpt_steps = (uint32_t)c->checkpoint_every_steps;
-	d->ckpt_ms = c->checkpoint_every_ms;
 	d->query_threads = (uint32_t)c->query_threads;
 	sv_config_loss_params(c, &d->loss);
-	sv_config_optim_params(c, &d->optim);
-	d->log_level = map_level(c->log_level);
-	d->threshold = (float)c->query_threshold;
-	d->threshold_policy = c->query_threshold_policy;
-	d->target_far = c->query_target_far;
-	d->threshold_min_pairs = c->query_min_window_pairs;
-	d->metrics_window = (uint32_t)c->query_window_pairs;
-	sv_config_proto_limits(c, &d->lim);
+	d->optim_kind = (enum sv_optim_kind)c->train_optimizer;
 	sv_store_opts_default(&d->store);
 	d->store.path = NULL; /* main points it at store_path */
 	d->store.d_in = d->d_in;
@@ -174,11 +135,29 @@ static void map(const struct sv_config *c, struct sv_dconf *d)
 	d->store.sync = (enum sv_store_sync)c->store_sync;
 	d->store.map_size = (size_t)c->store_map_size;
 	d->store.max_map_size = (size_t)c->store_max_map_size;
-	d->store.keep_versions = (uint32_t)c->store_keep_versions;
+	d->store.keep_versions = d->live.keep_versions;
+}
+
+void settings_live(const struct sv_config *c, struct sv_live *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->batch_size = (uint32_t)c->train_batch_pairs;
+	sv_config_optim_params(c, &out->optim);
+	out->max_wait_ms = (uint32_t)c->train_max_wait_ms;
+	out->ckpt_steps = (uint32_t)c->checkpoint_every_steps;
+	out->ckpt_ms = c->checkpoint_every_ms;
+	out->keep_versions = (uint32_t)c->store_keep_versions;
+	out->threshold = (float)c->query_threshold;
+	out->threshold_policy = c->query_threshold_policy;
+	out->target_far = c->query_target_far;
+	out->min_pairs = c->query_min_window_pairs;
+	out->window_pairs = (uint32_t)c->query_window_pairs;
+	sv_config_proto_limits(c, &out->lim);
+	out->log_level = map_level(c->log_level);
 }
 
 /* The whole sequence; every diagnostic printed once to stderr. */
-static int build(struct sv_config *c, const struct conf_cli *cli)
+static int build(struct sv_config *c, const struct settings_cli *cli)
 {
 	struct sv_config_errors errs;
 	char eb[512];
@@ -219,7 +198,7 @@ static int build(struct sv_config *c, const struct conf_cli *cli)
 	return bad ? SV_ERR_CONFIG : 0;
 }
 
-int conf_build(struct sv_dconf *out, const struct conf_cli *cli)
+int settings_build(struct sv_dconf *out, const struct settings_cli *cli)
 {
 	static struct sv_config c; /* large (strings); main thread only */
 	int rc = build(&c, cli);
@@ -230,30 +209,16 @@ int conf_build(struct sv_dconf *out, const struct conf_cli *cli)
 	return 0;
 }
 
-void conf_live(const struct sv_dconf *c, struct sv_live *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->batch_size = c->batch_size;
-	out->optim = c->optim;
-	out->threshold_policy = c->threshold_policy;
-	out->threshold = c->threshold;
-	out->target_far = c->target_far;
-	out->min_pairs = c->threshold_min_pairs;
-	out->ckpt_steps = c->ckpt_steps;
-	out->ckpt_ms = c->ckpt_ms;
-}
-
-size_t conf_show(const struct sv_dconf *c, char *buf, size_t cap)
+size_t settings_show(const struct sv_dconf *c, char *buf, size_t cap)
 {
 	size_t n = sv_config_show(&c->cfg, buf, cap);
 
 	return n < cap ? n : (cap ? cap - 1 : 0);
 }
 
-int conf_reload(struct sv_daemon *d, const struct conf_cli *cli)
+int settings_reload(struct sv_daemon *d, const struct settings_cli *cli)
 {
-	static struct sv_config nc;
-	static struct sv_dconf nd;
+	static struct sv_config nc; /* large (strings); main thread only */
 	const struct sv_config_key *diff[128];
 	size_t n, changed = 0, refused = 0;
 
@@ -263,12 +228,15 @@ int conf_reload(struct sv_daemon *d, const struct conf_cli *cli)
 		return SV_ERR_CONFIG;
 	}
 	n = sv_config_diff(&d->conf.cfg, &nc, diff, sizeof(diff) / sizeof(diff[0]));
-	for (size_t i = 0; i < n && i < sizeof(diff) / sizeof(diff[0]); i++) {
-		char a[256], b[256];
+	if (n > sizeof(diff) / sizeof(diff[0]))
+		n = sizeof(diff) / sizeof(diff[0]);
+	pthread_mutex_lock(&d->live_mu); /* CONFIG (show) reads cfg under it */
+	for (size_t i = 0; i < n; i++) {
+		char a[SV_CONFIG_STR_MAX + 64], b[SV_CONFIG_STR_MAX + 64];
 
 		sv_config_get(&d->conf.cfg, diff[i]->name, a, sizeof(a));
 		sv_config_get(&nc, diff[i]->name, b, sizeof(b));
-		if (!is_live(diff[i]) || !applied_live(diff[i]->name)) {
+		if (!is_live(diff[i])) {
 			sv_log(LOG_WARNING, "SV-RELOAD-REFUSED",
 			       "key '%s' changed (%s -> %s) but cannot change while running; "
 			       "keeping %s until restart",
@@ -276,33 +244,14 @@ int conf_reload(struct sv_daemon *d, const struct conf_cli *cli)
 			refused++;
 			continue;
 		}
+		sv_config_set(&d->conf.cfg, diff[i]->name, b, NULL, 0);
 		sv_log(LOG_NOTICE, "SV-RELOAD-KEY", "key '%s': %s -> %s", diff[i]->name, a, b);
 		changed++;
 	}
-	map(&nc, &nd);
-	/* Apply the live keys only; the rest of d->conf stays as started. */
-	pthread_mutex_lock(&d->live_mu);
-	d->conf.batch_size = nd.batch_size;
-	d->conf.optim = nd.optim;
-	d->conf.optim.kind = d->conf.cfg.train_optimizer;
-	d->conf.threshold_policy = nd.threshold_policy;
-	d->conf.threshold = nd.threshold;
-	d->conf.target_far = nd.target_far;
-	d->conf.threshold_min_pairs = nd.threshold_min_pairs;
-	d->conf.ckpt_steps = nd.ckpt_steps;
-	d->conf.ckpt_ms = nd.ckpt_ms;
-	d->conf.log_level = nd.log_level;
-	for (size_t i = 0; i < n && i < sizeof(diff) / sizeof(diff[0]); i++) {
-		char v[SV_CONFIG_STR_MAX + 64];
-
-		if (is_live(diff[i]) && applied_live(diff[i]->name) &&
-		    sv_config_get(&nc, diff[i]->name, v, sizeof(v)) >= 0)
-			sv_config_set(&d->conf.cfg, diff[i]->name, v, NULL, 0);
-	}
-	conf_live(&d->conf, &d->live);
+	settings_live(&d->conf.cfg, &d->live);
 	pthread_mutex_unlock(&d->live_mu);
-	sv_log_set_level(nd.log_level);
-	atomic_fetch_add(&d->live_gen, 1);
+	sv_log_set_level(d->live.log_level); /* SV_CONFIG_KEY_LIVE_LOG: at once */
+	atomic_fetch_add(&d->live_gen, 1);   /* the other consumers: at their next look */
 	sv_log(LOG_NOTICE, "SV-RELOAD-DONE", "reload: %zu keys changed live, %zu refused", changed,
 	       refused);
 	return 0;
