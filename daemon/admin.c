@@ -145,6 +145,7 @@ static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 		     ck && now > ck ? (double)(now - ck) * 1e-9 : (ck ? 0.0 : NAN), 1);
 	}
 	jnum(&j, "threshold", atomic_load(&d->prog.threshold), 1);
+	ju64(&j, "window_pairs", atomic_load(&d->prog.window_pairs), 1);
 	pthread_mutex_lock(&d->live_mu);
 	policy = d->live.threshold_policy;
 	pthread_mutex_unlock(&d->live_mu);

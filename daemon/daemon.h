@@ -131,7 +131,8 @@ struct sv_progress {
 	atomic_uint_fast64_t backlog;  /* pairs logged but not yet trained: the batch being
 	                                * filled and the one the step runner holds */
 	atomic_int paused;
-	atomic_int not_ready; /* enum sv_ready */
+	atomic_int not_ready;                 /* enum sv_ready */
+	atomic_uint_fast64_t window_pairs;    /* pairs in the prequential window now */
 	_Atomic double auc, eer, loss;
 	_Atomic double tar_far_1e2, tar_far_1e3; /* TAR at FAR 1e-2 / 1e-3 on the window */
 	_Atomic float threshold;

@@ -122,6 +122,12 @@ static void refresh(struct monitor *g, struct sv_daemon *d)
 	if (sv_metrics_window_threshold(g->w, &g->cfg, &op, NULL) == 0 && isfinite(op.threshold))
 		g->threshold = op.threshold;
 	atomic_store(&d->prog.threshold, g->threshold);
+	{
+		uint64_t n = 0, n_pos = 0;
+
+		sv_metrics_window_counts(g->w, &n, &n_pos);
+		atomic_store(&d->prog.window_pairs, n);
+	}
 	g->dirty = 0;
 	publish_roc(g, d, &op);
 }

@@ -831,6 +831,8 @@ static void apply_live(struct trainer *t)
 	if (monitor_set_window(t->mon, lv.window_pairs) < 0)
 		sv_log(LOG_ERR, "SV-RELOAD-WINDOW",
 		       "no memory for a window of %u pairs; keeping the old one", lv.window_pairs);
+	else
+		monitor_add(t->mon, t->d, NULL, NULL, 0, NAN); /* republish what it holds */
 	if (monitor_set_policy(t->mon, lv.threshold_policy, lv.threshold, lv.target_far,
 	                               lv.min_pairs) < 0)
 		sv_log(LOG_ERR, "SV-RELOAD-POLICY",
