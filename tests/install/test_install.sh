@@ -25,7 +25,7 @@ meson install -C "$build" --no-rebuild --quiet --destdir "$dest" >"$tmp/install.
 if [ "$man" = man ]; then
 	sort "$expected" >"$tmp/want"
 else
-	echo "note: man pages not built (no scdoc): not expected, not checked"
+	echo "note: man pages not built (-Dman=disabled, or no scdoc): not expected, not checked"
 	grep -v '/man[0-9]/' "$expected" | sort >"$tmp/want"
 fi
 (cd "$dest" && find . -type f -o -type l) | sed 's|^\.||' | sort >"$tmp/got"
