@@ -225,7 +225,7 @@ def test_keygen():
 def test_privileges():
     """The unit runs unprivileged, the daemon refuses root, admin is 0600."""
     unit = os.path.join(os.environ.get('SV_SOURCE_ROOT', os.path.join(os.path.dirname(
-        os.path.abspath(__file__)), '..', '..')), 'conf', 'simverifyd.service')
+        os.path.abspath(__file__)), '..', '..')), 'conf', 'simverifyd.service.in')
     keys = {}
     for line in open(unit):
         if '=' in line and not line.startswith('#'):

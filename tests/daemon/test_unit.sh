@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_unit.sh UNIT DAEMON - the systemd unit passes `systemd-analyze verify`
 # and `systemd-analyze security --offline=yes` rates its exposure <= 2.0.
-# DAEMON replaces /usr/sbin/simverifyd in a temp copy (verify checks that
+# DAEMON replaces the ExecStart binary in a temp copy (verify checks that
 # ExecStart is executable).  Exit 77 (skip) without systemd-analyze.
 set -eu
 unit=$1
@@ -9,7 +9,7 @@ daemon=$2
 command -v systemd-analyze >/dev/null 2>&1 || { echo "no systemd-analyze: skip"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-sed "s|/usr/sbin/simverifyd|$daemon|" "$unit" >"$tmp/simverifyd.service"
+sed "s|^ExecStart=[^ ]*|ExecStart=$daemon|" "$unit" >"$tmp/simverifyd.service"
 cd "$tmp"
 if ! systemd-analyze verify "$tmp/simverifyd.service" >"$tmp/verify.log" 2>&1; then
 	echo "FAIL: systemd-analyze verify:"; cat "$tmp/verify.log"; exit 1
