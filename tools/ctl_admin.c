@@ -2,16 +2,9 @@
  * checkpoint, versions, rollback, pause, resume, flush, backup, reload.
  *
  * Every admin reply carries a JSON document (docs/PROTOCOL.md).  status and
- * versions print it readably, or as is with --json; metrics turns the status
- * document into the Prometheus text exposition format:
- *   - a number at path a.b.c becomes the gauge simverify_a_b_c;
- *   - a name ending in _total is a counter; an object of numbers under such
- *     a name is one counter with a label (pairs_total{outcome=...},
- *     rejects_total{reason=...}, others {kind=...});
- *   - an object with "buckets" ({"le": count, ...}, cumulative), "sum" and
- *     "count" is a histogram (_bucket{le=...}, _sum, _count);
- *   - booleans become 0/1 gauges, strings become an info gauge
- *     simverify_<path>_info{value="..."} 1.
+ * versions print it readably, or as is with --json; metrics prints the
+ * daemon's Prometheus exposition (the METRICS verb: the same text as GET
+ * /metrics on its HTTP endpoint).
  * Leaves out: config check (ctl_endpoints.c, no daemon needed) and the
  * model transfer verbs (export-model / import-model, ctl_model.c).
  */
@@ -102,223 +95,6 @@ static void print_flat(const struct ctl_json *j, char *path, size_t plen, size_t
 		break;
 	}
 	fputc('\n', stdout);
-}
-
-/* ---- Prometheus ---- */
-
-/* The daemon's status document, key by key.  Keys not listed here still
- * appear, under generic names (see the top of this file). */
-struct prom_map {
-	const char *path;  /* in the status document */
-	const char *name;  /* metric name */
-	const char *type;  /* gauge, counter, histogram, info */
-	const char *label; /* for an object of numbers: the label name */
-	const char *help;
-};
-
-static const struct prom_map prom_maps[] = {
-    {"model_version", "simverify_model_version", "gauge", NULL, "Live model version."},
-    {"steps", "simverify_model_steps", "gauge", NULL,
-     "Optimizer steps of the live model, across restarts."},
-    {"pairs_seen", "simverify_pairs_trained", "gauge", NULL,
-     "Pairs the live model was trained on, across restarts."},
-    {"items", "simverify_items", "gauge", NULL, "Stored items."},
-    {"pairs_logged", "simverify_pair_log_records", "gauge", NULL, "Records in the pair log."},
-    {"models", "simverify_model_versions_stored", "gauge", NULL, "Checkpoints kept."},
-    {"backlog", "simverify_backlog_pairs", "gauge", NULL, "Pairs logged but not trained on yet."},
-    {"applied_seq", "simverify_applied_seq", "gauge", NULL, "Last log sequence trained on."},
-    {"last_seq", "simverify_last_seq", "gauge", NULL, "Last log sequence written."},
-    {"auc", "simverify_prequential_auc", "gauge", NULL,
-     "ROC AUC of pre-step scores over the metrics window."},
-    {"eer", "simverify_prequential_eer", "gauge", NULL,
-     "Equal error rate of pre-step scores over the metrics window."},
-    {"tar_at_far", "simverify_prequential_tar", "gauge", "far",
-     "TAR at the given FAR over the metrics window."},
-    {"loss", "simverify_loss", "gauge", NULL, "Running training loss."},
-    {"threshold", "simverify_threshold", "gauge", NULL, "Decision threshold (cosine)."},
-    {"threshold_policy", "simverify_threshold_policy_info", "info", "policy",
-     "Threshold policy in force."},
-    {"paused", "simverify_paused", "gauge", NULL, "1 while learning is paused."},
-    {"d_in", "simverify_model_input_dim", "gauge", NULL, "Input vector dimension."},
-    {"d_out", "simverify_model_output_dim", "gauge", NULL, "Embedding dimension."},
-    {"map_size", "simverify_store_map_bytes", "gauge", NULL, "LMDB map size."},
-    {"map_used", "simverify_store_used_bytes", "gauge", NULL, "LMDB bytes in use."},
-    {"store_bytes", "simverify_store_bytes", "gauge", NULL, "Store size on disk."},
-    {"uptime_seconds", "simverify_uptime_seconds", "gauge", NULL, "Seconds since start."},
-    {"rss_bytes", "simverify_resident_memory_bytes", "gauge", NULL, "Resident set size."},
-    {"pairs_per_second", "simverify_ingest_pairs_per_second", "gauge", NULL, "Recent ingest rate."},
-    {"counters.pairs", "simverify_pairs_total", "counter", "outcome",
-     "Pairs received, by outcome."},
-    {"counters.rejects", "simverify_rejects_total", "counter", "reason",
-     "Rejected messages or rows, by reason."},
-    {"counters.steps", "simverify_steps_total", "counter", NULL, "Training steps taken."},
-    {"counters.step_failures", "simverify_step_failures_total", "counter", NULL,
-     "Training steps that failed."},
-    {"counters.checkpoints", "simverify_checkpoints_total", "counter", NULL,
-     "Checkpoints written."},
-    {"counters.commits", "simverify_group_commits_total", "counter", NULL, "Store group commits."},
-    {"counters.items_put", "simverify_items_put_total", "counter", NULL, "Item upserts."},
-    {"counters.items_deleted", "simverify_items_deleted_total", "counter", NULL, "Item deletions."},
-    {"counters.queries", "simverify_queries_total", "counter", NULL, "Queries answered."},
-    {"counters.query_errors", "simverify_query_errors_total", "counter", NULL,
-     "Queries answered with an error."},
-    {"counters.unroutable", "simverify_unroutable_replies_total", "counter", NULL,
-     "Replies to clients that had gone."},
-    {"counters.admin_requests", "simverify_admin_requests_total", "counter", NULL,
-     "Admin requests."},
-    {"query_latency_seconds", "simverify_query_latency_seconds", "histogram", NULL,
-     "Query latency."},
-};
-
-static const struct prom_map *prom_find(const char *path)
-{
-	for (size_t i = 0; i < sizeof(prom_maps) / sizeof(prom_maps[0]); i++)
-		if (strcmp(prom_maps[i].path, path) == 0)
-			return &prom_maps[i];
-	return NULL;
-}
-
-static void prom_name(char *out, size_t cap, const char *path)
-{
-	size_t o = (size_t)snprintf(out, cap, "simverify_");
-
-	for (const char *p = path; *p && o + 1 < cap; p++) {
-		char ch = *p;
-		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		         (ch >= '0' && ch <= '9') || ch == '_';
-
-		out[o++] = ok ? ch : '_';
-	}
-	out[o] = '\0';
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-static void prom_label_value(const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if (*s == '\n')
-			fputs("\\n", stdout);
-		else
-			putchar(*s);
-	}
-}
-
-static int all_numbers(const struct ctl_json *j)
-{
-	if (j->type != CTL_JSON_OBJ)
-		return 0;
-	for (size_t i = 0; i < j->n; i++)
-		if (j->kids[i]->type != CTL_JSON_NUM && j->kids[i]->type != CTL_JSON_NULL)
-			return 0;
-	return 1;
-}
-
-static void prom_head(const char *name, const char *type, const char *help)
-{
-	if (help)
-		printf("# HELP %s %s\n", name, help);
-	printf("# TYPE %s %s\n", name, strcmp(type, "info") == 0 ? "gauge" : type);
-}
-
-static void prom_number(const char *name, const struct ctl_json *v)
-{
-	if (v->type == CTL_JSON_NUM)
-		printf("%s %s\n", name, v->text);
-	else if (v->type == CTL_JSON_BOOL)
-		printf("%s %d\n", name, v->num ? 1 : 0);
-	else
-		printf("%s NaN\n", name);
-}
-
-static void prom_emit(const struct ctl_json *j, char *path, size_t plen, size_t cap)
-{
-	const struct prom_map *m = prom_find(path);
-	int under_counters = strncmp(path, "counters.", 9) == 0;
-	char gen[256];
-	const char *name;
-
-	if (under_counters) {
-		prom_name(gen, sizeof(gen), path + 9);
-		if (!ends_with(gen, "_total"))
-			strncat(gen, "_total", sizeof(gen) - strlen(gen) - 1);
-	} else {
-		prom_name(gen, sizeof(gen), path);
-	}
-	name = m ? m->name : gen;
-
-	if (j->type == CTL_JSON_OBJ && ctl_json_get(j, "buckets") && ctl_json_get(j, "count")) {
-		const struct ctl_json *b = ctl_json_get(j, "buckets");
-		int has_inf = 0;
-
-		prom_head(name, "histogram", m ? m->help : NULL);
-		for (size_t i = 0; b->type == CTL_JSON_OBJ && i < b->n; i++) {
-			has_inf |= strcmp(b->keys[i], "+Inf") == 0;
-			printf("%s_bucket{le=\"", name);
-			prom_label_value(b->keys[i]);
-			printf("\"} %s\n",
-			       b->kids[i]->type == CTL_JSON_NUM ? b->kids[i]->text : "NaN");
-		}
-		if (!has_inf)
-			printf("%s_bucket{le=\"+Inf\"} %s\n", name,
-			       ctl_json_get(j, "count")->text ? ctl_json_get(j, "count")->text
-			                                      : "0");
-		printf("%s_sum %.17g\n%s_count %.17g\n", name, ctl_json_num(j, "sum", 0), name,
-		       ctl_json_num(j, "count", 0));
-		return;
-	}
-	if (j->type == CTL_JSON_OBJ && (m || under_counters) && all_numbers(j)) {
-		const char *type = m ? m->type : "counter";
-		const char *label = m && m->label ? m->label : "kind";
-
-		prom_head(name, type, m ? m->help : NULL);
-		for (size_t i = 0; i < j->n; i++) {
-			printf("%s{%s=\"", name, label);
-			prom_label_value(j->keys[i]);
-			printf("\"} %s\n",
-			       j->kids[i]->type == CTL_JSON_NUM ? j->kids[i]->text : "NaN");
-		}
-		return;
-	}
-	if (j->type == CTL_JSON_OBJ) {
-		for (size_t i = 0; i < j->n; i++) {
-			size_t nl = (size_t)snprintf(path + plen, cap - plen, "%s%s",
-			                             plen ? "." : "", j->keys[i]);
-
-			prom_emit(j->kids[i], path, plen + (nl < cap - plen ? nl : 0), cap);
-			path[plen] = '\0';
-		}
-		return;
-	}
-	switch (j->type) {
-	case CTL_JSON_NUM:
-	case CTL_JSON_BOOL:
-	case CTL_JSON_NULL:
-		prom_head(name,
-		          m                ? m->type
-		          : under_counters ? "counter"
-		                           : "gauge",
-		          m ? m->help : NULL);
-		prom_number(name, j);
-		break;
-	case CTL_JSON_STR:
-		if (!m && !ends_with(gen, "_info"))
-			strncat(gen, "_info", sizeof(gen) - strlen(gen) - 1);
-		prom_head(name, "gauge", m ? m->help : NULL);
-		printf("%s{%s=\"", name, m && m->label ? m->label : "value");
-		prom_label_value(j->text);
-		printf("\"} 1\n");
-		break;
-	default:
-		break; /* arrays have no Prometheus form */
-	}
 }
 
 /* ---- status ---- */
@@ -556,8 +332,10 @@ int ctl_admin_run(struct ctl_ctx *c)
 
 	switch (o->verb) {
 	case CTL_VERB_STATUS:
-	case CTL_VERB_METRICS:
 		verb = SV_PROTO_VERB_STATUS;
+		break;
+	case CTL_VERB_METRICS:
+		verb = SV_PROTO_VERB_METRICS;
 		break;
 	case CTL_VERB_CONFIG_SHOW:
 		verb = SV_PROTO_VERB_CONFIG;
@@ -603,6 +381,10 @@ int ctl_admin_run(struct ctl_ctx *c)
 	                &cn, &r);
 	if (rc)
 		goto out;
+	if (verb == SV_PROTO_VERB_METRICS) { /* the daemon's exposition, as GET /metrics */
+		fwrite(r.rep.payload, 1, r.rep.payload_len, stdout);
+		goto out;
+	}
 	/* The verbs that only act print the daemon's message, if any. */
 	if (verb != SV_PROTO_VERB_STATUS && verb != SV_PROTO_VERB_CONFIG &&
 	    verb != SV_PROTO_VERB_VERSIONS) {
@@ -642,9 +424,7 @@ int ctl_admin_run(struct ctl_ctx *c)
 	}
 	if (verb == SV_PROTO_VERB_STATUS)
 		add_local_rss(c, j);
-	if (o->verb == CTL_VERB_METRICS) {
-		prom_emit(j, path, 0, sizeof(path));
-	} else if (o->json) {
+	if (o->json) {
 		if (o->verb == CTL_VERB_STATUS)
 			rc = check_status_keys(j);
 		ctl_json_write(j, stdout);

@@ -308,19 +308,21 @@ $PY - "$T/out" <<'EOF' || fail "metrics: histogram / labelled gauges"
 import re, sys
 lines = open(sys.argv[1]).read().splitlines()
 assert '# TYPE simverify_query_latency_seconds histogram' in lines
-b = [ln for ln in lines if ln.startswith('simverify_query_latency_seconds_bucket{le="')]
+# one histogram per query verb; score was queried above
+b = [ln for ln in lines if ln.startswith('simverify_query_latency_seconds_bucket{verb="score",le="')]
 v = [float(ln.rsplit(' ', 1)[1]) for ln in b]
-assert len(b) >= 2 and b[-1].startswith('simverify_query_latency_seconds_bucket{le="+Inf"}'), b
+assert len(b) >= 2 and b[-1].startswith(
+    'simverify_query_latency_seconds_bucket{verb="score",le="+Inf"}'), b
 assert v == sorted(v) and v[-1] > 0, v
-cnt = [ln for ln in lines if ln.startswith('simverify_query_latency_seconds_count ')]
+cnt = [ln for ln in lines if ln.startswith('simverify_query_latency_seconds_count{verb="score"} ')]
 assert len(cnt) == 1 and float(cnt[0].split()[1]) == v[-1], cnt
-assert any(ln.startswith('simverify_query_latency_seconds_sum ') for ln in lines)
+assert any(ln.startswith('simverify_query_latency_seconds_sum{verb="score"} ') for ln in lines)
 for name in ('simverify_prequential_tar{far="1e-2"}', 'simverify_prequential_tar{far="1e-3"}',
              'simverify_resident_memory_bytes', 'simverify_store_bytes',
              'simverify_ingest_pairs_per_second', 'simverify_uptime_seconds'):
     assert any(ln.startswith(name + ' ') for ln in lines), name
 for ln in lines:
-    assert ln.startswith('#') or re.match(r'^simverify_\w+(\{[a-z_]+="[^"]*"\})? \S+$', ln), ln
+    assert ln.startswith('#') or re.match(r'^simverify_\w+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? \S+$', ln), ln
 EOF
 ok "status --json / status / metrics: RSS, store size, pairs/s, TAR@FAR, query latency histogram"
 
