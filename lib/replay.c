@@ -41,6 +41,7 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->tol_z = 1.0;
 	p->patience = 3;
 	p->max_rounds = 30;
+	p->lr_decay = 0.8;
 }
 
 int sv_replay_params_check(const struct sv_replay_params *p)
@@ -49,7 +50,7 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 		return -EINVAL;
 	if (p->batch_pairs < 2 || p->slice_every < 2 || p->slice_every > 1000 ||
 	    p->min_slice < 1 || !(p->tol_z >= 0.0) || !isfinite(p->tol_z) || p->patience < 1 ||
-	    p->max_rounds < 1)
+	    p->max_rounds < 1 || !(p->lr_decay > 0.0 && p->lr_decay <= 1.0))
 		return SV_ERR_RANGE;
 	return 0;
 }
@@ -92,14 +93,15 @@ static uint64_t steps_for(const struct sv_replay_params *p, uint64_t replayable)
 }
 
 int sv_replay_plan(const struct sv_replay_params *p, uint64_t first, uint64_t last, uint64_t r,
-		   uint64_t *seqs, size_t cap, size_t *n)
+		   unsigned flags, uint64_t *seqs, size_t cap, size_t *n)
 {
 	if (!p || !seqs || !n || cap == 0)
 		return -EINVAL;
 	if (first > last || first == 0 || sv_replay_params_check(p) != 0 ||
 	    last > UINT64_MAX / 2)
 		return SV_ERR_RANGE;
-	uint64_t k = p->slice_every;
+	/* with the slice, k = 2^63 makes every sequence below it replayable */
+	uint64_t k = (flags & SV_REPLAY_PLAN_WITH_SLICE) ? (UINT64_C(1) << 63) : p->slice_every;
 	uint64_t before = replayable_upto(first - 1, k);
 	uint64_t R = replayable_upto(last, k) - before;
 	if (R == 0) {
@@ -136,6 +138,11 @@ int sv_replay_plan(const struct sv_replay_params *p, uint64_t first, uint64_t la
 uint64_t sv_replay_round_steps(const struct sv_replay_params *p, uint64_t window)
 {
 	return steps_for(p, window - window / p->slice_every);
+}
+
+double sv_replay_round_lr(const struct sv_replay_params *p, double lr, uint32_t q)
+{
+	return lr * pow(p->lr_decay, (double)q);
 }
 
 double sv_replay_auc_se(double auc, uint64_t n_pos, uint64_t n_neg)

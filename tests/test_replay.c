@@ -54,8 +54,8 @@ Test(replay, plan_is_deterministic_distinct_and_in_window)
 	uint64_t a[256], b[256];
 	size_t na, nb;
 	for (uint64_t r = 0; r < 50; r++) {
-		cr_assert_eq(sv_replay_plan(&p, 1001, 6000, r, a, 256, &na), 0);
-		cr_assert_eq(sv_replay_plan(&p, 1001, 6000, r, b, 256, &nb), 0);
+		cr_assert_eq(sv_replay_plan(&p, 1001, 6000, r, 0, a, 256, &na), 0);
+		cr_assert_eq(sv_replay_plan(&p, 1001, 6000, r, 0, b, 256, &nb), 0);
 		cr_assert_eq(na, r % 16 == 15 ? 160 : 256);
 		cr_assert_eq(nb, na);
 		cr_assert_eq(memcmp(a, b, sizeof(a)), 0);
@@ -67,7 +67,7 @@ Test(replay, plan_is_deterministic_distinct_and_in_window)
 		}
 	}
 	/* other step numbers give other batches */
-	cr_assert_eq(sv_replay_plan(&p, 1001, 6000, 51, b, 256, &nb), 0);
+	cr_assert_eq(sv_replay_plan(&p, 1001, 6000, 51, 0, b, 256, &nb), 0);
 	cr_assert_neq(memcmp(a, b, sizeof(a)), 0);
 }
 
@@ -78,12 +78,12 @@ Test(replay, plan_small_window_gives_every_replayable_pair)
 	size_t n, want = 0;
 	for (uint64_t q = 1; q <= 100; q++)
 		want += !sv_replay_in_slice(&p, q);
-	cr_assert_eq(sv_replay_plan(&p, 1, 100, 7, s, 256, &n), 0);
+	cr_assert_eq(sv_replay_plan(&p, 1, 100, 7, 0, s, 256, &n), 0);
 	cr_assert_eq(n, want);
 	cr_assert_eq(want, 80);
-	cr_assert_eq(sv_replay_plan(&p, 5, 5, 0, s, 256, &n), 0);
+	cr_assert_eq(sv_replay_plan(&p, 5, 5, 0, 0, s, 256, &n), 0);
 	cr_assert_eq(n, (size_t)!sv_replay_in_slice(&p, 5));
-	cr_assert_eq(sv_replay_plan(&p, 1, 100, 7, s, 10, &n), 0);
+	cr_assert_eq(sv_replay_plan(&p, 1, 100, 7, 0, s, 10, &n), 0);
 	cr_assert_eq(n, 10);
 }
 
@@ -95,7 +95,7 @@ Test(replay, plan_covers_window_evenly)
 	size_t n;
 	uint64_t steps = sv_replay_round_steps(&p, 20000) * 5;
 	for (uint64_t r = 0; r < steps; r++) {
-		cr_assert_eq(sv_replay_plan(&p, 1, 20000, r, s, 256, &n), 0);
+		cr_assert_eq(sv_replay_plan(&p, 1, 20000, r, 0, s, 256, &n), 0);
 		for (size_t i = 0; i < n; i++)
 			hits[s[i]]++;
 	}
@@ -112,16 +112,33 @@ Test(replay, plan_covers_window_evenly)
 	cr_assert(lo == 5 && hi == 5, "uses per pair in [%u, %u]", lo, hi);
 }
 
+Test(replay, plan_with_slice_covers_every_pair)
+{
+	struct sv_replay_params p = params();
+	static unsigned hits[3001];
+	uint64_t s[256];
+	size_t n;
+	/* 3000 pairs: 12 steps a round, the last one 184 */
+	for (uint64_t r = 0; r < 24; r++) {
+		cr_assert_eq(sv_replay_plan(&p, 1, 3000, r, SV_REPLAY_PLAN_WITH_SLICE, s, 256, &n), 0);
+		cr_assert_eq(n, r % 12 == 11 ? 184 : 256);
+		for (size_t i = 0; i < n; i++)
+			hits[s[i]]++;
+	}
+	for (uint64_t q = 1; q <= 3000; q++)
+		cr_assert_eq(hits[q], 2, "pair %llu used %u times", (unsigned long long)q, hits[q]);
+}
+
 Test(replay, plan_errors)
 {
 	struct sv_replay_params p = params();
 	uint64_t s[4];
 	size_t n = 99;
-	cr_assert_eq(sv_replay_plan(NULL, 1, 2, 0, s, 4, &n), -EINVAL);
-	cr_assert_eq(sv_replay_plan(&p, 1, 2, 0, NULL, 4, &n), -EINVAL);
-	cr_assert_eq(sv_replay_plan(&p, 1, 2, 0, s, 0, &n), -EINVAL);
-	cr_assert_eq(sv_replay_plan(&p, 3, 2, 0, s, 4, &n), SV_ERR_RANGE);
-	cr_assert_eq(sv_replay_plan(&p, 0, 2, 0, s, 4, &n), SV_ERR_RANGE);
+	cr_assert_eq(sv_replay_plan(NULL, 1, 2, 0, 0, s, 4, &n), -EINVAL);
+	cr_assert_eq(sv_replay_plan(&p, 1, 2, 0, 0, NULL, 4, &n), -EINVAL);
+	cr_assert_eq(sv_replay_plan(&p, 1, 2, 0, 0, s, 0, &n), -EINVAL);
+	cr_assert_eq(sv_replay_plan(&p, 3, 2, 0, 0, s, 4, &n), SV_ERR_RANGE);
+	cr_assert_eq(sv_replay_plan(&p, 0, 2, 0, 0, s, 4, &n), SV_ERR_RANGE);
 	cr_assert_eq(n, 99);
 }
 
