@@ -34,13 +34,14 @@ struct opts {
 	const char *vec, *pairs, *evec, *epairs;
 	uint32_t n, d_out, fresh_b, fill, idle, rounds, seeds;
 	double tau, lr;
-	int gate, replay;
+	int gate, replay, refit, vary_init;
+	uint64_t init_seed;
 	struct sv_replay_params rp;
 };
 
 struct run {
 	double eval_auc, slice_auc, preq_auc, idle_s, total_s;
-	uint64_t replay_steps, zero_grad, rounds;
+	uint64_t replay_steps, zero_grad, rounds, refit_rounds;
 	struct sv_replay_gate g;
 };
 
@@ -182,10 +183,10 @@ static void snap_restore(struct snap *s, sv_trainer *t)
 
 /* One replay step over the log window [1, last]; 0 when nothing to replay. */
 static int replay_step(struct ctx *c, sv_trainer *t, sv_batch *b, uint64_t last, uint64_t r,
-		       uint64_t *seqs, struct run *res)
+		       unsigned flags, uint64_t *seqs, struct run *res)
 {
 	size_t n;
-	int rc = sv_replay_plan(&c->o->rp, 1, last, r, seqs, c->o->rp.batch_pairs, &n);
+	int rc = sv_replay_plan(&c->o->rp, 1, last, r, flags, seqs, c->o->rp.batch_pairs, &n);
 	if (rc)
 		die("plan", rc);
 	if (n < 2)
@@ -202,6 +203,15 @@ static int replay_step(struct ctx *c, sv_trainer *t, sv_batch *b, uint64_t last,
 	return 1;
 }
 
+static void set_lr(sv_trainer *t, double lr)
+{
+	struct sv_optim_params op = sv_trainer_params(t)->optim;
+	op.lr = lr;
+	int rc = sv_trainer_set_optim_params(t, &op);
+	if (rc)
+		die("set_optim_params", rc);
+}
+
 static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 {
 	const struct opts *o = c->o;
@@ -209,7 +219,7 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	memset(&tp, 0, sizeof(tp));
 	tp.d_in = c->d_in;
 	tp.d_out = o->d_out;
-	tp.seed = 1;
+	tp.seed = o->init_seed + (o->vary_init ? rseed - 1000 : 0);
 	tp.max_pairs = o->rp.batch_pairs > o->fresh_b ? o->rp.batch_pairs : o->fresh_b;
 	sv_loss_params_default(&tp.loss, SV_LOSS_KIND_NTXENT);
 	tp.loss.temperature = (float)o->tau;
@@ -231,6 +241,9 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	size_t nw = (size_t)c->d_in * o->d_out;
 	struct snap s = {malloc(nw * sizeof(float)), NULL, sv_optim_saved_size(sv_trainer_optim(t))};
 	s.opt = malloc(s.opt_len);
+	struct snap base = {malloc(nw * sizeof(float)), malloc(s.opt_len), s.opt_len};
+	if (!base.W || !base.opt)
+		die("alloc", -ENOMEM);
 	uint64_t *seqs = malloc(tp.max_pairs * sizeof(uint64_t));
 	float *scores = malloc(tp.max_pairs * sizeof(float));
 	float *pscore = malloc((size_t)o->n * sizeof(float));
@@ -255,7 +268,7 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 		size_t nf = k;
 		if (o->replay && o->fill > k && i > 0) {
 			size_t n;
-			rc = sv_replay_plan(&rp, 1, i, r++, seqs, o->fill - k, &n);
+			rc = sv_replay_plan(&rp, 1, i, r++, 0, seqs, o->fill - k, &n);
 			if (rc)
 				die("plan", rc);
 			for (size_t j = 0; j < n; j++)
@@ -283,7 +296,7 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 		sv_replay_gate_fresh(&res->g);
 		if (o->replay)
 			for (uint32_t q = 0; q < o->idle; q++)
-				replay_step(c, t, b, i, r++, seqs, res);
+				replay_step(c, t, b, i, r++, 0, seqs, res);
 	}
 	double t1 = now();
 
@@ -293,11 +306,14 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	if (o->replay && o->gate) {
 		double a = slice_auc(c, sv_trainer_weights(t), cap, &npos, &nneg);
 		int d = sv_replay_gate_judge(&res->g, &rp, a, npos, nneg);
-		if (d == SV_REPLAY_DECISION_KEEP)
+		if (d == SV_REPLAY_DECISION_KEEP) {
 			snap_take(&s, t, nw);
+			snap_take(&base, t, nw);
+		}
 		while (sv_replay_gate_running(&res->g)) {
+			set_lr(t, sv_replay_round_lr(&rp, o->lr, (uint32_t)res->rounds + 1));
 			for (uint64_t q = 0; q < per_round; q++)
-				replay_step(c, t, b, o->n, r++, seqs, res);
+				replay_step(c, t, b, o->n, r++, 0, seqs, res);
 			res->rounds++;
 			a = slice_auc(c, sv_trainer_weights(t), cap, &npos, &nneg);
 			d = sv_replay_gate_judge(&res->g, &rp, a, npos, nneg);
@@ -306,13 +322,26 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 			else if (d == SV_REPLAY_DECISION_UNDO)
 				snap_restore(&s, t);
 		}
+		if (o->refit && res->g.best_round > 0) {
+			snap_restore(&base, t);
+			uint64_t all = (o->n + rp.batch_pairs - 1) / rp.batch_pairs;
+			for (uint32_t q = 1; q <= res->g.best_round; q++) {
+				set_lr(t, sv_replay_round_lr(&rp, o->lr, q));
+				for (uint64_t z = 0; z < all; z++)
+					replay_step(c, t, b, o->n, r++, SV_REPLAY_PLAN_WITH_SLICE,
+						    seqs, res);
+			}
+			res->refit_rounds = res->g.best_round;
+		}
 	} else if (o->replay) {
 		for (uint32_t q = 0; q < o->rounds; q++) {
+			set_lr(t, sv_replay_round_lr(&rp, o->lr, q + 1));
 			for (uint64_t z = 0; z < per_round; z++)
-				replay_step(c, t, b, o->n, r++, seqs, res);
+				replay_step(c, t, b, o->n, r++, 0, seqs, res);
 			res->rounds++;
 		}
 	}
+	set_lr(t, o->lr);
 	double t2 = now();
 	res->idle_s = t2 - t1;
 	res->total_s = t2 - t0;
@@ -325,6 +354,8 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 		sv_metrics_roc_free(roc);
 	}
 	c->o = o;
+	free(base.W);
+	free(base.opt);
 	free(s.W);
 	free(s.opt);
 	free(seqs);
@@ -348,7 +379,7 @@ static void usage(void)
 		"  [--d-out 64] [--tau 0.2] [--lr 1e-3] [--batch 256] [--fresh-batch B]\n"
 		"  [--replay off|on] [--gate on|off] [--rounds R (ungated) | --max-rounds R]\n"
 		"  [--idle K] [--fill F] [--slice-every K] [--min-slice M] [--tol-z Z]\n"
-		"  [--patience P] [--seeds S] [--label TEXT]\n");
+		"  [--patience P] [--lr-decay D] [--init-seed S] [--refit on|off] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
 	exit(2);
 }
 
@@ -361,6 +392,7 @@ int main(int argc, char **argv)
 	o.lr = 1e-3;
 	o.seeds = 1;
 	o.gate = 1;
+	o.init_seed = 1;
 	sv_replay_params_default(&o.rp);
 	o.fresh_b = 0;
 	const char *label = "";
@@ -409,6 +441,14 @@ int main(int argc, char **argv)
 			o.rp.tol_z = strtod(v, NULL);
 		else if (!strcmp(k, "--patience"))
 			o.rp.patience = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--vary-init"))
+			o.vary_init = !strcmp(v, "on");
+		else if (!strcmp(k, "--refit"))
+			o.refit = !strcmp(v, "on");
+		else if (!strcmp(k, "--lr-decay"))
+			o.rp.lr_decay = strtod(v, NULL);
+		else if (!strcmp(k, "--init-seed"))
+			o.init_seed = strtoull(v, NULL, 10);
 		else if (!strcmp(k, "--seeds"))
 			o.seeds = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--label"))
@@ -437,6 +477,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "replaystudy: %s\n", err);
 		return 1;
 	}
+	if ((rc = sv_pairfile_check_vec(pf, c.vf, err, sizeof(err))) ||
+	    (rc = sv_pairfile_check_vec(epf, c.evf, err, sizeof(err)))) {
+		fprintf(stderr, "replaystudy: %s\n", err);
+		return 1;
+	}
 	c.rec = sv_pairfile_records(pf);
 	c.erec = sv_pairfile_records(epf);
 	c.n_eval = sv_pairfile_header(epf)->n_pairs;
@@ -460,11 +505,11 @@ int main(int argc, char **argv)
 		pq[s] = res.preq_auc;
 		idle[s] = res.idle_s;
 		printf("%-14s n=%-6u seed=%-4u eval=%.4f slice=%.4f preq=%.4f rounds=%-3llu "
-		       "best=%-3u gate=%s/%s keep=%llu go=%llu undo=%llu stop=%llu "
+		       "best=%-3u refit=%llu gate=%s/%s keep=%llu go=%llu undo=%llu stop=%llu "
 		       "replay_steps=%llu zero_grad=%llu idle_s=%.1f total_s=%.1f\n",
 		       label, o.n, 1000 + s, res.eval_auc, res.slice_auc, res.preq_auc,
 		       (unsigned long long)res.rounds, res.g.best_round,
-		       sv_replay_state_name(res.g.state), sv_replay_decision_name(res.g.last),
+		       (unsigned long long)res.refit_rounds, sv_replay_state_name(res.g.state), sv_replay_decision_name(res.g.last),
 		       (unsigned long long)res.g.n_keep, (unsigned long long)res.g.n_go,
 		       (unsigned long long)res.g.n_undo, (unsigned long long)res.g.n_stop,
 		       (unsigned long long)res.replay_steps, (unsigned long long)res.zero_grad,
