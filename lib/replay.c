@@ -35,13 +35,13 @@ void sv_replay_params_default(struct sv_replay_params *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->seed = 1;
-	p->batch_pairs = 256;
-	p->slice_every = 5;
-	p->min_slice = 40;
+	p->batch_pairs = 64;
+	p->slice_every = 10;
+	p->min_slice = 20;
 	p->tol_z = 1.0;
 	p->patience = 3;
 	p->max_rounds = 30;
-	p->lr_decay = 0.8;
+	p->lr_decay = 0.7;
 }
 
 int sv_replay_params_check(const struct sv_replay_params *p)

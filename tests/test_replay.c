@@ -14,7 +14,21 @@ static struct sv_replay_params params(void)
 {
 	struct sv_replay_params p;
 	sv_replay_params_default(&p);
+	p.batch_pairs = 256;
+	p.slice_every = 5;
+	p.min_slice = 40;
 	return p;
+}
+
+Test(replay, defaults_are_valid)
+{
+	struct sv_replay_params p;
+	sv_replay_params_default(&p);
+	cr_assert_eq(sv_replay_params_check(&p), 0);
+	cr_assert_eq(p.batch_pairs, 64);
+	cr_assert_eq(p.slice_every, 10);
+	cr_assert(fabs(sv_replay_round_lr(&p, 1e-3, 2) - 0.49e-3) < 1e-12);
+	cr_assert_eq(sv_replay_round_lr(&p, 1e-3, 0), 1e-3);
 }
 
 Test(replay, params_check)

@@ -67,7 +67,7 @@ extern "C" {
 
 struct sv_replay_params {
 	uint64_t seed;          /* planner and slice hash */
-	uint32_t batch_pairs;   /* replay batch size (the daemon's B), >= 2 */
+	uint32_t batch_pairs;   /* replay batch size (may differ from the fresh B), >= 2 */
 	uint32_t slice_every;   /* every k-th pair is in the held-back slice, 2..1000 */
 	uint32_t min_slice;     /* fewest slice positives and negatives to judge, >= 1 */
 	double tol_z;           /* a drop of more than tol_z standard errors undoes, >= 0 */
@@ -76,8 +76,9 @@ struct sv_replay_params {
 	double lr_decay;        /* replay round q (1, 2, ...) trains at lr * lr_decay^q, (0, 1] */
 };
 
-/* Defaults: seed 1, batch 256, slice_every 5 (20%), min_slice 40, tol_z 1.0,
- * patience 3, max_rounds 30, lr_decay 0.8. */
+/* Defaults (chosen by tools/replaystudy, docs/REPLAY.md): seed 1, batch 64,
+ * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 30,
+ * lr_decay 0.7. */
 void sv_replay_params_default(struct sv_replay_params *p);
 
 /* 0, -EINVAL (NULL) or SV_ERR_RANGE (a field outside the bounds above). */
