@@ -42,6 +42,7 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->patience = 3;
 	p->max_rounds = 30;
 	p->lr_decay = 0.7;
+	p->fill_uses = 2.0;
 }
 
 int sv_replay_params_check(const struct sv_replay_params *p)
@@ -50,7 +51,8 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 		return -EINVAL;
 	if (p->batch_pairs < 2 || p->slice_every < 2 || p->slice_every > 1000 ||
 	    p->min_slice < 1 || !(p->tol_z >= 0.0) || !isfinite(p->tol_z) || p->patience < 1 ||
-	    p->max_rounds < 1 || !(p->lr_decay > 0.0 && p->lr_decay <= 1.0))
+	    p->max_rounds < 1 || !(p->lr_decay > 0.0 && p->lr_decay <= 1.0) ||
+	    !(p->fill_uses >= 0.0 && p->fill_uses <= 1000.0))
 		return SV_ERR_RANGE;
 	return 0;
 }
@@ -133,6 +135,18 @@ int sv_replay_plan(const struct sv_replay_params *p, uint64_t first, uint64_t la
 	}
 	*n = m;
 	return 0;
+}
+
+size_t sv_replay_fill_count(const struct sv_replay_params *p, uint64_t window, uint64_t used,
+			    size_t fresh, size_t room)
+{
+	if (window == 0 || room == 0)
+		return 0;
+	double budget = p->fill_uses * (double)window - (double)used;
+	size_t n = budget >= (double)room ? room : budget > 0.0 ? (size_t)budget : 0;
+	if (n == 0 && fresh == 1)
+		n = 1;
+	return n;
 }
 
 uint64_t sv_replay_round_steps(const struct sv_replay_params *p, uint64_t window)

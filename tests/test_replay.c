@@ -143,6 +143,25 @@ Test(replay, plan_with_slice_covers_every_pair)
 		cr_assert_eq(hits[q], 2, "pair %llu used %u times", (unsigned long long)q, hits[q]);
 }
 
+Test(replay, fill_budget_and_lone_pair)
+{
+	struct sv_replay_params p = params();
+	p.fill_uses = 2.0;
+	cr_assert_eq(sv_replay_fill_count(&p, 0, 0, 1, 63), 0);
+	cr_assert_eq(sv_replay_fill_count(&p, 10, 0, 1, 63), 20);
+	cr_assert_eq(sv_replay_fill_count(&p, 100, 0, 1, 63), 63);
+	cr_assert_eq(sv_replay_fill_count(&p, 100, 190, 1, 63), 10);
+	/* budget spent: a lone fresh pair still gets one partner, a bigger batch none */
+	cr_assert_eq(sv_replay_fill_count(&p, 100, 200, 1, 63), 1);
+	cr_assert_eq(sv_replay_fill_count(&p, 100, 200, 2, 62), 0);
+	cr_assert_eq(sv_replay_fill_count(&p, 100, 200, 1, 0), 0);
+	/* a slow feed of one-pair batches: uses stay near the budget */
+	uint64_t used = 0;
+	for (uint64_t w = 1; w <= 10000; w++)
+		used += sv_replay_fill_count(&p, w - 1, used, 1, 63);
+	cr_assert(used >= 19900 && used <= 20000, "used %llu", (unsigned long long)used);
+}
+
 Test(replay, plan_errors)
 {
 	struct sv_replay_params p = params();

@@ -74,11 +74,12 @@ struct sv_replay_params {
 	uint32_t patience;      /* rounds without a new best before stopping, >= 1 */
 	uint32_t max_rounds;    /* replay rounds at most per baseline, >= 1 */
 	double lr_decay;        /* replay round q (1, 2, ...) trains at lr * lr_decay^q, (0, 1] */
+	double fill_uses;       /* fill budget: replayed uses per logged pair, [0, 1000] */
 };
 
 /* Defaults (chosen by tools/replaystudy, docs/REPLAY.md): seed 1, batch 64,
  * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 30,
- * lr_decay 0.7. */
+ * lr_decay 0.7, fill_uses 2. */
 void sv_replay_params_default(struct sv_replay_params *p);
 
 /* 0, -EINVAL (NULL) or SV_ERR_RANGE (a field outside the bounds above). */
@@ -105,6 +106,18 @@ int sv_replay_in_slice(const struct sv_replay_params *p, uint64_t seq);
 #define SV_REPLAY_PLAN_WITH_SLICE 1u
 int sv_replay_plan(const struct sv_replay_params *p, uint64_t first, uint64_t last, uint64_t r,
 		   unsigned flags, uint64_t *seqs, size_t cap, size_t *n);
+
+/* Fill: how many replayed pairs to add to a fresh batch that has room for
+ * `room` more pairs, when the log window holds `window` pairs and fills have
+ * so far replayed `used` pairs in all.  The budget keeps used <= fill_uses *
+ * window, so a slow feed (one-pair batches) replays each pair about fill_uses
+ * times over the stream instead of once per step; but a batch of a single
+ * fresh pair always gets at least one replayed partner while the window is
+ * not empty, because NT-Xent on one pair has no negatives and zero loss (the
+ * label would be wasted).  Pick the pairs with sv_replay_plan (cap = the
+ * count).  Returns the count, 0 <= count <= room. */
+size_t sv_replay_fill_count(const struct sv_replay_params *p, uint64_t window, uint64_t used,
+			    size_t fresh, size_t room);
 
 /* Replay steps in one round over a window of `window` pairs (>= 1):
  * ceil(replayable / batch_pairs), at least 1. */

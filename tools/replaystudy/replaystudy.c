@@ -41,7 +41,7 @@ struct opts {
 
 struct run {
 	double eval_auc, slice_auc, preq_auc, idle_s, total_s;
-	uint64_t replay_steps, zero_grad, rounds, refit_rounds;
+	uint64_t replay_steps, zero_grad, rounds, refit_rounds, fill_used;
 	struct sv_replay_gate g;
 };
 
@@ -221,6 +221,8 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	tp.d_out = o->d_out;
 	tp.seed = o->init_seed + (o->vary_init ? rseed - 1000 : 0);
 	tp.max_pairs = o->rp.batch_pairs > o->fresh_b ? o->rp.batch_pairs : o->fresh_b;
+	if (tp.max_pairs < o->fill)
+		tp.max_pairs = o->fill;
 	sv_loss_params_default(&tp.loss, SV_LOSS_KIND_NTXENT);
 	tp.loss.temperature = (float)o->tau;
 	sv_optim_params_default(&tp.optim, SV_OPTIM_KIND_ADAM);
@@ -268,9 +270,13 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 		size_t nf = k;
 		if (o->replay && o->fill > k && i > 0) {
 			size_t n;
-			rc = sv_replay_plan(&rp, 1, i, r++, 0, seqs, o->fill - k, &n);
+			size_t want = sv_replay_fill_count(&rp, i, res->fill_used, k, o->fill - k);
+			n = 0;
+			if (want)
+				rc = sv_replay_plan(&rp, 1, i, r++, 0, seqs, want, &n);
 			if (rc)
 				die("plan", rc);
+			res->fill_used += n;
 			for (size_t j = 0; j < n; j++)
 				add_pair(c, b, &c->rec[seqs[j] - 1], seqs[j]);
 		}
@@ -379,7 +385,7 @@ static void usage(void)
 		"  [--d-out 64] [--tau 0.2] [--lr 1e-3] [--batch 256] [--fresh-batch B]\n"
 		"  [--replay off|on] [--gate on|off] [--rounds R (ungated) | --max-rounds R]\n"
 		"  [--idle K] [--fill F] [--slice-every K] [--min-slice M] [--tol-z Z]\n"
-		"  [--patience P] [--lr-decay D] [--init-seed S] [--refit on|off] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
+		"  [--patience P] [--lr-decay D] [--init-seed S] [--refit on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
 	exit(2);
 }
 
@@ -445,6 +451,8 @@ int main(int argc, char **argv)
 			o.vary_init = !strcmp(v, "on");
 		else if (!strcmp(k, "--refit"))
 			o.refit = !strcmp(v, "on");
+		else if (!strcmp(k, "--fill-uses"))
+			o.rp.fill_uses = strtod(v, NULL);
 		else if (!strcmp(k, "--lr-decay"))
 			o.rp.lr_decay = strtod(v, NULL);
 		else if (!strcmp(k, "--init-seed"))
@@ -506,13 +514,13 @@ int main(int argc, char **argv)
 		idle[s] = res.idle_s;
 		printf("%-14s n=%-6u seed=%-4u eval=%.4f slice=%.4f preq=%.4f rounds=%-3llu "
 		       "best=%-3u refit=%llu gate=%s/%s keep=%llu go=%llu undo=%llu stop=%llu "
-		       "replay_steps=%llu zero_grad=%llu idle_s=%.1f total_s=%.1f\n",
+		       "fill_used=%llu replay_steps=%llu zero_grad=%llu idle_s=%.1f total_s=%.1f\n",
 		       label, o.n, 1000 + s, res.eval_auc, res.slice_auc, res.preq_auc,
 		       (unsigned long long)res.rounds, res.g.best_round,
 		       (unsigned long long)res.refit_rounds, sv_replay_state_name(res.g.state), sv_replay_decision_name(res.g.last),
 		       (unsigned long long)res.g.n_keep, (unsigned long long)res.g.n_go,
 		       (unsigned long long)res.g.n_undo, (unsigned long long)res.g.n_stop,
-		       (unsigned long long)res.replay_steps, (unsigned long long)res.zero_grad,
+		       (unsigned long long)res.fill_used, (unsigned long long)res.replay_steps, (unsigned long long)res.zero_grad,
 		       res.idle_s, res.total_s);
 		fflush(stdout);
 	}
