@@ -43,6 +43,7 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->max_rounds = 30;
 	p->lr_decay = 0.7;
 	p->fill_uses = 2.0;
+	p->regrow = 0.5;
 }
 
 int sv_replay_params_check(const struct sv_replay_params *p)
@@ -52,7 +53,8 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 	if (p->batch_pairs < 2 || p->slice_every < 2 || p->slice_every > 1000 ||
 	    p->min_slice < 1 || !(p->tol_z >= 0.0) || !isfinite(p->tol_z) || p->patience < 1 ||
 	    p->max_rounds < 1 || !(p->lr_decay > 0.0 && p->lr_decay <= 1.0) ||
-	    !(p->fill_uses >= 0.0 && p->fill_uses <= 1000.0))
+	    !(p->fill_uses >= 0.0 && p->fill_uses <= 1000.0) ||
+	    !(p->regrow >= 0.0 && p->regrow <= 100.0))
 		return SV_ERR_RANGE;
 	return 0;
 }
@@ -180,14 +182,27 @@ void sv_replay_gate_init(struct sv_replay_gate *g)
 	g->last_se = NAN;
 }
 
-void sv_replay_gate_fresh(struct sv_replay_gate *g)
+void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_params *p,
+			  uint64_t window)
 {
+	if (!g || !p)
+		return;
+	if (g->state == SV_REPLAY_STATE_RUN) {
+		g->stale = 1;
+		return;
+	}
+	if (g->state == SV_REPLAY_STATE_STOPPED) {
+		if (g->window == 0)
+			g->window = window;
+		if ((double)window < (1.0 + p->regrow) * (double)g->window)
+			return;
+	}
+	g->state = SV_REPLAY_STATE_WAIT;
 	g->has_best = 0;
+	g->stale = 0;
 	g->rounds = 0;
 	g->best_round = 0;
 	g->since_best = 0;
-	if (g->state == SV_REPLAY_STATE_STOPPED)
-		g->state = SV_REPLAY_STATE_WAIT;
 }
 
 static int decide(struct sv_replay_gate *g, enum sv_replay_decision d)
@@ -206,14 +221,22 @@ static int decide(struct sv_replay_gate *g, enum sv_replay_decision d)
 		break;
 	case SV_REPLAY_DECISION_UNDO:
 		g->state = SV_REPLAY_STATE_STOPPED;
+		g->window = 0;
 		g->n_undo++;
 		break;
 	case SV_REPLAY_DECISION_STOP:
+		if (g->state != SV_REPLAY_STATE_STOPPED)
+			g->window = 0;
 		g->state = SV_REPLAY_STATE_STOPPED;
 		g->n_stop++;
 		break;
 	}
 	return (int)d;
+}
+
+static int undo(struct sv_replay_gate *g)
+{
+	return decide(g, g->stale ? SV_REPLAY_DECISION_STOP : SV_REPLAY_DECISION_UNDO);
 }
 
 int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params *p, double auc,
@@ -231,6 +254,7 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 		return decide(g, SV_REPLAY_DECISION_STOP);
 	if (!g->has_best) {
 		g->has_best = 1;
+		g->stale = 0;
 		g->best_auc = auc;
 		g->rounds = 0;
 		g->best_round = 0;
@@ -242,6 +266,7 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 		g->best_auc = auc;
 		g->best_round = g->rounds;
 		g->since_best = 0;
+		g->stale = 0;
 		if (g->rounds >= p->max_rounds)
 			return decide(g, SV_REPLAY_DECISION_STOP);
 		return decide(g, SV_REPLAY_DECISION_KEEP);
@@ -249,9 +274,9 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 	g->since_best++;
 	double se_best = sv_replay_auc_se(g->best_auc, n_pos, n_neg);
 	if (auc < g->best_auc - p->tol_z * se_best)
-		return decide(g, SV_REPLAY_DECISION_UNDO);
+		return undo(g);
 	if (g->since_best >= p->patience || g->rounds >= p->max_rounds)
-		return decide(g, SV_REPLAY_DECISION_UNDO);
+		return undo(g);
 	return decide(g, SV_REPLAY_DECISION_GO);
 }
 
@@ -354,6 +379,9 @@ int sv_replay_gate_encode(const struct sv_replay_gate *g, void *buf, size_t cap)
 	put64(b + 64, g->n_go);
 	put64(b + 72, g->n_undo);
 	put64(b + 80, g->n_stop);
+	put32(b + 88, (uint32_t)g->stale);
+	put32(b + 92, 0);
+	put64(b + 96, g->window);
 	return 0;
 }
 
@@ -371,7 +399,9 @@ int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len)
 	if (len < SV_REPLAY_GATE_BYTES)
 		return SV_ERR_TRUNCATED;
 	uint32_t state = get32(b + 8), last = get32(b + 12), has_best = get32(b + 28);
-	if (state > SV_REPLAY_STATE_STOPPED || last > SV_REPLAY_DECISION_STOP || has_best > 1)
+	uint32_t stale = get32(b + 88);
+	if (state > SV_REPLAY_STATE_STOPPED || last > SV_REPLAY_DECISION_STOP || has_best > 1 ||
+	    stale > 1 || get32(b + 92) != 0)
 		return SV_ERR_CORRUPT;
 	struct sv_replay_gate t;
 	t.state = (enum sv_replay_state)state;
@@ -387,6 +417,8 @@ int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len)
 	t.n_go = get64(b + 64);
 	t.n_undo = get64(b + 72);
 	t.n_stop = get64(b + 80);
+	t.stale = (int)stale;
+	t.window = get64(b + 96);
 	*g = t;
 	return 0;
 }

@@ -212,10 +212,37 @@ Test(replay, gate_rising_then_collapsing_undoes_to_best)
 	cr_assert_eq(g.n_undo, 1);
 	/* stopped stays stopped until fresh pairs come */
 	cr_assert_eq(judge(&g, &p, 0.95), SV_REPLAY_DECISION_STOP);
-	sv_replay_gate_fresh(&g);
+	/* a trickle does not restart it: the window must grow by half first */
+	sv_replay_gate_fresh(&g, &p, 1000);
+	sv_replay_gate_fresh(&g, &p, 1499);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_STOPPED);
+	cr_assert_eq(judge(&g, &p, 0.95), SV_REPLAY_DECISION_STOP);
+	sv_replay_gate_fresh(&g, &p, 1500);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_WAIT);
 	cr_assert_eq(judge(&g, &p, 0.91), SV_REPLAY_DECISION_KEEP);
 	cr_assert_eq(g.rounds, 0);
 	cr_assert(sv_replay_gate_running(&g));
+}
+
+Test(replay, gate_never_undoes_across_a_fresh_step)
+{
+	struct sv_replay_params p = params();
+	struct sv_replay_gate g;
+	sv_replay_gate_init(&g);
+	cr_assert_eq(judge(&g, &p, 0.90), SV_REPLAY_DECISION_KEEP);
+	sv_replay_gate_fresh(&g, &p, 5000);
+	cr_assert(sv_replay_gate_running(&g));
+	cr_assert_eq(g.stale, 1);
+	/* the collapse is seen against the old best, but the snapshot is stale */
+	cr_assert_eq(judge(&g, &p, 0.80), SV_REPLAY_DECISION_STOP);
+	cr_assert_eq(g.n_undo, 0);
+	/* a new best after a fresh step is a fresh snapshot again */
+	sv_replay_gate_init(&g);
+	judge(&g, &p, 0.90);
+	sv_replay_gate_fresh(&g, &p, 5000);
+	cr_assert_eq(judge(&g, &p, 0.91), SV_REPLAY_DECISION_KEEP);
+	cr_assert_eq(g.stale, 0);
+	cr_assert_eq(judge(&g, &p, 0.80), SV_REPLAY_DECISION_UNDO);
 }
 
 Test(replay, gate_plateau_stops_after_patience)
@@ -274,6 +301,12 @@ Test(replay, gate_record_roundtrip_and_errors)
 	cr_assert_eq(h.state, SV_REPLAY_STATE_STOPPED);
 	cr_assert_eq(h.best_auc, 0.91);
 	cr_assert_eq(h.n_undo, 1);
+	g.stale = 1;
+	g.window = 123456789012ULL;
+	cr_assert_eq(sv_replay_gate_encode(&g, buf, sizeof(buf)), 0);
+	cr_assert_eq(sv_replay_gate_decode(&h, buf, sizeof(buf)), 0);
+	cr_assert_eq(h.window, 123456789012ULL);
+	cr_assert_eq(h.stale, 1);
 	cr_assert_eq(sv_replay_gate_decode(&h, buf, sizeof(buf) - 1), SV_ERR_TRUNCATED);
 	buf2[0] = 'X';
 	cr_assert_eq(sv_replay_gate_decode(&h, buf2, sizeof(buf2)), SV_ERR_MAGIC);

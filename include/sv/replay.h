@@ -38,8 +38,8 @@
  * replayable pairs of the window in expectation.  The daemon runs replay steps
  * one at a time when it is idle; after each round it scores the slice and asks
  * the gate.  A fresh step moves W outside replay's control: the gate then
- * forgets its best (sv_replay_gate_fresh) and the next judgement sets a new
- * baseline; an undo never crosses a fresh step.
+ * keeps its best score as the reference but can no longer restore it
+ * (sv_replay_gate_fresh): an undo never crosses a fresh step.
  *
  * Refit (optional).  Once the gate has stopped with its best at round E >= 1,
  * the slice has done its job: the daemon may restore the baseline W (round
@@ -75,11 +75,12 @@ struct sv_replay_params {
 	uint32_t max_rounds;    /* replay rounds at most per baseline, >= 1 */
 	double lr_decay;        /* replay round q (1, 2, ...) trains at lr * lr_decay^q, (0, 1] */
 	double fill_uses;       /* fill budget: replayed uses per logged pair, [0, 1000] */
+	double regrow;          /* a stopped gate resumes once the window grew by this factor, [0, 100] */
 };
 
 /* Defaults (chosen by tools/replaystudy, docs/REPLAY.md): seed 1, batch 64,
  * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 30,
- * lr_decay 0.7, fill_uses 2. */
+ * lr_decay 0.7, fill_uses 2, regrow 0.5. */
 void sv_replay_params_default(struct sv_replay_params *p);
 
 /* 0, -EINVAL (NULL) or SV_ERR_RANGE (a field outside the bounds above). */
@@ -155,7 +156,9 @@ struct sv_replay_gate {
 	uint32_t rounds;       /* rounds judged since the baseline */
 	uint32_t best_round;   /* round of the best W (0: the baseline itself) */
 	uint32_t since_best;   /* rounds since the best */
-	int has_best;          /* a baseline has been scored since the last fresh step */
+	int has_best;          /* a baseline has been scored */
+	int stale;             /* a fresh step came after the best: no restore, UNDO -> STOP */
+	uint64_t window;       /* log window at the first fresh step after a stop (0: none yet) */
 	double best_auc;       /* slice AUC of the best W */
 	double last_auc, last_se; /* last judged slice AUC and its standard error */
 	uint64_t n_keep, n_go, n_undo, n_stop; /* decisions so far */
@@ -163,9 +166,16 @@ struct sv_replay_gate {
 
 void sv_replay_gate_init(struct sv_replay_gate *g);
 
-/* A fresh step happened: forget the best (it no longer includes the newest
- * pairs) and leave STOPPED, so the next judgement sets a new baseline. */
-void sv_replay_gate_fresh(struct sv_replay_gate *g);
+/* A fresh step happened; window is the number of logged pairs after it.
+ * While RUN the best W stays the reference, but its snapshot predates the
+ * fresh step and must not be restored: an UNDO then becomes a STOP (replay
+ * stops, W keeps the fresh step).  A STOPPED gate stays stopped until the
+ * window has grown by the factor 1 + regrow since the stop (counted from
+ * the first fresh step after it), then it returns
+ * to WAIT so the next judgement sets a new baseline; so a trickle of labels
+ * cannot restart replay after every pair.  Accepts NULL p only with NULL g. */
+void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_params *p,
+			  uint64_t window);
 
 /* Judge a slice score of the current W: auc with n_pos / n_neg slice pairs.
  * Called once before the first replay round (the baseline) and after every
@@ -175,9 +185,9 @@ void sv_replay_gate_fresh(struct sv_replay_gate *g);
  *   state STOPPED                       STOP (nothing to do until fresh pairs)
  *   no baseline yet                     KEEP (the baseline, round 0)
  *   auc > best                          KEEP, or STOP at max_rounds
- *   auc < best - tol_z * se(best)       UNDO
+ *   auc < best - tol_z * se(best)       UNDO (STOP when stale)
  *   since_best reaches patience, or
- *   rounds reach max_rounds             UNDO when the best is older, else STOP
+ *   rounds reach max_rounds             UNDO (STOP when stale)
  *   otherwise                           GO */
 int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params *p, double auc,
 			 uint64_t n_pos, uint64_t n_neg);
@@ -190,11 +200,11 @@ const char *sv_replay_decision_name(enum sv_replay_decision d);
 
 /* The gate as a log record: "SVRG", u32 version 1, u32 state, u32 last,
  * u32 rounds, u32 best_round, u32 since_best, u32 has_best, f64 best_auc,
- * f64 last_auc, f64 last_se, u64 n_keep n_go n_undo n_stop, all little-endian
- * (88 bytes).  encode returns 0 or -EINVAL / -ENOSPC (cap < SV_REPLAY_GATE_BYTES);
+ * f64 last_auc, f64 last_se, u64 n_keep n_go n_undo n_stop, u32 stale,
+ * u32 reserved 0, u64 window, all little-endian (104 bytes).  encode returns 0 or -EINVAL / -ENOSPC (cap < SV_REPLAY_GATE_BYTES);
  * decode returns 0, -EINVAL, SV_ERR_TRUNCATED, SV_ERR_MAGIC, SV_ERR_VERSION or
  * SV_ERR_CORRUPT (a state or decision out of range). */
-#define SV_REPLAY_GATE_BYTES 88u
+#define SV_REPLAY_GATE_BYTES 104u
 int sv_replay_gate_encode(const struct sv_replay_gate *g, void *buf, size_t cap);
 int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len);
 

@@ -299,7 +299,7 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 			}
 		}
 		i += k;
-		sv_replay_gate_fresh(&res->g);
+		sv_replay_gate_fresh(&res->g, &rp, i);
 		if (o->replay)
 			for (uint32_t q = 0; q < o->idle; q++)
 				replay_step(c, t, b, i, r++, 0, seqs, res);
