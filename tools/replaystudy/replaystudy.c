@@ -400,7 +400,7 @@ int main(int argc, char **argv)
 	o.gate = 1;
 	o.init_seed = 1;
 	sv_replay_params_default(&o.rp);
-	o.fresh_b = 0;
+	o.fresh_b = 256;
 	const char *label = "";
 	for (int i = 1; i < argc; i++) {
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -466,8 +466,6 @@ int main(int argc, char **argv)
 	}
 	if (!o.vec || !o.pairs || !o.evec || !o.epairs || o.seeds == 0 || o.seeds > 64)
 		usage();
-	if (o.fresh_b == 0)
-		o.fresh_b = o.rp.batch_pairs;
 	if (sv_replay_params_check(&o.rp))
 		usage();
 	sv_blas_set_threads(1);
