@@ -1,0 +1,214 @@
+/* sv/replay.h - replay from the retained pair log, and the gate that stops it.
+ *
+ * Replay trains logged pairs again, in idle time or to fill a batch that the
+ * feed left short, so that every label is used more than once.  Unguarded it
+ * overfits (LEARNING_NOTES.md: 600 pairs, 30 epochs, AUC 0.90 -> 0.80), so
+ * this module has two parts a daemon drives, both pure and deterministic:
+ *
+ *   planner  which logged pairs form replay batch number r.  The answer is a
+ *            function of (seed, r, first, last) only: the retained log window
+ *            [first, last] of pair sequences and the replay step counter.  A
+ *            daemon that records r and the window in its log (or derives them
+ *            from its cuts) redoes every replay batch bit for bit on recovery.
+ *   gate     a held-back slice of the fresh pairs scores W after every replay
+ *            round; the gate keeps the best W seen, goes on while the score
+ *            holds, and undoes the replay (back to the best W) and stops it as
+ *            soon as the score falls by more than its own uncertainty, or when
+ *            it has not improved for `patience` rounds, or after max_rounds.
+ *
+ * The slice.  Every slice_every-th pair of the log (seq % slice_every == 0)
+ * belongs to the slice: arrival order is random, so this is a random sample,
+ * and it lets the planner count replayable pairs in O(1).  Slice
+ * pairs are trained once as fresh pairs like every other pair (so the fresh
+ * path is exactly one pass, as with replay off), but never replayed.  Every
+ * W the gate compares has therefore seen each slice pair exactly once, while
+ * replay drives the training pairs many times: a W that overfits the replayed
+ * pairs loses AUC on the slice.  The one fresh exposure biases the score in
+ * favour of the W right after the stream (the least replayed), so the gate
+ * errs towards stopping early, never towards overfitting.  Evaluation data
+ * is never involved.
+ *
+ * Uncertainty.  The gate computes the standard error of the slice AUC
+ * (Hanley and McNeil's formula from the AUC and the class counts) and treats
+ * a drop below the best by more than tol_z standard errors as overfitting.
+ * Below min_slice positives or negatives the score is noise and replay is not
+ * started at all (SV_REPLAY_STATE_WAIT).
+ *
+ * Rounds.  A round is ceil(window / batch) replay steps, one pass over the
+ * replayable pairs of the window in expectation.  The daemon runs replay steps
+ * one at a time when it is idle; after each round it scores the slice and asks
+ * the gate.  A fresh step moves W outside replay's control: the gate then
+ * keeps its best score as the reference but can no longer restore it
+ * (sv_replay_gate_fresh): an undo never crosses a fresh step.
+ *
+ * Refit (optional).  Once the gate has stopped with its best at round E >= 1,
+ * the slice has done its job: the daemon may restore the baseline W (round
+ * 0, the W right after the fresh pass, which it snapshotted on the first
+ * KEEP), and replay E rounds over every pair, slice included, at the same
+ * learning rates.  This gives the slice's labels to the model at the number
+ * of rounds the gate validated; it costs E more rounds of idle time.
+ *
+ * What the daemon stores.  The gate's whole state is struct sv_replay_gate (a
+ * plain struct; sv_replay_gate_encode writes it as a versioned little-endian
+ * record for the log), plus, while replay runs, one snapshot of W and the
+ * optimizer state (the best W) that the daemon keeps itself.
+ *
+ * Threads: none.  Nothing here allocates or keeps a caller pointer.
+ */
+#ifndef SV_REPLAY_H
+#define SV_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sv_replay_params {
+	uint64_t seed;          /* planner and slice hash */
+	uint32_t batch_pairs;   /* replay batch size (may differ from the fresh B), >= 2 */
+	uint32_t slice_every;   /* every k-th pair is in the held-back slice, 2..1000 */
+	uint32_t min_slice;     /* fewest slice positives and negatives to judge, >= 1 */
+	double tol_z;           /* a drop of more than tol_z standard errors undoes, >= 0 */
+	uint32_t patience;      /* rounds without a new best before stopping, >= 1 */
+	uint32_t max_rounds;    /* replay rounds at most per baseline, >= 1 */
+	double lr_decay;        /* replay round q (1, 2, ...) trains at lr * lr_decay^q, (0, 1] */
+	double fill_uses;       /* fill budget: replayed uses per logged pair, [0, 1000] */
+	double regrow;          /* a stopped gate resumes once the window grew by this factor, [0, 100] */
+};
+
+/* Defaults (chosen by tools/replaystudy, docs/REPLAY.md): seed 1, batch 64,
+ * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 30,
+ * lr_decay 0.7, fill_uses 2, regrow 0.5. */
+void sv_replay_params_default(struct sv_replay_params *p);
+
+/* 0, -EINVAL (NULL) or SV_ERR_RANGE (a field outside the bounds above). */
+int sv_replay_params_check(const struct sv_replay_params *p);
+
+/* 1 when the pair of sequence seq is in the held-back slice, else 0. */
+int sv_replay_in_slice(const struct sv_replay_params *p, uint64_t seq);
+
+/* Replay batch number r over the log window [first, last] (inclusive pair
+ * sequences): writes up to min(cap, batch_pairs) distinct sequences of the
+ * window, none in the slice, to seqs and their count to *n.  The R
+ * replayable pairs of the window are put in an order that is fixed per
+ * round: round e = r / S (S = sv_replay_round_steps(R)) walks them with a
+ * start and a stride coprime to R, both hashed from (seed, e), and step r % S
+ * of the round takes the next batch_pairs of that walk.  While the window
+ * stays the same for a whole round, the round replays every replayable pair
+ * exactly once (when cap >= batch_pairs); when it grows mid-round the
+ * coverage is only nearly even.  The last batch of a round may be short.
+ * flags SV_REPLAY_PLAN_WITH_SLICE: the slice is replayable too (the refit,
+ * below); round steps then count every pair of the window.
+ * Returns 0, -EINVAL (NULL pointer, cap 0), SV_ERR_RANGE (first 0, first > last,
+ * last >= 2^63, or * params out of range); *n and seqs are written only on success (*n may be 0
+ * when every pair of the window is in the slice). */
+#define SV_REPLAY_PLAN_WITH_SLICE 1u
+int sv_replay_plan(const struct sv_replay_params *p, uint64_t first, uint64_t last, uint64_t r,
+		   unsigned flags, uint64_t *seqs, size_t cap, size_t *n);
+
+/* Fill: how many replayed pairs to add to a fresh batch that has room for
+ * `room` more pairs, when the log window holds `window` pairs and fills have
+ * so far replayed `used` pairs in all.  The budget keeps used <= fill_uses *
+ * window, so a slow feed (one-pair batches) replays each pair about fill_uses
+ * times over the stream instead of once per step; but a batch of a single
+ * fresh pair always gets at least one replayed partner while the window is
+ * not empty, because NT-Xent on one pair has no negatives and zero loss (the
+ * label would be wasted).  Pick the pairs with sv_replay_plan (cap = the
+ * count).  Returns the count, 0 <= count <= room. */
+size_t sv_replay_fill_count(const struct sv_replay_params *p, uint64_t window, uint64_t used,
+			    size_t fresh, size_t room);
+
+/* Replay steps in one round over a window of `window` pairs (>= 1):
+ * ceil(replayable / batch_pairs), at least 1. */
+uint64_t sv_replay_round_steps(const struct sv_replay_params *p, uint64_t window);
+
+/* The learning rate of replay round q >= 1 for the base rate lr: lr *
+ * lr_decay^q.  A decaying rate makes later rounds move W less, so the gate's
+ * rounds are smoother and a missed stop costs less (LEARNING_NOTES.md: x0.8
+ * per epoch did not collapse in 30 epochs at 600 pairs).  Fresh steps always
+ * train at the base rate. */
+double sv_replay_round_lr(const struct sv_replay_params *p, double lr, uint32_t q);
+
+/* Hanley-McNeil standard error of an AUC from n_pos positives and n_neg
+ * negatives; +Inf when either count is 0. */
+double sv_replay_auc_se(double auc, uint64_t n_pos, uint64_t n_neg);
+
+enum sv_replay_state {
+	SV_REPLAY_STATE_WAIT = 0,    /* slice too small: no replay */
+	SV_REPLAY_STATE_RUN = 1,     /* replaying, a best W is kept */
+	SV_REPLAY_STATE_STOPPED = 2, /* stopped for this baseline; waits for fresh pairs */
+};
+
+enum sv_replay_decision {
+	SV_REPLAY_DECISION_WAIT = 0, /* slice too small; do not replay */
+	SV_REPLAY_DECISION_KEEP = 1, /* new best: snapshot W and optimizer, go on */
+	SV_REPLAY_DECISION_GO = 2,   /* within tolerance: go on, keep the old snapshot */
+	SV_REPLAY_DECISION_UNDO = 3, /* restore the snapshot and stop replay */
+	SV_REPLAY_DECISION_STOP = 4, /* stop replay; W is the best (no restore needed) */
+};
+
+/* The gate's whole state (for STATUS and the log). */
+struct sv_replay_gate {
+	enum sv_replay_state state;
+	enum sv_replay_decision last; /* last decision */
+	uint32_t rounds;       /* rounds judged since the baseline */
+	uint32_t best_round;   /* round of the best W (0: the baseline itself) */
+	uint32_t since_best;   /* rounds since the best */
+	int has_best;          /* a baseline has been scored */
+	int stale;             /* a fresh step came after the best: no restore, UNDO -> STOP */
+	uint64_t window;       /* log window at the first fresh step after a stop (0: none yet) */
+	double best_auc;       /* slice AUC of the best W */
+	double last_auc, last_se; /* last judged slice AUC and its standard error */
+	uint64_t n_keep, n_go, n_undo, n_stop; /* decisions so far */
+};
+
+void sv_replay_gate_init(struct sv_replay_gate *g);
+
+/* A fresh step happened; window is the number of logged pairs after it.
+ * While RUN the best W stays the reference, but its snapshot predates the
+ * fresh step and must not be restored: an UNDO then becomes a STOP (replay
+ * stops, W keeps the fresh step).  A STOPPED gate stays stopped until the
+ * window has grown by the factor 1 + regrow since the stop (counted from
+ * the first fresh step after it), then it returns
+ * to WAIT so the next judgement sets a new baseline; so a trickle of labels
+ * cannot restart replay after every pair.  Accepts NULL p only with NULL g. */
+void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_params *p,
+			  uint64_t window);
+
+/* Judge a slice score of the current W: auc with n_pos / n_neg slice pairs.
+ * Called once before the first replay round (the baseline) and after every
+ * round.  Returns the decision (>= 0) and updates g, or -EINVAL (NULL, NaN
+ * auc) / SV_ERR_RANGE (params).  The rules, in order:
+ *   n_pos or n_neg < min_slice          WAIT
+ *   state STOPPED                       STOP (nothing to do until fresh pairs)
+ *   no baseline yet                     KEEP (the baseline, round 0)
+ *   auc > best                          KEEP, or STOP at max_rounds
+ *   auc < best - tol_z * se(best)       UNDO (STOP when stale)
+ *   since_best reaches patience, or
+ *   rounds reach max_rounds             UNDO (STOP when stale)
+ *   otherwise                           GO */
+int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params *p, double auc,
+			 uint64_t n_pos, uint64_t n_neg);
+
+/* 1 when the gate allows replay steps now (state RUN), else 0. */
+int sv_replay_gate_running(const struct sv_replay_gate *g);
+
+const char *sv_replay_state_name(enum sv_replay_state s);
+const char *sv_replay_decision_name(enum sv_replay_decision d);
+
+/* The gate as a log record: "SVRG", u32 version 1, u32 state, u32 last,
+ * u32 rounds, u32 best_round, u32 since_best, u32 has_best, f64 best_auc,
+ * f64 last_auc, f64 last_se, u64 n_keep n_go n_undo n_stop, u32 stale,
+ * u32 reserved 0, u64 window, all little-endian (104 bytes).  encode returns 0 or -EINVAL / -ENOSPC (cap < SV_REPLAY_GATE_BYTES);
+ * decode returns 0, -EINVAL, SV_ERR_TRUNCATED, SV_ERR_MAGIC, SV_ERR_VERSION or
+ * SV_ERR_CORRUPT (a state or decision out of range). */
+#define SV_REPLAY_GATE_BYTES 104u
+int sv_replay_gate_encode(const struct sv_replay_gate *g, void *buf, size_t cap);
+int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
