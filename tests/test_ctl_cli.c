@@ -1,4 +1,4 @@
-/* test_ctl_cli.c - simverifyctl's argument parser (tools/ctl_cli.c): every
+/* test_ctl_cli.c - simverifyctl's argument parser (tools/ctl/ctl_cli.c): every
  * verb and option parses, bad usage gives CTL_EXIT_USAGE with a message on
  * stderr, --help prints to stdout and stops.  No daemon involved. */
 #include <criterion/criterion.h>

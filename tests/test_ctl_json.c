@@ -1,4 +1,4 @@
-/* test_ctl_json.c - simverifyctl's JSON reader (tools/ctl_json.c): the
+/* test_ctl_json.c - simverifyctl's JSON reader (tools/ctl/ctl_json.c): the
  * daemon's documents parse, paths resolve, numbers keep their text, bad
  * input is refused with an offset. */
 #include <criterion/criterion.h>

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tools/golden.c"
+#include "golden.h" /* tools/refcheck/golden.c, linked in */
 #include "sv/error.h"
 #include "sv/optim.h"
 

@@ -5,7 +5,7 @@
 # dir): exit codes, status/metrics/admin verbs, items, score, topk, publish
 # (acked, idempotent re-run, fire-and-forget, --items-first) and evaluate on
 # Fashion-MNIST pairs made by ../shared/data/make_pairs.py (and by
-# tools/make_pairs.py when present), export-model / import-model.
+# tools/scripts/make_pairs.py when present), export-model / import-model.
 # Prints one line per check; exits 1 at the first failure, 77 (skip) when
 # the daemon or the dataset is missing.
 set -u
@@ -224,15 +224,15 @@ grep -q "200 committed" "$T/out" || fail "publish --items-first: $(cat "$T/out")
 expect 0 C flush -t 120
 ok "publish fire-and-forget, --items-first, --rate"
 
-if [ -f "$SRC/tools/make_pairs.py" ]; then
+if [ -f "$SRC/tools/scripts/make_pairs.py" ]; then
 	mkdir -p "$T/data2"
-	$PY "$SRC/tools/make_pairs.py" --split t10k --n-pairs 500 --seed 5 --out-dir "$T/data2" >/dev/null ||
-		fail "tools/make_pairs.py"
+	$PY "$SRC/tools/scripts/make_pairs.py" --split t10k --n-pairs 500 --seed 5 --out-dir "$T/data2" >/dev/null ||
+		fail "tools/scripts/make_pairs.py"
 	P2=$(ls "$T"/data2/*.pairs)
 	expect 0 C publish "$T/data2/fmnist_t10k.vec" "$P2" --acked
-	grep -q "500 committed" "$T/out" || fail "publish of tools/make_pairs.py files: $(cat "$T/out")"
+	grep -q "500 committed" "$T/out" || fail "publish of tools/scripts/make_pairs.py files: $(cat "$T/out")"
 	expect 0 C evaluate "$T/data2/fmnist_t10k.vec" "$P2" --json
-	ok "publish and evaluate read tools/make_pairs.py files"
+	ok "publish and evaluate read tools/scripts/make_pairs.py files"
 fi
 
 # ---- admin verbs

@@ -1,9 +1,9 @@
 #!/bin/bash
 # test_demo_small.sh SOURCE_ROOT BUILD_ROOT SHARED_DIR
 #
-# tools/demo's whole path on small data, through a real simverifyd in a temp
+# tools/scripts/demo's whole path on small data, through a real simverifyd in a temp
 # dir: 3000 training pairs (train split) and 3000 evaluation pairs (t10k),
-# once with pair files from tools/make_pairs.py and once with pair files from
+# once with pair files from tools/scripts/make_pairs.py and once with pair files from
 # ../shared/data/make_pairs.py (issue 7: publish and evaluate read files made
 # by either).  Each run must: exit 0, publish every pair (12 steps: 11 full
 # batches of 256 and one of 184), lift AUC by at least 0.05 over the initial
@@ -19,7 +19,7 @@
 # dataset or numpy is missing.
 set -u
 SRC=$1 BUILD=$2 SHARED=$3
-DEMO=$SRC/tools/demo
+DEMO=$SRC/tools/scripts/demo
 
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: dataset-fashion-mnist not installed"; exit 77; }
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || { echo "SKIP: no python3-numpy"; exit 77; }
@@ -44,7 +44,7 @@ run() {
 	t0=$(date +%s)
 	"$DEMO" --no-setup --no-build --build "$BUILD" --dir "$dir" --generator "$gen" \
 		--train-pairs 3000 --eval-pairs 3000 "$@" >"$T/out" 2>&1 ||
-		fail "$dir" "tools/demo with $gen exited $?"
+		fail "$dir" "tools/scripts/demo with $gen exited $?"
 	grep -q "one pass over 3000 training pairs, 12 steps" "$T/out" ||
 		fail "$dir" "$name: not 3000 pairs in 12 steps"
 	grep -q "(11 full batches of 256 pairs and a last one of 184)" "$T/out" ||
@@ -74,7 +74,7 @@ EOF
 	echo "ok: $name: publish and evaluate of $(basename "$(dirname "$gen")")/$(basename "$gen") files, $(($(date +%s) - t0)) s"
 }
 
-run tools "$SRC/tools/make_pairs.py" --keep
+run tools "$SRC/tools/scripts/make_pairs.py" --keep
 mkdir -p "$T/shared"
 ln "$T/tools/fmnist_train.vec" "$T/shared/fmnist_train.vec"
 run shared "$SHARED/data/make_pairs.py" --keep

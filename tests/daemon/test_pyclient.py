@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test_pyclient.py SIMVERIFYD SOURCE_ROOT - tools/python/simverify.py against
+"""test_pyclient.py SIMVERIFYD SOURCE_ROOT - python/simverify (the package) against
 the real daemon (simverifyd --state-dir DIR in a temp dir, small dims):
 items, publish (fire-and-forget and acked, idempotent with a client id),
 flush, score, score_batch, topk, status and the admin verbs, errors and
@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 BIN, SRC = sys.argv[1], sys.argv[2]
-sys.path.insert(0, os.path.join(SRC, "tools", "python"))
+sys.path.insert(0, os.path.join(SRC, "python"))
 import simverify  # noqa: E402
 
 D_IN, D_OUT = 16, 4

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test_make_pairs.py - tools/make_pairs.py against the reference generator.
+"""test_make_pairs.py - tools/scripts/make_pairs.py against the reference generator.
 
 usage: test_make_pairs.py OUR_TOOL REFERENCE_TOOL PAIRFILE_CHECK
 

@@ -11,7 +11,7 @@ batch_loss (checked against the PML files with `torch_step.py --golden`),
 autograd for dZ and dW, and torch.optim.Adam / SGD for the optimizer cases.
 Batch mode only (the formulation has no pairs or graph mode).
 
-usage: tools/bench/make_cases.py DIR [--seed S]
+usage: tools/torchref/make_cases.py DIR [--seed S]
 then:  build/tools/sv-refcheck DIR
 Uses Debian's python3-torch; not needed by any test.
 """

@@ -2,7 +2,7 @@
 # compare_train.sh - simverify's training step against PyTorch's, as a
 # markdown table.
 #
-# Runs `sv-bench train --json` and tools/bench/torch_step.py --json with the
+# Runs `sv-bench train --json` and tools/torchref/torch_step.py --json with the
 # same flags for a fixed set of shapes and prints one table row per shape:
 # our pairs/s, our step / GEMM-only ratio (OpenBLAS threading the step's
 # GEMMs, measured in the same run), our step / the same GEMMs split across
@@ -12,7 +12,7 @@
 # each side the run with the most pairs/s is kept (the least disturbed one on
 # a shared machine; each run's figure is itself a median over STEPS steps).
 #
-# usage: tools/bench/compare_train.sh [SV_BENCH] [THREADS] [STEPS] [ROUNDS]
+# usage: tools/torchref/compare_train.sh [SV_BENCH] [THREADS] [STEPS] [ROUNDS]
 #   SV_BENCH defaults to build/tools/sv-bench, THREADS to 2, STEPS to 40,
 #   ROUNDS to 3.
 set -eu

@@ -1,6 +1,6 @@
 /* sv-bench.c - the benchmark driver: `sv-bench NAME [options]`.
  *
- * Dispatches to the bench_NAME functions of tools/bench.h.  Each lives in its
+ * Dispatches to the bench_NAME functions of bench.h.  Each lives in its
  * own bench_NAME.c; one whose file is not built is a NULL weak symbol and is
  * listed as "not built".  Each subcommand parses its own options and
  * answers --help.  Exit status: the subcommand's, or 2 for a usage error.

@@ -11,7 +11,7 @@
  * id, so requests may be pipelined and a late reply to an earlier,
  * timed-out request is dropped rather than mistaken.  Plain ingest
  * uses ZMQ_PUSH.  Every send and every wait for a reply is bounded by the
- * --timeout.  Socket code stays in tools/ (STYLE.md).
+ * --timeout.  Socket code stays in tools/ctl/ (STYLE.md).
  */
 #ifndef SV_TOOLS_CTL_H
 #define SV_TOOLS_CTL_H

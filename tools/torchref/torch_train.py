@@ -11,7 +11,7 @@ daemon's figures from the same files can be put beside them.
 Files are the SIMVEC1 / SIMPAIR1 formats of ../shared/data/README.md.  Needs
 Debian's python3-torch and python3-numpy (run with /usr/bin/python3).
 
-  tools/bench/torch_train.py --vec-train fmnist_train.vec \
+  tools/torchref/torch_train.py --vec-train fmnist_train.vec \
       --pairs-train fmnist_train_n200000_p50_s1.pairs \
       --vec-eval fmnist_t10k.vec --pairs-eval fmnist_t10k_n20000_p50_s1.pairs \
       --temperature 0.2 --batch 256 --lr 1e-3 --d-out 64 [--json]
