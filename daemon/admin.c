@@ -22,6 +22,7 @@
 #include "parts.h"
 #include "monitor.h"
 #include "sv/error.h"
+#include "sv/metrics.h"
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "reply.h"

@@ -44,7 +44,7 @@ struct sv_live {
 	uint32_t ckpt_steps;          /* checkpoint every N steps (0: never) */
 	uint64_t ckpt_ms;             /* ... or T ms with new steps (0: never) */
 	uint32_t keep_versions;       /* checkpoints kept */
-	int threshold_policy;         /* enum sv_config_policy */
+	int threshold_policy;         /* enum sv_metrics_policy */
 	float threshold;              /* fixed / initial threshold */
 	double target_far;            /* target_far policy */
 	uint64_t min_pairs;           /* window pairs before a policy applies */

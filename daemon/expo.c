@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "monitor.h"
 #include "reject.h"
+#include "sv/metrics.h"
 #include "sv/store.h"
 #include "topk_cache.h"
 #include "util.h"

@@ -23,13 +23,6 @@ struct monitor {
 	int dirty;
 };
 
-const char *sv_metrics_policy_name(int policy)
-{
-	static const char *const names[] = {"fixed", "target_far", "eer", "max_accuracy"};
-
-	return policy >= 0 && policy < 4 ? names[policy] : "unknown";
-}
-
 int monitor_policy(const struct monitor *g)
 {
 	return (int)g->cfg.policy;
@@ -38,7 +31,7 @@ int monitor_policy(const struct monitor *g)
 int monitor_set_policy(struct monitor *g, int policy, float initial,
                                double target_far, uint64_t min_pairs)
 {
-	if (policy < 0 || policy > 3 || !isfinite(initial) ||
+	if (policy < 0 || policy >= SV_METRICS_POLICY_COUNT || !isfinite(initial) ||
 	    !(target_far >= 0.0 && target_far <= 1.0))
 		return SV_ERR_RANGE;
 	g->cfg.policy = (enum sv_metrics_policy)policy;

@@ -26,16 +26,13 @@ void monitor_add(struct monitor *g, struct sv_daemon *d, const float *scores,
 /* The threshold decisions use now. */
 float monitor_threshold(const struct monitor *g);
 
-/* Change the policy live (SIGHUP): policy is enum sv_config_policy (the
- * same codes as enum sv_metrics_policy).  Returns 0 or SV_ERR_RANGE. */
+/* Change the policy live (SIGHUP): policy is enum sv_metrics_policy.  Returns 0 or SV_ERR_RANGE. */
 int monitor_set_policy(struct monitor *g, int policy, float initial,
                                double target_far, uint64_t min_pairs);
 int monitor_policy(const struct monitor *g);
 /* Resize the window (query.window_pairs reloaded), keeping the newest
  * pairs.  Returns 0 or -ENOMEM (the old window stays). */
 int monitor_set_window(struct monitor *g, uint32_t pairs);
-/* "fixed", "target_far", "eer", "max_accuracy". */
-const char *sv_metrics_policy_name(int policy);
 
 /* Calibration blob: size, save (returns bytes written or negative), load. */
 size_t monitor_calib_size(const struct monitor *g);

@@ -24,7 +24,7 @@ struct sv_snap {
 	uint64_t applied_seq; /* last pair-log sequence folded into W */
 	uint32_t d_in, d_out;
 	float threshold; /* decision threshold on cosine at publication */
-	int policy;      /* enum sv_config_policy that chose it */
+	int policy;      /* enum sv_metrics_policy that chose it */
 	float W[];       /* d_in x d_out, row-major */
 };
 

@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "sv/config.h"
+#include "sv/metrics.h"
 #include "sv/error.h"
 
 #define OFF(f) offsetof(struct sv_config, f)
@@ -28,7 +29,6 @@ static const char *const w_mode[] = {"batch", "pairs", "graph", NULL};
 static const char *const w_optim[] = {"sgd", "adam", "adamw", NULL};
 static const char *const w_sync[] = {"full", "meta", "none", NULL};
 static const char *const w_log[] = {"debug", "info", "notice", "warning", "err", NULL};
-static const char *const w_policy[] = {"fixed", "target_far", "eer", "max_accuracy", NULL};
 
 #define T(t) SV_CONFIG_TYPE_##t
 
@@ -113,7 +113,7 @@ static const struct sv_config_key keys[] = {
      "least severe level logged: debug | info | notice | warning | err"},
 
     {"query.threads", T(UINT), OFF(query_threads), 1, 256, "2", NULL, 0, 0, "query worker threads"},
-    {"query.threshold_policy", T(ENUM), OFF(query_threshold_policy), 0, 0, "target_far", w_policy,
+    {"query.threshold_policy", T(ENUM), OFF(query_threshold_policy), 0, 0, "target_far", sv_metrics_policy_names,
      LM, 0, "decision threshold: fixed | target_far | eer | max_accuracy"},
     {"query.threshold", T(DOUBLE), OFF(query_threshold), -1, 1, "0.5", NULL, LM, 0,
      "cosine threshold: the fixed one, and the initial one of the others"},

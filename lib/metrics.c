@@ -414,6 +414,15 @@ void sv_metrics_window_free(struct sv_metrics_window *w)
 	free(w);
 }
 
+const char *const sv_metrics_policy_names[SV_METRICS_POLICY_COUNT + 1] = {
+    "fixed", "target_far", "eer", "max_accuracy", NULL};
+
+const char *sv_metrics_policy_name(int policy)
+{
+	return policy >= 0 && policy < SV_METRICS_POLICY_COUNT ? sv_metrics_policy_names[policy]
+	                                                       : "unknown";
+}
+
 int sv_metrics_window_resize(struct sv_metrics_window *w, uint32_t capacity)
 {
 	float *score;

@@ -68,15 +68,6 @@ enum sv_config_sync {
 	SV_CONFIG_SYNC_NONE = 2, /* MDB_NOSYNC */
 };
 
-/* Operating point of the match decision; also the `policy` byte of a SCORE
- * reply (sv/proto.h). */
-enum sv_config_policy {
-	SV_CONFIG_POLICY_FIXED = 0,        /* query.threshold as given */
-	SV_CONFIG_POLICY_TARGET_FAR = 1,   /* threshold giving query.target_far on the window */
-	SV_CONFIG_POLICY_EER = 2,          /* equal error rate on the window */
-	SV_CONFIG_POLICY_MAX_ACCURACY = 3, /* best accuracy on the window */
-};
-
 /* Log levels; the syslog priority is 7 - level (debug 7 ... err 3). */
 enum sv_config_log_level {
 	SV_CONFIG_LOG_LEVEL_DEBUG = 0,
@@ -134,7 +125,7 @@ struct sv_config {
 	int log_level; /* log.level: enum sv_config_log_level */
 
 	uint64_t query_threads;          /* query.threads */
-	int query_threshold_policy;      /* query.threshold_policy: enum sv_config_policy */
+	int query_threshold_policy;      /* query.threshold_policy: enum sv_metrics_policy */
 	double query_threshold;          /* query.threshold */
 	double query_target_far;         /* query.target_far */
 	uint64_t query_window_pairs;     /* query.window_pairs */

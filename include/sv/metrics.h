@@ -123,12 +123,21 @@ int sv_metrics_accuracy(const float *scores, const uint8_t *labels, size_t n, fl
 
 /* ------------------------------------------------------ threshold policy */
 
+/* The operating point of the match decision: query.threshold_policy, and
+ * the `policy` byte of a SCORE reply (sv/proto.h); the values are stable. */
 enum sv_metrics_policy {
-	SV_METRICS_POLICY_FIXED = 0,    /* always the initial threshold */
-	SV_METRICS_POLICY_TARGET_FAR,   /* the TAR@FAR=target_far threshold */
-	SV_METRICS_POLICY_EER,          /* the EER threshold */
-	SV_METRICS_POLICY_MAX_ACCURACY, /* the highest-accuracy threshold */
+	SV_METRICS_POLICY_FIXED = 0,        /* always the initial threshold */
+	SV_METRICS_POLICY_TARGET_FAR = 1,   /* the TAR@FAR=target_far threshold */
+	SV_METRICS_POLICY_EER = 2,          /* the EER threshold */
+	SV_METRICS_POLICY_MAX_ACCURACY = 3, /* the highest-accuracy threshold */
+	SV_METRICS_POLICY_COUNT
 };
+
+/* The policies' names, index = enum value, NULL-terminated: "fixed",
+ * "target_far", "eer", "max_accuracy" (the config file's words). */
+extern const char *const sv_metrics_policy_names[SV_METRICS_POLICY_COUNT + 1];
+/* The name of policy, or "unknown". */
+const char *sv_metrics_policy_name(int policy);
 
 struct sv_metrics_policy_cfg {
 	enum sv_metrics_policy policy;

@@ -264,7 +264,7 @@ struct sv_proto_score {
 	float threshold; /* the threshold the decision used */
 	float margin;    /* score - threshold */
 	uint8_t match;   /* 1 when score >= threshold */
-	uint8_t policy;  /* operating-point code, e.g. enum sv_config_policy */
+	uint8_t policy;  /* operating-point code, e.g. enum sv_metrics_policy */
 	uint8_t status;  /* per row: enum sv_proto_status (NOT_FOUND for unknown id) */
 	uint64_t model_version;
 };
