@@ -49,59 +49,26 @@ static inline void sv_putle(void *p, uint64_t v, int n)
 		b[i] = (uint8_t)(v >> (8 * i));
 }
 
-static inline uint16_t sv_get16(const void *p)
-{
-	uint16_t v;
-
-	if (!SV_HOST_LE)
-		return (uint16_t)sv_getle(p, 2);
-	memcpy(&v, p, 2);
-	return v;
-}
-
-static inline uint32_t sv_get32(const void *p)
-{
-	uint32_t v;
-
-	if (!SV_HOST_LE)
-		return (uint32_t)sv_getle(p, 4);
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static inline uint64_t sv_get64(const void *p)
-{
-	uint64_t v;
-
-	if (!SV_HOST_LE)
-		return sv_getle(p, 8);
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static inline void sv_put16(void *p, uint16_t v)
-{
-	if (SV_HOST_LE)
-		memcpy(p, &v, 2);
-	else
-		sv_putle(p, v, 2);
-}
-
-static inline void sv_put32(void *p, uint32_t v)
-{
-	if (SV_HOST_LE)
-		memcpy(p, &v, 4);
-	else
-		sv_putle(p, v, 4);
-}
-
-static inline void sv_put64(void *p, uint64_t v)
-{
-	if (SV_HOST_LE)
-		memcpy(p, &v, 8);
-	else
-		sv_putle(p, v, 8);
-}
+/* One memcpy on a little-endian host (the compiler makes it a plain load or
+ * store); the bytes in order elsewhere. */
+#define SV_LE_GET(bits)                                                                   \
+	static inline uint##bits##_t sv_get##bits(const void *p)                           \
+	{                                                                                   \
+		uint##bits##_t v;                                                          \
+		return SV_HOST_LE ? (memcpy(&v, p, sizeof(v)), v)                          \
+		                  : (uint##bits##_t)sv_getle(p, (int)sizeof(v));           \
+	}                                                                                   \
+	static inline void sv_put##bits(void *p, uint##bits##_t v)                         \
+	{                                                                                   \
+		if (SV_HOST_LE)                                                            \
+			memcpy(p, &v, sizeof(v));                                          \
+		else                                                                       \
+			sv_putle(p, v, (int)sizeof(v));                                    \
+	}
+SV_LE_GET(16)
+SV_LE_GET(32)
+SV_LE_GET(64)
+#undef SV_LE_GET
 
 static inline float sv_getf32(const void *p)
 {

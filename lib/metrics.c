@@ -425,45 +425,29 @@ const char *sv_metrics_policy_name(int policy)
 
 int sv_metrics_window_resize(struct sv_metrics_window *w, uint32_t capacity)
 {
-	float *score;
-	uint8_t *label;
-	uint32_t keep, skip;
+	struct sv_metrics_window *nw = NULL, t;
+	uint32_t skip;
+	int rc;
 
 	if (!w || capacity == 0)
 		return -EINVAL;
-	score = malloc((size_t)capacity * sizeof(*score));
-	label = malloc(capacity);
-	if (!score || !label) {
-		free(score);
-		free(label);
-		return -ENOMEM;
-	}
-	keep = w->count < capacity ? w->count : capacity;
-	skip = w->count - keep; /* the oldest ones go */
-	for (uint32_t i = 0; i < w->count; i++) {
-		uint32_t from = (w->head + i) % w->capacity;
+	rc = sv_metrics_window_new(&nw, capacity, w->n_bins, w->alpha);
+	if (rc < 0)
+		return rc;
+	/* the newest min(count, capacity) pairs, oldest first */
+	skip = w->count > capacity ? w->count - capacity : 0;
+	for (uint32_t i = skip; i < w->count; i++) {
+		uint32_t at = (w->head + i) % w->capacity;
 
-		if (i < skip) { /* out of the histograms */
-			uint32_t b = bin_of(w, w->score[from]);
-
-			if (w->label[from]) {
-				w->hpos[b]--;
-				w->n_pos--;
-			} else {
-				w->hneg[b]--;
-			}
-			continue;
-		}
-		score[i - skip] = w->score[from];
-		label[i - skip] = w->label[from];
+		sv_metrics_window_push(nw, w->score[at], w->label[at]);
 	}
-	free(w->score);
-	free(w->label);
-	w->score = score;
-	w->label = label;
-	w->capacity = capacity;
-	w->head = 0;
-	w->count = keep;
+	nw->seen = w->seen;
+	nw->loss = w->loss;
+	nw->n_loss = w->n_loss;
+	t = *w; /* swap, so w keeps its address and nw takes the old buffers */
+	*w = *nw;
+	*nw = t;
+	sv_metrics_window_free(nw);
 	return 0;
 }
 

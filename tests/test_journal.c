@@ -3,12 +3,12 @@
  * the same W bit for bit as the uninterrupted run that wrote it. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tmpdir.h"
 #include "sv/batch.h"
 #include "sv/error.h"
 #include "sv/journal.h"
@@ -24,24 +24,15 @@
 static char dir[64];
 static char path[192];
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 static void setup(void)
 {
-	strcpy(dir, "/tmp/sv-journal-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	tmpdir_make(dir, sizeof dir, "journal");
 	snprintf(path, sizeof path, "%s/st", dir);
 }
 
 static void teardown(void)
 {
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(dir);
 }
 
 TestSuite(journal, .init = setup, .fini = teardown, .timeout = 60);

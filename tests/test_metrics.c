@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "tmpdir.h"
 #include "sv/error.h"
 #include "sv/metrics.h"
 #include "sv/pairfile.h"
@@ -581,21 +581,13 @@ Test(metrics, window_serialize_roundtrip)
 
 /* ------------------------------------------------- reference evaluation */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 /* The README's evaluation set (t10k, 20000 pairs, seed 1) scored by raw
  * cosine: AUC 0.826 at three digits.  Checks the protocol end to end, with
  * the histogram window within bin resolution of the exact figures. */
 Test(metrics, reference_eval_set_raw_cosine, .timeout = 120)
 {
 	const char *shared = getenv("SV_SHARED_DIR");
-	char dir[] = "/tmp/sv-metrics-XXXXXX", cmd[512], vp[128], pp[128];
+	char dir[64], cmd[512], vp[128], pp[128];
 	char err[SV_PAIRFILE_ERRLEN];
 	struct sv_vecfile *vf = NULL;
 	struct sv_pairfile *pf = NULL;
@@ -604,7 +596,7 @@ Test(metrics, reference_eval_set_raw_cosine, .timeout = 120)
 	struct sv_metrics_summary ex, hi;
 
 	cr_assert_not_null(shared, "SV_SHARED_DIR not set (run through meson test)");
-	cr_assert_not_null(mkdtemp(dir));
+	tmpdir_make(dir, sizeof dir, "metrics");
 	snprintf(cmd, sizeof cmd,
 	         "/usr/bin/python3 %s/data/make_pairs.py --split t10k --n-pairs 20000 "
 	         "--pos-frac 0.5 --seed 1 --out-dir %s >/dev/null",
@@ -643,5 +635,41 @@ Test(metrics, reference_eval_set_raw_cosine, .timeout = 120)
 	sv_vecfile_close(vf);
 	free(s);
 	free(l);
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(dir);
+}
+
+Test(metrics, window_resize_keeps_the_newest_pairs)
+{
+	struct sv_metrics_window *w = NULL, *ref = NULL;
+	struct sv_metrics_summary a, b;
+	uint64_t n = 0, np = 0;
+
+	cr_assert_eq(sv_metrics_window_new(&w, 100, 64, 0.01), 0);
+	cr_assert_eq(sv_metrics_window_new(&ref, 6, 64, 0.01), 0);
+	for (int i = 0; i < 40; i++) {
+		float s = (float)((i * 37) % 19) / 19.0f - 0.3f;
+		uint8_t y = (uint8_t)(i % 3 == 0);
+
+		sv_metrics_window_push(w, s, y);
+		sv_metrics_window_push(ref, s, y); /* a window of 6 all along */
+	}
+	cr_assert_eq(sv_metrics_window_resize(w, 6), 0);
+	sv_metrics_window_counts(w, &n, &np);
+	cr_assert_eq(n, 6);
+	cr_assert_eq(sv_metrics_window_seen(w), 40);
+	cr_assert_eq(sv_metrics_window_summary(w, &a), 0);
+	cr_assert_eq(sv_metrics_window_summary(ref, &b), 0);
+	cr_assert_eq(a.auc, b.auc);
+	cr_assert_eq(a.eer, b.eer);
+	/* growing keeps what is there; the new room fills */
+	cr_assert_eq(sv_metrics_window_resize(w, 50), 0);
+	sv_metrics_window_counts(w, &n, &np);
+	cr_assert_eq(n, 6);
+	sv_metrics_window_push(w, 0.5f, 1);
+	sv_metrics_window_counts(w, &n, &np);
+	cr_assert_eq(n, 7);
+	cr_assert_eq(sv_metrics_window_resize(w, 0), -EINVAL);
+	cr_assert_eq(sv_metrics_window_resize(NULL, 5), -EINVAL);
+	sv_metrics_window_free(w);
+	sv_metrics_window_free(ref);
 }

@@ -8,7 +8,6 @@
 #define _XOPEN_SOURCE 700
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
@@ -21,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "sv/batch.h"
 #include "sv/blas.h"
 #include "sv/error.h"
@@ -34,24 +34,15 @@
 static char dir[64];
 static char path[192];
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 static void setup(void)
 {
-	strcpy(dir, "/tmp/sv-store-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	tmpdir_make(dir, sizeof dir, "store-test");
 	snprintf(path, sizeof path, "%s/st", dir);
 }
 
 static void teardown(void)
 {
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(dir);
 }
 
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
