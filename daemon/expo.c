@@ -3,6 +3,7 @@
 #include "expo.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,30 @@ static void latency(FILE *o, struct sv_daemon *d)
 	}
 }
 
+/* The counters without labels: name, help, field of struct sv_counters. */
+#define PLAIN(name, help, field) {name, help, offsetof(struct sv_counters, field)}
+static const struct {
+	const char *name, *help;
+	size_t off;
+} plain[] = {
+    PLAIN("simverify_steps_total", "Training steps taken.", steps),
+    PLAIN("simverify_step_failures_total", "Training steps that failed.", step_failures),
+    PLAIN("simverify_zero_gradient_steps_total",
+          "Training steps whose gradient was exactly zero (nothing learned).", zero_grad_steps),
+    PLAIN("simverify_graph_contradictions_total",
+          "Graph mode: pairs labelled different whose items one group joins.", contradictions),
+    PLAIN("simverify_checkpoints_total", "Checkpoints written.", checkpoints),
+    PLAIN("simverify_group_commits_total", "Store group commits.", commits),
+    PLAIN("simverify_items_put_total", "Item upserts.", items_put),
+    PLAIN("simverify_items_deleted_total", "Item deletions.", items_del),
+    PLAIN("simverify_queries_total", "Query requests received.", queries),
+    PLAIN("simverify_query_errors_total", "Queries answered with an error.", query_errors),
+    PLAIN("simverify_unroutable_replies_total",
+          "Replies that could not be sent (client gone or not reading).", unroutable),
+    PLAIN("simverify_admin_requests_total", "Admin requests.", admin_requests),
+};
+#undef PLAIN
+
 static void counters(FILE *o, struct sv_daemon *d)
 {
 	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
@@ -133,31 +158,9 @@ static void counters(FILE *o, struct sv_daemon *d)
 	for (int r = 0; r <= CURVE_ROLES; r++)
 		fprintf(o, "simverify_zap_refusals_total{socket=\"%s\"} %llu\n", curve_role_name(r),
 		    (unsigned long long)curve_denied(r));
-	counter(o, "simverify_steps_total", "Training steps taken.", atomic_load(&d->cnt.steps));
-	counter(o, "simverify_step_failures_total", "Training steps that failed.",
-	        atomic_load(&d->cnt.step_failures));
-	counter(o, "simverify_zero_gradient_steps_total",
-	        "Training steps whose gradient was exactly zero (nothing learned).",
-	        atomic_load(&d->cnt.zero_grad_steps));
-	counter(o, "simverify_graph_contradictions_total",
-	        "Graph mode: pairs labelled different whose items one group joins.",
-	        atomic_load(&d->cnt.contradictions));
-	counter(o, "simverify_checkpoints_total", "Checkpoints written.",
-	        atomic_load(&d->cnt.checkpoints));
-	counter(o, "simverify_group_commits_total", "Store group commits.",
-	        atomic_load(&d->cnt.commits));
-	counter(o, "simverify_items_put_total", "Item upserts.", atomic_load(&d->cnt.items_put));
-	counter(o, "simverify_items_deleted_total", "Item deletions.",
-	        atomic_load(&d->cnt.items_del));
-	counter(o, "simverify_queries_total", "Query requests received.",
-	        atomic_load(&d->cnt.queries));
-	counter(o, "simverify_query_errors_total", "Queries answered with an error.",
-	        atomic_load(&d->cnt.query_errors));
-	counter(o, "simverify_unroutable_replies_total",
-	        "Replies that could not be sent (client gone or not reading).",
-	        atomic_load(&d->cnt.unroutable));
-	counter(o, "simverify_admin_requests_total", "Admin requests.",
-	        atomic_load(&d->cnt.admin_requests));
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		counter(o, plain[i].name, plain[i].help,
+		        atomic_load((atomic_uint_fast64_t *)((char *)&d->cnt + plain[i].off)));
 }
 
 char *expo_metrics(struct sv_daemon *d, size_t *len)

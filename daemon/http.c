@@ -285,8 +285,7 @@ int http_start(struct http **out, struct sv_daemon *d)
 
 void http_stop(struct http *h)
 {
-	if (h == NULL)
-		return;
-	MHD_stop_daemon(h->mhd);
+	if (h != NULL) /* joins libmicrohttpd's thread */
+		MHD_stop_daemon(h->mhd);
 	free(h);
 }

@@ -942,12 +942,10 @@ void ingest_free(struct ingest *g)
 	zmq_close(g->router);
 	sv_store_txn_abort(g->txn);
 	sv_proto_msgbuf_free(&g->mb);
-	free(g->pool);
-	free(g->pend);
-	free(g->pidx);
-	free(g->stage);
-	free(g->out);
-	free(g->acks);
-	free(g->ack_rows);
-	free(g);
+	{
+		void *bufs[] = {g->pool, g->pend, g->pidx, g->stage, g->out, g->acks, g->ack_rows, g};
+
+		for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+			free(bufs[i]);
+	}
 }

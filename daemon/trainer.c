@@ -939,10 +939,8 @@ int trainer_start(struct trainer *t)
 	t->ctl = zmq_socket(t->d->zctx, ZMQ_REP);
 	if (t->ctl == NULL || zmq_bind(t->ctl, SV_CTL_ENDPOINT) < 0)
 		return -zmq_errno();
-	rc = -pthread_create(&t->th, NULL, thread_main, t);
-	if (rc == 0)
-		t->started = 1;
-	return rc;
+	t->started = pthread_create(&t->th, NULL, thread_main, t) == 0;
+	return t->started ? 0 : -EAGAIN;
 }
 
 void trainer_join(struct trainer *t)

@@ -288,32 +288,16 @@ int sv_replay_gate_running(const struct sv_replay_gate *g)
 
 const char *sv_replay_state_name(enum sv_replay_state s)
 {
-	switch (s) {
-	case SV_REPLAY_STATE_WAIT:
-		return "wait";
-	case SV_REPLAY_STATE_RUN:
-		return "run";
-	case SV_REPLAY_STATE_STOPPED:
-		return "stopped";
-	}
-	return "?";
+	static const char *const names[] = {"wait", "run", "stopped"};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
 
 const char *sv_replay_decision_name(enum sv_replay_decision d)
 {
-	switch (d) {
-	case SV_REPLAY_DECISION_WAIT:
-		return "wait";
-	case SV_REPLAY_DECISION_KEEP:
-		return "keep";
-	case SV_REPLAY_DECISION_GO:
-		return "go";
-	case SV_REPLAY_DECISION_UNDO:
-		return "undo";
-	case SV_REPLAY_DECISION_STOP:
-		return "stop";
-	}
-	return "?";
+	static const char *const names[] = {"wait", "keep", "go", "undo", "stop"};
+
+	return (unsigned)d < sizeof(names) / sizeof(names[0]) ? names[d] : "?";
 }
 
 static uint64_t dbits(double d)

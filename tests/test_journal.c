@@ -22,12 +22,10 @@
 #define B_MAX 64
 
 static char dir[64];
-static char path[192];
 
 static void setup(void)
 {
 	tmpdir_make(dir, sizeof dir, "journal");
-	snprintf(path, sizeof path, "%s/st", dir);
 }
 
 static void teardown(void)
@@ -40,10 +38,11 @@ TestSuite(journal, .init = setup, .fini = teardown, .timeout = 60);
 static sv_store *open_store(void)
 {
 	struct sv_store_opts o;
-	char err[SV_STORE_ERRMSG_MAX];
+	char err[SV_STORE_ERRMSG_MAX], path[128];
 	sv_store *st = NULL;
 	int rc;
 
+	snprintf(path, sizeof path, "%s/st", dir);
 	sv_store_opts_default(&o);
 	o.path = path;
 	o.d_in = D_IN;
@@ -362,6 +361,17 @@ static void run_live(sv_store *st, float *W_out, int ckpt_at, struct ckpt *ck)
 	player_free(&p);
 }
 
+/* Replay st's log from seq `from` into a fresh player (W from the seed);
+ * returns what sv_journal_replay did. */
+static int replay_fresh(sv_store *st, uint64_t from, struct player *p,
+                        struct sv_journal_stats *stats)
+{
+	struct sv_journal_sink sink = {.arg = p, .pair = on_pair, .cut = on_cut};
+
+	player_new(p, NULL);
+	return sv_journal_replay(st, from, &sink, stats);
+}
+
 static void assert_same_W(const float *a, const float *b)
 {
 	cr_assert_eq(memcmp(a, b, sizeof(float) * D_IN * D_OUT), 0, "W differs bit for bit");
@@ -439,7 +449,6 @@ Test(journal, bad_control_records_stop_replay_with_their_seq)
 {
 	sv_store *st = open_store();
 	float W_live[D_IN * D_OUT];
-	struct sv_journal_sink sink = {.pair = on_pair, .cut = on_cut};
 	struct sv_journal_settings s = settings(16, 1e-3);
 	struct sv_journal_stats stats;
 	uint8_t blob[SV_JOURNAL_SETTINGS_LEN];
@@ -448,9 +457,7 @@ Test(journal, bad_control_records_stop_replay_with_their_seq)
 
 	run_live(st, W_live, -1, NULL);
 	bad = append_raw_cut(st, "\x01\x00\x00\x00\x10", 5);
-	player_new(&p, NULL);
-	sink.arg = &p;
-	cr_assert_eq(sv_journal_replay(st, 1, &sink, &stats), SV_ERR_TRUNCATED);
+	cr_assert_eq(replay_fresh(st, 1, &p, &stats), SV_ERR_TRUNCATED);
 	cr_assert_eq(stats.bad_seq, bad);
 	cr_assert_eq(stats.pairs, N_RECS - 4, "everything before it was replayed");
 	player_free(&p);
@@ -458,9 +465,7 @@ Test(journal, bad_control_records_stop_replay_with_their_seq)
 	sv_journal_settings_encode(blob, &s);
 	blob[0] = 9;
 	bad = append_raw_cut(st, blob, sizeof(blob));
-	player_new(&p, NULL);
-	sink.arg = &p;
-	cr_assert_eq(sv_journal_replay(st, bad, &sink, &stats), SV_ERR_VERSION);
+	cr_assert_eq(replay_fresh(st, bad, &p, &stats), SV_ERR_VERSION);
 	cr_assert_eq(stats.bad_seq, bad);
 	player_free(&p);
 	sv_store_close(st);
@@ -470,7 +475,6 @@ Test(journal, pairs_naming_deleted_items_are_skipped_and_counted)
 {
 	sv_store *st = open_store();
 	float W_live[D_IN * D_OUT];
-	struct sv_journal_sink sink = {.pair = on_pair, .cut = on_cut};
 	struct sv_journal_stats stats;
 	sv_store_txn *txn = NULL;
 	struct player p;
@@ -479,9 +483,7 @@ Test(journal, pairs_naming_deleted_items_are_skipped_and_counted)
 	cr_assert_eq(sv_store_txn_begin(st, &txn), 0);
 	cr_assert_eq(sv_store_item_del(txn, "item-0", 6), 0);
 	cr_assert_eq(sv_store_txn_commit(txn), 0);
-	player_new(&p, NULL);
-	sink.arg = &p;
-	cr_assert_eq(sv_journal_replay(st, 1, &sink, &stats), 0);
+	cr_assert_eq(replay_fresh(st, 1, &p, &stats), 0);
 	cr_assert_gt(stats.skipped, 0);
 	cr_assert_eq(stats.pairs + stats.skipped, N_RECS - 4);
 	player_free(&p);

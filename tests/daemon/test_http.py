@@ -84,12 +84,10 @@ def test_metrics_valid_and_one_implementation():
         st, hdr, body = get(addr, '/metrics')
         assert st == 200 and hdr['Content-Type'].startswith('text/plain; version=0.0.4'), hdr
         text = body.decode()
-        promtool = shutil.which('promtool')
+        promtool = program('promtool')
         if promtool:
             r = subprocess.run([promtool, 'check', 'metrics'], input=body, capture_output=True)
             assert r.returncode == 0, r.stdout + r.stderr
-        else:
-            print('SKIP promtool (not installed)')
         for need in ('simverify_pairs_total', 'simverify_zap_refusals_total',
                      'simverify_graph_contradictions_total', 'simverify_gradient_norm',
                      'simverify_checkpoint_age_seconds', 'simverify_store_headroom_bytes',
@@ -105,10 +103,17 @@ def test_metrics_valid_and_one_implementation():
         d.close()
 
 
+def program(name):
+    """The program's path, or None after printing SKIP (not installed)."""
+    path = shutil.which(name)
+    if not path:
+        print('SKIP %s (not installed)' % name)
+    return path
+
+
 def test_prometheus_scrapes_the_daemon():
-    prom = shutil.which('prometheus')
+    prom = program('prometheus')
     if not prom:
-        print('SKIP prometheus (not installed)')
         return
     d = start()
     tmp = tempfile.TemporaryDirectory(prefix='svprom-')
@@ -251,9 +256,8 @@ def test_bad_http_requests_answered_and_daemon_serves():
 
 
 def test_status_page_renders_in_chromium():
-    chromium = shutil.which('chromium')
+    chromium = program('chromium')
     if not chromium:
-        print('SKIP chromium (not installed)')
         return
     d = start()
     tmp = tempfile.TemporaryDirectory(prefix='svchr-')
