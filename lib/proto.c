@@ -48,6 +48,8 @@ static const char *const reason_names[SV_PROTO_REASON_COUNT_] = {
     [SV_PROTO_REASON_BAD_TEXT] = "bad_text",
     [SV_PROTO_REASON_BAD_STATUS] = "bad_status",
     [SV_PROTO_REASON_EMPTY_CLIENT] = "empty_client",
+    [SV_PROTO_REASON_TOO_LARGE] = "too_large",
+    [SV_PROTO_REASON_SEQ_WRAP] = "seq_wrap",
 };
 
 const char *sv_proto_reason_name(int reason)
@@ -293,34 +295,36 @@ static int check_dim(struct dctx *c, uint32_t dim, int needed)
 	return 0;
 }
 
-/* Whether none of n little-endian float32s at p is Inf or NaN (exponent
- * all ones).  No early exit, so the loop vectorizes: the fast path for
- * frames that are fine; check_vecs then finds the first bad element. */
+/* Whether every one of n little-endian float32s at p is finite with
+ * |x| < 2^17 (SV_PROTO_MAX_ABS), i.e. its exponent field is at most
+ * 127 + 16.  No early exit, so the loop vectorizes: the fast path for frames
+ * that are fine; check_vecs then finds the first bad element. */
+#define EXP_MAX (127u + 16u)
+#define EXP_CARRY ((255u - EXP_MAX) << 23) /* exponent > EXP_MAX carries into bit 31 */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("O3")
 #endif
-static int all_finite(const uint8_t *p, size_t n)
+static int all_in_range(const uint8_t *p, size_t n)
 {
-	/* exponent all ones <=> adding one to the exponent carries into bit 31 */
 	uint32_t acc = 0;
 	size_t i = 0;
 
 	for (; i + 64 <= n; i += 64) {
 		for (size_t k = i; k < i + 64; k++)
-			acc |= (sv_get32(p + 4 * k) & 0x7f800000u) + 0x00800000u;
+			acc |= (sv_get32(p + 4 * k) & 0x7f800000u) + EXP_CARRY;
 		if (acc & 0x80000000u)
 			return 0;
 	}
 	for (; i < n; i++)
-		acc |= (sv_get32(p + 4 * i) & 0x7f800000u) + 0x00800000u;
+		acc |= (sv_get32(p + 4 * i) & 0x7f800000u) + EXP_CARRY;
 	return !(acc & 0x80000000u);
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
 
-/* Vector frame: exactly nvec*dim floats, all finite. */
+/* Vector frame: exactly nvec*dim floats, all finite and in range. */
 static int check_vecs(struct dctx *c, int fi, const char *what, size_t nvec, uint32_t dim)
 {
 	const uint8_t *p = c->f[fi].data;
@@ -335,7 +339,7 @@ static int check_vecs(struct dctx *c, int fi, const char *what, size_t nvec, uin
 		            "(%s): %zu bytes, expected %zu = %zu x %u x float32", what, len, want,
 		            nvec, dim);
 	}
-	if (all_finite(p, nvec * dim))
+	if (all_in_range(p, nvec * dim))
 		return 0;
 	for (size_t i = 0; i < nvec * dim; i++) {
 		uint32_t bits = sv_get32(p + 4 * i);
@@ -343,6 +347,10 @@ static int check_vecs(struct dctx *c, int fi, const char *what, size_t nvec, uin
 			return fail(c, SV_PROTO_REASON_NONFINITE, fi,
 			            "(%s): vector %zu element %zu is %s", what, i / dim, i % dim,
 			            (bits & 0x007fffffu) ? "NaN" : "Inf");
+		if (((bits & 0x7f800000u) >> 23) > EXP_MAX)
+			return fail(c, SV_PROTO_REASON_TOO_LARGE, fi,
+			            "(%s): vector %zu element %zu is %g; |x| must be < 131072",
+			            what, i / dim, i % dim, (double)sv_getf32(p + 4 * i));
 	}
 	return 0;
 }
@@ -490,6 +498,10 @@ static int decode_pairs(struct dctx *c, const struct sv_proto_header *h, struct 
 			            "(client): empty client id");
 		if ((rc = check_id(c, 4, "client", p + 8, c->f[4].len - 8)))
 			return rc;
+		if (sv_get64(p) > UINT64_MAX - (h->count ? h->count - 1 : 0))
+			return fail(c, SV_PROTO_REASON_SEQ_WRAP, 4,
+			            "(client): seq %llu + %u rows wraps past 2^64 - 1",
+			            (unsigned long long)sv_get64(p), h->count);
 		r->has_client = 1;
 		r->client.seq = sv_get64(p);
 		r->client.id = (const char *)p + 8;

@@ -813,7 +813,7 @@ Test(proto, nonfinite_found_in_long_vector_frames)
 
 	for (int i = 0; i < 2 * N; i++)
 		for (int j = 0; j < DIM; j++)
-			v[i][j] = (j % 4 == 0) ? 3.4028235e38f : (j % 4 == 1) ? -0.0f
+			v[i][j] = (j % 4 == 0) ? 131071.99f : (j % 4 == 1) ? -0.0f
 			          : (j % 4 == 2) ? 1e-45f : -1.0f;
 	for (int i = 0; i < N; i++)
 		in[i] = mkpair(i & 1, NULL, v[2 * i], NULL, v[2 * i + 1]);
@@ -832,4 +832,34 @@ Test(proto, nonfinite_found_in_long_vector_frames)
 	f[2 * N * DIM - 1] = -INFINITY; /* the very last element, in the tail */
 	cr_assert_lt(sv_proto_decode_request(mb.frames, mb.n, &wide, &r, &e), 0);
 	cr_assert(strstr(e.msg, "vector 5 element 99 is Inf"), "%s", e.msg);
+	/* finite but huge: a projection of it would overflow float32 */
+	f[2 * N * DIM - 1] = 3e38f;
+	cr_assert_lt(sv_proto_decode_request(mb.frames, mb.n, &wide, &r, &e), 0);
+	cr_assert_eq(e.reason, SV_PROTO_REASON_TOO_LARGE);
+	cr_assert(strstr(e.msg, "vector 5 element 99 is 3e+38"), "%s", e.msg);
+	f[2 * N * DIM - 1] = -131072.0f; /* the bound itself is out */
+	cr_assert_lt(sv_proto_decode_request(mb.frames, mb.n, &wide, &r, &e), 0);
+	cr_assert_eq(e.reason, SV_PROTO_REASON_TOO_LARGE);
+	f[2 * N * DIM - 1] = -131071.99f;
+	cr_assert_eq(sv_proto_decode_request(mb.frames, mb.n, &wide, &r, &e), 0, "%s", e.msg);
+	cr_assert_str_eq(sv_proto_reason_name(SV_PROTO_REASON_TOO_LARGE), "too_large");
+}
+
+Test(proto, client_seq_that_wraps_is_malformed)
+{
+	struct sv_proto_pair in[2];
+	struct sv_proto_client cl = {.id = "c", .id_len = 1, .seq = UINT64_MAX};
+	struct sv_proto_request r;
+	struct sv_proto_error e;
+
+	in[0] = mkpair(1, "a", NULL, "b", NULL);
+	in[1] = mkpair(0, "a", NULL, "c", NULL);
+	cr_assert_eq(sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 1, in, 2, 0, &cl), 0);
+	cr_assert_lt(sv_proto_decode_request(mb.frames, mb.n, &lim, &r, &e), 0);
+	cr_assert_eq(e.reason, SV_PROTO_REASON_SEQ_WRAP);
+	cr_assert(strstr(e.msg, "wraps"), "%s", e.msg);
+	/* the last seq itself is fine for one row, and for two rows ending at it */
+	cl.seq = UINT64_MAX - 1;
+	cr_assert_eq(sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 1, in, 2, 0, &cl), 0);
+	cr_assert_eq(sv_proto_decode_request(mb.frames, mb.n, &lim, &r, &e), 0, "%s", e.msg);
 }

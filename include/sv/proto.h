@@ -57,6 +57,10 @@ extern "C" {
 
 /* Fixed record sizes (bytes) of the table frames, see docs/PROTOCOL.md. */
 #define SV_PROTO_PAIR_ROW 8
+/* Every vector element (items, pairs, queries, W) must be finite with
+ * |x| < SV_PROTO_MAX_ABS = 2^17: then no projection z = W^T x (d_in <= 2^20)
+ * and no squared norm of z (d_out <= 2^16) overflows float32. */
+#define SV_PROTO_MAX_ABS 131072.0f
 #define SV_PROTO_QUERY_ROW 4
 #define SV_PROTO_SCORE_ROW 24
 #define SV_PROTO_TOPKQ_ROW 16
@@ -142,6 +146,8 @@ enum sv_proto_reason {
 	SV_PROTO_REASON_BAD_TEXT = 21,     /* path/message empty, too long or with NUL */
 	SV_PROTO_REASON_BAD_STATUS = 22,   /* reply status or row field out of range */
 	SV_PROTO_REASON_EMPTY_CLIENT = 23, /* CLIENT flag with an empty client id */
+	SV_PROTO_REASON_TOO_LARGE = 24,    /* a vector element with |x| >= 2^17 (SV_PROTO_MAX_ABS) */
+	SV_PROTO_REASON_SEQ_WRAP = 25,     /* client seq + count - 1 wraps past 2^64 - 1 */
 	SV_PROTO_REASON_COUNT_
 };
 

@@ -160,7 +160,7 @@ REASONS = ['none', 'no_frames', 'truncated', 'bad_magic', 'bad_version', 'unknow
            'bad_flags', 'reserved_nonzero', 'frame_count', 'frame_size', 'wrong_dim',
            'nonfinite', 'empty_id', 'id_too_long', 'bad_id', 'bad_label', 'bad_side',
            'oversize', 'too_many', 'bad_count', 'bad_k', 'bad_text', 'bad_status',
-           'empty_client']
+           'empty_client', 'too_large', 'seq_wrap']
 
 
 def expected_rejects():

@@ -124,8 +124,42 @@ def test_inline_namespace_is_reserved():
         d.close()
 
 
+def test_huge_values_and_wrapping_seqs_are_malformed():
+    """Finite but huge elements (|x| >= 2^17) would overflow a projection:
+    refused wherever a vector enters (pairs, items, queries, MODEL_PUT);
+    a client seq that wraps is refused; good pairs beside them still train."""
+    d = svclient.Daemon(BIN, opts=OPTS).start()
+    try:
+        huge = np.full(D_IN, 3e38, np.float32)
+        r = acked(d, [(1, huge, vec(1))], 1)
+        assert r['status'] == 'MALFORMED' and r['reason'] == 24, r
+        r = d.request('ingest-acked.sock', svclient.item_put(b'big', huge, 2))
+        assert r['status'] == 'MALFORMED' and r['reason'] == 24, r
+        r = d.request('query.sock', svclient.pairs('SCORE', [(0, huge, vec(2))], D_IN, 3))
+        assert r['status'] == 'MALFORMED' and r['reason'] == 24 and 'nan' not in r['msg'], r
+        w = np.full(D_IN * D_OUT, 3e38, '<f4').tobytes()
+        hdr = svclient.header('MODEL_PUT', 4, D_OUT, D_IN)
+        r = d.request('admin.sock', [hdr, w])
+        assert r['status'] == 'MALFORMED' and r['reason'] == 24, r
+        # seq 2^64 - 1 with two rows: row 1 would be keyed as seq 0
+        r = acked(d, [(1, vec(3), vec(4)), (0, vec(5), vec(6))], 5, client=(b'w', 2**64 - 1))
+        assert r['status'] == 'MALFORMED' and r['reason'] == 25, r
+        # good pairs from another client train as usual
+        s0 = d.status()['steps']
+        for k in range(4):
+            assert acked(d, [(k % 2, vec(10 + k), vec(20 + k))], 10 + k)['status'] == 'OK'
+        svclient.status_until(d, lambda st: st['steps'] > s0, 'a step on the good pairs')
+        st = d.status()
+        assert st['counters']['rejects'].get('too_large') == 4, st['counters']
+        assert st['counters']['rejects'].get('seq_wrap') == 1, st['counters']
+        assert st['counters']['step_failures'] == 0, st['counters']
+    finally:
+        d.stop()
+        d.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests(
         [test_rejected_upserts_do_not_leak_and_replay_is_exact, test_duplicate_rows_apply_no_upsert,
-         test_inline_namespace_is_reserved],
+         test_inline_namespace_is_reserved, test_huge_values_and_wrapping_seqs_are_malformed],
         sys.argv[2:]))

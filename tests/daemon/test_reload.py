@@ -223,7 +223,7 @@ def probe_limit(key, value, request, reason, also=None):
 REASONS = ['none', 'no_frames', 'truncated', 'bad_magic', 'bad_version', 'unknown_verb',
            'bad_flags', 'reserved_nonzero', 'frame_count', 'frame_size', 'wrong_dim',
            'nonfinite', 'empty_id', 'id_too_long', 'bad_id', 'bad_label', 'bad_side',
-           'oversize', 'too_many', 'bad_count', 'bad_k', 'bad_text', 'bad_status', 'empty_client']
+           'oversize', 'too_many', 'bad_count', 'bad_k', 'bad_text', 'bad_status', 'empty_client', 'too_large', 'seq_wrap']
 
 
 def svclient_reason(r):
