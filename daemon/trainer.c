@@ -638,6 +638,10 @@ static int rollback(struct trainer *t, uint64_t version, char *msg, size_t cap)
 	uint64_t last = atomic_load(&t->d->prog.last_seq), v = 0;
 	int rc;
 
+	if (version == 0) { /* sv_store_model_get's 0 means "the active one" */
+		snprintf(msg, cap, "rollback to v0: versions start at 1");
+		return SV_ERR_NOTFOUND;
+	}
 	/* The batch in hand was trained under the old model; its pairs stay in
 	 * the log and are not trained on the rolled-back model. */
 	step_wait(t);

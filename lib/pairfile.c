@@ -70,6 +70,12 @@ static int map_file(struct mapping *m, const char *path, char *err, size_t errle
 		seterr(err, errlen, "%s: fstat: %s", path, strerror(-rc));
 		goto out;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		seterr(err, errlen, "%s: not a regular file (%s)", path,
+		       S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket");
+		goto out;
+	}
 	m->len = (size_t)st.st_size;
 	m->mapped = 0;
 	m->base = NULL;

@@ -435,3 +435,15 @@ Test(pairfile, fingerprint_covers_vectors_and_records)
 	sv_vecfile_close(vf2);
 	sv_pairfile_close(pf);
 }
+
+Test(pairfile, a_directory_is_refused_by_name)
+{
+	struct sv_pairfile *pf = NULL;
+	struct sv_vecfile *vf = NULL;
+
+	cr_assert_eq(sv_pairfile_open(&pf, dir, err, sizeof err), -EINVAL);
+	cr_assert(strstr(err, "not a regular file (a directory)"), "%s", err);
+	cr_assert_null(pf);
+	cr_assert_eq(sv_vecfile_open(&vf, "/dev/null", err, sizeof err), -EINVAL);
+	cr_assert(strstr(err, "not a regular file"), "%s", err);
+}

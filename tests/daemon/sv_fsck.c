@@ -15,7 +15,9 @@
  * store cannot be opened.  LMDB's own page checks are mdb_stat's job.
  */
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,11 +65,18 @@ int main(int argc, char **argv)
 	uint64_t expect = 1, n = 0, control = 0, active = 0;
 	uint32_t d_in, d_out;
 	char err[SV_STORE_ERRMSG_MAX] = "";
+	struct stat sb;
 	int dump = argc > 2 && strcmp(argv[2], "--clients") == 0, rc, nactive = 0;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: sv_fsck STORE_DIR [--clients]\n");
 		return 2;
+	}
+	if (stat(argv[1], &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		/* opening would create an empty store there */
+		fprintf(stderr, "sv_fsck: %s: %s\n", argv[1],
+		        errno == ENOENT ? "no such store directory" : "not a store directory");
+		return 1;
 	}
 	sv_store_opts_default(&o);
 	o.path = argv[1];

@@ -11,6 +11,7 @@ usage: test_hardening.py SIMVERIFYD [TEST ...]
 """
 import os
 import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -158,8 +159,31 @@ def test_huge_values_and_wrapping_seqs_are_malformed():
         d.close()
 
 
+def test_cli_and_messages():
+    """ROLLBACK 0 is refused; the store checker does not create a store at
+    a mistyped path; publish names a directory given as a file."""
+    build = os.environ.get('SV_BUILD_ROOT', os.path.join(os.path.dirname(BIN), '..'))
+    d = svclient.Daemon(BIN, opts=OPTS).start()
+    try:
+        r = d.admin('ROLLBACK', 0)
+        assert r['status'] == 'NOT_FOUND' and 'start at 1' in r['msg'], r
+        fsck = os.path.join(build, 'tests', 'daemon', 'sv_fsck')
+        typo = os.path.join(d.dir, 'stroe')
+        p = subprocess.run([fsck, typo], capture_output=True, text=True)
+        assert p.returncode == 1 and 'no such store directory' in p.stderr, p
+        assert not os.path.exists(typo), 'sv_fsck created a store at a mistyped path'
+        ctl = os.path.join(build, 'tools', 'simverifyctl')
+        p = subprocess.run([ctl, '--state-dir', d.dir, 'publish', d.dir, d.dir],
+                           capture_output=True, text=True)
+        assert p.returncode == 1 and 'not a regular file (a directory)' in p.stderr, p
+    finally:
+        d.stop()
+        d.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests(
         [test_rejected_upserts_do_not_leak_and_replay_is_exact, test_duplicate_rows_apply_no_upsert,
-         test_inline_namespace_is_reserved, test_huge_values_and_wrapping_seqs_are_malformed],
+         test_inline_namespace_is_reserved, test_huge_values_and_wrapping_seqs_are_malformed,
+         test_cli_and_messages],
         sys.argv[2:]))
