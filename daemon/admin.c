@@ -36,7 +36,7 @@ struct dadmin {
 	void *sock, *ctl;
 	pthread_t th;
 	int started;
-	struct sv_proto_limits lim; /* sv_live_limits */
+	struct sv_proto_limits lim; /* live_limits */
 	unsigned lim_gen;
 	struct sv_proto_msgbuf mb;
 	char *json;
@@ -95,7 +95,7 @@ static void latency_json(struct jbuf *j, struct sv_daemon *d)
 		for (int v = 0; v < SV_LAT_VERBS; v++)
 			cum += atomic_load(&d->cnt.lat_bucket[v][b]);
 		if (b < SV_LAT_BUCKETS)
-			jprintf(j, "\"%g\":%llu,", sv_lat_le[b], (unsigned long long)cum);
+			jprintf(j, "\"%g\":%llu,", lat_le[b], (unsigned long long)cum);
 	}
 	jprintf(j, "\"+Inf\":%llu},", (unsigned long long)cum);
 	for (int v = 0; v < SV_LAT_VERBS; v++)
@@ -168,7 +168,7 @@ static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 		if (why == SV_READY_OK)
 			jprintf(&j, "null,");
 		else
-			jprintf(&j, "\"%s\",", why > 0 && why < SV_READY_COUNT ? sv_ready_name[why] : "?");
+			jprintf(&j, "\"%s\",", why > 0 && why < SV_READY_COUNT ? ready_name[why] : "?");
 	}
 	ju64(&j, "d_in", d->conf.d_in, 1);
 	ju64(&j, "d_out", d->conf.d_out, 1);
@@ -313,14 +313,14 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	size_t len;
 
 	atomic_fetch_add(&d->cnt.admin_requests, 1);
-	sv_live_limits(d, &a->lim_gen, &a->lim);
+	live_limits(d, &a->lim_gen, &a->lim);
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &a->lim, &rq, &err) < 0) {
 		reject_count(d, (int)err.reason);
-		if (sv_log_ratelimit(&rl_malformed, SV_LOG_BURST, &sup))
-			sv_log(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent%s",
+		if (log_ratelimit(&rl_malformed, LOG_BURST, &sup))
+			log_msg(LOG_INFO, "SV-ADMIN-MALFORMED", "admin: %s (%s); error reply sent%s",
 			       err.msg, sv_proto_reason_name((int)err.reason),
-			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+			       log_suppressed(sup, sbuf, sizeof(sbuf)));
 		reply_error(&a->mb, err.have_header ? err.header.verb : 0,
 		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
 		            (int)err.reason, err.msg);
@@ -362,9 +362,9 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		path[rq.text_len] = '\0';
 		rc = sv_store_backup(d->store, path);
 		if (rc == 0)
-			sv_log(LOG_NOTICE, "SV-ADMIN-BACKUP", "hot backup written to %s", path);
+			log_msg(LOG_NOTICE, "SV-ADMIN-BACKUP", "hot backup written to %s", path);
 		else
-			sv_log(LOG_WARNING, "SV-ADMIN-BACKUP", "hot backup to %s failed: %s", path,
+			log_msg(LOG_WARNING, "SV-ADMIN-BACKUP", "hot backup to %s failed: %s", path,
 			       sv_strerror(rc));
 		snprintf(msg, sizeof(msg),
 		         rc == 0 ? "backup written to %s" : "backup to %s failed: %s", path,
@@ -378,7 +378,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		admin_reply(a, &rq, status, "reload requested (see the log for what changed)", 0);
 		break;
 	case SV_PROTO_VERB_MODEL_GET: {
-		struct sv_snap *s = sv_snap_get(&d->snap);
+		struct sv_snap *s = snap_get(&d->snap);
 
 		if (s == NULL) {
 			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
@@ -391,7 +391,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
 			            SV_PROTO_STATUS_INTERNAL, 0, "cannot encode the model");
 		send_mb(a); /* W is borrowed from s until sent */
-		sv_snap_unref(s);
+		snap_unref(s);
 		return;
 	}
 	case SV_PROTO_VERB_MODEL_PUT:
@@ -490,11 +490,11 @@ int admin_start(struct dadmin **out, struct sv_daemon *d)
 		rc = zmq_bind(a->sock, ep) < 0 ? -zmq_errno() : 0;
 	}
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind admin socket to %s: %s", ep,
+		log_msg(LOG_ERR, "SV-SOCKET-BIND", "cannot bind admin socket to %s: %s", ep,
 		       strerror(-rc));
 		return rc;
 	}
-	sv_log(LOG_INFO, "SV-SOCKET-BIND", "admin (ROUTER) socket on %s, mode %04o", ep,
+	log_msg(LOG_INFO, "SV-SOCKET-BIND", "admin (ROUTER) socket on %s, mode %04o", ep,
 	       d->conf.admin_mode);
 	if (zmq_connect(a->ctl, SV_CTL_ENDPOINT) < 0)
 		return -zmq_errno();

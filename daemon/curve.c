@@ -104,7 +104,7 @@ static int load_server_key(const char *path)
 	int lineno = 0, rc = SV_ERR_CONFIG;
 
 	if (f == NULL) {
-		sv_log(LOG_ERR, "SV-CURVE-KEY", "cannot read server key %s: %s; not starting", path,
+		log_msg(LOG_ERR, "SV-CURVE-KEY", "cannot read server key %s: %s; not starting", path,
 		       strerror(errno));
 		return SV_ERR_CONFIG;
 	}
@@ -118,7 +118,7 @@ static int load_server_key(const char *path)
 	}
 	fclose(f);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-CURVE-KEY",
+		log_msg(LOG_ERR, "SV-CURVE-KEY",
 		       "%s:%d: no 40-character z85 secret key (make one with simverifyctl keygen); not starting",
 		       path, lineno);
 		return rc;
@@ -128,7 +128,7 @@ static int load_server_key(const char *path)
 		char pub[KEY_Z85 + 1];
 
 		if (zmq_curve_public(pub, z85) < 0 || zmq_z85_decode(g.public_key, pub) == NULL) {
-			sv_log(LOG_ERR, "SV-CURVE-KEY", "cannot derive the public key of %s: %s", path,
+			log_msg(LOG_ERR, "SV-CURVE-KEY", "cannot derive the public key of %s: %s", path,
 			       zmq_strerror(zmq_errno()));
 			return SV_ERR_CONFIG;
 		}
@@ -149,7 +149,7 @@ static int load_allow(struct allow_list *l, const char *path)
 	}
 	f = fopen(path, "r");
 	if (f == NULL) {
-		sv_log(LOG_ERR, "SV-CURVE-ALLOW", "cannot read allow-list %s: %s; not starting", path,
+		log_msg(LOG_ERR, "SV-CURVE-ALLOW", "cannot read allow-list %s: %s; not starting", path,
 		       strerror(errno));
 		return SV_ERR_CONFIG;
 	}
@@ -160,7 +160,7 @@ static int load_allow(struct allow_list *l, const char *path)
 		if (is_blank_or_comment(line))
 			continue;
 		if (parse_key_line(line, en.key, en.name, sizeof(en.name)) < 0) {
-			sv_log(LOG_ERR, "SV-CURVE-ALLOW", "%s:%d: not a 40-character z85 public key", path,
+			log_msg(LOG_ERR, "SV-CURVE-ALLOW", "%s:%d: not a 40-character z85 public key", path,
 			       lineno);
 			bad++;
 			continue;
@@ -276,7 +276,7 @@ static void *zap_main(void *arg)
 				if (n >= 4)
 					snprintf(addr, sizeof(addr), "%.*s", (int)zmq_msg_size(&p[3]),
 						 (const char *)zmq_msg_data(&p[3]));
-				sv_log(LOG_WARNING, "SV-CURVE-DENIED",
+				log_msg(LOG_WARNING, "SV-CURVE-DENIED",
 				       "%s client %s key %s: %s; connection refused (%llu more since the last line)",
 				       role >= 0 ? role_names[role] : "?", addr, key, why,
 				       (unsigned long long)quiet);
@@ -325,12 +325,12 @@ int curve_start(struct sv_daemon *d)
 	g.ep_role[3] = ROLE_ADMIN;
 	if (c->security_curve_server_key[0] == 0) {
 		if (any_tcp(&d->conf))
-			sv_log(LOG_WARNING, "SV-CURVE-OFF",
+			log_msg(LOG_WARNING, "SV-CURVE-OFF",
 			       "tcp:// endpoint without CURVE (security.curve_server_key empty): anyone who reaches the port is served, in clear text");
 		return 0;
 	}
 	if (!zmq_has("curve")) {
-		sv_log(LOG_ERR, "SV-CURVE-UNAVAILABLE",
+		log_msg(LOG_ERR, "SV-CURVE-UNAVAILABLE",
 		       "security.curve_server_key is set but this libzmq has no CURVE; not starting");
 		return SV_ERR_CONFIG;
 	}
@@ -341,14 +341,14 @@ int curve_start(struct sv_daemon *d)
 		return rc;
 	g.on = 1;
 	zmq_z85_encode(pub, g.public_key, 32);
-	sv_log(LOG_NOTICE, "SV-CURVE-ON",
+	log_msg(LOG_NOTICE, "SV-CURVE-ON",
 	       "CURVE on tcp:// endpoints, server public key %s; admitted: ingest %s, query %s, admin %s",
 	       pub, g.list[0].any ? "any CURVE client" : g.list[0].path,
 	       g.list[1].any ? "any CURVE client" : g.list[1].path,
 	       g.list[2].any ? "any CURVE client" : g.list[2].path);
 	for (int r = 0; r < ROLE_COUNT; r++)
 		if (!g.list[r].any && g.list[r].n == 0)
-			sv_log(LOG_WARNING, "SV-CURVE-ALLOW", "allow-list %s of %s is empty: nobody is admitted",
+			log_msg(LOG_WARNING, "SV-CURVE-ALLOW", "allow-list %s of %s is empty: nobody is admitted",
 			       g.list[r].path, role_names[r]);
 	g.zap = zmq_socket(d->zctx, ZMQ_REP);
 	if (g.zap == NULL)

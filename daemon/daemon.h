@@ -98,9 +98,9 @@ struct sv_counters {
 	atomic_uint_fast64_t contradictions;  /* graph mode: y=0 pairs inside one group */
 	atomic_uint_fast64_t zero_grad_steps; /* steps whose gradient was exactly 0 */
 	/* query latency (decoded request to reply ready) by verb (enum
-	 * sv_lat_verb), a histogram with SV_LAT_BUCKETS upper bounds sv_lat_le[]
+	 * sv_lat_verb), a histogram with SV_LAT_BUCKETS upper bounds lat_le[]
 	 * plus +Inf; per-bucket counts (not cumulative), sum in ns.
-	 * sv_latency_note() writes it. */
+	 * latency_note() writes it. */
 	atomic_uint_fast64_t lat_bucket[4][16]; /* [SV_LAT_VERBS][SV_LAT_BUCKETS + 1] */
 	atomic_uint_fast64_t lat_sum_ns[4], lat_count[4];
 };
@@ -114,7 +114,7 @@ enum sv_ready {
 	SV_READY_STORE_FAILED, /* the last group commit failed */
 	SV_READY_COUNT
 };
-static const char *const sv_ready_name[SV_READY_COUNT] = {"ready", "starting", "stopping",
+static const char *const ready_name[SV_READY_COUNT] = {"ready", "starting", "stopping",
                                                           "store_full", "store_failed"};
 
 /* Trainer progress, published for STATUS, STATUS= and the watchdog. */
@@ -162,7 +162,7 @@ struct sv_daemon {
 /* The decoder limits in force for one thread: *lim is refreshed from
  * d->live when the live generation moved past *gen (a reload).  Start with
  * *gen = UINT_MAX.  Any thread; one atomic load when nothing changed. */
-static inline void sv_live_limits(struct sv_daemon *d, unsigned *gen, struct sv_proto_limits *lim)
+static inline void live_limits(struct sv_daemon *d, unsigned *gen, struct sv_proto_limits *lim)
 {
 	unsigned g = atomic_load(&d->live_gen);
 
@@ -176,7 +176,7 @@ static inline void sv_live_limits(struct sv_daemon *d, unsigned *gen, struct sv_
 
 /* Query latency buckets: upper bounds in seconds (le), then +Inf. */
 #define SV_LAT_BUCKETS 15
-static const double sv_lat_le[SV_LAT_BUCKETS] = {
+static const double lat_le[SV_LAT_BUCKETS] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5};
 
@@ -188,11 +188,11 @@ enum sv_lat_verb {
 	SV_LAT_VERB_ITEM_GET,
 	SV_LAT_VERBS
 };
-static const char *const sv_lat_verb_name[SV_LAT_VERBS] = {"score", "score_batch", "topk",
+static const char *const lat_verb_name[SV_LAT_VERBS] = {"score", "score_batch", "topk",
                                                            "item_get"};
 
 /* The latency slot of a wire verb, or -1 for any other verb. */
-static inline int sv_lat_verb_of(int proto_verb)
+static inline int lat_verb_of(int proto_verb)
 {
 	return proto_verb == SV_PROTO_VERB_SCORE         ? SV_LAT_VERB_SCORE
 	       : proto_verb == SV_PROTO_VERB_SCORE_BATCH ? SV_LAT_VERB_SCORE_BATCH
@@ -203,14 +203,14 @@ static inline int sv_lat_verb_of(int proto_verb)
 
 /* Record one query's latency (ns) for wire verb proto_verb (other verbs
  * are not recorded); any thread, lock-free. */
-static inline void sv_latency_note(struct sv_daemon *d, int proto_verb, uint64_t ns)
+static inline void latency_note(struct sv_daemon *d, int proto_verb, uint64_t ns)
 {
 	double s = (double)ns * 1e-9;
-	int b = 0, v = sv_lat_verb_of(proto_verb);
+	int b = 0, v = lat_verb_of(proto_verb);
 
 	if (v < 0)
 		return;
-	while (b < SV_LAT_BUCKETS && s > sv_lat_le[b])
+	while (b < SV_LAT_BUCKETS && s > lat_le[b])
 		b++;
 	atomic_fetch_add(&d->cnt.lat_bucket[v][b], 1);
 	atomic_fetch_add(&d->cnt.lat_sum_ns[v], ns);

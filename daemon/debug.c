@@ -17,7 +17,7 @@ void debug_step_delay(void)
 		if (delay_ms < 0 || delay_ms > 60000)
 			delay_ms = 0;
 		if (delay_ms > 0)
-			sv_log(LOG_WARNING, "SV-DEBUG-DELAY",
+			log_msg(LOG_WARNING, "SV-DEBUG-DELAY",
 			       "SV_DEBUG_STEP_DELAY_MS: every training step sleeps %ld ms (test knob)",
 			       delay_ms);
 	}

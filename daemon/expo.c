@@ -103,14 +103,14 @@ static void latency(FILE *o, struct sv_daemon *d)
 			cum += atomic_load(&d->cnt.lat_bucket[v][b]);
 			if (b < SV_LAT_BUCKETS)
 				fprintf(o, "%s_bucket{verb=\"%s\",le=\"%g\"} %llu\n", name,
-				    sv_lat_verb_name[v], sv_lat_le[b], (unsigned long long)cum);
+				    lat_verb_name[v], lat_le[b], (unsigned long long)cum);
 			else
 				fprintf(o, "%s_bucket{verb=\"%s\",le=\"+Inf\"} %llu\n", name,
-				    sv_lat_verb_name[v], (unsigned long long)cum);
+				    lat_verb_name[v], (unsigned long long)cum);
 		}
-		fprintf(o, "%s_sum{verb=\"%s\"}", name, sv_lat_verb_name[v]);
+		fprintf(o, "%s_sum{verb=\"%s\"}", name, lat_verb_name[v]);
 		value(o, (double)atomic_load(&d->cnt.lat_sum_ns[v]) * 1e-9);
-		fprintf(o, "%s_count{verb=\"%s\"} %llu\n", name, sv_lat_verb_name[v],
+		fprintf(o, "%s_count{verb=\"%s\"} %llu\n", name, lat_verb_name[v],
 		    (unsigned long long)cum);
 	}
 }

@@ -129,7 +129,7 @@ static enum MHD_Result readyz(struct http *h, struct MHD_Connection *c)
 	if (why == SV_READY_OK)
 		n = snprintf(body, 256, "{\"ready\":true}\n");
 	else
-		n = snprintf(body, 256, "{\"ready\":false,\"reason\":\"%s\"}\n", sv_ready_name[why]);
+		n = snprintf(body, 256, "{\"ready\":false,\"reason\":\"%s\"}\n", ready_name[why]);
 	return send_text(c, why == SV_READY_OK ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 	                 "application/json", body, (size_t)n, 1);
 }
@@ -210,9 +210,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	if (sv_log_ratelimit(&rl_log, SV_LOG_BURST, &sup))
-		sv_log(LOG_INFO, "SV-HTTP-CLIENT", "http: %s%s", msg,
-		       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+	if (log_ratelimit(&rl_log, LOG_BURST, &sup))
+		log_msg(LOG_INFO, "SV-HTTP-CLIENT", "http: %s%s", msg,
+		       log_suppressed(sup, sbuf, sizeof(sbuf)));
 }
 
 int http_start(struct http **out, struct sv_daemon *d)
@@ -232,7 +232,7 @@ int http_start(struct http **out, struct sv_daemon *d)
 	if (d->conf.ep_http[0] == '\0')
 		return 0;
 	if (http_parse_endpoint(d->conf.ep_http, host, sizeof(host), &port, &why) < 0) {
-		sv_log(LOG_ERR, "SV-HTTP-BIND", "endpoints.http '%s': %s", d->conf.ep_http, why);
+		log_msg(LOG_ERR, "SV-HTTP-BIND", "endpoints.http '%s': %s", d->conf.ep_http, why);
 		return SV_ERR_CONFIG;
 	}
 	if (strcmp(host, "localhost") == 0)
@@ -247,7 +247,7 @@ int http_start(struct http **out, struct sv_daemon *d)
 		sa = (struct sockaddr *)&a6;
 		flags |= MHD_USE_IPv6;
 	} else {
-		sv_log(LOG_ERR, "SV-HTTP-BIND",
+		log_msg(LOG_ERR, "SV-HTTP-BIND",
 		       "endpoints.http '%s': the host must be an IPv4 or IPv6 address or localhost",
 		       d->conf.ep_http);
 		return SV_ERR_CONFIG;
@@ -264,7 +264,7 @@ int http_start(struct http **out, struct sv_daemon *d)
 	    MHD_OPTION_NOTIFY_COMPLETED, done, h, MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		/* monitoring is not the data path: the daemon serves without it */
-		sv_log(LOG_ERR, "SV-HTTP-BIND",
+		log_msg(LOG_ERR, "SV-HTTP-BIND",
 		       "cannot listen on endpoints.http %s (in use, or not an address of this "
 		       "machine); running without the monitoring endpoint",
 		       d->conf.ep_http);
@@ -277,7 +277,7 @@ int http_start(struct http **out, struct sv_daemon *d)
 		port = info->port;
 	snprintf(d->http_bound, sizeof(d->http_bound), sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
 	         host, port);
-	sv_log(LOG_INFO, "SV-SOCKET-BIND", "http monitoring on %s (GET /metrics /livez /readyz /)",
+	log_msg(LOG_INFO, "SV-SOCKET-BIND", "http monitoring on %s (GET /metrics /livez /readyz /)",
 	       d->http_bound);
 	*out = h;
 	return 0;

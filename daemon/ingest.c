@@ -82,7 +82,7 @@ struct ingest {
 	uint64_t group_pair_outcome[SV_PAIR_OUTCOME_COUNT];
 };
 
-/* Client-caused log lines: at most SV_LOG_BURST a second each (trainer
+/* Client-caused log lines: at most LOG_BURST a second each (trainer
  * thread only, so plain statics). */
 static struct sv_ratelimit rl_noitem, rl_unroutable, rl_malformed, rl_verb, rl_frames;
 static char sbuf[64];
@@ -401,13 +401,13 @@ static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, st
 			a->ack.n_rejected++;
 			reject_count(g->d, reserved ? SV_REJECT_RESERVED_ID : SV_REJECT_NOITEM);
 			g->group_pair_outcome[SV_PAIR_OUTCOME_REJECTED]++;
-			if (sv_log_ratelimit(&rl_noitem, SV_LOG_BURST, &sup))
-				sv_log(LOG_WARNING, reserved ? "SV-INGEST-RESERVED" : "SV-INGEST-NOITEM",
+			if (log_ratelimit(&rl_noitem, LOG_BURST, &sup))
+				log_msg(LOG_WARNING, reserved ? "SV-INGEST-RESERVED" : "SV-INGEST-NOITEM",
 				       "pair %zu of request %llu %s; dropping pair%s", i,
 				       (unsigned long long)rq->hdr.request_id,
 				       reserved ? "upserts an id in the reserved inline namespace (~v...)"
 				                : "names an unknown item",
-				       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+				       log_suppressed(sup, sbuf, sizeof(sbuf)));
 			continue;
 		}
 		if (rc < 0) {
@@ -514,9 +514,9 @@ static void send_reply(struct ingest *g, const uint8_t *rid, size_t rid_len, int
 	return;
 fail:
 	atomic_fetch_add(&g->d->cnt.unroutable, 1);
-	if (sv_log_ratelimit(&rl_unroutable, SV_LOG_BURST, &sup))
-		sv_log(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot send an ack (%s); client gone?%s",
-		       zmq_strerror(zmq_errno()), sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+	if (log_ratelimit(&rl_unroutable, LOG_BURST, &sup))
+		log_msg(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot send an ack (%s); client gone?%s",
+		       zmq_strerror(zmq_errno()), log_suppressed(sup, sbuf, sizeof(sbuf)));
 }
 
 static struct pend_ack *ack_new(struct ingest *g, const uint8_t *rid, size_t rid_len, int delim)
@@ -545,10 +545,10 @@ static int refuse_reserved(struct ingest *g, const struct sv_proto_request *rq, 
 	if (!sv_store_id_reserved(rq->item.id, rq->item.id_len))
 		return 0;
 	reject_count(g->d, SV_REJECT_RESERVED_ID);
-	if (sv_log_ratelimit(&rl_verb, SV_LOG_BURST, &sup))
-		sv_log(LOG_WARNING, "SV-INGEST-RESERVED",
+	if (log_ratelimit(&rl_verb, LOG_BURST, &sup))
+		log_msg(LOG_WARNING, "SV-INGEST-RESERVED",
 		       "%s: %s of an id in the reserved inline namespace (~v...); refused%s", where,
-		       sv_proto_verb_name(rq->hdr.verb), sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+		       sv_proto_verb_name(rq->hdr.verb), log_suppressed(sup, sbuf, sizeof(sbuf)));
 	if (a != NULL) {
 		reply_error(&g->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
 		            "ids starting with ~v are reserved for inline pair vectors");
@@ -572,11 +572,11 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 	if (rc < 0) {
 		reject_count(g->d, (int)err.reason);
 		atomic_fetch_add(&g->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
-		if (sv_log_ratelimit(&rl_malformed, SV_LOG_BURST, &sup))
-			sv_log(LOG_WARNING, malformed_id((int)err.reason),
+		if (log_ratelimit(&rl_malformed, LOG_BURST, &sup))
+			log_msg(LOG_WARNING, malformed_id((int)err.reason),
 			       "%s: %s (%s); dropping message%s", where, err.msg,
 			       sv_proto_reason_name((int)err.reason),
-			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+			       log_suppressed(sup, sbuf, sizeof(sbuf)));
 		if (a != NULL) {
 			a->status = SV_PROTO_STATUS_MALFORMED;
 			a->verb = err.have_header ? err.header.verb : 0;
@@ -652,12 +652,12 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 		break;
 	default:
 		reject_count(g->d, SV_REJECT_REFUSED);
-		if (sv_log_ratelimit(&rl_verb, SV_LOG_BURST, &sup))
-			sv_log(LOG_WARNING, "SV-INGEST-VERB",
+		if (log_ratelimit(&rl_verb, LOG_BURST, &sup))
+			log_msg(LOG_WARNING, "SV-INGEST-VERB",
 			       "%s: verb %s is not an ingest verb; refused%s", where,
 			       sv_proto_verb_name(rq.hdr.verb) ? sv_proto_verb_name(rq.hdr.verb)
 			                                       : "?",
-			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+			       log_suppressed(sup, sbuf, sizeof(sbuf)));
 		if (a != NULL) {
 			reply_error(&g->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED,
 			            0, "not an ingest verb: send it to the query or admin socket");
@@ -722,7 +722,7 @@ static void group_finish(struct ingest *g)
 
 		reject_count(d, SV_REJECT_STORE);
 		atomic_fetch_add(&d->cnt.pairs[SV_PAIR_OUTCOME_FAILED], lost);
-		sv_log(LOG_ERR, "SV-STORE-COMMIT",
+		log_msg(LOG_ERR, "SV-STORE-COMMIT",
 		       "group of %llu messages (%llu pairs) not stored: %s; acked clients get "
 		       "INTERNAL, fire-and-forget pairs are lost",
 		       (unsigned long long)g->group_msgs, (unsigned long long)lost,
@@ -785,10 +785,10 @@ static size_t hand_back(struct ingest *g)
 static void too_many_parts(struct ingest *g, const struct parts *p, const char *where, int acked)
 {
 	reject_count(g->d, SV_REJECT_TOOMANY_PARTS);
-	if (sv_log_ratelimit(&rl_frames, SV_LOG_BURST, &sup))
-		sv_log(LOG_WARNING, "SV-INGEST-FRAMES",
+	if (log_ratelimit(&rl_frames, LOG_BURST, &sup))
+		log_msg(LOG_WARNING, "SV-INGEST-FRAMES",
 		       "%s: message with more than %d frames; dropping message%s", where, PARTS_MAX,
-		       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+		       log_suppressed(sup, sbuf, sizeof(sbuf)));
 	if (acked) {
 		reply_error(&g->mb, 0, 0, SV_PROTO_STATUS_MALFORMED, SV_PROTO_REASON_FRAME_COUNT,
 		            "too many frames");
@@ -890,11 +890,11 @@ static int bind_one(void *s, const char *ep, const char *what)
 	if (curve_socket_setup(s, ep) < 0 || zmq_bind(s, ep) < 0) {
 		int e = zmq_errno();
 
-		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind %s socket to %s: %s", what, ep,
+		log_msg(LOG_ERR, "SV-SOCKET-BIND", "cannot bind %s socket to %s: %s", what, ep,
 		       zmq_strerror(e));
 		return -e;
 	}
-	sv_log(LOG_INFO, "SV-SOCKET-BIND", "%s socket on %s", what, ep);
+	log_msg(LOG_INFO, "SV-SOCKET-BIND", "%s socket on %s", what, ep);
 	return 0;
 }
 

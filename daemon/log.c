@@ -17,14 +17,14 @@ static const char *const names[] = {
     "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
 };
 
-void sv_log_init(void)
+void log_init(void)
 {
 	const char *js = getenv("JOURNAL_STREAM");
 
 	journal = js != NULL && js[0] != '\0';
 }
 
-void sv_log_set_level(int level)
+void log_set_level(int level)
 {
 	if (level < LOG_EMERG)
 		level = LOG_EMERG;
@@ -40,7 +40,7 @@ static const char *level_name(int level)
 	return names[level];
 }
 
-void sv_log(int level, const char *msgid, const char *fmt, ...)
+void log_msg(int level, const char *msgid, const char *fmt, ...)
 {
 	char line[2048];
 	size_t n = 0;
@@ -76,7 +76,7 @@ void sv_log(int level, const char *msgid, const char *fmt, ...)
 		return;
 }
 
-int sv_log_ratelimit(struct sv_ratelimit *rl, unsigned burst, unsigned long long *suppressed)
+int log_ratelimit(struct sv_ratelimit *rl, unsigned burst, unsigned long long *suppressed)
 {
 	struct timespec ts;
 	uint64_t now;
@@ -97,7 +97,7 @@ int sv_log_ratelimit(struct sv_ratelimit *rl, unsigned burst, unsigned long long
 	return 1;
 }
 
-const char *sv_log_suppressed(unsigned long long n, char *buf, size_t cap)
+const char *log_suppressed(unsigned long long n, char *buf, size_t cap)
 {
 	if (n == 0 || cap == 0)
 		return "";

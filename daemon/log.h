@@ -22,13 +22,13 @@
 #include <syslog.h>
 
 /* Read JOURNAL_STREAM once and set the initial level (LOG_INFO). */
-void sv_log_init(void);
+void log_init(void);
 
 /* Change the threshold: lines above it are dropped. */
-void sv_log_set_level(int level);
+void log_set_level(int level);
 
 /* One line: level, stable message id, printf-style text (no newline). */
-void sv_log(int level, const char *msgid, const char *fmt, ...)
+void log_msg(int level, const char *msgid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Rate limit for lines a client can cause (malformed messages, unknown
@@ -42,13 +42,13 @@ struct sv_ratelimit {
 
 /* 1 when a line may be written now (then *suppressed gets how many were
  * dropped before it, to say so in the line), 0 when it must be dropped. */
-int sv_log_ratelimit(struct sv_ratelimit *rl, unsigned burst, unsigned long long *suppressed);
+int log_ratelimit(struct sv_ratelimit *rl, unsigned burst, unsigned long long *suppressed);
 
 /* "" or " (N similar lines suppressed)" in buf (>= 64 bytes), for the end
  * of the line a limiter let through. */
-const char *sv_log_suppressed(unsigned long long n, char *buf, size_t cap);
+const char *log_suppressed(unsigned long long n, char *buf, size_t cap);
 
 /* Lines per second a client-caused message id may write. */
-#define SV_LOG_BURST 10
+#define LOG_BURST 10
 
 #endif

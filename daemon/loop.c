@@ -51,7 +51,7 @@ static void status(struct sv_daemon *d, uint64_t *last_pairs, uint64_t *last_ns)
 	double secs = (double)(now - *last_ns) / 1e9;
 	double rate = secs > 0 ? (double)(pairs - *last_pairs) / secs : 0.0;
 
-	sv_notify_sendf("STATUS=%.0f pairs/s, model v%llu, step %llu, backlog %llu%s", rate,
+	notify_sendf("STATUS=%.0f pairs/s, model v%llu, step %llu, backlog %llu%s", rate,
 	                (unsigned long long)atomic_load(&d->prog.model_version),
 	                (unsigned long long)atomic_load(&d->prog.steps),
 	                (unsigned long long)atomic_load(&d->prog.backlog),
@@ -62,7 +62,7 @@ static void status(struct sv_daemon *d, uint64_t *last_pairs, uint64_t *last_ns)
 
 int loop_run(struct sv_daemon *d, int sigfd, const struct settings_cli *cli)
 {
-	uint64_t wd = sv_notify_watchdog_usec(), last_beat = 0, last_pairs = 0;
+	uint64_t wd = notify_watchdog_usec(), last_beat = 0, last_pairs = 0;
 	uint64_t last_ns = now_mono_ns(), last_wd = 0;
 	int timeout_ms = 1000;
 
@@ -75,30 +75,30 @@ int loop_run(struct sv_daemon *d, int sigfd, const struct settings_cli *cli)
 
 		if (poll(&p, 1, timeout_ms) > 0 && read(sigfd, &signo, 1) == 1) {
 			if (signo == SIGTERM || signo == SIGINT) {
-				sv_notify_send("STOPPING=1");
+				notify_send("STOPPING=1");
 				atomic_store(&d->prog.not_ready, SV_READY_STOPPING);
-				sv_log(
+				log_msg(
 				    LOG_NOTICE, "SV-MAIN-STOP",
 				    "%s: stopping input, training the batch in hand, checkpointing",
 				    strsignal(signo));
 				return 0;
 			}
 			if (signo == SIGHUP) {
-				sv_notify_reloading();
-				sv_log(LOG_NOTICE, "SV-MAIN-RELOAD",
+				notify_reloading();
+				log_msg(LOG_NOTICE, "SV-MAIN-RELOAD",
 				       "SIGHUP: reloading the configuration");
 				settings_reload(d, cli);
-				sv_notify_send("READY=1");
+				notify_send("READY=1");
 			}
 		}
 		beat = atomic_load(&d->prog.heartbeat);
 		if (wd > 0 && beat != last_beat) {
 			/* fed only while the trainer loop turns */
-			sv_notify_send("WATCHDOG=1");
+			notify_send("WATCHDOG=1");
 			last_beat = beat;
 			last_wd = now_mono_ns();
 		} else if (wd > 0 && now_mono_ns() - last_wd > wd * 1000ULL / 2) {
-			sv_log(LOG_WARNING, "SV-MAIN-STALL",
+			log_msg(LOG_WARNING, "SV-MAIN-STALL",
 			       "trainer made no progress for %llu ms; watchdog not fed",
 			       (unsigned long long)((now_mono_ns() - last_wd) / 1000000ULL));
 			last_wd = now_mono_ns();

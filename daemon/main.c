@@ -43,20 +43,20 @@ static int lock_state_dir(const char *dir)
 	snprintf(path, sizeof(path), "%s/simverifyd.lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		sv_log(LOG_ERR, "SV-MAIN-LOCK", "cannot open %s: %s", path, strerror(errno));
+		log_msg(LOG_ERR, "SV-MAIN-LOCK", "cannot open %s: %s", path, strerror(errno));
 		return -errno;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		n = (int)read(fd, pid, sizeof(pid) - 1);
 		pid[n > 0 ? n : 0] = '\0';
-		sv_log(LOG_ERR, "SV-MAIN-LOCK", "another simverifyd (pid %s) runs on %s; exiting",
+		log_msg(LOG_ERR, "SV-MAIN-LOCK", "another simverifyd (pid %s) runs on %s; exiting",
 		       pid[0] ? pid : "?", dir);
 		close(fd);
 		return -EBUSY;
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)n) < 0)
-		sv_log(LOG_WARNING, "SV-MAIN-LOCK", "cannot write the pid into %s", path);
+		log_msg(LOG_WARNING, "SV-MAIN-LOCK", "cannot write the pid into %s", path);
 	return 0; /* fd stays open: the lock lives as long as the process */
 }
 
@@ -71,7 +71,7 @@ static int open_store(struct sv_daemon *d)
 	o.settings_fp = sv_store_settings_fp((int)d->conf.loss.kind, (int)d->conf.loss.mode,
 	                                     (int)d->conf.optim_kind);
 	if (mkdir(d->conf.state_dir, 0700) < 0 && errno != EEXIST) {
-		sv_log(LOG_ERR, "SV-MAIN-STATEDIR", "cannot make state directory %s: %s",
+		log_msg(LOG_ERR, "SV-MAIN-STATEDIR", "cannot make state directory %s: %s",
 		       d->conf.state_dir, strerror(errno));
 		return -errno;
 	}
@@ -80,7 +80,7 @@ static int open_store(struct sv_daemon *d)
 		return rc;
 	rc = sv_store_open(&d->store, &o, err, sizeof(err));
 	if (rc < 0)
-		sv_log(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)%s", o.path, err,
+		log_msg(LOG_ERR, "SV-STORE-OPEN", "cannot open store %s: %s (%s)%s", o.path, err,
 		       sv_strerror(rc),
 		       rc == SV_ERR_STORE_SETTINGS
 		           ? "; train.loss, train.mode and train.optimizer are fixed for a store"
@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 	struct http *web = NULL;
 	int rc, sigfd;
 
-	sv_log_init();
+	log_init();
 	expo_mark_start();
 	rc = settings_parse_args(argc, argv, &cli);
 	if (rc != 0)
@@ -110,14 +110,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (geteuid() == 0 && !cli.allow_root) {
-		sv_log(LOG_ERR, "SV-MAIN-ROOT",
+		log_msg(LOG_ERR, "SV-MAIN-ROOT",
 		       "refusing to run as root (use a dedicated user, or --allow-root)");
 		return 1;
 	}
-	sv_log_set_level(d.conf.live.log_level);
+	log_set_level(d.conf.live.log_level);
 	d.live = d.conf.live;
 	pthread_mutex_init(&d.live_mu, NULL);
-	sv_snap_slot_init(&d.snap);
+	snap_slot_init(&d.snap);
 	atomic_store(&d.prog.not_ready, SV_READY_STARTING);
 	/* nothing measured yet: STATUS says null, the exposition NaN */
 	atomic_store(&d.prog.auc, NAN);
@@ -127,8 +127,8 @@ int main(int argc, char **argv)
 	atomic_store(&d.prog.tar_far_1e2, NAN);
 	atomic_store(&d.prog.tar_far_1e3, NAN);
 	sigfd = loop_signals_install();
-	if (sigfd < 0 || sv_notify_open() < 0)
-		sv_log(LOG_WARNING, "SV-MAIN-NOTIFY",
+	if (sigfd < 0 || notify_open() < 0)
+		log_msg(LOG_WARNING, "SV-MAIN-NOTIFY",
 		       "signal pipe or NOTIFY_SOCKET unusable; continuing");
 
 	rc = history_new(&d.hist);
@@ -150,14 +150,14 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = http_start(&web, &d); /* read-only monitoring */
 	if (rc == 0) {
-		sv_log(LOG_NOTICE, "SV-MAIN-READY", "ready: model v%llu, step %llu, store %s",
+		log_msg(LOG_NOTICE, "SV-MAIN-READY", "ready: model v%llu, step %llu, store %s",
 		       (unsigned long long)atomic_load(&d.prog.model_version),
 		       (unsigned long long)atomic_load(&d.prog.steps), d.conf.store_path);
 		atomic_store(&d.prog.not_ready, SV_READY_OK);
-		sv_notify_send("READY=1\nSTATUS=ready");
+		notify_send("READY=1\nSTATUS=ready");
 		loop_run(&d, sigfd, &cli);
 	} else {
-		sv_notify_sendf("STATUS=startup failed: %s\nERRNO=%d", sv_strerror(rc),
+		notify_sendf("STATUS=startup failed: %s\nERRNO=%d", sv_strerror(rc),
 		                rc > -4096 ? -rc : 0);
 	}
 
@@ -173,9 +173,9 @@ int main(int argc, char **argv)
 	trainer_close(tr);
 	zmq_ctx_term(d.zctx);
 	sv_store_close(d.store);
-	sv_snap_slot_destroy(&d.snap);
+	snap_slot_destroy(&d.snap);
 	history_free(d.hist);
-	sv_notify_close();
-	sv_log(LOG_NOTICE, "SV-MAIN-EXIT", "exit %d", rc == 0 ? 0 : 1);
+	notify_close();
+	log_msg(LOG_NOTICE, "SV-MAIN-EXIT", "exit %d", rc == 0 ? 0 : 1);
 	return rc == 0 ? 0 : 1;
 }

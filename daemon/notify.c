@@ -54,7 +54,7 @@ static void read_watchdog(void)
 	wd_usec = v;
 }
 
-int sv_notify_open(void)
+int notify_open(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	size_t len;
@@ -80,24 +80,24 @@ int sv_notify_open(void)
 	return 0;
 }
 
-void sv_notify_close(void)
+void notify_close(void)
 {
 	if (fd >= 0)
 		close(fd);
 	fd = -1;
 }
 
-int sv_notify_enabled(void)
+int notify_enabled(void)
 {
 	return fd >= 0;
 }
 
-uint64_t sv_notify_watchdog_usec(void)
+uint64_t notify_watchdog_usec(void)
 {
 	return wd_usec;
 }
 
-int sv_notify_send(const char *text)
+int notify_send(const char *text)
 {
 	ssize_t n;
 
@@ -112,7 +112,7 @@ int sv_notify_send(const char *text)
 	return 0;
 }
 
-int sv_notify_sendf(const char *fmt, ...)
+int notify_sendf(const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -122,15 +122,15 @@ int sv_notify_sendf(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	return sv_notify_send(buf);
+	return notify_send(buf);
 }
 
-int sv_notify_reloading(void)
+int notify_reloading(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return sv_notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
+	return notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
 	                       (unsigned long long)ts.tv_sec * 1000000ULL +
 	                           (unsigned long long)ts.tv_nsec / 1000ULL);
 }

@@ -7,7 +7,7 @@
  * set, must equal our pid) asks for WATCHDOG=1 at least that often.
  *
  * Without NOTIFY_SOCKET every call is a no-op returning 0.  The socket is
- * opened once by sv_notify_open and shared; sends are one sendto(2) each,
+ * opened once by notify_open and shared; sends are one sendto(2) each,
  * safe from any thread.
  * Leaves out: file-descriptor passing (FDSTORE), barriers.
  */
@@ -19,25 +19,25 @@
 /* Read NOTIFY_SOCKET and WATCHDOG_USEC/WATCHDOG_PID and open the datagram
  * socket.  Returns 0 (also when there is nothing to notify), -EINVAL for a
  * malformed address, or -errno. */
-int sv_notify_open(void);
-void sv_notify_close(void);
+int notify_open(void);
+void notify_close(void);
 
 /* 1 when NOTIFY_SOCKET was set and valid. */
-int sv_notify_enabled(void);
+int notify_enabled(void);
 
 /* The watchdog period in microseconds (0 when no watchdog was asked for). */
-uint64_t sv_notify_watchdog_usec(void);
+uint64_t notify_watchdog_usec(void);
 
 /* Send text as one datagram (newline-separated assignments), without
  * blocking: when the receiver's queue is full the message is dropped and
  * -EAGAIN returned (a notification must never stall the daemon).  Returns 0
  * or -errno; 0 without doing anything when notifications are off. */
-int sv_notify_send(const char *text);
+int notify_send(const char *text);
 
-/* printf-style variant of sv_notify_send. */
-int sv_notify_sendf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* printf-style variant of notify_send. */
+int notify_sendf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* "RELOADING=1\nMONOTONIC_USEC=<now>". */
-int sv_notify_reloading(void);
+int notify_reloading(void);
 
 #endif

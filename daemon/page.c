@@ -112,7 +112,7 @@ char *page_render(struct sv_daemon *d, size_t *len)
 		fprintf(o, "<p id=\"readiness\" class=\"ready\">Ready.</p>\n");
 	else
 		fprintf(o, "<p id=\"readiness\" class=\"notready\">Not ready: %s.</p>\n",
-		    sv_ready_name[why]);
+		    ready_name[why]);
 	fprintf(o, "<table id=\"model\">\n");
 	num(o, "model version", (double)atomic_load(&d->prog.model_version), "%.0f");
 	num(o, "steps", (double)atomic_load(&d->prog.steps), "%.0f");

@@ -37,7 +37,7 @@ struct worker {
 	pthread_t th;
 	int started;
 	void *sock;
-	struct sv_proto_limits lim; /* sv_live_limits */
+	struct sv_proto_limits lim; /* live_limits */
 	unsigned lim_gen;
 	struct sv_proto_msgbuf mb;
 	float *X, *E; /* 2 * cap rows of d_in / d_out */
@@ -111,7 +111,7 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 {
 	struct sv_daemon *d = w->q->d;
 	uint32_t din = d->conf.d_in, dout = d->conf.d_out;
-	struct sv_snap *snap = sv_snap_get(&d->snap);
+	struct sv_snap *snap = snap_get(&d->snap);
 	struct sv_proto_iter it = {0};
 	struct sv_proto_pair pr;
 	sv_store_read *r = NULL;
@@ -120,7 +120,7 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 
 	if (rc < 0 || snap == NULL) {
 		sv_store_read_end(r);
-		sv_snap_unref(snap);
+		snap_unref(snap);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
 		            "no model or no memory");
@@ -157,7 +157,7 @@ static void do_score(struct worker *w, const struct sv_proto_request *rq)
 		s->margin = s->score - s->threshold;
 		s->match = s->score >= s->threshold;
 	}
-	sv_snap_unref(snap);
+	snap_unref(snap);
 	if (missing == n)
 		reply_error(&w->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND, 0,
 		            "no such item");
@@ -202,15 +202,15 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	uint64_t t0 = now_mono_ns();
 
 	atomic_fetch_add(&d->cnt.queries, 1);
-	sv_live_limits(d, &w->lim_gen, &w->lim);
+	live_limits(d, &w->lim_gen, &w->lim);
 	memset(&err, 0, sizeof(err));
 	if (sv_proto_decode_request(fr, n, &w->lim, &rq, &err) < 0) {
 		reject_count(d, (int)err.reason);
 		atomic_fetch_add(&d->cnt.query_errors, 1);
-		if (sv_log_ratelimit(&w->rl, SV_LOG_BURST, &sup))
-			sv_log(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent%s",
+		if (log_ratelimit(&w->rl, LOG_BURST, &sup))
+			log_msg(LOG_INFO, "SV-QUERY-MALFORMED", "query: %s (%s); error reply sent%s",
 			       err.msg, sv_proto_reason_name((int)err.reason),
-			       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+			       log_suppressed(sup, sbuf, sizeof(sbuf)));
 		reply_error(&w->mb, err.have_header ? err.header.verb : 0,
 		            err.have_header ? err.header.request_id : 0, SV_PROTO_STATUS_MALFORMED,
 		            (int)err.reason, err.msg);
@@ -234,7 +234,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		            "not a query verb: ingest and admin verbs have their own sockets");
 		break;
 	}
-	sv_latency_note(d, rq.hdr.verb, now_mono_ns() - t0);
+	latency_note(d, rq.hdr.verb, now_mono_ns() - t0);
 }
 
 static void *worker_main(void *arg)
@@ -284,11 +284,11 @@ static void forward(struct dquery *q, void *src, void *dst, int to_client)
 		                 (more ? ZMQ_SNDMORE : 0) | (to_client ? ZMQ_DONTWAIT : 0)) < 0) {
 			ok = 0;
 			atomic_fetch_add(&q->d->cnt.unroutable, 1);
-			if (sv_log_ratelimit(&rl_unroutable, SV_LOG_BURST, &sup))
-				sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE",
+			if (log_ratelimit(&rl_unroutable, LOG_BURST, &sup))
+				log_msg(LOG_INFO, "SV-QUERY-UNROUTABLE",
 				       "reply dropped: %s (client gone or not reading)%s",
 				       zmq_strerror(zmq_errno()),
-				       sv_log_suppressed(sup, sbuf, sizeof(sbuf)));
+				       log_suppressed(sup, sbuf, sizeof(sbuf)));
 		}
 		zmq_msg_close(&m); /* empty after a successful send */
 	}
@@ -340,7 +340,7 @@ static void front_request(struct dquery *q)
 		              (i + 1 < w->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >= 0;
 	if (!ok) {
 		atomic_fetch_add(&q->d->cnt.unroutable, 1);
-		sv_log(LOG_INFO, "SV-QUERY-UNROUTABLE",
+		log_msg(LOG_INFO, "SV-QUERY-UNROUTABLE",
 		       "reply dropped: %s (client gone or not reading)", zmq_strerror(zmq_errno()));
 	}
 	parts_close(&p);
@@ -398,11 +398,11 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 	zmq_setsockopt(q->front, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
 	if (curve_socket_setup(q->front, d->conf.ep_query) < 0 || zmq_bind(q->front, d->conf.ep_query) < 0) {
 		rc = -zmq_errno();
-		sv_log(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s",
+		log_msg(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s",
 		       d->conf.ep_query, zmq_strerror(-rc));
 		goto fail;
 	}
-	sv_log(LOG_INFO, "SV-SOCKET-BIND", "query (ROUTER) socket on %s", d->conf.ep_query);
+	log_msg(LOG_INFO, "SV-SOCKET-BIND", "query (ROUTER) socket on %s", d->conf.ep_query);
 	if (zmq_bind(q->back, WORKERS_EP) < 0) {
 		rc = -zmq_errno();
 		goto fail;

@@ -223,7 +223,7 @@ int settings_reload(struct sv_daemon *d, const struct settings_cli *cli)
 	size_t n, changed = 0, refused = 0;
 
 	if (build(&nc, cli) < 0) {
-		sv_log(LOG_ERR, "SV-RELOAD-INVALID",
+		log_msg(LOG_ERR, "SV-RELOAD-INVALID",
 		       "the configuration has errors (printed above); nothing changed");
 		return SV_ERR_CONFIG;
 	}
@@ -237,7 +237,7 @@ int settings_reload(struct sv_daemon *d, const struct settings_cli *cli)
 		sv_config_get(&d->conf.cfg, diff[i]->name, a, sizeof(a));
 		sv_config_get(&nc, diff[i]->name, b, sizeof(b));
 		if (!is_live(diff[i])) {
-			sv_log(LOG_WARNING, "SV-RELOAD-REFUSED",
+			log_msg(LOG_WARNING, "SV-RELOAD-REFUSED",
 			       "key '%s' changed (%s -> %s) but cannot change while running; "
 			       "keeping %s until restart",
 			       diff[i]->name, a, b, a);
@@ -245,14 +245,14 @@ int settings_reload(struct sv_daemon *d, const struct settings_cli *cli)
 			continue;
 		}
 		sv_config_set(&d->conf.cfg, diff[i]->name, b, NULL, 0);
-		sv_log(LOG_NOTICE, "SV-RELOAD-KEY", "key '%s': %s -> %s", diff[i]->name, a, b);
+		log_msg(LOG_NOTICE, "SV-RELOAD-KEY", "key '%s': %s -> %s", diff[i]->name, a, b);
 		changed++;
 	}
 	settings_live(&d->conf.cfg, &d->live);
 	pthread_mutex_unlock(&d->live_mu);
-	sv_log_set_level(d->live.log_level); /* SV_CONFIG_KEY_LIVE_LOG: at once */
+	log_set_level(d->live.log_level); /* SV_CONFIG_KEY_LIVE_LOG: at once */
 	atomic_fetch_add(&d->live_gen, 1);   /* the other consumers: at their next look */
-	sv_log(LOG_NOTICE, "SV-RELOAD-DONE", "reload: %zu keys changed live, %zu refused", changed,
+	log_msg(LOG_NOTICE, "SV-RELOAD-DONE", "reload: %zu keys changed live, %zu refused", changed,
 	       refused);
 	return 0;
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sv_snap *sv_snap_new(uint32_t d_in, uint32_t d_out, const float *W)
+struct sv_snap *snap_new(uint32_t d_in, uint32_t d_out, const float *W)
 {
 	size_t n = (size_t)d_in * d_out;
 	struct sv_snap *s = malloc(sizeof(*s) + n * sizeof(float));
@@ -24,26 +24,26 @@ struct sv_snap *sv_snap_new(uint32_t d_in, uint32_t d_out, const float *W)
 	return s;
 }
 
-void sv_snap_unref(struct sv_snap *s)
+void snap_unref(struct sv_snap *s)
 {
 	if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
 		free(s);
 }
 
-int sv_snap_slot_init(struct sv_snap_slot *slot)
+int snap_slot_init(struct sv_snap_slot *slot)
 {
 	slot->cur = NULL;
 	return -pthread_mutex_init(&slot->mu, NULL);
 }
 
-void sv_snap_slot_destroy(struct sv_snap_slot *slot)
+void snap_slot_destroy(struct sv_snap_slot *slot)
 {
-	sv_snap_unref(slot->cur);
+	snap_unref(slot->cur);
 	slot->cur = NULL;
 	pthread_mutex_destroy(&slot->mu);
 }
 
-void sv_snap_publish(struct sv_snap_slot *slot, struct sv_snap *s)
+void snap_publish(struct sv_snap_slot *slot, struct sv_snap *s)
 {
 	struct sv_snap *old;
 
@@ -51,10 +51,10 @@ void sv_snap_publish(struct sv_snap_slot *slot, struct sv_snap *s)
 	old = slot->cur;
 	slot->cur = s;
 	pthread_mutex_unlock(&slot->mu);
-	sv_snap_unref(old);
+	snap_unref(old);
 }
 
-struct sv_snap *sv_snap_get(struct sv_snap_slot *slot)
+struct sv_snap *snap_get(struct sv_snap_slot *slot)
 {
 	struct sv_snap *s;
 

@@ -35,18 +35,18 @@ struct sv_snap_slot {
 
 /* A snapshot with refs = 1 and room for W (copied when W is not NULL).
  * Returns NULL on allocation failure. */
-struct sv_snap *sv_snap_new(uint32_t d_in, uint32_t d_out, const float *W);
-void sv_snap_unref(struct sv_snap *s);
+struct sv_snap *snap_new(uint32_t d_in, uint32_t d_out, const float *W);
+void snap_unref(struct sv_snap *s);
 
-int sv_snap_slot_init(struct sv_snap_slot *slot);
-void sv_snap_slot_destroy(struct sv_snap_slot *slot);
+int snap_slot_init(struct sv_snap_slot *slot);
+void snap_slot_destroy(struct sv_snap_slot *slot);
 
 /* Publish s (the slot takes over the caller's reference); the previous
  * snapshot loses the slot's reference. */
-void sv_snap_publish(struct sv_snap_slot *slot, struct sv_snap *s);
+void snap_publish(struct sv_snap_slot *slot, struct sv_snap *s);
 
 /* A new reference to the current snapshot (NULL before the first publish);
- * drop it with sv_snap_unref. */
-struct sv_snap *sv_snap_get(struct sv_snap_slot *slot);
+ * drop it with snap_unref. */
+struct sv_snap *snap_get(struct sv_snap_slot *slot);
 
 #endif

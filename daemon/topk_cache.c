@@ -79,7 +79,7 @@ static void note_lost(struct topk_cache *g)
 	 * stop answering from it until a rebuild from the store. */
 	atomic_store(&g->ready, 0);
 	atomic_store(&g->built_steps, UINT64_MAX);
-	sv_log(LOG_ERR, "SV-TOPK-NOMEM",
+	log_msg(LOG_ERR, "SV-TOPK-NOMEM",
 	       "no memory to note an item change; TOPK falls back to brute force until the next "
 	       "cache rebuild");
 }
@@ -121,7 +121,7 @@ void topk_cache_commit(struct topk_cache *g, int ok)
 		else if (ok)
 			(void)sv_topk_holder_delete(g->h, n->id, n->len); /* NOTFOUND is fine */
 		if (rc < 0) {
-			sv_log(LOG_WARNING, "SV-TOPK-UPSERT", "cache upsert failed: %s",
+			log_msg(LOG_WARNING, "SV-TOPK-UPSERT", "cache upsert failed: %s",
 			       sv_strerror(rc));
 			note_lost(g);
 		}
@@ -251,7 +251,7 @@ static void *cache_main(void *arg)
 	uint64_t wait_ms = 0;
 
 	while (!nap(g, wait_ms > POLL_MS ? wait_ms : POLL_MS)) {
-		struct sv_snap *s = sv_snap_get(&g->d->snap);
+		struct sv_snap *s = snap_get(&g->d->snap);
 		uint64_t t0;
 		int rc;
 
@@ -264,7 +264,7 @@ static void *cache_main(void *arg)
 		     live_empty(g))) {
 			/* up to date, or nothing to search (only inline pair
 			 * vectors stored): no walk; looked at again next time */
-			sv_snap_unref(s);
+			snap_unref(s);
 			continue;
 		}
 		t0 = now_mono_ns();
@@ -278,18 +278,18 @@ static void *cache_main(void *arg)
 			struct sv_topk_cache *c = sv_topk_holder_acquire(g->h);
 
 			wait_ms = (now_mono_ns() - t0) / 1000000ULL;
-			sv_log(LOG_DEBUG, "SV-TOPK-REBUILD",
+			log_msg(LOG_DEBUG, "SV-TOPK-REBUILD",
 			       "projection cache v%llu step %llu: %zu items in %llu ms",
 			       (unsigned long long)s->version, (unsigned long long)s->steps,
 			       sv_topk_cache_count(c), (unsigned long long)wait_ms);
 			sv_topk_cache_release(c);
 		} else if (rc != -ECANCELED) {
-			sv_log(LOG_ERR, "SV-TOPK-REBUILD",
+			log_msg(LOG_ERR, "SV-TOPK-REBUILD",
 			       "projection cache rebuild failed: %s; queries keep the previous one",
 			       sv_strerror(rc));
 			wait_ms = 1000;
 		}
-		sv_snap_unref(s);
+		snap_unref(s);
 	}
 	return NULL;
 }
@@ -297,13 +297,13 @@ static void *cache_main(void *arg)
 int topk_cache_start(struct topk_cache **out, struct sv_daemon *d)
 {
 	struct topk_cache *g = calloc(1, sizeof(*g));
-	struct sv_snap *s = sv_snap_get(&d->snap);
+	struct sv_snap *s = snap_get(&d->snap);
 	const char *delay = getenv("SV_TOPK_TEST_DELAY_MS");
 	int rc;
 
 	if (g == NULL || s == NULL) {
 		free(g);
-		sv_snap_unref(s);
+		snap_unref(s);
 		return g == NULL ? -ENOMEM : SV_ERR_STATE;
 	}
 	g->d = d;
@@ -323,18 +323,18 @@ int topk_cache_start(struct topk_cache **out, struct sv_daemon *d)
 		if (rc == 0) {
 			atomic_fetch_add(&g->rebuilds, 1);
 			atomic_store(&g->ready, 1);
-			sv_log(LOG_INFO, "SV-TOPK-BUILT", "projection cache v%llu: first build in %llu ms",
+			log_msg(LOG_INFO, "SV-TOPK-BUILT", "projection cache v%llu: first build in %llu ms",
 			       (unsigned long long)s->version,
 			       (unsigned long long)((now_mono_ns() - t0) / 1000000ULL));
 		}
 	}
-	sv_snap_unref(s);
+	snap_unref(s);
 	if (rc == 0) {
 		rc = -pthread_create(&g->th, NULL, cache_main, g);
 		g->started = rc == 0;
 	}
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-TOPK-START", "cannot start the projection cache: %s",
+		log_msg(LOG_ERR, "SV-TOPK-START", "cannot start the projection cache: %s",
 		       sv_strerror(rc));
 		topk_cache_stop(g);
 		return rc;

@@ -79,14 +79,14 @@ struct trainer {
 static void publish(struct trainer *t)
 {
 	struct sv_daemon *d = t->d;
-	struct sv_snap *s = sv_snap_new(d->conf.d_in, d->conf.d_out, sv_trainer_weights(t->learner));
+	struct sv_snap *s = snap_new(d->conf.d_in, d->conf.d_out, sv_trainer_weights(t->learner));
 
 	atomic_store(&d->prog.steps, t->base_steps + sv_trainer_steps(t->learner));
 	atomic_store(&d->prog.applied_seq, t->applied_seq);
 	atomic_store(&d->prog.pairs_seen, t->pairs_seen);
 	atomic_store(&d->prog.model_version, t->version);
 	if (s == NULL) {
-		sv_log(LOG_ERR, "SV-TRAIN-NOMEM",
+		log_msg(LOG_ERR, "SV-TRAIN-NOMEM",
 		       "no memory for a model snapshot; queries keep the previous one");
 		return;
 	}
@@ -96,7 +96,7 @@ static void publish(struct trainer *t)
 	s->threshold = monitor_threshold(t->mon);
 	s->policy = monitor_policy(t->mon);
 	atomic_store(&d->prog.threshold, s->threshold);
-	sv_snap_publish(&d->snap, s);
+	snap_publish(&d->snap, s);
 }
 
 /* Train on batch b (if not empty) and clear it; then, unless replaying,
@@ -118,7 +118,7 @@ static void train_batch(struct trainer *t, sv_batch *b, int replay)
 	rc = sv_trainer_step(t->learner, b, t->scores, &st);
 	if (rc < 0) {
 		atomic_fetch_add(&t->d->cnt.step_failures, 1);
-		sv_log(LOG_WARNING, "SV-TRAIN-STEP",
+		log_msg(LOG_WARNING, "SV-TRAIN-STEP",
 		       "step on %zu pairs (seq ..%llu) failed: %s; W unchanged, batch dropped", n,
 		       (unsigned long long)last, sv_strerror(rc));
 	} else {
@@ -178,7 +178,7 @@ static void step_wait(struct trainer *t)
 static void runner_start(struct trainer *t)
 {
 	if (sv_batch_new(&t->batch_run, t->max_pairs, t->d->conf.d_in) < 0) {
-		sv_log(LOG_WARNING, "SV-TRAIN-RUNNER",
+		log_msg(LOG_WARNING, "SV-TRAIN-RUNNER",
 		       "no memory for a second batch; training on the trainer thread");
 		return;
 	}
@@ -186,7 +186,7 @@ static void runner_start(struct trainer *t)
 	pthread_cond_init(&t->run_cv, NULL);
 	t->run_busy = t->run_quit = 0;
 	if (pthread_create(&t->run_th, NULL, runner_main, t) != 0) {
-		sv_log(LOG_WARNING, "SV-TRAIN-RUNNER",
+		log_msg(LOG_WARNING, "SV-TRAIN-RUNNER",
 		       "cannot start the step runner; training on the trainer thread");
 		pthread_mutex_destroy(&t->run_mu);
 		pthread_cond_destroy(&t->run_cv);
@@ -269,7 +269,7 @@ static void set_params(struct trainer *t, const struct sv_optim_params *p)
 		return;
 	rc = sv_trainer_set_optim_params(t->learner, &q);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-TRAIN-PARAMS",
+		log_msg(LOG_ERR, "SV-TRAIN-PARAMS",
 		       "optimizer parameters (lr %g) refused: %s; keeping lr %g", q.lr,
 		       sv_strerror(rc), t->op.lr);
 		return;
@@ -282,7 +282,7 @@ static uint32_t clamp_batch(struct trainer *t, uint32_t B)
 	if (B == 0)
 		B = 1;
 	if (B > t->max_pairs) {
-		sv_log(
+		log_msg(
 		    LOG_WARNING, "SV-TRAIN-BATCHMAX",
 		    "batch size %u above the largest this daemon was started for (%zu); using %zu",
 		    B, t->max_pairs, t->max_pairs);
@@ -322,7 +322,7 @@ static int cut(struct trainer *t, uint32_t B, const struct sv_optim_params *op, 
 	sv_store_txn_abort(txn);
 	if (rc < 0) {
 		/* W stays a function of the log: without the record, no cut. */
-		sv_log(LOG_ERR, "SV-STORE-CUT", "cannot log the batch cut (%s): %s; batch kept",
+		log_msg(LOG_ERR, "SV-STORE-CUT", "cannot log the batch cut (%s): %s; batch kept",
 		       why, sv_strerror(rc));
 		return rc;
 	}
@@ -388,7 +388,7 @@ static int save_checkpoint(struct trainer *t, const char *why, uint64_t *version
 out:
 	free(obuf);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-CKPT-FAIL", "checkpoint (%s) failed: %s; training continues",
+		log_msg(LOG_ERR, "SV-CKPT-FAIL", "checkpoint (%s) failed: %s; training continues",
 		       why, sv_strerror(rc));
 		return rc;
 	}
@@ -398,7 +398,7 @@ out:
 	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->learner);
 	atomic_fetch_add(&d->cnt.checkpoints, 1);
 	atomic_store(&d->prog.model_version, v);
-	sv_log(LOG_INFO, "SV-CKPT-SAVED", "checkpoint v%llu (%s): step %llu, applied_seq %llu",
+	log_msg(LOG_INFO, "SV-CKPT-SAVED", "checkpoint v%llu (%s): step %llu, applied_seq %llu",
 	       (unsigned long long)v, why, (unsigned long long)m.step,
 	       (unsigned long long)m.applied_seq);
 	if (version_out)
@@ -429,7 +429,7 @@ static int load_model(struct trainer *t, const struct sv_store_model *m)
 	free(W);
 	rc = sv_optim_load(&o, m->optim, m->optim_len);
 	if (rc == 0 && o->p.kind != sv_trainer_optim(t->learner)->p.kind) {
-		sv_log(LOG_WARNING, "SV-RECOVER-OPTIM",
+		log_msg(LOG_WARNING, "SV-RECOVER-OPTIM",
 		       "checkpoint optimizer kind %d differs from train.optimizer; starting a "
 		       "fresh optimizer state",
 		       (int)o->p.kind);
@@ -452,7 +452,7 @@ static int load_model(struct trainer *t, const struct sv_store_model *m)
 
 		rc = sv_journal_ckpt_decode(m->settings, m->settings_len, &s, &t->pairs_seen);
 		if (rc < 0) {
-			sv_log(LOG_ERR, "SV-RECOVER-SETTINGS",
+			log_msg(LOG_ERR, "SV-RECOVER-SETTINGS",
 			       "checkpoint v%llu: settings blob of %zu bytes unreadable: %s",
 			       (unsigned long long)m->version, m->settings_len, sv_strerror(rc));
 			return rc;
@@ -461,7 +461,7 @@ static int load_model(struct trainer *t, const struct sv_store_model *m)
 		set_params(t, &s.optim);
 	}
 	if (m->calib_len > 0 && monitor_calib_load(t->mon, t->d, m->calib, m->calib_len) < 0)
-		sv_log(LOG_WARNING, "SV-RECOVER-CALIB",
+		log_msg(LOG_WARNING, "SV-RECOVER-CALIB",
 		       "checkpoint v%llu has an unreadable calibration; starting an empty metrics "
 		       "window",
 		       (unsigned long long)m->version);
@@ -495,21 +495,21 @@ static int replay(struct trainer *t)
 
 	if (rc < 0) {
 		if (st.bad_seq)
-			sv_log(LOG_ERR, "SV-RECOVER-JOURNAL",
+			log_msg(LOG_ERR, "SV-RECOVER-JOURNAL",
 			       "control record at seq %llu of the pair log is unreadable: %s; "
 			       "the store is damaged (restore a backup)",
 			       (unsigned long long)st.bad_seq, sv_strerror(rc));
 		else
-			sv_log(LOG_ERR, "SV-RECOVER-REPLAY",
+			log_msg(LOG_ERR, "SV-RECOVER-REPLAY",
 			       "replay of the pair log from seq %llu failed: %s",
 			       (unsigned long long)from, sv_strerror(rc));
 		return rc;
 	}
 	if (st.skipped)
-		sv_log(LOG_WARNING, "SV-RECOVER-NOITEM",
+		log_msg(LOG_WARNING, "SV-RECOVER-NOITEM",
 		       "%llu logged pairs name items that no longer exist; skipped in replay",
 		       (unsigned long long)st.skipped);
-	sv_log(LOG_INFO, "SV-RECOVER-REPLAY",
+	log_msg(LOG_INFO, "SV-RECOVER-REPLAY",
 	       "replayed %llu pairs after seq %llu: %llu steps total, applied_seq %llu, %zu pairs "
 	       "in the open batch",
 	       (unsigned long long)st.pairs, (unsigned long long)(from - 1),
@@ -559,7 +559,7 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 	if (rc == 0)
 		rc = ingest_new(&t->ing, d);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-TRAIN-INIT", "cannot set up the trainer: %s", sv_strerror(rc));
+		log_msg(LOG_ERR, "SV-TRAIN-INIT", "cannot set up the trainer: %s", sv_strerror(rc));
 		goto fail;
 	}
 	rc = sv_store_read_begin(d->store, &r);
@@ -576,18 +576,18 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 	}
 	sv_store_read_end(r);
 	if (rc < 0) {
-		sv_log(LOG_ERR, "SV-RECOVER-LOAD", "cannot load the active model: %s",
+		log_msg(LOG_ERR, "SV-RECOVER-LOAD", "cannot load the active model: %s",
 		       sv_strerror(rc));
 		goto fail;
 	}
 	atomic_store(&d->prog.last_seq, last);
 	if (have_model)
-		sv_log(LOG_INFO, "SV-RECOVER-LOAD",
+		log_msg(LOG_INFO, "SV-RECOVER-LOAD",
 		       "loaded model v%llu: step %llu, applied_seq %llu, log ends at %llu",
 		       (unsigned long long)t->version, (unsigned long long)t->base_steps,
 		       (unsigned long long)t->applied_seq, (unsigned long long)last);
 	else
-		sv_log(LOG_INFO, "SV-RECOVER-NEW",
+		log_msg(LOG_INFO, "SV-RECOVER-NEW",
 		       "no model in the store: W from seed %llu, log ends at %llu",
 		       (unsigned long long)d->conf.seed, (unsigned long long)last);
 	rc = replay(t);
@@ -665,7 +665,7 @@ static int rollback(struct trainer *t, uint64_t version, char *msg, size_t cap)
 	snprintf(msg, cap, rc == 0 ? "rolled back to v%llu as v%llu" : "rollback to v%llu failed",
 	         (unsigned long long)version, (unsigned long long)v);
 	if (rc == 0)
-		sv_log(LOG_NOTICE, "SV-ADMIN-ROLLBACK", "%s", msg);
+		log_msg(LOG_NOTICE, "SV-ADMIN-ROLLBACK", "%s", msg);
 	return rc;
 }
 
@@ -728,7 +728,7 @@ static int model_put(struct trainer *t, const struct sv_proto_request *rq, char 
 	snprintf(msg, cap, rc == 0 ? "model stored as v%llu" : "model_put failed",
 	         (unsigned long long)v);
 	if (rc == 0)
-		sv_log(LOG_NOTICE, "SV-ADMIN-MODELPUT", "%s", msg);
+		log_msg(LOG_NOTICE, "SV-ADMIN-MODELPUT", "%s", msg);
 	return rc;
 }
 
@@ -768,14 +768,14 @@ static void ctl_handle(struct trainer *t)
 		break;
 	case SV_PROTO_VERB_PAUSE:
 		atomic_store(&t->d->prog.paused, 1);
-		sv_log(LOG_NOTICE, "SV-ADMIN-PAUSE",
+		log_msg(LOG_NOTICE, "SV-ADMIN-PAUSE",
 		       "training paused: acked ingest answered PAUSED, fire-and-forget held back "
 		       "until RESUME");
 		snprintf(msg, sizeof(msg), "paused");
 		break;
 	case SV_PROTO_VERB_RESUME:
 		atomic_store(&t->d->prog.paused, 0);
-		sv_log(LOG_NOTICE, "SV-ADMIN-RESUME", "training resumed");
+		log_msg(LOG_NOTICE, "SV-ADMIN-RESUME", "training resumed");
 		snprintf(msg, sizeof(msg), "resumed");
 		break;
 	case SV_PROTO_VERB_FLUSH: {
@@ -833,13 +833,13 @@ static void apply_live(struct trainer *t)
 	ingest_set_limits(t->ing, &lv.lim);
 	sv_store_set_keep_versions(t->d->store, lv.keep_versions);
 	if (monitor_set_window(t->mon, lv.window_pairs) < 0)
-		sv_log(LOG_ERR, "SV-RELOAD-WINDOW",
+		log_msg(LOG_ERR, "SV-RELOAD-WINDOW",
 		       "no memory for a window of %u pairs; keeping the old one", lv.window_pairs);
 	else
 		monitor_add(t->mon, t->d, NULL, NULL, 0, NAN); /* republish what it holds */
 	if (monitor_set_policy(t->mon, lv.threshold_policy, lv.threshold, lv.target_far,
 	                               lv.min_pairs) < 0)
-		sv_log(LOG_ERR, "SV-RELOAD-POLICY",
+		log_msg(LOG_ERR, "SV-RELOAD-POLICY",
 		       "threshold policy %d refused; keeping the old one", lv.threshold_policy);
 	else
 		publish(t);
@@ -848,7 +848,7 @@ static void apply_live(struct trainer *t)
 	if (B == t->B && same_params(&lv.optim, &t->op))
 		return;
 	if (cut(t, B, &lv.optim, "reload") == 0)
-		sv_log(LOG_NOTICE, "SV-RELOAD-TRAIN", "now batch size %u, learning rate %g", t->B,
+		log_msg(LOG_NOTICE, "SV-RELOAD-TRAIN", "now batch size %u, learning rate %g", t->B,
 		       t->op.lr);
 }
 

@@ -47,10 +47,10 @@ Test(notify, off_without_notify_socket)
 {
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("WATCHDOG_USEC");
-	cr_assert_eq(sv_notify_open(), 0);
-	cr_assert_eq(sv_notify_enabled(), 0);
-	cr_assert_eq(sv_notify_send("READY=1"), 0);
-	cr_assert_eq(sv_notify_watchdog_usec(), 0);
+	cr_assert_eq(notify_open(), 0);
+	cr_assert_eq(notify_enabled(), 0);
+	cr_assert_eq(notify_send("READY=1"), 0);
+	cr_assert_eq(notify_watchdog_usec(), 0);
 }
 
 Test(notify, path_socket_gets_ready)
@@ -62,12 +62,12 @@ Test(notify, path_socket_gets_ready)
 	strcat(path, "/n");
 	fd = listener(path);
 	setenv("NOTIFY_SOCKET", path, 1);
-	cr_assert_eq(sv_notify_open(), 0);
-	cr_assert_eq(sv_notify_enabled(), 1);
-	cr_assert_eq(sv_notify_send("READY=1\nSTATUS=ok"), 0);
+	cr_assert_eq(notify_open(), 0);
+	cr_assert_eq(notify_enabled(), 1);
+	cr_assert_eq(notify_send("READY=1\nSTATUS=ok"), 0);
 	recv_text(fd, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "READY=1\nSTATUS=ok");
-	sv_notify_close();
+	notify_close();
 	close(fd);
 	unlink(path);
 	*strrchr(path, '/') = '\0';
@@ -82,25 +82,25 @@ Test(notify, abstract_socket_and_reloading)
 	snprintf(name, sizeof(name), "@sv-notify-test-%d", (int)getpid());
 	fd = listener(name);
 	setenv("NOTIFY_SOCKET", name, 1);
-	cr_assert_eq(sv_notify_open(), 0);
-	cr_assert_eq(sv_notify_reloading(), 0);
+	cr_assert_eq(notify_open(), 0);
+	cr_assert_eq(notify_reloading(), 0);
 	recv_text(fd, buf, sizeof(buf));
 	cr_assert(strncmp(buf, "RELOADING=1\nMONOTONIC_USEC=", 27) == 0, "%s", buf);
 	cr_assert(strtoull(buf + 27, NULL, 10) > 0);
-	cr_assert_eq(sv_notify_sendf("STATUS=%d pairs/s", 42), 0);
+	cr_assert_eq(notify_sendf("STATUS=%d pairs/s", 42), 0);
 	recv_text(fd, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "STATUS=42 pairs/s");
-	sv_notify_close();
+	notify_close();
 	close(fd);
 }
 
 Test(notify, malformed_address_refused)
 {
 	setenv("NOTIFY_SOCKET", "relative/path", 1);
-	cr_assert_eq(sv_notify_open(), -EINVAL);
+	cr_assert_eq(notify_open(), -EINVAL);
 	setenv("NOTIFY_SOCKET", "@", 1);
-	cr_assert_eq(sv_notify_open(), -EINVAL);
-	cr_assert_eq(sv_notify_enabled(), 0);
+	cr_assert_eq(notify_open(), -EINVAL);
+	cr_assert_eq(notify_enabled(), 0);
 }
 
 Test(notify, watchdog_for_this_pid_only)
@@ -110,17 +110,17 @@ Test(notify, watchdog_for_this_pid_only)
 	unsetenv("NOTIFY_SOCKET");
 	setenv("WATCHDOG_USEC", "3000000", 1);
 	unsetenv("WATCHDOG_PID");
-	sv_notify_open();
-	cr_assert_eq(sv_notify_watchdog_usec(), 3000000);
+	notify_open();
+	cr_assert_eq(notify_watchdog_usec(), 3000000);
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	setenv("WATCHDOG_PID", pid, 1);
-	sv_notify_open();
-	cr_assert_eq(sv_notify_watchdog_usec(), 3000000);
+	notify_open();
+	cr_assert_eq(notify_watchdog_usec(), 3000000);
 	setenv("WATCHDOG_PID", "1", 1);
-	sv_notify_open();
-	cr_assert_eq(sv_notify_watchdog_usec(), 0, "another process's watchdog");
+	notify_open();
+	cr_assert_eq(notify_watchdog_usec(), 0, "another process's watchdog");
 	setenv("WATCHDOG_PID", pid, 1);
 	setenv("WATCHDOG_USEC", "abc", 1);
-	sv_notify_open();
-	cr_assert_eq(sv_notify_watchdog_usec(), 0);
+	notify_open();
+	cr_assert_eq(notify_watchdog_usec(), 0);
 }

@@ -24,7 +24,7 @@ static void *reader(void *arg)
 	struct shared *sh = arg;
 
 	while (!atomic_load(&sh->done)) {
-		struct sv_snap *s = sv_snap_get(&sh->slot);
+		struct sv_snap *s = snap_get(&sh->slot);
 
 		if (s == NULL)
 			continue;
@@ -35,7 +35,7 @@ static void *reader(void *arg)
 				break;
 			}
 		atomic_fetch_add(&sh->reads, 1);
-		sv_snap_unref(s);
+		snap_unref(s);
 	}
 	return NULL;
 }
@@ -47,8 +47,8 @@ Test(snapshot, readers_see_whole_snapshots_while_publishing)
 	float W[D_IN * D_OUT];
 	int v;
 
-	cr_assert_eq(sv_snap_slot_init(&sh.slot), 0);
-	cr_assert_null(sv_snap_get(&sh.slot));
+	cr_assert_eq(snap_slot_init(&sh.slot), 0);
+	cr_assert_null(snap_get(&sh.slot));
 	for (int i = 0; i < 3; i++)
 		pthread_create(&th[i], NULL, reader, &sh);
 	/* publish until the readers have overlapped many publications */
@@ -57,10 +57,10 @@ Test(snapshot, readers_see_whole_snapshots_while_publishing)
 
 		for (size_t i = 0; i < (size_t)D_IN * D_OUT; i++)
 			W[i] = (float)v;
-		s = sv_snap_new(D_IN, D_OUT, W);
+		s = snap_new(D_IN, D_OUT, W);
 		cr_assert_not_null(s);
 		s->version = (uint64_t)v;
-		sv_snap_publish(&sh.slot, s);
+		snap_publish(&sh.slot, s);
 	}
 	atomic_store(&sh.done, 1);
 	for (int i = 0; i < 3; i++)
@@ -68,16 +68,16 @@ Test(snapshot, readers_see_whole_snapshots_while_publishing)
 	cr_assert_eq(atomic_load(&sh.torn), 0);
 	cr_assert_gt(atomic_load(&sh.reads), 0);
 	{
-		struct sv_snap *s = sv_snap_get(&sh.slot);
+		struct sv_snap *s = snap_get(&sh.slot);
 
 		cr_assert_eq(s->version, (uint64_t)(v - 1));
 		cr_assert_eq(atomic_load(&s->refs), 2); /* the slot's and ours */
-		sv_snap_unref(s);
+		snap_unref(s);
 	}
-	sv_snap_slot_destroy(&sh.slot);
+	snap_slot_destroy(&sh.slot);
 }
 
 Test(snapshot, unref_accepts_null)
 {
-	sv_snap_unref(NULL);
+	snap_unref(NULL);
 }

@@ -5,8 +5,8 @@
  * LMDB, raw ZeroMQ, ...) and the ratio of the two, never an absolute time
  * alone: machines here are noisy.  --json prints one JSON object instead.
  *
- * Each subcommand lives in its own bench_NAME.c and is linked only if that
- * file exists; sv-bench.c sees the missing ones as NULL (weak symbols).
+ * Each subcommand lives in its own bench_NAME.c (tools/meson.build lists
+ * them all).
  */
 #ifndef SV_TOOLS_BENCH_H
 #define SV_TOOLS_BENCH_H
@@ -17,11 +17,11 @@
 
 struct sv_proto_msgbuf;
 
-int bench_train(int argc, char **argv) __attribute__((weak));
-int bench_store(int argc, char **argv) __attribute__((weak));
-int bench_ingest(int argc, char **argv) __attribute__((weak));
-int bench_query(int argc, char **argv) __attribute__((weak));
-int bench_topk(int argc, char **argv) __attribute__((weak));
+int bench_train(int argc, char **argv);
+int bench_store(int argc, char **argv);
+int bench_ingest(int argc, char **argv);
+int bench_query(int argc, char **argv);
+int bench_topk(int argc, char **argv);
 
 /* Monotonic clock in nanoseconds (bench_util.c). */
 uint64_t bench_now_ns(void);

@@ -1,8 +1,7 @@
 /* sv-bench.c - the benchmark driver: `sv-bench NAME [options]`.
  *
- * Dispatches to the bench_NAME functions of bench.h.  Each lives in its
- * own bench_NAME.c; one whose file is not built is a NULL weak symbol and is
- * listed as "not built".  Each subcommand parses its own options and
+ * Dispatches to the bench_NAME functions of bench.h, each in its own
+ * bench_NAME.c.  Each subcommand parses its own options and
  * answers --help.  Exit status: the subcommand's, or 2 for a usage error.
  */
 #include <stdio.h>
@@ -21,8 +20,7 @@ static void usage(FILE *f, const struct bench_cmd *cmds, size_t n)
 	fprintf(f, "usage: sv-bench NAME [options]   (sv-bench NAME --help for its options)\n"
 		   "benchmarks:\n");
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, "  %-8s %s%s\n", cmds[i].name, cmds[i].what,
-			cmds[i].fn ? "" : " (not built)");
+		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].what);
 }
 
 int main(int argc, char **argv)
@@ -47,10 +45,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(argv[1], cmds[i].name) != 0)
 			continue;
-		if (!cmds[i].fn) {
-			fprintf(stderr, "sv-bench: '%s' is not built in this binary\n", argv[1]);
-			return 2;
-		}
 		return cmds[i].fn(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "sv-bench: unknown benchmark '%s'\n", argv[1]);
