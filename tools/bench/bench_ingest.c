@@ -77,8 +77,12 @@ static int make_msg(struct gen *g, struct sv_proto_msgbuf *mb, long i, int acked
 		if (g->inline_vecs) {
 			float *a = g->vecs + (size_t)(2 * k) * c->d_in, *b = a + c->d_in;
 
-			a[0] = (float)(g->counter++);
-			b[0] = (float)(g->counter++);
+			/* the counter in two elements: each stays below the
+			 * protocol's |x| < 2^17 (SV_PROTO_MAX_ABS) */
+			a[0] = (float)(g->counter % 65536);
+			a[1] = (float)(g->counter++ / 65536);
+			b[0] = (float)(g->counter % 65536);
+			b[1] = (float)(g->counter++ / 65536);
 			p->a.vec = a;
 			p->b.vec = b;
 		} else {
@@ -276,11 +280,22 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 			}
 		}
 	}
-	for (;;) {
+	for (long seen = -1, idle = 0;;) {
+		long now;
+
 		if (admin_status(adm, js, sizeof(js)) < 0)
 			goto out;
-		if (bench_json_u64(js, "pairs_seen") - base >= msgs * c->per_msg)
+		now = bench_json_u64(js, "pairs_seen");
+		if (now - base >= msgs * c->per_msg)
 			break;
+		idle = now == seen ? idle + 1 : 0;
+		seen = now;
+		if (idle > 6000) { /* 30 s without a trained pair: rejected or stuck */
+			fprintf(stderr, "sv-bench ingest: the daemon trained %ld of %ld pairs and "
+			                "stopped; see its log\n",
+			        now - base, msgs * c->per_msg);
+			goto out;
+		}
 		usleep(5000);
 	}
 	rate = (double)(msgs * c->per_msg) / ((double)(bench_now_ns() - t0) / 1e9);
@@ -448,7 +463,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 			;
 		else if (!strcmp(a, "--per-msg") && bench_parse_long(v, 1, 4096, &c->per_msg) == 0)
 			;
-		else if (!strcmp(a, "--d-in") && bench_parse_long(v, 1, 65536, &c->d_in) == 0)
+		else if (!strcmp(a, "--d-in") && bench_parse_long(v, 2, 65536, &c->d_in) == 0)
 			;
 		else if (!strcmp(a, "--window") && bench_parse_long(v, 1, 100000, &c->window) == 0)
 			;
