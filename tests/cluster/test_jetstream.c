@@ -1,0 +1,442 @@
+/* test_jetstream.c - daemon/jetstream.c against a real 3-node nats-server cluster.
+ *
+ * Each test starts its own cluster with nats-cluster.sh in a fresh temporary
+ * directory (Criterion forks each test; the fixture runs in the child) and
+ * stops it afterwards.  Suite `cluster`; needs nats-server on PATH.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jetstream.h"
+#include "sv/error.h"
+
+static char dir[256];
+static char urls[512];
+static char script[512];
+
+static int sh(const char *fmt, const char *arg)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof cmd, "'%s' %s '%s' %s >/dev/null", script, fmt, dir, arg ? arg : "");
+	return system(cmd);
+}
+
+static void cluster_up(void)
+{
+	const char *src = getenv("SV_SOURCE_ROOT");
+	char path[300];
+	FILE *f;
+
+	snprintf(script, sizeof script, "%s/tests/cluster/nats-cluster.sh", src ? src : ".");
+	snprintf(dir, sizeof dir, "/tmp/svjs.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(sh("start", NULL), 0, "cluster did not start");
+	snprintf(path, sizeof path, "%s/urls", dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(urls, sizeof urls, f));
+	urls[strcspn(urls, "\n")] = '\0';
+	fclose(f);
+}
+
+static void cluster_down(void)
+{
+	char cmd[600];
+
+	sh("stop", NULL);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static sv_js *connect_js(void)
+{
+	sv_js *js = NULL;
+	int rc = sv_js_open(&js, urls, 5000);
+
+	cr_assert_eq(rc, 0, "open: %s", sv_js_strerror(rc));
+	return js;
+}
+
+static void pairs_stream(sv_js *js, int replicas)
+{
+	struct sv_js_stream_cfg sc = {
+		.name = "SV_PAIRS", .subjects = "sv.pairs", .replicas = replicas,
+		.duplicates_ns = 120LL * 1000000000LL,
+	};
+	int rc = 0;
+
+	/* right after start the meta leader may still be settling: retry */
+	for (int i = 0; i < 50; i++) {
+		rc = sv_js_stream_ensure(js, &sc);
+		if (rc == 0)
+			return;
+		usleep(200000);
+	}
+	cr_assert_fail("stream_ensure: %s (%s)", sv_js_strerror(rc), sv_js_detail(js));
+}
+
+TestSuite(jetstream, .init = cluster_up, .fini = cluster_down, .timeout = 120);
+
+Test(jetstream, open_rejects_bad_arguments_and_dead_servers)
+{
+	sv_js *js = (sv_js *)0x1;
+
+	cr_assert_eq(sv_js_open(&js, "", 1000), SV_ERR_RANGE);
+	cr_assert_eq(sv_js_open(&js, urls, 0), SV_ERR_RANGE);
+	cr_assert_eq(sv_js_open(&js, "nats://127.0.0.1:1", 500), SV_JS_ERR_CONNECT);
+	cr_assert_eq(js, (sv_js *)0x1, "out-parameter written on failure");
+	sv_js_close(NULL);
+	cr_assert_str_eq(sv_js_strerror(SV_JS_ERR_STALE),
+			 "compare-and-set refused: the revision moved on");
+}
+
+Test(jetstream, publish_dedups_by_msgid)
+{
+	sv_js *js = connect_js();
+	char id[SV_JS_MSGID_LEN + 1], id2[SV_JS_MSGID_LEN + 1];
+	uint64_t s1 = 0, s2 = 0, s3 = 0, last = 0;
+	bool dup = true;
+
+	pairs_stream(js, 3);
+	sv_js_msgid(id, 7, 1);
+	cr_assert_str_eq(id, "0000000000000007-0000000000000001");
+	cr_assert_eq(sv_js_publish(js, "sv.pairs", id, "a", 1, 5000, &s1, &dup), 0);
+	cr_assert_not(dup);
+	cr_assert_eq(sv_js_publish(js, "sv.pairs", id, "a", 1, 5000, &s2, &dup), 0);
+	cr_assert(dup, "same msg id not flagged duplicate");
+	cr_assert_eq(s2, s1);
+	sv_js_msgid(id2, 7, 2);
+	cr_assert_eq(sv_js_publish(js, "sv.pairs", id2, "b", 1, 5000, &s3, &dup), 0);
+	cr_assert_not(dup);
+	cr_assert_eq(s3, s1 + 1);
+
+	/* a pipelined batch with a resend inside and of an earlier message */
+	struct sv_js_pub b[200];
+	char ids[200][SV_JS_MSGID_LEN + 1];
+	for (int i = 0; i < 200; i++) {
+		sv_js_msgid(ids[i], 9, (uint64_t)(i < 100 ? i : i - 100)); /* second half resends */
+		b[i] = (struct sv_js_pub){.msgid = ids[i], .data = ids[i], .len = 33};
+	}
+	int rc = sv_js_publish_batch(js, "sv.pairs", b, 200, 10000);
+	cr_assert_eq(rc, 0, "batch: %s (%s)", sv_js_strerror(rc), sv_js_detail(js));
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(b[i].rc, 0);
+		cr_assert_eq(b[i + 100].rc, 0);
+		cr_assert(b[i + 100].duplicate, "resend %d not duplicate", i);
+		cr_assert_eq(b[i + 100].stream_seq, b[i].stream_seq);
+	}
+	cr_assert_eq(sv_js_stream_last_seq(js, "SV_PAIRS", &last), 0);
+	cr_assert_eq(last, 102, "each distinct id stored once: last seq %llu",
+		     (unsigned long long)last);
+	cr_assert_eq(sv_js_stream_last_seq(js, "NOPE", &last), SV_ERR_NOTFOUND);
+	sv_js_close(js);
+}
+
+/* Fetches until n messages or a timeout; returns their sequences. */
+static int drain(sv_js_consumer *c, uint64_t *seqs, int n)
+{
+	int got = 0;
+
+	while (got < n) {
+		struct sv_js_msg m[8];
+		int k = 0;
+		int rc = sv_js_fetch(c, m, 8, 2000, &k);
+
+		cr_assert_eq(rc, 0, "fetch: %s", sv_js_strerror(rc));
+		if (k == 0)
+			break;
+		for (int i = 0; i < k && got < n; i++)
+			seqs[got++] = m[i].stream_seq;
+		cr_assert_eq(sv_js_ack_upto(c, m[k - 1].stream_seq), 0);
+	}
+	return got;
+}
+
+Test(jetstream, consumer_resumes_after_reconnect)
+{
+	sv_js *js = connect_js();
+	sv_js_consumer *c = NULL;
+	struct sv_js_msg m[5];
+	uint64_t seqs[20];
+	int k = 0, rc;
+
+	pairs_stream(js, 3);
+	for (uint64_t i = 1; i <= 10; i++) {
+		char id[SV_JS_MSGID_LEN + 1];
+		sv_js_msgid(id, 1, i);
+		cr_assert_eq(sv_js_publish(js, "sv.pairs", id, &i, sizeof i, 5000, NULL, NULL), 0);
+	}
+	struct sv_js_consumer_cfg cc = {.stream = "SV_PAIRS", .durable = "trainer",
+					.ack_wait_ms = 1000};
+	rc = sv_js_consumer_open(&c, js, &cc);
+	cr_assert_eq(rc, 0, "consumer: %s (%s)", sv_js_strerror(rc), sv_js_detail(js));
+	cr_assert_eq(sv_js_fetch(c, m, 5, 5000, &k), 0);
+	cr_assert_eq(k, 5);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(m[i].stream_seq, (uint64_t)i + 1);
+		cr_assert_eq(*(const uint64_t *)m[i].data, (uint64_t)i + 1);
+		cr_assert_eq(m[i].delivered, 1);
+	}
+	cr_assert_eq(sv_js_ack_upto(c, 99), SV_ERR_RANGE);
+	/* the caller committed 1..4 but crashed before acking 4: ack only 3 */
+	cr_assert_eq(sv_js_ack_upto(c, 3), 0);
+	sv_js_consumer_close(c);
+	sv_js_close(js);
+
+	sleep(2); /* past AckWait: 4 and 5 are due for redelivery */
+	js = connect_js();
+	cc.resume_after = 4; /* what the caller's LMDB recorded */
+	cr_assert_eq(sv_js_consumer_open(&c, js, &cc), 0);
+	int got = drain(c, seqs, 20);
+	cr_assert_eq(got, 6, "after resume got %d messages", got);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(seqs[i], (uint64_t)i + 5, "message %d is seq %llu", i,
+			     (unsigned long long)seqs[i]);
+	cr_assert_eq(sv_js_consumer_acked(c), 10);
+	sv_js_consumer_close(c);
+
+	/* a new durable (a replica bootstrapped from a backup at seq 7) starts at 8 */
+	struct sv_js_consumer_cfg rc7 = {.stream = "SV_PAIRS", .durable = "replica-a",
+					 .resume_after = 7};
+	cr_assert_eq(sv_js_consumer_open(&c, js, &rc7), 0);
+	got = drain(c, seqs, 20);
+	cr_assert_eq(got, 3);
+	cr_assert_eq(seqs[0], 8);
+	sv_js_consumer_close(c);
+
+	struct sv_js_consumer_cfg bad = {.stream = "NOPE", .durable = "x"};
+	c = (sv_js_consumer *)0x1;
+	cr_assert_eq(sv_js_consumer_open(&c, js, &bad), SV_ERR_NOTFOUND);
+	cr_assert_eq(c, (sv_js_consumer *)0x1);
+	sv_js_close(js);
+}
+
+Test(jetstream, items_stream_keeps_latest_per_id)
+{
+	sv_js *js = connect_js();
+	struct sv_js_stream_cfg sc = {.name = "SV_ITEMS", .subjects = "sv.items.>", .replicas = 3,
+				      .duplicates_ns = 1000000000LL, .max_msgs_per_subject = 1};
+	sv_js_consumer *c = NULL;
+	struct sv_js_msg m[10];
+	int k = 0, rc = SV_JS_ERR_API;
+
+	for (int i = 0; i < 50 && rc != 0; i++, usleep(200000))
+		rc = sv_js_stream_ensure(js, &sc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(sv_js_publish(js, "sv.items.1", NULL, "v1", 2, 5000, NULL, NULL), 0);
+	cr_assert_eq(sv_js_publish(js, "sv.items.2", NULL, "w1", 2, 5000, NULL, NULL), 0);
+	cr_assert_eq(sv_js_publish(js, "sv.items.1", NULL, "v2", 2, 5000, NULL, NULL), 0);
+	struct sv_js_consumer_cfg cc = {.stream = "SV_ITEMS", .durable = "replica-b"};
+	cr_assert_eq(sv_js_consumer_open(&c, js, &cc), 0);
+	cr_assert_eq(sv_js_fetch(c, m, 10, 3000, &k), 0);
+	cr_assert_eq(k, 2, "only the latest value per id remains");
+	cr_assert_eq(memcmp(m[0].data, "w1", 2), 0);
+	cr_assert_eq(memcmp(m[1].data, "v2", 2), 0);
+	cr_assert_eq(m[1].stream_seq, 3);
+	sv_js_consumer_close(c);
+	sv_js_close(js);
+}
+
+Test(jetstream, stale_model_write_is_refused)
+{
+	sv_js *js = connect_js();
+	sv_js_kv *kv = NULL;
+	uint64_t r1 = 0, r2 = 0, r3 = 0, rev = 0;
+	void *blob = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = sv_js_kv_open(&kv, js, "sv_models", 3, 0, false);
+	cr_assert_eq(rc, 0, "kv: %s (%s)", sv_js_strerror(rc), sv_js_detail(js));
+	cr_assert_eq(sv_js_model_get(kv, "model", &blob, &len, &rev), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_js_model_put(kv, "model", "version-1", 9, 0, 0, &r1), 0);
+	cr_assert_eq(sv_js_model_put(kv, "model", "version-x", 9, 0, 0, &r3), SV_JS_ERR_STALE,
+		     "create over an existing model accepted");
+	/* two trainers both saw r1; the first write wins, the second is stale */
+	cr_assert_eq(sv_js_model_put(kv, "model", "version-2", 9, 0, r1, &r2), 0);
+	cr_assert_gt(r2, r1);
+	r3 = 0;
+	cr_assert_eq(sv_js_model_put(kv, "model", "stale-3!!", 9, 0, r1, &r3), SV_JS_ERR_STALE);
+	cr_assert_eq(r3, 0, "out-parameter written on failure");
+	cr_assert_eq(sv_js_model_get(kv, "model", &blob, &len, &rev), 0);
+	cr_assert_eq(len, 9);
+	cr_assert_eq(memcmp(blob, "version-2", 9), 0);
+	cr_assert_eq(rev, r2);
+	free(blob);
+	cr_assert_eq(sv_js_model_rev(kv, "model", &rev), 0);
+	cr_assert_eq(rev, r2);
+	sv_js_kv_close(kv);
+	sv_js_close(js);
+}
+
+Test(jetstream, chunked_model_round_trip)
+{
+	sv_js *js = connect_js();
+	sv_js_kv *kv = NULL;
+	uint64_t r1 = 0, r2 = 0, rev = 0;
+	size_t n = 784 * 64 * 4, big = sv_js_max_payload(js) + 12345, len = 0;
+	unsigned char *w = malloc(big);
+	void *back = NULL;
+
+	cr_assert_eq(sv_js_kv_open(&kv, js, "sv_models", 3, 0, false), 0);
+	srand(17);
+	for (size_t i = 0; i < big; i++)
+		w[i] = (unsigned char)rand();
+	/* a 784x64 float32 W in 64 KiB chunks */
+	cr_assert_eq(sv_js_model_put(kv, "model", w, n, 65536, 0, &r1), 0);
+	cr_assert_eq(sv_js_model_get(kv, "model", &back, &len, &rev), 0);
+	cr_assert_eq(len, n);
+	cr_assert_eq(rev, r1);
+	cr_assert_eq(memcmp(back, w, n), 0);
+	free(back);
+	/* larger than one message can carry, with chunks at their default size */
+	cr_assert_eq(sv_js_model_put(kv, "model", w, big, 0, r1, &r2), 0);
+	cr_assert_eq(sv_js_model_get(kv, "model", &back, &len, &rev), 0);
+	cr_assert_eq(len, big);
+	cr_assert_eq(rev, r2);
+	cr_assert_eq(memcmp(back, w, big), 0);
+	free(back);
+	cr_assert_eq(sv_js_model_put(kv, "model", w, n, big, r2, NULL), SV_ERR_TOOBIG);
+	/* an empty model is a valid version too */
+	cr_assert_eq(sv_js_model_put(kv, "empty", w, 0, 0, 0, NULL), 0);
+	cr_assert_eq(sv_js_model_get(kv, "empty", &back, &len, &rev), 0);
+	cr_assert_eq(len, 0);
+	free(back);
+	free(w);
+	sv_js_kv_close(kv);
+	sv_js_close(js);
+}
+
+Test(jetstream, lease_lapses_and_standby_takes_over)
+{
+	sv_js *a = connect_js(), *b = connect_js();
+	sv_js_kv *ka = NULL, *kb = NULL;
+	uint64_t ra = 0, rb = 0, rev = 0;
+	char who[64];
+	int rc;
+
+	cr_assert_eq(sv_js_kv_open(&ka, a, "sv_lease", 3, 2000, false), 0);
+	cr_assert_eq(sv_js_kv_open(&kb, b, "sv_lease", 3, 2000, false), 0);
+	cr_assert_eq(sv_js_lease_holder(kb, "trainer", who, sizeof who, &rev), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_js_lease_acquire(ka, "trainer", "node-a", &ra), 0);
+	cr_assert_eq(sv_js_lease_acquire(kb, "trainer", "node-b", &rb), SV_JS_ERR_HELD);
+	cr_assert_eq(sv_js_lease_holder(kb, "trainer", who, sizeof who, &rev), 0);
+	cr_assert_str_eq(who, "node-a");
+	/* renewing keeps it past its TTL */
+	for (int i = 0; i < 4; i++) {
+		usleep(700000);
+		cr_assert_eq(sv_js_lease_renew(ka, "trainer", "node-a", ra, &ra), 0);
+		cr_assert_eq(sv_js_lease_acquire(kb, "trainer", "node-b", &rb), SV_JS_ERR_HELD);
+	}
+	/* the leader stops renewing: the standby retries create until it lapses */
+	double t0 = now_s();
+	do {
+		rc = sv_js_lease_acquire(kb, "trainer", "node-b", &rb);
+		if (rc == SV_JS_ERR_HELD)
+			usleep(100000);
+	} while (rc == SV_JS_ERR_HELD && now_s() - t0 < 20);
+	double took = now_s() - t0;
+	cr_assert_eq(rc, 0, "standby did not take over: %s", sv_js_strerror(rc));
+	cr_assert_geq(took, 1.0, "lease lapsed after %.2f s, before its TTL", took);
+	fprintf(stderr, "lease takeover %.2f s after the last renew (TTL 2 s)\n", took);
+	/* the old leader's renew is refused: it must stop publishing */
+	cr_assert_eq(sv_js_lease_renew(ka, "trainer", "node-a", ra, &ra), SV_JS_ERR_STALE);
+	cr_assert_eq(sv_js_lease_renew(kb, "trainer", "node-b", rb, &rb), 0);
+	sv_js_kv_close(ka);
+	sv_js_kv_close(kb);
+	sv_js_close(a);
+	sv_js_close(b);
+}
+
+Test(jetstream, no_ack_with_two_nodes_down)
+{
+	sv_js *js = connect_js();
+	char id[SV_JS_MSGID_LEN + 1];
+	uint64_t last = 0, seq = 0, before = 0;
+	int rc;
+
+	pairs_stream(js, 3);
+	for (uint64_t i = 1; i <= 5; i++) {
+		sv_js_msgid(id, 3, i);
+		cr_assert_eq(sv_js_publish(js, "sv.pairs", id, "p", 1, 5000, NULL, NULL), 0);
+	}
+	cr_assert_eq(sv_js_stream_last_seq(js, "SV_PAIRS", &before), 0);
+	cr_assert_eq(before, 5);
+	/* take down two of three: whichever the client is on may go, it reconnects */
+	sh("kill", "2");
+	sh("kill", "3");
+	double t0 = now_s();
+	sv_js_msgid(id, 3, 6);
+	rc = sv_js_publish(js, "sv.pairs", id, "p", 1, 2000, &seq, NULL);
+	double took = now_s() - t0;
+	cr_assert(rc == SV_JS_ERR_NOACK || rc == SV_JS_ERR_UNAVAILABLE,
+		  "publish without quorum: %d %s", rc, sv_js_strerror(rc));
+	cr_assert_lt(took, 4.0, "no-ack took %.2f s for a 2 s timeout", took);
+	struct sv_js_pub b[3];
+	char ids[3][SV_JS_MSGID_LEN + 1];
+	for (int i = 0; i < 3; i++) {
+		sv_js_msgid(ids[i], 3, 7 + (uint64_t)i);
+		b[i] = (struct sv_js_pub){.msgid = ids[i], .data = "q", .len = 1};
+	}
+	rc = sv_js_publish_batch(js, "sv.pairs", b, 3, 2000);
+	cr_assert_neq(rc, 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_neq(b[i].rc, 0, "message %d acked without quorum", i);
+
+	cr_assert_eq(sh("restart", "2"), 0);
+	cr_assert_eq(sh("restart", "3"), 0);
+	/* quorum is back.  No ack means "unknown", not "not stored": the
+	 * surviving node may have appended them and commits them now.  What
+	 * must hold: nothing is torn or doubled, and a resend with the same ids
+	 * stores each message exactly once. */
+	rc = -1;
+	for (int i = 0; i < 100 && rc != 0; i++, usleep(200000))
+		rc = sv_js_stream_last_seq(js, "SV_PAIRS", &last);
+	cr_assert_eq(rc, 0);
+	cr_assert(last >= before && last <= before + 4, "last seq %llu", (unsigned long long)last);
+	sv_js_msgid(id, 3, 6);
+	rc = -1;
+	for (int i = 0; i < 100 && rc != 0; i++, usleep(200000))
+		rc = sv_js_publish(js, "sv.pairs", id, "p", 1, 2000, &seq, NULL);
+	cr_assert_eq(rc, 0, "publish after recovery: %s", sv_js_strerror(rc));
+	for (int i = 0; i < 3; i++)
+		b[i].rc = -1;
+	cr_assert_eq(sv_js_publish_batch(js, "sv.pairs", b, 3, 5000), 0);
+	cr_assert_eq(sv_js_stream_last_seq(js, "SV_PAIRS", &last), 0);
+	cr_assert_eq(last, before + 4, "resends doubled messages: last seq %llu",
+		     (unsigned long long)last);
+	/* and the log reads back as ids 1..9 of client 3, each once, untorn */
+	sv_js_consumer *c = NULL;
+	struct sv_js_consumer_cfg cc = {.stream = "SV_PAIRS", .durable = "check"};
+	struct sv_js_msg m[16];
+	int k = 0;
+	bool seen[10] = {false};
+	cr_assert_eq(sv_js_consumer_open(&c, js, &cc), 0);
+	cr_assert_eq(sv_js_fetch(c, m, 16, 5000, &k), 0);
+	cr_assert_eq(k, 9);
+	for (int i = 0; i < k; i++) {
+		unsigned long long cid = 0, s9 = 0;
+		cr_assert_eq(sscanf(m[i].msgid, "%llx-%llx", &cid, &s9), 2);
+		cr_assert_eq(cid, 3);
+		cr_assert(s9 >= 1 && s9 <= 9 && !seen[s9], "id %llu twice or out of range", s9);
+		seen[s9] = true;
+		cr_assert_eq(m[i].len, 1);
+	}
+	sv_js_consumer_close(c);
+	sv_js_close(js);
+}
