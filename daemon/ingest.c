@@ -675,12 +675,8 @@ static void group_reset(struct ingest *g)
 	g->pool_n = 0;
 	if (g->pend_n > 0)
 		memset(g->pidx, 0, g->pidx_cap * sizeof(*g->pidx));
-	g->pend_n = 0;
-	g->stage_n = 0;
-	g->ack_n = 0;
-	g->ack_rows_n = 0;
-	g->group_msgs = 0;
-	g->group_pairs = 0;
+	g->pend_n = g->stage_n = g->ack_n = g->ack_rows_n = 0;
+	g->group_msgs = g->group_pairs = 0;
 	memset(g->group_pair_outcome, 0, sizeof(g->group_pair_outcome));
 }
 

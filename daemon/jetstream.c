@@ -21,6 +21,7 @@
 #include <nats/nats.h>
 
 #include "sv/error.h"
+#include "util.h"
 
 struct sv_js {
 	natsConnection *nc;
@@ -168,13 +169,13 @@ out:
 
 void sv_js_close(sv_js *js)
 {
-	if (!js)
-		return;
-	jsCtx_Destroy(js->js);
-	natsConnection_Destroy(js->nc);
-	pthread_mutex_destroy(&js->mu);
-	pthread_cond_destroy(&js->cv);
-	free(js->slots);
+	if (js) {
+		jsCtx_Destroy(js->js);
+		natsConnection_Destroy(js->nc);
+		pthread_mutex_destroy(&js->mu);
+		pthread_cond_destroy(&js->cv);
+		free(js->slots);
+	}
 	free(js);
 }
 
@@ -383,13 +384,7 @@ int sv_js_publish_batch(sv_js *js, const char *subject, struct sv_js_pub *msgs, 
 
 		if (left <= 0)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)(left / 1000);
-		ts.tv_nsec += (long)(left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = deadline_ms((uint64_t)left);
 		pthread_cond_timedwait(&js->cv, &js->mu, &ts);
 	}
 	pthread_mutex_unlock(&js->mu);
@@ -607,9 +602,8 @@ int sv_js_kv_open(sv_js_kv **out, sv_js *js, const char *bucket, int replicas, i
 
 void sv_js_kv_close(sv_js_kv *kv)
 {
-	if (!kv)
-		return;
-	kvStore_Destroy(kv->kv);
+	if (kv)
+		kvStore_Destroy(kv->kv);
 	free(kv);
 }
 

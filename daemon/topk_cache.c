@@ -171,13 +171,7 @@ static int nap(struct topk_cache *g, uint64_t ms)
 	struct timespec ts;
 	int stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = deadline_ms(ms);
 	pthread_mutex_lock(&g->mu);
 	if (!g->stop)
 		pthread_cond_timedwait(&g->cv, &g->mu, &ts);
