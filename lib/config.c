@@ -245,6 +245,7 @@ static const struct {
         {"MB", 1000000ull},  {"kB", 1000ull},          {"B", 1},
 },
   dur_units[] = {
+      {"d", 86400000},
       {"h", 3600000},
       {"min", 60000},
       {"s", 1000},
@@ -276,7 +277,7 @@ static int parse_unit(const char *s, const char *key_unit_hint, uint64_t bare, i
 		}
 		if (i == nu) {
 			snprintf(why, wl, "unknown unit '%s' in '%s' (%s)", end, s,
-			         sizes ? "B, KiB, MiB, GiB, TiB, kB, MB, GB, TB" : "ms, s, min, h");
+			         sizes ? "B, KiB, MiB, GiB, TiB, kB, MB, GB, TB" : "ms, s, min, h, d");
 			return -1;
 		}
 	}

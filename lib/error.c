@@ -25,6 +25,7 @@ const char *sv_strerror(int rc)
 	case SV_ERR_STORE_SETTINGS: return "store was created with other fixed settings";
 	case SV_ERR_STORE_FULL: return "store map size reached store.max_map_size";
 	case SV_ERR_DUPLICATE: return "duplicate (client id, sequence)";
+	case SV_ERR_STALE: return "client sequence older than its de-duplication window";
 	case SV_ERR_PROTO: return "malformed message";
 	case SV_ERR_PROTO_VERB: return "unknown verb";
 	case SV_ERR_CONFIG: return "invalid configuration";

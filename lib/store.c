@@ -36,14 +36,26 @@ enum op_kind {
 	OP_KIND_CKPT = 4,
 	OP_KIND_ACTIVE = 5,
 	OP_KIND_ITEM_NEW = 6, /* ITEM_PUT with MDB_NOOVERWRITE */
+	OP_KIND_TRIM = 7,     /* retention: the oldest log rows */
+	OP_KIND_EXPIRE = 8,   /* idle clients' de-duplication state */
+	OP_KIND_PURGE = 9,    /* the log rows naming one item */
 };
+
+/* Producer (client) records: u16 fmt, u16 0, u32 0, u64 hwm, u64 last_ns. */
+#define PROD_LEN 24
+/* Window entries dropped per append that advances a client's hwm: more than
+ * one, so a backlog left by a jump (or a migration) drains. */
+#define WINDOW_TRIM_PER_APPEND 4
 
 struct sv_store {
 	MDB_env *env;
-	MDB_dbi items, pairs, clients, models, meta;
+	MDB_dbi items, pairs, clients, models, meta, producers, refs;
 	uint32_t d_in, d_out;
 	size_t map_size, max_map_size;
 	uint32_t keep_versions;
+	uint32_t dedup_depth;
+	char *path;
+	int migrate; /* opened at schema 1 */
 	pthread_rwlock_t map_lock; /* shared: readers, backup; exclusive: remap */
 	int writing;               /* a group is open */
 	char errmsg[SV_STORE_ERRMSG_MAX];
@@ -62,6 +74,8 @@ struct sv_store_txn {
 	MDB_txn *txn;
 	int rc;   /* first fatal error; the group is dead */
 	int ckpt; /* a checkpoint was written: prune at commit */
+	int adds; /* an op that adds data: the map may not grow into the reserve */
+	uint64_t count; /* a purge's rows deleted */
 	uint64_t next_seq, next_version;
 	unsigned char *ops; /* op_hdr + a + b, 8-byte aligned, in order */
 	size_t ops_len, ops_cap;
@@ -133,23 +147,35 @@ void sv_store_opts_default(struct sv_store_opts *o)
 	o->max_map_size = (size_t)64 << 30;
 	o->keep_versions = 5;
 	o->max_readers = 126;
+	o->dedup_depth = 65536;
 }
 
 /* ---- map growth ---- */
 
-/* Grow the map (no write transaction may be open in st).  Returns 0,
- * SV_ERR_STORE_FULL or an LMDB code. */
-static int grow(sv_store *st)
+/* The room past max_map_size that only groups which add nothing (trims,
+ * expiry, purges, item deletes) may grow into: LMDB needs fresh pages to
+ * delete, so without it a map filled to the last page could never shrink. */
+static size_t reserve(const sv_store *st)
 {
-	size_t want;
+	size_t r = st->max_map_size / 64;
+	return r < SV_STORE_RESERVE_MIN ? SV_STORE_RESERVE_MIN : r;
+}
+
+/* Grow the map (no write transaction may be open in st), up to
+ * max_map_size for a group that adds data, and into the reserve for one
+ * that only deletes.  Returns 0, SV_ERR_STORE_FULL or an LMDB code. */
+static int grow(sv_store *st, int adds)
+{
+	size_t cap = st->max_map_size + (adds ? 0 : reserve(st)), want;
 	int rc;
-	if (st->map_size >= st->max_map_size) {
+	if (st->map_size >= cap) {
 		say(st->errmsg, sizeof st->errmsg,
-		    "store map is full at %zu bytes = store.max_map_size; raise store.max_map_size",
+		    "store map is full at %zu bytes = store.max_map_size; raise store.max_map_size "
+		    "or let retention (store.retain_pairs, store.retain_age) free room",
 		    st->max_map_size);
 		return SV_ERR_STORE_FULL;
 	}
-	want = st->map_size > st->max_map_size / 2 ? st->max_map_size : st->map_size * 2;
+	want = st->map_size > cap / 2 ? cap : st->map_size * 2;
 	pthread_rwlock_wrlock(&st->map_lock);
 	rc = mdb_env_set_mapsize(st->env, want);
 	if (rc == 0) {
@@ -237,7 +263,9 @@ static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
 	d_in = sv_get32((unsigned char *)v.mv_data + 8);
 	d_out = sv_get32((unsigned char *)v.mv_data + 12);
 	fp = sv_get64((unsigned char *)v.mv_data + 24);
-	if (schema != SV_STORE_SCHEMA) {
+	if (schema == 1) {
+		st->migrate = 1; /* sv_store_open brings it to schema 2 */
+	} else if (schema != SV_STORE_SCHEMA) {
 		say(err, errlen, "store has schema %u, this build reads schema %u", schema,
 		    SV_STORE_SCHEMA);
 		return SV_ERR_STORE_SCHEMA;
@@ -270,7 +298,468 @@ static int open_dbs(sv_store *st, MDB_txn *txn)
 		rc = mdb_dbi_open(txn, "models", MDB_CREATE, &st->models);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "producers", MDB_CREATE, &st->producers);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "refs", MDB_CREATE, &st->refs);
 	return neg(rc);
+}
+
+/* ---- retention, de-duplication and reference counts ----
+ *
+ * refs: content id -> u64, the number of log-row sides naming it.  Every
+ * append that names an id in the inline namespace adds one; every row that
+ * retention or a purge deletes drops one, and the item goes with its last
+ * reference.  Reference counts, not a sweep: a sweep would read the whole
+ * retained log to free one vector. */
+
+static int ref_add(sv_store *st, MDB_txn *txn, const void *id, size_t len)
+{
+	MDB_val k = {len, (void *)id}, v;
+	unsigned char nb[8];
+	uint64_t n = 0;
+	int rc = mdb_get(txn, st->refs, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		n = sv_get64(v.mv_data);
+	else if (rc != MDB_NOTFOUND)
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	sv_put64(nb, n + 1);
+	v.mv_size = 8;
+	v.mv_data = nb;
+	return neg(mdb_put(txn, st->refs, &k, &v, 0));
+}
+
+static int ref_drop(sv_store *st, MDB_txn *txn, const void *id, size_t len)
+{
+	MDB_val k = {len, (void *)id}, v;
+	unsigned char nb[8];
+	uint64_t n;
+	int rc = mdb_get(txn, st->refs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc || v.mv_size != 8)
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	n = sv_get64(v.mv_data);
+	if (n > 1) {
+		sv_put64(nb, n - 1);
+		v.mv_size = 8;
+		v.mv_data = nb;
+		return neg(mdb_put(txn, st->refs, &k, &v, 0));
+	}
+	rc = mdb_del(txn, st->refs, &k, NULL);
+	if (rc == 0)
+		rc = mdb_del(txn, st->items, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : neg(rc);
+}
+
+/* The two ids of a pair record, copied out (the page may change under a
+ * delete). */
+struct row_ids {
+	unsigned char a[SV_STORE_ID_MAX], b[SV_STORE_ID_MAX];
+	size_t la, lb;
+};
+
+static int row_ids(const MDB_val *v, struct row_ids *out)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < PAIR_HDR || v->mv_size < PAIR_HDR + (size_t)p[4] + p[5])
+		return SV_ERR_CORRUPT;
+	out->la = p[4];
+	out->lb = p[5];
+	memcpy(out->a, p + PAIR_HDR, out->la);
+	memcpy(out->b, p + PAIR_HDR + out->la, out->lb);
+	return 0;
+}
+
+static int refs_of_row(sv_store *st, MDB_txn *txn, const struct row_ids *r,
+                       int (*fn)(sv_store *, MDB_txn *, const void *, size_t))
+{
+	int rc = 0;
+	if (sv_store_id_reserved(r->a, r->la))
+		rc = fn(st, txn, r->a, r->la);
+	if (rc == 0 && sv_store_id_reserved(r->b, r->lb))
+		rc = fn(st, txn, r->b, r->lb);
+	return rc;
+}
+
+/* Delete the log row under c (its references dropped). */
+static int row_del(sv_store *st, MDB_txn *txn, MDB_cursor *c, const MDB_val *v)
+{
+	struct row_ids r;
+	int rc = row_ids(v, &r);
+	if (rc == 0)
+		rc = neg(mdb_cursor_del(c, 0));
+	if (rc == 0)
+		rc = refs_of_row(st, txn, &r, ref_drop);
+	return rc;
+}
+
+/* The last log sequence recovery needs kept: the active model's
+ * applied_seq; rows after it are replayed at start.  No model: 0. */
+static int recovery_floor(sv_store_txn *t, uint64_t *out)
+{
+	MDB_val ak = {6, (void *)"active"}, k, v;
+	unsigned char kb[8];
+	int rc = mdb_get(t->txn, t->st->meta, &ak, &v);
+	*out = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc || v.mv_size != 8)
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	put_be64(kb, sv_get64(v.mv_data));
+	k.mv_size = 8;
+	k.mv_data = kb;
+	rc = mdb_get(t->txn, t->st->models, &k, &v);
+	if (rc || v.mv_size < MODEL_HDR)
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	*out = sv_get64((const unsigned char *)v.mv_data + 24);
+	return 0;
+}
+
+/* a: u64 keep_from, u64 before_ns; num: max rows.  *res: rows deleted. */
+static int apply_trim(sv_store_txn *t, const unsigned char *a, uint64_t max, uint64_t *res)
+{
+	uint64_t keep_from = sv_get64(a), before = sv_get64(a + 8), floor, n = 0;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = recovery_floor(t, &floor);
+	*res = 0;
+	if (rc)
+		return rc;
+	rc = neg(mdb_cursor_open(t->txn, t->st->pairs, &c));
+	if (rc)
+		return rc;
+	while (n < max) {
+		uint64_t seq;
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (rc)
+			break;
+		if (k.mv_size != 8 || v.mv_size < PAIR_HDR) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		seq = get_be64(k.mv_data);
+		if (seq > floor ||
+		    !(seq < keep_from || sv_get64((const unsigned char *)v.mv_data + 16) < before))
+			break;
+		rc = row_del(t->st, t->txn, c, &v);
+		if (rc)
+			break;
+		n++;
+	}
+	mdb_cursor_close(c);
+	*res = n;
+	return rc == MDB_NOTFOUND ? 0 : neg(rc);
+}
+
+/* a: the item id; b: u64 max rows examined; num: first seq.  *res: the seq
+ * to go on from (0: the end was reached); t->count: rows deleted. */
+static int apply_purge(sv_store_txn *t, const void *id, size_t len, const unsigned char *b,
+                       uint64_t from, uint64_t *res)
+{
+	uint64_t max = sv_get64(b), seen = 0, next = 0;
+	unsigned char kb[8];
+	MDB_cursor *c;
+	MDB_val k = {8, kb}, v;
+	int rc = neg(mdb_cursor_open(t->txn, t->st->pairs, &c));
+	t->count = 0;
+	if (rc)
+		return rc;
+	put_be64(kb, from);
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		struct row_ids r;
+		if (k.mv_size != 8 || row_ids(&v, &r)) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		if (seen++ == max) {
+			next = get_be64(k.mv_data);
+			break;
+		}
+		if ((r.la == len && memcmp(r.a, id, len) == 0) ||
+		    (r.lb == len && memcmp(r.b, id, len) == 0)) {
+			put_be64(kb, get_be64(k.mv_data));
+			rc = row_del(t->st, t->txn, c, &v);
+			if (rc)
+				break;
+			t->count++;
+			k.mv_size = 8;
+			k.mv_data = kb;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		} else {
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+	}
+	mdb_cursor_close(c);
+	*res = next;
+	return rc == MDB_NOTFOUND ? 0 : neg(rc);
+}
+
+/* Client window entries of client (ck[0] bytes at ck + 1) with client seq
+ * <= upto, at most max of them, deleted.  *n gets how many. */
+static int window_drop(sv_store_txn *t, const unsigned char *ck, uint64_t upto, uint64_t max,
+                       uint64_t *n)
+{
+	unsigned char key[CKEY_MAX];
+	size_t clen = ck[0];
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = neg(mdb_cursor_open(t->txn, t->st->clients, &c));
+	*n = 0;
+	if (rc)
+		return rc;
+	memcpy(key, ck, 1 + clen);
+	memset(key + 1 + clen, 0, 8);
+	k.mv_size = 1 + clen + 8;
+	k.mv_data = key;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && *n < max) {
+		if (k.mv_size != 1 + clen + 8 || memcmp(k.mv_data, ck, 1 + clen) != 0 ||
+		    get_be64((const unsigned char *)k.mv_data + 1 + clen) > upto)
+			break;
+		rc = mdb_cursor_del(c, 0);
+		if (rc == 0) {
+			(*n)++;
+			k.mv_size = 1 + clen + 8;
+			k.mv_data = key;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		}
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : neg(rc);
+}
+
+/* a: u64 before_ns; num: most window entries deleted.  Clients whose last
+ * append is older than before_ns lose their window and high-water mark.
+ * *res: clients expired. */
+static int apply_expire(sv_store_txn *t, const unsigned char *a, uint64_t max, uint64_t *res)
+{
+	uint64_t before = sv_get64(a), budget = max;
+	MDB_cursor *c;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc = neg(mdb_cursor_open(t->txn, t->st->producers, &c));
+	*res = 0;
+	if (rc)
+		return rc;
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0 && budget > 0) {
+		unsigned char ck[1 + SV_STORE_ID_MAX];
+		uint64_t n;
+		op = MDB_NEXT;
+		if (v.mv_size < PROD_LEN || k.mv_size < 1 || k.mv_size > SV_STORE_ID_MAX) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		if (sv_get64((const unsigned char *)v.mv_data + 16) >= before)
+			continue;
+		ck[0] = (unsigned char)k.mv_size;
+		memcpy(ck + 1, k.mv_data, k.mv_size);
+		rc = window_drop(t, ck, UINT64_MAX, budget, &n);
+		if (rc)
+			break;
+		budget -= n;
+		if (budget == 0)
+			break; /* maybe more of this client: the next call goes on */
+		rc = mdb_cursor_del(c, 0);
+		if (rc)
+			break;
+		k.mv_size = ck[0];
+		k.mv_data = ck + 1;
+		op = MDB_SET_RANGE;
+		(*res)++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : neg(rc);
+}
+
+/* The (client id, seq) check of an append.  ck: the clients key (u8 len,
+ * client, u64 BE seq); recv_ns: the row's receive time.  Returns 0 (new:
+ * entry recorded, high-water mark moved), SV_ERR_DUPLICATE (*res: the
+ * original log seq), SV_ERR_STALE (below the window; *res: the high-water
+ * mark) or a fatal code. */
+static int dedup(sv_store_txn *t, const unsigned char *ck, size_t cklen, uint64_t recv_ns,
+                 uint64_t *res)
+{
+	sv_store *st = t->st;
+	size_t clen = ck[0];
+	uint64_t cseq = get_be64(ck + 1 + clen), hwm = 0, s = t->next_seq, n;
+	unsigned char rec[PROD_LEN];
+	MDB_val pk = {clen, (void *)(ck + 1)}, k = {cklen, (void *)ck}, v;
+	int have, rc = mdb_get(t->txn, st->producers, &pk, &v);
+
+	if (rc && rc != MDB_NOTFOUND)
+		return neg(rc);
+	have = rc == 0;
+	if (have) {
+		if (v.mv_size < PROD_LEN)
+			return SV_ERR_CORRUPT;
+		hwm = sv_get64((const unsigned char *)v.mv_data + 8);
+		if (cseq <= hwm && hwm - cseq >= st->dedup_depth) {
+			*res = hwm;
+			return SV_ERR_STALE;
+		}
+	}
+	v.mv_size = 8;
+	v.mv_data = &s;
+	rc = mdb_put(t->txn, st->clients, &k, &v, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST) {
+		if (v.mv_size != 8)
+			return SV_ERR_CORRUPT;
+		*res = sv_get64(v.mv_data);
+		return SV_ERR_DUPLICATE;
+	}
+	if (rc)
+		return neg(rc);
+	if (!have || cseq > hwm) {
+		hwm = cseq;
+		if (hwm >= st->dedup_depth) {
+			rc = window_drop(t, ck, hwm - st->dedup_depth, WINDOW_TRIM_PER_APPEND, &n);
+			if (rc)
+				return rc;
+		}
+	}
+	memset(rec, 0, sizeof rec);
+	sv_put16(rec, FMT);
+	sv_put64(rec + 8, hwm);
+	sv_put64(rec + 16, recv_ns);
+	v.mv_size = sizeof rec;
+	v.mv_data = rec;
+	return neg(mdb_put(t->txn, st->producers, &pk, &v, 0));
+}
+
+/* ---- schema 1 -> 2 ----
+ *
+ * Schema 2 added the refs and producers databases.  A schema-1 store gets
+ * them at open: reference counts from its log, a high-water mark per client
+ * from its clients index (last append: the migration time), in commits of
+ * MIGRATE_CHUNK records, resumable (meta "migrate_seq" holds where the log
+ * walk is).  Window entries below the new windows drain as clients append
+ * (WINDOW_TRIM_PER_APPEND) or expire. */
+#define MIGRATE_CHUNK 20000
+
+static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
+{
+	MDB_val pk = {11, (void *)"migrate_seq"}, k, v;
+	unsigned char kb[8], nb[8];
+	uint64_t from = 1, n = 0;
+	MDB_cursor *c;
+	int rc = mdb_get(txn, st->meta, &pk, &v);
+	if (rc == 0 && v.mv_size == 8)
+		from = sv_get64(v.mv_data);
+	else if (rc != MDB_NOTFOUND)
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	if (from == 0) { /* log done: the clients */
+		unsigned char ck[1 + SV_STORE_ID_MAX], rec[PROD_LEN];
+		uint64_t now = now_ns();
+		rc = neg(mdb_cursor_open(txn, st->clients, &c));
+		if (rc)
+			return rc;
+		/* keys sort by (length, client, seq): the last of a run is the max */
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		while (rc == 0) {
+			size_t clen = k.mv_size > 9 ? k.mv_size - 9 : 0;
+			MDB_val ik, iv;
+			if (!clen || ((unsigned char *)k.mv_data)[0] != clen) {
+				rc = SV_ERR_CORRUPT;
+				break;
+			}
+			memcpy(ck, k.mv_data, 1 + clen);
+			ik.mv_size = clen;
+			ik.mv_data = ck + 1;
+			memset(rec, 0, sizeof rec);
+			sv_put16(rec, FMT);
+			sv_put64(rec + 8, get_be64((unsigned char *)k.mv_data + 1 + clen));
+			sv_put64(rec + 16, now);
+			iv.mv_size = sizeof rec;
+			iv.mv_data = rec;
+			rc = mdb_put(txn, st->producers, &ik, &iv, 0);
+			/* back to the previous client: before (len, client, seq 0) */
+			if (rc == 0) {
+				unsigned char key[CKEY_MAX];
+				memcpy(key, ck, 1 + clen);
+				memset(key + 1 + clen, 0, 8);
+				k.mv_size = 1 + clen + 8;
+				k.mv_data = key;
+				rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+				if (rc == 0)
+					rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+			}
+		}
+		mdb_cursor_close(c);
+		if (rc != MDB_NOTFOUND)
+			return neg(rc);
+		rc = mdb_get(txn, st->meta, &(MDB_val){4, (void *)"meta"}, &v);
+		if (rc || v.mv_size < META_LEN)
+			return rc ? neg(rc) : SV_ERR_CORRUPT;
+		{
+			unsigned char m[META_LEN];
+			memcpy(m, v.mv_data, META_LEN);
+			sv_put32(m + 4, SV_STORE_SCHEMA);
+			v.mv_size = META_LEN;
+			v.mv_data = m;
+			rc = mdb_put(txn, st->meta, &(MDB_val){4, (void *)"meta"}, &v, 0);
+		}
+		if (rc == 0)
+			rc = mdb_del(txn, st->meta, &pk, NULL);
+		*done = 1;
+		return rc == MDB_NOTFOUND ? 0 : neg(rc);
+	}
+	rc = neg(mdb_cursor_open(txn, st->pairs, &c));
+	if (rc)
+		return rc;
+	put_be64(kb, from);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && n < MIGRATE_CHUNK) {
+		struct row_ids r;
+		if (k.mv_size != 8 || row_ids(&v, &r)) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		from = get_be64(k.mv_data) + 1;
+		rc = refs_of_row(st, txn, &r, ref_add);
+		n++;
+		if (rc == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		from = 0; /* the whole log is counted */
+	else if (rc)
+		return neg(rc);
+	sv_put64(nb, from);
+	v.mv_size = 8;
+	v.mv_data = nb;
+	return neg(mdb_put(txn, st->meta, &pk, &v, 0));
+}
+
+static int migrate_v1(sv_store *st, char *err, size_t errlen)
+{
+	int done = 0, rc = 0;
+	while (!done) {
+		MDB_txn *txn;
+		rc = begin_write(st, &txn);
+		if (rc)
+			break;
+		rc = migrate_chunk(st, txn, &done);
+		if (rc == 0)
+			rc = neg(mdb_txn_commit(txn));
+		else
+			mdb_txn_abort(txn);
+		if (rc == MDB_MAP_FULL) {
+			done = 0;
+			rc = grow(st, 1);
+		}
+		if (rc)
+			break;
+	}
+	if (rc)
+		say(err, errlen, "bringing the store from schema 1 to %d: %s", SV_STORE_SCHEMA,
+		    sv_strerror(rc));
+	st->migrate = 0;
+	return rc;
 }
 
 int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size_t errlen)
@@ -303,6 +792,13 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 	pthread_rwlockattr_destroy(&la);
 	st->max_map_size = o->max_map_size;
 	st->keep_versions = o->keep_versions;
+	st->dedup_depth = o->dedup_depth ? o->dedup_depth : 1;
+	st->path = strdup(o->path);
+	if (!st->path) {
+		pthread_rwlock_destroy(&st->map_lock);
+		free(st);
+		return -ENOMEM;
+	}
 	if (o->sync == SV_STORE_SYNC_META)
 		flags |= MDB_NOMETASYNC;
 	else if (o->sync == SV_STORE_SYNC_NONE)
@@ -344,12 +840,14 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 		txn = NULL;
 		if (rc != MDB_MAP_FULL)
 			break;
-		rc = grow(st);
+		rc = grow(st, 1);
 		if (rc) {
 			say(err, errlen, "%s", st->errmsg);
 			goto fail;
 		}
 	}
+	if (rc == 0 && st->migrate)
+		rc = migrate_v1(st, err, errlen);
 	if (rc)
 		goto fail;
 	st->errmsg[0] = 0;
@@ -359,6 +857,7 @@ fail:
 	if (st->env)
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
+	free(st->path);
 	free(st);
 	return neg(rc);
 }
@@ -369,6 +868,7 @@ void sv_store_close(sv_store *st)
 		return;
 	mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
+	free(st->path);
 	free(st);
 }
 
@@ -484,8 +984,9 @@ int sv_store_txn_begin(sv_store *st, sv_store_txn **out)
 	return 0;
 }
 
-/* Apply one operation to t->txn.  Nonfatal outcomes: SV_ERR_DUPLICATE and
- * SV_ERR_NOTFOUND (nothing written).  *res gets the seq / version. */
+/* Apply one operation to t->txn.  Nonfatal outcomes: SV_ERR_DUPLICATE,
+ * SV_ERR_STALE and SV_ERR_NOTFOUND (nothing written).  *res gets the seq /
+ * version / count. */
 static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, const void *b,
                  size_t blen, uint64_t num, uint64_t *res)
 {
@@ -511,24 +1012,13 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 		return rc == MDB_NOTFOUND ? SV_ERR_NOTFOUND : rc;
 	case OP_KIND_PAIR:
 		/* a: the pair record, b: the client key (may be empty).  The
-		 * client key goes in first with NOOVERWRITE: one B-tree descent
-		 * both finds a duplicate and records a new key.  A failure after
-		 * it kills (or regrows) the whole LMDB transaction. */
+		 * client check goes first, so a duplicate or stale row writes
+		 * nothing; a failure after it kills (or regrows) the whole LMDB
+		 * transaction. */
 		if (blen) {
-			uint64_t s = t->next_seq;
-			k.mv_size = blen;
-			k.mv_data = (void *)b;
-			v.mv_size = 8;
-			v.mv_data = &s;
-			rc = mdb_put(t->txn, st->clients, &k, &v, MDB_NOOVERWRITE);
-			if (rc == MDB_KEYEXIST) {
-				if (v.mv_size != 8)
-					return SV_ERR_CORRUPT;
-				*res = sv_get64(v.mv_data);
-				return SV_ERR_DUPLICATE;
-			}
+			rc = dedup(t, b, blen, sv_get64((const unsigned char *)a + 16), res);
 			if (rc)
-				return neg(rc);
+				return rc;
 		}
 		put_be64(kb, t->next_seq);
 		k.mv_size = 8;
@@ -536,9 +1026,21 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 		v.mv_size = alen;
 		v.mv_data = (void *)a;
 		rc = mdb_put(t->txn, st->pairs, &k, &v, MDB_APPEND);
+		if (rc == 0) {
+			struct row_ids r;
+			rc = row_ids(&v, &r);
+			if (rc == 0)
+				rc = refs_of_row(st, t->txn, &r, ref_add);
+		}
 		if (rc == 0)
 			*res = t->next_seq++;
 		return neg(rc);
+	case OP_KIND_TRIM:
+		return apply_trim(t, a, num, res);
+	case OP_KIND_EXPIRE:
+		return apply_expire(t, a, num, res);
+	case OP_KIND_PURGE:
+		return apply_purge(t, a, alen, b, num, res);
 	case OP_KIND_CKPT: {
 		uint64_t nv = t->next_version + 1;
 		MDB_val nk = {12, (void *)"next_version"};
@@ -628,7 +1130,7 @@ static int regrow(sv_store_txn *t)
 	mdb_txn_abort(t->txn);
 	t->txn = NULL;
 	t->ckpt = 0;
-	rc = grow(t->st);
+	rc = grow(t->st, t->adds);
 	if (rc)
 		return neg(rc);
 	rc = begin_write(t->st, &t->txn);
@@ -687,14 +1189,17 @@ static int run_op(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, co
 	int rc;
 	if (t->rc)
 		return SV_ERR_STATE;
+	if (kind == OP_KIND_ITEM_PUT || kind == OP_KIND_ITEM_NEW || kind == OP_KIND_PAIR ||
+	    kind == OP_KIND_CKPT)
+		t->adds = 1;
 	rc = apply(t, kind, a, alen, b, blen, num, &r);
 	while (rc == MDB_MAP_FULL) {
 		rc = regrow(t);
 		if (rc == 0)
 			rc = apply(t, kind, a, alen, b, blen, num, &r);
 	}
-	if (rc == SV_ERR_DUPLICATE || rc == SV_ERR_NOTFOUND) {
-		if (res && rc == SV_ERR_DUPLICATE)
+	if (rc == SV_ERR_DUPLICATE || rc == SV_ERR_STALE || rc == SV_ERR_NOTFOUND) {
+		if (res && rc != SV_ERR_NOTFOUND)
 			*res = r;
 		return neg(rc);
 	}
@@ -829,7 +1334,7 @@ int sv_store_pair_append(sv_store_txn *t, const struct sv_store_pair *p, uint64_
 		cn = 1 + p->client_len + 8;
 	}
 	rc = run_op(t, OP_KIND_PAIR, rec, n, ckey, cn, 0, &s);
-	if (rc == 0 || rc == SV_ERR_DUPLICATE)
+	if (rc == 0 || rc == SV_ERR_DUPLICATE || rc == SV_ERR_STALE)
 		*seq = s;
 	return neg(rc);
 }
@@ -1232,6 +1737,27 @@ int sv_store_versions(sv_store_read *r, struct sv_store_version *out, size_t cap
 	return 0;
 }
 
+/* Pages on LMDB's free list (the free database, dbi 0: txn id -> a page
+ * list whose first word is its length), as mdb_stat -f counts them. */
+static int free_pages(sv_store_read *r, uint64_t *out)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(r->txn, 0, &c);
+	*out = 0;
+	if (rc)
+		return neg(rc);
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		size_t n;
+		if (v.mv_size < sizeof n)
+			continue;
+		memcpy(&n, v.mv_data, sizeof n);
+		*out += n;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : neg(rc);
+}
+
 int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
 {
 	MDB_stat ms;
@@ -1261,6 +1787,33 @@ int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
 	mdb_env_stat(r->st->env, &ms);
 	s.map_size = info.me_mapsize;
 	s.map_used = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+	s.page_size = ms.ms_psize;
+	rc = free_pages(r, &s.free_pages);
+	if (rc)
+		return rc;
+	s.used_bytes = s.map_used - (size_t)s.free_pages * ms.ms_psize;
+	{
+		struct stat sb;
+		char file[4200];
+		snprintf(file, sizeof file, "%s/data.mdb", r->st->path);
+		s.file_bytes = stat(file, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	}
+	rc = mdb_stat(r->txn, r->st->producers, &ms);
+	if (rc)
+		return neg(rc);
+	s.producers = ms.ms_entries;
+	if (s.pairs) {
+		MDB_cursor *c;
+		MDB_val fk, fv;
+		rc = mdb_cursor_open(r->txn, r->st->pairs, &c);
+		if (rc)
+			return neg(rc);
+		rc = mdb_cursor_get(c, &fk, &fv, MDB_FIRST);
+		mdb_cursor_close(c);
+		if (rc || fk.mv_size != 8)
+			return rc ? neg(rc) : SV_ERR_CORRUPT;
+		s.first_seq = get_be64(fk.mv_data);
+	}
 	rc = mdb_get(r->txn, r->st->meta, &k, &v);
 	if (rc)
 		return rc == MDB_NOTFOUND ? SV_ERR_CORRUPT : rc;
@@ -1316,4 +1869,82 @@ void sv_store_set_keep_versions(sv_store *st, uint32_t n)
 {
 	if (st != NULL)
 		st->keep_versions = n ? n : 1;
+}
+
+/* ---- retention, de-duplication windows, erasure ---- */
+
+int sv_store_log_trim(sv_store_txn *t, uint64_t keep_from, uint64_t before_ns, size_t max_rows,
+                      size_t *deleted)
+{
+	unsigned char a[16];
+	uint64_t n = 0;
+	int rc;
+	if (!t || !deleted)
+		return -EINVAL;
+	sv_put64(a, keep_from);
+	sv_put64(a + 8, before_ns);
+	rc = run_op(t, OP_KIND_TRIM, a, sizeof a, NULL, 0, max_rows, &n);
+	*deleted = rc == 0 ? (size_t)n : 0;
+	return rc;
+}
+
+int sv_store_dedup_expire(sv_store_txn *t, uint64_t before_ns, size_t max_entries,
+                          size_t *expired)
+{
+	unsigned char a[8];
+	uint64_t n = 0;
+	int rc;
+	if (!t || !expired)
+		return -EINVAL;
+	sv_put64(a, before_ns);
+	rc = run_op(t, OP_KIND_EXPIRE, a, sizeof a, NULL, 0, max_entries, &n);
+	*expired = rc == 0 ? (size_t)n : 0;
+	return rc;
+}
+
+int sv_store_purge(sv_store_txn *t, const void *id, size_t len, uint64_t from, size_t max_rows,
+                   uint64_t *next, size_t *deleted)
+{
+	unsigned char b[8];
+	uint64_t nx = 0;
+	int rc;
+	if (!t || !id || len < 1 || len > SV_STORE_ID_MAX || !next || !deleted || !max_rows)
+		return -EINVAL;
+	sv_put64(b, max_rows);
+	rc = run_op(t, OP_KIND_PURGE, id, len, b, sizeof b, from, &nx);
+	*next = rc == 0 ? nx : 0;
+	*deleted = rc == 0 ? (size_t)t->count : 0;
+	return rc;
+}
+
+int sv_store_producer_get(sv_store_read *r, const void *client, size_t len,
+                          struct sv_store_producer *out)
+{
+	MDB_val k = {len, (void *)client}, v;
+	int rc;
+	if (!r || !client || !out || len < 1 || len > SV_STORE_ID_MAX)
+		return -EINVAL;
+	rc = mdb_get(r->txn, r->st->producers, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_NOTFOUND;
+	if (rc)
+		return neg(rc);
+	if (v.mv_size < PROD_LEN)
+		return SV_ERR_CORRUPT;
+	out->hwm = sv_get64((const unsigned char *)v.mv_data + 8);
+	out->last_ns = sv_get64((const unsigned char *)v.mv_data + 16);
+	out->depth = r->st->dedup_depth;
+	return 0;
+}
+
+void sv_store_set_max_map_size(sv_store *st, size_t n)
+{
+	if (st != NULL && n >= ((size_t)1 << 20))
+		st->max_map_size = n;
+}
+
+void sv_store_set_dedup_depth(sv_store *st, uint32_t n)
+{
+	if (st != NULL)
+		st->dedup_depth = n ? n : 1;
 }

@@ -320,7 +320,13 @@ Test(config, units)
 	             SV_ERR_CONFIG);
 	cr_assert_eq(sv_config_set(&cfg, "checkpoint.every_s", "2d", err, sizeof(err)),
 	             SV_ERR_CONFIG);
-	cr_assert(strstr(err, "(ms, s, min, h)"), "%s", err);
+	cr_assert(strstr(err, "out of range"), "%s", err);
+	cr_assert_eq(sv_config_set(&cfg, "checkpoint.every_s", "2w", err, sizeof(err)),
+	             SV_ERR_CONFIG);
+	cr_assert(strstr(err, "(ms, s, min, h, d)"), "%s", err);
+	cr_assert_eq(sv_config_set(&cfg, "checkpoint.every_s", "1d", err, sizeof(err)), 0);
+	sv_config_get(&cfg, "checkpoint.every_s", out, sizeof(out));
+	cr_assert_str_eq(out, "1d");
 	cr_assert_eq(sv_config_set(&cfg, "store.map_size", "3MiB", err, sizeof(err)), 0);
 	cr_assert_eq(sv_config_get(&cfg, "store.map_size", out, sizeof(out)), 4);
 	cr_assert_str_eq(out, "3MiB");

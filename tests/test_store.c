@@ -694,7 +694,7 @@ Test(store, refuses_other_dims_schema_and_settings)
 	o = opts(D_IN, D_OUT);
 	cr_assert_eq(sv_store_open(&st2, &o, err, sizeof err), SV_ERR_STORE_SCHEMA);
 	cr_assert_not_null(strstr(err, "schema 99"), "%s", err);
-	cr_assert_not_null(strstr(err, "schema 1"), "%s", err);
+	cr_assert_not_null(strstr(err, "schema 2"), "%s", err);
 }
 
 Test(store, bad_options_and_new_store_without_dims)
@@ -1347,4 +1347,355 @@ Test(store, inline_id_and_settings_fp_are_stable)
 	cr_assert_not(sv_store_id_reserved(NULL, 0));
 	cr_assert_eq(sv_store_settings_fp(1, 0, 2), 0x9f19854a6eada506ull);
 	cr_assert_neq(sv_store_settings_fp(1, 0, 2), sv_store_settings_fp(1, 1, 2));
+}
+
+/* ---- bounded growth: retention, reference counts, windows, erasure ---- */
+
+/* Pair k names inline ids ~v<k> and ~v<k+1>, logged at recv_ns 1000 + k. */
+static void inline_pairs(sv_store *st, uint32_t from, uint32_t n)
+{
+	float x[D_IN];
+	sv_store_txn *t;
+	uint64_t seq;
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t k = from; k < from + n; k++) {
+		char a[32], b[32];
+		struct sv_store_pair p = {0};
+		snprintf(a, sizeof a, "~v%u", k);
+		snprintf(b, sizeof b, "~v%u", k + 1);
+		p.id_a = a;
+		p.len_a = strlen(a);
+		p.id_b = b;
+		p.len_b = strlen(b);
+		p.label = k & 1;
+		p.recv_ns = 1000 + k;
+		cr_assert_eq(sv_store_pair_append(t, &p, &seq), 0);
+		fill(x, D_IN, k);
+		int rc = sv_store_item_put_new(t, a, strlen(a), x, SV_STORE_ITEM_INLINE);
+		cr_assert(rc == 0 || rc == SV_ERR_DUPLICATE);
+		fill(x, D_IN, k + 1);
+		rc = sv_store_item_put_new(t, b, strlen(b), x, SV_STORE_ITEM_INLINE);
+		cr_assert(rc == 0 || rc == SV_ERR_DUPLICATE);
+	}
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+}
+
+static void activate_at(sv_store *st, uint64_t applied_seq)
+{
+	float W[8 * 4] = {0};
+	struct sv_store_model m = {0};
+	sv_store_txn *t;
+	uint64_t v;
+	m.W = W;
+	m.applied_seq = applied_seq;
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_checkpoint_put(t, &m, &v), 0);
+	cr_assert_eq(sv_store_set_active(t, v), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+}
+
+static size_t trim(sv_store *st, uint64_t keep_from, uint64_t before_ns, size_t max)
+{
+	sv_store_txn *t;
+	size_t n = 99;
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_log_trim(t, keep_from, before_ns, max, &n), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	return n;
+}
+
+static struct sv_store_stat stat_of(sv_store *st)
+{
+	sv_store_read *r;
+	struct sv_store_stat s;
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_stat(r, &s), 0);
+	sv_store_read_end(r);
+	return s;
+}
+
+static int has_item(sv_store *st, const char *id)
+{
+	sv_store_read *r;
+	struct sv_store_item it;
+	int rc;
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	rc = sv_store_item_view(r, id, strlen(id), &it);
+	sv_store_read_end(r);
+	return rc == 0;
+}
+
+Test(store, retention_keeps_what_recovery_needs_and_frees_inline_vectors)
+{
+	struct sv_store_opts o = opts(8, 4);
+	sv_store *st = open_ok(&o);
+	struct sv_store_stat s;
+
+	inline_pairs(st, 1, 100); /* seqs 1..100 name ~v1..~v101 */
+	cr_assert_eq(trim(st, 81, 0, 1000), 0, "no model: recovery needs every row");
+	activate_at(st, 60);
+	cr_assert_eq(trim(st, 81, 0, 10), 10, "bounded by max_rows");
+	cr_assert_eq(trim(st, 81, 0, 1000), 50, "stops after applied_seq 60");
+	s = stat_of(st);
+	cr_assert_eq(s.first_seq, 61);
+	cr_assert_eq(s.last_seq, 100);
+	cr_assert_eq(s.pairs, 40);
+	/* ~v60 was named by rows 59 and 60 only; ~v61 by row 61 too */
+	cr_assert(!has_item(st, "~v1"));
+	cr_assert(!has_item(st, "~v60"));
+	cr_assert(has_item(st, "~v61"));
+	cr_assert_eq(s.items, 41);
+	/* by age: rows received before 1000 + 71 */
+	activate_at(st, 100);
+	cr_assert_eq(trim(st, 0, 1071, 1000), 10);
+	cr_assert_eq(stat_of(st).first_seq, 71);
+	cr_assert(has_item(st, "~v71") && !has_item(st, "~v70"));
+	/* a vector named again after it was freed is stored again */
+	inline_pairs(st, 1, 1);
+	cr_assert(has_item(st, "~v1"));
+	cr_assert_eq(trim(st, 101, 0, 1000), 30);
+	cr_assert(has_item(st, "~v1") && has_item(st, "~v2"), "row 101 still names them");
+	s = stat_of(st);
+	cr_assert_eq(s.pairs, 1);
+	cr_assert_eq(s.items, 2);
+	cr_assert_gt(s.used_bytes, 0);
+	cr_assert_leq(s.used_bytes, s.map_used);
+	cr_assert_gt(s.file_bytes, 0);
+	sv_store_close(st);
+}
+
+static int capp(sv_store *st, const char *client, uint64_t cseq, uint64_t recv_ns, uint64_t *seq)
+{
+	sv_store_txn *t;
+	struct sv_store_pair p = {0};
+	int rc;
+	p.id_a = "a";
+	p.len_a = 1;
+	p.id_b = "b";
+	p.len_b = 1;
+	p.client = client;
+	p.client_len = strlen(client);
+	p.client_seq = cseq;
+	p.recv_ns = recv_ns;
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	rc = sv_store_pair_append(t, &p, seq);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	return rc;
+}
+
+Test(store, dedup_window_is_bounded_and_expires)
+{
+	struct sv_store_opts o = opts(8, 4);
+	struct sv_store_producer pr;
+	sv_store_read *r;
+	sv_store_txn *t;
+	sv_store *st;
+	uint64_t seq = 0;
+	size_t n;
+
+	o.dedup_depth = 8;
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_producer_get(r, "cam", 3, &pr), SV_ERR_NOTFOUND);
+	sv_store_read_end(r);
+	for (uint64_t k = 1; k <= 20; k++)
+		cr_assert_eq(capp(st, "cam", k, 5000, &seq), 0);
+	cr_assert_eq(capp(st, "cam", 15, 5000, &seq), SV_ERR_DUPLICATE);
+	cr_assert_eq(seq, 15);
+	cr_assert_eq(capp(st, "cam", 13, 5000, &seq), SV_ERR_DUPLICATE);
+	cr_assert_eq(capp(st, "cam", 12, 5000, &seq), SV_ERR_STALE, "hwm 20, depth 8");
+	cr_assert_eq(seq, 20);
+	/* a gap, then the missing seqs out of order: new once, then duplicates */
+	cr_assert_eq(capp(st, "cam", 25, 5000, &seq), 0);
+	cr_assert_eq(capp(st, "cam", 22, 5000, &seq), 0);
+	cr_assert_eq(capp(st, "cam", 22, 5000, &seq), SV_ERR_DUPLICATE);
+	cr_assert_eq(capp(st, "cam", 17, 5000, &seq), SV_ERR_STALE);
+	cr_assert_eq(capp(st, "old", 1, 100, &seq), 0);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_producer_get(r, "cam", 3, &pr), 0);
+	cr_assert_eq(pr.hwm, 25);
+	cr_assert_eq(pr.last_ns, 5000);
+	cr_assert_eq(pr.depth, 8);
+	sv_store_read_end(r);
+	/* expiry forgets "old" only; its seq 1 is new again */
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_dedup_expire(t, 1000, 1000, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	cr_assert_eq(stat_of(st).producers, 1);
+	cr_assert_eq(capp(st, "old", 1, 6000, &seq), 0);
+	cr_assert_eq(capp(st, "cam", 25, 6000, &seq), SV_ERR_DUPLICATE);
+	/* a bounded expiry: a budget of 3 entries leaves "cam" for the next call */
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_dedup_expire(t, 10000, 3, &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(sv_store_dedup_expire(t, 10000, 1000, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	cr_assert_eq(stat_of(st).producers, 0);
+	sv_store_close(st);
+}
+
+Test(store, window_entries_stay_bounded)
+{
+	struct sv_store_opts o = opts(8, 4);
+	sv_store *st;
+	sv_store_txn *t;
+	uint64_t seq;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat ms;
+
+	o.dedup_depth = 16;
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint64_t k = 1; k <= 5000; k++) {
+		struct sv_store_pair p = {.id_a = "a", .len_a = 1, .id_b = "b", .len_b = 1,
+		                          .client = "c", .client_len = 1, .client_seq = k};
+		cr_assert_eq(sv_store_pair_append(t, &p, &seq), 0);
+	}
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	sv_store_close(st);
+	cr_assert_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	cr_assert_eq(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "clients", 0, &dbi), 0);
+	cr_assert_eq(mdb_stat(txn, dbi, &ms), 0);
+	cr_assert_leq(ms.ms_entries, 17, "%zu window entries for depth 16", ms.ms_entries);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+Test(store, purge_deletes_every_row_naming_an_item)
+{
+	struct sv_store_opts o = opts(8, 4);
+	sv_store *st = open_ok(&o);
+	sv_store_txn *t;
+	uint64_t seq, next = 1;
+	size_t n, total = 0;
+
+	inline_pairs(st, 1, 10);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (int k = 0; k < 5; k++) {
+		struct sv_store_pair p = {.id_a = "alice", .len_a = 5, .id_b = "~v3", .len_b = 3};
+		cr_assert_eq(sv_store_pair_append(t, &p, &seq), 0);
+	}
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	/* ~v3 is named by rows 2, 3 and 11..15; purge it 4 rows at a time */
+	while (next) {
+		cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+		cr_assert_eq(sv_store_purge(t, "~v3", 3, next, 4, &next, &n), 0);
+		cr_assert_eq(sv_store_txn_commit(t), 0);
+		total += n;
+	}
+	cr_assert_eq(total, 7);
+	cr_assert_eq(stat_of(st).pairs, 8);
+	cr_assert(!has_item(st, "~v3"), "its last reference went with the rows");
+	cr_assert(has_item(st, "~v2") && has_item(st, "~v4"));
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_purge(t, "nobody", 6, 1, 100, &next, &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(next, 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	sv_store_close(st);
+}
+
+Test(store, a_full_map_can_still_be_trimmed)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	float x[D_IN];
+	sv_store *st;
+	sv_store_txn *t;
+	uint32_t k = 0, logged;
+	size_t n;
+	int rc = 0;
+
+	o.map_size = 1 << 20;
+	o.max_map_size = 2 << 20;
+	st = open_ok(&o);
+	checkpoint(st, 1000000, 1); /* applied_seq 1e8: every row may go */
+	/* fill it with inline pairs, one per group, to the last page */
+	while (rc == 0) {
+		char a[32];
+		struct sv_store_pair p = {0};
+		uint64_t seq;
+		snprintf(a, sizeof a, "~v%u", k);
+		p.id_a = p.id_b = a;
+		p.len_a = p.len_b = strlen(a);
+		fill(x, D_IN, k);
+		cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+		rc = sv_store_pair_append(t, &p, &seq);
+		if (rc == 0)
+			rc = sv_store_item_put_new(t, a, strlen(a), x, SV_STORE_ITEM_INLINE);
+		if (rc == 0)
+			rc = sv_store_txn_commit(t);
+		else
+			sv_store_txn_abort(t);
+		if (rc == 0)
+			k++;
+	}
+	cr_assert_eq(rc, SV_ERR_STORE_FULL);
+	logged = k;
+	cr_assert_gt(logged, 100);
+	/* deleting needs fresh pages too: the reserve has them */
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_log_trim(t, logged / 2, 0, 100000, &n), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	cr_assert_eq(n, logged / 2 - 1);
+	/* and the freed pages take new data */
+	inline_pairs(st, 1000000, 10);
+	sv_store_close(st);
+}
+
+Test(store, schema_1_store_gets_counts_and_windows_at_open)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	struct sv_store_producer pr;
+	sv_store_read *r;
+	uint64_t seq;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, dbi;
+	MDB_val k = {4, "meta"}, v;
+	unsigned char rec[64];
+
+	inline_pairs(st, 1, 30);
+	for (uint64_t c = 1; c <= 5; c++)
+		cr_assert_eq(capp(st, "cam", 10 * c, 7000, &seq), 0);
+	checkpoint(st, 1000, 1);
+	sv_store_close(st);
+	/* back to schema 1: no refs, no producers */
+	cr_assert_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	cr_assert_eq(mdb_env_open(env, path, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
+	memcpy(rec, v.mv_data, v.mv_size);
+	rec[4] = 1;
+	v.mv_data = rec;
+	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "refs", 0, &dbi), 0);
+	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "producers", 0, &dbi), 0);
+	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_producer_get(r, "cam", 3, &pr), 0);
+	cr_assert_eq(pr.hwm, 50);
+	sv_store_read_end(r);
+	cr_assert_eq(capp(st, "cam", 40, 8000, &seq), SV_ERR_DUPLICATE);
+	cr_assert_eq(capp(st, "cam", 41, 8000, &seq), 0);
+	/* the counts came back: trimming frees exactly the unreferenced */
+	cr_assert_eq(trim(st, 11, 0, 1000), 10);
+	cr_assert(!has_item(st, "~v10") && has_item(st, "~v11"));
+	sv_store_close(st);
+	st = open_ok(&o); /* now schema 2: opens without migrating */
+	sv_store_close(st);
 }

@@ -40,6 +40,7 @@ enum sv_error {
 	SV_ERR_STORE_SETTINGS = -20103, /* the store's fixed settings differ from the config */
 	SV_ERR_STORE_FULL = -20104,     /* the map reached store.max_map_size */
 	SV_ERR_DUPLICATE = -20105,      /* a (client id, client seq) pair is already logged */
+	SV_ERR_STALE = -20106,          /* a client seq below the client's de-duplication window */
 
 	/* protocol (-20200) */
 	SV_ERR_PROTO = -20201,          /* a malformed message; the codec says which frame and field */

@@ -3,13 +3,16 @@
  * DESIGN
  *
  * The store is one LMDB environment (a directory holding data.mdb and
- * lock.mdb) with five named databases:
+ * lock.mdb) with seven named databases:
  *
- *   items    id (1..255 arbitrary bytes) -> a feature vector of d_in float32
- *   pairs    64-bit log sequence -> one labeled pair (the pair log)
- *   clients  (client id, client sequence) -> log sequence (idempotency index)
- *   models   version -> a checkpoint: W, optimizer state, step, applied_seq...
- *   meta     schema version, dims, settings fingerprint, active version...
+ *   items     id (1..255 arbitrary bytes) -> a feature vector of d_in float32
+ *   pairs     64-bit log sequence -> one labeled pair (the pair log)
+ *   clients   (client id, client sequence) -> log sequence: the recent
+ *             sequences of each client (its de-duplication window)
+ *   producers client id -> its high-water mark and last append time
+ *   refs      inline content id -> how many log-row sides name it
+ *   models    version -> a checkpoint: W, optimizer state, step, applied_seq...
+ *   meta      schema version, dims, settings fingerprint, active version...
  *
  * One thread writes; any number of threads read.  The writer gathers a group
  * of operations (item puts and deletes, pair appends, checkpoints, a move of
@@ -81,14 +84,38 @@
  *                            u32 optim_len, u32 settings_len, u32 calib_len, u32 0,
  *                            float32[d_in*d_out] W, optim, settings, calib
  *
+ *   producers key client id -> u16 fmt=1, u16 0, u32 0, u64 hwm, u64 last_ns
+ *   refs     key content id -> u64 count
+ *
  * Sequences start at 1 and increase by one per appended pair; applied_seq 0
  * means "trained on nothing".  Versions start at 1 and only grow; after each
  * group that wrote a checkpoint, the oldest versions beyond keep_versions are
  * deleted, never the active one.
  *
+ * BOUNDED GROWTH.  Nothing is deleted behind the caller's back; the writer
+ * asks, in bounded steps inside its groups:
+ *   - sv_store_log_trim deletes the oldest log rows past a count and an age,
+ *     never one after the active model's applied_seq (recovery replays
+ *     those).  An inline vector goes with the last row that names it (the
+ *     refs counts, kept by every append and delete).
+ *   - Each client's de-duplication state is a high-water mark (hwm, its
+ *     highest client seq logged) and the entries of the last dedup_depth
+ *     seqs below it.  An append with seq > hwm is new; one within
+ *     (hwm - depth, hwm] is new unless that seq is logged (DUPLICATE); one at
+ *     or below hwm - depth is STALE: not logged, as nothing can tell whether
+ *     it was.  sv_store_dedup_expire forgets clients idle past a time:
+ *     afterwards their seqs start over, as new.
+ *   - sv_store_purge deletes the log rows naming one item (erasure).
+ * A full map refuses groups that add data (SV_ERR_STORE_FULL) but keeps a
+ * reserve (max_map_size / 64, at least SV_STORE_RESERVE_MIN) into which
+ * groups that only delete may grow, so a full store can always be trimmed.
+ *
+ * Schema 1 stores (before producers and refs) are brought to schema 2 at
+ * open, in bounded commits.
+ *
  * NOT HERE: training (sv/train.h), serializing the optimizer, settings or
  * calibration (the caller hands the store opaque blobs; sv/journal.h encodes
- * the daemon's), log truncation.
+ * the daemon's), when to trim (the daemon's store.retain_* policy).
  *
  * ERRORS: every function returns 0 or a negative code (sv/error.h).  LMDB's
  * own codes (MDB_*, -30799..-30600) pass through unchanged and sv_strerror
@@ -110,9 +137,11 @@ extern "C" {
 #endif
 
 /* The schema this build reads and writes (meta.schema). */
-#define SV_STORE_SCHEMA 1
+#define SV_STORE_SCHEMA 2
 /* Longest item or client id in bytes. */
 #define SV_STORE_ID_MAX 255
+/* The least room past max_map_size kept for groups that only delete. */
+#define SV_STORE_RESERVE_MIN ((size_t)1 << 20)
 /* Size of the error-message buffer sv_store_open fills (and sv_store_errmsg's). */
 #define SV_STORE_ERRMSG_MAX 256
 
@@ -137,10 +166,11 @@ struct sv_store_opts {
 	size_t max_map_size;    /* growth stops here (store.max_map_size) */
 	uint32_t keep_versions; /* checkpoints kept, >= 1 (store.keep_versions) */
 	uint32_t max_readers;   /* concurrent read transactions, >= 1 */
+	uint32_t dedup_depth;   /* seqs below a client's hwm remembered (0: 1) */
 };
 
-/* Defaults: sync full, map 64 MiB, max 64 GiB, keep 5 versions, 126 readers;
- * path NULL, dims 0, fingerprint 0. */
+/* Defaults: sync full, map 64 MiB, max 64 GiB, keep 5 versions, 126 readers,
+ * dedup depth 65536; path NULL, dims 0, fingerprint 0. */
 void sv_store_opts_default(struct sv_store_opts *o);
 
 /* Open or create the store at o->path.  Clears stale reader slots left by
@@ -174,6 +204,13 @@ size_t sv_store_map_size(const sv_store *st);
 void sv_store_set_keep_versions(sv_store *st, uint32_t n);
 
 int sv_store_sync(sv_store *st);
+
+/* Change the growth cap (store.max_map_size reloaded; at least 1 MiB, else
+ * ignored) and the de-duplication depth (0 is taken as 1).  The writer
+ * thread only; the next group sees them.  A lower cap never shrinks data
+ * already there. */
+void sv_store_set_max_map_size(sv_store *st, size_t n);
+void sv_store_set_dedup_depth(sv_store *st, uint32_t n);
 
 /* Hot backup: a compacting copy (mdb_env_copy2, MDB_CP_COMPACT) of the store
  * as of the moment the call begins, into directory path (made if missing; it
@@ -250,10 +287,12 @@ struct sv_store_pair {
 /* Append a pair to the log; *seq gets its sequence.  When it carries a
  * client id already logged with the same client_seq (in the store or earlier
  * in this group), nothing is written, *seq gets the original sequence and
- * SV_ERR_DUPLICATE is returned (the group stays alive; the one exception to
- * "out-parameters only on success").  Returns 0, SV_ERR_DUPLICATE, -EINVAL
- * (NULL, bad id lengths, label not 0/1), SV_ERR_STATE, SV_ERR_STORE_FULL or an
- * LMDB code. */
+ * SV_ERR_DUPLICATE is returned.  When its client_seq lies at or below the
+ * client's hwm - dedup_depth (DESIGN), nothing is written, *seq gets the hwm
+ * and SV_ERR_STALE is returned.  (The group stays alive in both; the
+ * exceptions to "out-parameters only on success".)  Returns 0,
+ * SV_ERR_DUPLICATE, SV_ERR_STALE, -EINVAL (NULL, bad id lengths, label not
+ * 0/1), SV_ERR_STATE, SV_ERR_STORE_FULL or an LMDB code. */
 int sv_store_pair_append(sv_store_txn *t, const struct sv_store_pair *p, uint64_t *seq);
 
 /* A checkpoint, as written and as read back.  On write the pointers are
@@ -285,6 +324,32 @@ int sv_store_checkpoint_put(sv_store_txn *t, const struct sv_store_model *m, uin
  * applied_seq move together at commit.  Returns 0, SV_ERR_NOTFOUND (no such
  * version; the group stays alive), SV_ERR_STATE or an LMDB code. */
 int sv_store_set_active(sv_store_txn *t, uint64_t version);
+
+/* Retention: delete log rows from the oldest on, while a row's seq is
+ * below keep_from or its recv_ns below before_ns (0, 0: nothing), at most
+ * max_rows, and never a row after the active model's applied_seq (no
+ * active model: none).  Inline items no retained row names go too.
+ * *deleted gets the rows deleted.  Returns 0, -EINVAL, SV_ERR_STATE,
+ * SV_ERR_CORRUPT or an LMDB code. */
+int sv_store_log_trim(sv_store_txn *t, uint64_t keep_from, uint64_t before_ns, size_t max_rows,
+                      size_t *deleted);
+
+/* Forget the de-duplication state of clients whose last append is older
+ * than before_ns, deleting at most max_entries window entries (a client
+ * left half done is finished by the next call).  *expired gets the clients
+ * forgotten.  Returns like sv_store_log_trim. */
+int sv_store_dedup_expire(sv_store_txn *t, uint64_t before_ns, size_t max_entries,
+                          size_t *expired);
+
+/* Erasure: examine up to max_rows log rows from seq from on and delete
+ * those naming id on either side (their inline vectors with their last
+ * reference).  The item itself is not touched (sv_store_item_del).  *next
+ * gets the seq to go on from, 0 when the log's end was reached; *deleted
+ * the rows deleted.  Unlike trimming this may delete rows after the active
+ * model's applied_seq: the caller checkpoints first.  Returns like
+ * sv_store_log_trim. */
+int sv_store_purge(sv_store_txn *t, const void *id, size_t len, uint64_t from, size_t max_rows,
+                   uint64_t *next, size_t *deleted);
 
 /* ---- reading: any thread, one reader per thread at a time ---- */
 
@@ -362,11 +427,27 @@ struct sv_store_version {
  * or an LMDB code. */
 int sv_store_versions(sv_store_read *r, struct sv_store_version *out, size_t cap, size_t *n);
 
+/* A client's de-duplication state (committed). */
+struct sv_store_producer {
+	uint64_t hwm;     /* highest client seq logged */
+	uint64_t last_ns; /* receive time of its last append */
+	uint32_t depth;   /* seqs below hwm still told apart (dedup_depth) */
+};
+
+/* Client's state.  Returns 0, SV_ERR_NOTFOUND (unknown or expired),
+ * -EINVAL, SV_ERR_CORRUPT or an LMDB code. */
+int sv_store_producer_get(sv_store_read *r, const void *client, size_t len,
+                          struct sv_store_producer *out);
+
 /* Counts for status displays. */
 struct sv_store_stat {
-	uint64_t items, pairs, models;
-	uint64_t last_seq;
-	size_t map_size, map_used; /* bytes */
+	uint64_t items, pairs, models, producers;
+	uint64_t first_seq, last_seq; /* of the retained log (0, 0: empty) */
+	size_t map_size, map_used;    /* bytes; map_used: up to LMDB's last page */
+	size_t used_bytes;            /* map_used less the free list: pages holding data */
+	uint64_t free_pages;          /* on LMDB's free list, reusable */
+	uint32_t page_size;
+	uint64_t file_bytes; /* data.mdb on disk */
 	uint64_t created_ns;
 	uint64_t settings_fp;
 };
