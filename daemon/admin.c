@@ -174,6 +174,19 @@ static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 	ju64(&j, "d_out", d->conf.d_out, 1);
 	ju64(&j, "map_size", st.map_size, 1);
 	ju64(&j, "map_used", st.map_used, 1);
+	ju64(&j, "store_used_bytes", st.used_bytes, 1);
+	ju64(&j, "store_free_pages", st.free_pages, 1);
+	ju64(&j, "log_first_seq", st.first_seq, 1);
+	ju64(&j, "log_pairs", st.pairs, 1);
+	ju64(&j, "clients", st.producers, 1);
+	{
+		int f = atomic_load(&d->prog.store_full);
+
+		if (f > SV_FULL_NO && f < SV_FULL_COUNT)
+			jprintf(&j, "\"store_full\":\"%s\",", full_name[f]);
+		else
+			jprintf(&j, "\"store_full\":null,");
+	}
 	jnum(&j, "uptime_seconds", expo_uptime_seconds(), 1);
 	jnum(&j, "rss_bytes", expo_rss_bytes(), 1);
 	jnum(&j, "store_bytes", expo_store_file_bytes(d), 1);

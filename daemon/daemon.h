@@ -51,6 +51,12 @@ struct sv_live {
 	uint32_t window_pairs;        /* pairs in the prequential window */
 	struct sv_proto_limits lim;   /* what the decoders accept */
 	int log_level;                /* syslog level */
+	size_t max_map_size;          /* store.max_map_size */
+	uint64_t retain_pairs;        /* store.retain_pairs (0: no count limit) */
+	uint64_t retain_age_ms;       /* store.retain_age (0: no age limit) */
+	uint64_t min_free;            /* store.min_free, bytes */
+	uint64_t dedup_window_ms;     /* ingest.dedup_window */
+	uint32_t dedup_depth;         /* ingest.dedup_depth */
 };
 
 /* The daemon's settings, mapped from the config module's struct sv_config
@@ -93,6 +99,9 @@ struct sv_counters {
 	atomic_uint_fast64_t items_put, items_del;
 	atomic_uint_fast64_t steps, step_failures, checkpoints;
 	atomic_uint_fast64_t commits; /* group commits */
+	atomic_uint_fast64_t pairs_trimmed;     /* log rows deleted by retention */
+	atomic_uint_fast64_t clients_expired;   /* clients forgotten after ingest.dedup_window */
+	atomic_uint_fast64_t store_full_groups; /* groups that did not fit (held or refused) */
 	atomic_uint_fast64_t queries, query_errors, unroutable;
 	atomic_uint_fast64_t admin_requests;
 	atomic_uint_fast64_t contradictions;  /* graph mode: y=0 pairs inside one group */
@@ -117,6 +126,15 @@ enum sv_ready {
 static const char *const ready_name[SV_READY_COUNT] = {"ready", "starting", "stopping",
                                                           "store_full", "store_failed"};
 
+/* Why ingest is refused for room (STATUS store_full, the metric's label). */
+enum sv_full {
+	SV_FULL_NO = 0,
+	SV_FULL_MAP,  /* the map reached store.max_map_size */
+	SV_FULL_DISK, /* the file system is below store.min_free */
+	SV_FULL_COUNT
+};
+static const char *const full_name[SV_FULL_COUNT] = {"", "max_map_size", "min_free"};
+
 /* Trainer progress, published for STATUS, STATUS= and the watchdog. */
 struct sv_progress {
 	atomic_uint_fast64_t heartbeat; /* +1 per trainer loop iteration */
@@ -131,6 +149,7 @@ struct sv_progress {
 	atomic_uint_fast64_t backlog;  /* pairs logged but not yet trained: the batch being
 	                                * filled and the one the step runner holds */
 	atomic_int paused;
+	atomic_int store_full;                /* enum sv_full: why ingest is refused */
 	atomic_int not_ready;                 /* enum sv_ready */
 	atomic_uint_fast64_t window_pairs;    /* pairs in the prequential window now */
 	_Atomic double auc, eer, loss;

@@ -129,6 +129,11 @@ static const struct {
           "Graph mode: pairs labelled different whose items one group joins.", contradictions),
     PLAIN("simverify_checkpoints_total", "Checkpoints written.", checkpoints),
     PLAIN("simverify_group_commits_total", "Store group commits.", commits),
+    PLAIN("simverify_log_pairs_trimmed_total", "Log rows deleted by retention.", pairs_trimmed),
+    PLAIN("simverify_clients_expired_total",
+          "Clients whose de-duplication state expired (ingest.dedup_window).", clients_expired),
+    PLAIN("simverify_store_full_groups_total",
+          "Ingest groups that did not fit in the store (held or refused).", store_full_groups),
     PLAIN("simverify_items_put_total", "Item upserts.", items_put),
     PLAIN("simverify_items_deleted_total", "Item deletions.", items_del),
     PLAIN("simverify_queries_total", "Query requests received.", queries),
@@ -172,6 +177,7 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 	sv_store_read *r = NULL;
 	uint64_t tv = 0, ts = 0, tn = 0, ck = atomic_load(&d->prog.ckpt_unix_ns), now = now_real_ns();
 	double store_bytes = expo_store_file_bytes(d);
+	size_t max_map;
 	int policy;
 
 	if (o == NULL)
@@ -181,6 +187,7 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 	sv_store_read_end(r);
 	pthread_mutex_lock(&d->live_mu);
 	policy = d->live.threshold_policy;
+	max_map = d->live.max_map_size;
 	pthread_mutex_unlock(&d->live_mu);
 	topk_cache_info(d->topk, &tv, &ts, &tn);
 
@@ -195,7 +202,11 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 	      ck == 0 ? NAN : now > ck ? (double)(now - ck) * 1e-9 : 0.0);
 	gauge(o, "simverify_items", "Stored items (inline pair vectors included).",
 	      (double)st.items);
-	gauge(o, "simverify_pair_log_records", "Records in the pair log.", (double)st.pairs);
+	gauge(o, "simverify_log_pairs", "Rows in the pair log (what retention kept).",
+	      (double)st.pairs);
+	gauge(o, "simverify_log_first_seq", "Oldest log sequence kept (0: empty log).",
+	      (double)st.first_seq);
+	gauge(o, "simverify_clients", "Clients with de-duplication state.", (double)st.producers);
 	gauge(o, "simverify_model_versions_stored", "Checkpoints kept.", (double)st.models);
 	gauge(o, "simverify_backlog_pairs", "Pairs logged but not trained on yet.",
 	      u(&d->prog.backlog));
@@ -226,13 +237,19 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 	counter(o, "simverify_topk_cache_rebuilds_total", "Top-k cache rebuilds.", tn);
 	gauge(o, "simverify_store_map_bytes", "LMDB map size now.", (double)st.map_size);
 	gauge(o, "simverify_store_max_map_bytes", "store.max_map_size: the map grows up to this.",
-	      (double)d->conf.store.max_map_size);
-	gauge(o, "simverify_store_used_bytes", "LMDB pages in use, in bytes.", (double)st.map_used);
+	      (double)max_map);
+	gauge(o, "simverify_store_used_bytes", "LMDB pages holding data, in bytes.",
+	      (double)st.used_bytes);
+	gauge(o, "simverify_store_free_pages", "Pages on LMDB's free list, reusable.",
+	      (double)st.free_pages);
 	gauge(o, "simverify_store_headroom_bytes",
 	      "Bytes the store can still take before store.max_map_size.",
-	      d->conf.store.max_map_size > st.map_used
-	          ? (double)(d->conf.store.max_map_size - st.map_used)
-	          : 0.0);
+	      max_map > st.used_bytes ? (double)(max_map - st.used_bytes) : 0.0);
+	family(o, "simverify_store_full", "gauge",
+	       "1 while ingest is refused for room, by the limit reached.");
+	for (int f = SV_FULL_MAP; f < SV_FULL_COUNT; f++)
+		fprintf(o, "simverify_store_full{limit=\"%s\"} %d\n", full_name[f],
+		        atomic_load(&d->prog.store_full) == f);
 	gauge(o, "simverify_store_bytes", "Size of data.mdb on disk.", store_bytes);
 	gauge(o, "simverify_uptime_seconds", "Seconds since start.", expo_uptime_seconds());
 	gauge(o, "simverify_resident_memory_bytes", "Resident set size.", expo_rss_bytes());

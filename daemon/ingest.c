@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <zmq.h>
 
 #include "curve.h"
@@ -80,11 +81,37 @@ struct ingest {
 	size_t ack_rows_n, ack_rows_cap;
 	uint64_t group_msgs, group_pairs;
 	uint64_t group_pair_outcome[SV_PAIR_OUTCOME_COUNT];
+	int group_freed; /* the group deleted something: room may be free */
+
+	/* The store's bounds (store.retain_*, store.min_free, ingest.dedup_*). */
+	uint64_t retain_pairs, retain_age_ns, min_free, dedup_window_ns;
+	uint64_t house_ns, expire_ns, disk_ns; /* when each check last ran */
+	/* A full store: the fire-and-forget messages of the group in hand are
+	 * held until it commits; when it fails for room they stay held (the
+	 * group is stalled), the PULL socket is left unread, and the group is
+	 * tried again every RETRY_NS or as soon as room may have been freed. */
+	int full;            /* enum sv_full */
+	int disk_low;        /* the last statvfs found less than min_free */
+	struct parts *held;  /* group_max of them */
+	size_t held_n;
+	int stalled;
+	int held_in_group; /* this group's fire-and-forget messages are the held ones */
+	int probing;       /* this group tries a full map again */
+	int kick;
+	uint64_t retry_ns;
 };
+
+#define RETRY_NS 1000000000ULL  /* a stalled group is tried again after this */
+#define HOUSE_NS 1000000000ULL  /* retention and the disk check when idle */
+#define EXPIRE_NS 10000000000ULL /* idle clients' windows */
+#define DISK_NS 100000000ULL    /* statvfs at most this often */
+#define TRIM_MIN 4096           /* log rows a group may delete, at least */
+#define EXPIRE_MAX 4096         /* window entries one group may delete */
 
 /* Client-caused log lines: at most LOG_BURST a second each (trainer
  * thread only, so plain statics). */
-static struct sv_ratelimit rl_noitem, rl_unroutable, rl_malformed, rl_verb, rl_frames;
+static struct sv_ratelimit rl_noitem, rl_unroutable, rl_malformed, rl_verb, rl_frames, rl_stale,
+    rl_full;
 static char sbuf[64];
 static unsigned long long sup;
 
@@ -432,6 +459,23 @@ static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, st
 		 * seq) is found duplicate before its item upserts, which are then
 		 * not applied again.  Both land in the same group commit. */
 		rc = sv_store_pair_append(g->txn, &sp, &seq);
+		if (rc == SV_ERR_STALE) {
+			rows[i].outcome = SV_PROTO_OUTCOME_REJECTED;
+			rows[i].status = SV_PROTO_STATUS_REFUSED;
+			rows[i].reason = SV_PROTO_REASON_SEQ_STALE;
+			a->ack.n_rejected++;
+			reject_count(g->d, SV_PROTO_REASON_SEQ_STALE);
+			g->group_pair_outcome[SV_PAIR_OUTCOME_REJECTED]++;
+			if (log_ratelimit(&rl_stale, LOG_BURST, &sup))
+				log_msg(LOG_WARNING, "SV-INGEST-STALE",
+				       "pair %zu of request %llu: client seq %llu is at or below the "
+				       "client's highest seq %llu less ingest.dedup_depth; not logged, "
+				       "as nothing tells whether it was%s",
+				       i, (unsigned long long)rq->hdr.request_id,
+				       (unsigned long long)sp.client_seq, (unsigned long long)seq,
+				       log_suppressed(sup, sbuf, sizeof(sbuf)));
+			continue;
+		}
 		if (rc == SV_ERR_DUPLICATE) {
 			rows[i].outcome = SV_PROTO_OUTCOME_DUPLICATE;
 			rows[i].status = SV_PROTO_STATUS_DUPLICATE;
@@ -558,10 +602,73 @@ static int refuse_reserved(struct ingest *g, const struct sv_proto_request *rq, 
 	return 1;
 }
 
+/* While the store is full: a request that would add data is answered
+ * STORE_FULL at once (a != NULL), nothing stored.  Returns whether it was. */
+static int refuse_full(struct ingest *g, const struct sv_proto_request *rq, struct pend_ack *a)
+{
+	char msg[256];
+
+	if (!g->full || a == NULL)
+		return 0;
+	reject_count(g->d, SV_REJECT_STORE_FULL);
+	if (g->full == SV_FULL_DISK)
+		snprintf(msg, sizeof(msg),
+		         "store full: its file system has less free space than store.min_free "
+		         "(%llu bytes); nothing stored, retry after freeing disk space",
+		         (unsigned long long)g->min_free);
+	else
+		snprintf(msg, sizeof(msg),
+		         "store full: the map reached store.max_map_size; nothing stored, retry "
+		         "after raising store.max_map_size or freeing room (retention, item delete)");
+	reply_error(&g->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_STORE_FULL, 0, msg);
+	send_reply(g, a->rid, a->rid_len, a->delim);
+	g->ack_n--;
+	return 1;
+}
+
+/* CLIENT_STATE: the client's committed high-water mark and window, as JSON,
+ * answered at once; an unknown (or expired) client is "none", not an error. */
+static void client_state(struct ingest *g, const struct sv_proto_request *rq, struct pend_ack *a)
+{
+	struct sv_store_producer pr;
+	sv_store_read *r = NULL;
+	char json[256];
+	int rc;
+
+	if (a == NULL)
+		return; /* nobody to tell */
+	rc = sv_store_read_begin(g->d->store, &r);
+	if (rc == 0)
+		rc = sv_store_producer_get(r, rq->item.id, rq->item.id_len, &pr);
+	sv_store_read_end(r);
+	if (rc == 0)
+		snprintf(json, sizeof(json),
+		         "{\"state\":\"known\",\"hwm\":%llu,\"next_seq\":%llu,\"depth\":%u,"
+		         "\"window_s\":%llu,\"last_unix_ns\":%llu}",
+		         (unsigned long long)pr.hwm, (unsigned long long)pr.hwm + 1, pr.depth,
+		         (unsigned long long)(g->dedup_window_ns / 1000000000ULL),
+		         (unsigned long long)pr.last_ns);
+	else if (rc == SV_ERR_NOTFOUND)
+		snprintf(json, sizeof(json),
+		         "{\"state\":\"none\",\"next_seq\":0,\"depth\":%u,\"window_s\":%llu}",
+		         (unsigned)g->d->live.dedup_depth,
+		         (unsigned long long)(g->dedup_window_ns / 1000000000ULL));
+	if (rc == 0 || rc == SV_ERR_NOTFOUND)
+		sv_proto_encode_reply_admin(&g->mb, SV_PROTO_VERB_CLIENT_STATE, rq->hdr.request_id,
+		                            SV_PROTO_STATUS_OK, NULL, json, strlen(json));
+	else
+		reply_error(&g->mb, SV_PROTO_VERB_CLIENT_STATE, rq->hdr.request_id,
+		            SV_PROTO_STATUS_INTERNAL, 0, sv_strerror(rc));
+	send_reply(g, a->rid, a->rid_len, a->delim);
+	g->ack_n--;
+}
+
 /* One ingest message (frames without envelope).  acked: a reply is owed
- * (a != NULL).  Malformed messages change nothing and are answered at once. */
-static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t nfr,
-                       struct pend_ack *a, const char *where)
+ * (a != NULL).  Malformed messages change nothing and are answered at once.
+ * Returns 1 when the message went into the group (a fire-and-forget one is
+ * then held until the group commits), else 0. */
+static int ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t nfr,
+                      struct pend_ack *a, const char *where)
 {
 	struct sv_proto_request rq;
 	struct sv_proto_error err;
@@ -586,7 +693,7 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 			send_reply(g, a->rid, a->rid_len, a->delim);
 			g->ack_n--; /* answered */
 		}
-		return;
+		return 0;
 	}
 	if (a != NULL) {
 		a->verb = rq.hdr.verb;
@@ -597,10 +704,12 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 	case SV_PROTO_VERB_PAIR_BATCH: {
 		struct sv_proto_ack_row *rows;
 
+		if (refuse_full(g, &rq, a))
+			return 0;
 		if (grow((void **)&g->ack_rows, &g->ack_rows_cap, g->ack_rows_n + rq.n,
 		                sizeof(*g->ack_rows)) < 0) {
 			g->group_failed = -ENOMEM;
-			return;
+			return 0;
 		}
 		rows = g->ack_rows + g->ack_rows_n;
 		g->ack_rows_n += rq.n;
@@ -621,12 +730,12 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 	case SV_PROTO_VERB_ITEM_PUT: {
 		long row;
 
-		if (refuse_reserved(g, &rq, a, where))
-			break;
+		if (refuse_reserved(g, &rq, a, where) || refuse_full(g, &rq, a))
+			return 0;
 		row = pool_row(g);
 		if (row < 0) {
 			g->group_failed = (int)row;
-			return;
+			return 0;
 		}
 		sv_proto_vec_copy(row_ptr(g, (size_t)row), rq.item.vec, g->d->conf.d_in);
 		item_put(g, rq.item.id, rq.item.id_len, row, 0);
@@ -636,11 +745,12 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 	}
 	case SV_PROTO_VERB_ITEM_DEL:
 		if (refuse_reserved(g, &rq, a, where) || group_begin(g) < 0)
-			return;
+			return 0;
 		rc = sv_store_item_del(g->txn, rq.item.id, rq.item.id_len);
 		if (rc == 0 || rc == SV_ERR_NOTFOUND) {
 			pend_add(g, rq.item.id, rq.item.id_len, -1);
 			if (rc == 0) {
+				g->group_freed = 1;
 				atomic_fetch_add(&g->d->cnt.items_del, 1);
 				topk_cache_note_del(g->d->topk, rq.item.id, rq.item.id_len);
 			}
@@ -650,6 +760,9 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 		if (a != NULL)
 			a->status = rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_NOT_FOUND;
 		break;
+	case SV_PROTO_VERB_CLIENT_STATE:
+		client_state(g, &rq, a);
+		return 0;
 	default:
 		reject_count(g->d, SV_REJECT_REFUSED);
 		if (log_ratelimit(&rl_verb, LOG_BURST, &sup))
@@ -664,8 +777,9 @@ static void ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t
 			send_reply(g, a->rid, a->rid_len, a->delim);
 			g->ack_n--;
 		}
-		break;
+		return 0;
 	}
+	return 1;
 }
 
 static void group_reset(struct ingest *g)
@@ -678,22 +792,133 @@ static void group_reset(struct ingest *g)
 	g->pend_n = g->stage_n = g->ack_n = g->ack_rows_n = 0;
 	g->group_msgs = g->group_pairs = 0;
 	memset(g->group_pair_outcome, 0, sizeof(g->group_pair_outcome));
+	g->group_freed = 0;
 }
 
-/* A failed commit makes the daemon not ready (GET /readyz) until one
- * succeeds again. */
-static void store_readiness(struct sv_daemon *d, int rc)
+/* A full store, or a failed commit, makes the daemon not ready (GET
+ * /readyz) until room is back, or a commit succeeds again. */
+static void store_readiness(struct ingest *g, int rc)
 {
-	int now = atomic_load(&d->prog.not_ready), want;
+	struct sv_daemon *d = g->d;
+	int now = atomic_load(&d->prog.not_ready), want = now;
 
-	if (rc == 0)
-		want = now == SV_READY_STORE_FULL || now == SV_READY_STORE_FAILED ? SV_READY_OK : now;
-	else if (now == SV_READY_OK || now == SV_READY_STORE_FULL || now == SV_READY_STORE_FAILED)
-		want = rc == SV_ERR_STORE_FULL ? SV_READY_STORE_FULL : SV_READY_STORE_FAILED;
-	else
-		want = now;
+	if (now == SV_READY_OK || now == SV_READY_STORE_FULL || now == SV_READY_STORE_FAILED)
+		want = g->full ? SV_READY_STORE_FULL
+		       : rc < 0 ? SV_READY_STORE_FAILED
+		                : SV_READY_OK;
 	if (want != now)
 		atomic_compare_exchange_strong(&d->prog.not_ready, &now, want);
+}
+
+static void set_full(struct ingest *g, int why)
+{
+	if (why == g->full)
+		return;
+	if (why == SV_FULL_MAP)
+		log_msg(LOG_ERR, "SV-STORE-FULL",
+		       "the store map reached store.max_map_size (%zu bytes); ingest refused until "
+		       "retention, an item delete or a larger store.max_map_size frees room: acked "
+		       "requests get STORE_FULL, fire-and-forget publishers wait at the high-water "
+		       "mark, nothing is dropped",
+		       g->d->live.max_map_size);
+	else if (why == SV_FULL_DISK)
+		log_msg(LOG_ERR, "SV-STORE-FULL",
+		       "the store's file system has less free space than store.min_free (%llu "
+		       "bytes); ingest refused until there is room: acked requests get STORE_FULL, "
+		       "fire-and-forget publishers wait, nothing is dropped",
+		       (unsigned long long)g->min_free);
+	else
+		log_msg(LOG_NOTICE, "SV-STORE-ROOM", "room in the store again; ingest resumed");
+	g->full = why;
+	atomic_store(&g->d->prog.store_full, why);
+}
+
+static int refusing(const struct ingest *g)
+{
+	return g->full && !g->probing;
+}
+
+/* Retention inside txn: at most max rows (store.retain_pairs counted back
+ * from the last logged seq, store.retain_age back from now).  *n gets the
+ * rows deleted. */
+static int retain(struct ingest *g, sv_store_txn *txn, size_t max, size_t *n)
+{
+	uint64_t last = atomic_load(&g->d->prog.last_seq), keep_from = 0, before = 0;
+	int rc;
+
+	*n = 0;
+	if (g->retain_pairs && last >= g->retain_pairs)
+		keep_from = last - g->retain_pairs + 1;
+	if (g->retain_age_ns)
+		before = now_real_ns() - g->retain_age_ns;
+	if (keep_from == 0 && before == 0)
+		return 0;
+	rc = sv_store_log_trim(txn, keep_from, before, max, n);
+	if (rc == 0 && *n > 0)
+		atomic_fetch_add(&g->d->cnt.pairs_trimmed, *n);
+	return rc;
+}
+
+static void held_close(struct ingest *g)
+{
+	for (size_t i = 0; i < g->held_n; i++)
+		parts_close(&g->held[i]);
+	g->held_n = 0;
+}
+
+/* The file system's free space against store.min_free, at most every
+ * DISK_NS. */
+static void disk_check(struct ingest *g, uint64_t now)
+{
+	struct statvfs vs;
+
+	if (now - g->disk_ns < DISK_NS)
+		return;
+	g->disk_ns = now;
+	g->disk_low = g->min_free > 0 && statvfs(g->d->conf.store_path, &vs) == 0 &&
+	              (uint64_t)vs.f_bavail * vs.f_frsize < g->min_free;
+	if (g->disk_low && g->full == SV_FULL_NO)
+		set_full(g, SV_FULL_DISK);
+	else if (!g->disk_low && g->full == SV_FULL_DISK)
+		set_full(g, SV_FULL_NO);
+	else
+		return;
+	store_readiness(g, 0);
+}
+
+/* Idle upkeep, every HOUSE_NS: retention in groups of their own (a few
+ * bounded ones per turn, so a lowered store.retain_pairs drains), and idle
+ * clients' windows every EXPIRE_NS.  These groups only delete: they may
+ * use the store's reserve, so they run on a full store too. */
+static void housekeep(struct ingest *g, uint64_t now)
+{
+	size_t n = TRIM_MIN;
+	int rc = 0;
+
+	g->house_ns = now;
+	for (int k = 0; k < 16 && n == TRIM_MIN && rc == 0; k++) {
+		sv_store_txn *t;
+		size_t x = 0;
+
+		if (sv_store_txn_begin(g->d->store, &t) < 0)
+			return;
+		rc = retain(g, t, TRIM_MIN, &n);
+		if (rc == 0 && k == 0 && now - g->expire_ns >= EXPIRE_NS) {
+			g->expire_ns = now;
+			rc = sv_store_dedup_expire(t, now_real_ns() - g->dedup_window_ns, EXPIRE_MAX, &x);
+			if (rc == 0 && x > 0)
+				atomic_fetch_add(&g->d->cnt.clients_expired, x);
+		}
+		if (rc == 0)
+			rc = sv_store_txn_commit(t);
+		else
+			sv_store_txn_abort(t);
+		if (rc == 0 && n > 0 && g->full == SV_FULL_MAP)
+			g->kick = 1;
+	}
+	if (rc < 0 && log_ratelimit(&rl_full, LOG_BURST, &sup))
+		log_msg(LOG_ERR, "SV-STORE-RETAIN", "retention or window expiry failed: %s%s",
+		       sv_store_errmsg(g->d->store), log_suppressed(sup, sbuf, sizeof(sbuf)));
 }
 
 /* Commit the group, answer the acked messages, stage pairs into batches. */
@@ -703,6 +928,10 @@ static void group_finish(struct ingest *g)
 	int rc = g->group_failed;
 
 	if (g->txn != NULL) {
+		size_t n = 0, max = 2 * g->group_pairs > TRIM_MIN ? 2 * g->group_pairs : TRIM_MIN;
+
+		if (rc == 0)
+			rc = retain(g, g->txn, max, &n);
 		if (rc == 0)
 			rc = sv_store_txn_commit(g->txn);
 		else
@@ -710,10 +939,39 @@ static void group_finish(struct ingest *g)
 		g->txn = NULL;
 		if (rc == 0)
 			atomic_fetch_add(&d->cnt.commits, 1);
+		if (n > 0)
+			g->group_freed = 1;
 	}
 	topk_cache_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
-	store_readiness(d, rc);
-	if (rc < 0) {
+	/* the held fire-and-forget messages: stored, or kept for a retry */
+	if (g->held_in_group && rc == SV_ERR_STORE_FULL && g->held_n > 0) {
+		g->stalled = 1;
+	} else if (g->held_in_group) {
+		held_close(g);
+		g->stalled = 0;
+	}
+	if (rc == SV_ERR_STORE_FULL)
+		set_full(g, SV_FULL_MAP);
+	else if (rc == 0 && g->full == SV_FULL_MAP && !g->stalled && g->held_in_group)
+		set_full(g, g->disk_low ? SV_FULL_DISK : SV_FULL_NO);
+	if (rc == 0 && g->group_freed && g->full == SV_FULL_MAP)
+		g->kick = 1;
+	store_readiness(g, rc);
+	if (rc == SV_ERR_STORE_FULL) {
+		uint64_t kept = g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
+
+		atomic_fetch_add(&d->cnt.store_full_groups, 1);
+		if (log_ratelimit(&rl_full, LOG_BURST, &sup))
+			log_msg(LOG_WARNING, "SV-STORE-COMMIT",
+			       "group of %llu messages (%llu pairs) does not fit: %s; acked clients "
+			       "get STORE_FULL, %zu fire-and-forget messages are held for a retry%s",
+			       (unsigned long long)g->group_msgs, (unsigned long long)kept,
+			       sv_store_errmsg(d->store), g->held_n,
+			       log_suppressed(sup, sbuf, sizeof(sbuf)));
+		g->stage_n = 0;
+		g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED] = 0;
+		g->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE] = 0;
+	} else if (rc < 0) {
 		uint64_t lost = g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED];
 
 		reject_count(d, SV_REJECT_STORE);
@@ -733,7 +991,12 @@ static void group_finish(struct ingest *g)
 	for (size_t i = 0; i < g->ack_n; i++) {
 		struct pend_ack *a = &g->acks[i];
 
-		if (rc < 0) {
+		if (rc == SV_ERR_STORE_FULL) {
+			reply_error(&g->mb, a->verb, a->req_id, SV_PROTO_STATUS_STORE_FULL, 0,
+			            "store full: the map reached store.max_map_size; nothing of this "
+			            "message was stored, retry after raising store.max_map_size or "
+			            "freeing room (retention, item delete)");
+		} else if (rc < 0) {
 			reply_error(&g->mb, a->verb, a->req_id, SV_PROTO_STATUS_INTERNAL, 0,
 			            "store commit failed; nothing of this message was stored");
 		} else if (a->verb == SV_PROTO_VERB_PAIR || a->verb == SV_PROTO_VERB_PAIR_BATCH) {
@@ -792,21 +1055,71 @@ static void too_many_parts(struct ingest *g, const struct parts *p, const char *
 	}
 }
 
+int ingest_due(const struct ingest *g)
+{
+	uint64_t now = now_mono_ns();
+
+	return now - g->house_ns >= HOUSE_NS ||
+	       (g->full == SV_FULL_MAP && (g->kick || now - g->retry_ns >= RETRY_NS));
+}
+
+int ingest_pull_open(const struct ingest *g)
+{
+	return !g->full;
+}
+
+/* A stalled group again, from its held messages alone. */
+static size_t retry_stalled(struct ingest *g)
+{
+	size_t n = g->held_n;
+
+	group_reset(g);
+	g->held_in_group = 1;
+	for (size_t i = 0; i < n; i++) {
+		g->group_msgs++;
+		ingest_one(g, g->held[i].fr, (size_t)g->held[i].n, NULL, "ingest");
+	}
+	group_finish(g);
+	return n;
+}
+
 size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *npairs)
 {
 	struct parts p;
 	size_t got = 0, limit = g->d->conf.group_max;
+	uint64_t now = now_mono_ns();
 	int idle[2] = {0, 0};
 
+	*pairs = g->out;
+	*npairs = 0;
+	disk_check(g, now);
+	if (now - g->house_ns >= HOUSE_NS)
+		housekeep(g, now);
+	if (g->full == SV_FULL_MAP && (g->kick || now - g->retry_ns >= RETRY_NS)) {
+		g->kick = 0;
+		g->retry_ns = now;
+		g->probing = 1;
+		if (g->stalled) {
+			got = retry_stalled(g);
+			g->probing = 0;
+			*npairs = hand_back(g);
+			*pairs = g->out; /* out may have grown */
+			return got;
+		}
+	}
+	if (g->held == NULL && (g->held = calloc(limit, sizeof(*g->held))) == NULL)
+		return 0;
 	group_reset(g);
+	g->held_in_group = !g->stalled;
+	idle[0] = refusing(g); /* a full store: the PULL socket stays unread */
 	while (got < limit && g->group_pairs < limit && !(idle[0] && idle[1]) &&
 	       g->group_failed == 0) {
-		/* fire and forget */
+		/* fire and forget: held until the group commits */
 		if (!idle[0] && parts_recv(g->pull, &p, ZMQ_DONTWAIT) > 0) {
 			if (p.over)
 				too_many_parts(g, &p, "ingest", 0);
-			else
-				ingest_one(g, p.fr, (size_t)p.n, NULL, "ingest");
+			else if (ingest_one(g, p.fr, (size_t)p.n, NULL, "ingest"))
+				parts_move(&g->held[g->held_n++], &p);
 			parts_close(&p);
 			got++;
 			g->group_msgs++;
@@ -833,8 +1146,9 @@ size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *
 		}
 	}
 	group_finish(g);
-	*pairs = g->out;
+	g->probing = 0;
 	*npairs = hand_back(g);
+	*pairs = g->out;
 	return got;
 }
 
@@ -876,6 +1190,10 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 		return -ENOMEM;
 	g->d = d;
 	g->lim = d->conf.live.lim;
+	g->retain_pairs = d->conf.live.retain_pairs;
+	g->retain_age_ns = d->conf.live.retain_age_ms * 1000000ULL;
+	g->min_free = d->conf.live.min_free;
+	g->dedup_window_ns = d->conf.live.dedup_window_ms * 1000000ULL;
 	sv_proto_msgbuf_init(&g->mb);
 	*out = g;
 	return 0;
@@ -913,9 +1231,17 @@ int ingest_bind(struct ingest *g)
 	return rc;
 }
 
-void ingest_set_limits(struct ingest *g, const struct sv_proto_limits *lim)
+void ingest_set_live(struct ingest *g, const struct sv_live *lv)
 {
-	g->lim = *lim;
+	g->lim = lv->lim;
+	g->retain_pairs = lv->retain_pairs;
+	g->retain_age_ns = lv->retain_age_ms * 1000000ULL;
+	g->min_free = lv->min_free;
+	g->dedup_window_ns = lv->dedup_window_ms * 1000000ULL;
+	sv_store_set_max_map_size(g->d->store, lv->max_map_size);
+	sv_store_set_dedup_depth(g->d->store, lv->dedup_depth);
+	g->disk_ns = 0; /* look again now */
+	g->kick = 1;
 }
 
 void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2])
@@ -937,9 +1263,12 @@ void ingest_free(struct ingest *g)
 	zmq_close(g->pull);
 	zmq_close(g->router);
 	sv_store_txn_abort(g->txn);
+	if (g->held != NULL)
+		held_close(g);
 	sv_proto_msgbuf_free(&g->mb);
 	{
-		void *bufs[] = {g->pool, g->pend, g->pidx, g->stage, g->out, g->acks, g->ack_rows, g};
+		void *bufs[] = {g->pool, g->pend, g->pidx, g->stage, g->out,
+		                g->acks, g->ack_rows, g->held, g};
 
 		for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 			free(bufs[i]);

@@ -53,8 +53,18 @@ void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2]);
  * in log order. */
 size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *n);
 
-/* The decoder limits from now on (a reload; the trainer thread). */
-void ingest_set_limits(struct ingest *g, const struct sv_proto_limits *lim);
+/* The live settings from now on (a reload; the trainer thread): decoder
+ * limits, retention, store.min_free, store.max_map_size, the
+ * de-duplication window and depth. */
+struct sv_live;
+void ingest_set_live(struct ingest *g, const struct sv_live *lv);
+
+/* Whether ingest_group has work without input: upkeep (retention, window
+ * expiry, the disk check) or a full store to try again. */
+int ingest_due(const struct ingest *g);
+/* Whether to read the PULL socket: no while the store is full (the
+ * publishers then block at the high-water mark; nothing is dropped). */
+int ingest_pull_open(const struct ingest *g);
 
 /* While paused: answer every waiting acked message PAUSED (nothing stored);
  * the PULL socket is left unread. */

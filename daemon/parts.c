@@ -53,3 +53,18 @@ int parts_envelope(const struct parts *p)
 {
 	return 1 + (p->n >= 3 && p->fr[1].len == 0);
 }
+
+void parts_move(struct parts *dst, struct parts *src)
+{
+	for (int i = 0; i < src->n; i++) {
+		zmq_msg_init(&dst->m[i]);
+		zmq_msg_move(&dst->m[i], &src->m[i]);
+		/* a small message lives inside its msg_t: point at the new one */
+		dst->fr[i].data = zmq_msg_data(&dst->m[i]);
+		dst->fr[i].len = zmq_msg_size(&dst->m[i]);
+	}
+	dst->n = src->n;
+	dst->over = src->over;
+	dst->bytes = src->bytes;
+	parts_close(src);
+}

@@ -35,6 +35,9 @@ struct parts {
  * > 0 the caller calls parts_close. */
 int parts_recv(void *sock, struct parts *p, int flags);
 void parts_close(struct parts *p);
+/* Move src's parts into dst (uninitialised), to keep a message past the
+ * next receive; src is left empty. */
+void parts_move(struct parts *dst, struct parts *src);
 
 /* How many leading parts of a ROUTER message are its envelope: the peer's
  * routing id, and the empty delimiter a REQ-style peer adds. */

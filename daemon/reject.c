@@ -11,6 +11,7 @@ static const char *const own_names[] = {
     [SV_REJECT_STORE - SV_PROTO_REASON_COUNT_] = "store_failed",
     [SV_REJECT_TOOMANY_PARTS - SV_PROTO_REASON_COUNT_] = "too_many_frames",
     [SV_REJECT_RESERVED_ID - SV_PROTO_REASON_COUNT_] = "reserved_id",
+    [SV_REJECT_STORE_FULL - SV_PROTO_REASON_COUNT_] = "store_full",
 };
 
 _Static_assert(sizeof(own_names) / sizeof(own_names[0]) ==

@@ -17,6 +17,7 @@ enum sv_reject {
 	SV_REJECT_STORE,                           /* a group commit failed */
 	SV_REJECT_TOOMANY_PARTS,                   /* more frames than any message has */
 	SV_REJECT_RESERVED_ID,                     /* a client wrote an id starting with "~v" */
+	SV_REJECT_STORE_FULL,                      /* refused while the store is full */
 	SV_REJECT_COUNT
 };
 

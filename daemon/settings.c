@@ -136,6 +136,7 @@ static void map(const struct sv_config *c, struct sv_dconf *d)
 	d->store.map_size = (size_t)c->store_map_size;
 	d->store.max_map_size = (size_t)c->store_max_map_size;
 	d->store.keep_versions = d->live.keep_versions;
+	d->store.dedup_depth = d->live.dedup_depth;
 }
 
 void settings_live(const struct sv_config *c, struct sv_live *out)
@@ -154,6 +155,12 @@ void settings_live(const struct sv_config *c, struct sv_live *out)
 	out->window_pairs = (uint32_t)c->query_window_pairs;
 	sv_config_proto_limits(c, &out->lim);
 	out->log_level = map_level(c->log_level);
+	out->max_map_size = (size_t)c->store_max_map_size;
+	out->retain_pairs = c->store_retain_pairs;
+	out->retain_age_ms = c->store_retain_age_ms;
+	out->min_free = c->store_min_free;
+	out->dedup_window_ms = c->ingest_dedup_window_ms;
+	out->dedup_depth = (uint32_t)c->ingest_dedup_depth;
 }
 
 /* The whole sequence; every diagnostic printed once to stderr. */

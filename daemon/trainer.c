@@ -830,7 +830,7 @@ static void apply_live(struct trainer *t)
 	t->ckpt_ms = lv.ckpt_ms;
 	t->wait_ms = lv.max_wait_ms;
 	t->lim = lv.lim;
-	ingest_set_limits(t->ing, &lv.lim);
+	ingest_set_live(t->ing, &lv);
 	sv_store_set_keep_versions(t->d->store, lv.keep_versions);
 	if (monitor_set_window(t->mon, lv.window_pairs) < 0)
 		log_msg(LOG_ERR, "SV-RELOAD-WINDOW",
@@ -902,14 +902,16 @@ static void *thread_main(void *arg)
 		}
 		ingest_pollitems(t->ing, it + 1);
 		atomic_fetch_add(&d->prog.heartbeat, 1);
-		if (zmq_poll(it, paused ? 2 : 3, timeout) < 0 && zmq_errno() == ETERM)
+		if (zmq_poll(it, paused || !ingest_pull_open(t->ing) ? 2 : 3, timeout) < 0 &&
+		    zmq_errno() == ETERM)
 			break;
 		if (it[0].revents & ZMQ_POLLIN)
 			ctl_handle(t);
 		apply_live(t);
 		if (paused && (it[1].revents & ZMQ_POLLIN))
 			ingest_refuse_paused(t->ing);
-		else if (!paused && ((it[1].revents | it[2].revents) & ZMQ_POLLIN))
+		else if (!paused && (((it[1].revents | it[2].revents) & ZMQ_POLLIN) ||
+		                     ingest_due(t->ing)))
 			take_group(t);
 		now = now_mono_ns();
 		rate_tick(t, now);

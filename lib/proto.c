@@ -50,6 +50,7 @@ static const char *const reason_names[SV_PROTO_REASON_COUNT_] = {
     [SV_PROTO_REASON_EMPTY_CLIENT] = "empty_client",
     [SV_PROTO_REASON_TOO_LARGE] = "too_large",
     [SV_PROTO_REASON_SEQ_WRAP] = "seq_wrap",
+    [SV_PROTO_REASON_SEQ_STALE] = "seq_stale",
 };
 
 const char *sv_proto_reason_name(int reason)
@@ -74,6 +75,8 @@ const char *sv_proto_verb_name(int verb)
 		return "pair";
 	case SV_PROTO_VERB_PAIR_BATCH:
 		return "pair_batch";
+	case SV_PROTO_VERB_CLIENT_STATE:
+		return "client_state";
 	case SV_PROTO_VERB_SCORE:
 		return "score";
 	case SV_PROTO_VERB_SCORE_BATCH:
@@ -115,7 +118,7 @@ const char *sv_proto_status_name(int status)
 {
 	static const char *const names[SV_PROTO_STATUS_COUNT_] = {
 	    "ok",   "malformed", "not_found", "duplicate", "paused",
-	    "busy", "refused",   "internal",  "partial",
+	    "busy", "refused",   "internal",  "partial", "store_full",
 	};
 	if (status < 0 || status >= SV_PROTO_STATUS_COUNT_)
 		return "unknown";
@@ -142,6 +145,7 @@ static int verb_class(int verb)
 	case SV_PROTO_VERB_ITEM_PUT:
 	case SV_PROTO_VERB_ITEM_DEL:
 	case SV_PROTO_VERB_ITEM_GET:
+	case SV_PROTO_VERB_CLIENT_STATE:
 		return V_ITEM;
 	case SV_PROTO_VERB_PAIR:
 	case SV_PROTO_VERB_PAIR_BATCH:
@@ -1052,7 +1056,8 @@ int sv_proto_encode_item(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, 
                          size_t id_len)
 {
 	if (!mb || !id || !id_len ||
-	    (verb != SV_PROTO_VERB_ITEM_DEL && verb != SV_PROTO_VERB_ITEM_GET))
+	    (verb != SV_PROTO_VERB_ITEM_DEL && verb != SV_PROTO_VERB_ITEM_GET &&
+	     verb != SV_PROTO_VERB_CLIENT_STATE))
 		return -EINVAL;
 	put_header(mb, verb, 0, 0, 0, req_id, 1, 0, 0);
 	add_frame(mb, id, id_len);
@@ -1355,8 +1360,8 @@ int sv_proto_encode_reply_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t r
 {
 	int rc;
 
-	if (verb_class(verb) != V_ADMIN || verb == SV_PROTO_VERB_MODEL_GET ||
-	    (!payload && payload_len) ||
+	if ((verb_class(verb) != V_ADMIN && verb != SV_PROTO_VERB_CLIENT_STATE) ||
+	    verb == SV_PROTO_VERB_MODEL_GET || (!payload && payload_len) ||
 	    (status != SV_PROTO_STATUS_OK && status != SV_PROTO_STATUS_PARTIAL))
 		return -EINVAL;
 	if ((rc = reply_start(mb, verb, req_id, status, 0, msg, 0, 0, 0)))

@@ -54,7 +54,6 @@ struct sv_store {
 	size_t map_size, max_map_size;
 	uint32_t keep_versions;
 	uint32_t dedup_depth;
-	char *path;
 	int migrate; /* opened at schema 1 */
 	pthread_rwlock_t map_lock; /* shared: readers, backup; exclusive: remap */
 	int writing;               /* a group is open */
@@ -793,12 +792,6 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 	st->max_map_size = o->max_map_size;
 	st->keep_versions = o->keep_versions;
 	st->dedup_depth = o->dedup_depth ? o->dedup_depth : 1;
-	st->path = strdup(o->path);
-	if (!st->path) {
-		pthread_rwlock_destroy(&st->map_lock);
-		free(st);
-		return -ENOMEM;
-	}
 	if (o->sync == SV_STORE_SYNC_META)
 		flags |= MDB_NOMETASYNC;
 	else if (o->sync == SV_STORE_SYNC_NONE)
@@ -857,7 +850,6 @@ fail:
 	if (st->env)
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
-	free(st->path);
 	free(st);
 	return neg(rc);
 }
@@ -868,7 +860,6 @@ void sv_store_close(sv_store *st)
 		return;
 	mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
-	free(st->path);
 	free(st);
 }
 
@@ -1792,12 +1783,6 @@ int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
 	if (rc)
 		return rc;
 	s.used_bytes = s.map_used - (size_t)s.free_pages * ms.ms_psize;
-	{
-		struct stat sb;
-		char file[4200];
-		snprintf(file, sizeof file, "%s/data.mdb", r->st->path);
-		s.file_bytes = stat(file, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-	}
 	rc = mdb_stat(r->txn, r->st->producers, &ms);
 	if (rc)
 		return neg(rc);

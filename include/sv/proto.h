@@ -76,6 +76,8 @@ enum sv_proto_verb {
 	SV_PROTO_VERB_ITEM_GET = 0x03,
 	SV_PROTO_VERB_PAIR = 0x10,
 	SV_PROTO_VERB_PAIR_BATCH = 0x11,
+	SV_PROTO_VERB_CLIENT_STATE = 0x12, /* frame 1: a client id; reply: JSON, its committed
+	                                    * high-water mark and de-duplication window */
 	SV_PROTO_VERB_SCORE = 0x20,
 	SV_PROTO_VERB_SCORE_BATCH = 0x21,
 	SV_PROTO_VERB_TOPK = 0x22,
@@ -117,6 +119,7 @@ enum sv_proto_status {
 	SV_PROTO_STATUS_REFUSED = 6,   /* not allowed here (e.g. admin verb on query socket) */
 	SV_PROTO_STATUS_INTERNAL = 7,  /* store or other internal failure */
 	SV_PROTO_STATUS_PARTIAL = 8,   /* batch: some rows failed, see rows */
+	SV_PROTO_STATUS_STORE_FULL = 9, /* store full (max_map_size or min_free): nothing stored */
 	SV_PROTO_STATUS_COUNT_
 };
 
@@ -148,6 +151,7 @@ enum sv_proto_reason {
 	SV_PROTO_REASON_EMPTY_CLIENT = 23, /* CLIENT flag with an empty client id */
 	SV_PROTO_REASON_TOO_LARGE = 24,    /* a vector element with |x| >= 2^17 (SV_PROTO_MAX_ABS) */
 	SV_PROTO_REASON_SEQ_WRAP = 25,     /* client seq + count - 1 wraps past 2^64 - 1 */
+	SV_PROTO_REASON_SEQ_STALE = 26,    /* client seq at or below the client's hwm - window */
 	SV_PROTO_REASON_COUNT_
 };
 
@@ -222,6 +226,7 @@ struct sv_proto_client {
 /* A decoded request.  Which fields mean something depends on hdr.verb:
  *   ITEM_PUT           item (id + vec)
  *   ITEM_DEL/ITEM_GET  item.id
+ *   CLIENT_STATE       item.id: the client id asked about
  *   PAIR, PAIR_BATCH,
  *   SCORE, SCORE_BATCH n rows, read them with sv_proto_next_pair();
  *                      PAIR*: has_client/client when FLAG_CLIENT
@@ -311,7 +316,8 @@ struct sv_proto_ack_row {
  *   SCORE*        n rows: sv_proto_reply_score()
  *   TOPK          n queries: sv_proto_reply_topk_query(), hits: sv_proto_next_hit()
  *   PAIR*         ack summary + n rows: sv_proto_reply_ack_row()
- *   admin verbs   payload (JSON text, payload_len bytes, may be empty)
+ *   admin verbs,
+ *   CLIENT_STATE  payload (JSON text, payload_len bytes, may be empty)
  *   MODEL_GET     payload (JSON metadata) and vec: W, dim (d_in) x n (d_out)
  *                 float32, row-major, maybe unaligned
  *   ITEM_PUT/DEL  nothing */
@@ -396,7 +402,7 @@ long sv_proto_unflatten(const void *buf, size_t len, struct sv_proto_frame *fram
  * values against limits: the decoder on the other side does. */
 int sv_proto_encode_item_put(struct sv_proto_msgbuf *mb, uint64_t req_id, const char *id,
                              size_t id_len, const float *vec, uint32_t dim);
-/* verb ITEM_DEL or ITEM_GET. */
+/* verb ITEM_DEL, ITEM_GET or CLIENT_STATE (id: the client id). */
 int sv_proto_encode_item(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, const char *id,
                          size_t id_len);
 /* verb PAIR (n == 1), PAIR_BATCH, SCORE (n == 1), SCORE_BATCH.  Side
@@ -437,7 +443,8 @@ int sv_proto_encode_reply_ack(struct sv_proto_msgbuf *mb, int verb, uint64_t req
 int sv_proto_encode_reply_model(struct sv_proto_msgbuf *mb, uint64_t req_id, const char *msg,
                                 const char *json, size_t json_len, const float *W, uint32_t d_in,
                                 uint32_t d_out);
-/* Reply to an admin verb with a payload (JSON text, borrowed, may be NULL). */
+/* Reply to an admin verb or CLIENT_STATE with a payload (JSON text,
+ * borrowed, may be NULL). */
 int sv_proto_encode_reply_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, int status,
                                 const char *msg, const char *payload, size_t payload_len);
 

@@ -447,7 +447,6 @@ struct sv_store_stat {
 	size_t used_bytes;            /* map_used less the free list: pages holding data */
 	uint64_t free_pages;          /* on LMDB's free list, reusable */
 	uint32_t page_size;
-	uint64_t file_bytes; /* data.mdb on disk */
 	uint64_t created_ns;
 	uint64_t settings_fp;
 };

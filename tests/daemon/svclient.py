@@ -21,12 +21,13 @@ import numpy as np
 import zmq
 
 VERBS = dict(ITEM_PUT=0x01, ITEM_DEL=0x02, ITEM_GET=0x03, PAIR=0x10, PAIR_BATCH=0x11,
+             CLIENT_STATE=0x12,
              SCORE=0x20, SCORE_BATCH=0x21, TOPK=0x22, STATUS=0x40, CHECKPOINT=0x41,
              VERSIONS=0x42, ROLLBACK=0x43, PAUSE=0x44, RESUME=0x45, FLUSH=0x46,
              BACKUP=0x47, RELOAD=0x48, CONFIG=0x49, MODEL_GET=0x4A, MODEL_PUT=0x4B,
              METRICS=0x4C)
 STATUS = ['OK', 'MALFORMED', 'NOT_FOUND', 'DUPLICATE', 'PAUSED', 'BUSY', 'REFUSED',
-          'INTERNAL', 'PARTIAL']
+          'INTERNAL', 'PARTIAL', 'STORE_FULL']
 FLAG_REPLY, FLAG_CLIENT = 1, 2
 SIDE_ID, SIDE_VEC = 1, 2
 
@@ -133,7 +134,7 @@ def parse_reply(frames):
     elif verb == VERBS['MODEL_GET'] and len(frames) > 3:
         r['json'] = json.loads(frames[2].decode())
         r['W'] = frames[3]
-    elif verb >= 0x40 and len(frames) > 2:
+    elif (verb >= 0x40 or verb == VERBS['CLIENT_STATE']) and len(frames) > 2:
         r['json'] = json.loads(frames[2].decode()) if frames[2] and frames[2][:1] in b'{[' \
             else frames[2].decode()
     return r

@@ -236,6 +236,69 @@ def topk50(b):
     return b.d.request('query.sock', svclient.topk([b'it'], 50, D, 2))
 
 
+def trained_and_checkpointed(b):
+    assert b.d.admin('FLUSH')['status'] == 'OK'
+    assert b.d.admin('CHECKPOINT')['status'] == 'OK'
+
+
+def probe_retain_pairs(b):
+    b.reload(**{'store.retain_pairs': '10'})
+    for _ in range(3):
+        assert b.pairs(10)['status'] == 'OK'
+    trained_and_checkpointed(b)
+    wait_status(b, lambda s: s['log_pairs'] <= 10 and s['log_first_seq'] > 1, 'log trimmed to 10')
+
+
+def probe_retain_age(b):
+    b.reload(**{'store.retain_pairs': '0', 'store.retain_age': '1s'})
+    assert b.pairs(10)['status'] == 'OK'
+    trained_and_checkpointed(b)
+    wait_status(b, lambda s: s['log_pairs'] == 0, 'log rows older than 1s gone')
+
+
+def probe_min_free(b):
+    b.reload(**{'store.min_free': '1000TiB'})
+    wait_status(b, lambda s: s['store_full'] == 'min_free' and not s['ready'], 'refusing')
+    r = b.pairs(2)
+    assert r['status'] == 'STORE_FULL' and 'store.min_free' in r['msg'], r
+    b.reload(**{'store.min_free': '0'})
+    wait_status(b, lambda s: s['store_full'] is None and s['ready'], 'room again')
+    assert b.pairs(2)['status'] == 'OK'
+
+
+def probe_max_map_size(b):
+    b.reload(**{'store.max_map_size': '32GiB'})
+    text = b.d.admin('METRICS')['json']
+    assert '\nsimverify_store_max_map_bytes %d\n' % (32 << 30) in text, text
+
+
+def client_state(b, client):
+    r = b.d.request('ingest-acked.sock', svclient.item_get(client, 7, verb='CLIENT_STATE'))
+    assert r['status'] == 'OK', r
+    return r['json']
+
+
+def probe_dedup_depth(b):
+    b.reload(**{'ingest.dedup_depth': '16'})
+    rows = [(1, np.ones(D, np.float32), np.ones(D, np.float32) * 2)]
+    for seq in range(1, 41):
+        r = b.d.request('ingest-acked.sock',
+                        svclient.pairs('PAIR', rows, D, req_id=seq, client=(b'depth', seq)))
+        assert r['status'] == 'OK', r
+    r = b.d.request('ingest-acked.sock', svclient.pairs('PAIR', rows, D, req_id=99,
+                                                        client=(b'depth', 24)))
+    assert r['status'] == 'PARTIAL' and r['rows'][0][1] == 26, r  # seq_stale
+    st = client_state(b, b'depth')
+    assert st['hwm'] == 40 and st['depth'] == 16, st
+
+
+def probe_dedup_window(b):
+    b.reload(**{'ingest.dedup_window': '1min'})
+    st = client_state(b, b'depth')
+    assert st['window_s'] == 60, st
+    assert client_state(b, b'nobody')['state'] == 'none'
+
+
 PROBES = {
     'train.batch_pairs': probe_batch_pairs,
     'train.max_wait_ms': probe_max_wait,
@@ -250,6 +313,12 @@ PROBES = {
     'checkpoint.every_steps': probe_every_steps,
     'checkpoint.every_s': probe_every_s,
     'store.keep_versions': probe_keep_versions,
+    'store.retain_pairs': probe_retain_pairs,
+    'store.retain_age': probe_retain_age,
+    'store.min_free': probe_min_free,
+    'store.max_map_size': probe_max_map_size,
+    'ingest.dedup_depth': probe_dedup_depth,
+    'ingest.dedup_window': probe_dedup_window,
     'log.level': probe_log_level,
     'query.threshold_policy': probe_policy,
     'query.threshold': probe_threshold,
@@ -274,7 +343,7 @@ REFUSED = {
     'train.temperature': '0.1', 'train.pos_margin': '0.1', 'train.neg_margin': '0.9',
     'train.mode': 'graph', 'train.optimizer': 'sgd', 'train.threads': '2',
     'store.path': '"@STATE@/store2"', 'store.sync': 'none', 'store.map_size': '2GiB',
-    'store.max_map_size': '32GiB', 'endpoints.ingest': '"ipc://@STATE@/i2.sock"',
+    'endpoints.ingest': '"ipc://@STATE@/i2.sock"',
     'endpoints.ingest_acked': '"ipc://@STATE@/a2.sock"', 'endpoints.query': '"ipc://@STATE@/q2.sock"',
     'endpoints.admin': '"ipc://@STATE@/adm2.sock"', 'endpoints.admin_mode': '0640',
     'endpoints.allow_tcp_admin': 'true', 'endpoints.http': '"127.0.0.1:1"', 'query.threads': '3',
