@@ -33,6 +33,7 @@ with the daemon's status, reason and message.
 Left out: server-side concerns, asyncio, the config file (pass endpoints or
 the daemon's --state-dir).
 """
+import json
 import itertools
 import os
 import random
@@ -60,14 +61,14 @@ SIDE_ID, SIDE_VEC = 0x01, 0x02
 
 VERBS = {
     "item_put": 0x01, "item_del": 0x02, "item_get": 0x03,
-    "pair": 0x10, "pair_batch": 0x11,
+    "pair": 0x10, "pair_batch": 0x11, "client_state": 0x12,
     "score": 0x20, "score_batch": 0x21, "topk": 0x22,
     "status": 0x40, "checkpoint": 0x41, "versions": 0x42, "rollback": 0x43,
     "pause": 0x44, "resume": 0x45, "flush": 0x46, "backup": 0x47,
     "reload": 0x48, "config": 0x49, "model_get": 0x4A, "model_put": 0x4B,
 }
 STATUS_NAMES = ["ok", "malformed", "not_found", "duplicate", "paused", "busy",
-                "refused", "internal", "partial"]
+                "refused", "internal", "partial", "store_full"]
 OUTCOMES = ["committed", "duplicate", "rejected"]
 
 Score = namedtuple("Score", "score threshold margin match policy status model_version")
@@ -90,6 +91,12 @@ class SimverifyError(Exception):
         self.status, self.reason, self.message = status, reason, message
         super().__init__(f"{what}: {status}" + (f" (reason {reason})" if reason else "")
                          + (f": {message}" if message else ""))
+
+
+class StoreFullError(SimverifyError):
+    """The daemon's store is full (store.max_map_size or store.min_free):
+    nothing of the request was stored.  Retry later; the message names the
+    limit to raise."""
 
 
 def endpoints_for_state_dir(state_dir):
@@ -170,7 +177,10 @@ class Client:
     fire-and-forget publish and item upserts, acked for acked publish).
     timeout is in seconds, per request.  client_id (str, 1..255 bytes)
     makes publish idempotent per pair: pair i of a message is keyed
-    (client_id, seq + i) and the daemon stores each key only once.
+    (client_id, seq + i) and the daemon stores each key only once.  The
+    first publish asks the daemon where this client id left off
+    (client_state) and goes on from there, so a restarted publisher that
+    reuses its id never has new pairs taken for duplicates.
     Not thread-safe: use one Client per thread."""
 
     def __init__(self, state_dir=None, *, query=None, admin=None, ingest=None, acked=None,
@@ -188,7 +198,7 @@ class Client:
         self._ctx = context or zmq.Context()
         self._socks = {}
         self._ids = itertools.count(random.getrandbits(48) << 8)
-        self._seq = 0
+        self._seq = None  # asked of the daemon at the first publish
 
     # -- plumbing ---------------------------------------------------------
     def close(self):
@@ -257,7 +267,8 @@ class Client:
         self._send(which, frames)
         status, reason, msg, count, dim, arg, payload = self._recv(which, req_id, what)
         if status not in ok:
-            raise SimverifyError(what, status, reason, msg)
+            raise (StoreFullError if status == "store_full" else SimverifyError)(
+                what, status, reason, msg)
         return status, msg, count, dim, arg, payload
 
     def _admin(self, verb, body=None, what=None):
@@ -328,6 +339,8 @@ class Client:
         verb = VERBS["pair"] if n == 1 else VERBS["pair_batch"]
         flags = 0
         frames = [None, table, ids, vecs]
+        if client_seq is None and self._seq is None:
+            self._seq = self.client_state()["next_seq"] if self.client_id is not None else 0
         seq = self._seq if client_seq is None else int(client_seq)
         if self.client_id is not None:
             flags = FLAG_CLIENT
@@ -346,6 +359,20 @@ class Client:
                  STATUS_NAMES[s] if s < len(STATUS_NAMES) else str(s))
                 for o, r, s in _ACK_ROW.iter_unpack(payload[1])]
         return Ack(cseq, an, com, dup, rej, rows)
+
+    def client_state(self, client_id=None):
+        """Where a client id left off, as the daemon committed it: a dict
+        with state ("known" or "none"), next_seq (the seq to go on from; 0
+        for an unknown id), hwm (highest seq logged), depth (seqs below hwm
+        still told apart from duplicates) and window_s (idle time after
+        which the daemon forgets the id)."""
+        cid = _as_id(client_id) if client_id is not None else self.client_id
+        if cid is None:
+            raise ValueError("client_state: no client id")
+        rid = next(self._ids)
+        _, _, _, _, _, payload = self._call(
+            "acked", [_header(VERBS["client_state"], rid, 1), cid], rid, "client_state")
+        return json.loads(payload[0].decode()) if payload else {}
 
     # -- queries ----------------------------------------------------------
     def score_batch(self, a, b):

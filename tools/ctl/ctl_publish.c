@@ -6,9 +6,14 @@
  * index): a message carries the CLIENT frame with seq = index of its first
  * record, and the daemon keys row i as seq + i.  So the same files published
  * again, with any --batch or --limit, never store a pair twice (the daemon
- * acks those rows as duplicates).  The client id is --client-id, or derived
- * from the two files' contents ("pub-" + 16 hex digits of a 64-bit FNV-1a
- * hash), so renaming or copying the files does not change it.
+ * acks those rows as duplicates).  The client id is derived from the two
+ * files' contents ("pub-" + 16 hex digits of a 64-bit FNV-1a hash), so
+ * renaming or copying the files does not change it.
+ *
+ * An explicit --client-id names a publisher, not a file: its records then
+ * go on from the daemon's next seq for that id (the CLIENT_STATE verb, seq 0
+ * for an id it does not know), so a restarted publisher that reuses its id
+ * never sends a seq the daemon already logged, and its new labels are kept.
  *
  * Sides: by default both vectors travel inline (anonymous vectors).  With
  * --items-first every row a record refers to is first upserted as item
@@ -22,7 +27,8 @@
  *
  * Output: a progress bar on stderr when it is a terminal (not with -q), a
  * summary line on stdout.  Exit: 0; CTL_EXIT_REFUSED when the daemon
- * rejected any pair or refused a message; CTL_EXIT_CONNECT when it stopped
+ * rejected any pair or refused a message (a full store among them: the
+ * message names the limit to raise); CTL_EXIT_CONNECT when it stopped
  * answering.
  */
 #include <errno.h>
@@ -34,6 +40,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "ctl_json.h"
 #include "sv/error.h"
 #include "sv/pairfile.h"
 
@@ -113,6 +120,7 @@ struct pub {
 	uint64_t n; /* records to send */
 	uint32_t B;
 	char client[80];
+	uint64_t seq0; /* the client seq of record 0 */
 	struct ctl_conn cn;
 	struct sv_proto_msgbuf mb;
 	struct sv_proto_pair *pairs; /* B rows */
@@ -131,7 +139,7 @@ static int encode_batch(struct pub *p, uint64_t k, uint64_t rid, size_t *rows)
 {
 	uint64_t first = k * p->B, end = first + p->B < p->n ? first + p->B : p->n;
 	size_t m = (size_t)(end - first);
-	struct sv_proto_client cl = {p->client, strlen(p->client), first};
+	struct sv_proto_client cl = {p->client, strlen(p->client), p->seq0 + first};
 
 	for (size_t i = 0; i < m; i++) {
 		const struct sv_pair_rec *r = &p->rec[first + i];
@@ -424,6 +432,45 @@ static void derive_client_id(struct pub *p)
 	         (unsigned long long)sv_pairfile_fingerprint(p->pf, p->vf));
 }
 
+/* --client-id: go on from the daemon's next seq for this client. */
+static int resume_seq(struct pub *p)
+{
+	struct ctl_conn cn;
+	struct ctl_reply r;
+	struct ctl_json *j = NULL;
+	char err[128];
+	uint64_t rid;
+	int rc = ctl_conn_open(&cn, p->c, ZMQ_DEALER, p->c->acked, "acked ingest");
+
+	if (rc)
+		return rc;
+	ctl_reply_init(&r);
+	rid = ctl_conn_next_id(&cn);
+	if (sv_proto_encode_item(&p->mb, SV_PROTO_VERB_CLIENT_STATE, rid, p->client,
+	                         strlen(p->client)) != 0) {
+		ctl_err("publish: client id '%s' cannot be sent (1..255 bytes)", p->client);
+		rc = CTL_EXIT_FAIL;
+	}
+	if (!rc)
+		rc = ctl_conn_call(&cn, &p->mb, rid, &r);
+	if (!rc)
+		rc = ctl_reply_check(&r, "publish: client state", 0);
+	if (!rc && ctl_json_parse(r.rep.payload, r.rep.payload_len, &j, err, sizeof(err)) != 0) {
+		ctl_err("publish: client state: %s", err);
+		rc = CTL_EXIT_DAEMON;
+	}
+	if (!rc) {
+		p->seq0 = (uint64_t)ctl_json_num(j, "next_seq", 0);
+		if (p->seq0 && !p->o->quiet)
+			fprintf(stderr, "publish: client '%s' goes on from seq %llu\n", p->client,
+			        (unsigned long long)p->seq0);
+	}
+	ctl_json_free(j);
+	ctl_reply_close(&r);
+	ctl_conn_close(&cn);
+	return rc;
+}
+
 int ctl_publish_run(struct ctl_ctx *c)
 {
 	struct pub p;
@@ -448,6 +495,8 @@ int ctl_publish_run(struct ctl_ctx *c)
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
+	if (p.o->client_id && (rc = resume_seq(&p)) != 0)
+		goto out;
 	if (p.o->ack)
 		rc = ctl_conn_open(&p.cn, c, ZMQ_DEALER, c->acked, "acked ingest");
 	else
