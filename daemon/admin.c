@@ -422,6 +422,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	case SV_PROTO_VERB_ROLLBACK:
 	case SV_PROTO_VERB_PAUSE:
 	case SV_PROTO_VERB_RESUME:
+	case SV_PROTO_VERB_PURGE:
 	case SV_PROTO_VERB_FLUSH: {
 		struct parts out;
 

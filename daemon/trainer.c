@@ -30,6 +30,7 @@
 #include "sv/proto.h"
 #include "sv/store.h"
 #include "sv/train.h"
+#include "topk_cache.h"
 #include "util.h"
 
 struct trainer {
@@ -732,6 +733,64 @@ static int model_put(struct trainer *t, const struct sv_proto_request *rq, char 
 	return rc;
 }
 
+/* PURGE: erase item id and every retained log row naming it (with the
+ * inline vectors only those rows used), in bounded groups.  The batch in
+ * hand is trained and checkpointed first, so recovery never needs a row
+ * this deletes; what the model already learned from the rows stays in W
+ * (docs/DAEMON.md says so). */
+#define PURGE_CHUNK 65536
+
+static int purge(struct trainer *t, const struct sv_proto_request *rq, char *msg, size_t cap)
+{
+	const void *id = rq->item.id;
+	size_t len = rq->item.id_len, total = 0, n;
+	uint64_t next = 1, v = 0;
+	int rc = 0, found = 0;
+
+	step_wait(t);
+	if (sv_batch_len(t->batch) > 0)
+		rc = cut(t, t->B, &t->op, "purge");
+	if (rc == 0)
+		rc = checkpoint(t, "purge", &v);
+	while (rc == 0 && next != 0) {
+		sv_store_txn *txn = NULL;
+
+		rc = sv_store_txn_begin(t->d->store, &txn);
+		if (rc == 0 && next == 1) {
+			rc = sv_store_item_del(txn, id, len);
+			found = rc == 0;
+			if (rc == SV_ERR_NOTFOUND)
+				rc = 0;
+		}
+		if (rc == 0)
+			rc = sv_store_purge(txn, id, len, next, PURGE_CHUNK, &next, &n);
+		if (rc == 0) {
+			rc = sv_store_txn_commit(txn);
+			txn = NULL;
+		}
+		sv_store_txn_abort(txn);
+		if (rc == 0)
+			total += n;
+	}
+	if (found) {
+		topk_cache_note_del(t->d->topk, id, len);
+		topk_cache_commit(t->d->topk, rc == 0);
+	}
+	if (rc == 0 && !found && total == 0) {
+		snprintf(msg, cap, "no such item, and no log row names it");
+		return SV_ERR_NOTFOUND;
+	}
+	snprintf(msg, cap,
+	         rc == 0 ? "purged: item %s, %zu log rows; W keeps what it learned from them "
+	                   "(checkpoint v%llu)"
+	                 : "purge failed: %s",
+	         rc == 0 ? (found ? "deleted" : "was not stored") : sv_strerror(rc), total,
+	         (unsigned long long)v);
+	if (rc == 0)
+		log_msg(LOG_NOTICE, "SV-ADMIN-PURGE", "%.*s: %s", (int)len, (const char *)id, msg);
+	return rc;
+}
+
 static void ctl_handle(struct trainer *t)
 {
 	struct parts p;
@@ -765,6 +824,9 @@ static void ctl_handle(struct trainer *t)
 		break;
 	case SV_PROTO_VERB_MODEL_PUT:
 		rc = model_put(t, &rq, msg, sizeof(msg));
+		break;
+	case SV_PROTO_VERB_PURGE:
+		rc = purge(t, &rq, msg, sizeof(msg));
 		break;
 	case SV_PROTO_VERB_PAUSE:
 		atomic_store(&t->d->prog.paused, 1);

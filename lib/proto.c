@@ -109,6 +109,8 @@ const char *sv_proto_verb_name(int verb)
 		return "model_put";
 	case SV_PROTO_VERB_METRICS:
 		return "metrics";
+	case SV_PROTO_VERB_PURGE:
+		return "purge";
 	default:
 		return NULL;
 	}
@@ -585,7 +587,7 @@ static int decode_item(struct dctx *c, const struct sv_proto_header *h, struct s
 static int decode_admin(struct dctx *c, const struct sv_proto_header *h, struct sv_proto_request *r)
 {
 	int rc, nf = (h->verb == SV_PROTO_VERB_ROLLBACK || h->verb == SV_PROTO_VERB_BACKUP ||
-	              h->verb == SV_PROTO_VERB_MODEL_PUT)
+	              h->verb == SV_PROTO_VERB_MODEL_PUT || h->verb == SV_PROTO_VERB_PURGE)
 	                 ? 2
 	                 : 1;
 
@@ -623,6 +625,11 @@ static int decode_admin(struct dctx *c, const struct sv_proto_header *h, struct 
 			return rc;
 		r->text = c->f[1].data;
 		r->text_len = c->f[1].len;
+	} else if (h->verb == SV_PROTO_VERB_PURGE) {
+		if ((rc = check_id(c, 1, "id", c->f[1].data, c->f[1].len)))
+			return rc;
+		r->item.id = c->f[1].data;
+		r->item.id_len = c->f[1].len;
 	}
 	return 0;
 }
@@ -1189,11 +1196,13 @@ int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
 		return -EINVAL;
 	if (verb == SV_PROTO_VERB_BACKUP && (!path || !*path || strlen(path) > SV_PROTO_MAX_TEXT))
 		return -EINVAL;
+	if (verb == SV_PROTO_VERB_PURGE && (!path || !*path || strlen(path) > SV_PROTO_MAX_ID))
+		return -EINVAL;
 	put_header(mb, verb, 0, 0, 0, req_id, 0, 0, 0);
 	if (verb == SV_PROTO_VERB_ROLLBACK) {
 		sv_put64(mb->small, version);
 		add_frame(mb, mb->small, 8);
-	} else if (verb == SV_PROTO_VERB_BACKUP) {
+	} else if (verb == SV_PROTO_VERB_BACKUP || verb == SV_PROTO_VERB_PURGE) {
 		add_frame(mb, path, strlen(path));
 	}
 	return 0;

@@ -94,6 +94,7 @@ enum sv_proto_verb {
 	SV_PROTO_VERB_MODEL_GET = 0x4A, /* reply: JSON metadata + W (d_in x d_out f32) */
 	SV_PROTO_VERB_MODEL_PUT = 0x4B, /* W (d_in x d_out f32): becomes a new version */
 	SV_PROTO_VERB_METRICS = 0x4C,   /* reply: the Prometheus text exposition */
+	SV_PROTO_VERB_PURGE = 0x4D,     /* frame 1: an item id; erase it and its log rows */
 };
 
 /* Header flags (u16).  Undefined bits must be 0. */
@@ -232,6 +233,7 @@ struct sv_proto_client {
  *                      PAIR*: has_client/client when FLAG_CLIENT
  *   TOPK               n queries (sv_proto_next_query()), k
  *   ROLLBACK           version
+ *   PURGE              item.id: the item to erase
  *   BACKUP             text (the path, text_len bytes, not NUL-terminated)
  *   MODEL_PUT          w: dim (d_in) x n (d_out) float32, row-major, borrowed,
  *                      maybe unaligned (copy with sv_proto_vec_copy), finite
@@ -413,7 +415,8 @@ int sv_proto_encode_pairs(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id,
                           const struct sv_proto_client *client);
 int sv_proto_encode_topk(struct sv_proto_msgbuf *mb, uint64_t req_id,
                          const struct sv_proto_side *queries, size_t n, uint32_t dim, uint32_t k);
-/* Any admin verb; version is read for ROLLBACK, path (NUL-terminated) for BACKUP. */
+/* Any admin verb; version is read for ROLLBACK, path (NUL-terminated) for
+ * BACKUP, and for PURGE the item id (NUL-terminated, 1..255 bytes). */
 int sv_proto_encode_admin(struct sv_proto_msgbuf *mb, int verb, uint64_t req_id, uint64_t version,
                           const char *path);
 

@@ -244,6 +244,45 @@ def test_retention_plateau():
         x.close()
 
 
+def test_purge_erases_an_item_and_its_rows():
+    x = daemon([])
+    rng = np.random.default_rng(13)
+    try:
+        for name in (b'alice', b'bob', b'carol'):
+            r = x.request('ingest-acked.sock', svclient.item_put(name, rng.normal(size=D), 1))
+            assert r['status'] == 'OK', r
+        only_alice = rng.normal(size=D).astype(np.float32)  # an inline vector
+        rows = [(1, b'alice', b'bob')] * 5 + [(0, b'carol', b'bob')] * 5 + \
+            [(1, b'alice', only_alice)] * 3
+        r = x.request('ingest-acked.sock', svclient.pairs('PAIR_BATCH', rows, D, req_id=2))
+        assert r['status'] == 'OK', r
+        before = x.status()
+        out = subprocess.run([CTL, '--state-dir', x.dir, 'item', 'delete', '--purge', 'alice'],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and '8 log rows' in out.stdout, out
+        st = x.status()
+        assert st['items'] == before['items'] - 2, (before['items'], st['items'])
+        q = x.request('query.sock', svclient.pairs('SCORE', [(0, b'alice', b'bob')], D, req_id=3))
+        assert q['status'] == 'NOT_FOUND' or q['rows'][0]['status'] == 'NOT_FOUND', q
+        out = subprocess.run([CTL, '--state-dir', x.dir, 'item', 'delete', '--purge', 'nobody'],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 4 and 'not_found' in out.stderr, out
+        # a backup made afterwards holds nothing of alice
+        bk = os.path.join(x.dir, 'after-purge')
+        assert x.admin('BACKUP', bk)['status'] == 'OK'
+        dump = subprocess.run(['mdb_dump', '-a', '-p', bk], capture_output=True, timeout=60)
+        assert dump.returncode == 0, dump.stderr
+        assert b'alice' not in dump.stdout and b'carol' in dump.stdout
+        # the daemon recovers after the purge: the checkpoint covers the rows
+        x.stop()
+        x.start()
+        assert x.status()['ready']
+    finally:
+        x.stop()
+        x.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests([test_publishers_resume, test_full_store_refuses_and_resumes,
-                                 test_retention_plateau], sys.argv[4:]))
+                                 test_retention_plateau, test_purge_erases_an_item_and_its_rows],
+                                sys.argv[4:]))

@@ -95,7 +95,10 @@ static const struct verb_def verbs[CTL_VERB_COUNT_] = {
                            "Prints item ID's vector, one value per line, or writes it as .npy.\n"
                            "  -o, --out FILE.npy   write the vector to FILE.npy instead\n"},
     [CTL_VERB_ITEM_DELETE] = {"item delete", 1, 1, "ID", "delete an item",
-                              "Deletes item ID from the store.\n"},
+                              "Deletes item ID from the store.\n"
+                              "  --purge    also erase every retained log row naming ID (and\n"
+                              "             the inline vectors only those rows used); what the\n"
+                              "             model learned from them stays\n"},
     [CTL_VERB_PUBLISH] =
         {"publish", 2, 2, "VECFILE PAIRFILE", "stream a pair file to the daemon",
          "Streams every pair of PAIRFILE (vectors from VECFILE; formats in\n"
@@ -148,6 +151,7 @@ enum opt_id {
 	OPT_ACKED,
 	OPT_RATE,
 	OPT_ITEMS_FIRST,
+	OPT_PURGE,
 	OPT_BATCH,
 	OPT_ROC,
 	OPT_LIMIT,
@@ -185,6 +189,7 @@ static const struct opt_def opts[] = {
     {"acked", 0, false, BIT(CTL_VERB_PUBLISH), OPT_ACKED},
     {"rate", 0, true, BIT(CTL_VERB_PUBLISH), OPT_RATE},
     {"items-first", 0, false, BIT(CTL_VERB_PUBLISH), OPT_ITEMS_FIRST},
+    {"purge", 0, false, BIT(CTL_VERB_ITEM_DELETE), OPT_PURGE},
     {"batch", 0, true, BIT(CTL_VERB_PUBLISH) | BIT(CTL_VERB_EVALUATE), OPT_BATCH},
     {"roc", 0, true, BIT(CTL_VERB_EVALUATE), OPT_ROC},
     {"limit", 0, true, BIT(CTL_VERB_PUBLISH) | BIT(CTL_VERB_EVALUATE), OPT_LIMIT},
@@ -425,6 +430,9 @@ static int apply(struct ctl_opts *o, const struct seen *s, FILE *err)
 		break;
 	case OPT_ITEMS_FIRST:
 		o->items_first = true;
+		break;
+	case OPT_PURGE:
+		o->purge = true;
 		break;
 	case OPT_BATCH:
 		if (!parse_u64(s->val, 1, CTL_MAX_BATCH, &u))

@@ -102,6 +102,7 @@ struct ctl_opts {
 	bool ack;              /* publish --acked */
 	double rate;           /* publish --rate N pairs/s; 0 = unthrottled */
 	bool items_first;      /* publish --items-first */
+	bool purge;            /* item delete --purge */
 	uint32_t batch;        /* publish/evaluate --batch N pairs per message */
 	const char *roc;       /* evaluate --roc FILE.svg */
 	const char *scores;    /* evaluate --scores FILE: write the scores */

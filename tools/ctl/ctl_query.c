@@ -191,8 +191,10 @@ static int run_item(struct ctl_ctx *c, struct ctl_conn *cn, struct sv_proto_msgb
 		enc = sv_proto_encode_item(mb, SV_PROTO_VERB_ITEM_GET, id, item, strlen(item));
 		break;
 	default:
-		snprintf(what, sizeof(what), "item delete %s", item);
-		enc = sv_proto_encode_item(mb, SV_PROTO_VERB_ITEM_DEL, id, item, strlen(item));
+		snprintf(what, sizeof(what), "item delete %s%s", o->purge ? "--purge " : "", item);
+		enc = o->purge ? sv_proto_encode_admin(mb, SV_PROTO_VERB_PURGE, id, 0, item)
+		               : sv_proto_encode_item(mb, SV_PROTO_VERB_ITEM_DEL, id, item,
+		                                      strlen(item));
 		break;
 	}
 	if (enc != 0) {
@@ -203,6 +205,8 @@ static int run_item(struct ctl_ctx *c, struct ctl_conn *cn, struct sv_proto_msgb
 	rc = ctl_conn_call(cn, mb, id, r);
 	if (!rc)
 		rc = ctl_reply_check(r, what, 0);
+	if (!rc && o->purge)
+		printf("%.*s\n", (int)r->rep.msg_len, r->rep.msg ? r->rep.msg : "");
 	if (rc || o->verb != CTL_VERB_ITEM_GET)
 		goto out;
 	if (!r->rep.vec || r->rep.dim == 0) {
@@ -243,7 +247,9 @@ int ctl_query_run(struct ctl_ctx *c)
 
 	/* Item writes go to the trainer (the store's one writer) through the
 	 * acked ingest endpoint; reads to the query endpoint. */
-	if (c->o->verb == CTL_VERB_ITEM_PUT || c->o->verb == CTL_VERB_ITEM_DELETE)
+	if (c->o->verb == CTL_VERB_ITEM_DELETE && c->o->purge)
+		rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->admin, "admin");
+	else if (c->o->verb == CTL_VERB_ITEM_PUT || c->o->verb == CTL_VERB_ITEM_DELETE)
 		rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->acked, "acked ingest");
 	else
 		rc = ctl_conn_open(&cn, c, ZMQ_DEALER, c->query, "query");
