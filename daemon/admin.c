@@ -30,6 +30,28 @@
 #include "util.h"
 
 #define JSON_CAP 65536
+#define BACKUP_EP "inproc://sv-admin-backup"
+
+/* A request's envelope: the reply goes back to the same peer. */
+struct env {
+	uint8_t id[256];
+	size_t id_len;
+	int delim; /* a REQ-style empty delimiter followed the routing id */
+};
+
+/* The backup in hand (BACKUP runs on a thread of its own, so the admin
+ * socket keeps answering; one at a time), or the last one's outcome. */
+struct backup {
+	pthread_t th;
+	int busy, ran;
+	void *done;       /* inproc PAIR: the worker's rc arrives here */
+	struct env env;   /* who asked */
+	uint64_t req_id;
+	char path[SV_PROTO_MAX_TEXT + SV_ENDPOINT_MAX + 2];
+	uint64_t t0, t1;  /* monotonic ns */
+	uint64_t total;   /* store_used_bytes when it began: what the copy will hold, about */
+	int rc;
+};
 
 struct dadmin {
 	struct sv_daemon *d;
@@ -39,6 +61,8 @@ struct dadmin {
 	struct sv_proto_limits lim; /* live_limits */
 	unsigned lim_gen;
 	struct sv_proto_msgbuf mb;
+	struct env env; /* the request in hand's */
+	struct backup bk;
 	char *json;
 	uint64_t t0;
 };
@@ -69,6 +93,23 @@ static void jnum(struct jbuf *j, const char *key, double v, int comma)
 		jprintf(j, "\"%s\":%.6g%s", key, v, comma ? "," : "");
 	else
 		jprintf(j, "\"%s\":null%s", key, comma ? "," : "");
+}
+
+/* A JSON string of s (quotes, backslashes and control bytes escaped). */
+static void jstr(struct jbuf *j, const char *s)
+{
+	jprintf(j, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			jprintf(j, "\\%c", c);
+		else if (c < 0x20)
+			jprintf(j, "\\u%04x", c);
+		else
+			jprintf(j, "%c", c);
+	}
+	jprintf(j, "\"");
 }
 
 static void ju64(struct jbuf *j, const char *key, uint64_t v, int comma)
@@ -110,8 +151,11 @@ static void latency_json(struct jbuf *j, struct sv_daemon *d)
  * (pairs by outcome, rejects by reason, steps, checkpoints, ...), the names
  * a Prometheus exposition uses.  Returns the length written (truncated to
  * cap - 1, always NUL-terminated). */
-static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
+static void backup_json(struct jbuf *j, const struct dadmin *a);
+
+static size_t status_json(struct dadmin *a, char *buf, size_t cap)
 {
+	struct sv_daemon *d = a->d;
 	static const char *const outcome[SV_PAIR_OUTCOME_COUNT] = {"logged", "duplicate",
 	                                                           "rejected", "failed"};
 	struct jbuf j = {buf, cap, 0};
@@ -160,6 +204,7 @@ static size_t status_json(struct sv_daemon *d, char *buf, size_t cap)
 		        (unsigned long long)tv, (unsigned long long)ts, (unsigned long long)tn);
 	}
 	jprintf(&j, "\"http\":\"%s\",", d->http_bound);
+	backup_json(&j, a);
 	jprintf(&j, "\"ready\":%s,\"not_ready_reason\":",
 	        atomic_load(&d->prog.not_ready) == SV_READY_OK ? "true" : "false");
 	{
@@ -298,8 +343,16 @@ static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t
 	return parts_recv(a->ctl, out, 0) < 0 ? -zmq_errno() : 0;
 }
 
+static void send_env(struct dadmin *a, const struct env *e)
+{
+	zmq_send(a->sock, e->id, e->id_len, ZMQ_SNDMORE);
+	if (e->delim)
+		zmq_send(a->sock, "", 0, ZMQ_SNDMORE);
+}
+
 static void send_mb(struct dadmin *a)
 {
+	send_env(a, &a->env);
 	for (size_t i = 0; i < a->mb.n; i++)
 		zmq_send(a->sock, a->mb.frames[i].data, a->mb.frames[i].len,
 		         i + 1 < a->mb.n ? ZMQ_SNDMORE : 0);
@@ -314,6 +367,113 @@ static void admin_reply(struct dadmin *a, const struct sv_proto_request *rq, int
 	                                len ? a->json : NULL, len) < 0)
 		reply_error(&a->mb, rq->hdr.verb, rq->hdr.request_id,
 		            status ? status : SV_PROTO_STATUS_INTERNAL, 0, msg);
+}
+
+static void *backup_main(void *arg)
+{
+	struct dadmin *a = arg;
+	int rc = sv_store_backup(a->d->store, a->bk.path);
+	void *s = zmq_socket(a->d->zctx, ZMQ_PAIR);
+
+	if (s != NULL && zmq_connect(s, BACKUP_EP) == 0)
+		zmq_send(s, &rc, sizeof(rc), 0);
+	if (s != NULL)
+		zmq_close(s);
+	return NULL;
+}
+
+/* BACKUP: a relative path names a directory under store.backup_dir.
+ * Returns 0 when the copy started (the reply comes when it is done), or
+ * -EBUSY with msg set. */
+static int backup_start(struct dadmin *a, const struct sv_proto_request *rq, char *msg,
+                        size_t cap)
+{
+	struct backup *b = &a->bk;
+	struct sv_store_stat st = {0};
+	sv_store_read *r = NULL;
+	const char *dir = a->d->conf.cfg.store_backup_dir;
+
+	if (b->busy) {
+		snprintf(msg, cap, "a backup to %.1024s is running; try again when it is done",
+		         b->path);
+		return -EBUSY;
+	}
+	if (rq->text[0] == '/')
+		snprintf(b->path, sizeof(b->path), "%.*s", (int)rq->text_len, rq->text);
+	else {
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			log_msg(LOG_WARNING, "SV-ADMIN-BACKUP", "cannot make store.backup_dir %s: %s",
+			       dir, strerror(errno));
+		snprintf(b->path, sizeof(b->path), "%s/%.*s", dir, (int)rq->text_len, rq->text);
+	}
+	if (sv_store_read_begin(a->d->store, &r) == 0)
+		sv_store_stat(r, &st);
+	sv_store_read_end(r);
+	b->env = a->env;
+	b->req_id = rq->hdr.request_id;
+	b->t0 = now_mono_ns();
+	b->total = st.used_bytes;
+	b->busy = 1;
+	if (pthread_create(&b->th, NULL, backup_main, a) != 0) {
+		b->busy = 0;
+		snprintf(msg, cap, "cannot start a backup thread");
+		return -EBUSY;
+	}
+	log_msg(LOG_INFO, "SV-ADMIN-BACKUP", "hot backup to %s started", b->path);
+	return 0;
+}
+
+/* The worker is done: answer whoever asked. */
+static void backup_done(struct dadmin *a)
+{
+	struct backup *b = &a->bk;
+	struct sv_proto_request rq;
+	char msg[sizeof(b->path) + 128];
+	int rc = 0;
+
+	if (zmq_recv(b->done, &rc, sizeof(rc), ZMQ_DONTWAIT) != (int)sizeof(rc))
+		return;
+	pthread_join(b->th, NULL);
+	b->busy = 0;
+	b->ran = 1;
+	b->rc = rc;
+	b->t1 = now_mono_ns();
+	if (rc == 0)
+		log_msg(LOG_NOTICE, "SV-ADMIN-BACKUP", "hot backup written to %s in %.1f s", b->path,
+		       (double)(b->t1 - b->t0) * 1e-9);
+	else
+		log_msg(LOG_WARNING, "SV-ADMIN-BACKUP", "hot backup to %s failed: %s", b->path,
+		       sv_strerror(rc));
+	snprintf(msg, sizeof(msg), rc == 0 ? "backup written to %.2048s" : "backup to %.2048s failed: %s",
+	         b->path, sv_strerror(rc));
+	memset(&rq, 0, sizeof(rq));
+	rq.hdr.verb = SV_PROTO_VERB_BACKUP;
+	rq.hdr.request_id = b->req_id;
+	a->env = b->env;
+	admin_reply(a, &rq, rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_INTERNAL, msg, 0);
+	send_mb(a);
+}
+
+/* STATUS "backup": the one running (with the bytes written so far) or the
+ * last one's outcome; null before the first. */
+static void backup_json(struct jbuf *j, const struct dadmin *a)
+{
+	const struct backup *b = &a->bk;
+	char file[sizeof(b->path) + 24];
+	struct stat sb;
+
+	if (!b->busy && !b->ran) {
+		jprintf(j, "\"backup\":null,");
+		return;
+	}
+	snprintf(file, sizeof(file), "%s.partial/data.mdb", b->path);
+	jprintf(j, "\"backup\":{\"state\":\"%s\",\"path\":",
+	        b->busy ? "running" : b->rc == 0 ? "done" : "failed");
+	jstr(j, b->path);
+	jprintf(j, ",\"seconds\":%.3f,\"bytes\":%llu,\"total_bytes\":%llu},",
+	        (double)((b->busy ? now_mono_ns() : b->t1) - b->t0) * 1e-9,
+	        (unsigned long long)(b->busy && stat(file, &sb) == 0 ? (uint64_t)sb.st_size : 0),
+	        (unsigned long long)b->total);
 }
 
 static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
@@ -342,7 +502,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	}
 	switch (rq.hdr.verb) {
 	case SV_PROTO_VERB_STATUS:
-		len = status_json(d, a->json, JSON_CAP);
+		len = status_json(a, a->json, JSON_CAP);
 		admin_reply(a, &rq, status, NULL, len);
 		break;
 	case SV_PROTO_VERB_METRICS: {
@@ -368,24 +528,11 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 		pthread_mutex_unlock(&d->live_mu);
 		admin_reply(a, &rq, status, NULL, len);
 		break;
-	case SV_PROTO_VERB_BACKUP: {
-		char path[SV_PROTO_MAX_TEXT + 1];
-
-		memcpy(path, rq.text, rq.text_len);
-		path[rq.text_len] = '\0';
-		rc = sv_store_backup(d->store, path);
-		if (rc == 0)
-			log_msg(LOG_NOTICE, "SV-ADMIN-BACKUP", "hot backup written to %s", path);
-		else
-			log_msg(LOG_WARNING, "SV-ADMIN-BACKUP", "hot backup to %s failed: %s", path,
-			       sv_strerror(rc));
-		snprintf(msg, sizeof(msg),
-		         rc == 0 ? "backup written to %s" : "backup to %s failed: %s", path,
-		         sv_strerror(rc));
-		admin_reply(a, &rq, rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_INTERNAL, msg,
-		            0);
+	case SV_PROTO_VERB_BACKUP:
+		if (backup_start(a, &rq, msg, sizeof(msg)) == 0)
+			return; /* answered when the copy is done */
+		admin_reply(a, &rq, SV_PROTO_STATUS_BUSY, msg, 0);
 		break;
-	}
 	case SV_PROTO_VERB_RELOAD:
 		kill(getpid(), SIGHUP);
 		admin_reply(a, &rq, status, "reload requested (see the log for what changed)", 0);
@@ -432,6 +579,7 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 			            SV_PROTO_STATUS_INTERNAL, 0, "trainer unavailable");
 			break;
 		}
+		send_env(a, &a->env);
 		for (int i = 0; i < out.n; i++)
 			zmq_msg_send(&out.m[i], a->sock, i + 1 < out.n ? ZMQ_SNDMORE : 0);
 		parts_close(&out);
@@ -452,15 +600,27 @@ static void *thread_main(void *arg)
 	struct dadmin *a = arg;
 
 	for (;;) {
+		zmq_pollitem_t it[2] = {{a->sock, 0, ZMQ_POLLIN, 0}, {a->bk.done, 0, ZMQ_POLLIN, 0}};
 		struct parts p;
 		int env;
 
-		if (parts_recv(a->sock, &p, 0) < 0)
+		if (zmq_poll(it, 2, -1) < 0) {
+			if (zmq_errno() == EINTR)
+				continue;
 			return NULL;
+		}
+		if (it[1].revents & ZMQ_POLLIN)
+			backup_done(a);
+		if (!(it[0].revents & ZMQ_POLLIN))
+			continue;
+		if (parts_recv(a->sock, &p, ZMQ_DONTWAIT) < 0)
+			return NULL;
+		if (p.n == 0)
+			continue;
 		env = parts_envelope(&p);
-		/* envelope first: the reply goes back to the same peer */
-		for (int i = 0; i < env && i < p.n; i++)
-			zmq_send(a->sock, p.fr[i].data, p.fr[i].len, ZMQ_SNDMORE);
+		a->env.id_len = p.fr[0].len < sizeof(a->env.id) ? p.fr[0].len : sizeof(a->env.id);
+		memcpy(a->env.id, p.fr[0].data, a->env.id_len);
+		a->env.delim = env == 2;
 		if (p.over || p.n <= env) {
 			reply_bad_envelope(a->d, &a->mb, p.over);
 			send_mb(a);
@@ -486,8 +646,11 @@ int admin_start(struct dadmin **out, struct sv_daemon *d)
 	a->lim_gen = UINT_MAX;
 	a->sock = zmq_socket(d->zctx, ZMQ_ROUTER);
 	a->ctl = zmq_socket(d->zctx, ZMQ_REQ);
-	if (a->json == NULL || a->sock == NULL || a->ctl == NULL)
+	a->bk.done = zmq_socket(d->zctx, ZMQ_PAIR);
+	if (a->json == NULL || a->sock == NULL || a->ctl == NULL || a->bk.done == NULL)
 		return a->json ? -zmq_errno() : -ENOMEM;
+	if (zmq_bind(a->bk.done, BACKUP_EP) < 0)
+		return -zmq_errno();
 	zmq_setsockopt(a->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
 	if (curve_socket_setup(a->sock, ep) < 0)
 		return -errno;
@@ -526,6 +689,15 @@ void admin_stop(struct dadmin *a)
 		return;
 	if (a->started)
 		pthread_join(a->th, NULL);
+	if (a->bk.busy) {
+		log_msg(LOG_NOTICE, "SV-ADMIN-BACKUP", "waiting for the backup to %s to finish",
+		       a->bk.path);
+		pthread_join(a->bk.th, NULL);
+	}
+	if (a->bk.done) {
+		zmq_setsockopt(a->bk.done, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_close(a->bk.done);
+	}
 	if (a->sock) {
 		zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof(zero));
 		zmq_close(a->sock);

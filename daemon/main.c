@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "query.h"
+#include "restore.h"
 #include "sv/error.h"
 #include "topk_cache.h"
 #include "trainer.h"
@@ -66,10 +67,7 @@ static int open_store(struct sv_daemon *d)
 	char err[SV_STORE_ERRMSG_MAX] = "";
 	int rc;
 
-	/* The settings a store's history depends on: changing them needs a new store. */
 	o.path = d->conf.store_path;
-	o.settings_fp = sv_store_settings_fp((int)d->conf.loss.kind, (int)d->conf.loss.mode,
-	                                     (int)d->conf.optim_kind);
 	if (mkdir(d->conf.state_dir, 0700) < 0 && errno != EEXIST) {
 		log_msg(LOG_ERR, "SV-MAIN-STATEDIR", "cannot make state directory %s: %s",
 		       d->conf.state_dir, strerror(errno));
@@ -108,6 +106,16 @@ int main(int argc, char **argv)
 	if (cli.check_only) {
 		printf("configuration OK\n");
 		return 0;
+	}
+	if (cli.force && !cli.restore) {
+		fprintf(stderr, "simverifyd: --force goes with --restore\n");
+		return 2;
+	}
+	if (cli.restore) { /* with the daemon stopped: the state directory lock says so */
+		if ((mkdir(d.conf.state_dir, 0700) < 0 && errno != EEXIST) ||
+		    lock_state_dir(d.conf.state_dir) < 0)
+			return 1;
+		return restore_run(&d.conf, cli.restore, cli.force) < 0 ? 1 : 0;
 	}
 	if (geteuid() == 0 && !cli.allow_root) {
 		log_msg(LOG_ERR, "SV-MAIN-ROOT",

@@ -29,7 +29,9 @@ static int is_live(const struct sv_config_key *k)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: simverifyd [--state-dir DIR] [-c FILE] [-o key=value]... "
-	           "[--check-config] [--allow-root]\n");
+	           "[--check-config] [--allow-root]\n"
+	           "       simverifyd --restore BACKUP_DIR [--force] [--state-dir DIR] [-c FILE] "
+	           "[-o key=value]...\n");
 }
 
 int settings_parse_args(int argc, char **argv, struct settings_cli *cli)
@@ -38,7 +40,8 @@ int settings_parse_args(int argc, char **argv, struct settings_cli *cli)
 	    {"config", required_argument, NULL, 'c'},    {"option", required_argument, NULL, 'o'},
 	    {"state-dir", required_argument, NULL, 'S'}, {"check-config", no_argument, NULL, 'C'},
 	    {"allow-root", no_argument, NULL, 'R'},      {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+	    {"version", no_argument, NULL, 'V'},         {"restore", required_argument, NULL, 'r'},
+	    {"force", no_argument, NULL, 'F'},           {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -65,6 +68,12 @@ int settings_parse_args(int argc, char **argv, struct settings_cli *cli)
 			break;
 		case 'R':
 			cli->allow_root = 1;
+			break;
+		case 'r':
+			cli->restore = optarg;
+			break;
+		case 'F':
+			cli->force = 1;
 			break;
 		case 'h': {
 			size_t n;
@@ -136,6 +145,9 @@ static void map(const struct sv_config *c, struct sv_dconf *d)
 	d->store.map_size = (size_t)c->store_map_size;
 	d->store.max_map_size = (size_t)c->store_max_map_size;
 	d->store.keep_versions = d->live.keep_versions;
+	/* The settings a store's history depends on: changing them needs a new store. */
+	d->store.settings_fp = sv_store_settings_fp((int)d->loss.kind, (int)d->loss.mode,
+	                                            (int)d->optim_kind);
 	d->store.dedup_depth = d->live.dedup_depth;
 }
 

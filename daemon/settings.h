@@ -30,6 +30,8 @@ struct settings_cli {
 	int n_overrides;
 	int check_only;
 	int allow_root;
+	const char *restore; /* --restore BACKUP_DIR */
+	int force;           /* --force (with --restore) */
 };
 
 /* Parse argv.  Returns 0 to run, 1 when done (--help/--version printed), or

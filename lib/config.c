@@ -92,6 +92,8 @@ static const struct sv_config_key keys[] = {
      "newest log rows kept; older ones are deleted (0: no count limit)"},
     {"store.retain_age", T(DURATION), OFF(store_retain_age_ms), 0, 315360000000.0, "90d", NULL, LT,
      1000, "log rows older than this are deleted (0: no age limit)"},
+    {"store.backup_dir", T(STRING), OFF(store_backup_dir), 0, 0, "@STATE@/backups", NULL, 0, 0,
+     "where BACKUP NAME writes (a relative NAME); the unit must allow writing there"},
     {"store.min_free", T(SIZE), OFF(store_min_free), 0, U64MAX, "256MiB", NULL, LT, 0,
      "ingest is refused while the store's file system has less free space"},
     {"ingest.dedup_window", T(DURATION), OFF(ingest_dedup_window_ms), 60000, 315360000000.0, "7d",

@@ -6,6 +6,7 @@
  * caller hands in are stored as they are.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bytes.h"
 #include "sv/error.h"
@@ -83,6 +85,8 @@ struct sv_store_txn {
 struct sv_store_read {
 	sv_store *st;
 	MDB_txn *txn;
+	void **bufs; /* checkpoint records put together from chunks; freed at the end */
+	size_t nbufs;
 };
 
 struct sv_store_cursor {
@@ -304,6 +308,135 @@ static int open_dbs(sv_store *st, MDB_txn *txn)
 	return neg(rc);
 }
 
+/* ---- checkpoint records ----
+ *
+ * A checkpoint record (MODEL_HDR, then W, optimizer, settings and
+ * calibration) is stored in chunks of MODEL_CHUNK bytes under keys
+ * (u64 BE version, u32 BE chunk index): each chunk fits on a leaf page, so
+ * a checkpoint never needs a run of contiguous pages.  (Whole records of
+ * hundreds of KB each did: freed runs get split by single-page reuse, every
+ * new run went to the end of the file, and data.mdb grew by one record per
+ * checkpoint for ever.)  Stores written before keep whole records under
+ * 8-byte keys; both are read. */
+#define MODEL_CHUNK 1900
+
+static void model_key(unsigned char kb[12], uint64_t version, uint32_t chunk)
+{
+	put_be64(kb, version);
+	chunk = __builtin_bswap32(chunk);
+	memcpy(kb + 8, &chunk, 4);
+}
+
+/* 0, or SV_ERR_CORRUPT for a key of neither form. */
+static int model_key_parse(const MDB_val *k, uint64_t *version, uint32_t *chunk)
+{
+	uint32_t c = 0;
+	if (k->mv_size != 8 && k->mv_size != 12)
+		return SV_ERR_CORRUPT;
+	*version = get_be64(k->mv_data);
+	if (k->mv_size == 12)
+		memcpy(&c, (const unsigned char *)k->mv_data + 8, 4);
+	*chunk = __builtin_bswap32(c);
+	return 0;
+}
+
+/* The record's total length from its header (MODEL_HDR bytes at p). */
+static size_t model_len(const sv_store *st, const unsigned char *p)
+{
+	return MODEL_HDR + (size_t)st->d_in * st->d_out * sizeof(float) + sv_get32(p + 64) +
+	       sv_get32(p + 68) + sv_get32(p + 72);
+}
+
+/* The first chunk (or the whole legacy record) of version.  Returns 0,
+ * SV_ERR_NOTFOUND, SV_ERR_CORRUPT (shorter than a header) or an LMDB code. */
+static int model_head(sv_store *st, MDB_txn *txn, uint64_t version, MDB_val *v)
+{
+	unsigned char kb[12];
+	MDB_val k = {12, kb};
+	int rc;
+	model_key(kb, version, 0);
+	rc = mdb_get(txn, st->models, &k, v);
+	if (rc == MDB_NOTFOUND) {
+		k.mv_size = 8;
+		rc = mdb_get(txn, st->models, &k, v);
+	}
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_NOTFOUND;
+	if (rc)
+		return neg(rc);
+	return v->mv_size < MODEL_HDR ? SV_ERR_CORRUPT : 0;
+}
+
+/* The whole record of version: in the map when it is one value, else put
+ * together in *buf (malloc'd; the caller frees it, also on failure). */
+static int model_load(sv_store *st, MDB_txn *txn, uint64_t version, MDB_val *v,
+                      unsigned char **buf)
+{
+	unsigned char kb[12];
+	MDB_cursor *c;
+	MDB_val k = {12, kb}, part;
+	size_t n, off;
+	int rc = model_head(st, txn, version, v);
+	*buf = NULL;
+	if (rc)
+		return rc;
+	n = model_len(st, v->mv_data);
+	if (n == v->mv_size)
+		return 0;
+	if (n < v->mv_size || v->mv_size != MODEL_CHUNK)
+		return SV_ERR_CORRUPT;
+	*buf = malloc(n);
+	if (!*buf)
+		return -ENOMEM;
+	rc = neg(mdb_cursor_open(txn, st->models, &c));
+	if (rc)
+		return rc;
+	model_key(kb, version, 0);
+	rc = mdb_cursor_get(c, &k, &part, MDB_SET_KEY);
+	for (off = 0; rc == 0 && off < n;) {
+		uint64_t ver;
+		uint32_t chunk;
+		if (model_key_parse(&k, &ver, &chunk) || ver != version ||
+		    chunk != off / MODEL_CHUNK || part.mv_size > n - off ||
+		    (part.mv_size != MODEL_CHUNK && off + part.mv_size != n)) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		memcpy(*buf + off, part.mv_data, part.mv_size);
+		off += part.mv_size;
+		if (off < n)
+			rc = mdb_cursor_get(c, &k, &part, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = SV_ERR_CORRUPT; /* chunks missing */
+	v->mv_data = *buf;
+	v->mv_size = n;
+	return neg(rc);
+}
+
+/* How many checkpoints are stored. */
+static int model_count(sv_store *st, MDB_txn *txn, uint64_t *n)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = neg(mdb_cursor_open(txn, st->models, &c));
+	*n = 0;
+	if (rc)
+		return rc;
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		uint64_t ver;
+		uint32_t chunk;
+		if (model_key_parse(&k, &ver, &chunk)) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		*n += chunk == 0;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : neg(rc);
+}
+
 /* ---- retention, de-duplication and reference counts ----
  *
  * refs: content id -> u64, the number of log-row sides naming it.  Every
@@ -397,20 +530,16 @@ static int row_del(sv_store *st, MDB_txn *txn, MDB_cursor *c, const MDB_val *v)
  * applied_seq; rows after it are replayed at start.  No model: 0. */
 static int recovery_floor(sv_store_txn *t, uint64_t *out)
 {
-	MDB_val ak = {6, (void *)"active"}, k, v;
-	unsigned char kb[8];
+	MDB_val ak = {6, (void *)"active"}, v;
 	int rc = mdb_get(t->txn, t->st->meta, &ak, &v);
 	*out = 0;
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc || v.mv_size != 8)
 		return rc ? neg(rc) : SV_ERR_CORRUPT;
-	put_be64(kb, sv_get64(v.mv_data));
-	k.mv_size = 8;
-	k.mv_data = kb;
-	rc = mdb_get(t->txn, t->st->models, &k, &v);
-	if (rc || v.mv_size < MODEL_HDR)
-		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	rc = model_head(t->st, t->txn, sv_get64(v.mv_data), &v);
+	if (rc)
+		return rc;
 	*out = sv_get64((const unsigned char *)v.mv_data + 24);
 	return 0;
 }
@@ -890,30 +1019,61 @@ int sv_store_sync(sv_store *st)
 	return rc > 0 ? -rc : rc;
 }
 
+/* fsync a file or directory by name. */
+static int sync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 int sv_store_backup(sv_store *st, const char *path)
 {
-	char file[4096];
+	char part[4096], file[4200], parent[4096], *slash;
 	struct stat sb;
 	int rc;
 	if (!st || !path || !path[0])
 		return -EINVAL;
-	if (mkdir(path, 0700) && errno != EEXIST) {
-		rc = -errno;
-		say(st->errmsg, sizeof st->errmsg, "mkdir %s: %s", path, strerror(-rc));
-		return neg(rc);
-	}
-	if ((size_t)snprintf(file, sizeof file, "%s/data.mdb", path) >= sizeof file)
+	if ((size_t)snprintf(part, sizeof part, "%s.partial", path) >= sizeof part)
 		return -ENAMETOOLONG;
+	snprintf(file, sizeof file, "%s/data.mdb", path);
 	if (stat(file, &sb) == 0) {
 		say(st->errmsg, sizeof st->errmsg, "backup target %s already exists", file);
 		return -EEXIST;
 	}
+	/* a .partial left by an earlier failed or killed backup is redone */
+	snprintf(file, sizeof file, "%s/data.mdb", part);
+	if (unlink(file) < 0 && errno != ENOENT) {
+		rc = -errno;
+		say(st->errmsg, sizeof st->errmsg, "removing %s: %s", file, strerror(-rc));
+		return rc;
+	}
+	if (mkdir(part, 0700) && errno != EEXIST) {
+		rc = -errno;
+		say(st->errmsg, sizeof st->errmsg, "mkdir %s: %s", part, strerror(-rc));
+		return rc;
+	}
 	pthread_rwlock_rdlock(&st->map_lock);
-	rc = mdb_env_copy2(st->env, path, MDB_CP_COMPACT);
+	rc = neg(mdb_env_copy2(st->env, part, MDB_CP_COMPACT));
 	pthread_rwlock_unlock(&st->map_lock);
-	if (rc > 0)
-		rc = -rc;
-	return neg(rc);
+	if (rc == 0)
+		rc = sync_path(file);
+	if (rc == 0)
+		rc = sync_path(part);
+	/* then the name: a backup directory holds a whole copy or nothing */
+	if (rc == 0 && rename(part, path) < 0)
+		rc = -errno;
+	snprintf(parent, sizeof parent, "%s", path);
+	slash = strrchr(parent, '/');
+	if (rc == 0)
+		rc = sync_path(slash == NULL ? "." : slash == parent ? "/" : (*slash = 0, parent));
+	if (rc)
+		say(st->errmsg, sizeof st->errmsg, "backup to %s: %s", path, sv_strerror(rc));
+	return rc;
 }
 
 /* ---- write groups ---- */
@@ -1035,12 +1195,16 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 	case OP_KIND_CKPT: {
 		uint64_t nv = t->next_version + 1;
 		MDB_val nk = {12, (void *)"next_version"};
-		put_be64(kb, t->next_version);
-		k.mv_size = 8;
-		k.mv_data = kb;
-		v.mv_size = alen;
-		v.mv_data = (void *)a;
-		rc = mdb_put(t->txn, st->models, &k, &v, 0);
+		unsigned char mk[12];
+		rc = 0;
+		for (size_t off = 0, i = 0; rc == 0 && off < alen; off += MODEL_CHUNK, i++) {
+			model_key(mk, t->next_version, (uint32_t)i);
+			k.mv_size = sizeof mk;
+			k.mv_data = mk;
+			v.mv_size = alen - off < MODEL_CHUNK ? alen - off : MODEL_CHUNK;
+			v.mv_data = (unsigned char *)a + off;
+			rc = mdb_put(t->txn, st->models, &k, &v, MDB_APPEND);
+		}
 		if (rc == 0) {
 			v.mv_size = 8;
 			v.mv_data = &nv;
@@ -1054,14 +1218,9 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 	}
 	case OP_KIND_ACTIVE: {
 		MDB_val ak = {6, (void *)"active"};
-		put_be64(kb, num);
-		k.mv_size = 8;
-		k.mv_data = kb;
-		rc = mdb_get(t->txn, st->models, &k, &v);
-		if (rc == MDB_NOTFOUND)
-			return SV_ERR_NOTFOUND;
+		rc = model_head(st, t->txn, num, &v);
 		if (rc)
-			return neg(rc);
+			return rc;
 		v.mv_size = 8;
 		v.mv_data = &num;
 		return mdb_put(t->txn, st->meta, &ak, &v, 0);
@@ -1075,39 +1234,54 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 static int prune(sv_store_txn *t)
 {
 	sv_store *st = t->st;
-	MDB_stat ms;
 	MDB_cursor *c;
 	MDB_val k, v, ak = {6, (void *)"active"};
-	uint64_t active = 0, count;
-	MDB_cursor_op op = MDB_FIRST;
+	uint64_t active = 0, count = 0;
+	unsigned char kb[8];
 	int rc = mdb_get(t->txn, st->meta, &ak, &v);
 	if (rc == 0 && v.mv_size == 8)
 		active = sv_get64(v.mv_data);
 	else if (rc && rc != MDB_NOTFOUND)
 		return neg(rc);
-	rc = mdb_stat(t->txn, st->models, &ms);
-	if (rc)
-		return neg(rc);
-	count = ms.ms_entries;
-	if (count <= st->keep_versions)
-		return 0;
+	rc = model_count(st, t->txn, &count);
+	if (rc || count <= st->keep_versions)
+		return rc;
 	rc = mdb_cursor_open(t->txn, st->models, &c);
 	if (rc)
 		return neg(rc);
-	while (count > st->keep_versions) {
-		rc = mdb_cursor_get(c, &k, &v, op);
-		if (rc)
+	/* oldest first: every chunk of a version, then the next version */
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (rc == 0 && count > st->keep_versions) {
+		uint64_t ver;
+		uint32_t chunk;
+		if (model_key_parse(&k, &ver, &chunk)) {
+			rc = SV_ERR_CORRUPT;
 			break;
-		op = MDB_NEXT;
-		if (k.mv_size == 8 && get_be64(k.mv_data) == active)
-			continue;
-		rc = mdb_cursor_del(c, 0);
-		if (rc)
-			break;
-		count--;
+		}
+		put_be64(kb, ver + 1);
+		if (ver != active) {
+			unsigned char vk[8];
+			uint64_t x;
+			put_be64(vk, ver);
+			for (;;) {
+				MDB_val sk = {8, vk};
+				rc = mdb_cursor_get(c, &sk, &v, MDB_SET_RANGE);
+				if (rc || model_key_parse(&sk, &x, &chunk) || x != ver)
+					break;
+				rc = mdb_cursor_del(c, 0);
+				if (rc)
+					break;
+			}
+			count--;
+			if (rc && rc != MDB_NOTFOUND)
+				break;
+		}
+		k.mv_size = 8; /* on to the next version's first record */
+		k.mv_data = kb;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	}
 	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return rc == MDB_NOTFOUND ? 0 : neg(rc);
 }
 
 /* Abort the LMDB transaction, grow the map, and apply the buffered group again
@@ -1419,6 +1593,9 @@ void sv_store_read_end(sv_store_read *r)
 		return;
 	mdb_txn_abort(r->txn);
 	pthread_rwlock_unlock(&r->st->map_lock);
+	for (size_t i = 0; i < r->nbufs; i++)
+		free(r->bufs[i]);
+	free(r->bufs);
 	free(r);
 }
 
@@ -1627,12 +1804,13 @@ int sv_store_active(sv_store_read *r, uint64_t *version)
 	return 0;
 }
 
-static int decode_model(const sv_store *st, const MDB_val *k, const MDB_val *v,
+/* A checkpoint record at v (whole, or only its header: head_only). */
+static int decode_model(const sv_store *st, uint64_t version, const MDB_val *v, int head_only,
                         struct sv_store_model *out)
 {
 	const unsigned char *p = v->mv_data;
 	size_t wn, ol, sl, cl;
-	if (k->mv_size != 8 || v->mv_size < MODEL_HDR)
+	if (v->mv_size < MODEL_HDR)
 		return SV_ERR_CORRUPT;
 	if (sv_get16(p) != FMT)
 		return sv_get16(p) > FMT ? SV_ERR_VERSION : SV_ERR_CORRUPT;
@@ -1642,15 +1820,18 @@ static int decode_model(const sv_store *st, const MDB_val *k, const MDB_val *v,
 	ol = sv_get32(p + 64);
 	sl = sv_get32(p + 68);
 	cl = sv_get32(p + 72);
-	if (v->mv_size != MODEL_HDR + wn + ol + sl + cl)
+	if (!head_only && v->mv_size != MODEL_HDR + wn + ol + sl + cl)
 		return SV_ERR_CORRUPT;
-	out->version = get_be64(k->mv_data);
+	memset(out, 0, sizeof *out);
+	out->version = version;
 	out->step = sv_get64(p + 16);
 	out->applied_seq = sv_get64(p + 24);
 	out->time_ns = sv_get64(p + 32);
 	out->loss = sv_getf64(p + 40);
 	out->auc = sv_getf64(p + 48);
 	out->eer = sv_getf64(p + 56);
+	if (head_only)
+		return 0;
 	out->W = p + MODEL_HDR;
 	out->optim = p + MODEL_HDR + wn;
 	out->optim_len = ol;
@@ -1663,8 +1844,9 @@ static int decode_model(const sv_store *st, const MDB_val *k, const MDB_val *v,
 
 int sv_store_model_get(sv_store_read *r, uint64_t version, struct sv_store_model *out)
 {
-	unsigned char kb[8];
-	MDB_val k = {8, kb}, v;
+	unsigned char *buf = NULL;
+	void **bufs;
+	MDB_val v;
 	int rc;
 	if (!r || !out)
 		return -EINVAL;
@@ -1673,13 +1855,22 @@ int sv_store_model_get(sv_store_read *r, uint64_t version, struct sv_store_model
 		if (rc)
 			return neg(rc);
 	}
-	put_be64(kb, version);
-	rc = mdb_get(r->txn, r->st->models, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return SV_ERR_NOTFOUND;
-	if (rc)
-		return neg(rc);
-	return decode_model(r->st, &k, &v, out);
+	rc = model_load(r->st, r->txn, version, &v, &buf);
+	if (rc == 0)
+		rc = decode_model(r->st, version, &v, 0, out);
+	if (rc || !buf) {
+		free(buf);
+		return rc;
+	}
+	/* the reader owns the copy: valid until sv_store_read_end, like the map */
+	bufs = realloc(r->bufs, (r->nbufs + 1) * sizeof *bufs);
+	if (!bufs) {
+		free(buf);
+		return -ENOMEM;
+	}
+	r->bufs = bufs;
+	r->bufs[r->nbufs++] = buf;
+	return 0;
 }
 
 void sv_store_model_weights(const sv_store *st, const struct sv_store_model *m, float *out)
@@ -1705,7 +1896,15 @@ int sv_store_versions(sv_store_read *r, struct sv_store_version *out, size_t cap
 	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
 	while (rc == 0) {
 		struct sv_store_model m;
-		rc = decode_model(r->st, &k, &v, &m);
+		uint64_t ver;
+		uint32_t chunk;
+		rc = model_key_parse(&k, &ver, &chunk);
+		if (rc == 0 && chunk != 0) {
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue;
+		}
+		if (rc == 0)
+			rc = decode_model(r->st, ver, &v, 1, &m);
 		if (rc)
 			break;
 		if (i < cap) {
@@ -1767,10 +1966,9 @@ int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
 	if (rc)
 		return neg(rc);
 	s.pairs = ms.ms_entries;
-	rc = mdb_stat(r->txn, r->st->models, &ms);
+	rc = model_count(r->st, r->txn, &s.models);
 	if (rc)
-		return neg(rc);
-	s.models = ms.ms_entries;
+		return rc;
 	rc = sv_store_last_seq(r, &s.last_seq);
 	if (rc)
 		return neg(rc);

@@ -1681,6 +1681,31 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "producers", 0, &dbi), 0);
 	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
+	{
+		/* and the checkpoint as one whole record under an 8-byte key */
+		static unsigned char whole[1 << 17];
+		size_t n = 0;
+		uint64_t ver = 0;
+		MDB_cursor *c;
+		MDB_val mk, mv;
+		cr_assert_eq(mdb_dbi_open(txn, "models", 0, &dbi), 0);
+		cr_assert_eq(mdb_cursor_open(txn, dbi, &c), 0);
+		while (mdb_cursor_get(c, &mk, &mv, MDB_NEXT) == 0) {
+			cr_assert_eq(mk.mv_size, 12);
+			cr_assert_leq(n + mv.mv_size, sizeof whole);
+			memcpy(&ver, mk.mv_data, 8);
+			memcpy(whole + n, mv.mv_data, mv.mv_size);
+			n += mv.mv_size;
+		}
+		mdb_cursor_close(c);
+		cr_assert_gt(n, 2000, "the record came in chunks");
+		cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
+		mk.mv_size = 8;
+		mk.mv_data = &ver;
+		mv.mv_size = n;
+		mv.mv_data = whole;
+		cr_assert_eq(mdb_put(txn, dbi, &mk, &mv, 0), 0);
+	}
 	cr_assert_eq(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
 
@@ -1688,6 +1713,15 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
 	cr_assert_eq(sv_store_producer_get(r, "cam", 3, &pr), 0);
 	cr_assert_eq(pr.hwm, 50);
+	{
+		struct sv_store_model m;
+		float W[D_IN * D_OUT], want[D_IN * D_OUT];
+		cr_assert_eq(sv_store_model_get(r, 0, &m), 0, "a whole record reads too");
+		sv_store_model_weights(st, &m, W);
+		fill(want, D_IN * D_OUT, 1000);
+		cr_assert_eq(memcmp(W, want, sizeof W), 0);
+		cr_assert_eq(m.applied_seq, 100000);
+	}
 	sv_store_read_end(r);
 	cr_assert_eq(capp(st, "cam", 40, 8000, &seq), SV_ERR_DUPLICATE);
 	cr_assert_eq(capp(st, "cam", 41, 8000, &seq), 0);

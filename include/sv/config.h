@@ -113,6 +113,7 @@ struct sv_config {
 	uint64_t store_retain_pairs;        /* store.retain_pairs */
 	uint64_t store_retain_age_ms;       /* store.retain_age (duration) */
 	uint64_t store_min_free;            /* store.min_free (size) */
+	char store_backup_dir[SV_CONFIG_STR_MAX]; /* store.backup_dir */
 	uint64_t ingest_dedup_window_ms;    /* ingest.dedup_window (duration) */
 	uint64_t ingest_dedup_depth;        /* ingest.dedup_depth */
 

@@ -213,10 +213,12 @@ void sv_store_set_max_map_size(sv_store *st, size_t n);
 void sv_store_set_dedup_depth(sv_store *st, uint32_t n);
 
 /* Hot backup: a compacting copy (mdb_env_copy2, MDB_CP_COMPACT) of the store
- * as of the moment the call begins, into directory path (made if missing; it
- * must not already hold a data.mdb).  Writes in other threads continue
- * meanwhile; a map growth waits for the copy to finish.  The copy opens as a
- * normal store.  Returns 0, -EINVAL, -EEXIST, -errno or an LMDB code. */
+ * as of the moment the call begins, into directory path, atomically: the
+ * copy is written to path.partial, fsynced, and renamed to path (which must
+ * not exist, or be an empty directory), so path holds a whole copy or
+ * nothing.  Writes in other threads continue meanwhile; a map growth waits
+ * for the copy to finish.  The copy opens as a normal store.  Returns 0,
+ * -EINVAL, -EEXIST (path holds a data.mdb), -errno or an LMDB code. */
 int sv_store_backup(sv_store *st, const char *path);
 
 /* ---- writing: one group at a time, from one thread ---- */

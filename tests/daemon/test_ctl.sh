@@ -183,9 +183,11 @@ VEC=$T/data/fmnist_t10k.vec
 PAIRS=$T/data/fmnist_t10k_n2000_p50_s1.pairs
 expect 0 C evaluate "$VEC" "$PAIRS" --json
 cp "$T/out" "$T/eval0.json"
-expect 0 C publish "$VEC" "$PAIRS" --acked --client-id test-a
+# without --client-id the id names the two files and the seq is the record
+# index: publishing them again stores nothing twice
+expect 0 C publish "$VEC" "$PAIRS" --acked
 grep -q "2000 committed, 0 duplicate, 0 rejected" "$T/out" || fail "publish --acked: $(cat "$T/out")"
-expect 0 C publish "$VEC" "$PAIRS" --acked --client-id test-a
+expect 0 C publish "$VEC" "$PAIRS" --acked
 grep -q "0 committed, 2000 duplicate" "$T/out" || fail "re-publish stored pairs twice: $(cat "$T/out")"
 expect 0 C flush -t 120
 expect 0 C status --json
@@ -278,14 +280,22 @@ assert json.load(open('$T/w3.json'))['version'] > json.load(open('$T/w.json'))['
 ok "export-model / import-model"
 
 # ---- per-pair idempotency: re-publish with another --batch / --limit
-expect 0 C publish "$VEC" "$PAIRS" --acked --client-id idem-b --batch 100 --limit 1000
+$PY "$SHARED/data/make_pairs.py" --split t10k --n-pairs 2000 --seed 2 --out-dir "$T/data2" \
+	>/dev/null || fail "make_pairs.py --seed 2"
+PAIRS2=$T/data2/fmnist_t10k_n2000_p50_s2.pairs
+expect 0 C publish "$VEC" "$PAIRS2" --acked --batch 100 --limit 1000
 grep -q "1000 committed, 0 duplicate, 0 rejected" "$T/out" || fail "publish --batch 100: $(cat "$T/out")"
-expect 0 C publish "$VEC" "$PAIRS" --acked --client-id idem-b --batch 37 --limit 1000
+expect 0 C publish "$VEC" "$PAIRS2" --acked --batch 37 --limit 1000
 grep -q "0 committed, 1000 duplicate, 0 rejected" "$T/out" || fail "--batch 37 re-run: $(cat "$T/out")"
-expect 0 C publish "$VEC" "$PAIRS" --acked --client-id idem-c --batch 50 --limit 300
-expect 0 C publish "$VEC" "$PAIRS" --acked --client-id idem-c --batch 64 --limit 700
-grep -q "400 committed, 300 duplicate, 0 rejected" "$T/out" || fail "partial overlap: $(cat "$T/out")"
-ok "publish: per-pair keys, any --batch on a re-run, partial overlap"
+expect 0 C publish "$VEC" "$PAIRS2" --acked --batch 64 --limit 1300
+grep -q "300 committed, 1000 duplicate, 0 rejected" "$T/out" || fail "partial overlap: $(cat "$T/out")"
+# ---- an explicit --client-id is a publisher: it goes on where the daemon has it
+expect 0 C publish "$VEC" "$PAIRS2" --acked --client-id cam-r --limit 100
+grep -q "100 committed, 0 duplicate" "$T/out" || fail "--client-id first run: $(cat "$T/out")"
+expect 0 C publish "$VEC" "$PAIRS2" --acked --client-id cam-r --limit 100
+grep -q "100 committed, 0 duplicate" "$T/out" || fail "--client-id resumed run: $(cat "$T/out")"
+grep -q "goes on from seq 100" "$T/err" || fail "--client-id did not resume: $(cat "$T/err")"
+ok "publish: per-pair keys, any --batch on a re-run, partial overlap, --client-id resumes"
 
 # ---- STATUS fields of the daemon itself, and their Prometheus form
 expect 0 C status --json

@@ -282,7 +282,73 @@ def test_purge_erases_an_item_and_its_rows():
         x.close()
 
 
+def test_backup_off_the_admin_thread_and_restore():
+    d = 256
+    opts = ['model.d_in=%d' % d, 'model.d_out=8', 'train.batch_pairs=256',
+            'store.sync=none', 'endpoints.http=']
+    x = svclient.Daemon(BIN, opts=opts)
+    x.start()
+    rng = np.random.default_rng(17)
+    new = svclient.Daemon(BIN, opts=opts)
+    try:
+        for i in range(50):
+            r = x.request('ingest-acked.sock', svclient.item_put(b'it%d' % i, rng.normal(size=d), i))
+            assert r['status'] == 'OK', r
+        push = x.sock(zmq.PUSH, 'ingest.sock')
+        for k in range(40):  # 40k unique inline pairs: a copy that takes a while
+            A = rng.normal(size=(1000, d)).astype(np.float32)
+            push.send_multipart(svclient.pairs('PAIR_BATCH', [(j % 2, A[j], A[j][::-1].copy())
+                                                              for j in range(1000)], d))
+        svclient.status_until(x, lambda s: s['counters']['pairs']['logged'] == 40000, 'logged', 60)
+        assert x.admin('FLUSH')['status'] == 'OK' and x.admin('CHECKPOINT')['status'] == 'OK'
+        want = x.status()
+        queries = [(0, b'it%d' % i, b'it%d' % (i + 1)) for i in range(10)]
+        scores = x.request('query.sock', svclient.pairs('SCORE_BATCH', queries, d, req_id=4))
+        # BACKUP (a name: under store.backup_dir) while STATUS keeps answering
+        b = x.sock(zmq.DEALER, 'admin.sock')
+        b.send_multipart(svclient.admin('BACKUP', 11, 'nightly'))
+        running, t0 = 0, time.monotonic()
+        while not b.poll(0):
+            st = x.status()
+            running += st['backup'] is not None and st['backup']['state'] == 'running'
+            assert time.monotonic() - t0 < 60
+        r = svclient.parse_reply(b.recv_multipart())
+        assert r['status'] == 'OK', r
+        print('  STATUS answered %d times while the backup ran (%.2f s)' %
+              (running, x.status()['backup']['seconds']))
+        assert running > 0, 'no STATUS reply saw the backup running'
+        bk = os.path.join(x.dir, 'backups', 'nightly')
+        assert os.path.exists(os.path.join(bk, 'data.mdb'))
+        assert not os.path.exists(bk + '.partial')
+        assert x.status()['backup']['state'] == 'done'
+        # restore into a new state directory, start there: the same model
+        x.stop()
+        out = subprocess.run([BIN, '--restore', bk, '--state-dir', new.dir] +
+                             sum([['-o', o] for o in opts], []) +
+                             (['--allow-root'] if os.geteuid() == 0 else []),
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        print('  ' + out.stdout.strip())
+        again = subprocess.run([BIN, '--restore', bk, '--state-dir', new.dir] +
+                               sum([['-o', o] for o in opts], []) +
+                               (['--allow-root'] if os.geteuid() == 0 else []),
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 1 and 'already holds a store' in again.stderr, again
+        new.start()
+        got = new.status()
+        assert (got['model_version'], got['applied_seq']) == \
+            (want['model_version'], want['applied_seq']), (got, want)
+        again = new.request('query.sock', svclient.pairs('SCORE_BATCH', queries, d, req_id=4))
+        assert [r['score'] for r in again['rows']] == [r['score'] for r in scores['rows']]
+    finally:
+        x.stop()
+        x.close()
+        new.stop()
+        new.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests([test_publishers_resume, test_full_store_refuses_and_resumes,
-                                 test_retention_plateau, test_purge_erases_an_item_and_its_rows],
+                                 test_retention_plateau, test_purge_erases_an_item_and_its_rows,
+                                 test_backup_off_the_admin_thread_and_restore],
                                 sys.argv[4:]))

@@ -342,7 +342,7 @@ REFUSED = {
     'model.d_in': '17', 'model.d_out': '3', 'model.seed': '5', 'train.loss': 'contrastive',
     'train.temperature': '0.1', 'train.pos_margin': '0.1', 'train.neg_margin': '0.9',
     'train.mode': 'graph', 'train.optimizer': 'sgd', 'train.threads': '2',
-    'store.path': '"@STATE@/store2"', 'store.sync': 'none', 'store.map_size': '2GiB',
+    'store.path': '"@STATE@/store2"', 'store.backup_dir': '"@STATE@/bk2"', 'store.sync': 'none', 'store.map_size': '2GiB',
     'endpoints.ingest': '"ipc://@STATE@/i2.sock"',
     'endpoints.ingest_acked': '"ipc://@STATE@/a2.sock"', 'endpoints.query': '"ipc://@STATE@/q2.sock"',
     'endpoints.admin': '"ipc://@STATE@/adm2.sock"', 'endpoints.admin_mode': '0640',

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "ctl_json.h"
@@ -51,6 +52,60 @@ static int admin_call(struct ctl_ctx *c, int verb, uint64_t version, const char 
 		if (!rc)
 			rc = ctl_reply_check(r, what, 0);
 	}
+	sv_proto_msgbuf_free(&mb);
+	return rc;
+}
+
+/* BACKUP: the daemon answers when the copy is done, which may take longer
+ * than --timeout; meanwhile STATUS, on a second connection, must keep
+ * answering (else the daemon is gone), and on a terminal it shows the bytes
+ * copied so far. */
+static int backup_call(struct ctl_ctx *c, const char *path, const char *what,
+                       struct ctl_conn *cn, struct ctl_reply *r)
+{
+	struct sv_proto_msgbuf mb;
+	struct ctl_conn sc = {0};
+	uint64_t id = ctl_conn_next_id(cn);
+	int tty = isatty(STDERR_FILENO), rc, shown = 0;
+
+	sv_proto_msgbuf_init(&mb);
+	rc = sv_proto_encode_admin(&mb, SV_PROTO_VERB_BACKUP, id, 0, path) ? CTL_EXIT_FAIL : 0;
+	if (!rc)
+		rc = ctl_conn_send(cn, &mb);
+	if (!rc)
+		rc = ctl_conn_open(&sc, c, ZMQ_DEALER, c->admin, "admin");
+	while (!rc && (rc = ctl_conn_recv_within(cn, r, 500)) == -1) {
+		struct ctl_reply s;
+		struct ctl_json *j = NULL;
+		uint64_t sid = ctl_conn_next_id(&sc);
+
+		ctl_reply_init(&s);
+		rc = sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, sid, 0, NULL) ? CTL_EXIT_FAIL : 0;
+		if (!rc)
+			rc = ctl_conn_call(&sc, &mb, sid, &s);
+		if (!rc)
+			rc = ctl_reply_check(&s, "backup: status", 0);
+		if (!rc)
+			rc = reply_json(&s, "backup: status", &j);
+		if (!rc && tty) {
+			double done = ctl_json_num(j, "backup.bytes", 0);
+			double total = ctl_json_num(j, "backup.total_bytes", 0);
+
+			fprintf(stderr, "\rbackup: %.1f MB of about %.1f MB copied, %.0f s  ", done / 1e6,
+			        total / 1e6, ctl_json_num(j, "backup.seconds", 0));
+			shown = 1;
+		}
+		ctl_json_free(j);
+		ctl_reply_close(&s);
+		ctl_reply_close(r);
+		ctl_reply_init(r);
+	}
+	if (shown)
+		fputc('\n', stderr);
+	if (!rc)
+		rc = ctl_reply_check(r, what, 0);
+	if (sc.sock)
+		ctl_conn_close(&sc);
 	sv_proto_msgbuf_free(&mb);
 	return rc;
 }
@@ -377,8 +432,10 @@ int ctl_admin_run(struct ctl_ctx *c)
 	if (verb == SV_PROTO_VERB_FLUSH && !o->timeout_given)
 		cn.timeout_ms = CTL_FLUSH_TIMEOUT_MS; /* sending still uses the 5 s default */
 	ctl_reply_init(&r);
-	rc = admin_call(c, verb, o->version, o->verb == CTL_VERB_BACKUP ? o->args[0] : NULL, what,
-	                &cn, &r);
+	if (verb == SV_PROTO_VERB_BACKUP)
+		rc = backup_call(c, o->args[0], what, &cn, &r);
+	else
+		rc = admin_call(c, verb, o->version, NULL, what, &cn, &r);
 	if (rc)
 		goto out;
 	if (verb == SV_PROTO_VERB_METRICS) { /* the daemon's exposition, as GET /metrics */
