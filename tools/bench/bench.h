@@ -22,6 +22,7 @@ int bench_store(int argc, char **argv);
 int bench_ingest(int argc, char **argv);
 int bench_query(int argc, char **argv);
 int bench_topk(int argc, char **argv);
+int bench_growth(int argc, char **argv);
 
 /* Monotonic clock in nanoseconds (bench_util.c). */
 uint64_t bench_now_ns(void);
@@ -77,6 +78,14 @@ void bench_rm_tree(const char *dir);
  * 0 or -1 (zmq_send failed, errno set by ZeroMQ). */
 int bench_send_mb(void *s, const struct sv_proto_msgbuf *mb);
 
+/* A socket of type connected to ep (ipc://DIR/NAME for bench_sock_at),
+ * with a 20 s receive timeout and linger 0. */
+void *bench_sock(void *ctx, int type, const char *ep);
+void *bench_sock_at(void *ctx, int type, const char *dir, const char *name);
+/* The admin STATUS JSON into js[0..cap-1]; 0 or -1 (no reply). */
+int bench_status(void *adm, char *js, size_t cap);
+/* Receive and drop one multipart message; its byte count or -1. */
+long bench_recv_drop(void *s);
 /* The integer after "key": in the flat JSON text j (a STATUS reply);
  * -1 if the key is absent. */
 long bench_json_u64(const char *j, const char *key);

@@ -98,27 +98,6 @@ static int make_msg(struct gen *g, struct sv_proto_msgbuf *mb, long i, int acked
 	                             (size_t)c->per_msg, (uint32_t)c->d_in, acked ? &cl : NULL);
 }
 
-/* Receive and drop one multipart message; returns its byte count or -1. */
-static long recv_drop(void *s)
-{
-	long bytes = 0;
-	int more = 1;
-
-	while (more) {
-		zmq_msg_t m;
-
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, s, 0) < 0) {
-			zmq_msg_close(&m);
-			return -1;
-		}
-		bytes += (long)zmq_msg_size(&m);
-		more = zmq_msg_more(&m);
-		zmq_msg_close(&m);
-	}
-	return bytes;
-}
-
 struct sink {
 	void *ctx;
 	char ep[PATH_MAX + 16];
@@ -133,7 +112,7 @@ static void *sink_main(void *arg)
 
 	zmq_bind(s, k->ep);
 	for (long i = 0; i < k->msgs; i++)
-		if (recv_drop(s) < 0)
+		if (bench_recv_drop(s) < 0)
 			break;
 	k->t_end = bench_now_ns();
 	zmq_close(s);
@@ -171,51 +150,6 @@ static double raw_rate(struct gen *g, const char *dir)
 }
 
 /* One admin request; the reply's JSON payload (frame 2) into buf. */
-static int admin_status(void *adm, char *buf, size_t cap)
-{
-	struct sv_proto_msgbuf mb;
-	int more = 1, part = 0, rc = -1;
-
-	sv_proto_msgbuf_init(&mb);
-	sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL);
-	if (bench_send_mb(adm, &mb) == 0)
-		rc = 0;
-	sv_proto_msgbuf_free(&mb);
-	buf[0] = '\0';
-	while (rc == 0 && more) {
-		zmq_msg_t m;
-
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, adm, 0) < 0) {
-			zmq_msg_close(&m);
-			return -1;
-		}
-		more = zmq_msg_more(&m);
-		if (part == 2) {
-			size_t n = zmq_msg_size(&m) < cap - 1 ? zmq_msg_size(&m) : cap - 1;
-
-			memcpy(buf, zmq_msg_data(&m), n);
-			buf[n] = '\0';
-		}
-		part++;
-		zmq_msg_close(&m);
-	}
-	return rc;
-}
-
-static void *sock(void *ctx, int type, const char *dir, const char *name)
-{
-	char ep[PATH_MAX + 32];
-	int t = 20000, linger = 0;
-	void *s = zmq_socket(ctx, type);
-
-	snprintf(ep, sizeof(ep), "ipc://%s/%s", dir, name);
-	zmq_setsockopt(s, ZMQ_RCVTIMEO, &t, sizeof(t));
-	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-	zmq_connect(s, ep);
-	return s;
-}
-
 /* The daemon: fresh state dir, items loaded, then the timed stream. */
 static double daemon_rate(struct gen *g, const char *dir, int acked)
 {
@@ -238,21 +172,21 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 	snprintf(o4, sizeof(o4), "train.threads=%ld", c->threads);
 	pid = bench_daemon_start(c->daemon, sd, ovr, sizeof(ovr) / sizeof(ovr[0]));
 	ctx = zmq_ctx_new();
-	adm = sock(ctx, ZMQ_DEALER, sd, "admin.sock");
+	adm = bench_sock_at(ctx, ZMQ_DEALER, sd, "admin.sock");
 	for (int tries = 0; tries < 200; tries++) {
 		int t = 100;
 
 		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
-		if (admin_status(adm, js, sizeof(js)) == 0)
+		if (bench_status(adm, js, sizeof(js)) == 0)
 			break;
 		zmq_close(adm);
-		adm = sock(ctx, ZMQ_DEALER, sd, "admin.sock");
+		adm = bench_sock_at(ctx, ZMQ_DEALER, sd, "admin.sock");
 	}
-	in = sock(ctx, acked ? ZMQ_DEALER : ZMQ_PUSH, sd,
+	in = bench_sock_at(ctx, acked ? ZMQ_DEALER : ZMQ_PUSH, sd,
 	          acked ? "ingest-acked.sock" : "ingest.sock");
 	sv_proto_msgbuf_init(&mb);
 	if (!g->inline_vecs) {
-		void *ia = sock(ctx, ZMQ_DEALER, sd, "ingest-acked.sock");
+		void *ia = bench_sock_at(ctx, ZMQ_DEALER, sd, "ingest-acked.sock");
 
 		for (int i = 0; i < N_ITEMS; i++) {
 			sv_proto_encode_item_put(&mb, (uint64_t)i, g->ids[i], strlen(g->ids[i]),
@@ -260,10 +194,10 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 			bench_send_mb(ia, &mb);
 		}
 		for (int i = 0; i < N_ITEMS; i++)
-			recv_drop(ia);
+			bench_recv_drop(ia);
 		zmq_close(ia);
 	}
-	if (admin_status(adm, js, sizeof(js)) == 0)
+	if (bench_status(adm, js, sizeof(js)) == 0)
 		base = bench_json_u64(js, "pairs_seen");
 	t0 = bench_now_ns();
 	{
@@ -274,7 +208,7 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 				goto out;
 			sent++;
 			while (acked && (sent - got >= c->window || (sent == msgs && got < msgs))) {
-				if (recv_drop(in) < 0)
+				if (bench_recv_drop(in) < 0)
 					goto out;
 				got++;
 			}
@@ -283,7 +217,7 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 	for (long seen = -1, idle = 0;;) {
 		long now;
 
-		if (admin_status(adm, js, sizeof(js)) < 0)
+		if (bench_status(adm, js, sizeof(js)) < 0)
 			goto out;
 		now = bench_json_u64(js, "pairs_seen");
 		if (now - base >= msgs * c->per_msg)

@@ -188,17 +188,6 @@ static int compare(void *echo, void *dmn, struct sv_proto_msgbuf *req, long requ
 	return rc;
 }
 
-static void *sock(void *ctx, int type, const char *ep)
-{
-	int t = 20000, linger = 0;
-	void *s = zmq_socket(ctx, type);
-
-	zmq_setsockopt(s, ZMQ_RCVTIMEO, &t, sizeof(t));
-	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-	zmq_connect(s, ep);
-	return s;
-}
-
 /* One request, its reply's shape; status OK required. */
 static int capture(void *s, struct sv_proto_msgbuf *req, struct shape *sh, unsigned char **hdr0)
 {
@@ -222,29 +211,6 @@ static int capture(void *s, struct sv_proto_msgbuf *req, struct shape *sh, unsig
 	n = sh->len[0] >= 8 && ((const unsigned char *)zmq_msg_data(&p.m[0]))[6] == 0 ? 0 : -1;
 	parts_close(&p);
 	return *hdr0 ? n : -1;
-}
-
-/* Admin STATUS JSON into js; 0 or -1. */
-static int status_json(void *adm, char *js, size_t cap)
-{
-	struct sv_proto_msgbuf mb;
-	struct parts p;
-	int n, rc = -1;
-
-	sv_proto_msgbuf_init(&mb);
-	sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL);
-	if (bench_send_mb(adm, &mb) == 0 && (n = parts_recv(adm, &p, 0)) > 0) {
-		if (n > 2) {
-			size_t l = zmq_msg_size(&p.m[2]) < cap - 1 ? zmq_msg_size(&p.m[2]) : cap - 1;
-
-			memcpy(js, zmq_msg_data(&p.m[2]), l);
-			js[l] = '\0';
-			rc = 0;
-		}
-		parts_close(&p);
-	}
-	sv_proto_msgbuf_free(&mb);
-	return rc;
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -327,7 +293,7 @@ static int load_items(const struct cfg *c, void *ctx, const char *sd, void *adm)
 	if (x == NULL)
 		return -1;
 	snprintf(ep, sizeof(ep), "ipc://%s/ingest-acked.sock", sd);
-	in = sock(ctx, ZMQ_DEALER, ep);
+	in = bench_sock(ctx, ZMQ_DEALER, ep);
 	sv_proto_msgbuf_init(&mb);
 	while (got < c->items && rc == 0) {
 		while (sent < c->items && sent - got < 64) {
@@ -357,7 +323,7 @@ static int load_items(const struct cfg *c, void *ctx, const char *sd, void *adm)
 	zmq_close(in);
 	free(x);
 	for (int tries = 0; rc == 0 && tries < 3000; tries++) {
-		if (status_json(adm, js, sizeof(js)) == 0 && bench_json_u64(js, "rebuilds") > 0)
+		if (bench_status(adm, js, sizeof(js)) == 0 && bench_json_u64(js, "rebuilds") > 0)
 			return 0;
 		usleep(10000);
 	}
@@ -425,9 +391,9 @@ int bench_query(int argc, char **argv)
 	for (int tries = 0; tries < 300; tries++) {
 		int t = 100;
 
-		adm = sock(ctx, ZMQ_DEALER, ep);
+		adm = bench_sock(ctx, ZMQ_DEALER, ep);
 		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
-		if (status_json(adm, js, sizeof(js)) == 0)
+		if (bench_status(adm, js, sizeof(js)) == 0)
 			break;
 		zmq_close(adm);
 		adm = NULL;
@@ -448,7 +414,7 @@ int bench_query(int argc, char **argv)
 		goto out;
 	}
 	snprintf(ep, sizeof(ep), "ipc://%s/query.sock", sd);
-	q = sock(ctx, ZMQ_DEALER, ep);
+	q = bench_sock(ctx, ZMQ_DEALER, ep);
 	for (int k = 0; k < N_CASES; k++) {
 		struct echo e;
 		void *es;
@@ -472,7 +438,7 @@ int bench_query(int argc, char **argv)
 			echo_main(&e);
 			_exit(0);
 		}
-		es = sock(ctx, ZMQ_DEALER, e.ep);
+		es = bench_sock(ctx, ZMQ_DEALER, e.ep);
 		/* warm both paths, then measure echo and daemon in turns */
 		compare(es, q, &req[k], c.requests / 10 + ROUNDS, 16, res[k][0]);
 		for (int dpt = 0; dpt < 2; dpt++) {

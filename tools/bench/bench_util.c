@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #include "bench.h"
+#include "parts.h"
 #include "sv/proto.h"
 
 uint64_t bench_now_ns(void)
@@ -198,4 +199,66 @@ long bench_json_u64(const char *j, const char *key)
 	snprintf(k, sizeof(k), "\"%s\":", key);
 	p = strstr(j, k);
 	return p ? strtol(p + strlen(k), NULL, 10) : -1;
+}
+
+void *bench_sock(void *ctx, int type, const char *ep)
+{
+	int t = 20000, linger = 0;
+	void *s = zmq_socket(ctx, type);
+
+	zmq_setsockopt(s, ZMQ_RCVTIMEO, &t, sizeof(t));
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_connect(s, ep);
+	return s;
+}
+
+void *bench_sock_at(void *ctx, int type, const char *dir, const char *name)
+{
+	char ep[PATH_MAX + 32];
+
+	snprintf(ep, sizeof(ep), "ipc://%s/%s", dir, name);
+	return bench_sock(ctx, type, ep);
+}
+
+int bench_status(void *adm, char *js, size_t cap)
+{
+	struct sv_proto_msgbuf mb;
+	struct parts p;
+	int n, rc = -1;
+
+	sv_proto_msgbuf_init(&mb);
+	sv_proto_encode_admin(&mb, SV_PROTO_VERB_STATUS, 1, 0, NULL);
+	js[0] = '\0';
+	if (bench_send_mb(adm, &mb) == 0 && (n = parts_recv(adm, &p, 0)) > 0) {
+		if (n > 2) {
+			size_t l = p.fr[2].len < cap - 1 ? p.fr[2].len : cap - 1;
+
+			memcpy(js, p.fr[2].data, l);
+			js[l] = '\0';
+			rc = 0;
+		}
+		parts_close(&p);
+	}
+	sv_proto_msgbuf_free(&mb);
+	return rc;
+}
+
+long bench_recv_drop(void *s)
+{
+	long bytes = 0;
+	int more = 1;
+
+	while (more) {
+		zmq_msg_t m;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, s, 0) < 0) {
+			zmq_msg_close(&m);
+			return -1;
+		}
+		bytes += (long)zmq_msg_size(&m);
+		more = zmq_msg_more(&m);
+		zmq_msg_close(&m);
+	}
+	return bytes;
 }
