@@ -132,6 +132,14 @@ int restore_run(const struct sv_dconf *c, const char *from, int force)
 	}
 	if (rename(tmp, target) < 0)
 		return fail("cannot rename the copy to", target, -errno);
+	/* run as root for a service with DynamicUser=: the files are the state
+	 * directory owner's, as the daemon would have made them */
+	if (geteuid() == 0 && stat(c->state_dir, &sb) == 0 && sb.st_uid != 0) {
+		snprintf(file, sizeof(file), "%s/data.mdb", target);
+		if (chown(target, sb.st_uid, sb.st_gid) < 0 || chown(file, sb.st_uid, sb.st_gid) < 0)
+			return fail("cannot give the restored store to the state directory's owner:",
+			            target, -errno);
+	}
 	snprintf(file, sizeof(file), "%s/..", target);
 	fsync_path(file);
 	printf("restored %s into %s: active model v%llu, %llu log rows (seq %llu..%llu), "

@@ -7,6 +7,8 @@
  * schema-1 backup is brought to schema 2 there), and only then renamed to
  * store.path.  A store already at store.path is refused, or with --force
  * kept as STORE.pre-restore-UNIXTIME.  The backup itself is never written.
+ * Run as root, the restored files get the state directory's owner (a
+ * service with DynamicUser= could not read them otherwise).
  * The daemon started afterwards loads the backup's active model and replays
  * the log after its applied_seq, as after any restart.
  *
