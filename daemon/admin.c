@@ -31,6 +31,7 @@
 
 #define JSON_CAP 65536
 #define BACKUP_EP "inproc://sv-admin-backup"
+#define CTL_PENDING 64 /* trainer requests in flight (the trainer answers in order) */
 
 /* A request's envelope: the reply goes back to the same peer. */
 struct env {
@@ -63,6 +64,11 @@ struct dadmin {
 	struct sv_proto_msgbuf mb;
 	struct env env; /* the request in hand's */
 	struct backup bk;
+	/* Requests forwarded to the trainer, oldest first: its replies come
+	 * back in this order and go to these envelopes.  The admin socket
+	 * keeps answering (STATUS, METRICS, ...) while the trainer works. */
+	struct env ctl_q[CTL_PENDING];
+	size_t ctl_head, ctl_n;
 	char *json;
 	uint64_t t0;
 };
@@ -333,14 +339,39 @@ static size_t model_json(struct sv_daemon *d, const struct sv_snap *s, char *buf
 	return j.n;
 }
 
-/* Forward a request to the trainer and receive its reply into out. */
-static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t n,
-                       struct parts *out)
+/* Forward a request to the trainer (a DEALER to its REP: an empty
+ * delimiter first); the reply is relayed by ctl_reply.  Returns 0, -EBUSY
+ * (CTL_PENDING requests already wait) or -errno. */
+static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 {
+	if (a->ctl_n == CTL_PENDING)
+		return -EBUSY;
+	if (zmq_send(a->ctl, "", 0, ZMQ_SNDMORE) < 0)
+		return -zmq_errno();
 	for (size_t i = 0; i < n; i++)
 		if (zmq_send(a->ctl, fr[i].data, fr[i].len, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
 			return -zmq_errno();
-	return parts_recv(a->ctl, out, 0) < 0 ? -zmq_errno() : 0;
+	a->ctl_q[(a->ctl_head + a->ctl_n++) % CTL_PENDING] = a->env;
+	return 0;
+}
+
+static void send_env(struct dadmin *a, const struct env *e);
+
+/* The trainer answered the oldest forwarded request: relay it. */
+static void ctl_reply(struct dadmin *a)
+{
+	struct parts p;
+
+	while (parts_recv(a->ctl, &p, ZMQ_DONTWAIT) > 0) {
+		if (a->ctl_n > 0 && p.n > 1) {
+			send_env(a, &a->ctl_q[a->ctl_head]);
+			for (int i = 1; i < p.n; i++) /* part 0: the delimiter */
+				zmq_msg_send(&p.m[i], a->sock, i + 1 < p.n ? ZMQ_SNDMORE : 0);
+			a->ctl_head = (a->ctl_head + 1) % CTL_PENDING;
+			a->ctl_n--;
+		}
+		parts_close(&p);
+	}
 }
 
 static void send_env(struct dadmin *a, const struct env *e)
@@ -570,22 +601,15 @@ static void handle(struct dadmin *a, const struct sv_proto_frame *fr, size_t n)
 	case SV_PROTO_VERB_PAUSE:
 	case SV_PROTO_VERB_RESUME:
 	case SV_PROTO_VERB_PURGE:
-	case SV_PROTO_VERB_FLUSH: {
-		struct parts out;
-
-		rc = forward_ctl(a, fr, n, &out);
-		if (rc < 0) {
-			reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
-			            SV_PROTO_STATUS_INTERNAL, 0, "trainer unavailable");
-			break;
-		}
-		send_env(a, &a->env);
-		for (int i = 0; i < out.n; i++)
-			zmq_msg_send(&out.m[i], a->sock, i + 1 < out.n ? ZMQ_SNDMORE : 0);
-		parts_close(&out);
-		a->mb.n = 0;
-		return;
-	}
+	case SV_PROTO_VERB_FLUSH:
+		rc = forward_ctl(a, fr, n);
+		if (rc == 0)
+			return; /* ctl_reply answers when the trainer has */
+		reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id,
+		            rc == -EBUSY ? SV_PROTO_STATUS_BUSY : SV_PROTO_STATUS_INTERNAL, 0,
+		            rc == -EBUSY ? "the trainer has too many admin requests waiting; retry"
+		                         : "trainer unavailable");
+		break;
 	default:
 		reject_count(d, SV_REJECT_REFUSED);
 		reply_error(&a->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_REFUSED, 0,
@@ -600,17 +624,21 @@ static void *thread_main(void *arg)
 	struct dadmin *a = arg;
 
 	for (;;) {
-		zmq_pollitem_t it[2] = {{a->sock, 0, ZMQ_POLLIN, 0}, {a->bk.done, 0, ZMQ_POLLIN, 0}};
+		zmq_pollitem_t it[3] = {{a->sock, 0, ZMQ_POLLIN, 0},
+		                        {a->bk.done, 0, ZMQ_POLLIN, 0},
+		                        {a->ctl, 0, ZMQ_POLLIN, 0}};
 		struct parts p;
 		int env;
 
-		if (zmq_poll(it, 2, -1) < 0) {
+		if (zmq_poll(it, 3, -1) < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
 			return NULL;
 		}
 		if (it[1].revents & ZMQ_POLLIN)
 			backup_done(a);
+		if (it[2].revents & ZMQ_POLLIN)
+			ctl_reply(a);
 		if (!(it[0].revents & ZMQ_POLLIN))
 			continue;
 		if (parts_recv(a->sock, &p, ZMQ_DONTWAIT) < 0)
@@ -645,7 +673,7 @@ int admin_start(struct dadmin **out, struct sv_daemon *d)
 	a->json = malloc(JSON_CAP);
 	a->lim_gen = UINT_MAX;
 	a->sock = zmq_socket(d->zctx, ZMQ_ROUTER);
-	a->ctl = zmq_socket(d->zctx, ZMQ_REQ);
+	a->ctl = zmq_socket(d->zctx, ZMQ_DEALER);
 	a->bk.done = zmq_socket(d->zctx, ZMQ_PAIR);
 	if (a->json == NULL || a->sock == NULL || a->ctl == NULL || a->bk.done == NULL)
 		return a->json ? -zmq_errno() : -ENOMEM;

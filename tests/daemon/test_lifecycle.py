@@ -347,8 +347,39 @@ def test_backup_off_the_admin_thread_and_restore():
         new.close()
 
 
+def test_status_never_waits():
+    """STATUS answers while the trainer works through a slow FLUSH and CHECKPOINT."""
+    os.environ['SV_DEBUG_STEP_DELAY_MS'] = '400'
+    try:
+        x = daemon(['train.batch_pairs=8', 'train.max_wait_ms=10s'])
+    finally:
+        del os.environ['SV_DEBUG_STEP_DELAY_MS']
+    try:
+        rows = [(i % 2, np.ones(D, np.float32) * i, np.ones(D, np.float32)) for i in range(40)]
+        r = x.request('ingest-acked.sock', svclient.pairs('PAIR_BATCH', rows, D, req_id=1))
+        assert r['status'] == 'OK', r
+        slow = x.sock(zmq.DEALER, 'admin.sock')
+        slow.send_multipart(svclient.admin('FLUSH', 21))   # 5 steps of 400 ms
+        slow.send_multipart(svclient.admin('CHECKPOINT', 22))
+        answered, worst = 0, 0.0
+        while not slow.poll(0):
+            t0 = time.monotonic()
+            x.status()
+            worst = max(worst, time.monotonic() - t0)
+            answered += 1
+        got = [svclient.parse_reply(slow.recv_multipart()) for _ in range(2)]
+        assert [g['req'] for g in got] == [21, 22] and all(g['status'] == 'OK' for g in got), got
+        print('  %d STATUS replies during FLUSH + CHECKPOINT, the slowest %.0f ms' %
+              (answered, worst * 1e3))
+        assert answered >= 5 and worst < 0.3, (answered, worst)
+    finally:
+        x.stop()
+        x.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests([test_publishers_resume, test_full_store_refuses_and_resumes,
                                  test_retention_plateau, test_purge_erases_an_item_and_its_rows,
-                                 test_backup_off_the_admin_thread_and_restore],
+                                 test_backup_off_the_admin_thread_and_restore,
+                                 test_status_never_waits],
                                 sys.argv[4:]))
