@@ -627,16 +627,16 @@ static int refuse_full(struct ingest *g, const struct sv_proto_request *rq, stru
 }
 
 /* CLIENT_STATE: the client's committed high-water mark and window, as JSON,
- * answered at once; an unknown (or expired) client is "none", not an error. */
-static void client_state(struct ingest *g, const struct sv_proto_request *rq, struct pend_ack *a)
+ * answered at once to routing id rid; an unknown (or expired) client is
+ * "none", not an error.  (A read: answered while paused too.) */
+static void client_state(struct ingest *g, const struct sv_proto_request *rq, const uint8_t *rid,
+                         size_t rid_len, int delim)
 {
 	struct sv_store_producer pr;
 	sv_store_read *r = NULL;
 	char json[256];
 	int rc;
 
-	if (a == NULL)
-		return; /* nobody to tell */
 	rc = sv_store_read_begin(g->d->store, &r);
 	if (rc == 0)
 		rc = sv_store_producer_get(r, rq->item.id, rq->item.id_len, &pr);
@@ -659,8 +659,7 @@ static void client_state(struct ingest *g, const struct sv_proto_request *rq, st
 	else
 		reply_error(&g->mb, SV_PROTO_VERB_CLIENT_STATE, rq->hdr.request_id,
 		            SV_PROTO_STATUS_INTERNAL, 0, sv_strerror(rc));
-	send_reply(g, a->rid, a->rid_len, a->delim);
-	g->ack_n--;
+	send_reply(g, rid, rid_len, delim);
 }
 
 /* One ingest message (frames without envelope).  acked: a reply is owed
@@ -761,7 +760,10 @@ static int ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t 
 			a->status = rc == 0 ? SV_PROTO_STATUS_OK : SV_PROTO_STATUS_NOT_FOUND;
 		break;
 	case SV_PROTO_VERB_CLIENT_STATE:
-		client_state(g, &rq, a);
+		if (a != NULL) { /* nobody to tell on the PULL socket */
+			client_state(g, &rq, a->rid, a->rid_len, a->delim);
+			g->ack_n--;
+		}
 		return 0;
 	default:
 		reject_count(g->d, SV_REJECT_REFUSED);
@@ -1172,6 +1174,10 @@ void ingest_refuse_paused(struct ingest *g)
 			reply_error(&g->mb, err.have_header ? err.header.verb : 0,
 			            err.have_header ? err.header.request_id : 0,
 			            SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
+		} else if (rq.hdr.verb == SV_PROTO_VERB_CLIENT_STATE) {
+			client_state(g, &rq, p.fr[0].data, p.fr[0].len, env == 2);
+			parts_close(&p);
+			continue;
 		} else {
 			reply_error(
 			    &g->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,

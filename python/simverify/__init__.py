@@ -1,5 +1,8 @@
-#!/usr/bin/python3
-"""simverify.py - a Python client for simverifyd (pyzmq + numpy).
+"""simverify - the Python client for simverifyd (pyzmq + numpy).
+
+Install: python3 -m venv --system-site-packages VENV (pyzmq and numpy from
+Debian's python3-zmq and python3-numpy), then
+VENV/bin/pip install --no-build-isolation ./python.
 
 Speaks the wire protocol of docs/PROTOCOL.md (version 1): publish labeled
 pairs (vectors or item ids, optionally acked and idempotent), upsert / get /
@@ -23,12 +26,23 @@ Example::
         print(sv.topk(b, k=5))                      # [("alice", 0.93), ...]
         print(sv.status()["model_version"])
 
+Thread safety: a Client is NOT thread-safe (its ZeroMQ sockets belong to
+one thread at a time).  Use one Client per thread; they may share a
+zmq.Context (context=...).
+
 Vectors are float32 numpy arrays of the daemon's input dimension (d_in);
 anything else is converted with np.asarray(x, dtype="<f4").  Item ids are
 str (UTF-8, 1..255 bytes) or bytes.  Every request waits at most `timeout`
 seconds; a daemon that does not answer in time raises TimeoutError, a
 missing ipc:// socket file ConnectionError, and a refusal SimverifyError
-with the daemon's status, reason and message.
+with the daemon's status, reason and message (StoreFullError, a subclass,
+when the daemon's store is full).
+
+CURVE: for tcp:// endpoints of a daemon with security.curve_server_key, pass
+curve_server_key (the daemon's public key) and curve_secret_key (this
+client's secret key): each a file from `simverifyctl keygen` or the 40
+Z85 characters; without them SIMVERIFY_CURVE_SERVER and SIMVERIFY_CURVE_KEY
+are read, as simverifyctl does.
 
 Left out: server-side concerns, asyncio, the config file (pass endpoints or
 the daemon's --state-dir).
@@ -44,7 +58,8 @@ from collections import namedtuple
 import numpy as np
 import zmq
 
-__all__ = ["Client", "Score", "Ack", "SimverifyError", "endpoints_for_state_dir"]
+__all__ = ["Client", "Score", "Ack", "SimverifyError", "StoreFullError",
+           "endpoints_for_state_dir"]
 
 PROTO_VERSION = 1
 _HDR = struct.Struct("<2sBBHHQIIIHH")      # 32 bytes
@@ -97,6 +112,20 @@ class StoreFullError(SimverifyError):
     """The daemon's store is full (store.max_map_size or store.min_free):
     nothing of the request was stored.  Retry later; the message names the
     limit to raise."""
+
+
+def _z85_key(k):
+    """A CURVE key: 40 Z85 characters, or a key file (a comment line and the
+    key, as simverifyctl keygen writes)."""
+    if isinstance(k, bytes):
+        k = k.decode()
+    if len(k) == 40 and not os.path.exists(k):
+        return k.encode()
+    with open(k) as f:
+        lines = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    if len(lines) != 1 or len(lines[0]) != 40:
+        raise ValueError(f"{k}: not a CURVE key file (one 40-character Z85 key)")
+    return lines[0].encode()
 
 
 def endpoints_for_state_dir(state_dir):
@@ -184,7 +213,8 @@ class Client:
     Not thread-safe: use one Client per thread."""
 
     def __init__(self, state_dir=None, *, query=None, admin=None, ingest=None, acked=None,
-                 timeout=5.0, client_id=None, context=None):
+                 timeout=5.0, client_id=None, context=None, curve_server_key=None,
+                 curve_secret_key=None):
         eps = endpoints_for_state_dir(state_dir) if state_dir else {}
         self.endpoints = {
             "query": query or eps.get("query"),
@@ -199,6 +229,12 @@ class Client:
         self._socks = {}
         self._ids = itertools.count(random.getrandbits(48) << 8)
         self._seq = None  # asked of the daemon at the first publish
+        server = curve_server_key or os.environ.get("SIMVERIFY_CURVE_SERVER")
+        secret = curve_secret_key or os.environ.get("SIMVERIFY_CURVE_KEY")
+        if bool(server) != bool(secret):
+            raise ValueError("CURVE needs both the server's public key and this client's "
+                             "secret key")
+        self._curve = (_z85_key(server), _z85_key(secret)) if server else None
 
     # -- plumbing ---------------------------------------------------------
     def close(self):
@@ -226,6 +262,11 @@ class Client:
                 and not os.path.exists(ep[6:]):
             raise ConnectionError(f"cannot reach daemon at {ep}: no such socket file")
         s = self._ctx.socket(zmq.PUSH if which == "ingest" else zmq.DEALER)
+        if self._curve and ep.startswith("tcp://"):
+            server, secret = self._curve
+            s.curve_serverkey = server
+            s.curve_secretkey = secret
+            s.curve_publickey = zmq.curve_public(secret)
         s.setsockopt(zmq.LINGER, 0 if which != "ingest" else int(self.timeout * 1000))
         s.setsockopt(zmq.IMMEDIATE, 1)
         s.setsockopt(zmq.SNDTIMEO, int(self.timeout * 1000))
@@ -360,6 +401,88 @@ class Client:
                 for o, r, s in _ACK_ROW.iter_unpack(payload[1])]
         return Ack(cseq, an, com, dup, rej, rows)
 
+    def publish_stream(self, a, b, labels, batch=256, window=16, tries=6):
+        """Publish many labeled pairs, acked, as simverifyctl publish --acked
+        does: batches of `batch` pairs, up to `window` of them in flight, and
+        a batch without an answer within the timeout (or answered busy or
+        paused) sent again with the same client seqs, up to `tries` times,
+        so nothing is logged twice.  Needs a client_id.  Returns an Ack of
+        the whole stream (rows: the rejected ones, as (index, reason,
+        status)).  Raises StoreFullError when the store is full, TimeoutError
+        when a batch went unanswered `tries` times."""
+        if self.client_id is None:
+            raise ValueError("publish_stream needs a client_id (resends are keyed by it)")
+        labels = np.asarray(labels, dtype=np.uint8).reshape(-1)
+        n = labels.size
+        if n == 0 or len(a) != n or len(b) != n:
+            raise ValueError("a, b and labels must have the same non-zero length")
+        if self._seq is None:
+            self._seq = self.client_state()["next_seq"]
+        seq0, s = self._seq, self._sock("acked")
+        todo = list(range(0, n, batch))
+        flight = {}  # request id -> [first row, tries, deadline]
+        committed = duplicate = rejected = 0
+        bad = []
+        while todo or flight:
+            now = time.monotonic()
+            while todo and len(flight) < window:
+                first = todo.pop(0)
+                flight[self._send_rows(a, b, labels, first, batch, seq0)] = [first, 1,
+                                                                             now + self.timeout]
+            for rid, (first, n_try, deadline) in list(flight.items()):
+                if deadline <= now:
+                    if n_try == tries:
+                        raise TimeoutError(f"no ack for pairs {first}.. after {tries} tries "
+                                           f"(timeout {self.timeout:g}s each)")
+                    del flight[rid]
+                    flight[self._send_rows(a, b, labels, first, batch, seq0)] = [
+                        first, n_try + 1, now + self.timeout]
+            wait = min(f[2] for f in flight.values()) - time.monotonic()
+            if not s.poll(max(0, int(wait * 1000)) + 1):
+                continue
+            frames = s.recv_multipart()
+            if frames and not frames[0]:
+                frames = frames[1:]
+            (_, _, _, _, status, rid, count, _, _, reason, _) = _HDR.unpack(frames[0])
+            if rid not in flight:
+                continue  # a late answer to a batch sent again
+            first, n_try, _ = flight.pop(rid)
+            name = STATUS_NAMES[status] if status < len(STATUS_NAMES) else str(status)
+            m = min(batch, n - first)
+            if name in ("busy", "paused"):
+                if n_try == tries:
+                    raise SimverifyError("publish_stream", name, reason,
+                                         frames[1].decode("utf-8", "replace"))
+                time.sleep(0.05 * (1 << n_try))
+                flight[self._send_rows(a, b, labels, first, batch, seq0)] = [
+                    first, n_try + 1, time.monotonic() + self.timeout]
+            elif name == "duplicate":
+                duplicate += m
+            elif name in ("ok", "partial"):
+                _, _, com, dup, rej = _ACK.unpack(frames[2])
+                committed, duplicate, rejected = committed + com, duplicate + dup, rejected + rej
+                for i, (o, r, st) in enumerate(_ACK_ROW.iter_unpack(frames[3])):
+                    if o == 2:
+                        bad.append((first + i, r, STATUS_NAMES[st] if st < len(STATUS_NAMES)
+                                    else str(st)))
+            else:
+                raise (StoreFullError if name == "store_full" else SimverifyError)(
+                    "publish_stream", name, reason, frames[1].decode("utf-8", "replace"))
+        self._seq = seq0 + n
+        return Ack(seq0, n, committed, duplicate, rejected, sorted(bad))
+
+    def _send_rows(self, a, b, labels, first, batch, seq0):
+        """Send rows [first, first + batch) as one acked PAIR_BATCH keyed
+        (client_id, seq0 + first); its request id."""
+        end = min(first + batch, labels.size)
+        table, ids, vecs, dim = _pair_frames(a[first:end], b[first:end], labels[first:end])
+        rid = next(self._ids)
+        m = end - first
+        verb = VERBS["pair"] if m == 1 else VERBS["pair_batch"]
+        self._send("acked", [_header(verb, rid, m, dim, flags=FLAG_CLIENT), table, ids, vecs,
+                             struct.pack("<Q", seq0 + first) + self.client_id])
+        return rid
+
     def client_state(self, client_id=None):
         """Where a client id left off, as the daemon committed it: a dict
         with state ("known" or "none"), next_seq (the seq to go on from; 0
@@ -402,23 +525,41 @@ class Client:
 
     def topk(self, q, k=10):
         """The k stored items most similar to q (an id or a vector), best
-        first: a list of (id str, score)."""
-        f, i, v = _side(q)
+        first: a list of (id str, score).  Raises SimverifyError when q
+        names an unknown item."""
+        hits, status = self.topk_batch([q], k)[0]
+        if status != "ok":
+            raise SimverifyError("topk", status)
+        return hits
+
+    def topk_batch(self, qs, k=10):
+        """Top-k for many queries (ids or vectors) in one request: a list of
+        (hits, status name) per query, hits as in topk ([] when the status
+        is not ok, e.g. not_found)."""
+        if len(qs) == 0:
+            raise ValueError("topk_batch needs at least one query")
+        sides = [_side(q) for q in qs]
+        dims = {v.size for _, _, v in sides if v is not None}
+        if len(dims) > 1:
+            raise ValueError("query vectors of different lengths")
         rid = next(self._ids)
-        table = struct.pack("<BBH", f, len(i), 0)
-        dim = v.size if v is not None else 0
-        frames = [_header(VERBS["topk"], rid, 1, dim, k), table, i,
-                  v.tobytes() if v is not None else b""]
+        table = b"".join(struct.pack("<BBH", f, len(i), 0) for f, i, _ in sides)
+        frames = [_header(VERBS["topk"], rid, len(sides), dims.pop() if dims else 0, k), table,
+                  b"".join(i for _, i, _ in sides),
+                  b"".join(v.tobytes() for _, _, v in sides if v is not None)]
         _, _, _, _, _, payload = self._call("query", frames, rid, "topk",
                                             ok=("ok", "partial"))
-        ver, n_hits, st = _TOPK_ROW.unpack(payload[0][:16])
-        if st != 0:
-            raise SimverifyError("topk", STATUS_NAMES[st] if st < len(STATUS_NAMES) else str(st))
-        hits, off = [], 0
-        for score, idlen in _HIT_ROW.iter_unpack(payload[1]):
-            hits.append((payload[2][off:off + idlen].decode("utf-8", "replace"), score))
-            off += idlen
-        return hits
+        out, h, off = [], 0, 0
+        hit_rows = list(_HIT_ROW.iter_unpack(payload[1]))
+        for qi in range(len(sides)):
+            ver, n_hits, st = _TOPK_ROW.unpack(payload[0][16 * qi:16 * qi + 16])
+            hits = []
+            for score, idlen in hit_rows[h:h + n_hits]:
+                hits.append((payload[2][off:off + idlen].decode("utf-8", "replace"), score))
+                off += idlen
+            h += n_hits
+            out.append((hits, STATUS_NAMES[st] if st < len(STATUS_NAMES) else str(st)))
+        return out
 
     # -- admin ------------------------------------------------------------
     def status(self):
@@ -507,7 +648,6 @@ class Client:
 
 if __name__ == "__main__":
     import argparse
-    import json
 
     ap = argparse.ArgumentParser(description="print a simverifyd's status")
     ap.add_argument("--state-dir")
