@@ -124,8 +124,8 @@ static void ju64(struct jbuf *j, const char *key, uint64_t v, int comma)
 }
 
 
-/* SV-ADMIN-MALFORMED lines (the admin thread only). */
-static struct sv_ratelimit rl_malformed;
+/* SV-ADMIN-MALFORMED and -UNROUTABLE lines (the admin thread only). */
+static struct sv_ratelimit rl_malformed, rl_unroutable;
 static unsigned long long sup;
 static char sbuf[64];
 
@@ -355,7 +355,7 @@ static int forward_ctl(struct dadmin *a, const struct sv_proto_frame *fr, size_t
 	return 0;
 }
 
-static void send_env(struct dadmin *a, const struct env *e);
+static int send_env(struct dadmin *a, const struct env *e);
 
 /* The trainer answered the oldest forwarded request: relay it. */
 static void ctl_reply(struct dadmin *a)
@@ -364,9 +364,10 @@ static void ctl_reply(struct dadmin *a)
 
 	while (parts_recv(a->ctl, &p, ZMQ_DONTWAIT) > 0) {
 		if (a->ctl_n > 0 && p.n > 1) {
-			send_env(a, &a->ctl_q[a->ctl_head]);
-			for (int i = 1; i < p.n; i++) /* part 0: the delimiter */
-				zmq_msg_send(&p.m[i], a->sock, i + 1 < p.n ? ZMQ_SNDMORE : 0);
+			if (send_env(a, &a->ctl_q[a->ctl_head]) == 0)
+				for (int i = 1; i < p.n; i++) /* part 0: the delimiter */
+					zmq_msg_send(&p.m[i], a->sock,
+					             (i + 1 < p.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
 			a->ctl_head = (a->ctl_head + 1) % CTL_PENDING;
 			a->ctl_n--;
 		}
@@ -374,19 +375,33 @@ static void ctl_reply(struct dadmin *a)
 	}
 }
 
-static void send_env(struct dadmin *a, const struct env *e)
+/* A reply's envelope.  Nothing here blocks on a peer: to one that does not
+ * read (its queue at the high-water mark) or is gone, the reply is dropped
+ * and counted (unroutable), and the thread goes on serving the others.
+ * Returns 0, or -1 when the reply is to be dropped.  (A ROUTER takes or
+ * refuses a message at its first frame, so the rest never block.) */
+static int send_env(struct dadmin *a, const struct env *e)
 {
-	zmq_send(a->sock, e->id, e->id_len, ZMQ_SNDMORE);
+	if (zmq_send(a->sock, e->id, e->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+		atomic_fetch_add(&a->d->cnt.unroutable, 1);
+		if (log_ratelimit(&rl_unroutable, LOG_BURST, &sup))
+			log_msg(LOG_INFO, "SV-ADMIN-UNROUTABLE",
+			       "admin reply dropped (%s): the client does not read, or left%s",
+			       zmq_strerror(zmq_errno()), log_suppressed(sup, sbuf, sizeof(sbuf)));
+		return -1;
+	}
 	if (e->delim)
-		zmq_send(a->sock, "", 0, ZMQ_SNDMORE);
+		zmq_send(a->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+	return 0;
 }
 
 static void send_mb(struct dadmin *a)
 {
-	send_env(a, &a->env);
+	if (send_env(a, &a->env) < 0)
+		return;
 	for (size_t i = 0; i < a->mb.n; i++)
 		zmq_send(a->sock, a->mb.frames[i].data, a->mb.frames[i].len,
-		         i + 1 < a->mb.n ? ZMQ_SNDMORE : 0);
+		         (i + 1 < a->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
 }
 
 /* An admin reply with a->json[0..len) as payload (errors: no payload). */
@@ -404,7 +419,7 @@ static void *backup_main(void *arg)
 {
 	struct dadmin *a = arg;
 	int rc = sv_store_backup(a->d->store, a->bk.path);
-	void *s = zmq_socket(a->d->zctx, ZMQ_PAIR);
+	void *s = parts_socket(a->d->zctx, ZMQ_PAIR);
 
 	if (s != NULL && zmq_connect(s, BACKUP_EP) == 0)
 		zmq_send(s, &rc, sizeof(rc), 0);
@@ -672,9 +687,9 @@ int admin_start(struct dadmin **out, struct sv_daemon *d)
 	sv_proto_msgbuf_init(&a->mb);
 	a->json = malloc(JSON_CAP);
 	a->lim_gen = UINT_MAX;
-	a->sock = zmq_socket(d->zctx, ZMQ_ROUTER);
-	a->ctl = zmq_socket(d->zctx, ZMQ_DEALER);
-	a->bk.done = zmq_socket(d->zctx, ZMQ_PAIR);
+	a->sock = parts_socket(d->zctx, ZMQ_ROUTER);
+	a->ctl = parts_socket(d->zctx, ZMQ_DEALER);
+	a->bk.done = parts_socket(d->zctx, ZMQ_PAIR);
 	if (a->json == NULL || a->sock == NULL || a->ctl == NULL || a->bk.done == NULL)
 		return a->json ? -zmq_errno() : -ENOMEM;
 	if (zmq_bind(a->bk.done, BACKUP_EP) < 0)

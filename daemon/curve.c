@@ -350,7 +350,7 @@ int curve_start(struct sv_daemon *d)
 		if (!g.list[r].any && g.list[r].n == 0)
 			log_msg(LOG_WARNING, "SV-CURVE-ALLOW", "allow-list %s of %s is empty: nobody is admitted",
 			       g.list[r].path, role_names[r]);
-	g.zap = zmq_socket(d->zctx, ZMQ_REP);
+	g.zap = parts_socket(d->zctx, ZMQ_REP);
 	if (g.zap == NULL)
 		return -zmq_errno();
 	zmq_setsockopt(g.zap, ZMQ_LINGER, &zero, sizeof(zero));

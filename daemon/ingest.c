@@ -1223,8 +1223,8 @@ int ingest_bind(struct ingest *g)
 	struct sv_daemon *d = g->d;
 	int hwm = d->conf.ingest_hwm, one = 1, rc;
 
-	g->pull = zmq_socket(d->zctx, ZMQ_PULL);
-	g->router = zmq_socket(d->zctx, ZMQ_ROUTER);
+	g->pull = parts_socket(d->zctx, ZMQ_PULL);
+	g->router = parts_socket(d->zctx, ZMQ_ROUTER);
 	if (g->pull == NULL || g->router == NULL)
 		return -zmq_errno();
 	zmq_setsockopt(g->pull, ZMQ_RCVHWM, &hwm, sizeof(hwm));

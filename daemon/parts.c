@@ -68,3 +68,13 @@ void parts_move(struct parts *dst, struct parts *src)
 	dst->bytes = src->bytes;
 	parts_close(src);
 }
+
+void *parts_socket(void *ctx, int type)
+{
+	int zero = 0;
+	void *s = zmq_socket(ctx, type);
+
+	if (s != NULL)
+		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	return s;
+}

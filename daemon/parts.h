@@ -39,6 +39,13 @@ void parts_close(struct parts *p);
  * next receive; src is left empty. */
 void parts_move(struct parts *dst, struct parts *src);
 
+/* A new socket with linger 0, set at birth: every daemon socket is made
+ * here.  (Set at close it is too late: after zmq_ctx_shutdown setsockopt
+ * fails, the default infinite linger stays, and replies queued for a peer
+ * that never reads would hold zmq_ctx_term, and the exit, for ever.)
+ * NULL when zmq_socket fails. */
+void *parts_socket(void *ctx, int type);
+
 /* How many leading parts of a ROUTER message are its envelope: the peer's
  * routing id, and the empty delimiter a REQ-style peer adds. */
 int parts_envelope(const struct parts *p);

@@ -389,8 +389,8 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		q->n_workers = 1;
 	if (q->n_workers > MAX_WORKERS)
 		q->n_workers = MAX_WORKERS;
-	q->front = zmq_socket(d->zctx, ZMQ_ROUTER);
-	q->back = zmq_socket(d->zctx, ZMQ_DEALER);
+	q->front = parts_socket(d->zctx, ZMQ_ROUTER);
+	q->back = parts_socket(d->zctx, ZMQ_DEALER);
 	if (q->front == NULL || q->back == NULL) {
 		rc = -zmq_errno();
 		goto fail;
@@ -413,7 +413,7 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		w->q = q;
 		w->lim_gen = UINT_MAX;
 		sv_proto_msgbuf_init(&w->mb);
-		w->sock = zmq_socket(d->zctx, ZMQ_DEALER);
+		w->sock = parts_socket(d->zctx, ZMQ_DEALER);
 		if (w->sock == NULL || zmq_connect(w->sock, WORKERS_EP) < 0) {
 			rc = -zmq_errno();
 			goto fail;

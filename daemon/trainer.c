@@ -1004,7 +1004,7 @@ int trainer_start(struct trainer *t)
 
 	if (rc < 0)
 		return rc;
-	t->ctl = zmq_socket(t->d->zctx, ZMQ_REP);
+	t->ctl = parts_socket(t->d->zctx, ZMQ_REP);
 	if (t->ctl == NULL || zmq_bind(t->ctl, SV_CTL_ENDPOINT) < 0)
 		return -zmq_errno();
 	t->started = pthread_create(&t->th, NULL, thread_main, t) == 0;

@@ -5,7 +5,10 @@ real daemon:
 
 - a rejected or duplicate row's upsert never reaches later rows, and a
   restart (replay of the whole log) gives the same W bit for bit;
-- ids in the inline-vector namespace (~v...) cannot be written by clients.
+- ids in the inline-vector namespace (~v...) cannot be written by clients;
+- a client that never reads its replies, on the admin, query and acked
+  ingest sockets, costs nothing else: everyone else is served, and SIGTERM
+  still exits 0 within 10 s.
 
 usage: test_hardening.py SIMVERIFYD [TEST ...]
 """
@@ -13,8 +16,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
+import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import svclient  # noqa: E402
@@ -181,9 +186,46 @@ def test_cli_and_messages():
         d.close()
 
 
+def test_clients_that_never_read():
+    d = svclient.Daemon(BIN, opts=OPTS)
+    d.start()
+    try:
+        flood = {
+            'admin.sock': lambda i: svclient.admin('STATUS', i),
+            'query.sock': lambda i: svclient.pairs('SCORE', [(0, vec(1), vec(2))], D_IN, req_id=i),
+            'ingest-acked.sock': lambda i: svclient.pairs('PAIR', [(1, vec(i), vec(i + 1))], D_IN,
+                                                          req_id=i),
+        }
+        mutes = []
+        for ep, msg in flood.items():  # 3000 requests each, not one reply read
+            s = d.sock(zmq.DEALER, ep)
+            s.setsockopt(zmq.SNDHWM, 0)
+            s.setsockopt(zmq.RCVHWM, 100)
+            for i in range(3000):
+                s.send_multipart(msg(i + 1))
+            mutes.append(s)
+        time.sleep(1.0)
+        for ep, msg in flood.items():  # everyone else is still answered, at once
+            t0 = time.monotonic()
+            r = d.request(ep, msg(99999))
+            assert r['status'] == 'OK' and time.monotonic() - t0 < 2.0, (ep, r)
+        st = d.status()
+        assert st['counters']['unroutable'] > 0, st['counters']
+        print('  %d replies dropped for clients that do not read' %
+              st['counters']['unroutable'])
+        t0 = time.monotonic()
+        rc = d.stop(timeout=10)
+        assert rc == 0 and time.monotonic() - t0 < 10, (rc, time.monotonic() - t0)
+        for s in mutes:
+            s.close(0)
+    finally:
+        d.stop()
+        d.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests(
         [test_rejected_upserts_do_not_leak_and_replay_is_exact, test_duplicate_rows_apply_no_upsert,
          test_inline_namespace_is_reserved, test_huge_values_and_wrapping_seqs_are_malformed,
-         test_cli_and_messages],
+         test_cli_and_messages, test_clients_that_never_read],
         sys.argv[2:]))

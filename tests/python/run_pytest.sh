@@ -8,9 +8,9 @@ SRC=$1
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 /usr/bin/python3 -m venv --system-site-packages "$T/venv"
-"$T/venv/bin/pip" install --quiet --no-build-isolation --no-index "$SRC/python" \
+cp -r "$SRC/python" "$T/src" # setuptools builds in place: leave the tree alone
+"$T/venv/bin/pip" install --quiet --no-build-isolation --no-index "$T/src" \
 	>"$T/pip.log" 2>&1 || { cat "$T/pip.log"; exit 1; }
-cp -r "$SRC/python" "$T/src" # pip may leave build/ and *.egg-info behind in the tree
 cd "$T"
 SV_EXPECT_INSTALLED=1 SV_SOURCE_ROOT=$SRC "$T/venv/bin/python" -m pytest -q -p no:cacheprovider \
 	"$SRC/tests/python/test_client.py"
