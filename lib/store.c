@@ -664,6 +664,7 @@ static int window_drop(sv_store_txn *t, const unsigned char *ck, uint64_t upto, 
 static int apply_expire(sv_store_txn *t, const unsigned char *a, uint64_t max, uint64_t *res)
 {
 	uint64_t before = sv_get64(a), budget = max;
+	unsigned char ck[1 + SV_STORE_ID_MAX]; /* the key the next seek starts from */
 	MDB_cursor *c;
 	MDB_val k, v;
 	MDB_cursor_op op = MDB_FIRST;
@@ -672,7 +673,6 @@ static int apply_expire(sv_store_txn *t, const unsigned char *a, uint64_t max, u
 	if (rc)
 		return rc;
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0 && budget > 0) {
-		unsigned char ck[1 + SV_STORE_ID_MAX];
 		uint64_t n;
 		op = MDB_NEXT;
 		if (v.mv_size < PROD_LEN || k.mv_size < 1 || k.mv_size > SV_STORE_ID_MAX) {
