@@ -305,12 +305,30 @@ static int any_tcp(const struct sv_dconf *c)
 	return 0;
 }
 
-int curve_start(struct sv_daemon *d)
+int curve_check(const struct sv_dconf *dc)
 {
-	const struct sv_config *c = &d->conf.cfg;
+	const struct sv_config *c = &dc->cfg;
 	const char *allow[ROLE_COUNT] = { c->security_curve_allow_ingest,
 					  c->security_curve_allow_query,
 					  c->security_curve_allow_admin };
+	int rc;
+
+	if (c->security_curve_server_key[0] == 0)
+		return 0;
+	if (!zmq_has("curve")) {
+		log_msg(LOG_ERR, "SV-CURVE-UNAVAILABLE",
+		       "security.curve_server_key is set but this libzmq has no CURVE; not starting");
+		return SV_ERR_CONFIG;
+	}
+	rc = load_server_key(c->security_curve_server_key);
+	for (int r = 0; r < ROLE_COUNT && rc == 0; r++)
+		rc = load_allow(&g.list[r], allow[r][0] ? allow[r] : c->security_curve_allow);
+	return rc;
+}
+
+int curve_start(struct sv_daemon *d)
+{
+	const struct sv_config *c = &d->conf.cfg;
 	int rc = 0, zero = 0;
 	char pub[KEY_Z85 + 1];
 
@@ -329,14 +347,7 @@ int curve_start(struct sv_daemon *d)
 			       "tcp:// endpoint without CURVE (security.curve_server_key empty): anyone who reaches the port is served, in clear text");
 		return 0;
 	}
-	if (!zmq_has("curve")) {
-		log_msg(LOG_ERR, "SV-CURVE-UNAVAILABLE",
-		       "security.curve_server_key is set but this libzmq has no CURVE; not starting");
-		return SV_ERR_CONFIG;
-	}
-	rc = load_server_key(c->security_curve_server_key);
-	for (int r = 0; r < ROLE_COUNT && rc == 0; r++)
-		rc = load_allow(&g.list[r], allow[r][0] ? allow[r] : c->security_curve_allow);
+	rc = curve_check(&d->conf);
 	if (rc < 0)
 		return rc;
 	g.on = 1;

@@ -34,12 +34,18 @@
 #include <stdint.h>
 
 struct sv_daemon;
+struct sv_dconf;
 
 /* Read the key and allow-lists (logging every problem), and when CURVE is on
  * start the ZAP handler in d->zctx.  Call after zmq_ctx_new and before any
  * socket is bound.  Returns 0, SV_ERR_CONFIG (unreadable or bad key file,
  * logged), or -errno / a ZeroMQ error. */
 int curve_start(struct sv_daemon *d);
+
+/* Read the key file and allow-lists of c alone, logging every problem (what
+ * --check-config checks).  Returns 0 (also with CURVE off) or
+ * SV_ERR_CONFIG. */
+int curve_check(const struct sv_dconf *c);
 
 /* Harden socket s that is about to be bound to ep (one of the daemon's
  * configured outside endpoints): ZMQ_MAXMSGSIZE always; for tcp:// with

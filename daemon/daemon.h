@@ -131,9 +131,11 @@ enum sv_full {
 	SV_FULL_NO = 0,
 	SV_FULL_MAP,  /* the map reached store.max_map_size */
 	SV_FULL_DISK, /* the file system is below store.min_free */
+	SV_FULL_GONE, /* data.mdb was removed or replaced under the daemon */
 	SV_FULL_COUNT
 };
-static const char *const full_name[SV_FULL_COUNT] = {"", "max_map_size", "min_free"};
+static const char *const full_name[SV_FULL_COUNT] = {"", "max_map_size", "min_free",
+                                                     "store_gone"};
 
 /* Trainer progress, published for STATUS, STATUS= and the watchdog. */
 struct sv_progress {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <zmq.h>
 
@@ -92,6 +93,8 @@ struct ingest {
 	 * tried again every RETRY_NS or as soon as room may have been freed. */
 	int full;            /* enum sv_full */
 	int disk_low;        /* the last statvfs found less than min_free */
+	dev_t store_dev;     /* data.mdb as opened: a different one (or none) later */
+	ino_t store_ino;     /* means its files were removed under the daemon */
 	struct parts *held;  /* group_max of them */
 	size_t held_n;
 	int stalled;
@@ -611,7 +614,11 @@ static int refuse_full(struct ingest *g, const struct sv_proto_request *rq, stru
 	if (!g->full || a == NULL)
 		return 0;
 	reject_count(g->d, SV_REJECT_STORE_FULL);
-	if (g->full == SV_FULL_DISK)
+	if (g->full == SV_FULL_GONE)
+		snprintf(msg, sizeof(msg),
+		         "the store's data.mdb was removed or replaced while the daemon ran; nothing "
+		         "stored; restart the daemon (it cannot tell what it would write into)");
+	else if (g->full == SV_FULL_DISK)
 		snprintf(msg, sizeof(msg),
 		         "store full: its file system has less free space than store.min_free "
 		         "(%llu bytes); nothing stored, retry after freeing disk space",
@@ -805,9 +812,10 @@ static void store_readiness(struct ingest *g, int rc)
 	int now = atomic_load(&d->prog.not_ready), want = now;
 
 	if (now == SV_READY_OK || now == SV_READY_STORE_FULL || now == SV_READY_STORE_FAILED)
-		want = g->full ? SV_READY_STORE_FULL
-		       : rc < 0 ? SV_READY_STORE_FAILED
-		                : SV_READY_OK;
+		want = g->full == SV_FULL_GONE ? SV_READY_STORE_FAILED
+		       : g->full               ? SV_READY_STORE_FULL
+		       : rc < 0                ? SV_READY_STORE_FAILED
+		                               : SV_READY_OK;
 	if (want != now)
 		atomic_compare_exchange_strong(&d->prog.not_ready, &now, want);
 }
@@ -823,6 +831,10 @@ static void set_full(struct ingest *g, int why)
 		       "requests get STORE_FULL, fire-and-forget publishers wait at the high-water "
 		       "mark, nothing is dropped",
 		       g->d->live.max_map_size);
+	else if (why == SV_FULL_GONE)
+		log_msg(LOG_CRIT, "SV-STORE-GONE",
+		       "%s/data.mdb was removed or replaced while the daemon ran; ingest refused, "
+		       "not ready; restart the daemon", g->d->conf.store_path);
 	else if (why == SV_FULL_DISK)
 		log_msg(LOG_ERR, "SV-STORE-FULL",
 		       "the store's file system has less free space than store.min_free (%llu "
@@ -868,15 +880,24 @@ static void held_close(struct ingest *g)
 	g->held_n = 0;
 }
 
-/* The file system's free space against store.min_free, at most every
- * DISK_NS. */
+/* The file system's free space against store.min_free, and the store's
+ * file still being the one opened, at most every DISK_NS. */
 static void disk_check(struct ingest *g, uint64_t now)
 {
+	char path[SV_ENDPOINT_MAX + 16];
 	struct statvfs vs;
+	struct stat sb;
 
-	if (now - g->disk_ns < DISK_NS)
+	if (now - g->disk_ns < DISK_NS || g->full == SV_FULL_GONE)
 		return;
 	g->disk_ns = now;
+	snprintf(path, sizeof(path), "%s/data.mdb", g->d->conf.store_path);
+	if (g->store_ino != 0 &&
+	    (stat(path, &sb) < 0 || sb.st_ino != g->store_ino || sb.st_dev != g->store_dev)) {
+		set_full(g, SV_FULL_GONE); /* for good: a restart decides */
+		store_readiness(g, SV_ERR_STATE);
+		return;
+	}
 	g->disk_low = g->min_free > 0 && statvfs(g->d->conf.store_path, &vs) == 0 &&
 	              (uint64_t)vs.f_bavail * vs.f_frsize < g->min_free;
 	if (g->disk_low && g->full == SV_FULL_NO)
@@ -1200,6 +1221,16 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 	g->retain_age_ns = d->conf.live.retain_age_ms * 1000000ULL;
 	g->min_free = d->conf.live.min_free;
 	g->dedup_window_ns = d->conf.live.dedup_window_ms * 1000000ULL;
+	{
+		char path[SV_ENDPOINT_MAX + 16];
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/data.mdb", d->conf.store_path);
+		if (stat(path, &sb) == 0) {
+			g->store_dev = sb.st_dev;
+			g->store_ino = sb.st_ino;
+		}
+	}
 	sv_proto_msgbuf_init(&g->mb);
 	*out = g;
 	return 0;

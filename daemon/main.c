@@ -33,14 +33,20 @@
 #include "topk_cache.h"
 #include "trainer.h"
 
-/* One daemon per state directory: an flock on STATE_DIR/simverifyd.lock,
- * held (fd left open) until exit.  A second daemon would steal the ipc://
- * sockets and write a second history into the same store. */
-static int lock_state_dir(const char *dir)
+/* One daemon per state directory and per store: an flock on
+ * DIR/simverifyd.lock, held (fd left open) until exit, taken on the state
+ * directory and on the store's directory (another state directory's
+ * store.path may point at it).  A second daemon would steal the ipc://
+ * sockets, or write a second history into the same store. */
+static int lock_dir(const char *dir)
 {
 	char path[SV_ENDPOINT_MAX + 32], pid[32] = "";
 	int fd, n;
 
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_msg(LOG_ERR, "SV-MAIN-LOCK", "cannot make %s: %s", dir, strerror(errno));
+		return -errno;
+	}
 	snprintf(path, sizeof(path), "%s/simverifyd.lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -73,7 +79,9 @@ static int open_store(struct sv_daemon *d)
 		       d->conf.state_dir, strerror(errno));
 		return -errno;
 	}
-	rc = lock_state_dir(d->conf.state_dir);
+	rc = lock_dir(d->conf.state_dir);
+	if (rc == 0 && strcmp(d->conf.store_path, d->conf.state_dir) != 0)
+		rc = lock_dir(d->conf.store_path);
 	if (rc < 0)
 		return rc;
 	rc = sv_store_open(&d->store, &o, err, sizeof(err));
@@ -101,7 +109,8 @@ int main(int argc, char **argv)
 	rc = settings_parse_args(argc, argv, &cli);
 	if (rc != 0)
 		return rc == 1 ? 0 : 2;
-	if (settings_build(&d.conf, &cli) < 0)
+	if (settings_build(&d.conf, &cli) < 0 || settings_check_endpoints(&d.conf) < 0 ||
+	    curve_check(&d.conf) < 0)
 		return 1;
 	if (cli.check_only) {
 		printf("configuration OK\n");
@@ -112,8 +121,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (cli.restore) { /* with the daemon stopped: the state directory lock says so */
-		if ((mkdir(d.conf.state_dir, 0700) < 0 && errno != EEXIST) ||
-		    lock_state_dir(d.conf.state_dir) < 0)
+		if (lock_dir(d.conf.state_dir) < 0 ||
+		    (access(d.conf.store_path, F_OK) == 0 && lock_dir(d.conf.store_path) < 0))
 			return 1;
 		return restore_run(&d.conf, cli.restore, cli.force) < 0 ? 1 : 0;
 	}

@@ -4,11 +4,14 @@
  * cross-key checks, diffs and converters to the core's parameter structs.
  * Leaves out: reading the command line, printing, applying a reload. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "sv/config.h"
@@ -872,18 +875,40 @@ int sv_config_load_file(struct sv_config *cfg, const char *path, struct sv_confi
 	size_t len = 0, cap = 0;
 	int rc;
 
+	struct stat sb;
+	int fd;
+
 	if (!cfg || !path)
 		return -EINVAL;
-	fp = fopen(path, "rb");
-	if (!fp) {
-		rc = -errno;
+	/* Opened without blocking (a FIFO would hold a reload for ever), then
+	 * refused unless a regular file of at most SV_CONFIG_FILE_MAX bytes. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size > SV_CONFIG_FILE_MAX || !(fp = fdopen(fd, "rb"))) {
+		rc = fd < 0 ? -errno : !S_ISREG(sb.st_mode) ? -EINVAL : -EFBIG;
 		if (errs)
 			errs->count++;
-		errs_add(errs, "%s: cannot open: %s\n", path, strerror(-rc));
+		if (fd < 0)
+			errs_add(errs, "%s: cannot open: %s\n", path, strerror(-rc));
+		else if (rc == -EINVAL)
+			errs_add(errs, "%s: not a regular file (a config is a YAML file)\n", path);
+		else
+			errs_add(errs, "%s: %lld bytes, larger than a config may be (%d)\n", path,
+			         (long long)sb.st_size, SV_CONFIG_FILE_MAX);
+		if (fd >= 0)
+			close(fd);
 		return rc;
 	}
 	for (;;) {
 		size_t got;
+		if (len > SV_CONFIG_FILE_MAX) { /* grew while being read */
+			rc = -EFBIG;
+			if (errs)
+				errs->count++;
+			errs_add(errs, "%s: larger than a config may be (%d bytes)\n", path,
+			         SV_CONFIG_FILE_MAX);
+			goto out;
+		}
 		if (len + 4096 > cap) {
 			char *nb = realloc(buf, cap ? cap * 2 : 8192);
 			if (!nb) {

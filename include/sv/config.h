@@ -209,10 +209,16 @@ void sv_config_errors_free(struct sv_config_errors *e); /* accepts NULL */
 /* Every key at its default. */
 void sv_config_defaults(struct sv_config *cfg);
 
+/* The largest config file read (bytes). */
+#define SV_CONFIG_FILE_MAX (1 << 20)
+
 /* Apply a YAML file / text over cfg.  Keys absent from the file keep cfg's
  * values.  On any error cfg is left unchanged, every error is appended to
  * errs and SV_ERR_CONFIG is returned; a file that cannot be read gives
- * -errno (also described in errs).  name is used in messages (the path). */
+ * -errno (also described in errs): -EINVAL for anything but a regular file
+ * (a FIFO, a device such as /dev/zero, a directory; opened without blocking),
+ * -EFBIG for one over SV_CONFIG_FILE_MAX.  name is used in messages (the
+ * path). */
 int sv_config_load_file(struct sv_config *cfg, const char *path, struct sv_config_errors *errs);
 int sv_config_load_string(struct sv_config *cfg, const char *name, const char *text, size_t len,
                           struct sv_config_errors *errs);

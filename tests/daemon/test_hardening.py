@@ -8,7 +8,12 @@ real daemon:
 - ids in the inline-vector namespace (~v...) cannot be written by clients;
 - a client that never reads its replies, on the admin, query and acked
   ingest sockets, costs nothing else: everyone else is served, and SIGTERM
-  still exits 0 within 10 s.
+  still exits 0 within 10 s;
+- config files that are not regular files (/dev/zero, a FIFO) are refused,
+  also on SIGHUP, and --check-config checks what start checks;
+- a store is locked (a second daemon on it through another state directory
+  is refused), and one whose files vanish makes the daemon not ready and
+  refuse ingest.
 
 usage: test_hardening.py SIMVERIFYD [TEST ...]
 """
@@ -223,9 +228,73 @@ def test_clients_that_never_read():
         d.close()
 
 
+def test_config_files_and_check_config():
+    t = svclient.Daemon(BIN, opts=OPTS)  # only for its temp dir
+    try:
+        fifo = os.path.join(t.dir, 'fifo.yaml')
+        os.mkfifo(fifo)
+        for bad, why in (('/dev/zero', 'not a regular file'), (fifo, 'not a regular file'),
+                         (t.dir, 'not a regular file')):
+            p = subprocess.run([BIN, '--check-config', '-c', bad], capture_output=True,
+                               text=True, timeout=10)
+            assert p.returncode == 1 and why in p.stderr, (bad, p)
+        big = os.path.join(t.dir, 'big.yaml')
+        with open(big, 'w') as f:
+            f.write('#' * (2 << 20) + '\n')
+        p = subprocess.run([BIN, '--check-config', '-c', big], capture_output=True, text=True)
+        assert p.returncode == 1 and 'larger than a config may be' in p.stderr, p
+        for opt, why in (('endpoints.query=nonsense://x', 'expected an ipc:// or tcp://'),
+                         ('endpoints.admin=ipc://' + 'a' * 120, 'longer than a socket path'),
+                         ('endpoints.query=tcp://127.0.0.1', 'expected tcp://HOST:PORT'),
+                         ('security.curve_server_key=/nonexistent.key',
+                          'cannot read server key')):
+            p = subprocess.run([BIN, '--check-config', '--state-dir', t.dir, '-o', opt],
+                               capture_output=True, text=True, timeout=10)
+            assert p.returncode == 1 and why in p.stderr, (opt, p)
+        # SIGHUP with a FIFO in place of the config: refused, and SIGTERM still works
+        cfg = os.path.join(t.dir, 'simverifyd.yaml')
+        with open(cfg, 'w') as f:
+            f.write('model:\n  d_in: %d\n  d_out: %d\n' % (D_IN, D_OUT))
+        t.config = cfg
+        t.start()
+        os.unlink(cfg)
+        os.mkfifo(cfg)
+        t.signal(signal.SIGHUP)
+        svclient.wait_for(lambda: 'not a regular file' in t.logtext(), 10, 'reload refused')
+        assert t.status()['ready']
+        t0 = time.monotonic()
+        assert t.stop(timeout=10) == 0 and time.monotonic() - t0 < 10
+    finally:
+        t.stop()
+        t.close()
+
+
+def test_the_store_is_locked_and_watched():
+    a = svclient.Daemon(BIN, opts=OPTS)
+    a.start()
+    b = svclient.Daemon(BIN, opts=OPTS + ['store.path=' + os.path.join(a.dir, 'store')])
+    try:
+        args = [BIN, '--state-dir', b.dir, '-o', 'store.path=' + os.path.join(a.dir, 'store')] + \
+            sum([['-o', o] for o in OPTS], []) + (['--allow-root'] if os.geteuid() == 0 else [])
+        p = subprocess.run(args, capture_output=True, text=True, timeout=20)
+        assert p.returncode == 1 and 'another simverifyd' in p.stderr, p
+        # the store's files vanish: not ready, ingest refused, logged
+        os.unlink(os.path.join(a.dir, 'store', 'data.mdb'))
+        st = svclient.status_until(a, lambda s: s['store_full'] == 'store_gone', 'noticed', 5)
+        assert not st['ready'] and st['not_ready_reason'] == 'store_failed', st
+        r = acked(a, [(1, vec(1), vec(2))], 7)
+        assert r['status'] == 'STORE_FULL' and 'removed or replaced' in r['msg'], r
+        assert 'SV-STORE-GONE' in a.logtext()
+    finally:
+        a.stop()
+        a.close()
+        b.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests(
         [test_rejected_upserts_do_not_leak_and_replay_is_exact, test_duplicate_rows_apply_no_upsert,
          test_inline_namespace_is_reserved, test_huge_values_and_wrapping_seqs_are_malformed,
-         test_cli_and_messages, test_clients_that_never_read],
+         test_cli_and_messages, test_clients_that_never_read, test_config_files_and_check_config,
+         test_the_store_is_locked_and_watched],
         sys.argv[2:]))
