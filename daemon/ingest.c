@@ -114,7 +114,7 @@ struct ingest {
 /* Client-caused log lines: at most LOG_BURST a second each (trainer
  * thread only, so plain statics). */
 static struct sv_ratelimit rl_noitem, rl_unroutable, rl_malformed, rl_verb, rl_frames, rl_stale,
-    rl_full;
+    rl_full, rl_commit;
 static char sbuf[64];
 static unsigned long long sup;
 
@@ -999,11 +999,16 @@ static void group_finish(struct ingest *g)
 
 		reject_count(d, SV_REJECT_STORE);
 		atomic_fetch_add(&d->cnt.pairs[SV_PAIR_OUTCOME_FAILED], lost);
-		log_msg(LOG_ERR, "SV-STORE-COMMIT",
-		       "group of %llu messages (%llu pairs) not stored: %s; acked clients get "
-		       "INTERNAL, fire-and-forget pairs are lost",
-		       (unsigned long long)g->group_msgs, (unsigned long long)lost,
-		       d->store ? sv_store_errmsg(d->store) : sv_strerror(rc));
+		if (log_ratelimit(&rl_commit, LOG_BURST, &sup))
+			log_msg(LOG_ERR, "SV-STORE-COMMIT",
+			       "group of %llu messages (%llu pairs) not stored: %s%s; acked clients "
+			       "get INTERNAL, fire-and-forget pairs are lost%s",
+			       (unsigned long long)g->group_msgs, (unsigned long long)lost,
+			       d->store ? sv_store_errmsg(d->store) : sv_strerror(rc),
+			       rc == -EIO || rc == -ENOSPC || rc == -EDQUOT
+			           ? " (the disk full? store.min_free refuses ingest before that)"
+			           : "",
+			       log_suppressed(sup, sbuf, sizeof(sbuf)));
 		g->stage_n = 0;
 		g->group_pair_outcome[SV_PAIR_OUTCOME_LOGGED] = 0;
 		g->group_pair_outcome[SV_PAIR_OUTCOME_DUPLICATE] = 0;

@@ -942,6 +942,24 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 	mdb_reader_check(st->env, &dead);
 	mdb_env_info(st->env, &info);
 	st->map_size = info.me_mapsize;
+	{
+		/* Pages past the file's end would be SIGBUS on first touch: a
+		 * truncated copy is refused here, by name, instead. */
+		char file[4200];
+		struct stat sb;
+		MDB_stat ms;
+		snprintf(file, sizeof file, "%s/data.mdb", o->path);
+		mdb_env_stat(st->env, &ms);
+		if (stat(file, &sb) == 0 &&
+		    (uint64_t)sb.st_size < ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize) {
+			say(err, errlen,
+			    "%s is %lld bytes but its last page ends at %llu: truncated (a torn copy?)",
+			    file, (long long)sb.st_size,
+			    (unsigned long long)(info.me_last_pgno + 1) * ms.ms_psize);
+			rc = SV_ERR_CORRUPT;
+			goto fail;
+		}
+	}
 
 	for (;;) {
 		rc = begin_write(st, &txn);

@@ -291,10 +291,34 @@ def test_the_store_is_locked_and_watched():
         b.close()
 
 
+def test_a_truncated_store_is_refused_by_name():
+    d = svclient.Daemon(BIN, opts=OPTS)
+    try:
+        d.start()
+        for k in range(20):
+            assert acked(d, [(1, vec(2 * k), vec(2 * k + 1))] * 50, k + 1)['status'] == 'OK'
+        d.stop()
+        data = os.path.join(d.dir, 'store', 'data.mdb')
+        size = os.path.getsize(data)
+        os.truncate(data, size // 2)
+        args = [BIN, '--state-dir', d.dir] + sum([['-o', o] for o in OPTS], []) + \
+            (['--allow-root'] if os.geteuid() == 0 else [])
+        p = subprocess.run(args, capture_output=True, text=True, timeout=20)
+        assert p.returncode == 1 and 'truncated' in p.stderr, (p.returncode, p.stderr[-500:])
+        fsck = os.path.join(os.environ.get('SV_BUILD_ROOT', os.path.join(os.path.dirname(BIN),
+                                                                          '..')),
+                            'tests', 'daemon', 'sv_fsck')
+        p = subprocess.run([fsck, os.path.join(d.dir, 'store')], capture_output=True, text=True)
+        assert p.returncode > 0 and 'truncated' in p.stdout + p.stderr, p
+    finally:
+        d.stop()
+        d.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests(
         [test_rejected_upserts_do_not_leak_and_replay_is_exact, test_duplicate_rows_apply_no_upsert,
          test_inline_namespace_is_reserved, test_huge_values_and_wrapping_seqs_are_malformed,
          test_cli_and_messages, test_clients_that_never_read, test_config_files_and_check_config,
-         test_the_store_is_locked_and_watched],
+         test_the_store_is_locked_and_watched, test_a_truncated_store_is_refused_by_name],
         sys.argv[2:]))
