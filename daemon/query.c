@@ -379,7 +379,7 @@ static void *front_main(void *arg)
 int query_start(struct dquery **out, struct sv_daemon *d)
 {
 	struct dquery *q = calloc(1, sizeof(*q));
-	int one = 1, rc = 0;
+	int one = 1, rc = 0, hwm;
 
 	if (q == NULL)
 		return -ENOMEM;
@@ -396,6 +396,9 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		goto fail;
 	}
 	zmq_setsockopt(q->front, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	/* a client that does not read holds at most this many replies */
+	hwm = (int)d->conf.cfg.limits_max_queued_replies;
+	zmq_setsockopt(q->front, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	if (curve_socket_setup(q->front, d->conf.ep_query) < 0 || zmq_bind(q->front, d->conf.ep_query) < 0) {
 		rc = -zmq_errno();
 		log_msg(LOG_ERR, "SV-SOCKET-BIND", "cannot bind query socket to %s: %s",

@@ -147,6 +147,10 @@ static const struct sv_config_key keys[] = {
      "longest item id"},
     {"limits.max_k", T(UINT), OFF(limits_max_k), 1, 100000, "1000", NULL, LL, 0,
      "largest k of a topk query"},
+    {"limits.max_topk_hits", T(UINT), OFF(limits_max_topk_hits), 1, 1e9, "262144", NULL, LL, 0,
+     "queries x k of one TOPK request: bounds its reply"},
+    {"limits.max_queued_replies", T(UINT), OFF(limits_max_queued_replies), 1, 100000, "64", NULL,
+     0, 0, "replies queued per query client (ZeroMQ send high-water mark); past it, dropped and counted"},
     {"limits.max_pending_pairs", T(UINT), OFF(limits_max_pending_pairs), 1, 100000000, "65536",
      NULL, 0, 0, "ingest queue, in pairs (sets the ingest sockets' receive high-water mark); when full, senders block"},
 
@@ -1237,4 +1241,5 @@ void sv_config_proto_limits(const struct sv_config *c, struct sv_proto_limits *l
 	lim->max_pairs = (size_t)c->limits_max_batch_pairs;
 	lim->max_id_bytes = (size_t)c->limits_max_id_bytes;
 	lim->max_k = (uint32_t)c->limits_max_k;
+	lim->max_hits = c->limits_max_topk_hits;
 }

@@ -178,6 +178,7 @@ struct dctx {
 	uint32_t d_in;
 	size_t max_msg, max_pairs, max_id;
 	uint32_t max_k;
+	uint64_t max_hits;
 	struct sv_proto_error *err;
 };
 
@@ -209,6 +210,7 @@ static void limits_resolve(struct dctx *c, const struct sv_proto_limits *lim)
 	                ? lim->max_id_bytes
 	                : SV_PROTO_MAX_ID;
 	c->max_k = lim && lim->max_k ? lim->max_k : DEF_MAX_K;
+	c->max_hits = lim && lim->max_hits ? lim->max_hits : UINT64_MAX;
 }
 
 static int frame_ok(const struct sv_proto_frame *f)
@@ -534,6 +536,11 @@ static int decode_topk(struct dctx *c, const struct sv_proto_header *h, struct s
 	if (h->arg == 0 || h->arg > c->max_k)
 		return fail(c, SV_PROTO_REASON_BAD_K, 0, "(header): k %u, expected 1..%u", h->arg,
 		            c->max_k);
+	if ((uint64_t)h->count * h->arg > c->max_hits)
+		return fail(c, SV_PROTO_REASON_TOO_MANY, 0,
+		            "(header): %u queries x k %u = %llu hits, over limits.max_topk_hits %llu",
+		            h->count, h->arg, (unsigned long long)h->count * h->arg,
+		            (unsigned long long)c->max_hits);
 	if ((rc = check_table(c, 1, "table", h->count, SV_PROTO_QUERY_ROW)))
 		return rc;
 	t = c->f[1].data;

@@ -170,6 +170,7 @@ struct sv_proto_limits {
 	size_t max_pairs;     /* rows in PAIR_BATCH / SCORE_BATCH / TOPK */
 	size_t max_id_bytes;  /* <= 255 */
 	uint32_t max_k;       /* TOPK k */
+	uint64_t max_hits;    /* TOPK queries x k: bounds the reply (0: no bound) */
 };
 
 /* The decoded header (frame 0). */

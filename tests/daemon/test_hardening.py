@@ -315,10 +315,53 @@ def test_a_truncated_store_is_refused_by_name():
         d.close()
 
 
+def rss_kib(pid):
+    with open('/proc/%d/status' % pid) as f:
+        return int([ln for ln in f if ln.startswith('VmRSS:')][0].split()[1])
+
+
+def test_query_replies_do_not_amplify():
+    """A TOPK reply is bounded by limits.max_topk_hits, and what queues for a
+    client that never reads by limits.max_queued_replies."""
+    hits, queued = 20000, 8
+    d = svclient.Daemon(BIN, opts=OPTS + ['limits.max_topk_hits=%d' % hits,
+                                          'limits.max_queued_replies=%d' % queued])
+    d.start()
+    try:
+        put = d.sock(zmq.DEALER, 'ingest-acked.sock')
+        for i in range(1000):
+            put.send_multipart(svclient.item_put(b'i%05d' % i, vec(i), i + 1))
+        for i in range(1000):
+            assert svclient.parse_reply(put.recv_multipart())['status'] == 'OK'
+        r = d.request('query.sock', svclient.topk([vec(0)] * 21, 1000, D_IN, 1))
+        assert r['status'] == 'MALFORMED' and 'max_topk_hits' in r['msg'], r
+        one = d.sock(zmq.DEALER, 'query.sock')
+        one.send_multipart(svclient.topk([vec(0)] * 20, 1000, D_IN, 2))
+        reply = sum(len(f) for f in one.recv_multipart())
+        mute = d.sock(zmq.DEALER, 'query.sock')
+        mute.setsockopt(zmq.RCVHWM, 1)
+        before = rss_kib(d.proc.pid)
+        for i in range(300):  # 300 replies of about `reply` bytes, never read
+            mute.send_multipart(svclient.topk([vec(0)] * 20, 1000, D_IN, 10 + i))
+        time.sleep(3.0)
+        grew = rss_kib(d.proc.pid) - before
+        bound = (queued + 4) * reply // 1024 + 16 * 1024  # + slack for allocator noise
+        print('  %d replies of %d KiB sent to a client that never reads: RSS +%d KiB, '
+              'bound %d KiB (limits.max_queued_replies %d)' %
+              (300, reply // 1024, grew, bound, queued))
+        assert grew < bound, (grew, bound)
+        assert d.request('query.sock', svclient.topk([vec(0)], 5, D_IN, 999))['status'] == 'OK'
+        assert d.status()['counters']['unroutable'] > 0
+    finally:
+        d.stop()
+        d.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests(
         [test_rejected_upserts_do_not_leak_and_replay_is_exact, test_duplicate_rows_apply_no_upsert,
          test_inline_namespace_is_reserved, test_huge_values_and_wrapping_seqs_are_malformed,
          test_cli_and_messages, test_clients_that_never_read, test_config_files_and_check_config,
-         test_the_store_is_locked_and_watched, test_a_truncated_store_is_refused_by_name],
+         test_the_store_is_locked_and_watched, test_a_truncated_store_is_refused_by_name,
+         test_query_replies_do_not_amplify],
         sys.argv[2:]))

@@ -223,7 +223,8 @@ def probe_limit(key, value, request, reason, also=None):
 REASONS = ['none', 'no_frames', 'truncated', 'bad_magic', 'bad_version', 'unknown_verb',
            'bad_flags', 'reserved_nonzero', 'frame_count', 'frame_size', 'wrong_dim',
            'nonfinite', 'empty_id', 'id_too_long', 'bad_id', 'bad_label', 'bad_side',
-           'oversize', 'too_many', 'bad_count', 'bad_k', 'bad_text', 'bad_status', 'empty_client', 'too_large', 'seq_wrap']
+           'oversize', 'too_many', 'bad_count', 'bad_k', 'bad_text', 'bad_status', 'empty_client', 'too_large', 'seq_wrap',
+           'seq_stale']
 
 
 def svclient_reason(r):
@@ -325,6 +326,7 @@ PROBES = {
     'query.target_far': probe_target_far,
     'query.min_window_pairs': probe_min_window,  # before the window shrinks to 8
     'query.window_pairs': probe_window,
+    'limits.max_topk_hits': probe_limit('limits.max_topk_hits', '40', topk50, 'too_many'),
     'limits.max_k': probe_limit('limits.max_k', '5', topk50, 'bad_k'),
     'limits.max_id_bytes': probe_limit(
         'limits.max_id_bytes', '4',
@@ -347,7 +349,7 @@ REFUSED = {
     'endpoints.ingest_acked': '"ipc://@STATE@/a2.sock"', 'endpoints.query': '"ipc://@STATE@/q2.sock"',
     'endpoints.admin': '"ipc://@STATE@/adm2.sock"', 'endpoints.admin_mode': '0640',
     'endpoints.allow_tcp_admin': 'true', 'endpoints.http': '"127.0.0.1:1"', 'query.threads': '3',
-    'limits.max_pending_pairs': '1000', 'security.curve_server_key': '"@STATE@/srv.key"',
+    'limits.max_pending_pairs': '1000', 'limits.max_queued_replies': '7', 'security.curve_server_key': '"@STATE@/srv.key"',
     'security.curve_allow': '"@STATE@/allow"', 'security.curve_allow_ingest': '"@STATE@/ai"',
     'security.curve_allow_query': '"@STATE@/aq"', 'security.curve_allow_admin': '"@STATE@/aa"',
 }
