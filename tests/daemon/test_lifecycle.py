@@ -155,10 +155,12 @@ def test_full_store_refuses_and_resumes():
     try:
         st = svclient.status_until(x, lambda s: s['store_full'] == 'max_map_size', 'full', 60)
         assert not st['ready'] and st['not_ready_reason'] == 'store_full', st
-        # the pusher blocks: what it sent stops growing
-        time.sleep(1.0)
-        s0 = sent[0]
-        time.sleep(2.0)
+        # the pusher blocks: what it sent stops growing (once the queues and
+        # the socket buffers between it and the unread PULL socket are full)
+        t0, s0 = time.monotonic(), -1
+        while sent[0] != s0 and time.monotonic() - t0 < 30:
+            s0 = sent[0]
+            time.sleep(2.0)
         assert sent[0] == s0 < n_msgs, (s0, sent[0])
         # acked ingest is refused with a distinct status, nothing stored
         r = x.request('ingest-acked.sock', svclient.pairs(
