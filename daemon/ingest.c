@@ -98,6 +98,11 @@ struct ingest {
 	struct parts *held;  /* group_max of them */
 	size_t held_n;
 	int stalled;
+	/* While paused: fire-and-forget messages read and checked for size at
+	 * once (an oversize one is rejected then, not held), the rest kept in
+	 * order, up to max_paused_bytes, for after RESUME. */
+	struct parts *pq;
+	size_t pq_head, pq_n, pq_cap, pq_bytes, pq_max;
 	int held_in_group; /* this group's fire-and-forget messages are the held ones */
 	int probing;       /* this group tries a full map again */
 	int kick;
@@ -1083,6 +1088,49 @@ static void too_many_parts(struct ingest *g, const struct parts *p, const char *
 	}
 }
 
+/* The oldest message a pause kept, moved into *p; 0 when none. */
+static int pq_take(struct ingest *g, struct parts *p)
+{
+	if (g->pq_head == g->pq_n)
+		return 0;
+	g->pq_bytes -= g->pq[g->pq_head].bytes;
+	parts_move(p, &g->pq[g->pq_head++]);
+	if (g->pq_head == g->pq_n)
+		g->pq_head = g->pq_n = 0;
+	return 1;
+}
+
+int ingest_hold_room(const struct ingest *g)
+{
+	return g->pq_bytes < g->pq_max;
+}
+
+void ingest_hold_paused(struct ingest *g)
+{
+	struct parts p;
+
+	while (g->pq_bytes < g->pq_max && parts_recv(g->pull, &p, ZMQ_DONTWAIT) > 0) {
+		if (p.over) {
+			too_many_parts(g, &p, "ingest", 0);
+		} else if (p.bytes > g->lim.max_msg_bytes) {
+			reject_count(g->d, SV_PROTO_REASON_OVERSIZE);
+			atomic_fetch_add(&g->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
+			if (log_ratelimit(&rl_malformed, LOG_BURST, &sup))
+				log_msg(LOG_WARNING, malformed_id(SV_PROTO_REASON_OVERSIZE),
+				       "ingest: message of %zu bytes, over limits.max_msg_bytes %zu "
+				       "(oversize); dropping message%s",
+				       p.bytes, g->lim.max_msg_bytes, log_suppressed(sup, sbuf, sizeof(sbuf)));
+		} else if (grow((void **)&g->pq, &g->pq_cap, g->pq_n + 1, sizeof(*g->pq)) == 0) {
+			g->pq_bytes += p.bytes;
+			parts_move(&g->pq[g->pq_n++], &p);
+			continue;
+		} else {
+			break; /* no memory: leave the rest in ZeroMQ's queue */
+		}
+		parts_close(&p);
+	}
+}
+
 int ingest_due(const struct ingest *g)
 {
 	uint64_t now = now_mono_ns();
@@ -1142,8 +1190,14 @@ size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *
 	idle[0] = refusing(g); /* a full store: the PULL socket stays unread */
 	while (got < limit && g->group_pairs < limit && !(idle[0] && idle[1]) &&
 	       g->group_failed == 0) {
-		/* fire and forget: held until the group commits */
-		if (!idle[0] && parts_recv(g->pull, &p, ZMQ_DONTWAIT) > 0) {
+		/* fire and forget (what a pause kept first): held until the group commits */
+		if (!idle[0] && pq_take(g, &p)) {
+			if (ingest_one(g, p.fr, (size_t)p.n, NULL, "ingest"))
+				parts_move(&g->held[g->held_n++], &p);
+			parts_close(&p);
+			got++;
+			g->group_msgs++;
+		} else if (!idle[0] && parts_recv(g->pull, &p, ZMQ_DONTWAIT) > 0) {
 			if (p.over)
 				too_many_parts(g, &p, "ingest", 0);
 			else if (ingest_one(g, p.fr, (size_t)p.n, NULL, "ingest"))
@@ -1226,6 +1280,7 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 	g->retain_age_ns = d->conf.live.retain_age_ms * 1000000ULL;
 	g->min_free = d->conf.live.min_free;
 	g->dedup_window_ns = d->conf.live.dedup_window_ms * 1000000ULL;
+	g->pq_max = (size_t)d->conf.cfg.limits_max_paused_bytes;
 	{
 		char path[SV_ENDPOINT_MAX + 16];
 		struct stat sb;
@@ -1307,10 +1362,12 @@ void ingest_free(struct ingest *g)
 	sv_store_txn_abort(g->txn);
 	if (g->held != NULL)
 		held_close(g);
+	for (size_t i = g->pq_head; i < g->pq_n; i++)
+		parts_close(&g->pq[i]);
 	sv_proto_msgbuf_free(&g->mb);
 	{
 		void *bufs[] = {g->pool, g->pend, g->pidx, g->stage, g->out,
-		                g->acks, g->ack_rows, g->held, g};
+		                g->acks, g->ack_rows, g->held, g->pq, g};
 
 		for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 			free(bufs[i]);

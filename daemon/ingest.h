@@ -66,8 +66,17 @@ int ingest_due(const struct ingest *g);
  * publishers then block at the high-water mark; nothing is dropped). */
 int ingest_pull_open(const struct ingest *g);
 
-/* While paused: answer every waiting acked message PAUSED (nothing stored);
- * the PULL socket is left unread. */
+/* While paused: answer every waiting acked message PAUSED (nothing stored;
+ * CLIENT_STATE is answered). */
 void ingest_refuse_paused(struct ingest *g);
+
+/* While paused: read the PULL socket while what it kept stays under
+ * limits.max_paused_bytes; an oversize message is rejected now, the others
+ * are kept, in order, for the first groups after RESUME.  So a paused
+ * daemon holds at most that many bytes of checked messages (and ZeroMQ's
+ * own queue once they are reached).  ingest_hold_room: whether to poll the
+ * PULL socket for it. */
+void ingest_hold_paused(struct ingest *g);
+int ingest_hold_room(const struct ingest *g);
 
 #endif

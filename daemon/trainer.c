@@ -964,7 +964,12 @@ static void *thread_main(void *arg)
 		}
 		ingest_pollitems(t->ing, it + 1);
 		atomic_fetch_add(&d->prog.heartbeat, 1);
-		if (zmq_poll(it, paused || !ingest_pull_open(t->ing) ? 2 : 3, timeout) < 0 &&
+		if (zmq_poll(it,
+		             (paused && !ingest_hold_room(t->ing)) ||
+		                     (!paused && !ingest_pull_open(t->ing))
+		                 ? 2
+		                 : 3,
+		             timeout) < 0 &&
 		    zmq_errno() == ETERM)
 			break;
 		if (it[0].revents & ZMQ_POLLIN)
@@ -972,6 +977,8 @@ static void *thread_main(void *arg)
 		apply_live(t);
 		if (paused && (it[1].revents & ZMQ_POLLIN))
 			ingest_refuse_paused(t->ing);
+		if (paused && (it[2].revents & ZMQ_POLLIN))
+			ingest_hold_paused(t->ing);
 		else if (!paused && (((it[1].revents | it[2].revents) & ZMQ_POLLIN) ||
 		                     ingest_due(t->ing)))
 			take_group(t);

@@ -151,6 +151,8 @@ static const struct sv_config_key keys[] = {
      "queries x k of one TOPK request: bounds its reply"},
     {"limits.max_queued_replies", T(UINT), OFF(limits_max_queued_replies), 1, 100000, "64", NULL,
      0, 0, "replies queued per query client (ZeroMQ send high-water mark); past it, dropped and counted"},
+    {"limits.max_paused_bytes", T(SIZE), OFF(limits_max_paused_bytes), 0, U64MAX, "256MiB", NULL,
+     0, 0, "fire-and-forget bytes a paused daemon reads and keeps for after RESUME"},
     {"limits.max_pending_pairs", T(UINT), OFF(limits_max_pending_pairs), 1, 100000000, "65536",
      NULL, 0, 0, "ingest queue, in pairs (sets the ingest sockets' receive high-water mark); when full, senders block"},
 

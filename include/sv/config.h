@@ -143,6 +143,7 @@ struct sv_config {
 	uint64_t limits_max_k;             /* limits.max_k */
 	uint64_t limits_max_topk_hits;     /* limits.max_topk_hits */
 	uint64_t limits_max_queued_replies; /* limits.max_queued_replies */
+	uint64_t limits_max_paused_bytes;   /* limits.max_paused_bytes (size) */
 	uint64_t limits_max_pending_pairs; /* limits.max_pending_pairs */
 
 	char security_curve_server_key[SV_CONFIG_STR_MAX]; /* security.curve_server_key */

@@ -357,11 +357,41 @@ def test_query_replies_do_not_amplify():
         d.close()
 
 
+def test_a_paused_daemon_holds_bounded_input():
+    """Paused, the daemon still reads fire-and-forget messages: oversize ones
+    (many frames under the per-frame cap) are rejected as they come, the good
+    ones are kept and trained after RESUME."""
+    d = svclient.Daemon(BIN, opts=OPTS + ['limits.max_msg_bytes=1MiB',
+                                          'limits.max_paused_bytes=8MiB'])
+    d.start()
+    try:
+        assert d.admin('PAUSE')['status'] == 'OK'
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        before = rss_kib(d.proc.pid)
+        big = [svclient.header('PAIR', 1, 1, D_IN)] + [b'x' * (1900 << 10)] * 12
+        good = svclient.pairs('PAIR_BATCH', [(1, vec(1), vec(2)), (0, vec(3), vec(4))], D_IN)
+        for i in range(60):  # 60 x 22 MiB, each frame under ZMQ_MAXMSGSIZE
+            push.send_multipart(big)
+            push.send_multipart(good)
+        svclient.wait_for(lambda: d.status()['counters']['rejects'].get('oversize', 0) == 60, 30,
+                          'oversize messages rejected while paused')
+        grew = rss_kib(d.proc.pid) - before
+        print('  60 messages of 22 MiB sent to a paused daemon: RSS +%d KiB '
+              '(limits.max_paused_bytes 8 MiB)' % grew)
+        assert grew < 64 * 1024, grew
+        assert d.admin('RESUME')['status'] == 'OK'
+        assert d.admin('FLUSH')['status'] == 'OK'
+        assert d.status()['counters']['pairs']['logged'] == 120
+    finally:
+        d.stop()
+        d.close()
+
+
 if __name__ == '__main__':
     sys.exit(svclient.run_tests(
         [test_rejected_upserts_do_not_leak_and_replay_is_exact, test_duplicate_rows_apply_no_upsert,
          test_inline_namespace_is_reserved, test_huge_values_and_wrapping_seqs_are_malformed,
          test_cli_and_messages, test_clients_that_never_read, test_config_files_and_check_config,
          test_the_store_is_locked_and_watched, test_a_truncated_store_is_refused_by_name,
-         test_query_replies_do_not_amplify],
+         test_query_replies_do_not_amplify, test_a_paused_daemon_holds_bounded_input],
         sys.argv[2:]))

@@ -349,7 +349,8 @@ REFUSED = {
     'endpoints.ingest_acked': '"ipc://@STATE@/a2.sock"', 'endpoints.query': '"ipc://@STATE@/q2.sock"',
     'endpoints.admin': '"ipc://@STATE@/adm2.sock"', 'endpoints.admin_mode': '0640',
     'endpoints.allow_tcp_admin': 'true', 'endpoints.http': '"127.0.0.1:1"', 'query.threads': '3',
-    'limits.max_pending_pairs': '1000', 'limits.max_queued_replies': '7', 'security.curve_server_key': '"@STATE@/srv.key"',
+    'limits.max_pending_pairs': '1000', 'limits.max_queued_replies': '7',
+    'limits.max_paused_bytes': '1MiB', 'security.curve_server_key': '"@STATE@/srv.key"',
     'security.curve_allow': '"@STATE@/allow"', 'security.curve_allow_ingest': '"@STATE@/ai"',
     'security.curve_allow_query': '"@STATE@/aq"', 'security.curve_allow_admin': '"@STATE@/aa"',
 }
