@@ -355,6 +355,19 @@ def test_query_replies_do_not_amplify():
     finally:
         d.stop()
         d.close()
+    # a client that reads, with 1000 requests in flight: every one is answered
+    d = svclient.Daemon(BIN, opts=OPTS)
+    d.start()
+    try:
+        pipe = d.sock(zmq.DEALER, 'query.sock')
+        for i in range(1000):
+            pipe.send_multipart(svclient.pairs('SCORE', [(0, vec(i), vec(i + 1))], D_IN,
+                                               req_id=5000 + i))
+        got = {svclient.parse_reply(pipe.recv_multipart())['req'] for _ in range(1000)}
+        assert got == set(range(5000, 6000))
+    finally:
+        d.stop()
+        d.close()
 
 
 def test_a_paused_daemon_holds_bounded_input():
