@@ -13,7 +13,10 @@ when CI=true.  At the end:
   - after FLUSH everything logged is trained (applied_seq == last_seq), and
     one more SIGKILL brings back the same model by replay (scores equal bit
     for bit, same step count);
-  - mdb_stat reads the environment and sv_fsck's invariants hold.
+  - mdb_stat reads the environment and sv_fsck's invariants hold;
+  - a BACKUP is started in every cycle, so kills land in backups too: every
+    backup under its final name is whole (sv_fsck passes on it); a killed
+    one is left as NAME.partial only.
 Fixed seed; the kill moments come from it too."""
 import os
 import random
@@ -26,7 +29,7 @@ import time
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svclient import Daemon, item_put, pairs, parse_reply, status_until  # noqa
+from svclient import Daemon, admin, item_put, pairs, parse_reply, status_until  # noqa
 
 BIN, FSCK = sys.argv[1], sys.argv[2]
 CI = os.environ.get('CI', '') == 'true'
@@ -125,11 +128,15 @@ def main():
         pub.connect()
         t0 = time.monotonic()
         for cycle in range(CYCLES):
-            delay = rnd.uniform(0.02, 0.4)
+            # every other cycle the kill comes a few ms into the backup
+            delay = rnd.uniform(0.02, 0.4) if cycle % 2 else rnd.uniform(0.001, 0.015)
             killer = threading.Timer(delay, d.proc.kill)
+            bk = d.sock(zmq.DEALER, 'admin.sock')
+            bk.send_multipart(admin('BACKUP', 1, 'bk-%d' % cycle))
             killer.start()
             pub.pump(time.monotonic() + delay + 5)
             killer.join()
+            bk.close(0)
             d.proc.wait()
             d.proc = None
             d.log.close()
@@ -163,6 +170,14 @@ def main():
         if shutil.which('mdb_stat'):
             r = subprocess.run(['mdb_stat', '-a', '-e', store], capture_output=True, text=True)
             assert r.returncode == 0, r.stderr
+        whole = 0
+        for name in sorted(os.listdir(os.path.join(d.dir, 'backups'))):
+            if not name.endswith('.partial'):
+                fsck(os.path.join(d.dir, 'backups', name))  # complete, or not there
+                whole += 1
+        print('%d backups whole under their names, %d left as .partial by a kill' %
+              (whole, sum(n.endswith('.partial')
+                          for n in os.listdir(os.path.join(d.dir, 'backups')))))
         out = fsck(store, '--clients')
         lines = out.strip().split('\n')
         summary, rows = lines[-1], lines[:-1]
