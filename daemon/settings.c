@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
 #include "log.h"
 #include "sv/config.h"
@@ -215,46 +214,6 @@ static int build(struct sv_config *c, const struct settings_cli *cli)
 	if (errs.text != NULL && errs.len > 0)
 		fprintf(stderr, "%s%s", errs.text, errs.text[errs.len - 1] == '\n' ? "" : "\n");
 	sv_config_errors_free(&errs);
-	return bad ? SV_ERR_CONFIG : 0;
-}
-
-int settings_check_endpoints(const struct sv_dconf *c)
-{
-	static const char *const names[] = {"endpoints.ingest", "endpoints.ingest_acked",
-	                                    "endpoints.query", "endpoints.admin"};
-	const char *eps[] = {c->ep_ingest, c->ep_ingest_ack, c->ep_query, c->ep_admin};
-	struct sockaddr_un un;
-	int bad = 0;
-
-	for (int i = 0; i < 4; i++) {
-		const char *ep = eps[i], *colon;
-
-		if (strncmp(ep, "ipc://", 6) == 0) {
-			if (ep[6] == '\0') {
-				fprintf(stderr, "simverifyd: key '%s': ipc:// without a path\n", names[i]);
-				bad++;
-			} else if (ep[6] != '@' && strlen(ep + 6) >= sizeof(un.sun_path)) {
-				fprintf(stderr,
-				        "simverifyd: key '%s': ipc path '%s' is %zu bytes, longer than a "
-				        "socket path may be (%zu); use a shorter state_dir\n",
-				        names[i], ep + 6, strlen(ep + 6), sizeof(un.sun_path) - 1);
-				bad++;
-			}
-		} else if (strncmp(ep, "tcp://", 6) == 0) {
-			colon = strrchr(ep + 6, ':');
-			if (colon == NULL || colon == ep + 6 || colon[1] == '\0' ||
-			    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
-			    atol(colon + 1) > 65535) {
-				fprintf(stderr, "simverifyd: key '%s': '%s': expected tcp://HOST:PORT\n",
-				        names[i], ep);
-				bad++;
-			}
-		} else {
-			fprintf(stderr, "simverifyd: key '%s': '%s': expected an ipc:// or tcp:// "
-			                "endpoint\n", names[i], ep);
-			bad++;
-		}
-	}
 	return bad ? SV_ERR_CONFIG : 0;
 }
 

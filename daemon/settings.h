@@ -42,11 +42,6 @@ int settings_parse_args(int argc, char **argv, struct settings_cli *cli);
  * (file:line:col for file keys) to stderr.  Returns 0 or SV_ERR_CONFIG. */
 int settings_build(struct sv_dconf *out, const struct settings_cli *cli);
 
-/* What binding would refuse, checked first (also by --check-config): each
- * ingest / query / admin endpoint is ipc://PATH (shorter than a socket path
- * may be) or tcp://HOST:PORT.  Prints each problem.  Returns 0 or
- * SV_ERR_CONFIG. */
-int settings_check_endpoints(const struct sv_dconf *c);
 
 /* SIGHUP: rebuild; copy the changed live keys into d->conf.cfg, map them
  * into d->live (bumping d->live_gen; the log level at once); log each

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -1074,9 +1075,38 @@ int sv_config_check(const struct sv_config *c, struct sv_config_errors *errs)
 			if (eps[i][0] && strcmp(eps[i], eps[j]) == 0)
 				check_fail(errs, &n, "key '%s': same endpoint as %s", epn[i],
 				           epn[j]);
+		if (!eps[i][0] || strstr(eps[i], SV_CONFIG_STATE_PLACEHOLDER))
+			continue;
+		/* what binding would refuse, said here (also by --check-config) */
+		if (strncmp(eps[i], "ipc://", 6) == 0) {
+			struct sockaddr_un un;
+			if (!eps[i][6])
+				check_fail(errs, &n, "key '%s': ipc:// without a path", epn[i]);
+			else if (eps[i][6] != '@' && strlen(eps[i] + 6) >= sizeof(un.sun_path))
+				check_fail(errs, &n,
+				           "key '%s': ipc path is %zu bytes, longer than a socket path may "
+				           "be (%zu); use a shorter state_dir",
+				           epn[i], strlen(eps[i] + 6), sizeof(un.sun_path) - 1);
+		} else if (strncmp(eps[i], "tcp://", 6) == 0) {
+			const char *colon = strrchr(eps[i] + 6, ':');
+			if (!colon || colon == eps[i] + 6 || !colon[1] ||
+			    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+			    atol(colon + 1) > 65535)
+				check_fail(errs, &n, "key '%s': '%s': expected tcp://HOST:PORT", epn[i],
+				           eps[i]);
+		} else {
+			check_fail(errs, &n, "key '%s': '%s': expected an ipc:// or tcp:// endpoint",
+			           epn[i], eps[i]);
+		}
 	}
 	if (!c->store_path[0])
 		check_fail(errs, &n, "key 'store.path': empty");
+	/* LOSSES.md 5.3: NT-Xent over the labeled pairs alone has no negatives */
+	if (c->train_loss == SV_LOSS_KIND_NTXENT && c->train_mode == SV_LABEL_MODE_PAIRS)
+		check_fail(errs, &n,
+		           "key 'train.mode': 'pairs' with train.loss 'ntxent' has zero loss on "
+		           "every batch (NT-Xent needs in-batch negatives); use train.mode 'batch' or "
+		           "'graph', or train.loss 'contrastive'");
 	return n ? SV_ERR_CONFIG : 0;
 }
 

@@ -523,3 +523,30 @@ Test(config, null_and_empty_inputs)
 	cr_assert_null(sv_config_find(NULL));
 	cr_assert_null(sv_config_find("train"));
 }
+
+Test(config, refuses_what_would_fail_later)
+{
+	struct sv_config c;
+	struct sv_config_errors e;
+	char err[256];
+
+	sv_config_defaults(&c);
+	cr_assert_eq(sv_config_resolve(&c, "/tmp/x", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sv_config_set(&c, "train.mode", "pairs", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "endpoints.query", "nonsense://x", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "endpoints.ingest", "tcp://127.0.0.1", err, sizeof(err)), 0);
+	sv_config_errors_init(&e);
+	cr_assert_eq(sv_config_check(&c, &e), SV_ERR_CONFIG);
+	cr_assert_not_null(strstr(e.text, "'pairs' with train.loss 'ntxent' has zero loss"), "%s",
+	                   e.text);
+	cr_assert_not_null(strstr(e.text, "expected an ipc:// or tcp:// endpoint"), "%s", e.text);
+	cr_assert_not_null(strstr(e.text, "expected tcp://HOST:PORT"), "%s", e.text);
+	sv_config_errors_free(&e);
+	cr_assert_eq(sv_config_set(&c, "train.loss", "contrastive", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "endpoints.query", "ipc:///tmp/x/q.sock", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "endpoints.ingest", "tcp://127.0.0.1:5555", err, sizeof(err)),
+	             0);
+	sv_config_errors_init(&e);
+	cr_assert_eq(sv_config_check(&c, &e), 0, "%s", e.text ? e.text : "");
+	sv_config_errors_free(&e);
+}
