@@ -19,6 +19,7 @@ usage: test_hardening.py SIMVERIFYD [TEST ...]
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -192,7 +193,7 @@ def test_cli_and_messages():
 
 
 def test_clients_that_never_read():
-    d = svclient.Daemon(BIN, opts=OPTS)
+    d = svclient.Daemon(BIN, opts=OPTS + ['endpoints.http=127.0.0.1:0'])
     d.start()
     try:
         flood = {
@@ -214,6 +215,20 @@ def test_clients_that_never_read():
             t0 = time.monotonic()
             r = d.request(ep, msg(99999))
             assert r['status'] == 'OK' and time.monotonic() - t0 < 2.0, (ep, r)
+        # HTTP: pipelined GETs on a connection that never reads
+        host, port = d.status()['http'].rsplit(':', 1)
+        web = socket.create_connection((host, int(port)))
+        web.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        web.setblocking(False)
+        for _ in range(3000):
+            try:
+                web.send(b'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+            except BlockingIOError:
+                break
+        other = socket.create_connection((host, int(port)), timeout=5)
+        other.sendall(b'GET /livez HTTP/1.0\r\n\r\n')
+        assert other.recv(64).startswith(b'HTTP/1.'), 'HTTP stopped answering'
+        other.close()
         st = d.status()
         assert st['counters']['unroutable'] > 0, st['counters']
         print('  %d replies dropped for clients that do not read' %
@@ -223,6 +238,7 @@ def test_clients_that_never_read():
         assert rc == 0 and time.monotonic() - t0 < 10, (rc, time.monotonic() - t0)
         for s in mutes:
             s.close(0)
+        web.close()
     finally:
         d.stop()
         d.close()
