@@ -57,6 +57,7 @@ struct sv_live {
 	uint64_t min_free;            /* store.min_free, bytes */
 	uint64_t dedup_window_ms;     /* ingest.dedup_window */
 	uint32_t dedup_depth;         /* ingest.dedup_depth */
+	uint64_t topk_refresh_ms;     /* query.topk_refresh */
 };
 
 /* The daemon's settings, mapped from the config module's struct sv_config

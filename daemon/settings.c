@@ -173,6 +173,7 @@ void settings_live(const struct sv_config *c, struct sv_live *out)
 	out->min_free = c->store_min_free;
 	out->dedup_window_ms = c->ingest_dedup_window_ms;
 	out->dedup_depth = (uint32_t)c->ingest_dedup_depth;
+	out->topk_refresh_ms = c->query_topk_refresh_ms;
 }
 
 /* The whole sequence; every diagnostic printed once to stderr. */

@@ -242,26 +242,32 @@ static int live_empty(struct topk_cache *g)
 static void *cache_main(void *arg)
 {
 	struct topk_cache *g = arg;
-	uint64_t wait_ms = 0;
+	uint64_t wait_ms = 0, last_t0 = 0;
 
 	while (!nap(g, wait_ms > POLL_MS ? wait_ms : POLL_MS)) {
 		struct sv_snap *s = snap_get(&g->d->snap);
-		uint64_t t0;
+		uint64_t t0, refresh_ns;
 		int rc;
 
 		wait_ms = 0;
 		if (s == NULL)
 			continue;
+		pthread_mutex_lock(&g->d->live_mu);
+		refresh_ns = g->d->live.topk_refresh_ms * 1000000ULL;
+		pthread_mutex_unlock(&g->d->live_mu);
+		/* a new version (checkpoint, rollback) at once; new steps of the
+		 * same version at most every query.topk_refresh */
 		if (atomic_load(&g->ready) &&
 		    ((s->version == atomic_load(&g->built_version) &&
-		      s->steps == atomic_load(&g->built_steps)) ||
+		      (s->steps == atomic_load(&g->built_steps) ||
+		       now_mono_ns() - last_t0 < refresh_ns)) ||
 		     live_empty(g))) {
 			/* up to date, or nothing to search (only inline pair
 			 * vectors stored): no walk; looked at again next time */
 			snap_unref(s);
 			continue;
 		}
-		t0 = now_mono_ns();
+		t0 = last_t0 = now_mono_ns();
 		rc = rebuild(g, s);
 		if (rc == 0) {
 			atomic_fetch_add(&g->rebuilds, 1);

@@ -6,15 +6,18 @@
  * left out) under ONE model snapshot.  A background thread rebuilds it:
  *
  *   rebuild policy  every few ms the thread looks at the current snapshot;
- *                   when its (version, steps) differ from the live cache's
- *                   and the previous rebuild has finished, it begins a
+ *                   when its version differs from the live cache's, or its
+ *                   steps do and query.topk_refresh has passed since the
+ *                   last rebuild began (default 1 s, live; 0: after every
+ *                   step), and the previous rebuild has finished, it begins a
  *                   rebuild with the snapshot's W, walks the store in one
  *                   read transaction, projects the items in chunks of 1024
  *                   rows (one GEMM each) and publishes.  It then waits at
  *                   least as long as that rebuild took before the next one,
  *                   so at large N it spends at most about half a core.  The
- *                   cache may therefore lag the latest snapshot by one or
- *                   more training steps; every TOPK answer names the version
+ *                   cache therefore lags the latest snapshot's steps by at
+ *                   most max(query.topk_refresh, one rebuild) plus the poll
+ *                   interval, never its version label; every TOPK answer names the version
  *                   of the cache that computed it, and a query never mixes
  *                   two caches.  A checkpoint or rollback (new version)
  *                   rebuilds too, as its label changes.  The walk holds one

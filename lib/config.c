@@ -137,6 +137,8 @@ static const struct sv_config_key keys[] = {
      "false accept rate aimed at by target_far (0, 1)"},
     {"query.window_pairs", T(UINT), OFF(query_window_pairs), 1, 100000000, "20000", NULL, LM, 0,
      "recent scored pairs the threshold is computed on"},
+    {"query.topk_refresh", T(DURATION), OFF(query_topk_refresh_ms), 0, 3600000, "1s", NULL, LM, 1,
+     "the top-k cache follows training steps at most this often (a new version at once); 0: after every step"},
     {"query.min_window_pairs", T(UINT), OFF(query_min_window_pairs), 0, 100000000, "1000", NULL, LM,
      0, "keep query.threshold until the window holds this many pairs"},
 

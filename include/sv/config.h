@@ -110,6 +110,7 @@ struct sv_config {
 	uint64_t store_map_size;            /* store.map_size (size) */
 	uint64_t store_max_map_size;        /* store.max_map_size (size) */
 	uint64_t store_keep_versions;       /* store.keep_versions */
+	uint64_t query_topk_refresh_ms;     /* query.topk_refresh (duration) */
 	uint64_t store_retain_pairs;        /* store.retain_pairs */
 	uint64_t store_retain_age_ms;       /* store.retain_age (duration) */
 	uint64_t store_min_free;            /* store.min_free (size) */

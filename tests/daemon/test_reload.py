@@ -237,6 +237,22 @@ def topk50(b):
     return b.d.request('query.sock', svclient.topk([b'it'], 50, D, 2))
 
 
+def probe_topk_refresh(b):
+    put = b.d.request('ingest-acked.sock', svclient.item_put(b'tk', np.ones(D), 3))
+    assert put['status'] == 'OK', put
+    b.reload(**{'query.topk_refresh': '1h'})
+    time.sleep(0.3)  # a rebuild that began before the reload may still finish
+    base = b.status()['topk_cache']['steps']
+    for _ in range(2):
+        assert b.pairs(16)['status'] == 'OK'
+    assert b.d.admin('FLUSH')['status'] == 'OK'
+    time.sleep(1.0)
+    st = b.status()
+    assert st['steps'] > base and st['topk_cache']['steps'] == base, st  # stale, as allowed
+    b.reload(**{'query.topk_refresh': '0s'})
+    wait_status(b, lambda s: s['topk_cache']['steps'] == s['steps'], 'cache caught up')
+
+
 def trained_and_checkpointed(b):
     assert b.d.admin('FLUSH')['status'] == 'OK'
     assert b.d.admin('CHECKPOINT')['status'] == 'OK'
@@ -324,6 +340,7 @@ PROBES = {
     'query.threshold_policy': probe_policy,
     'query.threshold': probe_threshold,
     'query.target_far': probe_target_far,
+    'query.topk_refresh': probe_topk_refresh,
     'query.min_window_pairs': probe_min_window,  # before the window shrinks to 8
     'query.window_pairs': probe_window,
     'limits.max_topk_hits': probe_limit('limits.max_topk_hits', '40', topk50, 'too_many'),
