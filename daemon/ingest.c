@@ -86,6 +86,8 @@ struct ingest {
 
 	/* The store's bounds (store.retain_*, store.min_free, ingest.dedup_*). */
 	uint64_t retain_pairs, retain_age_ns, min_free, dedup_window_ns;
+	size_t max_map;       /* store.max_map_size */
+	uint32_t dedup_depth; /* ingest.dedup_depth */
 	uint64_t house_ns, expire_ns, disk_ns; /* when each check last ran */
 	/* A full store: the fire-and-forget messages of the group in hand are
 	 * held until it commits; when it fails for room they stay held (the
@@ -663,7 +665,7 @@ static void client_state(struct ingest *g, const struct sv_proto_request *rq, co
 	else if (rc == SV_ERR_NOTFOUND)
 		snprintf(json, sizeof(json),
 		         "{\"state\":\"none\",\"next_seq\":0,\"depth\":%u,\"window_s\":%llu}",
-		         (unsigned)g->d->live.dedup_depth,
+		         (unsigned)g->dedup_depth,
 		         (unsigned long long)(g->dedup_window_ns / 1000000000ULL));
 	if (rc == 0 || rc == SV_ERR_NOTFOUND)
 		sv_proto_encode_reply_admin(&g->mb, SV_PROTO_VERB_CLIENT_STATE, rq->hdr.request_id,
@@ -835,7 +837,7 @@ static void set_full(struct ingest *g, int why)
 		       "retention, an item delete or a larger store.max_map_size frees room: acked "
 		       "requests get STORE_FULL, fire-and-forget publishers wait at the high-water "
 		       "mark, nothing is dropped",
-		       g->d->live.max_map_size);
+		       g->max_map);
 	else if (why == SV_FULL_GONE)
 		log_msg(LOG_CRIT, "SV-STORE-GONE",
 		       "%s/data.mdb was removed or replaced while the daemon ran; ingest refused, "
@@ -850,6 +852,21 @@ static void set_full(struct ingest *g, int why)
 		log_msg(LOG_NOTICE, "SV-STORE-ROOM", "room in the store again; ingest resumed");
 	g->full = why;
 	atomic_store(&g->d->prog.store_full, why);
+}
+
+/* A probe of a full map that brought nothing to write: is there room now
+ * (a raised store.max_map_size, or pages freed by retention or deletes)? */
+static int map_has_room(struct ingest *g)
+{
+	struct sv_store_stat st;
+	sv_store_read *r = NULL;
+	int room = 0;
+
+	if (sv_store_read_begin(g->d->store, &r) == 0 && sv_store_stat(r, &st) == 0)
+		room = st.map_used + ((size_t)1 << 20) < g->max_map ||
+		       st.free_pages * st.page_size >= ((size_t)1 << 20);
+	sv_store_read_end(r);
+	return room;
 }
 
 static int refusing(const struct ingest *g)
@@ -953,7 +970,7 @@ static void housekeep(struct ingest *g, uint64_t now)
 static void group_finish(struct ingest *g)
 {
 	struct sv_daemon *d = g->d;
-	int rc = g->group_failed;
+	int rc = g->group_failed, wrote = g->txn != NULL;
 
 	if (g->txn != NULL) {
 		size_t n = 0, max = 2 * g->group_pairs > TRIM_MIN ? 2 * g->group_pairs : TRIM_MIN;
@@ -980,7 +997,8 @@ static void group_finish(struct ingest *g)
 	}
 	if (rc == SV_ERR_STORE_FULL)
 		set_full(g, SV_FULL_MAP);
-	else if (rc == 0 && g->full == SV_FULL_MAP && !g->stalled && g->held_in_group)
+	else if (rc == 0 && g->full == SV_FULL_MAP && !g->stalled && g->held_in_group &&
+	         (wrote || map_has_room(g)))
 		set_full(g, g->disk_low ? SV_FULL_DISK : SV_FULL_NO);
 	if (rc == 0 && g->group_freed && g->full == SV_FULL_MAP)
 		g->kick = 1;
@@ -1279,6 +1297,8 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 	g->retain_pairs = d->conf.live.retain_pairs;
 	g->retain_age_ns = d->conf.live.retain_age_ms * 1000000ULL;
 	g->min_free = d->conf.live.min_free;
+	g->max_map = d->conf.live.max_map_size;
+	g->dedup_depth = d->conf.live.dedup_depth;
 	g->dedup_window_ns = d->conf.live.dedup_window_ms * 1000000ULL;
 	g->pq_max = (size_t)d->conf.cfg.limits_max_paused_bytes;
 	{
@@ -1334,6 +1354,8 @@ void ingest_set_live(struct ingest *g, const struct sv_live *lv)
 	g->retain_pairs = lv->retain_pairs;
 	g->retain_age_ns = lv->retain_age_ms * 1000000ULL;
 	g->min_free = lv->min_free;
+	g->max_map = lv->max_map_size;
+	g->dedup_depth = lv->dedup_depth;
 	g->dedup_window_ns = lv->dedup_window_ms * 1000000ULL;
 	sv_store_set_max_map_size(g->d->store, lv->max_map_size);
 	sv_store_set_dedup_depth(g->d->store, lv->dedup_depth);
