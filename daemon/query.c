@@ -30,6 +30,9 @@
 
 #define WORKERS_EP "inproc://sv-query-workers"
 #define MAX_WORKERS 64
+/* Requests a worker takes at once when they are already waiting: the TOPK
+ * ones among them are ranked in one product over the cache. */
+#define TOPK_BATCH 16
 
 struct worker {
 	struct dquery *q;
@@ -40,6 +43,7 @@ struct worker {
 	struct sv_proto_limits lim; /* live_limits */
 	unsigned lim_gen;
 	struct sv_proto_msgbuf mb;
+	struct sv_proto_msgbuf bmb[TOPK_BATCH]; /* the replies of a TOPK batch */
 	float *X, *E; /* 2 * cap rows of d_in / d_out */
 	size_t cap;
 	struct sv_proto_score *scores;
@@ -221,9 +225,12 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	case SV_PROTO_VERB_SCORE_BATCH:
 		do_score(w, &rq);
 		break;
-	case SV_PROTO_VERB_TOPK:
-		topk_cache_answer(d->topk, &rq, &w->mb);
+	case SV_PROTO_VERB_TOPK: {
+		const struct sv_proto_request *one = &rq;
+
+		topk_cache_answer(d->topk, &one, 1, &w->mb);
 		break;
+	}
 	case SV_PROTO_VERB_ITEM_GET:
 		do_item_get(w, &rq);
 		break;
@@ -237,27 +244,75 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	latency_note(d, rq.hdr.verb, now_mono_ns() - t0);
 }
 
+/* A well-formed TOPK request, decoded into *rq and counted (1), or
+ * anything else (0: handle() answers it, errors included). */
+static int topk_decoded(struct worker *w, const struct parts *p, int env,
+                        struct sv_proto_request *rq)
+{
+	const struct sv_proto_frame *h = &p->fr[env];
+	struct sv_proto_error err;
+
+	if (p->over || p->n <= env || h->len != SV_PROTO_HEADER_SIZE ||
+	    ((const uint8_t *)h->data)[3] != SV_PROTO_VERB_TOPK)
+		return 0;
+	live_limits(w->q->d, &w->lim_gen, &w->lim);
+	if (sv_proto_decode_request(p->fr + env, (size_t)(p->n - env), &w->lim, rq, &err) < 0)
+		return 0;
+	atomic_fetch_add(&w->q->d->cnt.queries, 1);
+	return 1;
+}
+
+static void worker_reply(struct worker *w, const struct parts *p, int env,
+                         const struct sv_proto_msgbuf *mb)
+{
+	for (int i = 0; i < env && i < p->n; i++)
+		zmq_send(w->sock, p->fr[i].data, p->fr[i].len, ZMQ_SNDMORE);
+	for (size_t i = 0; i < mb->n; i++)
+		zmq_send(w->sock, mb->frames[i].data, mb->frames[i].len,
+		         i + 1 < mb->n ? ZMQ_SNDMORE : 0);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct parts p[TOPK_BATCH];
+	struct sv_proto_request rq[TOPK_BATCH];
+	const struct sv_proto_request *tq[TOPK_BATCH];
+	size_t ti[TOPK_BATCH];
+	uint64_t t0 = 0;
 
 	for (;;) {
-		struct parts p;
-		int env;
+		size_t n = 1, tn = 0;
 
-		if (parts_recv(w->sock, &p, 0) < 0)
+		if (parts_recv(w->sock, &p[0], 0) < 0)
 			return NULL; /* ETERM */
-		env = parts_envelope(&p);
-		if (p.over || p.n <= env)
-			reply_bad_envelope(w->q->d, &w->mb, p.over);
-		else
-			handle(w, p.fr + env, (size_t)(p.n - env));
-		for (int i = 0; i < env && i < p.n; i++)
-			zmq_send(w->sock, p.fr[i].data, p.fr[i].len, ZMQ_SNDMORE);
-		for (size_t i = 0; i < w->mb.n; i++)
-			zmq_send(w->sock, w->mb.frames[i].data, w->mb.frames[i].len,
-			         i + 1 < w->mb.n ? ZMQ_SNDMORE : 0);
-		parts_close(&p);
+		while (n < TOPK_BATCH && parts_recv(w->sock, &p[n], ZMQ_DONTWAIT) > 0)
+			n++;
+		for (size_t i = 0; i < n; i++) {
+			int env = parts_envelope(&p[i]);
+
+			if (topk_decoded(w, &p[i], env, &rq[tn])) {
+				if (tn == 0)
+					t0 = now_mono_ns();
+				tq[tn] = &rq[tn];
+				ti[tn++] = i;
+				continue;
+			}
+			if (p[i].over || p[i].n <= env)
+				reply_bad_envelope(w->q->d, &w->mb, p[i].over);
+			else
+				handle(w, p[i].fr + env, (size_t)(p[i].n - env));
+			worker_reply(w, &p[i], env, &w->mb);
+		}
+		if (tn > 0) {
+			topk_cache_answer(w->q->d->topk, tq, tn, w->bmb);
+			for (size_t j = 0; j < tn; j++) {
+				worker_reply(w, &p[ti[j]], parts_envelope(&p[ti[j]]), &w->bmb[j]);
+				latency_note(w->q->d, SV_PROTO_VERB_TOPK, now_mono_ns() - t0);
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			parts_close(&p[i]);
 	}
 }
 
@@ -416,6 +471,8 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 		w->q = q;
 		w->lim_gen = UINT_MAX;
 		sv_proto_msgbuf_init(&w->mb);
+		for (int j = 0; j < TOPK_BATCH; j++)
+			sv_proto_msgbuf_init(&w->bmb[j]);
 		w->sock = parts_socket(d->zctx, ZMQ_DEALER);
 		if (w->sock == NULL || zmq_connect(w->sock, WORKERS_EP) < 0) {
 			rc = -zmq_errno();
@@ -456,6 +513,8 @@ void query_stop(struct dquery *q)
 			zmq_close(w->sock);
 		}
 		sv_proto_msgbuf_free(&w->mb);
+		for (int j = 0; j < TOPK_BATCH; j++)
+			sv_proto_msgbuf_free(&w->bmb[j]);
 		free(w->X);
 		free(w->E);
 		free(w->scores);

@@ -399,62 +399,74 @@ static int query_row(struct topk_cache *g, struct sv_topk_cache *c, sv_store_rea
 	return rc;
 }
 
-void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *rq,
-                      struct sv_proto_msgbuf *mb)
+void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *const *rqs,
+                       size_t n, struct sv_proto_msgbuf *mbs)
 {
 	struct sv_topk_cache *c;
-	struct sv_proto_iter it = {0};
 	struct sv_proto_side *qs = NULL;
 	struct sv_proto_topk_query *qr = NULL;
 	struct sv_proto_hit *out = NULL;
 	struct sv_topk_hit *hits = NULL;
 	sv_store_read *r = NULL;
-	size_t Q = rq->n, k = rq->k, kk, *counts = NULL, missing = 0, nh = 0, i;
+	size_t Q = 0, kmax = 0, kk, *counts = NULL, i, b, q0;
 	float *x = NULL, *E = NULL;
 	uint8_t *st = NULL;
 	uint32_t dout;
 	int rc = -ENOMEM, any_id = 0;
 
+	for (b = 0; b < n; b++) {
+		Q += rqs[b]->n;
+		kmax = rqs[b]->k > kmax ? rqs[b]->k : kmax;
+	}
 	c = sv_topk_holder_acquire(g->h);
 	dout = sv_topk_cache_d_out(c);
 	/* an id query leaves itself out: ask for one more */
-	kk = k < SV_TOPK_K_MAX ? k + 1 : k;
+	kk = kmax < SV_TOPK_K_MAX ? kmax + 1 : kmax;
 	qs = calloc(Q ? Q : 1, sizeof(*qs));
 	qr = calloc(Q ? Q : 1, sizeof(*qr));
 	st = calloc(Q ? Q : 1, 1);
 	counts = calloc(Q ? Q : 1, sizeof(*counts));
 	hits = malloc((Q ? Q : 1) * kk * sizeof(*hits));
-	out = malloc((Q ? Q : 1) * k * sizeof(*out));
+	out = malloc((Q ? Q : 1) * kmax * sizeof(*out));
 	x = malloc(g->d_in * sizeof(float));
 	E = calloc((Q ? Q : 1) * dout, sizeof(float));
 	if (qs && qr && st && counts && hits && out && x && E)
 		rc = 0;
-	for (i = 0; rc == 0 && i < Q && sv_proto_next_query(rq, &it, &qs[i]); i++) {
-		int q = query_row(g, c, &r, &qs[i], x, E + i * dout);
+	/* every query of every request, one row each */
+	for (b = 0, i = 0; rc == 0 && b < n; b++) {
+		struct sv_proto_iter it = {0};
 
-		any_id |= qs[i].vec == NULL;
-		st[i] = SV_PROTO_STATUS_OK;
-		if (q == SV_ERR_NOTFOUND) {
-			st[i] = SV_PROTO_STATUS_NOT_FOUND;
-			memset(E + i * dout, 0, dout * sizeof(float));
-			missing++;
-		} else if (q < 0) {
-			rc = q;
+		for (size_t j = 0; rc == 0 && j < rqs[b]->n && sv_proto_next_query(rqs[b], &it, &qs[i]);
+		     j++, i++) {
+			int q = query_row(g, c, &r, &qs[i], x, E + i * dout);
+
+			any_id |= qs[i].vec == NULL;
+			st[i] = SV_PROTO_STATUS_OK;
+			if (q == SV_ERR_NOTFOUND) {
+				st[i] = SV_PROTO_STATUS_NOT_FOUND;
+				memset(E + i * dout, 0, dout * sizeof(float));
+			} else if (q < 0) {
+				rc = q;
+			}
 		}
 	}
 	sv_store_read_end(r);
+	/* one product over the cache for all of them */
 	if (rc == 0 && Q > 0)
-		rc = sv_topk_cache_query(c, E, Q, any_id ? kk : k, hits, counts);
-	if (rc == 0) {
-		size_t stride = any_id ? kk : k;
+		rc = sv_topk_cache_query(c, E, Q, any_id ? kk : kmax, hits, counts);
+	/* then one reply per request, each with its own k */
+	for (b = 0, q0 = 0; b < n; q0 += rqs[b]->n, b++) {
+		const struct sv_proto_request *rq = rqs[b];
+		size_t stride = any_id ? kk : kmax, nh = 0, missing = 0, k = rq->k;
 
-		for (i = 0; i < Q; i++) {
+		for (i = q0; rc == 0 && i < q0 + rq->n; i++) {
 			const struct sv_topk_hit *h = hits + i * stride;
-			uint32_t n = 0;
+			uint32_t m = 0;
 
 			qr[i].model_version = sv_topk_cache_version(c);
 			qr[i].status = st[i];
-			for (size_t j = 0; st[i] == SV_PROTO_STATUS_OK && j < counts[i] && n < k;
+			missing += st[i] != SV_PROTO_STATUS_OK;
+			for (size_t j = 0; st[i] == SV_PROTO_STATUS_OK && j < counts[i] && m < k;
 			     j++) {
 				if (qs[i].vec == NULL && h[j].id_len == qs[i].id_len &&
 				    memcmp(h[j].id, qs[i].id, h[j].id_len) == 0)
@@ -463,24 +475,25 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *rq,
 				out[nh].id_len = h[j].id_len;
 				out[nh].score = h[j].score;
 				nh++;
-				n++;
+				m++;
 			}
-			qr[i].n_hits = n;
+			qr[i].n_hits = m;
 		}
-		if (missing == Q && Q > 0)
-			reply_error(mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_NOT_FOUND,
-			            0, "no such item");
-		else if (sv_proto_encode_reply_topk(
-		             mb, rq->hdr.request_id,
+		if (rc == 0 && missing == rq->n && rq->n > 0)
+			reply_error(&mbs[b], rq->hdr.verb, rq->hdr.request_id,
+			            SV_PROTO_STATUS_NOT_FOUND, 0, "no such item");
+		else if (rc == 0 &&
+		         sv_proto_encode_reply_topk(
+		             &mbs[b], rq->hdr.request_id,
 		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
 		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k,
-		             qr, Q, out) < 0)
+		             qr + q0, rq->n, out) < 0)
 			rc = -ENOMEM;
-	}
-	if (rc < 0) {
-		atomic_fetch_add(&g->d->cnt.query_errors, 1);
-		reply_error(mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_INTERNAL, 0,
-		            "topk failed (store or memory)");
+		if (rc < 0) {
+			atomic_fetch_add(&g->d->cnt.query_errors, 1);
+			reply_error(&mbs[b], rq->hdr.verb, rq->hdr.request_id,
+			            SV_PROTO_STATUS_INTERNAL, 0, "topk failed (store or memory)");
+		}
 	}
 	sv_topk_cache_release(c); /* after encoding: hit ids point into c */
 	free(qs);

@@ -69,10 +69,13 @@ void topk_cache_note_del(struct topk_cache *g, const void *id, size_t len);
  * holder) or failed (ok == 0: forget them).  Accepts NULL. */
 void topk_cache_commit(struct topk_cache *g, int ok);
 
-/* Answer a decoded TOPK request into mb from the live cache (any query
- * worker). */
-void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *rq,
-                      struct sv_proto_msgbuf *mb);
+/* Answer n decoded TOPK requests, reply b into mbs[b], from the live cache
+ * (any query worker): every query of every request is projected, then ONE
+ * product over the cache ranks them all (16 requests of one query are one
+ * 16-row GEMM, not 16 GEMVs), then each request gets its own k and its own
+ * reply.  All n see the same cache. */
+void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *const *rqs,
+                       size_t n, struct sv_proto_msgbuf *mbs);
 
 /* Version and steps of the snapshot the live cache was built from, and the
  * number of rebuilds published (0 before the first); any pointer may be

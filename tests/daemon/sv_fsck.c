@@ -93,6 +93,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	sv_store_dims(s, &d_in, &d_out);
+	/* retention deletes from the front: the log is contiguous from its first row */
+	expect = st.first_seq ? st.first_seq : 1;
 
 	rc = sv_store_cursor_open(r, 1, &c);
 	while (rc == 0 && (rc = sv_store_cursor_next(c, &p)) == 0) {
@@ -128,7 +130,8 @@ int main(int argc, char **argv)
 	if (n && expect - 1 != st.last_seq)
 		fail("last record vs last_seq", expect - 1, st.last_seq);
 
-	qsort(keys, nkeys, sizeof(*keys), cmp_ckey);
+	if (nkeys > 1)
+		qsort(keys, nkeys, sizeof(*keys), cmp_ckey);
 	for (size_t i = 1; i < nkeys; i++)
 		if (cmp_ckey(&keys[i - 1], &keys[i]) == 0)
 			fail("client key logged twice: seqs", keys[i - 1].seq, keys[i].seq);

@@ -357,14 +357,20 @@ def test_query_replies_do_not_amplify():
         mute = d.sock(zmq.DEALER, 'query.sock')
         mute.setsockopt(zmq.RCVHWM, 1)
         before = rss_kib(d.proc.pid)
-        for i in range(300):  # 300 replies of about `reply` bytes, never read
+        sent = 600
+        for i in range(sent):  # replies of about `reply` bytes, never read
             mute.send_multipart(svclient.topk([vec(0)] * 20, 1000, D_IN, 10 + i))
         time.sleep(3.0)
         grew = rss_kib(d.proc.pid) - before
-        bound = (queued + 4) * reply // 1024 + 16 * 1024  # + slack for allocator noise
+        # what may be held: the queued replies, and each query worker's batch
+        # (16 requests of max_topk_hits hits: their rankings and replies), and
+        # slack for the allocator's per-thread arenas
+        workers, batch = 2, 16
+        bound = (queued * reply + workers * batch * (hits * 48 + reply)) // 1024 + 16 * 1024
         print('  %d replies of %d KiB sent to a client that never reads: RSS +%d KiB, '
-              'bound %d KiB (limits.max_queued_replies %d)' %
-              (300, reply // 1024, grew, bound, queued))
+              'bound %d KiB from the limits (max_queued_replies %d, max_topk_hits %d); '
+              'unbounded it would hold %d KiB' %
+              (sent, reply // 1024, grew, bound, queued, hits, sent * reply // 1024))
         assert grew < bound, (grew, bound)
         assert d.request('query.sock', svclient.topk([vec(0)], 5, D_IN, 999))['status'] == 'OK'
         assert d.status()['counters']['unroutable'] > 0
