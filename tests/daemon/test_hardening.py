@@ -331,6 +331,11 @@ def test_a_truncated_store_is_refused_by_name():
         d.close()
 
 
+# Under ASan freed memory stays resident (quarantine): RSS bounds are printed
+# but only asserted in a plain build.
+SANITIZED = os.environ.get('SV_SANITIZED') == '1'
+
+
 def rss_kib(pid):
     with open('/proc/%d/status' % pid) as f:
         return int([ln for ln in f if ln.startswith('VmRSS:')][0].split()[1])
@@ -371,7 +376,7 @@ def test_query_replies_do_not_amplify():
               'bound %d KiB from the limits (max_queued_replies %d, max_topk_hits %d); '
               'unbounded it would hold %d KiB' %
               (sent, reply // 1024, grew, bound, queued, hits, sent * reply // 1024))
-        assert grew < bound, (grew, bound)
+        assert SANITIZED or grew < bound, (grew, bound)
         assert d.request('query.sock', svclient.topk([vec(0)], 5, D_IN, 999))['status'] == 'OK'
         assert d.status()['counters']['unroutable'] > 0
     finally:
@@ -413,7 +418,7 @@ def test_a_paused_daemon_holds_bounded_input():
         grew = rss_kib(d.proc.pid) - before
         print('  60 messages of 22 MiB sent to a paused daemon: RSS +%d KiB '
               '(limits.max_paused_bytes 8 MiB)' % grew)
-        assert grew < 64 * 1024, grew
+        assert SANITIZED or grew < 64 * 1024, grew
         assert d.admin('RESUME')['status'] == 'OK'
         assert d.admin('FLUSH')['status'] == 'OK'
         assert d.status()['counters']['pairs']['logged'] == 120
