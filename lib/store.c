@@ -1049,6 +1049,105 @@ static int sync_path(const char *path)
 	return rc;
 }
 
+/* Copy file src to dst (created 0600), fsynced. */
+static int copy_file(const char *src, const char *dst)
+{
+	char buf[1 << 16];
+	int in = open(src, O_RDONLY | O_CLOEXEC), out, rc = 0;
+	ssize_t n;
+	if (in < 0)
+		return -errno;
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = -errno;
+		close(in);
+		return rc;
+	}
+	while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				rc = -errno;
+				break;
+			}
+			off += w;
+		}
+	}
+	if (rc == 0 && fsync(out) < 0)
+		rc = -errno;
+	close(out);
+	close(in);
+	return rc;
+}
+
+int sv_store_restore(const struct sv_store_opts *o, const char *from, char *err, size_t errlen)
+{
+	char src[4200], tmp[4200], file[4300], parent[4200], *slash;
+	struct sv_store_opts to;
+	struct stat sb;
+	sv_store *st = NULL;
+	int rc;
+	say(err, errlen, "%s", "");
+	if (!o || !o->path || !from)
+		return -EINVAL;
+	snprintf(src, sizeof src, "%s/data.mdb", from);
+	if (stat(src, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		say(err, errlen, "no backup (data.mdb) in %s", from);
+		return stat(src, &sb) < 0 ? -errno : -EINVAL;
+	}
+	snprintf(file, sizeof file, "%s/data.mdb", o->path);
+	if (stat(file, &sb) == 0) {
+		say(err, errlen, "%s already holds a store", o->path);
+		return -EEXIST;
+	}
+	snprintf(tmp, sizeof tmp, "%s.restoring", o->path);
+	snprintf(file, sizeof file, "%s/data.mdb", tmp);
+	unlink(file);
+	snprintf(file, sizeof file, "%s/lock.mdb", tmp);
+	unlink(file);
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		say(err, errlen, "mkdir %s: %s", tmp, strerror(-rc));
+		return rc;
+	}
+	snprintf(file, sizeof file, "%s/data.mdb", tmp);
+	rc = copy_file(src, file);
+	if (rc) {
+		say(err, errlen, "copying %s to %s: %s", src, file, strerror(-rc));
+		return rc;
+	}
+	to = *o;
+	to.path = tmp;
+	rc = sv_store_open(&st, &to, err, errlen); /* dims, fingerprint, schema, truncation */
+	sv_store_close(st);
+	if (rc)
+		return rc;
+	snprintf(file, sizeof file, "%s/lock.mdb", tmp);
+	unlink(file);
+	/* a store directory may be there without a store (its lock file, say) */
+	if (rmdir(o->path) < 0 && errno != ENOENT && errno != ENOTEMPTY) {
+		rc = -errno;
+		say(err, errlen, "rmdir %s: %s", o->path, strerror(-rc));
+		return rc;
+	}
+	if (rename(tmp, o->path) < 0) {
+		rc = -errno;
+		say(err, errlen, "renaming %s to %s: %s", tmp, o->path, strerror(-rc));
+		return rc;
+	}
+	snprintf(parent, sizeof parent, "%s", o->path);
+	slash = strrchr(parent, '/');
+	return sync_path(slash == NULL ? "." : slash == parent ? "/" : (*slash = 0, parent));
+}
+
 int sv_store_backup(sv_store *st, const char *path)
 {
 	char part[4096], file[4200], parent[4096], *slash;

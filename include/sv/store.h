@@ -221,6 +221,16 @@ void sv_store_set_dedup_depth(sv_store *st, uint32_t n);
  * -EINVAL, -EEXIST (path holds a data.mdb), -errno or an LMDB code. */
 int sv_store_backup(sv_store *st, const char *path);
 
+/* Restore: put the backup in directory from (a data.mdb, as sv_store_backup
+ * writes) in place of the store at o->path, which must not exist: the file
+ * is copied to o->path.restoring, fsynced, opened once with o (so a backup
+ * of other dims or settings is refused by name, a truncated one too, and a
+ * schema-1 one is migrated), then renamed to o->path.  from is never
+ * written.  err (may be NULL) gets what failed.  Returns 0, -EEXIST (o->path
+ * holds a store), -EINVAL, -errno or what sv_store_open returns.  Not while
+ * a daemon runs on o->path (the daemon's --restore takes its lock). */
+int sv_store_restore(const struct sv_store_opts *o, const char *from, char *err, size_t errlen);
+
 /* ---- writing: one group at a time, from one thread ---- */
 
 /* Begin a group.  Returns 0, SV_ERR_STATE when a group is already open,

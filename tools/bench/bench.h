@@ -84,6 +84,10 @@ void *bench_sock(void *ctx, int type, const char *ep);
 void *bench_sock_at(void *ctx, int type, const char *dir, const char *name);
 /* The admin STATUS JSON into js[0..cap-1]; 0 or -1 (no reply). */
 int bench_status(void *adm, char *js, size_t cap);
+/* The admin socket of the daemon on state dir sd once it answers STATUS
+ * (its JSON in js), with a 60 s receive timeout; NULL when it has not
+ * answered after about 30 s. */
+void *bench_daemon_admin(void *ctx, const char *sd, char *js, size_t cap);
 /* Receive and drop one multipart message; its byte count or -1. */
 long bench_recv_drop(void *s);
 /* The integer after "key": in the flat JSON text j (a STATUS reply);

@@ -87,16 +87,7 @@ static int one_run(const struct cfg *c, long retain, struct run *out)
 	out->n = 0;
 	if (!vec || !pr || pid < 0)
 		goto out;
-	for (int tries = 0; tries < 200; tries++) { /* wait for the admin socket */
-		int t = 100;
-
-		adm = bench_sock_at(ctx, ZMQ_DEALER, sd, "admin.sock");
-		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
-		if (bench_status(adm, js, sizeof(js)) == 0)
-			break;
-		zmq_close(adm);
-		adm = NULL;
-	}
+	adm = bench_daemon_admin(ctx, sd, js, sizeof(js));
 	if (adm == NULL) {
 		fprintf(stderr, "sv-bench growth: the daemon at %s did not answer\n", sd);
 		goto out;

@@ -149,7 +149,6 @@ static double raw_rate(struct gen *g, const char *dir)
 	return (double)(msgs * c->per_msg) / ((double)(k.t_end - t0) / 1e9);
 }
 
-/* One admin request; the reply's JSON payload (frame 2) into buf. */
 /* The daemon: fresh state dir, items loaded, then the timed stream. */
 static double daemon_rate(struct gen *g, const char *dir, int acked)
 {
@@ -172,15 +171,12 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 	snprintf(o4, sizeof(o4), "train.threads=%ld", c->threads);
 	pid = bench_daemon_start(c->daemon, sd, ovr, sizeof(ovr) / sizeof(ovr[0]));
 	ctx = zmq_ctx_new();
-	adm = bench_sock_at(ctx, ZMQ_DEALER, sd, "admin.sock");
-	for (int tries = 0; tries < 200; tries++) {
-		int t = 100;
-
-		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
-		if (bench_status(adm, js, sizeof(js)) == 0)
-			break;
-		zmq_close(adm);
-		adm = bench_sock_at(ctx, ZMQ_DEALER, sd, "admin.sock");
+	adm = bench_daemon_admin(ctx, sd, js, sizeof(js));
+	if (adm == NULL) {
+		fprintf(stderr, "sv-bench ingest: the daemon at %s did not answer\n", sd);
+		zmq_ctx_term(ctx);
+		bench_daemon_stop(pid);
+		return -1.0;
 	}
 	in = bench_sock_at(ctx, acked ? ZMQ_DEALER : ZMQ_PUSH, sd,
 	          acked ? "ingest-acked.sock" : "ingest.sock");

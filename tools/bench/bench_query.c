@@ -387,26 +387,11 @@ int bench_query(int argc, char **argv)
 
 	pid = start_daemon(&c, sd);
 	ctx = zmq_ctx_new();
-	snprintf(ep, sizeof(ep), "ipc://%s/admin.sock", sd);
-	for (int tries = 0; tries < 300; tries++) {
-		int t = 100;
-
-		adm = bench_sock(ctx, ZMQ_DEALER, ep);
-		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
-		if (bench_status(adm, js, sizeof(js)) == 0)
-			break;
-		zmq_close(adm);
-		adm = NULL;
-	}
+	adm = bench_daemon_admin(ctx, sd, js, sizeof(js));
 	if (adm == NULL) {
 		fprintf(stderr, "sv-bench query: the daemon did not start (%s)\n", c.daemon);
 		rc = 1;
 		goto out;
-	}
-	{
-		int t = 60000;
-
-		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
 	}
 	if (c.topk && load_items(&c, ctx, sd, adm) < 0) {
 		fprintf(stderr, "sv-bench query: loading %ld items failed\n", c.items);

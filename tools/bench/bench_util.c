@@ -262,3 +262,20 @@ long bench_recv_drop(void *s)
 	}
 	return bytes;
 }
+
+void *bench_daemon_admin(void *ctx, const char *sd, char *js, size_t cap)
+{
+	for (int tries = 0; tries < 300; tries++) {
+		int t = 100;
+		void *adm = bench_sock_at(ctx, ZMQ_DEALER, sd, "admin.sock");
+
+		zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
+		if (bench_status(adm, js, cap) == 0) {
+			t = 60000;
+			zmq_setsockopt(adm, ZMQ_RCVTIMEO, &t, sizeof(t));
+			return adm;
+		}
+		zmq_close(adm);
+	}
+	return NULL;
+}
