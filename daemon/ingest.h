@@ -10,9 +10,18 @@
  * logged pairs back to the caller, in log order, to batch and train.
  *
  * A message is answered once: malformed ones at once (nothing stored), the
- * rest after the commit (ACK with per-row outcomes, DUPLICATE, or INTERNAL
- * when the commit failed).  Replies never block: a client that does not read
- * loses them (counted as unroutable).
+ * rest after the commit (ACK with per-row outcomes, DUPLICATE, STORE_FULL
+ * when the group did not fit, or INTERNAL when the commit failed otherwise).
+ * CLIENT_STATE is answered at once from the committed state.  Replies never
+ * block: a client that does not read loses them (counted as unroutable).
+ *
+ * The store's bounds live here too: retention (store.retain_*) runs inside
+ * every group and, when idle, in small groups of its own once a second,
+ * with the expiry of idle clients' windows; a full store (the map at
+ * store.max_map_size, the file system under store.min_free, or data.mdb
+ * gone) stops the PULL socket being read, keeps a group that did not fit
+ * with its fire-and-forget messages for a retry, and answers acked writes
+ * STORE_FULL until room is back (docs/DAEMON.md).
  *
  * Leaves out: batching and training (trainer.c), queries (query.c).
  */
