@@ -550,3 +550,14 @@ Test(config, refuses_what_would_fail_later)
 	cr_assert_eq(sv_config_check(&c, &e), 0, "%s", e.text ? e.text : "");
 	sv_config_errors_free(&e);
 }
+
+Test(config, store_lifecycle_settings_out_of_range_name_file_and_line)
+{
+	cr_assert_eq(load("store:\n  retain_age: 11000d\ningest:\n  dedup_depth: 3\n"
+	                  "  dedup_window: 5s\n"),
+	             SV_ERR_CONFIG);
+	cr_assert(strstr(errs.text, "t.yaml:2:15: key 'store.retain_age'"), "%s", errs.text);
+	cr_assert(strstr(errs.text, "t.yaml:4:16: key 'ingest.dedup_depth'"), "%s", errs.text);
+	cr_assert(strstr(errs.text, "t.yaml:5:17: key 'ingest.dedup_window'"), "%s", errs.text);
+	cr_assert(strstr(errs.text, "out of range"), "%s", errs.text);
+}
