@@ -326,6 +326,12 @@ def test_a_truncated_store_is_refused_by_name():
                             'tests', 'daemon', 'sv_fsck')
         p = subprocess.run([fsck, os.path.join(d.dir, 'store')], capture_output=True, text=True)
         assert p.returncode > 0 and 'truncated' in p.stdout + p.stderr, p
+        # a foreign file under the name: refused by name, no signal either
+        with open(data, 'wb') as f:
+            f.write(os.urandom(3 * 4096))
+        p = subprocess.run(args, capture_output=True, text=True, timeout=20)
+        assert p.returncode == 1 and 'store' in p.stderr and 'LMDB' in p.stderr, \
+            (p.returncode, p.stderr[-500:])
     finally:
         d.stop()
         d.close()
