@@ -183,9 +183,9 @@ int main(int argc, char **argv)
 	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
 	curve_stop();
 	query_stop(q);
+	admin_stop(adm); /* STATUS, and the HTTP endpoint's /metrics, read the top-k cache: */
+	http_stop(web);  /* both stop before it is freed */
 	topk_cache_stop(d.topk);
-	admin_stop(adm);
-	http_stop(web);
 	trainer_close(tr);
 	zmq_ctx_term(d.zctx);
 	sv_store_close(d.store);

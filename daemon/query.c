@@ -316,11 +316,13 @@ static void *worker_main(void *arg)
 	}
 }
 
+/* SV-QUERY-UNROUTABLE lines: the front thread only. */
+static struct sv_ratelimit rl_unroutable;
+
 /* Move one whole message from src to dst.  to_client: ROUTER_MANDATORY may
  * refuse (client gone, or its queue full): the rest is dropped and counted. */
 static void forward(struct dquery *q, void *src, void *dst, int to_client)
 {
-	static struct sv_ratelimit rl_unroutable; /* the front thread only */
 	unsigned long long sup = 0;
 	char sbuf[64];
 	int more = 1, ok = 1;
@@ -394,9 +396,14 @@ static void front_request(struct dquery *q)
 		ok = zmq_send(q->front, w->mb.frames[i].data, w->mb.frames[i].len,
 		              (i + 1 < w->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >= 0;
 	if (!ok) {
+		unsigned long long sup = 0;
+		char sbuf[64];
+
 		atomic_fetch_add(&q->d->cnt.unroutable, 1);
-		log_msg(LOG_INFO, "SV-QUERY-UNROUTABLE",
-		       "reply dropped: %s (client gone or not reading)", zmq_strerror(zmq_errno()));
+		if (log_ratelimit(&rl_unroutable, LOG_BURST, &sup))
+			log_msg(LOG_INFO, "SV-QUERY-UNROUTABLE",
+			       "reply dropped: %s (client gone or not reading)%s",
+			       zmq_strerror(zmq_errno()), log_suppressed(sup, sbuf, sizeof(sbuf)));
 	}
 	parts_close(&p);
 }

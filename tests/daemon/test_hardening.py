@@ -233,6 +233,8 @@ def test_clients_that_never_read():
         assert st['counters']['unroutable'] > 0, st['counters']
         print('  %d replies dropped for clients that do not read' %
               st['counters']['unroutable'])
+        lines = sum(d.logtext().count(k) for k in ('UNROUTABLE',))
+        assert lines < 100, '%d UNROUTABLE log lines: not rate limited' % lines
         t0 = time.monotonic()
         rc = d.stop(timeout=10)
         assert rc == 0 and time.monotonic() - t0 < 10, (rc, time.monotonic() - t0)
