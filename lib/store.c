@@ -740,8 +740,20 @@ static int dedup(sv_store_txn *t, const unsigned char *ck, size_t cklen, uint64_
 	if (rc)
 		return neg(rc);
 	if (!have || cseq > hwm) {
+		uint64_t old = hwm;
 		hwm = cseq;
-		if (hwm >= st->dedup_depth) {
+		if (hwm >= st->dedup_depth && have && cseq == old + 1 && hwm % 64 != 0) {
+			/* the usual step: exactly one seq leaves the window, no cursor */
+			unsigned char dk[CKEY_MAX];
+			MDB_val dv = {cklen, dk};
+			memcpy(dk, ck, 1 + clen);
+			put_be64(dk + 1 + clen, hwm - st->dedup_depth);
+			rc = mdb_del(t->txn, st->clients, &dv, NULL);
+			if (rc && rc != MDB_NOTFOUND)
+				return neg(rc);
+		} else if (hwm >= st->dedup_depth) {
+			/* a jump, and every 64th step: a cursor, so a backlog (a
+			 * migration, a lowered depth) drains too */
 			rc = window_drop(t, ck, hwm - st->dedup_depth, WINDOW_TRIM_PER_APPEND, &n);
 			if (rc)
 				return rc;
