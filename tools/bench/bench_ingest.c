@@ -322,9 +322,13 @@ static double store_ceiling(const struct cfg *c, const char *dir, int inline_vec
 			struct sv_store_pair pr = {0};
 
 			if (inline_vecs) {
-				/* unique contents and ids, as the daemon's inline ids */
-				snprintf(ida, sizeof(ida), "~v%032lx", 2 * k);
-				snprintf(idb, sizeof(idb), "~v%032lx", 2 * k + 1);
+				/* unique contents and ids that scatter over the key space
+				 * as the daemon's content hashes do (items and refs
+				 * inserts land on random pages, not at the end) */
+				snprintf(ida, sizeof(ida), "~v%016llx%016llx",
+				         (unsigned long long)(2 * k) * 0x9e3779b97f4a7c15ULL, 0ULL);
+				snprintf(idb, sizeof(idb), "~v%016llx%016llx",
+				         (unsigned long long)(2 * k + 1) * 0x9e3779b97f4a7c15ULL, 0ULL);
 				x[0] = (float)(2 * k);
 				rc = sv_store_item_put(t, ida, strlen(ida), x, 0);
 				x[0] = (float)(2 * k + 1);
