@@ -209,6 +209,24 @@ static size_t status_json(struct dadmin *a, char *buf, size_t cap)
 		jprintf(&j, "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu},",
 		        (unsigned long long)tv, (unsigned long long)ts, (unsigned long long)tn);
 	}
+	if (d->conf.cfg.train_replay) { /* replay and its gate (replay.h) */
+		int rs = atomic_load(&d->prog.replay_state), rd = atomic_load(&d->prog.replay_decision);
+
+		jprintf(&j,
+		        "\"replay\":{\"gate\":\"%s\",\"state\":\"%s\",\"last_decision\":\"%s\",",
+		        d->conf.cfg.train_replay_gate ? "on" : "off", sv_replay_state_name(rs),
+		        sv_replay_decision_name(rd));
+		ju64(&j, "rounds", atomic_load(&d->prog.replay_rounds), 1);
+		jnum(&j, "best_slice_auc", atomic_load(&d->prog.replay_best_auc), 1);
+		jnum(&j, "last_slice_auc", atomic_load(&d->prog.replay_last_auc), 1);
+		ju64(&j, "steps", atomic_load(&d->prog.replay_steps), 1);
+		ju64(&j, "fill_pairs", atomic_load(&d->prog.replay_fill_pairs), 1);
+		ju64(&j, "undos", atomic_load(&d->prog.replay_undos), 1);
+		jnum(&j, "idle_seconds", atomic_load(&d->prog.replay_idle_s), 0);
+		jprintf(&j, "},");
+	} else {
+		jprintf(&j, "\"replay\":null,");
+	}
 	jprintf(&j, "\"http\":\"%s\",", d->http_bound);
 	backup_json(&j, a);
 	jprintf(&j, "\"ready\":%s,\"not_ready_reason\":",

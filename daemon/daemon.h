@@ -158,6 +158,11 @@ struct sv_progress {
 	_Atomic double auc, eer, loss;
 	_Atomic double tar_far_1e2, tar_far_1e3; /* TAR at FAR 1e-2 / 1e-3 on the window */
 	_Atomic float threshold;
+	/* replay (replay.c): enum sv_replay_state / sv_replay_decision, rounds
+	 * since the baseline, lifetime counters, slice AUCs (NaN: none) */
+	atomic_int replay_state, replay_decision;
+	atomic_uint_fast64_t replay_rounds, replay_steps, replay_fill_pairs, replay_undos;
+	_Atomic double replay_best_auc, replay_last_auc, replay_idle_s;
 };
 
 struct history;

@@ -232,6 +232,33 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 	      atomic_load(&d->prog.threshold));
 	family(o, "simverify_threshold_policy_info", "gauge", "Threshold policy in force.");
 	fprintf(o, "simverify_threshold_policy_info{policy=\"%s\"} 1\n", sv_metrics_policy_name(policy));
+	if (d->conf.cfg.train_replay) {
+		int rs = atomic_load(&d->prog.replay_state);
+
+		family(o, "simverify_replay_state", "gauge",
+		       "Replay state (1 for the one in force): wait, run, stopped.");
+		for (int i = 0; i <= SV_REPLAY_STATE_STOPPED; i++)
+			fprintf(o, "simverify_replay_state{state=\"%s\"} %d\n",
+			        sv_replay_state_name(i), i == rs);
+		gauge(o, "simverify_replay_gate", "1 while the gate judges replay (train.replay_gate).",
+		      d->conf.cfg.train_replay_gate);
+		gauge(o, "simverify_replay_rounds", "Replay rounds judged since the gate's baseline.",
+		      u(&d->prog.replay_rounds));
+		gauge(o, "simverify_replay_best_slice_auc",
+		      "Held-back slice AUC of the gate's best W (NaN: none).",
+		      atomic_load(&d->prog.replay_best_auc));
+		gauge(o, "simverify_replay_last_slice_auc", "Held-back slice AUC last judged.",
+		      atomic_load(&d->prog.replay_last_auc));
+		counter(o, "simverify_replay_steps_total", "Idle replay steps, across restarts.",
+		        atomic_load(&d->prog.replay_steps));
+		counter(o, "simverify_replay_fill_pairs_total",
+		        "Replayed pairs added to short batches, across restarts.",
+		        atomic_load(&d->prog.replay_fill_pairs));
+		counter(o, "simverify_replay_undos_total", "Times the gate restored its best W.",
+		        atomic_load(&d->prog.replay_undos));
+		gauge(o, "simverify_replay_idle_seconds", "Seconds of idle replay, across restarts.",
+		      atomic_load(&d->prog.replay_idle_s));
+	}
 	gauge(o, "simverify_topk_cache_version", "Model version of the top-k projection cache.",
 	      (double)tv);
 	counter(o, "simverify_topk_cache_rebuilds_total", "Top-k cache rebuilds.", tn);

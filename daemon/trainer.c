@@ -22,6 +22,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "parts.h"
+#include "replay.h"
 #include "reply.h"
 #include "sv/batch.h"
 #include "sv/blas.h"
@@ -37,6 +38,10 @@ struct trainer {
 	struct sv_daemon *d;
 	sv_trainer *learner; /* W, the optimizer, the step (sv/train.h) */
 	sv_batch *batch;     /* the batch being filled (trainer thread) */
+	size_t n_fill;       /* replayed pairs at its end (replay.h: fill) */
+	uint64_t batch_first; /* log seq of its first pair */
+	struct replay *rp;   /* fill, idle rounds, the gate (replay.h) */
+	uint64_t fresh_ns;   /* monotonic ns of the last ingest group with input */
 	struct ingest *ing;  /* the ingest sockets and the group in hand */
 	struct monitor *mon; /* prequential metrics and the threshold */
 
@@ -46,6 +51,7 @@ struct trainer {
 	 * pairs_seen and last_loss; the trainer thread calls step_wait() before
 	 * touching them. */
 	sv_batch *batch_run;
+	size_t n_fill_run;
 	pthread_t run_th;
 	int run_started, run_busy, run_quit;
 	pthread_mutex_t run_mu;
@@ -100,14 +106,14 @@ static void publish(struct trainer *t)
 	snap_publish(&d->snap, s);
 }
 
-/* Train on batch b (if not empty) and clear it; then, unless replaying,
- * publish a snapshot.  Runs on the trainer thread (replay, or no runner) or
- * on the runner. */
-static void train_batch(struct trainer *t, sv_batch *b, int replay)
+/* Train on batch b (if not empty; its last n_fill pairs replayed, the rest
+ * fresh) and clear it; then, unless recovering, publish a snapshot.  Runs
+ * on the trainer thread (recovery, or no runner) or on the runner. */
+static void train_batch(struct trainer *t, sv_batch *b, size_t n_fill, int replay)
 {
 	struct sv_step_stats st;
 	struct sv_pair_labels lab;
-	size_t n = sv_batch_len(b);
+	size_t n = sv_batch_len(b), fresh = n - n_fill;
 	uint64_t last;
 	int rc;
 
@@ -123,7 +129,7 @@ static void train_batch(struct trainer *t, sv_batch *b, int replay)
 		       "step on %zu pairs (seq ..%llu) failed: %s; W unchanged, batch dropped", n,
 		       (unsigned long long)last, sv_strerror(rc));
 	} else {
-		monitor_add(t->mon, t->d, t->scores, lab.y, n, st.loss.loss);
+		monitor_add(t->mon, t->d, t->scores, lab.y, fresh, st.loss.loss); /* fresh only */
 		t->last_loss = st.loss.loss;
 		atomic_store(&t->d->prog.loss, st.loss.loss);
 		atomic_store(&t->d->prog.grad_norm, st.grad_norm);
@@ -131,13 +137,15 @@ static void train_batch(struct trainer *t, sv_batch *b, int replay)
 		atomic_fetch_add(&t->d->cnt.contradictions, st.loss.contradictions);
 		if (st.grad_norm == 0.0)
 			atomic_fetch_add(&t->d->cnt.zero_grad_steps, 1);
-		t->pairs_seen += n;
+		t->pairs_seen += fresh;
 	}
 	if (last > t->applied_seq)
 		t->applied_seq = last;
+	if (rc >= 0)
+		replay_fresh(t->rp, t->applied_seq);
 	sv_batch_clear(b);
 	if (!replay) {
-		atomic_fetch_sub(&t->d->prog.backlog, n);
+		atomic_fetch_sub(&t->d->prog.backlog, fresh);
 		publish(t);
 	}
 }
@@ -153,7 +161,7 @@ static void *runner_main(void *arg)
 		if (!t->run_busy)
 			break;
 		pthread_mutex_unlock(&t->run_mu);
-		train_batch(t, t->batch_run, 0);
+		train_batch(t, t->batch_run, t->n_fill_run, 0);
 		pthread_mutex_lock(&t->run_mu);
 		t->run_busy = 0;
 		pthread_cond_broadcast(&t->run_cv);
@@ -218,7 +226,7 @@ static void step(struct trainer *t, int replay)
 	if (sv_batch_len(t->batch) == 0)
 		return;
 	if (replay || !t->run_started) {
-		train_batch(t, t->batch, replay);
+		train_batch(t, t->batch, t->n_fill, replay);
 	} else {
 		sv_batch *b;
 
@@ -226,11 +234,13 @@ static void step(struct trainer *t, int replay)
 		b = t->batch_run;
 		t->batch_run = t->batch;
 		t->batch = b;
+		t->n_fill_run = t->n_fill;
 		pthread_mutex_lock(&t->run_mu);
 		t->run_busy = 1;
 		pthread_cond_signal(&t->run_cv);
 		pthread_mutex_unlock(&t->run_mu);
 	}
+	t->n_fill = 0;
 }
 
 /* Add a committed pair to the batch; a full batch (B pairs) trains at once.
@@ -240,8 +250,10 @@ static int batch_add(struct trainer *t, const float *xa, uint64_t ka, const floa
 {
 	int rc;
 
-	if (sv_batch_len(t->batch) == 0)
+	if (sv_batch_len(t->batch) == 0) {
 		t->batch_t0 = now_mono_ns();
+		t->batch_first = seq;
+	}
 	rc = sv_batch_add(t->batch, xa, ka, xb, kb, y, seq);
 	if (rc < 0)
 		return rc;
@@ -304,16 +316,30 @@ static void apply_ctl(struct trainer *t, const struct sv_journal_settings *s, ui
 		t->applied_seq = seq;
 }
 
+static int commit_replay(struct trainer *t);
+
 /* Log a control record (own group) and apply it: cut the batch, then B and
- * the optimizer parameters op. */
+ * the optimizer parameters op.  A batch cut short is filled with replayed
+ * pairs first (replay.h), with the fill record in the same group. */
 static int cut(struct trainer *t, uint32_t B, const struct sv_optim_params *op, const char *why)
 {
 	struct sv_journal_settings s = {.batch_size = B, .optim = *op};
+	struct sv_journal_fill f;
 	sv_store_txn *txn = NULL;
-	uint64_t seq = 0;
-	int rc;
+	uint64_t seq = 0, fseq = 0;
+	size_t k = sv_batch_len(t->batch);
+	int rc, fill = 0;
 
+	rc = commit_replay(t);
+	if (rc < 0)
+		return rc;
+	if (k > 0) {
+		step_wait(t); /* the runner's step may move the gate */
+		fill = replay_fill_plan(t->rp, t->batch_first, k, sv_batch_cap(t->batch) - k, &f);
+	}
 	rc = sv_store_txn_begin(t->d->store, &txn);
+	if (rc == 0 && fill)
+		rc = sv_journal_fill_append(txn, &f, &fseq);
 	if (rc == 0)
 		rc = sv_journal_cut_append(txn, &s, &seq);
 	if (rc == 0) {
@@ -328,6 +354,8 @@ static int cut(struct trainer *t, uint32_t B, const struct sv_optim_params *op, 
 		return rc;
 	}
 	atomic_store(&t->d->prog.last_seq, seq);
+	if (fill)
+		t->n_fill = replay_fill_take(t->rp, &f, t->batch);
 	apply_ctl(t, &s, seq, 0);
 	return 0;
 }
@@ -341,7 +369,7 @@ static int save_checkpoint(struct trainer *t, const char *why, uint64_t *version
 	const struct sv_optim *o = sv_trainer_optim(t->learner);
 	size_t olen = sv_optim_saved_size(o);
 	struct sv_journal_settings cur = {.batch_size = t->B, .optim = t->op};
-	uint8_t settings[SV_JOURNAL_CKPT_LEN];
+	uint8_t settings[SV_JOURNAL_CKPT_LEN + SV_JOURNAL_REPLAY_LEN];
 	size_t clen = monitor_calib_size(t->mon);
 	void *obuf = malloc(olen + clen);
 	void *calib = (char *)obuf + olen;
@@ -359,6 +387,7 @@ static int save_checkpoint(struct trainer *t, const char *why, uint64_t *version
 	}
 	olen = (size_t)w;
 	sv_journal_ckpt_encode(settings, &cur, t->pairs_seen);
+	replay_encode(t->rp, settings + SV_JOURNAL_CKPT_LEN);
 	w = monitor_calib_save(t->mon, calib, clen);
 	if (w < 0) {
 		rc = (int)w;
@@ -394,6 +423,7 @@ out:
 		return rc;
 	}
 	t->version = v;
+	replay_committed(t->rp, v);
 	t->last_ckpt_ns = now_mono_ns();
 	atomic_store(&d->prog.ckpt_unix_ns, now_real_ns());
 	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->learner);
@@ -413,6 +443,13 @@ static int checkpoint(struct trainer *t, const char *why, uint64_t *version_out)
 {
 	step_wait(t);
 	return save_checkpoint(t, why, version_out);
+}
+
+/* Idle replay steps are in W but not in the store: checkpoint them before
+ * anything is logged or trained on top (replay.h). */
+static int commit_replay(struct trainer *t)
+{
+	return replay_dirty(t->rp) ? save_checkpoint(t, "replay", NULL) : 0;
 }
 
 /* Load checkpoint m into the trainer (W, optimizer, settings, calibration). */
@@ -460,6 +497,11 @@ static int load_model(struct trainer *t, const struct sv_store_model *m)
 		}
 		t->B = clamp_batch(t, s.batch_size);
 		set_params(t, &s.optim);
+		if (m->settings_len > SV_JOURNAL_CKPT_LEN)
+			replay_load(t->rp, (const uint8_t *)m->settings + SV_JOURNAL_CKPT_LEN,
+			            m->settings_len - SV_JOURNAL_CKPT_LEN, m->version);
+		else
+			replay_load(t->rp, NULL, 0, m->version);
 	}
 	if (m->calib_len > 0 && monitor_calib_load(t->mon, t->d, m->calib, m->calib_len) < 0)
 		log_msg(LOG_WARNING, "SV-RECOVER-CALIB",
@@ -475,21 +517,32 @@ static int load_model(struct trainer *t, const struct sv_store_model *m)
 
 /* ---- recovery ----------------------------------------------------------- */
 
-static int replay_pair(void *arg, const float *xa, uint64_t ka, const float *xb, uint64_t kb,
-                       uint8_t y, uint64_t seq)
+static int recover_pair(void *arg, const float *xa, uint64_t ka, const float *xb, uint64_t kb,
+                        uint8_t y, uint64_t seq)
 {
 	return batch_add(arg, xa, ka, xb, kb, y, seq, 1);
 }
 
-static int replay_cut(void *arg, const struct sv_journal_settings *s, uint64_t seq)
+static int recover_cut(void *arg, const struct sv_journal_settings *s, uint64_t seq)
 {
 	apply_ctl(arg, s, seq, 1);
 	return 0;
 }
 
-static int replay(struct trainer *t)
+static int recover_fill(void *arg, const struct sv_journal_fill *f, uint64_t seq)
 {
-	struct sv_journal_sink sink = {.arg = t, .pair = replay_pair, .cut = replay_cut};
+	struct trainer *t = arg;
+
+	(void)seq;
+	t->n_fill += replay_fill_take(t->rp, f, t->batch);
+	return 0;
+}
+
+/* Replay the log after the checkpoint through the same batching. */
+static int recover_log(struct trainer *t)
+{
+	struct sv_journal_sink sink = {
+	    .arg = t, .pair = recover_pair, .cut = recover_cut, .fill = recover_fill};
 	struct sv_journal_stats st;
 	uint64_t from = t->applied_seq + 1;
 	int rc = sv_journal_replay(t->d->store, from, &sink, &st);
@@ -558,6 +611,8 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 	if (rc == 0)
 		rc = monitor_new(&t->mon, &d->conf);
 	if (rc == 0)
+		rc = replay_new(&t->rp, d, t->max_pairs);
+	if (rc == 0)
 		rc = ingest_new(&t->ing, d);
 	if (rc < 0) {
 		log_msg(LOG_ERR, "SV-TRAIN-INIT", "cannot set up the trainer: %s", sv_strerror(rc));
@@ -591,7 +646,7 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 		log_msg(LOG_INFO, "SV-RECOVER-NEW",
 		       "no model in the store: W from seed %llu, log ends at %llu",
 		       (unsigned long long)d->conf.seed, (unsigned long long)last);
-	rc = replay(t);
+	rc = recover_log(t);
 	if (rc < 0)
 		goto fail;
 	atomic_store(&d->prog.backlog, sv_batch_len(t->batch)); /* replay leaves a partial batch */
@@ -659,6 +714,7 @@ static int rollback(struct trainer *t, uint64_t version, char *msg, size_t cap)
 		         sv_strerror(rc));
 		return rc;
 	}
+	replay_reset(t->rp);
 	/* A new version with W of `version` and the log up to now applied:
 	 * a restart must not replay the pairs rolled back over. */
 	t->applied_seq = last;
@@ -675,7 +731,13 @@ static int rollback(struct trainer *t, uint64_t version, char *msg, size_t cap)
 static size_t take_group(struct trainer *t)
 {
 	const struct ingest_pair *p;
-	size_t n = 0, got = ingest_group(t->ing, &p, &n);
+	size_t n = 0, got;
+
+	if (commit_replay(t) < 0)
+		return 0; /* nothing is read: W must stay a function of the store */
+	got = ingest_group(t->ing, &p, &n);
+	if (got > 0)
+		t->fresh_ns = now_mono_ns();
 
 	for (size_t i = 0; i < n; i++)
 		batch_add(t, p[i].xa, p[i].key_a, p[i].xb, p[i].key_b, p[i].label, p[i].seq, 0);
@@ -724,6 +786,7 @@ static int model_put(struct trainer *t, const struct sv_proto_request *rq, char 
 	sv_batch_clear(t->batch);
 	sv_trainer_set_weights(t->learner, W);
 	free(W);
+	replay_reset(t->rp);
 	t->applied_seq = atomic_load(&t->d->prog.last_seq);
 	rc = checkpoint(t, "model_put", &v);
 	snprintf(msg, cap, rc == 0 ? "model stored as v%llu" : "model_put failed",
@@ -801,6 +864,7 @@ static void ctl_handle(struct trainer *t)
 
 	if (parts_recv(t->ctl, &p, ZMQ_DONTWAIT) <= 0)
 		return;
+	commit_replay(t);
 	if (p.over || sv_proto_decode_request(p.fr, (size_t)p.n, &t->lim, &rq, &err) < 0) {
 		/* admin.c decoded it already; cannot happen */
 		memset(&rq, 0, sizeof(rq));
@@ -940,13 +1004,41 @@ static void rate_tick(struct trainer *t, uint64_t now)
 	t->rate_pairs = logged;
 }
 
+/* Input waiting on the control or an ingest socket (replay stops for it). */
+static int input_waiting(void *arg)
+{
+	struct trainer *t = arg;
+	zmq_pollitem_t it[3] = {{t->ctl, 0, ZMQ_POLLIN, 0}};
+
+	ingest_pollitems(t->ing, it + 1);
+	return zmq_poll(it, ingest_pull_open(t->ing) ? 3 : 2, 0) > 0;
+}
+
+/* Idle replay chunks run this long between looks at the loop's duties. */
+#define REPLAY_CHUNK_NS 200000000ULL
+
+/* Idle: replay for one chunk (replay.h).  Returns 1 when there is more. */
+static int idle_replay(struct trainer *t, uint64_t now)
+{
+	int rc;
+
+	step_wait(t);
+	rc = replay_idle(t->rp, t->learner, &t->op, t->applied_seq, now + REPLAY_CHUNK_NS,
+	                 input_waiting, t);
+	if (rc == 2 || (rc == 1 && input_waiting(t)))
+		save_checkpoint(t, "replay", NULL);
+	return rc == 1 || rc == 2;
+}
+
 static void *thread_main(void *arg)
 {
 	struct trainer *t = arg;
 	struct sv_daemon *d = t->d;
-	uint64_t steps;
+	uint64_t steps, idle_ns = d->conf.cfg.train_replay_idle_ms * 1000000ULL;
+	int more = 0; /* idle replay has more to do: poll without waiting */
 
 	runner_start(t);
+	t->fresh_ns = now_mono_ns();
 	while (!atomic_load(&d->stopping)) {
 		/* ctl, the acked ROUTER, the PULL (not polled while paused:
 		 * backpressure) */
@@ -962,6 +1054,8 @@ static void *thread_main(void *arg)
 			if (timeout > 100)
 				timeout = 100;
 		}
+		if (more)
+			timeout = 0;
 		ingest_pollitems(t->ing, it + 1);
 		atomic_fetch_add(&d->prog.heartbeat, 1);
 		if (zmq_poll(it,
@@ -980,7 +1074,7 @@ static void *thread_main(void *arg)
 		if (paused && (it[2].revents & ZMQ_POLLIN))
 			ingest_hold_paused(t->ing);
 		else if (!paused && (((it[1].revents | it[2].revents) & ZMQ_POLLIN) ||
-		                     ingest_due(t->ing)))
+		                     (ingest_due(t->ing) && !replay_dirty(t->rp))))
 			take_group(t);
 		now = now_mono_ns();
 		rate_tick(t, now);
@@ -992,6 +1086,8 @@ static void *thread_main(void *arg)
 		    (t->ckpt_ms && steps != t->ckpt_steps_at &&
 		     now - t->last_ckpt_ns >= t->ckpt_ms * 1000000ULL))
 			checkpoint(t, "periodic", NULL);
+		more = !paused && sv_batch_len(t->batch) == 0 && now - t->fresh_ns >= idle_ns &&
+		       idle_replay(t, now);
 	}
 	/* Stop: take what is already queued (a bounded number of groups, so a
 	 * publisher that keeps sending cannot hold the shutdown), train the
@@ -1040,6 +1136,7 @@ void trainer_close(struct trainer *t)
 	sv_batch_free(t->batch);
 	sv_batch_free(t->batch_run);
 	monitor_free(t->mon);
+	replay_free(t->rp);
 	sv_proto_msgbuf_free(&t->mb);
 	free(t->scores);
 	ingest_free(t->ing);

@@ -32,6 +32,7 @@ static const char *const w_loss[] = {"contrastive", "ntxent", NULL};
 static const char *const w_mode[] = {"batch", "pairs", "graph", NULL};
 static const char *const w_optim[] = {"sgd", "adam", "adamw", NULL};
 static const char *const w_sync[] = {"full", "meta", "none", NULL};
+static const char *const w_onoff[] = {"off", "on", NULL};
 static const char *const w_log[] = {"debug", "info", "notice", "warning", "err", NULL};
 
 #define T(t) SV_CONFIG_TYPE_##t
@@ -81,6 +82,26 @@ static const struct sv_config_key keys[] = {
      "Adam denominator term (> 0)"},
     {"train.threads", T(UINT), OFF(train_threads), 1, 64, "1", NULL, 0, 0,
      "threads of the training step's matrix products and loss passes"},
+    {"train.replay", T(ENUM), OFF(train_replay), 0, 0, "off", w_onoff, 0, 0,
+     "train logged pairs again in idle time and in short batches, gated: off | on"},
+    {"train.replay_idle", T(DURATION), OFF(train_replay_idle_ms), 1, 3600000, "1s", NULL, 0, 1,
+     "idle replay starts after this long without fresh pairs"},
+    {"train.replay_batch", T(UINT), OFF(train_replay_batch), 2, 65536, "64", NULL, 0, 0,
+     "pairs per idle replay step"},
+    {"train.replay_slice", T(UINT), OFF(train_replay_slice), 2, 1000, "10", NULL, 0, 0,
+     "every k-th logged pair is held back from replay to judge it"},
+    {"train.replay_max_rounds", T(UINT), OFF(train_replay_max_rounds), 1, 100000, "30", NULL, 0,
+     0, "idle replay rounds (passes over the log) at most between fresh growths"},
+    {"train.replay_patience", T(UINT), OFF(train_replay_patience), 1, 100000, "3", NULL, 0, 0,
+     "rounds without a better held-back score before the gate stops replay"},
+    {"train.replay_lr_decay", T(DOUBLE), OFF(train_replay_lr_decay), 0, 1, "0.7", NULL, MINX, 0,
+     "replay round q trains at train.lr times this to the power q (0, 1]"},
+    {"train.replay_fill", T(UINT), OFF(train_replay_fill), 0, 65536, "64", NULL, 0, 0,
+     "a batch cut short gets replayed pairs up to this many pairs (0: no fill)"},
+    {"train.replay_fill_uses", T(DOUBLE), OFF(train_replay_fill_uses), 0, 1000, "2", NULL, 0, 0,
+     "fill replays each logged pair about this many times at most"},
+    {"train.replay_gate", T(ENUM), OFF(train_replay_gate), 0, 0, "on", w_onoff, 0, 0,
+     "off: replay exactly replay_max_rounds rounds unjudged (to show what the gate prevents)"},
 
     {"store.path", T(STRING), OFF(store_path), 0, 0, "@STATE@/store", NULL, 0, 0,
      "LMDB environment directory"},
@@ -1265,6 +1286,18 @@ void sv_config_train_params(const struct sv_config *c, struct sv_train_params *p
 	p->max_pairs = (size_t)c->train_batch_pairs;
 	sv_config_loss_params(c, &p->loss);
 	sv_config_optim_params(c, &p->optim);
+}
+
+void sv_config_replay_params(const struct sv_config *c, struct sv_replay_params *p)
+{
+	sv_replay_params_default(p);
+	p->seed = c->model_seed + 1;
+	p->batch_pairs = (uint32_t)c->train_replay_batch;
+	p->slice_every = (uint32_t)c->train_replay_slice;
+	p->patience = (uint32_t)c->train_replay_patience;
+	p->max_rounds = (uint32_t)c->train_replay_max_rounds;
+	p->lr_decay = c->train_replay_lr_decay;
+	p->fill_uses = c->train_replay_fill_uses;
 }
 
 void sv_config_proto_limits(const struct sv_config *c, struct sv_proto_limits *lim)

@@ -140,6 +140,124 @@ int sv_journal_is_cut(const struct sv_store_pair *p)
 	       memcmp(p->id_a, SV_JOURNAL_CUT_ID, SV_JOURNAL_CUT_ID_LEN) == 0;
 }
 
+void sv_journal_fill_encode(uint8_t out[SV_JOURNAL_FILL_LEN], const struct sv_journal_fill *f)
+{
+	memset(out, 0, SV_JOURNAL_FILL_LEN);
+	out[0] = SV_JOURNAL_VERSION;
+	sv_put32(out + 4, f->count);
+	sv_put32(out + 8, f->batch_pairs);
+	sv_put32(out + 12, f->slice_every);
+	sv_put64(out + 16, f->seed);
+	sv_put64(out + 24, f->r);
+	sv_put64(out + 32, f->first);
+	sv_put64(out + 40, f->last);
+}
+
+void sv_journal_fill_params(const struct sv_journal_fill *f, struct sv_replay_params *p)
+{
+	sv_replay_params_default(p);
+	p->seed = f->seed;
+	p->batch_pairs = f->batch_pairs;
+	p->slice_every = f->slice_every;
+}
+
+int sv_journal_fill_decode(const void *in, size_t len, struct sv_journal_fill *out)
+{
+	const uint8_t *b = in;
+	struct sv_journal_fill f;
+	struct sv_replay_params p;
+
+	if (b == NULL || len < SV_JOURNAL_FILL_LEN)
+		return SV_ERR_TRUNCATED;
+	if (b[0] != SV_JOURNAL_VERSION)
+		return SV_ERR_VERSION;
+	f.count = sv_get32(b + 4);
+	f.batch_pairs = sv_get32(b + 8);
+	f.slice_every = sv_get32(b + 12);
+	f.seed = sv_get64(b + 16);
+	f.r = sv_get64(b + 24);
+	f.first = sv_get64(b + 32);
+	f.last = sv_get64(b + 40);
+	sv_journal_fill_params(&f, &p);
+	if (f.count == 0 || sv_replay_params_check(&p) < 0 || f.first == 0 || f.first > f.last)
+		return SV_ERR_CORRUPT;
+	*out = f;
+	return 0;
+}
+
+int sv_journal_is_fill(const struct sv_store_pair *p)
+{
+	return p->len_a == SV_JOURNAL_FILL_ID_LEN &&
+	       memcmp(p->id_a, SV_JOURNAL_FILL_ID, SV_JOURNAL_FILL_ID_LEN) == 0;
+}
+
+int sv_journal_fill_append(sv_store_txn *t, const struct sv_journal_fill *f, uint64_t *seq)
+{
+	uint8_t blob[SV_JOURNAL_FILL_LEN];
+	struct sv_store_pair p = {0};
+
+	sv_journal_fill_encode(blob, f);
+	p.id_a = SV_JOURNAL_FILL_ID;
+	p.len_a = SV_JOURNAL_FILL_ID_LEN;
+	p.id_b = blob;
+	p.len_b = sizeof(blob);
+	return sv_store_pair_append(t, &p, seq);
+}
+
+/* The u64 fields of the replay state, in blob order. */
+#define REPLAY_U64S 11
+
+void sv_journal_replay_encode(uint8_t out[SV_JOURNAL_REPLAY_LEN],
+                              const struct sv_journal_replay *r)
+{
+	const uint64_t u[REPLAY_U64S] = {r->r_idle,      r->r_fill,     r->fill_used,
+	                                 r->round_first, r->round_last, r->round_done,
+	                                 r->best_version, r->steps,     r->pairs,
+	                                 r->fill_pairs,  r->zero_grad};
+	uint8_t *p = out + 8 + SV_REPLAY_GATE_BYTES;
+
+	memset(out, 0, SV_JOURNAL_REPLAY_LEN);
+	out[0] = SV_JOURNAL_VERSION;
+	sv_replay_gate_encode(&r->gate, out + 8, SV_REPLAY_GATE_BYTES);
+	for (int i = 0; i < REPLAY_U64S; i++, p += 8)
+		sv_put64(p, u[i]);
+	sv_putf64(p, r->idle_s);
+}
+
+int sv_journal_replay_decode(const void *in, size_t len, struct sv_journal_replay *out)
+{
+	const uint8_t *b = in;
+	struct sv_journal_replay r;
+	uint64_t u[REPLAY_U64S];
+	const uint8_t *p;
+	int rc;
+
+	if (b == NULL || len < SV_JOURNAL_REPLAY_LEN)
+		return SV_ERR_TRUNCATED;
+	if (b[0] != SV_JOURNAL_VERSION)
+		return SV_ERR_VERSION;
+	rc = sv_replay_gate_decode(&r.gate, b + 8, SV_REPLAY_GATE_BYTES);
+	if (rc < 0)
+		return rc;
+	p = b + 8 + SV_REPLAY_GATE_BYTES;
+	for (int i = 0; i < REPLAY_U64S; i++, p += 8)
+		u[i] = sv_get64(p);
+	r.r_idle = u[0];
+	r.r_fill = u[1];
+	r.fill_used = u[2];
+	r.round_first = u[3];
+	r.round_last = u[4];
+	r.round_done = u[5];
+	r.best_version = u[6];
+	r.steps = u[7];
+	r.pairs = u[8];
+	r.fill_pairs = u[9];
+	r.zero_grad = u[10];
+	r.idle_s = sv_getf64(p);
+	*out = r;
+	return 0;
+}
+
 int sv_journal_cut_append(sv_store_txn *t, const struct sv_journal_settings *s, uint64_t *seq)
 {
 	uint8_t blob[SV_JOURNAL_SETTINGS_LEN];
@@ -189,6 +307,19 @@ int sv_journal_replay(sv_store *st, uint64_t from, const struct sv_journal_sink 
 			}
 			rc = sink->cut(sink->arg, &s, p.seq);
 			stats->cuts++;
+			continue;
+		}
+		if (sv_journal_is_fill(&p)) {
+			struct sv_journal_fill f;
+
+			rc = sv_journal_fill_decode(p.id_b, p.len_b, &f);
+			if (rc < 0) {
+				stats->bad_seq = p.seq;
+				break;
+			}
+			if (sink->fill)
+				rc = sink->fill(sink->arg, &f, p.seq);
+			stats->fills++;
 			continue;
 		}
 		if (sv_store_item_get(r, p.id_a, p.len_a, xa) < 0 ||

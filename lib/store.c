@@ -56,6 +56,8 @@ struct sv_store {
 	size_t map_size, max_map_size;
 	uint32_t keep_versions;
 	uint32_t dedup_depth;
+	uint64_t trim_pin;    /* log rows from this seq on are kept (0: none) */
+	uint64_t pin_version; /* a checkpoint never pruned (0: none) */
 	int migrate; /* opened at schema 1 */
 	pthread_rwlock_t map_lock; /* shared: readers, backup; exclusive: remap */
 	int writing;               /* a group is open */
@@ -554,6 +556,8 @@ static int apply_trim(sv_store_txn *t, const unsigned char *a, uint64_t max, uin
 	*res = 0;
 	if (rc)
 		return rc;
+	if (t->st->trim_pin && floor >= t->st->trim_pin)
+		floor = t->st->trim_pin - 1;
 	rc = neg(mdb_cursor_open(t->txn, t->st->pairs, &c));
 	if (rc)
 		return rc;
@@ -1388,7 +1392,7 @@ static int prune(sv_store_txn *t)
 			break;
 		}
 		put_be64(kb, ver + 1);
-		if (ver != active) {
+		if (ver != active && ver != st->pin_version) {
 			unsigned char vk[8];
 			uint64_t x;
 			put_be64(vk, ver);
@@ -2181,6 +2185,14 @@ void sv_store_set_keep_versions(sv_store *st, uint32_t n)
 {
 	if (st != NULL)
 		st->keep_versions = n ? n : 1;
+}
+
+void sv_store_set_pins(sv_store *st, uint64_t trim_from, uint64_t version)
+{
+	if (st != NULL) {
+		st->trim_pin = trim_from;
+		st->pin_version = version;
+	}
 }
 
 /* ---- retention, de-duplication windows, erasure ---- */

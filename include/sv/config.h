@@ -52,6 +52,7 @@
 #include "sv/loss.h"
 #include "sv/optim.h"
 #include "sv/proto.h"
+#include "sv/replay.h"
 #include "sv/train.h"
 
 #ifdef __cplusplus
@@ -104,6 +105,16 @@ struct sv_config {
 	double train_beta2;         /* train.beta2 */
 	double train_eps;           /* train.eps */
 	uint64_t train_threads;     /* train.threads */
+	int train_replay;                /* train.replay: 0 off, 1 on */
+	uint64_t train_replay_idle_ms;   /* train.replay_idle (duration) */
+	uint64_t train_replay_batch;     /* train.replay_batch */
+	uint64_t train_replay_slice;     /* train.replay_slice */
+	uint64_t train_replay_max_rounds; /* train.replay_max_rounds */
+	uint64_t train_replay_patience;  /* train.replay_patience */
+	double train_replay_lr_decay;    /* train.replay_lr_decay */
+	uint64_t train_replay_fill;      /* train.replay_fill */
+	double train_replay_fill_uses;   /* train.replay_fill_uses */
+	int train_replay_gate;           /* train.replay_gate: 0 off, 1 on */
 
 	char store_path[SV_CONFIG_STR_MAX]; /* store.path */
 	int store_sync;                     /* store.sync: enum sv_config_sync */
@@ -273,6 +284,8 @@ void sv_config_optim_params(const struct sv_config *cfg, struct sv_optim_params 
 void sv_config_proto_limits(const struct sv_config *cfg, struct sv_proto_limits *lim);
 /* max_pairs = train.batch_pairs. */
 void sv_config_train_params(const struct sv_config *cfg, struct sv_train_params *p);
+/* The train.replay_* keys over sv_replay_params_default; seed = model.seed + 1. */
+void sv_config_replay_params(const struct sv_config *cfg, struct sv_replay_params *p);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,15 @@
  *                    are at replay time), add to the batch; B pairs train
  *   control record   train the partial batch, then take the record's
  *                    settings (batch size, optimizer hyperparameters)
+ *   fill record      add the logged pairs it names (sv/replay.h's planner
+ *                    over the window it records) to the batch; the control
+ *                    record that follows in the same group trains them
+ *
+ * Replay in idle time (sv/replay.h) writes no log records: its steps take
+ * effect only through a checkpoint, whose settings blob then carries the
+ * replay state (counters, the gate, the round in progress).  A crash loses
+ * the idle steps since the last checkpoint, and the restarted daemon redoes
+ * them from that state: the planner is a function of what it records.
  *
  * This header owns the encodings of every piece of that state that is not
  * W or the optimizer (sv/optim.h saves those), and the replay driver that
@@ -34,7 +43,20 @@
  *                      f64 lr, momentum, dampening, weight_decay, beta1,
  *                      beta2, eps, then zeros to 64 bytes
  *   checkpoint blob  SV_JOURNAL_CKPT_LEN (72) bytes: the settings blob, then
- *                    u64 pairs_seen (pairs trained on, across restarts)
+ *                    u64 pairs_seen (pairs trained on, across restarts);
+ *                    optionally followed by the replay state blob
+ *   fill record      a pair record whose id_a is SV_JOURNAL_FILL_ID, label
+ *                    0, no client key, id_b the fill blob:
+ *   fill blob        SV_JOURNAL_FILL_LEN (48) bytes: u8 version = 1, u8 0,
+ *                    u16 0, u32 count, u32 batch_pairs, u32 slice_every,
+ *                    u64 seed, u64 r, u64 first, u64 last (the planner's
+ *                    inputs: sv_replay_plan(seed, batch, slice, first, last,
+ *                    r) with cap = count)
+ *   replay state     SV_JOURNAL_REPLAY_LEN (208) bytes: u8 version = 1, 7
+ *                    zeros, the gate (sv_replay_gate_encode, 104 bytes), u64
+ *                    r_idle, r_fill, fill_used, round_first, round_last,
+ *                    round_done, best_version, steps, pairs, fill_pairs,
+ *                    zero_grad, then f64 idle_s
  *   calibration blob f32 decision threshold, then the prequential window's
  *                    image (sv_metrics_window_serialize, itself versioned);
  *                    the window part may be absent (threshold only)
@@ -55,6 +77,7 @@
 #include <stdint.h>
 
 #include "sv/optim.h"
+#include "sv/replay.h"
 #include "sv/store.h"
 
 #define SV_JOURNAL_VERSION 1
@@ -62,6 +85,10 @@
 #define SV_JOURNAL_CUT_ID_LEN 7
 #define SV_JOURNAL_SETTINGS_LEN 64
 #define SV_JOURNAL_CKPT_LEN (SV_JOURNAL_SETTINGS_LEN + 8)
+#define SV_JOURNAL_FILL_ID "\0sv-fil"
+#define SV_JOURNAL_FILL_ID_LEN 7
+#define SV_JOURNAL_FILL_LEN 48
+#define SV_JOURNAL_REPLAY_LEN 208
 
 struct sv_metrics_window;
 
@@ -86,6 +113,41 @@ void sv_journal_ckpt_encode(uint8_t out[SV_JOURNAL_CKPT_LEN], const struct sv_jo
                             uint64_t pairs_seen);
 int sv_journal_ckpt_decode(const void *in, size_t len, struct sv_journal_settings *s,
                            uint64_t *pairs_seen);
+
+/* A fill record: the planner's inputs for count replayed pairs. */
+struct sv_journal_fill {
+	uint32_t count, batch_pairs, slice_every;
+	uint64_t seed, r, first, last;
+};
+
+/* Fill blob / record.  decode: SV_ERR_TRUNCATED, SV_ERR_VERSION, or
+ * SV_ERR_CORRUPT (a planner input sv_replay_plan would refuse). */
+void sv_journal_fill_encode(uint8_t out[SV_JOURNAL_FILL_LEN], const struct sv_journal_fill *f);
+int sv_journal_fill_decode(const void *in, size_t len, struct sv_journal_fill *out);
+int sv_journal_is_fill(const struct sv_store_pair *p);
+int sv_journal_fill_append(sv_store_txn *t, const struct sv_journal_fill *f, uint64_t *seq);
+
+/* The planner parameters a fill names (the others at their defaults). */
+void sv_journal_fill_params(const struct sv_journal_fill *f, struct sv_replay_params *p);
+
+/* Replay state: what a checkpoint carries after the checkpoint blob.
+ * A round is in progress while round_last != 0: round_done of its steps over
+ * the window [round_first, round_last] are in W.  best_version is the
+ * checkpoint holding the gate's best W (0: none to restore). */
+struct sv_journal_replay {
+	struct sv_replay_gate gate;
+	uint64_t r_idle, r_fill, fill_used;
+	uint64_t round_first, round_last, round_done;
+	uint64_t best_version;
+	uint64_t steps, pairs, fill_pairs, zero_grad; /* counters: idle steps, their pairs, fills */
+	double idle_s;                                /* seconds of idle replay */
+};
+
+/* encode writes SV_JOURNAL_REPLAY_LEN bytes.  decode: 0, SV_ERR_TRUNCATED,
+ * SV_ERR_VERSION or the gate's decode error; *out only on success. */
+void sv_journal_replay_encode(uint8_t out[SV_JOURNAL_REPLAY_LEN],
+                              const struct sv_journal_replay *r);
+int sv_journal_replay_decode(const void *in, size_t len, struct sv_journal_replay *out);
 
 /* Calibration blob.  size is an upper bound for encode; encode returns the
  * bytes written or -ENOSPC / a window error.  decode: *threshold always,
@@ -116,11 +178,15 @@ struct sv_journal_sink {
 	int (*pair)(void *arg, const float *xa, uint64_t key_a, const float *xb, uint64_t key_b,
 	            uint8_t label, uint64_t seq);
 	int (*cut)(void *arg, const struct sv_journal_settings *s, uint64_t seq);
+	/* NULL: fill records are counted and skipped (a reader that does not
+	 * train) */
+	int (*fill)(void *arg, const struct sv_journal_fill *f, uint64_t seq);
 };
 
 struct sv_journal_stats {
 	uint64_t pairs;    /* pair records sent to the sink */
 	uint64_t cuts;     /* control records sent to the sink */
+	uint64_t fills;    /* fill records */
 	uint64_t skipped;  /* pair records naming an item that no longer exists */
 	uint64_t last_seq; /* the last record read (0: none) */
 	uint64_t bad_seq;  /* on SV_ERR_TRUNCATED/VERSION/CORRUPT: the bad record */

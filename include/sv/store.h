@@ -203,6 +203,12 @@ size_t sv_store_map_size(const sv_store *st);
  * n 0 is taken as 1. */
 void sv_store_set_keep_versions(sv_store *st, uint32_t n);
 
+/* Pins for what recovery will need (the daemon's replay, sv/replay.h):
+ * retention never deletes a log row at or after trim_from, and pruning
+ * never deletes checkpoint version (0: no pin, each).  The writer thread
+ * only; they hold until changed. */
+void sv_store_set_pins(sv_store *st, uint64_t trim_from, uint64_t version);
+
 int sv_store_sync(sv_store *st);
 
 /* Change the growth cap (store.max_map_size reloaded; at least 1 MiB, else

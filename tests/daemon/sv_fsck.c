@@ -5,7 +5,8 @@
  * Opens the store with sv/store.h (dims taken from the store) and checks:
  *   - the pair log runs 1..last_seq without a gap, its count equals the
  *     store's pair count, every record has a 0/1 label and ids of 1..255
- *     bytes (daemon control records, id "\0sv-cut", are counted apart);
+ *     bytes (daemon control records, ids "\0sv-cut" and "\0sv-fil" of
+ *     sv/journal.h, are counted apart);
  *   - no (client id, client seq) appears twice in the log;
  *   - checkpoints: versions ascending, at most one active, the active one
  *     readable, every applied_seq <= last_seq, every W finite.
@@ -106,7 +107,8 @@ int main(int argc, char **argv)
 			fail("label not 0/1 at seq", p.seq, p.label);
 		if (p.len_a < 1 || p.len_a > 255 || p.len_b < 1 || p.len_b > 255)
 			fail("id length out of range at seq", p.seq, p.len_a);
-		if (p.len_a == 7 && memcmp(p.id_a, "\0sv-cut", 7) == 0)
+		if (p.len_a == 7 && (memcmp(p.id_a, "\0sv-cut", 7) == 0 ||
+		                     memcmp(p.id_a, "\0sv-fil", 7) == 0))
 			control++;
 		if (p.client_len > 0) {
 			if (nkeys == capkeys) {

@@ -10,6 +10,9 @@ restarted on the same state directory.  CYCLES kills: 60 by default, 10
 when CI=true.  At the end:
   - every acked message's key is in the log exactly once, and the log holds
     exactly 4 pairs per message (sv_fsck --clients);
+  - replay is on (idle rounds off): batches cut by max_wait_ms are filled
+    with replayed pairs, logged as fill records, which recovery must
+    apply exactly (test_replay.py kills during idle rounds);
   - after FLUSH everything logged is trained (applied_seq == last_seq), and
     one more SIGKILL brings back the same model by replay (scores equal bit
     for bit, same step count);
@@ -37,7 +40,7 @@ CYCLES = int(sys.argv[3]) if len(sys.argv) > 3 else (10 if CI else 60)
 D, N_ITEMS, PER_MSG, WINDOW = 8, 16, 4, 8
 OPTS = ['model.d_in=%d' % D, 'model.d_out=4', 'train.batch_pairs=8', 'train.max_wait_ms=10ms',
         'checkpoint.every_steps=7', 'checkpoint.every_s=0', 'store.map_size=4MiB',
-        'store.keep_versions=3']
+        'store.keep_versions=3', 'train.replay=on', 'train.replay_idle=1h']
 rnd = random.Random(20261128)
 
 
