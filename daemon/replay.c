@@ -489,7 +489,7 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 		rp->s.round_done = 0;
 	}
 	steps = sv_replay_round_steps(&rp->p, rp->s.round_last - rp->s.round_first + 1);
-	rc = set_lr(learner, op, sv_replay_round_lr(&rp->p, op->lr, g->rounds + 1));
+	rc = set_lr(learner, op, sv_replay_gate_lr(g, &rp->p, op->lr));
 	while (rc == 0 && rp->s.round_done < steps) {
 		size_t n = 0, got;
 		struct sv_step_stats st;

@@ -33,6 +33,7 @@ static const char *const w_mode[] = {"batch", "pairs", "graph", NULL};
 static const char *const w_optim[] = {"sgd", "adam", "adamw", NULL};
 static const char *const w_sync[] = {"full", "meta", "none", NULL};
 static const char *const w_onoff[] = {"off", "on", NULL};
+static const char *const w_decay[] = {"round", "go", NULL};
 static const char *const w_log[] = {"debug", "info", "notice", "warning", "err", NULL};
 
 #define T(t) SV_CONFIG_TYPE_##t
@@ -90,12 +91,14 @@ static const struct sv_config_key keys[] = {
      "pairs per idle replay step"},
     {"train.replay_slice", T(UINT), OFF(train_replay_slice), 2, 1000, "10", NULL, 0, 0,
      "every k-th logged pair is held back from replay to judge it"},
-    {"train.replay_max_rounds", T(UINT), OFF(train_replay_max_rounds), 1, 100000, "30", NULL, 0,
+    {"train.replay_max_rounds", T(UINT), OFF(train_replay_max_rounds), 1, 100000, "100", NULL, 0,
      0, "idle replay rounds (passes over the log) at most between fresh growths"},
     {"train.replay_patience", T(UINT), OFF(train_replay_patience), 1, 100000, "3", NULL, 0, 0,
      "rounds without a better held-back score before the gate stops replay"},
     {"train.replay_lr_decay", T(DOUBLE), OFF(train_replay_lr_decay), 0, 1, "0.7", NULL, MINX, 0,
-     "replay round q trains at train.lr times this to the power q (0, 1]"},
+     "the replay rate's factor per decay step (0, 1]"},
+    {"train.replay_decay", T(ENUM), OFF(train_replay_decay), 0, 0, "go", w_decay, 0, 0,
+     "when the replay rate decays: go (after a round that did not improve) | round (each)"},
     {"train.replay_fill", T(UINT), OFF(train_replay_fill), 0, 65536, "64", NULL, 0, 0,
      "a batch cut short gets replayed pairs up to this many pairs (0: no fill)"},
     {"train.replay_fill_uses", T(DOUBLE), OFF(train_replay_fill_uses), 0, 1000, "2", NULL, 0, 0,
@@ -1298,6 +1301,7 @@ void sv_config_replay_params(const struct sv_config *c, struct sv_replay_params 
 	p->max_rounds = (uint32_t)c->train_replay_max_rounds;
 	p->lr_decay = c->train_replay_lr_decay;
 	p->fill_uses = c->train_replay_fill_uses;
+	p->decay_mode = c->train_replay_decay ? SV_REPLAY_DECAY_GO : SV_REPLAY_DECAY_ROUND;
 }
 
 void sv_config_proto_limits(const struct sv_config *c, struct sv_proto_limits *lim)

@@ -41,10 +41,11 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->min_slice = 20;
 	p->tol_z = 1.0;
 	p->patience = 3;
-	p->max_rounds = 30;
+	p->max_rounds = 100;
 	p->lr_decay = 0.7;
 	p->fill_uses = 2.0;
 	p->regrow = 0.5;
+	p->decay_mode = SV_REPLAY_DECAY_GO;
 }
 
 int sv_replay_params_check(const struct sv_replay_params *p)
@@ -55,7 +56,7 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 	    p->min_slice < 1 || !(p->tol_z >= 0.0) || !isfinite(p->tol_z) || p->patience < 1 ||
 	    p->max_rounds < 1 || !(p->lr_decay > 0.0 && p->lr_decay <= 1.0) ||
 	    !(p->fill_uses >= 0.0 && p->fill_uses <= 1000.0) ||
-	    !(p->regrow >= 0.0 && p->regrow <= 100.0))
+	    !(p->regrow >= 0.0 && p->regrow <= 100.0) || p->decay_mode > SV_REPLAY_DECAY_GO)
 		return SV_ERR_RANGE;
 	return 0;
 }
@@ -162,6 +163,13 @@ double sv_replay_round_lr(const struct sv_replay_params *p, double lr, uint32_t 
 	return lr * pow(p->lr_decay, (double)q);
 }
 
+double sv_replay_gate_lr(const struct sv_replay_gate *g, const struct sv_replay_params *p,
+			 double lr)
+{
+	return p->decay_mode == SV_REPLAY_DECAY_GO ? sv_replay_round_lr(p, lr, g->decays)
+						   : sv_replay_round_lr(p, lr, g->rounds + 1);
+}
+
 double sv_replay_auc_se(double auc, uint64_t n_pos, uint64_t n_neg)
 {
 	if (n_pos == 0 || n_neg == 0)
@@ -204,6 +212,7 @@ void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_param
 	g->rounds = 0;
 	g->best_round = 0;
 	g->since_best = 0;
+	g->decays = 0;
 }
 
 static int decide(struct sv_replay_gate *g, enum sv_replay_decision d)
@@ -219,6 +228,7 @@ static int decide(struct sv_replay_gate *g, enum sv_replay_decision d)
 		break;
 	case SV_REPLAY_DECISION_GO:
 		g->n_go++;
+		g->decays++;
 		break;
 	case SV_REPLAY_DECISION_UNDO:
 		g->state = SV_REPLAY_STATE_STOPPED;
@@ -260,6 +270,7 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 		g->rounds = 0;
 		g->best_round = 0;
 		g->since_best = 0;
+		g->decays = 0;
 		return decide(g, SV_REPLAY_DECISION_KEEP);
 	}
 	g->rounds++;
@@ -337,7 +348,7 @@ int sv_replay_gate_encode(const struct sv_replay_gate *g, void *buf, size_t cap)
 	sv_put64(b + 72, g->n_undo);
 	sv_put64(b + 80, g->n_stop);
 	sv_put32(b + 88, (uint32_t)g->stale);
-	sv_put32(b + 92, 0);
+	sv_put32(b + 92, g->decays);
 	sv_put64(b + 96, g->window);
 	return 0;
 }
@@ -358,7 +369,7 @@ int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len)
 	uint32_t state = sv_get32(b + 8), last = sv_get32(b + 12), has_best = sv_get32(b + 28);
 	uint32_t stale = sv_get32(b + 88);
 	if (state > SV_REPLAY_STATE_STOPPED || last > SV_REPLAY_DECISION_STOP || has_best > 1 ||
-	    stale > 1 || sv_get32(b + 92) != 0)
+	    stale > 1)
 		return SV_ERR_CORRUPT;
 	struct sv_replay_gate t;
 	t.state = (enum sv_replay_state)state;
@@ -375,6 +386,7 @@ int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len)
 	t.n_undo = sv_get64(b + 72);
 	t.n_stop = sv_get64(b + 80);
 	t.stale = (int)stale;
+	t.decays = sv_get32(b + 92);
 	t.window = sv_get64(b + 96);
 	*g = t;
 	return 0;

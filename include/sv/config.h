@@ -112,6 +112,7 @@ struct sv_config {
 	uint64_t train_replay_max_rounds; /* train.replay_max_rounds */
 	uint64_t train_replay_patience;  /* train.replay_patience */
 	double train_replay_lr_decay;    /* train.replay_lr_decay */
+	int train_replay_decay;          /* train.replay_decay: 0 round, 1 go */
 	uint64_t train_replay_fill;      /* train.replay_fill */
 	double train_replay_fill_uses;   /* train.replay_fill_uses */
 	int train_replay_gate;           /* train.replay_gate: 0 off, 1 on */

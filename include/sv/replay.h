@@ -76,11 +76,16 @@ struct sv_replay_params {
 	double lr_decay;        /* replay round q (1, 2, ...) trains at lr * lr_decay^q, (0, 1] */
 	double fill_uses;       /* fill budget: replayed uses per logged pair, [0, 1000] */
 	double regrow;          /* a stopped gate resumes once the window grew by this factor, [0, 100] */
+	uint32_t decay_mode;    /* SV_REPLAY_DECAY_ROUND or _GO (sv_replay_gate_lr) */
 };
 
+/* How replay rounds decay the rate (sv_replay_gate_lr). */
+#define SV_REPLAY_DECAY_ROUND 0u /* round q trains at lr * lr_decay^q */
+#define SV_REPLAY_DECAY_GO 1u    /* lr * lr_decay^(GO decisions since the baseline) */
+
 /* Defaults (chosen by tools/replaystudy, docs/REPLAY.md): seed 1, batch 64,
- * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 30,
- * lr_decay 0.7, fill_uses 2, regrow 0.5. */
+ * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 100,
+ * lr_decay 0.7 with decay_mode SV_REPLAY_DECAY_GO, fill_uses 2, regrow 0.5. */
 void sv_replay_params_default(struct sv_replay_params *p);
 
 /* 0, -EINVAL (NULL) or SV_ERR_RANGE (a field outside the bounds above). */
@@ -159,6 +164,7 @@ struct sv_replay_gate {
 	int has_best;          /* a baseline has been scored */
 	int stale;             /* a fresh step came after the best: no restore, UNDO -> STOP */
 	uint64_t window;       /* log window at the first fresh step after a stop (0: none yet) */
+	uint32_t decays;       /* GO decisions since the baseline (SV_REPLAY_DECAY_GO) */
 	double best_auc;       /* slice AUC of the best W */
 	double last_auc, last_se; /* last judged slice AUC and its standard error */
 	uint64_t n_keep, n_go, n_undo, n_stop; /* decisions so far */
@@ -192,6 +198,14 @@ void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_param
 int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params *p, double auc,
 			 uint64_t n_pos, uint64_t n_neg);
 
+/* The rate of the next replay round under gate g: with SV_REPLAY_DECAY_ROUND
+ * round q = rounds + 1 trains at lr * lr_decay^q; with SV_REPLAY_DECAY_GO the
+ * rate stays lr while rounds keep improving the slice and drops by lr_decay
+ * after each GO (a round within tolerance but not better), so a data set
+ * that keeps gaining from replay is not slowed down early. */
+double sv_replay_gate_lr(const struct sv_replay_gate *g, const struct sv_replay_params *p,
+			 double lr);
+
 /* 1 when the gate allows replay steps now (state RUN), else 0. */
 int sv_replay_gate_running(const struct sv_replay_gate *g);
 
@@ -201,7 +215,7 @@ const char *sv_replay_decision_name(enum sv_replay_decision d);
 /* The gate as a log record: "SVRG", u32 version 1, u32 state, u32 last,
  * u32 rounds, u32 best_round, u32 since_best, u32 has_best, f64 best_auc,
  * f64 last_auc, f64 last_se, u64 n_keep n_go n_undo n_stop, u32 stale,
- * u32 reserved 0, u64 window, all little-endian (104 bytes).  encode returns 0 or -EINVAL / -ENOSPC (cap < SV_REPLAY_GATE_BYTES);
+ * u32 decays (0 in stores written before it existed), u64 window, all little-endian (104 bytes).  encode returns 0 or -EINVAL / -ENOSPC (cap < SV_REPLAY_GATE_BYTES);
  * decode returns 0, -EINVAL, SV_ERR_TRUNCATED, SV_ERR_MAGIC, SV_ERR_VERSION or
  * SV_ERR_CORRUPT (a state or decision out of range). */
 #define SV_REPLAY_GATE_BYTES 104u

@@ -317,7 +317,7 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 			snap_take(&base, t, nw);
 		}
 		while (sv_replay_gate_running(&res->g)) {
-			set_lr(t, sv_replay_round_lr(&rp, o->lr, (uint32_t)res->rounds + 1));
+			set_lr(t, sv_replay_gate_lr(&res->g, &rp, o->lr));
 			for (uint64_t q = 0; q < per_round; q++)
 				replay_step(c, t, b, o->n, r++, 0, seqs, res);
 			res->rounds++;
@@ -385,7 +385,7 @@ static void usage(void)
 		"  [--d-out 64] [--tau 0.2] [--lr 1e-3] [--batch 256] [--fresh-batch B]\n"
 		"  [--replay off|on] [--gate on|off] [--rounds R (ungated) | --max-rounds R]\n"
 		"  [--idle K] [--fill F] [--slice-every K] [--min-slice M] [--tol-z Z]\n"
-		"  [--patience P] [--lr-decay D] [--init-seed S] [--refit on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
+		"  [--patience P] [--lr-decay D] [--decay round|go] [--init-seed S] [--refit on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
 	exit(2);
 }
 
@@ -455,6 +455,8 @@ int main(int argc, char **argv)
 			o.rp.fill_uses = strtod(v, NULL);
 		else if (!strcmp(k, "--lr-decay"))
 			o.rp.lr_decay = strtod(v, NULL);
+		else if (!strcmp(k, "--decay"))
+			o.rp.decay_mode = !strcmp(v, "go") ? SV_REPLAY_DECAY_GO : SV_REPLAY_DECAY_ROUND;
 		else if (!strcmp(k, "--init-seed"))
 			o.init_seed = strtoull(v, NULL, 10);
 		else if (!strcmp(k, "--seeds"))
