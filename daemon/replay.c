@@ -282,13 +282,13 @@ size_t replay_fill_take(struct replay *rp, const struct sv_journal_fill *f, sv_b
 	return got;
 }
 
-/* The slice's AUC under W over the log window [first, last]: its pairs are
- * every slice_every-th sequence.  *np / *nn get the class counts. */
+/* The slice's AUC under W over the log window [first, last]
+ * (sv_replay_in_slice).  *np / *nn get the class counts. */
 static int slice_auc(struct replay *rp, sv_store_read *r, const float *W, uint64_t first,
                      uint64_t last, double *auc, uint64_t *np, uint64_t *nn)
 {
 	uint32_t d_in = rp->d->conf.d_in, d_out = rp->d->conf.d_out;
-	uint64_t k = rp->p.slice_every, seq = (first + k - 1) / k * k;
+	uint64_t seq = first;
 	size_t n = 0, m;
 	struct sv_metrics_roc *roc = NULL;
 	int rc;
@@ -298,11 +298,11 @@ static int slice_auc(struct replay *rp, sv_store_read *r, const float *W, uint64
 	while (seq <= last) {
 		m = 0;
 		/* rp->x holds rows A then B of up to SLICE_CHUNK pairs */
-		for (; seq <= last && m < SLICE_CHUNK; seq += k) {
+		for (; seq <= last && m < SLICE_CHUNK; seq++) {
 			float *xa = rp->x + m * d_in, *xb = rp->x + ((size_t)SLICE_CHUNK + m) * d_in;
 			struct sv_store_pair p;
 
-			if (sv_store_pair_get(r, seq, &p) < 0 || ((const char *)p.id_a)[0] == '\0' ||
+			if (!sv_replay_in_slice(&rp->p, seq) || sv_store_pair_get(r, seq, &p) < 0 || ((const char *)p.id_a)[0] == '\0' ||
 			    sv_store_item_get(r, p.id_a, p.len_a, xa) < 0 ||
 			    sv_store_item_get(r, p.id_b, p.len_b, xb) < 0)
 				continue;
@@ -487,8 +487,11 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 		rp->s.round_first = first;
 		rp->s.round_last = applied;
 		rp->s.round_done = 0;
+		/* the planner's round e is r / S: start on a round of this window */
+		steps = sv_replay_round_steps(&rp->p, first, applied);
+		rp->s.r_idle = (rp->s.r_idle + steps - 1) / steps * steps;
 	}
-	steps = sv_replay_round_steps(&rp->p, rp->s.round_last - rp->s.round_first + 1);
+	steps = sv_replay_round_steps(&rp->p, rp->s.round_first, rp->s.round_last);
 	rc = set_lr(learner, op, sv_replay_gate_lr(g, &rp->p, op->lr));
 	while (rc == 0 && rp->s.round_done < steps) {
 		size_t n = 0, got;

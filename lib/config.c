@@ -1296,7 +1296,7 @@ void sv_config_replay_params(const struct sv_config *c, struct sv_replay_params 
 	sv_replay_params_default(p);
 	p->seed = c->model_seed + 1;
 	p->batch_pairs = (uint32_t)c->train_replay_batch;
-	p->slice_every = (uint32_t)c->train_replay_slice;
+	sv_replay_params_slice(p, (uint32_t)c->train_replay_slice);
 	p->patience = (uint32_t)c->train_replay_patience;
 	p->max_rounds = (uint32_t)c->train_replay_max_rounds;
 	p->lr_decay = c->train_replay_lr_decay;

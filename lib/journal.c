@@ -158,7 +158,7 @@ void sv_journal_fill_params(const struct sv_journal_fill *f, struct sv_replay_pa
 	sv_replay_params_default(p);
 	p->seed = f->seed;
 	p->batch_pairs = f->batch_pairs;
-	p->slice_every = f->slice_every;
+	sv_replay_params_slice(p, f->slice_every);
 }
 
 int sv_journal_fill_decode(const void *in, size_t len, struct sv_journal_fill *out)

@@ -13,6 +13,9 @@
 
 #include "sv/error.h"
 
+/* The log's first pairs have a denser slice (sv/replay.h). */
+#define SLICE_DENSE_PAIRS 2000
+
 /* splitmix64's finalizer: a fixed, well-mixed 64-bit hash. */
 static uint64_t mix64(uint64_t x)
 {
@@ -37,7 +40,7 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	memset(p, 0, sizeof(*p));
 	p->seed = 1;
 	p->batch_pairs = 64;
-	p->slice_every = 10;
+	sv_replay_params_slice(p, 10);
 	p->min_slice = 20;
 	p->tol_z = 1.0;
 	p->patience = 3;
@@ -48,6 +51,18 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->decay_mode = SV_REPLAY_DECAY_GO;
 }
 
+void sv_replay_params_slice(struct sv_replay_params *p, uint32_t k)
+{
+	uint64_t d = k / 2 >= 2 ? k / 2 : 2, l;
+
+	if (d > k)
+		d = k;
+	l = k && d ? k / gcd64(k, d) * d : 1;
+	p->slice_every = k;
+	p->slice_dense_every = (uint32_t)d;
+	p->slice_dense_until = (SLICE_DENSE_PAIRS + l - 1) / l * l;
+}
+
 int sv_replay_params_check(const struct sv_replay_params *p)
 {
 	if (!p)
@@ -56,14 +71,17 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 	    p->min_slice < 1 || !(p->tol_z >= 0.0) || !isfinite(p->tol_z) || p->patience < 1 ||
 	    p->max_rounds < 1 || !(p->lr_decay > 0.0 && p->lr_decay <= 1.0) ||
 	    !(p->fill_uses >= 0.0 && p->fill_uses <= 1000.0) ||
-	    !(p->regrow >= 0.0 && p->regrow <= 100.0) || p->decay_mode > SV_REPLAY_DECAY_GO)
+	    !(p->regrow >= 0.0 && p->regrow <= 100.0) || p->decay_mode > SV_REPLAY_DECAY_GO ||
+	    p->slice_dense_every < 2 || p->slice_dense_every > p->slice_every ||
+	    p->slice_dense_until % p->slice_dense_every != 0 ||
+	    p->slice_dense_until % p->slice_every != 0 || p->slice_dense_until > (UINT64_C(1) << 40))
 		return SV_ERR_RANGE;
 	return 0;
 }
 
 int sv_replay_in_slice(const struct sv_replay_params *p, uint64_t seq)
 {
-	return seq % p->slice_every == 0;
+	return seq % (seq <= p->slice_dense_until ? p->slice_dense_every : p->slice_every) == 0;
 }
 
 /* a * b mod m for a, b < m < 2^63, by doubling. */
@@ -80,16 +98,43 @@ static uint64_t mulmod(uint64_t a, uint64_t b, uint64_t m)
 	return r;
 }
 
-/* Replayable (non-slice) sequences in [1, x]. */
-static uint64_t replayable_upto(uint64_t x, uint64_t k)
+/* The slice's two regimes: every kd-th sequence up to D, then every k-th
+ * (both divide D); k = 0: no slice (the refit). */
+struct slice {
+	uint64_t kd, D, k;
+};
+
+static struct slice slice_of(const struct sv_replay_params *p, unsigned flags)
 {
-	return x - x / k;
+	struct slice s = {p->slice_dense_every, p->slice_dense_until, p->slice_every};
+
+	if (flags & SV_REPLAY_PLAN_WITH_SLICE)
+		s.k = 0;
+	return s;
+}
+
+/* Replayable (non-slice) sequences in [1, x]. */
+static uint64_t replayable_upto(uint64_t x, struct slice s)
+{
+	if (s.k == 0)
+		return x;
+	if (x <= s.D)
+		return x - x / s.kd;
+	return s.D - s.D / s.kd + (x - s.D) - (x / s.k - s.D / s.k);
 }
 
 /* The t-th (1-based) replayable sequence. */
-static uint64_t replayable_nth(uint64_t t, uint64_t k)
+static uint64_t replayable_nth(uint64_t t, struct slice s)
 {
-	return t + (t - 1) / (k - 1);
+	uint64_t rd;
+
+	if (s.k == 0)
+		return t;
+	rd = s.D - s.D / s.kd;
+	if (t <= rd)
+		return t + (t - 1) / (s.kd - 1);
+	t -= rd;
+	return s.D + t + (t - 1) / (s.k - 1);
 }
 
 static uint64_t steps_for(const struct sv_replay_params *p, uint64_t replayable)
@@ -106,8 +151,7 @@ int sv_replay_plan(const struct sv_replay_params *p, uint64_t first, uint64_t la
 	if (first > last || first == 0 || sv_replay_params_check(p) != 0 ||
 	    last > UINT64_MAX / 2)
 		return SV_ERR_RANGE;
-	/* with the slice, k = 2^63 makes every sequence below it replayable */
-	uint64_t k = (flags & SV_REPLAY_PLAN_WITH_SLICE) ? (UINT64_C(1) << 63) : p->slice_every;
+	struct slice k = slice_of(p, flags);
 	uint64_t before = replayable_upto(first - 1, k);
 	uint64_t R = replayable_upto(last, k) - before;
 	if (R == 0) {
@@ -153,9 +197,13 @@ size_t sv_replay_fill_count(const struct sv_replay_params *p, uint64_t window, u
 	return n;
 }
 
-uint64_t sv_replay_round_steps(const struct sv_replay_params *p, uint64_t window)
+uint64_t sv_replay_round_steps(const struct sv_replay_params *p, uint64_t first, uint64_t last)
 {
-	return steps_for(p, window - window / p->slice_every);
+	struct slice k = slice_of(p, 0);
+
+	if (first == 0 || first > last)
+		return 1;
+	return steps_for(p, replayable_upto(last, k) - replayable_upto(first - 1, k));
 }
 
 double sv_replay_round_lr(const struct sv_replay_params *p, double lr, uint32_t q)

@@ -107,7 +107,7 @@ Test(replay, plan_covers_window_evenly)
 	static unsigned hits[20001];
 	uint64_t s[256];
 	size_t n;
-	uint64_t steps = sv_replay_round_steps(&p, 20000) * 5;
+	uint64_t steps = sv_replay_round_steps(&p, 1, 20000) * 5;
 	for (uint64_t r = 0; r < steps; r++) {
 		cr_assert_eq(sv_replay_plan(&p, 1, 20000, r, 0, s, 256, &n), 0);
 		for (size_t i = 0; i < n; i++)

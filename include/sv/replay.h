@@ -16,8 +16,9 @@
  *            soon as the score falls by more than its own uncertainty, or when
  *            it has not improved for `patience` rounds, or after max_rounds.
  *
- * The slice.  Every slice_every-th pair of the log (seq % slice_every == 0)
- * belongs to the slice: arrival order is random, so this is a random sample,
+ * The slice.  Every slice_every-th pair of the log (seq % slice_every == 0;
+ * every slice_dense_every-th among the first slice_dense_until, see
+ * sv_replay_params_slice) belongs to the slice: arrival order is random, so this is a random sample,
  * and it lets the planner count replayable pairs in O(1).  Slice
  * pairs are trained once as fresh pairs like every other pair (so the fresh
  * path is exactly one pass, as with replay off), but never replayed.  Every
@@ -69,6 +70,8 @@ struct sv_replay_params {
 	uint64_t seed;          /* planner and slice hash */
 	uint32_t batch_pairs;   /* replay batch size (may differ from the fresh B), >= 2 */
 	uint32_t slice_every;   /* every k-th pair is in the held-back slice, 2..1000 */
+	uint32_t slice_dense_every; /* ... but every kd-th up to slice_dense_until, 2..k */
+	uint64_t slice_dense_until; /* a multiple of both (sv_replay_params_slice) */
 	uint32_t min_slice;     /* fewest slice positives and negatives to judge, >= 1 */
 	double tol_z;           /* a drop of more than tol_z standard errors undoes, >= 0 */
 	uint32_t patience;      /* rounds without a new best before stopping, >= 1 */
@@ -87,6 +90,14 @@ struct sv_replay_params {
  * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 100,
  * lr_decay 0.7 with decay_mode SV_REPLAY_DECAY_GO, fill_uses 2, regrow 0.5. */
 void sv_replay_params_default(struct sv_replay_params *p);
+
+/* The slice fields for every k-th pair: slice_every k, and for the first
+ * 2000 or so pairs (the smallest multiple of lcm(kd, k) at or above 2000)
+ * every kd-th, kd = max(2, k / 2).  A log of a few hundred pairs has too
+ * small a slice at 10% to judge on (LEARNING_NOTES.md: 60 pairs pick
+ * noise); at 20% over the first 2000 pairs it holds 400, and past that the
+ * slice tends to 10% (11% of 20,000 pairs, 10.1% of 200,000). */
+void sv_replay_params_slice(struct sv_replay_params *p, uint32_t k);
 
 /* 0, -EINVAL (NULL) or SV_ERR_RANGE (a field outside the bounds above). */
 int sv_replay_params_check(const struct sv_replay_params *p);
@@ -125,9 +136,9 @@ int sv_replay_plan(const struct sv_replay_params *p, uint64_t first, uint64_t la
 size_t sv_replay_fill_count(const struct sv_replay_params *p, uint64_t window, uint64_t used,
 			    size_t fresh, size_t room);
 
-/* Replay steps in one round over a window of `window` pairs (>= 1):
- * ceil(replayable / batch_pairs), at least 1. */
-uint64_t sv_replay_round_steps(const struct sv_replay_params *p, uint64_t window);
+/* Replay steps in one round over the log window [first, last]:
+ * ceil(replayable / batch_pairs), at least 1 (1 for an empty window too). */
+uint64_t sv_replay_round_steps(const struct sv_replay_params *p, uint64_t first, uint64_t last);
 
 /* The learning rate of replay round q >= 1 for the base rate lr: lr *
  * lr_decay^q.  A decaying rate makes later rounds move W less, so the gate's

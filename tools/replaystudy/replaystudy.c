@@ -307,7 +307,7 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	double t1 = now();
 
 	/* idle time after the stream: rounds over the whole window */
-	uint64_t per_round = sv_replay_round_steps(&rp, o->n);
+	uint64_t per_round = sv_replay_round_steps(&rp, 1, o->n);
 	uint64_t npos, nneg;
 	if (o->replay && o->gate) {
 		double a = slice_auc(c, sv_trainer_weights(t), cap, &npos, &nneg);
@@ -440,7 +440,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(k, "--fill"))
 			o.fill = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--slice-every"))
-			o.rp.slice_every = (uint32_t)strtoul(v, NULL, 10);
+			sv_replay_params_slice(&o.rp, (uint32_t)strtoul(v, NULL, 10));
 		else if (!strcmp(k, "--min-slice"))
 			o.rp.min_slice = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--tol-z"))
