@@ -214,7 +214,7 @@ double sv_replay_round_lr(const struct sv_replay_params *p, double lr, uint32_t 
 double sv_replay_gate_lr(const struct sv_replay_gate *g, const struct sv_replay_params *p,
 			 double lr)
 {
-	return p->decay_mode == SV_REPLAY_DECAY_GO ? sv_replay_round_lr(p, lr, g->decays)
+	return p->decay_mode == SV_REPLAY_DECAY_GO ? sv_replay_round_lr(p, lr, g->decays + 1)
 						   : sv_replay_round_lr(p, lr, g->rounds + 1);
 }
 

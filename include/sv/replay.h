@@ -84,7 +84,7 @@ struct sv_replay_params {
 
 /* How replay rounds decay the rate (sv_replay_gate_lr). */
 #define SV_REPLAY_DECAY_ROUND 0u /* round q trains at lr * lr_decay^q */
-#define SV_REPLAY_DECAY_GO 1u    /* lr * lr_decay^(GO decisions since the baseline) */
+#define SV_REPLAY_DECAY_GO 1u    /* lr * lr_decay^(1 + GO decisions since the baseline) */
 
 /* Defaults (chosen by tools/replaystudy, docs/REPLAY.md): seed 1, batch 64,
  * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 100,
@@ -211,9 +211,10 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 
 /* The rate of the next replay round under gate g: with SV_REPLAY_DECAY_ROUND
  * round q = rounds + 1 trains at lr * lr_decay^q; with SV_REPLAY_DECAY_GO the
- * rate stays lr while rounds keep improving the slice and drops by lr_decay
- * after each GO (a round within tolerance but not better), so a data set
- * that keeps gaining from replay is not slowed down early. */
+ * first round trains at lr * lr_decay, the rate stays there while rounds
+ * keep improving the slice, and drops by lr_decay after each GO (a round
+ * within tolerance but not better), so a data set that keeps gaining from
+ * replay is not slowed down early. */
 double sv_replay_gate_lr(const struct sv_replay_gate *g, const struct sv_replay_params *p,
 			 double lr);
 
