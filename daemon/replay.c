@@ -174,6 +174,10 @@ void replay_reset(struct replay *rp)
 	rp->s.fill_pairs = keep.fill_pairs;
 	rp->s.zero_grad = keep.zero_grad;
 	rp->s.idle_s = keep.idle_s;
+	rp->s.gate.n_keep = keep.gate.n_keep; /* counters in the exposition stay monotonic */
+	rp->s.gate.n_go = keep.gate.n_go;
+	rp->s.gate.n_undo = keep.gate.n_undo;
+	rp->s.gate.n_stop = keep.gate.n_stop;
 	pins(rp);
 	view(rp);
 }

@@ -95,6 +95,8 @@ static const struct sv_config_key keys[] = {
      0, "idle replay rounds (passes over the log) at most between fresh growths"},
     {"train.replay_patience", T(UINT), OFF(train_replay_patience), 1, 100000, "3", NULL, 0, 0,
      "rounds without a better held-back score before the gate stops replay"},
+    {"train.replay_retries", T(UINT), OFF(train_replay_retries), 0, 255, "2", NULL, 0, 0,
+     "undos after which replay goes on from the best W at a lower rate, before it stops"},
     {"train.replay_lr_decay", T(DOUBLE), OFF(train_replay_lr_decay), 0, 1, "0.7", NULL, MINX, 0,
      "the replay rate's factor per decay step (0, 1]"},
     {"train.replay_decay", T(ENUM), OFF(train_replay_decay), 0, 0, "go", w_decay, 0, 0,
@@ -1298,6 +1300,7 @@ void sv_config_replay_params(const struct sv_config *c, struct sv_replay_params 
 	p->batch_pairs = (uint32_t)c->train_replay_batch;
 	sv_replay_params_slice(p, (uint32_t)c->train_replay_slice);
 	p->patience = (uint32_t)c->train_replay_patience;
+	p->retries = (uint32_t)c->train_replay_retries;
 	p->max_rounds = (uint32_t)c->train_replay_max_rounds;
 	p->lr_decay = c->train_replay_lr_decay;
 	p->fill_uses = c->train_replay_fill_uses;

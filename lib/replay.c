@@ -49,6 +49,7 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->fill_uses = 2.0;
 	p->regrow = 0.5;
 	p->decay_mode = SV_REPLAY_DECAY_GO;
+	p->retries = 2;
 }
 
 void sv_replay_params_slice(struct sv_replay_params *p, uint32_t k)
@@ -74,7 +75,8 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 	    !(p->regrow >= 0.0 && p->regrow <= 100.0) || p->decay_mode > SV_REPLAY_DECAY_GO ||
 	    p->slice_dense_every < 2 || p->slice_dense_every > p->slice_every ||
 	    p->slice_dense_until % p->slice_dense_every != 0 ||
-	    p->slice_dense_until % p->slice_every != 0 || p->slice_dense_until > (UINT64_C(1) << 40))
+	    p->slice_dense_until % p->slice_every != 0 || p->slice_dense_until > (UINT64_C(1) << 40) ||
+	    p->retries > 255 || p->max_rounds > 1000000)
 		return SV_ERR_RANGE;
 	return 0;
 }
@@ -298,6 +300,20 @@ static int undo(struct sv_replay_gate *g)
 	return decide(g, g->stale ? SV_REPLAY_DECISION_STOP : SV_REPLAY_DECISION_UNDO);
 }
 
+/* An undo that restores the best W and goes on from it at a lower rate,
+ * while retries are left (and rounds, and the best is restorable). */
+static int undo_or_retry(struct sv_replay_gate *g, const struct sv_replay_params *p)
+{
+	if (g->stale || g->retried >= p->retries || g->rounds >= p->max_rounds)
+		return undo(g);
+	g->retried++;
+	g->decays++;
+	g->since_best = 0;
+	g->last = SV_REPLAY_DECISION_UNDO;
+	g->n_undo++;
+	return SV_REPLAY_DECISION_UNDO;
+}
+
 int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params *p, double auc,
 			 uint64_t n_pos, uint64_t n_neg)
 {
@@ -319,6 +335,7 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 		g->best_round = 0;
 		g->since_best = 0;
 		g->decays = 0;
+		g->retried = 0;
 		return decide(g, SV_REPLAY_DECISION_KEEP);
 	}
 	g->rounds++;
@@ -333,10 +350,9 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 	}
 	g->since_best++;
 	double se_best = sv_replay_auc_se(g->best_auc, n_pos, n_neg);
-	if (auc < g->best_auc - p->tol_z * se_best)
-		return undo(g);
-	if (g->since_best >= p->patience || g->rounds >= p->max_rounds)
-		return undo(g);
+	if (auc < g->best_auc - p->tol_z * se_best || g->since_best >= p->patience ||
+	    g->rounds >= p->max_rounds)
+		return undo_or_retry(g, p);
 	return decide(g, SV_REPLAY_DECISION_GO);
 }
 
@@ -396,7 +412,7 @@ int sv_replay_gate_encode(const struct sv_replay_gate *g, void *buf, size_t cap)
 	sv_put64(b + 72, g->n_undo);
 	sv_put64(b + 80, g->n_stop);
 	sv_put32(b + 88, (uint32_t)g->stale);
-	sv_put32(b + 92, g->decays);
+	sv_put32(b + 92, (g->decays & 0xffffffu) | g->retried << 24);
 	sv_put64(b + 96, g->window);
 	return 0;
 }
@@ -434,7 +450,8 @@ int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len)
 	t.n_undo = sv_get64(b + 72);
 	t.n_stop = sv_get64(b + 80);
 	t.stale = (int)stale;
-	t.decays = sv_get32(b + 92);
+	t.decays = sv_get32(b + 92) & 0xffffffu;
+	t.retried = sv_get32(b + 92) >> 24;
 	t.window = sv_get64(b + 96);
 	*g = t;
 	return 0;

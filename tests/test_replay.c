@@ -203,13 +203,22 @@ Test(replay, gate_rising_then_collapsing_undoes_to_best)
 	/* se at 0.90 with 1000+1000 is ~0.0066: a drop of 0.003 is within it */
 	cr_assert_eq(judge(&g, &p, 0.897), SV_REPLAY_DECISION_GO);
 	cr_assert(sv_replay_gate_running(&g));
+	/* an undo goes on from the best at a lower rate while retries are left */
+	cr_assert_eq(p.retries, 2);
+	for (uint32_t k = 1; k <= 2; k++) {
+		double lr0 = sv_replay_gate_lr(&g, &p, 1.0);
+		cr_assert_eq(judge(&g, &p, 0.85), SV_REPLAY_DECISION_UNDO);
+		cr_assert(sv_replay_gate_running(&g), "retry %u", k);
+		cr_assert_eq(g.retried, k);
+		cr_assert(fabs(sv_replay_gate_lr(&g, &p, 1.0) - lr0 * p.lr_decay) < 1e-12);
+	}
 	cr_assert_eq(judge(&g, &p, 0.85), SV_REPLAY_DECISION_UNDO);
 	cr_assert_eq(g.state, SV_REPLAY_STATE_STOPPED);
 	cr_assert(!sv_replay_gate_running(&g));
 	cr_assert_eq(g.best_auc, 0.90);
 	cr_assert_eq(g.n_keep, 3);
 	cr_assert_eq(g.n_go, 1);
-	cr_assert_eq(g.n_undo, 1);
+	cr_assert_eq(g.n_undo, 3);
 	/* stopped stays stopped until fresh pairs come */
 	cr_assert_eq(judge(&g, &p, 0.95), SV_REPLAY_DECISION_STOP);
 	/* a trickle does not restart it: the window must grow by half first */
@@ -291,7 +300,10 @@ Test(replay, gate_record_roundtrip_and_errors)
 	sv_replay_gate_init(&g);
 	judge(&g, &p, 0.9);
 	judge(&g, &p, 0.91);
+	judge(&g, &p, 0.8); /* an undo that goes on: retried 1, decays 1 */
+	cr_assert_eq(sv_replay_gate_running(&g), 1);
 	judge(&g, &p, 0.8);
+	judge(&g, &p, 0.8); /* retries used up: stopped */
 	unsigned char buf[SV_REPLAY_GATE_BYTES], buf2[SV_REPLAY_GATE_BYTES];
 	cr_assert_eq(sv_replay_gate_encode(&g, buf, sizeof(buf) - 1), -ENOSPC);
 	cr_assert_eq(sv_replay_gate_encode(&g, buf, sizeof(buf)), 0);
@@ -300,7 +312,9 @@ Test(replay, gate_record_roundtrip_and_errors)
 	cr_assert_eq(memcmp(buf, buf2, sizeof(buf)), 0);
 	cr_assert_eq(h.state, SV_REPLAY_STATE_STOPPED);
 	cr_assert_eq(h.best_auc, 0.91);
-	cr_assert_eq(h.n_undo, 1);
+	cr_assert_eq(h.n_undo, 3);
+	cr_assert_eq(h.retried, 2);
+	cr_assert_eq(h.decays, 2);
 	g.stale = 1;
 	g.window = 123456789012ULL;
 	cr_assert_eq(sv_replay_gate_encode(&g, buf, sizeof(buf)), 0);

@@ -111,6 +111,7 @@ struct sv_config {
 	uint64_t train_replay_slice;     /* train.replay_slice */
 	uint64_t train_replay_max_rounds; /* train.replay_max_rounds */
 	uint64_t train_replay_patience;  /* train.replay_patience */
+	uint64_t train_replay_retries;   /* train.replay_retries */
 	double train_replay_lr_decay;    /* train.replay_lr_decay */
 	int train_replay_decay;          /* train.replay_decay: 0 round, 1 go */
 	uint64_t train_replay_fill;      /* train.replay_fill */

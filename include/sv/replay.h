@@ -80,6 +80,7 @@ struct sv_replay_params {
 	double fill_uses;       /* fill budget: replayed uses per logged pair, [0, 1000] */
 	double regrow;          /* a stopped gate resumes once the window grew by this factor, [0, 100] */
 	uint32_t decay_mode;    /* SV_REPLAY_DECAY_ROUND or _GO (sv_replay_gate_lr) */
+	uint32_t retries;       /* undos that go on from the best at a lower rate, 0..255 */
 };
 
 /* How replay rounds decay the rate (sv_replay_gate_lr). */
@@ -175,7 +176,8 @@ struct sv_replay_gate {
 	int has_best;          /* a baseline has been scored */
 	int stale;             /* a fresh step came after the best: no restore, UNDO -> STOP */
 	uint64_t window;       /* log window at the first fresh step after a stop (0: none yet) */
-	uint32_t decays;       /* GO decisions since the baseline (SV_REPLAY_DECAY_GO) */
+	uint32_t decays;       /* rate decays since the baseline (SV_REPLAY_DECAY_GO) */
+	uint32_t retried;      /* undos that went on (params.retries) since the baseline */
 	double best_auc;       /* slice AUC of the best W */
 	double last_auc, last_se; /* last judged slice AUC and its standard error */
 	uint64_t n_keep, n_go, n_undo, n_stop; /* decisions so far */
@@ -205,7 +207,12 @@ void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_param
  *   auc < best - tol_z * se(best)       UNDO (STOP when stale)
  *   since_best reaches patience, or
  *   rounds reach max_rounds             UNDO (STOP when stale)
- *   otherwise                           GO */
+ *   otherwise                           GO
+ * An UNDO always means "restore the best W and its optimizer state".  While
+ * fewer than params.retries undos went on since the baseline (and rounds
+ * are left), the gate stays RUN after it: replay goes on from the best at
+ * the rate times lr_decay (a failed round retried more gently, like a
+ * backtracking line search); otherwise the state becomes STOPPED. */
 int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params *p, double auc,
 			 uint64_t n_pos, uint64_t n_neg);
 
@@ -227,7 +234,7 @@ const char *sv_replay_decision_name(enum sv_replay_decision d);
 /* The gate as a log record: "SVRG", u32 version 1, u32 state, u32 last,
  * u32 rounds, u32 best_round, u32 since_best, u32 has_best, f64 best_auc,
  * f64 last_auc, f64 last_se, u64 n_keep n_go n_undo n_stop, u32 stale,
- * u32 decays (0 in stores written before it existed), u64 window, all little-endian (104 bytes).  encode returns 0 or -EINVAL / -ENOSPC (cap < SV_REPLAY_GATE_BYTES);
+ * u32 decays | retried << 24, u64 window, all little-endian (104 bytes).  encode returns 0 or -EINVAL / -ENOSPC (cap < SV_REPLAY_GATE_BYTES);
  * decode returns 0, -EINVAL, SV_ERR_TRUNCATED, SV_ERR_MAGIC, SV_ERR_VERSION or
  * SV_ERR_CORRUPT (a state or decision out of range). */
 #define SV_REPLAY_GATE_BYTES 104u

@@ -385,7 +385,7 @@ static void usage(void)
 		"  [--d-out 64] [--tau 0.2] [--lr 1e-3] [--batch 256] [--fresh-batch B]\n"
 		"  [--replay off|on] [--gate on|off] [--rounds R (ungated) | --max-rounds R]\n"
 		"  [--idle K] [--fill F] [--slice-every K] [--min-slice M] [--tol-z Z]\n"
-		"  [--patience P] [--lr-decay D] [--decay round|go] [--init-seed S] [--refit on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
+		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--refit on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
 	exit(2);
 }
 
@@ -445,6 +445,11 @@ int main(int argc, char **argv)
 			o.rp.min_slice = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--tol-z"))
 			o.rp.tol_z = strtod(v, NULL);
+		else if (!strcmp(k, "--slice-flat")) { /* phase 1: every k-th, no denser start */
+			sv_replay_params_slice(&o.rp, (uint32_t)strtoul(v, NULL, 10));
+			o.rp.slice_dense_every = o.rp.slice_every;
+		} else if (!strcmp(k, "--retries"))
+			o.rp.retries = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--patience"))
 			o.rp.patience = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--vary-init"))
