@@ -314,6 +314,10 @@ static void apply_ctl(struct trainer *t, const struct sv_journal_settings *s, ui
 	set_params(t, &s->optim);
 	if (seq > t->applied_seq)
 		t->applied_seq = seq;
+	/* the step published the batch's last pair, which for a filled batch is
+	 * an old one: STATUS shows the cut */
+	if (!replay)
+		atomic_store(&t->d->prog.applied_seq, t->applied_seq);
 }
 
 static int commit_replay(struct trainer *t);
