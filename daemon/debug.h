@@ -4,6 +4,9 @@
  *   SV_DEBUG_STEP_DELAY_MS=N   sleep N ms before every training step (live
  *                              and replay), to make training the bottleneck
  *                              in backpressure tests.
+ *   SV_DEBUG_REPLAY_COMMIT_FAIL=N  the first N checkpoints of idle replay
+ *                              steps fail (as on a full store), to test that
+ *                              the steps are dropped and W recovered.
  *
  * Read once, at the first call.  Leaves out: config keys (these are not
  * settings), anything a production run could turn on by accident.
@@ -13,5 +16,8 @@
 
 /* Called by the trainer before each step: sleeps when the knob is set. */
 void debug_step_delay(void);
+
+/* Called before an idle replay checkpoint: 1 when it is to fail. */
+int debug_replay_commit_fail(void);
 
 #endif

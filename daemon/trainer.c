@@ -42,6 +42,7 @@ struct trainer {
 	uint64_t batch_first; /* log seq of its first pair */
 	struct replay *rp;   /* fill, idle rounds, the gate (replay.h) */
 	uint64_t fresh_ns;   /* monotonic ns of the last ingest group with input */
+	uint64_t replay_after_ns; /* no idle replay before (a failed commit) */
 	struct ingest *ing;  /* the ingest sockets and the group in hand */
 	struct monitor *mon; /* prequential metrics and the threshold */
 
@@ -449,11 +450,43 @@ static int checkpoint(struct trainer *t, const char *why, uint64_t *version_out)
 	return save_checkpoint(t, why, version_out);
 }
 
+static int load_model(struct trainer *t, const struct sv_store_model *m);
+static int recover_log(struct trainer *t);
+
 /* Idle replay steps are in W but not in the store: checkpoint them before
- * anything is logged or trained on top (replay.h). */
+ * anything is logged or trained on top (replay.h).  When that checkpoint
+ * cannot be written (a full store), the steps are dropped instead: W is
+ * recovered as at start (the active checkpoint, then the log after it), and
+ * idle replay waits REPLAY_BACKOFF_NS. */
+#define REPLAY_BACKOFF_NS 10000000000ULL
+
 static int commit_replay(struct trainer *t)
 {
-	return replay_dirty(t->rp) ? save_checkpoint(t, "replay", NULL) : 0;
+	struct sv_store_model m;
+	sv_store_read *r = NULL;
+	int rc;
+
+	if (!replay_dirty(t->rp))
+		return 0;
+	if (!debug_replay_commit_fail() && save_checkpoint(t, "replay", NULL) == 0)
+		return 0;
+	t->replay_after_ns = now_mono_ns() + REPLAY_BACKOFF_NS;
+	rc = sv_store_read_begin(t->d->store, &r);
+	if (rc == 0)
+		rc = sv_store_model_get(r, 0, &m);
+	if (rc == 0)
+		rc = load_model(t, &m);
+	sv_store_read_end(r);
+	if (rc == 0)
+		rc = recover_log(t); /* the batch is empty: idle replay needs it so */
+	log_msg(rc == 0 ? LOG_WARNING : LOG_ERR, "SV-REPLAY-DROP",
+	       rc == 0 ? "idle replay steps dropped: W recovered from v%llu and the log"
+	               : "idle replay steps cannot be dropped (v%llu and the log unreadable); "
+	                 "ingest waits",
+	       (unsigned long long)t->version);
+	if (rc == 0)
+		publish(t);
+	return rc;
 }
 
 /* Load checkpoint m into the trainer (W, optimizer, settings, calibration). */
@@ -1030,8 +1063,8 @@ static int idle_replay(struct trainer *t, uint64_t now)
 	rc = replay_idle(t->rp, t->learner, &t->op, t->applied_seq, now + REPLAY_CHUNK_NS,
 	                 input_waiting, t);
 	if (rc == 2 || (rc == 1 && input_waiting(t)))
-		save_checkpoint(t, "replay", NULL);
-	return rc == 1 || rc == 2;
+		commit_replay(t);
+	return (rc == 1 || rc == 2) && now_mono_ns() >= t->replay_after_ns;
 }
 
 static void *thread_main(void *arg)
@@ -1091,7 +1124,7 @@ static void *thread_main(void *arg)
 		     now - t->last_ckpt_ns >= t->ckpt_ms * 1000000ULL))
 			checkpoint(t, "periodic", NULL);
 		more = !paused && sv_batch_len(t->batch) == 0 && now - t->fresh_ns >= idle_ns &&
-		       idle_replay(t, now);
+		       now >= t->replay_after_ns && idle_replay(t, now);
 	}
 	/* Stop: take what is already queued (a bounded number of groups, so a
 	 * publisher that keeps sending cannot hold the shutdown), train the

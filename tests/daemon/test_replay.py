@@ -240,6 +240,36 @@ def replay_kill9_exact():
     assert W.tobytes() == W_ref.tobytes(), 'W differs from the uninterrupted run'
 
 
+def replay_commit_fails_drops_steps():
+    """The first two checkpoints of idle steps fail (a test knob, as on a
+    full store): the steps are dropped, W is recovered from the store, and
+    replay later redoes them: the same W as a run without failures."""
+    n = 600
+    opts = ['train.replay=on', 'train.replay_idle=100ms', 'train.replay_lr_decay=1',
+            'train.replay_max_rounds=20', 'train.replay_gate=off']
+    run(n, opts, settle=stopped)
+    W_ref = run.W
+    os.environ['SV_DEBUG_REPLAY_COMMIT_FAIL'] = '2'
+    try:
+        d = Daemon(BIN, opts=BASE + opts)
+        try:
+            d.start()
+            put_items(d)
+            publish(d, STREAM[:n])
+            assert d.admin('FLUSH')['status'] == 'OK'
+            status_until(d, stopped, 'replay to finish after the failures', timeout=90)
+            W, _ = model(d)
+            log = d.logtext()
+            assert d.stop() == 0
+        finally:
+            d.close()
+    finally:
+        del os.environ['SV_DEBUG_REPLAY_COMMIT_FAIL']
+    assert log.count('SV-REPLAY-DROP') == 2, log[-3000:]
+    assert W.tobytes() == W_ref.tobytes(), 'W differs after dropped replay steps'
+    print('two failed replay commits: steps dropped, W recovered, final W bit-identical')
+
+
 if __name__ == '__main__':
     sys.exit(run_tests([replay_learns, replay_gate_prevents_collapse, slow_feed_fill,
-                        replay_kill9_exact], sys.argv[3:]))
+                        replay_kill9_exact, replay_commit_fails_drops_steps], sys.argv[3:]))
