@@ -137,12 +137,7 @@ void replay_load(struct replay *rp, const void *blob, size_t len, uint64_t versi
 		       (unsigned long long)version);
 		state_init(rp);
 	}
-	if (rp->s.best_version == BEST_SELF)
-		rp->s.best_version = version;
-	rp->fill_pin = 0;
-	rp->dirty = 0;
-	pins(rp);
-	view(rp);
+	replay_committed(rp, version);
 }
 
 void replay_committed(struct replay *rp, uint64_t v)

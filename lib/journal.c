@@ -191,17 +191,25 @@ int sv_journal_is_fill(const struct sv_store_pair *p)
 	       memcmp(p->id_a, SV_JOURNAL_FILL_ID, SV_JOURNAL_FILL_ID_LEN) == 0;
 }
 
+/* A control-kind record: id_a the kind's reserved id, id_b its blob. */
+static int ctl_append(sv_store_txn *t, const char *id, size_t id_len, const void *blob,
+                      size_t len, uint64_t *seq)
+{
+	struct sv_store_pair p = {0};
+
+	p.id_a = id;
+	p.len_a = id_len;
+	p.id_b = blob;
+	p.len_b = len;
+	return sv_store_pair_append(t, &p, seq);
+}
+
 int sv_journal_fill_append(sv_store_txn *t, const struct sv_journal_fill *f, uint64_t *seq)
 {
 	uint8_t blob[SV_JOURNAL_FILL_LEN];
-	struct sv_store_pair p = {0};
 
 	sv_journal_fill_encode(blob, f);
-	p.id_a = SV_JOURNAL_FILL_ID;
-	p.len_a = SV_JOURNAL_FILL_ID_LEN;
-	p.id_b = blob;
-	p.len_b = sizeof(blob);
-	return sv_store_pair_append(t, &p, seq);
+	return ctl_append(t, SV_JOURNAL_FILL_ID, SV_JOURNAL_FILL_ID_LEN, blob, sizeof(blob), seq);
 }
 
 /* The u64 fields of the replay state, in blob order. */
@@ -261,14 +269,9 @@ int sv_journal_replay_decode(const void *in, size_t len, struct sv_journal_repla
 int sv_journal_cut_append(sv_store_txn *t, const struct sv_journal_settings *s, uint64_t *seq)
 {
 	uint8_t blob[SV_JOURNAL_SETTINGS_LEN];
-	struct sv_store_pair p = {0};
 
 	sv_journal_settings_encode(blob, s);
-	p.id_a = SV_JOURNAL_CUT_ID;
-	p.len_a = SV_JOURNAL_CUT_ID_LEN;
-	p.id_b = blob;
-	p.len_b = sizeof(blob);
-	return sv_store_pair_append(t, &p, seq);
+	return ctl_append(t, SV_JOURNAL_CUT_ID, SV_JOURNAL_CUT_ID_LEN, blob, sizeof(blob), seq);
 }
 
 uint64_t sv_journal_item_key(const void *id, size_t len)
