@@ -1,7 +1,7 @@
-/* test_journal.c - the recovery format (sv/journal.h): blob layouts (fill
- * records and the replay state too) and
- * errors, and a log with control records that replays, with no sockets, to
- * the same W bit for bit as the uninterrupted run that wrote it. */
+/* test_journal.c - the recovery format (sv/journal.h): blob layouts and
+ * errors (fill records and the replay state too), and a log with control
+ * records that replays, with no sockets, to the same W bit for bit as the
+ * uninterrupted run that wrote it. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
