@@ -31,7 +31,6 @@ struct replay {
 	struct sv_replay_params p;
 	int on;            /* train.replay: off keeps only what recovery needs */
 	uint32_t fill_to;  /* train.replay_fill, capped at the batch capacity */
-	uint64_t idle_ns;  /* train.replay_idle */
 	int gate_on;       /* train.replay_gate */
 	struct sv_journal_replay s; /* what a checkpoint carries */
 	uint64_t fill_pin; /* lowest window start of fill records since the checkpoint */
@@ -90,7 +89,6 @@ int replay_new(struct replay **out, struct sv_daemon *d, size_t max_pairs)
 	rp->on = c->train_replay;
 	sv_config_replay_params(c, &rp->p);
 	rp->fill_to = (uint32_t)(c->train_replay_fill < max_pairs ? c->train_replay_fill : max_pairs);
-	rp->idle_ns = c->train_replay_idle_ms * 1000000ULL;
 	rp->gate_on = c->train_replay_gate;
 	state_init(rp);
 	cap = rp->p.batch_pairs > max_pairs ? rp->p.batch_pairs : max_pairs;

@@ -126,6 +126,42 @@ Test(replay, plan_covers_window_evenly)
 	cr_assert(lo == 5 && hi == 5, "uses per pair in [%u, %u]", lo, hi);
 }
 
+Test(replay, dense_slice_start_keeps_the_planner_exact)
+{
+	struct sv_replay_params p;
+	static unsigned hits[3601];
+	uint64_t s[64], slice = 0, first = 1501, last = 3600;
+	size_t n;
+
+	sv_replay_params_default(&p); /* every 10th, every 5th up to 2000 */
+	cr_assert_eq(p.slice_dense_every, 5);
+	cr_assert_eq(p.slice_dense_until, 2000);
+	cr_assert(sv_replay_in_slice(&p, 1995) && sv_replay_in_slice(&p, 2000));
+	cr_assert(!sv_replay_in_slice(&p, 2005) && sv_replay_in_slice(&p, 2010));
+	/* a window across the boundary: 100 + 160 slice pairs, 1840 replayable */
+	for (uint64_t q = first; q <= last; q++)
+		slice += (uint64_t)sv_replay_in_slice(&p, q);
+	cr_assert_eq(slice, 100 + 160);
+	uint64_t steps = sv_replay_round_steps(&p, first, last);
+	cr_assert_eq(steps, (last - first + 1 - slice + 63) / 64);
+	for (uint64_t r = 3 * steps; r < 5 * steps; r++) { /* rounds 3 and 4 */
+		cr_assert_eq(sv_replay_plan(&p, first, last, r, 0, s, 64, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			cr_assert(s[i] >= first && s[i] <= last, "seq %llu", (unsigned long long)s[i]);
+			hits[s[i]]++;
+		}
+	}
+	for (uint64_t q = first; q <= last; q++)
+		cr_assert_eq(hits[q], sv_replay_in_slice(&p, q) ? 0u : 2u, "seq %llu",
+		             (unsigned long long)q);
+	/* other k: the dense part is every max(2, k/2)-th up to a common multiple */
+	sv_replay_params_slice(&p, 7);
+	cr_assert_eq(p.slice_dense_every, 3);
+	cr_assert_eq(p.slice_dense_until % 21, 0);
+	cr_assert(p.slice_dense_until >= 2000 && p.slice_dense_until < 2021);
+	cr_assert_eq(sv_replay_params_check(&p), 0);
+}
+
 Test(replay, plan_with_slice_covers_every_pair)
 {
 	struct sv_replay_params p = params();

@@ -18,6 +18,9 @@ this test scores, offline, with the W the daemon reports (MODEL_GET).
   - replay_kill9_exact: SIGKILL at random moments during idle rounds; the
     restarted daemon finishes replay to the bit-identical W of an
     uninterrupted run (W compared bit for bit), and sv_fsck's invariants hold.
+  - replay_commit_fails_drops_steps: the first two checkpoints of idle
+    steps fail (SV_DEBUG_REPLAY_COMMIT_FAIL); the steps are dropped, W is
+    recovered from the store, and the final W is still the uninterrupted one.
 """
 import os
 import random
