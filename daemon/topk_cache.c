@@ -21,7 +21,6 @@
 #include "sv/topk.h"
 #include "util.h"
 
-#define CHUNK 1024 /* rows projected per GEMM in a rebuild */
 #define POLL_MS 5  /* how often the thread looks for a new snapshot */
 
 /* One noted mutation of the group in hand: a put (vec != NULL) or a delete. */
@@ -132,39 +131,6 @@ void topk_cache_commit(struct topk_cache *g, int ok)
 
 /* ---- rebuilds (the service's thread) ------------------------------------ */
 
-struct feed {
-	struct sv_topk_cache *c;
-	uint32_t d_in;
-	float *X;
-	const uint8_t *ids[CHUNK];
-	size_t lens[CHUNK];
-	size_t n;
-	int rc;
-};
-
-static int feed_flush(struct feed *f)
-{
-	if (f->n > 0 && f->rc == 0)
-		f->rc = sv_topk_cache_add(f->c, f->X, f->n, f->ids, f->lens);
-	f->n = 0;
-	return f->rc;
-}
-
-static int feed_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
-{
-	struct feed *f = ctx;
-
-	if ((it->flags & SV_STORE_ITEM_INLINE) || it->dim != f->d_in || len == 0 ||
-	    len > SV_TOPK_ID_MAX)
-		return 0;
-	memcpy(f->X + f->n * f->d_in, it->vec, (size_t)f->d_in * sizeof(float));
-	f->ids[f->n] = id;
-	f->lens[f->n] = len;
-	if (++f->n == CHUNK)
-		return feed_flush(f);
-	return 0;
-}
-
 /* Sleep ms unless told to stop; returns the stop flag. */
 static int nap(struct topk_cache *g, uint64_t ms)
 {
@@ -182,33 +148,17 @@ static int nap(struct topk_cache *g, uint64_t ms)
 
 static int rebuild(struct topk_cache *g, const struct sv_snap *s)
 {
-	struct sv_daemon *d = g->d;
 	struct sv_topk_cache *next = NULL;
 	sv_store_read *r = NULL;
-	struct sv_store_stat stat = {0};
-	struct feed f = {0};
 	int rc;
 
-	f.d_in = g->d_in;
-	f.X = malloc((size_t)CHUNK * g->d_in * sizeof(float));
-	if (f.X == NULL)
-		return -ENOMEM;
 	rc = sv_topk_holder_begin_rebuild(g->h, s->W, s->version, &next);
 	if (rc < 0)
-		goto out;
+		return rc;
 	/* the store snapshot is taken AFTER begin_rebuild (sv/topk.h) */
-	f.c = next;
-	rc = sv_store_read_begin(d->store, &r);
+	rc = sv_store_read_begin(g->d->store, &r);
 	if (rc == 0)
-		rc = sv_store_stat(r, &stat);
-	if (rc == 0) {
-		sv_topk_cache_reserve(next, (size_t)stat.items);
-		rc = sv_store_item_walk(r, feed_item, &f);
-	}
-	if (rc == 0)
-		rc = feed_flush(&f);
-	if (rc == 0)
-		rc = f.rc;
+		rc = sv_topk_cache_load(next, r);
 	sv_store_read_end(r);
 	if (rc == 0 && g->delay_ms > 0 && nap(g, g->delay_ms))
 		rc = -ECANCELED;
@@ -222,8 +172,6 @@ static int rebuild(struct topk_cache *g, const struct sv_snap *s)
 	} else {
 		sv_topk_holder_abort(g->h);
 	}
-out:
-	free(f.X);
 	return rc;
 }
 
@@ -359,6 +307,19 @@ void topk_cache_stop(struct topk_cache *g)
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->mu);
 	free(g);
+}
+
+size_t topk_cache_rows(struct topk_cache *g)
+{
+	struct sv_topk_cache *c;
+	size_t n;
+
+	if (g == NULL)
+		return 0;
+	c = sv_topk_holder_acquire(g->h);
+	n = sv_topk_cache_rows(c);
+	sv_topk_cache_release(c);
+	return n;
 }
 
 void topk_cache_info(struct topk_cache *g, uint64_t *version, uint64_t *steps, uint64_t *rebuilds)

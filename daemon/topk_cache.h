@@ -11,8 +11,8 @@
  *                   last rebuild began (default 1 s, live; 0: after every
  *                   step), and the previous rebuild has finished, it begins a
  *                   rebuild with the snapshot's W, walks the store in one
- *                   read transaction, projects the items in chunks of 1024
- *                   rows (one GEMM each) and publishes.  It then waits at
+ *                   read transaction, projects the items (sv_topk_cache_load:
+ *                   one GEMM per 1024 rows) and publishes.  It then waits at
  *                   least as long as that rebuild took before the next one,
  *                   so at large N it spends at most about half a core.  The
  *                   cache therefore lags the latest snapshot's steps by at
@@ -76,6 +76,10 @@ void topk_cache_commit(struct topk_cache *g, int ok);
  * reply.  All n see the same cache. */
 void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *const *rqs,
                        size_t n, struct sv_proto_msgbuf *mbs);
+
+/* The live cache's rows (live plus tombstoned): what one query's product
+ * scans.  0 with g == NULL. */
+size_t topk_cache_rows(struct topk_cache *g);
 
 /* Version and steps of the snapshot the live cache was built from, and the
  * number of rebuilds published (0 before the first); any pointer may be

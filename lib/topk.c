@@ -23,6 +23,7 @@
 #include "sv/blas.h"
 #include "sv/error.h"
 #include "sv/model.h"
+#include "sv/store.h"
 #include "sv/topk.h"
 
 #define CHUNK_SHIFT 13
@@ -75,6 +76,9 @@ static int all_finite(const float *x, size_t n)
 			return 0;
 	return 1;
 }
+
+#define INDEX_AHEAD 8 /* ids hashed and their slots prefetched ahead */
+#define LOAD_AHEAD 4  /* vectors prefetched ahead of their copy (a rebuild) */
 
 static uint32_t hash_id(const uint8_t *id, size_t len)
 {
@@ -411,10 +415,23 @@ int sv_topk_cache_add(struct sv_topk_cache *c, const float *X, size_t m, const u
 			goto out;
 		done += seg;
 	}
-	size_t added = 0;
+	/* The id index: each id's slot is prefetched INDEX_AHEAD ids before it
+	 * is probed (at 1M items the table is out of cache; one miss after
+	 * another was a fifth of a rebuild). */
+	size_t added = 0, mask = c->table_cap - 1;
+	uint32_t hs[INDEX_AHEAD];
+	for (size_t i = 0; i < m && i < INDEX_AHEAD; i++) {
+		hs[i] = hash_id(ids[i], ids_len[i]);
+		__builtin_prefetch(&c->table[hs[i] & mask]);
+	}
 	for (size_t i = 0; i < m; i++) {
 		uint32_t row = base + (uint32_t)i;
-		uint32_t h = hash_id(ids[i], ids_len[i]);
+		uint32_t h = hs[i % INDEX_AHEAD];
+		if (i + INDEX_AHEAD < m) {
+			uint32_t hn = hash_id(ids[i + INDEX_AHEAD], ids_len[i + INDEX_AHEAD]);
+			hs[i % INDEX_AHEAD] = hn;
+			__builtin_prefetch(&c->table[hn & mask]);
+		}
 		size_t slot = table_find(c, ids[i], ids_len[i], h);
 		if (c->table[slot] != 0) {
 			uint32_t old = entry_row(c->table[slot]);
@@ -448,6 +465,72 @@ int sv_topk_cache_reserve(struct sv_topk_cache *c, size_t items)
 	pthread_mutex_lock(&c->wmu);
 	int rc = items > c->table_used ? table_reserve(c, items - c->table_used) : 0;
 	pthread_mutex_unlock(&c->wmu);
+	return rc;
+}
+
+
+struct load {
+	struct sv_topk_cache *c;
+	float *X;
+	const void *vec[SV_TOPK_LOAD_ROWS]; /* in the map, valid while the read lasts */
+	const uint8_t *ids[SV_TOPK_LOAD_ROWS];
+	size_t lens[SV_TOPK_LOAD_ROWS];
+	size_t n;
+};
+
+/* Copy the chunk's vectors out of the map, then project them.  The walk
+ * only gathered pointers: each vector sits on a page of its own, so the
+ * copy asks for a few vectors ahead while it copies one, and the misses on
+ * their first lines overlap instead of stalling one after another. */
+static int load_flush(struct load *f)
+{
+	size_t d = f->c->d_in, bytes = d * sizeof(float);
+	int rc;
+
+	for (size_t i = 0; i < f->n; i++) {
+		if (i + LOAD_AHEAD < f->n)
+			for (size_t o = 0; o < bytes && o < 256; o += 64)
+				__builtin_prefetch((const char *)f->vec[i + LOAD_AHEAD] + o);
+		memcpy(f->X + i * d, f->vec[i], bytes);
+	}
+	rc = f->n > 0 ? sv_topk_cache_add(f->c, f->X, f->n, f->ids, f->lens) : 0;
+	f->n = 0;
+	return rc;
+}
+
+static int load_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct load *f = ctx;
+
+	if ((it->flags & SV_STORE_ITEM_INLINE) || it->dim != f->c->d_in || len == 0 ||
+	    len > SV_TOPK_ID_MAX)
+		return 0;
+	f->vec[f->n] = it->vec;
+	f->ids[f->n] = id;
+	f->lens[f->n] = len;
+	return ++f->n == SV_TOPK_LOAD_ROWS ? load_flush(f) : 0;
+}
+
+int sv_topk_cache_load(struct sv_topk_cache *c, struct sv_store_read *r)
+{
+	struct sv_store_stat st = {0};
+	struct load f = {.c = c};
+	int rc;
+
+	if (c == NULL || r == NULL)
+		return -EINVAL;
+	rc = sv_store_stat(r, &st);
+	if (rc == 0)
+		rc = sv_topk_cache_reserve(c, (size_t)st.items);
+	if (rc < 0)
+		return rc;
+	f.X = malloc((size_t)SV_TOPK_LOAD_ROWS * c->d_in * sizeof(float));
+	if (f.X == NULL)
+		return -ENOMEM;
+	rc = sv_store_item_walk(r, load_item, &f);
+	if (rc == 0)
+		rc = load_flush(&f);
+	free(f.X);
 	return rc;
 }
 

@@ -20,7 +20,9 @@
 
 #include "sv/error.h"
 #include "sv/model.h"
+#include "sv/store.h"
 #include "sv/topk.h"
+#include "tmpdir.h"
 
 #define TOL 2e-5
 
@@ -498,6 +500,76 @@ Test(topk, large_crosses_chunks)
 	check_hits(W1, D_IN, D_OUT, big, N, X, K, hits, counts[0]);
 	sv_topk_cache_release(c);
 	free_items(big, N);
+}
+
+/* A rebuild's feed from a real store: every stored item (more than one
+ * load chunk of them), none of the inline pair vectors, and the same
+ * answers as items added by hand; a store read of the wrong dims adds
+ * nothing. */
+Test(topk, load_from_store_takes_items_not_inline_vectors)
+{
+	enum { N = SV_TOPK_LOAD_ROWS + 300, INL = 50, K = 7 };
+	struct item *it = make_items(N, D_IN, 41), *inl = make_items(INL, D_IN, 42);
+	struct sv_store_opts so;
+	sv_store *st = NULL;
+	sv_store_txn *t = NULL;
+	sv_store_read *r = NULL;
+	struct sv_topk_cache *c = NULL, *ref = NULL;
+	char dir[64], err[SV_STORE_ERRMSG_MAX];
+
+	tmpdir_make(dir, sizeof(dir), "topk-load");
+	sv_store_opts_default(&so);
+	so.path = dir;
+	so.d_in = D_IN;
+	so.d_out = D_OUT;
+	so.sync = SV_STORE_SYNC_NONE;
+	cr_assert_eq(sv_store_open(&st, &so, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (size_t i = 0; i < N; i++)
+		cr_assert_eq(sv_store_item_put(t, it[i].id, it[i].len, it[i].x, 0), 0);
+	for (size_t i = 0; i < INL; i++) {
+		char id[SV_STORE_INLINE_ID_LEN + 1];
+		sv_store_inline_id(inl[i].x, D_IN, id);
+		cr_assert_eq(sv_store_item_put(t, id, SV_STORE_INLINE_ID_LEN, inl[i].x,
+		                               SV_STORE_ITEM_INLINE), 0);
+	}
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+
+	cr_assert_eq(sv_topk_cache_new(W1, D_IN, D_OUT, 5, &c), 0);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_topk_cache_load(c, r), 0);
+	sv_store_read_end(r);
+	cr_assert_eq(sv_topk_cache_count(c), N);
+	cr_assert_eq(sv_topk_cache_rows(c), N);
+	cr_assert_eq(sv_topk_cache_load(NULL, r), -EINVAL);
+
+	float q[D_IN];
+	struct sv_topk_hit hits[K];
+	size_t count = 0;
+	for (uint64_t seed = 1; seed <= 5; seed++) {
+		fill(q, D_IN, 900 + seed);
+		cr_assert_eq(sv_topk_cache_query_vec(c, q, 1, K, hits, &count), 0);
+		check_hits(W1, D_IN, D_OUT, it, N, q, K, hits, count);
+	}
+	/* an inline vector queried as a vector finds no inline row: its best
+	 * match is a stored item, never itself at score 1 */
+	cr_assert_eq(sv_topk_cache_query_vec(c, inl[0].x, 1, 1, hits, &count), 0);
+	cr_assert_eq(count, 1);
+	cr_assert_lt(hits[0].score, 0.9999f);
+	/* a cache of other dims takes none of these vectors */
+	float W3[(D_IN + 1) * D_OUT];
+	fill(W3, (D_IN + 1) * D_OUT, 3);
+	cr_assert_eq(sv_topk_cache_new(W3, D_IN + 1, D_OUT, 6, &ref), 0);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_topk_cache_load(ref, r), 0);
+	sv_store_read_end(r);
+	cr_assert_eq(sv_topk_cache_count(ref), 0);
+	sv_topk_cache_release(ref);
+	sv_topk_cache_release(c);
+	sv_store_close(st);
+	tmpdir_remove(dir);
+	free_items(it, N);
+	free_items(inl, INL);
 }
 
 /* ---- the holder ------------------------------------------------------------ */

@@ -133,6 +133,17 @@ size_t sv_topk_cache_rows(struct sv_topk_cache *c);
 int sv_topk_cache_add(struct sv_topk_cache *c, const float *X, size_t m, const uint8_t *const *ids,
                       const size_t *ids_len);
 
+/* A rebuild's feed: every item of the store read r (sv/store.h) whose
+ * vector has c's d_in, except inline pair vectors (SV_STORE_ITEM_INLINE)
+ * and ids longer than SV_TOPK_ID_MAX, upserted into c in the store's id
+ * order, SV_TOPK_LOAD_ROWS rows per sv_topk_cache_add (one GEMM each), after
+ * sizing the id index from the store's item count.  The vectors are copied
+ * out of the map into one reused buffer (they are not float-aligned there).
+ * Returns 0, -EINVAL, what sv_topk_cache_add returns, or a store code. */
+#define SV_TOPK_LOAD_ROWS 1024
+struct sv_store_read;
+int sv_topk_cache_load(struct sv_topk_cache *c, struct sv_store_read *r);
+
 /* Size the id index for `items` live items at once, sparing a rebuild its
  * growth steps (optional; a hint).  Returns 0, -EINVAL, SV_ERR_TOOBIG (more
  * than SV_TOPK_ROWS_MAX), -ENOMEM. */
