@@ -23,6 +23,7 @@ int bench_ingest(int argc, char **argv);
 int bench_query(int argc, char **argv);
 int bench_topk(int argc, char **argv);
 int bench_growth(int argc, char **argv);
+int bench_rebuild(int argc, char **argv);
 
 /* Monotonic clock in nanoseconds (bench_util.c). */
 uint64_t bench_now_ns(void);
@@ -31,6 +32,13 @@ uint64_t bench_now_ns(void);
 
 /* The median of v[0..n-1] (sorts v in place); 0 for n == 0. */
 double bench_median(double *v, size_t n);
+
+/* The median and range of repeated figures. */
+struct bench_stat {
+	double med, lo, hi;
+};
+/* Of v[0..n-1], n >= 1 (sorts v in place). */
+void bench_stat_of(double *v, size_t n, struct bench_stat *st);
 
 /* Time fn(ctx): `warmup` untimed calls, then `reps` timed calls; each call's
  * seconds go to secs[0..reps-1] (caller-owned) and the median is returned.

@@ -24,7 +24,9 @@
  * --dir DIR (default /tmp), --pairs N (per case; default 20000), --per-msg M
  * (pairs per message; default 64), --d-in N (784), --window W (acked
  * messages in flight; 16), --sync full|meta|none, --threads T (train.threads
- * of the daemon and of the training-alone reference; 1), --json.
+ * of the daemon and of the training-alone reference; 1), --reps R (3: every
+ * bound and case measured R times, alternating; each ratio taken within its
+ * repetition; the median and range printed), --json.
  */
 #include <errno.h>
 #include <limits.h>
@@ -43,11 +45,13 @@
 #include "sv/train.h"
 
 #define N_ITEMS 1000
+#define N_CASES 4
+#define MAX_REPS 15
 
 struct cfg {
 	char daemon[PATH_MAX];
 	const char *dir;
-	long pairs, per_msg, d_in, window, threads;
+	long pairs, per_msg, d_in, window, threads, reps;
 	const char *sync;
 	int json;
 };
@@ -359,6 +363,18 @@ static double store_ceiling(const struct cfg *c, const char *dir, int inline_vec
 	return rate;
 }
 
+static void print_stat(const char *what, const struct bench_stat *st, const char *unit)
+{
+	printf("%s: %.0f [%.0f-%.0f] %s\n", what, st->med, st->lo, st->hi, unit);
+}
+
+/* Case k's figures: daemon, raw, daemon/raw, daemon/train, daemon/bound,
+ * MAX_REPS slots each. */
+static double *cv_of(double *all, size_t k)
+{
+	return all + k * 5 * MAX_REPS;
+}
+
 static int parse(int argc, char **argv, struct cfg *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -368,6 +384,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 	c->d_in = 784;
 	c->window = 16;
 	c->threads = 1;
+	c->reps = 3;
 	c->sync = "full";
 	bench_daemon_default_path(c->daemon, sizeof(c->daemon));
 	for (int i = 1; i < argc; i++) {
@@ -380,7 +397,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 		if (!strcmp(a, "--help")) {
 			printf("usage: sv-bench ingest [--daemon PATH] [--dir DIR] [--pairs N] "
 			       "[--per-msg M] [--d-in N] [--window W] [--sync full|meta|none] "
-			       "[--threads T] [--json]\n");
+			       "[--threads T] [--reps R] [--json]\n");
 			return 1;
 		}
 		if (v == NULL)
@@ -403,6 +420,8 @@ static int parse(int argc, char **argv, struct cfg *c)
 			;
 		else if (!strcmp(a, "--threads") && bench_parse_long(v, 1, 64, &c->threads) == 0)
 			;
+		else if (!strcmp(a, "--reps") && bench_parse_long(v, 1, MAX_REPS, &c->reps) == 0)
+			;
 		else
 			return -1;
 	}
@@ -416,7 +435,7 @@ int bench_ingest(int argc, char **argv)
 	static const struct {
 		int inline_vecs, acked;
 		const char *name;
-	} cases[] = {
+	} cases[N_CASES] = {
 	    {1, 0, "inline_push"},
 	    {1, 1, "inline_acked"},
 	    {0, 0, "ids_push"},
@@ -426,7 +445,8 @@ int bench_ingest(int argc, char **argv)
 	struct cfg c;
 	struct gen g;
 	char dir[PATH_MAX];
-	double ceil, sceil[2];
+	double v[3][MAX_REPS], cv_all[N_CASES * 5 * MAX_REPS];
+	struct bench_stat bs[3];
 	int rc = parse(argc, argv, &c);
 
 	if (rc == 1)
@@ -456,47 +476,71 @@ int bench_ingest(int argc, char **argv)
 		g.vecs[i] = (float)rand() / RAND_MAX - 0.5f;
 	for (int i = 0; i < N_ITEMS; i++)
 		snprintf(g.ids[i], sizeof(g.ids[i]), "i%d", i);
-	ceil = train_ceiling(&c);
-	sceil[0] = store_ceiling(&c, dir, 0);
-	sceil[1] = store_ceiling(&c, dir, 1);
+	/* Every figure is measured c.reps times, the bounds and the cases
+	 * alternating, and each ratio is taken within its own repetition. */
+	for (long r = 0; r < c.reps; r++) {
+		fprintf(stderr, "sv-bench ingest: repetition %ld of %ld\n", r + 1, c.reps);
+		v[0][r] = train_ceiling(&c);
+		v[1][r] = store_ceiling(&c, dir, 1);
+		v[2][r] = store_ceiling(&c, dir, 0);
+		for (size_t k = 0; k < N_CASES; k++) {
+			double sc = v[cases[k].inline_vecs ? 1 : 2][r], *cv = cv_of(cv_all, k);
+			double bound = sc > 0 && sc < v[0][r] ? sc : v[0][r];
+
+			g.inline_vecs = cases[k].inline_vecs;
+			cv[0 * MAX_REPS + r] = daemon_rate(&g, dir, cases[k].acked);
+			cv[1 * MAX_REPS + r] = raw_rate(&g, dir);
+			cv[2 * MAX_REPS + r] = cv[0 * MAX_REPS + r] / cv[1 * MAX_REPS + r];
+			cv[3 * MAX_REPS + r] = cv[0 * MAX_REPS + r] / v[0][r];
+			cv[4 * MAX_REPS + r] = cv[0 * MAX_REPS + r] / bound;
+		}
+	}
+	for (int b = 0; b < 3; b++)
+		bench_stat_of(v[b], (size_t)c.reps, &bs[b]);
 	if (c.json) {
 		bench_json_begin(&j);
-		bench_json_num(&j, "train_only_pairs_per_s", ceil);
-		bench_json_num(&j, "store_only_ids_pairs_per_s", sceil[0]);
-		bench_json_num(&j, "store_only_inline_pairs_per_s", sceil[1]);
+		bench_json_int(&j, "reps", c.reps);
+		bench_json_num(&j, "train_only_pairs_per_s", bs[0].med);
+		bench_json_num(&j, "store_only_inline_pairs_per_s", bs[1].med);
+		bench_json_num(&j, "store_only_ids_pairs_per_s", bs[2].med);
 	} else {
 		printf("sv-bench ingest: %ld pairs per case, %ld pairs/message, d_in %ld, sync %s, "
-		       "acked window %ld\n"
-		       "training alone (sv_trainer_step, 256 pairs, d_out 64, %ld threads): %.0f "
-		       "pairs/s\n"
-		       "store alone (sv_store, the same records, 1024 pairs per commit): inline "
-		       "%.0f, ids %.0f pairs/s\n"
-		       "%-14s %14s %15s %8s %10s %10s\n",
-		       c.pairs, c.per_msg, c.d_in, c.sync, c.window, c.threads, ceil, sceil[1],
-		       sceil[0],
-		       "case", "daemon pairs/s", "raw zmq pairs/s", "vs raw", "vs train",
-		       "vs bound");
+		       "acked window %ld, train.threads %ld; median of %ld [range]\n",
+		       c.pairs, c.per_msg, c.d_in, c.sync, c.window, c.threads, c.reps);
+		print_stat("training alone (sv_trainer_step, 256 pairs, d_out 64)", &bs[0], "pairs/s");
+		print_stat("store alone, inline (sv_store, the same records, 1024 pairs per commit)",
+		           &bs[1], "pairs/s");
+		print_stat("store alone, ids", &bs[2], "pairs/s");
+		printf("%-13s %-22s %-10s %-10s %-18s %s\n", "case", "daemon pairs/s", "vs raw",
+		       "vs train", "vs bound", "bound");
 	}
-	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-		double raw, dmn, sc = sceil[cases[k].inline_vecs ? 1 : 0];
-		double bound = sc > 0 && sc < ceil ? sc : ceil;
+	for (size_t k = 0; k < N_CASES; k++) {
+		double *cv = cv_of(cv_all, k);
+		struct bench_stat st[5];
 		char key[64];
 
-		g.inline_vecs = cases[k].inline_vecs;
-		raw = raw_rate(&g, dir);
-		dmn = daemon_rate(&g, dir, cases[k].acked);
+		for (int f = 0; f < 5; f++)
+			bench_stat_of(cv + f * MAX_REPS, (size_t)c.reps, &st[f]);
 		if (c.json) {
 			snprintf(key, sizeof(key), "%s_pairs_per_s", cases[k].name);
-			bench_json_num(&j, key, dmn);
+			bench_json_num(&j, key, st[0].med);
 			snprintf(key, sizeof(key), "%s_raw_pairs_per_s", cases[k].name);
-			bench_json_num(&j, key, raw);
+			bench_json_num(&j, key, st[1].med);
 			snprintf(key, sizeof(key), "%s_ratio", cases[k].name);
-			bench_json_num(&j, key, dmn / raw);
+			bench_json_num(&j, key, st[2].med);
+			snprintf(key, sizeof(key), "%s_train_ratio", cases[k].name);
+			bench_json_num(&j, key, st[3].med);
 			snprintf(key, sizeof(key), "%s_bound_ratio", cases[k].name);
-			bench_json_num(&j, key, dmn / bound);
+			bench_json_num(&j, key, st[4].med);
+			snprintf(key, sizeof(key), "%s_bound_ratio_lo", cases[k].name);
+			bench_json_num(&j, key, st[4].lo);
+			snprintf(key, sizeof(key), "%s_bound_ratio_hi", cases[k].name);
+			bench_json_num(&j, key, st[4].hi);
 		} else {
-			printf("%-14s %14.0f %15.0f %7.1f%% %9.1f%% %9.1f%%\n", cases[k].name, dmn,
-			       raw, 100.0 * dmn / raw, 100.0 * dmn / ceil, 100.0 * dmn / bound);
+			printf("%-13s %6.0f [%6.0f-%6.0f] %5.1f%%     %5.1f%%     %5.1f%% [%4.1f-%4.1f] %s\n",
+			       cases[k].name, st[0].med, st[0].lo, st[0].hi, 100 * st[2].med,
+			       100 * st[3].med, 100 * st[4].med, 100 * st[4].lo, 100 * st[4].hi,
+			       cases[k].inline_vecs && bs[1].med < bs[0].med ? "storage" : "training");
 		}
 		fflush(stdout);
 	}

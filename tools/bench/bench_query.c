@@ -27,6 +27,8 @@
  * Options: --daemon PATH (default ../daemon/simverifyd beside this binary),
  * --dir DIR (/tmp), --requests N (per case and depth; 20000), --d-in N (784),
  * --d-out N (64), --threads N (query.threads; 2), --topk, --items N (10000),
+ * --reps R (3: each case and depth measured R times, the engine alone too;
+ * each ratio taken within its repetition, the median and range printed),
  * --json.
  */
 #include <errno.h>
@@ -47,13 +49,14 @@
 
 #define MAXF 8
 #define N_CASES 2
+#define MAX_REPS 9
 #define SD_MAX 1024          /* the private state directory's path */
 #define EP_MAX (SD_MAX + 64) /* ipc:// + that + a socket name */
 
 struct cfg {
 	char daemon[PATH_MAX];
 	const char *dir;
-	long requests, d_in, d_out, threads, items;
+	long requests, d_in, d_out, threads, items, reps;
 	int topk, json;
 };
 
@@ -232,6 +235,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 	c->d_in = 784;
 	c->d_out = 64;
 	c->threads = 2;
+	c->reps = 3;
 	c->items = 10000;
 	bench_daemon_default_path(c->daemon, sizeof(c->daemon));
 	for (int i = 1; i < argc; i++) {
@@ -248,7 +252,8 @@ static int parse(int argc, char **argv, struct cfg *c)
 		if (!strcmp(a, "--help")) {
 			printf(
 			    "usage: sv-bench query [--daemon PATH] [--dir DIR] [--requests N] "
-			    "[--d-in N] [--d-out N] [--threads N] [--topk] [--items N] [--json]\n");
+			    "[--d-in N] [--d-out N] [--threads N] [--topk] [--items N] [--reps R] "
+			    "[--json]\n");
 			return 1;
 		}
 		if (v == NULL)
@@ -266,6 +271,8 @@ static int parse(int argc, char **argv, struct cfg *c)
 		else if (!strcmp(a, "--d-out") && bench_parse_long(v, 1, 65536, &c->d_out) == 0)
 			;
 		else if (!strcmp(a, "--threads") && bench_parse_long(v, 1, 256, &c->threads) == 0)
+			;
+		else if (!strcmp(a, "--reps") && bench_parse_long(v, 1, MAX_REPS, &c->reps) == 0)
 			;
 		else if (!strcmp(a, "--items") && bench_parse_long(v, 1, 10000000, &c->items) == 0)
 			;
@@ -414,7 +421,8 @@ int bench_query(int argc, char **argv)
 	static const char *const case_names[N_CASES] = {"score", "topk"};
 	struct cfg c;
 	struct bench_json j;
-	struct result res[N_CASES][2][2]; /* case, depth, echo/daemon */
+	struct result res[N_CASES][2][MAX_REPS][2]; /* case, depth, repetition, echo/daemon */
+	double eng[MAX_REPS][2];                     /* the engine: one query, 16 (us) */
 	char sd[SD_MAX], ep[EP_MAX], js[16384];
 	struct sv_proto_msgbuf req[N_CASES];
 	float *va = NULL;
@@ -503,13 +511,20 @@ int bench_query(int argc, char **argv)
 		}
 		es = bench_sock(ctx, ZMQ_DEALER, e.ep);
 		/* warm both paths, then measure echo and daemon in turns */
-		compare(es, q, &req[k], c.requests / 10 + ROUNDS, 16, res[k][0]);
-		for (int dpt = 0; dpt < 2; dpt++) {
-			if (compare(es, q, &req[k], c.requests, depths[dpt], res[k][dpt]) < 0) {
-				fprintf(stderr, "sv-bench query: %s requests failed\n",
-				        case_names[k]);
-				rc = 1;
+		compare(es, q, &req[k], c.requests / 10 + ROUNDS, 16, res[k][0][0]);
+		for (long r = 0; rc == 0 && r < c.reps; r++) {
+			fprintf(stderr, "sv-bench query: %s, repetition %ld of %ld\n", case_names[k],
+			        r + 1, c.reps);
+			for (int dpt = 0; dpt < 2; dpt++) {
+				if (compare(es, q, &req[k], c.requests, depths[dpt], res[k][dpt][r]) <
+				    0) {
+					fprintf(stderr, "sv-bench query: %s requests failed\n",
+					        case_names[k]);
+					rc = 1;
+				}
 			}
+			if (k == 1 && rc == 0 && engine_alone(&c, va, &eng[r][0], &eng[r][1]) < 0)
+				rc = 1;
 		}
 		zmq_close(es);
 		kill(e.pid, SIGKILL);
@@ -520,76 +535,86 @@ int bench_query(int argc, char **argv)
 			goto out;
 		ok[k] = 1;
 	}
-	if (c.json)
+	if (c.json) {
 		bench_json_begin(&j);
-	else
+		bench_json_int(&j, "reps", c.reps);
+	} else {
 		printf("sv-bench query: d_in %ld, d_out %ld, query.threads %ld, %ld requests per "
-		       "row%s\n%-6s %5s | %9s %9s %9s | %9s %9s %9s | %6s %6s %6s\n",
+		       "row%s; median of %ld [range]\n%-6s %5s | %9s %9s | %9s %9s | %-17s %-17s "
+		       "%s\n",
 		       c.d_in, c.d_out, c.threads, c.requests,
-		       c.topk ? "; topk: k=10 of one vector over the stored items" : "", "case",
-		       "depth", "echo p50", "p99 us", "req/s", "dmn p50", "p99 us", "req/s",
-		       "p50 x", "p99 x", "rps x");
+		       c.topk ? "; topk: k=10 of one vector over the stored items" : "", c.reps,
+		       "case", "depth", "echo p50", "req/s", "dmn p50", "req/s", "p50 x", "p99 x",
+		       "rps x");
+	}
 	for (int k = 0; k < N_CASES; k++) {
 		for (int dpt = 0; ok[k] && dpt < 2; dpt++) {
-			const struct result *e = &res[k][dpt][0], *d = &res[k][dpt][1];
+			double f[7][MAX_REPS];
+			struct bench_stat fs[7];
+			static const char *const fk[7] = {"echo_p50_us", "daemon_p50_us",
+			                                  "echo_rps",    "daemon_rps",
+			                                  "p50_ratio",   "p99_ratio",
+			                                  "rps_ratio"};
 			char key[128];
 
+			for (long r = 0; r < c.reps; r++) {
+				const struct result *e = &res[k][dpt][r][0], *d = &res[k][dpt][r][1];
+				f[0][r] = e->p50_us;
+				f[1][r] = d->p50_us;
+				f[2][r] = e->rps;
+				f[3][r] = d->rps;
+				f[4][r] = d->p50_us / e->p50_us;
+				f[5][r] = d->p99_us / e->p99_us;
+				f[6][r] = d->rps / e->rps;
+			}
+			for (int m = 0; m < 7; m++)
+				bench_stat_of(f[m], (size_t)c.reps, &fs[m]);
 			if (!c.json) {
-				printf("%-6s %5ld | %9.1f %9.1f %9.0f | %9.1f %9.1f %9.0f | %6.2f "
-				       "%6.2f %6.2f\n",
-				       case_names[k], depths[dpt], e->p50_us, e->p99_us, e->rps,
-				       d->p50_us, d->p99_us, d->rps, d->p50_us / e->p50_us,
-				       d->p99_us / e->p99_us, d->rps / e->rps);
+				printf("%-6s %5ld | %9.1f %9.0f | %9.1f %9.0f | %5.2f [%4.2f-%4.2f] "
+				       "%5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f]\n",
+				       case_names[k], depths[dpt], fs[0].med, fs[2].med, fs[1].med,
+				       fs[3].med, fs[4].med, fs[4].lo, fs[4].hi, fs[5].med, fs[5].lo,
+				       fs[5].hi, fs[6].med, fs[6].lo, fs[6].hi);
 				continue;
 			}
-			snprintf(key, sizeof(key), "%s_d%ld_echo_p50_us", case_names[k],
-			         depths[dpt]);
-			bench_json_num(&j, key, e->p50_us);
-			snprintf(key, sizeof(key), "%s_d%ld_daemon_p50_us", case_names[k],
-			         depths[dpt]);
-			bench_json_num(&j, key, d->p50_us);
-			snprintf(key, sizeof(key), "%s_d%ld_p50_ratio", case_names[k], depths[dpt]);
-			bench_json_num(&j, key, d->p50_us / e->p50_us);
-			snprintf(key, sizeof(key), "%s_d%ld_echo_p99_us", case_names[k],
-			         depths[dpt]);
-			bench_json_num(&j, key, e->p99_us);
-			snprintf(key, sizeof(key), "%s_d%ld_daemon_p99_us", case_names[k],
-			         depths[dpt]);
-			bench_json_num(&j, key, d->p99_us);
-			snprintf(key, sizeof(key), "%s_d%ld_p99_ratio", case_names[k], depths[dpt]);
-			bench_json_num(&j, key, d->p99_us / e->p99_us);
-			snprintf(key, sizeof(key), "%s_d%ld_echo_rps", case_names[k], depths[dpt]);
-			bench_json_num(&j, key, e->rps);
-			snprintf(key, sizeof(key), "%s_d%ld_daemon_rps", case_names[k],
-			         depths[dpt]);
-			bench_json_num(&j, key, d->rps);
-			snprintf(key, sizeof(key), "%s_d%ld_rps_ratio", case_names[k], depths[dpt]);
-			bench_json_num(&j, key, d->rps / e->rps);
+			for (int m = 0; m < 7; m++) {
+				snprintf(key, sizeof(key), "%s_d%ld_%s", case_names[k], depths[dpt],
+				         fk[m]);
+				bench_json_num(&j, key, fs[m].med);
+			}
 		}
 	}
 	if (c.topk && ok[1]) {
-		double one = 0, batch = 0;
-		const struct result *e1 = &res[1][0][0], *d1 = &res[1][0][1];
-		const struct result *e16 = &res[1][1][0], *d16 = &res[1][1][1];
+		double b1[MAX_REPS], b16[MAX_REPS], one[MAX_REPS], bat[MAX_REPS];
+		struct bench_stat s1, s16, so, sb;
 
-		if (engine_alone(&c, va, &one, &batch) == 0) {
-			double eng16 = 16e6 / batch, low = eng16 < e16->rps ? eng16 : e16->rps;
+		for (long r = 0; r < c.reps; r++) {
+			const struct result *e1 = &res[1][0][r][0], *d1 = &res[1][0][r][1];
+			const struct result *e16 = &res[1][1][r][0], *d16 = &res[1][1][r][1];
+			double eng16 = 16e6 / eng[r][1], low = eng16 < e16->rps ? eng16 : e16->rps;
 
-			if (c.json) {
-				bench_json_num(&j, "topk_engine_one_us", one);
-				bench_json_num(&j, "topk_engine_batch16_us", batch);
-				bench_json_num(&j, "topk_d1_p50_over_echo_plus_engine",
-				               d1->p50_us / (e1->p50_us + one));
-				bench_json_num(&j, "topk_d16_rps_over_bound", d16->rps / low);
-			} else {
-				printf("topk engine alone (sv_topk_cache, the same items): one query "
-				       "%.1f us, 16 queries %.1f us (%.0f queries/s)\n",
-				       one, batch, eng16);
-				printf("topk depth 1: daemon p50 / (echo p50 + engine) = %.2f (target "
-				       "<= 1.5); depth 16: daemon req/s / min(echo, engine on 16-query "
-				       "batches) = %.2f (target >= 0.75)\n",
-				       d1->p50_us / (e1->p50_us + one), d16->rps / low);
-			}
+			one[r] = eng[r][0];
+			bat[r] = eng[r][1];
+			b1[r] = d1->p50_us / (e1->p50_us + eng[r][0]);
+			b16[r] = d16->rps / low;
+		}
+		bench_stat_of(b1, (size_t)c.reps, &s1);
+		bench_stat_of(b16, (size_t)c.reps, &s16);
+		bench_stat_of(one, (size_t)c.reps, &so);
+		bench_stat_of(bat, (size_t)c.reps, &sb);
+		if (c.json) {
+			bench_json_num(&j, "topk_engine_one_us", so.med);
+			bench_json_num(&j, "topk_engine_batch16_us", sb.med);
+			bench_json_num(&j, "topk_d1_p50_over_echo_plus_engine", s1.med);
+			bench_json_num(&j, "topk_d16_rps_over_bound", s16.med);
+		} else {
+			printf("topk engine alone (sv_topk_cache, the same items): one query "
+			       "%.1f us, 16 queries %.1f us (%.0f queries/s)\n",
+			       so.med, sb.med, 16e6 / sb.med);
+			printf("topk depth 1: daemon p50 / (echo p50 + engine) = %.2f [%.2f-%.2f] "
+			       "(target <= 1.5)\ntopk depth 16: daemon req/s / min(echo, engine on "
+			       "16-query batches) = %.2f [%.2f-%.2f] (target >= 0.75)\n",
+			       s1.med, s1.lo, s1.hi, s16.med, s16.lo, s16.hi);
 		}
 	}
 	if (c.json)

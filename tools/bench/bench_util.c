@@ -48,6 +48,16 @@ double bench_median(double *v, size_t n)
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+void bench_stat_of(double *v, size_t n, struct bench_stat *st)
+{
+	st->lo = st->hi = v[0];
+	for (size_t i = 1; i < n; i++) {
+		st->lo = v[i] < st->lo ? v[i] : st->lo;
+		st->hi = v[i] > st->hi ? v[i] : st->hi;
+	}
+	st->med = bench_median(v, n);
+}
+
 double bench_time(void (*fn)(void *ctx), void *ctx, int warmup, int reps, double *secs)
 {
 	for (int i = 0; i < warmup; i++)

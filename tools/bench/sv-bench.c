@@ -31,6 +31,7 @@ int main(int argc, char **argv)
 		{"ingest", bench_ingest, "pair ingestion end to end against raw ZeroMQ"},
 		{"query", bench_query, "match queries against raw ZeroMQ round trips"},
 		{"topk", bench_topk, "1:N top-k against a raw OpenBLAS GEMV"},
+		{"rebuild", bench_rebuild, "a top-k cache rebuild from the store against a bare sgemm"},
 		{"growth", bench_growth, "data.mdb over a long ingest, with and without retention"},
 	};
 	const size_t n = sizeof(cmds) / sizeof(cmds[0]);
