@@ -355,46 +355,45 @@ static void forward(struct dquery *q, void *src, void *dst, int to_client)
  * answered by the front thread itself: handing them to a worker would add two
  * thread hops (most of a small query's latency) for ~15 us of work (measured
  * at 784 -> 64; handing them to the workers only while more requests were
- * queued measured no better on 2 cores).  Everything else goes to the
- * workers. */
+ * queued measured no better on 2 cores).  So is a TOPK whose product is
+ * small (queries x cache rows x d_out at most FRONT_TOPK_WORK multiply-adds:
+ * 1 query over 32k items at d_out 64): the TOPKs among the requests the
+ * front finds waiting (up to TOPK_BATCH) are then ranked in one product, as
+ * a worker would.  Everything else goes to the workers. */
 #define INLINE_MAX_PAIRS 4
+#define FRONT_TOPK_WORK ((uint64_t)1 << 21)
 
-static int cheap(const struct sv_proto_frame *h)
+enum route { ROUTE_FRONT, ROUTE_TOPK, ROUTE_WORKER };
+
+static enum route route_of(struct dquery *q, const struct sv_proto_frame *h)
 {
 	const uint8_t *b = h->data;
 	uint32_t count;
 
 	if (h->len != SV_PROTO_HEADER_SIZE)
-		return 0;
+		return ROUTE_WORKER;
 	memcpy(&count, b + 16, 4); /* little-endian hosts, as the codec */
-	return b[3] == SV_PROTO_VERB_SCORE || b[3] == SV_PROTO_VERB_ITEM_GET ||
-	       (b[3] == SV_PROTO_VERB_SCORE_BATCH && count <= INLINE_MAX_PAIRS);
+	if (b[3] == SV_PROTO_VERB_SCORE || b[3] == SV_PROTO_VERB_ITEM_GET ||
+	    (b[3] == SV_PROTO_VERB_SCORE_BATCH && count <= INLINE_MAX_PAIRS))
+		return ROUTE_FRONT;
+	if (b[3] == SV_PROTO_VERB_TOPK && count >= 1 &&
+	    (uint64_t)count * topk_cache_rows(q->d->topk) * q->d->conf.d_out <= FRONT_TOPK_WORK)
+		return ROUTE_TOPK;
+	return ROUTE_WORKER;
 }
 
-static void front_request(struct dquery *q)
+/* Send the envelope of p and the reply mb to the client (never blocks: a
+ * client that does not read loses it, counted). */
+static void front_reply(struct dquery *q, const struct parts *p, int env,
+                        const struct sv_proto_msgbuf *mb)
 {
-	struct worker *w = &q->fw;
-	struct parts p;
-	int env, ok = 1;
+	int ok = 1;
 
-	if (parts_recv(q->front, &p, 0) <= 0)
-		return;
-	env = parts_envelope(&p);
-	if (p.over || p.n <= env) {
-		reply_bad_envelope(q->d, &w->mb, p.over); /* a forwarded copy would lose over */
-	} else if (!cheap(&p.fr[env])) {
-		for (int i = 0; i < p.n; i++) /* zero-copy: m[i] is empty after the send */
-			zmq_msg_send(&p.m[i], q->back, i + 1 < p.n ? ZMQ_SNDMORE : 0);
-		parts_close(&p);
-		return;
-	} else {
-		handle(w, p.fr + env, (size_t)(p.n - env));
-	}
 	for (int i = 0; i < env && ok; i++)
-		ok = zmq_send(q->front, p.fr[i].data, p.fr[i].len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
-	for (size_t i = 0; i < w->mb.n && ok; i++)
-		ok = zmq_send(q->front, w->mb.frames[i].data, w->mb.frames[i].len,
-		              (i + 1 < w->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >= 0;
+		ok = zmq_send(q->front, p->fr[i].data, p->fr[i].len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+	for (size_t i = 0; i < mb->n && ok; i++)
+		ok = zmq_send(q->front, mb->frames[i].data, mb->frames[i].len,
+		              (i + 1 < mb->n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >= 0;
 	if (!ok) {
 		unsigned long long sup = 0;
 		char sbuf[64];
@@ -405,7 +404,63 @@ static void front_request(struct dquery *q)
 			       "reply dropped: %s (client gone or not reading)%s",
 			       zmq_strerror(zmq_errno()), log_suppressed(sup, sbuf, sizeof(sbuf)));
 	}
-	parts_close(&p);
+}
+
+/* Whether the front's socket has a message waiting. */
+static int front_waiting(struct dquery *q)
+{
+	int ev = 0;
+	size_t len = sizeof(ev);
+
+	return zmq_getsockopt(q->front, ZMQ_EVENTS, &ev, &len) == 0 && (ev & ZMQ_POLLIN);
+}
+
+/* Up to TOPK_BATCH waiting requests: the cheap ones answered here in order,
+ * the small TOPKs among them together once all are read, the rest
+ * forwarded to the workers.  Returns whether more may be waiting. */
+static int front_requests(struct dquery *q)
+{
+	struct worker *w = &q->fw;
+	struct parts p[TOPK_BATCH];
+	struct sv_proto_request rq[TOPK_BATCH];
+	const struct sv_proto_request *tq[TOPK_BATCH];
+	size_t ti[TOPK_BATCH], n = 0, tn = 0;
+	uint64_t t0 = 0;
+
+	while (n < TOPK_BATCH && parts_recv(q->front, &p[n], ZMQ_DONTWAIT) > 0) {
+		int env = parts_envelope(&p[n]);
+		enum route rt = p[n].over || p[n].n <= env ? ROUTE_FRONT : route_of(q, &p[n].fr[env]);
+
+		if (rt == ROUTE_WORKER) {
+			for (int i = 0; i < p[n].n; i++) /* zero-copy: m[i] is empty after the send */
+				zmq_msg_send(&p[n].m[i], q->back, i + 1 < p[n].n ? ZMQ_SNDMORE : 0);
+			parts_close(&p[n]);
+			continue;
+		}
+		if (rt == ROUTE_TOPK && topk_decoded(w, &p[n], env, &rq[tn])) {
+			if (tn == 0)
+				t0 = now_mono_ns();
+			tq[tn] = &rq[tn];
+			ti[tn++] = n++;
+			continue;
+		}
+		if (p[n].over || p[n].n <= env) /* a forwarded copy would lose over */
+			reply_bad_envelope(q->d, &w->mb, p[n].over);
+		else
+			handle(w, p[n].fr + env, (size_t)(p[n].n - env));
+		front_reply(q, &p[n], env, &w->mb);
+		parts_close(&p[n]);
+	}
+	if (tn > 0) {
+		topk_cache_answer(q->d->topk, tq, tn, w->bmb);
+		for (size_t j = 0; j < tn; j++) {
+			front_reply(q, &p[ti[j]], parts_envelope(&p[ti[j]]), &w->bmb[j]);
+			latency_note(q->d, SV_PROTO_VERB_TOPK, now_mono_ns() - t0);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		parts_close(&p[i]);
+	return n == TOPK_BATCH || front_waiting(q);
 }
 
 static void *front_main(void *arg)
@@ -423,16 +478,10 @@ static void *front_main(void *arg)
 				continue;
 			return NULL; /* ETERM */
 		}
-		/* drain what is queued (up to 64) before polling again */
-		for (int k = 0; k < 64 && (it[0].revents & ZMQ_POLLIN); k++) {
-			int ev = 0;
-			size_t len = sizeof(ev);
-
-			front_request(q);
-			if (zmq_getsockopt(q->front, ZMQ_EVENTS, &ev, &len) < 0 ||
-			    !(ev & ZMQ_POLLIN))
+		/* drain what is queued (4 batches at most) before polling again */
+		for (int k = 0; k < 4 && (it[0].revents & ZMQ_POLLIN); k++)
+			if (!front_requests(q))
 				break;
-		}
 		if (it[1].revents & ZMQ_POLLIN)
 			forward(q, q->back, q->front, 1);
 	}
