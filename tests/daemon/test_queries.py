@@ -204,7 +204,14 @@ def test_topk_brute_force():
             many = r['queries'][qi]['hits']
             assert [h[0] for h in one] == [h[0] for h in many], (qi, one, many)
             assert max(abs(a[1] - b[1]) for a, b in zip(one, many)) < 1e-6, (one, many)
-        # deletes are visible to the very next query after their ack
+        # 1000 queries in one request: more work than the query front
+        # takes on itself (query.c, FRONT_TOPK_WORK), so a worker answers
+        # it; the same hits as the batch above
+        big = tk(d, [Q[0], ids[5]] * 500, k, req=45)
+        assert len(big['queries']) == 1000, len(big['queries'])
+        for qi in (0, 1, 998, 999):
+            assert ([h[0] for h in big['queries'][qi]['hits']] ==
+                    [h[0] for h in r['queries'][qi % 2]['hits']]), qi
         top = [h[0] for h in r['queries'][0]['hits']]
         for j, gone in enumerate(top[:3]):
             a = acked(d, del_msg(gone, 50 + j))
