@@ -34,6 +34,13 @@
 #include "topk_cache.h"
 #include "util.h"
 
+/* The step runner's queue: at most RUN_DEPTH batches, and no more than
+ * RUN_BYTES of their vectors (big batches get a shorter queue).  Four batches
+ * of 256 pairs are a group of 1024: the trainer commits the next group while
+ * the runner trains the last one's. */
+#define RUN_DEPTH 4
+#define RUN_BYTES ((size_t)64 << 20)
+
 struct trainer {
 	struct sv_daemon *d;
 	sv_trainer *learner; /* W, the optimizer, the step (sv/train.h) */
@@ -46,15 +53,18 @@ struct trainer {
 	struct ingest *ing;  /* the ingest sockets and the group in hand */
 	struct monitor *mon; /* prequential metrics and the threshold */
 
-	/* The step runner: trains a full batch (batch_run) while the trainer
-	 * thread goes on reading, committing and filling the next one.  While
-	 * run_busy, the runner owns learner, mon, scores, applied_seq,
-	 * pairs_seen and last_loss; the trainer thread calls step_wait() before
-	 * touching them. */
-	sv_batch *batch_run;
-	size_t n_fill_run;
+	/* The step runner: trains the handed-over batches (a queue of up to
+	 * run_depth, in order) while the trainer thread goes on reading,
+	 * committing and filling the next one.  While run_n > 0 the runner owns
+	 * learner, mon, scores, applied_seq, pairs_seen and last_loss; the
+	 * trainer thread calls step_wait() before touching them.  Slot
+	 * run_head is the one training; the slots past the queued ones hold
+	 * empty batches to swap with. */
+	sv_batch *run_q[RUN_DEPTH];
+	size_t run_fill[RUN_DEPTH];
+	unsigned run_depth, run_head, run_n;
 	pthread_t run_th;
-	int run_started, run_busy, run_quit;
+	int run_started, run_quit;
 	pthread_mutex_t run_mu;
 	pthread_cond_t run_cv;
 
@@ -157,28 +167,32 @@ static void *runner_main(void *arg)
 
 	pthread_mutex_lock(&t->run_mu);
 	for (;;) {
-		while (!t->run_busy && !t->run_quit)
+		unsigned h;
+
+		while (t->run_n == 0 && !t->run_quit)
 			pthread_cond_wait(&t->run_cv, &t->run_mu);
-		if (!t->run_busy)
+		if (t->run_n == 0)
 			break;
+		h = t->run_head;
 		pthread_mutex_unlock(&t->run_mu);
-		train_batch(t, t->batch_run, t->n_fill_run, 0);
+		train_batch(t, t->run_q[h], t->run_fill[h], 0);
 		pthread_mutex_lock(&t->run_mu);
-		t->run_busy = 0;
+		t->run_head = (h + 1) % t->run_depth;
+		t->run_n--;
 		pthread_cond_broadcast(&t->run_cv);
 	}
 	pthread_mutex_unlock(&t->run_mu);
 	return NULL;
 }
 
-/* Wait until the runner has finished the batch it holds (if any): then the
+/* Wait until the runner has trained every batch handed to it: then the
  * trainer thread owns every piece of training state again. */
 static void step_wait(struct trainer *t)
 {
 	if (!t->run_started)
 		return;
 	pthread_mutex_lock(&t->run_mu);
-	while (t->run_busy)
+	while (t->run_n > 0)
 		pthread_cond_wait(&t->run_cv, &t->run_mu);
 	pthread_mutex_unlock(&t->run_mu);
 }
@@ -187,14 +201,25 @@ static void step_wait(struct trainer *t)
  * every step runs on the trainer thread. */
 static void runner_start(struct trainer *t)
 {
-	if (sv_batch_new(&t->batch_run, t->max_pairs, t->d->conf.d_in) < 0) {
-		log_msg(LOG_WARNING, "SV-TRAIN-RUNNER",
-		       "no memory for a second batch; training on the trainer thread");
-		return;
-	}
+	size_t bytes = t->max_pairs * 2 * (size_t)t->d->conf.d_in * sizeof(float);
+
+	/* as deep as a group of 1024 pairs needs, within RUN_BYTES of vectors */
+	t->run_depth = RUN_DEPTH;
+	while (t->run_depth > 1 && t->run_depth * bytes > RUN_BYTES)
+		t->run_depth--;
+	for (unsigned i = 0; i < t->run_depth; i++)
+		if (sv_batch_new(&t->run_q[i], t->max_pairs, t->d->conf.d_in) < 0) {
+			log_msg(LOG_WARNING, "SV-TRAIN-RUNNER",
+			       "no memory for the runner's batches; training on the trainer thread");
+			for (unsigned j = 0; j < i; j++)
+				sv_batch_free(t->run_q[j]);
+			t->run_depth = 0;
+			return;
+		}
 	pthread_mutex_init(&t->run_mu, NULL);
 	pthread_cond_init(&t->run_cv, NULL);
-	t->run_busy = t->run_quit = 0;
+	t->run_head = t->run_n = 0;
+	t->run_quit = 0;
 	if (pthread_create(&t->run_th, NULL, runner_main, t) != 0) {
 		log_msg(LOG_WARNING, "SV-TRAIN-RUNNER",
 		       "cannot start the step runner; training on the trainer thread");
@@ -219,9 +244,9 @@ static void runner_stop(struct trainer *t)
 	t->run_started = 0;
 }
 
-/* Train on the batch in hand (if any): hand it to the runner (after the
- * previous one is done) and go on with an empty one, or train it here when
- * replaying or without a runner. */
+/* Train on the batch in hand (if any): queue it for the runner (waiting
+ * while its queue is full, which is what passes backpressure on) and go on
+ * with an empty one, or train it here when replaying or without a runner. */
 static void step(struct trainer *t, int replay)
 {
 	if (sv_batch_len(t->batch) == 0)
@@ -230,14 +255,17 @@ static void step(struct trainer *t, int replay)
 		train_batch(t, t->batch, t->n_fill, replay);
 	} else {
 		sv_batch *b;
+		unsigned slot;
 
-		step_wait(t);
-		b = t->batch_run;
-		t->batch_run = t->batch;
-		t->batch = b;
-		t->n_fill_run = t->n_fill;
 		pthread_mutex_lock(&t->run_mu);
-		t->run_busy = 1;
+		while (t->run_n == t->run_depth)
+			pthread_cond_wait(&t->run_cv, &t->run_mu);
+		slot = (t->run_head + t->run_n) % t->run_depth;
+		b = t->run_q[slot];
+		t->run_q[slot] = t->batch;
+		t->batch = b;
+		t->run_fill[slot] = t->n_fill;
+		t->run_n++;
 		pthread_cond_signal(&t->run_cv);
 		pthread_mutex_unlock(&t->run_mu);
 	}
@@ -1171,7 +1199,8 @@ void trainer_close(struct trainer *t)
 	zmq_close(t->ctl);
 	sv_trainer_free(t->learner);
 	sv_batch_free(t->batch);
-	sv_batch_free(t->batch_run);
+	for (unsigned i = 0; i < t->run_depth; i++)
+		sv_batch_free(t->run_q[i]);
 	monitor_free(t->mon);
 	replay_free(t->rp);
 	sv_proto_msgbuf_free(&t->mb);
