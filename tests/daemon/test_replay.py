@@ -110,15 +110,25 @@ def put_items(d):
 
 
 def publish(d, rows, per_msg=50, gap=0.0):
+    """Acked messages of per_msg pairs: with a gap, one at a time, gap
+    seconds apart; without, all sent before the first ack is read, so that
+    no idle spell (idle replay, a max_wait_ms cut) can fall between them
+    however slow the machine is."""
     s = d.sock(zmq.DEALER, 'ingest-acked.sock')
+    sent = 0
     for i in range(0, len(rows), per_msg):
         chunk = [(lab, b't%d' % a, b't%d' % b) for lab, a, b in rows[i:i + per_msg]]
         s.send_multipart(pairs('PAIR_BATCH', chunk, D_IN, req_id=i,
                                client=(b'test', i + 1)))
+        sent += 1
+        if gap:
+            r = parse_reply(s.recv_multipart())
+            assert r['status'] == 'OK', r
+            sent -= 1
+            time.sleep(gap)
+    for _ in range(sent):
         r = parse_reply(s.recv_multipart())
         assert r['status'] == 'OK', r
-        if gap:
-            time.sleep(gap)
     s.close(0)
 
 
@@ -248,8 +258,10 @@ def replay_commit_fails_drops_steps():
     full store): the steps are dropped, W is recovered from the store, and
     replay later redoes them: the same W as a run without failures."""
     n = 600
+    # no max_wait_ms cut: the batches are the same in both runs whatever the
+    # timing (FLUSH cuts the last one)
     opts = ['train.replay=on', 'train.replay_idle=100ms', 'train.replay_lr_decay=1',
-            'train.replay_max_rounds=20', 'train.replay_gate=off']
+            'train.replay_max_rounds=20', 'train.replay_gate=off', 'train.max_wait_ms=1h']
     run(n, opts, settle=stopped)
     W_ref = run.W
     os.environ['SV_DEBUG_REPLAY_COMMIT_FAIL'] = '2'
