@@ -436,9 +436,12 @@ static void admin_reply(struct dadmin *a, const struct sv_proto_request *rq, int
 static void *backup_main(void *arg)
 {
 	struct dadmin *a = arg;
-	int rc = sv_store_backup(a->d->store, a->bk.path);
-	void *s = parts_socket(a->d->zctx, ZMQ_PAIR);
+	int rc;
+	void *s;
 
+	pthread_setname_np(pthread_self(), "sv-backup");
+	rc = sv_store_backup(a->d->store, a->bk.path);
+	s = parts_socket(a->d->zctx, ZMQ_PAIR);
 	if (s != NULL && zmq_connect(s, BACKUP_EP) == 0)
 		zmq_send(s, &rc, sizeof(rc), 0);
 	if (s != NULL)
@@ -656,6 +659,7 @@ static void *thread_main(void *arg)
 {
 	struct dadmin *a = arg;
 
+	pthread_setname_np(pthread_self(), "sv-admin");
 	for (;;) {
 		zmq_pollitem_t it[3] = {{a->sock, 0, ZMQ_POLLIN, 0},
 		                        {a->bk.done, 0, ZMQ_POLLIN, 0},

@@ -247,6 +247,7 @@ static void *zap_main(void *arg)
 {
 	uint64_t last_log_ns = 0, quiet = 0;
 
+	pthread_setname_np(pthread_self(), "sv-zap");
 	(void)arg;
 	for (;;) {
 		struct parts msg;

@@ -281,6 +281,7 @@ static void *worker_main(void *arg)
 	size_t ti[TOPK_BATCH];
 	uint64_t t0 = 0;
 
+	pthread_setname_np(pthread_self(), "sv-query-work");
 	for (;;) {
 		size_t n = 1, tn = 0;
 
@@ -467,6 +468,7 @@ static void *front_main(void *arg)
 {
 	struct dquery *q = arg;
 
+	pthread_setname_np(pthread_self(), "sv-query-front");
 	for (;;) {
 		zmq_pollitem_t it[2] = {
 		    {q->front, 0, ZMQ_POLLIN, 0},

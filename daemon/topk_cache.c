@@ -192,6 +192,7 @@ static void *cache_main(void *arg)
 	struct topk_cache *g = arg;
 	uint64_t wait_ms = 0, last_t0 = 0;
 
+	pthread_setname_np(pthread_self(), "sv-topk-cache");
 	while (!nap(g, wait_ms > POLL_MS ? wait_ms : POLL_MS)) {
 		struct sv_snap *s = snap_get(&g->d->snap);
 		uint64_t t0, refresh_ns;

@@ -165,6 +165,7 @@ static void *runner_main(void *arg)
 {
 	struct trainer *t = arg;
 
+	pthread_setname_np(pthread_self(), "sv-step-runner");
 	pthread_mutex_lock(&t->run_mu);
 	for (;;) {
 		unsigned h;
@@ -1101,6 +1102,8 @@ static void *thread_main(void *arg)
 	struct sv_daemon *d = t->d;
 	uint64_t steps, idle_ns = d->conf.cfg.train_replay_idle_ms * 1000000ULL;
 	int more = 0; /* idle replay has more to do: poll without waiting */
+
+	pthread_setname_np(pthread_self(), "sv-trainer");
 
 	runner_start(t);
 	t->fresh_ns = now_mono_ns();

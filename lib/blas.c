@@ -80,6 +80,7 @@ static void *worker(void *p)
 	const int part = (int)(intptr_t)p;
 	uint64_t seen = pool.start_gen;
 
+	pthread_setname_np(pthread_self(), "sv-math");
 	for (;;) {
 		uint64_t t0 = now_ns(), g;
 		unsigned spins = 0;
