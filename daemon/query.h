@@ -1,8 +1,10 @@
 /* query.h - the query socket: SCORE, SCORE_BATCH, TOPK, ITEM_GET.
  *
  * One front thread owns the ROUTER (ROUTER_MANDATORY: a reply to a vanished
- * client is counted, not queued forever) and passes requests over inproc to
- * query_threads workers; DEALER clients may pipeline any number of requests
+ * client is counted, not queued forever).  It answers cheap requests itself
+ * (a SCORE, a small SCORE_BATCH, ITEM_GET, and a TOPK over a small cache
+ * that comes alone while the workers are idle: query.c says exactly which)
+ * and passes the rest over inproc to query_threads workers; DEALER clients may pipeline any number of requests
  * and match replies by request id (replies of different workers may come in
  * any order).  Workers read the model only through snapshots (snapshot.h)
  * and items only through read-only store transactions: nothing here waits
