@@ -438,12 +438,15 @@ static int front_requests(struct dquery *q)
 	struct parts p[TOPK_BATCH];
 	struct sv_proto_request rq;
 	const struct sv_proto_request *one = &rq;
-	size_t ti[TOPK_BATCH], n = 0, tn = 0;
+	size_t ti[TOPK_BATCH], n = 0, tn = 0, got = 0;
 
-	while (n < TOPK_BATCH && parts_recv(q->front, &p[n], ZMQ_DONTWAIT) > 0) {
+	/* at most TOPK_BATCH messages, so the workers' replies are forwarded in
+	 * between however many requests keep coming */
+	while (got < TOPK_BATCH && parts_recv(q->front, &p[n], ZMQ_DONTWAIT) > 0) {
 		int env = parts_envelope(&p[n]);
 		enum route rt = p[n].over || p[n].n <= env ? ROUTE_FRONT : route_of(q, &p[n].fr[env]);
 
+		got++;
 		if (rt == ROUTE_TOPK) {
 			ti[tn++] = n++; /* kept until the drain ends */
 			continue;
@@ -476,7 +479,7 @@ static int front_requests(struct dquery *q)
 	}
 	for (size_t i = 0; i < n; i++)
 		parts_close(&p[i]);
-	return n == TOPK_BATCH || front_waiting(q);
+	return got == TOPK_BATCH || front_waiting(q);
 }
 
 static void *front_main(void *arg)
@@ -501,7 +504,8 @@ static void *front_main(void *arg)
 				break;
 		if (it[1].revents & ZMQ_POLLIN) {
 			forward(q, q->back, q->front, 1);
-			q->at_workers--; /* one reply per request */
+			if (q->at_workers > 0)
+				q->at_workers--; /* one reply per request */
 		}
 	}
 }
