@@ -154,13 +154,13 @@ static double raw_rate(struct gen *g, const char *dir)
 }
 
 /* The daemon: fresh state dir, items loaded, then the timed stream. */
-static double daemon_rate(struct gen *g, const char *dir, int acked)
+static double daemon_rate(struct gen *g, const char *dir, int acked, double *per_commit)
 {
 	const struct cfg *c = g->c;
 	char sd[PATH_MAX + 16], o1[64], o2[64], o3[64], o4[64], js[65536];
 	const char *const ovr[] = {o1, o2, o3, o4, "train.max_wait_ms=10ms", "store.map_size=256MiB",
 	                           "checkpoint.every_s=0"};
-	long msgs = c->pairs / c->per_msg, base = 0;
+	long msgs = c->pairs / c->per_msg, base = 0, commits0 = 0;
 	struct sv_proto_msgbuf mb;
 	double rate = -1.0;
 	uint64_t t0;
@@ -197,8 +197,10 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 			bench_recv_drop(ia);
 		zmq_close(ia);
 	}
-	if (bench_status(adm, js, sizeof(js)) == 0)
+	if (bench_status(adm, js, sizeof(js)) == 0) {
 		base = bench_json_u64(js, "pairs_seen");
+		commits0 = bench_json_u64(js, "commits");
+	}
 	t0 = bench_now_ns();
 	{
 		long sent = 0, got = 0;
@@ -233,6 +235,11 @@ static double daemon_rate(struct gen *g, const char *dir, int acked)
 		usleep(5000);
 	}
 	rate = (double)(msgs * c->per_msg) / ((double)(bench_now_ns() - t0) / 1e9);
+	/* the group commits the pairs took (upkeep groups, if any, included) */
+	*per_commit = (double)(msgs * c->per_msg) /
+	              (double)(bench_json_u64(js, "commits") - commits0 > 0
+	                           ? bench_json_u64(js, "commits") - commits0
+	                           : 1);
 out:
 	sv_proto_msgbuf_free(&mb);
 	zmq_close(in);
@@ -369,10 +376,11 @@ static void print_stat(const char *what, const struct bench_stat *st, const char
 }
 
 /* Case k's figures: daemon, raw, daemon/raw, daemon/train, daemon/bound,
- * MAX_REPS slots each. */
+ * the daemon's pairs per group commit; MAX_REPS slots each. */
+#define N_FIG 6
 static double *cv_of(double *all, size_t k)
 {
-	return all + k * 5 * MAX_REPS;
+	return all + k * N_FIG * MAX_REPS;
 }
 
 static int parse(int argc, char **argv, struct cfg *c)
@@ -445,7 +453,7 @@ int bench_ingest(int argc, char **argv)
 	struct cfg c;
 	struct gen g;
 	char dir[PATH_MAX];
-	double v[3][MAX_REPS], cv_all[N_CASES * 5 * MAX_REPS];
+	double v[3][MAX_REPS], cv_all[N_CASES * N_FIG * MAX_REPS];
 	struct bench_stat bs[3];
 	int rc = parse(argc, argv, &c);
 
@@ -488,7 +496,7 @@ int bench_ingest(int argc, char **argv)
 			double bound = sc > 0 && sc < v[0][r] ? sc : v[0][r];
 
 			g.inline_vecs = cases[k].inline_vecs;
-			cv[0 * MAX_REPS + r] = daemon_rate(&g, dir, cases[k].acked);
+			cv[0 * MAX_REPS + r] = daemon_rate(&g, dir, cases[k].acked, &cv[5 * MAX_REPS + r]);
 			cv[1 * MAX_REPS + r] = raw_rate(&g, dir);
 			cv[2 * MAX_REPS + r] = cv[0 * MAX_REPS + r] / cv[1 * MAX_REPS + r];
 			cv[3 * MAX_REPS + r] = cv[0 * MAX_REPS + r] / v[0][r];
@@ -511,15 +519,15 @@ int bench_ingest(int argc, char **argv)
 		print_stat("store alone, inline (sv_store, the same records, 1024 pairs per commit)",
 		           &bs[1], "pairs/s");
 		print_stat("store alone, ids", &bs[2], "pairs/s");
-		printf("%-13s %-22s %-10s %-10s %-18s %s\n", "case", "daemon pairs/s", "vs raw",
-		       "vs train", "vs bound", "bound");
+		printf("%-13s %-22s %-10s %-10s %-18s %-8s %s\n", "case", "daemon pairs/s", "vs raw",
+		       "vs train", "vs bound", "bound", "pairs/commit");
 	}
 	for (size_t k = 0; k < N_CASES; k++) {
 		double *cv = cv_of(cv_all, k);
-		struct bench_stat st[5];
+		struct bench_stat st[N_FIG];
 		char key[64];
 
-		for (int f = 0; f < 5; f++)
+		for (int f = 0; f < N_FIG; f++)
 			bench_stat_of(cv + f * MAX_REPS, (size_t)c.reps, &st[f]);
 		if (c.json) {
 			snprintf(key, sizeof(key), "%s_pairs_per_s", cases[k].name);
@@ -537,10 +545,12 @@ int bench_ingest(int argc, char **argv)
 			snprintf(key, sizeof(key), "%s_bound_ratio_hi", cases[k].name);
 			bench_json_num(&j, key, st[4].hi);
 		} else {
-			printf("%-13s %6.0f [%6.0f-%6.0f] %5.1f%%     %5.1f%%     %5.1f%% [%4.1f-%4.1f] %s\n",
+			printf("%-13s %6.0f [%6.0f-%6.0f] %5.1f%%     %5.1f%%     %5.1f%% [%4.1f-%4.1f] "
+			       "%-8s %.0f\n",
 			       cases[k].name, st[0].med, st[0].lo, st[0].hi, 100 * st[2].med,
 			       100 * st[3].med, 100 * st[4].med, 100 * st[4].lo, 100 * st[4].hi,
-			       cases[k].inline_vecs && bs[1].med < bs[0].med ? "storage" : "training");
+			       cases[k].inline_vecs && bs[1].med < bs[0].med ? "storage" : "training",
+			       st[5].med);
 		}
 		fflush(stdout);
 	}
