@@ -1769,9 +1769,9 @@ int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out)
 	return 0;
 }
 
-int sv_store_item_walk(sv_store_read *r,
-		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
-		       void *ctx)
+static int item_walk(sv_store_read *r,
+                     int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+                     void *ctx, int stored_only)
 {
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
@@ -1785,6 +1785,14 @@ int sv_store_item_walk(sv_store_read *r,
 		const unsigned char *p = v.mv_data;
 		struct sv_store_item it;
 		op = MDB_NEXT;
+		if (stored_only && sv_store_id_reserved(k.mv_data, k.mv_size)) {
+			/* every inline id sorts between "~v" and "~w": one seek past
+			 * them, none of their pages read */
+			k.mv_data = (void *)"~w";
+			k.mv_size = 2;
+			op = MDB_SET_RANGE;
+			continue;
+		}
 		if (v.mv_size < ITEM_HDR || sv_get16(p) != FMT ||
 		    v.mv_size != ITEM_HDR + (size_t)sv_get32(p + 4) * sizeof(float)) {
 			rc = SV_ERR_CORRUPT;
@@ -1803,6 +1811,20 @@ int sv_store_item_walk(sv_store_read *r,
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	return mine || rc == SV_ERR_CORRUPT ? rc : neg(rc);
+}
+
+int sv_store_item_walk(sv_store_read *r,
+		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+		       void *ctx)
+{
+	return item_walk(r, fn, ctx, 0);
+}
+
+int sv_store_stored_walk(sv_store_read *r,
+			 int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+			 void *ctx)
+{
+	return item_walk(r, fn, ctx, 1);
 }
 
 static int decode_pair(const MDB_val *k, const MDB_val *v, struct sv_store_pair *out)

@@ -527,7 +527,7 @@ int sv_topk_cache_load(struct sv_topk_cache *c, struct sv_store_read *r)
 	f.X = malloc((size_t)SV_TOPK_LOAD_ROWS * c->d_in * sizeof(float));
 	if (f.X == NULL)
 		return -ENOMEM;
-	rc = sv_store_item_walk(r, load_item, &f);
+	rc = sv_store_stored_walk(r, load_item, &f);
 	if (rc == 0)
 		rc = load_flush(&f);
 	free(f.X);

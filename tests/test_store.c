@@ -286,6 +286,44 @@ Test(store, item_walk_in_id_order)
 	sv_store_close(st);
 }
 
+static int walk_names(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	char *out = ctx;
+
+	(void)it;
+	strncat(out, id, len);
+	strcat(out, " ");
+	return 0;
+}
+
+/* The stored-items walk passes over the inline namespace, and only it: ids
+ * just before and just after "~v..." in byte order are still visited. */
+Test(store, stored_walk_skips_inline_ids)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	const char *ids[] = {"a", "~u9", "~v", "~vzz", "~w", "~~", "~v0"};
+	const uint16_t fl[] = {0, 0, 0, 0, 0, 0, SV_STORE_ITEM_INLINE};
+	sv_store_txn *t;
+	sv_store_read *r;
+	float x[D_IN];
+	char all[128] = "", stored[128] = "";
+
+	fill(x, D_IN, 3);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		cr_assert_eq(sv_store_item_put(t, ids[i], strlen(ids[i]), x, fl[i]), 0, "%s", ids[i]);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_item_walk(r, walk_names, all), 0);
+	cr_assert_eq(sv_store_stored_walk(r, walk_names, stored), 0);
+	cr_assert_eq(sv_store_stored_walk(r, NULL, stored), -EINVAL);
+	sv_store_read_end(r);
+	cr_assert_str_eq(all, "a ~u9 ~v ~v0 ~vzz ~w ~~ ");
+	cr_assert_str_eq(stored, "a ~u9 ~w ~~ ");
+	sv_store_close(st);
+}
+
 static int append(sv_store_txn *t, const char *a, const char *b, uint8_t label, const char *client,
                   uint64_t cseq, uint64_t *seq)
 {

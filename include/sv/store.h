@@ -401,6 +401,13 @@ int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out);
 int sv_store_item_walk(sv_store_read *r,
 		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
 		       void *ctx);
+/* sv_store_item_walk over the items stored by id only: the inline
+ * namespace (sv_store_id_reserved, one contiguous range of ids) is passed
+ * over with one seek, without reading its vectors, so a walk costs the
+ * items, not the pair log's inline vectors. */
+int sv_store_stored_walk(sv_store_read *r,
+			 int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+			 void *ctx);
 
 /* The pair with sequence seq.  Returns 0, SV_ERR_NOTFOUND, SV_ERR_CORRUPT or
  * an LMDB code. */

@@ -169,7 +169,7 @@ static int read_once(sv_store *st, const struct opts *o, float *buf, struct time
 	int rc = sv_store_read_begin(st, &r);
 
 	if (rc == 0)
-		rc = sv_store_item_walk(r, walk_item, &w);
+		rc = sv_store_stored_walk(r, walk_item, &w);
 	sv_store_read_end(r);
 	t->cpu = (double)(cpu_ns() - c0) * 1e-9;
 	t->wall = (double)(bench_now_ns() - w0) * 1e-9;
