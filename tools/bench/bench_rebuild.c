@@ -18,7 +18,9 @@
  * thread) and in wall time.  Also printed: data.mdb bytes per item against
  * the raw d_in * 4 bytes (LMDB's overflow pages; docs/DAEMON.md).
  *
- * Options: --items N (1000000), --d-in N (784), --d-out N (64), --reps R (3),
+ * Options: --items N (1000000), --inline N (0: inline pair vectors stored
+ * beside the items, as a pair log leaves them; the rebuild must pass them
+ * over), --d-in N (784), --d-out N (64), --reps R (3),
  * --dir DIR (/tmp), --json.  Memory: about N * d_in * 4 bytes for the matrix
  * plus the store in the page cache (3.1 GB and 4.1 GB at the defaults).
  */
@@ -41,7 +43,7 @@
 #define MAX_REPS 15
 
 struct opts {
-	long items, d_in, d_out, reps;
+	long items, d_in, d_out, reps, inl;
 	const char *dir;
 	int json;
 };
@@ -114,6 +116,31 @@ static int make_store(const struct opts *o, const char *path, float *X, sv_store
 			fprintf(stderr, "\rsv-bench rebuild: stored %zu of %zu items", base + m, n);
 	}
 	fprintf(stderr, "\n");
+	/* inline pair vectors (a pair log's), which a rebuild must pass over */
+	for (long base = 0; base < o->inl && rc == 0; base += GROUP) {
+		sv_store_txn *t = NULL;
+		float *x = malloc(d * sizeof(float));
+
+		rc = x == NULL ? -ENOMEM : sv_store_txn_begin(st, &t);
+		for (long i = base; i < base + GROUP && i < o->inl && rc == 0; i++) {
+			char id[SV_STORE_INLINE_ID_LEN + 1];
+
+			for (size_t j = 0; j < d; j++)
+				x[j] = urand(&s);
+			sv_store_inline_id(x, (uint32_t)d, id);
+			rc = sv_store_item_put(t, id, SV_STORE_INLINE_ID_LEN, x, SV_STORE_ITEM_INLINE);
+		}
+		if (t != NULL) {
+			int rc2 = sv_store_txn_commit(t);
+			if (rc == 0)
+				rc = rc2;
+		}
+		free(x);
+		fprintf(stderr, "\rsv-bench rebuild: stored %ld of %ld inline vectors",
+		        base + GROUP < o->inl ? base + GROUP : o->inl, o->inl);
+	}
+	if (o->inl > 0)
+		fprintf(stderr, "\n");
 	if (rc == 0)
 		rc = sv_store_sync(st);
 	if (rc < 0) {
@@ -190,8 +217,8 @@ static void sgemm_once(const float *X, const float *W, float *Z, const struct op
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: sv-bench rebuild [--items N] [--d-in N] [--d-out N] [--reps R]\n"
-	                "                        [--dir DIR] [--json]\n");
+	fprintf(stderr, "usage: sv-bench rebuild [--items N] [--inline N] [--d-in N] [--d-out N]\n"
+	                "                        [--reps R] [--dir DIR] [--json]\n");
 	return 2;
 }
 
@@ -220,6 +247,8 @@ int bench_rebuild(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--items"))
 			dst = &o.items, hi_ = 100000000;
+		else if (!strcmp(argv[i], "--inline"))
+			dst = &o.inl, lo_ = 0, hi_ = 100000000;
 		else if (!strcmp(argv[i], "--d-in"))
 			dst = &o.d_in, hi_ = 65536;
 		else if (!strcmp(argv[i], "--d-out"))
@@ -280,7 +309,7 @@ int bench_rebuild(int argc, char **argv)
 	fprintf(stderr, "\n");
 	for (int k = 0; k < 8; k++)
 		bench_stat_of(v[k], (size_t)o.reps, &st6[k]);
-	double per_item = (double)sb.st_blocks * 512.0 / (double)o.items;
+	double per_item = (double)sb.st_blocks * 512.0 / (double)(o.items + o.inl);
 	double raw = (double)o.d_in * 4.0;
 	if (o.json) {
 		struct bench_json j;
@@ -301,8 +330,9 @@ int bench_rebuild(int argc, char **argv)
 		bench_json_num(&j, "raw_bytes_per_item", raw);
 		bench_json_end(&j);
 	} else {
-		printf("rebuild of %ld items, %ld -> %ld, 1 BLAS thread, median of %ld [range]\n",
-		       o.items, o.d_in, o.d_out, o.reps);
+		printf("rebuild of %ld items (and %ld inline vectors beside them), %ld -> %ld, "
+		       "1 BLAS thread, median of %ld [range]\n",
+		       o.items, o.inl, o.d_in, o.d_out, o.reps);
 		printf("  %-5s %-24s %-24s %s\n", "clock", "rebuild s", "bare sgemm s",
 		       "rebuild/sgemm (target <= 1.5)");
 		for (int k = 0; k < 2; k++) {
@@ -314,7 +344,7 @@ int bench_rebuild(int argc, char **argv)
 		printf("of which the store's walk and copies alone: %.2f [%.2f-%.2f] of the sgemm "
 		       "(cpu), %.2f (wall)\n",
 		       st6[6].med, st6[6].lo, st6[6].hi, st6[7].med);
-		printf("store: %.0f bytes of data.mdb per item, raw %.0f: %.3fx\n", per_item, raw,
+		printf("store: %.0f bytes of data.mdb per vector, raw %.0f: %.3fx\n", per_item, raw,
 		       per_item / raw);
 	}
 	rc = 0;
