@@ -475,6 +475,39 @@ def test_group_sees_its_own_items():
         d.close()
 
 
+def test_group_store_reads_yield_to_its_changes():
+    """A group reads an item from the store once however many of its pairs
+    name it (ingest.c keeps the read), but a delete or an upsert later in
+    the same group still wins: the pairs after a delete are refused, the
+    pairs after an upsert are logged.  The messages wait out a PAUSE, so
+    RESUME hands them to one group."""
+    d = Daemon(BIN, opts=BASE + ['train.max_wait_ms=60s'])
+    try:
+        d.start()
+        for i, (name, v) in enumerate([(b'X', vec()), (b'A', vec())]):
+            r = d.request('ingest-acked.sock', item_put(name, v, req_id=10 + i))
+            assert r['status'] == 'OK', r
+        assert d.admin('PAUSE')['status'] == 'OK'
+        push = d.sock(zmq.PUSH, 'ingest.sock')
+        for m in ([pairs('PAIR_BATCH', [(1, b'X', b'A'), (0, b'A', b'X')], D_IN)],
+                  [item_get(b'X', 20, verb='ITEM_DEL')],
+                  [pairs('PAIR_BATCH', [(1, b'X', b'A')], D_IN)],
+                  [item_put(b'X', vec(), req_id=21)],
+                  [pairs('PAIR_BATCH', [(1, b'X', b'A'), (1, b'A', b'X')], D_IN)]):
+            push.send_multipart(m[0])
+        time.sleep(0.3)  # all five queued while paused
+        commits = d.status()['counters']['commits']
+        assert d.admin('RESUME')['status'] == 'OK'
+        assert d.admin('FLUSH')['status'] == 'OK'
+        st = d.status()
+        assert st['counters']['pairs']['logged'] == 4, st['counters']
+        assert st['counters']['rejects'].get('unknown_item') == 1, st['counters']
+        assert st['counters']['commits'] == commits + 1, (commits, st['counters'])
+        push.close()
+    finally:
+        d.close()
+
+
 def test_backlog_counts_the_batch_in_training():
     """STATUS backlog is every logged pair not yet trained: the batch the
     step runner holds counts until its step is done."""
@@ -522,7 +555,7 @@ TESTS = [test_command_line, test_store_mismatch_and_journal, test_ingest_query_r
          test_sighup_and_admin, test_garbage_changes_nothing, test_topk_brute_force,
          test_rollback_and_flush, test_notify_receiver_not_reading,
          test_c_client, test_flush_drains_ingest, test_group_sees_its_own_items,
-         test_backlog_counts_the_batch_in_training, test_resent_pairs_change_nothing]
+         test_group_store_reads_yield_to_its_changes, test_backlog_counts_the_batch_in_training, test_resent_pairs_change_nothing]
 
 if __name__ == '__main__':
     want = [a for a in sys.argv[2:] if a.startswith('test_')]
