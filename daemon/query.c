@@ -502,10 +502,17 @@ static void *front_main(void *arg)
 		for (int k = 0; k < 4 && (it[0].revents & ZMQ_POLLIN); k++)
 			if (!front_requests(q))
 				break;
-		if (it[1].revents & ZMQ_POLLIN) {
+		/* and every reply the workers have ready (64 at most), not one a
+		 * poll: at 16 in flight the polls were most of the front's work */
+		for (int k = 0; k < 64 && (it[1].revents & ZMQ_POLLIN); k++) {
+			int ev = 0;
+			size_t len = sizeof(ev);
+
 			forward(q, q->back, q->front, 1);
 			if (q->at_workers > 0)
 				q->at_workers--; /* one reply per request */
+			if (zmq_getsockopt(q->back, ZMQ_EVENTS, &ev, &len) < 0 || !(ev & ZMQ_POLLIN))
+				break;
 		}
 	}
 }
