@@ -2117,6 +2117,10 @@ int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
 	if (rc)
 		return neg(rc);
 	s.items = ms.ms_entries;
+	rc = mdb_stat(r->txn, r->st->refs, &ms);
+	if (rc)
+		return neg(rc);
+	s.inline_items = ms.ms_entries;
 	rc = mdb_stat(r->txn, r->st->pairs, &ms);
 	if (rc)
 		return neg(rc);

@@ -468,7 +468,6 @@ int sv_topk_cache_reserve(struct sv_topk_cache *c, size_t items)
 	return rc;
 }
 
-
 struct load {
 	struct sv_topk_cache *c;
 	float *X;
@@ -520,8 +519,10 @@ int sv_topk_cache_load(struct sv_topk_cache *c, struct sv_store_read *r)
 	if (c == NULL || r == NULL)
 		return -EINVAL;
 	rc = sv_store_stat(r, &st);
-	if (rc == 0)
-		rc = sv_topk_cache_reserve(c, (size_t)st.items);
+	if (rc == 0) /* the items stored by id: a pair log's inline vectors are not fed */
+		rc = sv_topk_cache_reserve(c, (size_t)(st.items - (st.inline_items < st.items
+		                                                       ? st.inline_items
+		                                                       : st.items)));
 	if (rc < 0)
 		return rc;
 	f.X = malloc((size_t)SV_TOPK_LOAD_ROWS * c->d_in * sizeof(float));

@@ -1483,6 +1483,7 @@ Test(store, retention_keeps_what_recovery_needs_and_frees_inline_vectors)
 	cr_assert(!has_item(st, "~v60"));
 	cr_assert(has_item(st, "~v61"));
 	cr_assert_eq(s.items, 41);
+	cr_assert_eq(s.inline_items, 41, "every item here is an inline one the log names");
 	/* by age: rows received before 1000 + 71 */
 	activate_at(st, 100);
 	cr_assert_eq(trim(st, 0, 1071, 1000), 10);

@@ -467,6 +467,7 @@ int sv_store_producer_get(sv_store_read *r, const void *client, size_t len,
 /* Counts for status displays. */
 struct sv_store_stat {
 	uint64_t items, pairs, models, producers;
+	uint64_t inline_items;        /* of items: inline vectors the log names (refs) */
 	uint64_t first_seq, last_seq; /* of the retained log (0, 0: empty) */
 	size_t map_size, map_used;    /* bytes; map_used: up to LMDB's last page */
 	size_t used_bytes;            /* map_used less the free list: pages holding data */

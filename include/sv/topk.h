@@ -134,12 +134,12 @@ int sv_topk_cache_add(struct sv_topk_cache *c, const float *X, size_t m, const u
                       const size_t *ids_len);
 
 /* A rebuild's feed: every item of the store read r (sv/store.h) whose
- * vector has c's d_in, except inline pair vectors (SV_STORE_ITEM_INLINE)
- * (passed over unread: sv_store_stored_walk) and ids longer than
- * SV_TOPK_ID_MAX, upserted into c in the store's id
- * order, SV_TOPK_LOAD_ROWS rows per sv_topk_cache_add (one GEMM each), after
- * sizing the id index from the store's item count.  The vectors are copied
- * out of the map into one reused buffer (they are not float-aligned there).
+ * vector has c's d_in and whose id fits SV_TOPK_ID_MAX, upserted into c in
+ * the store's id order, SV_TOPK_LOAD_ROWS rows per sv_topk_cache_add (one
+ * GEMM each), after sizing the id index from the store's count of items
+ * stored by id.  Inline pair vectors (SV_STORE_ITEM_INLINE) are passed over
+ * unread (sv_store_stored_walk).  The vectors are copied out of the map
+ * into one reused buffer (they are not float-aligned there).
  * Returns 0, -EINVAL, what sv_topk_cache_add returns, or a store code. */
 #define SV_TOPK_LOAD_ROWS 1024
 struct sv_store_read;
