@@ -28,21 +28,15 @@
 #include "util.h"
 
 
-/* One item put or delete of the group in hand (visible to later messages of
- * the same group before the commit). */
+/* One item of the group in hand as later messages of the same group see it
+ * before the commit: put, deleted, or read from the store (so that an id
+ * many pairs of the group name, a gallery item, is looked up and copied
+ * once; a later put or delete of the id supersedes the read). */
 struct pend_item {
 	uint8_t id[SV_STORE_ID_MAX];
 	size_t len;
 	long row;   /* row in pool, -1: deleted in this group */
-	int stored; /* the put is in the group's transaction */
-};
-
-/* One item the group in hand read from the store (ids in rd_ids). */
-struct rd_item {
-	uint64_t key; /* sv_journal_item_key of the id */
-	uint32_t row; /* row in pool */
-	uint32_t off; /* the id's bytes in rd_ids */
-	uint8_t len;
+	int stored; /* a put, in the group's transaction (0: a read, or a put to come) */
 };
 
 /* One pair logged by the group in hand, handed back once it commits. */
@@ -80,15 +74,6 @@ struct ingest {
 	size_t pend_n, pend_cap;
 	uint32_t *pidx;  /* open-addressing index over pend: slot = index + 1, 0 empty */
 	size_t pidx_cap; /* a power of two, >= 2 pend_n; 0 before the first add */
-	/* The group's store reads, so that an id many pairs of the group name
-	 * (a gallery item) is looked up and copied once; pend (the group's own
-	 * puts and deletes) is asked first, so these never hide a change. */
-	struct rd_item *rd;
-	size_t rd_n, rd_cap;
-	uint32_t *ridx;  /* open-addressing index over rd: slot = index + 1 */
-	size_t ridx_cap; /* a power of two, >= 2 rd_n */
-	uint8_t *rd_ids;
-	size_t rd_ids_n, rd_ids_cap;
 	struct stage_pair *stage;
 	size_t stage_n, stage_cap;
 	struct ingest_pair *out; /* stage, resolved to vectors, after the commit */
@@ -225,56 +210,6 @@ static int pend_add(struct ingest *g, const void *id, size_t len, long row)
 	return 0;
 }
 
-/* The pool row of a store read of this group, or -1. */
-static long rd_find(const struct ingest *g, const void *id, size_t len, uint64_t key)
-{
-	size_t mask = g->ridx_cap - 1;
-
-	if (g->ridx_cap == 0)
-		return -1;
-	for (size_t h = (size_t)key & mask; g->ridx[h] != 0; h = (h + 1) & mask) {
-		const struct rd_item *r = &g->rd[g->ridx[h] - 1];
-
-		if (r->key == key && r->len == len && memcmp(g->rd_ids + r->off, id, len) == 0)
-			return (long)r->row;
-	}
-	return -1;
-}
-
-static void rd_index(struct ingest *g, size_t i)
-{
-	size_t mask = g->ridx_cap - 1, h = (size_t)g->rd[i].key & mask;
-
-	while (g->ridx[h] != 0)
-		h = (h + 1) & mask;
-	g->ridx[h] = (uint32_t)i + 1;
-}
-
-/* Remember a store read (best effort: without memory it is read again). */
-static void rd_add(struct ingest *g, const void *id, size_t len, uint64_t key, long row)
-{
-	if (grow((void **)&g->rd, &g->rd_cap, g->rd_n + 1, sizeof(*g->rd)) < 0 ||
-	    grow((void **)&g->rd_ids, &g->rd_ids_cap, g->rd_ids_n + len, 1) < 0)
-		return;
-	if (2 * (g->rd_n + 1) > g->ridx_cap) {
-		size_t cap = g->ridx_cap ? 2 * g->ridx_cap : 1024;
-		uint32_t *q = calloc(cap, sizeof(*q));
-
-		if (q == NULL)
-			return;
-		free(g->ridx);
-		g->ridx = q;
-		g->ridx_cap = cap;
-		for (size_t i = 0; i < g->rd_n; i++)
-			rd_index(g, i);
-	}
-	memcpy(g->rd_ids + g->rd_ids_n, id, len);
-	g->rd[g->rd_n] = (struct rd_item){.key = key, .row = (uint32_t)row,
-	                                  .off = (uint32_t)g->rd_ids_n, .len = (uint8_t)len};
-	g->rd_ids_n += len;
-	rd_index(g, g->rd_n++);
-}
-
 static long pool_row(struct ingest *g)
 {
 	size_t d = g->d->conf.d_in;
@@ -317,7 +252,6 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
                         int *put)
 {
 	struct pend_item *p;
-	uint64_t key;
 	long k;
 	int rc;
 
@@ -350,12 +284,6 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
 		*row = p->row;
 		return 0;
 	}
-	key = sv_journal_item_key(s->id, s->id_len);
-	k = rd_find(g, s->id, s->id_len, key);
-	if (k >= 0) {
-		*row = k;
-		return 0;
-	}
 	if (*r == NULL) {
 		rc = sv_store_read_begin(g->d->store, r);
 		if (rc < 0)
@@ -369,7 +297,7 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
 		g->pool_n--;
 		return rc;
 	}
-	rd_add(g, s->id, s->id_len, key, k);
+	pend_add(g, s->id, s->id_len, k); /* best effort: without memory it is read again */
 	*row = k;
 	return 0;
 }
@@ -388,8 +316,9 @@ struct resolved {
 
 /* Row i's sides as of now: an id-only side named by an upsert or delete of
  * an earlier row of this message that was logged (pend entries from pend0
- * on), or by the other side of the same row, takes that; otherwise its
- * phase-1 lookup stands.  Returns the row's code. */
+ * on; the message's own store reads are among them and give the phase-1
+ * rows again), or by the other side of the same row, takes that; otherwise
+ * its phase-1 lookup stands.  Returns the row's code. */
 static int row_resolve(struct ingest *g, struct resolved *x, size_t pend0)
 {
 	int rc = 0;
@@ -880,10 +809,7 @@ static void group_reset(struct ingest *g)
 	g->pool_n = 0;
 	if (g->pend_n > 0)
 		memset(g->pidx, 0, g->pidx_cap * sizeof(*g->pidx));
-	if (g->rd_n > 0)
-		memset(g->ridx, 0, g->ridx_cap * sizeof(*g->ridx));
 	g->pend_n = g->stage_n = g->ack_n = g->ack_rows_n = 0;
-	g->rd_n = g->rd_ids_n = 0;
 	g->group_msgs = g->group_pairs = 0;
 	memset(g->group_pair_outcome, 0, sizeof(g->group_pair_outcome));
 	g->group_freed = 0;
@@ -1466,8 +1392,8 @@ void ingest_free(struct ingest *g)
 		parts_close(&g->pq[i]);
 	sv_proto_msgbuf_free(&g->mb);
 	{
-		void *bufs[] = {g->pool, g->pend, g->pidx, g->rd, g->ridx, g->rd_ids, g->stage,
-		                g->out, g->acks, g->ack_rows, g->held, g->pq, g};
+		void *bufs[] = {g->pool, g->pend, g->pidx, g->stage, g->out,
+		                g->acks, g->ack_rows, g->held, g->pq, g};
 
 		for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 			free(bufs[i]);

@@ -16,8 +16,9 @@
  * every ingested pair is trained on, so that rate bounds the daemon's, and
  * daemon/train says how much the ingest path costs on top.  As a third, it
  * times sv_store alone writing the same records per pair with the same sync
- * in groups of 1024 pairs (the durable-storage bound); "vs bound" is the
- * daemon over the lower of the two bounds.  Leaves out: queries
+ * in groups of 1024 pairs, as many pairs as the daemon gets (the
+ * durable-storage bound); "vs bound" is the daemon over the lower of the two
+ * bounds.  It also prints the daemon's pairs per group commit.  Leaves out: queries
  * (sv-bench query), the store alone (sv-bench store).
  *
  * Options: --daemon PATH (default: ../daemon/simverifyd beside this binary),
@@ -160,13 +161,14 @@ static double daemon_rate(struct gen *g, const char *dir, int acked, double *per
 	char sd[PATH_MAX + 16], o1[64], o2[64], o3[64], o4[64], js[65536];
 	const char *const ovr[] = {o1, o2, o3, o4, "train.max_wait_ms=10ms", "store.map_size=256MiB",
 	                           "checkpoint.every_s=0"};
-	long msgs = c->pairs / c->per_msg, base = 0, commits0 = 0;
+	long msgs = c->pairs / c->per_msg, base = 0, commits0 = 0, commits;
 	struct sv_proto_msgbuf mb;
 	double rate = -1.0;
 	uint64_t t0;
 	void *ctx, *adm, *in;
 	pid_t pid;
 
+	*per_commit = 0;
 	snprintf(sd, sizeof(sd), "%s/daemon", dir);
 	snprintf(o1, sizeof(o1), "model.d_in=%ld", c->d_in);
 	snprintf(o2, sizeof(o2), "store.sync=%s", c->sync);
@@ -236,10 +238,8 @@ static double daemon_rate(struct gen *g, const char *dir, int acked, double *per
 	}
 	rate = (double)(msgs * c->per_msg) / ((double)(bench_now_ns() - t0) / 1e9);
 	/* the group commits the pairs took (upkeep groups, if any, included) */
-	*per_commit = (double)(msgs * c->per_msg) /
-	              (double)(bench_json_u64(js, "commits") - commits0 > 0
-	                           ? bench_json_u64(js, "commits") - commits0
-	                           : 1);
+	commits = bench_json_u64(js, "commits") - commits0;
+	*per_commit = (double)(msgs * c->per_msg) / (double)(commits > 0 ? commits : 1);
 out:
 	sv_proto_msgbuf_free(&mb);
 	zmq_close(in);
