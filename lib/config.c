@@ -34,6 +34,8 @@ static const char *const w_optim[] = {"sgd", "adam", "adamw", NULL};
 static const char *const w_sync[] = {"full", "meta", "none", NULL};
 static const char *const w_onoff[] = {"off", "on", NULL};
 static const char *const w_decay[] = {"round", "go", NULL};
+static const char *const w_role[] = {"off", "trainer", "replica", NULL};
+static const char *const w_ack[] = {"stored", "committed", NULL};
 static const char *const w_log[] = {"debug", "info", "notice", "warning", "err", NULL};
 
 #define T(t) SV_CONFIG_TYPE_##t
@@ -184,6 +186,27 @@ static const struct sv_config_key keys[] = {
      0, 0, "fire-and-forget bytes a paused daemon reads and keeps for after RESUME"},
     {"limits.max_pending_pairs", T(UINT), OFF(limits_max_pending_pairs), 1, 100000000, "65536",
      NULL, 0, 0, "ingest queue, in pairs (sets the ingest sockets' receive high-water mark); when full, senders block"},
+
+    {"cluster.role", T(ENUM), OFF(cluster_role), 0, 0, "off", w_role, 0, 0,
+     "off: one node, no NATS | trainer: the pair log on JetStream, trains while it holds the lease "
+     "(else a standby in lockstep) | replica: queries only (docs/SCALING.md)"},
+    {"cluster.urls", T(STRING), OFF(cluster_urls), 0, 0, "nats://127.0.0.1:4222", NULL, 0, 0,
+     "NATS servers, comma-separated"},
+    {"cluster.name", T(STRING), OFF(cluster_name), 0, 0, "", NULL, 0, 0,
+     "this node's name: its durable consumer and its lease value (empty: the host name)"},
+    {"cluster.stream", T(STRING), OFF(cluster_stream), 0, 0, "SV_PAIRS", NULL, 0, 0,
+     "JetStream stream of the pair log (subject sv.pairs)"},
+    {"cluster.replicas", T(UINT), OFF(cluster_replicas), 1, 5, "3", NULL, 0, 0,
+     "replicas of the stream and the buckets (JetStream R)"},
+    {"cluster.duplicate_window", T(DURATION), OFF(cluster_duplicate_window_ms), 1000, 86400000,
+     "2min", NULL, 0, 1, "the stream drops a resend with the same message id within this window"},
+    {"cluster.ack", T(ENUM), OFF(cluster_ack), 0, 0, "stored", w_ack, 0, 0,
+     "acked ingest answers once: stored (JetStream quorum has it) | committed (and this node's "
+     "LMDB commit holds it)"},
+    {"cluster.lease_ttl", T(DURATION), OFF(cluster_lease_ttl_ms), 500, 3600000, "5s", NULL, 0, 1,
+     "the trainer lease lapses this long after its last renew; a standby then takes over"},
+    {"cluster.timeout", T(DURATION), OFF(cluster_timeout_ms), 100, 600000, "5s", NULL, 0, 1,
+     "wait for a JetStream ack or API reply"},
 
     {"security.curve_server_key", T(STRING), OFF(security_curve_server_key), 0, 0, "", NULL, 0, 0,
      "file with the CURVE server secret key (empty: CURVE off); applies to tcp:// endpoints"},
@@ -1135,6 +1158,22 @@ int sv_config_check(const struct sv_config *c, struct sv_config_errors *errs)
 		           "key 'train.mode': 'pairs' with train.loss 'ntxent' has zero loss on "
 		           "every batch (NT-Xent needs in-batch negatives); use train.mode 'batch' or "
 		           "'graph', or train.loss 'contrastive'");
+	if (c->cluster_role != SV_CONFIG_ROLE_OFF && c->train_replay)
+		check_fail(errs, &n,
+		           "key 'train.replay': 'on' needs cluster.role 'off' (idle replay is not "
+		           "in the stream, so a standby could not follow it in lockstep)");
+	if (c->cluster_role != SV_CONFIG_ROLE_OFF && !c->cluster_urls[0])
+		check_fail(errs, &n, "key 'cluster.urls': empty");
+	if (c->cluster_name[0] && strspn(c->cluster_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+	                                                  "MNOPQRSTUVWXYZ0123456789_-") !=
+	                              strlen(c->cluster_name))
+		check_fail(errs, &n, "key 'cluster.name': '%s': only letters, digits, '_' and '-'",
+		           c->cluster_name);
+	if (c->cluster_stream[0] == '\0' ||
+	    strspn(c->cluster_stream, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+	        strlen(c->cluster_stream))
+		check_fail(errs, &n, "key 'cluster.stream': '%s': only letters, digits, '_' and '-'",
+		           c->cluster_stream);
 	return n ? SV_ERR_CONFIG : 0;
 }
 

@@ -1405,24 +1405,29 @@ int sv_proto_encode_reply_model(struct sv_proto_msgbuf *mb, uint64_t req_id, con
 
 /* ---- flattening (tests, fuzz corpora) ---- */
 
-size_t sv_proto_msgbuf_flatten(const struct sv_proto_msgbuf *mb, void *buf, size_t cap)
+size_t sv_proto_flatten(const struct sv_proto_frame *frames, size_t n, void *buf, size_t cap)
 {
 	size_t need = 4;
 	uint8_t *p = buf;
 
-	for (size_t i = 0; i < mb->n; i++)
-		need += 4 + mb->frames[i].len;
+	for (size_t i = 0; i < n; i++)
+		need += 4 + frames[i].len;
 	if (!buf || cap < need)
 		return need;
-	sv_put32(p, (uint32_t)mb->n);
+	sv_put32(p, (uint32_t)n);
 	p += 4;
-	for (size_t i = 0; i < mb->n; i++) {
-		sv_put32(p, (uint32_t)mb->frames[i].len);
-		if (mb->frames[i].len)
-			memcpy(p + 4, mb->frames[i].data, mb->frames[i].len);
-		p += 4 + mb->frames[i].len;
+	for (size_t i = 0; i < n; i++) {
+		sv_put32(p, (uint32_t)frames[i].len);
+		if (frames[i].len)
+			memcpy(p + 4, frames[i].data, frames[i].len);
+		p += 4 + frames[i].len;
 	}
 	return need;
+}
+
+size_t sv_proto_msgbuf_flatten(const struct sv_proto_msgbuf *mb, void *buf, size_t cap)
+{
+	return sv_proto_flatten(mb->frames, mb->n, buf, cap);
 }
 
 long sv_proto_unflatten(const void *buf, size_t len, struct sv_proto_frame *frames, size_t cap)

@@ -41,6 +41,7 @@ enum op_kind {
 	OP_KIND_TRIM = 7,     /* retention: the oldest log rows */
 	OP_KIND_EXPIRE = 8,   /* idle clients' de-duplication state */
 	OP_KIND_PURGE = 9,    /* the log rows naming one item */
+	OP_KIND_MARK = 10,    /* a named u64 in meta ("mark." + name) */
 };
 
 /* Producer (client) records: u16 fmt, u16 0, u32 0, u64 hwm, u64 last_ns. */
@@ -1349,6 +1350,13 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 		}
 		return neg(rc);
 	}
+	case OP_KIND_MARK: {
+		MDB_val mk = {alen, (void *)a};
+		sv_put64(kb, num);
+		v.mv_size = 8;
+		v.mv_data = kb;
+		return mdb_put(t->txn, st->meta, &mk, &v, 0);
+	}
 	case OP_KIND_ACTIVE: {
 		MDB_val ak = {6, (void *)"active"};
 		rc = model_head(st, t->txn, num, &v);
@@ -1687,6 +1695,25 @@ int sv_store_set_active(sv_store_txn *t, uint64_t version)
 	return run_op(t, OP_KIND_ACTIVE, NULL, 0, NULL, 0, version, NULL);
 }
 
+/* "mark." + name, or -EINVAL for a name that does not fit. */
+static int mark_key(char *buf, size_t cap, const char *name)
+{
+	int n;
+	if (!name || !name[0])
+		return -EINVAL;
+	n = snprintf(buf, cap, "mark.%s", name);
+	return n > 0 && (size_t)n < cap ? n : -EINVAL;
+}
+
+int sv_store_mark_put(sv_store_txn *t, const char *name, uint64_t value)
+{
+	char key[64];
+	int n = mark_key(key, sizeof key, name);
+	if (!t || n < 0)
+		return -EINVAL;
+	return run_op(t, OP_KIND_MARK, key, (size_t)n, NULL, 0, value, NULL);
+}
+
 /* ---- readers ---- */
 
 int sv_store_read_begin(sv_store *st, sv_store_read **out)
@@ -1940,6 +1967,26 @@ void sv_store_cursor_close(sv_store_cursor *c)
 		return;
 	mdb_cursor_close(c->cur);
 	free(c);
+}
+
+int sv_store_mark_get(sv_store_read *r, const char *name, uint64_t *value)
+{
+	char key[64];
+	int n = mark_key(key, sizeof key, name), rc;
+	MDB_val k, v;
+	if (!r || !value || n < 0)
+		return -EINVAL;
+	k.mv_size = (size_t)n;
+	k.mv_data = key;
+	rc = mdb_get(r->txn, r->st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_NOTFOUND;
+	if (rc)
+		return neg(rc);
+	if (v.mv_size != 8)
+		return SV_ERR_CORRUPT;
+	*value = sv_get64(v.mv_data);
+	return 0;
 }
 
 int sv_store_active(sv_store_read *r, uint64_t *version)

@@ -1771,3 +1771,51 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	st = open_ok(&o); /* now schema 2: opens without migrating */
 	sv_store_close(st);
 }
+
+/* A mark commits with its group, an aborted group leaves the old value, and
+ * a group replayed after the map grew keeps it. */
+Test(store, mark_commits_with_its_group)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store_read *r;
+	sv_store_txn *t;
+	uint64_t v = 0;
+	float x[D_IN];
+	char id[32];
+	sv_store *st;
+
+	o.map_size = 1 << 20; /* the items below grow it, replaying the group */
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_mark_get(r, "js.pairs", &v), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_store_mark_get(r, "", &v), -EINVAL);
+	sv_store_read_end(r);
+
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_mark_put(t, "js.pairs", 41), 0);
+	cr_assert_eq(sv_store_mark_put(t, "js.pairs", 42), 0);
+	for (uint32_t k = 0; k < 600; k++) { /* 1.9 MB: at least one growth */
+		fill(x, D_IN, k);
+		cr_assert_eq(sv_store_item_put(t, id, (size_t)item_id(id, k), x, 0), 0);
+	}
+	cr_assert_eq(sv_store_txn_commit(t), 0, "%s", sv_store_errmsg(st));
+	cr_assert_gt(sv_store_map_size(st), (size_t)1 << 20);
+
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_mark_put(t, "js.pairs", 99), 0);
+	sv_store_txn_abort(t);
+
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_mark_get(r, "js.pairs", &v), 0);
+	cr_assert_eq(v, 42);
+	cr_assert_eq(sv_store_mark_get(r, "other", &v), SV_ERR_NOTFOUND);
+	sv_store_read_end(r);
+	sv_store_close(st);
+
+	st = open_ok(&o); /* durable */
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_mark_get(r, "js.pairs", &v), 0);
+	cr_assert_eq(v, 42);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}

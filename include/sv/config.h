@@ -69,6 +69,19 @@ enum sv_config_sync {
 	SV_CONFIG_SYNC_NONE = 2, /* MDB_NOSYNC */
 };
 
+/* cluster.role (docs/SCALING.md). */
+enum sv_config_role {
+	SV_CONFIG_ROLE_OFF = 0,     /* one node: no NATS */
+	SV_CONFIG_ROLE_TRAINER = 1, /* the pair log on JetStream; leader or standby by the lease */
+	SV_CONFIG_ROLE_REPLICA = 2, /* queries only, following models and items */
+};
+
+/* cluster.ack: when the ingest gateway answers an acked message. */
+enum sv_config_cluster_ack {
+	SV_CONFIG_CLUSTER_ACK_STORED = 0,    /* JetStream acked it (a quorum holds it) */
+	SV_CONFIG_CLUSTER_ACK_COMMITTED = 1, /* and this node's LMDB group commit holds it */
+};
+
 /* Log levels; the syslog priority is 7 - level (debug 7 ... err 3). */
 enum sv_config_log_level {
 	SV_CONFIG_LOG_LEVEL_DEBUG = 0,
@@ -159,6 +172,16 @@ struct sv_config {
 	uint64_t limits_max_queued_replies; /* limits.max_queued_replies */
 	uint64_t limits_max_paused_bytes;   /* limits.max_paused_bytes (size) */
 	uint64_t limits_max_pending_pairs; /* limits.max_pending_pairs */
+
+	int cluster_role;                          /* cluster.role: enum sv_config_role */
+	char cluster_urls[SV_CONFIG_STR_MAX];      /* cluster.urls */
+	char cluster_name[SV_CONFIG_STR_MAX];      /* cluster.name */
+	char cluster_stream[SV_CONFIG_STR_MAX];    /* cluster.stream */
+	uint64_t cluster_replicas;                 /* cluster.replicas */
+	uint64_t cluster_duplicate_window_ms;      /* cluster.duplicate_window (duration) */
+	int cluster_ack;                           /* cluster.ack: enum sv_config_cluster_ack */
+	uint64_t cluster_lease_ttl_ms;             /* cluster.lease_ttl (duration) */
+	uint64_t cluster_timeout_ms;               /* cluster.timeout (duration) */
 
 	char security_curve_server_key[SV_CONFIG_STR_MAX]; /* security.curve_server_key */
 	char security_curve_allow[SV_CONFIG_STR_MAX];      /* security.curve_allow */

@@ -392,9 +392,11 @@ struct sv_proto_msgbuf {
 };
 void sv_proto_msgbuf_init(struct sv_proto_msgbuf *mb);
 void sv_proto_msgbuf_free(struct sv_proto_msgbuf *mb);
-/* The message as one byte string (for tests/fuzz corpora): u32 frame count,
- * then per frame u32 length + bytes.  Returns the size, or the needed size
- * when cap is too small (nothing written then). */
+/* A message as one byte string (fuzz corpora; one JetStream message of the
+ * clustered pair log, docs/SCALING.md): u32 frame count, then per frame u32
+ * length + bytes.  Returns the size, or the needed size when cap is too
+ * small (nothing written then). */
+size_t sv_proto_flatten(const struct sv_proto_frame *frames, size_t n, void *buf, size_t cap);
 size_t sv_proto_msgbuf_flatten(const struct sv_proto_msgbuf *mb, void *buf, size_t cap);
 /* The inverse, borrowing from buf: fills up to cap frames.  Returns the frame
  * count, or -1 when buf is not a well-formed flattening. */

@@ -69,6 +69,9 @@
  *                            u64 created (ns since the epoch), u64 settings_fp
  *            key "next_version" -> u64, the version the next checkpoint gets
  *            key "active" -> u64, the active model version (absent: none)
+ *            key "mark." NAME -> u64, a caller's named position committed
+ *                            with a group (the clustered trainer's stream
+ *                            sequence: sv_store_mark_put)
  *   items    key id bytes -> u16 fmt=1, u16 flags, u32 dim, float32[dim]
  *            flags: SV_STORE_ITEM_INLINE (bit 0) for a vector that arrived
  *            inline in a pair, stored under its content id (below)
@@ -428,6 +431,15 @@ int sv_store_cursor_next(sv_store_cursor *c, struct sv_store_pair *out);
 
 /* Accepts NULL. */
 void sv_store_cursor_close(sv_store_cursor *c);
+
+/* A named u64 the writer commits with a group: where the group's input
+ * ended in some outer sequence (the clustered trainer stores the JetStream
+ * stream sequence of the last message it applied, so it resumes exactly
+ * there).  name: 1..58 bytes, NUL-terminated.  put returns 0, -EINVAL or a
+ * group error; get returns 0, SV_ERR_NOTFOUND (never put), -EINVAL,
+ * SV_ERR_CORRUPT or an LMDB code. */
+int sv_store_mark_put(sv_store_txn *t, const char *name, uint64_t value);
+int sv_store_mark_get(sv_store_read *r, const char *name, uint64_t *value);
 
 /* The active version.  Returns 0 or SV_ERR_NOTFOUND (no model yet). */
 int sv_store_active(sv_store_read *r, uint64_t *version);
