@@ -134,6 +134,54 @@ int sv_journal_calib_decode(const void *buf, size_t len, float *threshold,
 	return 0;
 }
 
+size_t sv_journal_model_encode(void *buf, size_t cap, const struct sv_journal_model *m,
+                               const float *W)
+{
+	size_t nw = (size_t)m->d_in * m->d_out, need = SV_JOURNAL_MODEL_HDR + 4 * nw;
+	uint8_t *p = buf;
+
+	if (buf == NULL || cap < need)
+		return need;
+	memset(p, 0, SV_JOURNAL_MODEL_HDR);
+	sv_put16(p, SV_JOURNAL_VERSION);
+	sv_put32(p + 4, m->d_in);
+	sv_put32(p + 8, m->d_out);
+	sv_put32(p + 12, (uint32_t)m->policy);
+	sv_put64(p + 16, m->version);
+	sv_put64(p + 24, m->steps);
+	sv_put64(p + 32, m->stream_seq);
+	sv_putf32(p + 40, m->threshold);
+	for (size_t i = 0; i < nw; i++)
+		sv_putf32(p + SV_JOURNAL_MODEL_HDR + 4 * i, W[i]);
+	return need;
+}
+
+int sv_journal_model_decode(const void *buf, size_t len, struct sv_journal_model *m,
+                            const void **W)
+{
+	const uint8_t *p = buf;
+	struct sv_journal_model x;
+
+	if (buf == NULL || len < SV_JOURNAL_MODEL_HDR)
+		return SV_ERR_TRUNCATED;
+	if (sv_get16(p) != SV_JOURNAL_VERSION)
+		return SV_ERR_VERSION;
+	x.d_in = sv_get32(p + 4);
+	x.d_out = sv_get32(p + 8);
+	x.policy = (int32_t)sv_get32(p + 12);
+	x.version = sv_get64(p + 16);
+	x.steps = sv_get64(p + 24);
+	x.stream_seq = sv_get64(p + 32);
+	x.threshold = sv_getf32(p + 40);
+	if (x.d_in == 0 || x.d_out == 0 ||
+	    (len - SV_JOURNAL_MODEL_HDR) / 4 / x.d_out != x.d_in ||
+	    len != SV_JOURNAL_MODEL_HDR + 4 * (size_t)x.d_in * x.d_out)
+		return SV_ERR_CORRUPT;
+	*m = x;
+	*W = p + SV_JOURNAL_MODEL_HDR;
+	return 0;
+}
+
 int sv_journal_is_cut(const struct sv_store_pair *p)
 {
 	return p->len_a == SV_JOURNAL_CUT_ID_LEN &&

@@ -580,3 +580,39 @@ Test(journal, fill_records_reach_the_sink_or_are_counted)
 	cr_assert_eq(fills_seen, 2);
 	sv_store_close(st);
 }
+
+Test(journal, model_blob_roundtrip_and_errors)
+{
+	struct sv_journal_model m = {.d_in = 3, .d_out = 2, .policy = 1, .version = 7,
+	                             .steps = 1234, .stream_seq = 99, .threshold = 0.625f};
+	struct sv_journal_model back;
+	float W[6] = {1, -2, 0.5f, 3e-8f, -0.0f, 131071}, W2[6];
+	uint8_t buf[SV_JOURNAL_MODEL_HDR + 24 + 1];
+	const void *pw = NULL;
+	size_t n;
+
+	cr_assert_eq(sv_journal_model_encode(buf, 10, &m, W), sizeof buf - 1); /* size only */
+	n = sv_journal_model_encode(buf, sizeof buf, &m, W);
+	cr_assert_eq(n, SV_JOURNAL_MODEL_HDR + 24);
+	cr_assert_eq(buf[0], SV_JOURNAL_VERSION);
+	cr_assert_eq(buf[16], 7); /* version, little-endian */
+	cr_assert_eq(sv_journal_model_decode(buf, n, &back, &pw), 0);
+	cr_assert_eq(back.d_in, 3);
+	cr_assert_eq(back.d_out, 2);
+	cr_assert_eq(back.policy, 1);
+	cr_assert_eq(back.version, 7);
+	cr_assert_eq(back.steps, 1234);
+	cr_assert_eq(back.stream_seq, 99);
+	cr_assert_eq(back.threshold, 0.625f);
+	memcpy(W2, pw, sizeof W2);
+	cr_assert_eq(memcmp(W, W2, sizeof W), 0);
+
+	cr_assert_eq(sv_journal_model_decode(buf, n - 1, &back, &pw), SV_ERR_CORRUPT);
+	cr_assert_eq(sv_journal_model_decode(buf, n + 1, &back, &pw), SV_ERR_CORRUPT);
+	cr_assert_eq(sv_journal_model_decode(buf, 47, &back, &pw), SV_ERR_TRUNCATED);
+	cr_assert_eq(sv_journal_model_decode(NULL, n, &back, &pw), SV_ERR_TRUNCATED);
+	buf[8] = 0; /* d_out 0 */
+	cr_assert_eq(sv_journal_model_decode(buf, n, &back, &pw), SV_ERR_CORRUPT);
+	buf[0] = 9;
+	cr_assert_eq(sv_journal_model_decode(buf, n, &back, &pw), SV_ERR_VERSION);
+}

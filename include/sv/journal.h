@@ -159,6 +159,30 @@ long sv_journal_calib_encode(void *buf, size_t cap, float threshold,
 int sv_journal_calib_decode(const void *buf, size_t len, float *threshold,
                             struct sv_metrics_window **w);
 
+/* A published model version (the clustered trainer's key-value bucket,
+ * docs/SCALING.md), so that a follower can answer with it:
+ *   u16 fmt=1, u16 0, u32 d_in, u32 d_out, i32 policy, u64 version,
+ *   u64 steps, u64 stream_seq, f32 threshold, u32 0   (48 bytes)
+ *   float32[d_in * d_out] W, row-major
+ * version is the trainer's own checkpoint version; stream_seq the last
+ * pair-stream sequence the trainer had committed when it took it (W has
+ * trained on at most that much).  decode borrows: *W points into buf, at
+ * any alignment (copy it out with memcpy).  encode returns the bytes
+ * written, or the size needed when cap is too small (nothing written then);
+ * decode returns 0, SV_ERR_TRUNCATED, SV_ERR_VERSION or SV_ERR_CORRUPT
+ * (dims 0, or a length other than 48 + 4 d_in d_out). */
+#define SV_JOURNAL_MODEL_HDR 48
+struct sv_journal_model {
+	uint32_t d_in, d_out;
+	int32_t policy; /* enum sv_metrics_policy that chose threshold */
+	uint64_t version, steps, stream_seq;
+	float threshold;
+};
+size_t sv_journal_model_encode(void *buf, size_t cap, const struct sv_journal_model *m,
+                               const float *W);
+int sv_journal_model_decode(const void *buf, size_t len, struct sv_journal_model *m,
+                            const void **W);
+
 /* Whether a log record is a control record. */
 int sv_journal_is_cut(const struct sv_store_pair *p);
 
