@@ -907,6 +907,51 @@ static int migrate_v1(sv_store *st, char *err, size_t errlen)
 	return rc;
 }
 
+/* 1 when every page in [from, last] is on LMDB's freelist (FREE_DBI 0: key
+ * a txnid, data an IDL of pgno_t, idl[0] the count).  Such pages were
+ * allocated by a transaction that freed them again before its commit, so
+ * they were never written; LMDB writes them when it reuses them and never
+ * reads them before, so a file that ends before them is whole.  A kill -9
+ * right after such a commit leaves exactly that. */
+static int tail_is_free(MDB_env *env, uint64_t from, uint64_t last)
+{
+	uint64_t n = last - from + 1, got = 0;
+	unsigned char *seen;
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	int rc;
+
+	if (last < from || n > (UINT64_C(1) << 24))
+		return 0;
+	seen = calloc((size_t)(n + 7) / 8, 1);
+	if (seen == NULL)
+		return 0;
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, 0, &c);
+	while (rc == 0 && (rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		size_t cnt, pg;
+
+		if (v.mv_size < sizeof(size_t))
+			continue;
+		memcpy(&cnt, v.mv_data, sizeof(cnt));
+		if (cnt > v.mv_size / sizeof(size_t) - 1)
+			cnt = v.mv_size / sizeof(size_t) - 1;
+		for (size_t i = 1; i <= cnt; i++) {
+			memcpy(&pg, (const char *)v.mv_data + i * sizeof(size_t), sizeof(pg));
+			if (pg >= from && pg <= last && !(seen[(pg - from) / 8] & 1u << (pg - from) % 8)) {
+				seen[(pg - from) / 8] |= (unsigned char)(1u << (pg - from) % 8);
+				got++;
+			}
+		}
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	free(seen);
+	return got == n;
+}
+
 int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size_t errlen)
 {
 	sv_store *st = NULL;
@@ -961,14 +1006,17 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 	st->map_size = info.me_mapsize;
 	{
 		/* Pages past the file's end would be SIGBUS on first touch: a
-		 * truncated copy is refused here, by name, instead. */
+		 * truncated copy is refused here, by name, instead; unless
+		 * every page past the end is free (tail_is_free). */
 		char file[4200];
 		struct stat sb;
 		MDB_stat ms;
 		snprintf(file, sizeof file, "%s/data.mdb", o->path);
 		mdb_env_stat(st->env, &ms);
 		if (stat(file, &sb) == 0 &&
-		    (uint64_t)sb.st_size < ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize) {
+		    (uint64_t)sb.st_size < ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize &&
+		    !tail_is_free(st->env, ((uint64_t)sb.st_size + ms.ms_psize - 1) / ms.ms_psize,
+		                  info.me_last_pgno)) {
 			say(err, errlen,
 			    "%s is %lld bytes but its last page ends at %llu: truncated (a torn copy?)",
 			    file, (long long)sb.st_size,
