@@ -236,8 +236,8 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 		int rs = atomic_load(&d->prog.replay_state);
 
 		family(o, "simverify_replay_state", "gauge",
-		       "Replay state (1 for the one in force): wait, run, stopped.");
-		for (int i = 0; i <= SV_REPLAY_STATE_STOPPED; i++)
+		       "Replay state (1 for the one in force): wait, run, stopped, refit.");
+		for (int i = 0; i <= SV_REPLAY_STATE_REFIT; i++)
 			fprintf(o, "simverify_replay_state{state=\"%s\"} %d\n",
 			        sv_replay_state_name(i), i == rs);
 		gauge(o, "simverify_replay_gate", "1 while the gate judges replay (train.replay_gate).",

@@ -65,7 +65,8 @@ static void pins(struct replay *rp)
 	if (rp->s.round_last && (trim == 0 || rp->s.round_first < trim))
 		trim = rp->s.round_first;
 	sv_store_set_pins(rp->d->store, trim,
-	                  rp->s.best_version == BEST_SELF ? 0 : rp->s.best_version);
+	                  rp->s.best_version == BEST_SELF ? 0 : rp->s.best_version,
+	                  rp->s.base_version == BEST_SELF ? 0 : rp->s.base_version);
 }
 
 static void state_init(struct replay *rp)
@@ -144,6 +145,8 @@ void replay_committed(struct replay *rp, uint64_t v)
 		return;
 	if (rp->s.best_version == BEST_SELF)
 		rp->s.best_version = v;
+	if (rp->s.base_version == BEST_SELF)
+		rp->s.base_version = v;
 	rp->fill_pin = 0;
 	rp->dirty = 0;
 	pins(rp);
@@ -351,9 +354,10 @@ static int slice_auc(struct replay *rp, sv_store_read *r, const float *W, uint64
 	return 0;
 }
 
-/* W and the optimizer state of checkpoint v (the gate's best), keeping the
- * optimizer parameters op. */
-static int restore_best(struct replay *rp, sv_trainer *learner, const struct sv_optim_params *op)
+/* W and the optimizer state of checkpoint version (the gate's best or its
+ * baseline), keeping the optimizer parameters op. */
+static int restore(struct replay *rp, uint64_t version, sv_trainer *learner,
+                   const struct sv_optim_params *op)
 {
 	size_t n = (size_t)rp->d->conf.d_in * rp->d->conf.d_out;
 	struct sv_store_model m;
@@ -363,7 +367,7 @@ static int restore_best(struct replay *rp, sv_trainer *learner, const struct sv_
 	int rc = W ? sv_store_read_begin(rp->d->store, &r) : -ENOMEM;
 
 	if (rc == 0)
-		rc = sv_store_model_get(r, rp->s.best_version, &m);
+		rc = sv_store_model_get(r, version, &m);
 	if (rc == 0)
 		rc = sv_optim_load(&o, m.optim, m.optim_len);
 	if (rc == 0) {
@@ -410,14 +414,35 @@ static int judge(struct replay *rp, sv_store_read *r, sv_trainer *learner,
 	       rp->s.gate.rounds, auc, (unsigned long long)np, (unsigned long long)nn,
 	       rp->s.gate.best_auc, rp->s.gate.best_round, sv_replay_decision_name(d),
 	       sv_replay_state_name(rp->s.gate.state));
+	if (rp->s.gate.state == SV_REPLAY_STATE_REFIT) {
+		/* back to the baseline; the refit replays the best path over every pair */
+		rc = restore(rp, rp->s.base_version, learner, op);
+		if (rc < 0) {
+			log_msg(LOG_ERR, "SV-REPLAY-REFIT",
+			       "cannot restore the baseline W (v%llu): %s; replay stops with the "
+			       "current W",
+			       (unsigned long long)rp->s.base_version, sv_strerror(rc));
+			return rc;
+		}
+		log_msg(LOG_INFO, "SV-REPLAY-REFIT",
+		       "refit from the baseline (v%llu): %u rounds over every pair",
+		       (unsigned long long)rp->s.base_version, rp->s.gate.best_path);
+		rp->s.refit_round = 0;
+		rp->s.best_version = 0;
+		rp->s.base_version = 0;
+		rp->dirty = 1;
+		return 2;
+	}
 	switch (d) {
 	case SV_REPLAY_DECISION_WAIT:
 		return 0;
 	case SV_REPLAY_DECISION_KEEP:
 		rp->s.best_version = BEST_SELF;
+		if (rp->s.gate.rounds == 0) /* the baseline: a refit starts from it */
+			rp->s.base_version = BEST_SELF;
 		break;
 	case SV_REPLAY_DECISION_UNDO:
-		rc = restore_best(rp, learner, op);
+		rc = restore(rp, rp->s.best_version, learner, op);
 		if (rc < 0) {
 			log_msg(LOG_ERR, "SV-REPLAY-UNDO",
 			       "cannot restore the best W (v%llu): %s; replay stops with the "
@@ -430,8 +455,23 @@ static int judge(struct replay *rp, sv_store_read *r, sv_trainer *learner,
 		break;
 	}
 	if (rp->s.gate.state != SV_REPLAY_STATE_RUN)
-		rp->s.best_version = 0;
+		rp->s.best_version = rp->s.base_version = 0;
+	/* commit the decision now: a KEEP's BEST_SELF must name the checkpoint
+	 * of this very W, not one taken after the next round's steps */
+	rp->dirty = 1;
 	return 2;
+}
+
+/* A refit round is done: the next, or the end of the refit. */
+static void refit_round_done(struct replay *rp)
+{
+	struct sv_replay_gate *g = &rp->s.gate;
+
+	rp->s.refit_round++;
+	log_msg(LOG_INFO, "SV-REPLAY-REFIT", "refit round %llu of %u done",
+	       (unsigned long long)rp->s.refit_round, g->best_path);
+	if (rp->s.refit_round >= g->best_path)
+		sv_replay_gate_refit_done(g);
 }
 
 /* Ungated (train.replay_gate off): exactly max_rounds rounds, then stop. */
@@ -454,7 +494,8 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 	struct sv_replay_gate *g;
 	sv_store_read *r = NULL;
 	uint64_t t0 = now_mono_ns(), first, steps;
-	int rc = 0, out = 0;
+	unsigned flags;
+	int rc = 0, out = 0, refit;
 
 	if (!rp->on)
 		return 0;
@@ -464,11 +505,20 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 	if (sv_store_read_begin(rp->d->store, &r) < 0)
 		return 0;
 	first = log_first(r);
+	refit = g->state == SV_REPLAY_STATE_REFIT;
+	flags = refit ? SV_REPLAY_PLAN_WITH_SLICE : 0;
 	if (rp->s.round_last == 0) {
 		/* between rounds: judge (or, ungated, start) */
 		if (first == 0 || applied <= first)
 			goto out;
-		if (!rp->gate_on) {
+		if (refit) {
+			if (rp->s.refit_round >= g->best_path) { /* nothing left (a restart) */
+				sv_replay_gate_refit_done(g);
+				rp->dirty = 1;
+				out = 2;
+				goto out;
+			}
+		} else if (!rp->gate_on) {
 			if (g->state == SV_REPLAY_STATE_WAIT) {
 				g->state = SV_REPLAY_STATE_RUN;
 				g->rounds = 0;
@@ -485,16 +535,18 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 		rp->s.round_last = applied;
 		rp->s.round_done = 0;
 		/* the planner's round e is r / S: start on a round of this window */
-		steps = sv_replay_round_steps(&rp->p, first, applied);
+		steps = sv_replay_round_steps_of(&rp->p, first, applied, flags);
 		rp->s.r_idle = (rp->s.r_idle + steps - 1) / steps * steps;
 	}
-	steps = sv_replay_round_steps(&rp->p, rp->s.round_first, rp->s.round_last);
-	rc = set_lr(learner, op, sv_replay_gate_lr(g, &rp->p, op->lr));
+	steps = sv_replay_round_steps_of(&rp->p, rp->s.round_first, rp->s.round_last, flags);
+	rc = set_lr(learner, op,
+	            refit ? sv_replay_gate_refit_lr(g, &rp->p, op->lr, (uint32_t)rp->s.refit_round)
+	                  : sv_replay_gate_lr(g, &rp->p, op->lr));
 	while (rc == 0 && rp->s.round_done < steps) {
 		size_t n = 0, got;
 		struct sv_step_stats st;
 
-		rc = sv_replay_plan(&rp->p, rp->s.round_first, rp->s.round_last, rp->s.r_idle, 0,
+		rc = sv_replay_plan(&rp->p, rp->s.round_first, rp->s.round_last, rp->s.r_idle, flags,
 		                    rp->seqs, rp->p.batch_pairs, &n);
 		if (rc < 0)
 			break;
@@ -524,7 +576,9 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 		sv_trainer_set_optim_params(learner, op);
 	if (rc == 0 && rp->s.round_done >= steps) {
 		rp->s.round_last = 0;
-		if (rp->gate_on) {
+		if (refit) {
+			refit_round_done(rp);
+		} else if (rp->gate_on) {
 			rc = judge(rp, r, learner, op, rp->s.round_first, applied);
 		} else {
 			ungated_round_done(rp);

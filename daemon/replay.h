@@ -17,9 +17,15 @@
  *           it handles any input that arrives mid-round.  A crash loses
  *           the uncommitted steps; they are redone from the checkpointed
  *           state, and the planner makes them the same.
+ *   refit   when the gate stops for good (SV_REPLAY_STATE_REFIT), W and the
+ *           optimizer go back to the baseline's checkpoint and the best
+ *           path's rounds are replayed over every pair, slice included,
+ *           each at its rate; checkpointed like the rounds.  Fresh pairs
+ *           meanwhile do not stop it.
  *   pins    while a round or fill records since the last checkpoint need
- *           old rows, retention keeps them; while the gate can undo, the
- *           checkpoint of its best W is never pruned (sv_store_set_pins).
+ *           old rows, retention keeps them; while the gate can undo or
+ *           refit, the checkpoints of its best W and of its baseline are
+ *           never pruned (sv_store_set_pins).
  */
 #ifndef SV_DAEMON_REPLAY_H
 #define SV_DAEMON_REPLAY_H

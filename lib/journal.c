@@ -261,7 +261,8 @@ int sv_journal_fill_append(sv_store_txn *t, const struct sv_journal_fill *f, uin
 }
 
 /* The u64 fields of the replay state, in blob order. */
-#define REPLAY_U64S 11
+#define REPLAY_U64S 13
+#define REPLAY_VERSION 2 /* version 1 (208 bytes) had no refit state */
 
 void sv_journal_replay_encode(uint8_t out[SV_JOURNAL_REPLAY_LEN],
                               const struct sv_journal_replay *r)
@@ -269,11 +270,12 @@ void sv_journal_replay_encode(uint8_t out[SV_JOURNAL_REPLAY_LEN],
 	const uint64_t u[REPLAY_U64S] = {r->r_idle,      r->r_fill,     r->fill_used,
 	                                 r->round_first, r->round_last, r->round_done,
 	                                 r->best_version, r->steps,     r->pairs,
-	                                 r->fill_pairs,  r->zero_grad};
+	                                 r->fill_pairs,  r->zero_grad,  r->base_version,
+	                                 r->refit_round};
 	uint8_t *p = out + 8 + SV_REPLAY_GATE_BYTES;
 
 	memset(out, 0, SV_JOURNAL_REPLAY_LEN);
-	out[0] = SV_JOURNAL_VERSION;
+	out[0] = REPLAY_VERSION;
 	sv_replay_gate_encode(&r->gate, out + 8, SV_REPLAY_GATE_BYTES);
 	for (int i = 0; i < REPLAY_U64S; i++, p += 8)
 		sv_put64(p, u[i]);
@@ -288,10 +290,12 @@ int sv_journal_replay_decode(const void *in, size_t len, struct sv_journal_repla
 	const uint8_t *p;
 	int rc;
 
-	if (b == NULL || len < SV_JOURNAL_REPLAY_LEN)
+	if (b == NULL || len < 1)
 		return SV_ERR_TRUNCATED;
-	if (b[0] != SV_JOURNAL_VERSION)
+	if (b[0] != REPLAY_VERSION)
 		return SV_ERR_VERSION;
+	if (len < SV_JOURNAL_REPLAY_LEN)
+		return SV_ERR_TRUNCATED;
 	rc = sv_replay_gate_decode(&r.gate, b + 8, SV_REPLAY_GATE_BYTES);
 	if (rc < 0)
 		return rc;
@@ -309,6 +313,8 @@ int sv_journal_replay_decode(const void *in, size_t len, struct sv_journal_repla
 	r.pairs = u[8];
 	r.fill_pairs = u[9];
 	r.zero_grad = u[10];
+	r.base_version = u[11];
+	r.refit_round = u[12];
 	r.idle_s = sv_getf64(p);
 	*out = r;
 	return 0;

@@ -50,6 +50,7 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->regrow = 0.5;
 	p->decay_mode = SV_REPLAY_DECAY_GO;
 	p->retries = 2;
+	p->refit = 1;
 }
 
 void sv_replay_params_slice(struct sv_replay_params *p, uint32_t k)
@@ -76,7 +77,7 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 	    p->slice_dense_every < 2 || p->slice_dense_every > p->slice_every ||
 	    p->slice_dense_until % p->slice_dense_every != 0 ||
 	    p->slice_dense_until % p->slice_every != 0 || p->slice_dense_until > (UINT64_C(1) << 40) ||
-	    p->retries > 255 || p->max_rounds > 1000000)
+	    p->retries > 255 || p->max_rounds > 1000000 || p->refit > 1)
 		return SV_ERR_RANGE;
 	return 0;
 }
@@ -115,14 +116,20 @@ static struct slice slice_of(const struct sv_replay_params *p, unsigned flags)
 	return s;
 }
 
+/* Slice sequences in [1, x]. */
+static uint64_t slice_upto(uint64_t x, struct slice s)
+{
+	if (x <= s.D)
+		return x / s.kd;
+	return s.D / s.kd + (x / s.k - s.D / s.k);
+}
+
 /* Replayable (non-slice) sequences in [1, x]. */
 static uint64_t replayable_upto(uint64_t x, struct slice s)
 {
 	if (s.k == 0)
 		return x;
-	if (x <= s.D)
-		return x - x / s.kd;
-	return s.D - s.D / s.kd + (x - s.D) - (x / s.k - s.D / s.k);
+	return x - slice_upto(x, s);
 }
 
 /* The t-th (1-based) replayable sequence. */
@@ -201,7 +208,13 @@ size_t sv_replay_fill_count(const struct sv_replay_params *p, uint64_t window, u
 
 uint64_t sv_replay_round_steps(const struct sv_replay_params *p, uint64_t first, uint64_t last)
 {
-	struct slice k = slice_of(p, 0);
+	return sv_replay_round_steps_of(p, first, last, 0);
+}
+
+uint64_t sv_replay_round_steps_of(const struct sv_replay_params *p, uint64_t first, uint64_t last,
+				  unsigned flags)
+{
+	struct slice k = slice_of(p, flags);
 
 	if (first == 0 || first > last)
 		return 1;
@@ -250,6 +263,8 @@ void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_param
 		g->stale = 1;
 		return;
 	}
+	if (g->state == SV_REPLAY_STATE_REFIT)
+		return; /* the refit goes on over its own window */
 	if (g->state == SV_REPLAY_STATE_STOPPED) {
 		if (g->window == 0)
 			g->window = window;
@@ -263,6 +278,17 @@ void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_param
 	g->best_round = 0;
 	g->since_best = 0;
 	g->decays = 0;
+	g->path = 0;
+	g->best_path = 0;
+}
+
+/* The state after a final UNDO or STOP: REFIT when the refit is on and the
+ * best W is restorable and was reached by replay rounds, else STOPPED. */
+static enum sv_replay_state final_state(const struct sv_replay_gate *g,
+					const struct sv_replay_params *p)
+{
+	return p && p->refit && !g->stale && g->best_path > 0 ? SV_REPLAY_STATE_REFIT
+							      : SV_REPLAY_STATE_STOPPED;
 }
 
 static int decide(struct sv_replay_gate *g, enum sv_replay_decision d)
@@ -295,9 +321,13 @@ static int decide(struct sv_replay_gate *g, enum sv_replay_decision d)
 	return (int)d;
 }
 
-static int undo(struct sv_replay_gate *g)
+static int undo(struct sv_replay_gate *g, const struct sv_replay_params *p)
 {
-	return decide(g, g->stale ? SV_REPLAY_DECISION_STOP : SV_REPLAY_DECISION_UNDO);
+	int d = decide(g, g->stale ? SV_REPLAY_DECISION_STOP : SV_REPLAY_DECISION_UNDO);
+
+	g->path = g->best_path;
+	g->state = final_state(g, p);
+	return d;
 }
 
 /* An undo that restores the best W and goes on from it at a lower rate,
@@ -305,7 +335,8 @@ static int undo(struct sv_replay_gate *g)
 static int undo_or_retry(struct sv_replay_gate *g, const struct sv_replay_params *p)
 {
 	if (g->stale || g->retried >= p->retries || g->rounds >= p->max_rounds)
-		return undo(g);
+		return undo(g, p);
+	g->path = g->best_path;
 	g->retried++;
 	g->decays++;
 	g->since_best = 0;
@@ -321,6 +352,11 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 		return -EINVAL;
 	if (sv_replay_params_check(p) != 0)
 		return SV_ERR_RANGE;
+	if (g->state == SV_REPLAY_STATE_REFIT) { /* nothing to judge until the refit is done */
+		g->last = SV_REPLAY_DECISION_STOP;
+		g->n_stop++;
+		return SV_REPLAY_DECISION_STOP;
+	}
 	g->last_auc = auc;
 	g->last_se = sv_replay_auc_se(auc, n_pos, n_neg);
 	if (n_pos < p->min_slice || n_neg < p->min_slice)
@@ -336,16 +372,28 @@ int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params
 		g->since_best = 0;
 		g->decays = 0;
 		g->retried = 0;
+		g->path = 0;
+		g->best_path = 0;
 		return decide(g, SV_REPLAY_DECISION_KEEP);
 	}
+	/* the round just judged trained at lr * lr_decay^e (sv_replay_gate_lr) */
+	uint32_t e = p->decay_mode == SV_REPLAY_DECAY_GO ? g->decays + 1 : g->rounds + 1;
+	if (g->path < SV_REPLAY_PATH_MAX)
+		g->path_exp[g->path] = (uint8_t)(e < 255 ? e : 255);
+	g->path++;
 	g->rounds++;
 	if (auc > g->best_auc) {
 		g->best_auc = auc;
 		g->best_round = g->rounds;
+		g->best_path = g->path;
 		g->since_best = 0;
 		g->stale = 0;
-		if (g->rounds >= p->max_rounds)
-			return decide(g, SV_REPLAY_DECISION_STOP);
+		if (g->rounds >= p->max_rounds) {
+			int d = decide(g, SV_REPLAY_DECISION_STOP);
+
+			g->state = final_state(g, p);
+			return d;
+		}
 		return decide(g, SV_REPLAY_DECISION_KEEP);
 	}
 	g->since_best++;
@@ -361,9 +409,31 @@ int sv_replay_gate_running(const struct sv_replay_gate *g)
 	return g && g->state == SV_REPLAY_STATE_RUN;
 }
 
+double sv_replay_gate_refit_lr(const struct sv_replay_gate *g, const struct sv_replay_params *p,
+			       double lr, uint32_t q)
+{
+	uint32_t i = q;
+
+	if (g->best_path == 0)
+		return lr;
+	if (i >= g->best_path)
+		i = g->best_path - 1;
+	if (i >= SV_REPLAY_PATH_MAX)
+		i = SV_REPLAY_PATH_MAX - 1;
+	return sv_replay_round_lr(p, lr, g->path_exp[i]);
+}
+
+void sv_replay_gate_refit_done(struct sv_replay_gate *g)
+{
+	if (g && g->state == SV_REPLAY_STATE_REFIT) {
+		g->state = SV_REPLAY_STATE_STOPPED;
+		g->window = 0;
+	}
+}
+
 const char *sv_replay_state_name(enum sv_replay_state s)
 {
-	static const char *const names[] = {"wait", "run", "stopped"};
+	static const char *const names[] = {"wait", "run", "stopped", "refit"};
 
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
@@ -397,7 +467,7 @@ int sv_replay_gate_encode(const struct sv_replay_gate *g, void *buf, size_t cap)
 		return -ENOSPC;
 	unsigned char *b = buf;
 	memcpy(b, "SVRG", 4);
-	sv_put32(b + 4, 1);
+	sv_put32(b + 4, 2);
 	sv_put32(b + 8, (uint32_t)g->state);
 	sv_put32(b + 12, (uint32_t)g->last);
 	sv_put32(b + 16, g->rounds);
@@ -414,6 +484,9 @@ int sv_replay_gate_encode(const struct sv_replay_gate *g, void *buf, size_t cap)
 	sv_put32(b + 88, (uint32_t)g->stale);
 	sv_put32(b + 92, (g->decays & 0xffffffu) | g->retried << 24);
 	sv_put64(b + 96, g->window);
+	sv_put32(b + 104, g->path);
+	sv_put32(b + 108, g->best_path);
+	memcpy(b + 112, g->path_exp, SV_REPLAY_PATH_MAX);
 	return 0;
 }
 
@@ -426,13 +499,13 @@ int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len)
 		return SV_ERR_TRUNCATED;
 	if (memcmp(b, "SVRG", 4) != 0)
 		return SV_ERR_MAGIC;
-	if (sv_get32(b + 4) != 1)
+	if (sv_get32(b + 4) != 2)
 		return SV_ERR_VERSION;
 	if (len < SV_REPLAY_GATE_BYTES)
 		return SV_ERR_TRUNCATED;
 	uint32_t state = sv_get32(b + 8), last = sv_get32(b + 12), has_best = sv_get32(b + 28);
 	uint32_t stale = sv_get32(b + 88);
-	if (state > SV_REPLAY_STATE_STOPPED || last > SV_REPLAY_DECISION_STOP || has_best > 1 ||
+	if (state > SV_REPLAY_STATE_REFIT || last > SV_REPLAY_DECISION_STOP || has_best > 1 ||
 	    stale > 1)
 		return SV_ERR_CORRUPT;
 	struct sv_replay_gate t;
@@ -453,6 +526,11 @@ int sv_replay_gate_decode(struct sv_replay_gate *g, const void *buf, size_t len)
 	t.decays = sv_get32(b + 92) & 0xffffffu;
 	t.retried = sv_get32(b + 92) >> 24;
 	t.window = sv_get64(b + 96);
+	t.path = sv_get32(b + 104);
+	t.best_path = sv_get32(b + 108);
+	if (t.best_path > t.path)
+		return SV_ERR_CORRUPT;
+	memcpy(t.path_exp, b + 112, SV_REPLAY_PATH_MAX);
 	*g = t;
 	return 0;
 }

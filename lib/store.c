@@ -58,7 +58,7 @@ struct sv_store {
 	uint32_t keep_versions;
 	uint32_t dedup_depth;
 	uint64_t trim_pin;    /* log rows from this seq on are kept (0: none) */
-	uint64_t pin_version; /* a checkpoint never pruned (0: none) */
+	uint64_t pin_version, pin_version2; /* checkpoints never pruned (0: none) */
 	int migrate; /* opened at schema 1 */
 	pthread_rwlock_t map_lock; /* shared: readers, backup; exclusive: remap */
 	int writing;               /* a group is open */
@@ -1448,7 +1448,7 @@ static int prune(sv_store_txn *t)
 			break;
 		}
 		put_be64(kb, ver + 1);
-		if (ver != active && ver != st->pin_version) {
+		if (ver != active && ver != st->pin_version && ver != st->pin_version2) {
 			unsigned char vk[8];
 			uint64_t x;
 			put_be64(vk, ver);
@@ -2308,11 +2308,12 @@ void sv_store_set_keep_versions(sv_store *st, uint32_t n)
 		st->keep_versions = n ? n : 1;
 }
 
-void sv_store_set_pins(sv_store *st, uint64_t trim_from, uint64_t version)
+void sv_store_set_pins(sv_store *st, uint64_t trim_from, uint64_t version, uint64_t version2)
 {
 	if (st != NULL) {
 		st->trim_pin = trim_from;
 		st->pin_version = version;
+		st->pin_version2 = version2;
 	}
 }
 

@@ -530,10 +530,15 @@ Test(journal, replay_state_roundtrip)
 	r.r_idle = 11, r.r_fill = 12, r.fill_used = 13, r.round_first = 14, r.round_last = 15;
 	r.round_done = 16, r.best_version = UINT64_MAX, r.steps = 17, r.pairs = 18;
 	r.fill_pairs = 19, r.zero_grad = 20, r.idle_s = 2.5;
+	r.base_version = 21, r.refit_round = 22;
 	sv_journal_replay_encode(b, &r);
 	cr_assert_eq(sv_journal_replay_decode(b, sizeof(b), &q), 0);
 	cr_assert_eq(q.r_idle, 11);
 	cr_assert_eq(q.zero_grad, 20);
+	cr_assert_eq(q.base_version, 21);
+	cr_assert_eq(q.refit_round, 22);
+	cr_assert_eq(q.gate.path, 0, "the undo cut the path back to the baseline");
+	cr_assert_eq(q.gate.path_exp[0], 1, "the undone round's rate was recorded");
 	cr_assert_eq(q.best_version, UINT64_MAX);
 	cr_assert_eq(q.idle_s, 2.5);
 	cr_assert_eq(q.gate.state, r.gate.state);
@@ -542,6 +547,8 @@ Test(journal, replay_state_roundtrip)
 	cr_assert_eq(sv_journal_replay_decode(b, sizeof(b) - 1, &q), SV_ERR_TRUNCATED);
 	b[0] = 3;
 	cr_assert_eq(sv_journal_replay_decode(b, sizeof(b), &q), SV_ERR_VERSION);
+	b[0] = 1; /* the 208-byte layout before the refit */
+	cr_assert_eq(sv_journal_replay_decode(b, 208, &q), SV_ERR_VERSION);
 }
 
 static unsigned fills_seen;

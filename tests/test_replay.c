@@ -249,12 +249,25 @@ Test(replay, gate_rising_then_collapsing_undoes_to_best)
 		cr_assert(fabs(sv_replay_gate_lr(&g, &p, 1.0) - lr0 * p.lr_decay) < 1e-12);
 	}
 	cr_assert_eq(judge(&g, &p, 0.85), SV_REPLAY_DECISION_UNDO);
-	cr_assert_eq(g.state, SV_REPLAY_STATE_STOPPED);
+	/* the best W came from two rounds: refit them from the baseline */
+	cr_assert_eq(g.state, SV_REPLAY_STATE_REFIT);
 	cr_assert(!sv_replay_gate_running(&g));
 	cr_assert_eq(g.best_auc, 0.90);
 	cr_assert_eq(g.n_keep, 3);
 	cr_assert_eq(g.n_go, 1);
 	cr_assert_eq(g.n_undo, 3);
+	cr_assert_eq(g.best_path, 2);
+	cr_assert_eq(g.path, 2, "the undone rounds are cut off the path");
+	/* both best rounds trained at lr * 0.7 (keeps do not decay) */
+	cr_assert(fabs(sv_replay_gate_refit_lr(&g, &p, 1.0, 0) - p.lr_decay) < 1e-12);
+	cr_assert(fabs(sv_replay_gate_refit_lr(&g, &p, 1.0, 1) - p.lr_decay) < 1e-12);
+	cr_assert(fabs(sv_replay_gate_refit_lr(&g, &p, 1.0, 9) - p.lr_decay) < 1e-12);
+	/* a refit is not judged, and fresh pairs do not end it */
+	cr_assert_eq(judge(&g, &p, 0.95), SV_REPLAY_DECISION_STOP);
+	sv_replay_gate_fresh(&g, &p, 900);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_REFIT);
+	sv_replay_gate_refit_done(&g);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_STOPPED);
 	/* stopped stays stopped until fresh pairs come */
 	cr_assert_eq(judge(&g, &p, 0.95), SV_REPLAY_DECISION_STOP);
 	/* a trickle does not restart it: the window must grow by half first */
@@ -294,12 +307,46 @@ Test(replay, gate_plateau_stops_after_patience)
 {
 	struct sv_replay_params p = params();
 	p.patience = 2;
+	p.retries = 0;
 	struct sv_replay_gate g;
 	sv_replay_gate_init(&g);
 	cr_assert_eq(judge(&g, &p, 0.90), SV_REPLAY_DECISION_KEEP);
 	cr_assert_eq(judge(&g, &p, 0.899), SV_REPLAY_DECISION_GO);
 	cr_assert_eq(judge(&g, &p, 0.899), SV_REPLAY_DECISION_UNDO);
 	cr_assert_eq(g.best_round, 0);
+	/* the best is the baseline itself: nothing to refit */
+	cr_assert_eq(g.best_path, 0);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_STOPPED);
+}
+
+Test(replay, gate_path_records_the_rates_of_the_best_rounds)
+{
+	struct sv_replay_params p = params();
+	struct sv_replay_gate g;
+	sv_replay_gate_init(&g);
+	cr_assert_eq(judge(&g, &p, 0.90), SV_REPLAY_DECISION_KEEP);   /* baseline */
+	cr_assert_eq(judge(&g, &p, 0.91), SV_REPLAY_DECISION_KEEP);   /* round 1 at 0.7 */
+	cr_assert_eq(judge(&g, &p, 0.909), SV_REPLAY_DECISION_GO);    /* round 2 at 0.7 */
+	cr_assert_eq(judge(&g, &p, 0.92), SV_REPLAY_DECISION_KEEP);   /* round 3 at 0.49 */
+	cr_assert_eq(judge(&g, &p, 0.85), SV_REPLAY_DECISION_UNDO);   /* round 4 at 0.49, undone */
+	cr_assert_eq(g.best_path, 3);
+	cr_assert_eq(g.path, 3);
+	cr_assert_eq(judge(&g, &p, 0.93), SV_REPLAY_DECISION_KEEP);   /* round 5 at 0.343 */
+	cr_assert_eq(g.best_path, 4);
+	cr_assert_eq(g.best_round, 5);
+	const uint8_t want[4] = {1, 1, 2, 3};
+	for (uint32_t q = 0; q < 4; q++) {
+		cr_assert_eq(g.path_exp[q], want[q], "path round %u", q);
+		double lr = sv_replay_gate_refit_lr(&g, &p, 2.0, q);
+		cr_assert(fabs(lr - 2.0 * pow(p.lr_decay, want[q])) < 1e-12, "round %u: %f", q, lr);
+	}
+	/* with the refit off the same run stops plainly */
+	p.refit = 0;
+	p.retries = 0;
+	cr_assert_eq(judge(&g, &p, 0.80), SV_REPLAY_DECISION_UNDO);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_STOPPED);
+	p.refit = 2;
+	cr_assert_eq(sv_replay_params_check(&p), SV_ERR_RANGE);
 }
 
 Test(replay, gate_max_rounds)
@@ -313,7 +360,8 @@ Test(replay, gate_max_rounds)
 	cr_assert_eq(judge(&g, &p, 0.82), SV_REPLAY_DECISION_KEEP);
 	/* the last allowed round is a new best: stop there, nothing to restore */
 	cr_assert_eq(judge(&g, &p, 0.83), SV_REPLAY_DECISION_STOP);
-	cr_assert_eq(g.state, SV_REPLAY_STATE_STOPPED);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_REFIT);
+	cr_assert_eq(g.best_path, 3);
 }
 
 Test(replay, gate_small_slice_waits)
@@ -346,11 +394,15 @@ Test(replay, gate_record_roundtrip_and_errors)
 	cr_assert_eq(sv_replay_gate_decode(&h, buf, sizeof(buf)), 0);
 	cr_assert_eq(sv_replay_gate_encode(&h, buf2, sizeof(buf2)), 0);
 	cr_assert_eq(memcmp(buf, buf2, sizeof(buf)), 0);
-	cr_assert_eq(h.state, SV_REPLAY_STATE_STOPPED);
+	cr_assert_eq(h.state, SV_REPLAY_STATE_REFIT);
 	cr_assert_eq(h.best_auc, 0.91);
 	cr_assert_eq(h.n_undo, 3);
 	cr_assert_eq(h.retried, 2);
 	cr_assert_eq(h.decays, 2);
+	cr_assert_eq(h.best_path, 1);
+	cr_assert_eq(h.path, 1);
+	cr_assert_eq(h.path_exp[0], 1);
+	cr_assert_eq(h.path_exp[1], 3, "an undone round's rate stays past the path's end");
 	g.stale = 1;
 	g.window = 123456789012ULL;
 	cr_assert_eq(sv_replay_gate_encode(&g, buf, sizeof(buf)), 0);
@@ -361,8 +413,11 @@ Test(replay, gate_record_roundtrip_and_errors)
 	buf2[0] = 'X';
 	cr_assert_eq(sv_replay_gate_decode(&h, buf2, sizeof(buf2)), SV_ERR_MAGIC);
 	memcpy(buf2, buf, sizeof(buf));
-	buf2[4] = 2;
+	buf2[4] = 1; /* the layout before the refit */
 	cr_assert_eq(sv_replay_gate_decode(&h, buf2, sizeof(buf2)), SV_ERR_VERSION);
+	memcpy(buf2, buf, sizeof(buf));
+	buf2[108] = 2; /* best_path 2 > path 1 */
+	cr_assert_eq(sv_replay_gate_decode(&h, buf2, sizeof(buf2)), SV_ERR_CORRUPT);
 	memcpy(buf2, buf, sizeof(buf));
 	buf2[8] = 7;
 	cr_assert_eq(sv_replay_gate_decode(&h, buf2, sizeof(buf2)), SV_ERR_CORRUPT);

@@ -52,11 +52,13 @@
  *                    u64 seed, u64 r, u64 first, u64 last (the planner's
  *                    inputs: sv_replay_plan(seed, batch, slice, first, last,
  *                    r) with cap = count)
- *   replay state     SV_JOURNAL_REPLAY_LEN (208) bytes: u8 version = 1, 7
- *                    zeros, the gate (sv_replay_gate_encode, 104 bytes), u64
+ *   replay state     SV_JOURNAL_REPLAY_LEN (360) bytes: u8 version = 2, 7
+ *                    zeros, the gate (sv_replay_gate_encode, 240 bytes), u64
  *                    r_idle, r_fill, fill_used, round_first, round_last,
  *                    round_done, best_version, steps, pairs, fill_pairs,
- *                    zero_grad, then f64 idle_s
+ *                    zero_grad, base_version, refit_round, then f64 idle_s
+ *                    (version 1, 208 bytes without the refit, is not read:
+ *                    the daemon starts replay over)
  *   calibration blob f32 decision threshold, then the prequential window's
  *                    image (sv_metrics_window_serialize, itself versioned);
  *                    the window part may be absent (threshold only)
@@ -88,7 +90,7 @@
 #define SV_JOURNAL_FILL_ID "\0sv-fil"
 #define SV_JOURNAL_FILL_ID_LEN 7
 #define SV_JOURNAL_FILL_LEN 48
-#define SV_JOURNAL_REPLAY_LEN 208
+#define SV_JOURNAL_REPLAY_LEN 360
 
 struct sv_metrics_window;
 
@@ -133,18 +135,22 @@ void sv_journal_fill_params(const struct sv_journal_fill *f, struct sv_replay_pa
 /* Replay state: what a checkpoint carries after the checkpoint blob.
  * A round is in progress while round_last != 0: round_done of its steps over
  * the window [round_first, round_last] are in W.  best_version is the
- * checkpoint holding the gate's best W (0: none to restore). */
+ * checkpoint holding the gate's best W (0: none to restore), base_version
+ * the one holding its baseline (round 0), which a refit restores.  While
+ * the gate is REFIT, refit_round rounds of the refit are done (the round in
+ * progress is round_first..round_last as above). */
 struct sv_journal_replay {
 	struct sv_replay_gate gate;
 	uint64_t r_idle, r_fill, fill_used;
 	uint64_t round_first, round_last, round_done;
-	uint64_t best_version;
+	uint64_t best_version, base_version, refit_round;
 	uint64_t steps, pairs, fill_pairs, zero_grad; /* counters: idle steps, their pairs, fills */
 	double idle_s;                                /* seconds of idle replay */
 };
 
 /* encode writes SV_JOURNAL_REPLAY_LEN bytes.  decode: 0, SV_ERR_TRUNCATED,
- * SV_ERR_VERSION or the gate's decode error; *out only on success. */
+ * SV_ERR_VERSION (checked first: a version 1 blob is refused by it) or the
+ * gate's decode error; *out only on success. */
 void sv_journal_replay_encode(uint8_t out[SV_JOURNAL_REPLAY_LEN],
                               const struct sv_journal_replay *r);
 int sv_journal_replay_decode(const void *in, size_t len, struct sv_journal_replay *out);

@@ -208,9 +208,10 @@ void sv_store_set_keep_versions(sv_store *st, uint32_t n);
 
 /* Pins for what recovery will need (the daemon's replay, sv/replay.h):
  * retention never deletes a log row at or after trim_from, and pruning
- * never deletes checkpoint version (0: no pin, each).  The writer thread
+ * never deletes checkpoint version or version2 (the gate's best W and its
+ * baseline; 0: no pin, each).  The writer thread
  * only; they hold until changed. */
-void sv_store_set_pins(sv_store *st, uint64_t trim_from, uint64_t version);
+void sv_store_set_pins(sv_store *st, uint64_t trim_from, uint64_t version, uint64_t version2);
 
 int sv_store_sync(sv_store *st);
 

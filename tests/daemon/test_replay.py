@@ -18,6 +18,8 @@ this test scores, offline, with the W the daemon reports (MODEL_GET).
   - replay_kill9_exact: SIGKILL at random moments during idle rounds; the
     restarted daemon finishes replay to the bit-identical W of an
     uninterrupted run (W compared bit for bit), and sv_fsck's invariants hold.
+  - replay_kill9_gated_refit: the same with the gate on, through its undos
+    and the refit from the baseline (docs/REPLAY.md).
   - replay_commit_fails_drops_steps: the first two checkpoints of idle
     steps fail (SV_DEBUG_REPLAY_COMMIT_FAIL); the steps are dropped, W is
     recovered from the store, and the final W is still the uninterrupted one.
@@ -212,6 +214,40 @@ def slow_feed_fill():
     assert fill > nofill + 0.02, (nofill, fill)
 
 
+def kill9_until_stopped(n, opts, rnd, lo, hi):
+    """Publish n pairs, FLUSH, then SIGKILL the daemon at random moments
+    (lo..hi seconds apart) until replay has stopped.  Returns the final W,
+    its STATUS, the kills, and the kills that hit a refit."""
+    d = Daemon(BIN, opts=BASE + opts)
+    kills = in_refit = 0
+    try:
+        d.start()
+        put_items(d)
+        publish(d, STREAM[:n])
+        assert d.admin('FLUSH')['status'] == 'OK'
+        while True:
+            time.sleep(rnd.uniform(lo, hi))
+            st = d.status()
+            if stopped(st):
+                break
+            in_refit += (st.get('replay') or {}).get('state') == 'refit'
+            d.proc.kill()
+            d.proc.wait()
+            d.proc = None
+            d.log.close()
+            kills += 1
+            d.start()
+        st = status_until(d, stopped, 'replay to finish', timeout=60)
+        W, _ = model(d)
+        assert d.stop() == 0
+        r = subprocess.run([FSCK, os.path.join(d.dir, 'store')], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        d.close()
+    return W, st, kills, in_refit
+
+
 def replay_kill9_exact():
     n = 600
     # no max_wait_ms cut (FLUSH cuts the last batch): both runs batch the
@@ -223,36 +259,31 @@ def replay_kill9_exact():
     # reference: no kill
     ref, _ = run(n, opts, settle=stopped)
     W_ref = run.W
-    rnd = random.Random(5)
-    d = Daemon(BIN, opts=BASE + opts)
-    kills = 0
-    try:
-        d.start()
-        put_items(d)
-        publish(d, STREAM[:n])
-        assert d.admin('FLUSH')['status'] == 'OK'
-        while True:
-            time.sleep(rnd.uniform(0.05, 0.4))
-            if stopped(d.status()):
-                break
-            d.proc.kill()
-            d.proc.wait()
-            d.proc = None
-            d.log.close()
-            kills += 1
-            d.start()
-        st = status_until(d, stopped, 'replay to finish', timeout=60)
-        W, _ = model(d)
-        assert d.stop() == 0
-        got = eval_auc(W)
-        r = subprocess.run([FSCK, os.path.join(d.dir, 'store')], capture_output=True,
-                           text=True, timeout=60)
-        assert r.returncode == 0, r.stdout + r.stderr
-    finally:
-        d.close()
+    W, st, kills, _ = kill9_until_stopped(n, opts, random.Random(5), 0.05, 0.4)
+    got = eval_auc(W)
     print('%d kills during %d rounds of idle replay: AUC %.6f, uninterrupted %.6f, '
           '%d idle steps' % (kills, st['replay']['rounds'], got, ref, st['replay']['steps']))
     assert kills >= 3, kills
+    assert W.tobytes() == W_ref.tobytes(), 'W differs from the uninterrupted run'
+
+
+def replay_kill9_gated_refit():
+    """The gate on: judged rounds, undos, then the refit from the baseline
+    (a checkpoint that must survive pruning) along the best path.  SIGKILL
+    at random moments, some while the refit runs; the final W is the
+    uninterrupted run's, bit for bit."""
+    n = 1500
+    opts = ['train.replay=on', 'train.replay_idle=100ms', 'train.replay_batch=4',
+            'train.replay_patience=6', 'store.keep_versions=2', 'train.max_wait_ms=1h']
+    ref, st_ref = run(n, opts, settle=stopped)
+    W_ref = run.W
+    rp = st_ref['replay']
+    assert rp['rounds'] >= 2 and rp['steps'] > 0, rp
+    W, st, kills, in_refit = kill9_until_stopped(n, opts, random.Random(6), 0.01, 0.15)
+    print('gated: %d kills (%d during the refit), %d rounds judged, %d idle steps: AUC %.6f, '
+          'uninterrupted %.6f' % (kills, in_refit, st['replay']['rounds'],
+                                  st['replay']['steps'], eval_auc(W), ref))
+    assert kills >= 3 and in_refit >= 1, (kills, in_refit)
     assert W.tobytes() == W_ref.tobytes(), 'W differs from the uninterrupted run'
 
 
@@ -289,4 +320,5 @@ def replay_commit_fails_drops_steps():
 
 if __name__ == '__main__':
     sys.exit(run_tests([replay_learns, replay_gate_prevents_collapse, slow_feed_fill,
-                        replay_kill9_exact, replay_commit_fails_drops_steps], sys.argv[3:]))
+                        replay_kill9_exact, replay_kill9_gated_refit,
+                        replay_commit_fails_drops_steps], sys.argv[3:]))

@@ -34,7 +34,7 @@ struct opts {
 	const char *vec, *pairs, *evec, *epairs;
 	uint32_t n, d_out, fresh_b, fill, idle, rounds, seeds;
 	double tau, lr;
-	int gate, replay, refit, vary_init;
+	int gate, replay, vary_init;
 	uint64_t init_seed;
 	struct sv_replay_params rp;
 };
@@ -325,19 +325,22 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 			d = sv_replay_gate_judge(&res->g, &rp, a, npos, nneg);
 			if (d == SV_REPLAY_DECISION_KEEP)
 				snap_take(&s, t, nw);
-			else if (d == SV_REPLAY_DECISION_UNDO)
+			else if (d == SV_REPLAY_DECISION_UNDO && res->g.state != SV_REPLAY_STATE_REFIT)
 				snap_restore(&s, t);
 		}
-		if (o->refit && res->g.best_round > 0) {
+		if (res->g.state == SV_REPLAY_STATE_REFIT) {
+			/* from the baseline, the best path's rounds over every pair */
+			uint64_t all = sv_replay_round_steps_of(&rp, 1, o->n, SV_REPLAY_PLAN_WITH_SLICE);
 			snap_restore(&base, t);
-			uint64_t all = (o->n + rp.batch_pairs - 1) / rp.batch_pairs;
-			for (uint32_t q = 1; q <= res->g.best_round; q++) {
-				set_lr(t, sv_replay_round_lr(&rp, o->lr, q));
+			r = (r + all - 1) / all * all;
+			for (uint32_t q = 0; q < res->g.best_path; q++) {
+				set_lr(t, sv_replay_gate_refit_lr(&res->g, &rp, o->lr, q));
 				for (uint64_t z = 0; z < all; z++)
 					replay_step(c, t, b, o->n, r++, SV_REPLAY_PLAN_WITH_SLICE,
 						    seqs, res);
 			}
-			res->refit_rounds = res->g.best_round;
+			res->refit_rounds = res->g.best_path;
+			sv_replay_gate_refit_done(&res->g);
 		}
 	} else if (o->replay) {
 		for (uint32_t q = 0; q < o->rounds; q++) {
@@ -455,7 +458,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(k, "--vary-init"))
 			o.vary_init = !strcmp(v, "on");
 		else if (!strcmp(k, "--refit"))
-			o.refit = !strcmp(v, "on");
+			o.rp.refit = !strcmp(v, "on");
 		else if (!strcmp(k, "--fill-uses"))
 			o.rp.fill_uses = strtod(v, NULL);
 		else if (!strcmp(k, "--lr-decay"))

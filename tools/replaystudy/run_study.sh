@@ -4,7 +4,7 @@
 # tools/replaystudy/make_digits.py for the digits.  B and D may be overridden.
 set -e
 # X: the phase 1 settings behind docs/REPLAY.md's tables; X= runs today's defaults.
-X=${X-"--slice-flat 10 --decay round --max-rounds 30 --retries 0"}
+X=${X-"--slice-flat 10 --decay round --max-rounds 30 --retries 0 --refit off"}
 B=${B:-build/tools/replaystudy/replaystudy}; D=${D:-/tmp/rp}
 F="--vec $D/fmnist_train.vec --pairs $D/fmnist_train_n200000_p50_s1.pairs --eval-vec $D/fmnist_t10k.vec --eval-pairs $D/fmnist_t10k_n20000_p50_s1.pairs --vary-init on --fresh-batch 256 $X"
 G="--vec $D/digits_train.vec --pairs $D/digits_train_n20000_p50_s1.pairs --eval-vec $D/digits_test.vec --eval-pairs $D/digits_test_n10000_p50_s1.pairs --vary-init on --d-out 16 $X"
