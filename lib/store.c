@@ -907,6 +907,45 @@ static int migrate_v1(sv_store *st, char *err, size_t errlen)
 	return rc;
 }
 
+/* Whether walking the freelist stays inside the file's first `pages` pages
+ * (so cannot fault): the newer meta page, read with pread, must name a
+ * freelist that is one leaf page (depth 1, no overflow pages) below that
+ * bound.  LMDB's on-disk meta (format 1, 64-bit): a 16-byte page header,
+ * then magic, version, address, mapsize, and the FREE_DBI record (md_pad,
+ * md_flags, md_depth, branch, leaf and overflow page counts, entries,
+ * root); mm_txnid follows both database records and mm_last_pg.  A larger
+ * freelist, or any doubt, says no: the file is then refused as truncated. */
+static int free_db_inside(const char *file, size_t psize, uint64_t pages)
+{
+	unsigned char m[160];
+	uint64_t best_txn = 0, root = 0, over = 1;
+	uint16_t depth = 0;
+	int fd = open(file, O_RDONLY | O_CLOEXEC), found = 0;
+
+	if (fd < 0 || sizeof(size_t) != 8)
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		uint32_t magic;
+		uint64_t txn;
+
+		if (pread(fd, m, sizeof m, (off_t)(i * psize)) != (ssize_t)sizeof m)
+			continue;
+		memcpy(&magic, m + 16, 4);
+		memcpy(&txn, m + 144, 8);
+		if (magic != 0xBEEFC0DE || (found && txn <= best_txn))
+			continue;
+		found = 1;
+		best_txn = txn;
+		memcpy(&depth, m + 46, 2);
+		memcpy(&over, m + 64, 8);
+		memcpy(&root, m + 80, 8);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return found && depth <= 1 && over == 0 && root < pages;
+}
+
 /* 1 when every page in [from, last] is on LMDB's freelist (FREE_DBI 0: key
  * a txnid, data an IDL of pgno_t, idl[0] the count).  Such pages were
  * allocated by a transaction that freed them again before its commit, so
@@ -1015,8 +1054,9 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 		mdb_env_stat(st->env, &ms);
 		if (stat(file, &sb) == 0 &&
 		    (uint64_t)sb.st_size < ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize &&
-		    !tail_is_free(st->env, ((uint64_t)sb.st_size + ms.ms_psize - 1) / ms.ms_psize,
-		                  info.me_last_pgno)) {
+		    !(free_db_inside(file, ms.ms_psize, (uint64_t)sb.st_size / ms.ms_psize) &&
+		      tail_is_free(st->env, ((uint64_t)sb.st_size + ms.ms_psize - 1) / ms.ms_psize,
+		                  info.me_last_pgno))) {
 			say(err, errlen,
 			    "%s is %lld bytes but its last page ends at %llu: truncated (a torn copy?)",
 			    file, (long long)sb.st_size,
