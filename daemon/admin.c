@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "settings.h"
+#include "cluster.h"
 #include "curve.h"
 #include "expo.h"
 #include "log.h"
@@ -226,6 +227,28 @@ static size_t status_json(struct dadmin *a, char *buf, size_t cap)
 		jprintf(&j, "},");
 	} else {
 		jprintf(&j, "\"replay\":null,");
+	}
+	{ /* cluster.role (cluster.h): null on a single node */
+		struct cluster_status cs;
+
+		if (cluster_status(atomic_load(&d->cluster), &cs) == 0) {
+			jprintf(&j, "\"cluster\":{\"role\":\"%s\",\"name\":\"%s\",", cs.role, cs.name);
+			ju64(&j, "applied_stream_seq", cs.applied_seq, 1);
+			ju64(&j, "lag", cs.lag, 1);
+			ju64(&j, "model_rev", cs.model_rev, 1);
+			ju64(&j, "model_version", cs.model_version, 1);
+			ju64(&j, "published", cs.published, 1);
+			ju64(&j, "publish_failed", cs.publish_failed, 1);
+			ju64(&j, "cuts", cs.cuts, 1);
+			ju64(&j, "items", cs.items, 1);
+			ju64(&j, "model_puts", cs.model_puts, 1);
+			ju64(&j, "model_refused", cs.model_refused, 1);
+			ju64(&j, "lease_gained", cs.lease_gained, 1);
+			ju64(&j, "lease_lost", cs.lease_lost, 0);
+			jprintf(&j, "},");
+		} else {
+			jprintf(&j, "\"cluster\":null,");
+		}
 	}
 	jprintf(&j, "\"http\":\"%s\",", d->http_bound);
 	backup_json(&j, a);

@@ -427,3 +427,16 @@ void curve_stop(void)
 	memset(g.secret, 0, sizeof(g.secret));
 	g.on = 0;
 }
+
+int curve_bind(void *s, const char *ep, const char *what)
+{
+	if (curve_socket_setup(s, ep) < 0 || zmq_bind(s, ep) < 0) {
+		int e = zmq_errno();
+
+		log_msg(LOG_ERR, "SV-SOCKET-BIND", "cannot bind %s socket to %s: %s", what, ep,
+		        zmq_strerror(e));
+		return -e;
+	}
+	log_msg(LOG_INFO, "SV-SOCKET-BIND", "%s socket on %s", what, ep);
+	return 0;
+}

@@ -53,6 +53,10 @@ int curve_check(const struct sv_dconf *c);
  * zmq-style: returns 0, or -1 with errno set (so zmq_errno() reports it). */
 int curve_socket_setup(void *s, const char *ep);
 
+/* curve_socket_setup, then bind s to ep; what names the socket in the log
+ * line (bound, or why not).  Returns 0 or -errno. */
+int curve_bind(void *s, const char *ep, const char *what);
+
 /* Clients refused by the ZAP handler since start, by the role of the socket
  * they tried (0 ingest, 1 query, 2 admin; CURVE_ROLES: a request naming no
  * role of ours), and the role's name ("ingest", "query", "admin", "none"). */

@@ -167,6 +167,7 @@ struct sv_progress {
 
 struct history;
 
+struct cluster;
 struct sv_daemon {
 	struct sv_dconf conf; /* read-only after start, except live keys */
 	void *zctx;
@@ -176,6 +177,7 @@ struct sv_daemon {
 	struct sv_counters cnt;
 	struct sv_progress prog;
 	struct history *hist; /* the status page's samples and ROC (history.h); set before threads */
+	struct cluster *_Atomic cluster; /* cluster.role trainer (cluster.h); else NULL */
 	char http_bound[64];  /* the address http.c listens on ("" none); set before threads */
 	atomic_int stopping;
 	/* live settings: main writes them on SIGHUP under live_mu and bumps

@@ -28,24 +28,36 @@ int debug_replay_commit_fail(void)
 	return 1;
 }
 
-void debug_step_delay(void)
+/* A delay knob: read once into *ms (0 when unset or out of range). */
+static void sleep_knob(long *ms, const char *env, const char *what)
 {
-	static long delay_ms = -1;
+	if (*ms < 0) {
+		const char *s = getenv(env);
 
-	if (delay_ms < 0) {
-		const char *s = getenv("SV_DEBUG_STEP_DELAY_MS");
-
-		delay_ms = s ? strtol(s, NULL, 10) : 0;
-		if (delay_ms < 0 || delay_ms > 60000)
-			delay_ms = 0;
-		if (delay_ms > 0)
-			log_msg(LOG_WARNING, "SV-DEBUG-DELAY",
-			       "SV_DEBUG_STEP_DELAY_MS: every training step sleeps %ld ms (test knob)",
-			       delay_ms);
+		*ms = s ? strtol(s, NULL, 10) : 0;
+		if (*ms < 0 || *ms > 60000)
+			*ms = 0;
+		if (*ms > 0)
+			log_msg(LOG_WARNING, "SV-DEBUG-DELAY", "%s: %s sleeps %ld ms (test knob)", env,
+			        what, *ms);
 	}
-	if (delay_ms > 0) {
-		struct timespec ts = { delay_ms / 1000, (delay_ms % 1000) * 1000000L };
+	if (*ms > 0) {
+		struct timespec ts = {*ms / 1000, (*ms % 1000) * 1000000L};
 
 		nanosleep(&ts, NULL);
 	}
+}
+
+void debug_step_delay(void)
+{
+	static long ms = -1;
+
+	sleep_knob(&ms, "SV_DEBUG_STEP_DELAY_MS", "every training step");
+}
+
+void debug_publish_delay(void)
+{
+	static long ms = -1;
+
+	sleep_knob(&ms, "SV_DEBUG_PUBLISH_DELAY_MS", "every model publish");
 }

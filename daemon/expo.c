@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "curve.h"
 #include "daemon.h"
 #include "monitor.h"
@@ -258,6 +259,40 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 		        atomic_load(&d->prog.replay_undos));
 		gauge(o, "simverify_replay_idle_seconds", "Seconds of idle replay, across restarts.",
 		      atomic_load(&d->prog.replay_idle_s));
+	}
+	{ /* cluster.role trainer (cluster.h) */
+		struct cluster_status cs;
+
+		if (cluster_status(atomic_load(&d->cluster), &cs) == 0) {
+			gauge(o, "simverify_cluster_leader", "1 while this node holds the trainer lease.",
+			      strcmp(cs.role, "leader") == 0);
+			gauge(o, "simverify_cluster_applied_stream_seq",
+			      "Pair-stream sequence of this node's last group commit.",
+			      (double)cs.applied_seq);
+			gauge(o, "simverify_cluster_lag_messages",
+			      "Messages in the pair stream after the last one this node fetched.",
+			      (double)cs.lag);
+			gauge(o, "simverify_cluster_model_revision",
+			      "Models bucket revision this node last wrote or saw.", (double)cs.model_rev);
+			counter(o, "simverify_cluster_published_total",
+			        "Ingest messages this gateway stored in the pair stream.", cs.published);
+			counter(o, "simverify_cluster_publish_failed_total",
+			        "Ingest messages that got no JetStream ack (told to resend, or kept).",
+			        cs.publish_failed);
+			counter(o, "simverify_cluster_cuts_total", "Batch cuts this leader published.",
+			        cs.cuts);
+			counter(o, "simverify_cluster_items_total",
+			        "Item changes this leader copied to the items stream.", cs.items);
+			counter(o, "simverify_cluster_model_puts_total", "Model versions published.",
+			        cs.model_puts);
+			counter(o, "simverify_cluster_model_refused_total",
+			        "Model versions the models bucket refused (fenced off).",
+			        cs.model_refused);
+			counter(o, "simverify_cluster_lease_gained_total", "Times this node took the lease.",
+			        cs.lease_gained);
+			counter(o, "simverify_cluster_lease_lost_total", "Times this node lost the lease.",
+			        cs.lease_lost);
+		}
 	}
 	gauge(o, "simverify_topk_cache_version", "Model version of the top-k projection cache.",
 	      (double)tv);

@@ -13,6 +13,7 @@
 #include <sys/statvfs.h>
 #include <zmq.h>
 
+#include "cluster.h"
 #include "curve.h"
 #include "daemon.h"
 #include "log.h"
@@ -108,6 +109,12 @@ struct ingest {
 	struct parts *pq;
 	size_t pq_head, pq_n, pq_cap, pq_bytes, pq_max;
 	int held_in_group; /* this group's fire-and-forget messages are the held ones */
+	/* cluster.role trainer: the PULL socket is cluster.c's feed, frame 0 of
+	 * each message its stream sequence (cluster.h) */
+	int feed;
+	uint64_t js_mark; /* the stream sequence the store's last commit holds */
+	uint64_t js_seq;  /* the highest one of the group in hand */
+	int cut;          /* the group ended at a CUT message */
 	int probing;       /* this group tries a full map again */
 	int kick;
 	uint64_t retry_ns;
@@ -647,37 +654,98 @@ static int refuse_full(struct ingest *g, const struct sv_proto_request *rq, stru
 /* CLIENT_STATE: the client's committed high-water mark and window, as JSON,
  * answered at once to routing id rid; an unknown (or expired) client is
  * "none", not an error.  (A read: answered while paused too.) */
-static void client_state(struct ingest *g, const struct sv_proto_request *rq, const uint8_t *rid,
-                         size_t rid_len, int delim)
+void ingest_client_state(struct sv_daemon *d, const struct sv_proto_request *rq,
+                         struct sv_proto_msgbuf *mb, char json[INGEST_STATE_JSON_MAX])
 {
 	struct sv_store_producer pr;
 	sv_store_read *r = NULL;
-	char json[256];
+	uint64_t window_s;
+	uint32_t depth;
 	int rc;
 
-	rc = sv_store_read_begin(g->d->store, &r);
+	pthread_mutex_lock(&d->live_mu); /* the values in force (a reload moves them) */
+	window_s = d->live.dedup_window_ms / 1000;
+	depth = d->live.dedup_depth;
+	pthread_mutex_unlock(&d->live_mu);
+	rc = sv_store_read_begin(d->store, &r);
 	if (rc == 0)
 		rc = sv_store_producer_get(r, rq->item.id, rq->item.id_len, &pr);
 	sv_store_read_end(r);
 	if (rc == 0)
-		snprintf(json, sizeof(json),
+		snprintf(json, INGEST_STATE_JSON_MAX,
 		         "{\"state\":\"known\",\"hwm\":%llu,\"next_seq\":%llu,\"depth\":%u,"
 		         "\"window_s\":%llu,\"last_unix_ns\":%llu}",
 		         (unsigned long long)pr.hwm, (unsigned long long)pr.hwm + 1, pr.depth,
-		         (unsigned long long)(g->dedup_window_ns / 1000000000ULL),
-		         (unsigned long long)pr.last_ns);
+		         (unsigned long long)window_s, (unsigned long long)pr.last_ns);
 	else if (rc == SV_ERR_NOTFOUND)
-		snprintf(json, sizeof(json),
+		snprintf(json, INGEST_STATE_JSON_MAX,
 		         "{\"state\":\"none\",\"next_seq\":0,\"depth\":%u,\"window_s\":%llu}",
-		         (unsigned)g->dedup_depth,
-		         (unsigned long long)(g->dedup_window_ns / 1000000000ULL));
+		         (unsigned)depth, (unsigned long long)window_s);
 	if (rc == 0 || rc == SV_ERR_NOTFOUND)
-		sv_proto_encode_reply_admin(&g->mb, SV_PROTO_VERB_CLIENT_STATE, rq->hdr.request_id,
+		sv_proto_encode_reply_admin(mb, SV_PROTO_VERB_CLIENT_STATE, rq->hdr.request_id,
 		                            SV_PROTO_STATUS_OK, NULL, json, strlen(json));
 	else
-		reply_error(&g->mb, SV_PROTO_VERB_CLIENT_STATE, rq->hdr.request_id,
+		reply_error(mb, SV_PROTO_VERB_CLIENT_STATE, rq->hdr.request_id,
 		            SV_PROTO_STATUS_INTERNAL, 0, sv_strerror(rc));
+}
+
+static void client_state(struct ingest *g, const struct sv_proto_request *rq, const uint8_t *rid,
+                         size_t rid_len, int delim)
+{
+	char json[INGEST_STATE_JSON_MAX];
+
+	ingest_client_state(g->d, rq, &g->mb, json);
 	send_reply(g, rid, rid_len, delim);
+}
+
+enum feed_kind { FEED_SKIP, FEED_MSG, FEED_CUT };
+
+/* The frames of a PULL message to ingest (*fr, *n), and what it is.  On a
+ * cluster node the PULL socket is the stream feed: frame 0 is the stream
+ * sequence, recorded for the group's commit; a message at or below the
+ * store's mark was applied before (a consumer that delivered again) and is
+ * skipped; a CUT ends the group. */
+static enum feed_kind feed_frames(struct ingest *g, const struct parts *p,
+                                  const struct sv_proto_frame **fr, size_t *n)
+{
+	uint64_t seq;
+
+	*fr = p->fr;
+	*n = (size_t)p->n;
+	if (!g->feed)
+		return FEED_MSG;
+	if (p->n < 2 || p->fr[0].len != 8)
+		return FEED_SKIP; /* cluster.c sends none such */
+	memcpy(&seq, p->fr[0].data, 8);
+	if (seq <= g->js_mark || group_begin(g) < 0)
+		return FEED_SKIP;
+	if (seq > g->js_seq)
+		g->js_seq = seq;
+	*fr = p->fr + 1;
+	*n = (size_t)p->n - 1;
+	if (*n == 1 && p->fr[1].len == CLUSTER_CUT_LEN &&
+	    memcmp(p->fr[1].data, CLUSTER_CUT, CLUSTER_CUT_LEN) == 0) {
+		g->cut = 1;
+		return FEED_CUT;
+	}
+	return FEED_MSG;
+}
+
+static int ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t nfr,
+                      struct pend_ack *a, const char *where);
+
+/* A fire-and-forget message (PULL, or what a pause kept): ingested, and
+ * held until the group commits when it went in (a CUT is held too, so a
+ * group retried after a full store meets it again). */
+static void pull_one(struct ingest *g, struct parts *p, const char *where)
+{
+	const struct sv_proto_frame *fr;
+	size_t n;
+	enum feed_kind k = feed_frames(g, p, &fr, &n);
+
+	if (k == FEED_CUT || (k == FEED_MSG && ingest_one(g, fr, n, NULL, where)))
+		parts_move(&g->held[g->held_n++], p);
+	parts_close(p);
 }
 
 /* One ingest message (frames without envelope).  acked: a reply is owed
@@ -813,6 +881,8 @@ static void group_reset(struct ingest *g)
 	g->group_msgs = g->group_pairs = 0;
 	memset(g->group_pair_outcome, 0, sizeof(g->group_pair_outcome));
 	g->group_freed = 0;
+	g->js_seq = 0;
+	g->cut = 0;
 }
 
 /* A full store, or a failed commit, makes the daemon not ready (GET
@@ -981,6 +1051,8 @@ static void group_finish(struct ingest *g)
 
 		if (rc == 0)
 			rc = retain(g, g->txn, max, &n);
+		if (rc == 0 && g->js_seq > g->js_mark)
+			rc = sv_store_mark_put(g->txn, CLUSTER_MARK, g->js_seq);
 		if (rc == 0)
 			rc = sv_store_txn_commit(g->txn);
 		else
@@ -992,6 +1064,12 @@ static void group_finish(struct ingest *g)
 			g->group_freed = 1;
 	}
 	topk_cache_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
+	if (rc == 0 && g->js_seq > g->js_mark) {
+		g->js_mark = g->js_seq;
+		cluster_note_commit(atomic_load(&d->cluster), g->js_mark);
+	} else if (rc < 0) {
+		g->cut = 0; /* met again when the group is retried */
+	}
 	/* the held fire-and-forget messages: stored, or kept for a retry */
 	if (g->held_in_group && rc == SV_ERR_STORE_FULL && g->held_n > 0) {
 		g->stalled = 1;
@@ -1174,8 +1252,12 @@ static size_t retry_stalled(struct ingest *g)
 	group_reset(g);
 	g->held_in_group = 1;
 	for (size_t i = 0; i < n; i++) {
+		const struct sv_proto_frame *fr;
+		size_t nf;
+
 		g->group_msgs++;
-		ingest_one(g, g->held[i].fr, (size_t)g->held[i].n, NULL, "ingest");
+		if (feed_frames(g, &g->held[i], &fr, &nf) == FEED_MSG)
+			ingest_one(g, fr, nf, NULL, "ingest");
 	}
 	group_finish(g);
 	return n;
@@ -1211,20 +1293,19 @@ size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *
 	g->held_in_group = !g->stalled;
 	idle[0] = refusing(g); /* a full store: the PULL socket stays unread */
 	while (got < limit && g->group_pairs < limit && !(idle[0] && idle[1]) &&
-	       g->group_failed == 0) {
+	       g->group_failed == 0 && !g->cut) {
 		/* fire and forget (what a pause kept first): held until the group commits */
 		if (!idle[0] && pq_take(g, &p)) {
-			if (ingest_one(g, p.fr, (size_t)p.n, NULL, "ingest"))
-				parts_move(&g->held[g->held_n++], &p);
-			parts_close(&p);
+			pull_one(g, &p, "ingest");
 			got++;
 			g->group_msgs++;
 		} else if (!idle[0] && parts_recv(g->pull, &p, ZMQ_DONTWAIT) > 0) {
-			if (p.over)
+			if (p.over) {
 				too_many_parts(g, &p, "ingest", 0);
-			else if (ingest_one(g, p.fr, (size_t)p.n, NULL, "ingest"))
-				parts_move(&g->held[g->held_n++], &p);
-			parts_close(&p);
+				parts_close(&p);
+			} else {
+				pull_one(g, &p, "ingest");
+			}
 			got++;
 			g->group_msgs++;
 		} else {
@@ -1254,6 +1335,14 @@ size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *
 	*npairs = hand_back(g);
 	*pairs = g->out;
 	return got;
+}
+
+int ingest_cut_taken(struct ingest *g)
+{
+	int cut = g->cut;
+
+	g->cut = 0;
+	return cut;
 }
 
 void ingest_refuse_paused(struct ingest *g)
@@ -1315,23 +1404,20 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 			g->store_ino = sb.st_ino;
 		}
 	}
+	if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_TRAINER) {
+		sv_store_read *r = NULL;
+
+		g->feed = 1;
+		if (sv_store_read_begin(d->store, &r) == 0 &&
+		    sv_store_mark_get(r, CLUSTER_MARK, &g->js_mark) < 0)
+			g->js_mark = 0;
+		sv_store_read_end(r);
+	}
 	sv_proto_msgbuf_init(&g->mb);
 	*out = g;
 	return 0;
 }
 
-static int bind_one(void *s, const char *ep, const char *what)
-{
-	if (curve_socket_setup(s, ep) < 0 || zmq_bind(s, ep) < 0) {
-		int e = zmq_errno();
-
-		log_msg(LOG_ERR, "SV-SOCKET-BIND", "cannot bind %s socket to %s: %s", what, ep,
-		       zmq_strerror(e));
-		return -e;
-	}
-	log_msg(LOG_INFO, "SV-SOCKET-BIND", "%s socket on %s", what, ep);
-	return 0;
-}
 
 int ingest_bind(struct ingest *g)
 {
@@ -1346,9 +1432,15 @@ int ingest_bind(struct ingest *g)
 	zmq_setsockopt(g->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(g->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(g->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	rc = bind_one(g->pull, d->conf.ep_ingest, "ingest (PULL)");
+	if (g->feed) { /* the endpoints are the cluster gateway's; the stream comes here */
+		if (zmq_bind(g->pull, CLUSTER_FEED_ENDPOINT) < 0 ||
+		    zmq_bind(g->router, CLUSTER_FEED_ENDPOINT "-idle") < 0)
+			return -zmq_errno();
+		return 0;
+	}
+	rc = curve_bind(g->pull, d->conf.ep_ingest, "ingest (PULL)");
 	if (rc == 0)
-		rc = bind_one(g->router, d->conf.ep_ingest_ack, "ingest-ack (ROUTER)");
+		rc = curve_bind(g->router, d->conf.ep_ingest_ack, "ingest-ack (ROUTER)");
 	return rc;
 }
 

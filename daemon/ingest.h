@@ -62,6 +62,20 @@ void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2]);
  * in log order. */
 size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *n);
 
+/* Whether the last group ended at the stream's CUT message (cluster.h;
+ * cleared by the call): the trainer then cuts the batch. */
+int ingest_cut_taken(struct ingest *g);
+
+/* CLIENT_STATE's reply into mb: a client's committed high-water mark and
+ * de-duplication window, from the store (any thread; the cluster gateway
+ * answers it too).  The reply borrows json, the caller's buffer: keep it
+ * until the reply is sent. */
+#define INGEST_STATE_JSON_MAX 256
+struct sv_proto_request;
+struct sv_proto_msgbuf;
+void ingest_client_state(struct sv_daemon *d, const struct sv_proto_request *rq,
+                         struct sv_proto_msgbuf *mb, char json[INGEST_STATE_JSON_MAX]);
+
 /* The live settings from now on (a reload; the trainer thread): decoder
  * limits, retention, store.min_free, store.max_map_size, the
  * de-duplication window and depth. */

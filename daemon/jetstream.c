@@ -429,6 +429,15 @@ int sv_js_consumer_open(sv_js_consumer **out, sv_js *js, const struct sv_js_cons
 	c->js = js;
 	c->skip_upto = cfg->resume_after;
 	c->acked = cfg->resume_after;
+	if (cfg->reset) {
+		s = js_DeleteConsumer(js->js, cfg->stream, cfg->durable, NULL, &jerr);
+		if (s != NATS_OK && jerr != JSConsumerNotFoundErr) {
+			rc = jerr == JSStreamNotFoundErr ? SV_ERR_NOTFOUND : map(js, s, jerr);
+			free(c);
+			return rc;
+		}
+		jerr = 0;
+	}
 	s = js_GetConsumerInfo(&ci, js->js, cfg->stream, cfg->durable, NULL, &jerr);
 	if (s != NATS_OK && jerr == JSConsumerNotFoundErr) {
 		jsConsumerConfig cc;

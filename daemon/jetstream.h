@@ -129,11 +129,18 @@ int sv_js_publish_batch(sv_js *js, const char *subject, struct sv_js_pub *msgs, 
  *
  * ack_wait_ms: how long a fetched, unacked message stays with this consumer
  * before the server delivers it again; max_ack_pending: how many may be
- * outstanding (the fetch batch must not exceed it). */
+ * outstanding (the fetch batch must not exceed it).
+ *
+ * reset: delete an existing durable of that name first, so the consumer
+ * starts just after resume_after whatever the server kept.  A caller whose
+ * own store is the truth uses it: messages an old durable delivered before
+ * a crash but never had acked would otherwise come back only after
+ * ack_wait, behind newer ones. */
 struct sv_js_consumer_cfg {
 	const char *stream;
 	const char *durable;      /* [A-Za-z0-9_-]+ */
 	uint64_t resume_after;
+	bool reset;
 	int64_t ack_wait_ms;      /* 0 = 30000 */
 	int max_ack_pending;      /* 0 = 1000 */
 };

@@ -19,6 +19,7 @@
 
 #include "admin.h"
 #include "settings.h"
+#include "cluster.h"
 #include "curve.h"
 #include "expo.h"
 #include "history.h"
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
 	struct dquery *q = NULL;
 	struct dadmin *adm = NULL;
 	struct http *web = NULL;
+	struct cluster *cl = NULL;
 	int rc, sigfd;
 
 	log_init();
@@ -160,6 +162,8 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = trainer_start(tr);
 	if (rc == 0)
+		rc = cluster_start(&cl, &d); /* the gateway binds the ingest endpoints */
+	if (rc == 0)
 		rc = query_start(&q, &d);
 	if (rc == 0)
 		rc = admin_start(&adm, &d);
@@ -180,7 +184,8 @@ int main(int argc, char **argv)
 	atomic_store(&d.prog.not_ready, SV_READY_STOPPING);
 	atomic_store(&d.stopping, 1);
 	trainer_join(tr);         /* trains the batch in hand, checkpoints */
-	zmq_ctx_shutdown(d.zctx); /* wakes query and admin threads */
+	zmq_ctx_shutdown(d.zctx); /* wakes query, admin and cluster threads */
+	cluster_stop(cl);
 	curve_stop();
 	query_stop(q);
 	admin_stop(adm); /* STATUS, and the HTTP endpoint's /metrics, read the top-k cache: */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "cluster.h"
 #include "debug.h"
 #include "ingest.h"
 #include "log.h"
@@ -469,6 +470,7 @@ out:
 	if (version_out)
 		*version_out = v;
 	publish(t);
+	cluster_note_checkpoint(atomic_load(&d->cluster), v);
 	return 0;
 }
 
@@ -807,6 +809,9 @@ static size_t take_group(struct trainer *t)
 
 	for (size_t i = 0; i < n; i++)
 		batch_add(t, p[i].xa, p[i].key_a, p[i].xb, p[i].key_b, p[i].label, p[i].seq, 0);
+	/* a cluster's batches end where the stream says, on every node alike */
+	if (ingest_cut_taken(t->ing) && sv_batch_len(t->batch) > 0)
+		cut(t, t->B, &t->op, "stream");
 	return got;
 }
 
@@ -830,6 +835,28 @@ static void flush_drain(struct trainer *t)
 		if (zmq_poll(it, 2, FLUSH_GRACE_MS) <= 0)
 			break;
 	}
+}
+
+/* FLUSH on a cluster node: the leader asks for a CUT in the stream and
+ * reads until it comes (at most cluster.timeout); a standby only reads.
+ * Either way the batch ends where every node ends it. */
+static int flush_cluster(struct trainer *t)
+{
+	uint64_t end = now_mono_ns() + t->d->conf.cfg.cluster_timeout_ms * 1000000ULL;
+	struct cluster *c = atomic_load(&t->d->cluster);
+
+	if (!cluster_leader(c))
+		return 0;
+	cluster_request_cut(c, t->batch_first);
+	while (sv_batch_len(t->batch) > 0 && now_mono_ns() < end) {
+		zmq_pollitem_t it[2];
+
+		if (take_group(t) > 0)
+			continue;
+		ingest_pollitems(t->ing, it);
+		zmq_poll(it + 1, 1, 10);
+	}
+	return 0;
 }
 
 /* MODEL_PUT: W (already checked: d_in x d_out, finite) becomes the live
@@ -938,6 +965,18 @@ static void ctl_handle(struct trainer *t)
 		parts_close(&p);
 		return;
 	}
+	if (t->d->conf.cfg.cluster_role != SV_CONFIG_ROLE_OFF &&
+	    (rq.hdr.verb == SV_PROTO_VERB_ROLLBACK || rq.hdr.verb == SV_PROTO_VERB_MODEL_PUT ||
+	     rq.hdr.verb == SV_PROTO_VERB_PURGE)) {
+		/* each changes W or the log outside the stream: the standbys could
+		 * not follow in lockstep */
+		ctl_reply(t, &rq, SV_PROTO_STATUS_REFUSED,
+		          "refused on a cluster node: it would change W outside the pair stream "
+		          "(docs/SCALING.md)",
+		          NULL);
+		parts_close(&p);
+		return;
+	}
 	switch (rq.hdr.verb) {
 	case SV_PROTO_VERB_CHECKPOINT: {
 		uint64_t v = 0;
@@ -980,7 +1019,9 @@ static void ctl_handle(struct trainer *t)
 		if (!atomic_load(&t->d->prog.paused))
 			flush_drain(t);
 		n_b = sv_batch_len(t->batch);
-		if (n_b > 0)
+		if (n_b > 0 && t->d->conf.cfg.cluster_role != SV_CONFIG_ROLE_OFF)
+			rc = flush_cluster(t);
+		else if (n_b > 0)
 			rc = cut(t, t->B, &t->op, "flush");
 		step_wait(t);
 		if (rc == 0)
@@ -1039,6 +1080,14 @@ static void apply_live(struct trainer *t)
 	lv.optim.kind = t->op.kind;
 	if (B == t->B && same_params(&lv.optim, &t->op))
 		return;
+	if (t->d->conf.cfg.cluster_role != SV_CONFIG_ROLE_OFF) {
+		log_msg(LOG_WARNING, "SV-RELOAD-TRAIN",
+		        "train.batch_pairs and the optimizer keys do not reload on a cluster node (the "
+		        "standbys train in lockstep): stop every trainer to change them; keeping "
+		        "batch size %u, learning rate %g",
+		        t->B, t->op.lr);
+		return;
+	}
 	if (cut(t, B, &lv.optim, "reload") == 0)
 		log_msg(LOG_NOTICE, "SV-RELOAD-TRAIN", "now batch size %u, learning rate %g", t->B,
 		       t->op.lr);
@@ -1122,6 +1171,8 @@ static void *thread_main(void *arg)
 			if (timeout > 100)
 				timeout = 100;
 		}
+		if (timeout == 0 && d->conf.cfg.cluster_role != SV_CONFIG_ROLE_OFF)
+			timeout = 10; /* the CUT comes through the stream */
 		if (more)
 			timeout = 0;
 		ingest_pollitems(t->ing, it + 1);
@@ -1147,8 +1198,12 @@ static void *thread_main(void *arg)
 		now = now_mono_ns();
 		rate_tick(t, now);
 		if (!paused && sv_batch_len(t->batch) > 0 &&
-		    now - t->batch_t0 >= (uint64_t)t->wait_ms * 1000000ULL)
-			cut(t, t->B, &t->op, "max_wait_ms");
+		    now - t->batch_t0 >= (uint64_t)t->wait_ms * 1000000ULL) {
+			if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_OFF)
+				cut(t, t->B, &t->op, "max_wait_ms");
+			else if (cluster_leader(atomic_load(&d->cluster))) /* the CUT comes back */
+				cluster_request_cut(atomic_load(&d->cluster), t->batch_first);
+		}
 		steps = atomic_load(&d->prog.steps); /* the runner's, as of its last publish */
 		if ((t->ckpt_steps && steps - t->ckpt_steps_at >= t->ckpt_steps) ||
 		    (t->ckpt_ms && steps != t->ckpt_steps_at &&
@@ -1162,8 +1217,8 @@ static void *thread_main(void *arg)
 	 * batch in hand, checkpoint.  Unread messages were never acked. */
 	for (int k = 0; k < 8 && !atomic_load(&d->prog.paused) && take_group(t) > 0; k++)
 		;
-	if (sv_batch_len(t->batch) > 0)
-		cut(t, t->B, &t->op, "shutdown");
+	if (sv_batch_len(t->batch) > 0 && d->conf.cfg.cluster_role == SV_CONFIG_ROLE_OFF)
+		cut(t, t->B, &t->op, "shutdown"); /* a cluster node keeps it for the log replay */
 	checkpoint(t, "shutdown", NULL);
 	runner_stop(t);
 	return NULL;

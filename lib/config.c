@@ -1158,12 +1158,14 @@ int sv_config_check(const struct sv_config *c, struct sv_config_errors *errs)
 		           "key 'train.mode': 'pairs' with train.loss 'ntxent' has zero loss on "
 		           "every batch (NT-Xent needs in-batch negatives); use train.mode 'batch' or "
 		           "'graph', or train.loss 'contrastive'");
-	if (c->cluster_role != SV_CONFIG_ROLE_OFF && c->train_replay)
+	if (c->cluster_role == SV_CONFIG_ROLE_TRAINER && c->train_replay)
 		check_fail(errs, &n,
 		           "key 'train.replay': 'on' needs cluster.role 'off' (idle replay is not "
 		           "in the stream, so a standby could not follow it in lockstep)");
 	if (c->cluster_role != SV_CONFIG_ROLE_OFF && !c->cluster_urls[0])
 		check_fail(errs, &n, "key 'cluster.urls': empty");
+	if (strlen(c->cluster_name) > 48)
+		check_fail(errs, &n, "key 'cluster.name': longer than 48 bytes");
 	if (c->cluster_name[0] && strspn(c->cluster_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
 	                                                  "MNOPQRSTUVWXYZ0123456789_-") !=
 	                              strlen(c->cluster_name))

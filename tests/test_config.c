@@ -561,3 +561,36 @@ Test(config, store_lifecycle_settings_out_of_range_name_file_and_line)
 	cr_assert(strstr(errs.text, "t.yaml:5:17: key 'ingest.dedup_window'"), "%s", errs.text);
 	cr_assert(strstr(errs.text, "out of range"), "%s", errs.text);
 }
+
+/* The cluster keys' cross checks: replay cannot run in lockstep, names are
+ * NATS tokens. */
+Test(config, cluster_keys_checked)
+{
+	struct sv_config c;
+	struct sv_config_errors e;
+	char err[256];
+
+	sv_config_defaults(&c);
+	cr_assert_eq(sv_config_resolve(&c, "/tmp/x", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sv_config_set(&c, "cluster.role", "trainer", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "cluster.role", "leader", err, sizeof(err)), SV_ERR_CONFIG);
+	cr_assert_not_null(strstr(err, "off | trainer | replica"), "%s", err);
+	cr_assert_eq(sv_config_set(&c, "train.replay", "on", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "cluster.name", "node 1", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "cluster.stream", "sv.pairs", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "cluster.duplicate_window", "10ms", err, sizeof(err)),
+	             SV_ERR_CONFIG);
+	sv_config_errors_init(&e);
+	cr_assert_eq(sv_config_check(&c, &e), SV_ERR_CONFIG);
+	cr_assert_not_null(strstr(e.text, "'train.replay': 'on' needs cluster.role 'off'"), "%s",
+	                   e.text);
+	cr_assert_not_null(strstr(e.text, "'cluster.name': 'node 1'"), "%s", e.text);
+	cr_assert_not_null(strstr(e.text, "'cluster.stream': 'sv.pairs'"), "%s", e.text);
+	sv_config_errors_free(&e);
+	cr_assert_eq(sv_config_set(&c, "train.replay", "off", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "cluster.name", "node-1", err, sizeof(err)), 0);
+	cr_assert_eq(sv_config_set(&c, "cluster.stream", "SV_PAIRS", err, sizeof(err)), 0);
+	sv_config_errors_init(&e);
+	cr_assert_eq(sv_config_check(&c, &e), 0, "%s", e.text ? e.text : "");
+	sv_config_errors_free(&e);
+}

@@ -374,6 +374,9 @@ REFUSED = {
     'limits.max_paused_bytes': '1MiB', 'security.curve_server_key': '"@STATE@/srv.key"',
     'security.curve_allow': '"@STATE@/allow"', 'security.curve_allow_ingest': '"@STATE@/ai"',
     'security.curve_allow_query': '"@STATE@/aq"', 'security.curve_allow_admin': '"@STATE@/aa"',
+    'cluster.role': 'replica', 'cluster.urls': '"nats://127.0.0.1:1"', 'cluster.name': 'n2',
+    'cluster.stream': 'S2', 'cluster.replicas': '1', 'cluster.duplicate_window': '5min',
+    'cluster.ack': 'committed', 'cluster.lease_ttl': '9s', 'cluster.timeout': '7s',
 }
 
 

@@ -1,0 +1,884 @@
+/* cluster.c - the clustered trainer: gateway, feed and lease threads over
+ * NATS JetStream (see cluster.h; docs/SCALING.md).  Each thread owns its
+ * own sv_js connection; they share only the atomics of struct cluster. */
+#include "cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#ifndef SV_HAVE_JETSTREAM
+
+int cluster_start(struct cluster **out, struct sv_daemon *d)
+{
+	*out = NULL;
+	if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_OFF)
+		return 0;
+	log_msg(LOG_ERR, "SV-CLUSTER-BUILD",
+	        "cluster.role is set, but this simverifyd was built without the jetstream "
+	        "feature (libnats-dev); exiting");
+	return -ENOTSUP;
+}
+void cluster_stop(struct cluster *c) { (void)c; }
+int cluster_leader(const struct cluster *c) { (void)c; return 0; }
+void cluster_note_commit(struct cluster *c, uint64_t seq) { (void)c; (void)seq; }
+void cluster_request_cut(struct cluster *c, uint64_t first) { (void)c; (void)first; }
+void cluster_note_checkpoint(struct cluster *c, uint64_t v) { (void)c; (void)v; }
+int cluster_status(const struct cluster *c, struct cluster_status *out)
+{
+	(void)c;
+	(void)out;
+	return -1;
+}
+
+#else
+
+#include "curve.h"
+#include "debug.h"
+#include "ingest.h"
+#include "jetstream.h"
+#include "parts.h"
+#include "reject.h"
+#include "reply.h"
+#include "sv/error.h"
+#include "sv/journal.h"
+#include "sv/metrics.h"
+#include "util.h"
+
+#define PAIRS_SUBJECT "sv.pairs"
+#define ITEMS_PREFIX "sv.items."
+#define MODEL_KEY "model"
+#define LEASE_KEY "trainer"
+#define GW_BATCH 256   /* messages the gateway publishes pipelined */
+#define FEED_BATCH 256 /* messages the feed fetches at once */
+
+struct cluster {
+	struct sv_daemon *d;
+	char name[64];
+	char items_stream[SV_CONFIG_STR_MAX + 8], models[SV_CONFIG_STR_MAX + 8],
+	    lease[SV_CONFIG_STR_MAX + 8];
+	int64_t timeout_ms;
+	pthread_t th[3];
+	int started[3];
+
+	atomic_int leader;
+	atomic_uint_fast64_t committed;   /* stream seq of the last local commit */
+	atomic_uint_fast64_t cut_req;     /* batch whose cut the trainer asks (log seq + 1) */
+	atomic_uint_fast64_t ckpt_version; /* newest checkpoint to publish (0: none) */
+	atomic_uint_fast64_t model_rev, model_version, lag;
+	atomic_uint_fast64_t published, publish_failed, cuts, items, model_puts, model_refused;
+	atomic_uint_fast64_t lease_gained, lease_lost;
+};
+
+/* ---- shared helpers ---- */
+
+/* How long the start waits for the cluster (then it fails, for systemd to
+ * try again); the threads, once started, retry for as long as they run. */
+#define SETUP_WAIT_NS (30 * 1000000000ULL)
+
+/* A connection, retried once a second until it comes, stopping is set, or
+ * (deadline_ns != 0) the monotonic deadline passes. */
+static int js_connect(struct cluster *c, sv_js **js, const char *who, uint64_t deadline_ns)
+{
+	int rc = -ECANCELED;
+
+	while (!atomic_load(&c->d->stopping)) {
+		rc = sv_js_open(js, c->d->conf.cfg.cluster_urls, c->timeout_ms);
+		if (rc == 0)
+			return 0;
+		log_msg(LOG_WARNING, "SV-CLUSTER-CONNECT", "%s: cannot reach %s: %s; retrying",
+		        who, c->d->conf.cfg.cluster_urls, sv_js_strerror(rc));
+		if (deadline_ns && now_mono_ns() >= deadline_ns)
+			break;
+		sleep(1);
+	}
+	return rc;
+}
+
+/* ---- sv-gateway: ZeroMQ ingest into the pair stream ---- */
+
+/* Whom to answer, and with what: enough to reply after the message itself
+ * is gone (the routing id is copied). */
+struct gw_to {
+	uint8_t rid[256];
+	size_t rid_len;
+	int delim;  /* the client sent an empty delimiter (REQ) */
+	int acked;  /* 0: fire and forget, nobody to answer */
+	int verb;
+	uint64_t req_id;
+	uint32_t n; /* pair rows */
+	uint64_t client_seq;
+	uint64_t stream_seq; /* once stored */
+	int dup;
+	uint64_t t0;
+};
+
+struct gw_msg {
+	struct gw_to to;
+	char id[128]; /* the message id: 32 hex digits, or the gateway's own */
+	void *flat; /* the flattened frames (owned) */
+	size_t flat_len;
+};
+
+struct gw {
+	struct cluster *c;
+	sv_js *js;
+	void *pull, *router;
+	struct sv_proto_msgbuf mb;
+	struct gw_msg *m;    /* GW_BATCH slots */
+	size_t n;            /* in the batch being read or retried */
+	struct gw_to *wait;  /* acked and stored, waiting for the local commit */
+	size_t nwait, wait_cap;
+	uint64_t own_seq, boot;
+	uint64_t cut_done;
+};
+
+static void gw_send(struct gw *g, const struct gw_to *to)
+{
+	int more = g->mb.n > 0 ? ZMQ_SNDMORE : 0;
+
+	if (zmq_send(g->router, to->rid, to->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    (to->delim && zmq_send(g->router, "", 0, more | ZMQ_DONTWAIT) < 0))
+		goto fail;
+	for (size_t i = 0; i < g->mb.n; i++)
+		if (zmq_send(g->router, g->mb.frames[i].data, g->mb.frames[i].len,
+		             (i + 1 < g->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+			goto fail;
+	return;
+fail:
+	atomic_fetch_add(&g->c->d->cnt.unroutable, 1);
+}
+
+/* The answer to a stored (and, under cluster.ack committed, applied) message. */
+static void gw_answer(struct gw *g, const struct gw_to *m)
+{
+	if (!m->acked)
+		return;
+	if (m->verb == SV_PROTO_VERB_PAIR || m->verb == SV_PROTO_VERB_PAIR_BATCH) {
+		struct sv_proto_ack ack = {.client_seq = m->client_seq, .n = m->n, .n_committed = m->n};
+		struct sv_proto_ack_row *rows;
+
+		if (m->dup) {
+			reply_error(&g->mb, m->verb, m->req_id, SV_PROTO_STATUS_DUPLICATE, 0,
+			            "already in the pair stream: the same (client id, seq) was stored "
+			            "before");
+		} else if ((rows = calloc(m->n ? m->n : 1, sizeof *rows)) == NULL) {
+			reply_error(&g->mb, m->verb, m->req_id, SV_PROTO_STATUS_INTERNAL, 0,
+			            "out of memory");
+		} else { /* all zero: committed */
+			if (sv_proto_encode_reply_ack(&g->mb, m->verb, m->req_id, SV_PROTO_STATUS_OK,
+			                              NULL, &ack, rows) < 0)
+				reply_error(&g->mb, m->verb, m->req_id, SV_PROTO_STATUS_INTERNAL, 0,
+				            "cannot encode the ack");
+			free(rows);
+		}
+	} else {
+		reply_error(&g->mb, m->verb, m->req_id, SV_PROTO_STATUS_OK, 0, NULL);
+	}
+	gw_send(g, m);
+}
+
+static void gw_refuse(struct gw *g, const struct gw_to *m, int status, const char *why)
+{
+	if (!m->acked)
+		return;
+	reply_error(&g->mb, m->verb, m->req_id, status, 0, why);
+	gw_send(g, m);
+}
+
+static void gw_release(struct gw_msg *m)
+{
+	free(m->flat);
+	m->flat = NULL;
+}
+
+/* Check one message p (env envelope parts; acked when from the ROUTER);
+ * 1 when m is filled for publishing, else it was answered (malformed,
+ * refused, CLIENT_STATE).  p stays the caller's. */
+static int gw_take(struct gw *g, struct gw_msg *m, const struct parts *p, int env, int acked)
+{
+	struct sv_daemon *d = g->c->d;
+	const struct sv_proto_frame *fr = p->fr + env;
+	size_t nfr = (size_t)(p->n - env);
+	struct sv_proto_request rq;
+	struct sv_proto_error err;
+	struct gw_to *to = &m->to;
+
+	memset(m, 0, sizeof *m);
+	to->acked = acked;
+	if (acked) {
+		to->rid_len = p->fr[0].len < sizeof to->rid ? p->fr[0].len : sizeof to->rid;
+		memcpy(to->rid, p->fr[0].data, to->rid_len);
+		to->delim = env == 2;
+	}
+	memset(&err, 0, sizeof err);
+	if (p->over || sv_proto_decode_request(fr, nfr, &d->conf.live.lim, &rq, &err) < 0) {
+		int reason = p->over ? SV_PROTO_REASON_FRAME_COUNT : (int)err.reason;
+
+		reject_count(d, p->over ? SV_REJECT_TOOMANY_PARTS : reason);
+		atomic_fetch_add(&d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
+		log_msg(LOG_WARNING, "SV-INGEST-MALFORMED", "gateway: %s (%s); dropping message",
+		        p->over ? "too many frames" : err.msg, sv_proto_reason_name(reason));
+		if (acked) {
+			to->verb = err.have_header ? err.header.verb : 0;
+			to->req_id = err.have_header ? err.header.request_id : 0;
+			reply_error(&g->mb, to->verb, to->req_id, SV_PROTO_STATUS_MALFORMED, reason,
+			            p->over ? "too many frames" : err.msg);
+			gw_send(g, to);
+		}
+		return 0;
+	}
+	to->verb = rq.hdr.verb;
+	to->req_id = rq.hdr.request_id;
+	to->n = (uint32_t)rq.n;
+	to->client_seq = rq.has_client ? rq.client.seq : 0;
+	switch (to->verb) {
+	case SV_PROTO_VERB_PAIR:
+	case SV_PROTO_VERB_PAIR_BATCH:
+	case SV_PROTO_VERB_ITEM_PUT:
+	case SV_PROTO_VERB_ITEM_DEL:
+		break;
+	case SV_PROTO_VERB_CLIENT_STATE:
+		if (acked) {
+			char json[INGEST_STATE_JSON_MAX];
+
+			ingest_client_state(d, &rq, &g->mb, json);
+			gw_send(g, to);
+		}
+		return 0;
+	default:
+		reject_count(d, SV_REJECT_REFUSED);
+		gw_refuse(g, to, SV_PROTO_STATUS_REFUSED,
+		          "not an ingest verb: send it to the query or admin socket");
+		return 0;
+	}
+	if ((to->verb == SV_PROTO_VERB_ITEM_PUT || to->verb == SV_PROTO_VERB_ITEM_DEL) &&
+	    sv_store_id_reserved(rq.item.id, rq.item.id_len)) {
+		reject_count(d, SV_REJECT_RESERVED_ID);
+		gw_refuse(g, to, SV_PROTO_STATUS_REFUSED, "ids starting with \"~v\" are reserved");
+		return 0;
+	}
+	if (rq.has_client)
+		sv_js_msgid(m->id, sv_journal_item_key(rq.client.id, rq.client.id_len),
+		            rq.client.seq);
+	else /* the gateway's own id: a resend after a lost PubAck stays one message */
+		snprintf(m->id, sizeof m->id, "gw-%s-%" PRIx64 "-%" PRIu64, g->c->name, g->boot,
+		         ++g->own_seq);
+	m->flat_len = sv_proto_flatten(fr, nfr, NULL, 0);
+	m->flat = malloc(m->flat_len);
+	if (m->flat == NULL) {
+		gw_refuse(g, to, SV_PROTO_STATUS_BUSY, "out of memory; retry");
+		return 0;
+	}
+	sv_proto_flatten(fr, nfr, m->flat, m->flat_len);
+	return 1;
+}
+
+static int gw_wait_add(struct gw *g, const struct gw_to *to)
+{
+	if (g->nwait == g->wait_cap) {
+		size_t cap = g->wait_cap ? 2 * g->wait_cap : 256;
+		struct gw_to *w = realloc(g->wait, cap * sizeof *w);
+
+		if (w == NULL)
+			return -ENOMEM;
+		g->wait = w;
+		g->wait_cap = cap;
+	}
+	g->wait[g->nwait] = *to;
+	g->wait[g->nwait++].t0 = now_mono_ns();
+	return 0;
+}
+
+/* cluster.ack committed: answer what this node's commits now hold. */
+static void gw_wait_scan(struct gw *g)
+{
+	uint64_t done = atomic_load(&g->c->committed), now = now_mono_ns();
+	size_t k = 0;
+
+	for (size_t i = 0; i < g->nwait; i++) {
+		const struct gw_to *to = &g->wait[i];
+
+		if (to->stream_seq <= done)
+			gw_answer(g, to);
+		else if (now - to->t0 > (uint64_t)g->c->timeout_ms * 1000000ULL)
+			gw_refuse(g, to, SV_PROTO_STATUS_BUSY,
+			          "stored in the pair stream, but this node has not committed it "
+			          "within cluster.timeout; it will be applied: resend with the same seq "
+			          "to hear so");
+		else
+			g->wait[k++] = *to;
+	}
+	g->nwait = k;
+}
+
+/* Publish the batch g->m[0..n): acked messages are answered (or told to
+ * resend); fire-and-forget ones that got no PubAck stay for the next try,
+ * in order, and the PULL socket is not read meanwhile. */
+static void gw_publish(struct gw *g)
+{
+	struct cluster *c = g->c;
+	struct sv_js_pub pub[GW_BATCH];
+	size_t keep = 0;
+
+	for (size_t i = 0; i < g->n; i++)
+		pub[i] = (struct sv_js_pub){
+		    .msgid = g->m[i].id, .data = g->m[i].flat, .len = g->m[i].flat_len};
+	sv_js_publish_batch(g->js, PAIRS_SUBJECT, pub, g->n, c->timeout_ms);
+	for (size_t i = 0; i < g->n; i++) {
+		struct gw_msg *m = &g->m[i];
+
+		if (pub[i].rc == 0) {
+			atomic_fetch_add(&c->published, 1);
+			m->to.stream_seq = pub[i].stream_seq;
+			m->to.dup = pub[i].duplicate;
+			if (!m->to.acked || m->to.dup ||
+			    c->d->conf.cfg.cluster_ack != SV_CONFIG_CLUSTER_ACK_COMMITTED ||
+			    gw_wait_add(g, &m->to) < 0)
+				gw_answer(g, &m->to);
+			gw_release(m);
+			continue;
+		}
+		atomic_fetch_add(&c->publish_failed, 1);
+		if (m->to.acked) {
+			gw_refuse(g, &m->to, SV_PROTO_STATUS_BUSY,
+			          "no JetStream ack: the pair stream may or may not hold this message; "
+			          "resend it with the same seq (de-duplication makes that safe)");
+			gw_release(m);
+		} else {
+			g->m[keep++] = *m; /* the buffer moves with it */
+		}
+	}
+	if (keep)
+		log_msg(LOG_WARNING, "SV-CLUSTER-PUBLISH",
+		        "%zu fire-and-forget messages got no JetStream ack (%s); kept, retrying",
+		        keep, sv_js_detail(g->js));
+	g->n = keep;
+}
+
+static void gw_cut(struct gw *g)
+{
+	uint64_t want = atomic_load(&g->c->cut_req);
+	char id[64];
+	int rc;
+
+	if (want == 0 || want == g->cut_done || !atomic_load(&g->c->leader))
+		return;
+	snprintf(id, sizeof id, "cut-%" PRIu64, want);
+	rc = sv_js_publish(g->js, PAIRS_SUBJECT, id, CLUSTER_CUT, CLUSTER_CUT_LEN, g->c->timeout_ms,
+	                   NULL, NULL);
+	if (rc == 0) {
+		g->cut_done = want;
+		atomic_fetch_add(&g->c->cuts, 1);
+	}
+}
+
+static void *gw_main(void *arg)
+{
+	struct cluster *c = arg;
+	struct sv_daemon *d = c->d;
+	struct gw g = {.c = c, .boot = now_real_ns()};
+	int hwm = d->conf.ingest_hwm, one = 1;
+
+	pthread_setname_np(pthread_self(), "sv-gateway");
+	sv_proto_msgbuf_init(&g.mb);
+	g.m = calloc(GW_BATCH, sizeof *g.m);
+	g.pull = parts_socket(d->zctx, ZMQ_PULL);
+	g.router = parts_socket(d->zctx, ZMQ_ROUTER);
+	if (g.m == NULL || g.pull == NULL || g.router == NULL)
+		goto out;
+	zmq_setsockopt(g.pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+	zmq_setsockopt(g.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+	zmq_setsockopt(g.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+	if (curve_bind(g.pull, d->conf.ep_ingest, "ingest (PULL, gateway)") < 0 ||
+	    curve_bind(g.router, d->conf.ep_ingest_ack, "ingest-ack (ROUTER, gateway)") < 0)
+		goto out;
+	if (js_connect(c, &g.js, "gateway", 0) < 0)
+		goto out;
+	while (!atomic_load(&d->stopping)) {
+		zmq_pollitem_t it[2] = {{g.router, 0, ZMQ_POLLIN, 0}, {g.pull, 0, ZMQ_POLLIN, 0}};
+		int retry = g.n > 0, idle[2] = {0, retry};
+
+		if (zmq_poll(it, retry ? 1 : 2, g.nwait ? 5 : 50) < 0 && zmq_errno() == ETERM)
+			break;
+		while (g.n < GW_BATCH && !(idle[0] && idle[1])) {
+			for (int sk = 0; sk < 2 && g.n < GW_BATCH; sk++) {
+				struct parts p;
+
+				if (idle[sk])
+					continue;
+				if (parts_recv(sk ? g.pull : g.router, &p, ZMQ_DONTWAIT) <= 0) {
+					idle[sk] = 1;
+					continue;
+				}
+				if (gw_take(&g, &g.m[g.n], &p, sk ? 0 : parts_envelope(&p), sk == 0))
+					g.n++;
+				parts_close(&p);
+			}
+		}
+		if (g.n)
+			gw_publish(&g);
+		if (g.nwait)
+			gw_wait_scan(&g);
+		gw_cut(&g);
+	}
+out:
+	for (size_t i = 0; i < g.n; i++)
+		gw_release(&g.m[i]);
+	if (g.n)
+		log_msg(LOG_WARNING, "SV-CLUSTER-PUBLISH",
+		        "stopping with %zu fire-and-forget messages never stored", g.n);
+	free(g.m);
+	free(g.wait);
+	zmq_close(g.pull);
+	zmq_close(g.router);
+	sv_proto_msgbuf_free(&g.mb);
+	sv_js_close(g.js);
+	return NULL;
+}
+
+/* ---- sv-feed: the durable consumer, in stream order, into ingest.c ---- */
+
+/* The leader's copy of an item change into the items stream. */
+static void feed_item(struct cluster *c, sv_js *js, const struct sv_js_msg *msg)
+{
+	struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
+	struct sv_proto_limits any = {0};
+	struct sv_proto_request rq;
+	struct sv_proto_error err;
+	char subject[64], id[32];
+	long n = sv_proto_unflatten(msg->data, msg->len, fr, SV_PROTO_MAX_FRAMES);
+	int rc;
+
+	if (n < 2 || fr[0].len < 4 || ((const uint8_t *)fr[0].data)[3] > SV_PROTO_VERB_ITEM_DEL ||
+	    sv_proto_decode_request(fr, (size_t)n, &any, &rq, &err) < 0 ||
+	    (rq.hdr.verb != SV_PROTO_VERB_ITEM_PUT && rq.hdr.verb != SV_PROTO_VERB_ITEM_DEL))
+		return;
+	snprintf(subject, sizeof subject, ITEMS_PREFIX "%016" PRIx64,
+	         sv_journal_item_key(rq.item.id, rq.item.id_len));
+	snprintf(id, sizeof id, "i-%" PRIu64, msg->stream_seq);
+	rc = sv_js_publish(js, subject, id, msg->data, msg->len, c->timeout_ms, NULL, NULL);
+	if (rc == 0)
+		atomic_fetch_add(&c->items, 1);
+	else
+		log_msg(LOG_WARNING, "SV-CLUSTER-ITEMS",
+		        "cannot copy stream message %" PRIu64 " to %s: %s (%s)", msg->stream_seq,
+		        c->items_stream, sv_js_strerror(rc), sv_js_detail(js));
+}
+
+/* One stream message to ingest: [u64 stream seq][its frames, or the raw
+ * payload as one frame when it is not a flattened message (a CUT, or
+ * garbage that ingest rejects and counts)]. */
+static int feed_send(void *push, const struct sv_js_msg *msg)
+{
+	struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
+	long n = sv_proto_unflatten(msg->data, msg->len, fr, SV_PROTO_MAX_FRAMES);
+	uint8_t seq[8];
+
+	memcpy(seq, &msg->stream_seq, 8); /* little-endian hosts only (sv/proto.h) */
+	if (n <= 0) {
+		fr[0].data = msg->data;
+		fr[0].len = msg->len;
+		n = 1;
+	}
+	if (zmq_send(push, seq, 8, ZMQ_SNDMORE) < 0)
+		return -1;
+	for (long i = 0; i < n; i++)
+		if (zmq_send(push, fr[i].data, fr[i].len, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+			return -1;
+	return 0;
+}
+
+static uint64_t resume_mark(struct sv_daemon *d)
+{
+	sv_store_read *r = NULL;
+	uint64_t v = 0;
+
+	if (sv_store_read_begin(d->store, &r) == 0 && sv_store_mark_get(r, CLUSTER_MARK, &v) < 0)
+		v = 0;
+	sv_store_read_end(r);
+	return v;
+}
+
+static void *feed_main(void *arg)
+{
+	struct cluster *c = arg;
+	struct sv_daemon *d = c->d;
+	struct sv_js_msg *msgs = calloc(FEED_BATCH, sizeof *msgs);
+	sv_js_consumer *con = NULL;
+	sv_js *js = NULL;
+	char durable[80];
+	void *push = parts_socket(d->zctx, ZMQ_PUSH);
+	int rc;
+
+	pthread_setname_np(pthread_self(), "sv-feed");
+	snprintf(durable, sizeof durable, "sv-%s", c->name);
+	if (msgs == NULL || push == NULL || zmq_connect(push, CLUSTER_FEED_ENDPOINT) < 0 ||
+	    js_connect(c, &js, "feed", 0) < 0)
+		goto out;
+	while (!atomic_load(&d->stopping)) {
+		uint64_t last;
+		int n = 0;
+
+		if (con == NULL) {
+			struct sv_js_consumer_cfg cc = {.stream = d->conf.cfg.cluster_stream,
+			                                .durable = durable,
+			                                .resume_after = resume_mark(d),
+			                                .reset = true,
+			                                .max_ack_pending = 4 * FEED_BATCH};
+
+			rc = sv_js_consumer_open(&con, js, &cc);
+			if (rc < 0) {
+				log_msg(LOG_WARNING, "SV-CLUSTER-FEED",
+				        "cannot open the consumer %s on %s: %s (%s); retrying", durable,
+				        cc.stream, sv_js_strerror(rc), sv_js_detail(js));
+				sleep(1);
+				continue;
+			}
+			log_msg(LOG_NOTICE, "SV-CLUSTER-FEED",
+			        "following %s as %s after stream sequence %" PRIu64, cc.stream, durable,
+			        cc.resume_after);
+		}
+		rc = sv_js_fetch(con, msgs, FEED_BATCH, 100, &n);
+		if (rc < 0) {
+			log_msg(LOG_WARNING, "SV-CLUSTER-FEED", "fetch: %s (%s)", sv_js_strerror(rc),
+			        sv_js_detail(js));
+			usleep(200000);
+			continue;
+		}
+		if (n == 0)
+			continue;
+		for (int i = 0; i < n; i++) {
+			if (atomic_load(&c->leader) && msgs[i].len > 4)
+				feed_item(c, js, &msgs[i]);
+			if (feed_send(push, &msgs[i]) < 0)
+				goto out; /* the context is ending */
+		}
+		last = msgs[n - 1].stream_seq;
+		atomic_store(&c->lag, msgs[n - 1].pending);
+		/* ack once the trainer's commit holds them all */
+		while (atomic_load(&c->committed) < last && !atomic_load(&d->stopping))
+			usleep(500);
+		if (atomic_load(&c->committed) >= last) {
+			rc = sv_js_ack_upto(con, last);
+			if (rc < 0)
+				log_msg(LOG_WARNING, "SV-CLUSTER-FEED", "ack up to %" PRIu64 ": %s (%s)",
+				        last, sv_js_strerror(rc), sv_js_detail(js));
+		}
+	}
+out:
+	free(msgs);
+	sv_js_consumer_close(con);
+	zmq_close(push);
+	sv_js_close(js);
+	return NULL;
+}
+
+/* ---- sv-lease: the lease, and the leader's model versions ---- */
+
+/* Publish checkpoint `version` from the store; 0, SV_JS_ERR_STALE (fenced
+ * off: someone else published since) or another failure. */
+static int publish_model(struct cluster *c, sv_js_kv *kv, uint64_t version)
+{
+	struct sv_daemon *d = c->d;
+	struct sv_journal_model jm = {.d_in = d->conf.d_in, .d_out = d->conf.d_out,
+	                              .policy = d->live.threshold_policy, .version = version};
+	struct sv_store_model m;
+	struct sv_metrics_window *w = NULL;
+	sv_store_read *r = NULL;
+	float *W = malloc((size_t)jm.d_in * jm.d_out * sizeof *W);
+	void *blob = NULL;
+	size_t len = 0;
+	uint64_t rev = 0;
+	int rc = W ? sv_store_read_begin(d->store, &r) : -ENOMEM;
+
+	if (rc == 0)
+		rc = sv_store_model_get(r, version, &m);
+	if (rc == 0) {
+		sv_store_model_weights(d->store, &m, W);
+		jm.steps = m.step;
+		jm.threshold = d->live.threshold;
+		if (m.calib_len && sv_journal_calib_decode(m.calib, m.calib_len, &jm.threshold, &w) == 0)
+			sv_metrics_window_free(w);
+		if (sv_store_mark_get(r, CLUSTER_MARK, &jm.stream_seq) < 0)
+			jm.stream_seq = 0;
+	}
+	sv_store_read_end(r);
+	if (rc == 0) {
+		len = sv_journal_model_encode(NULL, 0, &jm, W);
+		blob = malloc(len);
+		rc = blob ? 0 : -ENOMEM;
+	}
+	if (rc == 0) {
+		sv_journal_model_encode(blob, len, &jm, W);
+		rc = sv_js_model_put(kv, MODEL_KEY, blob, len, 0, atomic_load(&c->model_rev), &rev);
+	}
+	if (rc == 0) {
+		atomic_store(&c->model_rev, rev);
+		atomic_store(&c->model_version, version);
+		atomic_fetch_add(&c->model_puts, 1);
+	}
+	free(blob);
+	free(W);
+	return rc;
+}
+
+static void lose_lease(struct cluster *c, const char *why)
+{
+	if (!atomic_exchange(&c->leader, 0))
+		return;
+	atomic_fetch_add(&c->lease_lost, 1);
+	log_msg(LOG_WARNING, "SV-CLUSTER-LEASE",
+	        "%s: no longer the leader; training on in lockstep as a standby, publishing nothing",
+	        why);
+}
+
+static void *lease_main(void *arg)
+{
+	struct cluster *c = arg;
+	struct sv_daemon *d = c->d;
+	uint64_t ttl = d->conf.cfg.cluster_lease_ttl_ms, rev = 0, renewed = 0;
+	int64_t period_ms = (int64_t)ttl / 4;
+	sv_js_kv *lease = NULL, *models = NULL;
+	sv_js *js = NULL;
+	int rc, replicas = (int)d->conf.cfg.cluster_replicas;
+
+	pthread_setname_np(pthread_self(), "sv-lease");
+	if (js_connect(c, &js, "lease", 0) < 0)
+		goto out;
+	while (!atomic_load(&d->stopping) &&
+	       ((rc = sv_js_kv_open(&lease, js, c->lease, replicas, (int64_t)ttl, false)) < 0 ||
+	        (rc = sv_js_kv_open(&models, js, c->models, replicas, 0, false)) < 0)) {
+		log_msg(LOG_WARNING, "SV-CLUSTER-LEASE", "cannot open the buckets: %s (%s); retrying",
+		        sv_js_strerror(rc), sv_js_detail(js));
+		sv_js_kv_close(lease);
+		lease = NULL;
+		sleep(1);
+	}
+	while (!atomic_load(&d->stopping)) {
+		uint64_t now = now_mono_ns(), want;
+
+		/* a leader's pending model version first: the compare-and-set on
+		 * the models bucket is the fence, not our view of the lease */
+		want = atomic_load(&c->ckpt_version);
+		if (atomic_load(&c->leader) && want && want != atomic_load(&c->model_version)) {
+			debug_publish_delay();
+			rc = publish_model(c, models, want);
+			if (rc == SV_JS_ERR_STALE &&
+			    sv_js_lease_renew(lease, LEASE_KEY, c->name, rev, &rev) == 0) {
+				/* still ours: the revision we had was a follower's stale
+				 * read, or our own write whose ack was lost; go on from the
+				 * current one (the lease is the fence: nobody else took it) */
+				uint64_t mrev = 0;
+
+				renewed = now;
+				if (sv_js_model_rev(models, MODEL_KEY, &mrev) == 0)
+					atomic_store(&c->model_rev, mrev);
+			} else if (rc == SV_JS_ERR_STALE) {
+				atomic_fetch_add(&c->model_refused, 1);
+				log_msg(LOG_WARNING, "SV-CLUSTER-FENCED",
+				        "model version %" PRIu64 " refused: the models bucket moved on "
+				        "(another trainer leads)",
+				        want);
+				lose_lease(c, "fenced off");
+			} else if (rc < 0) {
+				log_msg(LOG_WARNING, "SV-CLUSTER-MODEL",
+				        "cannot publish model version %" PRIu64 ": %s (%s); retrying", want,
+				        sv_js_strerror(rc), sv_js_detail(js));
+			}
+		}
+		if (atomic_load(&c->leader)) {
+			rc = sv_js_lease_renew(lease, LEASE_KEY, c->name, rev, &rev);
+			if (rc == 0)
+				renewed = now;
+			else if (rc == SV_JS_ERR_STALE)
+				lose_lease(c, "lease taken over");
+			else if (now - renewed >= ttl * 1000000ULL * 3 / 4)
+				lose_lease(c, "cannot renew the lease within 3/4 of its TTL");
+		} else if ((rc = sv_js_lease_acquire(lease, LEASE_KEY, c->name, &rev)) < 0) {
+			if (rc != SV_JS_ERR_HELD)
+				log_msg(LOG_INFO, "SV-CLUSTER-LEASE", "cannot take the lease: %s (%s)",
+				        sv_js_strerror(rc), sv_js_detail(js));
+		} else {
+			uint64_t mrev = 0;
+
+			if (sv_js_model_rev(models, MODEL_KEY, &mrev) == 0 || mrev == 0) {
+				atomic_store(&c->model_rev, mrev);
+				atomic_store(&c->model_version, 0); /* publish the next one */
+				renewed = now;
+				atomic_fetch_add(&c->lease_gained, 1);
+				atomic_store(&c->leader, 1);
+				log_msg(LOG_NOTICE, "SV-CLUSTER-LEASE",
+				        "%s leads: trains, cuts batches and publishes models (models "
+				        "revision %" PRIu64 ")",
+				        c->name, mrev);
+			}
+		}
+		for (int64_t t = 0; t < period_ms && !atomic_load(&d->stopping); t += 20)
+			usleep(20000);
+	}
+out:
+	atomic_store(&c->leader, 0);
+	sv_js_kv_close(lease);
+	sv_js_kv_close(models);
+	sv_js_close(js);
+	return NULL;
+}
+
+/* ---- start, stop, the trainer's calls ---- */
+
+static int ensure_streams(struct cluster *c)
+{
+	struct sv_daemon *d = c->d;
+	struct sv_js_stream_cfg pairs = {
+	    .name = d->conf.cfg.cluster_stream,
+	    .subjects = PAIRS_SUBJECT,
+	    .replicas = (int)d->conf.cfg.cluster_replicas,
+	    .duplicates_ns = (int64_t)d->conf.cfg.cluster_duplicate_window_ms * 1000000LL};
+	struct sv_js_stream_cfg items = {.name = c->items_stream,
+	                                 .subjects = ITEMS_PREFIX ">",
+	                                 .replicas = pairs.replicas,
+	                                 .duplicates_ns = pairs.duplicates_ns,
+	                                 .max_msgs_per_subject = 1};
+	uint64_t deadline = now_mono_ns() + SETUP_WAIT_NS;
+	sv_js *js = NULL;
+	int rc = js_connect(c, &js, "setup", deadline);
+
+	while (rc == 0) {
+		rc = sv_js_stream_ensure(js, &pairs);
+		if (rc == 0)
+			rc = sv_js_stream_ensure(js, &items);
+		if (rc == 0 || rc == SV_JS_ERR_API || now_mono_ns() >= deadline)
+			break;
+		log_msg(LOG_WARNING, "SV-CLUSTER-STREAM", "cannot set up %s: %s (%s); retrying",
+		        pairs.name, sv_js_strerror(rc), sv_js_detail(js));
+		rc = 0;
+		sleep(1);
+	}
+	if (rc < 0)
+		log_msg(LOG_ERR, "SV-CLUSTER-STREAM",
+		        "cannot set up the streams %s and %s on %s: %s (%s); exiting", pairs.name,
+		        items.name, d->conf.cfg.cluster_urls, sv_js_strerror(rc), sv_js_detail(js));
+	sv_js_close(js);
+	return rc;
+}
+
+int cluster_start(struct cluster **out, struct sv_daemon *d)
+{
+	void *(*mains[3])(void *) = {feed_main, gw_main, lease_main};
+	struct cluster *c;
+	int rc;
+
+	*out = NULL;
+	if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_OFF)
+		return 0;
+	if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_REPLICA) {
+		log_msg(LOG_ERR, "SV-CLUSTER-ROLE",
+		        "cluster.role replica is not built yet (docs/SCALING.md); exiting");
+		return -ENOTSUP;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return -ENOMEM;
+	c->d = d;
+	c->timeout_ms = (int64_t)d->conf.cfg.cluster_timeout_ms;
+	if (d->conf.cfg.cluster_name[0])
+		snprintf(c->name, sizeof c->name, "%.48s", d->conf.cfg.cluster_name);
+	else if (gethostname(c->name, sizeof c->name - 1) < 0)
+		snprintf(c->name, sizeof c->name, "simverifyd");
+	for (char *p = c->name; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", *p))
+			*p = '_';
+	snprintf(c->items_stream, sizeof c->items_stream, "%s_ITEMS", d->conf.cfg.cluster_stream);
+	snprintf(c->models, sizeof c->models, "%s_models", d->conf.cfg.cluster_stream);
+	snprintf(c->lease, sizeof c->lease, "%s_lease", d->conf.cfg.cluster_stream);
+	atomic_store(&c->committed, resume_mark(d));
+	rc = ensure_streams(c);
+	if (rc == 0)
+		atomic_store(&d->cluster, c); /* the trainer's calls find it from now on */
+	for (int i = 0; rc == 0 && i < 3; i++) {
+		c->started[i] = pthread_create(&c->th[i], NULL, mains[i], c) == 0;
+		if (!c->started[i])
+			rc = -EAGAIN;
+	}
+	if (rc < 0) {
+		atomic_store(&d->stopping, 1);
+		cluster_stop(c);
+		return rc;
+	}
+	*out = c;
+	log_msg(LOG_NOTICE, "SV-CLUSTER-START",
+	        "node %s on %s: stream %s (R%llu), ack %s, lease TTL %llu ms", c->name,
+	        d->conf.cfg.cluster_urls, d->conf.cfg.cluster_stream,
+	        (unsigned long long)d->conf.cfg.cluster_replicas,
+	        d->conf.cfg.cluster_ack == SV_CONFIG_CLUSTER_ACK_COMMITTED ? "committed" : "stored",
+	        (unsigned long long)d->conf.cfg.cluster_lease_ttl_ms);
+	return 0;
+}
+
+void cluster_stop(struct cluster *c)
+{
+	if (c == NULL)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (c->started[i])
+			pthread_join(c->th[i], NULL);
+	atomic_store(&c->d->cluster, NULL);
+	free(c);
+}
+
+int cluster_leader(const struct cluster *c)
+{
+	return c != NULL && atomic_load(&c->leader);
+}
+
+void cluster_note_commit(struct cluster *c, uint64_t seq)
+{
+	if (c != NULL && seq > atomic_load(&c->committed))
+		atomic_store(&c->committed, seq);
+}
+
+void cluster_request_cut(struct cluster *c, uint64_t batch_first)
+{
+	if (c != NULL)
+		atomic_store(&c->cut_req, batch_first + 1);
+}
+
+void cluster_note_checkpoint(struct cluster *c, uint64_t version)
+{
+	if (c != NULL)
+		atomic_store(&c->ckpt_version, version);
+}
+
+int cluster_status(const struct cluster *c, struct cluster_status *o)
+{
+	if (c == NULL)
+		return -1;
+	*o = (struct cluster_status){
+	    .role = atomic_load(&c->leader) ? "leader" : "standby",
+	    .name = c->name,
+	    .applied_seq = atomic_load(&c->committed),
+	    .lag = atomic_load(&c->lag),
+	    .model_rev = atomic_load(&c->model_rev),
+	    .model_version = atomic_load(&c->model_version),
+	    .published = atomic_load(&c->published),
+	    .publish_failed = atomic_load(&c->publish_failed),
+	    .cuts = atomic_load(&c->cuts),
+	    .items = atomic_load(&c->items),
+	    .model_puts = atomic_load(&c->model_puts),
+	    .model_refused = atomic_load(&c->model_refused),
+	    .lease_gained = atomic_load(&c->lease_gained),
+	    .lease_lost = atomic_load(&c->lease_lost)};
+	return 0;
+}
+
+#endif

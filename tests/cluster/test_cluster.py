@@ -1,0 +1,356 @@
+#!/usr/bin/python3
+"""test_cluster.py SIMVERIFYD SV_FSCK NATS_CLUSTER_SH - two clustered trainers on a real
+3-node nats-server cluster (127.0.0.1, a temp directory), driven through their ZeroMQ
+gateways with acked PAIR_BATCH messages, as a publisher would (docs/SCALING.md).
+
+Trainer a and trainer b (cluster.role trainer, R3, lease TTL 2 s):
+  1. fencing: a leads; its lease thread stalls in a model publish (the test knob
+     SV_DEBUG_PUBLISH_DELAY_MS stands for a paused leader) past the TTL; b takes the
+     lease and publishes a model; a's late write is refused by the models bucket's
+     compare-and-set and a steps down.  a is restarted as a plain standby.
+  2. load: 1000 acked messages of 20 pairs (20k pairs, keyed client "pub", seq),
+     sent to both gateways with a window in flight, resent when told BUSY (no
+     JetStream ack) until answered OK or DUPLICATE.  Meanwhile the stream's Raft leader
+     is killed -9 and restarted, and then the lease holder b is killed -9: a must take
+     over (the failover time is printed), and b is restarted and follows again.
+  3. two NATS nodes down: an acked message gets no ack (BUSY), and neither trainer
+     applies any of it; with the nodes back, its resend is acked and applied whole.
+At the end both trainers have applied the same stream sequence and hold the same W, bit
+for bit (lockstep); every acked pair is in each store's log exactly once (sv_fsck
+--clients), and the fsck invariants hold."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+import zmq
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'daemon'))
+from svclient import Daemon, admin, item_put, pairs, parse_reply, status_until, wait_for  # noqa
+
+BIN, FSCK, NC = sys.argv[1:4]
+D, N_ITEMS, PER_MSG, N_MSGS, WINDOW = 8, 64, 20, 1000, 16
+TTL_S = 2.0
+
+
+class Cluster:
+    def __init__(self, root):
+        self.dir = os.path.join(root, 'nats')
+        os.makedirs(self.dir)
+        out = subprocess.run(['sh', NC, 'start', self.dir], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        self.urls = out.stdout.strip().split('\n')[-1]
+        with open(os.path.join(self.dir, 'http')) as f:
+            self.http = [int(x) for x in f.read().split()]
+
+    def run(self, *args):
+        """nats-cluster.sh CMD DIR [N]: kill or restart node N."""
+        r = subprocess.run(['sh', NC, args[0], self.dir] + [str(a) for a in args[1:]],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    def stream(self, name='SV_PAIRS', node=None):
+        """The stream as its Raft leader reports it (a follower may be behind)."""
+        for n in ([node] if node else [1, 2, 3]):
+            try:
+                url = 'http://127.0.0.1:%d/jsz?streams=true&leader_only=true' % self.http[n - 1]
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    j = json.load(r)
+            except OSError:
+                continue
+            for acc in j.get('account_details', []):
+                for s in acc.get('stream_detail', []):
+                    if s['name'] == name:
+                        return s
+        return None
+
+    def consumers(self):
+        """Each durable's delivered and ack floor stream sequences, as the leader says."""
+        for n in (1, 2, 3):
+            try:
+                url = ('http://127.0.0.1:%d/jsz?consumers=true&leader_only=true'
+                       % self.http[n - 1])
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    j = json.load(r)
+            except OSError:
+                continue
+            for acc in j.get('account_details', []):
+                for s in acc.get('stream_detail', []):
+                    if s['name'] == 'SV_PAIRS':
+                        return {c['name']: (c['delivered']['stream_seq'],
+                                            c['ack_floor']['stream_seq'], c['num_pending'])
+                                for c in s.get('consumer_detail', [])}
+        return None
+
+    def stream_leader(self):
+        s = self.stream()
+        return int(s['cluster']['leader'][1:]) if s and s.get('cluster', {}).get('leader') else 0
+
+
+def opts(cl, name):
+    return ['model.d_in=%d' % D, 'model.d_out=4', 'train.batch_pairs=32',
+            'train.max_wait_ms=50ms', 'checkpoint.every_steps=50', 'checkpoint.every_s=0',
+            'endpoints.http=', 'store.map_size=64MiB', 'cluster.role=trainer',
+            'cluster.urls=' + cl.urls, 'cluster.name=' + name, 'cluster.lease_ttl=2s',
+            'cluster.timeout=3s', 'cluster.replicas=3']
+
+
+def role(d):
+    try:
+        return d.status()['cluster']['role']
+    except Exception:   # noqa: BLE001 - a daemon being killed or restarted
+        return None
+
+
+def start(d, env=None):
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        d.start(90)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return d
+
+
+def message(rnd, seq):
+    rows = [(int(rnd.integers(2)), b'i%d' % rnd.integers(N_ITEMS), b'i%d' % rnd.integers(N_ITEMS))
+            for _ in range(PER_MSG)]
+    return pairs('PAIR_BATCH', rows, D, req_id=seq, client=(b'pub', (seq - 1) * PER_MSG + 1))
+
+
+class Publisher:
+    """Acked messages through the gateways, resent until answered."""
+
+    def __init__(self, daemons):
+        self.daemons = daemons
+        self.socks = {}
+        self.unacked = {}   # seq -> (frames, sent at)
+        self.acked = set()
+        self.busy = 0
+
+    def sock(self, d):
+        if d not in self.socks:
+            s = d.sock(zmq.DEALER, 'ingest-acked.sock')
+            s.setsockopt(zmq.RCVTIMEO, 0)
+            self.socks[d] = s
+        return self.socks[d]
+
+    def send(self, seq, frames, d):
+        self.unacked[seq] = (frames, time.monotonic(), d)
+        self.sock(d).send_multipart(frames)
+
+    def poll(self, alive):
+        """Answers so far; BUSY ones and ones unanswered for 8 s go again to an alive gateway."""
+        for d, s in list(self.socks.items()):
+            while True:
+                try:
+                    r = parse_reply(s.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+                seq = r['req']
+                if seq not in self.unacked:
+                    continue
+                if r['status'] in ('OK', 'DUPLICATE'):
+                    self.acked.add(seq)
+                    del self.unacked[seq]
+                else:
+                    assert r['status'] == 'BUSY', r
+                    self.busy += 1   # no JetStream ack (an election): again in 0.2 s
+                    frames, _, _ = self.unacked[seq]
+                    self.unacked[seq] = (frames, time.monotonic() - 7.8, None)
+        now = time.monotonic()
+        for seq, (frames, t, d) in list(self.unacked.items()):
+            if now - t > 8 or (d is not None and d not in alive):
+                self.send(seq, frames, alive[seq % len(alive)])
+
+    def drop(self, d):
+        s = self.socks.pop(d, None)
+        if s is not None:
+            s.close(0)
+
+
+def fsck_clients(store):
+    r = subprocess.run([FSCK, store, '--clients'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pub = b'pub'.hex()
+    seqs = [int(line.split()[1]) for line in r.stdout.splitlines()[:-1]   # then a summary
+            if line.split()[0] == pub]
+    return seqs
+
+
+def failover(a, b, t_fail):
+    """a leads after b's kill -9: print how long it took, restart b as a standby."""
+    print('trainer b killed -9: a leads after %.2f s (lease TTL %.1f s)'
+          % (time.monotonic() - t_fail, TTL_S))
+    b.proc = None
+    b.log.close()
+    start(b)
+    assert role(b) == 'standby'
+    return 4
+
+
+def test():
+    root = tempfile.mkdtemp(prefix='svcl-')
+    cl = Cluster(root)
+    for n in ('a', 'b'):
+        os.makedirs(os.path.join(root, n))
+    a = Daemon(BIN, state_dir=os.path.join(root, 'a'), opts=opts(cl, 'a'))
+    b = Daemon(BIN, state_dir=os.path.join(root, 'b'), opts=opts(cl, 'b'))
+    rnd = np.random.default_rng(17)
+    try:
+        # ---- 1. fencing: a paused leader's late model write is refused ----
+        start(a, {'SV_DEBUG_PUBLISH_DELAY_MS': '4500'})
+        status_until(a, lambda st: st['cluster']['role'] == 'leader', 'a leads', 30)
+        start(b)
+        assert role(b) == 'standby'
+        s = a.sock(zmq.DEALER, 'ingest-acked.sock')
+        for i in range(N_ITEMS):
+            s.send_multipart(item_put(b'i%d' % i, rnd.standard_normal(D).astype('<f4'), i))
+            assert parse_reply(s.recv_multipart())['status'] == 'OK'
+        s.close(0)
+        assert a.admin('CHECKPOINT')['status'] == 'OK'   # a's lease thread now sleeps 4.5 s
+        status_until(b, lambda st: st['cluster']['role'] == 'leader', 'b takes over', 15)
+        assert b.admin('CHECKPOINT')['status'] == 'OK'
+        status_until(b, lambda st: st['cluster']['model_puts'] >= 1, 'b publishes', 10)
+        st = status_until(a, lambda st: st['cluster']['model_refused'] >= 1,
+                          "a's stale write refused", 15)
+        assert st['cluster']['role'] == 'standby' and st['cluster']['lease_lost'] >= 1, st
+        assert st['cluster']['model_puts'] == 0, st
+        print('fencing: a refused %d stale model write(s), b leads' %
+              st['cluster']['model_refused'])
+        assert a.stop() == 0
+        start(a)
+        assert role(a) == 'standby' and role(b) == 'leader'
+
+        # ---- 2. 20k acked pairs; the stream leader and the trainer die ----
+        pub = Publisher([a, b])
+        alive = [a, b]
+        seq, phase, t_fail = 1, 0, None
+        end = time.monotonic() + 240
+        while (seq <= N_MSGS or pub.unacked) and time.monotonic() < end:
+            while seq <= N_MSGS and len(pub.unacked) < WINDOW:
+                pub.send(seq, message(rnd, seq), alive[seq % len(alive)])
+                seq += 1
+            pub.poll(alive)
+            time.sleep(0.002)
+            if phase == 0 and len(pub.acked) >= 300:
+                victim = cl.stream_leader()
+                assert victim, cl.stream()
+                cl.run('kill', victim)
+                t_kill = time.monotonic()
+                phase = 1
+            elif phase == 1 and time.monotonic() - t_kill > 3:
+                cl.run('restart', victim)
+                print('stream leader n%d killed -9 and restarted; %d acked so far'
+                      % (victim, len(pub.acked)))
+                phase = 2
+            elif phase == 2 and len(pub.acked) >= 600:
+                b.proc.kill()
+                b.proc.wait()
+                t_fail = time.monotonic()
+                alive = [a]
+                pub.drop(b)
+                phase = 3
+            elif phase == 3 and role(a) == 'leader':
+                phase = failover(a, b, t_fail)
+                alive = [a, b]
+        assert not pub.unacked and len(pub.acked) == N_MSGS, (len(pub.acked), len(pub.unacked))
+        if phase == 3:   # every message was acked before a took over: gateways need no leader
+            wait_for(lambda: role(a) == 'leader', 30, 'a takes over')
+            phase = failover(a, b, t_fail)
+        assert phase == 4, phase
+        print('%d messages acked (%d BUSY answers resent)' % (len(pub.acked), pub.busy))
+
+        # ---- 3. two NATS nodes down: no ack, nothing applied ----
+        last = cl.stream()['state']['last_seq']
+        status_until(a, lambda st: st['cluster']['applied_stream_seq'] == last, 'a applied', 60)
+        status_until(b, lambda st: st['cluster']['applied_stream_seq'] == last, 'b applied', 60)
+        down = [n for n in (1, 2, 3)][:2]
+        for n in down:
+            cl.run('kill', n)
+        extra = N_MSGS + 1
+        frames = message(rnd, extra)
+        s = a.sock(zmq.DEALER, 'ingest-acked.sock')
+        s.setsockopt(zmq.RCVTIMEO, 20000)
+        s.send_multipart(frames)
+        r = parse_reply(s.recv_multipart())
+        assert r['status'] == 'BUSY', r
+        time.sleep(1)
+        for d in (a, b):
+            assert d.status()['cluster']['applied_stream_seq'] == last
+        for n in down:
+            cl.run('restart', n)
+        t0 = time.monotonic()
+        while True:
+            s.send_multipart(frames)
+            r = parse_reply(s.recv_multipart())
+            if r['status'] in ('OK', 'DUPLICATE'):
+                break
+            assert r['status'] == 'BUSY' and time.monotonic() - t0 < 60, r
+            time.sleep(0.5)
+        s.close(0)
+        print('two NATS nodes down: BUSY, nothing applied; acked %.1f s after the restart'
+              % (time.monotonic() - t0))
+
+        # ---- the end state ----
+        # the outage may have cost the leader its lease: whoever leads now cuts the batch
+        lead = wait_for(lambda: next((d for d in (a, b) if role(d) == 'leader'), None), 30,
+                        'a leader after the outage')
+        assert lead.admin('FLUSH')['status'] == 'OK'
+
+        def settled():
+            last = cl.stream()['state']['last_seq']   # re-read: an unacked message may go
+            sts = [d.status() for d in (a, b)]
+            ok = all(st['cluster']['applied_stream_seq'] == last and
+                     st['applied_seq'] == st['last_seq'] for st in sts)
+            return (last, sts) if ok else None
+        try:
+            last, (sa, sb) = wait_for(settled, 60, 'both trainers applied the whole stream')
+        except AssertionError:
+            print('stream', cl.stream()['state'], 'consumers', cl.consumers())
+            raise
+        assert sa['last_seq'] == sb['last_seq'] and sa['steps'] == sb['steps'], (sa, sb)
+        wa, wb = a.admin('MODEL_GET')['W'], b.admin('MODEL_GET')['W']
+        assert wa == wb, 'W differs between the trainers'
+        print('lockstep: both at stream seq %d, log seq %d, %d steps, W identical'
+              % (last, sa['last_seq'], sa['steps']))
+        r = lead.admin('CHECKPOINT')   # the leader publishes it to the models bucket
+        assert r['status'] == 'OK', r
+        v = int(r['msg'].split('v')[-1])
+        st = status_until(lead, lambda st: st['cluster']['model_version'] == v,
+                          'the leader publishes', 20)
+        assert st['cluster']['model_rev'] > 0, st
+        print('models bucket: version %d published as revision %d'
+              % (v, st['cluster']['model_rev']))
+        for d in (a, b):
+            assert d.stop() == 0
+            seqs = fsck_clients(os.path.join(d.dir, 'store'))
+            want = set(range(1, (N_MSGS + 1) * PER_MSG + 1))
+            assert len(seqs) == len(set(seqs)), 'a client seq logged twice'
+            assert set(seqs) == want, (len(set(seqs)), len(want))
+        print('exactly once: %d acked pairs logged once on each trainer' % len(want))
+    finally:
+        for d in (a, b):
+            if d.proc is not None:
+                d.proc.kill()
+                d.proc.wait()
+            tail = d.logtext()[-12000:] if os.path.exists(d.log_path) else ''
+            d.close()
+            if sys.exc_info()[0] is not None:
+                print('---- log of %s ----\n%s' % (d.dir, tail))
+        subprocess.run(['sh', NC, 'stop', cl.dir], timeout=60)
+        subprocess.run(['rm', '-rf', root])
+
+
+if __name__ == '__main__':
+    t0 = time.monotonic()
+    test()
+    print('PASS test_cluster (%.1f s)' % (time.monotonic() - t0))
