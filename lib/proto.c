@@ -120,7 +120,7 @@ const char *sv_proto_status_name(int status)
 {
 	static const char *const names[SV_PROTO_STATUS_COUNT_] = {
 	    "ok",   "malformed", "not_found", "duplicate", "paused",
-	    "busy", "refused",   "internal",  "partial", "store_full",
+	    "busy", "refused",   "internal",  "partial", "store_full", "behind",
 	};
 	if (status < 0 || status >= SV_PROTO_STATUS_COUNT_)
 		return "unknown";
@@ -180,6 +180,8 @@ struct dctx {
 	uint32_t max_k;
 	uint64_t max_hits;
 	struct sv_proto_error *err;
+	int has_pos; /* flag POS: the last frame was taken off into pos */
+	uint64_t pos[2];
 };
 
 #if defined(__GNUC__)
@@ -265,7 +267,7 @@ static int decode_header(struct dctx *c, int want_reply, struct sv_proto_header 
 		            c->max_msg);
 	if (sv_get16(p + 30) != 0)
 		return fail(c, SV_PROTO_REASON_RESERVED, 0, "(header): reserved bytes 30-31 not 0");
-	if (h->flags & ~(SV_PROTO_FLAG_REPLY | SV_PROTO_FLAG_CLIENT))
+	if (h->flags & ~(SV_PROTO_FLAG_REPLY | SV_PROTO_FLAG_CLIENT | SV_PROTO_FLAG_POS))
 		return fail(c, SV_PROTO_REASON_BAD_FLAGS, 0, "(header): undefined flags 0x%04x",
 		            h->flags);
 	if (!!(h->flags & SV_PROTO_FLAG_REPLY) != want_reply)
@@ -278,6 +280,25 @@ static int decode_header(struct dctx *c, int want_reply, struct sv_proto_header 
 	if (!want_reply && (h->status != 0 || h->reason != 0))
 		return fail(c, SV_PROTO_REASON_RESERVED, 0,
 		            "(header): status/reason must be 0 in a request");
+	if (h->flags & SV_PROTO_FLAG_POS) {
+		const struct sv_proto_frame *last = &c->f[c->nf - 1];
+		int query = h->verb == SV_PROTO_VERB_SCORE || h->verb == SV_PROTO_VERB_SCORE_BATCH ||
+		            h->verb == SV_PROTO_VERB_TOPK;
+
+		if (!query && !(want_reply && (is_pair_ingest(h->verb) ||
+		                               h->verb == SV_PROTO_VERB_ITEM_PUT ||
+		                               h->verb == SV_PROTO_VERB_ITEM_DEL)))
+			return fail(c, SV_PROTO_REASON_BAD_FLAGS, 0, "(header): flag POS not valid for %s",
+			            sv_proto_verb_name(h->verb));
+		if (c->nf < 2 || last->len != SV_PROTO_POS_SIZE)
+			return fail(c, SV_PROTO_REASON_FRAME_SIZE, (int)c->nf - 1,
+			            "(position): %zu bytes, expected %d (flag POS)",
+			            c->nf < 2 ? (size_t)0 : last->len, SV_PROTO_POS_SIZE);
+		c->pos[0] = sv_get64(last->data);
+		c->pos[1] = sv_get64((const uint8_t *)last->data + 8);
+		c->has_pos = 1;
+		c->nf--; /* the verb's own frames are the rest */
+	}
 	return 0;
 }
 
@@ -645,6 +666,7 @@ static int dctx_init(struct dctx *c, const struct sv_proto_frame *frames, size_t
                      const struct sv_proto_limits *lim, struct sv_proto_error *err)
 {
 	memset(err, 0, sizeof(*err));
+	memset(c, 0, sizeof(*c));
 	err->frame = -1;
 	c->f = frames;
 	c->nf = n_frames;
@@ -684,6 +706,9 @@ int sv_proto_decode_request(const struct sv_proto_frame *frames, size_t n_frames
 	}
 	if (rc)
 		return rc;
+	r.has_pos = c.has_pos;
+	r.pos_version = c.pos[0];
+	r.pos_seq = c.pos[1];
 	*out = r;
 	return 0;
 }
@@ -898,6 +923,9 @@ int sv_proto_decode_reply(const struct sv_proto_frame *frames, size_t n_frames,
 		return rc;
 	r.status = r.hdr.status;
 	r.reason = r.hdr.reason;
+	r.has_pos = c.has_pos;
+	r.pos_version = c.pos[0];
+	r.pos_seq = c.pos[1];
 	r.msg = c.f[1].data;
 	r.msg_len = c.f[1].len;
 	if (r.status == SV_PROTO_STATUS_OK || r.status == SV_PROTO_STATUS_PARTIAL)
@@ -1404,6 +1432,25 @@ int sv_proto_encode_reply_model(struct sv_proto_msgbuf *mb, uint64_t req_id, con
 }
 
 /* ---- flattening (tests, fuzz corpora) ---- */
+
+int sv_proto_add_pos(struct sv_proto_msgbuf *mb, uint64_t version, uint64_t seq)
+{
+	int verb = mb->hdr[3], reply = sv_get16(mb->hdr + 4) & SV_PROTO_FLAG_REPLY;
+	int query = verb == SV_PROTO_VERB_SCORE || verb == SV_PROTO_VERB_SCORE_BATCH ||
+	            verb == SV_PROTO_VERB_TOPK;
+
+	if (mb->n == 0 || mb->n >= SV_PROTO_MAX_FRAMES ||
+	    !(query || (reply && (verb == SV_PROTO_VERB_PAIR || verb == SV_PROTO_VERB_PAIR_BATCH ||
+	                          verb == SV_PROTO_VERB_ITEM_PUT || verb == SV_PROTO_VERB_ITEM_DEL))))
+		return -EINVAL;
+	sv_put64(mb->pos, version);
+	sv_put64(mb->pos + 8, seq);
+	mb->frames[mb->n].data = mb->pos;
+	mb->frames[mb->n].len = SV_PROTO_POS_SIZE;
+	mb->n++;
+	sv_put16(mb->hdr + 4, (uint16_t)(sv_get16(mb->hdr + 4) | SV_PROTO_FLAG_POS));
+	return 0;
+}
 
 size_t sv_proto_flatten(const struct sv_proto_frame *frames, size_t n, void *buf, size_t cap)
 {

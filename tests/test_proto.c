@@ -863,3 +863,64 @@ Test(proto, client_seq_that_wraps_is_malformed)
 	cr_assert_eq(sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR_BATCH, 1, in, 2, 0, &cl), 0);
 	cr_assert_eq(sv_proto_decode_request(mb.frames, mb.n, &lim, &r, &e), 0, "%s", e.msg);
 }
+
+/* Flag POS: a query's least position, a reply's position; the last frame. */
+Test(proto, position_frame_on_queries_and_replies)
+{
+	struct sv_proto_side q[1] = {{.id = "item9", .id_len = 5}};
+	struct sv_proto_pair in = mkpair(0, NULL, va, NULL, vb);
+	struct sv_proto_score sc = {.score = 0.5f, .model_version = 12};
+	struct sv_proto_request r;
+	struct sv_proto_reply rr;
+	struct sv_proto_error e;
+	struct copy c;
+
+	cr_assert_eq(sv_proto_encode_topk(&mb, 3, q, 1, D, 10), 0);
+	cr_assert_eq(sv_proto_add_pos(&mb, 12, 345), 0);
+	cr_assert_eq(mb.n, 5);
+	cr_assert_eq(req(mb.frames, mb.n, &r, &e), 0, "%s", e.msg);
+	cr_assert(r.has_pos && r.pos_version == 12 && r.pos_seq == 345);
+	cr_assert_eq(r.k, 10);
+	copy_of(&c, &mb);
+	c.f[4].len = 15;
+	expect_reject(&c, SV_PROTO_REASON_FRAME_SIZE, 4, "(position)");
+	copy_free(&c);
+
+	cr_assert_eq(sv_proto_encode_pairs(&mb, SV_PROTO_VERB_SCORE, 2, &in, 1, D, NULL), 0);
+	cr_assert_eq(req(mb.frames, mb.n, &r, &e), 0, "%s", e.msg);
+	cr_assert_not(r.has_pos);
+	cr_assert_eq(sv_proto_add_pos(&mb, 0, 7), 0);
+	cr_assert_eq(req(mb.frames, mb.n, &r, &e), 0, "%s", e.msg);
+	cr_assert(r.has_pos && r.pos_version == 0 && r.pos_seq == 7);
+
+	/* not on an ingest request, nor on an admin verb */
+	in.label = 1;
+	cr_assert_eq(sv_proto_encode_pairs(&mb, SV_PROTO_VERB_PAIR, 2, &in, 1, D, NULL), 0);
+	cr_assert_eq(sv_proto_add_pos(&mb, 0, 7), -EINVAL);
+	copy_of(&c, &mb);
+	c.buf[0][4] |= SV_PROTO_FLAG_POS;
+	expect_reject(&c, SV_PROTO_REASON_BAD_FLAGS, 0, "flag POS not valid for pair");
+	copy_free(&c);
+
+	/* replies: scores and an ingest ack carry it */
+	cr_assert_eq(sv_proto_encode_reply_scores(&mb, SV_PROTO_VERB_SCORE, 2, SV_PROTO_STATUS_OK,
+	                                          NULL, &sc, 1),
+	             0);
+	cr_assert_eq(sv_proto_add_pos(&mb, 12, 99), 0);
+	rep(&rr);
+	cr_assert(rr.has_pos && rr.pos_version == 12 && rr.pos_seq == 99);
+	cr_assert_eq(rr.n, 1);
+	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_ITEM_PUT, 4, SV_PROTO_STATUS_OK, 0,
+	                                   NULL),
+	             0);
+	cr_assert_eq(sv_proto_add_pos(&mb, 0, 1234), 0);
+	rep(&rr);
+	cr_assert(rr.has_pos && rr.pos_seq == 1234);
+	cr_assert_eq(sv_proto_encode_reply(&mb, SV_PROTO_VERB_TOPK, 4, SV_PROTO_STATUS_BEHIND, 0,
+	                                   "behind"),
+	             0);
+	cr_assert_eq(sv_proto_add_pos(&mb, 3, 4), 0);
+	rep(&rr);
+	cr_assert(rr.has_pos && rr.status == SV_PROTO_STATUS_BEHIND);
+	cr_assert_str_eq(sv_proto_status_name(SV_PROTO_STATUS_BEHIND), "behind");
+}

@@ -101,7 +101,13 @@ enum sv_proto_verb {
 enum sv_proto_flag {
 	SV_PROTO_FLAG_REPLY = 0x0001,  /* this message is a reply */
 	SV_PROTO_FLAG_CLIENT = 0x0002, /* PAIR/PAIR_BATCH: frame 4 holds client id + seq */
+	SV_PROTO_FLAG_POS = 0x0004,    /* a last frame of SV_PROTO_POS_SIZE bytes: in a
+	                                * SCORE/SCORE_BATCH/TOPK request the least (model
+	                                * version, items sequence) to answer at; in a reply
+	                                * of those or of an ingest verb, where the node
+	                                * stood (docs/SCALING.md) */
 };
+#define SV_PROTO_POS_SIZE 16 /* u64 model version, u64 sequence */
 
 /* Side flags in pair/query tables. */
 enum sv_proto_side_flag {
@@ -121,6 +127,8 @@ enum sv_proto_status {
 	SV_PROTO_STATUS_INTERNAL = 7,  /* store or other internal failure */
 	SV_PROTO_STATUS_PARTIAL = 8,   /* batch: some rows failed, see rows */
 	SV_PROTO_STATUS_STORE_FULL = 9, /* store full (max_map_size or min_free): nothing stored */
+	SV_PROTO_STATUS_BEHIND = 10,   /* a cluster node had not reached the request's
+	                                * position within its wait: ask again, or elsewhere */
 	SV_PROTO_STATUS_COUNT_
 };
 
@@ -254,6 +262,8 @@ struct sv_proto_request {
 	size_t text_len;
 	const uint8_t *table, *ids, *vecs;
 	const void *w;
+	int has_pos;                 /* flag POS: answer at (version, seq) or later */
+	uint64_t pos_version, pos_seq;
 };
 
 /* Iteration state for rows; zero it (= {0}) before the first call. */
@@ -326,6 +336,8 @@ struct sv_proto_ack_row {
  *   ITEM_PUT/DEL  nothing */
 struct sv_proto_reply {
 	struct sv_proto_header hdr;
+	int has_pos;                 /* flag POS: the node's (model version, sequence) */
+	uint64_t pos_version, pos_seq;
 	uint16_t status;
 	uint16_t reason;
 	const char *msg;
@@ -387,6 +399,7 @@ struct sv_proto_msgbuf {
 	size_t n;
 	unsigned char hdr[SV_PROTO_HEADER_SIZE];
 	unsigned char small[SV_PROTO_ACK_SIZE + 8];
+	unsigned char pos[SV_PROTO_POS_SIZE];
 	unsigned char *heap; /* owned, grows */
 	size_t heap_cap;
 };
@@ -401,6 +414,12 @@ size_t sv_proto_msgbuf_flatten(const struct sv_proto_msgbuf *mb, void *buf, size
 /* The inverse, borrowing from buf: fills up to cap frames.  Returns the frame
  * count, or -1 when buf is not a well-formed flattening. */
 long sv_proto_unflatten(const void *buf, size_t len, struct sv_proto_frame *frames, size_t cap);
+
+/* Append the POS frame to the message just encoded in mb and set the flag:
+ * a request's least position (SCORE, SCORE_BATCH, TOPK), or a reply's
+ * position (those, ITEM_PUT, ITEM_DEL, PAIR, PAIR_BATCH).  Returns 0, or
+ * -EINVAL for another verb or a full message. */
+int sv_proto_add_pos(struct sv_proto_msgbuf *mb, uint64_t version, uint64_t seq);
 
 /* Every encoder returns 0, -EINVAL (NULL or sizes the protocol cannot carry:
  * id 0 or > 255 bytes, n 0, bad side) or -ENOMEM.  Encoders do not check

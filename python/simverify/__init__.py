@@ -71,7 +71,7 @@ _ACK_ROW = struct.Struct("<BBH")           # 4 bytes
 assert _HDR.size == 32 and _SCORE_ROW.size == 24 and _TOPK_ROW.size == 16
 assert _HIT_ROW.size == 8 and _ACK.size == 24 and _ACK_ROW.size == 4
 
-FLAG_REPLY, FLAG_CLIENT = 0x0001, 0x0002
+FLAG_REPLY, FLAG_CLIENT, FLAG_POS = 0x0001, 0x0002, 0x0004
 SIDE_ID, SIDE_VEC = 0x01, 0x02
 
 VERBS = {
@@ -83,7 +83,7 @@ VERBS = {
     "reload": 0x48, "config": 0x49, "model_get": 0x4A, "model_put": 0x4B,
 }
 STATUS_NAMES = ["ok", "malformed", "not_found", "duplicate", "paused", "busy",
-                "refused", "internal", "partial", "store_full"]
+                "refused", "internal", "partial", "store_full", "behind"]
 OUTCOMES = ["committed", "duplicate", "rejected"]
 
 Score = namedtuple("Score", "score threshold margin match policy status model_version")
@@ -300,6 +300,8 @@ class Client:
                 continue                      # a late reply to an abandoned request
             if magic != b"SV" or ver != PROTO_VERSION or not flags & FLAG_REPLY:
                 raise SimverifyError(what, "bad_reply", 0, "not a version-1 reply")
+            if flags & FLAG_POS and len(frames) > 2:
+                frames = frames[:-1]          # a cluster node's position (PROTOCOL.md)
             msg = frames[1].decode("utf-8", "replace") if len(frames) > 1 else ""
             name = STATUS_NAMES[status] if status < len(STATUS_NAMES) else str(status)
             return name, reason, msg, count, dim, arg, frames[2:]

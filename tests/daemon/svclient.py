@@ -27,8 +27,8 @@ VERBS = dict(ITEM_PUT=0x01, ITEM_DEL=0x02, ITEM_GET=0x03, PAIR=0x10, PAIR_BATCH=
              BACKUP=0x47, RELOAD=0x48, CONFIG=0x49, MODEL_GET=0x4A, MODEL_PUT=0x4B,
              METRICS=0x4C)
 STATUS = ['OK', 'MALFORMED', 'NOT_FOUND', 'DUPLICATE', 'PAUSED', 'BUSY', 'REFUSED',
-          'INTERNAL', 'PARTIAL', 'STORE_FULL']
-FLAG_REPLY, FLAG_CLIENT = 1, 2
+          'INTERNAL', 'PARTIAL', 'STORE_FULL', 'BEHIND']
+FLAG_REPLY, FLAG_CLIENT, FLAG_POS = 1, 2, 4
 SIDE_ID, SIDE_VEC = 1, 2
 
 
@@ -43,7 +43,7 @@ def parse_header(b):
         struct.unpack('<2sBBHHQIIIHH', b)
     assert magic == b'SV' and ver == 1 and flags & FLAG_REPLY, (magic, ver, flags)
     return dict(verb=verb, status=STATUS[status], req=req, count=count, dim=dim, arg=arg,
-                reason=reason)
+                reason=reason, flags=flags)
 
 
 def item_put(item_id, vec, req_id=0):
@@ -100,8 +100,18 @@ def admin(verb, req_id=0, arg=None):
     return f
 
 
+def with_pos(frames, version, seq):
+    """A SCORE/SCORE_BATCH/TOPK request asking for (version, seq) or later (flag POS)."""
+    h = bytearray(frames[0])
+    struct.pack_into('<H', h, 4, struct.unpack_from('<H', h, 4)[0] | FLAG_POS)
+    return [bytes(h)] + list(frames[1:]) + [struct.pack('<QQ', version, seq)]
+
+
 def parse_reply(frames):
     h = parse_header(frames[0])
+    if h['flags'] & FLAG_POS:   # the node's (model version, sequence): the last frame
+        h['pos'] = struct.unpack('<QQ', frames[-1])
+        frames = frames[:-1]
     r = dict(h, msg=frames[1].decode() if len(frames) > 1 else '')
     if h['status'] not in ('OK', 'PARTIAL'):
         return r
