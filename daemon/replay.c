@@ -41,6 +41,14 @@ struct replay {
 	float *x, *e, *cos; /* slice scoring: 2 * SLICE_CHUNK rows in, out; scores */
 	uint8_t *y;
 	size_t cos_cap;
+	/* the averaged last refit round (sv_replay_params.refit_average): the
+	 * mean of its iterates, and what it started from, to start it over */
+	float *avg, *snap_w;
+	void *snap_opt;
+	size_t snap_opt_len;
+	uint64_t navg;
+	struct sv_journal_replay snap_s;
+	int snap_dirty;
 };
 
 static void view(struct replay *rp)
@@ -116,6 +124,9 @@ void replay_free(struct replay *rp)
 	free(rp->e);
 	free(rp->cos);
 	free(rp->y);
+	free(rp->avg);
+	free(rp->snap_w);
+	free(rp->snap_opt);
 	free(rp);
 }
 
@@ -488,6 +499,71 @@ static void ungated_round_done(struct replay *rp)
 	}
 }
 
+/* Before the averaged round: keep the state, W and the optimizer it starts
+ * from, and start the mean. */
+static int avg_begin(struct replay *rp, sv_trainer *learner)
+{
+	size_t nw = (size_t)rp->d->conf.d_in * rp->d->conf.d_out;
+	size_t olen = sv_optim_saved_size(sv_trainer_optim(learner));
+	long w;
+
+	if (rp->avg == NULL)
+		rp->avg = malloc(nw * sizeof(float));
+	if (rp->snap_w == NULL)
+		rp->snap_w = malloc(nw * sizeof(float));
+	if (rp->snap_opt_len < olen) {
+		free(rp->snap_opt);
+		rp->snap_opt = malloc(olen);
+		rp->snap_opt_len = rp->snap_opt ? olen : 0;
+	}
+	if (rp->avg == NULL || rp->snap_w == NULL || rp->snap_opt == NULL)
+		return -ENOMEM;
+	w = sv_optim_save(sv_trainer_optim(learner), rp->snap_opt, rp->snap_opt_len);
+	if (w < 0)
+		return (int)w;
+	memcpy(rp->snap_w, sv_trainer_weights(learner), nw * sizeof(float));
+	rp->snap_s = rp->s;
+	rp->snap_dirty = rp->dirty;
+	rp->navg = 0;
+	return 0;
+}
+
+/* One more iterate in the mean (the same float operations every time). */
+static void avg_add(struct replay *rp, const float *W)
+{
+	size_t nw = (size_t)rp->d->conf.d_in * rp->d->conf.d_out;
+
+	rp->navg++;
+	if (rp->navg == 1) {
+		memcpy(rp->avg, W, nw * sizeof(float));
+		return;
+	}
+	for (size_t i = 0; i < nw; i++)
+		rp->avg[i] += (W[i] - rp->avg[i]) / (float)rp->navg;
+}
+
+/* The averaged round was interrupted: back to where it started, as if it
+ * had not begun (it is redone whole later, from the same state). */
+static int avg_abandon(struct replay *rp, sv_trainer *learner)
+{
+	struct sv_optim *o = NULL;
+	double idle_s = rp->s.idle_s;
+	int rc = sv_optim_load(&o, rp->snap_opt, rp->snap_opt_len);
+
+	if (rc == 0) {
+		rc = sv_trainer_set_optim(learner, o);
+		if (rc < 0)
+			sv_optim_free(o);
+	}
+	if (rc < 0)
+		return rc;
+	sv_trainer_set_weights(learner, rp->snap_w);
+	rp->s = rp->snap_s;
+	rp->s.idle_s = idle_s; /* the time was spent all the same */
+	rp->dirty = rp->snap_dirty;
+	return 0;
+}
+
 int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_params *op,
                 uint64_t applied, uint64_t deadline_ns, int (*stop)(void *), void *arg)
 {
@@ -495,7 +571,7 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 	sv_store_read *r = NULL;
 	uint64_t t0 = now_mono_ns(), first, steps;
 	unsigned flags;
-	int rc = 0, out = 0, refit;
+	int rc = 0, out = 0, refit, averaged, abandoned = 0;
 
 	if (!rp->on)
 		return 0;
@@ -507,6 +583,8 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 	first = log_first(r);
 	refit = g->state == SV_REPLAY_STATE_REFIT;
 	flags = refit ? SV_REPLAY_PLAN_WITH_SLICE : 0;
+	/* the last refit round runs whole, in this call, or is started over */
+	averaged = refit && rp->p.refit_average && rp->s.refit_round + 1 >= g->best_path;
 	if (rp->s.round_last == 0) {
 		/* between rounds: judge (or, ungated, start) */
 		if (first == 0 || applied <= first)
@@ -529,6 +607,11 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 			rp->judged_at = applied;
 			out = rc = judge(rp, r, learner, op, first, applied);
 			if (rc != 0 || g->state != SV_REPLAY_STATE_RUN)
+				goto out;
+		}
+		if (averaged) {
+			rc = avg_begin(rp, learner);
+			if (rc < 0)
 				goto out;
 		}
 		rp->s.round_first = first;
@@ -561,22 +644,36 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 			rp->s.steps++;
 			rp->s.pairs += got;
 			rp->s.zero_grad += st.grad_norm == 0.0;
+			if (averaged)
+				avg_add(rp, sv_trainer_weights(learner));
 			atomic_fetch_add(&rp->d->cnt.steps, 1);
 			if (st.grad_norm == 0.0)
 				atomic_fetch_add(&rp->d->cnt.zero_grad_steps, 1);
 		}
 		rp->dirty = 1;
 		out = 1;
-		if (now_mono_ns() >= deadline_ns || (stop && stop(arg)))
+		if ((!averaged && now_mono_ns() >= deadline_ns) || (stop && stop(arg)) ||
+		    atomic_load(&rp->d->stopping))
 			break;
+	}
+	if (rc == 0 && averaged && rp->s.round_done < steps) {
+		rc = avg_abandon(rp, learner);
+		abandoned = 1;
+		if (rc == 0) {
+			log_msg(LOG_INFO, "SV-REPLAY-REFIT",
+			       "the averaged last refit round was interrupted; it starts over");
+			out = 1;
+		}
 	}
 	if (rc == 0)
 		rc = sv_trainer_set_optim_params(learner, op);
 	else
 		sv_trainer_set_optim_params(learner, op);
-	if (rc == 0 && rp->s.round_done >= steps) {
+	if (rc == 0 && !abandoned && rp->s.round_done >= steps) {
 		rp->s.round_last = 0;
 		if (refit) {
+			if (averaged && rp->navg > 0)
+				sv_trainer_set_weights(learner, rp->avg);
 			refit_round_done(rp);
 		} else if (rp->gate_on) {
 			rc = judge(rp, r, learner, op, rp->s.round_first, applied);

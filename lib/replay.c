@@ -51,6 +51,7 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->decay_mode = SV_REPLAY_DECAY_GO;
 	p->retries = 2;
 	p->refit = 1;
+	p->refit_average = 1;
 }
 
 void sv_replay_params_slice(struct sv_replay_params *p, uint32_t k)
@@ -77,7 +78,8 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 	    p->slice_dense_every < 2 || p->slice_dense_every > p->slice_every ||
 	    p->slice_dense_until % p->slice_dense_every != 0 ||
 	    p->slice_dense_until % p->slice_every != 0 || p->slice_dense_until > (UINT64_C(1) << 40) ||
-	    p->retries > 255 || p->max_rounds > 1000000 || p->refit > 1)
+	    p->retries > 255 || p->max_rounds > 1000000 || p->refit > 1 ||
+	    p->refit_average > 1)
 		return SV_ERR_RANGE;
 	return 0;
 }

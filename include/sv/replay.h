@@ -52,8 +52,13 @@
  * then calls sv_replay_gate_refit_done.  The best path is the chain of
  * rounds that led from the baseline to the best W: rounds undone are not on
  * it.  So the slice's labels reach the model along the schedule the gate
- * validated, for P more rounds of idle time.  Measured (docs/REPLAY.md):
- * the digits gain, Fashion-MNIST stays within its noise.
+ * validated, for P more rounds of idle time.  With params.refit_average the
+ * last refit round ends with W set to the mean of its iterates (W after
+ * each of its steps): a refit is not judged, so it cannot pick its luckiest
+ * round as the gate did, and the mean takes out most of the steps' noise.
+ * The daemon runs that round whole or not at all (interrupted, it starts it
+ * over), so the mean need not be saved.  Measured (docs/REPLAY.md): the
+ * digits gain, Fashion-MNIST stays where the gate's best was.
  *
  * What the daemon stores.  The gate's whole state is struct sv_replay_gate (a
  * plain struct; sv_replay_gate_encode writes it as a versioned little-endian
@@ -88,6 +93,7 @@ struct sv_replay_params {
 	uint32_t decay_mode;    /* SV_REPLAY_DECAY_ROUND or _GO (sv_replay_gate_lr) */
 	uint32_t retries;       /* undos that go on from the best at a lower rate, 0..255 */
 	uint32_t refit;         /* 1: refit from the baseline along the best path (above), 0..1 */
+	uint32_t refit_average; /* 1: W := the mean of the last refit round's iterates, 0..1 */
 };
 
 /* How replay rounds decay the rate (sv_replay_gate_lr). */
@@ -97,7 +103,7 @@ struct sv_replay_params {
 /* Defaults (chosen by tools/replaystudy, docs/REPLAY.md): seed 1, batch 64,
  * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 100,
  * lr_decay 0.7 with decay_mode SV_REPLAY_DECAY_GO, fill_uses 2, regrow 0.5,
- * retries 2, refit 1. */
+ * retries 2, refit 1, refit_average 1. */
 void sv_replay_params_default(struct sv_replay_params *p);
 
 /* The slice fields for every k-th pair: slice_every k, and for the first

@@ -214,10 +214,13 @@ def slow_feed_fill():
     assert fill > nofill + 0.02, (nofill, fill)
 
 
-def kill9_until_stopped(n, opts, rnd, lo, hi):
-    """Publish n pairs, FLUSH, then SIGKILL the daemon at random moments
-    (lo..hi seconds apart) until replay has stopped.  Returns the final W,
-    its STATUS, the kills, and the kills that hit a refit."""
+def kill9_until_stopped(n, opts, rnd, lo, hi, actions=('kill',)):
+    """Publish n pairs, FLUSH, then at random moments (lo..hi seconds apart)
+    until replay has stopped, do one of actions: 'kill' (SIGKILL and
+    restart), 'term' (SIGTERM, a clean stop, and restart) or 'flush' (a
+    FLUSH: control input, which ends an idle chunk).  Returns the final W,
+    its STATUS, the acts, and those that hit a refit (with actions to mix, at
+    most 10 before the refit and 10 during it)."""
     d = Daemon(BIN, opts=BASE + opts)
     kills = in_refit = 0
     try:
@@ -226,12 +229,27 @@ def kill9_until_stopped(n, opts, rnd, lo, hi):
         publish(d, STREAM[:n])
         assert d.admin('FLUSH')['status'] == 'OK'
         while True:
-            time.sleep(rnd.uniform(lo, hi))
-            st = d.status()
-            if stopped(st):
-                break
-            in_refit += (st.get('replay') or {}).get('state') == 'refit'
-            d.proc.kill()
+            end = time.monotonic() + rnd.uniform(lo, hi)
+            while True:  # with actions to mix, the first refit is not missed
+                st = d.status()
+                refit = (st.get('replay') or {}).get('state') == 'refit'
+                if time.monotonic() >= end or (len(actions) > 1 and refit and not in_refit):
+                    break
+                time.sleep(0.005)
+            if stopped(st) or in_refit >= 10:  # then let it finish: each act
+                break                            # starts the averaged round over
+            if len(actions) > 1 and not refit and kills - in_refit >= 10:
+                continue  # enough acts before the refit: wait for it
+            in_refit += refit
+            act = actions[0] if len(actions) == 1 else rnd.choice(actions)
+            if act == 'flush':
+                assert d.admin('FLUSH')['status'] == 'OK'
+                kills += 1
+                continue
+            if act == 'kill':
+                d.proc.kill()
+            else:
+                d.proc.terminate()
             d.proc.wait()
             d.proc = None
             d.log.close()
@@ -269,18 +287,20 @@ def replay_kill9_exact():
 
 def replay_kill9_gated_refit():
     """The gate on: judged rounds, undos, then the refit from the baseline
-    (a checkpoint that must survive pruning) along the best path.  SIGKILL
-    at random moments, some while the refit runs; the final W is the
-    uninterrupted run's, bit for bit."""
+    (a checkpoint that must survive pruning) along the best path, its last
+    round averaged.  SIGKILL, SIGTERM or a FLUSH at random moments, some
+    while the refit runs (the averaged round then starts over); the final W
+    is the uninterrupted run's, bit for bit."""
     n = 1500
-    opts = ['train.replay=on', 'train.replay_idle=100ms', 'train.replay_batch=4',
+    opts = ['train.replay=on', 'train.replay_idle=300ms', 'train.replay_batch=2',
             'train.replay_patience=6', 'store.keep_versions=2', 'train.max_wait_ms=1h']
     ref, st_ref = run(n, opts, settle=stopped)
     W_ref = run.W
     rp = st_ref['replay']
     assert rp['rounds'] >= 2 and rp['steps'] > 0, rp
-    W, st, kills, in_refit = kill9_until_stopped(n, opts, random.Random(6), 0.01, 0.15)
-    print('gated: %d kills (%d during the refit), %d rounds judged, %d idle steps: AUC %.6f, '
+    W, st, kills, in_refit = kill9_until_stopped(n, opts, random.Random(6), 0.01, 0.1,
+                                                 ('kill', 'kill', 'term', 'flush'))
+    print('gated: %d kills or stops (%d during the refit), %d rounds judged, %d idle steps: AUC %.6f, '
           'uninterrupted %.6f' % (kills, in_refit, st['replay']['rounds'],
                                   st['replay']['steps'], eval_auc(W), ref))
     assert kills >= 3 and in_refit >= 1, (kills, in_refit)

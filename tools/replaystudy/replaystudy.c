@@ -34,7 +34,7 @@ struct opts {
 	const char *vec, *pairs, *evec, *epairs;
 	uint32_t n, d_out, fresh_b, fill, idle, rounds, seeds;
 	double tau, lr;
-	int gate, replay, vary_init;
+	int gate, replay, vary_init, avg;
 	uint64_t init_seed;
 	struct sv_replay_params rp;
 };
@@ -56,7 +56,26 @@ struct ctx {
 	uint8_t *ys;
 	uint32_t ns;
 	float *cos;
+	/* --avg: running mean of W over the steps since avg_reset */
+	float *avg;
+	uint64_t navg;
+	int avg_on;
+	size_t nw;
 };
+
+static void avg_reset(struct ctx *c, int on)
+{
+	c->navg = 0;
+	c->avg_on = on;
+}
+
+/* W := the mean of the iterates since avg_reset (when there were any). */
+static void avg_apply(struct ctx *c, sv_trainer *t)
+{
+	if (c->avg_on && c->navg)
+		sv_trainer_set_weights(t, c->avg);
+	c->avg_on = 0;
+}
 
 static double now(void)
 {
@@ -200,6 +219,14 @@ static int replay_step(struct ctx *c, sv_trainer *t, sv_batch *b, uint64_t last,
 		die("step", rc);
 	res->replay_steps++;
 	res->zero_grad += st.grad_norm == 0.0;
+	if (c->avg_on) {
+		const float *w = sv_trainer_weights(t);
+		if (++c->navg == 1)
+			memcpy(c->avg, w, c->nw * sizeof(float));
+		else
+			for (size_t z = 0; z < c->nw; z++)
+				c->avg[z] += (w[z] - c->avg[z]) / (float)c->navg;
+	}
 	return 1;
 }
 
@@ -318,8 +345,10 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 		}
 		while (sv_replay_gate_running(&res->g)) {
 			set_lr(t, sv_replay_gate_lr(&res->g, &rp, o->lr));
+			avg_reset(c, o->avg == 1);
 			for (uint64_t q = 0; q < per_round; q++)
 				replay_step(c, t, b, o->n, r++, 0, seqs, res);
+			avg_apply(c, t);
 			res->rounds++;
 			a = slice_auc(c, sv_trainer_weights(t), cap, &npos, &nneg);
 			d = sv_replay_gate_judge(&res->g, &rp, a, npos, nneg);
@@ -335,9 +364,12 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 			r = (r + all - 1) / all * all;
 			for (uint32_t q = 0; q < res->g.best_path; q++) {
 				set_lr(t, sv_replay_gate_refit_lr(&res->g, &rp, o->lr, q));
+				avg_reset(c, o->avg == 1 ||
+					      (rp.refit_average && q + 1 == res->g.best_path));
 				for (uint64_t z = 0; z < all; z++)
 					replay_step(c, t, b, o->n, r++, SV_REPLAY_PLAN_WITH_SLICE,
 						    seqs, res);
+				avg_apply(c, t);
 			}
 			res->refit_rounds = res->g.best_path;
 			sv_replay_gate_refit_done(&res->g);
@@ -388,7 +420,7 @@ static void usage(void)
 		"  [--d-out 64] [--tau 0.2] [--lr 1e-3] [--batch 256] [--fresh-batch B]\n"
 		"  [--replay off|on] [--gate on|off] [--rounds R (ungated) | --max-rounds R]\n"
 		"  [--idle K] [--fill F] [--slice-every K] [--min-slice M] [--tol-z Z]\n"
-		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--refit on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
+		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--refit on|off] [--refit-average on|off] [--avg-rounds on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
 	exit(2);
 }
 
@@ -457,6 +489,10 @@ int main(int argc, char **argv)
 			o.rp.patience = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--vary-init"))
 			o.vary_init = !strcmp(v, "on");
+		else if (!strcmp(k, "--avg-rounds")) /* every round's W := its iterates' mean */
+			o.avg = !strcmp(v, "on");
+		else if (!strcmp(k, "--refit-average"))
+			o.rp.refit_average = !strcmp(v, "on");
 		else if (!strcmp(k, "--refit"))
 			o.rp.refit = !strcmp(v, "on");
 		else if (!strcmp(k, "--fill-uses"))
@@ -507,6 +543,8 @@ int main(int argc, char **argv)
 	c.xs = malloc((size_t)2 * o.n * c.d_in * sizeof(float));
 	c.es = malloc((size_t)2 * o.n * o.d_out * sizeof(float));
 	c.ys = malloc(o.n);
+	c.nw = (size_t)c.d_in * o.d_out;
+	c.avg = calloc(c.nw, sizeof(float));
 	size_t ncos = o.n > c.n_eval ? o.n : c.n_eval;
 	c.cos = malloc(ncos * sizeof(float));
 	if (!c.xs || !c.es || !c.ys || !c.cos)
