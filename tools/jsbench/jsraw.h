@@ -29,7 +29,8 @@ void jsraw_close(natsConnection *nc, jsCtx *js);
  * asynchronously, each with a distinct 32-hex-digit message id as the
  * gateway makes them, and wait for every PubAck (*pub_rate, msg/s); then
  * drain them through a durable pull consumer (AckPolicy all, batches of 256,
- * one ack per batch: *sub_rate, msg/s); delete the stream.  0, or 1 with the
+ * one ack per batch; a fetch that times out is retried while one came in
+ * the last 60 s: *sub_rate, msg/s); delete the stream.  0, or 1 with the
  * reason on stderr. */
 int jsraw_run(jsCtx *js, const char *stream, int replicas, const struct jsraw_msg *msgs, size_t n,
               double *pub_rate, double *sub_rate);

@@ -69,6 +69,7 @@
 
 struct cfg {
 	const char *urls, *daemon, *nats_sh, *dir, *sync;
+	const char *nats; /* the cluster's directory when started here, else NULL */
 	long pairs, per_msg, window, reps;
 	long dims[MAX_LIST], replicas[MAX_LIST];
 	int ndims, nreplicas;
@@ -94,6 +95,10 @@ struct lag {
 /* The figures of every repetition for one (size, R). */
 struct figs {
 	double e2e[MAX_REPS], pub[MAX_REPS], sub[MAX_REPS], ratio[MAX_REPS], alone[MAX_REPS];
+	double acked[MAX_REPS]; /* pairs/s until the gateway had acked the last message */
+	double per_commit[3][MAX_REPS]; /* pairs per group commit: alone, a, b */
+	/* CPU seconds over the end-to-end wall time: a, b, the nats-servers */
+	double cpu[3][MAX_REPS];
 	struct lag lag[MAX_NODES]; /* every node's samples, over every repetition */
 	long busy;
 };
@@ -179,6 +184,51 @@ out:
 	return rc;
 }
 
+/* ---- CPU seconds of a process (all its threads), from /proc ---- */
+
+static double proc_cpu(pid_t pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the name may hold spaces; fields 14, 15 follow */
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+	                        &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The nats-server pids of a cluster started here (nats-cluster.sh leaves
+ * DIR/n{1,2,3}.pid); how many were read. */
+static int nats_pids(const char *nats, pid_t pids[3])
+{
+	int n = 0;
+
+	for (int i = 1; nats && i <= 3; i++) {
+		char path[PATH_MAX + 16];
+		FILE *f;
+		int v;
+
+		snprintf(path, sizeof path, "%s/n%d.pid", nats, i);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fscanf(f, "%d", &v) == 1)
+			pids[n++] = (pid_t)v;
+		fclose(f);
+	}
+	return n;
+}
+
 /* ---- a private simverifyd ---- */
 
 /* Fork and exec the daemon on state dir sd with the overrides; its stdout
@@ -220,7 +270,8 @@ struct node {
 	char sd[PATH_MAX];
 	pid_t pid;
 	void *adm;
-	uint64_t base; /* pairs_seen before the timed stream */
+	uint64_t base;    /* pairs_seen before the timed stream */
+	long commits;     /* group commits before it, then during it */
 	double t_done;
 };
 
@@ -287,6 +338,18 @@ static void node_stop(struct node *nd)
 	nd->adm = NULL;
 	bench_daemon_stop(nd->pid);
 	nd->pid = -1;
+}
+
+/* Note where node nd stands before the timed stream; 0 or -1. */
+static int node_mark(struct node *nd)
+{
+	char js[JSON_CAP];
+
+	if (bench_status(nd->adm, js, sizeof js) < 0)
+		return -1;
+	nd->base = (uint64_t)bench_json_u64(js, "pairs_seen");
+	nd->commits = bench_json_u64(js, "commits");
+	return 0;
 }
 
 /* ---- the publisher ---- */
@@ -377,6 +440,7 @@ static int wait_applied(struct node *nd, int n, long pairs)
 			last = bench_json_u64(js, "last_seq");
 			if (now >= pairs && applied == last) {
 				nd[i].t_done = jsraw_now();
+				nd[i].commits = bench_json_u64(js, "commits") - nd[i].commits;
 				continue;
 			}
 			left++;
@@ -482,24 +546,21 @@ static void *sampler_main(void *arg)
 
 /* The daemon alone: pairs/s, or -1. */
 static double run_alone(const struct cfg *c, const struct msgset *s, long d_in, const char *dir,
-                        long *busy)
+                        long *busy, double *per_commit)
 {
 	void *ctx = zmq_ctx_new(), *in = NULL;
 	struct node nd;
-	char js[JSON_CAP];
 	double t0, rate = -1;
 
-	if (node_start(&nd, ctx, c, dir, NULL, d_in, NULL, 0, NULL) < 0)
+	if (node_start(&nd, ctx, c, dir, NULL, d_in, NULL, 0, NULL) < 0 || node_mark(&nd) < 0)
 		goto out;
-	if (bench_status(nd.adm, js, sizeof js) < 0)
-		goto out;
-	nd.base = (uint64_t)bench_json_u64(js, "pairs_seen");
 	in = bench_sock_at(ctx, ZMQ_DEALER, nd.sd, "ingest-acked.sock");
 	t0 = jsraw_now();
 	if (publish(in, s, c->window, busy) < 0 ||
 	    wait_applied(&nd, 1, (long)s->n * c->per_msg) < 0)
 		goto out;
 	rate = (double)s->n * (double)c->per_msg / (nd.t_done - t0);
+	*per_commit = (double)s->n * (double)c->per_msg / (double)(nd.commits > 0 ? nd.commits : 1);
 out:
 	if (in)
 		zmq_close(in);
@@ -512,13 +573,16 @@ out:
 
 /* Trainers a and b on stream `stream` of R replicas: pairs/s, or -1. */
 static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in, long replicas,
-                          const char *dir, const char *stream, jsCtx *jsc, struct figs *f)
+                          const char *dir, const char *stream, jsCtx *jsc, struct figs *f,
+                          double *acked, double *per_commit, double *cpu)
 {
 	void *ctx = zmq_ctx_new(), *in = NULL;
 	struct node nd[2];
 	struct sampler sm = {.urls = c->urls, .stream = stream, .f = f};
-	char js[JSON_CAP], name[2 * PATH_MAX + 64];
-	double t0 = 0, rate = -1;
+	char name[2 * PATH_MAX + 64];
+	double t0 = 0, rate = -1, cpu0[3] = {0};
+	pid_t pids[3];
+	int npids = 0;
 	int started = 0;
 
 	memset(nd, 0, sizeof nd);
@@ -527,9 +591,8 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 	    node_start(&nd[1], ctx, c, dir, "b", d_in, stream, replicas, "standby") < 0)
 		goto out;
 	for (int i = 0; i < 2; i++) {
-		if (bench_status(nd[i].adm, js, sizeof js) < 0)
+		if (node_mark(&nd[i]) < 0)
 			goto out;
-		nd[i].base = (uint64_t)bench_json_u64(js, "pairs_seen");
 		snprintf(name, sizeof name, "ipc://%.4000s/admin.sock", nd[i].sd);
 		sm.eps[sm.n++] = strdup(name);
 	}
@@ -543,12 +606,29 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 	if (sm.failed)
 		goto out;
 	in = bench_sock_at(ctx, ZMQ_DEALER, nd[0].sd, "ingest-acked.sock");
+	npids = nats_pids(c->nats, pids);
+	for (int i = 0; i < 2; i++)
+		cpu0[i] = proc_cpu(nd[i].pid);
+	for (int i = 0; i < npids; i++)
+		cpu0[2] += proc_cpu(pids[i]);
 	t0 = jsraw_now();
-	if (publish(in, s, c->window, &f->busy) < 0 ||
-	    wait_applied(nd, 2, (long)s->n * c->per_msg) < 0)
+	if (publish(in, s, c->window, &f->busy) < 0)
+		goto out;
+	*acked = (double)s->n * (double)c->per_msg / (jsraw_now() - t0);
+	if (wait_applied(nd, 2, (long)s->n * c->per_msg) < 0)
 		goto out;
 	rate = (double)s->n * (double)c->per_msg /
 	       ((nd[0].t_done > nd[1].t_done ? nd[0].t_done : nd[1].t_done) - t0);
+	for (int i = 0; i < 2; i++)
+		cpu[i] = proc_cpu(nd[i].pid) - cpu0[i];
+	cpu[2] = -cpu0[2];
+	for (int i = 0; i < npids; i++)
+		cpu[2] += proc_cpu(pids[i]);
+	for (int i = 0; i < 3; i++)
+		cpu[i] *= rate / ((double)s->n * (double)c->per_msg); /* per second of wall */
+	for (int i = 0; i < 2; i++)
+		per_commit[i] =
+		    (double)s->n * (double)c->per_msg / (double)(nd[i].commits > 0 ? nd[i].commits : 1);
 out:
 	if (started) {
 		atomic_store(&sm.stop, 1);
@@ -603,7 +683,7 @@ static void print_lag(const struct cfg *c, struct figs *f, int nodes)
 static void print_row(const struct cfg *c, struct figs *f, long d_in, long replicas,
                       const struct msgset *s)
 {
-	struct bench_stat e, p, u, r, a, ra;
+	struct bench_stat e, p, u, r, a, ra, ak, pc[3], cu[3];
 	double ppm = (double)c->per_msg, ralone[MAX_REPS];
 	size_t n = (size_t)c->reps;
 
@@ -615,10 +695,13 @@ static void print_row(const struct cfg *c, struct figs *f, long d_in, long repli
 	bench_stat_of(f->ratio, n, &r);
 	bench_stat_of(f->alone, n, &a);
 	bench_stat_of(ralone, n, &ra);
+	bench_stat_of(f->acked, n, &ak);
 	printf("R%ld, inline %ld-d, %zu msgs of %ld pairs (%zu B), window %ld, %ld reps:\n",
 	       replicas, d_in, s->n, c->per_msg, s->m[0].len, c->window, c->reps);
 	printf("    end to end (both trainers applied)  %8.0f [%.0f-%.0f] pairs/s\n", e.med, e.lo,
 	       e.hi);
+	printf("    of which the gateway acked all at   %8.0f [%.0f-%.0f] pairs/s\n", ak.med,
+	       ak.lo, ak.hi);
 	printf("    raw publish async+ack  %8.0f [%.0f-%.0f] msg/s = %.0f pairs/s\n", p.med, p.lo,
 	       p.hi, p.med * ppm);
 	printf("    raw pull consume+ack   %8.0f [%.0f-%.0f] msg/s = %.0f pairs/s\n", u.med, u.lo,
@@ -627,6 +710,15 @@ static void print_row(const struct cfg *c, struct figs *f, long d_in, long repli
 	       r.hi);
 	printf("    daemon alone           %8.0f [%.0f-%.0f] pairs/s; e2e / alone %.2f [%.2f-%.2f]\n",
 	       a.med, a.lo, a.hi, ra.med, ra.lo, ra.hi);
+	for (int i = 0; i < 3; i++)
+		bench_stat_of(f->per_commit[i], n, &pc[i]);
+	printf("    pairs per group commit: alone %.0f, a %.0f, b %.0f (medians)\n", pc[0].med,
+	       pc[1].med, pc[2].med);
+	for (int i = 0; i < 3; i++)
+		bench_stat_of(f->cpu[i], n, &cu[i]);
+	printf("    CPU while end to end, cores busy: a %.2f, b %.2f, nats-servers %.2f "
+	       "(medians; of %ld cores)\n",
+	       cu[0].med, cu[1].med, cu[2].med, sysconf(_SC_NPROCESSORS_ONLN));
 	if (f->busy)
 		printf("    %ld BUSY answers resent\n", f->busy);
 	print_lag(c, f, 2 + c->nwatch);
@@ -726,22 +818,29 @@ static int run_size(const struct cfg *c, long d_in, const char *dir, jsCtx *jsc)
 	}
 	for (long rep = 0; rep < c->reps; rep++) {
 		long busy = 0;
-		double alone = run_alone(c, &s, d_in, dir, &busy);
+		double ppc = 0, alone = run_alone(c, &s, d_in, dir, &busy, &ppc);
 
 		if (alone < 0)
 			goto out;
 		for (int k = 0; k < c->nreplicas; k++) {
 			struct figs *fk = &f[k];
 			char stream[64];
+			double ppc2[2], cpu[3] = {0};
 
 			snprintf(stream, sizeof stream, "SVB_R%ld_D%ld_%ld", c->replicas[k], d_in, rep);
 			if (jsraw_run(jsc, "SVB_RAW", (int)c->replicas[k], s.m, s.n, &fk->pub[rep],
 			              &fk->sub[rep]))
 				goto out;
-			fk->e2e[rep] = run_cluster(c, &s, d_in, c->replicas[k], dir, stream, jsc, fk);
+			fk->e2e[rep] = run_cluster(c, &s, d_in, c->replicas[k], dir, stream, jsc, fk,
+			                           &fk->acked[rep], ppc2, cpu);
 			if (fk->e2e[rep] < 0)
 				goto out;
 			fk->alone[rep] = alone;
+			fk->per_commit[0][rep] = ppc;
+			fk->per_commit[1][rep] = ppc2[0];
+			fk->per_commit[2][rep] = ppc2[1];
+			for (int i = 0; i < 3; i++)
+				fk->cpu[i][rep] = cpu[i];
 			fk->ratio[rep] = fk->e2e[rep] / ((fk->pub[rep] < fk->sub[rep] ? fk->pub[rep]
 			                                                              : fk->sub[rep]) *
 			                                 (double)c->per_msg);
@@ -784,6 +883,7 @@ int main(int argc, char **argv)
 		FILE *fu;
 
 		own = 1;
+		c.nats = nats;
 		if (nats_cluster(&c, "start", nats) != 0) {
 			fprintf(stderr, "sv-clusterbench: %s start %s failed\n", c.nats_sh, nats);
 			goto out;
