@@ -101,8 +101,16 @@ static int consume(jsCtx *js, const char *subject, size_t n, double *sub_rate)
 	t0 = jsraw_now();
 	for (double moved = t0; got < n;) {
 		natsMsgList l = {0};
+		jsFetchRequest fr;
 
-		s = natsSubscription_Fetch(&l, sub, 256, 5000, &jerr);
+		/* at most 256 messages or 8 MB: 256 pairs of 64 inline 784-d
+		 * vectors are 100 MB, past a client's 64 MB of pending bytes,
+		 * and the server cuts off a slow consumer */
+		jsFetchRequest_Init(&fr);
+		fr.Batch = n - got < 256 ? (int)(n - got) : 256; /* no wait for more */
+		fr.MaxBytes = 8 << 20;
+		fr.Expires = 5000LL * 1000000LL;
+		s = natsSubscription_FetchRequest(&l, sub, &fr);
 		if (s == NATS_TIMEOUT && jsraw_now() - moved < 60)
 			continue; /* a large batch may take longer than one fetch */
 		if (s != NATS_OK) {

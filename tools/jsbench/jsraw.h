@@ -28,10 +28,10 @@ void jsraw_close(natsConnection *nc, jsCtx *js);
  * "<stream>.pairs", `replicas`, duplicate window 2 min); publish msgs[0..n)
  * asynchronously, each with a distinct 32-hex-digit message id as the
  * gateway makes them, and wait for every PubAck (*pub_rate, msg/s); then
- * drain them through a durable pull consumer (AckPolicy all, batches of 256,
- * one ack per batch; a fetch that times out is retried while one came in
- * the last 60 s: *sub_rate, msg/s); delete the stream.  0, or 1 with the
- * reason on stderr. */
+ * drain them through a durable pull consumer (AckPolicy all, fetches of at
+ * most 256 messages or 8 MB, one ack per fetch; a fetch that times out is
+ * retried while one came in the last 60 s: *sub_rate, msg/s); delete the
+ * stream.  0, or 1 with the reason on stderr. */
 int jsraw_run(jsCtx *js, const char *stream, int replicas, const struct jsraw_msg *msgs, size_t n,
               double *pub_rate, double *sub_rate);
 

@@ -8,8 +8,8 @@
  * Each run makes a fresh file-storage stream SV_JSBENCH (duplicate window
  * 2 min), publishes N messages of --size bytes asynchronously, each with a
  * distinct msg id like the gateway's, waits for every PubAck, then drains
- * them through a durable pull consumer (AckPolicy all, batches of 256, one
- * ack per batch).  Prints the median of the runs and their range, for each
+ * them through a durable pull consumer (AckPolicy all, fetches of 256
+ * messages or 8 MB, one ack per fetch).  Prints the median of the runs and their range, for each
  * phase.  The default size is one pair of 784-float32 vectors plus a 16-byte
  * header.  Leaves out: the daemon, LMDB, training - this is the ceiling, not
  * a result.
