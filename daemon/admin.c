@@ -234,6 +234,7 @@ static size_t status_json(struct dadmin *a, char *buf, size_t cap)
 		if (cluster_status(atomic_load(&d->cluster), &cs) == 0) {
 			jprintf(&j, "\"cluster\":{\"role\":\"%s\",\"name\":\"%s\",", cs.role, cs.name);
 			ju64(&j, "applied_stream_seq", cs.applied_seq, 1);
+			ju64(&j, "items_seq", cs.items_seq, 1);
 			ju64(&j, "lag", cs.lag, 1);
 			ju64(&j, "model_rev", cs.model_rev, 1);
 			ju64(&j, "model_version", cs.model_version, 1);

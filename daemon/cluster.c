@@ -30,7 +30,16 @@ int cluster_start(struct cluster **out, struct sv_daemon *d)
 }
 void cluster_stop(struct cluster *c) { (void)c; }
 int cluster_leader(const struct cluster *c) { (void)c; return 0; }
-void cluster_note_commit(struct cluster *c, uint64_t seq) { (void)c; (void)seq; }
+void cluster_note_commit(struct cluster *c, uint64_t seq, uint64_t src)
+{
+	(void)c;
+	(void)seq;
+	(void)src;
+}
+void cluster_note_failed(struct cluster *c) { (void)c; }
+int cluster_replica(const struct cluster *c) { (void)c; return 0; }
+uint64_t cluster_items_seq(const struct cluster *c) { (void)c; return 0; }
+uint64_t cluster_read_wait_ms(const struct cluster *c) { (void)c; return 0; }
 void cluster_request_cut(struct cluster *c, uint64_t first) { (void)c; (void)first; }
 void cluster_note_checkpoint(struct cluster *c, uint64_t v) { (void)c; (void)v; }
 int cluster_status(const struct cluster *c, struct cluster_status *out)
@@ -51,6 +60,7 @@ int cluster_status(const struct cluster *c, struct cluster_status *out)
 #include "reply.h"
 #include "sv/error.h"
 #include "sv/journal.h"
+#include "snapshot.h"
 #include "sv/metrics.h"
 #include "util.h"
 
@@ -60,6 +70,8 @@ int cluster_status(const struct cluster *c, struct cluster_status *out)
 #define LEASE_KEY "trainer"
 #define GW_BATCH 256   /* messages the gateway publishes pipelined */
 #define FEED_BATCH 256 /* messages the feed fetches at once */
+#define FOLLOW_POLL_US 100000 /* a replica looks at the models bucket this often */
+#define ITEMS_CATCH_UP 100000 /* pair-stream messages a new leader looks back at */
 
 struct cluster {
 	struct sv_daemon *d;
@@ -70,8 +82,12 @@ struct cluster {
 	pthread_t th[3];
 	int started[3];
 
+	int replica;  /* cluster.role replica: follow items and models, no gateway, no lease */
+	const char *mark; /* the store mark of the stream followed */
 	atomic_int leader;
 	atomic_uint_fast64_t committed;   /* stream seq of the last local commit */
+	atomic_uint_fast64_t items_src;   /* replica: pair-stream seq of the last item change applied */
+	atomic_int rewind;                /* a group commit failed: feed again from the mark */
 	atomic_uint_fast64_t cut_req;     /* batch whose cut the trainer asks (log seq + 1) */
 	atomic_uint_fast64_t ckpt_version; /* newest checkpoint to publish (0: none) */
 	atomic_uint_fast64_t model_rev, model_version, lag;
@@ -184,6 +200,9 @@ static void gw_answer(struct gw *g, const struct gw_to *m)
 	} else {
 		reply_error(&g->mb, m->verb, m->req_id, SV_PROTO_STATUS_OK, 0, NULL);
 	}
+	/* where the message stands in the pair stream: a client that wrote an
+	 * item asks a replica for this sequence or later (read-your-writes) */
+	sv_proto_add_pos(&g->mb, 0, m->stream_seq);
 	gw_send(g, m);
 }
 
@@ -466,31 +485,76 @@ static void feed_item(struct cluster *c, sv_js *js, const struct sv_js_msg *msg)
 	snprintf(subject, sizeof subject, ITEMS_PREFIX "%016" PRIx64,
 	         sv_journal_item_key(rq.item.id, rq.item.id_len));
 	snprintf(id, sizeof id, "i-%" PRIu64, msg->stream_seq);
-	rc = sv_js_publish(js, subject, id, msg->data, msg->len, c->timeout_ms, NULL, NULL);
+	/* in order, so the replicas apply the changes of an id as written; an
+	 * election of the items stream makes us wait, not skip */
+	while ((rc = sv_js_publish(js, subject, id, msg->data, msg->len, c->timeout_ms, NULL,
+	                           NULL)) < 0 &&
+	       atomic_load(&c->leader) && !atomic_load(&c->d->stopping)) {
+		log_msg(LOG_WARNING, "SV-CLUSTER-ITEMS",
+		        "cannot copy stream message %" PRIu64 " to %s: %s (%s); retrying",
+		        msg->stream_seq, c->items_stream, sv_js_strerror(rc), sv_js_detail(js));
+		usleep(200000);
+	}
 	if (rc == 0)
 		atomic_fetch_add(&c->items, 1);
-	else
-		log_msg(LOG_WARNING, "SV-CLUSTER-ITEMS",
-		        "cannot copy stream message %" PRIu64 " to %s: %s (%s)", msg->stream_seq,
-		        c->items_stream, sv_js_strerror(rc), sv_js_detail(js));
 }
 
-/* One stream message to ingest: [u64 stream seq][its frames, or the raw
- * payload as one frame when it is not a flattened message (a CUT, or
- * garbage that ingest rejects and counts)]. */
-static int feed_send(void *push, const struct sv_js_msg *msg)
+/* A new leader copies the item changes between the last one the items
+ * stream holds (its message id names its pair-stream sequence) and what
+ * this node has fed, which an old leader may have died before copying; at
+ * most ITEMS_CATCH_UP messages back.  Copies already there are dropped by
+ * the stream's de-duplication (the same id). */
+static void items_catch_up(struct cluster *c, sv_js *js, uint64_t upto)
+{
+	uint64_t last = 0, from = 0, n = 0;
+	char id[64];
+	void *data = NULL;
+	size_t len;
+
+	if (sv_js_stream_last_seq(js, c->items_stream, &last) == 0 && last > 0 &&
+	    sv_js_stream_get(js, c->items_stream, last, &data, &len, id, sizeof id) == 0 &&
+	    sscanf(id, "i-%" SCNu64, &from) != 1)
+		from = 0;
+	free(data);
+	if (upto > ITEMS_CATCH_UP && from < upto - ITEMS_CATCH_UP)
+		from = upto - ITEMS_CATCH_UP;
+	for (uint64_t seq = from + 1;
+	     seq <= upto && atomic_load(&c->leader) && !atomic_load(&c->d->stopping); seq++) {
+		struct sv_js_msg m = {.stream_seq = seq};
+
+		if (sv_js_stream_get(js, c->d->conf.cfg.cluster_stream, seq, &data, &len, id,
+		                     sizeof id) < 0)
+			continue;
+		m.data = data;
+		m.len = len;
+		if (len > 4)
+			feed_item(c, js, &m);
+		free(data);
+		n++;
+	}
+	log_msg(LOG_INFO, "SV-CLUSTER-ITEMS",
+	        "took over the items stream: looked at pair-stream messages %" PRIu64 "..%" PRIu64
+	        " (%" PRIu64 ") for changes not yet copied",
+	        from + 1, upto, n);
+}
+
+/* One stream message to ingest: [u64 stream seq, u64 source seq][its
+ * frames, or the raw payload as one frame when it is not a flattened
+ * message (a CUT, or garbage that ingest rejects and counts)].  The source
+ * sequence is, on the items stream, the pair-stream message the item change
+ * came from (its id "i-N"); 0 on the pair stream. */
+static int feed_send(void *push, const struct sv_js_msg *msg, uint64_t src)
 {
 	struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
 	long n = sv_proto_unflatten(msg->data, msg->len, fr, SV_PROTO_MAX_FRAMES);
-	uint8_t seq[8];
+	uint64_t pos[2] = {msg->stream_seq, src}; /* little-endian hosts only (sv/proto.h) */
 
-	memcpy(seq, &msg->stream_seq, 8); /* little-endian hosts only (sv/proto.h) */
 	if (n <= 0) {
 		fr[0].data = msg->data;
 		fr[0].len = msg->len;
 		n = 1;
 	}
-	if (zmq_send(push, seq, 8, ZMQ_SNDMORE) < 0)
+	if (zmq_send(push, pos, sizeof pos, ZMQ_SNDMORE) < 0)
 		return -1;
 	for (long i = 0; i < n; i++)
 		if (zmq_send(push, fr[i].data, fr[i].len, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
@@ -498,12 +562,12 @@ static int feed_send(void *push, const struct sv_js_msg *msg)
 	return 0;
 }
 
-static uint64_t resume_mark(struct sv_daemon *d)
+static uint64_t store_mark(struct sv_daemon *d, const char *name)
 {
 	sv_store_read *r = NULL;
 	uint64_t v = 0;
 
-	if (sv_store_read_begin(d->store, &r) == 0 && sv_store_mark_get(r, CLUSTER_MARK, &v) < 0)
+	if (sv_store_read_begin(d->store, &r) == 0 && sv_store_mark_get(r, name, &v) < 0)
 		v = 0;
 	sv_store_read_end(r);
 	return v;
@@ -518,21 +582,27 @@ static void *feed_main(void *arg)
 	sv_js *js = NULL;
 	char durable[80];
 	void *push = parts_socket(d->zctx, ZMQ_PUSH);
-	int rc;
+	uint64_t fed; /* the last stream sequence handed to ingest */
+	int rc, was_leader = 0, rewound = 0;
 
 	pthread_setname_np(pthread_self(), "sv-feed");
 	snprintf(durable, sizeof durable, "sv-%s", c->name);
 	if (msgs == NULL || push == NULL || zmq_connect(push, CLUSTER_FEED_ENDPOINT) < 0 ||
 	    js_connect(c, &js, "feed", 0) < 0)
 		goto out;
+	fed = store_mark(d, c->mark);
 	while (!atomic_load(&d->stopping)) {
 		uint64_t last;
-		int n = 0;
+		int n = 0, lead = atomic_load(&c->leader);
 
+		if (lead && !was_leader)
+			items_catch_up(c, js, fed);
+		was_leader = lead;
 		if (con == NULL) {
-			struct sv_js_consumer_cfg cc = {.stream = d->conf.cfg.cluster_stream,
+			struct sv_js_consumer_cfg cc = {.stream = c->replica ? c->items_stream
+			                                                     : d->conf.cfg.cluster_stream,
 			                                .durable = durable,
-			                                .resume_after = resume_mark(d),
+			                                .resume_after = store_mark(d, c->mark),
 			                                .reset = true,
 			                                .max_ack_pending = 4 * FEED_BATCH};
 
@@ -547,6 +617,14 @@ static void *feed_main(void *arg)
 			log_msg(LOG_NOTICE, "SV-CLUSTER-FEED",
 			        "following %s as %s after stream sequence %" PRIu64, cc.stream, durable,
 			        cc.resume_after);
+			if (rewound) { /* ingest skips what was queued before this */
+				uint64_t pos[2] = {0, 0};
+
+				if (zmq_send(push, pos, sizeof pos, ZMQ_SNDMORE) < 0 ||
+				    zmq_send(push, CLUSTER_REWOUND, CLUSTER_CUT_LEN, 0) < 0)
+					goto out;
+				rewound = 0;
+			}
 		}
 		rc = sv_js_fetch(con, msgs, FEED_BATCH, 100, &n);
 		if (rc < 0) {
@@ -555,19 +633,37 @@ static void *feed_main(void *arg)
 			usleep(200000);
 			continue;
 		}
-		if (n == 0)
+		if (n == 0) {
+			atomic_store(&c->lag, 0); /* nothing came within the wait */
 			continue;
+		}
 		for (int i = 0; i < n; i++) {
-			if (atomic_load(&c->leader) && msgs[i].len > 4)
-				feed_item(c, js, &msgs[i]);
-			if (feed_send(push, &msgs[i]) < 0)
+			uint64_t src = 0;
+
+			if (c->replica && sscanf(msgs[i].msgid, "i-%" SCNu64, &src) != 1)
+				src = 0;
+			if (feed_send(push, &msgs[i], src) < 0)
 				goto out; /* the context is ending */
+			fed = msgs[i].stream_seq;
+			if (was_leader && msgs[i].len > 4)
+				feed_item(c, js, &msgs[i]);
 		}
 		last = msgs[n - 1].stream_seq;
 		atomic_store(&c->lag, msgs[n - 1].pending);
-		/* ack once the trainer's commit holds them all */
-		while (atomic_load(&c->committed) < last && !atomic_load(&d->stopping))
+		/* ack once the trainer's commit holds them all; a failed commit
+		 * lost what it read: open the consumer again after the mark */
+		while (atomic_load(&c->committed) < last && !atomic_load(&d->stopping) &&
+		       !atomic_load(&c->rewind))
 			usleep(500);
+		if (atomic_exchange(&c->rewind, 0)) {
+			log_msg(LOG_WARNING, "SV-CLUSTER-FEED",
+			        "a group commit failed: following %s again after stream sequence %" PRIu64,
+			        durable, store_mark(d, c->mark));
+			sv_js_consumer_close(con);
+			con = NULL;
+			rewound = 1;
+			continue;
+		}
 		if (atomic_load(&c->committed) >= last) {
 			rc = sv_js_ack_upto(con, last);
 			if (rc < 0)
@@ -734,6 +830,92 @@ out:
 	return NULL;
 }
 
+/* ---- sv-follow: a replica's model, from the models bucket ---- */
+
+/* Install the bucket's model of revision rev: a snapshot the queries (and
+ * the top-k cache, which follows snapshots) take at once, its version the
+ * revision, so every replica names the same version for the same W. */
+static int follow_install(struct cluster *c, const void *blob, size_t len, uint64_t rev)
+{
+	struct sv_daemon *d = c->d;
+	struct sv_journal_model jm;
+	const void *W;
+	struct sv_snap *snap;
+	int rc = sv_journal_model_decode(blob, len, &jm, &W);
+
+	if (rc == 0 && (jm.d_in != d->conf.d_in || jm.d_out != d->conf.d_out))
+		rc = SV_ERR_SHAPE;
+	if (rc < 0)
+		return rc;
+	snap = snap_new(jm.d_in, jm.d_out, NULL);
+	if (snap == NULL)
+		return -ENOMEM;
+	memcpy(snap->W, W, (size_t)jm.d_in * jm.d_out * sizeof(float));
+	snap->version = rev;
+	snap->steps = jm.steps;
+	snap->applied_seq = jm.stream_seq;
+	snap->threshold = jm.threshold;
+	snap->policy = jm.policy;
+	snap_publish(&d->snap, snap);
+	atomic_store(&d->prog.model_version, rev);
+	atomic_store(&d->prog.steps, jm.steps);
+	atomic_store(&d->prog.threshold, jm.threshold);
+	atomic_store(&c->model_rev, rev);
+	atomic_store(&c->model_version, jm.version);
+	return 0;
+}
+
+static void *follow_main(void *arg)
+{
+	struct cluster *c = arg;
+	struct sv_daemon *d = c->d;
+	sv_js_kv *models = NULL;
+	sv_js *js = NULL;
+	int rc;
+
+	pthread_setname_np(pthread_self(), "sv-follow");
+	if (js_connect(c, &js, "follow", 0) < 0)
+		goto out;
+	while (!atomic_load(&d->stopping) &&
+	       (rc = sv_js_kv_open(&models, js, c->models, (int)d->conf.cfg.cluster_replicas, 0,
+	                           false)) < 0) {
+		log_msg(LOG_WARNING, "SV-CLUSTER-FOLLOW", "cannot open %s: %s (%s); retrying",
+		        c->models, sv_js_strerror(rc), sv_js_detail(js));
+		sleep(1);
+	}
+	while (!atomic_load(&d->stopping)) {
+		uint64_t rev = 0;
+		void *blob = NULL;
+		size_t len = 0;
+
+		/* a cheap poll of the manifest's revision; the blob only when it moved */
+		if (sv_js_model_rev(models, MODEL_KEY, &rev) == 0 && rev > atomic_load(&c->model_rev)) {
+			rc = sv_js_model_get(models, MODEL_KEY, &blob, &len, &rev);
+			if (rc == 0 && rev <= atomic_load(&c->model_rev)) { /* a follower's older copy */
+				free(blob);
+				usleep(FOLLOW_POLL_US);
+				continue;
+			}
+			if (rc == 0)
+				rc = follow_install(c, blob, len, rev);
+			if (rc == 0)
+				log_msg(LOG_INFO, "SV-CLUSTER-FOLLOW",
+				        "model revision %" PRIu64 " (the trainer's v%" PRIu64 ") installed",
+				        rev, atomic_load(&c->model_version));
+			else
+				log_msg(LOG_WARNING, "SV-CLUSTER-FOLLOW",
+				        "cannot install model revision %" PRIu64 ": %s (%s); retrying", rev,
+				        sv_js_strerror(rc), sv_js_detail(js));
+			free(blob);
+		}
+		usleep(FOLLOW_POLL_US);
+	}
+out:
+	sv_js_kv_close(models);
+	sv_js_close(js);
+	return NULL;
+}
+
 /* ---- start, stop, the trainer's calls ---- */
 
 static int ensure_streams(struct cluster *c)
@@ -781,15 +963,16 @@ int cluster_start(struct cluster **out, struct sv_daemon *d)
 	*out = NULL;
 	if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_OFF)
 		return 0;
-	if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_REPLICA) {
-		log_msg(LOG_ERR, "SV-CLUSTER-ROLE",
-		        "cluster.role replica is not built yet (docs/SCALING.md); exiting");
-		return -ENOTSUP;
-	}
 	c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return -ENOMEM;
 	c->d = d;
+	c->replica = d->conf.cfg.cluster_role == SV_CONFIG_ROLE_REPLICA;
+	c->mark = c->replica ? CLUSTER_MARK_ITEMS : CLUSTER_MARK;
+	if (c->replica) { /* the feed follows the items stream; the models bucket */
+		mains[1] = follow_main;
+		mains[2] = NULL;
+	}
 	c->timeout_ms = (int64_t)d->conf.cfg.cluster_timeout_ms;
 	if (d->conf.cfg.cluster_name[0])
 		snprintf(c->name, sizeof c->name, "%.48s", d->conf.cfg.cluster_name);
@@ -801,11 +984,12 @@ int cluster_start(struct cluster **out, struct sv_daemon *d)
 	snprintf(c->items_stream, sizeof c->items_stream, "%s_ITEMS", d->conf.cfg.cluster_stream);
 	snprintf(c->models, sizeof c->models, "%s_models", d->conf.cfg.cluster_stream);
 	snprintf(c->lease, sizeof c->lease, "%s_lease", d->conf.cfg.cluster_stream);
-	atomic_store(&c->committed, resume_mark(d));
+	atomic_store(&c->committed, store_mark(d, c->mark));
+	atomic_store(&c->items_src, store_mark(d, CLUSTER_MARK_SRC));
 	rc = ensure_streams(c);
 	if (rc == 0)
 		atomic_store(&d->cluster, c); /* the trainer's calls find it from now on */
-	for (int i = 0; rc == 0 && i < 3; i++) {
+	for (int i = 0; rc == 0 && i < 3 && mains[i]; i++) {
 		c->started[i] = pthread_create(&c->th[i], NULL, mains[i], c) == 0;
 		if (!c->started[i])
 			rc = -EAGAIN;
@@ -816,6 +1000,13 @@ int cluster_start(struct cluster **out, struct sv_daemon *d)
 		return rc;
 	}
 	*out = c;
+	if (c->replica)
+		log_msg(LOG_NOTICE, "SV-CLUSTER-START",
+		        "replica %s on %s: follows %s and %s from stream sequence %" PRIu64
+		        " (item changes through pair-stream sequence %" PRIu64 ")",
+		        c->name, d->conf.cfg.cluster_urls, c->items_stream, c->models,
+		        atomic_load(&c->committed), atomic_load(&c->items_src));
+	else
 	log_msg(LOG_NOTICE, "SV-CLUSTER-START",
 	        "node %s on %s: stream %s (R%llu), ack %s, lease TTL %llu ms", c->name,
 	        d->conf.cfg.cluster_urls, d->conf.cfg.cluster_stream,
@@ -841,10 +1032,35 @@ int cluster_leader(const struct cluster *c)
 	return c != NULL && atomic_load(&c->leader);
 }
 
-void cluster_note_commit(struct cluster *c, uint64_t seq)
+void cluster_note_commit(struct cluster *c, uint64_t seq, uint64_t src)
 {
-	if (c != NULL && seq > atomic_load(&c->committed))
+	if (c == NULL)
+		return;
+	if (src > atomic_load(&c->items_src)) /* first: a waiting query sees both */
+		atomic_store(&c->items_src, src);
+	if (seq > atomic_load(&c->committed))
 		atomic_store(&c->committed, seq);
+}
+
+void cluster_note_failed(struct cluster *c)
+{
+	if (c != NULL)
+		atomic_store(&c->rewind, 1);
+}
+
+int cluster_replica(const struct cluster *c)
+{
+	return c != NULL && c->replica;
+}
+
+uint64_t cluster_items_seq(const struct cluster *c)
+{
+	return c != NULL ? atomic_load(&c->items_src) : 0;
+}
+
+uint64_t cluster_read_wait_ms(const struct cluster *c)
+{
+	return c != NULL ? c->d->conf.cfg.cluster_read_wait_ms : 0;
 }
 
 void cluster_request_cut(struct cluster *c, uint64_t batch_first)
@@ -864,7 +1080,8 @@ int cluster_status(const struct cluster *c, struct cluster_status *o)
 	if (c == NULL)
 		return -1;
 	*o = (struct cluster_status){
-	    .role = atomic_load(&c->leader) ? "leader" : "standby",
+	    .role = c->replica ? "replica" : atomic_load(&c->leader) ? "leader" : "standby",
+	    .items_seq = atomic_load(&c->items_src),
 	    .name = c->name,
 	    .applied_seq = atomic_load(&c->committed),
 	    .lag = atomic_load(&c->lag),

@@ -27,8 +27,15 @@
  * function of the stream on every node, bit for bit, and a standby takes
  * over without catching up.
  *
- * Leaves out: query replicas (cluster.role replica: not built yet), the
- * decoding of the stream's messages (ingest.c), NATS itself (jetstream.h).
+ * With replica, no gateway and no lease: sv-feed follows the items stream
+ * into the store (ingest.c applies the item changes, the top-k cache notes
+ * them), and sv-follow polls the models bucket and installs each new model
+ * as the queries' snapshot, named by its bucket revision.  query.c waits
+ * (cluster.read_wait) for a query's least position and names the replica's
+ * on every answer.
+ *
+ * Leaves out: the decoding of the stream's messages (ingest.c), NATS itself
+ * (jetstream.h).
  */
 #ifndef SV_DAEMON_CLUSTER_H
 #define SV_DAEMON_CLUSTER_H
@@ -44,8 +51,15 @@ struct cluster;
 /* A stream message that ends the open batch on every node. */
 #define CLUSTER_CUT "\0sv-cut"
 #define CLUSTER_CUT_LEN 7
-/* The store mark (sv_store_mark_put) of the last stream sequence applied. */
+/* sv-feed to ingest (never in a stream): the consumer was opened again after
+ * a failed commit, and what follows starts just after the store's mark. */
+#define CLUSTER_REWOUND "\0sv-rew"
+/* The store marks (sv_store_mark_put): the last stream sequence applied, of
+ * the pair stream (trainer) or the items stream (replica), and on a replica
+ * the pair-stream sequence its last item change came from. */
 #define CLUSTER_MARK "js.pairs"
+#define CLUSTER_MARK_ITEMS "js.items"
+#define CLUSTER_MARK_SRC "js.items_src"
 
 /* Connect, make the stream and buckets if missing, start the threads.
  * After trainer_start (ingest's inproc endpoint is bound).  Logs each
@@ -59,17 +73,28 @@ void cluster_stop(struct cluster *c);
 /* For the trainer thread. */
 /* Whether this node holds the lease (0 for NULL). */
 int cluster_leader(const struct cluster *c);
-/* A group commit that applied the stream up to seq. */
-void cluster_note_commit(struct cluster *c, uint64_t seq);
+/* A group commit that applied the followed stream up to seq (and, on a
+ * replica, item changes up to pair-stream sequence src). */
+void cluster_note_commit(struct cluster *c, uint64_t seq, uint64_t src);
+/* A group commit failed other than for room (its messages are gone): the
+ * feed opens the consumer again just after the store's mark. */
+void cluster_note_failed(struct cluster *c);
 /* Ask for a CUT of the batch that starts at log sequence batch_first (the
  * leader's train.max_wait_ms; repeated asks for one batch publish once). */
 void cluster_request_cut(struct cluster *c, uint64_t batch_first);
 /* A checkpoint was taken: the leader publishes it. */
 void cluster_note_checkpoint(struct cluster *c, uint64_t version);
 
+/* For the query workers: whether this node is a replica; the pair-stream
+ * sequence of the last item change it applied; cluster.read_wait. */
+int cluster_replica(const struct cluster *c);
+uint64_t cluster_items_seq(const struct cluster *c);
+uint64_t cluster_read_wait_ms(const struct cluster *c);
+
 /* STATUS and the exposition. */
 struct cluster_status {
-	const char *role;         /* "leader", "standby" */
+	const char *role;         /* "leader", "standby", "replica" */
+	uint64_t items_seq;       /* replica: cluster_items_seq */
 	const char *name;
 	uint64_t applied_seq;     /* stream sequence of the last local commit */
 	uint64_t lag;             /* messages in the stream after the last one fetched */

@@ -269,6 +269,9 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 			gauge(o, "simverify_cluster_applied_stream_seq",
 			      "Pair-stream sequence of this node's last group commit.",
 			      (double)cs.applied_seq);
+			gauge(o, "simverify_cluster_items_seq",
+			      "Replica: pair-stream sequence of the last item change applied.",
+			      (double)cs.items_seq);
 			gauge(o, "simverify_cluster_lag_messages",
 			      "Messages in the pair stream after the last one this node fetched.",
 			      (double)cs.lag);

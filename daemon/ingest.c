@@ -112,9 +112,12 @@ struct ingest {
 	/* cluster.role trainer: the PULL socket is cluster.c's feed, frame 0 of
 	 * each message its stream sequence (cluster.h) */
 	int feed;
+	const char *mark; /* the store mark of the stream followed */
 	uint64_t js_mark; /* the stream sequence the store's last commit holds */
 	uint64_t js_seq;  /* the highest one of the group in hand */
+	uint64_t js_src;  /* the highest source sequence of the group (replica) */
 	int cut;          /* the group ended at a CUT message */
+	int feed_gap;     /* a failed commit lost feed messages: skip until rewound */
 	int probing;       /* this group tries a full map again */
 	int kick;
 	uint64_t retry_ns;
@@ -708,19 +711,28 @@ enum feed_kind { FEED_SKIP, FEED_MSG, FEED_CUT };
 static enum feed_kind feed_frames(struct ingest *g, const struct parts *p,
                                   const struct sv_proto_frame **fr, size_t *n)
 {
-	uint64_t seq;
+	uint64_t pos[2]; /* stream sequence, source sequence */
 
 	*fr = p->fr;
 	*n = (size_t)p->n;
 	if (!g->feed)
 		return FEED_MSG;
-	if (p->n < 2 || p->fr[0].len != 8)
+	if (p->n < 2 || p->fr[0].len != sizeof pos)
 		return FEED_SKIP; /* cluster.c sends none such */
-	memcpy(&seq, p->fr[0].data, 8);
-	if (seq <= g->js_mark || group_begin(g) < 0)
+	if (p->n == 2 && p->fr[1].len == CLUSTER_CUT_LEN &&
+	    memcmp(p->fr[1].data, CLUSTER_REWOUND, CLUSTER_CUT_LEN) == 0) {
+		g->feed_gap = 0; /* the messages after the mark come next */
 		return FEED_SKIP;
-	if (seq > g->js_seq)
-		g->js_seq = seq;
+	}
+	if (g->feed_gap)
+		return FEED_SKIP; /* queued before the rewind: they come again */
+	memcpy(pos, p->fr[0].data, sizeof pos);
+	if (pos[0] <= g->js_mark || group_begin(g) < 0)
+		return FEED_SKIP;
+	if (pos[0] > g->js_seq)
+		g->js_seq = pos[0];
+	if (pos[1] > g->js_src)
+		g->js_src = pos[1];
 	*fr = p->fr + 1;
 	*n = (size_t)p->n - 1;
 	if (*n == 1 && p->fr[1].len == CLUSTER_CUT_LEN &&
@@ -881,7 +893,7 @@ static void group_reset(struct ingest *g)
 	g->group_msgs = g->group_pairs = 0;
 	memset(g->group_pair_outcome, 0, sizeof(g->group_pair_outcome));
 	g->group_freed = 0;
-	g->js_seq = 0;
+	g->js_seq = g->js_src = 0;
 	g->cut = 0;
 }
 
@@ -1052,7 +1064,9 @@ static void group_finish(struct ingest *g)
 		if (rc == 0)
 			rc = retain(g, g->txn, max, &n);
 		if (rc == 0 && g->js_seq > g->js_mark)
-			rc = sv_store_mark_put(g->txn, CLUSTER_MARK, g->js_seq);
+			rc = sv_store_mark_put(g->txn, g->mark, g->js_seq);
+		if (rc == 0 && g->js_src > 0)
+			rc = sv_store_mark_put(g->txn, CLUSTER_MARK_SRC, g->js_src);
 		if (rc == 0)
 			rc = sv_store_txn_commit(g->txn);
 		else
@@ -1066,9 +1080,13 @@ static void group_finish(struct ingest *g)
 	topk_cache_commit(d->topk, rc == 0); /* before any ack: visible to the next query */
 	if (rc == 0 && g->js_seq > g->js_mark) {
 		g->js_mark = g->js_seq;
-		cluster_note_commit(atomic_load(&d->cluster), g->js_mark);
+		cluster_note_commit(atomic_load(&d->cluster), g->js_mark, g->js_src);
 	} else if (rc < 0) {
-		g->cut = 0; /* met again when the group is retried */
+		g->cut = 0; /* met again when the group is retried, or fed again */
+		if (g->feed && rc != SV_ERR_STORE_FULL && g->js_seq > g->js_mark) {
+			g->feed_gap = 1;
+			cluster_note_failed(atomic_load(&d->cluster));
+		}
 	}
 	/* the held fire-and-forget messages: stored, or kept for a retry */
 	if (g->held_in_group && rc == SV_ERR_STORE_FULL && g->held_n > 0) {
@@ -1404,12 +1422,14 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 			g->store_ino = sb.st_ino;
 		}
 	}
-	if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_TRAINER) {
+	if (d->conf.cfg.cluster_role != SV_CONFIG_ROLE_OFF) {
 		sv_store_read *r = NULL;
 
 		g->feed = 1;
+		g->mark = d->conf.cfg.cluster_role == SV_CONFIG_ROLE_REPLICA ? CLUSTER_MARK_ITEMS
+		                                                              : CLUSTER_MARK;
 		if (sv_store_read_begin(d->store, &r) == 0 &&
-		    sv_store_mark_get(r, CLUSTER_MARK, &g->js_mark) < 0)
+		    sv_store_mark_get(r, g->mark, &g->js_mark) < 0)
 			g->js_mark = 0;
 		sv_store_read_end(r);
 	}

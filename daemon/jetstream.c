@@ -232,6 +232,39 @@ int sv_js_stream_last_seq(sv_js *js, const char *stream, uint64_t *last_seq)
 
 /* ---- publishing ---- */
 
+int sv_js_stream_get(sv_js *js, const char *stream, uint64_t seq, void **data, size_t *len,
+		     char *id, size_t idcap)
+{
+	natsMsg *m = NULL;
+	jsErrCode jerr = 0;
+	const char *mid = NULL;
+	natsStatus s;
+	void *copy;
+	int n;
+
+	if (!js || !stream || !data || !len || !id || !idcap)
+		return SV_ERR_RANGE;
+	s = js_GetMsg(&m, js->js, stream, seq, NULL, &jerr);
+	if (s != NATS_OK)
+		return s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr ? SV_ERR_NOTFOUND
+									   : map(js, s, jerr);
+	n = natsMsg_GetDataLength(m);
+	copy = malloc(n > 0 ? (size_t)n : 1);
+	if (!copy) {
+		natsMsg_Destroy(m);
+		return -ENOMEM;
+	}
+	if (n > 0)
+		memcpy(copy, natsMsg_GetData(m), (size_t)n);
+	if (natsMsgHeader_Get(m, "Nats-Msg-Id", &mid) != NATS_OK || !mid)
+		mid = "";
+	snprintf(id, idcap, "%s", mid);
+	natsMsg_Destroy(m);
+	*data = copy;
+	*len = (size_t)n;
+	return 0;
+}
+
 void sv_js_msgid(char *buf, uint64_t client_id, uint64_t seq)
 {
 	snprintf(buf, SV_JS_MSGID_LEN + 1, "%016" PRIx64 "-%016" PRIx64, client_id, seq);
@@ -787,7 +820,11 @@ int sv_js_model_put(sv_js_kv *kv, const char *name, const void *blob, size_t len
 	manifest_encode(mb, &m);
 	rc = kv_cas(kv, name, mb, sizeof mb, expect_rev, &rev);
 	if (rc < 0) {
-		delete_chunks(kv, name, &m, m.nchunks);
+		/* refused: our chunks are garbage.  Any other failure (a lost
+		 * PubAck) may hide a manifest that landed and names them: keep
+		 * them (an orphan costs space only, a dangling manifest a model) */
+		if (rc == SV_JS_ERR_STALE)
+			delete_chunks(kv, name, &m, m.nchunks);
 		return rc;
 	}
 	if (have_old)

@@ -88,6 +88,13 @@ int sv_js_stream_ensure(sv_js *js, const struct sv_js_stream_cfg *cfg);
 /* The stream's last sequence (0 when empty). */
 int sv_js_stream_last_seq(sv_js *js, const char *stream, uint64_t *last_seq);
 
+/* The message at seq in stream, read directly (no consumer): *data is
+ * malloc'd (the caller frees it), *len its size, and its message id goes
+ * into id (idcap bytes, "" when it had none).  SV_ERR_NOTFOUND when the
+ * stream holds no message at seq (deleted, or past the end). */
+int sv_js_stream_get(sv_js *js, const char *stream, uint64_t seq, void **data, size_t *len,
+		     char *id, size_t idcap);
+
 /* The message id of a pair: 32 hex digits, client id then seq.  buf must
  * hold SV_JS_MSGID_LEN + 1 bytes. */
 #define SV_JS_MSGID_LEN 33
@@ -181,8 +188,10 @@ void sv_js_kv_close(sv_js_kv *kv); /* accepts NULL; the bucket stays */
  * `name` with compare-and-set: expect_rev is the manifest revision the
  * writer last saw (0 = the key must not exist).  When the manifest moved
  * on, the write is refused with SV_JS_ERR_STALE and the new chunks are
- * deleted again.  On success *new_rev is the manifest's new revision and
- * the previous version's chunks are deleted.
+ * deleted again; after any other failure (no PubAck) they stay, since the
+ * manifest may have landed and name them (a retry then meets STALE).  On
+ * success *new_rev is the manifest's new revision and the previous
+ * version's chunks are deleted.
  * chunk_max caps a chunk (0 = the server's max payload less 4 KiB). */
 int sv_js_model_put(sv_js_kv *kv, const char *name, const void *blob, size_t len,
 		    size_t chunk_max, uint64_t expect_rev, uint64_t *new_rev);

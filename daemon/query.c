@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
+#include "cluster.h"
 #include "curve.h"
 #include "log.h"
 #include "parts.h"
@@ -195,6 +197,64 @@ static void do_item_get(struct worker *w, const struct sv_proto_request *rq)
 		            0, rc == SV_ERR_NOTFOUND ? "no such item" : sv_strerror(rc));
 }
 
+/* ---- cluster.role replica: positions (docs/PROTOCOL.md, flag POS) ---- */
+
+/* The model version a query would use now: the top-k cache's for TOPK, the
+ * snapshot's for SCORE. */
+static uint64_t version_now(struct sv_daemon *d, int verb)
+{
+	uint64_t v = 0, steps, rebuilds;
+	struct sv_snap *s;
+
+	if (verb == SV_PROTO_VERB_TOPK) {
+		topk_cache_info(d->topk, &v, &steps, &rebuilds);
+		return v;
+	}
+	s = snap_get(&d->snap);
+	v = s ? s->version : 0;
+	snap_unref(s);
+	return v;
+}
+
+/* A replica answers a query that names a least position once it stands
+ * there, waiting up to cluster.read_wait; 1 when it does, 0 when not. */
+static int position_reached(struct sv_daemon *d, const struct sv_proto_request *rq)
+{
+	struct cluster *c = atomic_load(&d->cluster);
+	uint64_t end;
+
+	if (!rq->has_pos || !cluster_replica(c))
+		return 1;
+	end = now_mono_ns() + cluster_read_wait_ms(c) * 1000000ULL;
+	while (version_now(d, rq->hdr.verb) < rq->pos_version ||
+	       cluster_items_seq(c) < rq->pos_seq) {
+		if (now_mono_ns() >= end)
+			return 0;
+		usleep(2000);
+	}
+	return 1;
+}
+
+/* A replica names where it stood on each SCORE and TOPK reply: the model
+ * version the answer used (its first row's) and the items sequence. */
+static void add_position(struct sv_daemon *d, struct sv_proto_msgbuf *mb)
+{
+	struct cluster *c = atomic_load(&d->cluster);
+	int verb = mb->n ? ((const uint8_t *)mb->frames[0].data)[3] : 0;
+	uint64_t v;
+
+	if (!cluster_replica(c) || (verb != SV_PROTO_VERB_SCORE &&
+	                            verb != SV_PROTO_VERB_SCORE_BATCH && verb != SV_PROTO_VERB_TOPK))
+		return;
+	if (mb->n > 2 && mb->frames[2].len >= SV_PROTO_SCORE_ROW && verb != SV_PROTO_VERB_TOPK)
+		memcpy(&v, (const uint8_t *)mb->frames[2].data + 16, 8);
+	else if (mb->n > 2 && mb->frames[2].len >= SV_PROTO_TOPKQ_ROW && verb == SV_PROTO_VERB_TOPK)
+		memcpy(&v, mb->frames[2].data, 8);
+	else
+		v = version_now(d, verb);
+	sv_proto_add_pos(mb, v, cluster_items_seq(c));
+}
+
 static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 {
 	struct sv_daemon *d = w->q->d;
@@ -221,6 +281,13 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		            (int)err.reason, err.msg);
 		return;
 	}
+	if (!position_reached(d, &rq)) {
+		reply_error(&w->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_BEHIND, 0,
+		            "this replica has not reached the model version and items sequence "
+		            "asked for within cluster.read_wait: ask again, or another replica");
+		add_position(d, &w->mb);
+		return;
+	}
 	switch (rq.hdr.verb) {
 	case SV_PROTO_VERB_SCORE:
 	case SV_PROTO_VERB_SCORE_BATCH:
@@ -242,6 +309,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 		            "not a query verb: ingest and admin verbs have their own sockets");
 		break;
 	}
+	add_position(d, &w->mb);
 	latency_note(d, rq.hdr.verb, now_mono_ns() - t0);
 }
 
@@ -257,7 +325,8 @@ static int topk_decoded(struct worker *w, const struct parts *p, int env,
 	    ((const uint8_t *)h->data)[3] != SV_PROTO_VERB_TOPK)
 		return 0;
 	live_limits(w->q->d, &w->lim_gen, &w->lim);
-	if (sv_proto_decode_request(p->fr + env, (size_t)(p->n - env), &w->lim, rq, &err) < 0)
+	if (sv_proto_decode_request(p->fr + env, (size_t)(p->n - env), &w->lim, rq, &err) < 0 ||
+	    rq->has_pos) /* handle() waits for its position */
 		return 0;
 	atomic_fetch_add(&w->q->d->cnt.queries, 1);
 	return 1;
@@ -309,6 +378,7 @@ static void *worker_main(void *arg)
 		if (tn > 0) {
 			topk_cache_answer(w->q->d->topk, tq, tn, w->bmb);
 			for (size_t j = 0; j < tn; j++) {
+				add_position(w->q->d, &w->bmb[j]);
 				worker_reply(w, &p[ti[j]], parts_envelope(&p[ti[j]]), &w->bmb[j]);
 				latency_note(w->q->d, SV_PROTO_VERB_TOPK, now_mono_ns() - t0);
 			}
@@ -371,8 +441,8 @@ static enum route route_of(struct dquery *q, const struct sv_proto_frame *h)
 	const uint8_t *b = h->data;
 	uint32_t count;
 
-	if (h->len != SV_PROTO_HEADER_SIZE)
-		return ROUTE_WORKER;
+	if (h->len != SV_PROTO_HEADER_SIZE || (b[4] & SV_PROTO_FLAG_POS))
+		return ROUTE_WORKER; /* a query that may wait for its position: not here */
 	memcpy(&count, b + 16, 4); /* little-endian hosts, as the codec */
 	if (b[3] == SV_PROTO_VERB_SCORE || b[3] == SV_PROTO_VERB_ITEM_GET ||
 	    (b[3] == SV_PROTO_VERB_SCORE_BATCH && count <= INLINE_MAX_PAIRS))
@@ -468,6 +538,7 @@ static int front_requests(struct dquery *q)
 
 		if (topk_decoded(w, &p[ti[0]], env, &rq)) {
 			topk_cache_answer(q->d->topk, &one, 1, &w->mb);
+			add_position(q->d, &w->mb);
 			latency_note(q->d, SV_PROTO_VERB_TOPK, now_mono_ns() - t0);
 		} else {
 			handle(w, p[ti[0]].fr + env, (size_t)(p[ti[0]].n - env)); /* its error */

@@ -98,7 +98,13 @@ struct trainer {
 static void publish(struct trainer *t)
 {
 	struct sv_daemon *d = t->d;
-	struct sv_snap *s = snap_new(d->conf.d_in, d->conf.d_out, sv_trainer_weights(t->learner));
+	struct sv_snap *s;
+
+	if (d->conf.cfg.cluster_role == SV_CONFIG_ROLE_REPLICA && (s = snap_get(&d->snap)) != NULL) {
+		snap_unref(s); /* a replica's model comes from the models bucket (cluster.c) */
+		return;
+	}
+	s = snap_new(d->conf.d_in, d->conf.d_out, sv_trainer_weights(t->learner));
 
 	atomic_store(&d->prog.steps, t->base_steps + sv_trainer_steps(t->learner));
 	atomic_store(&d->prog.applied_seq, t->applied_seq);
@@ -477,6 +483,8 @@ out:
 /* Checkpoint once the runner's batch (if any) is trained. */
 static int checkpoint(struct trainer *t, const char *why, uint64_t *version_out)
 {
+	if (t->d->conf.cfg.cluster_role == SV_CONFIG_ROLE_REPLICA)
+		return 0; /* a replica trains nothing; its models live in the bucket */
 	step_wait(t);
 	return save_checkpoint(t, why, version_out);
 }

@@ -207,6 +207,9 @@ static const struct sv_config_key keys[] = {
      "the trainer lease lapses this long after its last renew; a standby then takes over"},
     {"cluster.timeout", T(DURATION), OFF(cluster_timeout_ms), 100, 600000, "5s", NULL, 0, 1,
      "wait for a JetStream ack or API reply"},
+    {"cluster.read_wait", T(DURATION), OFF(cluster_read_wait_ms), 0, 60000, "1s", NULL, 0, 1,
+     "a replica waits this long for a query's least (model version, items sequence), then "
+     "answers BEHIND"},
 
     {"security.curve_server_key", T(STRING), OFF(security_curve_server_key), 0, 0, "", NULL, 0, 0,
      "file with the CURVE server secret key (empty: CURVE off); applies to tcp:// endpoints"},

@@ -182,6 +182,7 @@ struct sv_config {
 	int cluster_ack;                           /* cluster.ack: enum sv_config_cluster_ack */
 	uint64_t cluster_lease_ttl_ms;             /* cluster.lease_ttl (duration) */
 	uint64_t cluster_timeout_ms;               /* cluster.timeout (duration) */
+	uint64_t cluster_read_wait_ms;             /* cluster.read_wait (duration) */
 
 	char security_curve_server_key[SV_CONFIG_STR_MAX]; /* security.curve_server_key */
 	char security_curve_allow[SV_CONFIG_STR_MAX];      /* security.curve_allow */

@@ -32,7 +32,8 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'daemon'))
-from svclient import Daemon, admin, item_put, pairs, parse_reply, status_until, wait_for  # noqa
+from svclient import (Daemon, item_get, item_put, pairs, parse_reply, status_until, topk,  # noqa
+                      wait_for, with_pos)
 
 BIN, FSCK, NC = sys.argv[1:4]
 D, N_ITEMS, PER_MSG, N_MSGS, WINDOW = 8, 64, 20, 1000, 16
@@ -94,12 +95,12 @@ class Cluster:
         return int(s['cluster']['leader'][1:]) if s and s.get('cluster', {}).get('leader') else 0
 
 
-def opts(cl, name):
+def opts(cl, name, role='trainer'):
     return ['model.d_in=%d' % D, 'model.d_out=4', 'train.batch_pairs=32',
             'train.max_wait_ms=50ms', 'checkpoint.every_steps=50', 'checkpoint.every_s=0',
-            'endpoints.http=', 'store.map_size=64MiB', 'cluster.role=trainer',
+            'endpoints.http=', 'store.map_size=64MiB', 'cluster.role=' + role,
             'cluster.urls=' + cl.urls, 'cluster.name=' + name, 'cluster.lease_ttl=2s',
-            'cluster.timeout=3s', 'cluster.replicas=3']
+            'cluster.timeout=3s', 'cluster.replicas=3', 'cluster.read_wait=2s']
 
 
 def role(d):
@@ -186,6 +187,55 @@ def fsck_clients(store):
     return seqs
 
 
+def churn(rnd, d):
+    """Item changes the replicas must follow: 8 updated, 6 new, 2 of them deleted
+    (none that the pairs name: a pair naming a deleted item is rejected)."""
+    s = d.sock(zmq.DEALER, 'ingest-acked.sock')
+    s.setsockopt(zmq.RCVTIMEO, 20000)
+    msgs = [item_put(b'i%d' % i, rnd.standard_normal(D).astype('<f4'), 100 + i)
+            for i in range(8)]
+    msgs += [item_put(b'n%d' % i, rnd.standard_normal(D).astype('<f4'), 300 + i)
+             for i in range(6)]
+    msgs += [item_get(b'n%d' % i, 200 + i, verb='ITEM_DEL') for i in (4, 5)]
+    for m in msgs:
+        while True:   # an election may answer BUSY: the same message again
+            s.send_multipart(m)
+            r = parse_reply(s.recv_multipart())
+            if r['status'] == 'OK':
+                break
+            assert r['status'] == 'BUSY', r
+            time.sleep(0.2)
+    s.close(0)
+
+
+def bootstrap(src, dst):
+    """A second replica from a backup of the first, resuming from its sequence."""
+    bk = os.path.join(src.dir, 'bk-r2')
+    assert src.admin('BACKUP', bk)['status'] == 'OK'
+    out = subprocess.run([BIN, '--restore', bk, '--state-dir', dst.dir] +
+                         sum([['-o', o] for o in dst.opts], []) +
+                         (['--allow-root'] if os.geteuid() == 0 else []),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    start(dst)
+    log = dst.logtext()
+    assert 'follows' in log and 'from stream sequence 0 ' not in log, log[-2000:]
+
+
+def replica_answers(r, queries):
+    """SCORE_BATCH and TOPK from a replica: (position, score rows, topk queries)."""
+    s = r.sock(zmq.DEALER, 'query.sock')
+    s.setsockopt(zmq.RCVTIMEO, 20000)
+    s.send_multipart(pairs('SCORE_BATCH', [(0, x, y) for x, y in queries], D, req_id=1))
+    sc = parse_reply(s.recv_multipart())
+    s.send_multipart(topk([x for x, _ in queries], 5, D, req_id=2))
+    tk = parse_reply(s.recv_multipart())
+    s.close(0)
+    assert sc['status'] in ('OK', 'PARTIAL') and tk['status'] == 'OK', (sc, tk)
+    assert sc['pos'] == tk['pos'], (sc['pos'], tk['pos'])
+    return sc['pos'], sc['rows'], tk['queries']
+
+
 def failover(a, b, t_fail):
     """a leads after b's kill -9: print how long it took, restart b as a standby."""
     print('trainer b killed -9: a leads after %.2f s (lease TTL %.1f s)'
@@ -200,10 +250,12 @@ def failover(a, b, t_fail):
 def test():
     root = tempfile.mkdtemp(prefix='svcl-')
     cl = Cluster(root)
-    for n in ('a', 'b'):
+    for n in ('a', 'b', 'r1', 'r2'):
         os.makedirs(os.path.join(root, n))
     a = Daemon(BIN, state_dir=os.path.join(root, 'a'), opts=opts(cl, 'a'))
     b = Daemon(BIN, state_dir=os.path.join(root, 'b'), opts=opts(cl, 'b'))
+    r1 = Daemon(BIN, state_dir=os.path.join(root, 'r1'), opts=opts(cl, 'r1', 'replica'))
+    r2 = Daemon(BIN, state_dir=os.path.join(root, 'r2'), opts=opts(cl, 'r2', 'replica'))
     rnd = np.random.default_rng(17)
     try:
         # ---- 1. fencing: a paused leader's late model write is refused ----
@@ -229,6 +281,10 @@ def test():
         assert a.stop() == 0
         start(a)
         assert role(a) == 'standby' and role(b) == 'leader'
+        start(r1)   # a query replica: follows the items stream and the models bucket
+        st = status_until(r1, lambda st: st['cluster']['model_rev'] > 0 and
+                          st['items'] == N_ITEMS, 'r1 follows', 30)
+        assert st['cluster']['role'] == 'replica', st
 
         # ---- 2. 20k acked pairs; the stream leader and the trainer die ----
         pub = Publisher([a, b])
@@ -252,6 +308,9 @@ def test():
                 print('stream leader n%d killed -9 and restarted; %d acked so far'
                       % (victim, len(pub.acked)))
                 phase = 2
+            elif phase == 2 and len(pub.acked) >= 450 and r2.proc is None:
+                churn(rnd, alive[0])
+                bootstrap(r1, r2)
             elif phase == 2 and len(pub.acked) >= 600:
                 b.proc.kill()
                 b.proc.wait()
@@ -328,8 +387,58 @@ def test():
         st = status_until(lead, lambda st: st['cluster']['model_version'] == v,
                           'the leader publishes', 20)
         assert st['cluster']['model_rev'] > 0, st
-        print('models bucket: version %d published as revision %d'
-              % (v, st['cluster']['model_rev']))
+        rev = st['cluster']['model_rev']
+        print('models bucket: version %d published as revision %d' % (v, rev))
+
+        # ---- the replicas: the same answers at the same position ----
+        seen = []
+
+        def caught_up():   # the leader published all; both replicas on one revision
+            cl_st = lead.status()['cluster']
+            sts = [r.status() for r in (r1, r2)]
+            want = sts[0]['cluster']['model_rev']
+            ok = (cl_st['model_version'] == v and want >= cl_st['model_rev'] and
+                  all(st['cluster']['model_rev'] == want and st['topk_cache']['version'] == want
+                      and st['cluster']['lag'] == 0 for st in sts))
+            seen.append(want if ok else None)
+            return want if len(seen) > 10 and seen[-10:] == [want] * 10 else None
+        try:
+            rev = wait_for(caught_up, 30, 'the replicas at the latest model revision')
+        except AssertionError:
+            print('leader', lead.status()['cluster'], 'replicas',
+                  [(r.status()['cluster'], r.status()['topk_cache']) for r in (r1, r2)])
+            raise
+        queries = [(b'i%d' % i, b'n%d' % (i % 4)) for i in range(0, 60, 3)]
+        pos1, rows1, tk1 = replica_answers(r1, queries)
+        pos2, rows2, tk2 = replica_answers(r2, queries)
+        assert pos1 == pos2 and pos1[0] == rev, (pos1, pos2, rev)
+        assert rows1 == rows2 and tk1 == tk2, 'the replicas answer differently'
+        assert all(q['version'] == rev for q in tk1) and all(x['version'] == rev for x in rows1)
+        hit_ids = {h for q in tk1 for h, _ in q['hits']}
+        assert b'n4' not in hit_ids and b'n5' not in hit_ids, 'a deleted item was found'
+        print('replicas: identical SCORE and TOPK answers at (revision %d, items seq %d)'
+              % pos1)
+
+        # read-your-writes: an item written at the leader, asked of a replica at once
+        s = lead.sock(zmq.DEALER, 'ingest-acked.sock')
+        s.send_multipart(item_put(b'fresh', np.ones(D, '<f4'), 900))
+        w = parse_reply(s.recv_multipart())
+        s.close(0)
+        assert w['status'] == 'OK' and w['pos'][1] > 0, w
+        q = r2.sock(zmq.DEALER, 'query.sock')
+        q.setsockopt(zmq.RCVTIMEO, 20000)
+        q.send_multipart(with_pos(topk([np.ones(D, '<f4')], 3, D, req_id=3), rev, w['pos'][1]))
+        ans = parse_reply(q.recv_multipart())
+        assert ans['status'] == 'OK' and ans['pos'][1] >= w['pos'][1], ans
+        assert ans['queries'][0]['hits'][0][0] == b'fresh', ans   # its own vector, nearest
+        q.send_multipart(with_pos(topk([b'fresh'], 3, D, req_id=4), rev + 1000, 0))
+        t0 = time.monotonic()
+        ans = parse_reply(q.recv_multipart())
+        assert ans['status'] == 'BEHIND' and rev <= ans['pos'][0] < rev + 1000, ans
+        assert 1.5 < time.monotonic() - t0 < 10, time.monotonic() - t0
+        q.close(0)
+        print('read-your-writes: the new item found at sequence %d; a future version BEHIND'
+              % w['pos'][1])
         for d in (a, b):
             assert d.stop() == 0
             seqs = fsck_clients(os.path.join(d.dir, 'store'))
@@ -338,7 +447,7 @@ def test():
             assert set(seqs) == want, (len(set(seqs)), len(want))
         print('exactly once: %d acked pairs logged once on each trainer' % len(want))
     finally:
-        for d in (a, b):
+        for d in (a, b, r1, r2):
             if d.proc is not None:
                 d.proc.kill()
                 d.proc.wait()

@@ -377,6 +377,7 @@ REFUSED = {
     'cluster.role': 'replica', 'cluster.urls': '"nats://127.0.0.1:1"', 'cluster.name': 'n2',
     'cluster.stream': 'S2', 'cluster.replicas': '1', 'cluster.duplicate_window': '5min',
     'cluster.ack': 'committed', 'cluster.lease_ttl': '9s', 'cluster.timeout': '7s',
+    'cluster.read_wait': '3s',
 }
 
 
