@@ -90,6 +90,7 @@ struct cluster {
 	atomic_int rewind;                /* a group commit failed: feed again from the mark */
 	atomic_uint_fast64_t cut_req;     /* batch whose cut the trainer asks (log seq + 1) */
 	atomic_uint_fast64_t ckpt_version; /* newest checkpoint to publish (0: none) */
+	atomic_uint_fast64_t ckpt_seq;     /* the stream sequence committed when it was taken */
 	atomic_uint_fast64_t model_rev, model_version, lag;
 	atomic_uint_fast64_t published, publish_failed, cuts, items, model_puts, model_refused;
 	atomic_uint_fast64_t lease_gained, lease_lost;
@@ -681,9 +682,10 @@ out:
 
 /* ---- sv-lease: the lease, and the leader's model versions ---- */
 
-/* Publish checkpoint `version` from the store; 0, SV_JS_ERR_STALE (fenced
- * off: someone else published since) or another failure. */
-static int publish_model(struct cluster *c, sv_js_kv *kv, uint64_t version)
+/* Publish checkpoint `version` from the store, taken when the stream was
+ * committed up to seq; 0, SV_JS_ERR_STALE (fenced off: someone else
+ * published since) or another failure. */
+static int publish_model(struct cluster *c, sv_js_kv *kv, uint64_t version, uint64_t seq)
 {
 	struct sv_daemon *d = c->d;
 	struct sv_journal_model jm = {.d_in = d->conf.d_in, .d_out = d->conf.d_out,
@@ -705,8 +707,7 @@ static int publish_model(struct cluster *c, sv_js_kv *kv, uint64_t version)
 		jm.threshold = d->live.threshold;
 		if (m.calib_len && sv_journal_calib_decode(m.calib, m.calib_len, &jm.threshold, &w) == 0)
 			sv_metrics_window_free(w);
-		if (sv_store_mark_get(r, CLUSTER_MARK, &jm.stream_seq) < 0)
-			jm.stream_seq = 0;
+		jm.stream_seq = seq;
 	}
 	sv_store_read_end(r);
 	if (rc == 0) {
@@ -742,7 +743,7 @@ static void *lease_main(void *arg)
 {
 	struct cluster *c = arg;
 	struct sv_daemon *d = c->d;
-	uint64_t ttl = d->conf.cfg.cluster_lease_ttl_ms, rev = 0, renewed = 0;
+	uint64_t ttl = d->conf.cfg.cluster_lease_ttl_ms, rev = 0, renewed = 0, floor = 0;
 	int64_t period_ms = (int64_t)ttl / 4;
 	sv_js_kv *lease = NULL, *models = NULL;
 	sv_js *js = NULL;
@@ -766,9 +767,18 @@ static void *lease_main(void *arg)
 		/* a leader's pending model version first: the compare-and-set on
 		 * the models bucket is the fence, not our view of the lease */
 		want = atomic_load(&c->ckpt_version);
-		if (atomic_load(&c->leader) && want && want != atomic_load(&c->model_version)) {
+		if (atomic_load(&c->leader) && want && want != atomic_load(&c->model_version) &&
+		    atomic_load(&c->ckpt_seq) <= floor) {
+			/* a standby that took over behind the last published model:
+			 * nothing older goes out; its next checkpoint will be newer */
+			atomic_store(&c->model_version, want);
+		} else if (atomic_load(&c->leader) && want && want != atomic_load(&c->model_version)) {
+			uint64_t seq = atomic_load(&c->ckpt_seq);
+
 			debug_publish_delay();
-			rc = publish_model(c, models, want);
+			rc = publish_model(c, models, want, seq);
+			if (rc == 0)
+				floor = seq;
 			if (rc == SV_JS_ERR_STALE &&
 			    sv_js_lease_renew(lease, LEASE_KEY, c->name, rev, &rev) == 0) {
 				/* still ours: the revision we had was a follower's stale
@@ -806,8 +816,17 @@ static void *lease_main(void *arg)
 				        sv_js_strerror(rc), sv_js_detail(js));
 		} else {
 			uint64_t mrev = 0;
+			void *blob = NULL;
+			size_t len = 0;
+			struct sv_journal_model jm;
+			const void *W;
 
-			if (sv_js_model_rev(models, MODEL_KEY, &mrev) == 0 || mrev == 0) {
+			rc = sv_js_model_get(models, MODEL_KEY, &blob, &len, &mrev);
+			/* what the last leader published: publish nothing older */
+			floor = rc == 0 && sv_journal_model_decode(blob, len, &jm, &W) == 0
+			            ? jm.stream_seq : 0;
+			free(blob);
+			if (rc == 0 || rc == SV_ERR_NOTFOUND) {
 				atomic_store(&c->model_rev, mrev);
 				atomic_store(&c->model_version, 0); /* publish the next one */
 				renewed = now;
@@ -1071,8 +1090,10 @@ void cluster_request_cut(struct cluster *c, uint64_t batch_first)
 
 void cluster_note_checkpoint(struct cluster *c, uint64_t version)
 {
-	if (c != NULL)
-		atomic_store(&c->ckpt_version, version);
+	if (c == NULL)
+		return;
+	atomic_store(&c->ckpt_seq, atomic_load(&c->committed)); /* W trained on at most that */
+	atomic_store(&c->ckpt_version, version);
 }
 
 int cluster_status(const struct cluster *c, struct cluster_status *o)

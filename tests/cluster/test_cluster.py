@@ -3,7 +3,8 @@
 3-node nats-server cluster (127.0.0.1, a temp directory), driven through their ZeroMQ
 gateways with acked PAIR_BATCH messages, as a publisher would (docs/SCALING.md).
 
-Trainer a and trainer b (cluster.role trainer, R3, lease TTL 2 s):
+Trainer a and trainer b (cluster.role trainer, R3, lease TTL 2 s; b's gateway acks with
+cluster.ack committed, and its acks are checked against b's store position):
   1. fencing: a leads; its lease thread stalls in a model publish (the test knob
      SV_DEBUG_PUBLISH_DELAY_MS stands for a paused leader) past the TTL; b takes the
      lease and publishes a model; a's late write is refused by the models bucket's
@@ -136,6 +137,8 @@ class Publisher:
         self.unacked = {}   # seq -> (frames, sent at)
         self.acked = set()
         self.busy = 0
+        self.committed = None   # the gateway with cluster.ack committed
+        self.checked = 0
 
     def sock(self, d):
         if d not in self.socks:
@@ -160,6 +163,10 @@ class Publisher:
                 if seq not in self.unacked:
                     continue
                 if r['status'] in ('OK', 'DUPLICATE'):
+                    if self.committed is d and seq % 10 == 1:   # cluster.ack committed
+                        st = d.status()['cluster']
+                        assert st['applied_stream_seq'] >= r['pos'][1], (st, r)
+                        self.checked += 1
                     self.acked.add(seq)
                     del self.unacked[seq]
                 else:
@@ -253,7 +260,8 @@ def test():
     for n in ('a', 'b', 'r1', 'r2'):
         os.makedirs(os.path.join(root, n))
     a = Daemon(BIN, state_dir=os.path.join(root, 'a'), opts=opts(cl, 'a'))
-    b = Daemon(BIN, state_dir=os.path.join(root, 'b'), opts=opts(cl, 'b'))
+    # b's gateway acks only once b's own LMDB commit holds the message
+    b = Daemon(BIN, state_dir=os.path.join(root, 'b'), opts=opts(cl, 'b') + ['cluster.ack=committed'])
     r1 = Daemon(BIN, state_dir=os.path.join(root, 'r1'), opts=opts(cl, 'r1', 'replica'))
     r2 = Daemon(BIN, state_dir=os.path.join(root, 'r2'), opts=opts(cl, 'r2', 'replica'))
     rnd = np.random.default_rng(17)
@@ -288,6 +296,7 @@ def test():
 
         # ---- 2. 20k acked pairs; the stream leader and the trainer die ----
         pub = Publisher([a, b])
+        pub.committed = b
         alive = [a, b]
         seq, phase, t_fail = 1, 0, None
         end = time.monotonic() + 240
@@ -326,7 +335,9 @@ def test():
             wait_for(lambda: role(a) == 'leader', 30, 'a takes over')
             phase = failover(a, b, t_fail)
         assert phase == 4, phase
-        print('%d messages acked (%d BUSY answers resent)' % (len(pub.acked), pub.busy))
+        print('%d messages acked (%d BUSY answers resent); %d acks of the committed-mode '
+              'gateway were already in its store' % (len(pub.acked), pub.busy, pub.checked))
+        assert pub.checked > 0
 
         # ---- 3. two NATS nodes down: no ack, nothing applied ----
         last = cl.stream()['state']['last_seq']
