@@ -129,7 +129,7 @@ static int consume(jsCtx *js, const char *subject, size_t n, double *sub_rate)
 }
 
 int jsraw_run(jsCtx *js, const char *stream, int replicas, const struct jsraw_msg *msgs, size_t n,
-              double *pub_rate, double *sub_rate)
+              double *pub_rate, double *sub_rate, const struct jsraw_hook *hook)
 {
 	jsStreamConfig sc;
 	jsPubOptions po;
@@ -152,6 +152,8 @@ int jsraw_run(jsCtx *js, const char *stream, int replicas, const struct jsraw_ms
 	s = js_AddStream(NULL, js, &sc, NULL, &jerr);
 	if (s != NATS_OK)
 		return fail("add stream", s);
+	if (hook)
+		hook->fn(hook->ctx, 0);
 	t0 = jsraw_now();
 	for (size_t i = 0; i < n; i++) {
 		jsPubOptions_Init(&po);
@@ -171,7 +173,11 @@ int jsraw_run(jsCtx *js, const char *stream, int replicas, const struct jsraw_ms
 		return fail("publish complete", s);
 	}
 	*pub_rate = (double)n / (jsraw_now() - t0);
+	if (hook)
+		hook->fn(hook->ctx, 1);
 	rc = consume(js, subject, n, sub_rate);
+	if (hook)
+		hook->fn(hook->ctx, 2);
 	jsraw_delete(js, stream);
 	return rc;
 }

@@ -33,10 +33,14 @@
  *           ms: messages behind the stream (last - cluster.applied_stream_seq),
  *           behind a (the leader), and the feed's cluster.lag.
  * Prints, per size and R, the median of the repetitions [range]: end-to-end
- * pairs/s, raw publish and consume (msg/s and pairs/s), e2e / min(raw
- * publish, raw consume) (target >= 0.70), e2e / alone; and each node's lag
- * over all samples of all repetitions (median, max).  Every ratio is taken
- * within its repetition.
+ * pairs/s (and the rate at which the gateway had acked them all), raw
+ * publish and consume (msg/s and pairs/s), e2e / min(raw publish, raw
+ * consume) (target >= 0.70), e2e / alone; where the time goes: pairs per
+ * group commit, the cores a, b and the nats-servers kept busy end to end
+ * and their CPU microseconds a pair beside the daemon alone's and the
+ * nats-servers' in the raw phases (from /proc; the servers only when this
+ * run started them); and each node's lag over all samples of all
+ * repetitions (median, max).  Every ratio is taken within its repetition.
  * Leaves out: queries, item upserts (id-only pairs), failover (the cluster
  * test does those), and query replicas (--watch takes their admin sockets
  * once they report cluster.applied_stream_seq).
@@ -97,8 +101,10 @@ struct figs {
 	double e2e[MAX_REPS], pub[MAX_REPS], sub[MAX_REPS], ratio[MAX_REPS], alone[MAX_REPS];
 	double acked[MAX_REPS]; /* pairs/s until the gateway had acked the last message */
 	double per_commit[3][MAX_REPS]; /* pairs per group commit: alone, a, b */
-	/* CPU seconds over the end-to-end wall time: a, b, the nats-servers */
-	double cpu[3][MAX_REPS];
+	/* CPU seconds over the wall time: a, b, the nats-servers (end to end),
+	 * the daemon alone */
+	double cpu[4][MAX_REPS];
+	double raw_us[2][MAX_REPS]; /* nats-server CPU us a pair: raw publish, consume */
 	struct lag lag[MAX_NODES]; /* every node's samples, over every repetition */
 	long busy;
 };
@@ -227,6 +233,23 @@ static int nats_pids(const char *nats, pid_t pids[3])
 		fclose(f);
 	}
 	return n;
+}
+
+/* The nats-servers' CPU seconds at each phase of a raw run (jsraw_hook). */
+struct raw_cpu {
+	const char *nats;
+	double at[3];
+};
+
+static void raw_cpu_take(void *ctx, int phase)
+{
+	struct raw_cpu *rc = ctx;
+	pid_t pids[3];
+	int n = nats_pids(rc->nats, pids);
+
+	rc->at[phase] = 0;
+	for (int i = 0; i < n; i++)
+		rc->at[phase] += proc_cpu(pids[i]);
 }
 
 /* ---- a private simverifyd ---- */
@@ -546,20 +569,22 @@ static void *sampler_main(void *arg)
 
 /* The daemon alone: pairs/s, or -1. */
 static double run_alone(const struct cfg *c, const struct msgset *s, long d_in, const char *dir,
-                        long *busy, double *per_commit)
+                        long *busy, double *per_commit, double *cpu)
 {
 	void *ctx = zmq_ctx_new(), *in = NULL;
 	struct node nd;
-	double t0, rate = -1;
+	double t0, rate = -1, cpu0;
 
 	if (node_start(&nd, ctx, c, dir, NULL, d_in, NULL, 0, NULL) < 0 || node_mark(&nd) < 0)
 		goto out;
 	in = bench_sock_at(ctx, ZMQ_DEALER, nd.sd, "ingest-acked.sock");
+	cpu0 = proc_cpu(nd.pid);
 	t0 = jsraw_now();
 	if (publish(in, s, c->window, busy) < 0 ||
 	    wait_applied(&nd, 1, (long)s->n * c->per_msg) < 0)
 		goto out;
 	rate = (double)s->n * (double)c->per_msg / (nd.t_done - t0);
+	*cpu = (proc_cpu(nd.pid) - cpu0) / (nd.t_done - t0);
 	*per_commit = (double)s->n * (double)c->per_msg / (double)(nd.commits > 0 ? nd.commits : 1);
 out:
 	if (in)
@@ -683,7 +708,7 @@ static void print_lag(const struct cfg *c, struct figs *f, int nodes)
 static void print_row(const struct cfg *c, struct figs *f, long d_in, long replicas,
                       const struct msgset *s)
 {
-	struct bench_stat e, p, u, r, a, ra, ak, pc[3], cu[3];
+	struct bench_stat e, p, u, r, a, ra, ak, pc[3], cu[4], us[4], rp, rs;
 	double ppm = (double)c->per_msg, ralone[MAX_REPS];
 	size_t n = (size_t)c->reps;
 
@@ -714,11 +739,22 @@ static void print_row(const struct cfg *c, struct figs *f, long d_in, long repli
 		bench_stat_of(f->per_commit[i], n, &pc[i]);
 	printf("    pairs per group commit: alone %.0f, a %.0f, b %.0f (medians)\n", pc[0].med,
 	       pc[1].med, pc[2].med);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++) {
+		double per[MAX_REPS]; /* microseconds of CPU per pair */
+
+		for (size_t k = 0; k < n; k++)
+			per[k] = f->cpu[i][k] / (i < 3 ? f->e2e[k] : f->alone[k]) * 1e6;
+		bench_stat_of(per, n, &us[i]);
 		bench_stat_of(f->cpu[i], n, &cu[i]);
-	printf("    CPU while end to end, cores busy: a %.2f, b %.2f, nats-servers %.2f "
-	       "(medians; of %ld cores)\n",
-	       cu[0].med, cu[1].med, cu[2].med, sysconf(_SC_NPROCESSORS_ONLN));
+	}
+	printf("    cores busy end to end: a %.2f, b %.2f, nats-servers %.2f; alone %.2f "
+	       "(of %ld)\n",
+	       cu[0].med, cu[1].med, cu[2].med, cu[3].med, sysconf(_SC_NPROCESSORS_ONLN));
+	bench_stat_of(f->raw_us[0], n, &rp);
+	bench_stat_of(f->raw_us[1], n, &rs);
+	printf("    CPU us a pair: a %.0f, b %.0f, nats-servers %.0f; alone %.0f; nats-servers "
+	       "in raw publish %.0f, raw consume %.0f (medians)\n",
+	       us[0].med, us[1].med, us[2].med, us[3].med, rp.med, rs.med);
 	if (f->busy)
 		printf("    %ld BUSY answers resent\n", f->busy);
 	print_lag(c, f, 2 + c->nwatch);
@@ -818,7 +854,8 @@ static int run_size(const struct cfg *c, long d_in, const char *dir, jsCtx *jsc)
 	}
 	for (long rep = 0; rep < c->reps; rep++) {
 		long busy = 0;
-		double ppc = 0, alone = run_alone(c, &s, d_in, dir, &busy, &ppc);
+		double ppc = 0, cpu_alone = 0, alone = run_alone(c, &s, d_in, dir, &busy, &ppc,
+		                                                 &cpu_alone);
 
 		if (alone < 0)
 			goto out;
@@ -828,9 +865,15 @@ static int run_size(const struct cfg *c, long d_in, const char *dir, jsCtx *jsc)
 			double ppc2[2], cpu[3] = {0};
 
 			snprintf(stream, sizeof stream, "SVB_R%ld_D%ld_%ld", c->replicas[k], d_in, rep);
+			struct raw_cpu rcpu = {.nats = c->nats};
+			struct jsraw_hook hook = {raw_cpu_take, &rcpu};
+
 			if (jsraw_run(jsc, "SVB_RAW", (int)c->replicas[k], s.m, s.n, &fk->pub[rep],
-			              &fk->sub[rep]))
+			              &fk->sub[rep], &hook))
 				goto out;
+			/* microseconds of nats-server CPU a pair, each phase */
+			fk->raw_us[0][rep] = (rcpu.at[1] - rcpu.at[0]) / ((double)s.n * (double)c->per_msg) * 1e6;
+			fk->raw_us[1][rep] = (rcpu.at[2] - rcpu.at[1]) / ((double)s.n * (double)c->per_msg) * 1e6;
 			fk->e2e[rep] = run_cluster(c, &s, d_in, c->replicas[k], dir, stream, jsc, fk,
 			                           &fk->acked[rep], ppc2, cpu);
 			if (fk->e2e[rep] < 0)
@@ -841,6 +884,7 @@ static int run_size(const struct cfg *c, long d_in, const char *dir, jsCtx *jsc)
 			fk->per_commit[2][rep] = ppc2[1];
 			for (int i = 0; i < 3; i++)
 				fk->cpu[i][rep] = cpu[i];
+			fk->cpu[3][rep] = cpu_alone;
 			fk->ratio[rep] = fk->e2e[rep] / ((fk->pub[rep] < fk->sub[rep] ? fk->pub[rep]
 			                                                              : fk->sub[rep]) *
 			                                 (double)c->per_msg);

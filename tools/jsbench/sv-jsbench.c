@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 	if (jsraw_connect(urls, &nc, &js))
 		goto out;
 	for (int r = 0; r < runs; r++)
-		if (jsraw_run(js, "SV_JSBENCH", replicas, msgs, (size_t)n, &pub[r], &sub[r]))
+		if (jsraw_run(js, "SV_JSBENCH", replicas, msgs, (size_t)n, &pub[r], &sub[r], NULL))
 			goto out;
 	qsort(pub, (size_t)runs, sizeof *pub, cmp_d);
 	qsort(sub, (size_t)runs, sizeof *sub, cmp_d);
