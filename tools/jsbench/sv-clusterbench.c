@@ -254,21 +254,23 @@ static void raw_cpu_take(void *ctx, int phase)
 
 /* ---- a private simverifyd ---- */
 
-/* Fork and exec the daemon on state dir sd with the overrides; its stdout
- * and stderr go to sd.log (kept for a failed run).  The pid, or -1. */
+/* Fork and exec the daemon on state dir sd with the overrides, as
+ * bench_daemon_start does, but with its stdout and stderr in sd.log (kept
+ * for a failed run: a cluster node says there why it did not come up).
+ * The pid, or -1. */
 static pid_t daemon_start(const struct cfg *c, const char *sd, const char *const *ovr, size_t n)
 {
-	const char *argv[4 + 2 * 24 + 1];
+	const char *head[] = {c->daemon, "--state-dir", sd, "--allow-root"}, *argv[4 + 2 * 24 + 1];
 	char log[PATH_MAX + 8];
 	size_t a = 0;
 	pid_t pid;
 
 	if (n > 24)
 		return -1;
-	argv[a++] = c->daemon;
-	argv[a++] = "--state-dir";
-	argv[a++] = sd;
-	argv[a++] = "--allow-root";
+	while (a < 4) {
+		argv[a] = head[a];
+		a++;
+	}
 	for (size_t i = 0; i < n; i++) {
 		argv[a++] = "-o";
 		argv[a++] = ovr[i];
