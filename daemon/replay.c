@@ -584,7 +584,8 @@ int replay_idle(struct replay *rp, sv_trainer *learner, const struct sv_optim_pa
 	refit = g->state == SV_REPLAY_STATE_REFIT;
 	flags = refit ? SV_REPLAY_PLAN_WITH_SLICE : 0;
 	/* the last refit round runs whole, in this call, or is started over */
-	averaged = refit && rp->p.refit_average && rp->s.refit_round + 1 >= g->best_path;
+	averaged = refit && rp->p.refit_average && rp->s.refit_round + 1 >= g->best_path &&
+	           rp->s.round_last == 0; /* (a round begun elsewhere goes on unaveraged) */
 	if (rp->s.round_last == 0) {
 		/* between rounds: judge (or, ungated, start) */
 		if (first == 0 || applied <= first)
