@@ -21,7 +21,8 @@
  * sv_replay_params_slice) belongs to the slice: arrival order is random, so this is a random sample,
  * and it lets the planner count replayable pairs in O(1).  Slice
  * pairs are trained once as fresh pairs like every other pair (so the fresh
- * path is exactly one pass, as with replay off), but never replayed.  Every
+ * path is exactly one pass, as with replay off), but not replayed while the
+ * gate judges (only the refit, below, replays them).  Every
  * W the gate compares has therefore seen each slice pair exactly once, while
  * replay drives the training pairs many times: a W that overfits the replayed
  * pairs loses AUC on the slice.  The one fresh exposure biases the score in
