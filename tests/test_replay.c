@@ -177,6 +177,12 @@ Test(replay, plan_with_slice_covers_every_pair)
 	}
 	for (uint64_t q = 1; q <= 3000; q++)
 		cr_assert_eq(hits[q], 2, "pair %llu used %u times", (unsigned long long)q, hits[q]);
+	/* a refit round is that many steps; a judged round only the replayable */
+	cr_assert_eq(sv_replay_round_steps_of(&p, 1, 3000, SV_REPLAY_PLAN_WITH_SLICE), 12);
+	cr_assert_eq(sv_replay_round_steps_of(&p, 1, 3000, 0), sv_replay_round_steps(&p, 1, 3000));
+	cr_assert_lt(sv_replay_round_steps(&p, 1, 3000), 12);
+	cr_assert_eq(sv_replay_round_steps_of(&p, 101, 356, SV_REPLAY_PLAN_WITH_SLICE), 1);
+	cr_assert_eq(sv_replay_round_steps_of(&p, 101, 357, SV_REPLAY_PLAN_WITH_SLICE), 2);
 }
 
 Test(replay, fill_budget_and_lone_pair)
