@@ -563,6 +563,24 @@ static int feed_send(void *push, const struct sv_js_msg *msg, uint64_t src)
 	return 0;
 }
 
+/* Ack the consumer up to seq once the trainer's commit holds it (the
+ * server then never delivers it again); gives up on stop, or when a failed
+ * commit asks for a rewind (the flag stays for the caller). */
+static void ack_committed(struct cluster *c, sv_js_consumer *con, uint64_t seq)
+{
+	int rc;
+
+	while (atomic_load(&c->committed) < seq && !atomic_load(&c->d->stopping) &&
+	       !atomic_load(&c->rewind))
+		usleep(500);
+	if (atomic_load(&c->committed) < seq)
+		return;
+	rc = sv_js_ack_upto(con, seq);
+	if (rc < 0)
+		log_msg(LOG_WARNING, "SV-CLUSTER-FEED", "ack up to %" PRIu64 ": %s", seq,
+		        sv_js_strerror(rc));
+}
+
 static uint64_t store_mark(struct sv_daemon *d, const char *name)
 {
 	sv_store_read *r = NULL;
@@ -584,6 +602,7 @@ static void *feed_main(void *arg)
 	char durable[80];
 	void *push = parts_socket(d->zctx, ZMQ_PUSH);
 	uint64_t fed; /* the last stream sequence handed to ingest */
+	uint64_t unacked = 0; /* the last of the batch before, handed over, not acked */
 	int rc, was_leader = 0, rewound = 0;
 
 	pthread_setname_np(pthread_self(), "sv-feed");
@@ -599,6 +618,15 @@ static void *feed_main(void *arg)
 		if (lead && !was_leader)
 			items_catch_up(c, js, fed);
 		was_leader = lead;
+		if (atomic_exchange(&c->rewind, 0)) { /* a failed commit lost what it read */
+			log_msg(LOG_WARNING, "SV-CLUSTER-FEED",
+			        "a group commit failed: following %s again after stream sequence %" PRIu64,
+			        durable, store_mark(d, c->mark));
+			sv_js_consumer_close(con);
+			con = NULL;
+			unacked = 0;
+			rewound = 1;
+		}
 		if (con == NULL) {
 			struct sv_js_consumer_cfg cc = {.stream = c->replica ? c->items_stream
 			                                                     : d->conf.cfg.cluster_stream,
@@ -631,11 +659,17 @@ static void *feed_main(void *arg)
 		if (rc < 0) {
 			log_msg(LOG_WARNING, "SV-CLUSTER-FEED", "fetch: %s (%s)", sv_js_strerror(rc),
 			        sv_js_detail(js));
+			if (unacked) /* still ackable: the failed fetch brought nothing */
+				ack_committed(c, con, unacked);
+			unacked = 0;
 			usleep(200000);
 			continue;
 		}
 		if (n == 0) {
 			atomic_store(&c->lag, 0); /* nothing came within the wait */
+			if (unacked)
+				ack_committed(c, con, unacked);
+			unacked = 0;
 			continue;
 		}
 		for (int i = 0; i < n; i++) {
@@ -651,26 +685,11 @@ static void *feed_main(void *arg)
 		}
 		last = msgs[n - 1].stream_seq;
 		atomic_store(&c->lag, msgs[n - 1].pending);
-		/* ack once the trainer's commit holds them all; a failed commit
-		 * lost what it read: open the consumer again after the mark */
-		while (atomic_load(&c->committed) < last && !atomic_load(&d->stopping) &&
-		       !atomic_load(&c->rewind))
-			usleep(500);
-		if (atomic_exchange(&c->rewind, 0)) {
-			log_msg(LOG_WARNING, "SV-CLUSTER-FEED",
-			        "a group commit failed: following %s again after stream sequence %" PRIu64,
-			        durable, store_mark(d, c->mark));
-			sv_js_consumer_close(con);
-			con = NULL;
-			rewound = 1;
-			continue;
-		}
-		if (atomic_load(&c->committed) >= last) {
-			rc = sv_js_ack_upto(con, last);
-			if (rc < 0)
-				log_msg(LOG_WARNING, "SV-CLUSTER-FEED", "ack up to %" PRIu64 ": %s (%s)",
-				        last, sv_js_strerror(rc), sv_js_detail(js));
-		}
+		/* this batch is with the trainer; the one before is acked once its
+		 * commit holds it (fetched one ahead: the wait overlaps the commit) */
+		if (unacked)
+			ack_committed(c, con, unacked);
+		unacked = last;
 	}
 out:
 	free(msgs);

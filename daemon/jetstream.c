@@ -46,10 +46,10 @@ struct slot { /* open addressing: message pointer -> batch index */
 struct sv_js_consumer {
 	sv_js *js;
 	natsSubscription *sub;
-	natsMsgList list;
+	natsMsgList list, prev; /* the last fetch, and the one before it */
 	uint64_t skip_upto;
 	uint64_t acked;
-	uint64_t *seqs; /* stream sequence of each message in list */
+	uint64_t *seqs, *prev_seqs; /* stream sequence of each message in list, prev */
 };
 
 struct sv_js_kv {
@@ -509,12 +509,15 @@ out:
 	return 0;
 }
 
+/* The batch before last goes; the last one becomes prev (still ackable). */
 static void release_batch(sv_js_consumer *c)
 {
-	natsMsgList_Destroy(&c->list);
+	natsMsgList_Destroy(&c->prev);
+	free(c->prev_seqs);
+	c->prev = c->list;
+	c->prev_seqs = c->seqs;
 	c->list.Msgs = NULL;
 	c->list.Count = 0;
-	free(c->seqs);
 	c->seqs = NULL;
 }
 
@@ -522,6 +525,7 @@ void sv_js_consumer_close(sv_js_consumer *c)
 {
 	if (!c)
 		return;
+	release_batch(c);
 	release_batch(c);
 	natsSubscription_Destroy(c->sub);
 	free(c);
@@ -535,13 +539,31 @@ uint64_t sv_js_consumer_acked(const sv_js_consumer *c)
 int sv_js_fetch(sv_js_consumer *c, struct sv_js_msg *out, int max, int64_t timeout_ms, int *n)
 {
 	jsErrCode jerr = 0;
+	jsFetchRequest fr;
 	natsStatus s;
 	int k = 0, skip_last = -1;
 
 	if (!c || !out || !n || max <= 0 || timeout_ms <= 0)
 		return SV_ERR_RANGE;
 	release_batch(c);
-	s = natsSubscription_Fetch(&c->list, c->sub, max, timeout_ms, &jerr);
+	/* what is there now, bounded in bytes too (a client holding more than
+	 * its pending limit, 64 MB, is cut off by the server as a slow
+	 * consumer); when nothing is, wait for one message only: a request for
+	 * more would wait out its whole expiry unless they all came */
+	jsFetchRequest_Init(&fr);
+	fr.Batch = max;
+	fr.MaxBytes = SV_JS_FETCH_MAX_BYTES;
+	fr.NoWait = true;
+	fr.Expires = timeout_ms * 1000000LL;
+	s = natsSubscription_FetchRequest(&c->list, c->sub, &fr);
+	if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND || (s == NATS_OK && c->list.Count == 0)) {
+		natsMsgList_Destroy(&c->list);
+		c->list.Msgs = NULL;
+		c->list.Count = 0;
+		fr.Batch = 1;
+		fr.NoWait = false;
+		s = natsSubscription_FetchRequest(&c->list, c->sub, &fr);
+	}
 	if (s == NATS_TIMEOUT) {
 		*n = 0;
 		return 0;
@@ -593,14 +615,21 @@ int sv_js_ack_upto(sv_js_consumer *c, uint64_t stream_seq)
 	natsStatus s;
 	int best = -1;
 
+	natsMsgList *l = &c->list;
+
 	if (!c)
 		return SV_ERR_RANGE;
 	for (int i = 0; i < c->list.Count; i++)
 		if (c->seqs && c->seqs[i] == stream_seq)
 			best = i;
+	for (int i = 0; best < 0 && i < c->prev.Count; i++)
+		if (c->prev_seqs && c->prev_seqs[i] == stream_seq) {
+			best = i;
+			l = &c->prev;
+		}
 	if (best < 0)
 		return SV_ERR_RANGE;
-	s = natsMsg_AckSync(c->list.Msgs[best], NULL, &jerr);
+	s = natsMsg_AckSync(l->Msgs[best], NULL, &jerr);
 	if (s != NATS_OK)
 		return map(c->js, s, jerr);
 	c->acked = stream_seq;

@@ -155,7 +155,7 @@ int sv_js_consumer_open(sv_js_consumer **out, sv_js *js, const struct sv_js_cons
 void sv_js_consumer_close(sv_js_consumer *c); /* accepts NULL; the durable stays */
 
 /* A fetched message.  data and msgid are owned by the consumer and valid
- * until the next sv_js_fetch or sv_js_consumer_close on it. */
+ * until the second sv_js_fetch after it, or sv_js_consumer_close. */
 struct sv_js_msg {
 	uint64_t stream_seq;
 	uint64_t delivered;       /* 1 on first delivery */
@@ -165,13 +165,18 @@ struct sv_js_msg {
 	size_t len;
 };
 
-/* Up to max messages, waiting up to timeout_ms for the first.  *n = 0 on
- * timeout (not an error).  The previous batch's buffers are released. */
+/* Up to max messages and at most SV_JS_FETCH_MAX_BYTES, waiting up to
+ * timeout_ms for the first.  *n = 0 on timeout (not an error).  The
+ * buffers of the fetch before the previous one are released: the previous
+ * batch stays valid, so a caller can fetch ahead while it still commits
+ * (and later acks) the one before. */
+#define SV_JS_FETCH_MAX_BYTES ((int64_t)8 << 20)
 int sv_js_fetch(sv_js_consumer *c, struct sv_js_msg *out, int max, int64_t timeout_ms, int *n);
 
 /* Acks every fetched message up to and including stream_seq, and waits for
  * the server to confirm it (so a restart will not deliver them again).
- * stream_seq must be one the last fetch returned, else SV_ERR_RANGE. */
+ * stream_seq must be one of the last two fetches returned, else
+ * SV_ERR_RANGE. */
 int sv_js_ack_upto(sv_js_consumer *c, uint64_t stream_seq);
 
 /* The highest stream sequence this consumer has acked or skipped. */
