@@ -41,9 +41,11 @@
  * nats-servers' in the raw phases (from /proc; the servers only when this
  * run started them); and each node's lag over all samples of all
  * repetitions (median, max).  Every ratio is taken within its repetition.
- * Leaves out: queries, item upserts (id-only pairs), failover (the cluster
- * test does those), and query replicas (--watch takes their admin sockets
- * once they report cluster.applied_stream_seq).
+ * A query replica r runs too, and during the load an ITEM_PUT goes to a's
+ * gateway every 50 ms: its ack names its pair-stream sequence, and the
+ * bench times how long r takes to show that sequence (STATUS
+ * cluster.items_seq): the replica's lag behind a write, under load.
+ * Leaves out: queries, failover (the cluster test does those).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -107,6 +109,9 @@ struct figs {
 	double raw_us[2][MAX_REPS]; /* nats-server CPU us a pair: raw publish, consume */
 	struct lag lag[MAX_NODES]; /* every node's samples, over every repetition */
 	long busy;
+	double *vis;      /* ms from a's ack of an item write to replica r having it */
+	size_t nvis, capvis;
+	long vis_missed;  /* writes r did not show within VIS_WAIT_MS */
 };
 
 /* ---- the messages ---- */
@@ -302,11 +307,13 @@ struct node {
 
 /* Start one daemon (cluster name `name`, or role off when name is NULL) on
  * dir/name and wait until it answers STATUS with "role":"<want>" (any role
- * when want is NULL).  0, or -1 (logged; the daemon is stopped). */
+ * when want is NULL; want "replica" starts a query replica, else a
+ * trainer).  0, or -1 (logged; the daemon is stopped). */
 static int node_start(struct node *nd, void *ctx, const struct cfg *c, const char *dir,
                       const char *name, long d_in, const char *stream, long replicas,
                       const char *want)
 {
+	int replica = want != NULL && strcmp(want, "replica") == 0;
 	char o[10][PATH_MAX], js[JSON_CAP];
 	const char *ovr[16];
 	size_t n = 0;
@@ -331,7 +338,7 @@ static int node_start(struct node *nd, void *ctx, const struct cfg *c, const cha
 		snprintf(o[6], sizeof o[6], "cluster.replicas=%ld", replicas);
 		for (int i = 3; i < 7; i++)
 			ovr[n++] = o[i];
-		ovr[n++] = "cluster.role=trainer";
+		ovr[n++] = replica ? "cluster.role=replica" : "cluster.role=trainer";
 	}
 	nd->pid = daemon_start(c, nd->sd, ovr, n);
 	if (nd->pid < 0) {
@@ -598,13 +605,112 @@ out:
 	return rate;
 }
 
-/* Trainers a and b on stream `stream` of R replicas: pairs/s, or -1. */
+/* ---- replica lag: item writes during the load ---- */
+
+#define VIS_EVERY_MS 50   /* one item write this often during the load */
+#define VIS_WAIT_MS 10000 /* a write not on the replica by then is missed */
+
+struct writer {
+	pthread_t th;
+	void *ctx;
+	const char *gw_sd, *r_sd; /* state dirs: a (the gateway), r (the replica) */
+	long d_in;
+	struct figs *f;
+	atomic_int stop;
+};
+
+/* The replica's cluster.items_seq from its STATUS, or -1. */
+static long long items_seq(void *adm)
+{
+	char js[JSON_CAP], *p;
+
+	if (bench_status(adm, js, sizeof js) < 0 || (p = strstr(js, "\"items_seq\":")) == NULL)
+		return -1;
+	return strtoll(p + 12, NULL, 10);
+}
+
+/* Every VIS_EVERY_MS an ITEM_PUT at a's gateway; its ack names its
+ * pair-stream sequence (flag POS); then the time until replica r's
+ * items_seq reaches it: how far the replica trails a write under load. */
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	void *in = bench_sock_at(w->ctx, ZMQ_DEALER, w->gw_sd, "ingest-acked.sock");
+	void *adm = bench_sock_at(w->ctx, ZMQ_DEALER, w->r_sd, "admin.sock");
+	float *x = calloc((size_t)w->d_in, sizeof *x);
+	struct sv_proto_msgbuf mb;
+
+	sv_proto_msgbuf_init(&mb);
+	for (long k = 0; in && adm && x && !atomic_load(&w->stop); k++) {
+		struct sv_proto_frame fr[SV_PROTO_MAX_FRAMES];
+		struct sv_proto_reply rp;
+		struct sv_proto_error err;
+		zmq_msg_t parts[SV_PROTO_MAX_FRAMES];
+		char id[32];
+		int n = 0, more = 1;
+		double t0;
+		long long seen;
+
+		x[0] = (float)k;
+		snprintf(id, sizeof id, "w%ld", k % 64);
+		if (sv_proto_encode_item_put(&mb, (uint64_t)k, id, strlen(id), x, (uint32_t)w->d_in) < 0 ||
+		    bench_send_mb(in, &mb) < 0)
+			break;
+		while (more && n < SV_PROTO_MAX_FRAMES) {
+			size_t sz = sizeof more;
+
+			zmq_msg_init(&parts[n]);
+			if (zmq_msg_recv(&parts[n], in, 0) < 0)
+				break;
+			fr[n].data = zmq_msg_data(&parts[n]);
+			fr[n].len = zmq_msg_size(&parts[n]);
+			n++;
+			zmq_getsockopt(in, ZMQ_RCVMORE, &more, &sz);
+		}
+		t0 = jsraw_now();
+		if (n > 0 && sv_proto_decode_reply(fr, (size_t)n, NULL, &rp, &err) == 0 &&
+		    rp.status == SV_PROTO_STATUS_OK && rp.has_pos) {
+			while ((seen = items_seq(adm)) >= 0 && (uint64_t)seen < rp.pos_seq &&
+			       jsraw_now() - t0 < VIS_WAIT_MS / 1e3)
+				usleep(1000);
+			if (seen >= 0 && (uint64_t)seen >= rp.pos_seq) {
+				if (w->f->nvis == w->f->capvis) {
+					size_t cap = w->f->capvis ? 2 * w->f->capvis : 256;
+					double *v = realloc(w->f->vis, cap * sizeof *v);
+
+					if (v == NULL)
+						break;
+					w->f->vis = v;
+					w->f->capvis = cap;
+				}
+				w->f->vis[w->f->nvis++] = (jsraw_now() - t0) * 1e3;
+			} else {
+				w->f->vis_missed++;
+			}
+		}
+		for (int i = 0; i < n; i++)
+			zmq_msg_close(&parts[i]);
+		usleep(VIS_EVERY_MS * 1000);
+	}
+	sv_proto_msgbuf_free(&mb);
+	free(x);
+	if (in)
+		zmq_close(in);
+	if (adm)
+		zmq_close(adm);
+	return NULL;
+}
+
+/* Trainers a and b on stream `stream` of R replicas, and query replica r:
+ * pairs/s, or -1. */
 static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in, long replicas,
                           const char *dir, const char *stream, jsCtx *jsc, struct figs *f,
                           double *acked, double *per_commit, double *cpu)
 {
 	void *ctx = zmq_ctx_new(), *in = NULL;
-	struct node nd[2];
+	struct node nd[3];
+	struct writer wr = {.ctx = ctx, .d_in = d_in, .f = f};
+	int writing = 0;
 	struct sampler sm = {.urls = c->urls, .stream = stream, .f = f};
 	char name[2 * PATH_MAX + 64];
 	double t0 = 0, rate = -1, cpu0[3] = {0};
@@ -613,9 +719,10 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 	int started = 0;
 
 	memset(nd, 0, sizeof nd);
-	nd[0].pid = nd[1].pid = -1;
+	nd[0].pid = nd[1].pid = nd[2].pid = -1;
 	if (node_start(&nd[0], ctx, c, dir, "a", d_in, stream, replicas, "leader") < 0 ||
-	    node_start(&nd[1], ctx, c, dir, "b", d_in, stream, replicas, "standby") < 0)
+	    node_start(&nd[1], ctx, c, dir, "b", d_in, stream, replicas, "standby") < 0 ||
+	    node_start(&nd[2], ctx, c, dir, "r", d_in, stream, replicas, "replica") < 0)
 		goto out;
 	for (int i = 0; i < 2; i++) {
 		if (node_mark(&nd[i]) < 0)
@@ -638,6 +745,9 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 		cpu0[i] = proc_cpu(nd[i].pid);
 	for (int i = 0; i < npids; i++)
 		cpu0[2] += proc_cpu(pids[i]);
+	wr.gw_sd = nd[0].sd;
+	wr.r_sd = nd[2].sd;
+	writing = pthread_create(&wr.th, NULL, writer_main, &wr) == 0;
 	t0 = jsraw_now();
 	if (publish(in, s, c->window, &f->busy) < 0)
 		goto out;
@@ -657,6 +767,10 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 		per_commit[i] =
 		    (double)s->n * (double)c->per_msg / (double)(nd[i].commits > 0 ? nd[i].commits : 1);
 out:
+	if (writing) {
+		atomic_store(&wr.stop, 1);
+		pthread_join(wr.th, NULL);
+	}
 	if (started) {
 		atomic_store(&sm.stop, 1);
 		pthread_join(sm.th, NULL);
@@ -665,7 +779,7 @@ out:
 		free((void *)sm.eps[i]);
 	if (in)
 		zmq_close(in);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		node_stop(&nd[i]);
 	zmq_ctx_term(ctx);
 	const char *suffix[] = {"", "_ITEMS"};
@@ -679,7 +793,7 @@ out:
 		jsraw_delete(jsc, name);
 	}
 	if (rate > 0)
-		for (int i = 0; i < 2; i++)
+		for (int i = 0; i < 3; i++)
 			bench_rm_tree(nd[i].sd);
 	return rate;
 }
@@ -760,6 +874,14 @@ static void print_row(const struct cfg *c, struct figs *f, long d_in, long repli
 	if (f->busy)
 		printf("    %ld BUSY answers resent\n", f->busy);
 	print_lag(c, f, 2 + c->nwatch);
+	if (f->nvis > 0) {
+		struct bench_stat v;
+
+		bench_stat_of(f->vis, f->nvis, &v);
+		printf("    replica r: an item written at a (acked) is in r's store %.1f ms later, "
+		       "median [%.1f-%.1f] over %zu writes during the load%s\n",
+		       v.med, v.lo, v.hi, f->nvis, f->vis_missed ? " (some missed)" : "");
+	}
 }
 
 /* ---- options, the cluster, main ---- */
@@ -864,7 +986,7 @@ static int run_size(const struct cfg *c, long d_in, const char *dir, jsCtx *jsc)
 		for (int k = 0; k < c->nreplicas; k++) {
 			struct figs *fk = &f[k];
 			char stream[64];
-			double ppc2[2], cpu[3] = {0};
+			double ppc2[2] = {0, 0}, cpu[3] = {0};
 
 			snprintf(stream, sizeof stream, "SVB_R%ld_D%ld_%ld", c->replicas[k], d_in, rep);
 			struct raw_cpu rcpu = {.nats = c->nats};
@@ -900,9 +1022,11 @@ static int run_size(const struct cfg *c, long d_in, const char *dir, jsCtx *jsc)
 		print_row(c, &f[k], d_in, c->replicas[k], &s);
 	rc = 0;
 out:
-	for (int k = 0; k < c->nreplicas; k++)
+	for (int k = 0; k < c->nreplicas; k++) {
 		for (int i = 0; i < MAX_NODES; i++)
 			lag_free(&f[k].lag[i]);
+		free(f[k].vis);
+	}
 	free(f);
 	msgset_free(&s);
 	return rc;
