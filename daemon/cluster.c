@@ -1,6 +1,7 @@
-/* cluster.c - the clustered trainer: gateway, feed and lease threads over
- * NATS JetStream (see cluster.h; docs/SCALING.md).  Each thread owns its
- * own sv_js connection; they share only the atomics of struct cluster. */
+/* cluster.c - a cluster node on NATS JetStream (see cluster.h;
+ * docs/SCALING.md): the gateway, feed and lease threads of a trainer, the
+ * feed and follow threads of a replica.  Each thread owns its own sv_js
+ * connection; they share only the atomics of struct cluster. */
 #include "cluster.h"
 
 #include <errno.h>
@@ -59,8 +60,8 @@ int cluster_status(const struct cluster *c, struct cluster_status *out)
 #include "reject.h"
 #include "reply.h"
 #include "sv/error.h"
-#include "sv/journal.h"
 #include "snapshot.h"
+#include "sv/journal.h"
 #include "sv/metrics.h"
 #include "util.h"
 
@@ -161,18 +162,8 @@ struct gw {
 
 static void gw_send(struct gw *g, const struct gw_to *to)
 {
-	int more = g->mb.n > 0 ? ZMQ_SNDMORE : 0;
-
-	if (zmq_send(g->router, to->rid, to->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    (to->delim && zmq_send(g->router, "", 0, more | ZMQ_DONTWAIT) < 0))
-		goto fail;
-	for (size_t i = 0; i < g->mb.n; i++)
-		if (zmq_send(g->router, g->mb.frames[i].data, g->mb.frames[i].len,
-		             (i + 1 < g->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
-			goto fail;
-	return;
-fail:
-	atomic_fetch_add(&g->c->d->cnt.unroutable, 1);
+	if (parts_send_routed(g->router, to->rid, to->rid_len, to->delim, &g->mb) < 0)
+		atomic_fetch_add(&g->c->d->cnt.unroutable, 1);
 }
 
 /* The answer to a stored (and, under cluster.ack committed, applied) message. */

@@ -1,5 +1,6 @@
-/* cluster.h - the clustered trainer on NATS JetStream (cluster.role trainer;
- * docs/SCALING.md has the design, the guarantees and what is not promised).
+/* cluster.h - a cluster node on NATS JetStream (cluster.role trainer or
+ * replica; docs/SCALING.md has the design, the guarantees and what is not
+ * promised).
  *
  * With cluster.role off (the default) nothing here runs and every call is a
  * no-op on a NULL handle.  With trainer, three threads join the daemon, each
@@ -13,11 +14,12 @@
  *               the batch cuts the leader's trainer asks for.
  *   sv-feed     the node's durable pull consumer on the stream: hands every
  *               message, in stream order, to ingest.c on an inproc socket
- *               (frame 0 its stream sequence), and acks the stream up to the
- *               last sequence the trainer committed (the store keeps that
- *               sequence with each commit, so a restart resumes just after
- *               it).  The leader also forwards item changes to the items
- *               stream (latest value per id).
+ *               (frame 0 its stream and source sequences), fetching one
+ *               batch ahead, and acks the stream up to the last sequence the
+ *               trainer committed (the store keeps that sequence with each
+ *               commit, so a restart resumes just after it).  The leader
+ *               also copies item changes to the items stream (latest value
+ *               per id).
  *   sv-lease    holds or waits for the trainer lease (a key in a TTL bucket)
  *               and, while this node leads, publishes each new checkpoint to
  *               the models bucket by compare-and-set on its revision.
@@ -67,7 +69,8 @@ struct cluster;
  * negative code: a daemon built without JetStream refuses role trainer. */
 int cluster_start(struct cluster **out, struct sv_daemon *d);
 /* Joins the threads and closes the connections; accepts NULL.  Call once
- * d->stopping is set, before the trainer thread is joined's store goes. */
+ * d->stopping is set and the ZeroMQ context is shut down (a feed blocked
+ * on its socket then returns), before the store is closed. */
 void cluster_stop(struct cluster *c);
 
 /* For the trainer thread. */

@@ -569,18 +569,8 @@ static const char *malformed_id(int reason)
 /* Reply frames out of g->mb on the ROUTER, after the envelope. */
 static void send_reply(struct ingest *g, const uint8_t *rid, size_t rid_len, int delim)
 {
-	int more = g->mb.n > 0 ? ZMQ_SNDMORE : 0;
-
-	if (zmq_send(g->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		goto fail;
-	if (delim && zmq_send(g->router, "", 0, more | ZMQ_DONTWAIT) < 0)
-		goto fail;
-	for (size_t i = 0; i < g->mb.n; i++)
-		if (zmq_send(g->router, g->mb.frames[i].data, g->mb.frames[i].len,
-		             (i + 1 < g->mb.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
-			goto fail;
-	return;
-fail:
+	if (parts_send_routed(g->router, rid, rid_len, delim, &g->mb) == 0)
+		return;
 	atomic_fetch_add(&g->d->cnt.unroutable, 1);
 	if (log_ratelimit(&rl_unroutable, LOG_BURST, &sup))
 		log_msg(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot send an ack (%s); client gone?%s",

@@ -78,3 +78,18 @@ void *parts_socket(void *ctx, int type)
 		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
 	return s;
 }
+
+int parts_send_routed(void *router, const void *rid, size_t rid_len, int delim,
+                      const struct sv_proto_msgbuf *mb)
+{
+	int more = mb->n > 0 ? ZMQ_SNDMORE : 0;
+
+	if (zmq_send(router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    (delim && zmq_send(router, "", 0, more | ZMQ_DONTWAIT) < 0))
+		return -1;
+	for (size_t i = 0; i < mb->n; i++)
+		if (zmq_send(router, mb->frames[i].data, mb->frames[i].len,
+		             (i + 1 < mb->n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+			return -1;
+	return 0;
+}

@@ -46,6 +46,13 @@ void parts_move(struct parts *dst, struct parts *src);
  * NULL when zmq_socket fails. */
 void *parts_socket(void *ctx, int type);
 
+/* Send the reply mb on ROUTER socket router to the peer with routing id
+ * rid, after an empty delimiter when delim (a REQ peer), never blocking.
+ * 0, or -1 when ZeroMQ refused a part (peer gone or not reading: the
+ * caller counts it). */
+int parts_send_routed(void *router, const void *rid, size_t rid_len, int delim,
+                      const struct sv_proto_msgbuf *mb);
+
 /* How many leading parts of a ROUTER message are its envelope: the peer's
  * routing id, and the empty delimiter a REQ-style peer adds. */
 int parts_envelope(const struct parts *p);

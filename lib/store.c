@@ -2057,41 +2057,35 @@ void sv_store_cursor_close(sv_store_cursor *c)
 	free(c);
 }
 
-int sv_store_mark_get(sv_store_read *r, const char *name, uint64_t *value)
+/* The u64 under key (len bytes) in meta. */
+static int meta_u64(sv_store_read *r, const void *key, size_t len, uint64_t *out)
 {
-	char key[64];
-	int n = mark_key(key, sizeof key, name), rc;
-	MDB_val k, v;
-	if (!r || !value || n < 0)
-		return -EINVAL;
-	k.mv_size = (size_t)n;
-	k.mv_data = key;
-	rc = mdb_get(r->txn, r->st->meta, &k, &v);
+	MDB_val k = {len, (void *)key}, v;
+	int rc = mdb_get(r->txn, r->st->meta, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return SV_ERR_NOTFOUND;
 	if (rc)
 		return neg(rc);
 	if (v.mv_size != 8)
 		return SV_ERR_CORRUPT;
-	*value = sv_get64(v.mv_data);
+	*out = sv_get64(v.mv_data);
 	return 0;
+}
+
+int sv_store_mark_get(sv_store_read *r, const char *name, uint64_t *value)
+{
+	char key[64];
+	int n = mark_key(key, sizeof key, name);
+	if (!r || !value || n < 0)
+		return -EINVAL;
+	return meta_u64(r, key, (size_t)n, value);
 }
 
 int sv_store_active(sv_store_read *r, uint64_t *version)
 {
-	MDB_val k = {6, (void *)"active"}, v;
-	int rc;
 	if (!r || !version)
 		return -EINVAL;
-	rc = mdb_get(r->txn, r->st->meta, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return SV_ERR_NOTFOUND;
-	if (rc)
-		return neg(rc);
-	if (v.mv_size != 8)
-		return SV_ERR_CORRUPT;
-	*version = sv_get64(v.mv_data);
-	return 0;
+	return meta_u64(r, "active", 6, version);
 }
 
 /* A checkpoint record at v (whole, or only its header: head_only). */

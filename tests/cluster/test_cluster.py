@@ -58,11 +58,13 @@ class Cluster:
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
 
-    def stream(self, name='SV_PAIRS', node=None):
-        """The stream as its Raft leader reports it (a follower may be behind)."""
+    def _leader_view(self, what, name, node=None):
+        """The stream `name` in /jsz?<what>=true as its Raft leader reports it (a
+        follower may be behind): from node, or the first of the three that knows."""
         for n in ([node] if node else [1, 2, 3]):
             try:
-                url = 'http://127.0.0.1:%d/jsz?streams=true&leader_only=true' % self.http[n - 1]
+                url = 'http://127.0.0.1:%d/jsz?%s=true&leader_only=true' % (self.http[n - 1],
+                                                                            what)
                 with urllib.request.urlopen(url, timeout=2) as r:
                     j = json.load(r)
             except OSError:
@@ -73,23 +75,14 @@ class Cluster:
                         return s
         return None
 
+    def stream(self, name='SV_PAIRS', node=None):
+        return self._leader_view('streams', name, node)
+
     def consumers(self):
-        """Each durable's delivered and ack floor stream sequences, as the leader says."""
-        for n in (1, 2, 3):
-            try:
-                url = ('http://127.0.0.1:%d/jsz?consumers=true&leader_only=true'
-                       % self.http[n - 1])
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    j = json.load(r)
-            except OSError:
-                continue
-            for acc in j.get('account_details', []):
-                for s in acc.get('stream_detail', []):
-                    if s['name'] == 'SV_PAIRS':
-                        return {c['name']: (c['delivered']['stream_seq'],
-                                            c['ack_floor']['stream_seq'], c['num_pending'])
-                                for c in s.get('consumer_detail', [])}
-        return None
+        """Each durable's delivered and ack floor stream sequences and pending."""
+        s = self._leader_view('consumers', 'SV_PAIRS')
+        return s and {c['name']: (c['delivered']['stream_seq'], c['ack_floor']['stream_seq'],
+                                  c['num_pending']) for c in s.get('consumer_detail', [])}
 
     def stream_leader(self):
         s = self.stream()
