@@ -778,7 +778,7 @@ static void *lease_main(void *arg)
 		 * the models bucket is the fence, not our view of the lease */
 		want = atomic_load(&c->ckpt_version);
 		if (atomic_load(&c->leader) && want && want != atomic_load(&c->model_version) &&
-		    atomic_load(&c->ckpt_seq) <= floor) {
+		    atomic_load(&c->ckpt_seq) < floor) {
 			/* a standby that took over behind the last published model:
 			 * nothing older goes out; its next checkpoint will be newer */
 			atomic_store(&c->model_version, want);

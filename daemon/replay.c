@@ -55,7 +55,10 @@ static void view(struct replay *rp)
 {
 	struct sv_progress *pg = &rp->d->prog;
 
-	atomic_store(&pg->replay_state, (int)rp->s.gate.state);
+	/* the state as committed: a reader that sees "stopped" must find the
+	 * final W published (save_checkpoint publishes, then replay_committed) */
+	if (!rp->dirty)
+		atomic_store(&pg->replay_state, (int)rp->s.gate.state);
 	atomic_store(&pg->replay_decision, (int)rp->s.gate.last);
 	atomic_store(&pg->replay_rounds, rp->s.gate.rounds);
 	atomic_store(&pg->replay_steps, rp->s.steps);

@@ -464,7 +464,6 @@ out:
 		return rc;
 	}
 	t->version = v;
-	replay_committed(t->rp, v);
 	t->last_ckpt_ns = now_mono_ns();
 	atomic_store(&d->prog.ckpt_unix_ns, now_real_ns());
 	t->ckpt_steps_at = t->base_steps + sv_trainer_steps(t->learner);
@@ -476,6 +475,7 @@ out:
 	if (version_out)
 		*version_out = v;
 	publish(t);
+	replay_committed(t->rp, v); /* after the snapshot: STATUS then shows W's replay state */
 	cluster_note_checkpoint(atomic_load(&d->cluster), v);
 	return 0;
 }

@@ -17,7 +17,10 @@ cluster.ack committed, and its acks are checked against b's store position):
   3. two NATS nodes down: an acked message gets no ack (BUSY), and neither trainer
      applies any of it; with the nodes back, its resend is acked and applied whole.
 At the end both trainers have applied the same stream sequence and hold the same W, bit
-for bit (lockstep); every acked pair is in each store's log exactly once (sv_fsck
+for bit (lockstep); two query replicas (the second bootstrapped from a backup of the first
+mid-load) give identical SCORE_BATCH and TOPK answers at the same position; an item written
+at the leader is found on a replica at once with flag POS, a future version gets BEHIND;
+the Python client publishes through a gateway unchanged; every acked pair is in each store's log exactly once (sv_fsck
 --clients), and the fsck invariants hold."""
 import json
 import os
@@ -443,6 +446,17 @@ def test():
         q.close(0)
         print('read-your-writes: the new item found at sequence %d; a future version BEHIND'
               % w['pos'][1])
+
+        # the Python client, unchanged, through a gateway: CLIENT_STATE, then an acked publish
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
+                                        'python'))
+        import simverify   # noqa: E402 - the source tree's copy
+        with simverify.Client(lead.dir, client_id='py-pub', timeout=20) as pc:
+            xa = rnd.standard_normal((10, D)).astype('<f4')
+            xb = rnd.standard_normal((10, D)).astype('<f4')
+            ack = pc.publish(xa, xb, np.arange(10) % 2, acked=True)
+            assert ack.committed == 10, ack
+        print('the Python client published through the gateway: %r' % (ack,))
         for d in (a, b):
             assert d.stop() == 0
             seqs = fsck_clients(os.path.join(d.dir, 'store'))
