@@ -466,8 +466,9 @@ static void feed_item(struct cluster *c, sv_js *js, const struct sv_js_msg *msg)
 	struct sv_proto_limits any = {0};
 	struct sv_proto_request rq;
 	struct sv_proto_error err;
-	char subject[64], id[32];
+	char subject[64], id[32], last[64];
 	long n = sv_proto_unflatten(msg->data, msg->len, fr, SV_PROTO_MAX_FRAMES);
+	uint64_t newest = 0;
 	int rc;
 
 	if (n < 2 || fr[0].len < 4 || ((const uint8_t *)fr[0].data)[3] > SV_PROTO_VERB_ITEM_DEL ||
@@ -477,6 +478,12 @@ static void feed_item(struct cluster *c, sv_js *js, const struct sv_js_msg *msg)
 	snprintf(subject, sizeof subject, ITEMS_PREFIX "%016" PRIx64,
 	         sv_journal_item_key(rq.item.id, rq.item.id_len));
 	snprintf(id, sizeof id, "i-%" PRIu64, msg->stream_seq);
+	/* never over a newer change of the id: after a takeover, and after a
+	 * server restart forgot the ids of superseded messages, a copy of an old
+	 * change would pass de-duplication and undo a later update or delete */
+	if (sv_js_subject_last_id(js, c->items_stream, subject, last, sizeof last) == 0 &&
+	    sscanf(last, "i-%" SCNu64, &newest) == 1 && newest >= msg->stream_seq)
+		return;
 	/* in order, so the replicas apply the changes of an id as written; an
 	 * election of the items stream makes us wait, not skip */
 	while ((rc = sv_js_publish(js, subject, id, msg->data, msg->len, c->timeout_ms, NULL,

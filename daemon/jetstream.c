@@ -265,6 +265,27 @@ int sv_js_stream_get(sv_js *js, const char *stream, uint64_t seq, void **data, s
 	return 0;
 }
 
+int sv_js_subject_last_id(sv_js *js, const char *stream, const char *subject, char *id,
+			  size_t idcap)
+{
+	natsMsg *m = NULL;
+	jsErrCode jerr = 0;
+	const char *mid = NULL;
+	natsStatus s;
+
+	if (!js || !stream || !subject || !id || !idcap)
+		return SV_ERR_RANGE;
+	s = js_GetLastMsg(&m, js->js, stream, subject, NULL, &jerr);
+	if (s != NATS_OK)
+		return s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr ? SV_ERR_NOTFOUND
+									   : map(js, s, jerr);
+	if (natsMsgHeader_Get(m, "Nats-Msg-Id", &mid) != NATS_OK || !mid)
+		mid = "";
+	snprintf(id, idcap, "%s", mid);
+	natsMsg_Destroy(m);
+	return 0;
+}
+
 void sv_js_msgid(char *buf, uint64_t client_id, uint64_t seq)
 {
 	snprintf(buf, SV_JS_MSGID_LEN + 1, "%016" PRIx64 "-%016" PRIx64, client_id, seq);

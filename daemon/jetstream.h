@@ -95,6 +95,11 @@ int sv_js_stream_last_seq(sv_js *js, const char *stream, uint64_t *last_seq);
 int sv_js_stream_get(sv_js *js, const char *stream, uint64_t seq, void **data, size_t *len,
 		     char *id, size_t idcap);
 
+/* The message id of the last message on subject in stream into id (idcap
+ * bytes, "" when it had none).  SV_ERR_NOTFOUND when the subject has none. */
+int sv_js_subject_last_id(sv_js *js, const char *stream, const char *subject, char *id,
+			  size_t idcap);
+
 /* The message id of a pair: 32 hex digits, client id then seq.  buf must
  * hold SV_JS_MSGID_LEN + 1 bytes. */
 #define SV_JS_MSGID_LEN 33
