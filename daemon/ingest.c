@@ -109,8 +109,8 @@ struct ingest {
 	struct parts *pq;
 	size_t pq_head, pq_n, pq_cap, pq_bytes, pq_max;
 	int held_in_group; /* this group's fire-and-forget messages are the held ones */
-	/* cluster.role trainer: the PULL socket is cluster.c's feed, frame 0 of
-	 * each message its stream sequence (cluster.h) */
+	/* a cluster node: the PULL socket is cluster.c's feed, frame 0 of each
+	 * message its stream and source sequences (cluster.h) */
 	int feed;
 	const char *mark; /* the store mark of the stream followed */
 	uint64_t js_mark; /* the stream sequence the store's last commit holds */
