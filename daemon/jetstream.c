@@ -12,11 +12,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
@@ -28,19 +31,6 @@ struct sv_js {
 	jsCtx *js;
 	int64_t wait_ms;
 	char detail[256];
-	/* the batch in flight (sv_js_publish_batch), guarded by mu: the ack
-	 * handler runs on a cnats thread */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct slot *slots;
-	size_t nslots;
-	size_t outstanding;
-	struct sv_js_pub *batch;
-};
-
-struct slot { /* open addressing: message pointer -> batch index */
-	const natsMsg *msg;
-	size_t idx;
 };
 
 struct sv_js_consumer {
@@ -124,8 +114,6 @@ int sv_js_open(sv_js **out, const char *urls, int64_t timeout_ms)
 		free(list);
 		return -ENOMEM;
 	}
-	pthread_mutex_init(&js->mu, NULL);
-	pthread_cond_init(&js->cv, NULL);
 	js->wait_ms = timeout_ms;
 	for (char *t = strtok_r(list, ",", &save); t && nsrv < 16; t = strtok_r(NULL, ",", &save))
 		srv[nsrv++] = t;
@@ -172,9 +160,6 @@ void sv_js_close(sv_js *js)
 	if (js) {
 		jsCtx_Destroy(js->js);
 		natsConnection_Destroy(js->nc);
-		pthread_mutex_destroy(&js->mu);
-		pthread_cond_destroy(&js->cv);
-		free(js->slots);
 	}
 	free(js);
 }
@@ -315,6 +300,31 @@ int sv_js_publish(sv_js *js, const char *subject, const char *msgid, const void 
 	return 0;
 }
 
+/* ---- the pipelined publisher ---- */
+
+/* An in-flight message, found again by its natsMsg pointer when cnats hands
+ * back the PubAck (open addressing; a tombstone keeps probe chains whole). */
+#define SLOT_FREE NULL
+#define SLOT_GONE ((const natsMsg *)1)
+
+struct slot {
+	const natsMsg *msg;
+	uint64_t tag;
+	int64_t sent_ms;
+};
+
+struct sv_js_pipe {
+	sv_js *js;
+	jsCtx *actx;  /* its own context: the ack handler is per context */
+	size_t window;
+	int efd;      /* eventfd: readable while outcomes wait */
+	pthread_mutex_t mu; /* the rest: the ack handler runs on a cnats thread */
+	struct slot *slots;
+	size_t cap, used, gone; /* used counts live entries */
+	struct sv_js_done *done; /* a ring of `window` outcomes */
+	size_t head, ndone;
+};
+
 static size_t slot_hash(const natsMsg *m, size_t n)
 {
 	uint64_t x = (uint64_t)(uintptr_t)m;
@@ -325,141 +335,275 @@ static size_t slot_hash(const natsMsg *m, size_t n)
 	return (size_t)(x & (n - 1));
 }
 
-/* Called by cnats for each pipelined message, on its own thread. */
-static void on_puback(jsCtx *jctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+static struct slot *slot_find(struct sv_js_pipe *p, const natsMsg *m)
 {
-	sv_js *js = closure;
+	for (size_t h = slot_hash(m, p->cap); p->slots[h].msg != SLOT_FREE;
+	     h = (h + 1) & (p->cap - 1))
+		if (p->slots[h].msg == m)
+			return &p->slots[h];
+	return NULL;
+}
+
+/* Under mu: insert, first dropping the tombstones when they crowd the table
+ * (cap is at least 4 * window, so the live entries never do). */
+static void slot_put(struct sv_js_pipe *p, const natsMsg *m, uint64_t tag)
+{
 	size_t h;
 
-	(void)jctx;
-	pthread_mutex_lock(&js->mu);
-	if (!js->batch) /* the batch timed out and was given up */
-		goto done;
-	for (h = slot_hash(msg, js->nslots); js->slots[h].msg; h = (h + 1) & (js->nslots - 1)) {
-		if (js->slots[h].msg != msg)
-			continue;
-		struct sv_js_pub *p = &js->batch[js->slots[h].idx];
-		if (pa) {
-			p->rc = 0;
-			p->stream_seq = pa->Sequence;
-			p->duplicate = pa->Duplicate;
-		} else {
-			p->rc = pae && pae->ErrCode == JSStreamWrongLastSequenceErr ? SV_JS_ERR_STALE
-			      : pae && pae->Err == NATS_TIMEOUT ? SV_JS_ERR_NOACK
-			      : pae && pae->ErrCode ? SV_JS_ERR_API : SV_JS_ERR_NOACK;
-		}
-		js->slots[h].msg = (const natsMsg *)1; /* tombstone: pointer may be reused */
-		js->outstanding--;
-		pthread_cond_broadcast(&js->cv);
-		break;
+	if (p->used + p->gone >= p->cap / 2) {
+		struct slot *old = p->slots;
+
+		p->slots = old + p->cap; /* the second half of the allocation */
+		memset(p->slots, 0, p->cap * sizeof *p->slots);
+		for (size_t i = 0; i < p->cap; i++)
+			if (old[i].msg != SLOT_FREE && old[i].msg != SLOT_GONE) {
+				for (h = slot_hash(old[i].msg, p->cap); p->slots[h].msg != SLOT_FREE;
+				     h = (h + 1) & (p->cap - 1))
+					;
+				p->slots[h] = old[i];
+			}
+		memmove(old, p->slots, p->cap * sizeof *old); /* back to the first half */
+		p->slots = old;
+		p->gone = 0;
 	}
-done:
-	pthread_mutex_unlock(&js->mu);
+	for (h = slot_hash(m, p->cap);
+	     p->slots[h].msg != SLOT_FREE && p->slots[h].msg != SLOT_GONE;
+	     h = (h + 1) & (p->cap - 1))
+		;
+	if (p->slots[h].msg == SLOT_GONE)
+		p->gone--;
+	p->slots[h] = (struct slot){.msg = m, .tag = tag, .sent_ms = nats_Now()};
+	p->used++;
+}
+
+/* Under mu: the outcome of slot s, queued for the owner; the slot goes. */
+static void slot_done(struct sv_js_pipe *p, struct slot *s, int rc, uint64_t seq, bool dup)
+{
+	uint64_t one = 1;
+
+	p->done[(p->head + p->ndone++) % p->window] =
+	    (struct sv_js_done){.tag = s->tag, .rc = rc, .stream_seq = seq, .duplicate = dup};
+	s->msg = SLOT_GONE;
+	p->used--;
+	p->gone++;
+	if (write(p->efd, &one, sizeof one) < 0) { /* only EAGAIN: the counter is full */
+	}
+}
+
+/* Called by cnats for each message, on its own thread. */
+static void on_puback(jsCtx *jctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	struct sv_js_pipe *p = closure;
+	struct slot *s;
+
+	(void)jctx;
+	pthread_mutex_lock(&p->mu);
+	if ((s = slot_find(p, msg)) != NULL) { /* else given up on (sv_js_pipe_reap) */
+		if (pa)
+			slot_done(p, s, 0, pa->Sequence, pa->Duplicate);
+		else
+			slot_done(p, s,
+			          pae && pae->ErrCode == JSStreamWrongLastSequenceErr ? SV_JS_ERR_STALE
+			          : pae && pae->Err == NATS_TIMEOUT ? SV_JS_ERR_NOACK
+			          : pae && pae->ErrCode ? SV_JS_ERR_API : SV_JS_ERR_NOACK,
+			          0, false);
+	}
+	pthread_mutex_unlock(&p->mu);
 	natsMsg_Destroy(msg);
+}
+
+int sv_js_pipe_open(sv_js_pipe **out, sv_js *js, size_t window)
+{
+	struct sv_js_pipe *p;
+	jsOptions jo;
+	natsStatus s;
+	size_t cap = 16;
+
+	if (!out || !js || window == 0 || window > (1u << 20))
+		return SV_ERR_RANGE;
+	while (cap < 4 * window)
+		cap <<= 1;
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->js = js;
+	p->window = window;
+	p->cap = cap;
+	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	p->slots = calloc(2 * cap, sizeof *p->slots);
+	p->done = calloc(window, sizeof *p->done);
+	pthread_mutex_init(&p->mu, NULL);
+	if (p->efd < 0 || !p->slots || !p->done) {
+		int rc = p->efd < 0 ? -errno : -ENOMEM;
+
+		sv_js_pipe_close(p);
+		return rc;
+	}
+	jsOptions_Init(&jo);
+	jo.Wait = js->wait_ms;
+	jo.PublishAsync.MaxPending = (int64_t)window;
+	jo.PublishAsync.AckHandler = on_puback;
+	jo.PublishAsync.AckHandlerClosure = p;
+	s = natsConnection_JetStream(&p->actx, js->nc, &jo);
+	if (s != NATS_OK) {
+		int rc = map(js, s, 0);
+
+		sv_js_pipe_close(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int sv_js_pipe_send(sv_js_pipe *p, const char *subject, const char *msgid, const void *data,
+		    size_t len, uint64_t tag)
+{
+	natsMsg *m = NULL;
+	jsPubOptions po;
+	natsStatus s;
+	struct slot *sl;
+
+	if (!p || !subject || (len && !data) || len > INT32_MAX)
+		return SV_ERR_RANGE;
+	if (sv_js_pipe_inflight(p) >= p->window)
+		return SV_ERR_STATE;
+	s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+	if (s != NATS_OK)
+		return map(p->js, s, 0);
+	jsPubOptions_Init(&po);
+	po.MsgId = msgid;
+	po.MaxWait = p->js->wait_ms; /* a stall on cnats's own MaxPending, never reached */
+	pthread_mutex_lock(&p->mu);
+	slot_put(p, m, tag);
+	pthread_mutex_unlock(&p->mu);
+	s = js_PublishMsgAsync(p->actx, &m, &po);
+	if (s != NATS_OK) { /* not sent: no outcome will come */
+		pthread_mutex_lock(&p->mu);
+		if ((sl = slot_find(p, m)) != NULL) {
+			sl->msg = SLOT_GONE;
+			p->used--;
+			p->gone++;
+		}
+		pthread_mutex_unlock(&p->mu);
+		natsMsg_Destroy(m);
+		return map(p->js, s, 0);
+	}
+	return 0;
+}
+
+size_t sv_js_pipe_inflight(sv_js_pipe *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->used + p->ndone;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+int sv_js_pipe_fd(const sv_js_pipe *p)
+{
+	return p->efd;
+}
+
+size_t sv_js_pipe_reap(sv_js_pipe *p, struct sv_js_done *out, size_t max, int64_t timeout_ms)
+{
+	size_t n = 0;
+	uint64_t drain;
+	int64_t now = nats_Now(), oldest = now;
+
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < p->cap && p->used > 0; i++)
+		if (p->slots[i].msg != SLOT_FREE && p->slots[i].msg != SLOT_GONE &&
+		    p->slots[i].sent_ms < oldest)
+			oldest = p->slots[i].sent_ms;
+	if (p->used > 0 && now - oldest >= timeout_ms) {
+		/* given up: cnats forgets every pending message (their handlers
+		 * will not run), and each is reported without ack */
+		natsMsgList pend = {0};
+
+		if (js_PublishAsyncGetPendingList(&pend, p->actx) == NATS_OK)
+			natsMsgList_Destroy(&pend);
+		for (size_t i = 0; i < p->cap; i++)
+			if (p->slots[i].msg != SLOT_FREE && p->slots[i].msg != SLOT_GONE)
+				slot_done(p, &p->slots[i], SV_JS_ERR_NOACK, 0, false);
+		snprintf(p->js->detail, sizeof p->js->detail,
+		         "messages without ack after %" PRId64 " ms", timeout_ms);
+	}
+	while (n < max && p->ndone > 0) {
+		out[n++] = p->done[p->head];
+		p->head = (p->head + 1) % p->window;
+		p->ndone--;
+	}
+	if (p->ndone == 0 && read(p->efd, &drain, sizeof drain) < 0) { /* EAGAIN: was 0 */
+	}
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+void sv_js_pipe_close(sv_js_pipe *p)
+{
+	if (!p)
+		return;
+	if (p->actx) {
+		natsMsgList pend = {0};
+
+		if (js_PublishAsyncGetPendingList(&pend, p->actx) == NATS_OK)
+			natsMsgList_Destroy(&pend);
+		jsCtx_Destroy(p->actx);
+	}
+	if (p->efd >= 0)
+		close(p->efd);
+	pthread_mutex_destroy(&p->mu);
+	free(p->slots);
+	free(p->done);
+	free(p);
 }
 
 int sv_js_publish_batch(sv_js *js, const char *subject, struct sv_js_pub *msgs, size_t n,
 			int64_t timeout_ms)
 {
-	jsOptions jo;
-	jsCtx *actx = NULL;
-	natsStatus s;
-	size_t cap = 16, i;
-	int rc = 0;
-	int64_t deadline;
+	struct sv_js_pipe *p = NULL;
+	struct sv_js_done d[64];
+	size_t left = 0;
+	int rc;
 
 	if (!js || !subject || (n && !msgs) || timeout_ms <= 0)
 		return SV_ERR_RANGE;
 	if (n == 0)
 		return 0;
-	while (cap < 2 * n)
-		cap <<= 1;
-	/* a context of its own for the handler; MaxPending bounds memory, the
-	 * window is the whole batch */
-	jsOptions_Init(&jo);
-	jo.Wait = timeout_ms;
-	jo.PublishAsync.MaxPending = (int64_t)n;
-	jo.PublishAsync.AckHandler = on_puback;
-	jo.PublishAsync.AckHandlerClosure = js;
-	s = natsConnection_JetStream(&actx, js->nc, &jo);
-	if (s != NATS_OK)
-		return map(js, s, 0);
-	pthread_mutex_lock(&js->mu);
-	free(js->slots);
-	js->slots = calloc(cap, sizeof *js->slots);
-	js->nslots = cap;
-	js->batch = msgs;
-	js->outstanding = 0;
-	pthread_mutex_unlock(&js->mu);
-	if (!js->slots) {
-		jsCtx_Destroy(actx);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++)
+	if ((rc = sv_js_pipe_open(&p, js, n)) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		msgs[i].rc = sv_js_pipe_send(p, subject, msgs[i].msgid, msgs[i].data, msgs[i].len, i);
+		if (msgs[i].rc < 0) { /* the connection is failing: the rest too */
+			for (size_t j = i + 1; j < n; j++)
+				msgs[j].rc = msgs[i].rc;
+			break;
+		}
 		msgs[i].rc = SV_JS_ERR_NOACK;
-	deadline = nats_Now() + timeout_ms;
-	for (i = 0; i < n; i++) {
-		natsMsg *m = NULL;
-		jsPubOptions po;
-		size_t h;
+		left++;
+	}
+	while (left > 0) {
+		struct pollfd pf = {.fd = p->efd, .events = POLLIN};
+		size_t k;
 
-		s = natsMsg_Create(&m, subject, NULL, msgs[i].data, (int)msgs[i].len);
-		if (s != NATS_OK) {
-			msgs[i].rc = map(js, s, 0);
+		if (poll(&pf, 1, 10) < 0 && errno != EINTR)
 			break;
-		}
-		jsPubOptions_Init(&po);
-		po.MsgId = msgs[i].msgid;
-		po.MaxWait = timeout_ms;
-		pthread_mutex_lock(&js->mu);
-		for (h = slot_hash(m, cap); js->slots[h].msg && js->slots[h].msg != (natsMsg *)1;
-		     h = (h + 1) & (cap - 1))
-			;
-		js->slots[h].msg = m;
-		js->slots[h].idx = i;
-		js->outstanding++;
-		pthread_mutex_unlock(&js->mu);
-		s = js_PublishMsgAsync(actx, &m, &po);
-		if (s != NATS_OK) {
-			pthread_mutex_lock(&js->mu);
-			js->slots[h].msg = (natsMsg *)1;
-			js->outstanding--;
-			pthread_mutex_unlock(&js->mu);
-			natsMsg_Destroy(m);
-			msgs[i].rc = map(js, s, 0);
-			break;
-		}
-	}
-	/* wait for every ack of what was sent (or the deadline) */
-	pthread_mutex_lock(&js->mu);
-	while (js->outstanding > 0) {
-		int64_t left = deadline - nats_Now();
-		struct timespec ts;
+		k = sv_js_pipe_reap(p, d, sizeof d / sizeof *d, timeout_ms);
+		for (size_t i = 0; i < k; i++) {
+			struct sv_js_pub *m = &msgs[d[i].tag];
 
-		if (left <= 0)
-			break;
-		ts = deadline_ms((uint64_t)left);
-		pthread_cond_timedwait(&js->cv, &js->mu, &ts);
-	}
-	pthread_mutex_unlock(&js->mu);
-	if (js->outstanding > 0) {
-		/* drop what is still pending: its handler will not run after this */
-		natsMsgList pend = {0};
-		if (js_PublishAsyncGetPendingList(&pend, actx) == NATS_OK)
-			natsMsgList_Destroy(&pend);
-		snprintf(js->detail, sizeof js->detail, "%zu of %zu messages without ack after %" PRId64 " ms",
-			 js->outstanding, n, timeout_ms);
-	}
-	jsCtx_Destroy(actx);
-	pthread_mutex_lock(&js->mu);
-	js->batch = NULL;
-	js->outstanding = 0;
-	pthread_mutex_unlock(&js->mu);
-	for (i = 0; i < n; i++)
-		if (msgs[i].rc < 0) {
-			rc = msgs[i].rc;
-			break;
+			m->rc = d[i].rc;
+			m->stream_seq = d[i].stream_seq;
+			m->duplicate = d[i].duplicate;
 		}
+		left -= k;
+	}
+	sv_js_pipe_close(p);
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = msgs[i].rc;
 	return rc;
 }
 

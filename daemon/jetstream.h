@@ -11,7 +11,8 @@
  *   - streams: the pair log (file storage, replicas, an explicit duplicate
  *     window) and the items stream (latest value per subject);
  *   - publishing with a message id made from (client id, seq), one message
- *     synchronously or a batch pipelined, each waiting for its PubAck;
+ *     synchronously, a batch pipelined, or a stream of them through a pipe
+ *     that reports each PubAck as it comes;
  *   - a durable pull consumer that fetches batches, acks up to a stream
  *     sequence after the caller's commit, and resumes after a restart just
  *     after the sequence the caller recorded;
@@ -114,10 +115,11 @@ int sv_js_publish(sv_js *js, const char *subject, const char *msgid,
 		  const void *data, size_t len, int64_t timeout_ms,
 		  uint64_t *stream_seq, bool *duplicate);
 
-/* A batch published pipelined: all n messages are sent, then the call waits
- * up to timeout_ms for all their PubAcks.  Per message, the caller fills
- * the inputs and reads rc, and on rc == 0 stream_seq and duplicate.  The
- * return is 0 when every message was acked, else the first failing rc. */
+/* A batch published pipelined (over an sv_js_pipe of its own): all n
+ * messages are sent, then the call waits up to timeout_ms for all their
+ * PubAcks.  Per message, the caller fills the inputs and reads rc, and on
+ * rc == 0 stream_seq and duplicate.  The return is 0 when every message was
+ * acked, else the first failing rc. */
 struct sv_js_pub {
 	const char *msgid;        /* in: may be NULL */
 	const void *data;         /* in: borrowed for the call only */
@@ -128,6 +130,38 @@ struct sv_js_pub {
 };
 int sv_js_publish_batch(sv_js *js, const char *subject, struct sv_js_pub *msgs, size_t n,
 			int64_t timeout_ms);
+
+/* A pipelined publisher: up to `window` messages in flight on the handle's
+ * connection without waiting, each one's outcome reported as its PubAck
+ * arrives.  The owner thread sends and reaps; cnats's own thread takes the
+ * acks.  The pipe borrows js (close the pipe first) and the handle's other
+ * calls may be used meanwhile.
+ *
+ * send copies data and returns at once: 0 (its outcome will come, with
+ * tag), SV_ERR_STATE when `window` messages are in flight or reaped-to-be,
+ * or a failure to send (then no outcome comes).
+ *
+ * reap takes up to max outcomes, in arrival order.  When the oldest message
+ * in flight was sent timeout_ms ago or more, every message in flight is
+ * given up first and reported SV_JS_ERR_NOACK: the stream may or may not
+ * hold it.  (cnats 3.4 can only drop all of its pending list, and a server
+ * that owes one ack that long is failing the rest as well.)
+ *
+ * fd is readable while outcomes wait: for poll() or a zmq_pollitem_t. */
+typedef struct sv_js_pipe sv_js_pipe;
+struct sv_js_done {
+	uint64_t tag;
+	int rc;                   /* 0 or a negative code */
+	uint64_t stream_seq;      /* on rc == 0: as sv_js_publish */
+	bool duplicate;
+};
+int sv_js_pipe_open(sv_js_pipe **out, sv_js *js, size_t window);
+int sv_js_pipe_send(sv_js_pipe *p, const char *subject, const char *msgid, const void *data,
+		    size_t len, uint64_t tag);
+size_t sv_js_pipe_reap(sv_js_pipe *p, struct sv_js_done *out, size_t max, int64_t timeout_ms);
+size_t sv_js_pipe_inflight(sv_js_pipe *p);
+int sv_js_pipe_fd(const sv_js_pipe *p);
+void sv_js_pipe_close(sv_js_pipe *p);
 
 /* A durable pull consumer on stream (AckPolicy all: acking sequence s acks
  * everything delivered before it).
