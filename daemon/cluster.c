@@ -69,7 +69,8 @@ int cluster_status(const struct cluster *c, struct cluster_status *out)
 #define ITEMS_PREFIX "sv.items."
 #define MODEL_KEY "model"
 #define LEASE_KEY "trainer"
-#define GW_BATCH 256   /* messages the gateway publishes pipelined */
+#define GW_WINDOW 512  /* messages the gateway has in flight to the stream */
+#define GW_RETRY_MS 100 /* a fire-and-forget message without PubAck goes again after */
 #define FEED_BATCH 256 /* messages the feed fetches at once */
 #define FOLLOW_POLL_US 100000 /* a replica looks at the models bucket this often */
 #define ITEMS_CATCH_UP 100000 /* pair-stream messages a new leader looks back at */
@@ -145,18 +146,28 @@ struct gw_msg {
 	char id[128]; /* the message id: 32 hex digits, or the gateway's own */
 	void *flat; /* the flattened frames (owned) */
 	size_t flat_len;
+	uint64_t arrival; /* the gateway's count of messages taken */
 };
 
 struct gw {
 	struct cluster *c;
 	sv_js *js;
+	sv_js_pipe *pipe;
 	void *pull, *router;
 	struct sv_proto_msgbuf mb;
-	struct gw_msg *m;    /* GW_BATCH slots */
-	size_t n;            /* in the batch being read or retried */
+	struct gw_msg *m;    /* GW_WINDOW slots: in flight, or to go again */
+	uint32_t *free;      /* the free slots (a stack) */
+	size_t nfree;
+	struct gw_retry {    /* fire-and-forget messages without PubAck */
+		uint64_t arrival;
+		uint32_t slot;
+	} *retry;
+	size_t nretry;
+	uint64_t retry_at;   /* not before (monotonic ns) */
 	struct gw_to *wait;  /* acked and stored, waiting for the local commit */
 	size_t nwait, wait_cap;
 	uint64_t own_seq, boot;
+	uint64_t taken;
 	uint64_t cut_done;
 };
 
@@ -332,48 +343,109 @@ static void gw_wait_scan(struct gw *g)
 	g->nwait = k;
 }
 
-/* Publish the batch g->m[0..n): acked messages are answered (or told to
- * resend); fire-and-forget ones that got no PubAck stay for the next try,
- * in order, and the PULL socket is not read meanwhile. */
-static void gw_publish(struct gw *g)
+/* One message's outcome: stored (answered now, or under cluster.ack
+ * committed once this node commits it), or not: an acked one is told to
+ * resend, a fire-and-forget one goes again, in order, and the PULL socket
+ * is not read until it is stored. */
+static void gw_outcome(struct gw *g, const struct sv_js_done *o)
 {
 	struct cluster *c = g->c;
-	struct sv_js_pub pub[GW_BATCH];
-	size_t keep = 0;
+	struct gw_msg *m = &g->m[o->tag];
 
-	for (size_t i = 0; i < g->n; i++)
-		pub[i] = (struct sv_js_pub){
-		    .msgid = g->m[i].id, .data = g->m[i].flat, .len = g->m[i].flat_len};
-	sv_js_publish_batch(g->js, PAIRS_SUBJECT, pub, g->n, c->timeout_ms);
-	for (size_t i = 0; i < g->n; i++) {
-		struct gw_msg *m = &g->m[i];
-
-		if (pub[i].rc == 0) {
-			atomic_fetch_add(&c->published, 1);
-			m->to.stream_seq = pub[i].stream_seq;
-			m->to.dup = pub[i].duplicate;
-			if (!m->to.acked || m->to.dup ||
-			    c->d->conf.cfg.cluster_ack != SV_CONFIG_CLUSTER_ACK_COMMITTED ||
-			    gw_wait_add(g, &m->to) < 0)
-				gw_answer(g, &m->to);
-			gw_release(m);
-			continue;
-		}
+	if (o->rc == 0) {
+		atomic_fetch_add(&c->published, 1);
+		m->to.stream_seq = o->stream_seq;
+		m->to.dup = o->duplicate;
+		/* a duplicate's sequence is the first copy's: under ack
+		 * committed it too waits for this node's commit of it */
+		if (!m->to.acked || c->d->conf.cfg.cluster_ack != SV_CONFIG_CLUSTER_ACK_COMMITTED ||
+		    gw_wait_add(g, &m->to) < 0)
+			gw_answer(g, &m->to);
+	} else {
 		atomic_fetch_add(&c->publish_failed, 1);
-		if (m->to.acked) {
-			gw_refuse(g, &m->to, SV_PROTO_STATUS_BUSY,
-			          "no JetStream ack: the pair stream may or may not hold this message; "
-			          "resend it with the same seq (de-duplication makes that safe)");
-			gw_release(m);
-		} else {
-			g->m[keep++] = *m; /* the buffer moves with it */
+		if (!m->to.acked) {
+			if (g->nretry == 0)
+				log_msg(LOG_WARNING, "SV-CLUSTER-PUBLISH",
+				        "fire-and-forget messages got no JetStream ack (%s: %s); kept, "
+				        "retrying",
+				        sv_js_strerror(o->rc), sv_js_detail(g->js));
+			g->retry[g->nretry++] = (struct gw_retry){m->arrival, (uint32_t)o->tag};
+			g->retry_at = now_mono_ns() + GW_RETRY_MS * 1000000ULL;
+			return; /* the slot stays taken */
 		}
+		gw_refuse(g, &m->to, SV_PROTO_STATUS_BUSY,
+		          "no JetStream ack: the pair stream may or may not hold this message; "
+		          "resend it with the same seq (de-duplication makes that safe)");
 	}
-	if (keep)
-		log_msg(LOG_WARNING, "SV-CLUSTER-PUBLISH",
-		        "%zu fire-and-forget messages got no JetStream ack (%s); kept, retrying",
-		        keep, sv_js_detail(g->js));
-	g->n = keep;
+	gw_release(m);
+	g->free[g->nfree++] = (uint32_t)o->tag;
+}
+
+/* Send slot i to the pair stream; its outcome comes through the pipe. */
+static void gw_send_slot(struct gw *g, uint32_t i)
+{
+	struct gw_msg *m = &g->m[i];
+	int rc = sv_js_pipe_send(g->pipe, PAIRS_SUBJECT, m->id, m->flat, m->flat_len, i);
+
+	if (rc < 0)
+		gw_outcome(g, &(struct sv_js_done){.tag = i, .rc = rc});
+}
+
+static int by_arrival(const void *a, const void *b)
+{
+	uint64_t x = ((const struct gw_retry *)a)->arrival, y = ((const struct gw_retry *)b)->arrival;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The outcomes that arrived; then, once nothing is in flight and the pause
+ * is over, the fire-and-forget messages that need to go again. */
+static void gw_reap(struct gw *g)
+{
+	struct sv_js_done d[64];
+	size_t k;
+
+	while ((k = sv_js_pipe_reap(g->pipe, d, sizeof d / sizeof *d, g->c->timeout_ms)) > 0)
+		for (size_t i = 0; i < k; i++)
+			gw_outcome(g, &d[i]);
+	if (g->nretry > 0 && sv_js_pipe_inflight(g->pipe) == 0 && now_mono_ns() >= g->retry_at) {
+		size_t n = g->nretry;
+
+		/* in the order they came (a timeout reports them in any order) */
+		qsort(g->retry, n, sizeof *g->retry, by_arrival);
+		g->nretry = 0; /* a failure puts them back, in the same order */
+		for (size_t i = 0; i < n; i++)
+			gw_send_slot(g, g->retry[i].slot);
+	}
+}
+
+/* Read and send what the sockets hold, the ROUTER and the PULL in turn,
+ * while slots are free (the PULL not while messages wait to go again). */
+static void gw_read(struct gw *g)
+{
+	int idle[2] = {0, g->nretry > 0};
+
+	while (g->nfree > 0 && !(idle[0] && idle[1]))
+		for (int sk = 0; sk < 2 && g->nfree > 0; sk++) {
+			struct parts p;
+			uint32_t i;
+
+			if (sk == 1 && g->nretry > 0)
+				idle[1] = 1;
+			if (idle[sk])
+				continue;
+			if (parts_recv(sk ? g->pull : g->router, &p, ZMQ_DONTWAIT) <= 0) {
+				idle[sk] = 1;
+				continue;
+			}
+			i = g->free[g->nfree - 1];
+			if (gw_take(g, &g->m[i], &p, sk ? 0 : parts_envelope(&p), sk == 0)) {
+				g->m[i].arrival = ++g->taken;
+				g->nfree--;
+				gw_send_slot(g, i);
+			}
+			parts_close(&p);
+		}
 }
 
 static void gw_cut(struct gw *g)
@@ -398,15 +470,19 @@ static void *gw_main(void *arg)
 	struct cluster *c = arg;
 	struct sv_daemon *d = c->d;
 	struct gw g = {.c = c, .boot = now_real_ns()};
-	int hwm = d->conf.ingest_hwm, one = 1;
+	int hwm = d->conf.ingest_hwm, one = 1, rc;
 
 	pthread_setname_np(pthread_self(), "sv-gateway");
 	sv_proto_msgbuf_init(&g.mb);
-	g.m = calloc(GW_BATCH, sizeof *g.m);
+	g.m = calloc(GW_WINDOW, sizeof *g.m);
+	g.free = calloc(GW_WINDOW, sizeof *g.free);
+	g.retry = calloc(GW_WINDOW, sizeof *g.retry);
 	g.pull = parts_socket(d->zctx, ZMQ_PULL);
 	g.router = parts_socket(d->zctx, ZMQ_ROUTER);
-	if (g.m == NULL || g.pull == NULL || g.router == NULL)
+	if (g.m == NULL || g.free == NULL || g.retry == NULL || g.pull == NULL || g.router == NULL)
 		goto out;
+	for (uint32_t i = 0; i < GW_WINDOW; i++)
+		g.free[g.nfree++] = GW_WINDOW - 1 - i;
 	zmq_setsockopt(g.pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
 	zmq_setsockopt(g.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
 	zmq_setsockopt(g.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -415,40 +491,45 @@ static void *gw_main(void *arg)
 		goto out;
 	if (js_connect(c, &g.js, "gateway", 0) < 0)
 		goto out;
+	if ((rc = sv_js_pipe_open(&g.pipe, g.js, GW_WINDOW)) < 0) {
+		log_msg(LOG_ERR, "SV-CLUSTER-PUBLISH", "gateway: %s", sv_js_strerror(rc));
+		goto out;
+	}
 	while (!atomic_load(&d->stopping)) {
-		zmq_pollitem_t it[2] = {{g.router, 0, ZMQ_POLLIN, 0}, {g.pull, 0, ZMQ_POLLIN, 0}};
-		int retry = g.n > 0, idle[2] = {0, retry};
+		/* the sockets only while a slot is free: a full window waits for
+		 * acks, and the clients' messages wait in ZeroMQ (backpressure) */
+		zmq_pollitem_t it[3] = {{NULL, sv_js_pipe_fd(g.pipe), ZMQ_POLLIN, 0},
+		                        {g.router, 0, ZMQ_POLLIN, 0},
+		                        {g.pull, 0, ZMQ_POLLIN, 0}};
+		int nit = g.nfree == 0 ? 1 : g.nretry > 0 ? 2 : 3;
+		long ms = g.nwait || g.nretry || sv_js_pipe_inflight(g.pipe) ? 5 : 50;
 
-		if (zmq_poll(it, retry ? 1 : 2, g.nwait ? 5 : 50) < 0 && zmq_errno() == ETERM)
+		if (zmq_poll(it, nit, ms) < 0 && zmq_errno() == ETERM)
 			break;
-		while (g.n < GW_BATCH && !(idle[0] && idle[1])) {
-			for (int sk = 0; sk < 2 && g.n < GW_BATCH; sk++) {
-				struct parts p;
-
-				if (idle[sk])
-					continue;
-				if (parts_recv(sk ? g.pull : g.router, &p, ZMQ_DONTWAIT) <= 0) {
-					idle[sk] = 1;
-					continue;
-				}
-				if (gw_take(&g, &g.m[g.n], &p, sk ? 0 : parts_envelope(&p), sk == 0))
-					g.n++;
-				parts_close(&p);
-			}
-		}
-		if (g.n)
-			gw_publish(&g);
+		gw_reap(&g);
+		gw_read(&g);
 		if (g.nwait)
 			gw_wait_scan(&g);
 		gw_cut(&g);
 	}
 out:
-	for (size_t i = 0; i < g.n; i++)
-		gw_release(&g.m[i]);
-	if (g.n)
-		log_msg(LOG_WARNING, "SV-CLUSTER-PUBLISH",
-		        "stopping with %zu fire-and-forget messages never stored", g.n);
+	sv_js_pipe_close(g.pipe); /* no outcome comes after this */
+	if (g.m != NULL && g.nfree < GW_WINDOW) {
+		size_t lost = 0;
+
+		for (size_t i = 0; i < GW_WINDOW; i++)
+			if (g.m[i].flat != NULL) {
+				lost += !g.m[i].to.acked;
+				gw_release(&g.m[i]);
+			}
+		if (lost)
+			log_msg(LOG_WARNING, "SV-CLUSTER-PUBLISH",
+			        "stopping with %zu fire-and-forget messages not known to be stored",
+			        lost);
+	}
 	free(g.m);
+	free(g.free);
+	free(g.retry);
 	free(g.wait);
 	zmq_close(g.pull);
 	zmq_close(g.router);
@@ -590,6 +671,41 @@ static uint64_t store_mark(struct sv_daemon *d, const char *name)
 	return v;
 }
 
+/* A consumer that delivers nothing although the stream holds messages after
+ * the last one fed (seen after a server's restart): empty fetches are
+ * normal, so the stream's end is looked at once a second, and only a gap
+ * that stays FEED_STALL_NS with nothing fed counts. */
+#define FEED_STALL_NS (3 * 1000000000ULL)
+
+struct feed_stall {
+	uint64_t t0;      /* when the gap was first seen; 0: none */
+	uint64_t fed;     /* what was fed then */
+	uint64_t checked; /* the last look at the stream */
+};
+
+static int feed_stalled(struct cluster *c, sv_js *js, struct feed_stall *st, uint64_t fed)
+{
+	const char *stream = c->replica ? c->items_stream : c->d->conf.cfg.cluster_stream;
+	uint64_t now = now_mono_ns(), last = 0;
+
+	if (now - st->checked < 1000000000ULL)
+		return 0;
+	st->checked = now;
+	if (sv_js_stream_last_seq(js, stream, &last) < 0 || last <= fed) {
+		st->t0 = 0;
+		return 0;
+	}
+	if (st->t0 == 0 || st->fed != fed) {
+		st->t0 = now;
+		st->fed = fed;
+		return 0;
+	}
+	if (now - st->t0 < FEED_STALL_NS)
+		return 0;
+	st->t0 = 0;
+	return 1;
+}
+
 static void *feed_main(void *arg)
 {
 	struct cluster *c = arg;
@@ -601,6 +717,7 @@ static void *feed_main(void *arg)
 	void *push = parts_socket(d->zctx, ZMQ_PUSH);
 	uint64_t fed; /* the last stream sequence handed to ingest */
 	uint64_t unacked = 0; /* the last of the batch before, handed over, not acked */
+	struct feed_stall stall = {0};
 	int rc, was_leader = 0, rewound = 0;
 
 	pthread_setname_np(pthread_self(), "sv-feed");
@@ -668,8 +785,17 @@ static void *feed_main(void *arg)
 			if (unacked)
 				ack_committed(c, con, unacked);
 			unacked = 0;
+			if (feed_stalled(c, js, &stall, fed)) {
+				log_msg(LOG_WARNING, "SV-CLUSTER-FEED",
+				        "%s delivers nothing while the stream holds messages after "
+				        "%" PRIu64 ": following it again from there",
+				        durable, fed);
+				sv_js_consumer_close(con);
+				con = NULL;
+			}
 			continue;
 		}
+		stall.t0 = 0;
 		for (int i = 0; i < n; i++) {
 			uint64_t src = 0;
 
@@ -746,6 +872,38 @@ static int publish_model(struct cluster *c, sv_js_kv *kv, uint64_t version, uint
 	return rc;
 }
 
+/* A leader's publish of `version` was refused as stale while it still holds
+ * the lease: the manifest it expected was a follower's old read, or its own
+ * write landed and only the ack was lost (a retried publish then meets its
+ * own revision).  Take the current revision; when that is this very model,
+ * whole, count it published instead of writing it a second time. */
+static void adopt_landed(struct cluster *c, sv_js_kv *kv, uint64_t version, uint64_t seq)
+{
+	struct sv_journal_model jm;
+	const void *W;
+	void *blob = NULL;
+	size_t len = 0;
+	uint64_t rev = 0;
+
+	if (sv_js_model_get(kv, MODEL_KEY, &blob, &len, &rev) < 0) {
+		free(blob);
+		if (sv_js_model_rev(kv, MODEL_KEY, &rev) == 0)
+			atomic_store(&c->model_rev, rev);
+		return;
+	}
+	atomic_store(&c->model_rev, rev);
+	if (sv_journal_model_decode(blob, len, &jm, &W) == 0 && jm.version == version &&
+	    jm.stream_seq == seq) {
+		atomic_store(&c->model_version, version);
+		atomic_fetch_add(&c->model_puts, 1);
+		log_msg(LOG_INFO, "SV-CLUSTER-MODEL",
+		        "model version %" PRIu64 " had landed as revision %" PRIu64
+		        " (its ack was lost)",
+		        version, rev);
+	}
+	free(blob);
+}
+
 static void lose_lease(struct cluster *c, const char *why)
 {
 	if (!atomic_exchange(&c->leader, 0))
@@ -801,11 +959,8 @@ static void *lease_main(void *arg)
 				/* still ours: the revision we had was a follower's stale
 				 * read, or our own write whose ack was lost; go on from the
 				 * current one (the lease is the fence: nobody else took it) */
-				uint64_t mrev = 0;
-
 				renewed = now;
-				if (sv_js_model_rev(models, MODEL_KEY, &mrev) == 0)
-					atomic_store(&c->model_rev, mrev);
+				adopt_landed(c, models, want, seq);
 			} else if (rc == SV_JS_ERR_STALE) {
 				atomic_fetch_add(&c->model_refused, 1);
 				log_msg(LOG_WARNING, "SV-CLUSTER-FENCED",
@@ -839,13 +994,20 @@ static void *lease_main(void *arg)
 			const void *W;
 
 			rc = sv_js_model_get(models, MODEL_KEY, &blob, &len, &mrev);
-			/* what the last leader published: publish nothing older */
-			floor = rc == 0 && sv_journal_model_decode(blob, len, &jm, &W) == 0
-			            ? jm.stream_seq : 0;
+			/* what the last leader published: publish nothing older, and
+			 * not again what is there already (our own, before a lapse) */
+			if (rc == 0 && sv_journal_model_decode(blob, len, &jm, &W) == 0) {
+				floor = jm.stream_seq;
+				want = jm.version == atomic_load(&c->ckpt_version) &&
+				               jm.stream_seq == atomic_load(&c->ckpt_seq)
+				           ? jm.version : 0;
+			} else {
+				floor = want = 0;
+			}
 			free(blob);
 			if (rc == 0 || rc == SV_ERR_NOTFOUND) {
 				atomic_store(&c->model_rev, mrev);
-				atomic_store(&c->model_version, 0); /* publish the next one */
+				atomic_store(&c->model_version, want); /* 0: publish the next one */
 				renewed = now;
 				atomic_fetch_add(&c->lease_gained, 1);
 				atomic_store(&c->leader, 1);
