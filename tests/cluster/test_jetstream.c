@@ -450,3 +450,77 @@ Test(jetstream, no_ack_with_two_nodes_down)
 	sv_js_consumer_close(c);
 	sv_js_close(js);
 }
+
+/* Reaps until want outcomes came or timeout_s passed; returns how many. */
+static size_t reap_all(sv_js_pipe *p, struct sv_js_done *out, size_t want, int64_t ack_ms,
+		       double timeout_s)
+{
+	size_t got = 0;
+	double end = now_s() + timeout_s;
+
+	while (got < want && now_s() < end) {
+		got += sv_js_pipe_reap(p, out + got, want - got, ack_ms);
+		usleep(1000);
+	}
+	return got;
+}
+
+Test(jetstream, pipe_reports_each_ack_and_bounds_the_window)
+{
+	sv_js *js = connect_js();
+	sv_js_pipe *p = NULL;
+	struct sv_js_done d[80];
+	char ids[65][SV_JS_MSGID_LEN + 1];
+	bool seen[64] = {false};
+	uint64_t lo = UINT64_MAX, hi = 0;
+	int rc;
+
+	pairs_stream(js, 3);
+	cr_assert_eq(sv_js_pipe_open(&p, js, 0), SV_ERR_RANGE);
+	cr_assert_eq(sv_js_pipe_open(&p, js, 64), 0);
+	cr_assert_geq(sv_js_pipe_fd(p), 0);
+	for (int i = 0; i < 64; i++) {
+		sv_js_msgid(ids[i], 11, (uint64_t)i + 1);
+		rc = sv_js_pipe_send(p, "sv.pairs", ids[i], ids[i], 33, (uint64_t)i);
+		cr_assert_eq(rc, 0, "send %d: %s", i, sv_js_strerror(rc));
+	}
+	sv_js_msgid(ids[64], 11, 65);
+	cr_assert_eq(sv_js_pipe_send(p, "sv.pairs", ids[64], "x", 1, 64), SV_ERR_STATE,
+		     "a 65th message went into a window of 64");
+	cr_assert_eq(reap_all(p, d, 64, 5000, 10), 64);
+	for (int i = 0; i < 64; i++) {
+		cr_assert_eq(d[i].rc, 0, "message %llu: %s", (unsigned long long)d[i].tag,
+			     sv_js_strerror(d[i].rc));
+		cr_assert(d[i].tag < 64 && !seen[d[i].tag], "tag %llu twice or unknown",
+			  (unsigned long long)d[i].tag);
+		seen[d[i].tag] = true;
+		cr_assert_not(d[i].duplicate);
+		lo = d[i].stream_seq < lo ? d[i].stream_seq : lo;
+		hi = d[i].stream_seq > hi ? d[i].stream_seq : hi;
+	}
+	cr_assert_eq(hi - lo, 63, "64 messages over sequences %llu..%llu", (unsigned long long)lo,
+		     (unsigned long long)hi);
+	cr_assert_eq(sv_js_pipe_inflight(p), 0);
+	/* the window is free again; a resend is reported as the first copy */
+	cr_assert_eq(sv_js_pipe_send(p, "sv.pairs", ids[0], ids[0], 33, 7), 0);
+	cr_assert_eq(reap_all(p, d, 1, 5000, 10), 1);
+	cr_assert(d[0].rc == 0 && d[0].duplicate && d[0].tag == 7);
+
+	/* no quorum: every message in flight is given up after the ack timeout */
+	sh("kill", "2");
+	sh("kill", "3");
+	double t0 = now_s();
+	size_t sent = 0;
+	for (int i = 0; i < 3; i++)
+		sent += sv_js_pipe_send(p, "sv.pairs", ids[64], "y", 1, 100 + (uint64_t)i) == 0;
+	size_t got = reap_all(p, d, sent, 1000, 10);
+	double took = now_s() - t0;
+	cr_assert_eq(got, sent, "%zu of %zu outcomes", got, sent);
+	for (size_t i = 0; i < got; i++)
+		cr_assert_neq(d[i].rc, 0, "message %llu acked without quorum",
+			      (unsigned long long)d[i].tag);
+	cr_assert_lt(took, 4.0, "outcomes took %.2f s for a 1 s ack timeout", took);
+	cr_assert_eq(sv_js_pipe_inflight(p), 0);
+	sv_js_pipe_close(p);
+	sv_js_close(js);
+}
