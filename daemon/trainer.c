@@ -673,6 +673,7 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 	sv_blas_set_threads((int)d->conf.cfg.train_threads);
 	tp.d_in = d->conf.d_in;
 	tp.d_out = d->conf.d_out;
+	tp.init = (enum sv_model_init)d->conf.cfg.model_init;
 	tp.seed = d->conf.seed;
 	tp.max_pairs = t->max_pairs;
 	tp.loss = d->conf.loss;

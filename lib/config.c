@@ -33,6 +33,7 @@ static const char *const w_mode[] = {"batch", "pairs", "graph", NULL};
 static const char *const w_optim[] = {"sgd", "adam", "adamw", NULL};
 static const char *const w_sync[] = {"full", "meta", "none", NULL};
 static const char *const w_onoff[] = {"off", "on", NULL};
+static const char *const w_init[] = {"orthogonal", "uniform", NULL};
 static const char *const w_decay[] = {"round", "go", NULL};
 static const char *const w_role[] = {"off", "trainer", "replica", NULL};
 static const char *const w_ack[] = {"stored", "committed", NULL};
@@ -48,8 +49,10 @@ static const struct sv_config_key keys[] = {
      "input vector dimension (float32 per item)"},
     {"model.d_out", T(UINT), OFF(model_d_out), 1, 1 << 16, "64", NULL, 0, 0,
      "embedding dimension (columns of W)"},
+    {"model.init", T(ENUM), OFF(model_init), 0, 0, "orthogonal", w_init, 0, 0,
+     "initial W: orthogonal (column norms 1) | uniform (torch.nn.Linear's default)"},
     {"model.seed", T(UINT), OFF(model_seed), 0, U64MAX, "0", NULL, 0, 0,
-     "seed of the orthogonal initial W"},
+     "seed of the initial W"},
 
     {"train.loss", T(ENUM), OFF(train_loss), 0, 0, "ntxent", w_loss, 0, 0,
      "loss function: ntxent | contrastive"},
@@ -1331,6 +1334,7 @@ void sv_config_train_params(const struct sv_config *c, struct sv_train_params *p
 	memset(p, 0, sizeof(*p));
 	p->d_in = (uint32_t)c->model_d_in;
 	p->d_out = (uint32_t)c->model_d_out;
+	p->init = (enum sv_model_init)c->model_init;
 	p->seed = c->model_seed;
 	p->max_pairs = (size_t)c->train_batch_pairs;
 	sv_config_loss_params(c, &p->loss);

@@ -1,5 +1,6 @@
-/* model.c - the projection W (sv/model.h): seeded orthogonal init
- * (splitmix64 + Box-Muller, Householder QR in double, sign-fixed), the forward
+/* model.c - the projection W (sv/model.h): seeded initial W, orthogonal
+ * (splitmix64 + Box-Muller, Householder QR in double, sign-fixed) or uniform
+ * (splitmix64, torch.nn.Linear's bounds), the forward
  * pass E = rownorm(X W) and its backward pass.  Matrix products go through
  * sv/blas.h.  Leaves out: the loss (loss.c) and the optimizer (optim.c). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -173,6 +174,29 @@ int sv_model_init_orthogonal(float *W, uint32_t d_in, uint32_t d_out, uint64_t s
 		}
 	free(buf);
 	return 0;
+}
+
+int sv_model_init_uniform(float *W, uint32_t d_in, uint32_t d_out, uint64_t seed)
+{
+	if (!W || d_in == 0 || d_out == 0)
+		return -EINVAL;
+	uint64_t s = seed;
+	double b = 1.0 / sqrt((double)d_in);
+	size_t n = (size_t)d_in * d_out;
+	for (size_t i = 0; i < n; i++)
+		W[i] = (float)(b * (2.0 * uniform01(&s) - 1.0));
+	return 0;
+}
+
+int sv_model_init(float *W, uint32_t d_in, uint32_t d_out, enum sv_model_init kind, uint64_t seed)
+{
+	switch (kind) {
+	case SV_MODEL_INIT_ORTHOGONAL:
+		return sv_model_init_orthogonal(W, d_in, d_out, seed);
+	case SV_MODEL_INIT_UNIFORM:
+		return sv_model_init_uniform(W, d_in, d_out, seed);
+	}
+	return -EINVAL;
 }
 
 int sv_model_forward(const float *X, size_t m, const float *W, uint32_t d_in, uint32_t d_out,

@@ -59,6 +59,8 @@ int sv_trainer_new(sv_trainer **out, const struct sv_train_params *p, const floa
 
 	if (!out || !p || p->d_in == 0 || p->d_out == 0 || p->max_pairs == 0)
 		return -EINVAL;
+	if (p->init != SV_MODEL_INIT_ORTHOGONAL && p->init != SV_MODEL_INIT_UNIFORM)
+		return -EINVAL;
 	if (!loss_params_ok(&p->loss))
 		return SV_ERR_RANGE;
 	if (p->max_pairs > SIZE_MAX / 4 / p->d_out / sizeof(float) ||
@@ -88,7 +90,7 @@ int sv_trainer_new(sv_trainer **out, const struct sv_train_params *p, const floa
 	if (W0) {
 		memcpy(t->W, W0, nw * sizeof(float));
 	} else {
-		rc = sv_model_init_orthogonal(t->W, p->d_in, p->d_out, p->seed);
+		rc = sv_model_init(t->W, p->d_in, p->d_out, p->init, p->seed);
 		if (rc < 0)
 			goto fail;
 	}

@@ -1,5 +1,6 @@
 /* test_model.c - sv/model.h: orthogonal init (W^T W = I or W W^T = I to 1e-5,
- * seeded and reproducible), forward against a naive double loop (1e-6),
+ * seeded and reproducible), uniform init (torch.nn.Linear's bounds, mean and
+ * variance, column norms, seeded and reproducible), forward against a naive double loop (1e-6),
  * backward against central finite differences in double (relative 1e-3 of
  * max |dW|, float32 forward noise dominates), argument errors. */
 #include <criterion/criterion.h>
@@ -68,6 +69,92 @@ Test(model, orthogonal_init_rejects_zero_dims)
 	cr_assert_eq(sv_model_init_orthogonal(W, 0, 4, 1), -EINVAL);
 	cr_assert_eq(sv_model_init_orthogonal(W, 4, 0, 1), -EINVAL);
 	cr_assert_eq(sv_model_init_orthogonal(NULL, 2, 2, 1), -EINVAL);
+}
+
+Test(model, uniform_init_within_linear_bounds_and_spread)
+{
+	/* torch.nn.Linear's default: U(-1/sqrt(d_in), 1/sqrt(d_in)).  Each
+	 * entry within the bound; with 1,000 entries or more, the mean is 0
+	 * and the variance b^2/3 within 4 standard errors (b/sqrt(3n) and, for
+	 * the variance, relative sqrt(0.8/n)), and both ends of the range are
+	 * reached. */
+	const uint32_t shapes[][2] = {{784, 64}, {64, 16}, {3, 50}, {1, 1}};
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+		uint32_t di = shapes[s][0], dd = shapes[s][1];
+		size_t n = (size_t)di * dd;
+		float *W = malloc(n * sizeof(float));
+		cr_assert_eq(sv_model_init_uniform(W, di, dd, 11 + s), 0);
+		float b = (float)(1.0 / sqrt((double)di));
+		double sum = 0.0, sq = 0.0, lo = 0.0, hi = 0.0;
+		for (size_t i = 0; i < n; i++) {
+			cr_assert(isfinite(W[i]) && fabsf(W[i]) <= b, "W[%zu] = %g, b %g", i, W[i],
+			          b);
+			sum += W[i];
+			sq += (double)W[i] * W[i];
+			lo = W[i] < lo ? W[i] : lo;
+			hi = W[i] > hi ? W[i] : hi;
+		}
+		if (n >= 1000) {
+			double mean = sum / (double)n, var = sq / (double)n - mean * mean;
+			cr_assert_lt(fabs(mean), 4.0 * b / sqrt(3.0 * (double)n), "mean %g", mean);
+			cr_assert_lt(fabs(var / ((double)b * b / 3.0) - 1.0),
+			             4.0 * sqrt(0.8 / (double)n), "var %g", var);
+			cr_assert_gt(hi, 0.99 * b);
+			cr_assert_lt(lo, -0.99 * b);
+		}
+		free(W);
+	}
+}
+
+Test(model, uniform_init_column_norms_near_sqrt_third)
+{
+	/* what makes it train faster than the orthogonal init under Adam: its
+	 * columns have squared norm 1/3 on average (d_in * b^2 / 3), not 1 */
+	enum { DI = 784, DO = 64 };
+	float *W = malloc((size_t)DI * DO * sizeof(float));
+	cr_assert_eq(sv_model_init_uniform(W, DI, DO, 3), 0);
+	for (uint32_t j = 0; j < DO; j++) {
+		double c = 0.0;
+		for (uint32_t i = 0; i < DI; i++)
+			c += (double)W[i * DO + j] * W[i * DO + j];
+		cr_assert(fabs(c - 1.0 / 3.0) < 0.05, "column %u: %g", j, c);
+	}
+	free(W);
+}
+
+Test(model, uniform_init_same_seed_same_bits)
+{
+	float A[50 * 10], B[50 * 10], C[50 * 10], O[50 * 10];
+	cr_assert_eq(sv_model_init_uniform(A, 50, 10, 7), 0);
+	cr_assert_eq(sv_model_init_uniform(B, 50, 10, 7), 0);
+	cr_assert_eq(sv_model_init_uniform(C, 50, 10, 8), 0);
+	cr_assert_eq(memcmp(A, B, sizeof(A)), 0);
+	size_t same = 0;
+	for (size_t i = 0; i < 500; i++)
+		same += A[i] == C[i];
+	cr_assert_lt(same, 5, "seeds 7 and 8 share %zu entries", same);
+	/* the seed's first draws are the same stream as the Gaussian's, but
+	 * mapped otherwise: not a scaled orthogonal W */
+	cr_assert_eq(sv_model_init_orthogonal(O, 50, 10, 7), 0);
+	same = 0;
+	for (size_t i = 0; i < 500; i++)
+		same += A[i] == O[i];
+	cr_assert_lt(same, 5);
+}
+
+Test(model, init_dispatches_by_kind)
+{
+	float A[6 * 4], B[6 * 4];
+	cr_assert_eq(sv_model_init(A, 6, 4, SV_MODEL_INIT_ORTHOGONAL, 5), 0);
+	cr_assert_eq(sv_model_init_orthogonal(B, 6, 4, 5), 0);
+	cr_assert_eq(memcmp(A, B, sizeof(A)), 0);
+	cr_assert_eq(sv_model_init(A, 6, 4, SV_MODEL_INIT_UNIFORM, 5), 0);
+	cr_assert_eq(sv_model_init_uniform(B, 6, 4, 5), 0);
+	cr_assert_eq(memcmp(A, B, sizeof(A)), 0);
+	cr_assert_eq(sv_model_init(A, 6, 4, (enum sv_model_init)7, 5), -EINVAL);
+	cr_assert_eq(sv_model_init_uniform(NULL, 6, 4, 5), -EINVAL);
+	cr_assert_eq(sv_model_init_uniform(A, 0, 4, 5), -EINVAL);
+	cr_assert_eq(sv_model_init_uniform(A, 6, 0, 5), -EINVAL);
 }
 
 Test(model, forward_matches_naive_double_loop)

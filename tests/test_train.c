@@ -111,6 +111,24 @@ Test(train, init_from_seed_or_copy)
 	sv_trainer_free(u);
 }
 
+Test(train, init_kind_from_params)
+{
+	struct sv_train_params p;
+	sv_trainer *t = (sv_trainer *)0x1;
+	float W[6 * 3];
+
+	default_params(&p, 6, 3, 4, SV_LOSS_KIND_NTXENT);
+	p.init = SV_MODEL_INIT_UNIFORM;
+	cr_assert_eq(sv_trainer_new(&t, &p, NULL), 0);
+	cr_assert_eq(sv_model_init_uniform(W, 6, 3, 7), 0);
+	cr_assert_arr_eq(sv_trainer_weights(t), W, sizeof(W));
+	sv_trainer_free(t);
+	t = (sv_trainer *)0x1;
+	p.init = (enum sv_model_init)2;
+	cr_assert_eq(sv_trainer_new(&t, &p, NULL), -EINVAL);
+	cr_assert_eq(t, (sv_trainer *)0x1, "out written on failure");
+}
+
 /* step == forward, loss, backward, optimizer called by hand. */
 static void check_manual(enum sv_loss_kind kind, enum sv_label_mode mode)
 {

@@ -99,6 +99,7 @@ struct sv_config {
 
 	uint64_t model_d_in;  /* model.d_in */
 	uint64_t model_d_out; /* model.d_out */
+	int model_init;       /* model.init: enum sv_model_init */
 	uint64_t model_seed;  /* model.seed */
 
 	int train_loss;             /* train.loss: enum sv_loss_kind */

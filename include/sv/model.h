@@ -31,6 +31,28 @@ extern "C" {
  * on every run.  Returns 0, -EINVAL for zero dims, -ENOMEM. */
 int sv_model_init_orthogonal(float *W, uint32_t d_in, uint32_t d_out, uint64_t seed);
 
+/* How the initial W is drawn (model.init). */
+enum sv_model_init {
+	SV_MODEL_INIT_ORTHOGONAL = 0, /* sv_model_init_orthogonal: column norms 1 */
+	SV_MODEL_INIT_UNIFORM = 1,    /* sv_model_init_uniform: column norms about 0.58 */
+};
+
+/* Fill W (d_in x d_out, caller-owned) with independent draws from
+ * U(-b, b), b = 1/sqrt(d_in): the default init of torch.nn.Linear(d_in,
+ * d_out) (kaiming_uniform_ with a = sqrt(5)), whose weight is W^T.  Every
+ * entry lies in [-b, b] after rounding to float; each column's expected
+ * squared norm is 1/3 whatever the shape.  The loss sees only the direction
+ * of X W, but Adam's steps have a size set by lr alone, so a W of smaller
+ * norm turns faster: this init trains like the orthogonal one at about
+ * sqrt(3) times the rate.  The same seed gives bit-identical W on every run
+ * (splitmix64, one draw per entry in row-major order).  Returns 0 or -EINVAL
+ * (NULL W or a zero dimension). */
+int sv_model_init_uniform(float *W, uint32_t d_in, uint32_t d_out, uint64_t seed);
+
+/* The init of the given kind with the given seed.  Returns what that init
+ * returns, or -EINVAL for an unknown kind. */
+int sv_model_init(float *W, uint32_t d_in, uint32_t d_out, enum sv_model_init kind, uint64_t seed);
+
 /* Forward: E = rownorm(X W).  X is m x d_in, W d_in x d_out, E m x d_out and
  * norms m (||z_r||, before the clamp); all caller-owned.  norms may be NULL
  * when no backward pass follows.  Returns 0 or -EINVAL. */

@@ -17,6 +17,7 @@
 
 #include "sv/batch.h"
 #include "sv/loss.h"
+#include "sv/model.h"
 #include "sv/optim.h"
 
 #ifdef __cplusplus
@@ -25,7 +26,8 @@ extern "C" {
 
 struct sv_train_params {
 	uint32_t d_in, d_out;
-	uint64_t seed;            /* orthogonal init of W */
+	enum sv_model_init init;  /* how W is drawn (sv/model.h); 0 is orthogonal */
+	uint64_t seed;            /* the init's seed */
 	size_t max_pairs;         /* largest batch */
 	struct sv_loss_params loss;
 	struct sv_optim_params optim;
@@ -40,10 +42,11 @@ struct sv_step_stats {
 
 typedef struct sv_trainer sv_trainer;
 
-/* A trainer with W from the seed (W0 == NULL) or a copy of W0 (d_in*d_out
- * floats) and a fresh optimizer state.  Returns 0, -EINVAL (NULL pointer or a
- * zero dimension / max_pairs), SV_ERR_RANGE (loss kind, mode, temperature or
- * margins, or optimizer parameters out of range) or -ENOMEM. */
+/* A trainer with W drawn by p->init from p->seed (W0 == NULL) or a copy of W0
+ * (d_in*d_out floats) and a fresh optimizer state.  Returns 0, -EINVAL (NULL
+ * pointer, a zero dimension / max_pairs or an unknown init), SV_ERR_RANGE
+ * (loss kind, mode, temperature or margins, or optimizer parameters out of
+ * range) or -ENOMEM. */
 int sv_trainer_new(sv_trainer **out, const struct sv_train_params *p, const float *W0);
 void sv_trainer_free(sv_trainer *t);
 
