@@ -36,6 +36,8 @@ struct opts {
 	double tau, lr;
 	int gate, replay, vary_init, avg;
 	uint64_t init_seed;
+	enum sv_model_init init;
+	double init_scale; /* W0 times this: what the init's scale does, alone */
 	struct sv_replay_params rp;
 };
 
@@ -246,6 +248,7 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	memset(&tp, 0, sizeof(tp));
 	tp.d_in = c->d_in;
 	tp.d_out = o->d_out;
+	tp.init = o->init;
 	tp.seed = o->init_seed + (o->vary_init ? rseed - 1000 : 0);
 	tp.max_pairs = o->rp.batch_pairs > o->fresh_b ? o->rp.batch_pairs : o->fresh_b;
 	if (tp.max_pairs < o->fill)
@@ -258,6 +261,17 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	int rc = sv_trainer_new(&t, &tp, NULL);
 	if (rc)
 		die("trainer_new", rc);
+	if (o->init_scale != 1.0) {
+		size_t nw0 = (size_t)c->d_in * o->d_out;
+		float *w0 = malloc(nw0 * sizeof(float));
+		if (!w0)
+			die("alloc", -ENOMEM);
+		memcpy(w0, sv_trainer_weights(t), nw0 * sizeof(float));
+		for (size_t i = 0; i < nw0; i++)
+			w0[i] = (float)(w0[i] * o->init_scale);
+		sv_trainer_set_weights(t, w0);
+		free(w0);
+	}
 	sv_batch *b;
 	rc = sv_batch_new(&b, tp.max_pairs, c->d_in);
 	if (rc)
@@ -420,7 +434,7 @@ static void usage(void)
 		"  [--d-out 64] [--tau 0.2] [--lr 1e-3] [--batch 256] [--fresh-batch B]\n"
 		"  [--replay off|on] [--gate on|off] [--rounds R (ungated) | --max-rounds R]\n"
 		"  [--idle K] [--fill F] [--slice-every K] [--min-slice M] [--tol-z Z]\n"
-		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--refit on|off] [--refit-average on|off] [--avg-rounds on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
+		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--init orthogonal|uniform] [--init-scale S] [--refit on|off] [--refit-average on|off] [--avg-rounds on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
 	exit(2);
 }
 
@@ -434,6 +448,7 @@ int main(int argc, char **argv)
 	o.seeds = 1;
 	o.gate = 1;
 	o.init_seed = 1;
+	o.init_scale = 1.0;
 	sv_replay_params_default(&o.rp);
 	o.fresh_b = 256;
 	const char *label = "";
@@ -501,6 +516,10 @@ int main(int argc, char **argv)
 			o.rp.lr_decay = strtod(v, NULL);
 		else if (!strcmp(k, "--decay"))
 			o.rp.decay_mode = !strcmp(v, "go") ? SV_REPLAY_DECAY_GO : SV_REPLAY_DECAY_ROUND;
+		else if (!strcmp(k, "--init"))
+			o.init = !strcmp(v, "uniform") ? SV_MODEL_INIT_UNIFORM : SV_MODEL_INIT_ORTHOGONAL;
+		else if (!strcmp(k, "--init-scale"))
+			o.init_scale = strtod(v, NULL);
 		else if (!strcmp(k, "--init-seed"))
 			o.init_seed = strtoull(v, NULL, 10);
 		else if (!strcmp(k, "--seeds"))
