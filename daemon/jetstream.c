@@ -317,6 +317,7 @@ struct sv_js_pipe {
 	sv_js *js;
 	jsCtx *actx;  /* its own context: the ack handler is per context */
 	size_t window;
+	int sent;     /* a message went out (cnats has its pending map) */
 	int efd;      /* eventfd: readable while outcomes wait */
 	pthread_mutex_t mu; /* the rest: the ack handler runs on a cnats thread */
 	struct slot *slots;
@@ -477,6 +478,7 @@ int sv_js_pipe_send(sv_js_pipe *p, const char *subject, const char *msgid, const
 	slot_put(p, m, tag);
 	pthread_mutex_unlock(&p->mu);
 	s = js_PublishMsgAsync(p->actx, &m, &po);
+	p->sent |= s == NATS_OK;
 	if (s != NATS_OK) { /* not sent: no outcome will come */
 		pthread_mutex_lock(&p->mu);
 		if ((sl = slot_find(p, m)) != NULL) {
@@ -511,25 +513,31 @@ size_t sv_js_pipe_reap(sv_js_pipe *p, struct sv_js_done *out, size_t max, int64_
 	size_t n = 0;
 	uint64_t drain;
 	int64_t now = nats_Now(), oldest = now;
+	int give_up;
 
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < p->cap && p->used > 0; i++)
 		if (p->slots[i].msg != SLOT_FREE && p->slots[i].msg != SLOT_GONE &&
 		    p->slots[i].sent_ms < oldest)
 			oldest = p->slots[i].sent_ms;
-	if (p->used > 0 && now - oldest >= timeout_ms) {
-		/* given up: cnats forgets every pending message (their handlers
-		 * will not run), and each is reported without ack */
-		natsMsgList pend = {0};
-
-		if (js_PublishAsyncGetPendingList(&pend, p->actx) == NATS_OK)
-			natsMsgList_Destroy(&pend);
+	give_up = p->used > 0 && now - oldest >= timeout_ms;
+	if (give_up) { /* each is reported without ack; a late ack finds no slot */
 		for (size_t i = 0; i < p->cap; i++)
 			if (p->slots[i].msg != SLOT_FREE && p->slots[i].msg != SLOT_GONE)
 				slot_done(p, &p->slots[i], SV_JS_ERR_NOACK, 0, false);
 		snprintf(p->js->detail, sizeof p->js->detail,
 		         "messages without ack after %" PRId64 " ms", timeout_ms);
 	}
+	pthread_mutex_unlock(&p->mu);
+	if (give_up) {
+		/* cnats forgets them (their handlers will not run); without our
+		 * lock, which the handler takes on cnats's thread */
+		natsMsgList pend = {0};
+
+		if (js_PublishAsyncGetPendingList(&pend, p->actx) == NATS_OK)
+			natsMsgList_Destroy(&pend);
+	}
+	pthread_mutex_lock(&p->mu);
 	while (n < max && p->ndone > 0) {
 		out[n++] = p->done[p->head];
 		p->head = (p->head + 1) % p->window;
@@ -548,7 +556,9 @@ void sv_js_pipe_close(sv_js_pipe *p)
 	if (p->actx) {
 		natsMsgList pend = {0};
 
-		if (js_PublishAsyncGetPendingList(&pend, p->actx) == NATS_OK)
+		/* only after a send: cnats 3.4.1 dereferences a pending map that
+		 * it creates at the first async publish */
+		if (p->sent && js_PublishAsyncGetPendingList(&pend, p->actx) == NATS_OK)
 			natsMsgList_Destroy(&pend);
 		jsCtx_Destroy(p->actx);
 	}
@@ -1102,6 +1112,31 @@ int sv_js_lease_renew(sv_js_kv *kv, const char *key, const char *holder, uint64_
 	if (!kv || !key || !holder || rev == 0)
 		return SV_ERR_RANGE;
 	return kv_cas(kv, key, holder, strlen(holder), rev, new_rev);
+}
+
+int sv_js_lease_release(sv_js_kv *kv, const char *key, const char *holder, uint64_t rev)
+{
+	char stream[160], subj[512];
+	jsOptions o;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	int rc;
+
+	if (!kv || !key || !holder || rev == 0)
+		return SV_ERR_RANGE;
+	/* still ours (a renew by compare-and-set): then nobody can take it
+	 * before the purge below, which leaves the key with no message at all,
+	 * so the next acquire (create on revision 0) succeeds at once; a delete
+	 * marker would be a message, and creates would wait for the TTL */
+	if ((rc = kv_cas(kv, key, holder, strlen(holder), rev, NULL)) < 0)
+		return rc;
+	snprintf(stream, sizeof stream, "KV_%s", kv->bucket);
+	if (snprintf(subj, sizeof subj, "$KV.%s.%s", kv->bucket, key) >= (int)sizeof subj)
+		return SV_ERR_RANGE;
+	jsOptions_Init(&o);
+	o.Stream.Purge.Subject = subj;
+	s = js_PurgeStream(kv->js->js, stream, &o, &jerr);
+	return s == NATS_OK ? 0 : map(kv->js, s, jerr);
 }
 
 int sv_js_lease_holder(sv_js_kv *kv, const char *key, char *buf, size_t bufsz, uint64_t *rev)

@@ -255,11 +255,16 @@ int sv_js_model_rev(sv_js_kv *kv, const char *name, uint64_t *rev);
  * renew writes it again with compare-and-set on rev: SV_JS_ERR_STALE means
  * the lease lapsed and someone else took it (or it lapsed and is free):
  * the caller must stop acting as leader at once.
+ * release gives it up at once (a graceful stop): the holder's own revision
+ * rev, checked by compare-and-set (SV_JS_ERR_STALE: not ours any more,
+ * nothing done), then the key is purged so that the next acquire succeeds
+ * without waiting for the TTL.
  * holder reads it (SV_ERR_NOTFOUND when free); a read may come from a
  * follower, so base no decision on it alone. */
 int sv_js_lease_acquire(sv_js_kv *kv, const char *key, const char *holder, uint64_t *rev);
 int sv_js_lease_renew(sv_js_kv *kv, const char *key, const char *holder, uint64_t rev,
 		      uint64_t *new_rev);
+int sv_js_lease_release(sv_js_kv *kv, const char *key, const char *holder, uint64_t rev);
 int sv_js_lease_holder(sv_js_kv *kv, const char *key, char *buf, size_t bufsz, uint64_t *rev);
 
 #endif
