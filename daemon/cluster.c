@@ -1021,7 +1021,18 @@ static void *lease_main(void *arg)
 			usleep(20000);
 	}
 out:
-	atomic_store(&c->leader, 0);
+	/* a graceful stop hands the lease over at once: the standby leads
+	 * within its next try instead of after the TTL */
+	if (atomic_exchange(&c->leader, 0) && lease != NULL) {
+		rc = sv_js_lease_release(lease, LEASE_KEY, c->name, rev);
+		if (rc == 0)
+			log_msg(LOG_NOTICE, "SV-CLUSTER-LEASE", "stopping: the lease is released");
+		else
+			log_msg(LOG_WARNING, "SV-CLUSTER-LEASE",
+			        "stopping: cannot release the lease: %s (%s); the standby takes "
+			        "over once it lapses",
+			        sv_js_strerror(rc), sv_js_detail(js));
+	}
 	sv_js_kv_close(lease);
 	sv_js_kv_close(models);
 	sv_js_close(js);
