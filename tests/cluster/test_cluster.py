@@ -469,8 +469,22 @@ def test():
             ack = pc.publish(xa, xb, np.arange(10) % 2, acked=True)
             assert ack.committed == 10, ack
         print('the Python client published through the gateway: %r' % (ack,))
+        # a graceful stop of the leader hands the lease over at once, not after its TTL
+        cur = wait_for(lambda: next((d for d in (a, b) if role(d) == 'leader'), None), 30,
+                       'a leader before the graceful stop')
+        other = b if cur is a else a
+        t0 = time.monotonic()
+        assert cur.stop() == 0
+        t_stopped = time.monotonic()
+        assert 'the lease is released' in cur.logtext(), 'the stopping leader kept its lease'
+        status_until(other, lambda st: st['cluster']['role'] == 'leader',
+                     'the standby leads after a graceful stop', 10)
+        print('graceful stop: the standby leads %.2f s after the leader stopped (stop took '
+              '%.2f s; lease TTL %.1f s)' % (time.monotonic() - t_stopped, t_stopped - t0, TTL_S))
+        assert time.monotonic() - t_stopped < TTL_S
         for d in (a, b):
-            assert d.stop() == 0
+            if d.proc is not None:
+                assert d.stop() == 0
             seqs = fsck_clients(os.path.join(d.dir, 'store'))
             want = set(range(1, (N_MSGS + 1) * PER_MSG + 1))
             assert len(seqs) == len(set(seqs)), 'a client seq logged twice'

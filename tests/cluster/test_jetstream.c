@@ -357,6 +357,17 @@ Test(jetstream, lease_lapses_and_standby_takes_over)
 	/* the old leader's renew is refused: it must stop publishing */
 	cr_assert_eq(sv_js_lease_renew(ka, "trainer", "node-a", ra, &ra), SV_JS_ERR_STALE);
 	cr_assert_eq(sv_js_lease_renew(kb, "trainer", "node-b", rb, &rb), 0);
+	/* a graceful stop: only the holder's release counts, and the next
+	 * acquire succeeds at once, well inside the TTL */
+	cr_assert_eq(sv_js_lease_release(ka, "trainer", "node-a", ra), SV_JS_ERR_STALE);
+	cr_assert_eq(sv_js_lease_acquire(ka, "trainer", "node-a", &ra), SV_JS_ERR_HELD);
+	cr_assert_eq(sv_js_lease_release(kb, "trainer", "node-b", rb), 0);
+	t0 = now_s();
+	cr_assert_eq(sv_js_lease_acquire(ka, "trainer", "node-a", &ra), 0,
+		     "the released lease could not be taken");
+	cr_assert_lt(now_s() - t0, 1.0);
+	cr_assert_eq(sv_js_lease_holder(kb, "trainer", who, sizeof who, &rev), 0);
+	cr_assert_str_eq(who, "node-a");
 	sv_js_kv_close(ka);
 	sv_js_kv_close(kb);
 	sv_js_close(a);
@@ -477,6 +488,8 @@ Test(jetstream, pipe_reports_each_ack_and_bounds_the_window)
 
 	pairs_stream(js, 3);
 	cr_assert_eq(sv_js_pipe_open(&p, js, 0), SV_ERR_RANGE);
+	cr_assert_eq(sv_js_pipe_open(&p, js, 4), 0); /* closed unused (a gateway that got nothing) */
+	sv_js_pipe_close(p);
 	cr_assert_eq(sv_js_pipe_open(&p, js, 64), 0);
 	cr_assert_geq(sv_js_pipe_fd(p), 0);
 	for (int i = 0; i < 64; i++) {
