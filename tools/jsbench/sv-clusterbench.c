@@ -6,7 +6,7 @@
  * the same run; plus how far each trainer lags under that load.
  *
  *   sv-clusterbench [--urls URLS] [--pairs 20000] [--per-msg 64] [--d-in 784,64]
- *                   [--window 16] [--replicas 1,3] [--reps 3] [--sync full]
+ *                   [--window 16] [--replicas 1,3] [--standby 1] [--reps 3] [--sync full]
  *                   [--watch ADMIN_ENDPOINT]... [--daemon PATH] [--dir /tmp]
  *
  * Without --urls it starts a 3-node nats-server cluster on 127.0.0.1 in a
@@ -28,6 +28,8 @@
  *           of R replicas; the same messages to a's acked ingest with
  *           --window in flight, resent when answered BUSY; timed until both
  *           trainers report every pair trained and applied_seq == last_seq.
+ *           With --standby 0, trainer a alone (each trainer of a deployment
+ *           on its own machine: here the pair shares two cores and a disk).
  *           Meanwhile a sampler polls the stream's last sequence and the
  *           STATUS of every admin socket (a, b and each --watch) every 20
  *           ms: messages behind the stream (last - cluster.applied_stream_seq),
@@ -77,6 +79,7 @@ struct cfg {
 	const char *urls, *daemon, *nats_sh, *dir, *sync;
 	const char *nats; /* the cluster's directory when started here, else NULL */
 	long pairs, per_msg, window, reps;
+	long standby; /* 1: trainer b beside a (the lockstep pair); 0: a alone */
 	long dims[MAX_LIST], replicas[MAX_LIST];
 	int ndims, nreplicas;
 	const char *watch[MAX_NODES - 2];
@@ -714,6 +717,7 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 	struct sampler sm = {.urls = c->urls, .stream = stream, .f = f};
 	char name[2 * PATH_MAX + 64];
 	double t0 = 0, rate = -1, cpu0[3] = {0};
+	int nt = c->standby ? 2 : 1; /* trainers */
 	pid_t pids[3];
 	int npids = 0;
 	int started = 0;
@@ -721,10 +725,11 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 	memset(nd, 0, sizeof nd);
 	nd[0].pid = nd[1].pid = nd[2].pid = -1;
 	if (node_start(&nd[0], ctx, c, dir, "a", d_in, stream, replicas, "leader") < 0 ||
-	    node_start(&nd[1], ctx, c, dir, "b", d_in, stream, replicas, "standby") < 0 ||
+	    (c->standby &&
+	     node_start(&nd[1], ctx, c, dir, "b", d_in, stream, replicas, "standby") < 0) ||
 	    node_start(&nd[2], ctx, c, dir, "r", d_in, stream, replicas, "replica") < 0)
 		goto out;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < nt; i++) {
 		if (node_mark(&nd[i]) < 0)
 			goto out;
 		snprintf(name, sizeof name, "ipc://%.4000s/admin.sock", nd[i].sd);
@@ -741,7 +746,7 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 		goto out;
 	in = bench_sock_at(ctx, ZMQ_DEALER, nd[0].sd, "ingest-acked.sock");
 	npids = nats_pids(c->nats, pids);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < nt; i++)
 		cpu0[i] = proc_cpu(nd[i].pid);
 	for (int i = 0; i < npids; i++)
 		cpu0[2] += proc_cpu(pids[i]);
@@ -752,18 +757,18 @@ static double run_cluster(const struct cfg *c, const struct msgset *s, long d_in
 	if (publish(in, s, c->window, &f->busy) < 0)
 		goto out;
 	*acked = (double)s->n * (double)c->per_msg / (jsraw_now() - t0);
-	if (wait_applied(nd, 2, (long)s->n * c->per_msg) < 0)
+	if (wait_applied(nd, nt, (long)s->n * c->per_msg) < 0)
 		goto out;
 	rate = (double)s->n * (double)c->per_msg /
 	       ((nd[0].t_done > nd[1].t_done ? nd[0].t_done : nd[1].t_done) - t0);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < nt; i++)
 		cpu[i] = proc_cpu(nd[i].pid) - cpu0[i];
 	cpu[2] = -cpu0[2];
 	for (int i = 0; i < npids; i++)
 		cpu[2] += proc_cpu(pids[i]);
 	for (int i = 0; i < 3; i++)
 		cpu[i] *= rate / ((double)s->n * (double)c->per_msg); /* per second of wall */
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < nt; i++)
 		per_commit[i] =
 		    (double)s->n * (double)c->per_msg / (double)(nd[i].commits > 0 ? nd[i].commits : 1);
 out:
@@ -804,7 +809,9 @@ static void print_lag(const struct cfg *c, struct figs *f, int nodes)
 {
 	for (int i = 0; i < nodes; i++) {
 		struct bench_stat bs, bl, pe;
-		const char *who = i == 0 ? "a (leader)" : i == 1 ? "b (standby)" : c->watch[i - 2];
+		const char *who = i == 0                 ? "a (leader)"
+		                  : i == 1 && c->standby ? "b (standby)"
+		                                         : c->watch[i - 1 - c->standby];
 
 		const struct lag *l = &f->lag[i];
 
@@ -839,8 +846,8 @@ static void print_row(const struct cfg *c, struct figs *f, long d_in, long repli
 	bench_stat_of(f->acked, n, &ak);
 	printf("R%ld, inline %ld-d, %zu msgs of %ld pairs (%zu B), window %ld, %ld reps:\n",
 	       replicas, d_in, s->n, c->per_msg, s->m[0].len, c->window, c->reps);
-	printf("    end to end (both trainers applied)  %8.0f [%.0f-%.0f] pairs/s\n", e.med, e.lo,
-	       e.hi);
+	printf("    end to end (%s applied) %8.0f [%.0f-%.0f] pairs/s\n",
+	       c->standby ? "both trainers" : "the trainer  ", e.med, e.lo, e.hi);
 	printf("    of which the gateway acked all at   %8.0f [%.0f-%.0f] pairs/s\n", ak.med,
 	       ak.lo, ak.hi);
 	printf("    raw publish async+ack  %8.0f [%.0f-%.0f] msg/s = %.0f pairs/s\n", p.med, p.lo,
@@ -853,8 +860,12 @@ static void print_row(const struct cfg *c, struct figs *f, long d_in, long repli
 	       a.med, a.lo, a.hi, ra.med, ra.lo, ra.hi);
 	for (int i = 0; i < 3; i++)
 		bench_stat_of(f->per_commit[i], n, &pc[i]);
-	printf("    pairs per group commit: alone %.0f, a %.0f, b %.0f (medians)\n", pc[0].med,
-	       pc[1].med, pc[2].med);
+	if (c->standby)
+		printf("    pairs per group commit: alone %.0f, a %.0f, b %.0f (medians)\n",
+		       pc[0].med, pc[1].med, pc[2].med);
+	else
+		printf("    pairs per group commit: alone %.0f, a %.0f (medians)\n", pc[0].med,
+		       pc[1].med);
 	for (int i = 0; i < 4; i++) {
 		double per[MAX_REPS]; /* microseconds of CPU per pair */
 
@@ -873,7 +884,7 @@ static void print_row(const struct cfg *c, struct figs *f, long d_in, long repli
 	       us[0].med, us[1].med, us[2].med, us[3].med, rp.med, rs.med);
 	if (f->busy)
 		printf("    %ld BUSY answers resent\n", f->busy);
-	print_lag(c, f, 2 + c->nwatch);
+	print_lag(c, f, 1 + (int)c->standby + c->nwatch);
 	if (f->nvis > 0) {
 		struct bench_stat v;
 
@@ -907,7 +918,7 @@ static int parse(int argc, char **argv, struct cfg *c)
 	static char daemon[] = SV_CLUSTERBENCH_DAEMON, nats_sh[] = SV_CLUSTERBENCH_NATS_SH;
 
 	*c = (struct cfg){.daemon = daemon, .nats_sh = nats_sh, .dir = "/tmp", .sync = "full",
-	                  .pairs = 20000, .per_msg = 64, .window = 16, .reps = 3,
+	                  .pairs = 20000, .per_msg = 64, .window = 16, .reps = 3, .standby = 1,
 	                  .dims = {784, 64}, .ndims = 2, .replicas = {1, 3}, .nreplicas = 2};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -927,6 +938,8 @@ static int parse(int argc, char **argv, struct cfg *c)
 			ok = bench_parse_long(v, 1, 4096, &c->per_msg) == 0;
 		else if (ok && !strcmp(a, "--window"))
 			ok = bench_parse_long(v, 1, 4096, &c->window) == 0;
+		else if (ok && !strcmp(a, "--standby"))
+			ok = bench_parse_long(v, 0, 1, &c->standby) == 0;
 		else if (ok && !strcmp(a, "--reps"))
 			ok = bench_parse_long(v, 1, MAX_REPS, &c->reps) == 0;
 		else if (ok && !strcmp(a, "--d-in"))
@@ -940,7 +953,8 @@ static int parse(int argc, char **argv, struct cfg *c)
 		if (!ok) {
 			fprintf(stderr,
 			        "usage: sv-clusterbench [--urls URLS] [--pairs N] [--per-msg M] "
-			        "[--d-in D[,D]] [--window W] [--replicas R[,R]] [--reps 1..%d] "
+			        "[--d-in D[,D]] [--window W] [--replicas R[,R]] [--standby 0|1] "
+			        "[--reps 1..%d] "
 			        "[--sync full|meta|none] [--watch ADMIN_EP]... [--daemon PATH] "
 			        "[--dir DIR]\n",
 			        MAX_REPS);
@@ -1072,8 +1086,10 @@ int main(int argc, char **argv)
 	}
 	if (jsraw_connect(c.urls, &nc, &js))
 		goto out;
-	printf("sv-clusterbench: %ld pairs a case on %s%s, store.sync %s; median [range] of %ld\n",
-	       c.pairs, own ? "a 3-node cluster of its own " : "", c.urls, c.sync, c.reps);
+	printf("sv-clusterbench: %ld pairs a case on %s%s, store.sync %s, %s; median [range] of "
+	       "%ld\n",
+	       c.pairs, own ? "a 3-node cluster of its own " : "", c.urls, c.sync,
+	       c.standby ? "a leader and a standby" : "one trainer", c.reps);
 	fflush(stdout);
 	for (int i = 0; i < c.ndims; i++)
 		if (run_size(&c, c.dims[i], dir, js) < 0)
