@@ -25,7 +25,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "store records are written little-endian with memcpy");
 
 #define FMT 1
-#define ITEM_HDR 8
+#define ITEM_HDR 8   /* an item put's buffered record: fmt, flags, dim, then floats */
+#define ITEM_FMT 2   /* the items value of schema 3: it names its vector */
+#define ITEM_LEN 16  /* u16 fmt, u16 flags, u32 dim, u64 vector id */
+#define VEC_CHUNK_BITS 16 /* a vector record's key: u64 BE (vector id << 16 | chunk) */
 #define PAIR_HDR 24
 #define MODEL_HDR 80
 #define META_LEN 32
@@ -52,14 +55,15 @@ enum op_kind {
 
 struct sv_store {
 	MDB_env *env;
-	MDB_dbi items, pairs, clients, models, meta, producers, refs;
+	MDB_dbi items, pairs, clients, models, meta, producers, refs, vecs;
 	uint32_t d_in, d_out;
+	uint32_t vec_chunks; /* records a vector is written in (vec_layout) */
 	size_t map_size, max_map_size;
 	uint32_t keep_versions;
 	uint32_t dedup_depth;
 	uint64_t trim_pin;    /* log rows from this seq on are kept (0: none) */
 	uint64_t pin_version, pin_version2; /* checkpoints never pruned (0: none) */
-	int migrate; /* opened at schema 1 */
+	int migrate; /* the schema opened at, when older than SV_STORE_SCHEMA (else 0) */
 	pthread_rwlock_t map_lock; /* shared: readers, backup; exclusive: remap */
 	int writing;               /* a group is open */
 	char errmsg[SV_STORE_ERRMSG_MAX];
@@ -81,13 +85,25 @@ struct sv_store_txn {
 	int adds; /* an op that adds data: the map may not grow into the reserve */
 	uint64_t count; /* a purge's rows deleted */
 	uint64_t next_seq, next_version;
+	uint64_t next_vec; /* the vector id the next item put gets */
 	unsigned char *ops; /* op_hdr + a + b, 8-byte aligned, in order */
 	size_t ops_len, ops_cap;
+};
+
+/* A cursor on the vectors database and where it stands: when ok, it sits
+ * on the record with key `at` (the one after the vector read last), so a
+ * read of the vector stored next in order costs no descent. */
+struct vec_cursor {
+	MDB_cursor *c;
+	uint64_t at;
+	int ok;
 };
 
 struct sv_store_read {
 	sv_store *st;
 	MDB_txn *txn;
+	struct vec_cursor vc; /* opened at the first vector read */
+	float *walk_buf;      /* d_in floats: the vector a walk hands to its callback */
 	void **bufs; /* checkpoint records put together from chunks; freed at the end */
 	size_t nbufs;
 };
@@ -269,8 +285,8 @@ static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
 	d_in = sv_get32((unsigned char *)v.mv_data + 8);
 	d_out = sv_get32((unsigned char *)v.mv_data + 12);
 	fp = sv_get64((unsigned char *)v.mv_data + 24);
-	if (schema == 1) {
-		st->migrate = 1; /* sv_store_open brings it to schema 2 */
+	if (schema == 1 || schema == 2) {
+		st->migrate = (int)schema; /* sv_store_open brings it to SV_STORE_SCHEMA */
 	} else if (schema != SV_STORE_SCHEMA) {
 		say(err, errlen, "store has schema %u, this build reads schema %u", schema,
 		    SV_STORE_SCHEMA);
@@ -308,7 +324,191 @@ static int open_dbs(sv_store *st, MDB_txn *txn)
 		rc = mdb_dbi_open(txn, "producers", MDB_CREATE, &st->producers);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "refs", MDB_CREATE, &st->refs);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "vecs", MDB_CREATE, &st->vecs);
 	return neg(rc);
+}
+
+/* ---- vector records ----
+ *
+ * A vector (d_in float32) lives in the vecs database under its vector id,
+ * in vec_chunks records of (nearly) equal size keyed u64 BE (id << 16 |
+ * chunk): each record fits a leaf page, ids are given out in increasing
+ * order and written with MDB_APPEND, so leaf pages fill whole and a walk in
+ * id order reads them in order.  The items value names the vector id.
+ *
+ * The number of records is the writer's choice, made from the page size:
+ * the one that packs the most vector bytes into a page (the fewest pages
+ * per vector), fewer records on a tie.  A reader needs no count: a
+ * vector's records are the run of keys with its id, and their bytes must
+ * add up to dim floats.  784 floats on 4 KB pages: 4 records of 784 bytes,
+ * 5 records to a page, 4,096 * 4 / 5 = 3,277 bytes a vector (1.045x). */
+#define PAGE_HDR 16  /* LMDB's page header */
+#define NODE_HDR 8   /* LMDB's leaf node header */
+#define VEC_KEY 8
+
+static uint32_t vec_layout(uint32_t psize, size_t bytes)
+{
+	size_t room = psize - PAGE_HDR, nodemax = (room / 2) & ~(size_t)1;
+	uint64_t best_k = 0, best_per = 1;
+
+	for (size_t n = 2; n <= 64; n++) { /* records to a page */
+		size_t cmax = ((room / n - 2) & ~(size_t)1) - NODE_HDR - VEC_KEY, c, per;
+		uint64_t k;
+		cmax &= ~(size_t)3; /* whole floats */
+		if (cmax < 4 || NODE_HDR + VEC_KEY + cmax > nodemax)
+			continue;
+		k = (bytes + cmax - 1) / cmax;
+		if (k == 0)
+			k = 1;
+		if (k >= ((uint64_t)1 << VEC_CHUNK_BITS))
+			continue;
+		c = (size_t)((bytes + k - 1) / k + 3) & ~(size_t)3;
+		per = room / (2 + ((NODE_HDR + VEC_KEY + c + 1) & ~(size_t)1));
+		/* pages per vector k / per: compare k * best_per with best_k * per */
+		if (best_k == 0 || k * best_per < best_k * per ||
+		    (k * best_per == best_k * per && k < best_k)) {
+			best_k = k;
+			best_per = per;
+		}
+	}
+	return best_k ? (uint32_t)best_k : 1;
+}
+
+static void vec_key(unsigned char kb[VEC_KEY], uint64_t vid, uint32_t chunk)
+{
+	put_be64(kb, vid << VEC_CHUNK_BITS | chunk);
+}
+
+/* Write vector vid (n bytes at x) in st->vec_chunks records, appended
+ * through c (a cursor on vecs; vid above every id stored).  0 or an LMDB
+ * code. */
+static int vec_put(sv_store *st, MDB_cursor *c, uint64_t vid, const void *x, size_t n)
+{
+	size_t k = st->vec_chunks, off = 0;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < k; i++) {
+		unsigned char kb[VEC_KEY];
+		size_t len = (n - off) / (k - i); /* equal shares, the last ones larger */
+		MDB_val key = {VEC_KEY, kb}, val = {len, (unsigned char *)x + off};
+		vec_key(kb, vid, (uint32_t)i);
+		rc = mdb_cursor_put(c, &key, &val, MDB_APPEND);
+		off += len;
+	}
+	return rc;
+}
+
+/* Delete vector vid's records through c.  0 (also when there were none) or
+ * an LMDB code. */
+static int vec_del(MDB_cursor *c, uint64_t vid)
+{
+	unsigned char kb[VEC_KEY];
+	MDB_val k = {VEC_KEY, kb}, v;
+	int rc;
+	vec_key(kb, vid, 0);
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == VEC_KEY && get_be64(k.mv_data) >> VEC_CHUNK_BITS == vid) {
+		rc = mdb_cursor_del(c, 0);
+		if (rc == 0) {
+			k.mv_size = VEC_KEY;
+			k.mv_data = kb;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		}
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Copy vector vid (n bytes) into out.  Returns 0, SV_ERR_CORRUPT (records
+ * missing, or not adding up to n bytes) or an LMDB code. */
+static int vec_read(struct vec_cursor *vc, uint64_t vid, void *out, size_t n)
+{
+	uint64_t want = vid << VEC_CHUNK_BITS;
+	unsigned char kb[VEC_KEY];
+	MDB_val k = {VEC_KEY, kb}, v;
+	size_t off = 0;
+	int rc;
+	if (vc->ok && vc->at == want) {
+		rc = mdb_cursor_get(vc->c, &k, &v, MDB_GET_CURRENT);
+	} else {
+		put_be64(kb, want);
+		rc = mdb_cursor_get(vc->c, &k, &v, MDB_SET_KEY);
+	}
+	vc->ok = 0;
+	if (rc == MDB_NOTFOUND)
+		return SV_ERR_CORRUPT;
+	while (rc == 0) {
+		uint64_t key;
+		if (k.mv_size != VEC_KEY)
+			return SV_ERR_CORRUPT;
+		key = get_be64(k.mv_data);
+		if (key >> VEC_CHUNK_BITS != vid) {
+			vc->at = key;
+			vc->ok = 1;
+			break;
+		}
+		if (v.mv_size > n - off)
+			return SV_ERR_CORRUPT;
+		memcpy((unsigned char *)out + off, v.mv_data, v.mv_size);
+		off += v.mv_size;
+		rc = mdb_cursor_get(vc->c, &k, &v, MDB_NEXT);
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		return neg(rc);
+	return off == n ? 0 : SV_ERR_CORRUPT;
+}
+
+/* The vector id an items value names (schema 3), or SV_ERR_CORRUPT. */
+static int item_vid(const MDB_val *v, uint64_t *vid)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size != ITEM_LEN || sv_get16(p) != ITEM_FMT)
+		return SV_ERR_CORRUPT;
+	*vid = sv_get64(p + 8);
+	return 0;
+}
+
+/* Delete item key and its vector.  Returns 0, MDB_NOTFOUND, SV_ERR_CORRUPT
+ * or an LMDB code. */
+static int item_remove(sv_store *st, MDB_txn *txn, const MDB_val *key)
+{
+	MDB_val k = *key, v;
+	MDB_cursor *c;
+	uint64_t vid;
+	int rc = mdb_get(txn, st->items, &k, &v);
+	if (rc)
+		return rc;
+	rc = item_vid(&v, &vid);
+	if (rc)
+		return rc;
+	rc = mdb_del(txn, st->items, &k, NULL);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, st->vecs, &c);
+	if (rc)
+		return rc;
+	rc = vec_del(c, vid);
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* The next vector id: one past the last stored (1 in an empty store). */
+static int vec_next_id(sv_store *st, MDB_txn *txn, uint64_t *out)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, st->vecs, &c);
+	if (rc)
+		return neg(rc);
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND) {
+		*out = 1;
+		return 0;
+	}
+	if (rc || k.mv_size != VEC_KEY)
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	*out = (get_be64(k.mv_data) >> VEC_CHUNK_BITS) + 1;
+	return 0;
 }
 
 /* ---- checkpoint records ----
@@ -483,7 +683,7 @@ static int ref_drop(sv_store *st, MDB_txn *txn, const void *id, size_t len)
 	}
 	rc = mdb_del(txn, st->refs, &k, NULL);
 	if (rc == 0)
-		rc = mdb_del(txn, st->items, &k, NULL);
+		rc = item_remove(st, txn, &k);
 	return rc == MDB_NOTFOUND ? 0 : neg(rc);
 }
 
@@ -840,7 +1040,7 @@ static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
 		{
 			unsigned char m[META_LEN];
 			memcpy(m, v.mv_data, META_LEN);
-			sv_put32(m + 4, SV_STORE_SCHEMA);
+			sv_put32(m + 4, 2);
 			v.mv_size = META_LEN;
 			v.mv_data = m;
 			rc = mdb_put(txn, st->meta, &(MDB_val){4, (void *)"meta"}, &v, 0);
@@ -880,7 +1080,117 @@ static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
 	return neg(mdb_put(txn, st->meta, &pk, &v, 0));
 }
 
-static int migrate_v1(sv_store *st, char *err, size_t errlen)
+/* ---- schema 2 -> 3 ----
+ *
+ * Schema 3 moved the vectors out of the items values (one 4 KB overflow
+ * page each) into the vecs database.  At open each item of a schema-2
+ * store gets a vector id, in id order, its vector appended under it and
+ * its value rewritten, MIGRATE_ITEMS items a commit, resumable (meta
+ * "migrate_item" holds the last id done).  The overflow pages freed by one
+ * commit take the vector records of the next. */
+#define MIGRATE_ITEMS 4096
+
+static int set_schema(sv_store *st, MDB_txn *txn, uint32_t schema)
+{
+	MDB_val k = {4, (void *)"meta"}, v;
+	unsigned char m[META_LEN];
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc || v.mv_size < META_LEN)
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	memcpy(m, v.mv_data, META_LEN);
+	sv_put32(m + 4, schema);
+	v.mv_size = META_LEN;
+	v.mv_data = m;
+	return neg(mdb_put(txn, st->meta, &k, &v, 0));
+}
+
+static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
+{
+	MDB_val pk = {12, (void *)"migrate_item"}, k, v;
+	unsigned char key[SV_STORE_ID_MAX], rec[ITEM_LEN];
+	size_t klen = 0, n = 0, bytes = (size_t)st->d_in * sizeof(float);
+	MDB_cursor *c = NULL, *vc = NULL;
+	uint64_t vid;
+	float *x = malloc(bytes);
+	int rc = x ? mdb_get(txn, st->meta, &pk, &v) : -ENOMEM;
+
+	if (rc == 0 && v.mv_size >= 1 && v.mv_size <= SV_STORE_ID_MAX) {
+		klen = v.mv_size;
+		memcpy(key, v.mv_data, klen);
+	} else if (rc != MDB_NOTFOUND) {
+		rc = rc ? neg(rc) : SV_ERR_CORRUPT;
+		goto out;
+	}
+	rc = vec_next_id(st, txn, &vid);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, st->items, &c);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, st->vecs, &vc);
+	if (rc)
+		goto out;
+	if (klen) { /* after the last id done */
+		k.mv_size = klen;
+		k.mv_data = key;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == klen && memcmp(k.mv_data, key, klen) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	} else {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	}
+	while (rc == 0 && n < MIGRATE_ITEMS) {
+		const unsigned char *p = v.mv_data;
+		if (k.mv_size < 1 || k.mv_size > SV_STORE_ID_MAX || v.mv_size != ITEM_HDR + bytes ||
+		    sv_get16(p) != FMT || sv_get32(p + 4) != st->d_in) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		klen = k.mv_size;
+		memcpy(key, k.mv_data, klen);
+		memcpy(x, p + ITEM_HDR, bytes);
+		sv_put16(rec, ITEM_FMT);
+		sv_put16(rec + 2, sv_get16(p + 2));
+		sv_put32(rec + 4, st->d_in);
+		sv_put64(rec + 8, vid);
+		rc = vec_put(st, vc, vid, x, bytes);
+		if (rc == 0) {
+			k.mv_size = klen;
+			k.mv_data = key;
+			v.mv_size = ITEM_LEN;
+			v.mv_data = rec;
+			rc = mdb_put(txn, st->items, &k, &v, 0);
+		}
+		if (rc == 0) { /* on from the id just rewritten */
+			vid++;
+			n++;
+			k.mv_size = klen;
+			k.mv_data = key;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+			if (rc == 0)
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+	}
+	if (rc == MDB_NOTFOUND) { /* every item done */
+		rc = set_schema(st, txn, 3);
+		if (rc == 0)
+			rc = mdb_del(txn, st->meta, &pk, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		*done = rc == 0;
+	} else if (rc == 0) {
+		v.mv_size = klen;
+		v.mv_data = key;
+		rc = mdb_put(txn, st->meta, &pk, &v, 0);
+	}
+out:
+	mdb_cursor_close(vc);
+	mdb_cursor_close(c);
+	free(x);
+	return neg(rc);
+}
+
+/* Run step in commits until it says done, growing the map when a commit
+ * does not fit. */
+static int migrate_run(sv_store *st, int (*step)(sv_store *, MDB_txn *, int *))
 {
 	int done = 0, rc = 0;
 	while (!done) {
@@ -888,7 +1198,7 @@ static int migrate_v1(sv_store *st, char *err, size_t errlen)
 		rc = begin_write(st, &txn);
 		if (rc)
 			break;
-		rc = migrate_chunk(st, txn, &done);
+		rc = step(st, txn, &done);
 		if (rc == 0)
 			rc = neg(mdb_txn_commit(txn));
 		else
@@ -900,9 +1210,20 @@ static int migrate_v1(sv_store *st, char *err, size_t errlen)
 		if (rc)
 			break;
 	}
+	return rc;
+}
+
+/* Bring a schema-1 or -2 store (st->migrate) to SV_STORE_SCHEMA. */
+static int migrate(sv_store *st, char *err, size_t errlen)
+{
+	int rc = 0;
+	if (st->migrate == 1)
+		rc = migrate_run(st, migrate_chunk);
+	if (rc == 0)
+		rc = migrate_run(st, migrate_items_chunk);
 	if (rc)
-		say(err, errlen, "bringing the store from schema 1 to %d: %s", SV_STORE_SCHEMA,
-		    sv_strerror(rc));
+		say(err, errlen, "bringing the store from schema %d to %d: %s", st->migrate,
+		    SV_STORE_SCHEMA, sv_strerror(rc));
 	st->migrate = 0;
 	return rc;
 }
@@ -1091,8 +1412,13 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 			goto fail;
 		}
 	}
+	if (rc == 0) {
+		MDB_stat ms;
+		mdb_env_stat(st->env, &ms);
+		st->vec_chunks = vec_layout(ms.ms_psize, (size_t)st->d_in * sizeof(float));
+	}
 	if (rc == 0 && st->migrate)
-		rc = migrate_v1(st, err, errlen);
+		rc = migrate(st, err, errlen);
 	if (rc)
 		goto fail;
 	st->errmsg[0] = 0;
@@ -1325,7 +1651,8 @@ static int load_counters(sv_store_txn *t)
 		t->next_version = 1;
 	else
 		return rc ? neg(rc) : SV_ERR_CORRUPT;
-	return 0;
+	/* from the committed state alone: a replayed group gives out the same ids */
+	return vec_next_id(st, t->txn, &t->next_vec);
 }
 
 int sv_store_txn_begin(sv_store *st, sv_store_txn **out)
@@ -1357,6 +1684,51 @@ int sv_store_txn_begin(sv_store *st, sv_store_txn **out)
 	return 0;
 }
 
+/* a: the id; b: the buffered record (ITEM_HDR: fmt, flags, dim; then the
+ * floats).  The items value is put first, without overwriting: one descent
+ * tells a new id from one stored (ITEM_NEW stops there, writing nothing);
+ * a replaced item's old vector is deleted.  Then the vector is appended
+ * under the next vector id. */
+static int apply_item_put(sv_store_txn *t, int only_new, const void *a, size_t alen,
+                          const unsigned char *b, size_t blen)
+{
+	sv_store *st = t->st;
+	unsigned char rec[ITEM_LEN];
+	MDB_val k = {alen, (void *)a}, v = {ITEM_LEN, rec};
+	MDB_cursor *c;
+	uint64_t old;
+	int rc, stored;
+
+	sv_put16(rec, ITEM_FMT);
+	sv_put16(rec + 2, sv_get16(b + 2));
+	sv_put32(rec + 4, sv_get32(b + 4));
+	sv_put64(rec + 8, t->next_vec);
+	rc = mdb_put(t->txn, st->items, &k, &v, MDB_NOOVERWRITE);
+	stored = rc == MDB_KEYEXIST; /* and v is the stored value */
+	if (stored && only_new)
+		return SV_ERR_DUPLICATE;
+	if (rc && !stored)
+		return rc;
+	rc = mdb_cursor_open(t->txn, st->vecs, &c);
+	if (rc)
+		return rc;
+	if (stored) {
+		rc = item_vid(&v, &old);
+		if (rc == 0)
+			rc = vec_del(c, old);
+		v.mv_size = ITEM_LEN;
+		v.mv_data = rec;
+		if (rc == 0)
+			rc = mdb_put(t->txn, st->items, &k, &v, 0);
+	}
+	if (rc == 0)
+		rc = vec_put(st, c, t->next_vec, b + ITEM_HDR, blen - ITEM_HDR);
+	mdb_cursor_close(c);
+	if (rc == 0)
+		t->next_vec++;
+	return rc;
+}
+
 /* Apply one operation to t->txn.  Nonfatal outcomes: SV_ERR_DUPLICATE,
  * SV_ERR_STALE and SV_ERR_NOTFOUND (nothing written).  *res gets the seq /
  * version / count. */
@@ -1371,17 +1743,11 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 	switch (kind) {
 	case OP_KIND_ITEM_PUT:
 	case OP_KIND_ITEM_NEW:
-		k.mv_size = alen;
-		k.mv_data = (void *)a;
-		v.mv_size = blen;
-		v.mv_data = (void *)b;
-		rc = mdb_put(t->txn, st->items, &k, &v,
-		             kind == OP_KIND_ITEM_NEW ? MDB_NOOVERWRITE : 0);
-		return rc == MDB_KEYEXIST ? SV_ERR_DUPLICATE : rc;
+		return apply_item_put(t, kind == OP_KIND_ITEM_NEW, a, alen, b, blen);
 	case OP_KIND_ITEM_DEL:
 		k.mv_size = alen;
 		k.mv_data = (void *)a;
-		rc = mdb_del(t->txn, st->items, &k, NULL);
+		rc = item_remove(st, t->txn, &k);
 		return rc == MDB_NOTFOUND ? SV_ERR_NOTFOUND : rc;
 	case OP_KIND_PAIR:
 		/* a: the pair record, b: the client key (may be empty).  The
@@ -1839,49 +2205,73 @@ void sv_store_read_end(sv_store_read *r)
 {
 	if (!r)
 		return;
+	if (r->vc.c)
+		mdb_cursor_close(r->vc.c);
 	mdb_txn_abort(r->txn);
 	pthread_rwlock_unlock(&r->st->map_lock);
+	free(r->walk_buf);
 	for (size_t i = 0; i < r->nbufs; i++)
 		free(r->bufs[i]);
 	free(r->bufs);
 	free(r);
 }
 
-int sv_store_item_view(sv_store_read *r, const void *id, size_t len, struct sv_store_item *out)
+/* The item value of id: dim, flags and vector id.  Returns 0,
+ * SV_ERR_NOTFOUND, SV_ERR_CORRUPT or an LMDB code. */
+static int item_head(sv_store_read *r, const void *id, size_t len, struct sv_store_item *out,
+                     uint64_t *vid)
 {
 	MDB_val k = {len, (void *)id}, v;
-	const unsigned char *p;
-	int rc;
-	if (!r || !id || !out || len < 1 || len > SV_STORE_ID_MAX)
-		return -EINVAL;
-	rc = mdb_get(r->txn, r->st->items, &k, &v);
+	int rc = mdb_get(r->txn, r->st->items, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return SV_ERR_NOTFOUND;
 	if (rc)
 		return neg(rc);
-	p = v.mv_data;
-	if (v.mv_size < ITEM_HDR || sv_get16(p) != FMT ||
-	    v.mv_size != ITEM_HDR + (size_t)sv_get32(p + 4) * sizeof(float))
-		return SV_ERR_CORRUPT;
-	out->flags = sv_get16(p + 2);
-	out->dim = sv_get32(p + 4);
-	out->vec = p + ITEM_HDR;
+	rc = item_vid(&v, vid);
+	if (rc)
+		return rc;
+	out->flags = sv_get16((const unsigned char *)v.mv_data + 2);
+	out->dim = sv_get32((const unsigned char *)v.mv_data + 4);
+	out->vec = NULL;
+	return out->dim == r->st->d_in ? 0 : SV_ERR_CORRUPT;
+}
+
+/* Copy vector vid (dim floats) into out through the reader's cursor. */
+static int read_vec(sv_store_read *r, uint64_t vid, uint32_t dim, float *out)
+{
+	if (!r->vc.c) {
+		int rc = mdb_cursor_open(r->txn, r->st->vecs, &r->vc.c);
+		if (rc)
+			return neg(rc);
+	}
+	return vec_read(&r->vc, vid, out, (size_t)dim * sizeof(float));
+}
+
+int sv_store_item_read(sv_store_read *r, const void *id, size_t len, float *vec,
+                       struct sv_store_item *out)
+{
+	struct sv_store_item it;
+	uint64_t vid;
+	int rc;
+	if (!r || !id || (!vec && !out) || len < 1 || len > SV_STORE_ID_MAX)
+		return -EINVAL;
+	rc = item_head(r, id, len, &it, &vid);
+	if (rc == 0 && vec)
+		rc = read_vec(r, vid, it.dim, vec);
+	if (rc)
+		return rc;
+	if (out) {
+		*out = it;
+		out->vec = vec;
+	}
 	return 0;
 }
 
 int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out)
 {
-	struct sv_store_item it;
-	int rc;
 	if (!out)
 		return -EINVAL;
-	rc = sv_store_item_view(r, id, len, &it);
-	if (rc)
-		return neg(rc);
-	if (it.dim != r->st->d_in)
-		return SV_ERR_CORRUPT;
-	memcpy(out, it.vec, (size_t)it.dim * sizeof(float));
-	return 0;
+	return sv_store_item_read(r, id, len, out, NULL);
 }
 
 static int item_walk(sv_store_read *r,
@@ -1893,29 +2283,39 @@ static int item_walk(sv_store_read *r,
 	int rc, op = MDB_FIRST, mine = 0;
 	if (!r || !fn)
 		return -EINVAL;
+	if (!r->walk_buf) {
+		r->walk_buf = malloc((size_t)r->st->d_in * sizeof(float));
+		if (!r->walk_buf)
+			return -ENOMEM;
+	}
 	rc = mdb_cursor_open(r->txn, r->st->items, &c);
 	if (rc)
 		return neg(rc);
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		const unsigned char *p = v.mv_data;
 		struct sv_store_item it;
+		uint64_t vid;
 		op = MDB_NEXT;
 		if (stored_only && sv_store_id_reserved(k.mv_data, k.mv_size)) {
 			/* every inline id sorts between "~v" and "~w": one seek past
-			 * them, none of their pages read */
+			 * them, none of their vectors read */
 			k.mv_data = (void *)"~w";
 			k.mv_size = 2;
 			op = MDB_SET_RANGE;
 			continue;
 		}
-		if (v.mv_size < ITEM_HDR || sv_get16(p) != FMT ||
-		    v.mv_size != ITEM_HDR + (size_t)sv_get32(p + 4) * sizeof(float)) {
+		rc = item_vid(&v, &vid);
+		if (rc == 0 && sv_get32(p + 4) != r->st->d_in)
 			rc = SV_ERR_CORRUPT;
+		/* items written in id order have their vectors in that order
+		 * too: the vector cursor then steps on without a descent */
+		if (rc == 0)
+			rc = read_vec(r, vid, r->st->d_in, r->walk_buf);
+		if (rc)
 			break;
-		}
 		it.flags = sv_get16(p + 2);
-		it.dim = sv_get32(p + 4);
-		it.vec = p + ITEM_HDR;
+		it.dim = r->st->d_in;
+		it.vec = r->walk_buf;
 		rc = fn(ctx, k.mv_data, k.mv_size, &it);
 		if (rc) {
 			mine = 1;
@@ -2427,4 +2827,107 @@ void sv_store_set_dedup_depth(sv_store *st, uint32_t n)
 {
 	if (st != NULL)
 		st->dedup_depth = n ? n : 1;
+}
+
+/* ---- consistency of items and vectors ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int sv_store_vec_check(sv_store_read *r, struct sv_store_vec_check *out)
+{
+	struct sv_store_vec_check ck;
+	MDB_stat ms;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	uint64_t *vids = NULL, cur = 0, n = 0, bytes = 0, want = 0;
+	size_t cap = 0, i;
+	unsigned char *seen = NULL;
+	int rc, have = 0;
+
+	if (!r || !out)
+		return -EINVAL;
+	memset(&ck, 0, sizeof ck);
+	want = (uint64_t)r->st->d_in * sizeof(float);
+	rc = neg(mdb_stat(r->txn, r->st->items, &ms));
+	if (rc)
+		return rc;
+	cap = ms.ms_entries;
+	vids = malloc((cap ? cap : 1) * sizeof *vids);
+	seen = calloc(cap ? cap : 1, 1);
+	if (!vids || !seen) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = mdb_cursor_open(r->txn, r->st->items, &c);
+	while (rc == 0 && (rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		uint64_t vid;
+		if (n == cap || item_vid(&v, &vid) ||
+		    sv_get32((const unsigned char *)v.mv_data + 4) != r->st->d_in) {
+			ck.bad_items++;
+			continue;
+		}
+		vids[n++] = vid;
+	}
+	mdb_cursor_close(c);
+	c = NULL;
+	if (rc != MDB_NOTFOUND)
+		goto out;
+	ck.items = n + ck.bad_items;
+	qsort(vids, n, sizeof *vids, cmp_u64);
+	for (i = 1; i < n; i++)
+		ck.shared += vids[i] == vids[i - 1];
+	/* each run of records with one vector id: named by an item, whole */
+	rc = mdb_cursor_open(r->txn, r->st->vecs, &c);
+	for (;;) {
+		uint64_t key = 0;
+		int more = rc == 0 && (rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0;
+		if (more) {
+			if (k.mv_size != VEC_KEY) {
+				ck.bad_records++;
+				continue;
+			}
+			key = get_be64(k.mv_data);
+			ck.records++;
+		}
+		if (have && (!more || key >> VEC_CHUNK_BITS != cur)) {
+			uint64_t *hit = bsearch(&cur, vids, n, sizeof *vids, cmp_u64);
+			ck.vectors++;
+			if (!hit)
+				ck.orphans++;
+			else if (bytes != want)
+				ck.bad_vectors++;
+			else {
+				while (hit > vids && hit[-1] == cur)
+					hit--;
+				for (; hit < vids + n && *hit == cur; hit++)
+					seen[hit - vids] = 1;
+			}
+			have = 0;
+		}
+		if (!more)
+			break;
+		if (!have) {
+			cur = key >> VEC_CHUNK_BITS;
+			bytes = 0;
+			have = 1;
+			if ((key & (((uint64_t)1 << VEC_CHUNK_BITS) - 1)) != 0)
+				ck.bad_vectors++; /* its first record is missing */
+		}
+		bytes += v.mv_size;
+	}
+	if (rc != MDB_NOTFOUND)
+		goto out;
+	rc = 0;
+	for (i = 0; i < n; i++)
+		ck.missing += !seen[i];
+	*out = ck;
+out:
+	mdb_cursor_close(c);
+	free(seen);
+	free(vids);
+	return neg(rc);
 }

@@ -78,7 +78,6 @@ static int all_finite(const float *x, size_t n)
 }
 
 #define INDEX_AHEAD 8 /* ids hashed and their slots prefetched ahead */
-#define LOAD_AHEAD 4  /* vectors prefetched ahead of their copy (a rebuild) */
 
 static uint32_t hash_id(const uint8_t *id, size_t len)
 {
@@ -470,33 +469,22 @@ int sv_topk_cache_reserve(struct sv_topk_cache *c, size_t items)
 
 struct load {
 	struct sv_topk_cache *c;
-	float *X;
-	const void *vec[SV_TOPK_LOAD_ROWS]; /* in the map, valid while the read lasts */
-	const uint8_t *ids[SV_TOPK_LOAD_ROWS];
+	float *X; /* SV_TOPK_LOAD_ROWS x d_in: the vectors walked, copied */
+	const uint8_t *ids[SV_TOPK_LOAD_ROWS]; /* in the map, valid while the read lasts */
 	size_t lens[SV_TOPK_LOAD_ROWS];
 	size_t n;
 };
 
-/* Copy the chunk's vectors out of the map, then project them.  The walk
- * only gathered pointers: each vector sits on a page of its own, so the
- * copy asks for a few vectors ahead while it copies one, and the misses on
- * their first lines overlap instead of stalling one after another. */
+/* Project the rows gathered. */
 static int load_flush(struct load *f)
 {
-	size_t d = f->c->d_in, bytes = d * sizeof(float);
-	int rc;
-
-	for (size_t i = 0; i < f->n; i++) {
-		if (i + LOAD_AHEAD < f->n)
-			for (size_t o = 0; o < bytes && o < 256; o += 64)
-				__builtin_prefetch((const char *)f->vec[i + LOAD_AHEAD] + o);
-		memcpy(f->X + i * d, f->vec[i], bytes);
-	}
-	rc = f->n > 0 ? sv_topk_cache_add(f->c, f->X, f->n, f->ids, f->lens) : 0;
+	int rc = f->n > 0 ? sv_topk_cache_add(f->c, f->X, f->n, f->ids, f->lens) : 0;
 	f->n = 0;
 	return rc;
 }
 
+/* The walk hands each vector in the reader's buffer, for this call only:
+ * copy it to its row. */
 static int load_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
 {
 	struct load *f = ctx;
@@ -504,7 +492,7 @@ static int load_item(void *ctx, const void *id, size_t len, const struct sv_stor
 	if ((it->flags & SV_STORE_ITEM_INLINE) || it->dim != f->c->d_in || len == 0 ||
 	    len > SV_TOPK_ID_MAX)
 		return 0;
-	f->vec[f->n] = it->vec;
+	memcpy(f->X + f->n * f->c->d_in, it->vec, (size_t)f->c->d_in * sizeof(float));
 	f->ids[f->n] = id;
 	f->lens[f->n] = len;
 	return ++f->n == SV_TOPK_LOAD_ROWS ? load_flush(f) : 0;

@@ -109,6 +109,27 @@ static void check_item(sv_store_read *r, uint32_t k)
 	cr_assert_eq(memcmp(x, y, sizeof x), 0, "item %u differs", k);
 }
 
+/* Items and vector records agree: every item's vector whole, no vector
+ * left behind by a replace or a delete; n items. */
+static void vecs_agree(sv_store *st, uint64_t n)
+{
+	struct sv_store_vec_check ck;
+	sv_store_read *r;
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_vec_check(r, &ck), 0);
+	sv_store_read_end(r);
+	cr_assert_eq(ck.items, n, "items %llu, expected %llu", (unsigned long long)ck.items,
+	             (unsigned long long)n);
+	cr_assert_eq(ck.vectors, n, "vectors %llu for %llu items", (unsigned long long)ck.vectors,
+	             (unsigned long long)n);
+	cr_assert_eq(ck.bad_items + ck.shared + ck.missing + ck.orphans + ck.bad_vectors +
+	                 ck.bad_records,
+	             0, "bad items %llu, shared %llu, missing %llu, orphans %llu, bad %llu/%llu",
+	             (unsigned long long)ck.bad_items, (unsigned long long)ck.shared,
+	             (unsigned long long)ck.missing, (unsigned long long)ck.orphans,
+	             (unsigned long long)ck.bad_vectors, (unsigned long long)ck.bad_records);
+}
+
 Test(store, item_put_get_delete_roundtrip)
 {
 	struct sv_store_opts o = opts(D_IN, D_OUT);
@@ -123,9 +144,18 @@ Test(store, item_put_get_delete_roundtrip)
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
 	for (uint32_t k = 0; k < 10; k++)
 		check_item(r, k);
-	cr_assert_eq(sv_store_item_view(r, "item-3", 6, &it), 0);
+	cr_assert_eq(sv_store_item_read(r, "item-3", 6, NULL, &it), 0);
 	cr_assert_eq(it.dim, D_IN);
 	cr_assert_eq(it.flags, 3);
+	cr_assert_null(it.vec);
+	cr_assert_eq(sv_store_item_read(r, "item-4", 6, y, &it), 0);
+	cr_assert_eq(it.flags, 4);
+	cr_assert_eq(it.vec, y);
+	fill(x, D_IN, 4);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0);
+	cr_assert_eq(sv_store_item_read(r, "item-4", 6, NULL, NULL), -EINVAL);
+	cr_assert_eq(sv_store_item_read(r, "nope", 4, y, &it), SV_ERR_NOTFOUND);
+	cr_assert_eq(sv_store_item_get(r, "item-4", 6, NULL), -EINVAL);
 	cr_assert_eq(sv_store_item_get(r, "nope", 4, y), SV_ERR_NOTFOUND);
 	cr_assert_eq(sv_store_item_get(r, "item-1", 0, y), -EINVAL);
 	cr_assert_eq(sv_store_item_get(r, NULL, 3, y), -EINVAL);
@@ -149,11 +179,12 @@ Test(store, item_put_get_delete_roundtrip)
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
 	cr_assert_eq(sv_store_item_get(r, "item-1", 6, y), 0);
 	cr_assert_eq(memcmp(x, y, sizeof x), 0);
-	cr_assert_eq(sv_store_item_view(r, "item-1", 6, &it), 0);
+	cr_assert_eq(sv_store_item_read(r, "item-1", 6, NULL, &it), 0);
 	cr_assert_eq(it.flags, 7);
 	cr_assert_eq(sv_store_item_get(r, "item-2", 6, y), SV_ERR_NOTFOUND);
 	cr_assert_eq(sv_store_item_get(r, id255, 255, y), 0);
 	sv_store_read_end(r);
+	vecs_agree(st, 10); /* item-1's old vector and item-2's went */
 	sv_store_close(st);
 
 	/* survives reopen; aborted group leaves nothing */
@@ -206,7 +237,7 @@ Test(store, item_put_new_writes_only_new_ids)
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
 	cr_assert_eq(sv_store_item_get(r, "~v1", 3, y), 0);
 	cr_assert_eq(memcmp(x, y, sizeof x), 0, "an existing id was overwritten");
-	cr_assert_eq(sv_store_item_view(r, "~v1", 3, &it), 0);
+	cr_assert_eq(sv_store_item_read(r, "~v1", 3, NULL, &it), 0);
 	cr_assert_eq(it.flags, 1);
 	cr_assert_eq(sv_store_item_get(r, "~v2", 3, y), 0);
 	cr_assert_eq(memcmp(x, y, sizeof x), 0);
@@ -233,7 +264,132 @@ Test(store, item_put_new_writes_only_new_ids)
 	cr_assert_eq(sv_store_item_get(r, "~v1", 3, y), 0);
 	cr_assert_eq(memcmp(x, y, sizeof x), 0);
 	sv_store_read_end(r);
+	vecs_agree(st, 402);
 	sv_store_close(st);
+}
+
+/* Replacing and deleting in a group that outgrows the map: the group is
+ * applied again on a grown map and gives out the same vector ids, so what
+ * is committed is what the calls saw; the vectors replaced go. */
+Test(store, replayed_group_replaces_and_deletes_vectors_alike)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st;
+	sv_store_read *r;
+	sv_store_txn *t;
+	float x[D_IN];
+	char id[32];
+
+	o.map_size = 64 << 10;
+	st = open_ok(&o);
+	put_items(st, 0, 10);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t k = 0; k < 600; k++) { /* several growths */
+		uint32_t j = k % 40; /* each of 40 ids put 15 times */
+		fill(x, D_IN, 1000 + k);
+		cr_assert_eq(sv_store_item_put(t, id, (size_t)item_id(id, j), x, 0), 0);
+		if (k % 7 == 0)
+			cr_assert_eq(sv_store_item_del(t, id, (size_t)item_id(id, j)), 0);
+	}
+	cr_assert_eq(sv_store_txn_commit(t), 0, "%s", sv_store_errmsg(st));
+	cr_assert_gt(sv_store_map_size(st), 64u << 10);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	for (uint32_t j = 0; j < 40; j++) {
+		uint32_t last = 560 + j; /* the last k with k % 40 == j */
+		float y[D_IN];
+		int rc = sv_store_item_get(r, id, (size_t)item_id(id, j), y);
+		if (last % 7 == 0) {
+			cr_assert_eq(rc, SV_ERR_NOTFOUND, "item %u", j);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "item %u", j);
+		fill(x, D_IN, 1000 + last);
+		cr_assert_eq(memcmp(x, y, sizeof x), 0, "item %u", j);
+	}
+	sv_store_read_end(r);
+	vecs_agree(st, 40 - 6); /* 560..599 holds 6 multiples of 7 */
+	sv_store_close(st);
+}
+
+struct walk_dims {
+	uint32_t d, seen;
+};
+
+static int walk_dims_one(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct walk_dims *w = ctx;
+	uint32_t k = (uint32_t)strtoul((const char *)id + 1, NULL, 10);
+	float *x = malloc(w->d * sizeof(float));
+	int same;
+	cr_assert_eq(len, 7);
+	cr_assert_eq(k, w->seen, "walk in id order");
+	cr_assert_eq(it->dim, w->d);
+	cr_assert_eq(it->flags, (uint16_t)k);
+	fill(x, w->d, k);
+	same = memcmp(x, it->vec, w->d * sizeof(float)) == 0;
+	free(x);
+	cr_assert(same, "d %u item %u", w->d, k);
+	w->seen++;
+	return 0;
+}
+
+/* Vectors of any d_in: one record when small, several when large, each
+ * read back bit for bit, by id and by a walk, whatever order they were
+ * written in; and 784 floats take within 1.1x of their bytes. */
+static void roundtrip_dims(uint32_t d, uint32_t n, int reverse)
+{
+	struct sv_store_opts o = opts(d, 1);
+	struct sv_store_stat s;
+	float *x = malloc(d * sizeof(float)), *y = malloc(d * sizeof(float));
+	sv_store *st;
+	sv_store_read *r;
+	sv_store_txn *t;
+	char id[32];
+	uint32_t seen = 0;
+
+	cr_assert(x && y);
+	tmpdir_remove(dir);
+	setup();
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t k = reverse ? n - 1 - i : i;
+		fill(x, d, k);
+		cr_assert_eq(sv_store_item_put(t, id, (size_t)snprintf(id, sizeof id, "i%06u", k), x,
+		                               (uint16_t)k),
+		             0);
+	}
+	cr_assert_eq(sv_store_txn_commit(t), 0, "%s", sv_store_errmsg(st));
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	/* out of order, and each twice: the reader's cursor is never stale */
+	for (uint32_t i = 0; i < n; i += 1 + i % 3) {
+		uint32_t k = (i * 7919u) % n;
+		for (int twice = 0; twice < 2; twice++) {
+			cr_assert_eq(sv_store_item_get(r, id, (size_t)snprintf(id, sizeof id, "i%06u", k),
+			                               y),
+			             0);
+			fill(x, d, k);
+			cr_assert_eq(memcmp(x, y, d * sizeof(float)), 0, "d %u item %u", d, k);
+		}
+	}
+	cr_assert_eq(sv_store_stat(r, &s), 0);
+	sv_store_read_end(r);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	{
+		struct walk_dims w = {d, 0};
+		cr_assert_eq(sv_store_item_walk(r, walk_dims_one, &w), 0);
+		seen = w.seen;
+	}
+	sv_store_read_end(r);
+	cr_assert_eq(seen, n);
+	vecs_agree(st, n);
+	if (d == D_IN && n >= 2000) {
+		double per = (double)s.used_bytes / n, raw = d * 4.0;
+		cr_assert_leq(per, 1.1 * raw, "%.0f bytes a vector of %.0f", per, raw);
+	}
+	sv_store_close(st);
+	free(x);
+	free(y);
 }
 
 struct walk_ctx {
@@ -258,6 +414,16 @@ static int walk_one(void *ctx, const void *id, size_t len, const struct sv_store
 		cr_assert_lt(strcmp(w->last, want), 0, "walk not in id order");
 	memcpy(w->last, want, len + 1);
 	return ++w->n == w->stop_at ? 42 : 0;
+}
+
+Test(store, vectors_of_any_dim_roundtrip)
+{
+	roundtrip_dims(1, 300, 0);
+	roundtrip_dims(64, 2000, 1);
+	roundtrip_dims(D_IN, 2000, 0);
+	roundtrip_dims(D_IN, 500, 1);
+	roundtrip_dims(1000, 300, 1); /* 4,000 bytes: in pieces of another size */
+	roundtrip_dims(40000, 20, 0); /* 160 KB a vector */
 }
 
 Test(store, item_walk_in_id_order)
@@ -622,9 +788,9 @@ Test(store, map_grows_from_tiny_initial_size)
 	st = open_ok(&o);
 	cr_assert_eq(sv_store_map_size(st), 64 << 10);
 	for (uint32_t g = 0; g < 4; g++)
-		put_items(st, g * 300, 300); /* ~3.8 MB in all */
+		put_items(st, g * 300, 300); /* 3.8 MB of floats in all */
 	checkpoint(st, 1, 1);
-	cr_assert_gt(sv_store_map_size(st), 4u << 20);
+	cr_assert_gt(sv_store_map_size(st), 2u << 20);
 	cr_assert_leq(sv_store_map_size(st), 64u << 20);
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
 	for (uint32_t k = 0; k < 1200; k += 7)
@@ -732,7 +898,7 @@ Test(store, refuses_other_dims_schema_and_settings)
 	o = opts(D_IN, D_OUT);
 	cr_assert_eq(sv_store_open(&st2, &o, err, sizeof err), SV_ERR_STORE_SCHEMA);
 	cr_assert_not_null(strstr(err, "schema 99"), "%s", err);
-	cr_assert_not_null(strstr(err, "schema 2"), "%s", err);
+	cr_assert_not_null(strstr(err, "schema 3"), "%s", err);
 }
 
 Test(store, bad_options_and_new_store_without_dims)
@@ -1458,7 +1624,7 @@ static int has_item(sv_store *st, const char *id)
 	struct sv_store_item it;
 	int rc;
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
-	rc = sv_store_item_view(r, id, strlen(id), &it);
+	rc = sv_store_item_read(r, id, strlen(id), NULL, &it);
 	sv_store_read_end(r);
 	return rc == 0;
 }
@@ -1687,6 +1853,166 @@ Test(store, a_full_map_can_still_be_trimmed)
 	sv_store_close(st);
 }
 
+/* Put the items of a schema-3 store back in the schema-2 layout (store.h):
+ * each items value u16 fmt=1, u16 flags, u32 dim, float32[dim], built
+ * from its vector's records; the vecs database dropped. */
+static void items_to_schema_2(MDB_txn *txn)
+{
+	static unsigned char rec[8 + 4 * 40000];
+	static struct {
+		unsigned char id[SV_STORE_ID_MAX];
+		size_t len;
+		unsigned char val[16];
+	} it[20000];
+	size_t n_it = 0;
+	MDB_dbi items, vecs;
+	MDB_cursor *c, *vc;
+	MDB_val k, v;
+	int rc;
+
+	cr_assert_eq(mdb_dbi_open(txn, "items", 0, &items), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "vecs", 0, &vecs), 0);
+	cr_assert_eq(mdb_cursor_open(txn, items, &c), 0);
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		cr_assert_lt(n_it, sizeof it / sizeof it[0]);
+		cr_assert_eq(v.mv_size, 16);
+		memcpy(it[n_it].id, k.mv_data, k.mv_size);
+		it[n_it].len = k.mv_size;
+		memcpy(it[n_it].val, v.mv_data, 16);
+		n_it++;
+	}
+	cr_assert_eq(rc, MDB_NOTFOUND);
+	mdb_cursor_close(c);
+	cr_assert_eq(mdb_cursor_open(txn, vecs, &vc), 0);
+	for (size_t i = 0; i < n_it; i++) {
+		uint16_t fmt, flags;
+		uint32_t dim;
+		uint64_t vid, first;
+		unsigned char kb[8];
+		MDB_val vk = {8, kb}, vv;
+		size_t n = 8;
+
+		memcpy(&fmt, it[i].val, 2);
+		memcpy(&flags, it[i].val + 2, 2);
+		memcpy(&dim, it[i].val + 4, 4);
+		memcpy(&vid, it[i].val + 8, 8);
+		cr_assert_eq(fmt, 2);
+		cr_assert_leq(dim, 40000);
+		first = __builtin_bswap64(vid << 16);
+		memcpy(kb, &first, 8);
+		for (rc = mdb_cursor_get(vc, &vk, &vv, MDB_SET_KEY); rc == 0;
+		     rc = mdb_cursor_get(vc, &vk, &vv, MDB_NEXT)) {
+			uint64_t key;
+			memcpy(&key, vk.mv_data, 8);
+			if (__builtin_bswap64(key) >> 16 != vid)
+				break;
+			cr_assert_leq(n + vv.mv_size, 8 + 4 * (size_t)dim);
+			memcpy(rec + n, vv.mv_data, vv.mv_size);
+			n += vv.mv_size;
+		}
+		cr_assert_eq(n, 8 + 4 * (size_t)dim);
+		fmt = 1;
+		memcpy(rec, &fmt, 2);
+		memcpy(rec + 2, &flags, 2);
+		memcpy(rec + 4, &dim, 4);
+		k.mv_size = it[i].len;
+		k.mv_data = it[i].id;
+		v.mv_size = n;
+		v.mv_data = rec;
+		cr_assert_eq(mdb_put(txn, items, &k, &v, 0), 0);
+	}
+	mdb_cursor_close(vc);
+	cr_assert_eq(mdb_drop(txn, vecs, 1), 0);
+}
+
+/* Make the store at path a schema-2 store as a schema-2 build left it. */
+static void downgrade_to_schema_2(void)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	MDB_val k = {4, "meta"}, v;
+	unsigned char rec[64];
+
+	cr_assert_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_mapsize(env, (size_t)1 << 30);
+	cr_assert_eq(mdb_env_open(env, path, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
+	memcpy(rec, v.mv_data, v.mv_size);
+	rec[4] = 2;
+	v.mv_data = rec;
+	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	items_to_schema_2(txn);
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* A schema-2 store (vectors inside the items values) opens as schema 3,
+ * in several commits, every vector and flag as it was; then it behaves as
+ * any: replacing, deleting and trimming free their vectors. */
+Test(store, schema_2_store_moves_its_vectors_at_open)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	sv_store_read *r;
+	sv_store_txn *t;
+	struct sv_store_item it;
+	float x[D_IN], y[D_IN];
+	uint32_t n = 9000; /* more than two migration commits */
+
+	for (uint32_t k = 0; k < n; k += 1000)
+		put_items(st, k, 1000);
+	inline_pairs(st, 1, 20);
+	sv_store_close(st);
+	downgrade_to_schema_2();
+	{
+		/* the fixture is what a schema-2 build reads: one value an item */
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		cr_assert_eq(mdb_env_create(&env), 0);
+		mdb_env_set_maxdbs(env, 8);
+		cr_assert_eq(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+		cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+		cr_assert_eq(mdb_dbi_open(txn, "vecs", 0, &dbi), MDB_NOTFOUND);
+		mdb_txn_abort(txn);
+		mdb_env_close(env);
+	}
+
+	st = open_ok(&o);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	for (uint32_t k = 0; k < n; k++) {
+		char id[32];
+		cr_assert_eq(sv_store_item_read(r, id, (size_t)item_id(id, k), y, &it), 0, "%u", k);
+		fill(x, D_IN, k);
+		cr_assert_eq(memcmp(x, y, sizeof x), 0, "item %u differs", k);
+		cr_assert_eq(it.flags, (uint16_t)k);
+	}
+	cr_assert_eq(sv_store_item_read(r, "~v5", 3, y, &it), 0);
+	cr_assert_eq(it.flags, SV_STORE_ITEM_INLINE);
+	sv_store_read_end(r);
+	vecs_agree(st, n + 21);
+	put_items(st, 0, 10);   /* replaced */
+	put_items(st, n, 10);   /* new, after the migrated ids */
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	cr_assert_eq(sv_store_item_del(t, "item-20", 7), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	checkpoint(st, 1000, 1); /* applied_seq 100000: the rows may go */
+	cr_assert_eq(trim(st, 11, 0, 100), 10);
+	vecs_agree(st, n + 10 - 1 + 21 - 10);
+	sv_store_close(st);
+	st = open_ok(&o); /* now schema 3: opens without migrating */
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	check_item(r, n + 5);
+	check_item(r, 8999);
+	cr_assert_eq(sv_store_item_get(r, "item-20", 7, y), SV_ERR_NOTFOUND);
+	sv_store_read_end(r);
+	sv_store_close(st);
+}
+
 Test(store, schema_1_store_gets_counts_and_windows_at_open)
 {
 	struct sv_store_opts o = opts(D_IN, D_OUT);
@@ -1720,6 +2046,7 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "producers", 0, &dbi), 0);
 	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
+	items_to_schema_2(txn); /* schema 1 kept vectors in the items values too */
 	{
 		/* and the checkpoint as one whole record under an 8-byte key */
 		static unsigned char whole[1 << 17];
@@ -1767,8 +2094,9 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	/* the counts came back: trimming frees exactly the unreferenced */
 	cr_assert_eq(trim(st, 11, 0, 1000), 10);
 	cr_assert(!has_item(st, "~v10") && has_item(st, "~v11"));
+	vecs_agree(st, 21);
 	sv_store_close(st);
-	st = open_ok(&o); /* now schema 2: opens without migrating */
+	st = open_ok(&o); /* now schema 3: opens without migrating */
 	sv_store_close(st);
 }
 

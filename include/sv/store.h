@@ -3,9 +3,11 @@
  * DESIGN
  *
  * The store is one LMDB environment (a directory holding data.mdb and
- * lock.mdb) with seven named databases:
+ * lock.mdb) with eight named databases:
  *
- *   items     id (1..255 arbitrary bytes) -> a feature vector of d_in float32
+ *   items     id (1..255 arbitrary bytes) -> its vector's id (and flags, dim)
+ *   vecs      vector id -> the item's feature vector of d_in float32, in
+ *             records that each fit a leaf page (VECTORS below)
  *   pairs     64-bit log sequence -> one labeled pair (the pair log)
  *   clients   (client id, client sequence) -> log sequence: the recent
  *             sequences of each client (its de-duplication window)
@@ -30,11 +32,14 @@
  * Readers open an sv_store_read (an LMDB read transaction, opened with
  * MDB_NOTLS so any thread may use one, one thread at a time).  A reader sees
  * the store as of its begin, unaffected by later commits.  Every pointer a
- * read function returns is borrowed from the map and is VALID ONLY UNTIL
- * sv_store_read_end on that reader.  Values sit in the map at whatever
- * alignment LMDB gives them, which for float data is often NOT 4-byte
- * aligned: vectors are therefore returned as `const void *` and must be read
- * with memcpy (or copied out with sv_store_item_get / sv_store_model_weights).
+ * read function returns is borrowed from the map (or from a copy the
+ * reader owns) and is VALID ONLY UNTIL sv_store_read_end on that reader.
+ * Values sit in the map at whatever alignment LMDB gives them, which for
+ * float data is often NOT 4-byte aligned: checkpoint weights are returned as
+ * `const void *` and must be read with memcpy (or sv_store_model_weights).
+ * Item vectors are never borrowed: a vector spans several records, so it is
+ * copied into the caller's floats (sv_store_item_get, sv_store_item_read)
+ * or, in a walk, into the reader's buffer for the length of one callback.
  *
  * Growing the map remaps it, which would pull the memory from under open
  * readers; the store keeps a reader/writer lock, held shared by every open
@@ -72,9 +77,13 @@
  *            key "mark." NAME -> u64, a caller's named position committed
  *                            with a group (the clustered trainer's stream
  *                            sequence: sv_store_mark_put)
- *   items    key id bytes -> u16 fmt=1, u16 flags, u32 dim, float32[dim]
+ *   items    key id bytes -> u16 fmt=2, u16 flags, u32 dim, u64 vector id
  *            flags: SV_STORE_ITEM_INLINE (bit 0) for a vector that arrived
  *            inline in a pair, stored under its content id (below)
+ *   vecs     key u64 BE (vector id << 16 | record) -> the next bytes of the
+ *            vector's float32[dim]; records 0, 1, ... of one vector hold
+ *            them in order and add up to dim * 4 bytes (no header: the
+ *            items value says what the vector is)
  *   pairs    key u64 BE seq -> u16 fmt=1, u8 label, u8 has_client,
  *                            u8 len_a, u8 len_b, u8 client_len, u8 0,
  *                            u64 client_seq, u64 recv_ns,
@@ -89,6 +98,21 @@
  *
  *   producers key client id -> u16 fmt=1, u16 0, u32 0, u64 hwm, u64 last_ns
  *   refs     key content id -> u64 count
+ *
+ * VECTORS.  Each item put gives its vector the next vector id (one past
+ * the largest stored, so the ids a group gives out follow from the state it
+ * started from, and a group replayed after a growth gives the same ones)
+ * and appends its records at the end of vecs (MDB_APPEND): leaf pages fill
+ * whole, in the order items arrive.  A vector is split into equal records,
+ * as many as pack the most vector bytes into a page (chosen at open from
+ * the page size and d_in; a vector of up to about 2 KB is one record): 784
+ * floats on 4 KB pages are 4 records of 784 bytes, 5 to a page, 3,277
+ * bytes of data.mdb a vector against 3,136 raw (an overflow page each,
+ * 4,096 and more, before schema 3).  Replacing or deleting an item deletes
+ * its vector's records; the inline vectors that die with the oldest log
+ * rows were appended in log order, so they free whole pages.  A walk over
+ * items written in id order reads vecs in order, one step per record;
+ * items written in another order cost one B-tree descent each.
  *
  * Sequences start at 1 and increase by one per appended pair; applied_seq 0
  * means "trained on nothing".  Versions start at 1 and only grow; after each
@@ -113,8 +137,9 @@
  * reserve (max_map_size / 64, at least SV_STORE_RESERVE_MIN) into which
  * groups that only delete may grow, so a full store can always be trimmed.
  *
- * Schema 1 stores (before producers and refs) are brought to schema 2 at
- * open, in bounded commits.
+ * Schema 1 stores (before producers and refs) are brought to schema 2, and
+ * schema 2 stores (vectors inside the items values: u16 fmt=1, u16 flags,
+ * u32 dim, float32[dim]) to schema 3, at open, in bounded commits.
  *
  * NOT HERE: training (sv/train.h), serializing the optimizer, settings or
  * calibration (the caller hands the store opaque blobs; sv/journal.h encodes
@@ -140,7 +165,7 @@ extern "C" {
 #endif
 
 /* The schema this build reads and writes (meta.schema). */
-#define SV_STORE_SCHEMA 2
+#define SV_STORE_SCHEMA 3
 /* Longest item or client id in bytes. */
 #define SV_STORE_ID_MAX 255
 /* The least room past max_map_size kept for groups that only delete. */
@@ -234,8 +259,8 @@ int sv_store_backup(sv_store *st, const char *path);
 /* Restore: put the backup in directory from (a data.mdb, as sv_store_backup
  * writes) in place of the store at o->path, which must not exist: the file
  * is copied to o->path.restoring, fsynced, opened once with o (so a backup
- * of other dims or settings is refused by name, a truncated one too, and a
- * schema-1 one is migrated), then renamed to o->path.  from is never
+ * of other dims or settings is refused by name, a truncated one too, and one of
+ * an older schema is migrated), then renamed to o->path.  from is never
  * written.  err (may be NULL) gets what failed.  Returns 0, -EEXIST (o->path
  * holds a store), -EINVAL, -errno or what sv_store_open returns.  Not while
  * a daemon runs on o->path (the daemon's --restore takes its lock). */
@@ -382,26 +407,35 @@ int sv_store_read_begin(sv_store *st, sv_store_read **out);
 /* End it; every pointer it gave out dies.  Accepts NULL. */
 void sv_store_read_end(sv_store_read *r);
 
-/* An item as stored; vec points into the map (see DESIGN on alignment). */
+/* An item as read.  vec: its dim floats, in memory the caller named (or,
+ * in a walk, the reader's, valid until the callback returns); NULL when
+ * the vector was not asked for. */
 struct sv_store_item {
-	const void *vec; /* dim float32 */
+	const float *vec;
 	uint32_t dim;
 	uint16_t flags;
 };
 
-/* Borrow item id.  Returns 0, SV_ERR_NOTFOUND, -EINVAL, SV_ERR_CORRUPT or an
- * LMDB code. */
-int sv_store_item_view(sv_store_read *r, const void *id, size_t len, struct sv_store_item *out);
+/* Item id: its dim and flags into *out (may be NULL), and, when vec is not
+ * NULL, its vector copied into vec (caller-owned, d_in floats; out->vec =
+ * vec).  Two B-tree descents (the items value, then the vector's first
+ * record); none for the vector when it is the one stored after the vector
+ * this reader read last.  Returns 0, SV_ERR_NOTFOUND, -EINVAL (NULL r or
+ * id, both vec and out NULL, bad len), SV_ERR_CORRUPT or an LMDB code. */
+int sv_store_item_read(sv_store_read *r, const void *id, size_t len, float *vec,
+                       struct sv_store_item *out);
 
 /* Copy item id's d_in floats into out (caller-owned, d_in floats).  Returns
- * what sv_store_item_view returns. */
+ * what sv_store_item_read returns. */
 int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out);
 
 /* Walk every item in id order (bytewise), calling fn(ctx, id, len, item)
- * with pointers valid until r ends; fn returns 0 to go on, anything else to
- * stop the walk and be returned.  For brute-force top-k and cache rebuilds.
- * Returns 0, fn's value, SV_ERR_CORRUPT, -EINVAL or an LMDB code.
- * (Added by the daemon for TOPK.) */
+ * with id valid until r ends and item->vec (the vector copied into the
+ * reader's buffer) until fn returns; fn returns 0 to go on, anything else
+ * to stop the walk and be returned.  For brute-force top-k and cache
+ * rebuilds.  Items written in id order are read with one cursor step per
+ * vector record (DESIGN, VECTORS).  Returns 0, fn's value, SV_ERR_CORRUPT,
+ * -EINVAL, -ENOMEM or an LMDB code.  (Added by the daemon for TOPK.) */
 int sv_store_item_walk(sv_store_read *r,
 		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
 		       void *ctx);
@@ -412,6 +446,25 @@ int sv_store_item_walk(sv_store_read *r,
 int sv_store_stored_walk(sv_store_read *r,
 			 int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
 			 void *ctx);
+
+/* What sv_store_vec_check found: items and vector records agree when
+ * bad_items, shared, missing, orphans, bad_vectors and bad_records are 0. */
+struct sv_store_vec_check {
+	uint64_t items;       /* in the items database */
+	uint64_t vectors;     /* distinct vector ids in vecs */
+	uint64_t records;     /* vector records */
+	uint64_t bad_items;   /* items values of another format or dim */
+	uint64_t shared;      /* items naming a vector another item names too */
+	uint64_t missing;     /* items whose vector is absent or not whole */
+	uint64_t orphans;     /* vectors no item names (leaked records) */
+	uint64_t bad_vectors; /* named vectors not dim floats, or without record 0 */
+	uint64_t bad_records; /* records under a key of another size */
+};
+
+/* Check every item against the vector records, as of r: one pass over each
+ * database and 9 bytes of memory an item (for sv_fsck and the tests).
+ * Returns 0 (the findings in *out), -EINVAL, -ENOMEM or an LMDB code. */
+int sv_store_vec_check(sv_store_read *r, struct sv_store_vec_check *out);
 
 /* The pair with sequence seq.  Returns 0, SV_ERR_NOTFOUND, SV_ERR_CORRUPT or
  * an LMDB code. */

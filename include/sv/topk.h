@@ -138,8 +138,8 @@ int sv_topk_cache_add(struct sv_topk_cache *c, const float *X, size_t m, const u
  * the store's id order, SV_TOPK_LOAD_ROWS rows per sv_topk_cache_add (one
  * GEMM each), after sizing the id index from the store's count of items
  * stored by id.  Inline pair vectors (SV_STORE_ITEM_INLINE) are passed over
- * unread (sv_store_stored_walk).  The vectors are copied out of the map
- * into one reused buffer (they are not float-aligned there).
+ * unread (sv_store_stored_walk).  Each vector the walk hands over is
+ * copied into one reused buffer of SV_TOPK_LOAD_ROWS rows.
  * Returns 0, -EINVAL, what sv_topk_cache_add returns, or a store code. */
 #define SV_TOPK_LOAD_ROWS 1024
 struct sv_store_read;

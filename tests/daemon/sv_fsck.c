@@ -9,7 +9,11 @@
  *     sv/journal.h, are counted apart);
  *   - no (client id, client seq) appears twice in the log;
  *   - checkpoints: versions ascending, at most one active, the active one
- *     readable, every applied_seq <= last_seq, every W finite.
+ *     readable, every applied_seq <= last_seq, every W finite;
+ *   - items and vectors agree (sv_store_vec_check): every item names a
+ *     whole vector of d_in floats no other item names, and every vector
+ *     record belongs to an item (none left behind by a replace or a
+ *     delete).
  * Prints one summary line; with --clients also one line per pair that
  * carries a client key: "client-hex client_seq seq" (for exactly-once
  * checks).  Exit 0 when every invariant holds, 1 when one fails, 2 when the
@@ -170,6 +174,27 @@ int main(int argc, char **argv)
 		fail("more than one active version", (unsigned long long)nactive, 0);
 	if (nv > 0 && nactive == 0)
 		fail("checkpoints but none active", nv, 0);
+
+	{
+		struct sv_store_vec_check ck;
+		rc = sv_store_vec_check(r, &ck);
+		if (rc < 0) {
+			fail("vector check failed, error", (unsigned long long)-rc, 0);
+		} else {
+			if (ck.items != st.items)
+				fail("items checked vs item count", ck.items, st.items);
+			if (ck.bad_items)
+				fail("items of another format or dim", ck.bad_items, 0);
+			if (ck.shared)
+				fail("items naming another item's vector", ck.shared, 0);
+			if (ck.missing)
+				fail("items whose vector is missing or not whole", ck.missing, 0);
+			if (ck.orphans)
+				fail("vectors no item names", ck.orphans, ck.vectors);
+			if (ck.bad_vectors || ck.bad_records)
+				fail("malformed vector records", ck.bad_vectors, ck.bad_records);
+		}
+	}
 
 	if (dump)
 		for (size_t i = 0; i < nkeys; i++) {
