@@ -40,6 +40,11 @@ struct sv_js_consumer {
 	uint64_t skip_upto;
 	uint64_t acked;
 	uint64_t *seqs, *prev_seqs; /* stream sequence of each message in list, prev */
+	struct ackpoint {           /* the last message of each recent fetch */
+		uint64_t seq;
+		char *reply;        /* its ack subject */
+	} ring[SV_JS_ACK_FETCHES];
+	unsigned ring_next;
 };
 
 struct sv_js_kv {
@@ -702,6 +707,8 @@ void sv_js_consumer_close(sv_js_consumer *c)
 		return;
 	release_batch(c);
 	release_batch(c);
+	for (int i = 0; i < SV_JS_ACK_FETCHES; i++)
+		free(c->ring[i].reply);
 	natsSubscription_Destroy(c->sub);
 	free(c);
 }
@@ -716,7 +723,7 @@ int sv_js_fetch(sv_js_consumer *c, struct sv_js_msg *out, int max, int64_t timeo
 	jsErrCode jerr = 0;
 	jsFetchRequest fr;
 	natsStatus s;
-	int k = 0, skip_last = -1;
+	int k = 0, skip_last = -1, last_i = -1;
 
 	if (!c || !out || !n || max <= 0 || timeout_ms <= 0)
 		return SV_ERR_RANGE;
@@ -771,8 +778,17 @@ int sv_js_fetch(sv_js_consumer *c, struct sv_js_msg *out, int max, int64_t timeo
 			out[k].data = natsMsg_GetData(m);
 			out[k].len = (size_t)natsMsg_GetDataLength(m);
 			k++;
+			last_i = i;
 		}
 		jsMsgMetaData_Destroy(md);
+	}
+	if (k > 0) { /* the batch's last message stays ackable for a while */
+		struct ackpoint *ap = &c->ring[c->ring_next++ % SV_JS_ACK_FETCHES];
+		const char *reply = natsMsg_GetReply(c->list.Msgs[last_i]);
+
+		free(ap->reply);
+		ap->seq = out[k - 1].stream_seq;
+		ap->reply = reply ? strdup(reply) : NULL;
 	}
 	if (skip_last >= 0 && k == 0) {
 		s = natsMsg_AckSync(c->list.Msgs[skip_last], NULL, &jerr);
@@ -802,8 +818,21 @@ int sv_js_ack_upto(sv_js_consumer *c, uint64_t stream_seq)
 			best = i;
 			l = &c->prev;
 		}
-	if (best < 0)
+	if (best < 0) { /* an older fetch's last message: ack by its subject */
+		for (int i = 0; i < SV_JS_ACK_FETCHES; i++)
+			if (c->ring[i].reply && c->ring[i].seq == stream_seq) {
+				natsMsg *resp = NULL;
+
+				s = natsConnection_RequestString(&resp, c->js->nc, c->ring[i].reply,
+				                                 "+ACK", c->js->wait_ms);
+				natsMsg_Destroy(resp);
+				if (s != NATS_OK)
+					return map(c->js, s, 0);
+				c->acked = stream_seq;
+				return 0;
+			}
 		return SV_ERR_RANGE;
+	}
 	s = natsMsg_AckSync(l->Msgs[best], NULL, &jerr);
 	if (s != NATS_OK)
 		return map(c->js, s, jerr);

@@ -214,8 +214,10 @@ int sv_js_fetch(sv_js_consumer *c, struct sv_js_msg *out, int max, int64_t timeo
 
 /* Acks every fetched message up to and including stream_seq, and waits for
  * the server to confirm it (so a restart will not deliver them again).
- * stream_seq must be one of the last two fetches returned, else
- * SV_ERR_RANGE. */
+ * stream_seq must be a message of the last two fetches, or the last message
+ * of one of the last SV_JS_ACK_FETCHES fetches, else SV_ERR_RANGE: a caller
+ * may keep several fetches in hand and ack each once its commit holds it. */
+#define SV_JS_ACK_FETCHES 8
 int sv_js_ack_upto(sv_js_consumer *c, uint64_t stream_seq);
 
 /* The highest stream sequence this consumer has acked or skipped. */
