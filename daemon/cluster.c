@@ -642,22 +642,44 @@ static int feed_send(void *push, const struct sv_js_msg *msg, uint64_t src)
 	return 0;
 }
 
-/* Ack the consumer up to seq once the trainer's commit holds it (the
- * server then never delivers it again); gives up on stop, or when a failed
- * commit asks for a rewind (the flag stays for the caller). */
-static void ack_committed(struct cluster *c, sv_js_consumer *con, uint64_t seq)
-{
-	int rc;
+/* The fetches handed to ingest and not yet acked: the last stream sequence
+ * of each, oldest first.  The feed fetches on while up to FEED_DEPTH of
+ * them wait for their commits, so that ingest always has the next one
+ * queued while it commits (the server's round trips and the transfer
+ * overlap the commit). */
+#define FEED_DEPTH 3
 
-	while (atomic_load(&c->committed) < seq && !atomic_load(&c->d->stopping) &&
+struct feed_acks {
+	uint64_t last[FEED_DEPTH];
+	int n;
+};
+
+/* Ack the consumer up to the newest fetch the trainer's commits hold.  With
+ * wait_all, or while FEED_DEPTH fetches are in hand, first wait for the
+ * commits (of all, or of the oldest); gives up on stop, or when a failed
+ * commit asks for a rewind (the flag stays for the caller). */
+static void feed_ack(struct cluster *c, sv_js_consumer *con, struct feed_acks *fa, int wait_all)
+{
+	uint64_t want;
+	int k = -1, rc;
+
+	if (fa->n == 0)
+		return;
+	want = wait_all ? fa->last[fa->n - 1] : fa->n >= FEED_DEPTH ? fa->last[0] : 0;
+	while (atomic_load(&c->committed) < want && !atomic_load(&c->d->stopping) &&
 	       !atomic_load(&c->rewind))
 		usleep(500);
-	if (atomic_load(&c->committed) < seq)
+	for (int i = 0; i < fa->n; i++)
+		if (fa->last[i] <= atomic_load(&c->committed))
+			k = i;
+	if (k < 0)
 		return;
-	rc = sv_js_ack_upto(con, seq);
+	rc = sv_js_ack_upto(con, fa->last[k]);
 	if (rc < 0)
-		log_msg(LOG_WARNING, "SV-CLUSTER-FEED", "ack up to %" PRIu64 ": %s", seq,
+		log_msg(LOG_WARNING, "SV-CLUSTER-FEED", "ack up to %" PRIu64 ": %s", fa->last[k],
 		        sv_js_strerror(rc));
+	fa->n -= k + 1;
+	memmove(fa->last, fa->last + k + 1, (size_t)fa->n * sizeof *fa->last);
 }
 
 static uint64_t store_mark(struct sv_daemon *d, const char *name)
@@ -716,7 +738,7 @@ static void *feed_main(void *arg)
 	char durable[80];
 	void *push = parts_socket(d->zctx, ZMQ_PUSH);
 	uint64_t fed; /* the last stream sequence handed to ingest */
-	uint64_t unacked = 0; /* the last of the batch before, handed over, not acked */
+	struct feed_acks fa = {.n = 0};
 	struct feed_stall stall = {0};
 	int rc, was_leader = 0, rewound = 0;
 
@@ -739,7 +761,7 @@ static void *feed_main(void *arg)
 			        durable, store_mark(d, c->mark));
 			sv_js_consumer_close(con);
 			con = NULL;
-			unacked = 0;
+			fa.n = 0;
 			rewound = 1;
 		}
 		if (con == NULL) {
@@ -774,17 +796,15 @@ static void *feed_main(void *arg)
 		if (rc < 0) {
 			log_msg(LOG_WARNING, "SV-CLUSTER-FEED", "fetch: %s (%s)", sv_js_strerror(rc),
 			        sv_js_detail(js));
-			if (unacked) /* still ackable: the failed fetch brought nothing */
-				ack_committed(c, con, unacked);
-			unacked = 0;
+			feed_ack(c, con, &fa, 1); /* still ackable: the failed fetch brought nothing */
+			fa.n = 0;
 			usleep(200000);
 			continue;
 		}
 		if (n == 0) {
 			atomic_store(&c->lag, 0); /* nothing came within the wait */
-			if (unacked)
-				ack_committed(c, con, unacked);
-			unacked = 0;
+			feed_ack(c, con, &fa, 1);
+			fa.n = 0;
 			if (feed_stalled(c, js, &stall, fed)) {
 				log_msg(LOG_WARNING, "SV-CLUSTER-FEED",
 				        "%s delivers nothing while the stream holds messages after "
@@ -809,11 +829,12 @@ static void *feed_main(void *arg)
 		}
 		last = msgs[n - 1].stream_seq;
 		atomic_store(&c->lag, msgs[n - 1].pending);
-		/* this batch is with the trainer; the one before is acked once its
-		 * commit holds it (fetched one ahead: the wait overlaps the commit) */
-		if (unacked)
-			ack_committed(c, con, unacked);
-		unacked = last;
+		/* this fetch is with the trainer; earlier ones are acked once their
+		 * commits hold them, and a full hand waits for the oldest */
+		if (fa.n == FEED_DEPTH) /* only after a stop or rewind cut a wait short */
+			fa.n = 0;
+		fa.last[fa.n++] = last;
+		feed_ack(c, con, &fa, 0);
 	}
 out:
 	free(msgs);
