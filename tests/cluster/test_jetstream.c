@@ -537,3 +537,40 @@ Test(jetstream, pipe_reports_each_ack_and_bounds_the_window)
 	sv_js_pipe_close(p);
 	sv_js_close(js);
 }
+
+Test(jetstream, an_older_fetch_is_acked_by_its_last_message)
+{
+	sv_js *js = connect_js();
+	sv_js_consumer *c = NULL;
+	struct sv_js_msg m[4];
+	uint64_t seqs[20];
+	int k = 0;
+
+	pairs_stream(js, 3);
+	for (uint64_t i = 1; i <= 12; i++) {
+		char id[SV_JS_MSGID_LEN + 1];
+		sv_js_msgid(id, 2, i);
+		cr_assert_eq(sv_js_publish(js, "sv.pairs", id, &i, sizeof i, 5000, NULL, NULL), 0);
+	}
+	struct sv_js_consumer_cfg cc = {.stream = "SV_PAIRS", .durable = "deep",
+					.ack_wait_ms = 1000};
+	cr_assert_eq(sv_js_consumer_open(&c, js, &cc), 0);
+	/* three fetches in hand, as the trainer's feed keeps them */
+	for (int f = 0; f < 3; f++) {
+		cr_assert_eq(sv_js_fetch(c, m, 4, 5000, &k), 0);
+		cr_assert_eq(k, 4);
+		cr_assert_eq(m[3].stream_seq, 4 * (uint64_t)f + 4);
+	}
+	cr_assert_eq(sv_js_ack_upto(c, 2), SV_ERR_RANGE,
+		     "a middle message of a fetch two back cannot be acked");
+	cr_assert_eq(sv_js_ack_upto(c, 4), 0, "the first fetch's last message");
+	cr_assert_eq(sv_js_consumer_acked(c), 4);
+	sv_js_consumer_close(c);
+	sleep(2); /* past AckWait: 5..12 are due again, 1..4 are not */
+	cr_assert_eq(sv_js_consumer_open(&c, js, &cc), 0);
+	int got = drain(c, seqs, 20);
+	cr_assert_eq(got, 8, "after the ack got %d messages", got);
+	cr_assert_eq(seqs[0], 5);
+	sv_js_consumer_close(c);
+	sv_js_close(js);
+}
