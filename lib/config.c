@@ -49,7 +49,7 @@ static const struct sv_config_key keys[] = {
      "input vector dimension (float32 per item)"},
     {"model.d_out", T(UINT), OFF(model_d_out), 1, 1 << 16, "64", NULL, 0, 0,
      "embedding dimension (columns of W)"},
-    {"model.init", T(ENUM), OFF(model_init), 0, 0, "orthogonal", w_init, 0, 0,
+    {"model.init", T(ENUM), OFF(model_init), 0, 0, "uniform", w_init, 0, 0,
      "initial W: orthogonal (column norms 1) | uniform (torch.nn.Linear's default)"},
     {"model.seed", T(UINT), OFF(model_seed), 0, U64MAX, "0", NULL, 0, 0,
      "seed of the initial W"},

@@ -507,11 +507,11 @@ Test(config, converters)
 	cr_assert_eq(tp.optim.lr, 1e-3);
 	cr_assert_eq(tp.optim.beta2, 0.999);
 	cr_assert_eq(tp.optim.eps, 1e-8);
-	cr_assert_eq(tp.init, SV_MODEL_INIT_ORTHOGONAL);
-	cr_assert_eq(sv_config_set(&cfg, "model.init", "uniform", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tp.init, SV_MODEL_INIT_UNIFORM);
+	cr_assert_eq(sv_config_set(&cfg, "model.init", "orthogonal", err, sizeof(err)), 0, "%s", err);
 	sv_config_set(&cfg, "model.seed", "9", err, sizeof(err));
 	sv_config_train_params(&cfg, &tp);
-	cr_assert_eq(tp.init, SV_MODEL_INIT_UNIFORM);
+	cr_assert_eq(tp.init, SV_MODEL_INIT_ORTHOGONAL);
 	cr_assert_eq(tp.seed, 9);
 	cr_assert_neq(sv_config_set(&cfg, "model.init", "gaussian", err, sizeof(err)), 0);
 

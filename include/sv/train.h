@@ -26,7 +26,8 @@ extern "C" {
 
 struct sv_train_params {
 	uint32_t d_in, d_out;
-	enum sv_model_init init;  /* how W is drawn (sv/model.h); 0 is orthogonal */
+	enum sv_model_init init;  /* how W is drawn (sv/model.h); 0 is orthogonal,
+	                           * model.init's default is uniform */
 	uint64_t seed;            /* the init's seed */
 	size_t max_pairs;         /* largest batch */
 	struct sv_loss_params loss;

@@ -358,7 +358,7 @@ PROBES = {
 # A value each restart-only key may take (valid, different from BASE and the
 # defaults).
 REFUSED = {
-    'model.d_in': '17', 'model.d_out': '3', 'model.seed': '5', 'model.init': 'uniform',
+    'model.d_in': '17', 'model.d_out': '3', 'model.seed': '5', 'model.init': 'orthogonal',
     'train.loss': 'contrastive',
     'train.temperature': '0.1', 'train.pos_margin': '0.1', 'train.neg_margin': '0.9',
     'train.mode': 'graph', 'train.optimizer': 'sgd', 'train.threads': '2',
