@@ -164,6 +164,7 @@ struct gw {
 	} *retry;
 	size_t nretry;
 	uint64_t retry_at;   /* not before (monotonic ns) */
+	int retrying;        /* logged; until a kept one is stored */
 	struct gw_to *wait;  /* acked and stored, waiting for the local commit */
 	size_t nwait, wait_cap;
 	uint64_t own_seq, boot;
@@ -345,8 +346,8 @@ static void gw_wait_scan(struct gw *g)
 
 /* One message's outcome: stored (answered now, or under cluster.ack
  * committed once this node commits it), or not: an acked one is told to
- * resend, a fire-and-forget one goes again, in order, and the PULL socket
- * is not read until it is stored. */
+ * resend, a fire-and-forget one goes again, in order, and the sockets are
+ * not read until it is stored. */
 static void gw_outcome(struct gw *g, const struct sv_js_done *o)
 {
 	struct cluster *c = g->c;
@@ -354,6 +355,11 @@ static void gw_outcome(struct gw *g, const struct sv_js_done *o)
 
 	if (o->rc == 0) {
 		atomic_fetch_add(&c->published, 1);
+		if (!m->to.acked && g->retrying && g->nretry == 0) {
+			g->retrying = 0; /* the next failure is logged again */
+			log_msg(LOG_NOTICE, "SV-CLUSTER-PUBLISH",
+			        "the kept fire-and-forget messages are stored");
+		}
 		m->to.stream_seq = o->stream_seq;
 		m->to.dup = o->duplicate;
 		/* a duplicate's sequence is the first copy's: under ack
@@ -364,12 +370,14 @@ static void gw_outcome(struct gw *g, const struct sv_js_done *o)
 	} else {
 		atomic_fetch_add(&c->publish_failed, 1);
 		if (!m->to.acked) {
-			if (g->nretry == 0)
+			if (!g->retrying)
 				log_msg(LOG_WARNING, "SV-CLUSTER-PUBLISH",
-				        "fire-and-forget messages got no JetStream ack (%s: %s); kept, "
+				        "fire-and-forget messages got no JetStream ack (%s%s%s); kept, "
 				        "retrying",
-				        sv_js_strerror(o->rc), sv_js_detail(g->js));
+				        sv_js_strerror(o->rc), *sv_js_detail(g->js) ? ": " : "",
+				        sv_js_detail(g->js));
 			g->retry[g->nretry++] = (struct gw_retry){m->arrival, (uint32_t)o->tag};
+			g->retrying = 1;
 			g->retry_at = now_mono_ns() + GW_RETRY_MS * 1000000ULL;
 			return; /* the slot stays taken */
 		}
@@ -420,18 +428,17 @@ static void gw_reap(struct gw *g)
 }
 
 /* Read and send what the sockets hold, the ROUTER and the PULL in turn,
- * while slots are free (the PULL not while messages wait to go again). */
+ * while slots are free; neither while messages wait to go again (what is in
+ * flight drains, then they go, first). */
 static void gw_read(struct gw *g)
 {
-	int idle[2] = {0, g->nretry > 0};
+	int idle[2] = {0, 0};
 
-	while (g->nfree > 0 && !(idle[0] && idle[1]))
-		for (int sk = 0; sk < 2 && g->nfree > 0; sk++) {
+	while (g->nfree > 0 && g->nretry == 0 && !(idle[0] && idle[1]))
+		for (int sk = 0; sk < 2 && g->nfree > 0 && g->nretry == 0; sk++) {
 			struct parts p;
 			uint32_t i;
 
-			if (sk == 1 && g->nretry > 0)
-				idle[1] = 1;
 			if (idle[sk])
 				continue;
 			if (parts_recv(sk ? g->pull : g->router, &p, ZMQ_DONTWAIT) <= 0) {
@@ -496,12 +503,12 @@ static void *gw_main(void *arg)
 		goto out;
 	}
 	while (!atomic_load(&d->stopping)) {
-		/* the sockets only while a slot is free: a full window waits for
-		 * acks, and the clients' messages wait in ZeroMQ (backpressure) */
+		/* the sockets only while a slot is free and nothing waits to go
+		 * again: the clients' messages wait in ZeroMQ (backpressure) */
 		zmq_pollitem_t it[3] = {{NULL, sv_js_pipe_fd(g.pipe), ZMQ_POLLIN, 0},
 		                        {g.router, 0, ZMQ_POLLIN, 0},
 		                        {g.pull, 0, ZMQ_POLLIN, 0}};
-		int nit = g.nfree == 0 ? 1 : g.nretry > 0 ? 2 : 3;
+		int nit = g.nfree == 0 || g.nretry > 0 ? 1 : 3;
 		long ms = g.nwait || g.nretry || sv_js_pipe_inflight(g.pipe) ? 5 : 50;
 
 		if (zmq_poll(it, nit, ms) < 0 && zmq_errno() == ETERM)
