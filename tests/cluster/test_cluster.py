@@ -15,7 +15,8 @@ cluster.ack committed, and its acks are checked against b's store position):
      is killed -9 and restarted, and then the lease holder b is killed -9: a must take
      over (the failover time is printed), and b is restarted and follows again.
   3. two NATS nodes down: an acked message gets no ack (BUSY), and neither trainer
-     applies any of it; with the nodes back, its resend is acked and applied whole.
+     applies any of it; with the nodes back, its resend is acked and applied whole, and
+     a fire-and-forget item sent meanwhile, kept by the gateway, reaches both trainers.
 At the end both trainers have applied the same stream sequence and hold the same W, bit
 for bit (lockstep); two query replicas (the second bootstrapped from a backup of the first
 mid-load) give identical SCORE_BATCH and TOPK answers at the same position; an item written
@@ -349,6 +350,10 @@ def test():
         s.send_multipart(frames)
         r = parse_reply(s.recv_multipart())
         assert r['status'] == 'BUSY', r
+        # a fire-and-forget item meanwhile: the gateway keeps it and tries again
+        ff = a.sock(zmq.PUSH, 'ingest.sock')
+        ff.send_multipart(item_put(b'ff-outage', rnd.standard_normal(D).astype('<f4')))
+        ff.close(1000)
         time.sleep(1)
         for d in (a, b):
             assert d.status()['cluster']['applied_stream_seq'] == last
@@ -385,6 +390,13 @@ def test():
                 e, cl.stream()['state'], cl.consumers(),
                 [(d.status()['cluster'], d.status()['applied_seq']) for d in (a, b)]))
         assert sa['last_seq'] == sb['last_seq'] and sa['steps'] == sb['steps'], (sa, sb)
+        for d in (a, b):   # the fire-and-forget item sent during the outage is there
+            q = d.sock(zmq.DEALER, 'query.sock')
+            q.setsockopt(zmq.RCVTIMEO, 20000)
+            q.send_multipart(pairs('SCORE_BATCH', [(0, b'ff-outage', b'i0')], D, req_id=5))
+            row = parse_reply(q.recv_multipart())['rows'][0]
+            q.close(0)
+            assert row['status'] == 'OK', (d.dir, row)
         wa, wb = a.admin('MODEL_GET')['W'], b.admin('MODEL_GET')['W']
         assert wa == wb, 'W differs between the trainers'
         print('lockstep: both at stream seq %d, log seq %d, %d steps, W identical'
