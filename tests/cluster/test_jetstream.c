@@ -147,6 +147,17 @@ Test(jetstream, publish_dedups_by_msgid)
 	sv_js_close(js);
 }
 
+/* Messages 1..n of client `client` on sv.pairs, each holding its seq. */
+static void publish_seqs(sv_js *js, uint64_t client, uint64_t n)
+{
+	for (uint64_t i = 1; i <= n; i++) {
+		char id[SV_JS_MSGID_LEN + 1];
+
+		sv_js_msgid(id, client, i);
+		cr_assert_eq(sv_js_publish(js, "sv.pairs", id, &i, sizeof i, 5000, NULL, NULL), 0);
+	}
+}
+
 /* Fetches until n messages or a timeout; returns their sequences. */
 static int drain(sv_js_consumer *c, uint64_t *seqs, int n)
 {
@@ -176,11 +187,7 @@ Test(jetstream, consumer_resumes_after_reconnect)
 	int k = 0, rc;
 
 	pairs_stream(js, 3);
-	for (uint64_t i = 1; i <= 10; i++) {
-		char id[SV_JS_MSGID_LEN + 1];
-		sv_js_msgid(id, 1, i);
-		cr_assert_eq(sv_js_publish(js, "sv.pairs", id, &i, sizeof i, 5000, NULL, NULL), 0);
-	}
+	publish_seqs(js, 1, 10);
 	struct sv_js_consumer_cfg cc = {.stream = "SV_PAIRS", .durable = "trainer",
 					.ack_wait_ms = 1000};
 	rc = sv_js_consumer_open(&c, js, &cc);
@@ -564,11 +571,7 @@ Test(jetstream, an_older_fetch_is_acked_by_its_last_message)
 	int k = 0;
 
 	pairs_stream(js, 3);
-	for (uint64_t i = 1; i <= 12; i++) {
-		char id[SV_JS_MSGID_LEN + 1];
-		sv_js_msgid(id, 2, i);
-		cr_assert_eq(sv_js_publish(js, "sv.pairs", id, &i, sizeof i, 5000, NULL, NULL), 0);
-	}
+	publish_seqs(js, 2, 12);
 	struct sv_js_consumer_cfg cc = {.stream = "SV_PAIRS", .durable = "deep",
 					.ack_wait_ms = 1000};
 	cr_assert_eq(sv_js_consumer_open(&c, js, &cc), 0);
