@@ -42,9 +42,9 @@ enum sv_model_init {
  * d_out) (kaiming_uniform_ with a = sqrt(5)), whose weight is W^T.  Every
  * entry lies in [-b, b] after rounding to float; each column's expected
  * squared norm is 1/3 whatever the shape.  The loss sees only the direction
- * of X W, but Adam's steps have a size set by lr alone, so a W of smaller
- * norm turns faster: this init trains like the orthogonal one at about
- * sqrt(3) times the rate.  The same seed gives bit-identical W on every run
+ * of each row of X W, but Adam's steps have a size set by lr alone, so a W of
+ * smaller norm turns faster: this init trains like the orthogonal one at
+ * about sqrt(3) times the rate.  The same seed gives bit-identical W on every run
  * (splitmix64, one draw per entry in row-major order).  Returns 0 or -EINVAL
  * (NULL W or a zero dimension). */
 int sv_model_init_uniform(float *W, uint32_t d_in, uint32_t d_out, uint64_t seed);
