@@ -1,9 +1,10 @@
 /* store.c - the LMDB store (see sv/store.h for the design and record layouts).
  *
- * What is here: opening and checking the environment, write groups with
- * grow-and-replay on MDB_MAP_FULL, checkpoint pruning, readers, the pair-log
- * cursor, hot backup.  What is not: anything about training; the blobs the
- * caller hands in are stored as they are.
+ * What is here: opening and checking the environment, schema migrations,
+ * write groups with grow-and-replay on MDB_MAP_FULL, vector records,
+ * checkpoint pruning, readers and walks, the pair-log cursor, hot backup,
+ * the items/vectors check.  What is not: anything about training; the
+ * blobs the caller hands in are stored as they are.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,16 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define ITEM_FMT 2   /* the items value of schema 3: it names its vector */
 #define ITEM_LEN 16  /* u16 fmt, u16 flags, u32 dim, u64 vector id */
 #define VEC_CHUNK_BITS 16 /* a vector record's key: u64 BE (vector id << 16 | chunk) */
+
+/* Which vectors database holds an item's vector: inline ones (content ids,
+ * sv_store_id_reserved) apart, so each database is appended in order and
+ * the log's inline vectors, dying oldest first, free whole pages. */
+enum vec_space { VEC_STORED = 0, VEC_INLINE = 1 };
+
+static enum vec_space vec_space_of(const void *id, size_t len)
+{
+	return sv_store_id_reserved(id, len) ? VEC_INLINE : VEC_STORED;
+}
 #define PAIR_HDR 24
 #define MODEL_HDR 80
 #define META_LEN 32
@@ -55,9 +66,11 @@ enum op_kind {
 
 struct sv_store {
 	MDB_env *env;
-	MDB_dbi items, pairs, clients, models, meta, producers, refs, vecs;
+	MDB_dbi items, pairs, clients, models, meta, producers, refs;
+	MDB_dbi vecs[2]; /* the vectors of stored items, of inline ones (VEC_STORED, VEC_INLINE) */
 	uint32_t d_in, d_out;
 	uint32_t vec_chunks; /* records a vector is written in (vec_layout) */
+	uint32_t psize;      /* LMDB's page size */
 	size_t map_size, max_map_size;
 	uint32_t keep_versions;
 	uint32_t dedup_depth;
@@ -85,7 +98,9 @@ struct sv_store_txn {
 	int adds; /* an op that adds data: the map may not grow into the reserve */
 	uint64_t count; /* a purge's rows deleted */
 	uint64_t next_seq, next_version;
-	uint64_t next_vec; /* the vector id the next item put gets */
+	uint64_t next_vec[2]; /* the vector id the next item put gets, in vecs[space] */
+	MDB_cursor *vc[2];    /* on vecs[space] in txn, kept at its end for appends;
+	                       * LMDB frees them with txn (txn_ended) */
 	unsigned char *ops; /* op_hdr + a + b, 8-byte aligned, in order */
 	size_t ops_len, ops_cap;
 };
@@ -96,13 +111,28 @@ struct sv_store_txn {
 struct vec_cursor {
 	MDB_cursor *c;
 	uint64_t at;
+	MDB_val k, v; /* the record at `at` */
 	int ok;
+	size_t psize; /* the page size (0: no prefetching) */
 };
+
+/* Records appended in order sit on pages mostly in file order: while a
+ * record is copied, ask for the bytes VEC_AHEAD pages on (a wrong guess
+ * costs only bandwidth), so a walk's copies do not wait on memory page
+ * after page. */
+#define VEC_AHEAD 6
+
+static void vec_prefetch(const struct vec_cursor *vc, const void *rec, size_t len)
+{
+	const char *p = (const char *)rec + VEC_AHEAD * vc->psize;
+	for (size_t o = 0; o < len; o += 64)
+		__builtin_prefetch(p + o);
+}
 
 struct sv_store_read {
 	sv_store *st;
 	MDB_txn *txn;
-	struct vec_cursor vc; /* opened at the first vector read */
+	struct vec_cursor vc[2]; /* on vecs[space], opened at the first vector read */
 	float *walk_buf;      /* d_in floats: the vector a walk hands to its callback */
 	void **bufs; /* checkpoint records put together from chunks; freed at the end */
 	size_t nbufs;
@@ -325,13 +355,15 @@ static int open_dbs(sv_store *st, MDB_txn *txn)
 	if (!rc)
 		rc = mdb_dbi_open(txn, "refs", MDB_CREATE, &st->refs);
 	if (!rc)
-		rc = mdb_dbi_open(txn, "vecs", MDB_CREATE, &st->vecs);
+		rc = mdb_dbi_open(txn, "vecs", MDB_CREATE, &st->vecs[VEC_STORED]);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "ivecs", MDB_CREATE, &st->vecs[VEC_INLINE]);
 	return neg(rc);
 }
 
 /* ---- vector records ----
  *
- * A vector (d_in float32) lives in the vecs database under its vector id,
+ * A vector (d_in float32) lives in vecs (ivecs: an inline one) under its vector id,
  * in vec_chunks records of (nearly) equal size keyed u64 BE (id << 16 |
  * chunk): each record fits a leaf page, ids are given out in increasing
  * order and written with MDB_APPEND, so leaf pages fill whole and a walk in
@@ -428,7 +460,9 @@ static int vec_read(struct vec_cursor *vc, uint64_t vid, void *out, size_t n)
 	size_t off = 0;
 	int rc;
 	if (vc->ok && vc->at == want) {
-		rc = mdb_cursor_get(vc->c, &k, &v, MDB_GET_CURRENT);
+		k = vc->k;
+		v = vc->v;
+		rc = 0;
 	} else {
 		put_be64(kb, want);
 		rc = mdb_cursor_get(vc->c, &k, &v, MDB_SET_KEY);
@@ -443,11 +477,15 @@ static int vec_read(struct vec_cursor *vc, uint64_t vid, void *out, size_t n)
 		key = get_be64(k.mv_data);
 		if (key >> VEC_CHUNK_BITS != vid) {
 			vc->at = key;
+			vc->k = k;
+			vc->v = v;
 			vc->ok = 1;
 			break;
 		}
 		if (v.mv_size > n - off)
 			return SV_ERR_CORRUPT;
+		if (vc->psize)
+			vec_prefetch(vc, v.mv_data, v.mv_size);
 		memcpy((unsigned char *)out + off, v.mv_data, v.mv_size);
 		off += v.mv_size;
 		rc = mdb_cursor_get(vc->c, &k, &v, MDB_NEXT);
@@ -483,7 +521,7 @@ static int item_remove(sv_store *st, MDB_txn *txn, const MDB_val *key)
 	rc = mdb_del(txn, st->items, &k, NULL);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_open(txn, st->vecs, &c);
+	rc = mdb_cursor_open(txn, st->vecs[vec_space_of(key->mv_data, key->mv_size)], &c);
 	if (rc)
 		return rc;
 	rc = vec_del(c, vid);
@@ -492,11 +530,11 @@ static int item_remove(sv_store *st, MDB_txn *txn, const MDB_val *key)
 }
 
 /* The next vector id: one past the last stored (1 in an empty store). */
-static int vec_next_id(sv_store *st, MDB_txn *txn, uint64_t *out)
+static int vec_next_id(sv_store *st, MDB_txn *txn, enum vec_space space, uint64_t *out)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, st->vecs, &c);
+	int rc = mdb_cursor_open(txn, st->vecs[space], &c);
 	if (rc)
 		return neg(rc);
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
@@ -1083,7 +1121,7 @@ static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
 /* ---- schema 2 -> 3 ----
  *
  * Schema 3 moved the vectors out of the items values (one 4 KB overflow
- * page each) into the vecs database.  At open each item of a schema-2
+ * page each) into the vecs and ivecs databases.  At open each item of a schema-2
  * store gets a vector id, in id order, its vector appended under it and
  * its value rewritten, MIGRATE_ITEMS items a commit, resumable (meta
  * "migrate_item" holds the last id done).  The overflow pages freed by one
@@ -1109,8 +1147,8 @@ static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
 	MDB_val pk = {12, (void *)"migrate_item"}, k, v;
 	unsigned char key[SV_STORE_ID_MAX], rec[ITEM_LEN];
 	size_t klen = 0, n = 0, bytes = (size_t)st->d_in * sizeof(float);
-	MDB_cursor *c = NULL, *vc = NULL;
-	uint64_t vid;
+	MDB_cursor *c = NULL, *vc[2] = {NULL, NULL};
+	uint64_t vid[2];
 	float *x = malloc(bytes);
 	int rc = x ? mdb_get(txn, st->meta, &pk, &v) : -ENOMEM;
 
@@ -1121,11 +1159,15 @@ static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
 		rc = rc ? neg(rc) : SV_ERR_CORRUPT;
 		goto out;
 	}
-	rc = vec_next_id(st, txn, &vid);
+	rc = vec_next_id(st, txn, VEC_STORED, &vid[VEC_STORED]);
+	if (rc == 0)
+		rc = vec_next_id(st, txn, VEC_INLINE, &vid[VEC_INLINE]);
 	if (rc == 0)
 		rc = mdb_cursor_open(txn, st->items, &c);
 	if (rc == 0)
-		rc = mdb_cursor_open(txn, st->vecs, &vc);
+		rc = mdb_cursor_open(txn, st->vecs[VEC_STORED], &vc[VEC_STORED]);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, st->vecs[VEC_INLINE], &vc[VEC_INLINE]);
 	if (rc)
 		goto out;
 	if (klen) { /* after the last id done */
@@ -1139,6 +1181,7 @@ static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
 	}
 	while (rc == 0 && n < MIGRATE_ITEMS) {
 		const unsigned char *p = v.mv_data;
+		enum vec_space sp = vec_space_of(k.mv_data, k.mv_size);
 		if (k.mv_size < 1 || k.mv_size > SV_STORE_ID_MAX || v.mv_size != ITEM_HDR + bytes ||
 		    sv_get16(p) != FMT || sv_get32(p + 4) != st->d_in) {
 			rc = SV_ERR_CORRUPT;
@@ -1150,8 +1193,8 @@ static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
 		sv_put16(rec, ITEM_FMT);
 		sv_put16(rec + 2, sv_get16(p + 2));
 		sv_put32(rec + 4, st->d_in);
-		sv_put64(rec + 8, vid);
-		rc = vec_put(st, vc, vid, x, bytes);
+		sv_put64(rec + 8, vid[sp]);
+		rc = vec_put(st, vc[sp], vid[sp], x, bytes);
 		if (rc == 0) {
 			k.mv_size = klen;
 			k.mv_data = key;
@@ -1160,7 +1203,7 @@ static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
 			rc = mdb_put(txn, st->items, &k, &v, 0);
 		}
 		if (rc == 0) { /* on from the id just rewritten */
-			vid++;
+			vid[sp]++;
 			n++;
 			k.mv_size = klen;
 			k.mv_data = key;
@@ -1182,7 +1225,8 @@ static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
 		rc = mdb_put(txn, st->meta, &pk, &v, 0);
 	}
 out:
-	mdb_cursor_close(vc);
+	mdb_cursor_close(vc[VEC_INLINE]);
+	mdb_cursor_close(vc[VEC_STORED]);
 	mdb_cursor_close(c);
 	free(x);
 	return neg(rc);
@@ -1350,7 +1394,7 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 
 	rc = mdb_env_create(&st->env);
 	if (!rc)
-		rc = mdb_env_set_maxdbs(st->env, 8);
+		rc = mdb_env_set_maxdbs(st->env, 10);
 	if (!rc)
 		rc = mdb_env_set_maxreaders(st->env, o->max_readers);
 	if (!rc)
@@ -1415,6 +1459,7 @@ int sv_store_open(sv_store **out, const struct sv_store_opts *o, char *err, size
 	if (rc == 0) {
 		MDB_stat ms;
 		mdb_env_stat(st->env, &ms);
+		st->psize = ms.ms_psize;
 		st->vec_chunks = vec_layout(ms.ms_psize, (size_t)st->d_in * sizeof(float));
 	}
 	if (rc == 0 && st->migrate)
@@ -1652,7 +1697,10 @@ static int load_counters(sv_store_txn *t)
 	else
 		return rc ? neg(rc) : SV_ERR_CORRUPT;
 	/* from the committed state alone: a replayed group gives out the same ids */
-	return vec_next_id(st, t->txn, &t->next_vec);
+	rc = vec_next_id(st, t->txn, VEC_STORED, &t->next_vec[VEC_STORED]);
+	if (rc == 0)
+		rc = vec_next_id(st, t->txn, VEC_INLINE, &t->next_vec[VEC_INLINE]);
+	return rc;
 }
 
 int sv_store_txn_begin(sv_store *st, sv_store_txn **out)
@@ -1684,6 +1732,24 @@ int sv_store_txn_begin(sv_store *st, sv_store_txn **out)
 	return 0;
 }
 
+/* The group's LMDB transaction ended: its cursors went with it. */
+static void txn_ended(sv_store_txn *t)
+{
+	t->vc[VEC_STORED] = t->vc[VEC_INLINE] = NULL;
+}
+
+/* Before vector records are deleted: the append cursors are closed, and
+ * the next append finds the end again (a cursor whose record another
+ * deletes is not trusted to know where the end is). */
+static void append_cursors_drop(sv_store_txn *t)
+{
+	for (int i = 0; i < 2; i++) {
+		if (t->vc[i])
+			mdb_cursor_close(t->vc[i]);
+		t->vc[i] = NULL;
+	}
+}
+
 /* a: the id; b: the buffered record (ITEM_HDR: fmt, flags, dim; then the
  * floats).  The items value is put first, without overwriting: one descent
  * tells a new id from one stored (ITEM_NEW stops there, writing nothing);
@@ -1697,35 +1763,45 @@ static int apply_item_put(sv_store_txn *t, int only_new, const void *a, size_t a
 	MDB_val k = {alen, (void *)a}, v = {ITEM_LEN, rec};
 	MDB_cursor *c;
 	uint64_t old;
+	enum vec_space space = vec_space_of(a, alen);
 	int rc, stored;
 
 	sv_put16(rec, ITEM_FMT);
 	sv_put16(rec + 2, sv_get16(b + 2));
 	sv_put32(rec + 4, sv_get32(b + 4));
-	sv_put64(rec + 8, t->next_vec);
+	sv_put64(rec + 8, t->next_vec[space]);
 	rc = mdb_put(t->txn, st->items, &k, &v, MDB_NOOVERWRITE);
 	stored = rc == MDB_KEYEXIST; /* and v is the stored value */
 	if (stored && only_new)
 		return SV_ERR_DUPLICATE;
 	if (rc && !stored)
 		return rc;
-	rc = mdb_cursor_open(t->txn, st->vecs, &c);
-	if (rc)
-		return rc;
-	if (stored) {
+	if (stored) { /* the old vector goes */
+		append_cursors_drop(t);
 		rc = item_vid(&v, &old);
-		if (rc == 0)
-			rc = vec_del(c, old);
-		v.mv_size = ITEM_LEN;
-		v.mv_data = rec;
-		if (rc == 0)
+		if (rc == 0) {
+			v.mv_size = ITEM_LEN;
+			v.mv_data = rec;
 			rc = mdb_put(t->txn, st->items, &k, &v, 0);
+		}
+		if (rc == 0)
+			rc = mdb_cursor_open(t->txn, st->vecs[space], &c);
+		if (rc == 0) {
+			rc = vec_del(c, old);
+			mdb_cursor_close(c);
+		}
+		if (rc)
+			return rc;
 	}
+	if (!t->vc[space]) {
+		rc = mdb_cursor_open(t->txn, st->vecs[space], &t->vc[space]);
+		if (rc)
+			return rc;
+	}
+	c = t->vc[space];
+	rc = vec_put(st, c, t->next_vec[space], b + ITEM_HDR, blen - ITEM_HDR);
 	if (rc == 0)
-		rc = vec_put(st, c, t->next_vec, b + ITEM_HDR, blen - ITEM_HDR);
-	mdb_cursor_close(c);
-	if (rc == 0)
-		t->next_vec++;
+		t->next_vec[space]++;
 	return rc;
 }
 
@@ -1740,6 +1816,8 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 	MDB_val k, v;
 	int rc;
 
+	if (kind == OP_KIND_ITEM_DEL || kind == OP_KIND_TRIM || kind == OP_KIND_PURGE)
+		append_cursors_drop(t); /* they may delete vectors */
 	switch (kind) {
 	case OP_KIND_ITEM_PUT:
 	case OP_KIND_ITEM_NEW:
@@ -1889,6 +1967,7 @@ static int regrow(sv_store_txn *t)
 	int rc;
 	mdb_txn_abort(t->txn);
 	t->txn = NULL;
+	txn_ended(t);
 	t->ckpt = 0;
 	rc = grow(t->st, t->adds);
 	if (rc)
@@ -1938,6 +2017,7 @@ static void kill_group(sv_store_txn *t, int rc)
 	if (t->txn)
 		mdb_txn_abort(t->txn);
 	t->txn = NULL;
+	txn_ended(t);
 	t->rc = rc;
 }
 
@@ -1989,6 +2069,7 @@ int sv_store_txn_commit(sv_store_txn *t)
 		if (rc == 0) {
 			rc = mdb_txn_commit(t->txn);
 			t->txn = NULL;
+			txn_ended(t);
 			if (rc == 0)
 				break;
 		}
@@ -2205,8 +2286,9 @@ void sv_store_read_end(sv_store_read *r)
 {
 	if (!r)
 		return;
-	if (r->vc.c)
-		mdb_cursor_close(r->vc.c);
+	for (int i = 0; i < 2; i++)
+		if (r->vc[i].c)
+			mdb_cursor_close(r->vc[i].c);
 	mdb_txn_abort(r->txn);
 	pthread_rwlock_unlock(&r->st->map_lock);
 	free(r->walk_buf);
@@ -2236,15 +2318,19 @@ static int item_head(sv_store_read *r, const void *id, size_t len, struct sv_sto
 	return out->dim == r->st->d_in ? 0 : SV_ERR_CORRUPT;
 }
 
-/* Copy vector vid (dim floats) into out through the reader's cursor. */
-static int read_vec(sv_store_read *r, uint64_t vid, uint32_t dim, float *out)
+/* Copy vector vid of space (dim floats) into out through the reader's
+ * cursor. */
+static int read_vec(sv_store_read *r, enum vec_space space, uint64_t vid, uint32_t dim,
+                    float *out)
 {
-	if (!r->vc.c) {
-		int rc = mdb_cursor_open(r->txn, r->st->vecs, &r->vc.c);
+	struct vec_cursor *vc = &r->vc[space];
+	if (!vc->c) {
+		int rc = mdb_cursor_open(r->txn, r->st->vecs[space], &vc->c);
 		if (rc)
 			return neg(rc);
+		vc->psize = r->st->psize;
 	}
-	return vec_read(&r->vc, vid, out, (size_t)dim * sizeof(float));
+	return vec_read(vc, vid, out, (size_t)dim * sizeof(float));
 }
 
 int sv_store_item_read(sv_store_read *r, const void *id, size_t len, float *vec,
@@ -2257,7 +2343,7 @@ int sv_store_item_read(sv_store_read *r, const void *id, size_t len, float *vec,
 		return -EINVAL;
 	rc = item_head(r, id, len, &it, &vid);
 	if (rc == 0 && vec)
-		rc = read_vec(r, vid, it.dim, vec);
+		rc = read_vec(r, vec_space_of(id, len), vid, it.dim, vec);
 	if (rc)
 		return rc;
 	if (out) {
@@ -2274,43 +2360,38 @@ int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out)
 	return sv_store_item_read(r, id, len, out, NULL);
 }
 
-static int item_walk(sv_store_read *r,
-                     int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
-                     void *ctx, int stored_only)
+static int walk_buf(sv_store_read *r)
+{
+	if (!r->walk_buf)
+		r->walk_buf = malloc((size_t)r->st->d_in * sizeof(float));
+	return r->walk_buf ? 0 : -ENOMEM;
+}
+
+int sv_store_item_walk(sv_store_read *r,
+		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
+		       void *ctx)
 {
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
-	int rc, op = MDB_FIRST, mine = 0;
+	int rc, mine = 0;
 	if (!r || !fn)
 		return -EINVAL;
-	if (!r->walk_buf) {
-		r->walk_buf = malloc((size_t)r->st->d_in * sizeof(float));
-		if (!r->walk_buf)
-			return -ENOMEM;
-	}
+	rc = walk_buf(r);
+	if (rc)
+		return rc;
 	rc = mdb_cursor_open(r->txn, r->st->items, &c);
 	if (rc)
 		return neg(rc);
-	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
 		const unsigned char *p = v.mv_data;
 		struct sv_store_item it;
 		uint64_t vid;
-		op = MDB_NEXT;
-		if (stored_only && sv_store_id_reserved(k.mv_data, k.mv_size)) {
-			/* every inline id sorts between "~v" and "~w": one seek past
-			 * them, none of their vectors read */
-			k.mv_data = (void *)"~w";
-			k.mv_size = 2;
-			op = MDB_SET_RANGE;
-			continue;
-		}
 		rc = item_vid(&v, &vid);
 		if (rc == 0 && sv_get32(p + 4) != r->st->d_in)
 			rc = SV_ERR_CORRUPT;
-		/* items written in id order have their vectors in that order
-		 * too: the vector cursor then steps on without a descent */
 		if (rc == 0)
-			rc = read_vec(r, vid, r->st->d_in, r->walk_buf);
+			rc = read_vec(r, vec_space_of(k.mv_data, k.mv_size), vid, r->st->d_in,
+			              r->walk_buf);
 		if (rc)
 			break;
 		it.flags = sv_get16(p + 2);
@@ -2328,18 +2409,109 @@ static int item_walk(sv_store_read *r,
 	return mine || rc == SV_ERR_CORRUPT ? rc : neg(rc);
 }
 
-int sv_store_item_walk(sv_store_read *r,
-		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
-		       void *ctx)
-{
-	return item_walk(r, fn, ctx, 0);
-}
-
 int sv_store_stored_walk(sv_store_read *r,
 			 int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
 			 void *ctx)
 {
-	return item_walk(r, fn, ctx, 1);
+	return sv_store_stored_walk_to(r, NULL, fn, ctx);
+}
+
+/* One item of a stored walk's window: where its id is, its vector id. */
+struct walk_ent {
+	uint64_t vid;
+	const void *id; /* in the map */
+	uint32_t len;
+	uint16_t flags;
+};
+
+static int cmp_walk_ent(const void *a, const void *b)
+{
+	uint64_t x = ((const struct walk_ent *)a)->vid, y = ((const struct walk_ent *)b)->vid;
+	return x < y ? -1 : x > y;
+}
+
+/* The stored walk reads the items in windows of WALK_WINDOW, each sorted
+ * by vector id, so the vectors come in the order they lie in vecs: one
+ * cursor step a record, whatever order the ids were written in (a store of
+ * up to WALK_WINDOW items is read front to back once).  24 bytes an item
+ * of the window. */
+#define WALK_WINDOW ((size_t)1 << 20)
+
+int sv_store_stored_walk_to(sv_store_read *r, float *(*dest)(void *ctx),
+                            int (*fn)(void *ctx, const void *id, size_t len,
+                                      const struct sv_store_item *it),
+                            void *ctx)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	struct walk_ent *w = NULL;
+	size_t cap = 0;
+	int rc, op = MDB_FIRST, end = 0;
+	if (!r || !fn)
+		return -EINVAL;
+	rc = walk_buf(r);
+	if (rc)
+		return rc;
+	rc = neg(mdb_cursor_open(r->txn, r->st->items, &c));
+	while (rc == 0 && !end) {
+		size_t n = 0;
+		int sorted = 1; /* items written in id order need no sort */
+		while (n < WALK_WINDOW && (rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+			op = MDB_NEXT;
+			if (sv_store_id_reserved(k.mv_data, k.mv_size)) {
+				/* every inline id sorts between "~v" and "~w": one seek past
+				 * them, none of their vectors read */
+				k.mv_data = (void *)"~w";
+				k.mv_size = 2;
+				op = MDB_SET_RANGE;
+				continue;
+			}
+			if (n == cap) {
+				size_t nc = cap ? 2 * cap : 4096;
+				struct walk_ent *nw = realloc(w, nc * sizeof *w);
+				if (!nw) {
+					rc = -ENOMEM;
+					break;
+				}
+				w = nw;
+				cap = nc;
+			}
+			if (item_vid(&v, &w[n].vid) ||
+			    sv_get32((const unsigned char *)v.mv_data + 4) != r->st->d_in) {
+				rc = SV_ERR_CORRUPT;
+				break;
+			}
+			w[n].id = k.mv_data;
+			w[n].len = (uint32_t)k.mv_size;
+			w[n].flags = sv_get16((const unsigned char *)v.mv_data + 2);
+			sorted &= n == 0 || w[n - 1].vid < w[n].vid;
+			n++;
+		}
+		if (rc == MDB_NOTFOUND) {
+			end = 1;
+			rc = 0;
+		}
+		if (rc) {
+			rc = neg(rc);
+			break;
+		}
+		if (!sorted)
+			qsort(w, n, sizeof *w, cmp_walk_ent);
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			struct sv_store_item it;
+			float *to = dest ? dest(ctx) : r->walk_buf;
+			rc = to ? read_vec(r, VEC_STORED, w[i].vid, r->st->d_in, to) : -EINVAL;
+			if (rc)
+				break;
+			it.flags = w[i].flags;
+			it.dim = r->st->d_in;
+			it.vec = to;
+			rc = fn(ctx, w[i].id, w[i].len, &it);
+		}
+	}
+	mdb_cursor_close(c);
+	free(w);
+	return rc;
 }
 
 static int decode_pair(const MDB_val *k, const MDB_val *v, struct sv_store_pair *out)
@@ -2837,16 +3009,19 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A vector's place for sv_store_vec_check: its space in the top bit. */
+#define CHECK_INLINE ((uint64_t)1 << 63)
+
 int sv_store_vec_check(sv_store_read *r, struct sv_store_vec_check *out)
 {
 	struct sv_store_vec_check ck;
 	MDB_stat ms;
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
-	uint64_t *vids = NULL, cur = 0, n = 0, bytes = 0, want = 0;
+	uint64_t *vids = NULL, n = 0, want;
 	size_t cap = 0, i;
 	unsigned char *seen = NULL;
-	int rc, have = 0;
+	int rc;
 
 	if (!r || !out)
 		return -EINVAL;
@@ -2865,63 +3040,71 @@ int sv_store_vec_check(sv_store_read *r, struct sv_store_vec_check *out)
 	rc = mdb_cursor_open(r->txn, r->st->items, &c);
 	while (rc == 0 && (rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
 		uint64_t vid;
-		if (n == cap || item_vid(&v, &vid) ||
+		if (n == cap || item_vid(&v, &vid) || vid >= CHECK_INLINE ||
 		    sv_get32((const unsigned char *)v.mv_data + 4) != r->st->d_in) {
 			ck.bad_items++;
 			continue;
 		}
-		vids[n++] = vid;
+		vids[n++] = vid | (vec_space_of(k.mv_data, k.mv_size) == VEC_INLINE ? CHECK_INLINE : 0);
 	}
 	mdb_cursor_close(c);
 	c = NULL;
 	if (rc != MDB_NOTFOUND)
 		goto out;
+	rc = 0;
 	ck.items = n + ck.bad_items;
 	qsort(vids, n, sizeof *vids, cmp_u64);
 	for (i = 1; i < n; i++)
 		ck.shared += vids[i] == vids[i - 1];
-	/* each run of records with one vector id: named by an item, whole */
-	rc = mdb_cursor_open(r->txn, r->st->vecs, &c);
-	for (;;) {
-		uint64_t key = 0;
-		int more = rc == 0 && (rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0;
-		if (more) {
-			if (k.mv_size != VEC_KEY) {
-				ck.bad_records++;
-				continue;
+	/* in each vectors database, each run of records with one vector id:
+	 * named by an item, whole */
+	for (int sp = 0; rc == 0 && sp < 2; sp++) {
+		uint64_t cur = 0, bytes = 0, tag = sp == VEC_INLINE ? CHECK_INLINE : 0;
+		int have = 0;
+		rc = mdb_cursor_open(r->txn, r->st->vecs[sp], &c);
+		for (;;) {
+			uint64_t key = 0;
+			int more = rc == 0 && (rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0;
+			if (more) {
+				if (k.mv_size != VEC_KEY) {
+					ck.bad_records++;
+					continue;
+				}
+				key = get_be64(k.mv_data);
+				ck.records++;
 			}
-			key = get_be64(k.mv_data);
-			ck.records++;
-		}
-		if (have && (!more || key >> VEC_CHUNK_BITS != cur)) {
-			uint64_t *hit = bsearch(&cur, vids, n, sizeof *vids, cmp_u64);
-			ck.vectors++;
-			if (!hit)
-				ck.orphans++;
-			else if (bytes != want)
-				ck.bad_vectors++;
-			else {
-				while (hit > vids && hit[-1] == cur)
-					hit--;
-				for (; hit < vids + n && *hit == cur; hit++)
-					seen[hit - vids] = 1;
+			if (have && (!more || key >> VEC_CHUNK_BITS != cur)) {
+				uint64_t id = cur | tag, *hit = bsearch(&id, vids, n, sizeof *vids, cmp_u64);
+				ck.vectors++;
+				if (!hit) {
+					ck.orphans++;
+				} else if (bytes != want) {
+					ck.bad_vectors++;
+				} else {
+					while (hit > vids && hit[-1] == id)
+						hit--;
+					for (; hit < vids + n && *hit == id; hit++)
+						seen[hit - vids] = 1;
+				}
+				have = 0;
 			}
-			have = 0;
+			if (!more)
+				break;
+			if (!have) {
+				cur = key >> VEC_CHUNK_BITS;
+				bytes = 0;
+				have = 1;
+				if ((key & (((uint64_t)1 << VEC_CHUNK_BITS) - 1)) != 0)
+					ck.bad_vectors++; /* its first record is missing */
+			}
+			bytes += v.mv_size;
 		}
-		if (!more)
-			break;
-		if (!have) {
-			cur = key >> VEC_CHUNK_BITS;
-			bytes = 0;
-			have = 1;
-			if ((key & (((uint64_t)1 << VEC_CHUNK_BITS) - 1)) != 0)
-				ck.bad_vectors++; /* its first record is missing */
-		}
-		bytes += v.mv_size;
+		mdb_cursor_close(c);
+		c = NULL;
+		if (rc != MDB_NOTFOUND)
+			goto out;
+		rc = 0;
 	}
-	if (rc != MDB_NOTFOUND)
-		goto out;
-	rc = 0;
 	for (i = 0; i < n; i++)
 		ck.missing += !seen[i];
 	*out = ck;

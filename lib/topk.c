@@ -483,8 +483,15 @@ static int load_flush(struct load *f)
 	return rc;
 }
 
-/* The walk hands each vector in the reader's buffer, for this call only:
- * copy it to its row. */
+/* The walk copies each vector to the next free row (load_row); an item
+ * passed over leaves that row free for the next. */
+static float *load_row(void *ctx)
+{
+	struct load *f = ctx;
+
+	return f->X + f->n * f->c->d_in;
+}
+
 static int load_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
 {
 	struct load *f = ctx;
@@ -492,7 +499,6 @@ static int load_item(void *ctx, const void *id, size_t len, const struct sv_stor
 	if ((it->flags & SV_STORE_ITEM_INLINE) || it->dim != f->c->d_in || len == 0 ||
 	    len > SV_TOPK_ID_MAX)
 		return 0;
-	memcpy(f->X + f->n * f->c->d_in, it->vec, (size_t)f->c->d_in * sizeof(float));
 	f->ids[f->n] = id;
 	f->lens[f->n] = len;
 	return ++f->n == SV_TOPK_LOAD_ROWS ? load_flush(f) : 0;
@@ -516,7 +522,7 @@ int sv_topk_cache_load(struct sv_topk_cache *c, struct sv_store_read *r)
 	f.X = malloc((size_t)SV_TOPK_LOAD_ROWS * c->d_in * sizeof(float));
 	if (f.X == NULL)
 		return -ENOMEM;
-	rc = sv_store_stored_walk(r, load_item, &f);
+	rc = sv_store_stored_walk_to(r, load_row, load_item, &f);
 	if (rc == 0)
 		rc = load_flush(&f);
 	free(f.X);

@@ -312,8 +312,15 @@ Test(store, replayed_group_replaces_and_deletes_vectors_alike)
 }
 
 struct walk_dims {
-	uint32_t d, seen;
+	uint32_t d, seen, n;
+	int reverse; /* expect the items from n - 1 down */
+	float *row;  /* where sv_store_stored_walk_to copies to */
 };
+
+static float *walk_dims_row(void *ctx)
+{
+	return ((struct walk_dims *)ctx)->row;
+}
 
 static int walk_dims_one(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
 {
@@ -322,9 +329,11 @@ static int walk_dims_one(void *ctx, const void *id, size_t len, const struct sv_
 	float *x = malloc(w->d * sizeof(float));
 	int same;
 	cr_assert_eq(len, 7);
-	cr_assert_eq(k, w->seen, "walk in id order");
+	cr_assert_eq(k, w->reverse ? w->n - 1 - w->seen : w->seen, "walk order");
 	cr_assert_eq(it->dim, w->d);
 	cr_assert_eq(it->flags, (uint16_t)k);
+	if (w->row)
+		cr_assert_eq(it->vec, w->row, "copied where the walk was told");
 	fill(x, w->d, k);
 	same = memcmp(x, it->vec, w->d * sizeof(float)) == 0;
 	free(x);
@@ -376,8 +385,19 @@ static void roundtrip_dims(uint32_t d, uint32_t n, int reverse)
 	sv_store_read_end(r);
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
 	{
-		struct walk_dims w = {d, 0};
-		cr_assert_eq(sv_store_item_walk(r, walk_dims_one, &w), 0);
+		struct walk_dims w = {d, 0, n, 0, NULL}, ws = {d, 0, n, reverse, NULL};
+		cr_assert_eq(sv_store_item_walk(r, walk_dims_one, &w), 0); /* id order */
+		cr_assert_eq(sv_store_stored_walk(r, walk_dims_one, &ws), 0); /* write order */
+		cr_assert_eq(ws.seen, n);
+		ws.seen = 0;
+		ws.row = malloc(d * sizeof(float));
+		cr_assert_eq(sv_store_stored_walk_to(r, walk_dims_row, walk_dims_one, &ws), 0);
+		cr_assert_eq(ws.seen, n);
+		free(ws.row);
+		ws.row = NULL;
+		if (n > 0)
+			cr_assert_eq(sv_store_stored_walk_to(r, walk_dims_row, walk_dims_one, &ws),
+			             -EINVAL, "a NULL destination stops the walk");
 		seen = w.seen;
 	}
 	sv_store_read_end(r);
@@ -1665,6 +1685,7 @@ Test(store, retention_keeps_what_recovery_needs_and_frees_inline_vectors)
 	cr_assert_eq(s.items, 2);
 	cr_assert_gt(s.used_bytes, 0);
 	cr_assert_leq(s.used_bytes, s.map_used);
+	vecs_agree(st, 2); /* the inline vectors freed went with their items */
 	sv_store_close(st);
 }
 
@@ -1798,6 +1819,7 @@ Test(store, purge_deletes_every_row_naming_an_item)
 	cr_assert_eq(stat_of(st).pairs, 8);
 	cr_assert(!has_item(st, "~v3"), "its last reference went with the rows");
 	cr_assert(has_item(st, "~v2") && has_item(st, "~v4"));
+	vecs_agree(st, 10);
 	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
 	cr_assert_eq(sv_store_purge(t, "nobody", 6, 1, 100, &next, &n), 0);
 	cr_assert_eq(n, 0);
@@ -1855,7 +1877,7 @@ Test(store, a_full_map_can_still_be_trimmed)
 
 /* Put the items of a schema-3 store back in the schema-2 layout (store.h):
  * each items value u16 fmt=1, u16 flags, u32 dim, float32[dim], built
- * from its vector's records; the vecs database dropped. */
+ * from its vector's records; the vecs and ivecs databases dropped. */
 static void items_to_schema_2(MDB_txn *txn)
 {
 	static unsigned char rec[8 + 4 * 40000];
@@ -1865,13 +1887,14 @@ static void items_to_schema_2(MDB_txn *txn)
 		unsigned char val[16];
 	} it[20000];
 	size_t n_it = 0;
-	MDB_dbi items, vecs;
-	MDB_cursor *c, *vc;
+	MDB_dbi items, vecs[2];
+	MDB_cursor *c, *vc[2];
 	MDB_val k, v;
 	int rc;
 
 	cr_assert_eq(mdb_dbi_open(txn, "items", 0, &items), 0);
-	cr_assert_eq(mdb_dbi_open(txn, "vecs", 0, &vecs), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "vecs", 0, &vecs[0]), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "ivecs", 0, &vecs[1]), 0);
 	cr_assert_eq(mdb_cursor_open(txn, items, &c), 0);
 	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
 		cr_assert_lt(n_it, sizeof it / sizeof it[0]);
@@ -1883,8 +1906,10 @@ static void items_to_schema_2(MDB_txn *txn)
 	}
 	cr_assert_eq(rc, MDB_NOTFOUND);
 	mdb_cursor_close(c);
-	cr_assert_eq(mdb_cursor_open(txn, vecs, &vc), 0);
+	cr_assert_eq(mdb_cursor_open(txn, vecs[0], &vc[0]), 0);
+	cr_assert_eq(mdb_cursor_open(txn, vecs[1], &vc[1]), 0);
 	for (size_t i = 0; i < n_it; i++) {
+		int sp = sv_store_id_reserved(it[i].id, it[i].len); /* content ids: ivecs */
 		uint16_t fmt, flags;
 		uint32_t dim;
 		uint64_t vid, first;
@@ -1900,8 +1925,8 @@ static void items_to_schema_2(MDB_txn *txn)
 		cr_assert_leq(dim, 40000);
 		first = __builtin_bswap64(vid << 16);
 		memcpy(kb, &first, 8);
-		for (rc = mdb_cursor_get(vc, &vk, &vv, MDB_SET_KEY); rc == 0;
-		     rc = mdb_cursor_get(vc, &vk, &vv, MDB_NEXT)) {
+		for (rc = mdb_cursor_get(vc[sp], &vk, &vv, MDB_SET_KEY); rc == 0;
+		     rc = mdb_cursor_get(vc[sp], &vk, &vv, MDB_NEXT)) {
 			uint64_t key;
 			memcpy(&key, vk.mv_data, 8);
 			if (__builtin_bswap64(key) >> 16 != vid)
@@ -1921,8 +1946,10 @@ static void items_to_schema_2(MDB_txn *txn)
 		v.mv_data = rec;
 		cr_assert_eq(mdb_put(txn, items, &k, &v, 0), 0);
 	}
-	mdb_cursor_close(vc);
-	cr_assert_eq(mdb_drop(txn, vecs, 1), 0);
+	mdb_cursor_close(vc[1]);
+	mdb_cursor_close(vc[0]);
+	cr_assert_eq(mdb_drop(txn, vecs[0], 1), 0);
+	cr_assert_eq(mdb_drop(txn, vecs[1], 1), 0);
 }
 
 /* Make the store at path a schema-2 store as a schema-2 build left it. */

@@ -3,11 +3,12 @@
  * DESIGN
  *
  * The store is one LMDB environment (a directory holding data.mdb and
- * lock.mdb) with eight named databases:
+ * lock.mdb) with nine named databases:
  *
  *   items     id (1..255 arbitrary bytes) -> its vector's id (and flags, dim)
- *   vecs      vector id -> the item's feature vector of d_in float32, in
- *             records that each fit a leaf page (VECTORS below)
+ *   vecs      vector id -> the feature vector (d_in float32) of an item
+ *             stored by id, in records that each fit a leaf page (VECTORS)
+ *   ivecs     the same for the inline vectors of pairs (content ids, below)
  *   pairs     64-bit log sequence -> one labeled pair (the pair log)
  *   clients   (client id, client sequence) -> log sequence: the recent
  *             sequences of each client (its de-duplication window)
@@ -80,10 +81,12 @@
  *   items    key id bytes -> u16 fmt=2, u16 flags, u32 dim, u64 vector id
  *            flags: SV_STORE_ITEM_INLINE (bit 0) for a vector that arrived
  *            inline in a pair, stored under its content id (below)
- *   vecs     key u64 BE (vector id << 16 | record) -> the next bytes of the
- *            vector's float32[dim]; records 0, 1, ... of one vector hold
- *            them in order and add up to dim * 4 bytes (no header: the
- *            items value says what the vector is)
+ *   vecs, ivecs  key u64 BE (vector id << 16 | record) -> the next bytes
+ *            of the vector's float32[dim]; records 0, 1, ... of one vector
+ *            hold them in order and add up to dim * 4 bytes (no header: the
+ *            items value says what the vector is).  An item's vector is in
+ *            ivecs when its id is a content id (sv_store_id_reserved),
+ *            else in vecs.
  *   pairs    key u64 BE seq -> u16 fmt=1, u8 label, u8 has_client,
  *                            u8 len_a, u8 len_b, u8 client_len, u8 0,
  *                            u64 client_seq, u64 recv_ns,
@@ -99,20 +102,23 @@
  *   producers key client id -> u16 fmt=1, u16 0, u32 0, u64 hwm, u64 last_ns
  *   refs     key content id -> u64 count
  *
- * VECTORS.  Each item put gives its vector the next vector id (one past
- * the largest stored, so the ids a group gives out follow from the state it
- * started from, and a group replayed after a growth gives the same ones)
- * and appends its records at the end of vecs (MDB_APPEND): leaf pages fill
- * whole, in the order items arrive.  A vector is split into equal records,
+ * VECTORS.  Each item put gives its vector the next vector id of its
+ * database (one past the largest stored there, so the ids a group gives out
+ * follow from the state it started from, and a group replayed after a
+ * growth gives the same ones) and appends its records at the end
+ * (MDB_APPEND): leaf pages fill whole, in the order items arrive.  Inline
+ * vectors have a database of their own so that both are appended to at
+ * their end, and the log's, dying oldest first, leave whole pages free
+ * rather than holes between the items'.  A vector is split into equal records,
  * as many as pack the most vector bytes into a page (chosen at open from
  * the page size and d_in; a vector of up to about 2 KB is one record): 784
  * floats on 4 KB pages are 4 records of 784 bytes, 5 to a page, 3,277
  * bytes of data.mdb a vector against 3,136 raw (an overflow page each,
  * 4,096 and more, before schema 3).  Replacing or deleting an item deletes
- * its vector's records; the inline vectors that die with the oldest log
- * rows were appended in log order, so they free whole pages.  A walk over
- * items written in id order reads vecs in order, one step per record;
- * items written in another order cost one B-tree descent each.
+ * its vector's records.  sv_store_stored_walk reads vecs front to back,
+ * one cursor step a record, asking for the pages a few ahead of the copy;
+ * sv_store_item_walk (in id order) steps the same way over items written
+ * in id order, and otherwise pays one B-tree descent an item.
  *
  * Sequences start at 1 and increase by one per appended pair; applied_seq 0
  * means "trained on nothing".  Versions start at 1 and only grow; after each
@@ -439,13 +445,26 @@ int sv_store_item_get(sv_store_read *r, const void *id, size_t len, float *out);
 int sv_store_item_walk(sv_store_read *r,
 		       int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
 		       void *ctx);
-/* sv_store_item_walk over the items stored by id only: the inline
- * namespace (sv_store_id_reserved, one contiguous range of ids) is passed
- * over with one seek, without reading its vectors, so a walk costs the
- * items, not the pair log's inline vectors. */
+/* A walk over the items stored by id only, in the order their vectors
+ * were written (not in id order): the inline namespace
+ * (sv_store_id_reserved, one contiguous range of ids) is passed over with
+ * one seek, without reading its vectors, so a walk costs the items, not
+ * the pair log's inline vectors.  The items are taken 2^20 at a time (24
+ * bytes of memory each), sorted by vector id, and their vectors read in
+ * the order they lie in vecs, one cursor step a record, whatever order
+ * the ids came in.  Callbacks and returns as sv_store_item_walk. */
 int sv_store_stored_walk(sv_store_read *r,
 			 int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
 			 void *ctx);
+
+/* sv_store_stored_walk copying each vector straight to where dest(ctx)
+ * says (d_in floats, the caller's; item->vec is that pointer) instead of
+ * into the reader's buffer: a caller gathering rows saves a copy.  dest
+ * returning NULL stops the walk with -EINVAL. */
+int sv_store_stored_walk_to(sv_store_read *r, float *(*dest)(void *ctx),
+                            int (*fn)(void *ctx, const void *id, size_t len,
+                                      const struct sv_store_item *it),
+                            void *ctx);
 
 /* What sv_store_vec_check found: items and vector records agree when
  * bad_items, shared, missing, orphans, bad_vectors and bad_records are 0. */

@@ -135,11 +135,11 @@ int sv_topk_cache_add(struct sv_topk_cache *c, const float *X, size_t m, const u
 
 /* A rebuild's feed: every item of the store read r (sv/store.h) whose
  * vector has c's d_in and whose id fits SV_TOPK_ID_MAX, upserted into c in
- * the store's id order, SV_TOPK_LOAD_ROWS rows per sv_topk_cache_add (one
+ * the order the store wrote them, SV_TOPK_LOAD_ROWS rows per sv_topk_cache_add (one
  * GEMM each), after sizing the id index from the store's count of items
  * stored by id.  Inline pair vectors (SV_STORE_ITEM_INLINE) are passed over
- * unread (sv_store_stored_walk).  Each vector the walk hands over is
- * copied into one reused buffer of SV_TOPK_LOAD_ROWS rows.
+ * unread (sv_store_stored_walk_to).  The walk copies each vector straight
+ * into one reused buffer of SV_TOPK_LOAD_ROWS rows.
  * Returns 0, -EINVAL, what sv_topk_cache_add returns, or a store code. */
 #define SV_TOPK_LOAD_ROWS 1024
 struct sv_store_read;

@@ -15,12 +15,15 @@
  * Printed: the median and range of each, and rebuild/sgemm (target <= 1.5),
  * both in this thread's CPU time (robust to the other processes of a
  * shared machine: BLAS runs single-threaded here, as in the daemon's cache
- * thread) and in wall time.  Also printed: data.mdb bytes per item against
- * the raw d_in * 4 bytes (LMDB's overflow pages; docs/DAEMON.md).
+ * thread) and in wall time.  Also printed: data.mdb bytes per vector
+ * (items and inline vectors) against the raw d_in * 4 bytes (the vector
+ * records of sv/store.h; docs/DAEMON.md).
  *
  * Options: --items N (1000000), --inline N (0: inline pair vectors stored
  * beside the items, as a pair log leaves them; the rebuild must pass them
- * over), --d-in N (784), --d-out N (64), --reps R (3),
+ * over), --shuffle (write the items in a scattered id order, as clients
+ * do, instead of in id order: a walk then seeks each vector instead of
+ * stepping through them), --d-in N (784), --d-out N (64), --reps R (3),
  * --dir DIR (/tmp), --json.  Memory: about N * d_in * 4 bytes for the matrix
  * plus the store in the page cache (3.1 GB and 4.1 GB at the defaults).
  */
@@ -45,8 +48,18 @@
 struct opts {
 	long items, d_in, d_out, reps, inl;
 	const char *dir;
-	int json;
+	int json, shuffle;
 };
+
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
 
 struct times {
 	double cpu, wall;
@@ -80,8 +93,14 @@ static int make_store(const struct opts *o, const char *path, float *X, sv_store
 	char err[SV_STORE_ERRMSG_MAX];
 	uint64_t s = 1;
 	size_t n = (size_t)o->items, d = (size_t)o->d_in;
+	uint64_t step = 1;
 	int rc;
 
+	if (o->shuffle) { /* item i gets id number i * step mod n: a permutation */
+		step = 2654435761u % n;
+		while (n > 1 && gcd(step, n) != 1)
+			step++;
+	}
 	sv_store_opts_default(&so);
 	so.path = path;
 	so.d_in = (uint32_t)o->d_in;
@@ -101,7 +120,8 @@ static int make_store(const struct opts *o, const char *path, float *X, sv_store
 		for (size_t i = 0; i < m && rc == 0; i++) {
 			float *x = X + (base + i) * d;
 			char id[32];
-			int len = snprintf(id, sizeof(id), "item-%09zu", base + i);
+			int len = snprintf(id, sizeof(id), "item-%09zu",
+			                   (size_t)((base + i) * step % n));
 
 			for (size_t j = 0; j < d; j++)
 				x[j] = urand(&s);
@@ -177,17 +197,26 @@ struct walk {
 	size_t d, n;
 };
 
+/* As the rebuild's load: each vector copied by the walk into the next row. */
+static float *walk_row(void *ctx)
+{
+	struct walk *w = ctx;
+
+	return w->buf + (w->n % SV_TOPK_LOAD_ROWS) * w->d;
+}
+
 static int walk_item(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
 {
 	struct walk *w = ctx;
 
 	(void)id;
 	(void)len;
-	memcpy(w->buf + (w->n++ % SV_TOPK_LOAD_ROWS) * w->d, it->vec, w->d * sizeof(float));
+	(void)it;
+	w->n++;
 	return 0;
 }
 
-/* The store's part alone: the same walk and copies out of the map. */
+/* The store's part alone: the same walk and copies. */
 static int read_once(sv_store *st, const struct opts *o, float *buf, struct times *t)
 {
 	struct walk w = {.buf = buf, .d = (size_t)o->d_in};
@@ -196,7 +225,7 @@ static int read_once(sv_store *st, const struct opts *o, float *buf, struct time
 	int rc = sv_store_read_begin(st, &r);
 
 	if (rc == 0)
-		rc = sv_store_stored_walk(r, walk_item, &w);
+		rc = sv_store_stored_walk_to(r, walk_row, walk_item, &w);
 	sv_store_read_end(r);
 	t->cpu = (double)(cpu_ns() - c0) * 1e-9;
 	t->wall = (double)(bench_now_ns() - w0) * 1e-9;
@@ -217,8 +246,8 @@ static void sgemm_once(const float *X, const float *W, float *Z, const struct op
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: sv-bench rebuild [--items N] [--inline N] [--d-in N] [--d-out N]\n"
-	                "                        [--reps R] [--dir DIR] [--json]\n");
+	fprintf(stderr, "usage: sv-bench rebuild [--items N] [--inline N] [--shuffle] [--d-in N]\n"
+	                "                        [--d-out N] [--reps R] [--dir DIR] [--json]\n");
 	return 2;
 }
 
@@ -239,6 +268,10 @@ int bench_rebuild(int argc, char **argv)
 		long *dst = NULL, lo_ = 1, hi_ = 0;
 		if (!strcmp(argv[i], "--json")) {
 			o.json = 1;
+			continue;
+		}
+		if (!strcmp(argv[i], "--shuffle")) {
+			o.shuffle = 1;
 			continue;
 		}
 		if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
@@ -330,9 +363,10 @@ int bench_rebuild(int argc, char **argv)
 		bench_json_num(&j, "raw_bytes_per_item", raw);
 		bench_json_end(&j);
 	} else {
-		printf("rebuild of %ld items (and %ld inline vectors beside them), %ld -> %ld, "
-		       "1 BLAS thread, median of %ld [range]\n",
-		       o.items, o.inl, o.d_in, o.d_out, o.reps);
+		printf("rebuild of %ld items written %s (and %ld inline vectors beside them), "
+		       "%ld -> %ld, 1 BLAS thread, median of %ld [range]\n",
+		       o.items, o.shuffle ? "in scattered id order" : "in id order", o.inl, o.d_in,
+		       o.d_out, o.reps);
 		printf("  %-5s %-24s %-24s %s\n", "clock", "rebuild s", "bare sgemm s",
 		       "rebuild/sgemm (target <= 1.5)");
 		for (int k = 0; k < 2; k++) {
