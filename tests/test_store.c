@@ -446,6 +446,75 @@ Test(store, vectors_of_any_dim_roundtrip)
 	roundtrip_dims(40000, 20, 0); /* 160 KB a vector */
 }
 
+struct walk_check {
+	uint32_t n;
+	uint64_t mask; /* bit k: item k seen */
+};
+
+static int walk_check_one(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct walk_check *w = ctx;
+	float x[D_IN];
+	char want[32];
+	uint32_t k = (uint32_t)strtoul((const char *)id + 5, NULL, 10);
+	cr_assert_lt(k, 64);
+	cr_assert_eq((size_t)item_id(want, k), len);
+	cr_assert_eq(w->mask >> k & 1, 0, "item %u twice", k);
+	w->mask |= (uint64_t)1 << k;
+	fill(x, D_IN, 100 * k + it->flags); /* the last put of k had flags = its round */
+	cr_assert_eq(memcmp(x, it->vec, sizeof x), 0, "item %u", k);
+	w->n++;
+	return 0;
+}
+
+/* Vector ids left sparse by replaced items (the walk sorts them by a table
+ * when dense, by comparison when not): each item once, its last vector. */
+Test(store, stored_walk_after_replacing_items)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	sv_store_read *r;
+	sv_store_txn *t;
+	float x[D_IN];
+	char id[32];
+	struct walk_check w = {0, 0};
+
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t round = 0; round < 8; round++)
+		for (uint32_t k = 0; k < 64; k++) {
+			uint32_t kk = (k * 37 + round * 11) % 64; /* a scattered order each round */
+			if (round > 0 && kk % 8 != 0)
+				continue; /* later rounds replace every 8th item only */
+			fill(x, D_IN, 100 * kk + round);
+			cr_assert_eq(sv_store_item_put(t, id, (size_t)item_id(id, kk), x, (uint16_t)round),
+			             0);
+		}
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_stored_walk(r, walk_check_one, &w), 0);
+	sv_store_read_end(r);
+	cr_assert_eq(w.n, 64);
+	cr_assert_eq(w.mask, UINT64_MAX);
+	vecs_agree(st, 64);
+	/* now sparse beyond twice the count: 64 items over ids up to 120 */
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t k = 8; k < 64; k += 8) {
+		fill(x, D_IN, 100 * k + 9);
+		cr_assert_eq(sv_store_item_put(t, id, (size_t)item_id(id, k), x, 9), 0);
+	}
+	for (uint32_t k = 0; k < 64; k++)
+		if (k % 8 != 0 && k % 3 == 0)
+			cr_assert_eq(sv_store_item_del(t, id, (size_t)item_id(id, k)), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	memset(&w, 0, sizeof w);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_stored_walk(r, walk_check_one, &w), 0);
+	sv_store_read_end(r);
+	cr_assert_eq(w.n, 64 - 19); /* 19 deleted */
+	vecs_agree(st, 64 - 19);
+	sv_store_close(st);
+}
+
 Test(store, item_walk_in_id_order)
 {
 	struct sv_store_opts o = opts(D_IN, D_OUT);

@@ -113,8 +113,9 @@
  * as many as pack the most vector bytes into a page (chosen at open from
  * the page size and d_in; a vector of up to about 2 KB is one record): 784
  * floats on 4 KB pages are 4 records of 784 bytes, 5 to a page, 3,277
- * bytes of data.mdb a vector against 3,136 raw (an overflow page each,
- * 4,096 and more, before schema 3).  Replacing or deleting an item deletes
+ * bytes of vector pages a vector, about 3,330 of data.mdb with the items
+ * B-tree, against 3,136 raw (an overflow page each, 4,129 in all, before
+ * schema 3).  Replacing or deleting an item deletes
  * its vector's records.  sv_store_stored_walk reads vecs front to back,
  * one cursor step a record, asking for the pages a few ahead of the copy;
  * sv_store_item_walk (in id order) steps the same way over items written
