@@ -451,7 +451,8 @@ int sv_store_item_walk(sv_store_read *r,
  * (sv_store_id_reserved, one contiguous range of ids) is passed over with
  * one seek, without reading its vectors, so a walk costs the items, not
  * the pair log's inline vectors.  The items are taken 2^20 at a time (24
- * bytes of memory each), sorted by vector id, and their vectors read in
+ * bytes of memory each, and up to 48 more while a window written out of
+ * id order is sorted), sorted by vector id, and their vectors read in
  * the order they lie in vecs, one cursor step a record, whatever order
  * the ids came in.  Callbacks and returns as sv_store_item_walk. */
 int sv_store_stored_walk(sv_store_read *r,
