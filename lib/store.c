@@ -530,24 +530,37 @@ static int item_remove(sv_store *st, MDB_txn *txn, const MDB_val *key)
 	return rc;
 }
 
-/* The next vector id: one past the last stored (1 in an empty store). */
-static int vec_next_id(sv_store *st, MDB_txn *txn, enum vec_space space, uint64_t *out)
+/* The last key of dbi, an 8-byte big-endian number, into *out (0 when dbi
+ * is empty): the log's last sequence, the last vector record. */
+static int last_be64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, st->vecs[space], &c);
+	int rc = mdb_cursor_open(txn, dbi, &c);
+
 	if (rc)
 		return neg(rc);
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	mdb_cursor_close(c);
 	if (rc == MDB_NOTFOUND) {
-		*out = 1;
+		*out = 0;
 		return 0;
 	}
-	if (rc || k.mv_size != VEC_KEY)
+	if (rc || k.mv_size != 8)
 		return rc ? neg(rc) : SV_ERR_CORRUPT;
-	*out = (get_be64(k.mv_data) >> VEC_CHUNK_BITS) + 1;
+	*out = get_be64(k.mv_data);
 	return 0;
+}
+
+/* The next vector id: one past the last stored (1 in an empty store). */
+static int vec_next_id(sv_store *st, MDB_txn *txn, enum vec_space space, uint64_t *out)
+{
+	uint64_t last;
+	int rc = last_be64(txn, st->vecs[space], &last);
+
+	if (rc == 0)
+		*out = (last >> VEC_CHUNK_BITS) + 1;
+	return rc;
 }
 
 /* ---- checkpoint records ----
@@ -1676,20 +1689,13 @@ int sv_store_backup(sv_store *st, const char *path)
 static int load_counters(sv_store_txn *t)
 {
 	sv_store *st = t->st;
-	MDB_cursor *c;
-	MDB_val k, v;
+	MDB_val v;
 	MDB_val nk = {12, (void *)"next_version"};
-	int rc = mdb_cursor_open(t->txn, st->pairs, &c);
+	uint64_t last;
+	int rc = last_be64(t->txn, st->pairs, &last);
 	if (rc)
-		return neg(rc);
-	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	mdb_cursor_close(c);
-	if (rc == 0 && k.mv_size == 8)
-		t->next_seq = get_be64(k.mv_data) + 1;
-	else if (rc == MDB_NOTFOUND)
-		t->next_seq = 1;
-	else
-		return rc ? neg(rc) : SV_ERR_CORRUPT;
+		return rc;
+	t->next_seq = last + 1;
 	rc = mdb_get(t->txn, st->meta, &nk, &v);
 	if (rc == 0 && v.mv_size == 8)
 		t->next_version = sv_get64(v.mv_data);
@@ -2592,26 +2598,9 @@ int sv_store_pair_get(sv_store_read *r, uint64_t seq, struct sv_store_pair *out)
 
 int sv_store_last_seq(sv_store_read *r, uint64_t *seq)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc;
 	if (!r || !seq)
 		return -EINVAL;
-	rc = mdb_cursor_open(r->txn, r->st->pairs, &c);
-	if (rc)
-		return neg(rc);
-	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	mdb_cursor_close(c);
-	if (rc == MDB_NOTFOUND) {
-		*seq = 0;
-		return 0;
-	}
-	if (rc)
-		return neg(rc);
-	if (k.mv_size != 8)
-		return SV_ERR_CORRUPT;
-	*seq = get_be64(k.mv_data);
-	return 0;
+	return last_be64(r->txn, r->st->pairs, seq);
 }
 
 int sv_store_cursor_open(sv_store_read *r, uint64_t from, sv_store_cursor **out)
