@@ -2022,10 +2022,11 @@ static void items_to_schema_2(MDB_txn *txn)
 }
 
 /* Make the store at path a schema-2 store as a schema-2 build left it. */
-static void downgrade_to_schema_2(void)
+/* The closed store at `path`, opened with raw LMDB, its meta record saying
+ * `schema`: the caller rewrites the rest in *txn, commits and closes. */
+static MDB_env *raw_with_schema(MDB_txn **txn, unsigned char schema)
 {
 	MDB_env *env;
-	MDB_txn *txn;
 	MDB_dbi meta;
 	MDB_val k = {4, "meta"}, v;
 	unsigned char rec[64];
@@ -2034,13 +2035,22 @@ static void downgrade_to_schema_2(void)
 	mdb_env_set_maxdbs(env, 8);
 	mdb_env_set_mapsize(env, (size_t)1 << 30);
 	cr_assert_eq(mdb_env_open(env, path, 0, 0600), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, txn), 0);
+	cr_assert_eq(mdb_dbi_open(*txn, "meta", 0, &meta), 0);
+	cr_assert_eq(mdb_get(*txn, meta, &k, &v), 0);
+	cr_assert_leq(v.mv_size, sizeof rec);
 	memcpy(rec, v.mv_data, v.mv_size);
-	rec[4] = 2;
+	rec[4] = schema;
 	v.mv_data = rec;
-	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	cr_assert_eq(mdb_put(*txn, meta, &k, &v, 0), 0);
+	return env;
+}
+
+static void downgrade_to_schema_2(void)
+{
+	MDB_txn *txn;
+	MDB_env *env = raw_with_schema(&txn, 2);
+
 	items_to_schema_2(txn);
 	cr_assert_eq(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
@@ -2118,9 +2128,7 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	uint64_t seq;
 	MDB_env *env;
 	MDB_txn *txn;
-	MDB_dbi meta, dbi;
-	MDB_val k = {4, "meta"}, v;
-	unsigned char rec[64];
+	MDB_dbi dbi;
 
 	inline_pairs(st, 1, 30);
 	for (uint64_t c = 1; c <= 5; c++)
@@ -2128,16 +2136,7 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	checkpoint(st, 1000, 1);
 	sv_store_close(st);
 	/* back to schema 1: no refs, no producers */
-	cr_assert_eq(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 8);
-	cr_assert_eq(mdb_env_open(env, path, 0, 0600), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
-	memcpy(rec, v.mv_data, v.mv_size);
-	rec[4] = 1;
-	v.mv_data = rec;
-	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	env = raw_with_schema(&txn, 1);
 	cr_assert_eq(mdb_dbi_open(txn, "refs", 0, &dbi), 0);
 	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "producers", 0, &dbi), 0);
