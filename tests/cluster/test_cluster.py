@@ -401,12 +401,26 @@ def test():
         assert wa == wb, 'W differs between the trainers'
         print('lockstep: both at stream seq %d, log seq %d, %d steps, W identical'
               % (last, sa['last_seq'], sa['steps']))
-        r = lead.admin('CHECKPOINT')   # the leader publishes it to the models bucket
-        assert r['status'] == 'OK', r
-        v = int(r['msg'].split('v')[-1])
-        st = status_until(lead, lambda st: st['cluster']['model_version'] == v,
-                          'the leader publishes', 20)
-        assert st['cluster']['model_rev'] > 0, st
+        # the leader publishes a checkpoint to the models bucket; right after the outage
+        # the lease bucket may still be electing, and the lease may move (a renew that
+        # fails for 3/4 of the TTL): then the new leader is asked
+        for attempt in range(4):
+            lead = wait_for(lambda: next((d for d in (a, b) if role(d) == 'leader'), None),
+                            30, 'a leader to checkpoint')
+            r = lead.admin('CHECKPOINT')
+            assert r['status'] == 'OK', r
+            v = int(r['msg'].split('v')[-1])
+            try:
+                st = status_until(lead, lambda st: st['cluster']['model_version'] == v or
+                                  st['cluster']['role'] != 'leader', 'the leader publishes', 20)
+            except AssertionError:
+                if attempt == 3:
+                    raise
+                continue
+            if st['cluster']['model_version'] == v:
+                break
+            print('the lease moved before checkpoint %d was published: asking again' % v)
+        assert st['cluster']['model_version'] == v and st['cluster']['model_rev'] > 0, st
         rev = st['cluster']['model_rev']
         print('models bucket: version %d published as revision %d' % (v, rev))
 
