@@ -1035,6 +1035,21 @@ static int dedup(sv_store_txn *t, const unsigned char *ck, size_t cklen, uint64_
  * (WINDOW_TRIM_PER_APPEND) or expire. */
 #define MIGRATE_CHUNK 20000
 
+/* Rewrite meta's schema field (a migration's last step). */
+static int set_schema(sv_store *st, MDB_txn *txn, uint32_t schema)
+{
+	MDB_val k = {4, (void *)"meta"}, v;
+	unsigned char m[META_LEN];
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc || v.mv_size < META_LEN) /* no meta record: corrupt, not "nothing to do" */
+		return rc && rc != MDB_NOTFOUND ? neg(rc) : SV_ERR_CORRUPT;
+	memcpy(m, v.mv_data, META_LEN);
+	sv_put32(m + 4, schema);
+	v.mv_size = META_LEN;
+	v.mv_data = m;
+	return neg(mdb_put(txn, st->meta, &k, &v, 0));
+}
+
 static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
 {
 	MDB_val pk = {11, (void *)"migrate_seq"}, k, v;
@@ -1086,17 +1101,7 @@ static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
 		mdb_cursor_close(c);
 		if (rc != MDB_NOTFOUND)
 			return neg(rc);
-		rc = mdb_get(txn, st->meta, &(MDB_val){4, (void *)"meta"}, &v);
-		if (rc || v.mv_size < META_LEN)
-			return rc ? neg(rc) : SV_ERR_CORRUPT;
-		{
-			unsigned char m[META_LEN];
-			memcpy(m, v.mv_data, META_LEN);
-			sv_put32(m + 4, 2);
-			v.mv_size = META_LEN;
-			v.mv_data = m;
-			rc = mdb_put(txn, st->meta, &(MDB_val){4, (void *)"meta"}, &v, 0);
-		}
+		rc = set_schema(st, txn, 2);
 		if (rc == 0)
 			rc = mdb_del(txn, st->meta, &pk, NULL);
 		*done = 1;
@@ -1142,19 +1147,6 @@ static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
  * commit take the vector records of the next. */
 #define MIGRATE_ITEMS 4096
 
-static int set_schema(sv_store *st, MDB_txn *txn, uint32_t schema)
-{
-	MDB_val k = {4, (void *)"meta"}, v;
-	unsigned char m[META_LEN];
-	int rc = mdb_get(txn, st->meta, &k, &v);
-	if (rc || v.mv_size < META_LEN)
-		return rc ? neg(rc) : SV_ERR_CORRUPT;
-	memcpy(m, v.mv_data, META_LEN);
-	sv_put32(m + 4, schema);
-	v.mv_size = META_LEN;
-	v.mv_data = m;
-	return neg(mdb_put(txn, st->meta, &k, &v, 0));
-}
 
 static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
 {
