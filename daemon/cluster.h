@@ -10,19 +10,21 @@
  *               good ones to the pair stream (message id: client id + seq,
  *               or the gateway's own for messages without one); answers the
  *               acked ones once JetStream acked (cluster.ack stored) or once
- *               this node's group commit holds them (committed); publishes
- *               the batch cuts the leader's trainer asks for.
+ *               this node's group commit holds them (committed), with up to
+ *               512 messages in flight, each answered as its ack comes;
+ *               publishes the batch cuts the leader's trainer asks for.
  *   sv-feed     the node's durable pull consumer on the stream: hands every
  *               message, in stream order, to ingest.c on an inproc socket
- *               (frame 0 its stream and source sequences), fetching one
- *               batch ahead, and acks the stream up to the last sequence the
+ *               (frame 0 its stream and source sequences), up to three
+ *               fetches ahead, and acks the stream up to the last sequence the
  *               trainer committed (the store keeps that sequence with each
  *               commit, so a restart resumes just after it).  The leader
  *               also copies item changes to the items stream (latest value
  *               per id).
  *   sv-lease    holds or waits for the trainer lease (a key in a TTL bucket)
  *               and, while this node leads, publishes each new checkpoint to
- *               the models bucket by compare-and-set on its revision.
+ *               the models bucket by compare-and-set on its revision;
+ *               releases the lease when the daemon stops.
  * Every trainer node, leader or standby, consumes the same stream and trains
  * in lockstep: a batch ends when it is full or when a CUT message comes in
  * the stream, which only the leader publishes (train.max_wait_ms).  So W is a
