@@ -26,6 +26,7 @@ the Python client publishes through a gateway unchanged; every acked pair is in 
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -55,6 +56,26 @@ class Cluster:
         self.urls = out.stdout.strip().split('\n')[-1]
         with open(os.path.join(self.dir, 'http')) as f:
             self.http = [int(x) for x in f.read().split()]
+
+    def api(self, subject, payload=b''):
+        """One JetStream API request over the NATS protocol itself: its JSON reply."""
+        host, port = self.urls.split(',')[0].split('//')[1].split(':')
+        with socket.create_connection((host, int(port)), timeout=10) as c:
+            f = c.makefile('rb')
+            assert f.readline().startswith(b'INFO '), 'not a NATS server'
+            c.sendall(b'CONNECT {"verbose":false,"headers":true,"no_responders":true}\r\n'
+                      b'SUB _INBOX.svtest 1\r\nPUB %s _INBOX.svtest %d\r\n%s\r\n'
+                      % (subject.encode(), len(payload), payload))
+            while True:
+                line = f.readline()
+                assert line, 'the server closed the connection'
+                if line.startswith(b'PING'):
+                    c.sendall(b'PONG\r\n')
+                elif line.startswith(b'MSG '):
+                    body = f.read(int(line.split()[-1]) + 2)[:-2]
+                    return json.loads(body)
+                elif line.startswith(b'HMSG '):
+                    raise AssertionError('no JetStream answer to %s: %r' % (subject, line))
 
     def run(self, *args):
         """nats-cluster.sh CMD DIR [N]: kill or restart node N."""
@@ -484,6 +505,20 @@ def test():
         q.close(0)
         print('read-your-writes: the new item found at sequence %d; a future version BEHIND'
               % w['pos'][1])
+
+        # a replica whose durable consumer vanished on the server: its feed delivers
+        # nothing while the items stream moves on, and it follows the stream again
+        r = cl.api('$JS.API.CONSUMER.DELETE.SV_PAIRS_ITEMS.sv-r2')
+        assert r.get('success'), r
+        s = lead.sock(zmq.DEALER, 'ingest-acked.sock')
+        s.send_multipart(item_put(b'after-delete', rnd.standard_normal(D).astype('<f4'), 901))
+        w = parse_reply(s.recv_multipart())
+        s.close(0)
+        assert w['status'] == 'OK', w
+        status_until(r2, lambda st: st['cluster']['items_seq'] >= w['pos'][1],
+                     'r2 follows the items stream again', 30)
+        assert 'following it again' in r2.logtext()
+        print('r2 followed the items stream again after its consumer was deleted')
 
         # the Python client, unchanged, through a gateway: CLIENT_STATE, then an acked publish
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
