@@ -94,6 +94,8 @@ struct cluster {
 	atomic_uint_fast64_t ckpt_version; /* newest checkpoint to publish (0: none) */
 	atomic_uint_fast64_t ckpt_seq;     /* the stream sequence committed when it was taken */
 	atomic_uint_fast64_t model_rev, model_version, lag;
+	uint64_t items_at_start;          /* replica: the items stream's last sequence at start */
+	int model_read;                   /* replica, sv-follow's: the bucket was read once */
 	atomic_uint_fast64_t published, publish_failed, cuts, items, model_puts, model_refused;
 	atomic_uint_fast64_t lease_gained, lease_lost;
 };
@@ -1102,6 +1104,22 @@ static int follow_install(struct cluster *c, const void *blob, size_t len, uint6
 	return 0;
 }
 
+/* A replica is ready (GET /readyz, STATUS) once it has read the models
+ * bucket and applied the items stream as far as it reached at the start:
+ * before that it would answer with the seed's W or without recent items. */
+static void follow_ready(struct cluster *c)
+{
+	struct sv_daemon *d = c->d;
+	int following = SV_READY_FOLLOWING;
+
+	if (c->model_read && atomic_load(&c->committed) >= c->items_at_start &&
+	    atomic_compare_exchange_strong(&d->prog.not_ready, &following, SV_READY_OK))
+		log_msg(LOG_NOTICE, "SV-CLUSTER-READY",
+		        "caught up: model revision %" PRIu64 ", items stream sequence %" PRIu64
+		        " (it was at %" PRIu64 " when this replica started); ready",
+		        atomic_load(&c->model_rev), atomic_load(&c->committed), c->items_at_start);
+}
+
 static void *follow_main(void *arg)
 {
 	struct cluster *c = arg;
@@ -1126,7 +1144,10 @@ static void *follow_main(void *arg)
 		size_t len = 0;
 
 		/* a cheap poll of the manifest's revision; the blob only when it moved */
-		if (sv_js_model_rev(models, MODEL_KEY, &rev) == 0 && rev > atomic_load(&c->model_rev)) {
+		rc = sv_js_model_rev(models, MODEL_KEY, &rev);
+		if (rc == SV_ERR_NOTFOUND) /* no trainer has published yet: the seed's W stands */
+			c->model_read = 1;
+		if (rc == 0 && rev > atomic_load(&c->model_rev)) {
 			rc = sv_js_model_get(models, MODEL_KEY, &blob, &len, &rev);
 			if (rc == 0 && rev <= atomic_load(&c->model_rev)) { /* a follower's older copy */
 				free(blob);
@@ -1135,6 +1156,7 @@ static void *follow_main(void *arg)
 			}
 			if (rc == 0)
 				rc = follow_install(c, blob, len, rev);
+			c->model_read |= rc == 0;
 			if (rc == 0)
 				log_msg(LOG_INFO, "SV-CLUSTER-FOLLOW",
 				        "model revision %" PRIu64 " (the trainer's v%" PRIu64 ") installed",
@@ -1144,7 +1166,10 @@ static void *follow_main(void *arg)
 				        "cannot install model revision %" PRIu64 ": %s (%s); retrying", rev,
 				        sv_js_strerror(rc), sv_js_detail(js));
 			free(blob);
+		} else if (rc == 0) {
+			c->model_read = 1; /* the bucket's model is the one installed */
 		}
+		follow_ready(c);
 		usleep(FOLLOW_POLL_US);
 	}
 out:
@@ -1176,6 +1201,8 @@ static int ensure_streams(struct cluster *c)
 		rc = sv_js_stream_ensure(js, &pairs);
 		if (rc == 0)
 			rc = sv_js_stream_ensure(js, &items);
+		if (rc == 0 && c->replica) /* what it must have read before it is ready */
+			rc = sv_js_stream_last_seq(js, c->items_stream, &c->items_at_start);
 		if (rc == 0 || rc == SV_JS_ERR_API || now_mono_ns() >= deadline)
 			break;
 		log_msg(LOG_WARNING, "SV-CLUSTER-STREAM", "cannot set up %s: %s (%s); retrying",
@@ -1224,6 +1251,8 @@ int cluster_start(struct cluster **out, struct sv_daemon *d)
 	atomic_store(&c->committed, store_mark(d, c->mark));
 	atomic_store(&c->items_src, store_mark(d, CLUSTER_MARK_SRC));
 	rc = ensure_streams(c);
+	if (rc == 0 && c->replica) /* until follow_ready; main.c leaves it so */
+		atomic_store(&d->prog.not_ready, SV_READY_FOLLOWING);
 	if (rc == 0)
 		atomic_store(&d->cluster, c); /* the trainer's calls find it from now on */
 	for (int i = 0; rc == 0 && i < 3 && mains[i]; i++) {

@@ -36,7 +36,9 @@
  * them), and sv-follow polls the models bucket and installs each new model
  * as the queries' snapshot, named by its bucket revision.  query.c waits
  * (cluster.read_wait) for a query's least position and names the replica's
- * on every answer.
+ * on every answer.  A replica is not ready (SV_READY_FOLLOWING) until
+ * sv-follow has read the bucket and the store holds the items stream as far
+ * as it reached at the start.
  *
  * Leaves out: the decoding of the stream's messages (ingest.c), NATS itself
  * (jetstream.h).

@@ -122,10 +122,12 @@ enum sv_ready {
 	SV_READY_STOPPING,     /* SIGTERM: finishing the batch in hand */
 	SV_READY_STORE_FULL,   /* the store reached store.max_map_size */
 	SV_READY_STORE_FAILED, /* the last group commit failed */
+	SV_READY_FOLLOWING,    /* a cluster replica that has not yet read the models
+	                        * bucket and the items stream as they were at its start */
 	SV_READY_COUNT
 };
-static const char *const ready_name[SV_READY_COUNT] = {"ready", "starting", "stopping",
-                                                          "store_full", "store_failed"};
+static const char *const ready_name[SV_READY_COUNT] = {
+    "ready", "starting", "stopping", "store_full", "store_failed", "following"};
 
 /* Why ingest is refused for room (STATUS store_full, the metric's label). */
 enum sv_full {

@@ -173,7 +173,9 @@ int main(int argc, char **argv)
 		log_msg(LOG_NOTICE, "SV-MAIN-READY", "ready: model v%llu, step %llu, store %s",
 		       (unsigned long long)atomic_load(&d.prog.model_version),
 		       (unsigned long long)atomic_load(&d.prog.steps), d.conf.store_path);
-		atomic_store(&d.prog.not_ready, SV_READY_OK);
+		int starting = SV_READY_STARTING; /* a replica stays "following" (cluster.c) */
+
+		atomic_compare_exchange_strong(&d.prog.not_ready, &starting, SV_READY_OK);
 		notify_send("READY=1\nSTATUS=ready");
 		loop_run(&d, sigfd, &cli);
 	} else {

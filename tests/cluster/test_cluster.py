@@ -308,9 +308,25 @@ def test():
         start(a)
         assert role(a) == 'standby' and role(b) == 'leader'
         start(r1)   # a query replica: follows the items stream and the models bucket
-        st = status_until(r1, lambda st: st['cluster']['model_rev'] > 0 and
-                          st['items'] == N_ITEMS, 'r1 follows', 30)
+        # ready only once it has both as they were when it started (nothing moves them here)
+        st = status_until(r1, lambda st: st['ready'], 'r1 ready', 30)
+        assert st['cluster']['model_rev'] > 0 and st['items'] == N_ITEMS, st
         assert st['cluster']['role'] == 'replica', st
+        assert 'SV-CLUSTER-READY' in r1.logtext()
+        # a replica that cannot install the cluster's model (another d_in) never gets ready
+        os.makedirs(os.path.join(root, 'rbad'))
+        bad = Daemon(BIN, state_dir=os.path.join(root, 'rbad'),
+                     opts=['model.d_in=%d' % (D + 1)] + opts(cl, 'rbad', 'replica')[1:])
+        try:
+            start(bad)
+            wait_for(lambda: 'cannot install model revision' in bad.logtext(), 15,
+                     'the mismatched replica tries the model')
+            st = bad.status()
+            assert not st['ready'] and st['not_ready_reason'] == 'following', st
+            assert bad.stop() == 0
+        finally:
+            bad.close()
+        print('replicas: r1 ready once caught up; one with another d_in stays "following"')
 
         # ---- 2. 20k acked pairs; the stream leader and the trainer die ----
         pub = Publisher([a, b])
