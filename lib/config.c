@@ -112,6 +112,9 @@ static const struct sv_config_key keys[] = {
      "fill replays each logged pair about this many times at most"},
     {"train.replay_gate", T(ENUM), OFF(train_replay_gate), 0, 0, "on", w_onoff, 0, 0,
      "off: replay exactly replay_max_rounds rounds unjudged (to show what the gate prevents)"},
+    {"train.replay_refit_share", T(DOUBLE), OFF(train_replay_refit_share), 0, 1, "0.5", NULL, 0,
+     0, "refit with the held-back slice when at least this share of the judged rounds led to "
+     "the best W (0: always)"},
 
     {"store.path", T(STRING), OFF(store_path), 0, 0, "@STATE@/store", NULL, 0, 0,
      "LMDB environment directory"},
@@ -1353,6 +1356,7 @@ void sv_config_replay_params(const struct sv_config *c, struct sv_replay_params 
 	p->lr_decay = c->train_replay_lr_decay;
 	p->fill_uses = c->train_replay_fill_uses;
 	p->decay_mode = c->train_replay_decay ? SV_REPLAY_DECAY_GO : SV_REPLAY_DECAY_ROUND;
+	p->refit_share = c->train_replay_refit_share;
 }
 
 void sv_config_proto_limits(const struct sv_config *c, struct sv_proto_limits *lim)

@@ -52,6 +52,7 @@ void sv_replay_params_default(struct sv_replay_params *p)
 	p->retries = 2;
 	p->refit = 1;
 	p->refit_average = 1;
+	p->refit_share = 0.5;
 }
 
 void sv_replay_params_slice(struct sv_replay_params *p, uint32_t k)
@@ -79,7 +80,7 @@ int sv_replay_params_check(const struct sv_replay_params *p)
 	    p->slice_dense_until % p->slice_dense_every != 0 ||
 	    p->slice_dense_until % p->slice_every != 0 || p->slice_dense_until > (UINT64_C(1) << 40) ||
 	    p->retries > 255 || p->max_rounds > 1000000 || p->refit > 1 ||
-	    p->refit_average > 1)
+	    p->refit_average > 1 || !(p->refit_share >= 0.0 && p->refit_share <= 1.0))
 		return SV_ERR_RANGE;
 	return 0;
 }
@@ -284,13 +285,17 @@ void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_param
 	g->best_path = 0;
 }
 
-/* The state after a final UNDO or STOP: REFIT when the refit is on and the
- * best W is restorable and was reached by replay rounds, else STOPPED. */
+/* The state after a final UNDO or STOP: REFIT when the refit is on, the
+ * best W is restorable and was reached by replay rounds, and those rounds
+ * are at least refit_share of the rounds judged (the gate climbed rather
+ * than searched a plateau, sv/replay.h); else STOPPED. */
 static enum sv_replay_state final_state(const struct sv_replay_gate *g,
 					const struct sv_replay_params *p)
 {
-	return p && p->refit && !g->stale && g->best_path > 0 ? SV_REPLAY_STATE_REFIT
-							      : SV_REPLAY_STATE_STOPPED;
+	return p && p->refit && !g->stale && g->best_path > 0 &&
+			       (double)g->best_path >= p->refit_share * (double)g->rounds
+		       ? SV_REPLAY_STATE_REFIT
+		       : SV_REPLAY_STATE_STOPPED;
 }
 
 static int decide(struct sv_replay_gate *g, enum sv_replay_decision d)

@@ -234,6 +234,7 @@ static int judge(struct sv_replay_gate *g, const struct sv_replay_params *p, dou
 Test(replay, gate_rising_then_collapsing_undoes_to_best)
 {
 	struct sv_replay_params p = params();
+	p.refit_share = 0.0; /* refit whatever share of the rounds climbed (its own test below) */
 	struct sv_replay_gate g;
 	sv_replay_gate_init(&g);
 	cr_assert_eq(g.state, SV_REPLAY_STATE_WAIT);
@@ -355,6 +356,49 @@ Test(replay, gate_path_records_the_rates_of_the_best_rounds)
 	cr_assert_eq(sv_replay_params_check(&p), SV_ERR_RANGE);
 }
 
+Test(replay, gate_refits_a_climb_not_a_plateau)
+{
+	struct sv_replay_params p = params();
+	struct sv_replay_gate g;
+	cr_assert_eq(p.refit_share, 0.5);
+	/* a climb: 4 rounds on the best path out of 7 judged */
+	sv_replay_gate_init(&g);
+	judge(&g, &p, 0.80);
+	for (int k = 1; k <= 4; k++)
+		cr_assert_eq(judge(&g, &p, 0.80 + 0.01 * k), SV_REPLAY_DECISION_KEEP);
+	cr_assert_eq(judge(&g, &p, 0.839), SV_REPLAY_DECISION_GO);
+	cr_assert_eq(judge(&g, &p, 0.839), SV_REPLAY_DECISION_GO);
+	p.retries = 0;
+	cr_assert_eq(judge(&g, &p, 0.839), SV_REPLAY_DECISION_UNDO);
+	cr_assert_eq(g.best_path, 4);
+	cr_assert_eq(g.rounds, 7);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_REFIT);
+	/* a plateau: the best after 1 round, then 3 rounds off the path */
+	p = params();
+	p.retries = 0;
+	sv_replay_gate_init(&g);
+	judge(&g, &p, 0.80);
+	cr_assert_eq(judge(&g, &p, 0.85), SV_REPLAY_DECISION_KEEP);
+	cr_assert_eq(judge(&g, &p, 0.849), SV_REPLAY_DECISION_GO);
+	cr_assert_eq(judge(&g, &p, 0.849), SV_REPLAY_DECISION_GO);
+	cr_assert_eq(judge(&g, &p, 0.849), SV_REPLAY_DECISION_UNDO);
+	cr_assert_eq(g.best_path, 1);
+	cr_assert_eq(g.rounds, 4);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_STOPPED, "the gate's pick is kept, no refit");
+	/* exactly half the rounds on the path is a climb; share 0 refits any path */
+	sv_replay_gate_init(&g);
+	judge(&g, &p, 0.80);
+	judge(&g, &p, 0.85);
+	p.patience = 1;
+	cr_assert_eq(judge(&g, &p, 0.849), SV_REPLAY_DECISION_UNDO);
+	cr_assert_eq(g.state, SV_REPLAY_STATE_REFIT);
+	p = params();
+	p.refit_share = 1.5;
+	cr_assert_eq(sv_replay_params_check(&p), SV_ERR_RANGE);
+	p.refit_share = NAN;
+	cr_assert_eq(sv_replay_params_check(&p), SV_ERR_RANGE);
+}
+
 Test(replay, gate_max_rounds)
 {
 	struct sv_replay_params p = params();
@@ -386,6 +430,7 @@ Test(replay, gate_small_slice_waits)
 Test(replay, gate_record_roundtrip_and_errors)
 {
 	struct sv_replay_params p = params();
+	p.refit_share = 0.0; /* the record of a gate in REFIT */
 	struct sv_replay_gate g, h;
 	sv_replay_gate_init(&g);
 	judge(&g, &p, 0.9);

@@ -131,6 +131,7 @@ struct sv_config {
 	uint64_t train_replay_fill;      /* train.replay_fill */
 	double train_replay_fill_uses;   /* train.replay_fill_uses */
 	int train_replay_gate;           /* train.replay_gate: 0 off, 1 on */
+	double train_replay_refit_share; /* train.replay_refit_share */
 
 	char store_path[SV_CONFIG_STR_MAX]; /* store.path */
 	int store_sync;                     /* store.sync: enum sv_config_sync */

@@ -58,8 +58,18 @@
  * each of its steps): a refit is not judged, so it cannot pick its luckiest
  * round as the gate did, and the mean takes out most of the steps' noise.
  * The daemon runs that round whole or not at all (interrupted, it starts it
- * over), so the mean need not be saved.  Measured (docs/REPLAY.md): the
- * digits gain, Fashion-MNIST stays where the gate's best was.
+ * over), so the mean need not be saved.
+ *
+ * When to refit (params.refit_share).  A refit trades the gate's pick for
+ * the slice's labels.  When most judged rounds are on the best path
+ * (best_path >= refit_share * rounds), the gate's rounds climbed: its best
+ * W is the end of a trend that a replay of the path reproduces, now with
+ * more labels.  When most are off it (rounds that did not improve, or that
+ * were undone), the best W is the pick of a search around a plateau: the
+ * pick carries its lead, and one replay of the path, which cannot pick,
+ * loses it.  The gate then stops without a refit.  Measured
+ * (docs/REPLAY.md): the digits' gates climb and gain from the refit;
+ * Fashion-MNIST's search a plateau and lost to it.
  *
  * What the daemon stores.  The gate's whole state is struct sv_replay_gate (a
  * plain struct; sv_replay_gate_encode writes it as a versioned little-endian
@@ -95,6 +105,7 @@ struct sv_replay_params {
 	uint32_t retries;       /* undos that go on from the best at a lower rate, 0..255 */
 	uint32_t refit;         /* 1: refit from the baseline along the best path (above), 0..1 */
 	uint32_t refit_average; /* 1: W := the mean of the last refit round's iterates, 0..1 */
+	double refit_share;     /* refit only when best_path >= refit_share * rounds judged, [0, 1] */
 };
 
 /* How replay rounds decay the rate (sv_replay_gate_lr). */
@@ -104,7 +115,7 @@ struct sv_replay_params {
 /* Defaults (chosen by tools/replaystudy, docs/REPLAY.md): seed 1, batch 64,
  * slice_every 10 (10%), min_slice 20, tol_z 1.0, patience 3, max_rounds 100,
  * lr_decay 0.7 with decay_mode SV_REPLAY_DECAY_GO, fill_uses 2, regrow 0.5,
- * retries 2, refit 1, refit_average 1. */
+ * retries 2, refit 1, refit_average 1, refit_share 0.5. */
 void sv_replay_params_default(struct sv_replay_params *p);
 
 /* The slice fields for every k-th pair: slice_every k, and for the first
@@ -243,7 +254,8 @@ void sv_replay_gate_fresh(struct sv_replay_gate *g, const struct sv_replay_param
  * are left), the gate stays RUN after it: replay goes on from the best at
  * the rate times lr_decay (a failed round retried more gently, like a
  * backtracking line search); otherwise the state becomes STOPPED, or REFIT
- * (params.refit, not stale, best_path >= 1; a STOP at max_rounds too).
+ * (params.refit, not stale, best_path >= 1 and best_path >= refit_share *
+ * rounds; a STOP at max_rounds too).
  * Each judged round is recorded on the path (path, path_exp); a KEEP makes
  * it the best path, an UNDO cuts the path back to the best path. */
 int sv_replay_gate_judge(struct sv_replay_gate *g, const struct sv_replay_params *p, double auc,

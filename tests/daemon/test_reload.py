@@ -365,7 +365,7 @@ REFUSED = {
     'train.replay': 'on', 'train.replay_idle': '5s', 'train.replay_batch': '32',
     'train.replay_slice': '5', 'train.replay_max_rounds': '7', 'train.replay_patience': '2', 'train.replay_retries': '5',
     'train.replay_lr_decay': '0.5', 'train.replay_decay': 'round', 'train.replay_fill': '16', 'train.replay_fill_uses': '3',
-    'train.replay_gate': 'off',
+    'train.replay_gate': 'off', 'train.replay_refit_share': '0.25',
     'store.path': '"@STATE@/store2"', 'store.backup_dir': '"@STATE@/bk2"', 'store.sync': 'none', 'store.map_size': '2GiB',
     'endpoints.ingest': '"ipc://@STATE@/i2.sock"',
     'endpoints.ingest_acked': '"ipc://@STATE@/a2.sock"', 'endpoints.query': '"ipc://@STATE@/q2.sock"',

@@ -293,7 +293,8 @@ def replay_kill9_gated_refit():
     is the uninterrupted run's, bit for bit."""
     n = 1500
     opts = ['train.replay=on', 'train.replay_idle=300ms', 'train.replay_batch=2',
-            'train.replay_patience=6', 'store.keep_versions=2', 'train.max_wait_ms=1h']
+            'train.replay_patience=6', 'train.replay_refit_share=0', 'store.keep_versions=2',
+            'train.max_wait_ms=1h']
     ref, st_ref = run(n, opts, settle=stopped)
     W_ref = run.W
     rp = st_ref['replay']

@@ -34,7 +34,9 @@ struct opts {
 	const char *vec, *pairs, *evec, *epairs;
 	uint32_t n, d_out, fresh_b, fill, idle, rounds, seeds;
 	double tau, lr;
-	int gate, replay, vary_init, avg;
+	int gate, replay, vary_init, avg, trace;
+	double avg_tail; /* the averaged refit round: the mean of its last avg_tail of the steps */
+	double soup;     /* after the refit W := (1 - soup) W + soup * the gate's best W */
 	uint64_t init_seed;
 	enum sv_model_init init;
 	double init_scale; /* W0 times this: what the init's scale does, alone */
@@ -60,7 +62,7 @@ struct ctx {
 	float *cos;
 	/* --avg: running mean of W over the steps since avg_reset */
 	float *avg;
-	uint64_t navg;
+	uint64_t navg, avg_skip; /* avg_skip: steps left before the mean starts */
 	int avg_on;
 	size_t nw;
 };
@@ -68,6 +70,7 @@ struct ctx {
 static void avg_reset(struct ctx *c, int on)
 {
 	c->navg = 0;
+	c->avg_skip = 0;
 	c->avg_on = on;
 }
 
@@ -221,7 +224,9 @@ static int replay_step(struct ctx *c, sv_trainer *t, sv_batch *b, uint64_t last,
 		die("step", rc);
 	res->replay_steps++;
 	res->zero_grad += st.grad_norm == 0.0;
-	if (c->avg_on) {
+	if (c->avg_on && c->avg_skip) {
+		c->avg_skip--;
+	} else if (c->avg_on) {
 		const float *w = sv_trainer_weights(t);
 		if (++c->navg == 1)
 			memcpy(c->avg, w, c->nw * sizeof(float));
@@ -366,6 +371,11 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 			res->rounds++;
 			a = slice_auc(c, sv_trainer_weights(t), cap, &npos, &nneg);
 			d = sv_replay_gate_judge(&res->g, &rp, a, npos, nneg);
+			if (o->trace)
+				fprintf(stderr, "  round %u slice %.4f eval %.4f -> %s lr %.2g\n",
+					res->g.rounds, a, eval_auc(c, sv_trainer_weights(t)),
+					sv_replay_decision_name((enum sv_replay_decision)d),
+					sv_trainer_params(t)->optim.lr);
 			if (d == SV_REPLAY_DECISION_KEEP)
 				snap_take(&s, t, nw);
 			else if (d == SV_REPLAY_DECISION_UNDO && res->g.state != SV_REPLAY_STATE_REFIT)
@@ -380,10 +390,22 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 				set_lr(t, sv_replay_gate_refit_lr(&res->g, &rp, o->lr, q));
 				avg_reset(c, o->avg == 1 ||
 					      (rp.refit_average && q + 1 == res->g.best_path));
+				if (rp.refit_average && q + 1 == res->g.best_path)
+					c->avg_skip = (uint64_t)((double)all * (1.0 - o->avg_tail));
 				for (uint64_t z = 0; z < all; z++)
 					replay_step(c, t, b, o->n, r++, SV_REPLAY_PLAN_WITH_SLICE,
 						    seqs, res);
 				avg_apply(c, t);
+			}
+			if (o->soup > 0.0) {
+				float *w = malloc(nw * sizeof(float));
+				if (!w)
+					die("alloc", -ENOMEM);
+				memcpy(w, sv_trainer_weights(t), nw * sizeof(float));
+				for (size_t z = 0; z < nw; z++)
+					w[z] = (float)((1.0 - o->soup) * w[z] + o->soup * s.W[z]);
+				sv_trainer_set_weights(t, w);
+				free(w);
 			}
 			res->refit_rounds = res->g.best_path;
 			sv_replay_gate_refit_done(&res->g);
@@ -434,7 +456,7 @@ static void usage(void)
 		"  [--d-out 64] [--tau 0.2] [--lr 1e-3] [--batch 256] [--fresh-batch B]\n"
 		"  [--replay off|on] [--gate on|off] [--rounds R (ungated) | --max-rounds R]\n"
 		"  [--idle K] [--fill F] [--slice-every K] [--min-slice M] [--tol-z Z]\n"
-		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--init orthogonal|uniform] [--init-scale S] [--refit on|off] [--refit-average on|off] [--avg-rounds on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
+		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--init orthogonal|uniform] [--init-scale S] [--refit on|off] [--refit-average on|off] [--avg-rounds on|off] [--refit-share S] [--avg-tail F] [--soup S] [--trace on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
 	exit(2);
 }
 
@@ -449,6 +471,7 @@ int main(int argc, char **argv)
 	o.gate = 1;
 	o.init_seed = 1;
 	o.init_scale = 1.0;
+	o.avg_tail = 1.0;
 	sv_replay_params_default(&o.rp);
 	o.fresh_b = 256;
 	const char *label = "";
@@ -506,6 +529,14 @@ int main(int argc, char **argv)
 			o.vary_init = !strcmp(v, "on");
 		else if (!strcmp(k, "--avg-rounds")) /* every round's W := its iterates' mean */
 			o.avg = !strcmp(v, "on");
+		else if (!strcmp(k, "--refit-share"))
+			o.rp.refit_share = strtod(v, NULL);
+		else if (!strcmp(k, "--trace")) /* each judged round's scores on stderr */
+			o.trace = !strcmp(v, "on");
+		else if (!strcmp(k, "--soup"))
+			o.soup = strtod(v, NULL);
+		else if (!strcmp(k, "--avg-tail"))
+			o.avg_tail = strtod(v, NULL);
 		else if (!strcmp(k, "--refit-average"))
 			o.rp.refit_average = !strcmp(v, "on");
 		else if (!strcmp(k, "--refit"))
