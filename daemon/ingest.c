@@ -1,16 +1,23 @@
-/* ingest.c - the ingest module (see ingest.h): messages from the PULL and
- * the acked ROUTER, validated, resolved and applied to ONE store group,
- * committed, answered, and the logged pairs handed back.
+/* ingest.c - the ingest module (see ingest.h), a pipeline of two threads:
+ * the decode stage (sv-ingest-dec) reads the PULL and the acked ROUTER,
+ * decodes and checks each message and copies and hashes its vectors; the
+ * writer (the trainer thread) takes the decoded messages in order,
+ * resolves and applies them to ONE store group, commits, answers through
+ * the stage, and hands the logged pairs back.
  * Leaves out: batching, training, checkpoints and recovery (trainer.c).
  */
 #include "ingest.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "cluster.h"
@@ -28,6 +35,46 @@
 #include "trainer.h" /* SV_STORE_ITEM_INLINE, until it moves to sv/store.h */
 #include "util.h"
 
+
+/* One message as the decode stage hands it to the writer.  The stage owns
+ * it until it is queued, the writer from then on until it gives it back
+ * (im_release): after the group whose pairs point into vecs was handed
+ * back, or, held for a retry or over a pause, when it is done with. */
+struct imsg {
+	struct imsg *next;  /* in a queue, the free list or the writer's done list */
+	struct parts p;     /* the frames, kept while anything points into them
+	                     * (none for a malformed or over-long one, off the feed) */
+	size_t bytes;       /* the message's bytes as received */
+	size_t cost_pairs;  /* its pairs (1 for other verbs), for the queue's bound */
+	size_t cost_bytes;  /* bytes + vecs, for the queue's bound */
+	int over;           /* more parts than PARTS_MAX */
+	int acked;          /* from the ROUTER: rid and delim say whom to answer */
+	uint8_t rid[256];
+	size_t rid_len;
+	int delim;
+	int rc;             /* the decode: 0, < 0 malformed (err), IM_UNDECODED */
+	struct sv_proto_request rq; /* points into p's frames */
+	struct sv_proto_error err;
+	/* PAIR, PAIR_BATCH: row 2i + s is side s of pair i when it carries a
+	 * vector, inl[2i + s] its content id when it has no id of its own;
+	 * ITEM_PUT: row 0 */
+	float *vecs;
+	size_t vecs_cap; /* rows */
+	char (*inl)[SV_STORE_INLINE_ID_LEN + 1];
+	size_t inl_cap;
+};
+
+#define IM_UNDECODED 1 /* the stage left it to the writer (a feed marker, odd frames) */
+
+/* One queue from the decode stage to the writer, under ingest.pmu. */
+struct pipe_q {
+	struct imsg *head, *tail;
+	size_t n, pairs, bytes;
+	int efd;     /* eventfd, readable exactly while n > 0 (the writer polls it) */
+	int blocked; /* the stage stopped reading this queue's socket for room */
+};
+
+enum { Q_ACKED, Q_PULL };
 
 /* One item of the group in hand as later messages of the same group see it
  * before the commit: put, deleted, or read from the store (so that an id
@@ -62,15 +109,30 @@ struct pend_ack {
 
 struct ingest {
 	struct sv_daemon *d;
-	void *pull, *router;
+	void *pull, *router; /* the decode stage's */
 	struct sv_proto_limits lim;
 	struct sv_proto_msgbuf mb;
+
+	/* The pipeline.  pmu guards q, the free list and room_efd's meaning. */
+	pthread_mutex_t pmu;
+	struct pipe_q q[2];  /* Q_ACKED, Q_PULL */
+	int room_efd;        /* the writer made room in a queue the stage waits on */
+	struct imsg *free_im;
+	size_t free_n;
+	struct sv_proto_limits stage_lim; /* the stage's: the limits in force (live_limits) */
+	unsigned stage_gen;
+	void *rep_tx, *rep_rx; /* inproc PAIR: the writer's replies to the stage */
+	pthread_t dec_th;
+	int dec_started;
+	struct imsg *done;     /* the writer's: messages of the group handed back */
 
 	/* the group in hand */
 	sv_store_txn *txn;
 	int group_failed;
-	float *pool; /* rows of d_in floats */
+	float **rows;   /* pool_n rows of d_in floats: an imsg's vecs or the arena */
 	size_t pool_n, pool_cap;
+	float **arena;  /* blocks of ARENA_ROWS rows that never move: store reads */
+	size_t arena_n, arena_blocks;
 	struct pend_item *pend;
 	size_t pend_n, pend_cap;
 	uint32_t *pidx;  /* open-addressing index over pend: slot = index + 1, 0 empty */
@@ -100,13 +162,13 @@ struct ingest {
 	int disk_low;        /* the last statvfs found less than min_free */
 	dev_t store_dev;     /* data.mdb as opened: a different one (or none) later */
 	ino_t store_ino;     /* means its files were removed under the daemon */
-	struct parts *held;  /* group_max of them */
+	struct imsg **held;  /* group_max of them */
 	size_t held_n;
 	int stalled;
 	/* While paused: fire-and-forget messages read and checked for size at
 	 * once (an oversize one is rejected then, not held), the rest kept in
 	 * order, up to max_paused_bytes, for after RESUME. */
-	struct parts *pq;
+	struct imsg **pq;
 	size_t pq_head, pq_n, pq_cap, pq_bytes, pq_max;
 	int held_in_group; /* this group's fire-and-forget messages are the held ones */
 	/* a cluster node: the PULL socket is cluster.c's feed, frame 0 of each
@@ -129,6 +191,15 @@ struct ingest {
 #define DISK_NS 100000000ULL    /* statvfs at most this often */
 #define TRIM_MIN 4096           /* log rows a group may delete, at least */
 #define EXPIRE_MAX 4096         /* window entries one group may delete */
+#define ARENA_ROWS 256          /* rows per block of the store reads' arena */
+/* Each queue from the decode stage holds at most one group's worth of pairs
+ * (group_max) and PIPE_BYTES of messages and their vectors (one message
+ * whatever its size): the stage prepares the next group while the writer
+ * commits this one, and stops reading a socket whose queue is full, so
+ * its publishers wait at the high-water mark. */
+#define PIPE_BYTES (64u << 20)
+#define PIPE_BURST 64  /* messages the stage reads before it looks at replies */
+#define FREE_MAX 64    /* spent messages kept for reuse */
 
 /* Client-caused log lines: at most LOG_BURST a second each (trainer
  * thread only, so plain statics). */
@@ -220,25 +291,48 @@ static int pend_add(struct ingest *g, const void *id, size_t len, long row)
 	return 0;
 }
 
+/* A row of the group pointing at x (a vector the decode stage copied). */
+static long pool_ref(struct ingest *g, float *x)
+{
+	if (grow((void **)&g->rows, &g->pool_cap, g->pool_n + 1, sizeof(*g->rows)) < 0)
+		return -ENOMEM;
+	g->rows[g->pool_n] = x;
+	return (long)g->pool_n++;
+}
+
+/* A row of the group in the arena, for a store read to fill. */
 static long pool_row(struct ingest *g)
 {
-	size_t d = g->d->conf.d_in;
+	size_t b = g->arena_n / ARENA_ROWS;
+	long k;
 
-	if (g->pool_n + 1 > g->pool_cap) {
-		size_t c = g->pool_cap ? g->pool_cap * 2 : 256;
-		float *q = realloc(g->pool, c * d * sizeof(float));
+	if (b == g->arena_blocks) {
+		float **q = realloc(g->arena, (b + 1) * sizeof(*q));
 
 		if (q == NULL)
 			return -ENOMEM;
-		g->pool = q;
-		g->pool_cap = c;
+		g->arena = q;
+		g->arena[b] = malloc((size_t)ARENA_ROWS * g->d->conf.d_in * sizeof(float));
+		if (g->arena[b] == NULL)
+			return -ENOMEM;
+		g->arena_blocks++;
 	}
-	return (long)g->pool_n++;
+	k = pool_ref(g, g->arena[b] + (g->arena_n % ARENA_ROWS) * g->d->conf.d_in);
+	if (k >= 0)
+		g->arena_n++;
+	return k;
+}
+
+/* Undo the last pool_row (its read failed). */
+static void pool_unrow(struct ingest *g)
+{
+	g->pool_n--;
+	g->arena_n--;
 }
 
 static float *row_ptr(struct ingest *g, size_t row)
 {
-	return g->pool + row * g->d->conf.d_in;
+	return g->rows[row];
 }
 
 static int group_begin(struct ingest *g)
@@ -256,9 +350,11 @@ static int group_begin(struct ingest *g)
 }
 
 /* Resolve one side into a pool row; *put tells whether an item put is
- * needed (for every side that carries a vector).  Returns 0, SV_ERR_NOTFOUND, or a negative code. */
+ * needed (for every side that carries a vector: vec, copied by the decode
+ * stage, with inl its content id when the side names none).  Returns 0,
+ * SV_ERR_NOTFOUND, or a negative code. */
 static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_proto_side *s,
-                        char inl[SV_STORE_INLINE_ID_LEN + 1], const void **id, size_t *len, long *row,
+                        float *vec, const char *inl, const void **id, size_t *len, long *row,
                         int *put)
 {
 	struct pend_item *p;
@@ -267,16 +363,14 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
 
 	*put = 0;
 	if (s->vec != NULL) {
-		k = pool_row(g);
+		k = pool_ref(g, vec);
 		if (k < 0)
 			return (int)k;
-		sv_proto_vec_copy(row_ptr(g, (size_t)k), s->vec, g->d->conf.d_in);
 		if (s->id != NULL) {
 			*id = s->id;
 			*len = s->id_len;
 		} else {
 			/* content-addressed: item_put writes it only if the id is new */
-			sv_store_inline_id(row_ptr(g, (size_t)k), g->d->conf.d_in, inl);
 			*id = inl;
 			*len = SV_STORE_INLINE_ID_LEN;
 		}
@@ -304,7 +398,7 @@ static int side_resolve(struct ingest *g, sv_store_read **r, const struct sv_pro
 		return (int)k;
 	rc = sv_store_item_get(*r, s->id, s->id_len, row_ptr(g, (size_t)k));
 	if (rc < 0) {
-		g->pool_n--;
+		pool_unrow(g);
 		return rc;
 	}
 	pend_add(g, s->id, s->id_len, k); /* best effort: without memory it is read again */
@@ -318,7 +412,7 @@ struct resolved {
 	long row[2];
 	int put[2];
 	int rc[2]; /* each side's lookup: 0, SV_ERR_NOTFOUND, SV_ERR_RESERVED_ID, or fatal */
-	char inl[2][SV_STORE_INLINE_ID_LEN + 1];
+	const char *inl[2]; /* the side's content id (the decode stage's), if inline */
 	uint8_t label;
 };
 
@@ -394,11 +488,12 @@ static int item_put(struct ingest *g, const void *id, size_t len, long row, uint
 	return rc;
 }
 
-/* A PAIR / PAIR_BATCH request: resolve, log, stage.  rows gets one ack row
- * per pair. */
-static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, struct pend_ack *a,
+/* A PAIR / PAIR_BATCH request (im, decoded): resolve, log, stage.  rows
+ * gets one ack row per pair. */
+static void ingest_pairs(struct ingest *g, struct imsg *im, struct pend_ack *a,
                          struct sv_proto_ack_row *rows)
 {
+	const struct sv_proto_request *rq = &im->rq;
 	struct sv_proto_iter it = {0};
 	struct sv_proto_pair pr;
 	sv_store_read *r = NULL;
@@ -426,8 +521,10 @@ static void ingest_pairs(struct ingest *g, const struct sv_proto_request *rq, st
 				res[i].row[s] = -1;
 				continue;
 			}
-			res[i].rc[s] = side_resolve(g, &r, sd[s], res[i].inl[s], &res[i].id[s],
-			                            &res[i].len[s], &res[i].row[s], &res[i].put[s]);
+			res[i].inl[s] = im->inl[2 * i + s];
+			res[i].rc[s] = side_resolve(g, &r, sd[s], im->vecs + (2 * i + s) * g->d->conf.d_in,
+			                            res[i].inl[s], &res[i].id[s], &res[i].len[s],
+			                            &res[i].row[s], &res[i].put[s]);
 		}
 		rows[i].outcome = SV_PROTO_OUTCOME_COMMITTED;
 		rows[i].reason = 0;
@@ -566,14 +663,16 @@ static const char *malformed_id(int reason)
 	return ids[reason];
 }
 
-/* Reply frames out of g->mb on the ROUTER, after the envelope. */
+/* Reply frames out of g->mb, after the envelope, to the decode stage,
+ * which sends them on the ROUTER it owns (stage_forward).  The inproc
+ * socket has no high-water mark: this does not fail but without memory. */
 static void send_reply(struct ingest *g, const uint8_t *rid, size_t rid_len, int delim)
 {
-	if (parts_send_routed(g->router, rid, rid_len, delim, &g->mb) == 0)
+	if (parts_send_routed(g->rep_tx, rid, rid_len, delim, &g->mb) == 0)
 		return;
 	atomic_fetch_add(&g->d->cnt.unroutable, 1);
 	if (log_ratelimit(&rl_unroutable, LOG_BURST, &sup))
-		log_msg(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot send an ack (%s); client gone?%s",
+		log_msg(LOG_INFO, "SV-INGEST-UNROUTABLE", "cannot queue an ack (%s)%s",
 		       zmq_strerror(zmq_errno()), log_suppressed(sup, sbuf, sizeof(sbuf)));
 }
 
@@ -698,13 +797,10 @@ enum feed_kind { FEED_SKIP, FEED_MSG, FEED_CUT };
  * sequence, recorded for the group's commit; a message at or below the
  * store's mark was applied before (a consumer that delivered again) and is
  * skipped; a CUT ends the group. */
-static enum feed_kind feed_frames(struct ingest *g, const struct parts *p,
-                                  const struct sv_proto_frame **fr, size_t *n)
+static enum feed_kind feed_frames(struct ingest *g, const struct parts *p)
 {
 	uint64_t pos[2]; /* stream sequence, source sequence */
 
-	*fr = p->fr;
-	*n = (size_t)p->n;
 	if (!g->feed)
 		return FEED_MSG;
 	if (p->n < 2 || p->fr[0].len != sizeof pos)
@@ -723,9 +819,7 @@ static enum feed_kind feed_frames(struct ingest *g, const struct parts *p,
 		g->js_seq = pos[0];
 	if (pos[1] > g->js_src)
 		g->js_src = pos[1];
-	*fr = p->fr + 1;
-	*n = (size_t)p->n - 1;
-	if (*n == 1 && p->fr[1].len == CLUSTER_CUT_LEN &&
+	if (p->n == 2 && p->fr[1].len == CLUSTER_CUT_LEN &&
 	    memcmp(p->fr[1].data, CLUSTER_CUT, CLUSTER_CUT_LEN) == 0) {
 		g->cut = 1;
 		return FEED_CUT;
@@ -733,36 +827,41 @@ static enum feed_kind feed_frames(struct ingest *g, const struct parts *p,
 	return FEED_MSG;
 }
 
-static int ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t nfr,
-                      struct pend_ack *a, const char *where);
+static int ingest_one(struct ingest *g, struct imsg *im, struct pend_ack *a, const char *where);
+static void done_add(struct ingest *g, struct imsg *im);
 
 /* A fire-and-forget message (PULL, or what a pause kept): ingested, and
  * held until the group commits when it went in (a CUT is held too, so a
- * group retried after a full store meets it again). */
-static void pull_one(struct ingest *g, struct parts *p, const char *where)
+ * group retried after a full store meets it again); else done with. */
+static void pull_one(struct ingest *g, struct imsg *im, const char *where)
 {
-	const struct sv_proto_frame *fr;
-	size_t n;
-	enum feed_kind k = feed_frames(g, p, &fr, &n);
+	enum feed_kind k = feed_frames(g, &im->p);
 
-	if (k == FEED_CUT || (k == FEED_MSG && ingest_one(g, fr, n, NULL, where)))
-		parts_move(&g->held[g->held_n++], p);
-	parts_close(p);
+	if (k == FEED_CUT || (k == FEED_MSG && ingest_one(g, im, NULL, where)))
+		g->held[g->held_n++] = im;
+	else
+		done_add(g, im);
 }
 
-/* One ingest message (frames without envelope).  acked: a reply is owed
+/* What the decode stage left undecoded (IM_UNDECODED), decoded now. */
+static void im_decode(struct ingest *g, struct imsg *im);
+
+/* One ingest message, decoded by the stage.  acked: a reply is owed
  * (a != NULL).  Malformed messages change nothing and are answered at once.
  * Returns 1 when the message went into the group (a fire-and-forget one is
  * then held until the group commits), else 0. */
-static int ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t nfr,
-                      struct pend_ack *a, const char *where)
+static int ingest_one(struct ingest *g, struct imsg *im, struct pend_ack *a, const char *where)
 {
-	struct sv_proto_request rq;
+	const struct sv_proto_error *e = &im->err;
 	struct sv_proto_error err;
+	struct sv_proto_request rq;
 	int rc;
 
-	memset(&err, 0, sizeof(err));
-	rc = sv_proto_decode_request(fr, nfr, &g->lim, &rq, &err);
+	if (im->rc == IM_UNDECODED)
+		im_decode(g, im);
+	rq = im->rq;
+	err = *e;
+	rc = im->rc;
 	if (rc < 0) {
 		reject_count(g->d, (int)err.reason);
 		atomic_fetch_add(&g->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
@@ -803,13 +902,13 @@ static int ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t 
 		if (a == NULL) {
 			struct pend_ack tmp = {0};
 
-			ingest_pairs(g, &rq, &tmp, rows);
+			ingest_pairs(g, im, &tmp, rows);
 			g->ack_rows_n -= rq.n;
 		} else {
 			a->nrows = rq.n;
 			a->ack.n = (uint32_t)rq.n;
 			a->ack.client_seq = rq.has_client ? rq.client.seq : 0;
-			ingest_pairs(g, &rq, a, rows);
+			ingest_pairs(g, im, a, rows);
 		}
 		g->group_pairs += rq.n;
 		break;
@@ -819,12 +918,11 @@ static int ingest_one(struct ingest *g, const struct sv_proto_frame *fr, size_t 
 
 		if (refuse_reserved(g, &rq, a, where) || refuse_full(g, &rq, a))
 			return 0;
-		row = pool_row(g);
+		row = pool_ref(g, im->vecs);
 		if (row < 0) {
 			g->group_failed = (int)row;
 			return 0;
 		}
-		sv_proto_vec_copy(row_ptr(g, (size_t)row), rq.item.vec, g->d->conf.d_in);
 		item_put(g, rq.item.id, rq.item.id_len, row, 0);
 		if (a != NULL)
 			a->status = SV_PROTO_STATUS_OK;
@@ -876,7 +974,7 @@ static void group_reset(struct ingest *g)
 {
 	g->txn = NULL;
 	g->group_failed = 0;
-	g->pool_n = 0;
+	g->pool_n = g->arena_n = 0;
 	if (g->pend_n > 0)
 		memset(g->pidx, 0, g->pidx_cap * sizeof(*g->pidx));
 	g->pend_n = g->stage_n = g->ack_n = g->ack_rows_n = 0;
@@ -974,7 +1072,7 @@ static int retain(struct ingest *g, sv_store_txn *txn, size_t max, size_t *n)
 static void held_close(struct ingest *g)
 {
 	for (size_t i = 0; i < g->held_n; i++)
-		parts_close(&g->held[i]);
+		done_add(g, g->held[i]);
 	g->held_n = 0;
 }
 
@@ -1182,30 +1280,32 @@ static size_t hand_back(struct ingest *g)
 
 /* A message with more parts than any request has: counted and logged; an
  * acked one is answered MALFORMED. */
-static void too_many_parts(struct ingest *g, const struct parts *p, const char *where, int acked)
+static void too_many_parts(struct ingest *g, const struct imsg *im, const char *where)
 {
 	reject_count(g->d, SV_REJECT_TOOMANY_PARTS);
 	if (log_ratelimit(&rl_frames, LOG_BURST, &sup))
 		log_msg(LOG_WARNING, "SV-INGEST-FRAMES",
 		       "%s: message with more than %d frames; dropping message%s", where, PARTS_MAX,
 		       log_suppressed(sup, sbuf, sizeof(sbuf)));
-	if (acked) {
+	if (im->acked) {
 		reply_error(&g->mb, 0, 0, SV_PROTO_STATUS_MALFORMED, SV_PROTO_REASON_FRAME_COUNT,
 		            "too many frames");
-		send_reply(g, p->fr[0].data, p->fr[0].len, parts_envelope(p) == 2);
+		send_reply(g, im->rid, im->rid_len, im->delim);
 	}
 }
 
-/* The oldest message a pause kept, moved into *p; 0 when none. */
-static int pq_take(struct ingest *g, struct parts *p)
+/* The oldest message a pause kept; NULL when none. */
+static struct imsg *pq_take(struct ingest *g)
 {
+	struct imsg *im;
+
 	if (g->pq_head == g->pq_n)
-		return 0;
-	g->pq_bytes -= g->pq[g->pq_head].bytes;
-	parts_move(p, &g->pq[g->pq_head++]);
+		return NULL;
+	im = g->pq[g->pq_head++];
+	g->pq_bytes -= im->bytes;
 	if (g->pq_head == g->pq_n)
 		g->pq_head = g->pq_n = 0;
-	return 1;
+	return im;
 }
 
 int ingest_hold_room(const struct ingest *g)
@@ -1213,29 +1313,34 @@ int ingest_hold_room(const struct ingest *g)
 	return g->pq_bytes < g->pq_max;
 }
 
+static struct imsg *pop(struct ingest *g, int q);
+static void unpop(struct ingest *g, int q, struct imsg *im);
+static void im_release(struct ingest *g, struct imsg *im);
+
 void ingest_hold_paused(struct ingest *g)
 {
-	struct parts p;
+	struct imsg *im;
 
-	while (g->pq_bytes < g->pq_max && parts_recv(g->pull, &p, ZMQ_DONTWAIT) > 0) {
-		if (p.over) {
-			too_many_parts(g, &p, "ingest", 0);
-		} else if (p.bytes > g->lim.max_msg_bytes) {
+	while (g->pq_bytes < g->pq_max && (im = pop(g, Q_PULL)) != NULL) {
+		if (im->over) {
+			too_many_parts(g, im, "ingest");
+		} else if (im->bytes > g->lim.max_msg_bytes) {
 			reject_count(g->d, SV_PROTO_REASON_OVERSIZE);
 			atomic_fetch_add(&g->d->cnt.pairs[SV_PAIR_OUTCOME_REJECTED], 1);
 			if (log_ratelimit(&rl_malformed, LOG_BURST, &sup))
 				log_msg(LOG_WARNING, malformed_id(SV_PROTO_REASON_OVERSIZE),
 				       "ingest: message of %zu bytes, over limits.max_msg_bytes %zu "
 				       "(oversize); dropping message%s",
-				       p.bytes, g->lim.max_msg_bytes, log_suppressed(sup, sbuf, sizeof(sbuf)));
+				       im->bytes, g->lim.max_msg_bytes, log_suppressed(sup, sbuf, sizeof(sbuf)));
 		} else if (grow((void **)&g->pq, &g->pq_cap, g->pq_n + 1, sizeof(*g->pq)) == 0) {
-			g->pq_bytes += p.bytes;
-			parts_move(&g->pq[g->pq_n++], &p);
+			g->pq_bytes += im->bytes;
+			g->pq[g->pq_n++] = im;
 			continue;
 		} else {
-			break; /* no memory: leave the rest in ZeroMQ's queue */
+			unpop(g, Q_PULL, im); /* no memory: it waits in the queue */
+			break;
 		}
-		parts_close(&p);
+		im_release(g, im);
 	}
 }
 
@@ -1260,24 +1365,24 @@ static size_t retry_stalled(struct ingest *g)
 	group_reset(g);
 	g->held_in_group = 1;
 	for (size_t i = 0; i < n; i++) {
-		const struct sv_proto_frame *fr;
-		size_t nf;
-
 		g->group_msgs++;
-		if (feed_frames(g, &g->held[i], &fr, &nf) == FEED_MSG)
-			ingest_one(g, fr, nf, NULL, "ingest");
+		if (feed_frames(g, &g->held[i]->p) == FEED_MSG)
+			ingest_one(g, g->held[i], NULL, "ingest");
 	}
 	group_finish(g);
 	return n;
 }
 
+static void done_release(struct ingest *g);
+
 size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *npairs)
 {
-	struct parts p;
+	struct imsg *im;
 	size_t got = 0, limit = g->d->conf.group_max;
 	uint64_t now = now_mono_ns();
 	int idle[2] = {0, 0};
 
+	done_release(g); /* the last group's pairs were taken */
 	*pairs = g->out;
 	*npairs = 0;
 	disk_check(g, now);
@@ -1303,35 +1408,30 @@ size_t ingest_group(struct ingest *g, const struct ingest_pair **pairs, size_t *
 	while (got < limit && g->group_pairs < limit && !(idle[0] && idle[1]) &&
 	       g->group_failed == 0 && !g->cut) {
 		/* fire and forget (what a pause kept first): held until the group commits */
-		if (!idle[0] && pq_take(g, &p)) {
-			pull_one(g, &p, "ingest");
-			got++;
-			g->group_msgs++;
-		} else if (!idle[0] && parts_recv(g->pull, &p, ZMQ_DONTWAIT) > 0) {
-			if (p.over) {
-				too_many_parts(g, &p, "ingest", 0);
-				parts_close(&p);
+		if (!idle[0] && ((im = pq_take(g)) != NULL || (im = pop(g, Q_PULL)) != NULL)) {
+			if (im->over) {
+				too_many_parts(g, im, "ingest");
+				done_add(g, im);
 			} else {
-				pull_one(g, &p, "ingest");
+				pull_one(g, im, "ingest");
 			}
 			got++;
 			g->group_msgs++;
 		} else {
 			idle[0] = 1;
 		}
-		/* acked: [routing id][optional empty delimiter][message frames] */
-		if (!idle[1] && parts_recv(g->router, &p, ZMQ_DONTWAIT) > 0) {
-			int env = parts_envelope(&p);
+		/* acked: answered through the stage, which owns the ROUTER */
+		if (!idle[1] && (im = pop(g, Q_ACKED)) != NULL) {
 			struct pend_ack *a;
 
-			if (p.over) {
-				too_many_parts(g, &p, "ingest-ack", 1);
-			} else if ((a = ack_new(g, p.fr[0].data, p.fr[0].len, env == 2)) == NULL) {
+			if (im->over) {
+				too_many_parts(g, im, "ingest-ack");
+			} else if ((a = ack_new(g, im->rid, im->rid_len, im->delim)) == NULL) {
 				g->group_failed = -ENOMEM;
 			} else {
-				ingest_one(g, p.fr + env, (size_t)(p.n - env), a, "ingest-ack");
+				ingest_one(g, im, a, "ingest-ack");
 			}
-			parts_close(&p);
+			done_add(g, im);
 			got++;
 			g->group_msgs++;
 		} else {
@@ -1355,36 +1455,417 @@ int ingest_cut_taken(struct ingest *g)
 
 void ingest_refuse_paused(struct ingest *g)
 {
-	struct parts p;
+	struct imsg *im;
 
-	while (parts_recv(g->router, &p, ZMQ_DONTWAIT) > 0) {
-		struct sv_proto_request rq;
-		struct sv_proto_error err;
-		int env = parts_envelope(&p);
+	while ((im = pop(g, Q_ACKED)) != NULL) {
+		const struct sv_proto_request *rq = &im->rq;
+		const struct sv_proto_error *err = &im->err;
 
-		memset(&err, 0, sizeof(err));
-		if (p.over) {
-			too_many_parts(g, &p, "ingest-ack", 1);
-			parts_close(&p);
+		if (im->over) {
+			too_many_parts(g, im, "ingest-ack");
+			im_release(g, im);
 			continue;
 		}
-		if (sv_proto_decode_request(p.fr + env, (size_t)(p.n - env), &g->lim, &rq, &err) < 0) {
-			reject_count(g->d, (int)err.reason);
-			reply_error(&g->mb, err.have_header ? err.header.verb : 0,
-			            err.have_header ? err.header.request_id : 0,
-			            SV_PROTO_STATUS_MALFORMED, (int)err.reason, err.msg);
-		} else if (rq.hdr.verb == SV_PROTO_VERB_CLIENT_STATE) {
-			client_state(g, &rq, p.fr[0].data, p.fr[0].len, env == 2);
-			parts_close(&p);
+		if (im->rc == IM_UNDECODED)
+			im_decode(g, im);
+		if (im->rc < 0) {
+			reject_count(g->d, (int)err->reason);
+			reply_error(&g->mb, err->have_header ? err->header.verb : 0,
+			            err->have_header ? err->header.request_id : 0,
+			            SV_PROTO_STATUS_MALFORMED, (int)err->reason, err->msg);
+		} else if (rq->hdr.verb == SV_PROTO_VERB_CLIENT_STATE) {
+			client_state(g, rq, im->rid, im->rid_len, im->delim);
+			im_release(g, im);
 			continue;
 		} else {
 			reply_error(
-			    &g->mb, rq.hdr.verb, rq.hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
+			    &g->mb, rq->hdr.verb, rq->hdr.request_id, SV_PROTO_STATUS_PAUSED, 0,
 			    "training is paused (admin PAUSE); nothing stored, retry after RESUME");
 		}
-		send_reply(g, p.fr[0].data, p.fr[0].len, env == 2);
+		send_reply(g, im->rid, im->rid_len, im->delim);
+		im_release(g, im);
+	}
+}
+
+
+/* ---- the pipeline: the decode stage and its queues ----------------------
+ *
+ * The stage thread owns the PULL and the ROUTER: it reads each message
+ * whole, decodes and checks it (sv_proto_decode_request: frame sizes,
+ * dims, every float finite), copies the vectors of a PAIR, PAIR_BATCH or
+ * ITEM_PUT out of the frames and hashes each inline side's content id, and
+ * queues it, in the order read, on its socket's queue.  It sends every
+ * reply on the ROUTER: the writer hands them over an inproc PAIR socket,
+ * in the order it makes them, already framed for the ROUTER.  Verdicts on
+ * a message (malformed, refused, counted, logged) stay the writer's, in
+ * order, exactly as if it had decoded the message itself. */
+
+static void q_push(struct pipe_q *q, struct imsg *im)
+{
+	uint64_t one = 1;
+
+	im->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = im;
+	else
+		q->head = im;
+	q->tail = im;
+	q->pairs += im->cost_pairs;
+	q->bytes += im->cost_bytes;
+	if (q->n++ == 0 && write(q->efd, &one, sizeof(one)) < 0)
+		(void)0; /* an eventfd write fails only on overflow */
+}
+
+static int q_room(const struct ingest *g, const struct pipe_q *q)
+{
+	return q->n == 0 || (q->pairs < g->d->conf.group_max && q->bytes < PIPE_BYTES);
+}
+
+static void q_took(struct ingest *g, struct pipe_q *q, struct imsg *im)
+{
+	uint64_t v;
+
+	q->pairs -= im->cost_pairs;
+	q->bytes -= im->cost_bytes;
+	if (--q->n == 0 && read(q->efd, &v, sizeof(v)) < 0)
+		(void)0; /* it was readable: n was 1 */
+	if (q->blocked && q_room(g, q)) {
+		v = 1;
+		q->blocked = 0;
+		if (write(g->room_efd, &v, sizeof(v)) < 0)
+			(void)0;
+	}
+}
+
+/* The writer: the oldest message of queue q, or NULL. */
+static struct imsg *pop(struct ingest *g, int q)
+{
+	struct pipe_q *pq = &g->q[q];
+	struct imsg *im;
+
+	pthread_mutex_lock(&g->pmu);
+	im = pq->head;
+	if (im != NULL) {
+		pq->head = im->next;
+		if (pq->head == NULL)
+			pq->tail = NULL;
+		q_took(g, pq, im);
+	}
+	pthread_mutex_unlock(&g->pmu);
+	return im;
+}
+
+/* The writer: im back at the head of queue q. */
+static void unpop(struct ingest *g, int q, struct imsg *im)
+{
+	struct pipe_q *pq = &g->q[q];
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&g->pmu);
+	im->next = pq->head;
+	pq->head = im;
+	if (pq->tail == NULL)
+		pq->tail = im;
+	pq->pairs += im->cost_pairs;
+	pq->bytes += im->cost_bytes;
+	if (pq->n++ == 0 && write(pq->efd, &one, sizeof(one)) < 0)
+		(void)0;
+	pthread_mutex_unlock(&g->pmu);
+}
+
+static void im_free(struct imsg *im)
+{
+	parts_close(&im->p);
+	free(im->vecs);
+	free(im->inl);
+	free(im);
+}
+
+/* A spent message back to the free list (its frames closed). */
+static void im_release(struct ingest *g, struct imsg *im)
+{
+	parts_close(&im->p);
+	pthread_mutex_lock(&g->pmu);
+	if (g->free_n < FREE_MAX) {
+		im->next = g->free_im;
+		g->free_im = im;
+		g->free_n++;
+		im = NULL;
+	}
+	pthread_mutex_unlock(&g->pmu);
+	if (im != NULL)
+		im_free(im);
+}
+
+/* The writer: im is spent once the pairs of the group in hand are taken. */
+static void done_add(struct ingest *g, struct imsg *im)
+{
+	im->next = g->done;
+	g->done = im;
+}
+
+static void done_release(struct ingest *g)
+{
+	while (g->done != NULL) {
+		struct imsg *im = g->done;
+
+		g->done = im->next;
+		im_release(g, im);
+	}
+}
+
+/* Room for rows vectors and ids in im; 0 or -ENOMEM. */
+static int im_room(struct ingest *g, struct imsg *im, size_t rows)
+{
+	if (rows > im->vecs_cap) {
+		float *v = realloc(im->vecs, rows * g->d->conf.d_in * sizeof(float));
+
+		if (v == NULL)
+			return -ENOMEM;
+		im->vecs = v;
+		im->vecs_cap = rows;
+	}
+	if (rows > im->inl_cap) {
+		void *q = realloc(im->inl, rows * sizeof(*im->inl));
+
+		if (q == NULL)
+			return -ENOMEM;
+		im->inl = q;
+		im->inl_cap = rows;
+	}
+	return 0;
+}
+
+/* The vectors of a decoded message copied out of its frames (aligned, as
+ * the store and the batch take them), and each inline side's content id.
+ * Without memory the message goes to the writer undecoded. */
+static void im_vectors(struct ingest *g, struct imsg *im)
+{
+	uint32_t d = g->d->conf.d_in;
+	const struct sv_proto_request *rq = &im->rq;
+
+	if (rq->hdr.verb == SV_PROTO_VERB_ITEM_PUT) {
+		if (im_room(g, im, 1) < 0) {
+			im->rc = IM_UNDECODED;
+			return;
+		}
+		sv_proto_vec_copy(im->vecs, rq->item.vec, d);
+		im->cost_bytes += (size_t)d * sizeof(float);
+	} else if (rq->hdr.verb == SV_PROTO_VERB_PAIR || rq->hdr.verb == SV_PROTO_VERB_PAIR_BATCH) {
+		struct sv_proto_iter it = {0};
+		struct sv_proto_pair pr;
+		size_t i = 0;
+
+		if (im_room(g, im, 2 * (rq->n ? rq->n : 1)) < 0) {
+			im->rc = IM_UNDECODED;
+			return;
+		}
+		while (i < rq->n && sv_proto_next_pair(rq, &it, &pr)) {
+			const struct sv_proto_side *sd[2] = {&pr.a, &pr.b};
+
+			for (int s = 0; s < 2; s++) {
+				float *x = im->vecs + (2 * i + s) * d;
+
+				if (sd[s]->vec == NULL)
+					continue;
+				sv_proto_vec_copy(x, sd[s]->vec, d);
+				if (sd[s]->id == NULL)
+					sv_store_inline_id(x, d, im->inl[2 * i + s]);
+				im->cost_bytes += (size_t)d * sizeof(float);
+			}
+			i++;
+		}
+		im->cost_pairs = rq->n ? rq->n : 1;
+	}
+}
+
+static void im_decode(struct ingest *g, struct imsg *im)
+{
+	int off = im->acked ? parts_envelope(&im->p) : g->feed;
+
+	memset(&im->err, 0, sizeof(im->err));
+	im->rc = sv_proto_decode_request(im->p.fr + off, (size_t)(im->p.n - off), &g->lim, &im->rq,
+	                                 &im->err);
+	if (im->rc == 0)
+		im_vectors(g, im);
+	if (im->rc == IM_UNDECODED) { /* no memory for the vectors */
+		im->rc = -ENOMEM;
+		snprintf(im->err.msg, sizeof(im->err.msg), "no memory for the message's vectors");
+	}
+}
+
+/* The stage: what the writer needs of the message just read into im. */
+static void stage_prepare(struct ingest *g, struct imsg *im, int acked,
+                          const struct sv_proto_limits *lim)
+{
+	struct parts *p = &im->p;
+	int off = 0;
+
+	im->bytes = p->bytes;
+	im->cost_bytes = p->bytes;
+	im->cost_pairs = 1;
+	im->over = p->over;
+	im->acked = acked;
+	im->rc = IM_UNDECODED;
+	if (acked) {
+		im->delim = parts_envelope(p) == 2;
+		im->rid_len = p->fr[0].len < sizeof(im->rid) ? p->fr[0].len : sizeof(im->rid);
+		memcpy(im->rid, p->fr[0].data, im->rid_len);
+		off = parts_envelope(p);
+	} else if (g->feed) {
+		/* the feed's frame 0 and its CUT and REWOUND are the writer's */
+		if (p->n < 2 || p->fr[0].len != 2 * sizeof(uint64_t) ||
+		    (p->n == 2 && p->fr[1].len == CLUSTER_CUT_LEN))
+			return;
+		off = 1;
+	}
+	if (p->over) {
+		parts_close(p);
+		return;
+	}
+	memset(&im->err, 0, sizeof(im->err));
+	im->rc = sv_proto_decode_request(p->fr + off, (size_t)(p->n - off), lim, &im->rq, &im->err);
+	if (im->rc == 0)
+		im_vectors(g, im);
+	else if (im->rc < 0 && !g->feed)
+		parts_close(p); /* the verdict is all the writer needs */
+	if (im->rc != 0)
+		im->cost_bytes = im->p.n ? p->bytes : 0;
+}
+
+/* The stage: read one message from queue q's socket and queue it.  1 when
+ * one was queued, 0 when none waits, -1 when the socket failed (ETERM). */
+static int stage_read(struct ingest *g, int q)
+{
+	struct imsg *im;
+	int rc;
+
+	pthread_mutex_lock(&g->pmu);
+	im = g->free_im;
+	if (im != NULL) {
+		g->free_im = im->next;
+		g->free_n--;
+	}
+	pthread_mutex_unlock(&g->pmu);
+	if (im == NULL && (im = calloc(1, sizeof(*im))) == NULL)
+		return 0; /* without memory the message stays in ZeroMQ's queue */
+	rc = parts_recv(q == Q_ACKED ? g->router : g->pull, &im->p, ZMQ_DONTWAIT);
+	if (rc <= 0) {
+		im_release(g, im);
+		return rc < 0 ? -1 : 0;
+	}
+	live_limits(g->d, &g->stage_gen, &g->stage_lim); /* a reload applies to the next message */
+	stage_prepare(g, im, q == Q_ACKED, &g->stage_lim);
+	pthread_mutex_lock(&g->pmu);
+	q_push(&g->q[q], im);
+	pthread_mutex_unlock(&g->pmu);
+	return 1;
+}
+
+/* Client-caused log lines of the stage's own (its thread only). */
+static struct sv_ratelimit rl_stage_unroutable;
+static char stage_sbuf[64];
+static unsigned long long stage_sup;
+
+/* The stage: send the writer's replies on the ROUTER.  Returns 1 when the
+ * writer said stop (an empty one-part message), -1 when the socket failed,
+ * else 0. */
+static int stage_forward(struct ingest *g)
+{
+	struct parts p;
+	int n;
+
+	while ((n = parts_recv(g->rep_rx, &p, ZMQ_DONTWAIT)) > 0) {
+		int i;
+
+		if (n == 1 && p.fr[0].len == 0) {
+			parts_close(&p);
+			return 1;
+		}
+		for (i = 0; i < n; i++)
+			if (zmq_msg_send(&p.m[i], g->router,
+			                 (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+				break;
+		if (i < n) {
+			atomic_fetch_add(&g->d->cnt.unroutable, 1);
+			if (log_ratelimit(&rl_stage_unroutable, LOG_BURST, &stage_sup))
+				log_msg(LOG_INFO, "SV-INGEST-UNROUTABLE",
+				       "cannot send an ack (%s); client gone?%s", zmq_strerror(zmq_errno()),
+				       log_suppressed(stage_sup, stage_sbuf, sizeof(stage_sbuf)));
+		}
 		parts_close(&p);
 	}
+	return n < 0 ? -1 : 0;
+}
+
+static void *stage_main(void *arg)
+{
+	struct ingest *g = arg;
+
+	pthread_setname_np(pthread_self(), "sv-ingest-dec");
+	for (;;) {
+		zmq_pollitem_t it[4] = {{g->rep_rx, 0, ZMQ_POLLIN, 0}, {NULL, g->room_efd, ZMQ_POLLIN, 0}};
+		int room[2], n = 2, rc = 0;
+
+		pthread_mutex_lock(&g->pmu);
+		for (int q = 0; q < 2; q++) {
+			room[q] = q_room(g, &g->q[q]);
+			g->q[q].blocked = !room[q];
+		}
+		pthread_mutex_unlock(&g->pmu);
+		if (room[Q_ACKED])
+			it[n++] = (zmq_pollitem_t){g->router, 0, ZMQ_POLLIN, 0};
+		if (room[Q_PULL])
+			it[n++] = (zmq_pollitem_t){g->pull, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(it, n, -1) < 0) {
+			if (zmq_errno() == ETERM)
+				break;
+			continue;
+		}
+		if (it[1].revents & ZMQ_POLLIN) {
+			uint64_t v;
+
+			if (read(g->room_efd, &v, sizeof(v)) < 0)
+				(void)0;
+		}
+		rc = stage_forward(g);
+		if (rc != 0)
+			break;
+		/* a burst from both sockets, in turn, while their queues have room */
+		for (int k = 0; k < PIPE_BURST && rc >= 0; k++) {
+			int got = 0;
+
+			for (int q = 0; q < 2 && rc >= 0; q++) {
+				pthread_mutex_lock(&g->pmu);
+				room[q] = q_room(g, &g->q[q]);
+				pthread_mutex_unlock(&g->pmu);
+				if (room[q] && (rc = stage_read(g, q)) > 0)
+					got = 1;
+			}
+			if (!got)
+				break;
+		}
+		if (rc < 0)
+			break;
+	}
+	return NULL;
+}
+
+int ingest_start(struct ingest *g)
+{
+	if (pthread_create(&g->dec_th, NULL, stage_main, g) != 0)
+		return -EAGAIN;
+	g->dec_started = 1;
+	return 0;
+}
+
+void ingest_stop(struct ingest *g)
+{
+	if (g == NULL || !g->dec_started)
+		return;
+	zmq_send(g->rep_tx, "", 0, 0); /* after the writer's last reply */
+	pthread_join(g->dec_th, NULL);
+	g->dec_started = 0;
 }
 
 int ingest_new(struct ingest **out, struct sv_daemon *d)
@@ -1402,6 +1883,15 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 	g->dedup_depth = d->conf.live.dedup_depth;
 	g->dedup_window_ns = d->conf.live.dedup_window_ms * 1000000ULL;
 	g->pq_max = (size_t)d->conf.cfg.limits_max_paused_bytes;
+	g->stage_lim = g->lim;
+	g->stage_gen = UINT_MAX;
+	g->room_efd = g->q[0].efd = g->q[1].efd = -1;
+	pthread_mutex_init(&g->pmu, NULL);
+	for (int q = 0; q < 2; q++)
+		if ((g->q[q].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+			goto fail;
+	if ((g->room_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		goto fail;
 	{
 		char path[SV_ENDPOINT_MAX + 16];
 		struct stat sb;
@@ -1426,6 +1916,9 @@ int ingest_new(struct ingest **out, struct sv_daemon *d)
 	sv_proto_msgbuf_init(&g->mb);
 	*out = g;
 	return 0;
+fail:
+	ingest_free(g);
+	return -ENOMEM;
 }
 
 
@@ -1436,8 +1929,20 @@ int ingest_bind(struct ingest *g)
 
 	g->pull = parts_socket(d->zctx, ZMQ_PULL);
 	g->router = parts_socket(d->zctx, ZMQ_ROUTER);
-	if (g->pull == NULL || g->router == NULL)
+	g->rep_rx = parts_socket(d->zctx, ZMQ_PAIR);
+	g->rep_tx = parts_socket(d->zctx, ZMQ_PAIR);
+	if (g->pull == NULL || g->router == NULL || g->rep_rx == NULL || g->rep_tx == NULL)
 		return -zmq_errno();
+	{
+		int zero = 0; /* the writer never waits to hand a reply over */
+		char ep[64];
+
+		zmq_setsockopt(g->rep_tx, ZMQ_SNDHWM, &zero, sizeof(zero));
+		zmq_setsockopt(g->rep_rx, ZMQ_RCVHWM, &zero, sizeof(zero));
+		snprintf(ep, sizeof(ep), "inproc://sv-ingest-replies-%p", (void *)g);
+		if (zmq_bind(g->rep_rx, ep) < 0 || zmq_connect(g->rep_tx, ep) < 0)
+			return -zmq_errno();
+	}
 	zmq_setsockopt(g->pull, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(g->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(g->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
@@ -1456,7 +1961,7 @@ int ingest_bind(struct ingest *g)
 
 void ingest_set_live(struct ingest *g, const struct sv_live *lv)
 {
-	g->lim = lv->lim;
+	g->lim = lv->lim; /* the writer's (hold_paused); the stage reads its own */
 	g->retain_pairs = lv->retain_pairs;
 	g->retain_age_ns = lv->retain_age_ms * 1000000ULL;
 	g->min_free = lv->min_free;
@@ -1471,8 +1976,8 @@ void ingest_set_live(struct ingest *g, const struct sv_live *lv)
 
 void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2])
 {
-	it[0] = (zmq_pollitem_t){g->router, 0, ZMQ_POLLIN, 0};
-	it[1] = (zmq_pollitem_t){g->pull, 0, ZMQ_POLLIN, 0};
+	it[0] = (zmq_pollitem_t){NULL, g->q[Q_ACKED].efd, ZMQ_POLLIN, 0};
+	it[1] = (zmq_pollitem_t){NULL, g->q[Q_PULL].efd, ZMQ_POLLIN, 0};
 }
 
 void ingest_free(struct ingest *g)
@@ -1481,20 +1986,49 @@ void ingest_free(struct ingest *g)
 
 	if (g == NULL)
 		return;
-	if (g->pull)
-		zmq_setsockopt(g->pull, ZMQ_LINGER, &zero, sizeof(zero));
-	if (g->router)
-		zmq_setsockopt(g->router, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_close(g->pull);
-	zmq_close(g->router);
+	ingest_stop(g);
+	{
+		void *socks[] = {g->pull, g->router, g->rep_rx, g->rep_tx};
+
+		for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
+			if (socks[i] != NULL)
+				zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof(zero));
+			zmq_close(socks[i]);
+		}
+	}
 	sv_store_txn_abort(g->txn);
 	if (g->held != NULL)
 		held_close(g);
 	for (size_t i = g->pq_head; i < g->pq_n; i++)
-		parts_close(&g->pq[i]);
+		done_add(g, g->pq[i]);
+	for (int q = 0; q < 2; q++) {
+		struct imsg *im;
+
+		while ((im = pop(g, q)) != NULL)
+			done_add(g, im);
+		if (g->q[q].efd >= 0)
+			close(g->q[q].efd);
+	}
+	while (g->done != NULL) {
+		struct imsg *im = g->done;
+
+		g->done = im->next;
+		im_free(im);
+	}
+	while (g->free_im != NULL) {
+		struct imsg *im = g->free_im;
+
+		g->free_im = im->next;
+		im_free(im);
+	}
+	if (g->room_efd >= 0)
+		close(g->room_efd);
+	pthread_mutex_destroy(&g->pmu);
 	sv_proto_msgbuf_free(&g->mb);
+	for (size_t i = 0; i < g->arena_blocks; i++)
+		free(g->arena[i]);
 	{
-		void *bufs[] = {g->pool, g->pend, g->pidx, g->stage, g->out,
+		void *bufs[] = {g->rows, g->arena, g->pend, g->pidx, g->stage, g->out,
 		                g->acks, g->ack_rows, g->held, g->pq, g};
 
 		for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)

@@ -1,13 +1,30 @@
 /* ingest.h - reading labeled pairs and item changes into the store.
  *
  * The ingest module owns the two ingest sockets (PULL, fire and forget, and
- * the acked ROUTER) and the group in hand.  It runs on the trainer thread,
- * the store's only writer: ingest_group reads up to group_max messages,
- * validates them, resolves item ids and inline vectors (the latter stored as
- * content-addressed items, sv/store.h), applies every item put or delete and
- * pair append to ONE store group, commits it (durable per store.sync), tells
- * the top-k cache, answers the acked messages, and only then hands the
- * logged pairs back to the caller, in log order, to batch and train.
+ * the acked ROUTER) and the group in hand.  It is a pipeline of two
+ * threads:
+ *
+ *   decode stage (sv-ingest-dec, started by ingest_start): the only thread
+ *     that touches the two sockets.  It reads each message whole, decodes
+ *     and checks it (frame sizes, dims, every float finite), copies the
+ *     vectors of PAIR, PAIR_BATCH and ITEM_PUT out of the frames and
+ *     hashes each inline side's content id, and queues it on its socket's
+ *     queue, in the order read.  Each queue holds at most one group's
+ *     pairs (group_max) and 64 MiB; when one is full the stage stops
+ *     reading that socket, so publishers wait at its high-water mark and
+ *     nothing is dropped.  It also sends every reply on the ROUTER: the
+ *     writer hands them over in order through an inproc socket.
+ *   writer (the trainer thread, the store's only writer): ingest_group
+ *     takes up to group_max decoded messages from the two queues, resolves
+ *     item ids and inline vectors (the latter stored as content-addressed
+ *     items, sv/store.h), applies every item put or delete and pair append
+ *     to ONE store group, commits it (durable per store.sync), tells the
+ *     top-k cache, answers the acked messages, and only then hands the
+ *     logged pairs back to the caller, in log order, to batch and train.
+ *
+ * Every verdict on a message (malformed, refused, its counters and log
+ * line) is the writer's, in the order the messages came, as if it had
+ * decoded them itself; the stage only prepares.
  *
  * A message is answered once: malformed ones at once (nothing stored), the
  * rest after the commit (ACK with per-row outcomes, DUPLICATE, STORE_FULL
@@ -48,13 +65,25 @@ struct ingest_pair {
 /* Make the ingest state (no sockets yet).  Returns 0 or -ENOMEM. */
 int ingest_new(struct ingest **out, struct sv_daemon *d);
 /* Create and bind the PULL and ROUTER sockets (endpoints, HWMs and CURVE
- * from d->conf).  Logs each failure.  Returns 0 or -errno. */
+ * from d->conf) and the inproc socket of the replies.  Logs each failure.
+ * Returns 0 or -errno. */
 int ingest_bind(struct ingest *g);
-/* Close the sockets (linger 0) and free everything; accepts NULL. */
+/* Start the decode stage (after ingest_bind; the sockets are its from
+ * then on).  Returns 0 or -EAGAIN. */
+int ingest_start(struct ingest *g);
+/* Stop the decode stage once the writer is done (after its last reply,
+ * which the stage still sends); messages it queued and the writer did not
+ * take are dropped, unanswered, like unread ones.  Accepts NULL and a
+ * stage never started. */
+void ingest_stop(struct ingest *g);
+/* Stop the stage, close the sockets (linger 0) and free everything;
+ * accepts NULL. */
 void ingest_free(struct ingest *g);
 
-/* The two sockets to poll for input: it[0] the acked ROUTER, it[1] the PULL
- * (leave it[1] unpolled to hold fire-and-forget publishers back). */
+/* The writer's input to poll: it[0] the acked queue, it[1] the
+ * fire-and-forget one, each readable while it holds a decoded message
+ * (eventfds).  Leave it[1] unpolled to hold fire-and-forget publishers
+ * back: its queue fills, the stage stops reading the PULL socket. */
 void ingest_pollitems(struct ingest *g, zmq_pollitem_t it[2]);
 
 /* Read, commit and answer one group (see above).  Returns the number of

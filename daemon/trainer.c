@@ -1242,6 +1242,9 @@ int trainer_start(struct trainer *t)
 	t->ctl = parts_socket(t->d->zctx, ZMQ_REP);
 	if (t->ctl == NULL || zmq_bind(t->ctl, SV_CTL_ENDPOINT) < 0)
 		return -zmq_errno();
+	rc = ingest_start(t->ing); /* the decode stage, in front of this thread */
+	if (rc < 0)
+		return rc;
 	t->started = pthread_create(&t->th, NULL, thread_main, t) == 0;
 	return t->started ? 0 : -EAGAIN;
 }
@@ -1252,6 +1255,8 @@ void trainer_join(struct trainer *t)
 		pthread_join(t->th, NULL);
 		t->started = 0;
 	}
+	if (t != NULL)
+		ingest_stop(t->ing); /* after the writer's last ack */
 }
 
 void trainer_close(struct trainer *t)
