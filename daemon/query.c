@@ -1,9 +1,14 @@
-/* query.c - the query front thread and its workers (see query.h).
+/* query.c - the query front thread, its TOPK batch thread and its workers
+ * (see query.h).
  *
  * front:   ROUTER (clients)  <->  DEALER inproc://sv-query-workers
+ *                            <->  PAIR inproc://sv-query-topk
  * worker:  DEALER connected to the inproc endpoint; gets
  *          [routing id][optional empty delimiter][request frames] and sends
  *          back the same envelope with the reply frames.
+ * batch:   PAIR; gets a pointer to a set of decoded TOPK requests (struct
+ *          tbatch), answers them as one product, sends the pointer back;
+ *          the front sends the replies.
  * Leaves out: the top-k cache itself (topk_cache.c answers TOPK).
  */
 #include "query.h"
@@ -31,9 +36,11 @@
 #include "util.h"
 
 #define WORKERS_EP "inproc://sv-query-workers"
+#define BATCH_EP "inproc://sv-query-topk"
 #define MAX_WORKERS 64
-/* Requests a worker takes at once when they are already waiting: the TOPK
- * ones among them are ranked in one product over the cache. */
+/* Requests a worker takes at once when they are already waiting (the TOPK
+ * ones among them are ranked in one product over the cache), and the most
+ * TOPK requests of the front's sets (struct tbatch). */
 #define TOPK_BATCH 16
 
 struct worker {
@@ -46,10 +53,25 @@ struct worker {
 	unsigned lim_gen;
 	struct sv_proto_msgbuf mb;
 	struct sv_proto_msgbuf bmb[TOPK_BATCH]; /* the replies of a TOPK batch */
+	struct topk_scratch ts;                 /* topk_cache_answer's buffers */
 	float *X, *E; /* 2 * cap rows of d_in / d_out */
 	size_t cap;
 	struct sv_proto_score *scores;
 	size_t scores_cap;
+};
+
+/* TOPK requests the front answers as one product (front_topk), or hands
+ * to the batch thread (batch_main) as one pointer.  Whoever holds it owns
+ * it: the front while it fills it and sends the replies, the batch thread
+ * between the two pointers. */
+struct tbatch {
+	size_t n;                   /* requests held */
+	uint64_t work;              /* multiply-adds of their product */
+	uint64_t t0;                /* when it was handed on */
+	struct parts p[TOPK_BATCH]; /* the messages: their frames back rq */
+	struct sv_proto_request rq[TOPK_BATCH];
+	const struct sv_proto_request *tq[TOPK_BATCH];
+	struct sv_proto_msgbuf mb[TOPK_BATCH]; /* the replies */
 };
 
 struct dquery {
@@ -61,6 +83,15 @@ struct dquery {
 	struct worker w[MAX_WORKERS];
 	struct worker fw; /* the front thread's own buffers for cheap requests */
 	size_t at_workers; /* requests forwarded and not yet answered (front only) */
+	/* small TOPKs (front only): fill collects them; the batch thread,
+	 * while busy, holds the other of the two */
+	struct tbatch tb[2];
+	struct tbatch *fill;
+	int batch_busy;
+	void *bfront, *bsock; /* PAIR ends: the front's, the batch thread's */
+	pthread_t bth;
+	int bstarted;
+	struct topk_scratch bts; /* the batch thread's */
 };
 
 static int ensure(struct worker *w, size_t pairs)
@@ -296,7 +327,7 @@ static void handle(struct worker *w, const struct sv_proto_frame *fr, size_t n)
 	case SV_PROTO_VERB_TOPK: {
 		const struct sv_proto_request *one = &rq;
 
-		topk_cache_answer(d->topk, &one, 1, &w->mb);
+		topk_cache_answer(d->topk, &one, 1, &w->mb, &w->ts);
 		break;
 	}
 	case SV_PROTO_VERB_ITEM_GET:
@@ -376,7 +407,7 @@ static void *worker_main(void *arg)
 			worker_reply(w, &p[i], env, &w->mb);
 		}
 		if (tn > 0) {
-			topk_cache_answer(w->q->d->topk, tq, tn, w->bmb);
+			topk_cache_answer(w->q->d->topk, tq, tn, w->bmb, &w->ts);
 			for (size_t j = 0; j < tn; j++) {
 				add_position(w->q->d, &w->bmb[j]);
 				worker_reply(w, &p[ti[j]], parts_envelope(&p[ti[j]]), &w->bmb[j]);
@@ -427,16 +458,26 @@ static void forward(struct dquery *q, void *src, void *dst, int to_client)
  * answered by the front thread itself: handing them to a worker would add two
  * thread hops (most of a small query's latency) for ~15 us of work (measured
  * at 784 -> 64; handing them to the workers only while more requests were
- * queued measured no better on 2 cores).  So is a TOPK whose product is
- * small (queries x cache rows x d_out at most FRONT_TOPK_WORK multiply-adds:
- * 1 query over 32k items at d_out 64) when it comes alone (front_requests).
- * Everything else goes to the workers. */
+ * queued measured no better on 2 cores).  A TOPK whose product is small
+ * (queries x cache rows x d_out at most FRONT_TOPK_WORK multiply-adds: 1
+ * query over 32k items at d_out 64) joins the front's set (topk_dispatch
+ * says who answers it); a set holds at most TOPK_BATCH requests and
+ * FRONT_BATCH_WORK multiply-adds (about half a millisecond on one core).
+ * Handed to the workers one by one instead, each such request cost two
+ * thread hops, and the two workers split what was waiting between them
+ * (README, Speed: 0.52 of the bound at 16 in flight).  Everything else goes
+ * to the workers: a longer product there leaves the front free for the
+ * cheap requests. */
 #define INLINE_MAX_PAIRS 4
 #define FRONT_TOPK_WORK ((uint64_t)1 << 21)
+#define FRONT_BATCH_WORK ((uint64_t)1 << 24)
 
 enum route { ROUTE_FRONT, ROUTE_TOPK, ROUTE_WORKER };
 
-static enum route route_of(struct dquery *q, const struct sv_proto_frame *h)
+/* Where the request with header h goes; for ROUTE_TOPK *work is its
+ * product's multiply-adds over a cache of `rows` rows. */
+static enum route route_of(struct dquery *q, const struct sv_proto_frame *h, size_t rows,
+                           uint64_t *work)
 {
 	const uint8_t *b = h->data;
 	uint32_t count;
@@ -447,8 +488,8 @@ static enum route route_of(struct dquery *q, const struct sv_proto_frame *h)
 	if (b[3] == SV_PROTO_VERB_SCORE || b[3] == SV_PROTO_VERB_ITEM_GET ||
 	    (b[3] == SV_PROTO_VERB_SCORE_BATCH && count <= INLINE_MAX_PAIRS))
 		return ROUTE_FRONT;
-	if (b[3] == SV_PROTO_VERB_TOPK && count >= 1 &&
-	    (uint64_t)count * topk_cache_rows(q->d->topk) * q->d->conf.d_out <= FRONT_TOPK_WORK)
+	*work = (uint64_t)count * rows * q->d->conf.d_out;
+	if (b[3] == SV_PROTO_VERB_TOPK && count >= 1 && *work <= FRONT_TOPK_WORK)
 		return ROUTE_TOPK;
 	return ROUTE_WORKER;
 }
@@ -494,62 +535,146 @@ static void to_workers(struct dquery *q, struct parts *p)
 		zmq_msg_send(&p->m[i], q->back, i + 1 < p->n ? ZMQ_SNDMORE : 0);
 }
 
+/* Send the replies of batch b (answered), note their latency from t0, and
+ * let its messages go: b is empty after. */
+static void batch_replies(struct dquery *q, struct tbatch *b, uint64_t t0)
+{
+	uint64_t ns = now_mono_ns() - t0;
+
+	for (size_t j = 0; j < b->n; j++) {
+		front_reply(q, &b->p[j], parts_envelope(&b->p[j]), &b->mb[j]);
+		latency_note(q->d, SV_PROTO_VERB_TOPK, ns);
+		parts_close(&b->p[j]);
+	}
+	b->n = 0;
+	b->work = 0;
+}
+
+/* Answer batch b here, as one product over the live cache, and reply. */
+static void front_topk(struct dquery *q, struct tbatch *b)
+{
+	uint64_t t0 = now_mono_ns();
+
+	topk_cache_answer(q->d->topk, b->tq, b->n, b->mb, &q->fw.ts);
+	for (size_t j = 0; j < b->n; j++)
+		add_position(q->d, &b->mb[j]);
+	batch_replies(q, b, t0);
+}
+
+/* The batch thread: answers each batch it is handed, hands it back. */
+static void *batch_main(void *arg)
+{
+	struct dquery *q = arg;
+	struct tbatch *b;
+
+	pthread_setname_np(pthread_self(), "sv-query-topk");
+	while (zmq_recv(q->bsock, &b, sizeof(b), 0) == (int)sizeof(b)) {
+		topk_cache_answer(q->d->topk, b->tq, b->n, b->mb, &q->bts);
+		for (size_t j = 0; j < b->n; j++)
+			add_position(q->d, &b->mb[j]);
+		if (zmq_send(q->bsock, &b, sizeof(b), 0) != (int)sizeof(b))
+			break;
+	}
+	return NULL; /* ETERM */
+}
+
+/* The TOPKs the front collected: a lone one while the batch thread is idle
+ * is answered here (at depth 1 the two thread hops would cost as much as
+ * the query); a set goes to the batch thread, so the front keeps receiving
+ * and replying on the other core while the product runs; while the batch
+ * thread is busy they wait, and more join them, until it is back (at 16
+ * in flight the products then alternate between two halves of the
+ * requests), unless the set is full: then the front answers it itself. */
+static int hand_on(struct dquery *q, struct tbatch *b)
+{
+	b->t0 = now_mono_ns();
+	if (zmq_send(q->bfront, &b, sizeof(b), 0) != (int)sizeof(b)) {
+		front_topk(q, b); /* only at shutdown */
+		return 0;
+	}
+	q->batch_busy = 1;
+	return 1;
+}
+
+static void topk_dispatch(struct dquery *q, int drained)
+{
+	struct tbatch *b = q->fill;
+
+	if (b->n == 0 || (q->batch_busy && !(b->n == TOPK_BATCH || b->work > FRONT_BATCH_WORK)))
+		return;
+	if (q->batch_busy || (b->n == 1 && drained))
+		front_topk(q, b);
+	else if (hand_on(q, b)) /* the other set is empty while the thread is idle */
+		q->fill = b == &q->tb[0] ? &q->tb[1] : &q->tb[0];
+}
+
+/* The batch thread handed its batch back: hand on what waits, then reply. */
+static void batch_back(struct dquery *q)
+{
+	struct tbatch *b, *next = q->fill;
+
+	if (zmq_recv(q->bfront, &b, sizeof(b), ZMQ_DONTWAIT) != (int)sizeof(b))
+		return;
+	q->batch_busy = 0;
+	if (next->n > 0 && hand_on(q, next)) {
+		batch_replies(q, b, b->t0);
+		q->fill = b;
+	} else {
+		batch_replies(q, b, b->t0);
+	}
+}
+
 /* Up to TOPK_BATCH waiting requests: the cheap ones answered here in order,
- * the rest forwarded to the workers, except a small TOPK that came alone
- * while the workers hold nothing: the front answers that one itself (at
- * depth 1 the two thread hops cost as much as the query).  Under load
- * (several waiting, or the workers busy) small TOPKs go to the workers too,
- * which rank the ones they find waiting in one product and use both cores
- * (the front alone reached about half the rate at 16 in flight).  Returns
- * whether more may be waiting. */
+ * the small TOPKs collected into q->fill (topk_dispatch decides who
+ * answers them), the rest forwarded to the workers.  Returns whether more
+ * may be waiting. */
 static int front_requests(struct dquery *q)
 {
 	struct worker *w = &q->fw;
-	struct parts p[TOPK_BATCH];
-	struct sv_proto_request rq;
-	const struct sv_proto_request *one = &rq;
-	size_t ti[TOPK_BATCH], n = 0, tn = 0, got = 0;
+	struct parts p;
+	size_t got = 0, rows = topk_cache_rows(q->d->topk);
+	uint64_t qwork = 0;
 
 	/* at most TOPK_BATCH messages, so the workers' replies are forwarded in
 	 * between however many requests keep coming */
-	while (got < TOPK_BATCH && parts_recv(q->front, &p[n], ZMQ_DONTWAIT) > 0) {
-		int env = parts_envelope(&p[n]);
-		enum route rt = p[n].over || p[n].n <= env ? ROUTE_FRONT : route_of(q, &p[n].fr[env]);
+	while (got < TOPK_BATCH && parts_recv(q->front, &p, ZMQ_DONTWAIT) > 0) {
+		int env = parts_envelope(&p);
+		enum route rt =
+		    p.over || p.n <= env ? ROUTE_FRONT : route_of(q, &p.fr[env], rows, &qwork);
 
 		got++;
 		if (rt == ROUTE_TOPK) {
-			ti[tn++] = n++; /* kept until the drain ends */
-			continue;
+			struct tbatch *b = q->fill;
+
+			if (b->n == TOPK_BATCH || (b->n > 0 && b->work + qwork > FRONT_BATCH_WORK)) {
+				topk_dispatch(q, 0); /* full: answered or handed on now */
+				b = q->fill;
+			}
+			if (b->n < TOPK_BATCH) {
+				parts_move(&b->p[b->n], &p);
+				if (topk_decoded(w, &b->p[b->n], env, &b->rq[b->n])) {
+					b->tq[b->n] = &b->rq[b->n];
+					b->work += qwork;
+					b->n++;
+					continue;
+				}
+				parts_move(&p, &b->p[b->n]); /* malformed: handle() says why */
+				rt = ROUTE_FRONT;
+			} else {
+				rt = ROUTE_WORKER; /* both sets full: a worker answers it */
+			}
 		}
 		if (rt == ROUTE_WORKER) {
-			to_workers(q, &p[n]);
+			to_workers(q, &p);
 		} else {
-			if (p[n].over || p[n].n <= env) /* a forwarded copy would lose over */
-				reply_bad_envelope(q->d, &w->mb, p[n].over);
+			if (p.over || p.n <= env) /* a forwarded copy would lose over */
+				reply_bad_envelope(q->d, &w->mb, p.over);
 			else
-				handle(w, p[n].fr + env, (size_t)(p[n].n - env));
-			front_reply(q, &p[n], env, &w->mb);
+				handle(w, p.fr + env, (size_t)(p.n - env));
+			front_reply(q, &p, env, &w->mb);
 		}
-		parts_close(&p[n]);
+		parts_close(&p);
 	}
-	if (tn == 1 && q->at_workers == 0) {
-		int env = parts_envelope(&p[ti[0]]);
-		uint64_t t0 = now_mono_ns();
-
-		if (topk_decoded(w, &p[ti[0]], env, &rq)) {
-			topk_cache_answer(q->d->topk, &one, 1, &w->mb);
-			add_position(q->d, &w->mb);
-			latency_note(q->d, SV_PROTO_VERB_TOPK, now_mono_ns() - t0);
-		} else {
-			handle(w, p[ti[0]].fr + env, (size_t)(p[ti[0]].n - env)); /* its error */
-		}
-		front_reply(q, &p[ti[0]], env, &w->mb);
-	} else {
-		for (size_t j = 0; j < tn; j++)
-			to_workers(q, &p[ti[j]]);
-	}
-	for (size_t i = 0; i < n; i++)
-		parts_close(&p[i]);
 	return got == TOPK_BATCH || front_waiting(q);
 }
 
@@ -559,20 +684,25 @@ static void *front_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "sv-query-front");
 	for (;;) {
-		zmq_pollitem_t it[2] = {
+		zmq_pollitem_t it[3] = {
 		    {q->front, 0, ZMQ_POLLIN, 0},
 		    {q->back, 0, ZMQ_POLLIN, 0},
+		    {q->bfront, 0, ZMQ_POLLIN, 0},
 		};
+		int more = 0;
 
-		if (zmq_poll(it, 2, -1) < 0) {
+		if (zmq_poll(it, 3, -1) < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
 			return NULL; /* ETERM */
 		}
+		if (it[2].revents & ZMQ_POLLIN)
+			batch_back(q);
 		/* drain what is queued (4 batches at most) before polling again */
 		for (int k = 0; k < 4 && (it[0].revents & ZMQ_POLLIN); k++)
-			if (!front_requests(q))
+			if (!(more = front_requests(q)))
 				break;
+		topk_dispatch(q, !more);
 		/* and every reply the workers have ready (64 at most), not one a
 		 * poll: at 16 in flight the polls were most of the front's work */
 		for (int k = 0; k < 64 && (it[1].revents & ZMQ_POLLIN); k++) {
@@ -640,6 +770,22 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 			goto fail;
 		w->started = 1;
 	}
+	/* the batch thread and its pair */
+	q->fill = &q->tb[0];
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < TOPK_BATCH; j++)
+			sv_proto_msgbuf_init(&q->tb[i].mb[j]);
+	q->bfront = parts_socket(d->zctx, ZMQ_PAIR);
+	q->bsock = parts_socket(d->zctx, ZMQ_PAIR);
+	if (q->bfront == NULL || q->bsock == NULL || zmq_bind(q->bfront, BATCH_EP) < 0 ||
+	    zmq_connect(q->bsock, BATCH_EP) < 0) {
+		rc = -zmq_errno();
+		goto fail;
+	}
+	rc = -pthread_create(&q->bth, NULL, batch_main, q);
+	if (rc < 0)
+		goto fail;
+	q->bstarted = 1;
 	q->fw.q = q;
 	q->fw.lim_gen = UINT_MAX;
 	sv_proto_msgbuf_init(&q->fw.mb);
@@ -660,6 +806,19 @@ void query_stop(struct dquery *q)
 		return;
 	if (q->started)
 		pthread_join(q->th, NULL);
+	if (q->bstarted)
+		pthread_join(q->bth, NULL);
+	for (int i = 0; i < 2; i++) {
+		for (size_t j = 0; j < q->tb[i].n; j++)
+			parts_close(&q->tb[i].p[j]);
+		for (int j = 0; j < TOPK_BATCH; j++)
+			sv_proto_msgbuf_free(&q->tb[i].mb[j]);
+	}
+	topk_scratch_free(&q->bts);
+	if (q->bsock)
+		zmq_close(q->bsock);
+	if (q->bfront)
+		zmq_close(q->bfront);
 	for (size_t i = 0; i < q->n_workers; i++) {
 		struct worker *w = &q->w[i];
 
@@ -675,6 +834,7 @@ void query_stop(struct dquery *q)
 		free(w->X);
 		free(w->E);
 		free(w->scores);
+		topk_scratch_free(&w->ts);
 	}
 	if (q->front) {
 		zmq_setsockopt(q->front, ZMQ_LINGER, &zero, sizeof(zero));
@@ -685,6 +845,7 @@ void query_stop(struct dquery *q)
 		zmq_close(q->back);
 	}
 	sv_proto_msgbuf_free(&q->fw.mb);
+	topk_scratch_free(&q->fw.ts);
 	free(q->fw.X);
 	free(q->fw.E);
 	free(q->fw.scores);

@@ -2,11 +2,14 @@
  *
  * One front thread owns the ROUTER (ROUTER_MANDATORY: a reply to a vanished
  * client is counted, not queued forever).  It answers cheap requests itself
- * (a SCORE, a small SCORE_BATCH, ITEM_GET, and a TOPK over a small cache
- * that comes alone while the workers are idle: query.c says exactly which)
- * and passes the rest over inproc to query_threads workers; DEALER clients may pipeline any number of requests
- * and match replies by request id (replies of different workers may come in
- * any order).  Workers read the model only through snapshots (snapshot.h)
+ * (a SCORE, a small SCORE_BATCH, ITEM_GET, and a lone TOPK over a small
+ * cache: query.c says exactly which).  The TOPKs over a small cache that
+ * come together are collected and ranked as one product each set, by one
+ * batch thread (sv-query-topk) while the front keeps receiving and replying,
+ * or by the front when both sets are full.  The rest passes over inproc to
+ * query_threads workers.  DEALER clients may pipeline any number of
+ * requests and match replies by request id (replies may come in any
+ * order).  Workers read the model only through snapshots (snapshot.h)
  * and items only through read-only store transactions: nothing here waits
  * for a training step.
  *

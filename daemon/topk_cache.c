@@ -7,10 +7,13 @@
 #include "topk_cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -43,6 +46,11 @@ struct topk_cache {
 	/* what the live cache was built from (written by the thread) */
 	_Atomic uint64_t built_version, built_steps, rebuilds;
 	atomic_int ready;
+	/* products answered, by queries (topk_cache_batches); the file the
+	 * thread rewrites when they change, and what it last wrote */
+	_Atomic uint64_t batches[TOPK_CACHE_BATCH_MAX + 1];
+	int batch_fd; /* SV_TOPK_BATCH_FILE, or -1 */
+	uint64_t batches_written, batches_ns;
 	/* trainer-only: the group's mutations */
 	struct note *notes;
 	size_t n_notes, cap_notes;
@@ -187,6 +195,32 @@ static int live_empty(struct topk_cache *g)
 	return empty;
 }
 
+/* SV_TOPK_BATCH_FILE: rewrite it when a product was answered since the
+ * last time (topk_cache_batches), at most every BATCH_FILE_MS. */
+#define BATCH_FILE_MS 20
+static void write_batches(struct topk_cache *g)
+{
+	uint64_t c[TOPK_CACHE_BATCH_MAX + 1], total = 0, now = now_mono_ns();
+	char buf[TOPK_CACHE_BATCH_MAX * 24];
+	size_t len = 0;
+
+	if (now - g->batches_ns < BATCH_FILE_MS * 1000000ULL)
+		return;
+	topk_cache_batches(g, c);
+	for (int q = 1; q <= TOPK_CACHE_BATCH_MAX; q++) {
+		total += c[q];
+		if (c[q])
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu\n", q,
+			                        (unsigned long long)c[q]);
+	}
+	if (total == g->batches_written)
+		return;
+	if (pwrite(g->batch_fd, buf, len, 0) == (ssize_t)len &&
+	    ftruncate(g->batch_fd, (off_t)len) == 0)
+		g->batches_written = total;
+	g->batches_ns = now;
+}
+
 static void *cache_main(void *arg)
 {
 	struct topk_cache *g = arg;
@@ -199,6 +233,8 @@ static void *cache_main(void *arg)
 		int rc;
 
 		wait_ms = 0;
+		if (g->batch_fd >= 0)
+			write_batches(g);
 		if (s == NULL)
 			continue;
 		pthread_mutex_lock(&g->d->live_mu);
@@ -259,6 +295,9 @@ int topk_cache_start(struct topk_cache **out, struct sv_daemon *d)
 	g->d_in = d->conf.d_in;
 	if (delay != NULL)
 		g->delay_ms = strtoull(delay, NULL, 10);
+	g->batch_fd = -1;
+	if (getenv("SV_TOPK_BATCH_FILE") != NULL && getenv("SV_TOPK_BATCH_FILE")[0] != '\0')
+		g->batch_fd = open(getenv("SV_TOPK_BATCH_FILE"), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	rc = sv_topk_holder_new(s->W, s->d_in, s->d_out, s->version, &g->h);
@@ -304,6 +343,8 @@ void topk_cache_stop(struct topk_cache *g)
 		pthread_join(g->th, NULL);
 	topk_cache_commit(g, 0);
 	free(g->notes);
+	if (g->batch_fd >= 0)
+		close(g->batch_fd);
 	sv_topk_holder_free(g->h);
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->mu);
@@ -321,6 +362,12 @@ size_t topk_cache_rows(struct topk_cache *g)
 	n = sv_topk_cache_rows(c);
 	sv_topk_cache_release(c);
 	return n;
+}
+
+void topk_cache_batches(struct topk_cache *g, uint64_t counts[TOPK_CACHE_BATCH_MAX + 1])
+{
+	for (int q = 0; q <= TOPK_CACHE_BATCH_MAX; q++)
+		counts[q] = g ? atomic_load_explicit(&g->batches[q], memory_order_relaxed) : 0;
 }
 
 void topk_cache_info(struct topk_cache *g, uint64_t *version, uint64_t *steps, uint64_t *rebuilds)
@@ -361,20 +408,71 @@ static int query_row(struct topk_cache *g, struct sv_topk_cache *c, sv_store_rea
 	return rc;
 }
 
-void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *const *rqs,
-                       size_t n, struct sv_proto_msgbuf *mbs)
+/* Make *p hold at least `need` elements of `size` bytes (*cap counts them). */
+static int grow(void *p, size_t *cap, size_t need, size_t size)
+{
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	n = realloc(*(void **)p, need * size);
+	if (n == NULL)
+		return -ENOMEM;
+	*(void **)p = n;
+	*cap = need;
+	return 0;
+}
+
+/* The scratch for Q queries of k hits at most (kk with the id queries'
+ * extra one), dims d_in / d_out. */
+static int scratch_fit(struct topk_scratch *s, size_t Q, size_t kmax, size_t kk, uint32_t din,
+                       uint32_t dout)
+{
+	size_t qc = s->q_cap, qc2 = s->q_cap, qc3 = s->q_cap, qc4 = s->q_cap, qc5 = s->q_cap;
+	size_t need = Q ? Q : 1;
+	int rc = 0;
+
+	/* the five per-query arrays share q_cap: grown together */
+	if (need > s->q_cap) {
+		rc |= grow(&s->qs, &qc, need, sizeof(*s->qs));
+		rc |= grow(&s->qr, &qc2, need, sizeof(*s->qr));
+		rc |= grow(&s->st, &qc3, need, 1);
+		rc |= grow(&s->counts, &qc4, need, sizeof(*s->counts));
+		rc |= grow(&s->E, &qc5, need * dout, sizeof(float));
+		if (rc != 0)
+			return -ENOMEM;
+		s->q_cap = need;
+	}
+	if (grow(&s->hits, &s->hit_cap, need * kk, sizeof(*s->hits)) < 0 ||
+	    grow(&s->out, &s->out_cap, need * (kmax ? kmax : 1), sizeof(*s->out)) < 0 ||
+	    grow(&s->x, &s->x_cap, din, sizeof(float)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void topk_scratch_free(struct topk_scratch *s)
+{
+	if (s == NULL)
+		return;
+	free(s->qs);
+	free(s->qr);
+	free(s->st);
+	free(s->counts);
+	free(s->E);
+	free(s->hits);
+	free(s->out);
+	free(s->x);
+	memset(s, 0, sizeof(*s));
+}
+
+void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *const *rqs, size_t n,
+                       struct sv_proto_msgbuf *mbs, struct topk_scratch *sc)
 {
 	struct sv_topk_cache *c;
-	struct sv_proto_side *qs = NULL;
-	struct sv_proto_topk_query *qr = NULL;
-	struct sv_proto_hit *out = NULL;
-	struct sv_topk_hit *hits = NULL;
 	sv_store_read *r = NULL;
-	size_t Q = 0, kmax = 0, kk, *counts = NULL, i, b, q0;
-	float *x = NULL, *E = NULL;
-	uint8_t *st = NULL;
+	size_t Q = 0, kmax = 0, kk, i, b, q0;
 	uint32_t dout;
-	int rc = -ENOMEM, any_id = 0;
+	int rc, any_id = 0;
 
 	for (b = 0; b < n; b++) {
 		Q += rqs[b]->n;
@@ -384,29 +482,22 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 	dout = sv_topk_cache_d_out(c);
 	/* an id query leaves itself out: ask for one more */
 	kk = kmax < SV_TOPK_K_MAX ? kmax + 1 : kmax;
-	qs = calloc(Q ? Q : 1, sizeof(*qs));
-	qr = calloc(Q ? Q : 1, sizeof(*qr));
-	st = calloc(Q ? Q : 1, 1);
-	counts = calloc(Q ? Q : 1, sizeof(*counts));
-	hits = malloc((Q ? Q : 1) * kk * sizeof(*hits));
-	out = malloc((Q ? Q : 1) * kmax * sizeof(*out));
-	x = malloc(g->d_in * sizeof(float));
-	E = calloc((Q ? Q : 1) * dout, sizeof(float));
-	if (qs && qr && st && counts && hits && out && x && E)
-		rc = 0;
+	rc = scratch_fit(sc, Q, kmax, kk, g->d_in, dout);
 	/* every query of every request, one row each */
 	for (b = 0, i = 0; rc == 0 && b < n; b++) {
 		struct sv_proto_iter it = {0};
 
-		for (size_t j = 0; rc == 0 && j < rqs[b]->n && sv_proto_next_query(rqs[b], &it, &qs[i]);
+		for (size_t j = 0;
+		     rc == 0 && j < rqs[b]->n && sv_proto_next_query(rqs[b], &it, &sc->qs[i]);
 		     j++, i++) {
-			int q = query_row(g, c, &r, &qs[i], x, E + i * dout);
+			float *e = sc->E + i * dout;
+			int q = query_row(g, c, &r, &sc->qs[i], sc->x, e);
 
-			any_id |= qs[i].vec == NULL;
-			st[i] = SV_PROTO_STATUS_OK;
+			any_id |= sc->qs[i].vec == NULL;
+			sc->st[i] = SV_PROTO_STATUS_OK;
 			if (q == SV_ERR_NOTFOUND) {
-				st[i] = SV_PROTO_STATUS_NOT_FOUND;
-				memset(E + i * dout, 0, dout * sizeof(float));
+				sc->st[i] = SV_PROTO_STATUS_NOT_FOUND;
+				memset(e, 0, dout * sizeof(float));
 			} else if (q < 0) {
 				rc = q;
 			}
@@ -414,32 +505,37 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 	}
 	sv_store_read_end(r);
 	/* one product over the cache for all of them */
-	if (rc == 0 && Q > 0)
-		rc = sv_topk_cache_query(c, E, Q, any_id ? kk : kmax, hits, counts);
+	if (rc == 0 && Q > 0) {
+		rc = sv_topk_cache_query(c, sc->E, Q, any_id ? kk : kmax, sc->hits, sc->counts);
+		atomic_fetch_add_explicit(
+		    &g->batches[Q < TOPK_CACHE_BATCH_MAX ? Q : TOPK_CACHE_BATCH_MAX], 1,
+		    memory_order_relaxed);
+	}
 	/* then one reply per request, each with its own k */
 	for (b = 0, q0 = 0; b < n; q0 += rqs[b]->n, b++) {
 		const struct sv_proto_request *rq = rqs[b];
 		size_t stride = any_id ? kk : kmax, nh = 0, missing = 0, k = rq->k;
 
 		for (i = q0; rc == 0 && i < q0 + rq->n; i++) {
-			const struct sv_topk_hit *h = hits + i * stride;
+			const struct sv_topk_hit *h = sc->hits + i * stride;
+			const struct sv_proto_side *qs = &sc->qs[i];
 			uint32_t m = 0;
 
-			qr[i].model_version = sv_topk_cache_version(c);
-			qr[i].status = st[i];
-			missing += st[i] != SV_PROTO_STATUS_OK;
-			for (size_t j = 0; st[i] == SV_PROTO_STATUS_OK && j < counts[i] && m < k;
+			sc->qr[i].model_version = sv_topk_cache_version(c);
+			sc->qr[i].status = sc->st[i];
+			missing += sc->st[i] != SV_PROTO_STATUS_OK;
+			for (size_t j = 0; sc->st[i] == SV_PROTO_STATUS_OK && j < sc->counts[i] && m < k;
 			     j++) {
-				if (qs[i].vec == NULL && h[j].id_len == qs[i].id_len &&
-				    memcmp(h[j].id, qs[i].id, h[j].id_len) == 0)
+				if (qs->vec == NULL && h[j].id_len == qs->id_len &&
+				    memcmp(h[j].id, qs->id, h[j].id_len) == 0)
 					continue;
-				out[nh].id = (const char *)h[j].id;
-				out[nh].id_len = h[j].id_len;
-				out[nh].score = h[j].score;
+				sc->out[nh].id = (const char *)h[j].id;
+				sc->out[nh].id_len = h[j].id_len;
+				sc->out[nh].score = h[j].score;
 				nh++;
 				m++;
 			}
-			qr[i].n_hits = m;
+			sc->qr[i].n_hits = m;
 		}
 		if (rc == 0 && missing == rq->n && rq->n > 0)
 			reply_error(&mbs[b], rq->hdr.verb, rq->hdr.request_id,
@@ -449,7 +545,7 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 		             &mbs[b], rq->hdr.request_id,
 		             missing ? SV_PROTO_STATUS_PARTIAL : SV_PROTO_STATUS_OK,
 		             missing ? "some query ids are not stored items" : NULL, (uint32_t)k,
-		             qr + q0, rq->n, out) < 0)
+		             sc->qr + q0, rq->n, sc->out) < 0)
 			rc = -ENOMEM;
 		if (rc < 0) {
 			atomic_fetch_add(&g->d->cnt.query_errors, 1);
@@ -458,12 +554,4 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 		}
 	}
 	sv_topk_cache_release(c); /* after encoding: hit ids point into c */
-	free(qs);
-	free(qr);
-	free(st);
-	free(counts);
-	free(hits);
-	free(out);
-	free(x);
-	free(E);
 }

@@ -33,9 +33,10 @@
  *                   says READY, so every TOPK is answered from a cache.
  *
  * Threads: note/commit/abort from the trainer thread only; answer from any
- * query worker; start/stop from main.  SV_TOPK_TEST_DELAY_MS (environment,
- * tests only) holds every rebuild that long before it publishes, so tests can
- * query while a rebuild is in flight.
+ * query thread (the query front, its batch thread or a worker); start/stop
+ * from main.  SV_TOPK_TEST_DELAY_MS (environment, tests only) holds every
+ * rebuild that long before it publishes, so tests can query while a rebuild
+ * is in flight.
  *
  * Leaves out: approximate search, persistence of the cache (the store is the
  * source; the cache is rebuilt at start).
@@ -49,6 +50,10 @@
 struct sv_daemon;
 struct sv_proto_request;
 struct sv_proto_msgbuf;
+struct sv_proto_side;
+struct sv_proto_topk_query;
+struct sv_proto_hit;
+struct sv_topk_hit;
 struct topk_cache;
 
 /* Make the holder from the current snapshot (d->snap must hold one), build
@@ -69,13 +74,41 @@ void topk_cache_note_del(struct topk_cache *g, const void *id, size_t len);
  * holder) or failed (ok == 0: forget them).  Accepts NULL. */
 void topk_cache_commit(struct topk_cache *g, int ok);
 
+/* The buffers of one answering thread, kept from one answer to the next so
+ * that an answer allocates nothing once they have grown to its size.  Owned
+ * by that thread: zero-initialize, pass to every topk_cache_answer, free
+ * with topk_scratch_free.  Its fields are topk_cache.c's. */
+struct topk_scratch {
+	struct sv_proto_side *qs; /* one per query */
+	struct sv_proto_topk_query *qr;
+	uint8_t *st;
+	size_t *counts;
+	float *E;                 /* queries x d_out */
+	struct sv_topk_hit *hits; /* queries x (k + 1) */
+	struct sv_proto_hit *out; /* queries x k */
+	float *x;                 /* d_in */
+	size_t q_cap, hit_cap, out_cap, x_cap;
+};
+void topk_scratch_free(struct topk_scratch *s);
+
 /* Answer n decoded TOPK requests, reply b into mbs[b], from the live cache
- * (any query worker): every query of every request is projected, then ONE
- * product over the cache ranks them all (16 requests of one query are one
- * 16-row GEMM, not 16 GEMVs), then each request gets its own k and its own
- * reply.  All n see the same cache. */
-void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *const *rqs,
-                       size_t n, struct sv_proto_msgbuf *mbs);
+ * (any query thread, each with its own scratch s): every query of every
+ * request is projected, then ONE product over the cache ranks them all (16
+ * requests of one query are one 16-row GEMM, not 16 GEMVs), then each
+ * request gets its own k and its own reply.  All n see the same cache, and
+ * every row of every reply names its version. */
+void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *const *rqs, size_t n,
+                       struct sv_proto_msgbuf *mbs, struct topk_scratch *s);
+
+/* Products answered so far by their number of queries: counts[q] for q in
+ * 1..TOPK_CACHE_BATCH_MAX - 1, counts[TOPK_CACHE_BATCH_MAX] for that many
+ * or more (counts[0] is 0).  With SV_TOPK_BATCH_FILE set (environment,
+ * benchmarks only: sv-bench query reads it to time the engine alone on the
+ * batches the daemon formed), the service's thread also rewrites that file
+ * when they changed, at most every 20 ms, one "queries products" line per nonzero count.
+ * All 0 with g == NULL. */
+#define TOPK_CACHE_BATCH_MAX 64
+void topk_cache_batches(struct topk_cache *g, uint64_t counts[TOPK_CACHE_BATCH_MAX + 1]);
 
 /* The live cache's rows (live plus tombstoned): what one query's product
  * scans.  0 with g == NULL. */
