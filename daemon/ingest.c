@@ -1655,11 +1655,19 @@ static void im_vectors(struct ingest *g, struct imsg *im)
 		struct sv_proto_iter it = {0};
 		struct sv_proto_pair pr;
 		size_t i = 0;
+		int any = 0;
 
-		if (im_room(g, im, 2 * (rq->n ? rq->n : 1)) < 0) {
+		im->cost_pairs = rq->n ? rq->n : 1;
+		for (i = 0; !any && i < rq->n && sv_proto_next_pair(rq, &it, &pr); i++)
+			any = pr.a.vec != NULL || pr.b.vec != NULL;
+		if (!any)
+			return; /* ids only: nothing to copy */
+		if (im_room(g, im, 2 * rq->n) < 0) {
 			im->rc = IM_UNDECODED;
 			return;
 		}
+		memset(&it, 0, sizeof(it));
+		i = 0;
 		while (i < rq->n && sv_proto_next_pair(rq, &it, &pr)) {
 			const struct sv_proto_side *sd[2] = {&pr.a, &pr.b};
 
@@ -1675,7 +1683,6 @@ static void im_vectors(struct ingest *g, struct imsg *im)
 			}
 			i++;
 		}
-		im->cost_pairs = rq->n ? rq->n : 1;
 	}
 }
 
@@ -1831,7 +1838,9 @@ static void *stage_main(void *arg)
 		rc = stage_forward(g);
 		if (rc != 0)
 			break;
-		/* a burst from both sockets, in turn, while their queues have room */
+		/* a burst from both sockets, in turn, while their queues have room;
+		 * the writer's replies go out between messages (an ack waits for
+		 * one message's decode at most) */
 		for (int k = 0; k < PIPE_BURST && rc >= 0; k++) {
 			int got = 0;
 
@@ -1841,6 +1850,8 @@ static void *stage_main(void *arg)
 				pthread_mutex_unlock(&g->pmu);
 				if (room[q] && (rc = stage_read(g, q)) > 0)
 					got = 1;
+				if (rc >= 0 && (rc = stage_forward(g)) != 0)
+					rc = -1;
 			}
 			if (!got)
 				break;
