@@ -1,10 +1,12 @@
 /* daemon.h - state shared by simverifyd's threads.
  *
  * Threads (main.c starts them, in this order):
- *   trainer  the ONLY store writer: owns both ingest sockets (PULL, acked
- *            ROUTER) and the control socket; validates, logs (group commit),
- *            acks (ingest.c), batches, trains, publishes snapshots,
- *            checkpoints (trainer.c)
+ *   trainer  the ONLY store writer: owns the control socket; takes the
+ *            messages the ingest decode stage decoded, logs them (group
+ *            commit), acks (ingest.c), batches, trains, publishes
+ *            snapshots, checkpoints (trainer.c); it starts the decode
+ *            stage, sv-ingest-dec, which owns both ingest sockets (PULL,
+ *            acked ROUTER), decodes, copies vectors and sends the acks
  *   query    ROUTER (ROUTER_MANDATORY) front + worker threads: SCORE,
  *            SCORE_BATCH, TOPK, ITEM get on snapshots and read-only
  *            transactions (query.c)

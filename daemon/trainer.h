@@ -6,10 +6,12 @@
  * (sv/journal.h: control records mark where a partial batch was cut and
  * carry the batch size and optimizer parameters in force), so W is what it
  * was.  trainer_start binds the ingest sockets (ingest.h) and the control
- * socket and starts the thread:
+ * socket, starts the ingest decode stage (which reads and decodes the
+ * ingest sockets from then on) and the thread:
  *
- *   loop: poll ingest + control; one ingest group (read up to group_max
- *         messages, commit them, ack them); add the logged pairs to the
+ *   loop: poll the decode stage's queues + control; one ingest group (take
+ *         up to group_max decoded messages, commit them, ack them through
+ *         the stage); add the logged pairs to the
  *         minibatch; a full batch (B pairs), or one older than max_wait_ms
  *         (cut by a control record), goes to the step runner, which scores
  *         it with the current W (prequential), trains on it and publishes a
@@ -38,7 +40,8 @@ int trainer_open(struct trainer **out, struct sv_daemon *d);
 /* Bind the sockets and start the thread.  Returns 0 or a negative code. */
 int trainer_start(struct trainer *t);
 
-/* Wait for the thread (after d->stopping was set); it checkpoints first. */
+/* Wait for the thread (after d->stopping was set; it checkpoints first),
+ * then stop the decode stage once it has sent the thread's last acks. */
 void trainer_join(struct trainer *t);
 void trainer_close(struct trainer *t);
 
