@@ -39,9 +39,15 @@
 #define BATCH_EP "inproc://sv-query-topk"
 #define MAX_WORKERS 64
 /* Requests a worker takes at once when they are already waiting (the TOPK
- * ones among them are ranked in one product over the cache), and the most
- * TOPK requests of the front's sets (struct tbatch). */
+ * ones among them are ranked in one product over the cache). */
 #define TOPK_BATCH 16
+/* The most requests of one of the front's TOPK sets (struct tbatch): at 16
+ * in flight two sets of 8 alternate, one ranked while the other's replies
+ * go out and its requests come back (with sets of up to 16 one set often
+ * held them all, and the batch thread waited for each round trip). */
+#define SET_MAX 8
+/* A set's reply buffer that grew beyond this is let go once sent. */
+#define REPLY_KEEP ((size_t)256 << 10)
 
 struct worker {
 	struct dquery *q;
@@ -60,18 +66,19 @@ struct worker {
 	size_t scores_cap;
 };
 
-/* TOPK requests the front answers as one product (front_topk), or hands
- * to the batch thread (batch_main) as one pointer.  Whoever holds it owns
- * it: the front while it fills it and sends the replies, the batch thread
- * between the two pointers. */
+/* TOPK requests answered as one product, by the batch thread (batch_main)
+ * or the front (front_topk).  A set is free (n 0), the one the front fills
+ * (dquery.fill), the one the batch thread answers (dquery.work), or one
+ * the batch thread handed back whose replies the front sends; n and the
+ * roles change under dquery.bmu only. */
 struct tbatch {
 	size_t n;                   /* requests held */
 	uint64_t work;              /* multiply-adds of their product */
 	uint64_t t0;                /* when it was handed on */
-	struct parts p[TOPK_BATCH]; /* the messages: their frames back rq */
-	struct sv_proto_request rq[TOPK_BATCH];
-	const struct sv_proto_request *tq[TOPK_BATCH];
-	struct sv_proto_msgbuf mb[TOPK_BATCH]; /* the replies */
+	struct parts p[SET_MAX];            /* the messages: their frames back rq */
+	struct sv_proto_request rq[SET_MAX];
+	const struct sv_proto_request *tq[SET_MAX];
+	struct sv_proto_msgbuf mb[SET_MAX]; /* the replies */
 };
 
 struct dquery {
@@ -83,11 +90,13 @@ struct dquery {
 	struct worker w[MAX_WORKERS];
 	struct worker fw; /* the front thread's own buffers for cheap requests */
 	size_t at_workers; /* requests forwarded and not yet answered (front only) */
-	/* small TOPKs (front only): fill collects them; the batch thread,
-	 * while busy, holds the other of the two */
-	struct tbatch tb[2];
-	struct tbatch *fill;
-	int batch_busy;
+	/* small TOPKs: the front fills one set while the batch thread answers
+	 * another and the front sends a third's replies */
+	struct tbatch tb[3];
+	struct tbatch *fill, *work; /* work: NULL while the batch thread waits */
+	pthread_mutex_t bmu;        /* the sets' n and roles, stop */
+	pthread_cond_t bcv;         /* the batch thread waits here */
+	int bstop;
 	void *bfront, *bsock; /* PAIR ends: the front's, the batch thread's */
 	pthread_t bth;
 	int bstarted;
@@ -460,8 +469,10 @@ static void forward(struct dquery *q, void *src, void *dst, int to_client)
  * at 784 -> 64; handing them to the workers only while more requests were
  * queued measured no better on 2 cores).  A TOPK whose product is small
  * (queries x cache rows x d_out at most FRONT_TOPK_WORK multiply-adds: 1
- * query over 32k items at d_out 64) joins the front's set (topk_dispatch
- * says who answers it); a set holds at most TOPK_BATCH requests and
+ * query over 32k items at d_out 64) and whose answer is small (queries x k
+ * at most FRONT_TOPK_HITS: a large ranking and reply stay with the workers,
+ * whose memory the limits bound) joins the front's set (topk_dispatch says
+ * who answers it); a set holds at most SET_MAX requests and
  * FRONT_BATCH_WORK multiply-adds (about half a millisecond on one core).
  * Handed to the workers one by one instead, each such request cost two
  * thread hops, and the two workers split what was waiting between them
@@ -471,6 +482,7 @@ static void forward(struct dquery *q, void *src, void *dst, int to_client)
 #define INLINE_MAX_PAIRS 4
 #define FRONT_TOPK_WORK ((uint64_t)1 << 21)
 #define FRONT_BATCH_WORK ((uint64_t)1 << 24)
+#define FRONT_TOPK_HITS 1024
 
 enum route { ROUTE_FRONT, ROUTE_TOPK, ROUTE_WORKER };
 
@@ -480,16 +492,18 @@ static enum route route_of(struct dquery *q, const struct sv_proto_frame *h, siz
                            uint64_t *work)
 {
 	const uint8_t *b = h->data;
-	uint32_t count;
+	uint32_t count, k;
 
 	if (h->len != SV_PROTO_HEADER_SIZE || (b[4] & SV_PROTO_FLAG_POS))
 		return ROUTE_WORKER; /* a query that may wait for its position: not here */
 	memcpy(&count, b + 16, 4); /* little-endian hosts, as the codec */
+	memcpy(&k, b + 24, 4);
 	if (b[3] == SV_PROTO_VERB_SCORE || b[3] == SV_PROTO_VERB_ITEM_GET ||
 	    (b[3] == SV_PROTO_VERB_SCORE_BATCH && count <= INLINE_MAX_PAIRS))
 		return ROUTE_FRONT;
 	*work = (uint64_t)count * rows * q->d->conf.d_out;
-	if (b[3] == SV_PROTO_VERB_TOPK && count >= 1 && *work <= FRONT_TOPK_WORK)
+	if (b[3] == SV_PROTO_VERB_TOPK && count >= 1 && *work <= FRONT_TOPK_WORK &&
+	    (uint64_t)count * k <= FRONT_TOPK_HITS)
 		return ROUTE_TOPK;
 	return ROUTE_WORKER;
 }
@@ -535,8 +549,8 @@ static void to_workers(struct dquery *q, struct parts *p)
 		zmq_msg_send(&p->m[i], q->back, i + 1 < p->n ? ZMQ_SNDMORE : 0);
 }
 
-/* Send the replies of batch b (answered), note their latency from t0, and
- * let its messages go: b is empty after. */
+/* Send the replies of set b (answered), note their latency from t0, and
+ * let its messages go; then b is free. */
 static void batch_replies(struct dquery *q, struct tbatch *b, uint64_t t0)
 {
 	uint64_t ns = now_mono_ns() - t0;
@@ -545,12 +559,27 @@ static void batch_replies(struct dquery *q, struct tbatch *b, uint64_t t0)
 		front_reply(q, &b->p[j], parts_envelope(&b->p[j]), &b->mb[j]);
 		latency_note(q->d, SV_PROTO_VERB_TOPK, ns);
 		parts_close(&b->p[j]);
+		if (b->mb[j].heap_cap > REPLY_KEEP) /* a rare large reply: not kept */
+			sv_proto_msgbuf_free(&b->mb[j]);
 	}
+	pthread_mutex_lock(&q->bmu);
 	b->n = 0;
 	b->work = 0;
+	if (q->work == NULL && q->fill->n > 0) /* it may wait for a free set */
+		pthread_cond_signal(&q->bcv);
+	pthread_mutex_unlock(&q->bmu);
 }
 
-/* Answer batch b here, as one product over the live cache, and reply. */
+/* A free set other than fill (bmu held), or NULL. */
+static struct tbatch *free_set(struct dquery *q)
+{
+	for (int i = 0; i < 3; i++)
+		if (q->tb[i].n == 0 && &q->tb[i] != q->fill)
+			return &q->tb[i];
+	return NULL;
+}
+
+/* Answer set b here, as one product over the live cache, and reply. */
 static void front_topk(struct dquery *q, struct tbatch *b)
 {
 	uint64_t t0 = now_mono_ns();
@@ -561,67 +590,97 @@ static void front_topk(struct dquery *q, struct tbatch *b)
 	batch_replies(q, b, t0);
 }
 
-/* The batch thread: answers each batch it is handed, hands it back. */
+/* The batch thread: whenever the front's set holds requests and another set
+ * is free, it takes the set, leaves the free one in its place, answers
+ * the requests as one product and hands the set back over the pair for the
+ * front to reply.  So the requests that arrive while it computes wait for
+ * it together, and it goes from one set to the next without waiting for
+ * the front (at 16 in flight the sets then alternate between two halves
+ * of the requests). */
 static void *batch_main(void *arg)
 {
 	struct dquery *q = arg;
-	struct tbatch *b;
+	struct tbatch *b, *next;
 
 	pthread_setname_np(pthread_self(), "sv-query-topk");
-	while (zmq_recv(q->bsock, &b, sizeof(b), 0) == (int)sizeof(b)) {
+	pthread_mutex_lock(&q->bmu);
+	for (;;) {
+		while (!q->bstop && (q->fill->n == 0 || (next = free_set(q)) == NULL))
+			pthread_cond_wait(&q->bcv, &q->bmu);
+		if (q->bstop)
+			break;
+		b = q->work = q->fill;
+		q->fill = next;
+		pthread_mutex_unlock(&q->bmu);
+		b->t0 = now_mono_ns();
 		topk_cache_answer(q->d->topk, b->tq, b->n, b->mb, &q->bts);
 		for (size_t j = 0; j < b->n; j++)
 			add_position(q->d, &b->mb[j]);
+		pthread_mutex_lock(&q->bmu);
+		q->work = NULL;
 		if (zmq_send(q->bsock, &b, sizeof(b), 0) != (int)sizeof(b))
-			break;
+			break; /* ETERM: query_stop lets the messages go */
 	}
-	return NULL; /* ETERM */
+	pthread_mutex_unlock(&q->bmu);
+	return NULL;
 }
 
-/* The TOPKs the front collected: a lone one while the batch thread is idle
- * is answered here (at depth 1 the two thread hops would cost as much as
- * the query); a set goes to the batch thread, so the front keeps receiving
- * and replying on the other core while the product runs; while the batch
- * thread is busy they wait, and more join them, until it is back (at 16
- * in flight the products then alternate between two halves of the
- * requests), unless the set is full: then the front answers it itself. */
-static int hand_on(struct dquery *q, struct tbatch *b)
-{
-	b->t0 = now_mono_ns();
-	if (zmq_send(q->bfront, &b, sizeof(b), 0) != (int)sizeof(b)) {
-		front_topk(q, b); /* only at shutdown */
-		return 0;
-	}
-	q->batch_busy = 1;
-	return 1;
-}
-
+/* After a drain: the TOPKs the front collected.  While the batch thread
+ * computes, they wait for it (it takes them when it is done).  When it
+ * waits, a lone one is answered here (at depth 1 the two thread hops would
+ * cost as much as the query) and a set is handed to it, so the front keeps
+ * receiving and replying on the other core while the product runs. */
 static void topk_dispatch(struct dquery *q, int drained)
 {
-	struct tbatch *b = q->fill;
+	struct tbatch *b = NULL, *next;
 
-	if (b->n == 0 || (q->batch_busy && !(b->n == TOPK_BATCH || b->work > FRONT_BATCH_WORK)))
-		return;
-	if (q->batch_busy || (b->n == 1 && drained))
+	pthread_mutex_lock(&q->bmu);
+	if (q->fill->n > 0 && q->work == NULL) {
+		if (q->fill->n == 1 && drained && (next = free_set(q)) != NULL) {
+			b = q->fill;
+			q->fill = next;
+		} else {
+			pthread_cond_signal(&q->bcv);
+		}
+	}
+	pthread_mutex_unlock(&q->bmu);
+	if (b != NULL)
 		front_topk(q, b);
-	else if (hand_on(q, b)) /* the other set is empty while the thread is idle */
-		q->fill = b == &q->tb[0] ? &q->tb[1] : &q->tb[0];
 }
 
-/* The batch thread handed its batch back: hand on what waits, then reply. */
+/* The batch thread handed sets back: their replies. */
 static void batch_back(struct dquery *q)
 {
-	struct tbatch *b, *next = q->fill;
+	struct tbatch *b;
 
-	if (zmq_recv(q->bfront, &b, sizeof(b), ZMQ_DONTWAIT) != (int)sizeof(b))
-		return;
-	q->batch_busy = 0;
-	if (next->n > 0 && hand_on(q, next)) {
+	while (zmq_recv(q->bfront, &b, sizeof(b), ZMQ_DONTWAIT) == (int)sizeof(b))
 		batch_replies(q, b, b->t0);
-		q->fill = b;
-	} else {
-		batch_replies(q, b, b->t0);
+}
+
+/* Add the TOPK request in p (its envelope env, its product qwork) to the
+ * front's set: 1; 0 when the set is full (p untouched); -1 when the
+ * request is malformed (p handed back for handle() to say why). */
+static int topk_collect(struct dquery *q, struct parts *p, int env, uint64_t qwork)
+{
+	struct tbatch *b;
+	int ok = 0;
+
+	pthread_mutex_lock(&q->bmu);
+	b = q->fill;
+	if (b->n < SET_MAX && (b->n == 0 || b->work + qwork <= FRONT_BATCH_WORK)) {
+		parts_move(&b->p[b->n], p);
+		ok = topk_decoded(&q->fw, &b->p[b->n], env, &b->rq[b->n]);
+		if (ok) {
+			b->tq[b->n] = &b->rq[b->n];
+			b->work += qwork;
+			b->n++;
+		} else {
+			parts_move(p, &b->p[b->n]);
+			ok = -1;
+		}
 	}
+	pthread_mutex_unlock(&q->bmu);
+	return ok;
 }
 
 /* Up to TOPK_BATCH waiting requests: the cheap ones answered here in order,
@@ -644,25 +703,13 @@ static int front_requests(struct dquery *q)
 
 		got++;
 		if (rt == ROUTE_TOPK) {
-			struct tbatch *b = q->fill;
+			int in = topk_collect(q, &p, env, qwork);
 
-			if (b->n == TOPK_BATCH || (b->n > 0 && b->work + qwork > FRONT_BATCH_WORK)) {
-				topk_dispatch(q, 0); /* full: answered or handed on now */
-				b = q->fill;
-			}
-			if (b->n < TOPK_BATCH) {
-				parts_move(&b->p[b->n], &p);
-				if (topk_decoded(w, &b->p[b->n], env, &b->rq[b->n])) {
-					b->tq[b->n] = &b->rq[b->n];
-					b->work += qwork;
-					b->n++;
-					continue;
-				}
-				parts_move(&p, &b->p[b->n]); /* malformed: handle() says why */
-				rt = ROUTE_FRONT;
-			} else {
-				rt = ROUTE_WORKER; /* both sets full: a worker answers it */
-			}
+			if (in > 0)
+				continue;
+			/* malformed (handle() says why), or the set is full: the
+			 * workers rank what they find waiting */
+			rt = in == 0 ? ROUTE_WORKER : ROUTE_FRONT;
 		}
 		if (rt == ROUTE_WORKER) {
 			to_workers(q, &p);
@@ -726,6 +773,8 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 	if (q == NULL)
 		return -ENOMEM;
 	q->d = d;
+	pthread_mutex_init(&q->bmu, NULL);
+	pthread_cond_init(&q->bcv, NULL);
 	q->n_workers = d->conf.query_threads;
 	if (q->n_workers < 1)
 		q->n_workers = 1;
@@ -772,8 +821,8 @@ int query_start(struct dquery **out, struct sv_daemon *d)
 	}
 	/* the batch thread and its pair */
 	q->fill = &q->tb[0];
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < TOPK_BATCH; j++)
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < SET_MAX; j++)
 			sv_proto_msgbuf_init(&q->tb[i].mb[j]);
 	q->bfront = parts_socket(d->zctx, ZMQ_PAIR);
 	q->bsock = parts_socket(d->zctx, ZMQ_PAIR);
@@ -806,12 +855,18 @@ void query_stop(struct dquery *q)
 		return;
 	if (q->started)
 		pthread_join(q->th, NULL);
+	pthread_mutex_lock(&q->bmu);
+	q->bstop = 1;
+	pthread_cond_broadcast(&q->bcv);
+	pthread_mutex_unlock(&q->bmu);
 	if (q->bstarted)
 		pthread_join(q->bth, NULL);
-	for (int i = 0; i < 2; i++) {
+	pthread_cond_destroy(&q->bcv);
+	pthread_mutex_destroy(&q->bmu);
+	for (int i = 0; i < 3; i++) {
 		for (size_t j = 0; j < q->tb[i].n; j++)
 			parts_close(&q->tb[i].p[j]);
-		for (int j = 0; j < TOPK_BATCH; j++)
+		for (int j = 0; j < SET_MAX; j++)
 			sv_proto_msgbuf_free(&q->tb[i].mb[j]);
 	}
 	topk_scratch_free(&q->bts);

@@ -382,19 +382,14 @@ void topk_cache_info(struct topk_cache *g, uint64_t *version, uint64_t *steps, u
 
 /* ---- answers (query workers) -------------------------------------------- */
 
-/* Query j's embedding into e: a vector is projected with c's W; an id is
- * the cached row, or (an item the cache leaves out, e.g. an inline pair
- * vector) the stored vector projected with c's W.  Returns 0,
- * SV_ERR_NOTFOUND or another negative code. */
+/* An id query's embedding into e: the cached row, or (an item the cache
+ * leaves out, e.g. an inline pair vector) the stored vector projected with
+ * c's W.  Returns 0, SV_ERR_NOTFOUND or another negative code. */
 static int query_row(struct topk_cache *g, struct sv_topk_cache *c, sv_store_read **r,
                      const struct sv_proto_side *q, float *x, float *e)
 {
 	int rc;
 
-	if (q->vec != NULL) {
-		sv_proto_vec_copy(x, q->vec, g->d_in);
-		return sv_topk_cache_project(c, x, 1, e);
-	}
 	if (q->id_len == 0 || q->id_len > SV_TOPK_ID_MAX)
 		return SV_ERR_NOTFOUND;
 	rc = sv_topk_cache_get(c, (const uint8_t *)q->id, q->id_len, e);
@@ -439,6 +434,12 @@ static int scratch_fit(struct topk_scratch *s, size_t Q, size_t kmax, size_t kk,
 		rc |= grow(&s->st, &qc3, need, 1);
 		rc |= grow(&s->counts, &qc4, need, sizeof(*s->counts));
 		rc |= grow(&s->E, &qc5, need * dout, sizeof(float));
+		qc5 = s->q_cap;
+		rc |= grow(&s->EX, &qc5, need * dout, sizeof(float));
+		qc5 = s->q_cap;
+		rc |= grow(&s->X, &qc5, need * din, sizeof(float));
+		qc5 = s->q_cap;
+		rc |= grow(&s->xrow, &qc5, need, sizeof(*s->xrow));
 		if (rc != 0)
 			return -ENOMEM;
 		s->q_cap = need;
@@ -459,6 +460,9 @@ void topk_scratch_free(struct topk_scratch *s)
 	free(s->st);
 	free(s->counts);
 	free(s->E);
+	free(s->X);
+	free(s->EX);
+	free(s->xrow);
 	free(s->hits);
 	free(s->out);
 	free(s->x);
@@ -470,7 +474,7 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 {
 	struct sv_topk_cache *c;
 	sv_store_read *r = NULL;
-	size_t Q = 0, kmax = 0, kk, i, b, q0;
+	size_t Q = 0, kmax = 0, kk, i, b, q0, nx = 0;
 	uint32_t dout;
 	int rc, any_id = 0;
 
@@ -491,10 +495,16 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 		     rc == 0 && j < rqs[b]->n && sv_proto_next_query(rqs[b], &it, &sc->qs[i]);
 		     j++, i++) {
 			float *e = sc->E + i * dout;
-			int q = query_row(g, c, &r, &sc->qs[i], sc->x, e);
+			int q = 0;
 
-			any_id |= sc->qs[i].vec == NULL;
 			sc->st[i] = SV_PROTO_STATUS_OK;
+			if (sc->qs[i].vec != NULL) { /* projected below, with the others */
+				sv_proto_vec_copy(sc->X + nx * g->d_in, sc->qs[i].vec, g->d_in);
+				sc->xrow[nx++] = i;
+				continue;
+			}
+			any_id = 1;
+			q = query_row(g, c, &r, &sc->qs[i], sc->x, e);
 			if (q == SV_ERR_NOTFOUND) {
 				sc->st[i] = SV_PROTO_STATUS_NOT_FOUND;
 				memset(e, 0, dout * sizeof(float));
@@ -504,6 +514,13 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 		}
 	}
 	sv_store_read_end(r);
+	/* the query vectors: one GEMM (straight into E when there are only
+	 * vectors, as queries come in order) */
+	if (rc == 0 && nx > 0) {
+		rc = sv_topk_cache_project(c, sc->X, nx, nx == Q ? sc->E : sc->EX);
+		for (size_t j = 0; rc == 0 && nx < Q && j < nx; j++)
+			memcpy(sc->E + sc->xrow[j] * dout, sc->EX + j * dout, dout * sizeof(float));
+	}
 	/* one product over the cache for all of them */
 	if (rc == 0 && Q > 0) {
 		rc = sv_topk_cache_query(c, sc->E, Q, any_id ? kk : kmax, sc->hits, sc->counts);
@@ -554,4 +571,9 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 		}
 	}
 	sv_topk_cache_release(c); /* after encoding: hit ids point into c */
+	/* a rare large answer (k in the thousands) does not pin its memory */
+	if (sc->hit_cap * sizeof(*sc->hits) + sc->out_cap * sizeof(*sc->out) +
+	        sc->q_cap * (size_t)(g->d_in + 2 * dout) * sizeof(float) >
+	    TOPK_SCRATCH_KEEP)
+		topk_scratch_free(sc);
 }

@@ -75,15 +75,20 @@ void topk_cache_note_del(struct topk_cache *g, const void *id, size_t len);
 void topk_cache_commit(struct topk_cache *g, int ok);
 
 /* The buffers of one answering thread, kept from one answer to the next so
- * that an answer allocates nothing once they have grown to its size.  Owned
- * by that thread: zero-initialize, pass to every topk_cache_answer, free
- * with topk_scratch_free.  Its fields are topk_cache.c's. */
+ * that an answer allocates nothing once they have grown to its size (up to
+ * TOPK_SCRATCH_KEEP bytes: an answer that needed more, a k in the
+ * thousands, lets them go).  Owned by that thread: zero-initialize, pass to
+ * every topk_cache_answer, free with topk_scratch_free.  Its fields are
+ * topk_cache.c's. */
+#define TOPK_SCRATCH_KEEP ((size_t)1 << 20)
 struct topk_scratch {
 	struct sv_proto_side *qs; /* one per query */
 	struct sv_proto_topk_query *qr;
 	uint8_t *st;
 	size_t *counts;
 	float *E;                 /* queries x d_out */
+	float *X, *EX;            /* vector queries x d_in, x d_out */
+	size_t *xrow;             /* a vector query's row of E */
 	struct sv_topk_hit *hits; /* queries x (k + 1) */
 	struct sv_proto_hit *out; /* queries x k */
 	float *x;                 /* d_in */
@@ -92,10 +97,11 @@ struct topk_scratch {
 void topk_scratch_free(struct topk_scratch *s);
 
 /* Answer n decoded TOPK requests, reply b into mbs[b], from the live cache
- * (any query thread, each with its own scratch s): every query of every
- * request is projected, then ONE product over the cache ranks them all (16
- * requests of one query are one 16-row GEMM, not 16 GEMVs), then each
- * request gets its own k and its own reply.  All n see the same cache, and
+ * (any query thread, each with its own scratch s): the query vectors of
+ * every request are projected with one GEMM (ids are looked up), then ONE
+ * product over the cache ranks them all (16 requests of one query are one
+ * 16-row GEMM, not 16 GEMVs), then each request gets its own k and its own
+ * reply.  All n see the same cache, and
  * every row of every reply names its version. */
 void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *const *rqs, size_t n,
                        struct sv_proto_msgbuf *mbs, struct topk_scratch *s);
