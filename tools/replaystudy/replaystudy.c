@@ -35,6 +35,9 @@ struct opts {
 	uint32_t n, d_out, fresh_b, fill, idle, rounds, seeds;
 	double tau, lr;
 	int gate, replay, vary_init, avg, trace;
+	int plateau_avg;   /* no refit: W := the mean of the rounds judged keep or go */
+	int plateau_round; /* no refit: one averaged round from the best W (2: slice too) */
+	double plateau_lr; /* ... at the gate's last rate times this (0: the best round's) */
 	double avg_tail; /* the averaged refit round: the mean of its last avg_tail of the steps */
 	double soup;     /* after the refit W := (1 - soup) W + soup * the gate's best W */
 	uint64_t init_seed;
@@ -293,10 +296,12 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	if (!base.W || !base.opt)
 		die("alloc", -ENOMEM);
 	uint64_t *seqs = malloc(tp.max_pairs * sizeof(uint64_t));
+	float *pmean = calloc(nw, sizeof(float));
+	uint64_t npmean = 0;
 	float *scores = malloc(tp.max_pairs * sizeof(float));
 	float *pscore = malloc((size_t)o->n * sizeof(float));
 	uint8_t *plab = malloc(o->n);
-	if (!s.W || !s.opt || !seqs || !scores || !pscore || !plab)
+	if (!s.W || !s.opt || !seqs || !pmean || !scores || !pscore || !plab)
 		die("alloc", -ENOMEM);
 	memset(res, 0, sizeof(*res));
 	sv_replay_gate_init(&res->g);
@@ -376,10 +381,35 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 					res->g.rounds, a, eval_auc(c, sv_trainer_weights(t)),
 					sv_replay_decision_name((enum sv_replay_decision)d),
 					sv_trainer_params(t)->optim.lr);
+			if (o->plateau_avg && (d == SV_REPLAY_DECISION_KEEP || d == SV_REPLAY_DECISION_GO)) {
+				const float *w = sv_trainer_weights(t);
+				for (size_t z = 0; z < nw; z++)
+					pmean[z] += w[z];
+				npmean++;
+			}
 			if (d == SV_REPLAY_DECISION_KEEP)
 				snap_take(&s, t, nw);
 			else if (d == SV_REPLAY_DECISION_UNDO && res->g.state != SV_REPLAY_STATE_REFIT)
 				snap_restore(&s, t);
+		}
+		if (o->plateau_round && res->g.state == SV_REPLAY_STATE_STOPPED && res->g.best_path) {
+			/* one averaged round from the best W at the gate's last rate */
+			unsigned fl = o->plateau_round == 2 ? SV_REPLAY_PLAN_WITH_SLICE : 0;
+			uint64_t all = sv_replay_round_steps_of(&rp, 1, o->n, fl);
+			set_lr(t, o->plateau_lr > 0.0
+					  ? sv_replay_gate_lr(&res->g, &rp, o->lr) * o->plateau_lr
+					  : sv_replay_gate_refit_lr(&res->g, &rp, o->lr,
+								    res->g.best_path - 1));
+			r = (r + all - 1) / all * all;
+			avg_reset(c, 1);
+			for (uint64_t z = 0; z < all; z++)
+				replay_step(c, t, b, o->n, r++, fl, seqs, res);
+			avg_apply(c, t);
+		}
+		if (o->plateau_avg && npmean && res->g.state == SV_REPLAY_STATE_STOPPED) {
+			for (size_t z = 0; z < nw; z++)
+				pmean[z] /= (float)npmean;
+			sv_trainer_set_weights(t, pmean);
 		}
 		if (res->g.state == SV_REPLAY_STATE_REFIT) {
 			/* from the baseline, the best path's rounds over every pair */
@@ -436,6 +466,7 @@ static void run_one(struct ctx *c, uint64_t rseed, struct run *res)
 	free(s.W);
 	free(s.opt);
 	free(seqs);
+	free(pmean);
 	free(scores);
 	free(pscore);
 	free(plab);
@@ -456,7 +487,7 @@ static void usage(void)
 		"  [--d-out 64] [--tau 0.2] [--lr 1e-3] [--batch 256] [--fresh-batch B]\n"
 		"  [--replay off|on] [--gate on|off] [--rounds R (ungated) | --max-rounds R]\n"
 		"  [--idle K] [--fill F] [--slice-every K] [--min-slice M] [--tol-z Z]\n"
-		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--init orthogonal|uniform] [--init-scale S] [--refit on|off] [--refit-average on|off] [--avg-rounds on|off] [--refit-share S] [--avg-tail F] [--soup S] [--trace on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
+		"  [--patience P] [--lr-decay D] [--decay round|go] [--retries N] [--slice-flat K] [--init-seed S] [--init orthogonal|uniform] [--init-scale S] [--refit on|off] [--refit-average on|off] [--avg-rounds on|off] [--refit-share S] [--avg-tail F] [--soup S] [--plateau-avg on|off] [--plateau-round 0|1|2] [--plateau-lr F (0: the best round's)] [--trace on|off] [--fill-uses U] [--vary-init on|off] [--seeds S] [--label TEXT]\n");
 	exit(2);
 }
 
@@ -472,6 +503,7 @@ int main(int argc, char **argv)
 	o.init_seed = 1;
 	o.init_scale = 1.0;
 	o.avg_tail = 1.0;
+	o.plateau_lr = 1.0;
 	sv_replay_params_default(&o.rp);
 	o.fresh_b = 256;
 	const char *label = "";
@@ -533,6 +565,12 @@ int main(int argc, char **argv)
 			o.rp.refit_share = strtod(v, NULL);
 		else if (!strcmp(k, "--trace")) /* each judged round's scores on stderr */
 			o.trace = !strcmp(v, "on");
+		else if (!strcmp(k, "--plateau-round")) /* 1: without the slice, 2: with it */
+			o.plateau_round = atoi(v);
+		else if (!strcmp(k, "--plateau-lr"))
+			o.plateau_lr = strtod(v, NULL);
+		else if (!strcmp(k, "--plateau-avg"))
+			o.plateau_avg = !strcmp(v, "on");
 		else if (!strcmp(k, "--soup"))
 			o.soup = strtod(v, NULL);
 		else if (!strcmp(k, "--avg-tail"))
