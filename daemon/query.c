@@ -42,9 +42,9 @@
  * ones among them are ranked in one product over the cache). */
 #define TOPK_BATCH 16
 /* The most requests of one of the front's TOPK sets (struct tbatch): at 16
- * in flight two sets of 8 alternate, one ranked while the other's replies
- * go out and its requests come back (with sets of up to 16 one set often
- * held them all, and the batch thread waited for each round trip). */
+ * in flight two sets alternate, one ranked while the other's replies go out
+ * and its requests come back (with sets of up to 16 one set often held them
+ * all, and the batch thread waited for each round trip). */
 #define SET_MAX 8
 /* A set's reply buffer that grew beyond this is let go once sent. */
 #define REPLY_KEEP ((size_t)256 << 10)
