@@ -207,7 +207,9 @@ def slow_feed_fill():
           'fill %.4f (%d of %d, %d replayed pairs)' %
           (n, nofill, c0['zero_grad_steps'], c0['steps'], fill, c1['zero_grad_steps'],
            c1['steps'], st1['replay']['fill_pairs']))
-    assert c0['zero_grad_steps'] == c0['steps'] > 0, c0
+    # one pair a step, zero gradient; a loaded machine can delay a message into the
+    # next one's batch window (a two-pair batch learns), so not every single step
+    assert c0['steps'] > 0 and c0['zero_grad_steps'] >= 0.9 * c0['steps'], c0
     assert st1['replay']['fill_pairs'] > 0
     assert c1['zero_grad_steps'] < c1['steps'] / 2, c1
     assert st1['window_pairs'] == n == st0['window_pairs'], (st0, st1)  # fresh only
