@@ -529,6 +529,56 @@ static int commit_replay(struct trainer *t)
 }
 
 /* Load checkpoint m into the trainer (W, optimizer, settings, calibration). */
+/* The initial W is a function of model.init and model.seed, and a log
+ * replayed without a checkpoint starts from it: the store keeps both (the
+ * marks below, written by the first start without a model) and a start
+ * that gives others before any checkpoint is refused.  A store written
+ * before the marks existed is not checked. */
+#define MARK_INIT "model.init"
+#define MARK_SEED "model.seed"
+
+static int pin_initial_w(struct trainer *t)
+{
+	struct sv_daemon *d = t->d;
+	uint64_t init = 0, seed = 0, want_init = (uint64_t)d->conf.cfg.model_init;
+	sv_store_read *r = NULL;
+	sv_store_txn *w = NULL;
+	int rc = sv_store_read_begin(d->store, &r), have;
+
+	if (rc == 0)
+		rc = sv_store_mark_get(r, MARK_INIT, &init);
+	have = rc == 0;
+	if (rc == 0)
+		rc = sv_store_mark_get(r, MARK_SEED, &seed);
+	sv_store_read_end(r);
+	if (have && rc == 0 && (init != want_init || seed != d->conf.seed)) {
+		const char *const *name = sv_config_find(MARK_INIT)->words, *was = "?";
+
+		for (uint64_t k = 0; name[k]; k++)
+			was = k == init ? name[k] : was;
+
+		log_msg(LOG_ERR, "SV-RECOVER-INIT",
+		        "the store's log starts from the W of model.init %s, model.seed %llu, and "
+		        "has no checkpoint yet; the configuration gives model.init %s, model.seed "
+		        "%llu: put those back, see simverifyd.yaml(5)",
+		        was, (unsigned long long)seed, name[want_init],
+		        (unsigned long long)d->conf.seed);
+		return SV_ERR_STATE;
+	}
+	if (rc != SV_ERR_NOTFOUND)
+		return rc;
+	rc = sv_store_txn_begin(d->store, &w);
+	if (rc == 0)
+		rc = sv_store_mark_put(w, MARK_INIT, want_init);
+	if (rc == 0)
+		rc = sv_store_mark_put(w, MARK_SEED, d->conf.seed);
+	if (rc == 0)
+		return sv_store_txn_commit(w);
+	if (w != NULL)
+		sv_store_txn_abort(w);
+	return rc;
+}
+
 static int load_model(struct trainer *t, const struct sv_store_model *m)
 {
 	size_t n = (size_t)t->d->conf.d_in * t->d->conf.d_out;
@@ -723,6 +773,14 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 		log_msg(LOG_INFO, "SV-RECOVER-NEW",
 		       "no model in the store: W from seed %llu, log ends at %llu",
 		       (unsigned long long)d->conf.seed, (unsigned long long)last);
+	if (!have_model) {
+		rc = pin_initial_w(t);
+		if (rc < 0 && rc != SV_ERR_STATE)
+			log_msg(LOG_ERR, "SV-RECOVER-INIT", "cannot read or keep the initial W's settings: %s",
+			        sv_strerror(rc));
+		if (rc < 0)
+			goto fail;
+	}
 	rc = recover_log(t);
 	if (rc < 0)
 		goto fail;

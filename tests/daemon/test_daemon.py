@@ -258,6 +258,8 @@ def test_c_client():
 
 
 def test_replay_after_kill():
+    """kill -9 before any checkpoint: the restart replays the log to the same W, and a
+    start with another model.seed is refused (the store keeps the initial W's keys)."""
     opts = BASE + ['checkpoint.every_steps=0', 'checkpoint.every_s=0']
     d = Daemon(BIN, opts=opts, abstract_notify=False)
     try:
@@ -274,6 +276,13 @@ def test_replay_after_kill():
         d.proc.wait()
         d.proc = None
         d.log.close()
+        # from another initial W the replay would give another model: refused
+        args = [BIN, '--state-dir', d.dir] + sum((['-o', o] for o in opts + ['model.seed=7']), [])
+        if os.geteuid() == 0:
+            args.append('--allow-root')
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and 'SV-RECOVER-INIT' in r.stderr and \
+            'model.seed 0' in r.stderr and 'model.seed 7' in r.stderr, r.stderr
         d.start()
         st2 = d.status()
         s2 = score(d, b'it0', b'it1')['rows'][0]['score']
