@@ -51,7 +51,7 @@ struct trainer {
 	struct replay *rp;   /* fill, idle rounds, the gate (replay.h) */
 	uint64_t fresh_ns;   /* monotonic ns of the last ingest group with input */
 	uint64_t replay_after_ns; /* no idle replay before (a failed commit) */
-	struct ingest *ing;  /* the ingest sockets and the group in hand */
+	struct ingest *ing;  /* the ingest pipeline and the group in hand */
 	struct monitor *mon; /* prequential metrics and the threshold */
 
 	/* The step runner: trains the handed-over batches (a queue of up to
@@ -882,9 +882,9 @@ static size_t take_group(struct trainer *t)
 	return got;
 }
 
-/* FLUSH: read, commit and stage every message already waiting on the two
- * ingest sockets (groups until both answer EAGAIN), then wait FLUSH_GRACE_MS
- * for stragglers still in the I/O thread (a client may send its pairs and
+/* FLUSH: commit and stage every message already waiting in the decode
+ * stage's two queues (groups until both are empty), then wait FLUSH_GRACE_MS
+ * for stragglers still in ZeroMQ or the stage (a client may send its pairs and
  * its FLUSH on different sockets, and ZeroMQ orders only within one socket).
  * Bounded by FLUSH_MAX_GROUPS so a publisher that never stops cannot hold
  * the flush for ever. */
@@ -1186,7 +1186,8 @@ static void rate_tick(struct trainer *t, uint64_t now)
 	t->rate_pairs = logged;
 }
 
-/* Input waiting on the control or an ingest socket (replay stops for it). */
+/* Input waiting on the control socket or in an ingest queue (replay stops
+ * for it). */
 static int input_waiting(void *arg)
 {
 	struct trainer *t = arg;
@@ -1224,8 +1225,8 @@ static void *thread_main(void *arg)
 	runner_start(t);
 	t->fresh_ns = now_mono_ns();
 	while (!atomic_load(&d->stopping)) {
-		/* ctl, the acked ROUTER, the PULL (not polled while paused:
-		 * backpressure) */
+		/* ctl, the acked queue, the fire-and-forget queue (not polled
+		 * while paused or full: backpressure) */
 		zmq_pollitem_t it[3] = {{t->ctl, 0, ZMQ_POLLIN, 0}};
 		int paused = atomic_load(&d->prog.paused);
 		long timeout = 100;
