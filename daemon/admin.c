@@ -206,9 +206,20 @@ static size_t status_json(struct dadmin *a, char *buf, size_t cap)
 	{ /* the projection cache TOPK answers from (topk_cache.h) */
 		uint64_t tv, ts, tn;
 
+		uint64_t nb[TOPK_CACHE_BATCH_MAX + 1];
+		const char *sep = "";
+
 		topk_cache_info(d->topk, &tv, &ts, &tn);
-		jprintf(&j, "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu},",
+		topk_cache_batches(d->topk, nb);
+		jprintf(&j, "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu,"
+		        "\"products\":[",
 		        (unsigned long long)tv, (unsigned long long)ts, (unsigned long long)tn);
+		for (int q = 1; q <= TOPK_CACHE_BATCH_MAX; q++)
+			if (nb[q]) {
+				jprintf(&j, "%s[%d,%llu]", sep, q, (unsigned long long)nb[q]);
+				sep = ",";
+			}
+		jprintf(&j, "]},");
 	}
 	if (d->conf.cfg.train_replay) { /* replay and its gate (replay.h) */
 		int rs = atomic_load(&d->prog.replay_state), rd = atomic_load(&d->prog.replay_decision);

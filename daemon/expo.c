@@ -116,6 +116,33 @@ static void latency(FILE *o, struct sv_daemon *d)
 	}
 }
 
+/* TOPK products by the queries each answered (topk_cache_batches): how
+ * well queries in flight together are batched. */
+static void topk_products(FILE *o, struct sv_daemon *d)
+{
+	static const char name[] = "simverify_topk_product_queries";
+	static const int le[] = {1, 2, 4, 8, 16, 32};
+	uint64_t n[TOPK_CACHE_BATCH_MAX + 1], cum = 0, sum = 0;
+	int q = 1;
+
+	topk_cache_batches(d->topk, n);
+	family(o, name, "histogram", "TOPK queries answered by one product over the cache.");
+	for (size_t b = 0; b < sizeof le / sizeof le[0]; b++) {
+		for (; q <= le[b]; q++) {
+			cum += n[q];
+			sum += (uint64_t)q * n[q];
+		}
+		fprintf(o, "%s_bucket{le=\"%d\"} %llu\n", name, le[b], (unsigned long long)cum);
+	}
+	for (; q <= TOPK_CACHE_BATCH_MAX; q++) { /* the last counts that many or more */
+		cum += n[q];
+		sum += (uint64_t)q * n[q];
+	}
+	fprintf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %llu\n%s_count %llu\n", name,
+	        (unsigned long long)cum, name, (unsigned long long)sum, name,
+	        (unsigned long long)cum);
+}
+
 /* The counters without labels: name, help, field of struct sv_counters. */
 #define PLAIN(name, help, field) {name, help, offsetof(struct sv_counters, field)}
 static const struct {
@@ -300,6 +327,7 @@ char *expo_metrics(struct sv_daemon *d, size_t *len)
 	gauge(o, "simverify_topk_cache_version", "Model version of the top-k projection cache.",
 	      (double)tv);
 	counter(o, "simverify_topk_cache_rebuilds_total", "Top-k cache rebuilds.", tn);
+	topk_products(o, d);
 	gauge(o, "simverify_store_map_bytes", "LMDB map size now.", (double)st.map_size);
 	gauge(o, "simverify_store_max_map_bytes", "store.max_map_size: the map grows up to this.",
 	      (double)max_map);

@@ -7,13 +7,10 @@
 #include "topk_cache.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -46,11 +43,8 @@ struct topk_cache {
 	/* what the live cache was built from (written by the thread) */
 	_Atomic uint64_t built_version, built_steps, rebuilds;
 	atomic_int ready;
-	/* products answered, by queries (topk_cache_batches); the file the
-	 * thread rewrites when they change, and what it last wrote */
+	/* products answered, by queries (topk_cache_batches) */
 	_Atomic uint64_t batches[TOPK_CACHE_BATCH_MAX + 1];
-	int batch_fd; /* SV_TOPK_BATCH_FILE, or -1 */
-	uint64_t batches_written, batches_ns;
 	/* trainer-only: the group's mutations */
 	struct note *notes;
 	size_t n_notes, cap_notes;
@@ -195,32 +189,6 @@ static int live_empty(struct topk_cache *g)
 	return empty;
 }
 
-/* SV_TOPK_BATCH_FILE: rewrite it when a product was answered since the
- * last time (topk_cache_batches), at most every BATCH_FILE_MS. */
-#define BATCH_FILE_MS 20
-static void write_batches(struct topk_cache *g)
-{
-	uint64_t c[TOPK_CACHE_BATCH_MAX + 1], total = 0, now = now_mono_ns();
-	char buf[TOPK_CACHE_BATCH_MAX * 24];
-	size_t len = 0;
-
-	if (now - g->batches_ns < BATCH_FILE_MS * 1000000ULL)
-		return;
-	topk_cache_batches(g, c);
-	for (int q = 1; q <= TOPK_CACHE_BATCH_MAX; q++) {
-		total += c[q];
-		if (c[q])
-			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu\n", q,
-			                        (unsigned long long)c[q]);
-	}
-	if (total == g->batches_written)
-		return;
-	if (pwrite(g->batch_fd, buf, len, 0) == (ssize_t)len &&
-	    ftruncate(g->batch_fd, (off_t)len) == 0)
-		g->batches_written = total;
-	g->batches_ns = now;
-}
-
 static void *cache_main(void *arg)
 {
 	struct topk_cache *g = arg;
@@ -233,8 +201,6 @@ static void *cache_main(void *arg)
 		int rc;
 
 		wait_ms = 0;
-		if (g->batch_fd >= 0)
-			write_batches(g);
 		if (s == NULL)
 			continue;
 		pthread_mutex_lock(&g->d->live_mu);
@@ -295,9 +261,6 @@ int topk_cache_start(struct topk_cache **out, struct sv_daemon *d)
 	g->d_in = d->conf.d_in;
 	if (delay != NULL)
 		g->delay_ms = strtoull(delay, NULL, 10);
-	g->batch_fd = -1;
-	if (getenv("SV_TOPK_BATCH_FILE") != NULL && getenv("SV_TOPK_BATCH_FILE")[0] != '\0')
-		g->batch_fd = open(getenv("SV_TOPK_BATCH_FILE"), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	rc = sv_topk_holder_new(s->W, s->d_in, s->d_out, s->version, &g->h);
@@ -343,8 +306,6 @@ void topk_cache_stop(struct topk_cache *g)
 		pthread_join(g->th, NULL);
 	topk_cache_commit(g, 0);
 	free(g->notes);
-	if (g->batch_fd >= 0)
-		close(g->batch_fd);
 	sv_topk_holder_free(g->h);
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->mu);

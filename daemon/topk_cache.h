@@ -108,11 +108,9 @@ void topk_cache_answer(struct topk_cache *g, const struct sv_proto_request *cons
 
 /* Products answered so far by their number of queries: counts[q] for q in
  * 1..TOPK_CACHE_BATCH_MAX - 1, counts[TOPK_CACHE_BATCH_MAX] for that many
- * or more (counts[0] is 0).  With SV_TOPK_BATCH_FILE set (environment,
- * benchmarks only: sv-bench query reads it to time the engine alone on the
- * batches the daemon formed), the service's thread also rewrites that file
- * when they changed, at most every 20 ms, one "queries products" line per nonzero count.
- * All 0 with g == NULL. */
+ * or more (counts[0] is 0).  STATUS topk_cache.products and the metric
+ * simverify_topk_product_queries show them (sv-bench query times the engine
+ * alone on the products the daemon formed from them).  All 0 with g == NULL. */
 #define TOPK_CACHE_BATCH_MAX 64
 void topk_cache_batches(struct topk_cache *g, uint64_t counts[TOPK_CACHE_BATCH_MAX + 1]);
 

@@ -212,6 +212,10 @@ def test_topk_brute_force():
         for qi in (0, 1, 998, 999):
             assert ([h[0] for h in big['queries'][qi]['hits']] ==
                     [h[0] for h in r['queries'][qi % 2]['hits']]), qi
+        # STATUS counts the products over the cache by their queries (64: that many or
+        # more): the five-query request was one, the single ones two, the big one one
+        prods = dict(d.status()['topk_cache']['products'])
+        assert prods.get(5, 0) >= 1 and prods.get(1, 0) >= 2 and prods.get(64, 0) >= 1, prods
         top = [h[0] for h in r['queries'][0]['hits']]
         for j, gone in enumerate(top[:3]):
             a = acked(d, del_msg(gone, 50 + j))

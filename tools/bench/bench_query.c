@@ -24,14 +24,15 @@
  *   the daemon's batches:  in the depth-16 TOPK rounds the engine takes a
  *            turn after each daemon round and does that round's work, the
  *            very products the daemon answered (their sizes come from
- *            SV_TOPK_BATCH_FILE, daemon/topk_cache.h, read before and after
- *            the round), timed as a whole as the daemon's rate is;
+ *            STATUS topk_cache.products, read before and after the round),
+ *            timed as a whole as the daemon's rate is;
  *   16 queries: the median of repeated 16-query calls, for context.
  * Printed beside them: the daemon's depth-1 TOPK p50 over (echo p50 + the
  * engine's one-query time), target <= 1.5, and its depth-16 rate over the
  * lower of the echo's rate and the engine's on the daemon's batches, target
- * >= 0.75 (and over the engine's on 16-query batches).  A daemon that does
- * not write the file (an older build) is compared with the engine on 16.
+ * >= 0.75 (and over the engine's on 16-query batches).  A daemon whose
+ * STATUS does not count its products (an older build) is compared with the
+ * engine on 16.
  * Leaves out: ingest (sv-bench ingest).
  *
  * Options: --daemon PATH (default ../daemon/simverifyd beside this binary),
@@ -252,41 +253,43 @@ static double engine_us(struct sv_topk_cache *tc, const float *Q, int b, int rep
 	return bench_median(t, (size_t)reps);
 }
 
-/* Products the daemon answered, by queries (SV_TOPK_BATCH_FILE), into
- * n[1..MAX_BATCH]; all 0 when the file is not there yet. */
-static void read_batches(const char *path, double n[MAX_BATCH + 1])
+/* Products the daemon answered, by queries (STATUS topk_cache.products:
+ * [[queries, products], ...]), into n[1..MAX_BATCH]; all 0 when STATUS
+ * does not say (an older build). */
+static void read_batches(void *adm, double n[MAX_BATCH + 1])
 {
-	FILE *f = fopen(path, "r");
+	static char js[65536];
+	const char *p;
 	unsigned long long cnt;
-	int q;
+	int q, used;
 
 	memset(n, 0, (MAX_BATCH + 1) * sizeof(double));
-	if (f == NULL)
+	if (bench_status(adm, js, sizeof(js)) < 0 || (p = strstr(js, "\"products\":[")) == NULL)
 		return;
-	while (fscanf(f, "%d %llu", &q, &cnt) == 2)
+	p += strlen("\"products\":[");
+	while (sscanf(p, "[%d,%llu]%n", &q, &cnt, &used) == 2) {
 		if (q >= 1 && q <= MAX_BATCH)
 			n[q] = (double)cnt;
-	fclose(f);
+		p += used;
+		p += *p == ',';
+	}
 }
 
 /* The engine alone in the depth-16 TOPK rounds: after each daemon round
  * it does that round's work, the products the daemon answered (read from
- * SV_TOPK_BATCH_FILE before and after the round), on one thread, timed as
- * a whole, as the daemon's rate is. */
+ * STATUS before and after the round; the daemon counts a product before
+ * it replies), on one thread, timed as a whole, as the daemon's rate is. */
 struct engine_rounds {
 	struct sv_topk_cache *tc;
 	const float *Q;                 /* MAX_BATCH copies of the query vector */
-	const char *file;               /* SV_TOPK_BATCH_FILE */
+	void *adm;                      /* the daemon's admin socket */
 	double nb[MAX_BATCH + 1];       /* the counts at the last read */
 	double queries, products, secs; /* the engine's, over the rounds */
 };
 
-/* The counts as the daemon last wrote them (it rewrites the file every
- * 20 ms: wait a little longer). */
 static void engine_sync(struct engine_rounds *e)
 {
-	usleep(60000);
-	read_batches(e->file, e->nb);
+	read_batches(e->adm, e->nb);
 }
 
 /* After a daemon round: its products, run on the engine alone. */
@@ -497,7 +500,6 @@ int bench_query(int argc, char **argv)
 	double eng[MAX_REPS][2];                     /* the engine: one query, 16 (us) */
 	double mix_qps[MAX_REPS], mix_mean[MAX_REPS]; /* the engine on the daemon's batches */
 	struct engine_rounds er;
-	char bfile[SD_MAX + 32];
 	struct sv_topk_cache *tc = NULL;
 	char sd[SD_MAX], ep[EP_MAX], js[16384];
 	struct sv_proto_msgbuf req[N_CASES];
@@ -547,9 +549,6 @@ int bench_query(int argc, char **argv)
 		sv_proto_encode_topk(&req[1], 1, &s, 1, (uint32_t)c.d_in, 10);
 	}
 
-	/* the daemon says which batches it formed (daemon/topk_cache.h) */
-	snprintf(bfile, sizeof(bfile), "%s/topk-batches", sd);
-	setenv("SV_TOPK_BATCH_FILE", bfile, 1);
 	pid = start_daemon(&c, sd);
 	ctx = zmq_ctx_new();
 	adm = bench_daemon_admin(ctx, sd, js, sizeof(js));
@@ -614,7 +613,7 @@ int bench_query(int argc, char **argv)
 					memset(&er, 0, sizeof(er));
 					er.tc = tc;
 					er.Q = Q16;
-					er.file = bfile;
+					er.adm = adm;
 					engine_sync(&er);
 				}
 				if (compare(es, q, &req[k], c.requests, depths[dpt], res[k][dpt][r],
