@@ -208,26 +208,6 @@ static struct sv_ratelimit rl_noitem, rl_unroutable, rl_malformed, rl_verb, rl_f
 static char sbuf[64];
 static unsigned long long sup;
 
-/* ---- small helpers ------------------------------------------------------ */
-
-/* Grow *p (cap elements of elem bytes) to hold need; 0 or -ENOMEM. */
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	size_t c = *cap ? *cap : 64;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	while (c < need)
-		c *= 2;
-	q = realloc(*p, c * elem);
-	if (q == NULL)
-		return -ENOMEM;
-	*p = q;
-	*cap = c;
-	return 0;
-}
-
 /* ---- the group ---------------------------------------------------------- */
 
 /* The group's pending items (puts and deletes, last one wins) are found
@@ -268,7 +248,7 @@ static int pend_add(struct ingest *g, const void *id, size_t len, long row)
 {
 	struct pend_item *p;
 
-	if (grow((void **)&g->pend, &g->pend_cap, g->pend_n + 1, sizeof(*g->pend)) < 0)
+	if (grow_array((void **)&g->pend, &g->pend_cap, g->pend_n + 1, sizeof(*g->pend)) < 0)
 		return -ENOMEM;
 	if (2 * (g->pend_n + 1) > g->pidx_cap) {
 		size_t cap = g->pidx_cap ? 2 * g->pidx_cap : 1024;
@@ -294,7 +274,7 @@ static int pend_add(struct ingest *g, const void *id, size_t len, long row)
 /* A row of the group pointing at x (a vector the decode stage copied). */
 static long pool_ref(struct ingest *g, float *x)
 {
-	if (grow((void **)&g->rows, &g->pool_cap, g->pool_n + 1, sizeof(*g->rows)) < 0)
+	if (grow_array((void **)&g->rows, &g->pool_cap, g->pool_n + 1, sizeof(*g->rows)) < 0)
 		return -ENOMEM;
 	g->rows[g->pool_n] = x;
 	return (long)g->pool_n++;
@@ -615,8 +595,8 @@ static void ingest_pairs(struct ingest *g, struct imsg *im, struct pend_ack *a,
 				break;
 		if (g->group_failed)
 			break;
-		if (grow((void **)&g->stage, &g->stage_cap, g->stage_n + 1, sizeof(*g->stage)) < 0 ||
-		    grow((void **)&g->out, &g->out_cap, g->stage_n + 1, sizeof(*g->out)) < 0) {
+		if (grow_array((void **)&g->stage, &g->stage_cap, g->stage_n + 1, sizeof(*g->stage)) < 0 ||
+		    grow_array((void **)&g->out, &g->out_cap, g->stage_n + 1, sizeof(*g->out)) < 0) {
 			g->group_failed = -ENOMEM;
 			break;
 		}
@@ -680,7 +660,7 @@ static struct pend_ack *ack_new(struct ingest *g, const uint8_t *rid, size_t rid
 {
 	struct pend_ack *a;
 
-	if (grow((void **)&g->acks, &g->ack_cap, g->ack_n + 1, sizeof(*g->acks)) < 0)
+	if (grow_array((void **)&g->acks, &g->ack_cap, g->ack_n + 1, sizeof(*g->acks)) < 0)
 		return NULL;
 	a = &g->acks[g->ack_n++];
 	memset(a, 0, sizeof(*a));
@@ -892,7 +872,7 @@ static int ingest_one(struct ingest *g, struct imsg *im, struct pend_ack *a, con
 
 		if (refuse_full(g, &rq, a))
 			return 0;
-		if (grow((void **)&g->ack_rows, &g->ack_rows_cap, g->ack_rows_n + rq.n,
+		if (grow_array((void **)&g->ack_rows, &g->ack_rows_cap, g->ack_rows_n + rq.n,
 		                sizeof(*g->ack_rows)) < 0) {
 			g->group_failed = -ENOMEM;
 			return 0;
@@ -1332,7 +1312,7 @@ void ingest_hold_paused(struct ingest *g)
 				       "ingest: message of %zu bytes, over limits.max_msg_bytes %zu "
 				       "(oversize); dropping message%s",
 				       im->bytes, g->lim.max_msg_bytes, log_suppressed(sup, sbuf, sizeof(sbuf)));
-		} else if (grow((void **)&g->pq, &g->pq_cap, g->pq_n + 1, sizeof(*g->pq)) == 0) {
+		} else if (grow_array((void **)&g->pq, &g->pq_cap, g->pq_n + 1, sizeof(*g->pq)) == 0) {
 			g->pq_bytes += im->bytes;
 			g->pq[g->pq_n++] = im;
 			continue;

@@ -364,50 +364,28 @@ static int query_row(struct topk_cache *g, struct sv_topk_cache *c, sv_store_rea
 	return rc;
 }
 
-/* Make *p hold at least `need` elements of `size` bytes (*cap counts them). */
-static int grow(void *p, size_t *cap, size_t need, size_t size)
-{
-	void *n;
-
-	if (need <= *cap)
-		return 0;
-	n = realloc(*(void **)p, need * size);
-	if (n == NULL)
-		return -ENOMEM;
-	*(void **)p = n;
-	*cap = need;
-	return 0;
-}
-
 /* The scratch for Q queries of k hits at most (kk with the id queries'
  * extra one), dims d_in / d_out. */
 static int scratch_fit(struct topk_scratch *s, size_t Q, size_t kmax, size_t kk, uint32_t din,
                        uint32_t dout)
 {
-	size_t qc = s->q_cap, qc2 = s->q_cap, qc3 = s->q_cap, qc4 = s->q_cap, qc5 = s->q_cap;
-	size_t need = Q ? Q : 1;
-	int rc = 0;
+	/* the per-query arrays share q_cap (counted in queries): grown together */
+	void **per[] = {(void **)&s->qs, (void **)&s->qr,     (void **)&s->st, (void **)&s->counts,
+	                (void **)&s->E,  (void **)&s->EX,     (void **)&s->X,  (void **)&s->xrow};
+	const size_t elem[] = {sizeof(*s->qs),        sizeof(*s->qr),        1,
+	                       sizeof(*s->counts),    dout * sizeof(float),  dout * sizeof(float),
+	                       din * sizeof(float),   sizeof(*s->xrow)};
+	size_t need = Q ? Q : 1, cap = s->q_cap;
 
-	/* the five per-query arrays share q_cap: grown together */
-	if (need > s->q_cap) {
-		rc |= grow(&s->qs, &qc, need, sizeof(*s->qs));
-		rc |= grow(&s->qr, &qc2, need, sizeof(*s->qr));
-		rc |= grow(&s->st, &qc3, need, 1);
-		rc |= grow(&s->counts, &qc4, need, sizeof(*s->counts));
-		rc |= grow(&s->E, &qc5, need * dout, sizeof(float));
-		qc5 = s->q_cap;
-		rc |= grow(&s->EX, &qc5, need * dout, sizeof(float));
-		qc5 = s->q_cap;
-		rc |= grow(&s->X, &qc5, need * din, sizeof(float));
-		qc5 = s->q_cap;
-		rc |= grow(&s->xrow, &qc5, need, sizeof(*s->xrow));
-		if (rc != 0)
+	for (size_t i = 0; i < sizeof(per) / sizeof(per[0]); i++) {
+		cap = s->q_cap;
+		if (grow_array(per[i], &cap, need, elem[i]) < 0)
 			return -ENOMEM;
-		s->q_cap = need;
 	}
-	if (grow(&s->hits, &s->hit_cap, need * kk, sizeof(*s->hits)) < 0 ||
-	    grow(&s->out, &s->out_cap, need * (kmax ? kmax : 1), sizeof(*s->out)) < 0 ||
-	    grow(&s->x, &s->x_cap, din, sizeof(float)) < 0)
+	s->q_cap = cap;
+	if (grow_array((void **)&s->hits, &s->hit_cap, need * kk, sizeof(*s->hits)) < 0 ||
+	    grow_array((void **)&s->out, &s->out_cap, need * (kmax ? kmax : 1), sizeof(*s->out)) < 0 ||
+	    grow_array((void **)&s->x, &s->x_cap, din, sizeof(float)) < 0)
 		return -ENOMEM;
 	return 0;
 }

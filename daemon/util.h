@@ -2,7 +2,9 @@
 #ifndef SV_DAEMON_UTIL_H
 #define SV_DAEMON_UTIL_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -33,6 +35,25 @@ static inline uint64_t now_real_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Grow the array *p (*cap elements of elem bytes) to hold need, doubling
+ * from 64; 0 or -ENOMEM (then *p and *cap are as they were). */
+static inline int grow_array(void **p, size_t *cap, size_t need, size_t elem)
+{
+	size_t c = *cap ? *cap : 64;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	q = realloc(*p, c * elem);
+	if (q == NULL)
+		return -ENOMEM;
+	*p = q;
+	*cap = c;
+	return 0;
 }
 
 #endif
