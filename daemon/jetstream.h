@@ -245,7 +245,9 @@ int sv_js_model_put(sv_js_kv *kv, const char *name, const void *blob, size_t len
 /* The latest version: *blob is malloc'd (the caller frees it), *len its
  * size, *rev the manifest revision.  SV_ERR_NOTFOUND if there is none;
  * SV_ERR_CORRUPT if the chunks do not match the manifest's hash.  A read
- * racing a newer put retries from the new manifest. */
+ * racing a newer put retries from the new manifest.  A bucket replica may
+ * answer before it has applied the latest put (even the caller's own): an
+ * older revision, or NOTFOUND; callers that need a revision poll for it. */
 int sv_js_model_get(sv_js_kv *kv, const char *name, void **blob, size_t *len, uint64_t *rev);
 
 /* Only the manifest's revision (SV_ERR_NOTFOUND if none): cheap polling. */
