@@ -366,6 +366,23 @@ static int query_row(struct topk_cache *g, struct sv_topk_cache *c, sv_store_rea
 
 /* The scratch for Q queries of k hits at most (kk with the id queries'
  * extra one), dims d_in / d_out. */
+/* Make the array *p hold exactly `need` elements of elem bytes when it
+ * holds fewer (*cap counts them).  Not grow_array's doubling: a scratch is
+ * as large as the limits let an answer be (max_topk_hits), and no larger. */
+static int fit(void **p, size_t *cap, size_t need, size_t elem)
+{
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	q = realloc(*p, need * elem);
+	if (q == NULL)
+		return -ENOMEM;
+	*p = q;
+	*cap = need;
+	return 0;
+}
+
 static int scratch_fit(struct topk_scratch *s, size_t Q, size_t kmax, size_t kk, uint32_t din,
                        uint32_t dout)
 {
@@ -379,13 +396,13 @@ static int scratch_fit(struct topk_scratch *s, size_t Q, size_t kmax, size_t kk,
 
 	for (size_t i = 0; i < sizeof(per) / sizeof(per[0]); i++) {
 		cap = s->q_cap;
-		if (grow_array(per[i], &cap, need, elem[i]) < 0)
+		if (fit(per[i], &cap, need, elem[i]) < 0)
 			return -ENOMEM;
 	}
 	s->q_cap = cap;
-	if (grow_array((void **)&s->hits, &s->hit_cap, need * kk, sizeof(*s->hits)) < 0 ||
-	    grow_array((void **)&s->out, &s->out_cap, need * (kmax ? kmax : 1), sizeof(*s->out)) < 0 ||
-	    grow_array((void **)&s->x, &s->x_cap, din, sizeof(float)) < 0)
+	if (fit((void **)&s->hits, &s->hit_cap, need * kk, sizeof(*s->hits)) < 0 ||
+	    fit((void **)&s->out, &s->out_cap, need * (kmax ? kmax : 1), sizeof(*s->out)) < 0 ||
+	    fit((void **)&s->x, &s->x_cap, din, sizeof(float)) < 0)
 		return -ENOMEM;
 	return 0;
 }
