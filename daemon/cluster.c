@@ -74,10 +74,12 @@ int cluster_status(const struct cluster *c, struct cluster_status *out)
 #define FEED_BATCH 256 /* messages the feed fetches at once */
 #define FOLLOW_POLL_US 100000 /* a replica looks at the models bucket this often */
 #define ITEMS_CATCH_UP 100000 /* pair-stream messages a new leader looks back at */
+#define LEASE_VAL_MAX 2048     /* the lease's value: name and lockstep settings */
 
 struct cluster {
 	struct sv_daemon *d;
 	char name[64];
+	char lease_val[LEASE_VAL_MAX]; /* the lease's value when we hold it (lockstep_value) */
 	char items_stream[SV_CONFIG_STR_MAX + 8], models[SV_CONFIG_STR_MAX + 8],
 	    lease[SV_CONFIG_STR_MAX + 8];
 	int64_t timeout_ms;
@@ -944,6 +946,94 @@ static void lose_lease(struct cluster *c, const char *why)
 	        why);
 }
 
+/* ---- lockstep settings ---- */
+
+/* The settings W depends on besides the stream: every trainer of a cluster
+ * must give each the same value, or a standby's W is not the leader's
+ * (train.threads too: sv/blas.h splits products by it, and the sums with
+ * it).  The SIGHUP changes a cluster node takes leave them all alone. */
+static const char *const LOCKSTEP_KEYS[] = {
+    "model.d_in",        "model.d_out",      "model.init",     "model.seed",
+    "train.loss",        "train.temperature", "train.pos_margin", "train.neg_margin",
+    "train.mode",        "train.batch_pairs", "train.optimizer", "train.lr",
+    "train.momentum",    "train.dampening",  "train.nesterov", "train.weight_decay",
+    "train.beta1",       "train.beta2",      "train.eps",      "train.threads"};
+
+/* The lease's value: the node's name, then "key=value" a line for each
+ * lockstep key.  A standby reads the leader's and compares. */
+static void lockstep_value(struct cluster *c)
+{
+	size_t n = (size_t)snprintf(c->lease_val, sizeof c->lease_val, "%s\n", c->name);
+
+	for (size_t i = 0; i < sizeof LOCKSTEP_KEYS / sizeof *LOCKSTEP_KEYS; i++) {
+		char v[256];
+
+		if (sv_config_get(&c->d->conf.cfg, LOCKSTEP_KEYS[i], v, sizeof v) < 0)
+			snprintf(v, sizeof v, "?");
+		if (n < sizeof c->lease_val)
+			n += (size_t)snprintf(c->lease_val + n, sizeof c->lease_val - n, "%s=%s\n",
+			                      LOCKSTEP_KEYS[i], v);
+	}
+}
+
+/* The value of key in lines ("key=value\n" each) into v, or -1 if they
+ * have none. */
+static int lockstep_get(const char *lines, const char *key, char *v, size_t cap)
+{
+	size_t kl = strlen(key);
+
+	for (const char *l = lines; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, key, kl) == 0 && l[kl] == '=') {
+			const char *e = strchr(l + kl + 1, '\n');
+			size_t len = e ? (size_t)(e - (l + kl + 1)) : strlen(l + kl + 1);
+
+			snprintf(v, cap, "%.*s", (int)len, l + kl + 1);
+			return 0;
+		}
+	return -1;
+}
+
+/* Whether the lease's holder, if another node, trains in lockstep with this
+ * one: 0 when it does (or the lease is free or ours; only the keys both
+ * name are compared, so a leader of an earlier build passes), SV_ERR_CONFIG
+ * after logging each setting that differs, or the lookup's error (nothing
+ * judged). */
+static int lockstep_check(struct cluster *c, sv_js_kv *lease)
+{
+	char held[LEASE_VAL_MAX], diff[1024] = "", *nl;
+	const char *own = strchr(c->lease_val, '\n') + 1;
+	size_t n = 0, nl_len = strlen(c->name);
+	uint64_t rev;
+	int rc = sv_js_lease_holder(lease, LEASE_KEY, held, sizeof held, &rev);
+
+	if (rc == SV_ERR_NOTFOUND || rc == SV_ERR_TOOBIG)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if ((nl = strchr(held, '\n')) == NULL ||
+	    (strncmp(held, c->name, nl_len) == 0 && held[nl_len] == '\n'))
+		return 0;
+	*nl = '\0'; /* held: the leader's name */
+	for (size_t i = 0; i < sizeof LOCKSTEP_KEYS / sizeof *LOCKSTEP_KEYS; i++) {
+		char mine[256], theirs[256];
+
+		if (lockstep_get(own, LOCKSTEP_KEYS[i], mine, sizeof mine) < 0)
+			continue;
+		if (lockstep_get(nl + 1, LOCKSTEP_KEYS[i], theirs, sizeof theirs) < 0)
+			continue; /* a key the leader's build does not name */
+		if (strcmp(mine, theirs) != 0 && n < sizeof diff)
+			n += (size_t)snprintf(diff + n, sizeof diff - n, "%s%s %s here, %s there",
+			                      n ? "; " : "", LOCKSTEP_KEYS[i], mine, theirs);
+	}
+	if (n == 0)
+		return 0;
+	log_msg(LOG_ERR, "SV-CLUSTER-LOCKSTEP",
+	        "the leader %s trains with other settings, so this node's W would not be its "
+	        "W: %s; give every trainer of stream %s the same values; exiting",
+	        held, diff, c->d->conf.cfg.cluster_stream);
+	return SV_ERR_CONFIG;
+}
+
 static void *lease_main(void *arg)
 {
 	struct cluster *c = arg;
@@ -985,7 +1075,7 @@ static void *lease_main(void *arg)
 			if (rc == 0)
 				floor = seq;
 			if (rc == SV_JS_ERR_STALE &&
-			    sv_js_lease_renew(lease, LEASE_KEY, c->name, rev, &rev) == 0) {
+			    sv_js_lease_renew(lease, LEASE_KEY, c->lease_val, rev, &rev) == 0) {
 				/* still ours: the revision we had was a follower's stale
 				 * read, or our own write whose ack was lost; go on from the
 				 * current one (the lease is the fence: nobody else took it) */
@@ -1005,17 +1095,21 @@ static void *lease_main(void *arg)
 			}
 		}
 		if (atomic_load(&c->leader)) {
-			rc = sv_js_lease_renew(lease, LEASE_KEY, c->name, rev, &rev);
+			rc = sv_js_lease_renew(lease, LEASE_KEY, c->lease_val, rev, &rev);
 			if (rc == 0)
 				renewed = now;
 			else if (rc == SV_JS_ERR_STALE)
 				lose_lease(c, "lease taken over");
 			else if (now - renewed >= ttl * 1000000ULL * 3 / 4)
 				lose_lease(c, "cannot renew the lease within 3/4 of its TTL");
-		} else if ((rc = sv_js_lease_acquire(lease, LEASE_KEY, c->name, &rev)) < 0) {
+		} else if ((rc = sv_js_lease_acquire(lease, LEASE_KEY, c->lease_val, &rev)) < 0) {
 			if (rc != SV_JS_ERR_HELD)
 				log_msg(LOG_INFO, "SV-CLUSTER-LEASE", "cannot take the lease: %s (%s)",
 				        sv_js_strerror(rc), sv_js_detail(js));
+			else if (lockstep_check(c, lease) == SV_ERR_CONFIG) { /* another leader's */
+				atomic_store(&d->failed, 1);
+				atomic_store(&d->stopping, 1);
+			}
 		} else {
 			uint64_t mrev = 0;
 			void *blob = NULL;
@@ -1054,7 +1148,7 @@ out:
 	/* a graceful stop hands the lease over at once: the standby leads
 	 * within its next try instead of after the TTL */
 	if (atomic_exchange(&c->leader, 0) && lease != NULL) {
-		rc = sv_js_lease_release(lease, LEASE_KEY, c->name, rev);
+		rc = sv_js_lease_release(lease, LEASE_KEY, c->lease_val, rev);
 		if (rc == 0)
 			log_msg(LOG_NOTICE, "SV-CLUSTER-LEASE", "stopping: the lease is released");
 		else
@@ -1203,14 +1297,23 @@ static int ensure_streams(struct cluster *c)
 			rc = sv_js_stream_ensure(js, &items);
 		if (rc == 0 && c->replica) /* what it must have read before it is ready */
 			rc = sv_js_stream_last_seq(js, c->items_stream, &c->items_at_start);
-		if (rc == 0 || rc == SV_JS_ERR_API || now_mono_ns() >= deadline)
+		if (rc == 0 && !c->replica) { /* a standby must train as the leader does */
+			sv_js_kv *lease = NULL;
+
+			rc = sv_js_kv_open(&lease, js, c->lease, pairs.replicas,
+			                   (int64_t)d->conf.cfg.cluster_lease_ttl_ms, false);
+			if (rc == 0)
+				rc = lockstep_check(c, lease);
+			sv_js_kv_close(lease);
+		}
+		if (rc == 0 || rc == SV_ERR_CONFIG || rc == SV_JS_ERR_API || now_mono_ns() >= deadline)
 			break;
 		log_msg(LOG_WARNING, "SV-CLUSTER-STREAM", "cannot set up %s: %s (%s); retrying",
 		        pairs.name, sv_js_strerror(rc), sv_js_detail(js));
 		rc = 0;
 		sleep(1);
 	}
-	if (rc < 0)
+	if (rc < 0 && rc != SV_ERR_CONFIG) /* that one is logged */
 		log_msg(LOG_ERR, "SV-CLUSTER-STREAM",
 		        "cannot set up the streams %s and %s on %s: %s (%s); exiting", pairs.name,
 		        items.name, d->conf.cfg.cluster_urls, sv_js_strerror(rc), sv_js_detail(js));
@@ -1245,6 +1348,7 @@ int cluster_start(struct cluster **out, struct sv_daemon *d)
 	for (char *p = c->name; *p; p++)
 		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", *p))
 			*p = '_';
+	lockstep_value(c);
 	snprintf(c->items_stream, sizeof c->items_stream, "%s_ITEMS", d->conf.cfg.cluster_stream);
 	snprintf(c->models, sizeof c->models, "%s_models", d->conf.cfg.cluster_stream);
 	snprintf(c->lease, sizeof c->lease, "%s_lease", d->conf.cfg.cluster_stream);

@@ -21,10 +21,14 @@
  *               commit, so a restart resumes just after it).  The leader
  *               also copies item changes to the items stream (latest value
  *               per id).
- *   sv-lease    holds or waits for the trainer lease (a key in a TTL bucket)
- *               and, while this node leads, publishes each new checkpoint to
- *               the models bucket by compare-and-set on its revision;
- *               releases the lease when the daemon stops.
+ *   sv-lease    holds or waits for the trainer lease (a key in a TTL bucket,
+ *               whose value names the holder and the settings W depends
+ *               on) and, while this node leads, publishes each new
+ *               checkpoint to the models bucket by compare-and-set on its
+ *               revision; releases the lease when the daemon stops.  A
+ *               standby whose settings differ from the leader's stops the
+ *               daemon with status 1 (SV-CLUSTER-LOCKSTEP; also checked
+ *               by cluster_start).
  * Every trainer node, leader or standby, consumes the same stream and trains
  * in lockstep: a batch ends when it is full or when a CUT message comes in
  * the stream, which only the leader publishes (train.max_wait_ms).  So W is a

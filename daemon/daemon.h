@@ -184,6 +184,7 @@ struct sv_daemon {
 	struct cluster *_Atomic cluster; /* cluster.role trainer (cluster.h); else NULL */
 	char http_bound[64];  /* the address http.c listens on ("" none); set before threads */
 	atomic_int stopping;
+	atomic_int failed; /* a thread's fatal error (logged): it sets stopping, main exits 1 */
 	/* live settings: main writes them on SIGHUP under live_mu and bumps
 	 * live_gen; each consumer (the trainer, query workers, admin) copies
 	 * what it uses when it sees a new generation */

@@ -253,7 +253,8 @@ int sv_js_model_get(sv_js_kv *kv, const char *name, void **blob, size_t *len, ui
 /* Only the manifest's revision (SV_ERR_NOTFOUND if none): cheap polling. */
 int sv_js_model_rev(sv_js_kv *kv, const char *name, uint64_t *rev);
 
-/* Leases in a TTL bucket.  The key's value is the holder's name.
+/* Leases in a TTL bucket.  The key's value (holder) is the holder's text:
+ * cluster.c's is its name and its lockstep settings.
  * acquire creates the key: SV_JS_ERR_HELD while it exists (it lapses TTL
  * after the last renew; 2.9 leaves no marker, so a standby simply retries).
  * renew writes it again with compare-and-set on rev: SV_JS_ERR_STALE means

@@ -91,6 +91,11 @@ int loop_run(struct sv_daemon *d, int sigfd, const struct settings_cli *cli)
 				notify_send("READY=1");
 			}
 		}
+		if (atomic_load(&d->stopping)) { /* a thread's fatal error (d->failed) */
+			notify_send("STOPPING=1");
+			atomic_store(&d->prog.not_ready, SV_READY_STOPPING);
+			return 0;
+		}
 		beat = atomic_load(&d->prog.heartbeat);
 		if (wd > 0 && beat != last_beat) {
 			/* fed only while the trainer loop turns */

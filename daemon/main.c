@@ -199,6 +199,8 @@ int main(int argc, char **argv)
 	snap_slot_destroy(&d.snap);
 	history_free(d.hist);
 	notify_close();
+	if (rc == 0 && atomic_load(&d.failed))
+		rc = SV_ERR_STATE;
 	log_msg(LOG_NOTICE, "SV-MAIN-EXIT", "exit %d", rc == 0 ? 0 : 1);
 	return rc == 0 ? 0 : 1;
 }

@@ -8,7 +8,8 @@ cluster.ack committed, and its acks are checked against b's store position):
   1. fencing: a leads; its lease thread stalls in a model publish (the test knob
      SV_DEBUG_PUBLISH_DELAY_MS stands for a paused leader) past the TTL; b takes the
      lease and publishes a model; a's late write is refused by the models bucket's
-     compare-and-set and a steps down.  a is restarted as a plain standby.
+     compare-and-set and a steps down.  a is restarted as a plain standby.  A third
+     trainer with another train.lr refuses to start (lockstep settings).
   2. load: 1000 acked messages of 20 pairs (20k pairs, keyed client "pub", seq),
      sent to both gateways with a window in flight, resent when told BUSY (no
      JetStream ack) until answered OK or DUPLICATE.  Meanwhile the stream's Raft leader
@@ -327,6 +328,23 @@ def test():
         finally:
             bad.close()
         print('replicas: r1 ready once caught up; one with another d_in stays "following"')
+        # a trainer with another learning rate than the leader's cannot train in lockstep:
+        # it refuses at its start, naming the key and both values, before consuming anything
+        os.makedirs(os.path.join(root, 'tbad'))
+        tbad = Daemon(BIN, state_dir=os.path.join(root, 'tbad'),
+                      opts=opts(cl, 'tbad') + ['train.lr=0.002'])
+        try:
+            try:
+                start(tbad)
+                raise AssertionError('a trainer with another train.lr started')
+            except AssertionError as e:
+                assert 'daemon exited 1' in str(e), e
+            log = tbad.logtext()
+            assert 'SV-CLUSTER-LOCKSTEP' in log and 'train.lr 0.002 here, 0.001 there' in log, log
+        finally:
+            tbad.close()
+        assert role(b) == 'leader' and role(a) == 'standby'
+        print('lockstep: a trainer with another train.lr refused to start')
 
         # ---- 2. 20k acked pairs; the stream leader and the trainer die ----
         pub = Publisher([a, b])
@@ -567,6 +585,22 @@ def test():
             assert len(seqs) == len(set(seqs)), 'a client seq logged twice'
             assert set(seqs) == want, (len(set(seqs)), len(want))
         print('exactly once: %d acked pairs logged once on each trainer' % len(want))
+        # a leader with other lockstep settings takes the lease (written here over the
+        # NATS protocol, as a node of another configuration would hold it): the old
+        # leader loses it, and both trainers stop with status 1, naming the key
+        start(a)
+        status_until(a, lambda st: st['cluster']['role'] == 'leader', 'a leads again', 30)
+        start(b)
+        assert role(b) == 'standby'
+        ack = cl.api('$KV.SV_PAIRS_lease.trainer', b'intruder\ntrain.lr=0.5\n')
+        assert 'seq' in ack, ack
+        for d in (a, b):
+            assert d.proc.wait(20) == 1
+        for d in (a, b):
+            assert d.stop() == 1   # already exited: its status, and the log checked
+            log = d.logtext()
+            assert 'SV-CLUSTER-LOCKSTEP' in log and 'train.lr 0.001 here, 0.5 there' in log, log
+        print('lockstep: a leader with another train.lr stops both trainers (exit 1)')
     finally:
         for d in (a, b, r1, r2):
             if d.proc is not None:
