@@ -27,8 +27,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 #define FMT 1
 #define ITEM_HDR 8   /* an item put's buffered record: fmt, flags, dim, then floats */
-#define ITEM_FMT 2   /* the items value of schema 3: it names its vector */
+#define ITEM_FMT 2   /* the items value of an item stored by id: it names its vector */
 #define ITEM_LEN 16  /* u16 fmt, u16 flags, u32 dim, u64 vector id */
+#define ITEM_FMT_INLINE 3 /* an inline item's (schema 4): also its reference count */
+#define ITEM_LEN_INLINE 24 /* ITEM_LEN, u64 log-row sides naming it */
 #define VEC_CHUNK_BITS 16 /* a vector record's key: u64 BE (vector id << 16 | chunk) */
 
 /* Which vectors database holds an item's vector: inline ones (content ids,
@@ -103,6 +105,18 @@ struct sv_store_txn {
 	                       * LMDB frees them with txn (txn_ended) */
 	unsigned char *ops; /* op_hdr + a + b, 8-byte aligned, in order */
 	size_t ops_len, ops_cap;
+	struct pend_ref *pref; /* appends naming a content id not stored yet */
+	size_t pref_n, pref_cap;
+};
+
+/* Log-row sides naming a content id whose item this group has not put
+ * yet: the daemon appends a row before its inline items (a resent row is
+ * found duplicate first).  The item's put takes the count; what no put
+ * takes by the commit names nothing stored, and is dropped. */
+struct pend_ref {
+	unsigned char id[SV_STORE_ID_MAX];
+	size_t len;
+	uint64_t n;
 };
 
 /* A cursor on the vectors database and where it stands: when ok, it sits
@@ -315,7 +329,7 @@ static int meta_check(sv_store *st, MDB_txn *txn, const struct sv_store_opts *o,
 	d_in = sv_get32((unsigned char *)v.mv_data + 8);
 	d_out = sv_get32((unsigned char *)v.mv_data + 12);
 	fp = sv_get64((unsigned char *)v.mv_data + 24);
-	if (schema == 1 || schema == 2) {
+	if (schema >= 1 && schema < SV_STORE_SCHEMA) {
 		st->migrate = (int)schema; /* sv_store_open brings it to SV_STORE_SCHEMA */
 	} else if (schema != SV_STORE_SCHEMA) {
 		say(err, errlen, "store has schema %u, this build reads schema %u", schema,
@@ -496,11 +510,12 @@ static int vec_read(struct vec_cursor *vc, uint64_t vid, void *out, size_t n)
 	return off == n ? 0 : SV_ERR_CORRUPT;
 }
 
-/* The vector id an items value names (schema 3), or SV_ERR_CORRUPT. */
+/* The vector id an items value names (schema 3 on), or SV_ERR_CORRUPT. */
 static int item_vid(const MDB_val *v, uint64_t *vid)
 {
 	const unsigned char *p = v->mv_data;
-	if (v->mv_size != ITEM_LEN || sv_get16(p) != ITEM_FMT)
+	if (!(v->mv_size == ITEM_LEN && sv_get16(p) == ITEM_FMT) &&
+	    !(v->mv_size == ITEM_LEN_INLINE && sv_get16(p) == ITEM_FMT_INLINE))
 		return SV_ERR_CORRUPT;
 	*vid = sv_get64(p + 8);
 	return 0;
@@ -694,49 +709,80 @@ static int model_count(sv_store *st, MDB_txn *txn, uint64_t *n)
 
 /* ---- retention, de-duplication and reference counts ----
  *
- * refs: content id -> u64, the number of log-row sides naming it.  Every
- * append that names an id in the inline namespace adds one; every row that
- * retention or a purge deletes drops one, and the item goes with its last
- * reference.  Reference counts, not a sweep: a sweep would read the whole
- * retained log to free one vector. */
+ * An inline item's value (ITEM_FMT_INLINE) counts the log-row sides naming
+ * it.  Every append that names an id in the inline namespace adds one;
+ * every row that retention or a purge deletes drops one, and the item goes
+ * with its last reference.  Reference counts, not a sweep: a sweep would
+ * read the whole retained log to free one vector.  The count sits in the
+ * items value, whose leaf page the item's put dirtied already (until
+ * schema 4 a refs database kept them under the same random content ids:
+ * a second scattered page write a new inline vector, a third of the
+ * inline bytes a group commit wrote). */
 
-static int ref_add(sv_store *st, MDB_txn *txn, const void *id, size_t len)
+/* The pending count of id, taken out of t (0 if none). */
+static uint64_t pend_ref_take(sv_store_txn *t, const void *id, size_t len)
+{
+	for (size_t i = 0; i < t->pref_n; i++)
+		if (t->pref[i].len == len && memcmp(t->pref[i].id, id, len) == 0) {
+			uint64_t n = t->pref[i].n;
+			t->pref[i] = t->pref[--t->pref_n];
+			return n;
+		}
+	return 0;
+}
+
+static int pend_ref_add(sv_store_txn *t, const void *id, size_t len)
+{
+	for (size_t i = 0; i < t->pref_n; i++)
+		if (t->pref[i].len == len && memcmp(t->pref[i].id, id, len) == 0) {
+			t->pref[i].n++;
+			return 0;
+		}
+	if (t->pref_n == t->pref_cap) {
+		size_t cap = t->pref_cap ? 2 * t->pref_cap : 8;
+		struct pend_ref *p = realloc(t->pref, cap * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		t->pref = p;
+		t->pref_cap = cap;
+	}
+	memcpy(t->pref[t->pref_n].id, id, len);
+	t->pref[t->pref_n].len = len;
+	t->pref[t->pref_n++].n = 1;
+	return 0;
+}
+
+/* Add n (1 or -1) to the count of inline item id.  An item not stored
+ * has nothing to keep alive; with t, an add is kept for its put (struct
+ * pend_ref).  -1 at a count of 1 or below removes the item. */
+static int ref_move(sv_store *st, MDB_txn *txn, sv_store_txn *t, const void *id, size_t len,
+                    int n)
 {
 	MDB_val k = {len, (void *)id}, v;
-	unsigned char nb[8];
-	uint64_t n = 0;
-	int rc = mdb_get(txn, st->refs, &k, &v);
-	if (rc == 0 && v.mv_size == 8)
-		n = sv_get64(v.mv_data);
-	else if (rc != MDB_NOTFOUND)
-		return rc ? neg(rc) : SV_ERR_CORRUPT;
-	sv_put64(nb, n + 1);
-	v.mv_size = 8;
-	v.mv_data = nb;
-	return neg(mdb_put(txn, st->refs, &k, &v, 0));
+	unsigned char rec[ITEM_LEN_INLINE];
+	uint64_t c;
+	int rc = mdb_get(txn, st->items, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return t && n > 0 ? pend_ref_add(t, id, len) : 0;
+	if (rc)
+		return neg(rc);
+	if (v.mv_size != ITEM_LEN_INLINE || sv_get16(v.mv_data) != ITEM_FMT_INLINE)
+		return SV_ERR_CORRUPT;
+	c = sv_get64((const unsigned char *)v.mv_data + ITEM_LEN);
+	if (n < 0 && c <= 1) {
+		rc = item_remove(st, txn, &k);
+		return rc == MDB_NOTFOUND ? 0 : neg(rc);
+	}
+	memcpy(rec, v.mv_data, sizeof rec);
+	sv_put64(rec + ITEM_LEN, c + (uint64_t)(int64_t)n);
+	v.mv_size = sizeof rec;
+	v.mv_data = rec;
+	return neg(mdb_put(txn, st->items, &k, &v, 0));
 }
 
 static int ref_drop(sv_store *st, MDB_txn *txn, const void *id, size_t len)
 {
-	MDB_val k = {len, (void *)id}, v;
-	unsigned char nb[8];
-	uint64_t n;
-	int rc = mdb_get(txn, st->refs, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc || v.mv_size != 8)
-		return rc ? neg(rc) : SV_ERR_CORRUPT;
-	n = sv_get64(v.mv_data);
-	if (n > 1) {
-		sv_put64(nb, n - 1);
-		v.mv_size = 8;
-		v.mv_data = nb;
-		return neg(mdb_put(txn, st->refs, &k, &v, 0));
-	}
-	rc = mdb_del(txn, st->refs, &k, NULL);
-	if (rc == 0)
-		rc = item_remove(st, txn, &k);
-	return rc == MDB_NOTFOUND ? 0 : neg(rc);
+	return ref_move(st, txn, NULL, id, len, -1);
 }
 
 /* The two ids of a pair record, copied out (the page may change under a
@@ -1035,6 +1081,24 @@ static int dedup(sv_store_txn *t, const unsigned char *ck, size_t cklen, uint64_
  * (WINDOW_TRIM_PER_APPEND) or expire. */
 #define MIGRATE_CHUNK 20000
 
+/* Schema 2's count: refs, content id -> u64 (schema 4 moves them into the
+ * items values). */
+static int refs_db_add(sv_store *st, MDB_txn *txn, const void *id, size_t len)
+{
+	MDB_val k = {len, (void *)id}, v;
+	unsigned char nb[8];
+	uint64_t n = 0;
+	int rc = mdb_get(txn, st->refs, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		n = sv_get64(v.mv_data);
+	else if (rc != MDB_NOTFOUND)
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	sv_put64(nb, n + 1);
+	v.mv_size = 8;
+	v.mv_data = nb;
+	return neg(mdb_put(txn, st->refs, &k, &v, 0));
+}
+
 /* Rewrite meta's schema field (a migration's last step). */
 static int set_schema(sv_store *st, MDB_txn *txn, uint32_t schema)
 {
@@ -1121,7 +1185,7 @@ static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
 			break;
 		}
 		from = get_be64(k.mv_data) + 1;
-		rc = refs_of_row(st, txn, &r, ref_add);
+		rc = refs_of_row(st, txn, &r, refs_db_add);
 		n++;
 		if (rc == 0)
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -1238,6 +1302,88 @@ out:
 	return neg(rc);
 }
 
+/* ---- schema 3 -> 4 ----
+ *
+ * Schema 4 keeps an inline item's reference count in its items value
+ * (ITEM_FMT_INLINE) instead of the refs database.  At open every inline
+ * item of a schema-3 store (the ids between "~v" and "~w") gets its value
+ * rewritten with its count from refs (0 if none), MIGRATE_ITEMS a commit,
+ * resumable (meta "migrate_ref" holds the last id done); then refs is
+ * emptied. */
+static int migrate_refs_chunk(sv_store *st, MDB_txn *txn, int *done)
+{
+	MDB_val pk = {11, (void *)"migrate_ref"}, k, v, rk, rv;
+	unsigned char key[SV_STORE_ID_MAX], rec[ITEM_LEN_INLINE];
+	size_t klen = 2, n = 0;
+	MDB_cursor *c = NULL;
+	int rc = mdb_get(txn, st->meta, &pk, &v), resumed = rc == 0;
+
+	memcpy(key, "~v", 2);
+	if (rc == 0 && v.mv_size >= 1 && v.mv_size <= SV_STORE_ID_MAX) {
+		klen = v.mv_size;
+		memcpy(key, v.mv_data, klen);
+	} else if (rc != MDB_NOTFOUND) {
+		return rc ? neg(rc) : SV_ERR_CORRUPT;
+	}
+	rc = mdb_cursor_open(txn, st->items, &c);
+	if (rc)
+		return neg(rc);
+	k.mv_size = klen;
+	k.mv_data = key;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && resumed && k.mv_size == klen && memcmp(k.mv_data, key, klen) == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* after the last id done */
+	while (rc == 0 && n < MIGRATE_ITEMS && sv_store_id_reserved(k.mv_data, k.mv_size)) {
+		uint64_t count = 0;
+		if (k.mv_size > SV_STORE_ID_MAX || v.mv_size != ITEM_LEN ||
+		    sv_get16(v.mv_data) != ITEM_FMT) {
+			rc = SV_ERR_CORRUPT;
+			break;
+		}
+		klen = k.mv_size;
+		memcpy(key, k.mv_data, klen);
+		memcpy(rec, v.mv_data, ITEM_LEN);
+		rk.mv_size = klen;
+		rk.mv_data = key;
+		rc = mdb_get(txn, st->refs, &rk, &rv);
+		if (rc == 0 && rv.mv_size == 8)
+			count = sv_get64(rv.mv_data);
+		else if (rc != MDB_NOTFOUND) {
+			rc = rc ? rc : SV_ERR_CORRUPT;
+			break;
+		}
+		sv_put16(rec, ITEM_FMT_INLINE);
+		sv_put64(rec + ITEM_LEN, count);
+		k.mv_size = klen;
+		k.mv_data = key;
+		v.mv_size = sizeof rec;
+		v.mv_data = rec;
+		rc = mdb_put(txn, st->items, &k, &v, 0);
+		n++;
+		if (rc == 0) { /* on from the id just rewritten */
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+			if (rc == 0)
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND || (rc == 0 && n < MIGRATE_ITEMS)) { /* every inline item done */
+		rc = mdb_drop(txn, st->refs, 0);
+		if (rc == 0)
+			rc = set_schema(st, txn, 4);
+		if (rc == 0)
+			rc = mdb_del(txn, st->meta, &pk, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		*done = rc == 0;
+	} else if (rc == 0) {
+		v.mv_size = klen;
+		v.mv_data = key;
+		rc = mdb_put(txn, st->meta, &pk, &v, 0);
+	}
+	return neg(rc);
+}
+
 /* Run step in commits until it says done, growing the map when a commit
  * does not fit. */
 static int migrate_run(sv_store *st, int (*step)(sv_store *, MDB_txn *, int *))
@@ -1263,14 +1409,16 @@ static int migrate_run(sv_store *st, int (*step)(sv_store *, MDB_txn *, int *))
 	return rc;
 }
 
-/* Bring a schema-1 or -2 store (st->migrate) to SV_STORE_SCHEMA. */
+/* Bring a schema-1, -2 or -3 store (st->migrate) to SV_STORE_SCHEMA. */
 static int migrate(sv_store *st, char *err, size_t errlen)
 {
 	int rc = 0;
 	if (st->migrate == 1)
 		rc = migrate_run(st, migrate_chunk);
-	if (rc == 0)
+	if (rc == 0 && st->migrate <= 2)
 		rc = migrate_run(st, migrate_items_chunk);
+	if (rc == 0)
+		rc = migrate_run(st, migrate_refs_chunk);
 	if (rc)
 		say(err, errlen, "bringing the store from schema %d to %d: %s", st->migrate,
 		    SV_STORE_SCHEMA, sv_strerror(rc));
@@ -1735,6 +1883,7 @@ int sv_store_txn_begin(sv_store *st, sv_store_txn **out)
 static void txn_ended(sv_store_txn *t)
 {
 	t->vc[VEC_STORED] = t->vc[VEC_INLINE] = NULL;
+	t->pref_n = 0;
 }
 
 /* Before vector records are deleted: the append cursors are closed, and
@@ -1758,28 +1907,33 @@ static int apply_item_put(sv_store_txn *t, int only_new, const void *a, size_t a
                           const unsigned char *b, size_t blen)
 {
 	sv_store *st = t->st;
-	unsigned char rec[ITEM_LEN];
-	MDB_val k = {alen, (void *)a}, v = {ITEM_LEN, rec};
+	unsigned char rec[ITEM_LEN_INLINE];
+	enum vec_space space = vec_space_of(a, alen);
+	size_t len = space == VEC_INLINE ? ITEM_LEN_INLINE : ITEM_LEN;
+	MDB_val k = {alen, (void *)a}, v = {len, rec};
 	MDB_cursor *c;
 	uint64_t old;
-	enum vec_space space = vec_space_of(a, alen);
 	int rc, stored;
 
-	sv_put16(rec, ITEM_FMT);
+	sv_put16(rec, space == VEC_INLINE ? ITEM_FMT_INLINE : ITEM_FMT);
 	sv_put16(rec + 2, sv_get16(b + 2));
 	sv_put32(rec + 4, sv_get32(b + 4));
 	sv_put64(rec + 8, t->next_vec[space]);
+	if (space == VEC_INLINE) /* the rows naming it, appended before it came */
+		sv_put64(rec + ITEM_LEN, pend_ref_take(t, a, alen));
 	rc = mdb_put(t->txn, st->items, &k, &v, MDB_NOOVERWRITE);
 	stored = rc == MDB_KEYEXIST; /* and v is the stored value */
 	if (stored && only_new)
 		return SV_ERR_DUPLICATE;
 	if (rc && !stored)
 		return rc;
-	if (stored) { /* the old vector goes */
+	if (stored) { /* the old vector goes; the rows naming the id still do */
 		append_cursors_drop(t);
 		rc = item_vid(&v, &old);
+		if (rc == 0 && space == VEC_INLINE)
+			memcpy(rec + ITEM_LEN, (const unsigned char *)v.mv_data + ITEM_LEN, 8);
 		if (rc == 0) {
-			v.mv_size = ITEM_LEN;
+			v.mv_size = len;
 			v.mv_data = rec;
 			rc = mdb_put(t->txn, st->items, &k, &v, 0);
 		}
@@ -1845,8 +1999,10 @@ static int apply(sv_store_txn *t, uint32_t kind, const void *a, size_t alen, con
 		if (rc == 0) {
 			struct row_ids r;
 			rc = row_ids(&v, &r);
-			if (rc == 0)
-				rc = refs_of_row(st, t->txn, &r, ref_add);
+			if (rc == 0 && sv_store_id_reserved(r.a, r.la))
+				rc = ref_move(st, t->txn, t, r.a, r.la, 1);
+			if (rc == 0 && sv_store_id_reserved(r.b, r.lb))
+				rc = ref_move(st, t->txn, t, r.b, r.lb, 1);
 		}
 		if (rc == 0)
 			*res = t->next_seq++;
@@ -2086,6 +2242,7 @@ int sv_store_txn_commit(sv_store_txn *t)
 		mdb_txn_abort(t->txn);
 	t->st->writing = 0;
 	free(t->ops);
+	free(t->pref);
 	free(t);
 	return neg(rc);
 }
@@ -2098,6 +2255,7 @@ void sv_store_txn_abort(sv_store_txn *t)
 		mdb_txn_abort(t->txn);
 	t->st->writing = 0;
 	free(t->ops);
+	free(t->pref);
 	free(t);
 }
 
@@ -2835,14 +2993,16 @@ int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
 	if (rc)
 		return neg(rc);
 	s.items = ms.ms_entries;
-	rc = mdb_stat(r->txn, r->st->refs, &ms);
+	rc = mdb_stat(r->txn, r->st->vecs[VEC_INLINE], &ms);
 	if (rc)
 		return neg(rc);
-	s.inline_items = ms.ms_entries;
+	s.inline_items = ms.ms_entries / (r->st->vec_chunks ? r->st->vec_chunks : 1);
 	rc = mdb_stat(r->txn, r->st->pairs, &ms);
 	if (rc)
 		return neg(rc);
 	s.pairs = ms.ms_entries;
+	s.log_bytes = (size_t)(ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) *
+	              ms.ms_psize;
 	rc = model_count(r->st, r->txn, &s.models);
 	if (rc)
 		return rc;

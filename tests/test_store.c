@@ -987,7 +987,7 @@ Test(store, refuses_other_dims_schema_and_settings)
 	o = opts(D_IN, D_OUT);
 	cr_assert_eq(sv_store_open(&st2, &o, err, sizeof err), SV_ERR_STORE_SCHEMA);
 	cr_assert_not_null(strstr(err, "schema 99"), "%s", err);
-	cr_assert_not_null(strstr(err, "schema 3"), "%s", err);
+	cr_assert_not_null(strstr(err, "schema 4"), "%s", err);
 }
 
 Test(store, bad_options_and_new_store_without_dims)
@@ -1944,9 +1944,62 @@ Test(store, a_full_map_can_still_be_trimmed)
 	sv_store_close(st);
 }
 
-/* Put the items of a schema-3 store back in the schema-2 layout (store.h):
+/* Put the inline items of a schema-4 store back in the schema-3 layout
+ * (store.h): each value u16 fmt=2, u16 flags, u32 dim, u64 vector id, and
+ * its count, when not 0, in refs.  Returns how many items it rewrote. */
+static size_t inline_to_schema_3(MDB_txn *txn)
+{
+	static struct {
+		unsigned char id[SV_STORE_ID_MAX];
+		size_t len;
+		unsigned char val[24];
+	} it[20000];
+	size_t n_it = 0;
+	MDB_dbi items, refs;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	cr_assert_eq(mdb_dbi_open(txn, "items", 0, &items), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "refs", 0, &refs), 0);
+	cr_assert_eq(mdb_cursor_open(txn, items, &c), 0);
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		uint16_t fmt;
+		memcpy(&fmt, v.mv_data, 2);
+		cr_assert_eq(sv_store_id_reserved(k.mv_data, k.mv_size), v.mv_size == 24);
+		if (v.mv_size != 24)
+			continue;
+		cr_assert_eq(fmt, 3);
+		cr_assert_lt(n_it, sizeof it / sizeof it[0]);
+		memcpy(it[n_it].id, k.mv_data, k.mv_size);
+		it[n_it].len = k.mv_size;
+		memcpy(it[n_it].val, v.mv_data, 24);
+		n_it++;
+	}
+	cr_assert_eq(rc, MDB_NOTFOUND);
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < n_it; i++) {
+		uint16_t fmt = 2;
+		uint64_t count;
+		memcpy(it[i].val, &fmt, 2);
+		memcpy(&count, it[i].val + 16, 8);
+		k.mv_size = it[i].len;
+		k.mv_data = it[i].id;
+		v.mv_size = 16;
+		v.mv_data = it[i].val;
+		cr_assert_eq(mdb_put(txn, items, &k, &v, 0), 0);
+		v.mv_size = 8;
+		v.mv_data = &count;
+		if (count)
+			cr_assert_eq(mdb_put(txn, refs, &k, &v, 0), 0);
+	}
+	return n_it;
+}
+
+/* Put the items of a schema-4 store back in the schema-2 layout (store.h):
  * each items value u16 fmt=1, u16 flags, u32 dim, float32[dim], built
- * from its vector's records; the vecs and ivecs databases dropped. */
+ * from its vector's records; the vecs and ivecs databases dropped, the
+ * counts in refs. */
 static void items_to_schema_2(MDB_txn *txn)
 {
 	static unsigned char rec[8 + 4 * 40000];
@@ -1961,6 +2014,7 @@ static void items_to_schema_2(MDB_txn *txn)
 	MDB_val k, v;
 	int rc;
 
+	inline_to_schema_3(txn);
 	cr_assert_eq(mdb_dbi_open(txn, "items", 0, &items), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "vecs", 0, &vecs[0]), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "ivecs", 0, &vecs[1]), 0);
@@ -2110,7 +2164,7 @@ Test(store, schema_2_store_moves_its_vectors_at_open)
 	cr_assert_eq(trim(st, 11, 0, 100), 10);
 	vecs_agree(st, n + 10 - 1 + 21 - 10);
 	sv_store_close(st);
-	st = open_ok(&o); /* now schema 3: opens without migrating */
+	st = open_ok(&o); /* now schema 4: opens without migrating */
 	cr_assert_eq(sv_store_read_begin(st, &r), 0);
 	check_item(r, n + 5);
 	check_item(r, 8999);
@@ -2137,11 +2191,11 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	sv_store_close(st);
 	/* back to schema 1: no refs, no producers */
 	env = raw_with_schema(&txn, 1);
+	items_to_schema_2(txn); /* schema 1 kept vectors in the items values too */
 	cr_assert_eq(mdb_dbi_open(txn, "refs", 0, &dbi), 0);
 	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "producers", 0, &dbi), 0);
 	cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
-	items_to_schema_2(txn); /* schema 1 kept vectors in the items values too */
 	{
 		/* and the checkpoint as one whole record under an 8-byte key */
 		static unsigned char whole[1 << 17];
@@ -2191,7 +2245,75 @@ Test(store, schema_1_store_gets_counts_and_windows_at_open)
 	cr_assert(!has_item(st, "~v10") && has_item(st, "~v11"));
 	vecs_agree(st, 21);
 	sv_store_close(st);
-	st = open_ok(&o); /* now schema 3: opens without migrating */
+	st = open_ok(&o); /* now schema 4: opens without migrating */
+	sv_store_close(st);
+}
+
+/* A schema-3 store (inline items' counts in refs) opens as schema 4 in
+ * several commits: each inline item's value carries its count, refs is
+ * empty, and trimming frees exactly the items no retained row names. */
+Test(store, schema_3_store_moves_its_counts_at_open)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st = open_ok(&o);
+	sv_store_read *r;
+	struct sv_store_stat s;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat ms;
+	float x[D_IN], y[D_IN];
+	uint32_t n = 9000; /* inline items ~v1..~v9001: three migration commits */
+
+	put_items(st, 0, 100);
+	inline_pairs(st, 1, n);
+	checkpoint(st, 1000, 1); /* applied_seq 100000: the rows may go */
+	sv_store_close(st);
+	env = raw_with_schema(&txn, 3);
+	cr_assert_eq(inline_to_schema_3(txn), n + 1);
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	st = open_ok(&o);
+	sv_store_close(st);
+	cr_assert_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	cr_assert_eq(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "refs", 0, &dbi), 0);
+	cr_assert_eq(mdb_stat(txn, dbi, &ms), 0);
+	cr_assert_eq(ms.ms_entries, 0, "the counts left refs");
+	{
+		MDB_val k = {5, "~v123"}, v;
+		uint64_t count;
+		cr_assert_eq(mdb_dbi_open(txn, "items", 0, &dbi), 0);
+		cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
+		cr_assert_eq(v.mv_size, 24);
+		memcpy(&count, (const char *)v.mv_data + 16, 8);
+		cr_assert_eq(count, 2, "rows 122 and 123 name ~v123");
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+
+	st = open_ok(&o); /* now schema 4: opens without migrating */
+	s = stat_of(st);
+	cr_assert_eq(s.items, 100 + n + 1);
+	cr_assert_eq(s.inline_items, n + 1);
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	cr_assert_eq(sv_store_item_get(r, "~v4000", 6, y), 0);
+	fill(x, D_IN, 4000);
+	cr_assert_eq(memcmp(x, y, sizeof x), 0);
+	sv_store_read_end(r);
+	/* rows 1..4000 go: ~v1..~v4000 with them, ~v4001 (row 4001) stays */
+	cr_assert_eq(trim(st, 4001, 0, 100000), 4000);
+	cr_assert(!has_item(st, "~v4000") && has_item(st, "~v4001"));
+	cr_assert(has_item(st, "item-5"));
+	cr_assert_eq(stat_of(st).inline_items, n + 1 - 4000);
+	/* a new row (9001) naming two migrated items keeps them past their old rows */
+	inline_pairs(st, 5000, 1);
+	cr_assert_eq(trim(st, n + 1, 0, 100000), n - 4000);
+	cr_assert(has_item(st, "~v5000") && has_item(st, "~v5001") && !has_item(st, "~v9001"));
+	vecs_agree(st, 100 + 2);
 	sv_store_close(st);
 }
 

@@ -5,7 +5,8 @@
  * The store is one LMDB environment (a directory holding data.mdb and
  * lock.mdb) with nine named databases:
  *
- *   items     id (1..255 arbitrary bytes) -> its vector's id (and flags, dim)
+ *   items     id (1..255 arbitrary bytes) -> its vector's id (and flags, dim;
+ *             an inline item's also how many log-row sides name it)
  *   vecs      vector id -> the feature vector (d_in float32) of an item
  *             stored by id, in records that each fit a leaf page (VECTORS)
  *   ivecs     the same for the inline vectors of pairs (content ids, below)
@@ -13,7 +14,7 @@
  *   clients   (client id, client sequence) -> log sequence: the recent
  *             sequences of each client (its de-duplication window)
  *   producers client id -> its high-water mark and last append time
- *   refs      inline content id -> how many log-row sides name it
+ *   refs      empty from schema 4 on (schema 2 and 3 kept the counts there)
  *   models    version -> a checkpoint: W, optimizer state, step, applied_seq...
  *   meta      schema version, dims, settings fingerprint, active version...
  *
@@ -78,7 +79,9 @@
  *            key "mark." NAME -> u64, a caller's named position committed
  *                            with a group (the clustered trainer's stream
  *                            sequence: sv_store_mark_put)
- *   items    key id bytes -> u16 fmt=2, u16 flags, u32 dim, u64 vector id
+ *   items    key id bytes -> u16 fmt=2, u16 flags, u32 dim, u64 vector id;
+ *            a content id (sv_store_id_reserved): u16 fmt=3, u16 flags,
+ *            u32 dim, u64 vector id, u64 log-row sides naming it
  *            flags: SV_STORE_ITEM_INLINE (bit 0) for a vector that arrived
  *            inline in a pair, stored under its content id (below)
  *   vecs, ivecs  key u64 BE (vector id << 16 | record) -> the next bytes
@@ -100,7 +103,7 @@
  *                            float32[d_in*d_out] W, optim, settings, calib
  *
  *   producers key client id -> u16 fmt=1, u16 0, u32 0, u64 hwm, u64 last_ns
- *   refs     key content id -> u64 count
+ *   refs     (schema 2 and 3) key content id -> u64 count
  *
  * VECTORS.  Each item put gives its vector the next vector id of its
  * database (one past the largest stored there, so the ids a group gives out
@@ -131,7 +134,8 @@
  *   - sv_store_log_trim deletes the oldest log rows past a count and an age,
  *     never one after the active model's applied_seq (recovery replays
  *     those).  An inline vector goes with the last row that names it (the
- *     refs counts, kept by every append and delete).
+ *     reference counts in the items values, kept by every append and
+ *     delete).
  *   - Each client's de-duplication state is a high-water mark (hwm, its
  *     highest client seq logged) and the entries of the last dedup_depth
  *     seqs below it.  An append with seq > hwm is new; one within
@@ -144,9 +148,10 @@
  * reserve (max_map_size / 64, at least SV_STORE_RESERVE_MIN) into which
  * groups that only delete may grow, so a full store can always be trimmed.
  *
- * Schema 1 stores (before producers and refs) are brought to schema 2, and
+ * Schema 1 stores (before producers and refs) are brought to schema 2,
  * schema 2 stores (vectors inside the items values: u16 fmt=1, u16 flags,
- * u32 dim, float32[dim]) to schema 3, at open, in bounded commits.
+ * u32 dim, float32[dim]) to schema 3, and schema 3 stores (inline items'
+ * counts in refs) to schema 4, at open, in bounded commits.
  *
  * NOT HERE: training (sv/train.h), serializing the optimizer, settings or
  * calibration (the caller hands the store opaque blobs; sv/journal.h encodes
@@ -172,7 +177,7 @@ extern "C" {
 #endif
 
 /* The schema this build reads and writes (meta.schema). */
-#define SV_STORE_SCHEMA 3
+#define SV_STORE_SCHEMA 4
 /* Longest item or client id in bytes. */
 #define SV_STORE_ID_MAX 255
 /* The least room past max_map_size kept for groups that only delete. */
@@ -554,7 +559,8 @@ int sv_store_producer_get(sv_store_read *r, const void *client, size_t len,
 /* Counts for status displays. */
 struct sv_store_stat {
 	uint64_t items, pairs, models, producers;
-	uint64_t inline_items;        /* of items: inline vectors the log names (refs) */
+	uint64_t inline_items;        /* of items: inline vectors (those in ivecs) */
+	size_t log_bytes;             /* pages of the pair log's B-tree, in bytes */
 	uint64_t first_seq, last_seq; /* of the retained log (0, 0: empty) */
 	size_t map_size, map_used;    /* bytes; map_used: up to LMDB's last page */
 	size_t used_bytes;            /* map_used less the free list: pages holding data */
