@@ -1114,6 +1114,25 @@ static int set_schema(sv_store *st, MDB_txn *txn, uint32_t schema)
 	return neg(mdb_put(txn, st->meta, &k, &v, 0));
 }
 
+/* The end of a resumable migration's commit: with key, where the next
+ * goes on from (meta's progress record pk); without, the migration to
+ * schema is done (*done set, pk deleted). */
+static int chunk_end(sv_store *st, MDB_txn *txn, MDB_val *pk, const void *key, size_t klen,
+                     uint32_t schema, int *done)
+{
+	MDB_val v = {klen, (void *)key};
+	int rc;
+	if (key)
+		return neg(mdb_put(txn, st->meta, pk, &v, 0));
+	rc = set_schema(st, txn, schema);
+	if (rc == 0)
+		rc = neg(mdb_del(txn, st->meta, pk, NULL));
+	if (rc == neg(MDB_NOTFOUND))
+		rc = 0;
+	*done = rc == 0;
+	return rc;
+}
+
 static int migrate_chunk(sv_store *st, MDB_txn *txn, int *done)
 {
 	MDB_val pk = {11, (void *)"migrate_seq"}, k, v;
@@ -1282,18 +1301,10 @@ static int migrate_items_chunk(sv_store *st, MDB_txn *txn, int *done)
 				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		}
 	}
-	if (rc == MDB_NOTFOUND) { /* every item done */
-		rc = set_schema(st, txn, 3);
-		if (rc == 0)
-			rc = mdb_del(txn, st->meta, &pk, NULL);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-		*done = rc == 0;
-	} else if (rc == 0) {
-		v.mv_size = klen;
-		v.mv_data = key;
-		rc = mdb_put(txn, st->meta, &pk, &v, 0);
-	}
+	if (rc == MDB_NOTFOUND) /* every item done */
+		rc = chunk_end(st, txn, &pk, NULL, 0, 3, done);
+	else if (rc == 0)
+		rc = chunk_end(st, txn, &pk, key, klen, 3, done);
 out:
 	mdb_cursor_close(vc[VEC_INLINE]);
 	mdb_cursor_close(vc[VEC_STORED]);
@@ -1370,16 +1381,9 @@ static int migrate_refs_chunk(sv_store *st, MDB_txn *txn, int *done)
 	if (rc == MDB_NOTFOUND || (rc == 0 && n < MIGRATE_ITEMS)) { /* every inline item done */
 		rc = mdb_drop(txn, st->refs, 0);
 		if (rc == 0)
-			rc = set_schema(st, txn, 4);
-		if (rc == 0)
-			rc = mdb_del(txn, st->meta, &pk, NULL);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-		*done = rc == 0;
+			rc = chunk_end(st, txn, &pk, NULL, 0, 4, done);
 	} else if (rc == 0) {
-		v.mv_size = klen;
-		v.mv_data = key;
-		rc = mdb_put(txn, st->meta, &pk, &v, 0);
+		rc = chunk_end(st, txn, &pk, key, klen, 4, done);
 	}
 	return neg(rc);
 }
