@@ -719,31 +719,28 @@ static int model_count(sv_store *st, MDB_txn *txn, uint64_t *n)
  * a second scattered page write a new inline vector, a third of the
  * inline bytes a group commit wrote). */
 
-/* The pending count of id, taken out of t (0 if none). */
-static uint64_t pend_ref_take(sv_store_txn *t, const void *id, size_t len)
+/* The pending count of id in t, or NULL. */
+static struct pend_ref *pend_ref_find(sv_store_txn *t, const void *id, size_t len)
 {
 	for (size_t i = 0; i < t->pref_n; i++)
-		if (t->pref[i].len == len && memcmp(t->pref[i].id, id, len) == 0) {
-			uint64_t n = t->pref[i].n;
-			t->pref[i] = t->pref[--t->pref_n];
-			return n;
-		}
-	return 0;
+		if (t->pref[i].len == len && memcmp(t->pref[i].id, id, len) == 0)
+			return &t->pref[i];
+	return NULL;
 }
 
 static int pend_ref_add(sv_store_txn *t, const void *id, size_t len)
 {
-	for (size_t i = 0; i < t->pref_n; i++)
-		if (t->pref[i].len == len && memcmp(t->pref[i].id, id, len) == 0) {
-			t->pref[i].n++;
-			return 0;
-		}
+	struct pend_ref *p = pend_ref_find(t, id, len);
+	if (p) {
+		p->n++;
+		return 0;
+	}
 	if (t->pref_n == t->pref_cap) {
 		size_t cap = t->pref_cap ? 2 * t->pref_cap : 8;
-		struct pend_ref *p = realloc(t->pref, cap * sizeof *p);
-		if (!p)
+		struct pend_ref *np = realloc(t->pref, cap * sizeof *np);
+		if (!np)
 			return -ENOMEM;
-		t->pref = p;
+		t->pref = np;
 		t->pref_cap = cap;
 	}
 	memcpy(t->pref[t->pref_n].id, id, len);
@@ -1916,6 +1913,7 @@ static int apply_item_put(sv_store_txn *t, int only_new, const void *a, size_t a
 	size_t len = space == VEC_INLINE ? ITEM_LEN_INLINE : ITEM_LEN;
 	MDB_val k = {alen, (void *)a}, v = {len, rec};
 	MDB_cursor *c;
+	struct pend_ref *pr = space == VEC_INLINE ? pend_ref_find(t, a, alen) : NULL;
 	uint64_t old;
 	int rc, stored;
 
@@ -1924,9 +1922,11 @@ static int apply_item_put(sv_store_txn *t, int only_new, const void *a, size_t a
 	sv_put32(rec + 4, sv_get32(b + 4));
 	sv_put64(rec + 8, t->next_vec[space]);
 	if (space == VEC_INLINE) /* the rows naming it, appended before it came */
-		sv_put64(rec + ITEM_LEN, pend_ref_take(t, a, alen));
+		sv_put64(rec + ITEM_LEN, pr ? pr->n : 0);
 	rc = mdb_put(t->txn, st->items, &k, &v, MDB_NOOVERWRITE);
 	stored = rc == MDB_KEYEXIST; /* and v is the stored value */
+	if (rc == 0 && pr) /* taken */
+		*pr = t->pref[--t->pref_n];
 	if (stored && only_new)
 		return SV_ERR_DUPLICATE;
 	if (rc && !stored)
@@ -1935,7 +1935,9 @@ static int apply_item_put(sv_store_txn *t, int only_new, const void *a, size_t a
 		append_cursors_drop(t);
 		rc = item_vid(&v, &old);
 		if (rc == 0 && space == VEC_INLINE)
-			memcpy(rec + ITEM_LEN, (const unsigned char *)v.mv_data + ITEM_LEN, 8);
+			sv_put64(rec + ITEM_LEN, v.mv_size == ITEM_LEN_INLINE
+			                             ? sv_get64((const unsigned char *)v.mv_data + ITEM_LEN)
+			                             : 0);
 		if (rc == 0) {
 			v.mv_size = len;
 			v.mv_data = rec;

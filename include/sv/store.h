@@ -135,7 +135,10 @@
  *     never one after the active model's applied_seq (recovery replays
  *     those).  An inline vector goes with the last row that names it (the
  *     reference counts in the items values, kept by every append and
- *     delete).
+ *     delete).  A row counts for a content id stored by the end of its
+ *     group (before it or after it in the group, as the daemon puts a
+ *     row's inline vectors after the row); put a row's content ids in its
+ *     own group, or a later trim may free a vector a newer row names.
  *   - Each client's de-duplication state is a high-water mark (hwm, its
  *     highest client seq logged) and the entries of the last dedup_depth
  *     seqs below it.  An append with seq > hwm is new; one within
