@@ -211,7 +211,8 @@ static size_t status_json(struct dadmin *a, char *buf, size_t cap)
 
 		topk_cache_info(d->topk, &tv, &ts, &tn);
 		topk_cache_batches(d->topk, nb);
-		jprintf(&j, "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu,"
+		jprintf(&j,
+		        "\"topk_cache\":{\"version\":%llu,\"steps\":%llu,\"rebuilds\":%llu,"
 		        "\"products\":[",
 		        (unsigned long long)tv, (unsigned long long)ts, (unsigned long long)tn);
 		for (int q = 1; q <= TOPK_CACHE_BATCH_MAX; q++)

@@ -74,7 +74,7 @@ int cluster_status(const struct cluster *c, struct cluster_status *out)
 #define FEED_BATCH 256 /* messages the feed fetches at once */
 #define FOLLOW_POLL_US 100000 /* a replica looks at the models bucket this often */
 #define ITEMS_CATCH_UP 100000 /* pair-stream messages a new leader looks back at */
-#define LEASE_VAL_MAX 2048     /* the lease's value: name and lockstep settings */
+#define LEASE_VAL_MAX 2048    /* the lease's value: name and lockstep settings */
 
 struct cluster {
 	struct sv_daemon *d;
@@ -953,11 +953,11 @@ static void lose_lease(struct cluster *c, const char *why)
  * (train.threads too: sv/blas.h splits products by it, and the sums with
  * it).  The SIGHUP changes a cluster node takes leave them all alone. */
 static const char *const LOCKSTEP_KEYS[] = {
-    "model.d_in",        "model.d_out",      "model.init",     "model.seed",
-    "train.loss",        "train.temperature", "train.pos_margin", "train.neg_margin",
-    "train.mode",        "train.batch_pairs", "train.optimizer", "train.lr",
-    "train.momentum",    "train.dampening",  "train.nesterov", "train.weight_decay",
-    "train.beta1",       "train.beta2",      "train.eps",      "train.threads"};
+    "model.d_in",     "model.d_out",       "model.init",       "model.seed",
+    "train.loss",     "train.temperature", "train.pos_margin", "train.neg_margin",
+    "train.mode",     "train.batch_pairs", "train.optimizer",  "train.lr",
+    "train.momentum", "train.dampening",   "train.nesterov",   "train.weight_decay",
+    "train.beta1",    "train.beta2",       "train.eps",        "train.threads"};
 
 /* The lease's value: the node's name, then "key=value" a line for each
  * lockstep key.  A standby reads the leader's and compares. */
@@ -982,14 +982,17 @@ static int lockstep_get(const char *lines, const char *key, char *v, size_t cap)
 {
 	size_t kl = strlen(key);
 
-	for (const char *l = lines; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+	for (const char *l = lines; l != NULL && *l;) {
+		const char *e = strchr(l, '\n');
+
 		if (strncmp(l, key, kl) == 0 && l[kl] == '=') {
-			const char *e = strchr(l + kl + 1, '\n');
 			size_t len = e ? (size_t)(e - (l + kl + 1)) : strlen(l + kl + 1);
 
 			snprintf(v, cap, "%.*s", (int)len, l + kl + 1);
 			return 0;
 		}
+		l = e ? e + 1 : NULL;
+	}
 	return -1;
 }
 
@@ -1306,7 +1309,8 @@ static int ensure_streams(struct cluster *c)
 				rc = lockstep_check(c, lease);
 			sv_js_kv_close(lease);
 		}
-		if (rc == 0 || rc == SV_ERR_CONFIG || rc == SV_JS_ERR_API || now_mono_ns() >= deadline)
+		if (rc == 0 || rc == SV_ERR_CONFIG || rc == SV_JS_ERR_API ||
+		    now_mono_ns() >= deadline)
 			break;
 		log_msg(LOG_WARNING, "SV-CLUSTER-STREAM", "cannot set up %s: %s (%s); retrying",
 		        pairs.name, sv_js_strerror(rc), sv_js_detail(js));

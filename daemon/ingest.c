@@ -595,8 +595,10 @@ static void ingest_pairs(struct ingest *g, struct imsg *im, struct pend_ack *a,
 				break;
 		if (g->group_failed)
 			break;
-		if (grow_array((void **)&g->stage, &g->stage_cap, g->stage_n + 1, sizeof(*g->stage)) < 0 ||
-		    grow_array((void **)&g->out, &g->out_cap, g->stage_n + 1, sizeof(*g->out)) < 0) {
+		if (grow_array((void **)&g->stage, &g->stage_cap, g->stage_n + 1,
+		               sizeof(*g->stage)) < 0 ||
+		    grow_array((void **)&g->out, &g->out_cap, g->stage_n + 1,
+		               sizeof(*g->out)) < 0) {
 			g->group_failed = -ENOMEM;
 			break;
 		}
@@ -873,7 +875,7 @@ static int ingest_one(struct ingest *g, struct imsg *im, struct pend_ack *a, con
 		if (refuse_full(g, &rq, a))
 			return 0;
 		if (grow_array((void **)&g->ack_rows, &g->ack_rows_cap, g->ack_rows_n + rq.n,
-		                sizeof(*g->ack_rows)) < 0) {
+		               sizeof(*g->ack_rows)) < 0) {
 			g->group_failed = -ENOMEM;
 			return 0;
 		}
@@ -1312,7 +1314,8 @@ void ingest_hold_paused(struct ingest *g)
 				       "ingest: message of %zu bytes, over limits.max_msg_bytes %zu "
 				       "(oversize); dropping message%s",
 				       im->bytes, g->lim.max_msg_bytes, log_suppressed(sup, sbuf, sizeof(sbuf)));
-		} else if (grow_array((void **)&g->pq, &g->pq_cap, g->pq_n + 1, sizeof(*g->pq)) == 0) {
+		} else if (grow_array((void **)&g->pq, &g->pq_cap, g->pq_n + 1,
+		                      sizeof(*g->pq)) == 0) {
 			g->pq_bytes += im->bytes;
 			g->pq[g->pq_n++] = im;
 			continue;

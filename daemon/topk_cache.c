@@ -364,8 +364,6 @@ static int query_row(struct topk_cache *g, struct sv_topk_cache *c, sv_store_rea
 	return rc;
 }
 
-/* The scratch for Q queries of k hits at most (kk with the id queries'
- * extra one), dims d_in / d_out. */
 /* Make the array *p hold exactly `need` elements of elem bytes when it
  * holds fewer (*cap counts them).  Not grow_array's doubling: a scratch is
  * as large as the limits let an answer be (max_topk_hits), and no larger. */
@@ -383,15 +381,17 @@ static int fit(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
+/* The scratch for Q queries of k hits at most (kk with the id queries'
+ * extra one), dims d_in / d_out. */
 static int scratch_fit(struct topk_scratch *s, size_t Q, size_t kmax, size_t kk, uint32_t din,
                        uint32_t dout)
 {
 	/* the per-query arrays share q_cap (counted in queries): grown together */
-	void **per[] = {(void **)&s->qs, (void **)&s->qr,     (void **)&s->st, (void **)&s->counts,
-	                (void **)&s->E,  (void **)&s->EX,     (void **)&s->X,  (void **)&s->xrow};
-	const size_t elem[] = {sizeof(*s->qs),        sizeof(*s->qr),        1,
-	                       sizeof(*s->counts),    dout * sizeof(float),  dout * sizeof(float),
-	                       din * sizeof(float),   sizeof(*s->xrow)};
+	void **per[] = {(void **)&s->qs, (void **)&s->qr, (void **)&s->st, (void **)&s->counts,
+	                (void **)&s->E,  (void **)&s->EX, (void **)&s->X,  (void **)&s->xrow};
+	const size_t elem[] = {sizeof(*s->qs),      sizeof(*s->qr),       1,
+	                       sizeof(*s->counts),  dout * sizeof(float), dout * sizeof(float),
+	                       din * sizeof(float), sizeof(*s->xrow)};
 	size_t need = Q ? Q : 1, cap = s->q_cap;
 
 	for (size_t i = 0; i < sizeof(per) / sizeof(per[0]); i++) {

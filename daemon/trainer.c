@@ -51,7 +51,7 @@ struct trainer {
 	struct replay *rp;   /* fill, idle rounds, the gate (replay.h) */
 	uint64_t fresh_ns;   /* monotonic ns of the last ingest group with input */
 	uint64_t replay_after_ns; /* no idle replay before (a failed commit) */
-	struct ingest *ing;  /* the ingest pipeline and the group in hand */
+	struct ingest *ing;       /* the ingest pipeline and the group in hand */
 	struct monitor *mon; /* prequential metrics and the threshold */
 
 	/* The step runner: trains the handed-over batches (a queue of up to
@@ -528,7 +528,6 @@ static int commit_replay(struct trainer *t)
 	return rc;
 }
 
-/* Load checkpoint m into the trainer (W, optimizer, settings, calibration). */
 /* The initial W is a function of model.init and model.seed, and a log
  * replayed without a checkpoint starts from it: the store keeps both (the
  * marks below, written by the first start without a model) and a start
@@ -579,6 +578,7 @@ static int pin_initial_w(struct trainer *t)
 	return rc;
 }
 
+/* Load checkpoint m into the trainer (W, optimizer, settings, calibration). */
 static int load_model(struct trainer *t, const struct sv_store_model *m)
 {
 	size_t n = (size_t)t->d->conf.d_in * t->d->conf.d_out;
@@ -776,7 +776,8 @@ int trainer_open(struct trainer **out, struct sv_daemon *d)
 	if (!have_model) {
 		rc = pin_initial_w(t);
 		if (rc < 0 && rc != SV_ERR_STATE)
-			log_msg(LOG_ERR, "SV-RECOVER-INIT", "cannot read or keep the initial W's settings: %s",
+			log_msg(LOG_ERR, "SV-RECOVER-INIT",
+			        "cannot read or keep the initial W's settings: %s",
 			        sv_strerror(rc));
 		if (rc < 0)
 			goto fail;

@@ -29,7 +29,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define ITEM_HDR 8   /* an item put's buffered record: fmt, flags, dim, then floats */
 #define ITEM_FMT 2   /* the items value of an item stored by id: it names its vector */
 #define ITEM_LEN 16  /* u16 fmt, u16 flags, u32 dim, u64 vector id */
-#define ITEM_FMT_INLINE 3 /* an inline item's (schema 4): also its reference count */
+#define ITEM_FMT_INLINE 3  /* an inline item's (schema 4): also its reference count */
 #define ITEM_LEN_INLINE 24 /* ITEM_LEN, u64 log-row sides naming it */
 #define VEC_CHUNK_BITS 16 /* a vector record's key: u64 BE (vector id << 16 | chunk) */
 
@@ -752,8 +752,7 @@ static int pend_ref_add(sv_store_txn *t, const void *id, size_t len)
 /* Add n (1 or -1) to the count of inline item id.  An item not stored
  * has nothing to keep alive; with t, an add is kept for its put (struct
  * pend_ref).  -1 at a count of 1 or below removes the item. */
-static int ref_move(sv_store *st, MDB_txn *txn, sv_store_txn *t, const void *id, size_t len,
-                    int n)
+static int ref_move(sv_store *st, MDB_txn *txn, sv_store_txn *t, const void *id, size_t len, int n)
 {
 	MDB_val k = {len, (void *)id}, v;
 	unsigned char rec[ITEM_LEN_INLINE];
@@ -1925,7 +1924,8 @@ static int apply_item_put(sv_store_txn *t, int only_new, const void *a, size_t a
 		sv_put64(rec + ITEM_LEN, pr ? pr->n : 0);
 	rc = mdb_put(t->txn, st->items, &k, &v, MDB_NOOVERWRITE);
 	stored = rc == MDB_KEYEXIST; /* and v is the stored value */
-	if (rc == 0 && pr) /* taken */
+	/* a new item took the pending count */
+	if (rc == 0 && pr)
 		*pr = t->pref[--t->pref_n];
 	if (stored && only_new)
 		return SV_ERR_DUPLICATE;
@@ -1935,9 +1935,10 @@ static int apply_item_put(sv_store_txn *t, int only_new, const void *a, size_t a
 		append_cursors_drop(t);
 		rc = item_vid(&v, &old);
 		if (rc == 0 && space == VEC_INLINE)
-			sv_put64(rec + ITEM_LEN, v.mv_size == ITEM_LEN_INLINE
-			                             ? sv_get64((const unsigned char *)v.mv_data + ITEM_LEN)
-			                             : 0);
+			sv_put64(rec + ITEM_LEN,
+			         v.mv_size == ITEM_LEN_INLINE
+			             ? sv_get64((const unsigned char *)v.mv_data + ITEM_LEN)
+			             : 0);
 		if (rc == 0) {
 			v.mv_size = len;
 			v.mv_data = rec;
@@ -3007,8 +3008,8 @@ int sv_store_stat(sv_store_read *r, struct sv_store_stat *out)
 	if (rc)
 		return neg(rc);
 	s.pairs = ms.ms_entries;
-	s.log_bytes = (size_t)(ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) *
-	              ms.ms_psize;
+	s.log_bytes =
+	    (size_t)(ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * ms.ms_psize;
 	rc = model_count(r->st, r->txn, &s.models);
 	if (rc)
 		return rc;

@@ -197,8 +197,10 @@ static int trained_wait(void *adm, char *js, size_t cap, long want)
 		idle = now == seen ? idle + 1 : 0;
 		seen = now;
 		if (idle > 6000) {
-			fprintf(stderr, "sv-bench ingest: the daemon's pairs_seen stopped at %ld "
-			                "short of %ld; see its log\n", now, want);
+			fprintf(stderr,
+			        "sv-bench ingest: the daemon's pairs_seen stopped at %ld "
+			        "short of %ld; see its log\n",
+			        now, want);
 			return -1;
 		}
 		usleep(5000);
@@ -255,7 +257,8 @@ static double daemon_rate(struct gen *g, const char *dir, int acked, double *per
 	/* untimed warm-up: the first group and steps (page faults, OpenBLAS's
 	 * buffers) cost what the 1 s training bound amortizes away */
 	if (bench_status(adm, js, sizeof(js)) < 0 || send_stream(g, in, &mb, 0, warm, acked) < 0 ||
-	    trained_wait(adm, js, sizeof(js), bench_json_u64(js, "pairs_seen") + warm * c->per_msg) < 0)
+	    trained_wait(adm, js, sizeof(js),
+	                 bench_json_u64(js, "pairs_seen") + warm * c->per_msg) < 0)
 		goto out;
 	base = bench_json_u64(js, "pairs_seen");
 	commits0 = bench_json_u64(js, "commits");
@@ -313,7 +316,8 @@ static double train_ceiling(const struct cfg *c)
 		for (uint64_t i = 0; ok && i < 256; i++) {
 			for (long j = 0; j < 2 * c->d_in; j++)
 				x[j] = (float)rand() / RAND_MAX - 0.5f;
-			sv_batch_add(b[k], x, 2 * i, x + c->d_in, 2 * i + 1, (uint8_t)(i & 1), i + 1);
+			sv_batch_add(b[k], x, 2 * i, x + c->d_in, 2 * i + 1, (uint8_t)(i & 1),
+			             i + 1);
 		}
 	}
 	if (ok) {
@@ -554,7 +558,9 @@ int bench_ingest(int argc, char **argv)
 		printf("sv-bench ingest: %ld pairs per case, %ld pairs/message, d_in %ld, sync %s, "
 		       "acked window %ld, train.threads %ld; median of %ld [range]\n",
 		       c.pairs, c.per_msg, c.d_in, c.sync, c.window, c.threads, c.reps);
-		print_stat("training alone (sv_trainer_step, 256 pairs, d_out 64, rows out of cache)", &bs[0], "pairs/s");
+		print_stat(
+		    "training alone (sv_trainer_step, 256 pairs, d_out 64, rows out of cache)",
+		    &bs[0], "pairs/s");
 		print_stat("store alone, inline (sv_store, the same records, 1024 pairs per commit)",
 		           &bs[1], "pairs/s");
 		print_stat("store alone, ids", &bs[2], "pairs/s");

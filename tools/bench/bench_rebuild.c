@@ -367,8 +367,8 @@ int bench_rebuild(int argc, char **argv)
 	fprintf(stderr, "\n");
 	for (int k = 0; k < 8; k++)
 		bench_stat_of(v[k], (size_t)o.reps, &st6[k]);
-	double per_item = ((double)sb.st_blocks * 512.0 - (double)log_bytes) /
-	                  (double)(o.items + o.inl);
+	double per_item =
+	    ((double)sb.st_blocks * 512.0 - (double)log_bytes) / (double)(o.items + o.inl);
 	double raw = (double)o.d_in * 4.0;
 	if (o.json) {
 		struct bench_json j;
