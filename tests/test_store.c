@@ -111,6 +111,19 @@ static void check_item(sv_store_read *r, uint32_t k)
 
 /* Items and vector records agree: every item's vector whole, no vector
  * left behind by a replace or a delete; n items. */
+/* The closed store at `path`, opened with raw LMDB to look at: *txn a read
+ * transaction (the caller aborts it and closes the environment). */
+static MDB_env *raw_read(MDB_txn **txn)
+{
+	MDB_env *env;
+
+	cr_assert_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	cr_assert_eq(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, txn), 0);
+	return env;
+}
+
 static void vecs_agree(sv_store *st, uint64_t n)
 {
 	struct sv_store_vec_check ck;
@@ -1851,10 +1864,7 @@ Test(store, window_entries_stay_bounded)
 	}
 	cr_assert_eq(sv_store_txn_commit(t), 0);
 	sv_store_close(st);
-	cr_assert_eq(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 8);
-	cr_assert_eq(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	env = raw_read(&txn);
 	cr_assert_eq(mdb_dbi_open(txn, "clients", 0, &dbi), 0);
 	cr_assert_eq(mdb_stat(txn, dbi, &ms), 0);
 	cr_assert_leq(ms.ms_entries, 17, "%zu window entries for depth 16", ms.ms_entries);
@@ -1944,40 +1954,56 @@ Test(store, a_full_map_can_still_be_trimmed)
 	sv_store_close(st);
 }
 
+/* The items (id and value) whose values are `size` bytes, copied out in id
+ * order; every other value must be `other` bytes.  Returns how many. */
+static struct raw_item {
+	unsigned char id[SV_STORE_ID_MAX];
+	size_t len;
+	unsigned char val[24];
+} raw_it[20000];
+
+static size_t raw_items(MDB_txn *txn, MDB_dbi items, size_t size, size_t other)
+{
+	size_t n = 0;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	cr_assert_eq(mdb_cursor_open(txn, items, &c), 0);
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		cr_assert(v.mv_size == size || v.mv_size == other, "a value of %zu bytes", v.mv_size);
+		if (v.mv_size != size)
+			continue;
+		cr_assert_lt(n, sizeof raw_it / sizeof raw_it[0]);
+		memcpy(raw_it[n].id, k.mv_data, k.mv_size);
+		raw_it[n].len = k.mv_size;
+		memcpy(raw_it[n].val, v.mv_data, size);
+		n++;
+	}
+	cr_assert_eq(rc, MDB_NOTFOUND);
+	mdb_cursor_close(c);
+	return n;
+}
+
 /* Put the inline items of a schema-4 store back in the schema-3 layout
  * (store.h): each value u16 fmt=2, u16 flags, u32 dim, u64 vector id, and
  * its count, when not 0, in refs.  Returns how many items it rewrote. */
 static size_t inline_to_schema_3(MDB_txn *txn)
 {
-	static struct {
-		unsigned char id[SV_STORE_ID_MAX];
-		size_t len;
-		unsigned char val[24];
-	} it[20000];
-	size_t n_it = 0;
+	struct raw_item *it = raw_it;
+	size_t n_it;
 	MDB_dbi items, refs;
-	MDB_cursor *c;
 	MDB_val k, v;
-	int rc;
 
 	cr_assert_eq(mdb_dbi_open(txn, "items", 0, &items), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "refs", 0, &refs), 0);
-	cr_assert_eq(mdb_cursor_open(txn, items, &c), 0);
-	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+	n_it = raw_items(txn, items, 24, 16);
+	for (size_t i = 0; i < n_it; i++) {
 		uint16_t fmt;
-		memcpy(&fmt, v.mv_data, 2);
-		cr_assert_eq(sv_store_id_reserved(k.mv_data, k.mv_size), v.mv_size == 24);
-		if (v.mv_size != 24)
-			continue;
+		memcpy(&fmt, it[i].val, 2);
 		cr_assert_eq(fmt, 3);
-		cr_assert_lt(n_it, sizeof it / sizeof it[0]);
-		memcpy(it[n_it].id, k.mv_data, k.mv_size);
-		it[n_it].len = k.mv_size;
-		memcpy(it[n_it].val, v.mv_data, 24);
-		n_it++;
+		cr_assert(sv_store_id_reserved(it[i].id, it[i].len));
 	}
-	cr_assert_eq(rc, MDB_NOTFOUND);
-	mdb_cursor_close(c);
 	for (size_t i = 0; i < n_it; i++) {
 		uint16_t fmt = 2;
 		uint64_t count;
@@ -2003,14 +2029,10 @@ static size_t inline_to_schema_3(MDB_txn *txn)
 static void items_to_schema_2(MDB_txn *txn)
 {
 	static unsigned char rec[8 + 4 * 40000];
-	static struct {
-		unsigned char id[SV_STORE_ID_MAX];
-		size_t len;
-		unsigned char val[16];
-	} it[20000];
-	size_t n_it = 0;
+	struct raw_item *it = raw_it;
+	size_t n_it;
 	MDB_dbi items, vecs[2];
-	MDB_cursor *c, *vc[2];
+	MDB_cursor *vc[2];
 	MDB_val k, v;
 	int rc;
 
@@ -2018,17 +2040,7 @@ static void items_to_schema_2(MDB_txn *txn)
 	cr_assert_eq(mdb_dbi_open(txn, "items", 0, &items), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "vecs", 0, &vecs[0]), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "ivecs", 0, &vecs[1]), 0);
-	cr_assert_eq(mdb_cursor_open(txn, items, &c), 0);
-	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
-		cr_assert_lt(n_it, sizeof it / sizeof it[0]);
-		cr_assert_eq(v.mv_size, 16);
-		memcpy(it[n_it].id, k.mv_data, k.mv_size);
-		it[n_it].len = k.mv_size;
-		memcpy(it[n_it].val, v.mv_data, 16);
-		n_it++;
-	}
-	cr_assert_eq(rc, MDB_NOTFOUND);
-	mdb_cursor_close(c);
+	n_it = raw_items(txn, items, 16, 16);
 	cr_assert_eq(mdb_cursor_open(txn, vecs[0], &vc[0]), 0);
 	cr_assert_eq(mdb_cursor_open(txn, vecs[1], &vc[1]), 0);
 	for (size_t i = 0; i < n_it; i++) {
@@ -2133,10 +2145,7 @@ Test(store, schema_2_store_moves_its_vectors_at_open)
 		MDB_env *env;
 		MDB_txn *txn;
 		MDB_dbi dbi;
-		cr_assert_eq(mdb_env_create(&env), 0);
-		mdb_env_set_maxdbs(env, 8);
-		cr_assert_eq(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
-		cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+		env = raw_read(&txn);
 		cr_assert_eq(mdb_dbi_open(txn, "vecs", 0, &dbi), MDB_NOTFOUND);
 		mdb_txn_abort(txn);
 		mdb_env_close(env);
@@ -2276,10 +2285,7 @@ Test(store, schema_3_store_moves_its_counts_at_open)
 
 	st = open_ok(&o);
 	sv_store_close(st);
-	cr_assert_eq(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	cr_assert_eq(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	env = raw_read(&txn);
 	cr_assert_eq(mdb_dbi_open(txn, "refs", 0, &dbi), 0);
 	cr_assert_eq(mdb_stat(txn, dbi, &ms), 0);
 	cr_assert_eq(ms.ms_entries, 0, "the counts left refs");
