@@ -502,6 +502,40 @@ Test(topk, large_crosses_chunks)
 	free_items(big, N);
 }
 
+/* A released cache's chunks go to the next cache of the same width: that
+ * cache starts with no live row (every one of the old rows gone), and a
+ * cache of another width takes none of them. */
+Test(topk, new_cache_reuses_no_row_of_a_released_one)
+{
+	enum { N = 9000, K = 5 }; /* two chunks */
+	struct item *big = make_items(N, D_IN, 41);
+	struct sv_topk_cache *c;
+	float W3[D_IN * (D_OUT + 1)], X[D_IN];
+	struct sv_topk_hit hits[K];
+	size_t count;
+	cr_assert_eq(sv_topk_cache_new(W1, D_IN, D_OUT, 1, &c), 0);
+	add_items(c, big, N, D_IN, 1000);
+	sv_topk_cache_release(c);
+	fill(X, D_IN, 9);
+
+	cr_assert_eq(sv_topk_cache_new(W2, D_IN, D_OUT, 2, &c), 0);
+	cr_assert_eq(sv_topk_cache_query_vec(c, X, 1, K, hits, &count), 0);
+	cr_assert_eq(count, 0);
+	add_items(c, big, 3, D_IN, 1000);
+	cr_assert_eq(sv_topk_cache_count(c), 3);
+	cr_assert_eq(sv_topk_cache_query_vec(c, X, 1, K, hits, &count), 0);
+	check_hits(W2, D_IN, D_OUT, big, 3, X, K, hits, count);
+	sv_topk_cache_release(c);
+
+	fill(W3, D_IN * (D_OUT + 1), 12);
+	cr_assert_eq(sv_topk_cache_new(W3, D_IN, D_OUT + 1, 3, &c), 0);
+	add_items(c, big, N, D_IN, 1000);
+	cr_assert_eq(sv_topk_cache_query_vec(c, X, 1, K, hits, &count), 0);
+	check_hits(W3, D_IN, D_OUT + 1, big, N, X, K, hits, count);
+	sv_topk_cache_release(c);
+	free_items(big, N);
+}
+
 /* A rebuild's feed from a real store: every stored item (more than one
  * load chunk of them), none of the inline pair vectors, and the same
  * answers as items added by hand; a store read of the wrong dims adds

@@ -62,7 +62,10 @@
  *
  * Memory: about N * (4 d_out + 50) bytes per cache plus the id bytes (rows
  * are allocated 8192 at a time, as transparent huge pages when a chunk
- * reaches 2 MiB), and two caches during a rebuild.
+ * reaches 2 MiB), and two caches during a rebuild.  The rows of the cache
+ * released last stay allocated for the next cache of the same d_out (a
+ * rebuild then faults in no fresh memory), so from the first rebuild on a
+ * process holds two caches' rows.
  *
  * Leaves out: approximate search, other metrics, persistence (the store is the
  * source of truth; the cache is rebuilt from it), BLAS thread policy (sv/blas.h).
