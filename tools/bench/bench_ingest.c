@@ -20,7 +20,9 @@
  * times sv_store alone writing the same records per pair with the same sync
  * in groups of 1024 pairs, as many pairs as the daemon gets (the
  * durable-storage bound); "vs bound" is the daemon over the lower of the two
- * bounds.  It also prints the daemon's pairs per group commit.  Leaves out: queries
+ * bounds.  It also prints the daemon's pairs per group commit and, for
+ * inline vectors, the bytes of data.mdb its store holds a vector at the end
+ * (the pair log's rows left out, its checkpoint in).  Leaves out: queries
  * (sv-bench query), the store alone (sv-bench store).
  *
  * Options: --daemon PATH (default: ../daemon/simverifyd beside this binary),
@@ -38,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -207,9 +210,40 @@ static int trained_wait(void *adm, char *js, size_t cap, long want)
 	}
 }
 
+/* What the daemon left in its store at sd: data.mdb's bytes on disk, the
+ * pair log's rows (sv_store_stat log_bytes) left out, per inline vector;
+ * its checkpoint stays in.  0 when it cannot tell. */
+static double store_bytes_per_vec(const struct cfg *c, const char *sd)
+{
+	char path[PATH_MAX + 32], mdb[PATH_MAX + 48], err[SV_STORE_ERRMSG_MAX];
+	struct sv_store_opts so;
+	struct sv_store_stat ss;
+	sv_store *st = NULL;
+	sv_store_read *r = NULL;
+	struct stat sb;
+	double per = 0;
+
+	snprintf(path, sizeof(path), "%s/store", sd);
+	snprintf(mdb, sizeof(mdb), "%s/data.mdb", path);
+	sv_store_opts_default(&so);
+	so.path = path;
+	so.d_in = (uint32_t)c->d_in;
+	so.d_out = 64;
+	if (stat(mdb, &sb) != 0 || sv_store_open(&st, &so, err, sizeof(err)) < 0)
+		return 0;
+	if (sv_store_read_begin(st, &r) == 0 && sv_store_stat(r, &ss) == 0 && ss.inline_items > 0)
+		per =
+		    ((double)sb.st_blocks * 512.0 - (double)ss.log_bytes) / (double)ss.inline_items;
+	sv_store_read_end(r);
+	sv_store_close(st);
+	return per;
+}
+
 /* The daemon: fresh state dir, items loaded, a warm-up, then the timed
- * stream. */
-static double daemon_rate(struct gen *g, const char *dir, int acked, double *per_commit)
+ * stream.  With inline vectors, *bytes_per_vec: what its store holds a
+ * vector at the end (store_bytes_per_vec). */
+static double daemon_rate(struct gen *g, const char *dir, int acked, double *per_commit,
+                          double *bytes_per_vec)
 {
 	const struct cfg *c = g->c;
 	char sd[PATH_MAX + 16], o1[64], o2[64], o3[64], o4[64], js[65536];
@@ -224,6 +258,7 @@ static double daemon_rate(struct gen *g, const char *dir, int acked, double *per
 	pid_t pid;
 
 	*per_commit = 0;
+	*bytes_per_vec = 0;
 	snprintf(sd, sizeof(sd), "%s/daemon", dir);
 	snprintf(o1, sizeof(o1), "model.d_in=%ld", c->d_in);
 	snprintf(o2, sizeof(o2), "store.sync=%s", c->sync);
@@ -277,6 +312,8 @@ out:
 	zmq_close(adm);
 	zmq_ctx_term(ctx);
 	bench_daemon_stop(pid);
+	if (rate > 0 && g->inline_vecs)
+		*bytes_per_vec = store_bytes_per_vec(c, sd);
 	bench_rm_tree(sd);
 	return rate;
 }
@@ -418,7 +455,7 @@ static void print_stat(const char *what, const struct bench_stat *st, const char
 
 /* Case k's figures: daemon, raw, daemon/raw, daemon/train, daemon/bound,
  * the daemon's pairs per group commit; MAX_REPS slots each. */
-#define N_FIG 6
+#define N_FIG 7
 static double *cv_of(double *all, size_t k)
 {
 	return all + k * N_FIG * MAX_REPS;
@@ -539,7 +576,8 @@ int bench_ingest(int argc, char **argv)
 			double bound = sc > 0 && sc < v[0][r] ? sc : v[0][r];
 
 			g.inline_vecs = cases[k].inline_vecs;
-			cv[0 * MAX_REPS + r] = daemon_rate(&g, dir, cases[k].acked, &cv[5 * MAX_REPS + r]);
+			cv[0 * MAX_REPS + r] = daemon_rate(
+			    &g, dir, cases[k].acked, &cv[5 * MAX_REPS + r], &cv[6 * MAX_REPS + r]);
 			cv[1 * MAX_REPS + r] = raw_rate(&g, dir);
 			cv[2 * MAX_REPS + r] = cv[0 * MAX_REPS + r] / cv[1 * MAX_REPS + r];
 			cv[3 * MAX_REPS + r] = cv[0 * MAX_REPS + r] / v[0][r];
@@ -564,8 +602,9 @@ int bench_ingest(int argc, char **argv)
 		print_stat("store alone, inline (sv_store, the same records, 1024 pairs per commit)",
 		           &bs[1], "pairs/s");
 		print_stat("store alone, ids", &bs[2], "pairs/s");
-		printf("%-13s %-22s %-10s %-10s %-18s %-8s %s\n", "case", "daemon pairs/s", "vs raw",
-		       "vs train", "vs bound", "bound", "pairs/commit");
+		printf("%-13s %-22s %-10s %-10s %-18s %-8s %-13s %s\n", "case", "daemon pairs/s",
+		       "vs raw", "vs train", "vs bound", "bound", "pairs/commit",
+		       "store B/vector (x raw)");
 	}
 	for (size_t k = 0; k < N_CASES; k++) {
 		double *cv = cv_of(cv_all, k);
@@ -589,13 +628,25 @@ int bench_ingest(int argc, char **argv)
 			bench_json_num(&j, key, st[4].lo);
 			snprintf(key, sizeof(key), "%s_bound_ratio_hi", cases[k].name);
 			bench_json_num(&j, key, st[4].hi);
+			if (cases[k].inline_vecs) {
+				snprintf(key, sizeof(key), "%s_store_bytes_per_vector",
+				         cases[k].name);
+				bench_json_num(&j, key, st[6].med);
+			}
 		} else {
-			printf("%-13s %6.0f [%6.0f-%6.0f] %5.1f%%     %5.1f%%     %5.1f%% [%4.1f-%4.1f] "
-			       "%-8s %.0f\n",
+			char per[48] = "-";
+
+			if (cases[k].inline_vecs && st[6].med > 0)
+				snprintf(per, sizeof(per), "%.0f (%.3fx)", st[6].med,
+				         st[6].med / ((double)c.d_in * 4.0));
+			printf("%-13s %6.0f [%6.0f-%6.0f] %5.1f%%     %5.1f%%     %5.1f%% "
+			       "[%4.1f-%4.1f] "
+			       "%-8s %-13.0f %s\n",
 			       cases[k].name, st[0].med, st[0].lo, st[0].hi, 100 * st[2].med,
 			       100 * st[3].med, 100 * st[4].med, 100 * st[4].lo, 100 * st[4].hi,
-			       cases[k].inline_vecs && bs[1].med < bs[0].med ? "storage" : "training",
-			       st[5].med);
+			       cases[k].inline_vecs && bs[1].med < bs[0].med ? "storage"
+			                                                     : "training",
+			       st[5].med, per);
 		}
 		fflush(stdout);
 	}

@@ -21,7 +21,10 @@
  *
  * Options: --items N (1000000), --inline N (0: inline pair vectors stored
  * beside the items, as a pair log leaves them, a row naming each two; the
- * rebuild must pass them over), --shuffle (write the items in a scattered id order, as clients
+ * rebuild must pass them over), --inline-group P (1024: pairs a commit, as
+ * the daemon's group commits at full speed and sv-bench ingest's storage
+ * bound: each commit copies the items leaves it touches, so the pages LMDB
+ * keeps free grow with it), --shuffle (write the items in a scattered id order, as clients
  * do, instead of in id order: a walk then seeks each vector instead of
  * stepping through them), --d-in N (784), --d-out N (64), --reps R (3),
  * --dir DIR (/tmp), --json.  Memory: about N * d_in * 4 bytes for the matrix
@@ -46,7 +49,7 @@
 #define MAX_REPS 15
 
 struct opts {
-	long items, d_in, d_out, reps, inl;
+	long items, d_in, d_out, reps, inl, inl_group;
 	const char *dir;
 	int json, shuffle;
 };
@@ -139,12 +142,12 @@ static int make_store(const struct opts *o, const char *path, float *X, sv_store
 	/* inline pair vectors, which a rebuild must pass over, as a pair log
 	 * leaves them: a row naming each two, appended before their puts (as
 	 * the daemon does), so they carry their reference counts */
-	for (long base = 0; base < o->inl && rc == 0; base += GROUP) {
+	for (long base = 0; base < o->inl && rc == 0; base += 2 * o->inl_group) {
 		sv_store_txn *t = NULL;
 		float *x = malloc(2 * d * sizeof(float));
 
 		rc = x == NULL ? -ENOMEM : sv_store_txn_begin(st, &t);
-		for (long i = base; i < base + GROUP && i < o->inl && rc == 0; i += 2) {
+		for (long i = base; i < base + 2 * o->inl_group && i < o->inl && rc == 0; i += 2) {
 			char id[2][SV_STORE_INLINE_ID_LEN + 1];
 			struct sv_store_pair p = {.len_a = SV_STORE_INLINE_ID_LEN,
 			                          .len_b = SV_STORE_INLINE_ID_LEN,
@@ -170,8 +173,10 @@ static int make_store(const struct opts *o, const char *path, float *X, sv_store
 				rc = rc2;
 		}
 		free(x);
-		fprintf(stderr, "\rsv-bench rebuild: stored %ld of %ld inline vectors",
-		        base + GROUP < o->inl ? base + GROUP : o->inl, o->inl);
+		if (base / (2 * o->inl_group) % 16 == 15 || base + 2 * o->inl_group >= o->inl)
+			fprintf(stderr, "\rsv-bench rebuild: stored %ld of %ld inline vectors",
+			        base + 2 * o->inl_group < o->inl ? base + 2 * o->inl_group : o->inl,
+			        o->inl);
 	}
 	if (o->inl > 0)
 		fprintf(stderr, "\n");
@@ -260,14 +265,21 @@ static void sgemm_once(const float *X, const float *W, float *Z, const struct op
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: sv-bench rebuild [--items N] [--inline N] [--shuffle] [--d-in N]\n"
-	                "                        [--d-out N] [--reps R] [--dir DIR] [--json]\n");
+	fprintf(stderr, "usage: sv-bench rebuild [--items N] [--inline N] [--inline-group P] "
+	                "[--shuffle]\n"
+	                "                        [--d-in N] [--d-out N] [--reps R] [--dir DIR] "
+	                "[--json]\n");
 	return 2;
 }
 
 int bench_rebuild(int argc, char **argv)
 {
-	struct opts o = {.items = 1000000, .d_in = 784, .d_out = 64, .reps = 3, .dir = "/tmp"};
+	struct opts o = {.items = 1000000,
+	                 .d_in = 784,
+	                 .d_out = 64,
+	                 .reps = 3,
+	                 .inl_group = 1024,
+	                 .dir = "/tmp"};
 	char path[4096], mdb[4200];
 	struct times rb[MAX_REPS], sg[MAX_REPS], rd[MAX_REPS];
 	double v[8][MAX_REPS];
@@ -297,6 +309,8 @@ int bench_rebuild(int argc, char **argv)
 			dst = &o.items, hi_ = 100000000;
 		else if (!strcmp(argv[i], "--inline"))
 			dst = &o.inl, lo_ = 0, hi_ = 100000000;
+		else if (!strcmp(argv[i], "--inline-group"))
+			dst = &o.inl_group, hi_ = 1000000;
 		else if (!strcmp(argv[i], "--d-in"))
 			dst = &o.d_in, hi_ = 65536;
 		else if (!strcmp(argv[i], "--d-out"))
@@ -389,10 +403,10 @@ int bench_rebuild(int argc, char **argv)
 		bench_json_num(&j, "raw_bytes_per_item", raw);
 		bench_json_end(&j);
 	} else {
-		printf("rebuild of %ld items written %s (and %ld inline vectors beside them), "
-		       "%ld -> %ld, 1 BLAS thread, median of %ld [range]\n",
-		       o.items, o.shuffle ? "in scattered id order" : "in id order", o.inl, o.d_in,
-		       o.d_out, o.reps);
+		printf("rebuild of %ld items written %s (and %ld inline vectors beside them, %ld "
+		       "pairs a commit), %ld -> %ld, 1 BLAS thread, median of %ld [range]\n",
+		       o.items, o.shuffle ? "in scattered id order" : "in id order", o.inl,
+		       o.inl_group, o.d_in, o.d_out, o.reps);
 		printf("  %-5s %-24s %-24s %s\n", "clock", "rebuild s", "bare sgemm s",
 		       "rebuild/sgemm (target <= 1.5)");
 		for (int k = 0; k < 2; k++) {
