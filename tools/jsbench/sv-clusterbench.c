@@ -42,7 +42,12 @@
  * and their CPU microseconds a pair beside the daemon alone's and the
  * nats-servers' in the raw phases (from /proc; the servers only when this
  * run started them); and each node's lag over all samples of all
- * repetitions (median, max).  Every ratio is taken within its repetition.
+ * repetitions (median, max).  The raw phases also time this process's own
+ * CPU (the raw client's).  When the servers are its own, it prints the
+ * bound of one shared machine: its cores over the CPU a pair costs in raw
+ * publish, in raw consume (servers and client in each) and in the daemon
+ * alone, the three things an end-to-end pair needs done here, and e2e over
+ * that bound.  Every ratio is taken within its repetition.
  * A query replica r runs too, and during the load an ITEM_PUT goes to a's
  * gateway every 50 ms: its ack names its pair-stream sequence, and the
  * bench times how long r takes to show that sequence (STATUS
@@ -109,7 +114,9 @@ struct figs {
 	/* CPU seconds over the wall time: a, b, the nats-servers (end to end),
 	 * the daemon alone */
 	double cpu[4][MAX_REPS];
-	double raw_us[2][MAX_REPS]; /* nats-server CPU us a pair: raw publish, consume */
+	/* CPU us a pair in the raw phases: the nats-servers' in publish and in
+	 * consume, then this process's (the raw client's) in each */
+	double raw_us[4][MAX_REPS];
 	struct lag lag[MAX_NODES]; /* every node's samples, over every repetition */
 	long busy;
 	double *vis;      /* ms from a's ack of an item write to replica r having it */
@@ -243,10 +250,11 @@ static int nats_pids(const char *nats, pid_t pids[3])
 	return n;
 }
 
-/* The nats-servers' CPU seconds at each phase of a raw run (jsraw_hook). */
+/* The nats-servers' CPU seconds, and this process's (the raw client's), at
+ * each phase of a raw run (jsraw_hook). */
 struct raw_cpu {
 	const char *nats;
-	double at[3];
+	double at[3], self[3];
 };
 
 static void raw_cpu_take(void *ctx, int phase)
@@ -258,6 +266,7 @@ static void raw_cpu_take(void *ctx, int phase)
 	rc->at[phase] = 0;
 	for (int i = 0; i < n; i++)
 		rc->at[phase] += proc_cpu(pids[i]);
+	rc->self[phase] = proc_cpu(getpid());
 }
 
 /* ---- a private simverifyd ---- */
@@ -831,7 +840,7 @@ static void print_lag(const struct cfg *c, struct figs *f, int nodes)
 static void print_row(const struct cfg *c, struct figs *f, long d_in, long replicas,
                       const struct msgset *s)
 {
-	struct bench_stat e, p, u, r, a, ra, ak, pc[3], cu[4], us[4], rp, rs;
+	struct bench_stat e, p, u, r, a, ra, ak, pc[3], cu[4], us[4], rp, rs, cp, cs, cb, rcb;
 	double ppm = (double)c->per_msg, ralone[MAX_REPS];
 	size_t n = (size_t)c->reps;
 
@@ -879,9 +888,30 @@ static void print_row(const struct cfg *c, struct figs *f, long d_in, long repli
 	       cu[0].med, cu[1].med, cu[2].med, cu[3].med, sysconf(_SC_NPROCESSORS_ONLN));
 	bench_stat_of(f->raw_us[0], n, &rp);
 	bench_stat_of(f->raw_us[1], n, &rs);
+	bench_stat_of(f->raw_us[2], n, &cp);
+	bench_stat_of(f->raw_us[3], n, &cs);
 	printf("    CPU us a pair: a %.0f, b %.0f, nats-servers %.0f; alone %.0f; nats-servers "
-	       "in raw publish %.0f, raw consume %.0f (medians)\n",
-	       us[0].med, us[1].med, us[2].med, us[3].med, rp.med, rs.med);
+	       "in raw publish %.0f, raw consume %.0f; the raw client in publish %.0f, consume "
+	       "%.0f (medians)\n",
+	       us[0].med, us[1].med, us[2].med, us[3].med, rp.med, rs.med, cp.med, cs.med);
+	if (c->nats != NULL) { /* the servers' CPU is known: the bound of a shared machine */
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		double bound[MAX_REPS], rbound[MAX_REPS];
+
+		for (size_t k = 0; k < n; k++) {
+			double need = f->raw_us[0][k] + f->raw_us[1][k] + f->raw_us[2][k] +
+			              f->raw_us[3][k] + f->cpu[3][k] / f->alone[k] * 1e6;
+
+			bound[k] = need > 0 ? (double)cores / need * 1e6 : 0;
+			rbound[k] = bound[k] > 0 ? f->e2e[k] / bound[k] : 0;
+		}
+		bench_stat_of(bound, n, &cb);
+		bench_stat_of(rbound, n, &rcb);
+		printf("    CPU bound of one machine: %.0f [%.0f-%.0f] pairs/s = %ld cores / (raw "
+		       "publish + raw consume + the daemon alone, CPU us a pair); e2e / CPU bound "
+		       "%.2f [%.2f-%.2f]\n",
+		       cb.med, cb.lo, cb.hi, cores, rcb.med, rcb.lo, rcb.hi);
+	}
 	if (f->busy)
 		printf("    %ld BUSY answers resent\n", f->busy);
 	print_lag(c, f, 1 + (int)c->standby + c->nwatch);
@@ -1009,9 +1039,14 @@ static int run_size(const struct cfg *c, long d_in, const char *dir, jsCtx *jsc)
 			if (jsraw_run(jsc, "SVB_RAW", (int)c->replicas[k], s.m, s.n, &fk->pub[rep],
 			              &fk->sub[rep], &hook))
 				goto out;
-			/* microseconds of nats-server CPU a pair, each phase */
-			fk->raw_us[0][rep] = (rcpu.at[1] - rcpu.at[0]) / ((double)s.n * (double)c->per_msg) * 1e6;
-			fk->raw_us[1][rep] = (rcpu.at[2] - rcpu.at[1]) / ((double)s.n * (double)c->per_msg) * 1e6;
+			/* microseconds of CPU a pair, each phase: servers, client */
+			for (int ph = 0; ph < 2; ph++) {
+				double pairs = (double)s.n * (double)c->per_msg;
+
+				fk->raw_us[ph][rep] = (rcpu.at[ph + 1] - rcpu.at[ph]) / pairs * 1e6;
+				fk->raw_us[2 + ph][rep] =
+				    (rcpu.self[ph + 1] - rcpu.self[ph]) / pairs * 1e6;
+			}
 			fk->e2e[rep] = run_cluster(c, &s, d_in, c->replicas[k], dir, stream, jsc, fk,
 			                           &fk->acked[rep], ppc2, cpu);
 			if (fk->e2e[rep] < 0)
