@@ -528,6 +528,88 @@ Test(store, stored_walk_after_replacing_items)
 	sv_store_close(st);
 }
 
+/* A stored walk's vectors as items put by put_items (item k: fill(k),
+ * flags k), each once; with nested, the first item also runs a whole walk
+ * of that other reader, expecting `expect` items (it walks without the
+ * store's trail, which the outer walk holds). */
+struct walk_all {
+	uint32_t n;
+	unsigned char *seen; /* by item number */
+	uint32_t cap, expect;
+	sv_store_read *nested;
+};
+
+static int walk_all_one(void *ctx, const void *id, size_t len, const struct sv_store_item *it)
+{
+	struct walk_all *w = ctx;
+	float x[D_IN];
+	char want[32];
+	uint32_t k = (uint32_t)strtoul((const char *)id + 5, NULL, 10);
+	cr_assert_lt(k, w->cap);
+	cr_assert_eq((size_t)item_id(want, k), len);
+	cr_assert_eq(w->seen[k], 0, "item %u twice", k);
+	w->seen[k] = 1;
+	fill(x, D_IN, k);
+	cr_assert_eq(memcmp(x, it->vec, sizeof x), 0, "item %u", k);
+	cr_assert_eq(it->flags, (uint16_t)k);
+	if (w->nested) { /* once */
+		struct walk_all in = {0, calloc(w->cap, 1), w->cap, 0, NULL};
+		cr_assert_eq(sv_store_stored_walk(w->nested, walk_all_one, &in), 0);
+		cr_assert_eq(in.n, w->expect);
+		free(in.seen);
+		w->nested = NULL;
+	}
+	w->n++;
+	return 0;
+}
+
+static uint32_t walk_all(sv_store *st, uint32_t cap, uint32_t nested)
+{
+	struct walk_all w = {0, calloc(cap, 1), cap, nested, NULL};
+	sv_store_read *r, *r2 = NULL;
+	cr_assert_eq(sv_store_read_begin(st, &r), 0);
+	if (nested)
+		cr_assert_eq(sv_store_read_begin(st, &r2), 0);
+	w.nested = r2;
+	cr_assert_eq(sv_store_stored_walk(r, walk_all_one, &w), 0);
+	sv_store_read_end(r2);
+	sv_store_read_end(r);
+	free(w.seen);
+	return w.n;
+}
+
+/* Each stored walk leaves where the vectors lay for the next to prefetch
+ * from (store.c's trail): walks stay exact as items are added, replaced
+ * and deleted between them, after the map grows (and moves), and when two
+ * readers walk at once. */
+Test(store, stored_walks_stay_exact_as_the_store_changes)
+{
+	struct sv_store_opts o = opts(D_IN, D_OUT);
+	sv_store *st;
+	sv_store_txn *t;
+	char id[32];
+	size_t map0;
+	o.map_size = 1u << 20;
+	st = open_ok(&o);
+	map0 = sv_store_map_size(st);
+	put_items(st, 0, 300);
+	cr_assert_eq(walk_all(st, 2000, 0), 300);
+	cr_assert_eq(walk_all(st, 2000, 0), 300);
+	put_items(st, 300, 900); /* the map grows: the trail's pages moved */
+	cr_assert_gt(sv_store_map_size(st), map0);
+	cr_assert_eq(walk_all(st, 2000, 0), 1200);
+	cr_assert_eq(sv_store_txn_begin(st, &t), 0);
+	for (uint32_t k = 0; k < 1200; k += 3)
+		cr_assert_eq(sv_store_item_del(t, id, (size_t)item_id(id, k)), 0);
+	cr_assert_eq(sv_store_txn_commit(t), 0);
+	put_items(st, 1, 100); /* 67 replaced, 33 back: new vector ids, above the rest */
+	cr_assert_eq(walk_all(st, 2000, 0), 833);
+	cr_assert_eq(walk_all(st, 2000, 833), 833);
+	cr_assert_eq(walk_all(st, 2000, 0), 833);
+	vecs_agree(st, 833);
+	sv_store_close(st);
+}
+
 Test(store, item_walk_in_id_order)
 {
 	struct sv_store_opts o = opts(D_IN, D_OUT);

@@ -462,7 +462,11 @@ int sv_store_item_walk(sv_store_read *r,
  * bytes of memory each, and up to 48 more while a window written out of
  * id order is sorted), sorted by vector id, and their vectors read in
  * the order they lie in vecs, one cursor step a record, whatever order
- * the ids came in.  Callbacks and returns as sv_store_item_walk. */
+ * the ids came in.  The store keeps where each vector's records lay (24
+ * bytes a stored vector, from the first walk on) so the next walk
+ * prefetches them exactly; one walk at a time has that, others (walking
+ * at once) prefetch by a guess from the file order.  Callbacks and
+ * returns as sv_store_item_walk. */
 int sv_store_stored_walk(sv_store_read *r,
 			 int (*fn)(void *ctx, const void *id, size_t len, const struct sv_store_item *it),
 			 void *ctx);
