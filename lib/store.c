@@ -1717,7 +1717,6 @@ fail:
 	if (st->env)
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
-	trail_free(atomic_load(&st->trail));
 	free(st);
 	return neg(rc);
 }
@@ -1728,6 +1727,7 @@ void sv_store_close(sv_store *st)
 		return;
 	mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
+	trail_free(atomic_load(&st->trail));
 	free(st);
 }
 
