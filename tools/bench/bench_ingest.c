@@ -228,7 +228,7 @@ static double store_bytes_per_vec(const struct cfg *c, const char *sd)
 	sv_store_opts_default(&so);
 	so.path = path;
 	so.d_in = (uint32_t)c->d_in;
-	so.d_out = 64;
+	so.d_out = 64; /* the daemon's default model.d_out, which the bench keeps */
 	if (stat(mdb, &sb) != 0 || sv_store_open(&st, &so, err, sizeof(err)) < 0)
 		return 0;
 	if (sv_store_read_begin(st, &r) == 0 && sv_store_stat(r, &ss) == 0 && ss.inline_items > 0)
